@@ -1,1 +1,64 @@
-//! placeholder
+//! moldau-storage: the partition log.
+//!
+//! Stores Kafka RecordBatch v2 bytes verbatim in Kafka's on-disk layout
+//! (`<topic>-<partition>/` directories of `.log`, `.index`, `.timeindex`, `.txnindex`
+//! segments), with recovery, roll, retention, compaction and idempotent-producer state.
+//! Sync file IO only; it knows nothing of sockets, leaders or requests.
+
+pub mod config;
+pub mod error;
+pub mod log;
+pub mod manager;
+pub mod producer_state;
+
+pub use config::{
+    CleanupPolicy, CompressionType, ConfigError, LogConfig, TimestampType, TopicConfigDef,
+    TOPIC_CONFIGS,
+};
+pub use error::StorageError;
+pub use log::{
+    AppendOrigin, EpochEndOffset, FetchDataInfo, FileSlice, Log, LogAppendInfo, TimestampAndOffset,
+};
+pub use manager::{LogManager, LogManagerConfig};
+pub use producer_state::ProducerStateEntry;
+
+/// Topic ids are UUIDs (rendered as Kafka's URL-safe base64 in `partition.metadata`).
+pub type Uuid = uuid::Uuid;
+
+/// A topic name and partition index.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+
+    /// The partition's directory name, `<topic>-<partition>`.
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+
+    /// Parses a `<topic>-<partition>` directory name (the topic may contain '-').
+    pub fn from_dir_name(name: &str) -> Option<Self> {
+        let (topic, digits) = name.rsplit_once('-')?;
+        let partition: i32 = digits.parse().ok()?;
+        // Reject "+1", "01" and negatives so the name round-trips through dir_name.
+        if topic.is_empty() || partition < 0 || partition.to_string() != digits {
+            return None;
+        }
+        Some(TopicPartition::new(topic, partition))
+    }
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
