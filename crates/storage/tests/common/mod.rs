@@ -57,11 +57,19 @@ impl Rec {
     }
 
     pub fn tombstone(key: &str, timestamp: i64) -> Rec {
-        Rec { key: Some(key.as_bytes().to_vec()), value: None, timestamp }
+        Rec {
+            key: Some(key.as_bytes().to_vec()),
+            value: None,
+            timestamp,
+        }
     }
 
     pub fn unkeyed(value: &[u8], timestamp: i64) -> Rec {
-        Rec { key: None, value: Some(value.to_vec()), timestamp }
+        Rec {
+            key: None,
+            value: Some(value.to_vec()),
+            timestamp,
+        }
     }
 }
 
@@ -79,7 +87,11 @@ pub fn batch(records: &[Rec], compression: Compression) -> Vec<u8> {
 }
 
 /// One RecordBatch v2 for an (optionally idempotent) producer, encoded by the codec crate.
-pub fn batch_with(records: &[Rec], compression: Compression, producer: Option<Producer>) -> Vec<u8> {
+pub fn batch_with(
+    records: &[Rec],
+    compression: Compression,
+    producer: Option<Producer>,
+) -> Vec<u8> {
     assert!(!records.is_empty(), "a batch holds at least one record");
     let (producer_id, producer_epoch, base_sequence) = match producer {
         Some(p) => (p.id, p.epoch, p.base_sequence),
@@ -107,17 +119,37 @@ pub fn batch_with(records: &[Rec], compression: Compression, producer: Option<Pr
         })
         .collect();
     let mut buf = Vec::new();
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &RecordEncodeOptions { version: 2, compression })
-        .expect("encode batch");
-    assert_eq!(split_batches(&buf).len(), 1, "encoder produced more than one batch");
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encode batch");
+    assert_eq!(
+        split_batches(&buf).len(),
+        1,
+        "encoder produced more than one batch"
+    );
     buf
 }
 
 /// A batch of `count` records of `value_len` bytes, keys "k<i % distinct>".
-pub fn sized_batch(count: usize, value_len: usize, compression: Compression, timestamp: i64) -> Vec<u8> {
+pub fn sized_batch(
+    count: usize,
+    value_len: usize,
+    compression: Compression,
+    timestamp: i64,
+) -> Vec<u8> {
     let value = vec![b'v'; value_len];
     let records: Vec<Rec> = (0..count)
-        .map(|i| Rec { key: Some(format!("k{i}").into_bytes()), value: Some(value.clone()), timestamp })
+        .map(|i| Rec {
+            key: Some(format!("k{i}").into_bytes()),
+            value: Some(value.clone()),
+            timestamp,
+        })
         .collect();
     batch(&records, compression)
 }
@@ -142,7 +174,11 @@ pub struct BatchHeader {
 
 impl BatchHeader {
     pub fn parse(b: &[u8]) -> BatchHeader {
-        assert!(b.len() >= HEADER_LEN, "batch header needs {HEADER_LEN} bytes, got {}", b.len());
+        assert!(
+            b.len() >= HEADER_LEN,
+            "batch header needs {HEADER_LEN} bytes, got {}",
+            b.len()
+        );
         let i64_at = |o: usize| i64::from_be_bytes(b[o..o + 8].try_into().unwrap());
         let i32_at = |o: usize| i32::from_be_bytes(b[o..o + 4].try_into().unwrap());
         let i16_at = |o: usize| i16::from_be_bytes(b[o..o + 2].try_into().unwrap());
@@ -198,11 +234,23 @@ pub fn split_batches(buf: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < buf.len() {
-        assert!(buf.len() - pos >= HEADER_LEN, "partial batch header at byte {pos} of {}", buf.len());
+        assert!(
+            buf.len() - pos >= HEADER_LEN,
+            "partial batch header at byte {pos} of {}",
+            buf.len()
+        );
         let h = BatchHeader::parse(&buf[pos..]);
-        assert!(h.batch_length > 0, "non-positive batch length at byte {pos}");
+        assert!(
+            h.batch_length > 0,
+            "non-positive batch length at byte {pos}"
+        );
         let end = pos + h.size();
-        assert!(end <= buf.len(), "partial batch at byte {pos}: needs {} bytes, {} left", h.size(), buf.len() - pos);
+        assert!(
+            end <= buf.len(),
+            "partial batch at byte {pos}: needs {} bytes, {} left",
+            h.size(),
+            buf.len() - pos
+        );
         out.push(&buf[pos..end]);
         pos = end;
     }
@@ -231,7 +279,11 @@ pub fn decode_batch(batch: &[u8]) -> (BatchHeader, Vec<StoredRecord>) {
             offset: r.offset,
             key: r.key.map(|k| k.to_vec()),
             value: r.value.map(|v| v.to_vec()),
-            timestamp: if header.is_log_append_time() { header.max_timestamp } else { r.timestamp },
+            timestamp: if header.is_log_append_time() {
+                header.max_timestamp
+            } else {
+                r.timestamp
+            },
         })
         .collect();
     (header, records)
@@ -243,12 +295,8 @@ pub fn tp() -> TopicPartition {
 
 pub fn manager_config(dir: &Path) -> LogManagerConfig {
     LogManagerConfig {
-        log_dir: dir.to_path_buf(),
-        retention_check_interval_ms: 300_000,
-        flush_check_interval_ms: i64::MAX,
-        cleaner_enabled: true,
-        cleaner_backoff_ms: 15_000,
         recovery_threads: 1,
+        ..LogManagerConfig::new(dir)
     }
 }
 
@@ -297,8 +345,8 @@ impl Harness {
     /// Opens the manager (recovering whatever is on disk) and the partition log.
     pub fn open(&mut self) {
         assert!(self.manager.is_none());
-        let manager =
-            LogManager::open(manager_config(self.dir.path()), self.config.clone()).expect("open log manager");
+        let manager = LogManager::open(manager_config(self.dir.path()), self.config.clone())
+            .expect("open log manager");
         let log = manager
             .get_or_create_log(&self.tp, self.topic_id, self.config.clone())
             .expect("get_or_create_log");
@@ -347,7 +395,11 @@ pub fn read_all_batches(log: &Log) -> Vec<Vec<u8>> {
     while offset < end {
         let data = log.read(offset, 64 * 1024, end, true).expect("read");
         let bytes = data.read_to_bytes().expect("read_to_bytes");
-        assert_eq!(bytes.len(), data.total_bytes as usize, "total_bytes matches the slices");
+        assert_eq!(
+            bytes.len(),
+            data.total_bytes as usize,
+            "total_bytes matches the slices"
+        );
         if bytes.is_empty() {
             break;
         }
@@ -356,7 +408,12 @@ pub fn read_all_batches(log: &Log) -> Vec<Vec<u8>> {
         for b in batches {
             assert!(crc_valid(b), "served batch has a bad CRC");
             let h = BatchHeader::parse(b);
-            assert!(h.last_offset() >= next, "batch [{}, {}] does not reach offset {next}", h.base_offset, h.last_offset());
+            assert!(
+                h.last_offset() >= next,
+                "batch [{}, {}] does not reach offset {next}",
+                h.base_offset,
+                h.last_offset()
+            );
             next = h.last_offset() + 1;
             out.push(b.to_vec());
         }
