@@ -1,0 +1,238 @@
+// Java-client side of the Moldau compatibility suite (kafka-clients 3.9.x).
+//
+// Compiled at run time by compat/harness/java.py against compat/.deps/jars. Every
+// byte string crosses the process boundary hex-encoded ("-" = null), one record a
+// line, tab-separated, so the Python harness needs no JSON library on this side.
+//
+//   admin-create  BOOTSTRAP TOPIC PARTITIONS           create, then describe: "partitions N"
+//   produce       BOOTSTRAP INFILE [k=v ...]            lines: topic ts keyhex valuehex headers
+//                                                       out:   "ack IDX partition offset ts" | "err IDX msg"
+//   consume       BOOTSTRAP TOPIC[,TOPIC] [k=v ...]     out:   "rec topic partition offset ts tstype keyhex valuehex headers"
+//   list-offsets  BOOTSTRAP TOPIC                       Admin listOffsets: "lo P earliest latest maxts_offset maxts_ts"
+//   offsets-for-times BOOTSTRAP TOPIC P:TS ...          out:   "oft P TS offset|null ts|null"
+//   sustain       BOOTSTRAP TOPIC STOPFILE [k=v ...]    produce until STOPFILE exists; "ack ..." lines as acks arrive
+//
+// headers: "-" for none, else comma-separated keyhex=valuehex (valuehex "-" = null value).
+import java.io.*;
+import java.nio.file.*;
+import java.time.Duration;
+import java.util.*;
+import java.util.concurrent.*;
+import java.util.concurrent.atomic.*;
+
+import org.apache.kafka.clients.admin.*;
+import org.apache.kafka.clients.consumer.*;
+import org.apache.kafka.clients.producer.*;
+import org.apache.kafka.common.*;
+import org.apache.kafka.common.header.*;
+import org.apache.kafka.common.header.internals.*;
+import org.apache.kafka.common.serialization.*;
+
+public class Compat {
+    static final PrintStream OUT = new PrintStream(new FileOutputStream(FileDescriptor.out), true);
+
+    static String hex(byte[] b) {
+        if (b == null) return "-";
+        if (b.length == 0) return "";
+        StringBuilder sb = new StringBuilder(b.length * 2);
+        for (byte x : b) sb.append(String.format("%02x", x & 0xff));
+        return sb.toString();
+    }
+
+    static byte[] unhex(String s) {
+        if (s.equals("-")) return null;
+        byte[] b = new byte[s.length() / 2];
+        for (int i = 0; i < b.length; i++) b[i] = (byte) Integer.parseInt(s.substring(2 * i, 2 * i + 2), 16);
+        return b;
+    }
+
+    static String headersOut(Headers hs) {
+        StringBuilder sb = new StringBuilder();
+        for (Header h : hs) {
+            if (sb.length() > 0) sb.append(',');
+            sb.append(hex(h.key().getBytes(java.nio.charset.StandardCharsets.UTF_8))).append('=').append(hex(h.value()));
+        }
+        return sb.length() == 0 ? "-" : sb.toString();
+    }
+
+    static List<Header> headersIn(String s) {
+        List<Header> out = new ArrayList<>();
+        if (s.equals("-") || s.isEmpty()) return out;
+        for (String kv : s.split(",")) {
+            String[] p = kv.split("=", 2);
+            out.add(new RecordHeader(new String(unhex(p[0]), java.nio.charset.StandardCharsets.UTF_8), unhex(p[1])));
+        }
+        return out;
+    }
+
+    static Properties props(String bootstrap, String[] args, int from) {
+        Properties p = new Properties();
+        p.put("bootstrap.servers", bootstrap);
+        for (int i = from; i < args.length; i++) {
+            String[] kv = args[i].split("=", 2);
+            p.put(kv[0], kv[1]);
+        }
+        return p;
+    }
+
+    public static void main(String[] args) throws Exception {
+        switch (args[0]) {
+            case "admin-create": adminCreate(args); break;
+            case "produce": produce(args); break;
+            case "consume": consume(args); break;
+            case "offsets-for-times": offsetsForTimes(args); break;
+            case "sustain": sustain(args); break;
+            case "list-offsets": listOffsets(args); break;
+            default: throw new IllegalArgumentException("unknown command " + args[0]);
+        }
+        System.exit(0);
+    }
+
+    static void adminCreate(String[] a) throws Exception {
+        Properties p = props(a[1], a, 4);
+        try (Admin admin = Admin.create(p)) {
+            NewTopic t = new NewTopic(a[2], Integer.parseInt(a[3]), (short) 1);
+            admin.createTopics(List.of(t)).all().get(30, TimeUnit.SECONDS);
+            // the topic must become visible to metadata
+            long deadline = System.currentTimeMillis() + 15000;
+            while (true) {
+                try {
+                    TopicDescription d = admin.describeTopics(List.of(a[2])).allTopicNames().get(10, TimeUnit.SECONDS).get(a[2]);
+                    OUT.println("partitions " + d.partitions().size());
+                    break;
+                } catch (ExecutionException e) {
+                    if (System.currentTimeMillis() > deadline) throw e;
+                    Thread.sleep(200);
+                }
+            }
+            // creating it again must fail with TopicExistsException
+            try {
+                admin.createTopics(List.of(t)).all().get(30, TimeUnit.SECONDS);
+                OUT.println("recreate ok");
+            } catch (ExecutionException e) {
+                OUT.println("recreate " + e.getCause().getClass().getSimpleName());
+            }
+        }
+    }
+
+    static void produce(String[] a) throws Exception {
+        Properties p = props(a[1], a, 3);
+        p.put("key.serializer", ByteArraySerializer.class.getName());
+        p.put("value.serializer", ByteArraySerializer.class.getName());
+        List<String> lines = Files.readAllLines(Paths.get(a[2]));
+        String[] results = new String[lines.size()];
+        try (KafkaProducer<byte[], byte[]> prod = new KafkaProducer<>(p)) {
+            List<Future<RecordMetadata>> fs = new ArrayList<>();
+            for (int i = 0; i < lines.size(); i++) {
+                String[] f = lines.get(i).split("\t", -1);
+                Long ts = f[1].equals("-") ? null : Long.parseLong(f[1]);
+                Integer part = f.length > 5 && !f[5].equals("-") ? Integer.parseInt(f[5]) : null;
+                ProducerRecord<byte[], byte[]> r = new ProducerRecord<>(f[0], part, ts, unhex(f[2]), unhex(f[3]), headersIn(f[4]));
+                final int idx = i;
+                fs.add(prod.send(r, (md, ex) -> {
+                    results[idx] = ex == null
+                        ? "ack " + idx + " " + md.partition() + " " + md.offset() + " " + md.timestamp()
+                        : "err " + idx + " " + ex.toString().replace('\n', ' ');
+                }));
+            }
+            prod.flush();
+            for (Future<RecordMetadata> f : fs) {
+                try { f.get(60, TimeUnit.SECONDS); } catch (ExecutionException e) { /* reported in callback */ }
+            }
+        }
+        for (String r : results) OUT.println(r == null ? "err ? no callback" : r);
+    }
+
+    static void consume(String[] a) throws Exception {
+        Properties p = props(a[1], a, 3);
+        p.put("key.deserializer", ByteArrayDeserializer.class.getName());
+        p.put("value.deserializer", ByteArrayDeserializer.class.getName());
+        p.putIfAbsent("enable.auto.commit", "false");
+        p.putIfAbsent("auto.offset.reset", "earliest");
+        try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p)) {
+            List<TopicPartition> tps = new ArrayList<>();
+            for (String topic : a[2].split(","))
+                for (PartitionInfo pi : c.partitionsFor(topic, Duration.ofSeconds(30))) tps.add(new TopicPartition(topic, pi.partition()));
+            c.assign(tps);
+            c.seekToBeginning(tps);
+            Map<TopicPartition, Long> end = c.endOffsets(tps, Duration.ofSeconds(30));
+            long deadline = System.currentTimeMillis() + 60000;
+            while (true) {
+                boolean done = true;
+                for (TopicPartition tp : tps) if (c.position(tp, Duration.ofSeconds(30)) < end.get(tp)) done = false;
+                if (done) break;
+                if (System.currentTimeMillis() > deadline) {
+                    System.err.println("timeout: positions did not reach end offsets " + end);
+                    System.exit(3);
+                }
+                for (ConsumerRecord<byte[], byte[]> r : c.poll(Duration.ofMillis(500))) {
+                    OUT.println("rec " + r.topic() + " " + r.partition() + " " + r.offset() + " " + r.timestamp() + " " + r.timestampType().name
+                        + " " + hex(r.key()) + " " + hex(r.value()) + " " + headersOut(r.headers()));
+                }
+            }
+        }
+    }
+
+    static void offsetsForTimes(String[] a) throws Exception {
+        Properties p = props(a[1], new String[0], 0);
+        p.put("key.deserializer", ByteArrayDeserializer.class.getName());
+        p.put("value.deserializer", ByteArrayDeserializer.class.getName());
+        p.put("enable.auto.commit", "false");
+        try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p)) {
+            for (int i = 3; i < a.length; i++) {
+                String[] pt = a[i].split(":");
+                TopicPartition tp = new TopicPartition(a[2], Integer.parseInt(pt[0]));
+                long ts = Long.parseLong(pt[1]);
+                Map<TopicPartition, OffsetAndTimestamp> m = c.offsetsForTimes(Map.of(tp, ts), Duration.ofSeconds(30));
+                OffsetAndTimestamp o = m.get(tp);
+                OUT.println("oft " + pt[0] + " " + ts + " " + (o == null ? "null null" : o.offset() + " " + o.timestamp()));
+            }
+        }
+    }
+
+    static void listOffsets(String[] a) throws Exception {
+        try (Admin admin = Admin.create(props(a[1], new String[0], 0))) {
+            TopicDescription d = admin.describeTopics(List.of(a[2])).allTopicNames().get(30, TimeUnit.SECONDS).get(a[2]);
+            for (TopicPartitionInfo pi : d.partitions()) {
+                TopicPartition tp = new TopicPartition(a[2], pi.partition());
+                ListOffsetsResult.ListOffsetsResultInfo e = admin.listOffsets(Map.of(tp, OffsetSpec.earliest())).partitionResult(tp).get(30, TimeUnit.SECONDS);
+                ListOffsetsResult.ListOffsetsResultInfo l = admin.listOffsets(Map.of(tp, OffsetSpec.latest())).partitionResult(tp).get(30, TimeUnit.SECONDS);
+                ListOffsetsResult.ListOffsetsResultInfo m = admin.listOffsets(Map.of(tp, OffsetSpec.maxTimestamp())).partitionResult(tp).get(30, TimeUnit.SECONDS);
+                OUT.println("lo " + pi.partition() + " " + e.offset() + " " + l.offset() + " " + m.offset() + " " + m.timestamp());
+            }
+        }
+    }
+
+    static void sustain(String[] a) throws Exception {
+        Properties p = props(a[1], a, 4);
+        p.put("key.serializer", ByteArraySerializer.class.getName());
+        p.put("value.serializer", ByteArraySerializer.class.getName());
+        String topic = a[2];
+        Path stop = Paths.get(a[3]);
+        AtomicLong acked = new AtomicLong(), failed = new AtomicLong();
+        long sent = 0;
+        try (KafkaProducer<byte[], byte[]> prod = new KafkaProducer<>(p)) {
+            while (!Files.exists(stop)) {
+                final long idx = sent++;
+                byte[] key = ("k" + (idx % 37)).getBytes();
+                byte[] val = ("java-" + idx).getBytes();
+                try {
+                    prod.send(new ProducerRecord<>(topic, key, val), (md, ex) -> {
+                        if (ex == null) {
+                            acked.incrementAndGet();
+                            OUT.println("ack " + idx + " " + md.partition() + " " + md.offset() + " " + md.timestamp());
+                        } else {
+                            failed.incrementAndGet();
+                            OUT.println("err " + idx + " " + ex.getClass().getSimpleName());
+                        }
+                    });
+                } catch (Exception e) {
+                    OUT.println("err " + idx + " send " + e.getClass().getSimpleName());
+                }
+                if (idx % 20 == 19) Thread.sleep(5);
+            }
+            prod.flush();
+        }
+        OUT.println("done sent=" + sent + " acked=" + acked.get() + " failed=" + failed.get());
+    }
+}

@@ -1,0 +1,611 @@
+"""The compatibility scenarios (issue 3 item 8). Each function gets a Ctx, starts its
+own broker(s) through it and raises CheckFailed (or anything) on failure."""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Callable, Dict, List
+
+from harness import clients as C
+from harness.broker import Broker
+from harness.util import (CheckFailed, Rec, assign_expected_positions, check, compare, crc32_partition,
+                          gen_records, murmur2_partition, now_ms, self_test_murmur2)
+
+SCENARIOS: Dict[str, Callable] = {}
+DESCRIPTIONS: Dict[str, str] = {}
+
+
+def scenario(fn):
+    SCENARIOS[fn.__name__] = fn
+    DESCRIPTIONS[fn.__name__] = (fn.__doc__ or "").strip().splitlines()[0]
+    return fn
+
+
+class Ctx:
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.brokers: List[Broker] = []
+
+    def broker(self, **extra) -> Broker:
+        b = Broker(self.workdir / f"node{len(self.brokers)}", extra=extra)
+        self.brokers.append(b)
+        return b.start()
+
+    def log(self, msg: str):
+        print(f"  [{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+    def close(self):
+        for b in self.brokers:
+            b.close()
+
+
+def fail_if(problems: List[str], what: str):
+    if problems:
+        raise CheckFailed(f"{what}: {len(problems)} problem(s):\n" + "\n".join("  - " + p for p in problems[:40]))
+
+
+def check_reports(reports: List[Rec], sent: List[Rec], label: str, partitioner=murmur2_partition, n_parts=3,
+                  expect_ts=True) -> List[str]:
+    """Delivery reports of one producer into fresh topics: keyed records on the
+    partitioner's partition, explicit partitions honoured, offsets 0.. per partition
+    in send order, timestamps as sent."""
+    problems = []
+    next_off = {}
+    for s, r in zip(sent, reports):
+        if s.partition is not None:
+            want = s.partition
+        else:
+            want = partitioner(s.key, n_parts)
+        if r.partition != want:
+            problems.append(f"{label}: key {s.key!r} acked on partition {r.partition}, "
+                            f"{'explicit' if s.partition is not None else partitioner.__name__} says {want}")
+        k = (r.topic, r.partition)
+        if r.offset != next_off.get(k, 0):
+            problems.append(f"{label}: {r.topic}[{r.partition}] acked offset {r.offset}, expected {next_off.get(k, 0)}")
+        next_off[k] = (r.offset if r.offset is not None else 0) + 1
+        if expect_ts and s.timestamp is not None and r.timestamp != s.timestamp:
+            problems.append(f"{label}: acked timestamp {r.timestamp} != sent {s.timestamp}")
+    return problems[:20]
+
+
+def null_key_records(topic: str, base_ts: int, tag: str, headers=True) -> List[Rec]:
+    return [Rec(topic=topic, key=None, value=f"{tag}-nullkey-{p}".encode(),
+                headers=[("h-src", tag.encode())] if headers else [], timestamp=base_ts + 1000 + p, partition=p)
+            for p in range(3)]
+
+
+# =========================================================================== 1. topic creation
+
+@scenario
+def admin_confluent(ctx: Ctx):
+    """confluent-kafka AdminClient: create a 3-partition topic; duplicate, invalid name, bad RF, validate_only."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka import KafkaError
+    b = ctx.broker()
+    C.ck_admin_create(b.bootstrap, "ck-admin", 3)
+    a = AdminClient({"bootstrap.servers": b.bootstrap, **C.ck_log_config("admin")})
+    md = a.list_topics("ck-admin", timeout=10)
+    t = md.topics["ck-admin"]
+    check(sorted(t.partitions) == [0, 1, 2], f"partitions {sorted(t.partitions)}")
+    check(all(p.leader == 1 for p in t.partitions.values()), f"leaders {[p.leader for p in t.partitions.values()]}")
+    check(list(md.brokers) == [1], f"brokers {md.brokers}")
+
+    def err_of(nt: NewTopic, **kw):
+        try:
+            a.create_topics([nt], operation_timeout=20, request_timeout=20, **kw)[nt.topic].result(30)
+            return None
+        except Exception as e:  # KafkaException wraps KafkaError
+            return e.args[0].code() if e.args and hasattr(e.args[0], "code") else e
+
+    problems = []
+    e = err_of(NewTopic("ck-admin", 3, 1))
+    if e != KafkaError.TOPIC_ALREADY_EXISTS:
+        problems.append(f"create existing topic: got {e}, want TOPIC_ALREADY_EXISTS")
+    e = err_of(NewTopic("bad/name", 1, 1))
+    if e != KafkaError.INVALID_TOPIC_EXCEPTION:
+        problems.append(f"create 'bad/name': got {e}, want INVALID_TOPIC_EXCEPTION")
+    e = err_of(NewTopic("ck-rf3", 1, 3))
+    if e != KafkaError.INVALID_REPLICATION_FACTOR:
+        problems.append(f"create with replication factor 3 on one node: got {e}, want INVALID_REPLICATION_FACTOR")
+    e = err_of(NewTopic("ck-validate", 2, 1), validate_only=True)
+    if e is not None:
+        problems.append(f"validate_only create: got {e}, want success")
+    if "ck-validate" in a.list_topics(timeout=10).topics:
+        problems.append("validate_only create actually created the topic")
+    fail_if(problems, "confluent-kafka admin")
+
+
+@scenario
+def admin_kafka_python(ctx: Ctx):
+    """kafka-python KafkaAdminClient: create a 3-partition topic, describe it, duplicate create."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+    b = ctx.broker()
+    C.kp_admin_create(b.bootstrap, "kp-admin", 3)
+    a = KafkaAdminClient(bootstrap_servers=b.bootstrap, client_id="compat-kp-admin")
+    try:
+        d = a.describe_topics(["kp-admin"])
+        check(len(d) == 1 and len(d[0]["partitions"]) == 3, f"describe_topics: {d}")
+        check(d[0].get("error_code", 0) == 0, f"describe_topics error: {d}")
+        check("kp-admin" in a.list_topics(), f"list_topics: {a.list_topics()}")
+        try:
+            a.create_topics([NewTopic(name="kp-admin", num_partitions=3, replication_factor=1)])
+            r = None
+        except TopicAlreadyExistsError as e:
+            r = e
+        check(isinstance(r, TopicAlreadyExistsError), f"duplicate create: got {r!r}, want TopicAlreadyExistsError")
+    finally:
+        a.close()
+
+
+@scenario
+def admin_java(ctx: Ctx):
+    """Java Admin (3.9): createTopics with 3 partitions, describeTopics, duplicate create -> TopicExistsException."""
+    b = ctx.broker()
+    lines = C.java_admin_create(b.bootstrap, "java-admin", 3)
+    check("partitions 3" in lines, f"describe after create: {lines}")
+    check("recreate TopicExistsException" in lines, f"duplicate create: {lines}")
+    C.wait_topic_ck(b.bootstrap, "java-admin", 3)
+
+
+# =========================================================================== 2. produce/consume matrix
+
+N_MATRIX = 40
+
+
+def _matrix(ctx: Ctx, producer: str):
+    self_test_murmur2()
+    b = ctx.broker()
+    bs = b.bootstrap
+    admin = {"kcat": "confluent"}.get(producer, producer)
+    base = now_ms() - 600_000
+    expected: Dict[str, List[Rec]] = {}
+    windows = {}
+    problems: List[str] = []
+    for ci, codec in enumerate(C.CODECS):
+        topic = f"m-{producer}-{codec}"
+        C.admin_create(admin, bs, topic, 3)
+        tag = f"{producer}-{codec}"
+        if producer == "kcat":
+            recs = gen_records(topic, N_MATRIX, base, tag, with_specials=False, headers=False)
+            hdrs = [("h-src", tag), ("h-codec", codec)]
+            t0, t1 = C.kcat_produce(bs, topic, recs, codec=codec, headers=hdrs)
+            for r in recs:
+                r.timestamp = None
+                r.headers = [(k, v.encode()) for k, v in hdrs]
+            assign_expected_positions(recs, 3)
+            windows[topic] = (t0 - 1000, t1 + 1000)
+            reports = recs
+        else:
+            sent = gen_records(topic, N_MATRIX, base + ci * 10_000, tag) + null_key_records(
+                topic, base + ci * 10_000, tag)
+            if producer == "confluent":
+                reports = C.ck_produce(bs, sent, codec=codec)
+            elif producer == "kafka-python":
+                reports = C.kp_produce(bs, sent, codec=codec)
+            else:
+                reports = C.java_produce(bs, sent, codec=codec)
+            problems += check_reports(reports, sent, f"{producer} producer {codec}")
+        for r in reports:
+            r.tstype = "create"
+        expected[topic] = reports
+    ctx.log(f"{producer}: produced {sum(len(v) for v in expected.values())} records in 5 codecs")
+    fail_if(problems, f"{producer} delivery reports")
+
+    reads: Dict[str, Dict[str, List[Rec]]] = {}
+    for consumer in C.CONSUMERS:
+        try:
+            got = C.consume_all(consumer, bs, list(expected))
+        except Exception as e:  # one client failing must not hide the others
+            problems.append(f"{consumer} consumer: {type(e).__name__}: {e}")
+            continue
+        reads[consumer] = got
+        for topic, exp in expected.items():
+            problems += compare(exp, got[topic], f"{producer}->{consumer} {topic}", ts_range=windows.get(topic))
+        ctx.log(f"{producer} -> {consumer}: read {sum(len(v) for v in got.values())} records")
+    # all consumers must agree exactly (this pins kcat-produced timestamps too)
+    if "confluent" in reads:
+        for consumer, got in reads.items():
+            if consumer == "confluent":
+                continue
+            for topic in expected:
+                problems += compare(reads["confluent"][topic], got[topic], f"confluent vs {consumer} {topic}")
+    fail_if(problems, f"matrix for {producer} producer")
+
+
+@scenario
+def matrix_confluent(ctx: Ctx):
+    """confluent-kafka produces keyed records with headers in none/gzip/snappy/lz4/zstd (murmur2_random); all four clients read them back."""
+    _matrix(ctx, "confluent")
+
+
+@scenario
+def matrix_kafka_python(ctx: Ctx):
+    """kafka-python creates the topics and produces in each codec; all four clients read them back."""
+    _matrix(ctx, "kafka-python")
+
+
+@scenario
+def matrix_java(ctx: Ctx):
+    """Java Admin creates the topics, the Java producer (3.9) produces in each codec; all four clients read them back."""
+    _matrix(ctx, "java")
+
+
+@scenario
+def matrix_kcat(ctx: Ctx):
+    """kcat -P -K: -H -z CODEC (librdkafka 2.0.2, murmur2_random) produces in each codec; all four clients read them back."""
+    _matrix(ctx, "kcat")
+
+
+# =========================================================================== 3. ListOffsets by time
+
+@scenario
+def list_offsets_by_time(ctx: Ctx):
+    """ListOffsets by timestamp: confluent offsets_for_times, kafka-python, Java offsetsForTimes and Admin listOffsets, kcat -o s@ts."""
+    b = ctx.broker()
+    bs = b.bootstrap
+    topic = "times"
+    C.ck_admin_create(bs, topic, 3)
+    base = now_ms() - 3_600_000
+
+    def ts(p, j):
+        return base + p * 100_000 + j * 1000
+
+    def recs(js):
+        return [Rec(topic=topic, key=f"k{j}".encode(), value=f"v-{p}-{j}".encode(), headers=[], timestamp=ts(p, j),
+                    partition=p) for p in range(3) for j in js]
+    # three produce rounds -> at least three batches per partition
+    C.ck_produce(bs, recs(range(0, 6)), codec="gzip")
+    C.ck_produce(bs, recs(range(6, 11)), codec="none")
+    # j=11 carries the largest timestamp, j=12 goes back in time (max-timestamp offset is then 11, not the last)
+    last = [Rec(topic=topic, key=b"k11", value=f"v-{p}-11".encode(), headers=[], timestamp=ts(p, 50), partition=p)
+            for p in range(3)] + [Rec(topic=topic, key=b"k12", value=f"v-{p}-12".encode(), headers=[],
+                                      timestamp=ts(p, 10) + 500, partition=p) for p in range(3)]
+    C.ck_produce(bs, last, codec="lz4")
+
+    expect = {}
+    for p in range(3):
+        expect[(p, base - 5000)] = 0
+        expect[(p, ts(p, 0))] = 0
+        expect[(p, ts(p, 3))] = 3
+        expect[(p, ts(p, 3) + 1)] = 4
+        expect[(p, ts(p, 6))] = 6
+        expect[(p, ts(p, 7) - 1)] = 7
+        expect[(p, ts(p, 10) + 200)] = 11
+        expect[(p, ts(p, 50))] = 11
+        expect[(p, ts(p, 50) + 1)] = -1
+    queries = sorted(expect)
+    problems = []
+    for name, fn in (("confluent offsets_for_times", C.ck_offsets_for_times),
+                     ("kafka-python offsets_for_times", C.kp_offsets_for_times),
+                     ("Java offsetsForTimes", C.java_offsets_for_times)):
+        try:
+            got = fn(bs, topic, queries)
+        except Exception as e:
+            problems.append(f"{name}: {type(e).__name__}: {e}")
+            continue
+        for q in queries:
+            if got.get(q) != expect[q]:
+                problems.append(f"{name}: partition {q[0]} ts {q[1]} (base+{q[1] - base}): got {got.get(q)}, want {expect[q]}")
+    # kcat -o s@ts: the first record read is the answer (none when past the end)
+    for (p, t), want in expect.items():
+        try:
+            got = C.kcat_consume(bs, topic, partition=p, offset=f"s@{t}", count=1)
+        except Exception as e:
+            problems.append(f"kcat -o s@{t} -p {p}: {e}")
+            continue
+        first = got[0].offset if got else -1
+        if first != want:
+            problems.append(f"kcat -o s@{t} -p {p} (base+{t - base}): first offset {first}, want {want}")
+    # earliest / latest / max timestamp
+    try:
+        lo = C.java_list_offsets(bs, topic)
+        for p in range(3):
+            want = (0, 13, 11, ts(p, 50))
+            if lo.get(p) != want:
+                problems.append(f"Java Admin listOffsets p{p} (earliest, latest, maxTimestamp offset, ts): "
+                                f"got {lo.get(p)}, want {want}")
+    except Exception as e:
+        problems.append(f"Java Admin listOffsets: {e}")
+    wm = C.ck_watermarks(bs, topic, 3)
+    for p in range(3):
+        if wm[p] != (0, 13):
+            problems.append(f"confluent watermarks p{p}: {wm[p]}, want (0, 13)")
+    fail_if(problems, "ListOffsets by time")
+
+
+# =========================================================================== 4. restart
+
+def _read_everything(bs: str, topics: List[str]) -> Dict[str, Dict[str, List[Rec]]]:
+    return {c: C.consume_all(c, bs, topics) for c in C.CONSUMERS}
+
+
+@scenario
+def restart(ctx: Ctx):
+    """SIGTERM the broker, start it on the same data dir, read everything again identically with all four clients; offsets continue."""
+    b = ctx.broker()
+    bs = b.bootstrap
+    topics = ["restart-a", "restart-b"]
+    for t in topics:
+        C.ck_admin_create(bs, t, 3)
+    base = now_ms() - 300_000
+    expected: Dict[str, List[Rec]] = {t: [] for t in topics}
+    for i, codec in enumerate(["gzip", "zstd"]):
+        sent = gen_records("restart-a", 30, base + i * 1000, f"ck-{codec}")
+        expected["restart-a"] += C.ck_produce(bs, sent, codec=codec)
+    expected["restart-b"] += C.java_produce(bs, gen_records("restart-b", 30, base + 5000, "java-lz4"), codec="lz4")
+    sent = gen_records("restart-b", 20, base + 9000, "kp-snappy")
+    expected["restart-b"] += C.kp_produce(bs, sent, codec="snappy")
+    for rs in expected.values():
+        for r in rs:
+            r.tstype = "create"
+    problems = []
+    before = _read_everything(bs, topics)
+    for c, got in before.items():
+        for t in topics:
+            problems += compare(expected[t], got[t], f"before restart, {c} {t}")
+    fail_if(problems, "reads before restart")
+    wm_before = {t: C.ck_watermarks(bs, t, 3) for t in topics}
+
+    t0 = time.time()
+    rc = b.stop()
+    ctx.log(f"SIGTERM: broker exited with {rc} after {time.time() - t0:.1f}s")
+    check(rc == 0, f"broker exit code after SIGTERM is {rc}, want 0; log tail:\n{b.log_tail()}")
+    b.start()
+    for t in topics:
+        C.wait_topic_ck(bs, t, 3)
+    after = _read_everything(bs, topics)
+    for c, got in after.items():
+        for t in topics:
+            problems += compare(before[c][t], got[t], f"after restart, {c} {t} vs before")
+    wm_after = {t: C.ck_watermarks(bs, t, 3) for t in topics}
+    if wm_after != wm_before:
+        problems.append(f"watermarks changed across restart: {wm_before} -> {wm_after}")
+    fail_if(problems, "reads after restart")
+
+    # appends continue where the log ended
+    more = gen_records("restart-a", 10, base + 20_000, "after")
+    reps = C.ck_produce(bs, more, codec="none")
+    nxt = {p: wm_before["restart-a"][p][1] for p in range(3)}
+    for r in reps:
+        if r.offset != nxt[r.partition]:
+            problems.append(f"after restart: restart-a[{r.partition}] acked offset {r.offset}, want {nxt[r.partition]}")
+        nxt[r.partition] = r.offset + 1
+    # a second restart reads the new records too
+    b.restart()
+    C.wait_topic_ck(bs, "restart-a", 3)
+    for r in reps:
+        r.tstype = "create"
+    got = C.ck_consume(bs, "restart-a")
+    problems += compare(expected["restart-a"] + reps, got, "after second restart, confluent restart-a")
+    fail_if(problems, "restart")
+
+
+# =========================================================================== 5. kill -9 during produce
+
+def _verify_acked(bs: str, topic: str, acked: Dict[bytes, tuple], label: str, check_dups=True) -> List[str]:
+    """acked: value -> (partition, offset). Every acked value must be at its offset."""
+    got = C.ck_consume(bs, topic, timeout=90)
+    at = {(r.partition, r.offset): r for r in got}
+    problems = []
+    missing = wrong = 0
+    for v, (p, o) in acked.items():
+        r = at.get((p, o))
+        if r is None:
+            missing += 1
+            if missing <= 5:
+                problems.append(f"{label}: acked {v!r} at {topic}[{p}]@{o}: no record there after restart")
+        elif r.value != v:
+            wrong += 1
+            if wrong <= 5:
+                problems.append(f"{label}: acked {v!r} at {topic}[{p}]@{o}: found {r.value!r}")
+    if missing > 5 or wrong > 5:
+        problems.append(f"{label}: {missing} acked records missing, {wrong} at a wrong offset, of {len(acked)}")
+    if check_dups:
+        seen = {}
+        dups = 0
+        for r in got:
+            if r.value in seen:
+                dups += 1
+                if dups <= 3:
+                    problems.append(f"{label}: {r.value!r} stored twice ({seen[r.value]} and {r.partition}@{r.offset}) "
+                                    f"despite the idempotent producer")
+            seen[r.value] = (r.partition, r.offset)
+    return problems
+
+
+def _kill_cycle(ctx: Ctx, b: Broker, count_acks: Callable[[], int], min_acks=300):
+    deadline = time.time() + 20
+    while count_acks() < min_acks and time.time() < deadline:
+        time.sleep(0.05)
+    n = count_acks()
+    check(n >= min_acks, f"only {n} records acknowledged after 20s of producing")
+    b.kill9()
+    ctx.log(f"kill -9 after {n} acks")
+    time.sleep(0.5)
+    b.start()
+    ctx.log("broker restarted on the same data dir")
+    n_restart = count_acks()
+    deadline = time.time() + 45
+    while count_acks() < n_restart + min_acks and time.time() < deadline:
+        time.sleep(0.05)
+    check(count_acks() >= n_restart + min_acks,
+          f"producer did not recover after restart: {count_acks() - n_restart} acks in 45s")
+    ctx.log(f"{count_acks()} acks, producer recovered")
+
+
+@scenario
+def kill9_confluent_idempotent(ctx: Ctx):
+    """kill -9 during a sustained confluent-kafka produce (acks=all, enable.idempotence): every acked record is at its offset, no duplicates."""
+    import confluent_kafka as ck
+    b = ctx.broker()
+    bs = b.bootstrap
+    topic = "kill9-ck"
+    C.ck_admin_create(bs, topic, 3)
+    p = ck.Producer({"bootstrap.servers": bs, "acks": "all", "enable.idempotence": True, "linger.ms": 5,
+                     "message.timeout.ms": 60000, "partitioner": "murmur2_random", "compression.type": "lz4",
+                     **C.ck_log_config("producer")})
+    acked: Dict[bytes, tuple] = {}
+    failed = []
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def cb(err, msg):
+        if err is not None:
+            failed.append(str(err))
+        else:
+            acked[msg.value()] = (msg.partition(), msg.offset())
+
+    def run():
+        i = 0
+        while not stop.is_set():
+            try:
+                with lock:
+                    p.produce(topic, key=f"k{i % 37}".encode(), value=f"ck-{i}".encode(), on_delivery=cb)
+                i += 1
+                if i % 50 == 0:
+                    time.sleep(0.005)
+            except BufferError:
+                time.sleep(0.01)
+            with lock:
+                p.poll(0)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        _kill_cycle(ctx, b, lambda: len(acked))
+    finally:
+        stop.set()
+        t.join(10)
+    left = p.flush(60)
+    ctx.log(f"producer flushed: {len(acked)} acked, {len(failed)} failed, {left} left")
+    check(left == 0, f"{left} records neither acked nor failed after 60s")
+    problems = _verify_acked(bs, topic, acked, "confluent idempotent")
+    if failed:
+        # with idempotence and a broker back within seconds nothing should fail; report it anyway
+        problems.append(f"{len(failed)} delivery failures, e.g. {failed[:3]}")
+    fail_if(problems, "kill -9 with confluent-kafka idempotent producer")
+
+
+@scenario
+def kill9_java_default(ctx: Ctx):
+    """kill -9 during a sustained Java producer (3.9 defaults: acks=all, idempotence on): every acked record is at its offset, no duplicates."""
+    b = ctx.broker()
+    bs = b.bootstrap
+    topic = "kill9-java"
+    C.ck_admin_create(bs, topic, 3)
+    jp = C.JavaSustainedProducer(bs, topic)
+    try:
+        _kill_cycle(ctx, b, lambda: len(jp.acks))
+    finally:
+        jp.stop()
+    ctx.log(f"Java producer: {jp.done_line}")
+    acked = {f"java-{i}".encode(): (p, o) for i, p, o, _ in jp.acks}
+    problems = _verify_acked(bs, topic, acked, "Java default producer")
+    for i, p, o, _ in jp.acks[:2000]:
+        want = murmur2_partition(f"k{i % 37}".encode(), 3)
+        if p != want:
+            problems.append(f"java-{i} acked on partition {p}, murmur2 says {want}")
+            break
+    if jp.errors:
+        problems.append(f"{len(jp.errors)} delivery failures, e.g. {jp.errors[:3]}")
+    fail_if(problems, "kill -9 with the Java default producer")
+
+
+# =========================================================================== 6. default producers
+
+@scenario
+def default_producers(ctx: Ctx):
+    """Producers with all defaults just work: Java 3.9 (idempotence on), librdkafka/confluent-kafka, kafka-python, kcat."""
+    b = ctx.broker()
+    bs = b.bootstrap
+    problems = []
+    expected = {}
+    # Java: nothing but bootstrap.servers and the serializers
+    t = "defaults-java"
+    C.ck_admin_create(bs, t, 3)
+    sent = gen_records(t, 50, 0, "java-default")
+    for r in sent:
+        r.timestamp = None
+    t0 = now_ms()
+    try:
+        reps = C.java_produce(bs, sent, codec=None, conf=None)
+        problems += check_reports(reps, sent, "Java default producer", expect_ts=False)
+        expected[t] = reps
+    except Exception as e:
+        problems.append(f"Java default producer: {e}")
+    # librdkafka: nothing but bootstrap.servers (default partitioner consistent_random = crc32)
+    t = "defaults-ck"
+    C.ck_admin_create(bs, t, 3)
+    sent = gen_records(t, 50, 0, "ck-default")
+    for r in sent:
+        r.timestamp = None
+    try:
+        import confluent_kafka as ck
+        p = ck.Producer({"bootstrap.servers": bs, **C.ck_log_config("producer-default")})
+        reps = [None] * len(sent)
+        errs = []
+
+        def cb(i):
+            def f(err, msg):
+                if err:
+                    errs.append(str(err))
+                else:
+                    reps[i] = Rec(topic=t, key=sent[i].key, value=sent[i].value, headers=list(sent[i].headers),
+                                  timestamp=msg.timestamp()[1], partition=msg.partition(), offset=msg.offset())
+            return f
+        for i, r in enumerate(sent):
+            p.produce(t, key=r.key, value=r.value, headers=r.headers, on_delivery=cb(i))
+        left = p.flush(60)
+        check(left == 0 and not errs, f"{left} undelivered, errors {errs[:3]}")
+        problems += check_reports(reps, sent, "librdkafka default producer", partitioner=crc32_partition,
+                                  expect_ts=False)
+        expected[t] = reps
+    except Exception as e:
+        problems.append(f"librdkafka default producer: {e}")
+    # kafka-python with defaults
+    t = "defaults-kp"
+    C.ck_admin_create(bs, t, 3)
+    sent = gen_records(t, 50, 0, "kp-default")
+    for r in sent:
+        r.timestamp = None
+    try:
+        from kafka import KafkaProducer
+        kp = KafkaProducer(bootstrap_servers=bs)
+        futs = [kp.send(t, key=r.key, value=r.value, headers=r.headers) for r in sent]
+        kp.flush(60)
+        reps = []
+        for r, f in zip(sent, futs):
+            md = f.get(30)
+            reps.append(Rec(topic=t, key=r.key, value=r.value, headers=list(r.headers), timestamp=md.timestamp,
+                            partition=md.partition, offset=md.offset))
+        kp.close(10)
+        problems += check_reports(reps, sent, "kafka-python default producer", expect_ts=False)
+        expected[t] = reps
+    except Exception as e:
+        problems.append(f"kafka-python default producer: {e}")
+    t1 = now_ms()
+    # kcat with defaults
+    t = "defaults-kcat"
+    C.ck_admin_create(bs, t, 3)
+    recs = gen_records(t, 50, 0, "kcat-default", with_specials=False, headers=False)
+    try:
+        k0, k1 = C.kcat_produce(bs, t, recs, codec="none", murmur2=False)
+        for r in recs:
+            r.timestamp = None
+        assign_expected_positions(recs, 3, partitioner=crc32_partition)
+        expected[t] = recs
+    except Exception as e:
+        problems.append(f"kcat default producer: {e}")
+        k0 = k1 = now_ms()
+    for t, exp in expected.items():
+        for r in exp:
+            r.tstype = "create"
+        try:
+            got = C.ck_consume(bs, t)
+            problems += compare(exp, got, f"read back {t}", ts_range=(min(t0, k0) - 1000, max(t1, k1) + 1000))
+        except Exception as e:
+            problems.append(f"reading {t}: {e}")
+    fail_if(problems, "default producers")
