@@ -5,11 +5,14 @@
 //! segments), with recovery, roll, retention, compaction and idempotent-producer state.
 //! Sync file IO only; it knows nothing of sockets, leaders or requests.
 
+mod batch;
 pub mod config;
 pub mod error;
+mod index;
 pub mod log;
 pub mod manager;
 pub mod producer_state;
+mod segment;
 
 pub use config::{
     CleanupPolicy, CompressionType, ConfigError, LogConfig, TimestampType, TopicConfigDef,
