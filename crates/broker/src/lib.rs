@@ -1,1 +1,31 @@
-//! placeholder
+//! moldau-broker: a Kafka broker (and, for now, its one-voter controller) on the storage crate.
+//!
+//! Request path: [`network`] reads a bounded, length-prefixed frame per request, [`api`]
+//! decodes the header, checks the version against the handler's declared range and routes
+//! to one handler per Kafka API under [`handlers`]; the response goes back in request order.
+//! Metadata changes go through the [`controller`]; partition logs live in the
+//! [`replica_manager`].
+
+pub mod config;
+mod error;
+
+mod api;
+mod controller;
+mod handlers;
+mod network;
+mod replica_manager;
+mod server;
+mod state;
+mod topic_configs;
+
+pub use config::{ConfigError, Endpoint, ServerConfig};
+pub use error::BrokerError;
+pub use server::Broker;
+
+/// Wall-clock milliseconds since the epoch, as Kafka timestamps are.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,148 @@
+//! Request decoding, version checks and routing to the handlers.
+//!
+//! Each handler module declares its supported version range (`VERSIONS`) next to its code;
+//! [`SUPPORTED_APIS`] collects them, and ApiVersions answers from it, so what the broker
+//! advertises is exactly what it routes.
+
+use std::net::SocketAddr;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable, VersionRange};
+
+use crate::handlers;
+use crate::state::BrokerState;
+
+/// What the connection does after a request.
+pub enum Outcome {
+    /// Send this response (header and body, without the length prefix).
+    Respond(BytesMut),
+    /// Send nothing (Produce with acks=0).
+    NoResponse,
+    /// Close the connection, as Kafka does for requests it cannot parse.
+    Close(String),
+}
+
+pub struct RequestContext {
+    pub header: RequestHeader,
+    pub api_version: i16,
+    pub peer: SocketAddr,
+}
+
+/// Every API this broker serves, with the versions its handler supports.
+pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
+    (ApiKey::Produce, handlers::produce::VERSIONS),
+    (ApiKey::Fetch, handlers::fetch::VERSIONS),
+    (ApiKey::ListOffsets, handlers::list_offsets::VERSIONS),
+    (ApiKey::Metadata, handlers::metadata::VERSIONS),
+    (ApiKey::ApiVersions, handlers::api_versions::VERSIONS),
+    (ApiKey::CreateTopics, handlers::create_topics::VERSIONS),
+    (ApiKey::InitProducerId, handlers::init_producer_id::VERSIONS),
+];
+
+pub fn supported_versions(api_key: ApiKey) -> Option<VersionRange> {
+    SUPPORTED_APIS
+        .iter()
+        .find(|(key, _)| *key == api_key)
+        .map(|(_, range)| *range)
+}
+
+pub async fn handle_frame(state: &BrokerState, mut frame: Bytes, peer: SocketAddr) -> Outcome {
+    if frame.len() < 8 {
+        return Outcome::Close(format!("request of {} bytes has no header", frame.len()));
+    }
+    let api_key_raw = i16::from_be_bytes([frame[0], frame[1]]);
+    let api_version = i16::from_be_bytes([frame[2], frame[3]]);
+    let Ok(api_key) = ApiKey::try_from(api_key_raw) else {
+        return Outcome::Close(format!("unknown api key {api_key_raw}"));
+    };
+    let Some(range) = supported_versions(api_key) else {
+        return Outcome::Close(format!("unsupported api {api_key:?}"));
+    };
+    let header_version = api_key.request_header_version(api_version);
+    let header = match RequestHeader::decode(&mut frame, header_version) {
+        Ok(header) => header,
+        Err(e) => return Outcome::Close(format!("bad request header: {e}")),
+    };
+    let correlation_id = header.correlation_id;
+    if api_version < range.min || api_version > range.max {
+        if api_key == ApiKey::ApiVersions {
+            // Clients probe with their newest version; Kafka answers in v0 format with
+            // UNSUPPORTED_VERSION and its ranges, and the client retries with one it has.
+            let response = handlers::api_versions::unsupported_version_response();
+            return encode_kind(
+                correlation_id,
+                api_key,
+                0,
+                &ResponseKind::ApiVersions(response),
+            );
+        }
+        return Outcome::Close(format!(
+            "{api_key:?} v{api_version} is outside the supported {range}"
+        ));
+    }
+    let request = match RequestKind::decode(api_key, &mut frame, api_version) {
+        Ok(request) => request,
+        Err(e) => return Outcome::Close(format!("malformed {api_key:?} v{api_version}: {e}")),
+    };
+    let ctx = RequestContext {
+        header,
+        api_version,
+        peer,
+    };
+    let response = match dispatch(state, &ctx, request).await {
+        Ok(Some(response)) => response,
+        Ok(None) => return Outcome::NoResponse,
+        Err(reason) => return Outcome::Close(reason),
+    };
+    encode_kind(correlation_id, api_key, api_version, &response)
+}
+
+async fn dispatch(
+    state: &BrokerState,
+    ctx: &RequestContext,
+    request: RequestKind,
+) -> Result<Option<ResponseKind>, String> {
+    use handlers::*;
+    Ok(Some(match request {
+        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, r)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(state, ctx, r).await),
+        RequestKind::Produce(r) => match produce::handle(state, ctx, r).await {
+            Some(response) => ResponseKind::Produce(response),
+            None => return Ok(None),
+        },
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(state, ctx, r).await),
+        RequestKind::ListOffsets(r) => {
+            ResponseKind::ListOffsets(list_offsets::handle(state, ctx, r))
+        }
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(create_topics::handle(state, ctx, r).await)
+        }
+        RequestKind::InitProducerId(r) => {
+            ResponseKind::InitProducerId(init_producer_id::handle(state, ctx, r).await)
+        }
+        // Unreachable while SUPPORTED_APIS and this match list the same APIs.
+        _ => return Err(format!("no handler for {:?}", ctx.header.request_api_key)),
+    }))
+}
+
+fn encode_kind(
+    correlation_id: i32,
+    api_key: ApiKey,
+    api_version: i16,
+    response: &ResponseKind,
+) -> Outcome {
+    let mut buf = BytesMut::new();
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let header_version = api_key.response_header_version(api_version);
+    if let Err(e) = header.encode(&mut buf, header_version) {
+        return Outcome::Close(format!("cannot encode response header: {e}"));
+    }
+    match response.encode(&mut buf, api_version) {
+        Ok(()) => Outcome::Respond(buf),
+        Err(e) => {
+            tracing::error!("cannot encode {api_key:?} v{api_version} response: {e}");
+            Outcome::Close(format!("cannot encode response: {e}"))
+        }
+    }
+}

@@ -1,0 +1,536 @@
+//! Server configuration: Kafka's `server.properties` keys, defaults and validation.
+//!
+//! A config is read from an optional properties file, then `--override key=value` pairs.
+//! Broker-level `log.*` keys become the defaults of every topic's [`LogConfig`]; a topic's
+//! own overrides (metadata `Config` records) are applied on top of them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use moldau_storage::{LogConfig, TOPIC_CONFIGS};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid value {value:?} for config {key}: {reason}")]
+    InvalidValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("cannot read config file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} line {line}: expected key=value, got {text:?}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        text: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: &str, value: &str, reason: impl Into<String>) -> Self {
+        ConfigError::InvalidValue {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<moldau_storage::ConfigError> for ConfigError {
+    fn from(e: moldau_storage::ConfigError) -> Self {
+        ConfigError::InvalidValue {
+            key: e.key,
+            value: e.value,
+            reason: e.reason,
+        }
+    }
+}
+
+/// A listener endpoint, `NAME://host:port`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub listener_name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Endpoint {
+    fn parse_list(key: &str, value: &str) -> Result<Vec<Endpoint>, ConfigError> {
+        let mut endpoints = Vec::new();
+        for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, rest) = item
+                .split_once("://")
+                .ok_or_else(|| ConfigError::invalid(key, value, "expected NAME://host:port"))?;
+            let (host, port) = rest
+                .rsplit_once(':')
+                .ok_or_else(|| ConfigError::invalid(key, value, "expected NAME://host:port"))?;
+            let port: u16 = port
+                .parse()
+                .map_err(|_| ConfigError::invalid(key, value, "port must be 0..65535"))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if name.is_empty() {
+                return Err(ConfigError::invalid(key, value, "listener name is empty"));
+            }
+            endpoints.push(Endpoint {
+                listener_name: name.to_string(),
+                host: host.to_string(),
+                port,
+            });
+        }
+        if endpoints.is_empty() {
+            return Err(ConfigError::invalid(key, value, "no listener given"));
+        }
+        Ok(endpoints)
+    }
+}
+
+/// Keys that Kafka has and Moldau accepts without acting on them (single node, no TLS yet):
+/// they are not "unknown", so no warning.
+const ACCEPTED_KEYS: &[&str] = &[
+    "broker.id",
+    "controller.listener.names",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
+    "num.network.threads",
+    "num.io.threads",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "group.initial.rebalance.delay.ms",
+];
+
+/// Broker settings that are not topic-config defaults: (key, default, type).
+const BROKER_KEYS: &[(&str, &str, &str)] = &[
+    ("node.id", "1", "int"),
+    ("process.roles", "broker,controller", "list"),
+    ("listeners", "PLAINTEXT://127.0.0.1:9092", "string"),
+    ("advertised.listeners", "", "string"),
+    ("log.dirs", "./data", "string"),
+    ("log.dir", "./data", "string"),
+    ("metadata.log.dir", "", "string"),
+    ("num.partitions", "1", "int"),
+    ("default.replication.factor", "1", "int"),
+    ("auto.create.topics.enable", "true", "boolean"),
+    ("socket.request.max.bytes", "104857600", "int"),
+    ("log.retention.check.interval.ms", "300000", "long"),
+    ("log.cleaner.enable", "true", "boolean"),
+    ("log.cleaner.backoff.ms", "15000", "long"),
+    (
+        "log.flush.scheduler.interval.ms",
+        "9223372036854775807",
+        "long",
+    ),
+    ("num.recovery.threads.per.data.dir", "2", "int"),
+    // Broker-only aliases of topic defaults; Kafka resolves ms > minutes > hours.
+    ("log.roll.hours", "168", "int"),
+    ("log.roll.jitter.hours", "0", "int"),
+    ("log.retention.hours", "168", "int"),
+    ("log.retention.minutes", "", "int"),
+];
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub node_id: i32,
+    pub process_roles: Vec<String>,
+    pub listeners: Vec<Endpoint>,
+    pub advertised_listeners: Vec<Endpoint>,
+    pub log_dir: PathBuf,
+    pub metadata_log_dir: PathBuf,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub socket_request_max_bytes: i32,
+    pub log_retention_check_interval_ms: i64,
+    pub log_cleaner_enable: bool,
+    pub log_cleaner_backoff_ms: i64,
+    pub log_flush_scheduler_interval_ms: i64,
+    pub num_recovery_threads_per_data_dir: i32,
+    /// Broker-level defaults for every topic config (`log.segment.bytes` -> `segment.bytes`, ...).
+    pub log_defaults: LogConfig,
+    /// Every key the operator set, as given: DescribeConfigs reports these as STATIC_BROKER_CONFIG.
+    pub static_configs: BTreeMap<String, String>,
+}
+
+impl ServerConfig {
+    /// Reads the properties file (if any), applies overrides, validates. Returns the config and
+    /// one warning per unknown key.
+    pub fn load(
+        path: Option<&Path>,
+        overrides: &[(String, String)],
+    ) -> Result<(ServerConfig, Vec<String>), ConfigError> {
+        let mut props = BTreeMap::new();
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            props = parse_properties(path, &text)?;
+        }
+        for (k, v) in overrides {
+            props.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        Self::from_properties(props)
+    }
+
+    pub fn from_properties(
+        props: BTreeMap<String, String>,
+    ) -> Result<(ServerConfig, Vec<String>), ConfigError> {
+        let warnings = props
+            .keys()
+            .filter(|k| !is_known_key(k))
+            .map(|k| format!("unknown config key {k} is ignored"))
+            .collect();
+        let get = |key: &str| props.get(key).map(String::as_str);
+
+        let node_id = match get("node.id").or(get("broker.id")) {
+            Some(v) => parse_int::<i32>("node.id", v, 0, i32::MAX)?,
+            None => 1,
+        };
+        let process_roles: Vec<String> = get("process.roles")
+            .unwrap_or("broker,controller")
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        for role in &process_roles {
+            if role != "broker" && role != "controller" {
+                return Err(ConfigError::invalid(
+                    "process.roles",
+                    &process_roles.join(","),
+                    "roles are broker and/or controller",
+                ));
+            }
+        }
+        if !(process_roles.iter().any(|r| r == "broker")
+            && process_roles.iter().any(|r| r == "controller"))
+        {
+            return Err(ConfigError::invalid(
+                "process.roles",
+                &process_roles.join(","),
+                "only combined mode (broker,controller) is supported until the cluster work lands",
+            ));
+        }
+        let listeners_value = get("listeners").unwrap_or("PLAINTEXT://127.0.0.1:9092");
+        let listeners = Endpoint::parse_list("listeners", listeners_value)?;
+        let advertised_listeners = match get("advertised.listeners") {
+            Some(v) if !v.is_empty() => Endpoint::parse_list("advertised.listeners", v)?,
+            _ => listeners.clone(),
+        };
+        let log_dirs = get("log.dirs").or(get("log.dir")).unwrap_or("./data");
+        let dirs: Vec<&str> = log_dirs
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if dirs.len() != 1 {
+            return Err(ConfigError::invalid(
+                "log.dirs",
+                log_dirs,
+                "exactly one log directory is supported",
+            ));
+        }
+        let log_dir = PathBuf::from(dirs[0]);
+        let metadata_log_dir = match get("metadata.log.dir") {
+            Some(v) if !v.is_empty() => PathBuf::from(v),
+            _ => log_dir.clone(),
+        };
+
+        let config = ServerConfig {
+            node_id,
+            process_roles,
+            listeners,
+            advertised_listeners,
+            log_dir,
+            metadata_log_dir,
+            num_partitions: parse_opt(&props, "num.partitions", 1, 1, i32::MAX)?,
+            default_replication_factor: parse_opt(
+                &props,
+                "default.replication.factor",
+                1,
+                1,
+                i16::MAX,
+            )?,
+            auto_create_topics_enable: parse_bool(&props, "auto.create.topics.enable", true)?,
+            socket_request_max_bytes: parse_opt(
+                &props,
+                "socket.request.max.bytes",
+                104_857_600,
+                1,
+                i32::MAX,
+            )?,
+            log_retention_check_interval_ms: parse_opt(
+                &props,
+                "log.retention.check.interval.ms",
+                300_000,
+                1,
+                i64::MAX,
+            )?,
+            log_cleaner_enable: parse_bool(&props, "log.cleaner.enable", true)?,
+            log_cleaner_backoff_ms: parse_opt(
+                &props,
+                "log.cleaner.backoff.ms",
+                15_000,
+                0,
+                i64::MAX,
+            )?,
+            log_flush_scheduler_interval_ms: parse_opt(
+                &props,
+                "log.flush.scheduler.interval.ms",
+                i64::MAX,
+                0,
+                i64::MAX,
+            )?,
+            num_recovery_threads_per_data_dir: parse_opt(
+                &props,
+                "num.recovery.threads.per.data.dir",
+                2,
+                1,
+                64,
+            )?,
+            log_defaults: log_defaults(&props)?,
+            static_configs: props,
+        };
+        Ok((config, warnings))
+    }
+
+    /// The endpoint clients are told to connect to.
+    pub fn advertised(&self) -> &Endpoint {
+        &self.advertised_listeners[0]
+    }
+
+    /// Every broker-level key with its effective value, for DescribeConfigs on a broker:
+    /// (name, value, set_by_operator).
+    pub fn describe(&self) -> Vec<(String, Option<String>, bool)> {
+        let mut out = Vec::new();
+        for (key, default, _) in BROKER_KEYS {
+            let set = self.static_configs.get(*key);
+            let value = set
+                .cloned()
+                .or_else(|| (!default.is_empty()).then(|| default.to_string()));
+            out.push((key.to_string(), value, set.is_some()));
+        }
+        for def in TOPIC_CONFIGS {
+            let set = self.static_configs.get(def.broker_synonym);
+            let value = set.cloned().or_else(|| self.log_defaults.get(def.name));
+            out.push((def.broker_synonym.to_string(), value, set.is_some()));
+        }
+        out.sort();
+        out.dedup_by(|a, b| a.0 == b.0);
+        out
+    }
+
+    /// Type name of a broker key as Kafka's DescribeConfigs reports it.
+    pub fn config_type(key: &str) -> Option<&'static str> {
+        BROKER_KEYS
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, _, t)| *t)
+            .or_else(|| {
+                TOPIC_CONFIGS
+                    .iter()
+                    .find(|d| d.broker_synonym == key)
+                    .map(|d| d.config_type)
+            })
+    }
+}
+
+fn is_known_key(key: &str) -> bool {
+    BROKER_KEYS.iter().any(|(k, _, _)| *k == key)
+        || ACCEPTED_KEYS.contains(&key)
+        || TOPIC_CONFIGS.iter().any(|d| d.broker_synonym == key)
+}
+
+/// Topic defaults from broker keys. Time keys resolve as Kafka does: `*.ms` wins over
+/// `*.minutes`, which wins over `*.hours`.
+fn log_defaults(props: &BTreeMap<String, String>) -> Result<LogConfig, ConfigError> {
+    let mut config = LogConfig::default();
+    if let Some(v) = props.get("log.roll.hours") {
+        let hours: i64 = parse_int("log.roll.hours", v, 1, i32::MAX as i64)?;
+        config.set("segment.ms", &(hours * 3_600_000).to_string())?;
+    }
+    if let Some(v) = props.get("log.roll.jitter.hours") {
+        let hours: i64 = parse_int("log.roll.jitter.hours", v, 0, i32::MAX as i64)?;
+        config.set("segment.jitter.ms", &(hours * 3_600_000).to_string())?;
+    }
+    if let Some(v) = props.get("log.retention.hours") {
+        let hours: i64 = parse_int("log.retention.hours", v, -1, i32::MAX as i64)?;
+        let ms = if hours < 0 { -1 } else { hours * 3_600_000 };
+        config.set("retention.ms", &ms.to_string())?;
+    }
+    if let Some(v) = props.get("log.retention.minutes") {
+        let minutes: i64 = parse_int("log.retention.minutes", v, -1, i32::MAX as i64)?;
+        let ms = if minutes < 0 { -1 } else { minutes * 60_000 };
+        config.set("retention.ms", &ms.to_string())?;
+    }
+    for def in TOPIC_CONFIGS {
+        if let Some(v) = props.get(def.broker_synonym) {
+            config
+                .set(def.name, v)
+                .map_err(|e| ConfigError::InvalidValue {
+                    key: def.broker_synonym.to_string(),
+                    value: e.value,
+                    reason: e.reason,
+                })?;
+        }
+    }
+    Ok(config)
+}
+
+fn parse_int<T>(key: &str, value: &str, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let n: T = value
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::invalid(key, value, "not a number"))?;
+    if n < min || n > max {
+        return Err(ConfigError::invalid(
+            key,
+            value,
+            format!("must be between {min} and {max}"),
+        ));
+    }
+    Ok(n)
+}
+
+fn parse_opt<T>(
+    props: &BTreeMap<String, String>,
+    key: &str,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    match props.get(key) {
+        Some(v) => parse_int(key, v, min, max),
+        None => Ok(default),
+    }
+}
+
+fn parse_bool(
+    props: &BTreeMap<String, String>,
+    key: &str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match props.get(key).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if v == "true" => Ok(true),
+        Some(v) if v == "false" => Ok(false),
+        Some(v) => Err(ConfigError::invalid(key, &v, "expected true or false")),
+    }
+}
+
+/// Java `.properties` as Kafka users write them: `key=value` or `key: value`, `#`/`!`
+/// comments, blank lines, and `\` line continuations.
+fn parse_properties(path: &Path, text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut props = BTreeMap::new();
+    let mut pending = String::new();
+    let mut pending_line = 0;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim_start();
+        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+        {
+            continue;
+        }
+        if pending.is_empty() {
+            pending_line = i + 1;
+        }
+        if let Some(stripped) = line.strip_suffix('\\') {
+            pending.push_str(stripped);
+            continue;
+        }
+        pending.push_str(line);
+        let entry = std::mem::take(&mut pending);
+        let split = entry.find(['=', ':']).ok_or_else(|| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line: pending_line,
+            text: entry.clone(),
+        })?;
+        let (key, value) = entry.split_at(split);
+        props.insert(key.trim().to_string(), value[1..].trim().to_string());
+    }
+    Ok(props)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<(ServerConfig, Vec<String>), ConfigError> {
+        let overrides: Vec<_> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ServerConfig::load(None, &overrides)
+    }
+
+    #[test]
+    fn defaults_are_a_single_combined_node() {
+        let (c, warnings) = load(&[]).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(c.node_id, 1);
+        assert_eq!(c.listeners[0].port, 9092);
+        assert_eq!(c.advertised().host, "127.0.0.1");
+        assert_eq!(c.log_dir, PathBuf::from("./data"));
+        assert_eq!(c.log_defaults, LogConfig::default());
+    }
+
+    #[test]
+    fn log_keys_become_topic_defaults_with_kafka_precedence() {
+        let (c, _) = load(&[
+            ("log.retention.hours", "1"),
+            ("log.retention.minutes", "2"),
+            ("log.segment.bytes", "1048576"),
+        ])
+        .unwrap();
+        assert_eq!(c.log_defaults.retention_ms, 120_000);
+        assert_eq!(c.log_defaults.segment_bytes, 1_048_576);
+        let (c, _) = load(&[("log.retention.minutes", "2"), ("log.retention.ms", "5")]).unwrap();
+        assert_eq!(c.log_defaults.retention_ms, 5);
+    }
+
+    #[test]
+    fn invalid_values_name_the_key() {
+        let err = load(&[("num.partitions", "zero")]).unwrap_err().to_string();
+        assert!(
+            err.contains("num.partitions") && err.contains("zero"),
+            "{err}"
+        );
+        let err = load(&[("log.segment.bytes", "-5")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("log.segment.bytes"), "{err}");
+        let err = load(&[("listeners", "127.0.0.1:9092")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listeners"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_warn() {
+        let (_, warnings) = load(&[("no.such.key", "1")]).unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("no.such.key"));
+    }
+
+    #[test]
+    fn properties_file_syntax() {
+        let text =
+            "# comment\nnode.id=3\nlisteners: PLAINTEXT://localhost:1234\nlog.dirs=/tmp/a,\\\n\n";
+        let props = parse_properties(Path::new("x"), text).unwrap();
+        assert_eq!(props["node.id"], "3");
+        assert_eq!(props["listeners"], "PLAINTEXT://localhost:1234");
+        assert!(parse_properties(Path::new("x"), "novalue\n").is_err());
+    }
+}

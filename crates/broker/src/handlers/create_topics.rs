@@ -1,0 +1,375 @@
+//! CreateTopics: validate, place partitions, write Topic + Partition records.
+//! Also serves auto-creation from Metadata (same validation and placement).
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::protocol::{Message, VersionRange};
+use kafka_protocol::ResponseError;
+use moldau_metadata::{ConfigResourceType, MetadataImage, MetadataRecord, Uuid};
+use moldau_storage::LogConfig;
+
+use super::{str_bytes, topic_name};
+use crate::api::RequestContext;
+use crate::error::BrokerError;
+use crate::state::BrokerState;
+use crate::topic_configs;
+
+pub const VERSIONS: VersionRange = CreateTopicsRequest::VERSIONS;
+
+/// Kafka's limit: a partition directory name must fit in 255 bytes.
+const MAX_TOPIC_NAME_LENGTH: usize = 249;
+
+/// A bound on partitions per topic, so one request cannot make a node create millions of
+/// directories (Kafka has no such limit; 10,000 is far past any single node's sensible use).
+pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+
+/// A topic to create, with Kafka's -1 meaning "the broker default".
+pub struct NewTopic {
+    pub name: String,
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+    /// Explicit replica assignment: (partition index, broker ids).
+    pub assignments: Vec<(i32, Vec<i32>)>,
+    pub configs: Vec<(String, Option<String>)>,
+}
+
+/// A refused topic: the error code and Kafka's message.
+pub type TopicError = (ResponseError, String);
+
+pub struct PlannedTopic {
+    pub topic_id: Uuid,
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+    pub records: Vec<MetadataRecord>,
+}
+
+pub async fn handle(
+    state: &BrokerState,
+    _ctx: &RequestContext,
+    request: CreateTopicsRequest,
+) -> CreateTopicsResponse {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for topic in &request.topics {
+        *counts.entry(topic.name.to_string()).or_default() += 1;
+    }
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let new_topic = NewTopic {
+            name: topic.name.to_string(),
+            num_partitions: topic.num_partitions,
+            replication_factor: topic.replication_factor,
+            assignments: topic
+                .assignments
+                .iter()
+                .map(|a| {
+                    (
+                        a.partition_index,
+                        a.broker_ids.iter().map(|b| b.0).collect(),
+                    )
+                })
+                .collect(),
+            configs: topic
+                .configs
+                .iter()
+                .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+                .collect(),
+        };
+        let mut result = CreatableTopicResult::default().with_name(topic_name(&new_topic.name));
+        let outcome = if counts[&new_topic.name] > 1 {
+            Err((
+                ResponseError::InvalidRequest,
+                format!(
+                    "Create topics request from client contains a duplicate topic {}",
+                    new_topic.name
+                ),
+            ))
+        } else {
+            create_topic(state, &new_topic, request.validate_only).await
+        };
+        match outcome {
+            Ok(planned) => {
+                result.topic_id = if request.validate_only {
+                    Uuid::nil()
+                } else {
+                    planned.topic_id
+                };
+                result.num_partitions = planned.num_partitions;
+                result.replication_factor = planned.replication_factor;
+                result.configs = Some(describe_new_topic_configs(state, &new_topic));
+            }
+            Err((error, message)) => {
+                result.error_code = error.code();
+                result.error_message = Some(str_bytes(message));
+                result.num_partitions = -1;
+                result.replication_factor = -1;
+            }
+        }
+        results.push(result);
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}
+
+/// Validates and (unless `validate_only`) commits one topic.
+pub async fn create_topic(
+    state: &BrokerState,
+    topic: &NewTopic,
+    validate_only: bool,
+) -> Result<PlannedTopic, TopicError> {
+    let result = state
+        .controller
+        .write(|image| {
+            let planned = plan_topic(state, image, topic).map_err(TopicWriteError::Refused)?;
+            let records = if validate_only {
+                vec![]
+            } else {
+                planned.records.clone()
+            };
+            Ok::<_, TopicWriteError>((records, planned))
+        })
+        .await;
+    match result {
+        Ok(planned) => Ok(planned),
+        Err(TopicWriteError::Refused(e)) => Err(e),
+        Err(TopicWriteError::Broker(e)) => {
+            tracing::error!("cannot create topic {}: {e}", topic.name);
+            Err((ResponseError::UnknownServerError, e.to_string()))
+        }
+    }
+}
+
+enum TopicWriteError {
+    Refused(TopicError),
+    Broker(BrokerError),
+}
+
+impl From<BrokerError> for TopicWriteError {
+    fn from(e: BrokerError) -> Self {
+        TopicWriteError::Broker(e)
+    }
+}
+
+/// Kafka's topic name rules.
+pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
+    let invalid = |why: String| Err((ResponseError::InvalidTopicException, why));
+    if name.is_empty() {
+        return invalid("Topic name is illegal, it can't be empty".into());
+    }
+    if name == "." || name == ".." {
+        return invalid("Topic name cannot be \".\" or \"..\"".into());
+    }
+    if name.len() > MAX_TOPIC_NAME_LENGTH {
+        return invalid(format!(
+            "Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LENGTH} characters, topic name: {name}"
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+    {
+        return invalid(format!(
+            "Topic name {name} is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+fn plan_topic(
+    state: &BrokerState,
+    image: &MetadataImage,
+    topic: &NewTopic,
+) -> Result<PlannedTopic, TopicError> {
+    validate_topic_name(&topic.name)?;
+    if image.topic_by_name(&topic.name).is_some() {
+        return Err((
+            ResponseError::TopicAlreadyExists,
+            format!("Topic '{}' already exists.", topic.name),
+        ));
+    }
+    // '.' and '_' collide in metric names, so Kafka refuses topics that differ only there.
+    let collision_key = |s: &str| s.replace('.', "_");
+    if let Some(existing) = image
+        .topics()
+        .into_iter()
+        .find(|t| collision_key(&t.name) == collision_key(&topic.name))
+    {
+        return Err((
+            ResponseError::InvalidTopicException,
+            format!(
+                "Topic '{}' collides with existing topic: {}",
+                topic.name, existing.name
+            ),
+        ));
+    }
+    let assignments = place_replicas(state, image, topic)?;
+    let replication_factor = assignments[0].len() as i16;
+    let configs = validate_configs(state, topic)?;
+
+    let topic_id = Uuid::new_v4();
+    let mut records = vec![MetadataRecord::Topic {
+        name: topic.name.clone(),
+        topic_id,
+    }];
+    for (name, value) in configs {
+        records.push(MetadataRecord::Config {
+            resource_type: ConfigResourceType::Topic,
+            resource_name: topic.name.clone(),
+            name,
+            value: Some(value),
+        });
+    }
+    for (partition_id, replicas) in assignments.iter().enumerate() {
+        records.push(MetadataRecord::Partition {
+            topic_id,
+            partition_id: partition_id as i32,
+            replicas: replicas.clone(),
+            isr: replicas.clone(),
+            leader: replicas[0],
+            leader_epoch: 0,
+            partition_epoch: 0,
+        });
+    }
+    Ok(PlannedTopic {
+        topic_id,
+        num_partitions: assignments.len() as i32,
+        replication_factor,
+        records,
+    })
+}
+
+/// Replica lists per partition: explicit assignments checked, or placed round-robin over
+/// the registered brokers starting at a partition-dependent offset (as Kafka does).
+fn place_replicas(
+    state: &BrokerState,
+    image: &MetadataImage,
+    topic: &NewTopic,
+) -> Result<Vec<Vec<i32>>, TopicError> {
+    let brokers: Vec<i32> = image.brokers.keys().copied().collect();
+    if !topic.assignments.is_empty() {
+        if topic.num_partitions != -1 || topic.replication_factor != -1 {
+            return Err((
+                ResponseError::InvalidRequest,
+                "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
+            ));
+        }
+        let mut sorted = topic.assignments.clone();
+        sorted.sort_by_key(|(p, _)| *p);
+        let invalid = |why: String| Err((ResponseError::InvalidReplicaAssignment, why));
+        for (expected, (partition, replicas)) in sorted.iter().enumerate() {
+            if *partition != expected as i32 {
+                return invalid(format!("partitions should be a consecutive 0-based integer sequence, got partition {partition}"));
+            }
+            if replicas.is_empty() {
+                return invalid(format!("The manual partition assignment includes an empty replica list for partition {partition}."));
+            }
+            if replicas.len() != sorted[0].1.len() {
+                return invalid("All partitions should have the same number of replicas".into());
+            }
+            let mut unique = replicas.clone();
+            unique.sort();
+            unique.dedup();
+            if unique.len() != replicas.len() {
+                return invalid(format!("The manual partition assignment includes duplicate replicas for partition {partition}."));
+            }
+            if let Some(b) = replicas.iter().find(|b| !brokers.contains(b)) {
+                return invalid(format!("The manual partition assignment includes broker {b}, but no such broker is registered."));
+            }
+        }
+        return Ok(sorted.into_iter().map(|(_, r)| r).collect());
+    }
+    let num_partitions = match topic.num_partitions {
+        -1 => state.config.num_partitions,
+        n if n <= 0 => {
+            return Err((
+                ResponseError::InvalidPartitions,
+                "Number of partitions was set to an invalid non-positive value.".into(),
+            ))
+        }
+        n if n > MAX_PARTITIONS_PER_TOPIC => {
+            return Err((
+                ResponseError::InvalidPartitions,
+                format!("Number of partitions {n} is above this broker's limit of {MAX_PARTITIONS_PER_TOPIC}."),
+            ))
+        }
+        n => n,
+    };
+    let replication_factor = match topic.replication_factor {
+        -1 => state.config.default_replication_factor,
+        n if n <= 0 => {
+            return Err((
+                ResponseError::InvalidReplicationFactor,
+                "Replication factor must be larger than 0, or -1 to use the default value.".into(),
+            ))
+        }
+        n => n,
+    };
+    if replication_factor as usize > brokers.len() {
+        return Err((
+            ResponseError::InvalidReplicationFactor,
+            format!(
+                "Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only {} broker(s) are registered.",
+                brokers.len()
+            ),
+        ));
+    }
+    Ok(round_robin(
+        &brokers,
+        num_partitions,
+        replication_factor as usize,
+    ))
+}
+
+fn round_robin(brokers: &[i32], num_partitions: i32, replication_factor: usize) -> Vec<Vec<i32>> {
+    (0..num_partitions as usize)
+        .map(|p| {
+            (0..replication_factor)
+                .map(|r| brokers[(p + r) % brokers.len()])
+                .collect()
+        })
+        .collect()
+}
+
+/// Topic configs must be known keys with valid values; returns them with values trimmed.
+fn validate_configs(
+    state: &BrokerState,
+    topic: &NewTopic,
+) -> Result<Vec<(String, String)>, TopicError> {
+    let mut configs = Vec::new();
+    for (name, value) in &topic.configs {
+        let Some(value) = value else {
+            return Err((
+                ResponseError::InvalidConfig,
+                format!("Null value not supported for topic configs: {name}"),
+            ));
+        };
+        configs.push((name.clone(), value.trim().to_string()));
+    }
+    LogConfig::with_overrides(
+        state.replica_manager.log_defaults(),
+        configs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    )
+    .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+    Ok(configs)
+}
+
+fn describe_new_topic_configs(state: &BrokerState, topic: &NewTopic) -> Vec<CreatableTopicConfigs> {
+    let overrides: BTreeMap<String, String> = topic
+        .configs
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.trim().to_string())))
+        .collect();
+    topic_configs::effective(state, &overrides)
+        .into_iter()
+        .map(|entry| {
+            CreatableTopicConfigs::default()
+                .with_name(str_bytes(entry.name))
+                .with_value(entry.value.map(str_bytes))
+                .with_config_source(entry.source as i8)
+                .with_read_only(false)
+                .with_is_sensitive(false)
+        })
+        .collect()
+}

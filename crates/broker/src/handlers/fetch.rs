@@ -1,0 +1,220 @@
+//! Fetch: read whole batches up to the high watermark (or last stable offset), long-polling
+//! on `max_wait_ms` / `min_bytes`.
+//!
+//! A waiting fetch subscribes to each partition's high-watermark channel before it reads,
+//! so an append between the read and the wait still wakes it; it is completed by appends,
+//! never by polling. Fetch sessions (KIP-227) are answered sessionless: every response is a
+//! full response with session id 0, which clients accept and then keep sending full requests.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::future::select_all;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::{Message, VersionRange};
+use kafka_protocol::ResponseError;
+use moldau_storage::{StorageError, TopicPartition, Uuid};
+use tokio::sync::watch;
+use tokio::time::{Duration, Instant};
+
+use crate::api::RequestContext;
+use crate::error::storage_error_code;
+use crate::replica_manager::Partition;
+use crate::state::BrokerState;
+
+pub const VERSIONS: VersionRange = FetchRequest::VERSIONS;
+
+const READ_COMMITTED: i8 = 1;
+/// Session epoch a client sends to close its session or to fetch without one.
+const FINAL_EPOCH: i32 = -1;
+
+/// One requested partition, resolved against the metadata image.
+struct Wanted {
+    topic: TopicName,
+    topic_id: Uuid,
+    partition_index: i32,
+    fetch_offset: i64,
+    partition_max_bytes: i32,
+    partition: Result<Arc<Partition>, ResponseError>,
+}
+
+pub async fn handle(
+    state: &BrokerState,
+    ctx: &RequestContext,
+    request: FetchRequest,
+) -> FetchResponse {
+    if request.session_id != 0
+        || (request.session_epoch != 0 && request.session_epoch != FINAL_EPOCH)
+    {
+        // Only sessionless fetches exist here, so no incremental session can be found.
+        return FetchResponse::default()
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
+    }
+    let wanted = resolve(state, ctx, &request);
+    let read_committed = request.isolation_level == READ_COMMITTED;
+    let mut watchers: Vec<watch::Receiver<i64>> = wanted
+        .iter()
+        .filter_map(|w| w.partition.as_ref().ok().map(|p| p.subscribe()))
+        .collect();
+    let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    loop {
+        for watcher in &mut watchers {
+            watcher.mark_unchanged();
+        }
+        let (responses, bytes, any_error) = read_all(&wanted, request.max_bytes, read_committed);
+        let done = bytes >= i64::from(request.min_bytes)
+            || any_error
+            || watchers.is_empty()
+            || Instant::now() >= deadline;
+        if done {
+            return FetchResponse::default().with_responses(responses);
+        }
+        let any_change = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
+        if tokio::time::timeout_at(deadline, any_change).await.is_err() {
+            let (responses, _, _) = read_all(&wanted, request.max_bytes, read_committed);
+            return FetchResponse::default().with_responses(responses);
+        }
+    }
+}
+
+fn resolve(state: &BrokerState, ctx: &RequestContext, request: &FetchRequest) -> Vec<Wanted> {
+    let image = state.image();
+    let by_id = ctx.api_version >= 13;
+    let mut wanted = Vec::new();
+    for topic in &request.topics {
+        let name = if by_id {
+            image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
+        } else {
+            Some(topic.topic.to_string())
+        };
+        for p in &topic.partitions {
+            let partition = match &name {
+                None => Err(ResponseError::UnknownTopicId),
+                Some(name) => state
+                    .replica_manager
+                    .partition(&TopicPartition::new(name.clone(), p.partition))
+                    .ok_or(ResponseError::UnknownTopicOrPartition)
+                    .and_then(|partition| check_leader(state, partition, p.current_leader_epoch)),
+            };
+            wanted.push(Wanted {
+                topic: topic.topic.clone(),
+                topic_id: topic.topic_id,
+                partition_index: p.partition,
+                fetch_offset: p.fetch_offset,
+                partition_max_bytes: p.partition_max_bytes,
+                partition,
+            });
+        }
+    }
+    wanted
+}
+
+fn check_leader(
+    state: &BrokerState,
+    partition: Arc<Partition>,
+    current_leader_epoch: i32,
+) -> Result<Arc<Partition>, ResponseError> {
+    if partition.leader != state.node_id {
+        return Err(ResponseError::NotLeaderOrFollower);
+    }
+    if current_leader_epoch >= 0 && current_leader_epoch < partition.leader_epoch {
+        return Err(ResponseError::FencedLeaderEpoch);
+    }
+    if current_leader_epoch > partition.leader_epoch {
+        return Err(ResponseError::UnknownLeaderEpoch);
+    }
+    Ok(partition)
+}
+
+/// Reads every partition within the response's byte budget. The first partition with data
+/// may exceed the budget by one batch, so a consumer always makes progress.
+fn read_all(
+    wanted: &[Wanted],
+    max_bytes: i32,
+    read_committed: bool,
+) -> (Vec<FetchableTopicResponse>, i64, bool) {
+    let mut remaining = i64::from(max_bytes.max(0));
+    let mut total_bytes = 0i64;
+    let mut any_error = false;
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    for w in wanted {
+        let limit = remaining.min(i64::from(w.partition_max_bytes.max(0))) as u32;
+        let min_one_message = total_bytes == 0;
+        let data = match &w.partition {
+            Err(e) => {
+                any_error = true;
+                error_partition(w.partition_index, e.code())
+            }
+            Ok(partition) => {
+                match read_partition(partition, w, limit, min_one_message, read_committed) {
+                    Ok((data, bytes)) => {
+                        total_bytes += bytes;
+                        remaining = (remaining - bytes).max(0);
+                        data
+                    }
+                    Err(e) => {
+                        any_error = true;
+                        let mut data = error_partition(w.partition_index, storage_error_code(&e));
+                        data.high_watermark = partition.log.high_watermark();
+                        data.last_stable_offset = partition.log.last_stable_offset();
+                        data.log_start_offset = partition.log.log_start_offset();
+                        data
+                    }
+                }
+            }
+        };
+        match topics.last_mut() {
+            Some(t) if t.topic == w.topic && t.topic_id == w.topic_id => t.partitions.push(data),
+            _ => topics.push(
+                FetchableTopicResponse::default()
+                    .with_topic(w.topic.clone())
+                    .with_topic_id(w.topic_id)
+                    .with_partitions(vec![data]),
+            ),
+        }
+    }
+    (topics, total_bytes, any_error)
+}
+
+fn read_partition(
+    partition: &Partition,
+    w: &Wanted,
+    limit: u32,
+    min_one_message: bool,
+    read_committed: bool,
+) -> Result<(PartitionData, i64), StorageError> {
+    let log = &partition.log;
+    let high_watermark = log.high_watermark();
+    let last_stable_offset = log.last_stable_offset();
+    let max_offset = if read_committed {
+        last_stable_offset
+    } else {
+        high_watermark
+    };
+    let fetched = log.read(w.fetch_offset, limit, max_offset, min_one_message)?;
+    let records = if fetched.is_empty() {
+        Bytes::new()
+    } else {
+        fetched.read_to_bytes()?
+    };
+    let bytes = records.len() as i64;
+    let data = PartitionData::default()
+        .with_partition_index(w.partition_index)
+        .with_high_watermark(high_watermark)
+        .with_last_stable_offset(last_stable_offset)
+        .with_log_start_offset(log.log_start_offset())
+        .with_aborted_transactions(read_committed.then(Vec::new))
+        .with_records(Some(records));
+    Ok((data, bytes))
+}
+
+fn error_partition(partition_index: i32, error_code: i16) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(partition_index)
+        .with_error_code(error_code)
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_records(Some(Bytes::new()))
+}

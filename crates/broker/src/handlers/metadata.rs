@@ -1,0 +1,173 @@
+//! Metadata: brokers, controller, topics and partitions; auto-creates topics when allowed.
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+use kafka_protocol::protocol::{Message, VersionRange};
+use kafka_protocol::ResponseError;
+use moldau_metadata::{MetadataImage, TopicImage, Uuid};
+
+use super::create_topics::{self, NewTopic};
+use super::{str_bytes, topic_name};
+use crate::api::RequestContext;
+use crate::state::BrokerState;
+
+pub const VERSIONS: VersionRange = MetadataRequest::VERSIONS;
+
+/// Kafka's "authorized operations not requested" marker.
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+/// With no authorizer every operation is allowed: READ, WRITE, CREATE, DELETE, ALTER,
+/// DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS (bits 3..=10) for topics.
+const TOPIC_OPERATIONS_ALL: i32 = 0b111_1111_1000;
+/// CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE,
+/// CREATE_TOKENS, DESCRIBE_TOKENS for the cluster.
+const CLUSTER_OPERATIONS_ALL: i32 = (1 << 5)
+    | (1 << 7)
+    | (1 << 8)
+    | (1 << 9)
+    | (1 << 10)
+    | (1 << 11)
+    | (1 << 12)
+    | (1 << 13)
+    | (1 << 14);
+
+pub async fn handle(
+    state: &BrokerState,
+    ctx: &RequestContext,
+    request: MetadataRequest,
+) -> MetadataResponse {
+    // v0 has no "all topics" null; an empty list means all topics there.
+    let all_topics = match &request.topics {
+        None => true,
+        Some(t) => t.is_empty() && ctx.api_version == 0,
+    };
+    // Auto-creation is implied before v4.
+    let allow_auto_create = state.config.auto_create_topics_enable
+        && (ctx.api_version < 4 || request.allow_auto_topic_creation);
+
+    let mut image = state.image();
+    let mut topics = Vec::new();
+    if all_topics {
+        topics = image
+            .topics()
+            .iter()
+            .map(|t| topic_response(state, t, &request))
+            .collect();
+    } else {
+        for requested in request.topics.iter().flatten() {
+            if let Some(name) = &requested.name {
+                let name = name.to_string();
+                if image.topic_by_name(&name).is_none() && allow_auto_create {
+                    if let Some(error) = auto_create(state, &name).await {
+                        topics.push(error_topic(Some(&name), Uuid::nil(), error));
+                        continue;
+                    }
+                    image = state.image();
+                }
+                topics.push(match image.topic_by_name(&name) {
+                    Some(topic) => topic_response(state, topic, &request),
+                    None => error_topic(
+                        Some(&name),
+                        Uuid::nil(),
+                        match create_topics::validate_topic_name(&name) {
+                            Ok(()) => ResponseError::UnknownTopicOrPartition,
+                            Err((error, _)) => error,
+                        },
+                    ),
+                });
+            } else {
+                topics.push(match image.topic_by_id(&requested.topic_id) {
+                    Some(topic) => topic_response(state, topic, &request),
+                    None => error_topic(None, requested.topic_id, ResponseError::UnknownTopicId),
+                });
+            }
+        }
+    }
+    let mut response = MetadataResponse::default()
+        .with_brokers(brokers(&image))
+        .with_cluster_id(Some(str_bytes(state.cluster_id.clone())))
+        .with_controller_id(BrokerId(state.node_id))
+        .with_topics(topics);
+    response.cluster_authorized_operations = if request.include_cluster_authorized_operations {
+        CLUSTER_OPERATIONS_ALL
+    } else {
+        AUTHORIZED_OPERATIONS_OMITTED
+    };
+    response
+}
+
+async fn auto_create(state: &BrokerState, name: &str) -> Option<ResponseError> {
+    let new_topic = NewTopic {
+        name: name.to_string(),
+        num_partitions: -1,
+        replication_factor: -1,
+        assignments: vec![],
+        configs: vec![],
+    };
+    match create_topics::create_topic(state, &new_topic, false).await {
+        Ok(_) => None,
+        // Another request created it first: fine.
+        Err((ResponseError::TopicAlreadyExists, _)) => None,
+        Err((error, message)) => {
+            tracing::debug!("auto-creation of {name} refused: {message}");
+            Some(error)
+        }
+    }
+}
+
+fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+    image
+        .brokers
+        .values()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.broker_id))
+                .with_host(str_bytes(b.host.clone()))
+                .with_port(i32::from(b.port))
+                .with_rack(b.rack.clone().map(str_bytes))
+        })
+        .collect()
+}
+
+fn topic_response(
+    _state: &BrokerState,
+    topic: &TopicImage,
+    request: &MetadataRequest,
+) -> MetadataResponseTopic {
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|(index, p)| {
+            MetadataResponsePartition::default()
+                .with_partition_index(*index)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
+                .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&topic.name)))
+        .with_topic_id(topic.topic_id)
+        .with_is_internal(is_internal(&topic.name))
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(if request.include_topic_authorized_operations {
+            TOPIC_OPERATIONS_ALL
+        } else {
+            AUTHORIZED_OPERATIONS_OMITTED
+        })
+}
+
+fn error_topic(name: Option<&str>, topic_id: Uuid, error: ResponseError) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(error.code())
+        .with_name(name.map(topic_name))
+        .with_topic_id(topic_id)
+        .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}
+
+/// Kafka's internal topics.
+pub fn is_internal(topic: &str) -> bool {
+    topic == "__consumer_offsets" || topic == "__transaction_state"
+}

@@ -1,0 +1,101 @@
+//! Produce: append each partition's record batches through the replica manager.
+//!
+//! Batches are validated and written by the storage crate without decoding records; the
+//! only copy is from the request buffer into a mutable buffer whose base offsets are patched.
+
+use bytes::BytesMut;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::{Message, VersionRange};
+use kafka_protocol::ResponseError;
+use moldau_storage::{AppendOrigin, TopicPartition};
+
+use super::str_bytes;
+use crate::api::RequestContext;
+use crate::error::storage_error_code;
+use crate::replica_manager::AppendError;
+use crate::state::BrokerState;
+
+pub const VERSIONS: VersionRange = ProduceRequest::VERSIONS;
+
+/// Returns `None` for acks=0: the client expects no response.
+pub async fn handle(
+    state: &BrokerState,
+    ctx: &RequestContext,
+    request: ProduceRequest,
+) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let image = state.image();
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    for topic in request.topic_data {
+        // v13+ names topics by id.
+        let name = if ctx.api_version >= 13 {
+            image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
+        } else {
+            Some(topic.name.to_string())
+        };
+        let partition_responses = topic
+            .partition_data
+            .into_iter()
+            .map(|partition| {
+                let error = |e: ResponseError, message: Option<String>| {
+                    error_response(partition.index, e.code(), message)
+                };
+                let Some(name) = &name else {
+                    return error(ResponseError::UnknownTopicId, None);
+                };
+                if !matches!(acks, -1..=1) {
+                    return error(ResponseError::InvalidRequiredAcks, None);
+                }
+                let Some(records) = partition.records.filter(|r| !r.is_empty()) else {
+                    return error(
+                        ResponseError::InvalidRecord,
+                        Some("produce request has no record batch".into()),
+                    );
+                };
+                let tp = TopicPartition::new(name.clone(), partition.index);
+                let mut records = BytesMut::from(&records[..]);
+                match state.replica_manager.append_records(
+                    &tp,
+                    &mut records,
+                    acks,
+                    AppendOrigin::Client,
+                ) {
+                    Ok(info) => PartitionProduceResponse::default()
+                        .with_index(partition.index)
+                        .with_base_offset(info.first_offset)
+                        .with_log_append_time_ms(info.log_append_time_ms)
+                        .with_log_start_offset(info.log_start_offset),
+                    Err(AppendError::Kafka(e)) => error(e, None),
+                    Err(AppendError::Storage(e)) => {
+                        error_response(partition.index, storage_error_code(&e), Some(e.to_string()))
+                    }
+                }
+            })
+            .collect();
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name.clone())
+                .with_topic_id(topic.topic_id)
+                .with_partition_responses(partition_responses),
+        );
+    }
+    if acks == 0 {
+        return None;
+    }
+    Some(ProduceResponse::default().with_responses(responses))
+}
+
+fn error_response(
+    index: i32,
+    error_code: i16,
+    message: Option<String>,
+) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(error_code)
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(message.map(str_bytes))
+}

@@ -1,0 +1,225 @@
+//! The replica manager: the partitions this node hosts, their logs and high watermarks.
+//!
+//! It follows the metadata image (as a [`MetadataPublisher`]): a partition assigned to this
+//! node gets a log, a deleted topic's logs go away, a topic config change reaches its logs.
+//! Produce appends through it; Fetch reads through it and parks on a partition's
+//! high-watermark channel to be woken by appends rather than by polling.
+//!
+//! Invariant: a partition is in the map iff the published image assigns it to this node.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use moldau_metadata::{
+    ConfigResource, ConfigResourceType, MetadataDelta, MetadataImage, PartitionImage,
+};
+use moldau_storage::{
+    AppendOrigin, Log, LogAppendInfo, LogConfig, LogManager, StorageError, TopicPartition, Uuid,
+};
+use tokio::sync::watch;
+
+use crate::controller::MetadataPublisher;
+use crate::error::BrokerError;
+
+pub struct Partition {
+    pub topic_id: Uuid,
+    pub log: Arc<Log>,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// Carries the high watermark; Fetch waits on it.
+    high_watermark_tx: Arc<watch::Sender<i64>>,
+}
+
+impl Partition {
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.high_watermark_tx.subscribe()
+    }
+}
+
+/// Why an append was refused before reaching the log, as Kafka error codes.
+#[derive(Debug)]
+pub enum AppendError {
+    Kafka(kafka_protocol::ResponseError),
+    Storage(StorageError),
+}
+
+pub struct ReplicaManager {
+    node_id: i32,
+    log_manager: Arc<LogManager>,
+    log_defaults: LogConfig,
+    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+}
+
+impl ReplicaManager {
+    pub fn new(node_id: i32, log_manager: Arc<LogManager>, log_defaults: LogConfig) -> Self {
+        ReplicaManager {
+            node_id,
+            log_manager,
+            log_defaults,
+            partitions: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn log_manager(&self) -> &Arc<LogManager> {
+        &self.log_manager
+    }
+
+    pub fn partition(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
+        self.partitions
+            .read()
+            .expect("partitions lock poisoned")
+            .get(tp)
+            .cloned()
+    }
+
+    pub fn partitions(&self) -> Vec<(TopicPartition, Arc<Partition>)> {
+        let map = self.partitions.read().expect("partitions lock poisoned");
+        let mut all: Vec<_> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// The effective log config of a topic: broker defaults plus the topic's overrides.
+    pub fn topic_log_config(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+    ) -> Result<LogConfig, StorageError> {
+        let resource = ConfigResource {
+            resource_type: ConfigResourceType::Topic,
+            name: topic.to_string(),
+        };
+        match image.configs(&resource) {
+            Some(overrides) => Ok(LogConfig::with_overrides(
+                &self.log_defaults,
+                overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            )?),
+            None => Ok(self.log_defaults.clone()),
+        }
+    }
+
+    pub fn log_defaults(&self) -> &LogConfig {
+        &self.log_defaults
+    }
+
+    /// Appends a produce request's records for one partition as leader and advances the
+    /// high watermark to the minimum log end offset over the ISR (this node alone until
+    /// replication lands).
+    pub fn append_records(
+        &self,
+        tp: &TopicPartition,
+        records: &mut [u8],
+        required_acks: i16,
+        origin: AppendOrigin,
+    ) -> Result<LogAppendInfo, AppendError> {
+        use kafka_protocol::ResponseError as E;
+        let partition = self
+            .partition(tp)
+            .ok_or(AppendError::Kafka(E::UnknownTopicOrPartition))?;
+        if partition.leader != self.node_id {
+            return Err(AppendError::Kafka(E::NotLeaderOrFollower));
+        }
+        if required_acks == -1 {
+            let min_isr = partition.log.config().min_insync_replicas;
+            if (partition.isr.len() as i32) < min_isr {
+                return Err(AppendError::Kafka(E::NotEnoughReplicas));
+            }
+        }
+        let info = partition
+            .log
+            .append_as_leader(records, partition.leader_epoch, origin, crate::now_ms())
+            .map_err(AppendError::Storage)?;
+        self.advance_high_watermark(&partition);
+        Ok(info)
+    }
+
+    fn advance_high_watermark(&self, partition: &Partition) {
+        // With this node the only ISR member, the HW is its log end offset.
+        let high_watermark = partition.log.log_end_offset();
+        partition.log.update_high_watermark(high_watermark);
+        partition.high_watermark_tx.send_replace(high_watermark);
+    }
+
+    /// Wakes fetchers of a partition whose log changed outside append (DeleteRecords).
+    pub fn notify(&self, partition: &Partition) {
+        partition
+            .high_watermark_tx
+            .send_replace(partition.log.high_watermark());
+    }
+
+    fn make_partition(
+        &self,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+        topic_id: Uuid,
+        state: &PartitionImage,
+        existing: Option<&Arc<Partition>>,
+    ) -> Result<Partition, BrokerError> {
+        let config = self.topic_log_config(image, &tp.topic)?;
+        let log = self
+            .log_manager
+            .get_or_create_log(tp, topic_id, config.clone())?;
+        log.update_config(config);
+        let high_watermark_tx = match existing {
+            Some(p) => p.high_watermark_tx.clone(),
+            None => Arc::new(watch::channel(log.high_watermark()).0),
+        };
+        let partition = Partition {
+            topic_id,
+            log,
+            leader: state.leader,
+            leader_epoch: state.leader_epoch,
+            replicas: state.replicas.clone(),
+            isr: state.isr.clone(),
+            high_watermark_tx,
+        };
+        if partition.leader == self.node_id {
+            self.advance_high_watermark(&partition);
+        }
+        Ok(partition)
+    }
+}
+
+impl MetadataPublisher for ReplicaManager {
+    fn publish(
+        &self,
+        delta: &MetadataDelta,
+        image: &Arc<MetadataImage>,
+    ) -> Result<(), BrokerError> {
+        let mut map = self.partitions.write().expect("partitions lock poisoned");
+        for topic in delta.deleted_topics() {
+            for partition_id in topic.partitions.keys() {
+                let tp = TopicPartition::new(topic.name.clone(), *partition_id);
+                map.remove(&tp);
+                self.log_manager.delete_log(&tp)?;
+            }
+        }
+        let mut touched: Vec<Uuid> = delta.changed_topics().copied().collect();
+        for resource in delta.changed_configs() {
+            if resource.resource_type == ConfigResourceType::Topic {
+                if let Some(topic) = image.topic_by_name(&resource.name) {
+                    touched.push(topic.topic_id);
+                }
+            }
+        }
+        touched.sort();
+        touched.dedup();
+        for topic_id in touched {
+            let Some(topic) = image.topic_by_id(&topic_id) else {
+                continue;
+            };
+            for (partition_id, state) in &topic.partitions {
+                let tp = TopicPartition::new(topic.name.clone(), *partition_id);
+                if !state.replicas.contains(&self.node_id) {
+                    map.remove(&tp);
+                    continue;
+                }
+                let partition = self.make_partition(image, &tp, topic_id, state, map.get(&tp))?;
+                map.insert(tp, Arc::new(partition));
+            }
+        }
+        Ok(())
+    }
+}
