@@ -174,11 +174,11 @@ def ck_offsets_for_times(bootstrap: str, topic: str, queries: Sequence[Tuple[int
     try:
         out = {}
         for p, ts in queries:
-            res = c.offsets_for_times([ck.TopicPartition(topic, p, ts)], timeout=30)
-            r = res[0]
-            if r.error:
-                raise CheckFailed(f"confluent-kafka offsets_for_times({p}, {ts}): {r.error}")
-            out[(p, ts)] = r.offset
+            try:
+                r = c.offsets_for_times([ck.TopicPartition(topic, p, ts)], timeout=15)[0]
+                out[(p, ts)] = r.offset if not r.error else f"error {r.error}"
+            except Exception as e:
+                out[(p, ts)] = f"{type(e).__name__}: {e}"
         return out
     finally:
         c.close()
@@ -311,9 +311,12 @@ def kp_offsets_for_times(bootstrap: str, topic: str, queries: Sequence[Tuple[int
     try:
         out = {}
         for p, ts in queries:
-            r = c.offsets_for_times({TopicPartition(topic, p): ts})
-            o = r.get(TopicPartition(topic, p))
-            out[(p, ts)] = -1 if o is None else o.offset
+            try:
+                r = c.offsets_for_times({TopicPartition(topic, p): ts}, timeout_ms=15000)
+                o = r.get(TopicPartition(topic, p))
+                out[(p, ts)] = -1 if o is None else o.offset
+            except Exception as e:
+                out[(p, ts)] = f"{type(e).__name__}: {e}"
         return out
     finally:
         c.close()
@@ -458,7 +461,7 @@ def java_offsets_for_times(bootstrap: str, topic: str, queries: Sequence[Tuple[i
     for ln in lines:
         f = ln.split()
         if f[0] == "oft":
-            out[(int(f[1]), int(f[2]))] = -1 if f[3] == "null" else int(f[3])
+            out[(int(f[1]), int(f[2]))] = -1 if f[3] == "null" else (int(f[3]) if f[3].lstrip("-").isdigit() else f[3])
     return out
 
 
@@ -468,7 +471,7 @@ def java_list_offsets(bootstrap: str, topic: str) -> Dict[int, Tuple[int, int, i
     for ln in run_java(["list-offsets", bootstrap, topic], label="admin"):
         f = ln.split()
         if f[0] == "lo":
-            out[int(f[1])] = tuple(int(x) for x in f[2:6])
+            out[int(f[1])] = tuple(int(x) if x.lstrip("-").isdigit() else x for x in f[2:6])
     return out
 
 

@@ -178,27 +178,44 @@ public class Compat {
         p.put("key.deserializer", ByteArrayDeserializer.class.getName());
         p.put("value.deserializer", ByteArrayDeserializer.class.getName());
         p.put("enable.auto.commit", "false");
+        p.put("request.timeout.ms", "10000");
         try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p)) {
             for (int i = 3; i < a.length; i++) {
                 String[] pt = a[i].split(":");
                 TopicPartition tp = new TopicPartition(a[2], Integer.parseInt(pt[0]));
                 long ts = Long.parseLong(pt[1]);
-                Map<TopicPartition, OffsetAndTimestamp> m = c.offsetsForTimes(Map.of(tp, ts), Duration.ofSeconds(30));
-                OffsetAndTimestamp o = m.get(tp);
-                OUT.println("oft " + pt[0] + " " + ts + " " + (o == null ? "null null" : o.offset() + " " + o.timestamp()));
+                try {
+                    Map<TopicPartition, OffsetAndTimestamp> m = c.offsetsForTimes(Map.of(tp, ts), Duration.ofSeconds(15));
+                    OffsetAndTimestamp o = m.get(tp);
+                    OUT.println("oft " + pt[0] + " " + ts + " " + (o == null ? "null null" : o.offset() + " " + o.timestamp()));
+                } catch (Exception e) {
+                    OUT.println("oft " + pt[0] + " " + ts + " ERR:" + e.getClass().getSimpleName() + " -");
+                }
             }
         }
     }
 
+    static String lo(Admin admin, TopicPartition tp, OffsetSpec spec, boolean withTs) {
+        try {
+            ListOffsetsResult.ListOffsetsResultInfo r = admin.listOffsets(Map.of(tp, spec)).partitionResult(tp).get(15, TimeUnit.SECONDS);
+            return withTs ? r.offset() + " " + r.timestamp() : String.valueOf(r.offset());
+        } catch (Exception e) {
+            Throwable c = e instanceof ExecutionException ? e.getCause() : e;
+            String err = "ERR:" + c.getClass().getSimpleName();
+            return withTs ? err + " " + err : err;
+        }
+    }
+
     static void listOffsets(String[] a) throws Exception {
-        try (Admin admin = Admin.create(props(a[1], new String[0], 0))) {
+        Properties p = props(a[1], new String[0], 0);
+        p.put("default.api.timeout.ms", "15000");
+        p.put("request.timeout.ms", "10000");
+        try (Admin admin = Admin.create(p)) {
             TopicDescription d = admin.describeTopics(List.of(a[2])).allTopicNames().get(30, TimeUnit.SECONDS).get(a[2]);
             for (TopicPartitionInfo pi : d.partitions()) {
                 TopicPartition tp = new TopicPartition(a[2], pi.partition());
-                ListOffsetsResult.ListOffsetsResultInfo e = admin.listOffsets(Map.of(tp, OffsetSpec.earliest())).partitionResult(tp).get(30, TimeUnit.SECONDS);
-                ListOffsetsResult.ListOffsetsResultInfo l = admin.listOffsets(Map.of(tp, OffsetSpec.latest())).partitionResult(tp).get(30, TimeUnit.SECONDS);
-                ListOffsetsResult.ListOffsetsResultInfo m = admin.listOffsets(Map.of(tp, OffsetSpec.maxTimestamp())).partitionResult(tp).get(30, TimeUnit.SECONDS);
-                OUT.println("lo " + pi.partition() + " " + e.offset() + " " + l.offset() + " " + m.offset() + " " + m.timestamp());
+                OUT.println("lo " + pi.partition() + " " + lo(admin, tp, OffsetSpec.earliest(), false) + " "
+                    + lo(admin, tp, OffsetSpec.latest(), false) + " " + lo(admin, tp, OffsetSpec.maxTimestamp(), true));
             }
         }
     }
