@@ -185,6 +185,8 @@ pub struct Record {
 }
 
 const MAGIC_BYTE_OFFSET: usize = 16;
+/// Moldau patch: most elements to preallocate for a count read from the wire.
+const MAX_PREALLOC_RECORDS: usize = 1024;
 
 impl RecordBatchEncoder {
     /// Encode records into given buffer, using provided encoding options that select the encoding
@@ -514,7 +516,10 @@ impl RecordBatchDecoder {
         version: i8,
         records: &mut Vec<Record>,
     ) -> Result<()> {
-        records.reserve(batch_decode_info.record_count as usize);
+        // Moldau patch: the count comes from the wire; reserve no more than the bytes left
+        // could hold (a record takes at least 7 bytes), capped, and grow as records decode.
+        let claimed = batch_decode_info.record_count as usize;
+        records.reserve(claimed.min(buf.remaining() / 7).min(MAX_PREALLOC_RECORDS));
         for _ in 0..batch_decode_info.record_count {
             records.push(Record::decode_new(buf, batch_decode_info, version)?);
         }
@@ -859,11 +864,12 @@ impl Record {
 
         // Timestamp delta
         let timestamp_delta: i64 = types::VarLong.decode(buf)?;
-        let timestamp = batch_decode_info.min_timestamp + timestamp_delta;
+        // Moldau patch: wire values; wrap like Kafka's Java `long` arithmetic, never panic.
+        let timestamp = batch_decode_info.min_timestamp.wrapping_add(timestamp_delta);
 
         // Offset delta
         let offset_delta: i32 = types::VarInt.decode(buf)?;
-        let offset = batch_decode_info.min_offset + offset_delta as i64;
+        let offset = batch_decode_info.min_offset.wrapping_add(offset_delta as i64);
         let sequence = batch_decode_info.base_sequence.wrapping_add(offset_delta);
 
         // Key
@@ -892,8 +898,13 @@ impl Record {
             bail!("Unexpected negative record header count: {num_headers}");
         }
         let num_headers = num_headers as usize;
+        // Moldau patch: a header takes at least 2 bytes; bound the count by the bytes left.
+        let remaining = bytes::Buf::remaining(buf);
+        if num_headers > remaining / 2 {
+            bail!("Record header count {num_headers} exceeds the {remaining} bytes remaining");
+        }
 
-        let mut headers = IndexMap::with_capacity(num_headers);
+        let mut headers = IndexMap::with_capacity(num_headers.min(MAX_PREALLOC_RECORDS));
         for _ in 0..num_headers {
             // Key len
             let key_len: i32 = types::VarInt.decode(buf)?;

@@ -57,6 +57,17 @@ impl<B: ByteBufMut> Compressor<B> for Snappy {
 
 const MAGIC_HEADER: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
 
+/// Moldau patch: the uncompressed length is read from the (untrusted) stream and was
+/// allocated and zero-filled before decompressing. Snappy's densest element, a 3-byte copy of
+/// 64 bytes, expands at most ~21x, so any larger claim is corrupt: reject it up front.
+fn check_claimed_len(claimed: usize, compressed_len: usize) -> Result<()> {
+    const MAX_SNAPPY_EXPANSION: usize = 32;
+    if claimed > compressed_len.saturating_mul(MAX_SNAPPY_EXPANSION) {
+        anyhow::bail!("snappy block claims {claimed} bytes from {compressed_len} compressed bytes");
+    }
+    Ok(())
+}
+
 impl<B: ByteBuf> Decompressor<B> for Snappy {
     type Buf = Bytes;
     fn decompress<R, F>(compressed: &mut B, f: F) -> Result<R>
@@ -81,6 +92,7 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
         {
             let compressed = compressed.copy_to_bytes(compressed.remaining());
             let actual_len = decompress_len(&compressed).context("failed to read snappy header")?;
+            check_claimed_len(actual_len, compressed.len())?;
             let mut tmp = BytesMut::zeroed(actual_len);
             Decoder::new()
                 .decompress(&compressed, &mut tmp)
@@ -104,6 +116,7 @@ impl<B: ByteBuf> Decompressor<B> for Snappy {
 
             let uncompressed_block_length = decompress_len(&compressed_block)
                 .context("failed to get snappy uncompressed length")?;
+            check_claimed_len(uncompressed_block_length, compressed_block.len())?;
             let uncompressed_block_start = uncompressed.len();
             uncompressed.resize(
                 uncompressed_block_start.saturating_add(uncompressed_block_length),

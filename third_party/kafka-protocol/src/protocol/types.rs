@@ -359,8 +359,7 @@ impl Decoder<Option<StdString>> for String {
         match Int16.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                let mut strbuf = vec![0; n as usize];
-                buf.try_copy_to_slice(&mut strbuf)?;
+                let strbuf = buf.try_get_bytes(n as usize)?.to_vec();
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
             }
             n => {
@@ -511,8 +510,7 @@ impl Decoder<Option<StdString>> for CompactString {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
-                let mut strbuf = vec![0; (n - 1) as usize];
-                buf.try_copy_to_slice(&mut strbuf)?;
+                let strbuf = buf.try_get_bytes((n - 1) as usize)?.to_vec();
                 Ok(Some(std::string::String::from_utf8(strbuf)?))
             }
         }
@@ -655,8 +653,7 @@ impl Decoder<Option<Vec<u8>>> for Bytes {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                let mut data = vec![0; n as usize];
-                buf.try_copy_to_slice(&mut data)?;
+                let data = buf.try_get_bytes(n as usize)?.to_vec();
                 Ok(Some(data))
             }
             n => {
@@ -804,8 +801,7 @@ impl Decoder<Option<Vec<u8>>> for CompactBytes {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
-                let mut data = vec![0; (n - 1) as usize];
-                buf.try_copy_to_slice(&mut data)?;
+                let data = buf.try_get_bytes((n - 1) as usize)?.to_vec();
                 Ok(Some(data))
             }
         }
@@ -904,6 +900,23 @@ impl<T: Decodable> Decoder<Option<T>> for OptionStruct {
     }
 }
 
+/// Capacity to preallocate for an array of `n` elements read from the wire (Moldau patch).
+///
+/// Like Kafka's generated readers, a count larger than the bytes left in the buffer is
+/// rejected: every element takes at least one byte. The preallocation is further capped so
+/// that a count that is merely large reserves little memory; the vector grows as elements
+/// actually decode.
+fn bounded_capacity<T, B: ByteBuf>(n: usize, buf: &B) -> Result<usize> {
+    const MAX_PREALLOC_BYTES: usize = 64 * 1024;
+    if n > buf.remaining() {
+        bail!(
+            "Array length {n} exceeds the {} bytes remaining",
+            buf.remaining()
+        );
+    }
+    Ok(n.min(MAX_PREALLOC_BYTES / std::mem::size_of::<T>().max(1)))
+}
+
 /// An array whose length is encoded with an `i32`.
 #[derive(Debug, Copy, Clone)]
 pub struct Array<E>(pub E);
@@ -985,7 +998,7 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
         match Int32.decode(buf)? {
             -1 => Ok(None),
             n if n >= 0 => {
-                let mut result = Vec::with_capacity(n as usize);
+                let mut result = Vec::with_capacity(bounded_capacity::<T, B>(n as usize, buf)?);
                 for _ in 0..n {
                     result.push(self.0.decode(buf)?);
                 }
@@ -1093,7 +1106,8 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
         match UnsignedVarInt.decode(buf)? {
             0 => Ok(None),
             n => {
-                let mut result = Vec::with_capacity((n - 1) as usize);
+                let mut result =
+                    Vec::with_capacity(bounded_capacity::<T, B>((n - 1) as usize, buf)?);
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
                 }
