@@ -453,11 +453,11 @@ pub fn segment_files(dir: &Path, ext: &str) -> Vec<(i64, PathBuf)> {
 }
 
 /// A small deterministic PRNG (xorshift64*) for damage positions in crash tests.
-pub struct Rng(u64);
+pub struct XorShift(u64);
 
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+impl XorShift {
+    pub fn new(seed: u64) -> XorShift {
+        XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
 
     pub fn next_u64(&mut self) -> u64 {

@@ -1,0 +1,524 @@
+//! Log compaction (issue #2 item 6): latest record per key beyond the active segment,
+//! original offsets and codecs kept, tombstones kept for delete.retention.ms, the lag and
+//! dirty-ratio settings honoured, producer metadata preserved.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use common::*;
+use moldau_storage::{CleanupPolicy, LogConfig};
+
+const NOW: i64 = 1_700_000_000_000;
+
+fn compacted(segment_bytes: i32) -> LogConfig {
+    LogConfig {
+        cleanup_policy: CleanupPolicy::Compact,
+        segment_bytes,
+        min_cleanable_dirty_ratio: 0.01,
+        delete_retention_ms: 86_400_000,
+        ..LogConfig::default()
+    }
+}
+
+/// Appends one batch of `(key, value)` pairs (None = tombstone) at `ts`.
+fn put(h: &Harness, pairs: &[(String, Option<String>)], ts: i64, codec: Compression) -> i64 {
+    let recs: Vec<Rec> = pairs
+        .iter()
+        .map(|(k, v)| Rec {
+            key: Some(k.clone().into_bytes()),
+            value: v.clone().map(String::into_bytes),
+            timestamp: ts,
+        })
+        .collect();
+    append(h.log(), &mut batch(&recs, codec), ts)
+        .unwrap()
+        .first_offset
+}
+
+fn kv(k: usize, v: usize) -> (String, Option<String>) {
+    (
+        format!("key-{k:03}"),
+        Some(format!("value-{k}-{v}-{}", "x".repeat(40))),
+    )
+}
+
+/// Bytes of the active (last) segment file.
+fn active_segment(h: &Harness) -> (i64, Vec<u8>) {
+    let (base, path) = segment_files(&h.partition_dir(), "log")
+        .pop()
+        .expect("a segment");
+    (base, fs::read(path).unwrap())
+}
+
+/// Latest record per key among `records` with offset < `end`.
+fn latest_per_key(records: &[StoredRecord], end: i64) -> BTreeMap<Vec<u8>, StoredRecord> {
+    let mut map = BTreeMap::new();
+    for r in records.iter().filter(|r| r.offset < end) {
+        map.insert(r.key.clone().unwrap(), r.clone());
+    }
+    map
+}
+
+/// Checks the log after cleaning: below `clean_end` exactly the latest record per key
+/// (from `before`, minus tombstones when `tombstones_gone`), at and after it unchanged.
+fn assert_compacted(h: &Harness, before: &[StoredRecord], clean_end: i64, tombstones_gone: bool) {
+    let after = read_all_records(h.log());
+    let mut want: Vec<StoredRecord> = latest_per_key(before, clean_end)
+        .into_values()
+        .filter(|r| !(tombstones_gone && r.value.is_none()))
+        .collect();
+    want.sort_by_key(|r| r.offset);
+    want.extend(before.iter().filter(|r| r.offset >= clean_end).cloned());
+    let got_offsets: Vec<i64> = after.iter().map(|r| r.offset).collect();
+    let want_offsets: Vec<i64> = want.iter().map(|r| r.offset).collect();
+    assert_eq!(got_offsets, want_offsets, "offsets after cleaning");
+    assert_eq!(after, want, "records after cleaning");
+}
+
+#[test]
+fn keys_overwritten_many_times_keep_their_latest_value() {
+    let mut h = Harness::new(compacted(2048));
+    for v in 0..30 {
+        let pairs: Vec<_> = (0..10).map(|k| kv((k * 7 + v) % 20, v)).collect();
+        put(&h, &pairs, NOW + v as i64, ALL_CODECS[v % 5]);
+    }
+    let before = read_all_records(h.log());
+    let end = h.log().log_end_offset();
+    let size_before = h.log().size_bytes();
+    let (active_base, active_bytes) = active_segment(&h);
+    assert!(active_base > 0, "several segments");
+
+    h.manager().run_cleaner_once(NOW + 1000).unwrap();
+    assert_compacted(&h, &before, active_base, false);
+    assert_eq!(
+        active_segment(&h),
+        (active_base, active_bytes),
+        "active segment untouched"
+    );
+    assert_eq!(h.log().log_end_offset(), end);
+    assert_eq!(h.log().log_start_offset(), 0);
+    assert!(
+        h.log().size_bytes() < size_before / 2,
+        "{} -> {}",
+        size_before,
+        h.log().size_bytes()
+    );
+    for b in read_all_batches(h.log()) {
+        assert!(crc_valid(&b));
+    }
+    // Reading from any offset, including removed ones, serves the next surviving record.
+    let survivors = read_all_records(h.log());
+    for offset in 0..end {
+        let data = h
+            .log()
+            .read(offset, 1, end, true)
+            .unwrap()
+            .read_to_bytes()
+            .unwrap();
+        let first = split_batches(&data)
+            .iter()
+            .flat_map(|b| decode_batch(b).1)
+            .find(|r| r.offset >= offset);
+        assert_eq!(
+            first.as_ref(),
+            survivors.iter().find(|r| r.offset >= offset),
+            "read at {offset}"
+        );
+    }
+    // Cleaning again changes nothing; the result survives restarts; appends continue.
+    h.manager().run_cleaner_once(NOW + 2000).unwrap();
+    assert_eq!(read_all_records(h.log()), survivors);
+    h.reopen_clean();
+    assert_eq!(read_all_records(h.log()), survivors);
+    h.reopen_unclean();
+    assert_eq!(read_all_records(h.log()), survivors);
+    let next = put(&h, &[kv(1, 99)], NOW + 3000, Compression::None);
+    assert_eq!(next, end);
+}
+
+#[test]
+fn every_codec_is_cleaned_into_the_same_codec_with_original_offsets() {
+    for codec in ALL_CODECS {
+        let h = Harness::new(compacted(1024));
+        for v in 0..12 {
+            // Each batch mixes keys that are overwritten later with keys that are not.
+            let pairs = vec![kv(v % 3, v), kv(100 + v, v), kv((v + 1) % 3, v)];
+            put(&h, &pairs, NOW + v as i64, codec);
+        }
+        let before = read_all_records(h.log());
+        let (active_base, _) = active_segment(&h);
+        assert!(active_base > 0, "{codec:?}: several segments");
+        h.manager().run_cleaner_once(NOW + 1000).unwrap();
+        assert_compacted(&h, &before, active_base, false);
+        for b in read_all_batches(h.log()) {
+            assert!(crc_valid(&b), "{codec:?}: cleaned batch CRC");
+            let (hdr, recs) = decode_batch(&b);
+            assert_eq!(hdr.codec(), codec as u8, "{codec:?}: codec kept");
+            assert_eq!(
+                hdr.record_count as usize,
+                recs.len(),
+                "{codec:?}: record count matches"
+            );
+            assert!(recs
+                .iter()
+                .all(|r| r.offset >= hdr.base_offset && r.offset <= hdr.last_offset()));
+        }
+    }
+}
+
+#[test]
+fn tombstones_are_dropped_only_after_delete_retention_ms() {
+    let config = LogConfig {
+        delete_retention_ms: 10_000,
+        ..compacted(1024)
+    };
+    let h = Harness::new(config);
+    for v in 0..4 {
+        put(
+            &h,
+            &(0..5).map(|k| kv(k, v)).collect::<Vec<_>>(),
+            NOW,
+            Compression::Lz4,
+        );
+    }
+    let deleted = [
+        (format!("key-{:03}", 1), None),
+        (format!("key-{:03}", 3), None),
+    ];
+    put(&h, &deleted, NOW, Compression::None);
+    // Roll past the tombstones with other keys.
+    let filler = |h: &Harness, v: usize, ts: i64| {
+        for i in 0..6 {
+            put(h, &[kv(500 + i, v)], ts, Compression::None);
+        }
+    };
+    filler(&h, 0, NOW);
+    let tombstone_present = |h: &Harness| {
+        let recs = read_all_records(h.log());
+        ["key-001", "key-003"].map(|k| {
+            recs.iter()
+                .any(|r| r.key.as_deref() == Some(k.as_bytes()) && r.value.is_none())
+        })
+    };
+    let values_of_deleted = |h: &Harness| {
+        read_all_records(h.log())
+            .iter()
+            .filter(|r| {
+                matches!(r.key.as_deref(), Some(b"key-001") | Some(b"key-003")) && r.value.is_some()
+            })
+            .count()
+    };
+    let before = read_all_records(h.log());
+    let (active_base, _) = active_segment(&h);
+    h.manager().run_cleaner_once(NOW + 1_000).unwrap();
+    assert_compacted(&h, &before, active_base, false);
+    assert_eq!(
+        tombstone_present(&h),
+        [true, true],
+        "tombstones kept right after cleaning"
+    );
+    assert_eq!(
+        values_of_deleted(&h),
+        0,
+        "older values of deleted keys removed"
+    );
+
+    // Still inside delete.retention.ms: kept, however often the cleaner runs.
+    for (i, t) in [5_000, 9_000].into_iter().enumerate() {
+        filler(&h, i + 1, NOW + t);
+        h.manager().run_cleaner_once(NOW + t).unwrap();
+        assert_eq!(
+            tombstone_present(&h),
+            [true, true],
+            "tombstones kept at +{t} ms"
+        );
+    }
+    // Well past it: gone after (at most) two passes, and nothing else is lost.
+    for (i, t) in [100_000, 200_000].into_iter().enumerate() {
+        filler(&h, i + 10, NOW + t);
+        h.manager().run_cleaner_once(NOW + t).unwrap();
+    }
+    assert_eq!(
+        tombstone_present(&h),
+        [false, false],
+        "tombstones removed after delete.retention.ms"
+    );
+    let keys: Vec<Vec<u8>> = read_all_records(h.log())
+        .into_iter()
+        .filter_map(|r| r.key)
+        .collect();
+    for k in ["key-000", "key-002", "key-004"] {
+        assert!(keys.iter().any(|x| x == k.as_bytes()), "{k} kept");
+    }
+}
+
+#[test]
+fn min_compaction_lag_protects_recent_segments() {
+    let config = LogConfig {
+        min_compaction_lag_ms: 60_000,
+        ..compacted(1024)
+    };
+    let h = Harness::new(config);
+    let old = NOW - 120_000;
+    for v in 0..8 {
+        put(
+            &h,
+            &(0..4).map(|k| kv(k, v)).collect::<Vec<_>>(),
+            old,
+            Compression::Snappy,
+        );
+    }
+    let recent_start = h.log().log_end_offset();
+    for v in 8..16 {
+        put(
+            &h,
+            &(0..4).map(|k| kv(k, v)).collect::<Vec<_>>(),
+            NOW - 1_000,
+            Compression::Snappy,
+        );
+    }
+    let segs = segment_files(&h.partition_dir(), "log");
+    // First segment holding a recent record: it and everything after are too young.
+    let young_base = segs.iter().rev().find(|s| s.0 <= recent_start).unwrap().0;
+    assert!(
+        young_base > 0 && young_base < active_segment(&h).0,
+        "old, young and active segments"
+    );
+    let young: Vec<Vec<u8>> = segs
+        .iter()
+        .filter(|s| s.0 >= young_base)
+        .map(|s| fs::read(&s.1).unwrap())
+        .collect();
+    let before = read_all_records(h.log());
+    h.manager().run_cleaner_once(NOW).unwrap();
+    assert_compacted(&h, &before, young_base, false);
+    let young_after: Vec<Vec<u8>> = segment_files(&h.partition_dir(), "log")
+        .iter()
+        .filter(|s| s.0 >= young_base)
+        .map(|s| fs::read(&s.1).unwrap())
+        .collect();
+    assert!(
+        young_after == young,
+        "segments within min.compaction.lag.ms untouched"
+    );
+    // Once the lag has passed they are cleaned too.
+    let before = read_all_records(h.log());
+    let (active_base, _) = active_segment(&h);
+    h.manager().run_cleaner_once(NOW + 120_000).unwrap();
+    assert_compacted(&h, &before, active_base, false);
+}
+
+fn dirty_duplicates(h: &Harness) -> usize {
+    let (active_base, _) = active_segment(h);
+    let recs: Vec<StoredRecord> = read_all_records(h.log())
+        .into_iter()
+        .filter(|r| r.offset < active_base)
+        .collect();
+    recs.len() - latest_per_key(&recs, active_base).len()
+}
+
+#[test]
+fn min_cleanable_dirty_ratio_and_max_compaction_lag() {
+    let config = LogConfig {
+        min_cleanable_dirty_ratio: 0.9,
+        ..compacted(1024)
+    };
+    let mut h = Harness::new(config);
+    // 40 distinct keys, no duplicates: the first pass cleans everything (ratio 1.0).
+    for k in 0..40 {
+        put(&h, &[kv(k, 0)], NOW, Compression::None);
+    }
+    h.manager().run_cleaner_once(NOW).unwrap();
+    // A little dirty data with duplicates: dirty ratio well below 0.9.
+    for v in 1..4 {
+        put(&h, &[kv(0, v), kv(1, v)], NOW + 10, Compression::None);
+    }
+    for k in 40..56 {
+        put(&h, &[kv(k, 0)], NOW + 10, Compression::None);
+    }
+    let dup = dirty_duplicates(&h);
+    assert!(dup >= 4, "duplicates in closed segments: {dup}");
+    let files = |h: &Harness| -> Vec<Vec<u8>> {
+        segment_files(&h.partition_dir(), "log")
+            .iter()
+            .map(|s| fs::read(&s.1).unwrap())
+            .collect()
+    };
+    let before = files(&h);
+    h.manager().run_cleaner_once(NOW + 20).unwrap();
+    assert!(
+        files(&h) == before,
+        "dirty ratio below min.cleanable.dirty.ratio: not cleaned"
+    );
+
+    // max.compaction.lag.ms forces it once the dirty records are old enough.
+    let mut forced = h.config.clone();
+    forced.max_compaction_lag_ms = 30_000;
+    h.update_config(forced);
+    h.manager().run_cleaner_once(NOW + 20).unwrap();
+    assert!(
+        files(&h) == before,
+        "dirty records younger than max.compaction.lag.ms"
+    );
+    h.manager().run_cleaner_once(NOW + 60_000).unwrap();
+    assert_eq!(
+        dirty_duplicates(&h),
+        0,
+        "max.compaction.lag.ms passed: compacted despite the ratio"
+    );
+
+    // A lower ratio cleans on its own.
+    let mut low = h.config.clone();
+    low.max_compaction_lag_ms = i64::MAX;
+    low.min_cleanable_dirty_ratio = 0.01;
+    h.update_config(low);
+    for v in 5..8 {
+        put(&h, &[kv(2, v), kv(3, v)], NOW + 70_000, Compression::None);
+    }
+    for k in 60..76 {
+        put(&h, &[kv(k, 0)], NOW + 70_000, Compression::None);
+    }
+    assert!(dirty_duplicates(&h) > 0);
+    h.manager().run_cleaner_once(NOW + 70_000).unwrap();
+    assert_eq!(dirty_duplicates(&h), 0);
+}
+
+#[test]
+fn delete_policy_is_never_compacted() {
+    let config = LogConfig {
+        cleanup_policy: CleanupPolicy::Delete,
+        ..compacted(1024)
+    };
+    let h = Harness::new(config);
+    for v in 0..10 {
+        put(&h, &[kv(0, v), kv(1, v)], NOW, Compression::None);
+    }
+    let before = read_all_records(h.log());
+    h.manager().run_cleaner_once(NOW + 1000).unwrap();
+    assert_eq!(read_all_records(h.log()), before);
+}
+
+#[test]
+fn compact_delete_applies_both_retention_and_compaction() {
+    let config = LogConfig {
+        cleanup_policy: CleanupPolicy::CompactDelete,
+        retention_ms: 60_000,
+        ..compacted(1024)
+    };
+    let h = Harness::new(config.clone());
+    for v in 0..10 {
+        put(
+            &h,
+            &[kv(0, v), kv(1, v), kv(2, v)],
+            NOW - 3_600_000,
+            Compression::Gzip,
+        );
+    }
+    let recent = h.log().log_end_offset();
+    for v in 10..20 {
+        put(&h, &[kv(0, v), kv(1, v), kv(3, v)], NOW, Compression::Gzip);
+    }
+    let segs = segment_files(&h.partition_dir(), "log");
+    let keep_from = segs.iter().rev().find(|s| s.0 <= recent).unwrap().0;
+    h.manager().run_retention_once(NOW).unwrap();
+    assert_eq!(
+        h.log().log_start_offset(),
+        keep_from,
+        "expired segments deleted"
+    );
+    let before = read_all_records(h.log());
+    let (active_base, _) = active_segment(&h);
+    h.manager().run_cleaner_once(NOW).unwrap();
+    assert_compacted(&h, &before, active_base, false);
+
+    // Compact alone keeps old segments.
+    let only_compact = LogConfig {
+        cleanup_policy: CleanupPolicy::Compact,
+        ..config
+    };
+    let h = Harness::new(only_compact);
+    for v in 0..10 {
+        put(
+            &h,
+            &[kv(0, v), kv(v + 1, v)],
+            NOW - 3_600_000,
+            Compression::Gzip,
+        );
+    }
+    put(&h, &[kv(0, 99)], NOW, Compression::Gzip);
+    h.manager().run_retention_once(NOW).unwrap();
+    assert_eq!(
+        h.log().log_start_offset(),
+        0,
+        "retention.ms does not apply to compact-only topics"
+    );
+}
+
+#[test]
+fn idempotent_batches_keep_producer_metadata() {
+    let mut h = Harness::new(compacted(1024));
+    let producer = |seq| {
+        Some(Producer {
+            id: 9001,
+            epoch: 3,
+            base_sequence: seq,
+        })
+    };
+    let mut seq = 0;
+    for v in 0..12 {
+        let recs = vec![
+            Rec::kv(&format!("key-{}", v % 2), &format!("v{v}"), NOW),
+            Rec::kv(&format!("stable-{v}"), "s", NOW),
+        ];
+        append(
+            h.log(),
+            &mut batch_with(&recs, Compression::Zstd, producer(seq)),
+            NOW,
+        )
+        .unwrap();
+        seq += 2;
+    }
+    let originals: Vec<BatchHeader> = read_all_batches(h.log())
+        .iter()
+        .map(|b| BatchHeader::parse(b))
+        .collect();
+    let (active_base, _) = active_segment(&h);
+    let before = read_all_records(h.log());
+    h.manager().run_cleaner_once(NOW + 1000).unwrap();
+    assert_compacted(&h, &before, active_base, false);
+    for b in read_all_batches(h.log()) {
+        let hdr = BatchHeader::parse(&b);
+        let orig = originals
+            .iter()
+            .find(|o| o.base_offset <= hdr.base_offset && hdr.base_offset <= o.last_offset())
+            .expect("cleaned batch comes from an original batch");
+        assert_eq!((hdr.producer_id, hdr.producer_epoch), (9001, 3));
+        assert_eq!(
+            hdr.base_sequence - orig.base_sequence,
+            (hdr.base_offset - orig.base_offset) as i32,
+            "sequence follows offset"
+        );
+        assert_eq!(
+            hdr.last_offset(),
+            orig.last_offset(),
+            "Kafka keeps the original last offset"
+        );
+        assert_eq!(hdr.codec(), Compression::Zstd as u8);
+    }
+    // The producer continues in sequence after cleaning and a restart.
+    h.reopen_unclean();
+    assert!(
+        h.log().producer_state(9001).is_some(),
+        "producer state kept"
+    );
+    let recs = vec![Rec::kv("key-0", "next", NOW)];
+    let info = append(
+        h.log(),
+        &mut batch_with(&recs, Compression::Zstd, producer(seq)),
+        NOW + 2000,
+    )
+    .unwrap();
+    assert!(!info.duplicate);
+}
