@@ -47,44 +47,82 @@ pub fn supported_versions(api_key: ApiKey) -> Option<VersionRange> {
         .map(|(_, range)| *range)
 }
 
-pub async fn handle_frame(state: &BrokerState, mut frame: Bytes, peer: SocketAddr) -> Outcome {
+/// A request frame (without its length prefix) decoded as far as the broker decodes before
+/// dispatching.
+#[derive(Debug)]
+pub enum DecodedRequest {
+    /// A supported API at a supported version, header and body decoded.
+    Request {
+        header: RequestHeader,
+        api_key: ApiKey,
+        api_version: i16,
+        body: RequestKind,
+    },
+    /// ApiVersions at a version this broker does not have: it gets the v0-format
+    /// UNSUPPORTED_VERSION answer rather than a closed connection.
+    UnsupportedApiVersions { correlation_id: i32 },
+}
+
+/// Decodes one request frame: header, version check, body. Pure (no broker state), so that
+/// the fuzz target drives exactly the broker's decoding path. `Err` is the reason to close
+/// the connection, as Kafka does for requests it cannot parse.
+pub fn decode_request(mut frame: Bytes) -> Result<DecodedRequest, String> {
     if frame.len() < 8 {
-        return Outcome::Close(format!("request of {} bytes has no header", frame.len()));
+        return Err(format!("request of {} bytes has no header", frame.len()));
     }
     let api_key_raw = i16::from_be_bytes([frame[0], frame[1]]);
     let api_version = i16::from_be_bytes([frame[2], frame[3]]);
     let Ok(api_key) = ApiKey::try_from(api_key_raw) else {
-        return Outcome::Close(format!("unknown api key {api_key_raw}"));
+        return Err(format!("unknown api key {api_key_raw}"));
     };
     let Some(range) = supported_versions(api_key) else {
-        return Outcome::Close(format!("unsupported api {api_key:?}"));
+        return Err(format!("unsupported api {api_key:?}"));
     };
     let header_version = api_key.request_header_version(api_version);
-    let header = match RequestHeader::decode(&mut frame, header_version) {
-        Ok(header) => header,
-        Err(e) => return Outcome::Close(format!("bad request header: {e}")),
-    };
-    let correlation_id = header.correlation_id;
+    let header = RequestHeader::decode(&mut frame, header_version)
+        .map_err(|e| format!("bad request header: {e}"))?;
     if api_version < range.min || api_version > range.max {
         if api_key == ApiKey::ApiVersions {
             // Clients probe with their newest version; Kafka answers in v0 format with
             // UNSUPPORTED_VERSION and its ranges, and the client retries with one it has.
+            return Ok(DecodedRequest::UnsupportedApiVersions {
+                correlation_id: header.correlation_id,
+            });
+        }
+        return Err(format!(
+            "{api_key:?} v{api_version} is outside the supported {range}"
+        ));
+    }
+    let body = RequestKind::decode(api_key, &mut frame, api_version)
+        .map_err(|e| format!("malformed {api_key:?} v{api_version}: {e:#}"))?;
+    Ok(DecodedRequest::Request {
+        header,
+        api_key,
+        api_version,
+        body,
+    })
+}
+
+pub async fn handle_frame(state: &BrokerState, frame: Bytes, peer: SocketAddr) -> Outcome {
+    let (header, api_key, api_version, request) = match decode_request(frame) {
+        Ok(DecodedRequest::Request {
+            header,
+            api_key,
+            api_version,
+            body,
+        }) => (header, api_key, api_version, body),
+        Ok(DecodedRequest::UnsupportedApiVersions { correlation_id }) => {
             let response = handlers::api_versions::unsupported_version_response();
             return encode_kind(
                 correlation_id,
-                api_key,
+                ApiKey::ApiVersions,
                 0,
                 &ResponseKind::ApiVersions(response),
             );
         }
-        return Outcome::Close(format!(
-            "{api_key:?} v{api_version} is outside the supported {range}"
-        ));
-    }
-    let request = match RequestKind::decode(api_key, &mut frame, api_version) {
-        Ok(request) => request,
-        Err(e) => return Outcome::Close(format!("malformed {api_key:?} v{api_version}: {e}")),
+        Err(reason) => return Outcome::Close(reason),
     };
+    let correlation_id = header.correlation_id;
     let ctx = RequestContext {
         header,
         api_version,

@@ -18,6 +18,8 @@ mod server;
 mod state;
 mod topic_configs;
 
+/// The broker's request decoding, pure, for the fuzz target and hostile-input tests.
+pub use api::{decode_request, DecodedRequest};
 pub use config::{ConfigError, Endpoint, ServerConfig};
 pub use error::BrokerError;
 pub use server::Broker;
