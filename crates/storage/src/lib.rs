@@ -6,13 +6,20 @@
 //! Sync file IO only; it knows nothing of sockets, leaders or requests.
 
 mod batch;
+mod checkpoint;
+mod cleaner;
 pub mod config;
+mod epoch_cache;
 pub mod error;
 mod index;
+mod list_offsets;
+mod loader;
 pub mod log;
 pub mod manager;
 pub mod producer_state;
+mod retention;
 mod segment;
+mod validator;
 
 pub use config::{
     CleanupPolicy, CompressionType, ConfigError, LogConfig, TimestampType, TopicConfigDef,

@@ -1,12 +1,32 @@
-//! LogManager: every partition log under one log dir, checkpoints and background tasks.
+//! LogManager: every partition log under one log dir, root checkpoints, the
+//! clean-shutdown marker and background tasks (retention, cleaner, flusher).
+//!
+//! Files owned at the log dir root: `recovery-point-offset-checkpoint`,
+//! `log-start-offset-checkpoint`, `cleaner-offset-checkpoint`,
+//! `replication-offset-checkpoint` (high watermarks) and `.kafka_cleanshutdown`.
 
+use std::collections::BTreeMap;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
+use crate::checkpoint::{
+    read_offset_checkpoint, sync_dir, write_file_atomically, write_offset_checkpoint,
+};
 use crate::config::LogConfig;
 use crate::error::StorageError;
-use crate::log::Log;
+use crate::loader::LoadParams;
+use crate::log::{lock, now_ms, Log};
 use crate::{TopicPartition, Uuid};
+
+pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
+pub const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
+pub const REPLICATION_OFFSET_CHECKPOINT: &str = "replication-offset-checkpoint";
 
 /// Broker-level settings of the log manager.
 #[derive(Clone, Debug)]
@@ -38,61 +58,341 @@ impl LogManagerConfig {
     }
 }
 
+/// Checkpoints read at open, keyed by partition.
+#[derive(Default)]
+struct RootCheckpoints {
+    recovery_points: BTreeMap<TopicPartition, i64>,
+    log_start_offsets: BTreeMap<TopicPartition, i64>,
+    cleaner_offsets: BTreeMap<TopicPartition, i64>,
+    high_watermarks: BTreeMap<TopicPartition, i64>,
+}
+
 /// All partition logs under one log dir.
 pub struct LogManager {
     config: LogManagerConfig,
+    default_log_config: LogConfig,
+    logs: RwLock<BTreeMap<TopicPartition, Arc<Log>>>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+fn read_checkpoint_or_empty(path: &Path) -> BTreeMap<TopicPartition, i64> {
+    read_offset_checkpoint(path).unwrap_or_else(|e| {
+        // A corrupt checkpoint only costs a longer recovery.
+        tracing::warn!(path = %path.display(), %e, "ignoring unreadable checkpoint");
+        BTreeMap::new()
+    })
 }
 
 impl LogManager {
+    /// Opens every `<topic>-<partition>` dir (recovering past the recovery point
+    /// after an unclean shutdown), then removes the clean-shutdown marker.
     pub fn open(
-        _config: LogManagerConfig,
-        _default_log_config: LogConfig,
+        config: LogManagerConfig,
+        default_log_config: LogConfig,
     ) -> Result<Arc<LogManager>, StorageError> {
-        todo!()
+        fs::create_dir_all(&config.log_dir)?;
+        let root = &config.log_dir;
+        let marker = root.join(CLEAN_SHUTDOWN_FILE);
+        let clean_shutdown = marker.exists();
+        let checkpoints = RootCheckpoints {
+            recovery_points: read_checkpoint_or_empty(&root.join(RECOVERY_POINT_CHECKPOINT)),
+            log_start_offsets: read_checkpoint_or_empty(&root.join(LOG_START_OFFSET_CHECKPOINT)),
+            cleaner_offsets: read_checkpoint_or_empty(&root.join(CLEANER_OFFSET_CHECKPOINT)),
+            high_watermarks: read_checkpoint_or_empty(&root.join(REPLICATION_OFFSET_CHECKPOINT)),
+        };
+        let dirs = partition_dirs(root)?;
+        let logs = open_logs(
+            &config,
+            &default_log_config,
+            &checkpoints,
+            clean_shutdown,
+            dirs,
+        )?;
+        if clean_shutdown {
+            fs::remove_file(&marker)?;
+            sync_dir(root)?;
+        }
+        let manager = Arc::new(LogManager {
+            config,
+            default_log_config,
+            logs: RwLock::new(logs),
+            stop: Arc::new((Mutex::new(false), Condvar::new())),
+            threads: Mutex::new(Vec::new()),
+        });
+        manager.checkpoint()?;
+        Ok(manager)
     }
 
-    pub fn get_log(&self, _tp: &TopicPartition) -> Option<Arc<Log>> {
-        todo!()
+    pub fn default_log_config(&self) -> &LogConfig {
+        &self.default_log_config
     }
 
+    pub fn get_log(&self, tp: &TopicPartition) -> Option<Arc<Log>> {
+        self.logs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tp)
+            .cloned()
+    }
+
+    /// Creates the partition dir and `partition.metadata` if absent, else returns the existing log.
     pub fn get_or_create_log(
         &self,
-        _tp: &TopicPartition,
-        _topic_id: Uuid,
-        _config: LogConfig,
+        tp: &TopicPartition,
+        topic_id: Uuid,
+        config: LogConfig,
     ) -> Result<Arc<Log>, StorageError> {
-        todo!()
+        let mut logs = self.logs.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(log) = logs.get(tp) {
+            return Ok(log.clone());
+        }
+        let dir = self.config.log_dir.join(tp.dir_name());
+        let params = LoadParams {
+            clean_shutdown: true,
+            now_ms: now_ms(),
+            ..LoadParams::default()
+        };
+        let log = Log::open(&dir, tp.clone(), Some(topic_id), config, params)?;
+        sync_dir(&self.config.log_dir)?;
+        logs.insert(tp.clone(), log.clone());
+        Ok(log)
     }
 
-    pub fn delete_log(&self, _tp: &TopicPartition) -> Result<(), StorageError> {
-        todo!()
+    /// Removes the log: renames its dir to `<dir>.<uuid>-delete`, then deletes it.
+    pub fn delete_log(&self, tp: &TopicPartition) -> Result<(), StorageError> {
+        let Some(log) = self
+            .logs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(tp)
+        else {
+            return Ok(());
+        };
+        // Wait out an in-flight append, then refuse new ones.
+        let _writer = lock(&log.writer);
+        log.deleted.store(true, Ordering::Release);
+        let doomed = self.config.log_dir.join(format!(
+            "{}.{}-delete",
+            tp.dir_name(),
+            Uuid::new_v4().simple()
+        ));
+        fs::rename(log.dir(), &doomed)?;
+        sync_dir(&self.config.log_dir)?;
+        // Readers keep their open file handles; removal is safe now.
+        fs::remove_dir_all(&doomed)?;
+        Ok(())
     }
 
     pub fn all_logs(&self) -> Vec<Arc<Log>> {
-        todo!()
+        self.logs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
-    pub fn start_background_tasks(self: &Arc<Self>) {
-        todo!()
-    }
-
+    /// Writes the root checkpoints from every log's current state.
     pub fn checkpoint(&self) -> Result<(), StorageError> {
-        todo!()
+        let logs = self.all_logs();
+        let collect = |f: &dyn Fn(&Log) -> i64| -> BTreeMap<TopicPartition, i64> {
+            logs.iter()
+                .map(|l| (l.topic_partition().clone(), f(l)))
+                .collect()
+        };
+        let root = &self.config.log_dir;
+        write_offset_checkpoint(
+            &root.join(RECOVERY_POINT_CHECKPOINT),
+            &collect(&|l| l.recovery_point()),
+        )?;
+        write_offset_checkpoint(
+            &root.join(LOG_START_OFFSET_CHECKPOINT),
+            &collect(&|l| l.log_start_offset()),
+        )?;
+        write_offset_checkpoint(
+            &root.join(CLEANER_OFFSET_CHECKPOINT),
+            &collect(&|l| l.cleaner_checkpoint()),
+        )?;
+        write_offset_checkpoint(
+            &root.join(REPLICATION_OFFSET_CHECKPOINT),
+            &collect(&|l| l.high_watermark()),
+        )?;
+        Ok(())
     }
 
+    /// Stops threads, flushes every log, writes producer snapshots and checkpoints,
+    /// then the clean-shutdown marker.
     pub fn shutdown(&self) -> Result<(), StorageError> {
-        todo!()
+        self.stop_background_tasks();
+        for log in self.all_logs() {
+            log.close()?;
+        }
+        self.checkpoint()?;
+        write_file_atomically(&self.config.log_dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        Ok(())
     }
 
     pub fn log_dir(&self) -> &Path {
         &self.config.log_dir
     }
 
-    pub fn run_retention_once(&self, _now_ms: i64) -> Result<(), StorageError> {
-        todo!()
+    /// One retention pass over every log (also removes due `.deleted` files).
+    pub fn run_retention_once(&self, now_ms: i64) -> Result<(), StorageError> {
+        for log in self.all_logs() {
+            log.delete_old_segments(now_ms)?;
+        }
+        Ok(())
     }
 
-    pub fn run_cleaner_once(&self, _now_ms: i64) -> Result<(), StorageError> {
-        todo!()
+    /// One cleaning pass over every compacted log.
+    pub fn run_cleaner_once(&self, now_ms: i64) -> Result<(), StorageError> {
+        for log in self.all_logs() {
+            if log.config_arc().cleanup_policy.is_compact() {
+                crate::cleaner::LogCleaner::new(&log).clean(now_ms)?;
+            }
+        }
+        Ok(())
     }
+
+    /// Spawns the retention, cleaner and flusher threads.
+    pub fn start_background_tasks(self: &Arc<Self>) {
+        let mut threads = lock(&self.threads);
+        if !threads.is_empty() {
+            return;
+        }
+        let retention_ms = self.config.retention_check_interval_ms;
+        threads.push(
+            self.spawn_periodic("log-retention", retention_ms, |m, now| {
+                m.run_retention_once(now)
+            }),
+        );
+        if self.config.cleaner_enabled {
+            let backoff_ms = self.config.cleaner_backoff_ms;
+            threads.push(
+                self.spawn_periodic("log-cleaner", backoff_ms, |m, now| m.run_cleaner_once(now)),
+            );
+        }
+        let flush_ms = self.config.flush_check_interval_ms.min(1_000);
+        threads.push(
+            self.spawn_periodic("log-flusher", flush_ms, |m, now| m.flush_and_housekeep(now)),
+        );
+    }
+
+    fn spawn_periodic(
+        self: &Arc<Self>,
+        name: &str,
+        interval_ms: i64,
+        task: fn(&LogManager, i64) -> Result<(), StorageError>,
+    ) -> JoinHandle<()> {
+        let manager = Arc::downgrade(self);
+        let stop = self.stop.clone();
+        let interval = Duration::from_millis(interval_ms.clamp(1, 86_400_000) as u64);
+        let name = name.to_string();
+        std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || loop {
+                let (flag, cvar) = &*stop;
+                let stopped = cvar
+                    .wait_timeout_while(lock(flag), interval, |s| !*s)
+                    .map(|(g, _)| *g);
+                if stopped.unwrap_or(true) {
+                    return;
+                }
+                let Some(manager) = manager.upgrade() else {
+                    return;
+                };
+                if let Err(e) = task(&manager, now_ms()) {
+                    tracing::error!(task = %name, %e, "background log task failed");
+                }
+            })
+            .expect("spawn log manager thread")
+    }
+
+    fn stop_background_tasks(&self) {
+        let (flag, cvar) = &*self.stop;
+        *lock(flag) = true;
+        cvar.notify_all();
+        let handles: Vec<JoinHandle<()>> = lock(&self.threads).drain(..).collect();
+        for handle in handles {
+            let _ = handle.join();
+        }
+    }
+
+    /// Flush by `flush.ms`, fsync rolled segments, remove due `.deleted` files and
+    /// refresh the root checkpoints.
+    fn flush_and_housekeep(&self, now_ms: i64) -> Result<(), StorageError> {
+        for log in self.all_logs() {
+            log.flush_if_due(now_ms)?;
+            log.remove_deleted_files(now_ms)?;
+        }
+        self.checkpoint()
+    }
+}
+
+impl Drop for LogManager {
+    fn drop(&mut self) {
+        let (flag, cvar) = &*self.stop;
+        *lock(flag) = true;
+        cvar.notify_all();
+    }
+}
+
+/// `(dir, partition)` of every partition directory; removes unfinished deletions.
+fn partition_dirs(root: &Path) -> Result<Vec<(PathBuf, TopicPartition)>, StorageError> {
+    let mut dirs = Vec::new();
+    for entry in fs::read_dir(root)? {
+        let entry = entry?;
+        if !entry.file_type()?.is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with("-delete") {
+            fs::remove_dir_all(entry.path())?;
+            continue;
+        }
+        if let Some(tp) = TopicPartition::from_dir_name(&name) {
+            dirs.push((entry.path(), tp));
+        }
+    }
+    Ok(dirs)
+}
+
+fn open_logs(
+    config: &LogManagerConfig,
+    default_log_config: &LogConfig,
+    checkpoints: &RootCheckpoints,
+    clean_shutdown: bool,
+    dirs: Vec<(PathBuf, TopicPartition)>,
+) -> Result<BTreeMap<TopicPartition, Arc<Log>>, StorageError> {
+    let threads = config.recovery_threads.max(1);
+    let chunk = dirs.len().div_ceil(threads).max(1);
+    let now = now_ms();
+    let open_one = |(dir, tp): &(PathBuf, TopicPartition)| {
+        let params = LoadParams {
+            recovery_point: checkpoints.recovery_points.get(tp).copied(),
+            log_start_offset: checkpoints.log_start_offsets.get(tp).copied(),
+            cleaner_checkpoint: checkpoints.cleaner_offsets.get(tp).copied(),
+            high_watermark: checkpoints.high_watermarks.get(tp).copied(),
+            clean_shutdown,
+            now_ms: now,
+        };
+        Log::open(dir, tp.clone(), None, default_log_config.clone(), params)
+    };
+    let results: Vec<Result<Arc<Log>, StorageError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = dirs
+            .chunks(chunk)
+            .map(|c| s.spawn(move || c.iter().map(open_one).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut logs = BTreeMap::new();
+    for log in results {
+        let log = log?;
+        logs.insert(log.topic_partition().clone(), log);
+    }
+    Ok(logs)
 }

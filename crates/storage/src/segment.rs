@@ -408,9 +408,24 @@ impl LogSegment {
         min_one: bool,
     ) -> Result<Option<SegmentRange>, StorageError> {
         let limit = self.size_bytes();
-        let Some((start, first)) = self.find_batch(start_offset, limit)? else {
-            return Ok(None);
-        };
+        match self.find_batch(start_offset, limit)? {
+            Some((position, first)) => {
+                self.read_from(position, &first, limit, max_bytes, max_offset, min_one)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Like `read`, from the already-located first batch at `start`.
+    pub fn read_from(
+        &self,
+        start: u64,
+        first: &BatchHeader,
+        limit: u64,
+        max_bytes: u32,
+        max_offset: i64,
+        min_one: bool,
+    ) -> Result<Option<SegmentRange>, StorageError> {
         if first.last_offset() >= max_offset {
             return Ok(None);
         }
