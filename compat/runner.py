@@ -46,6 +46,19 @@ def run_child(name: str) -> int:
             pass
 
 
+_CURRENT = []
+
+
+def _on_signal(signum, frame):
+    # compat/run was interrupted: take the running scenario's brokers and clients down too
+    for p in _CURRENT:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    sys.exit(128 + signum)
+
+
 def main(argv) -> int:
     if len(argv) >= 2 and argv[0] == "--child":
         return run_child(argv[1])
@@ -63,6 +76,8 @@ def main(argv) -> int:
             return 2
         names = sel
     limit = float(os.environ.get("COMPAT_TIMEOUT", "150"))
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     OUT.mkdir(exist_ok=True)
     passed = failed = 0
     t_all = time.time()
@@ -76,6 +91,7 @@ def main(argv) -> int:
             proc = subprocess.Popen([sys.executable, "-u", str(HERE / "runner.py"), "--child", name],
                                     stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=str(HERE),
                                     start_new_session=True)
+            _CURRENT[:] = [proc]
             try:
                 rc = proc.wait(limit)
                 timed_out = False

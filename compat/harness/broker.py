@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import struct
@@ -11,6 +12,9 @@ from pathlib import Path
 from typing import Optional
 
 from .util import CheckFailed
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def free_port() -> int:
@@ -89,8 +93,7 @@ class Broker:
             raise RuntimeError("broker already running")
         self.starts += 1
         self._log = open(self.log_path(), "wb")
-        env = dict(os.environ)
-        env.setdefault("RUST_LOG", "info")
+        env = dict(os.environ, NO_COLOR="1")
         self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env, cwd=str(self.workdir))
         deadline = time.time() + timeout
@@ -138,12 +141,16 @@ class Broker:
             self._log.close()
             self._log = None
 
-    def log_tail(self, n: int = 25) -> str:
+    def log_tail(self, n: int = 12) -> str:
+        """The last warnings/errors of the current broker log (else its last lines), colour codes removed."""
         try:
             lines = self.log_path().read_text(errors="replace").splitlines()
         except OSError:
             return "(no log)"
-        return "\n".join("    | " + ln for ln in lines[-n:])
+        lines = [_ANSI.sub("", ln) for ln in lines]
+        bad = [ln for ln in lines if re.search(r"WARN|ERROR|panic|error", ln)]
+        pick = (bad or lines)[-n:]
+        return f"    | ({self.log_path()})\n" + "\n".join("    | " + ln[:300] for ln in pick)
 
     def close(self) -> None:
         """Kill whatever is left (scenario teardown)."""

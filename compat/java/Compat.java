@@ -248,7 +248,8 @@ public class Compat {
                 }
                 if (idx % 20 == 19) Thread.sleep(5);
             }
-            prod.flush();
+            // bounded: whatever is not acknowledged 30s after the stop is failed by close()
+            prod.close(Duration.ofSeconds(30));
         }
         OUT.println("done sent=" + sent + " acked=" + acked.get() + " failed=" + failed.get());
     }
