@@ -1,1 +1,91 @@
-fn main() {}
+//! The `moldau` binary: the broker (`moldau server`) and the command-line tools
+//! that talk to any Kafka-compatible cluster through librdkafka.
+//!
+//! Every failure ends as one line on stderr and a non-zero exit code: 2 for bad
+//! usage or configuration (clap's convention), 1 for everything else.
+
+mod args;
+mod client;
+mod configs;
+mod consume;
+mod output;
+mod perf;
+mod produce;
+mod server;
+mod topics;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Moldau: a Kafka-compatible event streaming platform in one binary.
+#[derive(Parser)]
+#[command(name = "moldau", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a broker node (combined broker and controller roles).
+    Server(server::ServerArgs),
+    /// Create, list, describe, alter and delete topics.
+    #[command(subcommand)]
+    Topics(topics::TopicsCommand),
+    /// Produce records, one per line, from stdin or a file.
+    Produce(produce::ProduceArgs),
+    /// Consume records from a topic and print them.
+    Consume(consume::ConsumeArgs),
+    /// Describe and alter topic or broker configs.
+    #[command(subcommand)]
+    Configs(configs::ConfigsCommand),
+    /// Measure producer or consumer throughput and latency.
+    #[command(subcommand)]
+    Perf(perf::PerfCommand),
+}
+
+/// A failure with the exit code it should produce.
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Failure { code: 1, error }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let is_server = matches!(cli.command, Command::Server(_));
+    init_logging(if is_server { "info" } else { "warn" });
+    let result = match cli.command {
+        Command::Server(args) => server::run(args),
+        Command::Topics(cmd) => topics::run(cmd).map_err(Failure::from),
+        Command::Produce(args) => produce::run(args).map_err(Failure::from),
+        Command::Consume(args) => consume::run(args).map_err(Failure::from),
+        Command::Configs(cmd) => configs::run(cmd).map_err(Failure::from),
+        Command::Perf(cmd) => perf::run(cmd).map_err(Failure::from),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            // `{:#}` keeps anyhow's context chain on a single line.
+            eprintln!("error: {:#}", failure.error);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// Logs go to stderr so that command output on stdout stays clean for scripts.
+fn init_logging(default_level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,250 @@
+//! Client plumbing on librdkafka: configuration, a quiet context, metadata and
+//! error messages that fit on one line.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context as _};
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, FromClientConfigAndContext, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::metadata::Metadata;
+
+use crate::args::ConnectArgs;
+
+/// Routes librdkafka's own logs and errors to `tracing` at debug level, so that a
+/// refused connection is not printed as a screenful of retries: the command reports
+/// the outcome itself, as one line. `RUST_LOG=librdkafka=debug` shows them.
+#[derive(Clone, Copy, Default)]
+pub struct QuietContext;
+
+impl ClientContext for QuietContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        tracing::debug!(target: "librdkafka", ?level, "{fac}: {log_message}");
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(target: "librdkafka", "{error}: {reason}");
+    }
+}
+
+impl ConsumerContext for QuietContext {}
+
+/// The configuration every client starts from.
+pub fn base_config(conn: &ConnectArgs) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    let timeout_ms = conn.request_timeout_ms.to_string();
+    config
+        .set("bootstrap.servers", &conn.bootstrap_server)
+        .set("client.id", "moldau-cli")
+        .set("socket.timeout.ms", &timeout_ms)
+        .set("log.connection.close", "false");
+    for kv in &conn.client_properties {
+        config.set(&kv.key, &kv.value);
+    }
+    config
+}
+
+pub fn admin_client(conn: &ConnectArgs) -> anyhow::Result<AdminClient<QuietContext>> {
+    AdminClient::from_config_and_context(&base_config(conn), QuietContext)
+        .context("cannot create admin client")
+}
+
+pub fn admin_options(conn: &ConnectArgs) -> AdminOptions {
+    AdminOptions::new()
+        .request_timeout(Some(conn.request_timeout()))
+        .operation_timeout(Some(conn.request_timeout()))
+}
+
+/// A consumer without a group: used for metadata, offsets and `assign()`-based reads.
+/// Consumers never ask the broker to auto-create a topic, unlike producers.
+pub fn plain_consumer(
+    conn: &ConnectArgs,
+    extra: &[crate::args::KeyValue],
+) -> anyhow::Result<BaseConsumer<QuietContext>> {
+    let mut config = base_config(conn);
+    // librdkafka's assign() needs a group id; the group never joins or commits.
+    config
+        .set("group.id", "moldau-cli")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("allow.auto.create.topics", "false");
+    for kv in extra {
+        config.set(&kv.key, &kv.value);
+    }
+    BaseConsumer::from_config_and_context(&config, QuietContext).context("cannot create consumer")
+}
+
+/// A runtime for the admin API's futures.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start async runtime")
+}
+
+/// One partition as metadata reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PartitionInfo {
+    pub partition: i32,
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One topic as metadata reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TopicInfo {
+    pub topic: String,
+    pub partition_count: usize,
+    pub replication_factor: usize,
+    pub partitions: Vec<PartitionInfo>,
+}
+
+/// Fetches metadata for one topic (`Some`) or all topics (`None`), bounded by the
+/// request timeout, with an error that names the bootstrap servers.
+pub fn fetch_metadata<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    conn: &ConnectArgs,
+    topic: Option<&str>,
+) -> anyhow::Result<Metadata> {
+    client
+        .fetch_metadata(topic, conn.request_timeout())
+        .map_err(|e| {
+            anyhow!(
+                "cannot fetch metadata from {}: {}",
+                conn.bootstrap_server,
+                describe_kafka_error(&e, conn)
+            )
+        })
+}
+
+/// Metadata of topics, sorted by name; a missing named topic is an error.
+pub fn topic_infos<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    conn: &ConnectArgs,
+    topic: Option<&str>,
+) -> anyhow::Result<Vec<TopicInfo>> {
+    let metadata = fetch_metadata(client, conn, topic)?;
+    let mut topics = Vec::new();
+    for t in metadata.topics() {
+        if let Some(err) = t.error() {
+            let code = RDKafkaErrorCode::from(err);
+            if code == RDKafkaErrorCode::UnknownTopicOrPartition {
+                bail!("topic '{}' does not exist", t.name());
+            }
+            bail!("topic '{}': {}", t.name(), code);
+        }
+        let mut partitions: Vec<PartitionInfo> = t
+            .partitions()
+            .iter()
+            .map(|p| PartitionInfo {
+                partition: p.id(),
+                leader: p.leader(),
+                replicas: p.replicas().to_vec(),
+                isr: p.isr().to_vec(),
+                error: p.error().map(|e| RDKafkaErrorCode::from(e).to_string()),
+            })
+            .collect();
+        partitions.sort_by_key(|p| p.partition);
+        topics.push(TopicInfo {
+            topic: t.name().to_string(),
+            partition_count: partitions.len(),
+            replication_factor: partitions.first().map_or(0, |p| p.replicas.len()),
+            partitions,
+        });
+    }
+    topics.sort_by(|a, b| a.topic.cmp(&b.topic));
+    Ok(topics)
+}
+
+/// Metadata for one existing topic.
+pub fn topic_info<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    conn: &ConnectArgs,
+    topic: &str,
+) -> anyhow::Result<TopicInfo> {
+    let mut topics = topic_infos(client, conn, Some(topic))?;
+    match topics.iter().position(|t| t.topic == topic) {
+        Some(i) => Ok(topics.swap_remove(i)),
+        None => bail!("topic '{topic}' does not exist"),
+    }
+}
+
+/// A Kafka error in words, with a hint when the cluster was simply not reached.
+pub fn describe_kafka_error(e: &KafkaError, conn: &ConnectArgs) -> String {
+    let code = match e {
+        KafkaError::AdminOp(code) => Some(*code),
+        _ => e.rdkafka_error_code(),
+    };
+    match code {
+        Some(code) => describe_code(code, conn),
+        None => e.to_string(),
+    }
+}
+
+/// An error code in words, with a hint when the cluster was simply not reached.
+pub fn describe_code(code: RDKafkaErrorCode, conn: &ConnectArgs) -> String {
+    let hint = match code {
+        RDKafkaErrorCode::OperationTimedOut
+        | RDKafkaErrorCode::MessageTimedOut
+        | RDKafkaErrorCode::RequestTimedOut => format!(
+            " (no answer within {} ms; is a broker running at {}?)",
+            conn.request_timeout_ms, conn.bootstrap_server
+        ),
+        RDKafkaErrorCode::AllBrokersDown
+        | RDKafkaErrorCode::BrokerTransportFailure
+        | RDKafkaErrorCode::Resolve => {
+            format!(" (is a broker running at {}?)", conn.bootstrap_server)
+        }
+        _ => String::new(),
+    };
+    format!("{code}{hint}")
+}
+
+/// Turns an admin result for one resource into a one-line error.
+pub fn admin_error(
+    action: &str,
+    what: &str,
+    code: RDKafkaErrorCode,
+    conn: &ConnectArgs,
+) -> anyhow::Error {
+    anyhow!("{action} {what} failed: {}", describe_code(code, conn))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}
+
+/// A flag raised on SIGINT or SIGTERM, for loops that should stop cleanly
+/// (flush what they printed, print their summary).
+pub fn stop_on_signal() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let watcher = move || {
+        if let Ok(rt) = runtime() {
+            if rt.block_on(wait_for_signal()).is_ok() {
+                flag.store(true, Ordering::Relaxed);
+            }
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(watcher)
+    {
+        tracing::debug!("no signal watcher: {e}");
+    }
+    stop
+}

@@ -1,0 +1,62 @@
+//! `moldau server`: loads Kafka-style server.properties plus overrides and runs one
+//! node until SIGINT or SIGTERM, then shuts it down cleanly.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context as _};
+use clap::Args;
+use moldau_broker::{Broker, ServerConfig};
+
+use crate::args::{parse_key_value, KeyValue};
+use crate::client::wait_for_signal;
+use crate::Failure;
+
+#[derive(Args)]
+pub struct ServerArgs {
+    /// Kafka-style server.properties file. Without it: node.id=1,
+    /// listeners=PLAINTEXT://127.0.0.1:9092, log.dirs=./data, combined roles.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Set a config key, after the file (repeatable), e.g. --override log.dirs=/var/lib/moldau.
+    #[arg(long = "override", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    overrides: Vec<KeyValue>,
+}
+
+pub fn run(args: ServerArgs) -> Result<(), Failure> {
+    let overrides: Vec<(String, String)> = args
+        .overrides
+        .into_iter()
+        .map(|kv| (kv.key, kv.value))
+        .collect();
+    let (config, warnings) =
+        ServerConfig::load(args.config.as_deref(), &overrides).map_err(|e| Failure {
+            code: 2,
+            error: anyhow!("invalid configuration: {e}"),
+        })?;
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("moldau")
+        .build()
+        .context("cannot start async runtime")?;
+    runtime.block_on(serve(config)).map_err(Failure::from)
+}
+
+async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    let broker = Broker::start(config)
+        .await
+        .map_err(|e| anyhow!("cannot start broker: {e}"))?;
+    tracing::info!("moldau is ready on {}", broker.bound_addr());
+    wait_for_signal()
+        .await
+        .context("cannot listen for SIGINT/SIGTERM")?;
+    tracing::info!("shutting down");
+    broker
+        .shutdown()
+        .await
+        .map_err(|e| anyhow!("unclean shutdown: {e}"))?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
