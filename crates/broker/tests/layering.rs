@@ -8,10 +8,19 @@ use std::process::Command;
 const ALLOWED: &[(&str, &[&str])] = &[
     ("moldau-storage", &[]),
     ("moldau-metadata", &[]),
-    ("moldau-broker", &["moldau-storage", "moldau-metadata"]),
+    ("moldau-coordinator", &["moldau-metadata"]),
+    (
+        "moldau-broker",
+        &["moldau-storage", "moldau-metadata", "moldau-coordinator"],
+    ),
     (
         "moldau",
-        &["moldau-broker", "moldau-storage", "moldau-metadata"],
+        &[
+            "moldau-broker",
+            "moldau-storage",
+            "moldau-metadata",
+            "moldau-coordinator",
+        ],
     ),
 ];
 
