@@ -32,8 +32,26 @@ impl ClientContext for QuietContext {
 
 impl ConsumerContext for QuietContext {}
 
-/// The configuration every client starts from.
+/// The configuration every client starts from; `-X` properties come last and win.
 pub fn base_config(conn: &ConnectArgs) -> ClientConfig {
+    config_with_defaults(conn, &[])
+}
+
+/// Producers place keyed records as Kafka's Java client does (murmur2), so that
+/// records with one key land in one partition whichever tool wrote them; a record
+/// that cannot be delivered fails after the request timeout.
+pub fn producer_config(conn: &ConnectArgs) -> ClientConfig {
+    let timeout_ms = conn.request_timeout_ms.to_string();
+    config_with_defaults(
+        conn,
+        &[
+            ("partitioner", "murmur2_random"),
+            ("message.timeout.ms", &timeout_ms),
+        ],
+    )
+}
+
+fn config_with_defaults(conn: &ConnectArgs, defaults: &[(&str, &str)]) -> ClientConfig {
     let mut config = ClientConfig::new();
     let timeout_ms = conn.request_timeout_ms.to_string();
     config
@@ -41,6 +59,9 @@ pub fn base_config(conn: &ConnectArgs) -> ClientConfig {
         .set("client.id", "moldau-cli")
         .set("socket.timeout.ms", &timeout_ms)
         .set("log.connection.close", "false");
+    for (key, value) in defaults {
+        config.set(*key, *value);
+    }
     for kv in &conn.client_properties {
         config.set(&kv.key, &kv.value);
     }

@@ -20,7 +20,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::args::{parse_key_value, parse_topic, ConnectArgs, KeyValue, OutputArgs, OutputFormat};
-use crate::client::{base_config, plain_consumer, stop_on_signal, topic_info, QuietContext};
+use crate::client::{plain_consumer, producer_config, stop_on_signal, topic_info, QuietContext};
 
 const MB: f64 = 1024.0 * 1024.0;
 
@@ -179,8 +179,7 @@ struct Latency {
 
 fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     let conn = &args.conn;
-    let mut config = base_config(conn);
-    config.set("message.timeout.ms", conn.request_timeout_ms.to_string());
+    let mut config = producer_config(conn);
     for kv in &args.producer_props {
         config.set(&kv.key, &kv.value);
     }

@@ -15,7 +15,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use crate::args::{parse_key_value, parse_topic, ConnectArgs, KeyValue};
-use crate::client::{base_config, topic_info, QuietContext};
+use crate::client::{producer_config, topic_info, QuietContext};
 
 #[derive(Args)]
 pub struct ProduceArgs {
@@ -35,7 +35,8 @@ pub struct ProduceArgs {
     #[arg(long, short = 'p', value_parser = clap::value_parser!(i32).range(0..))]
     partition: Option<i32>,
     /// Acknowledgements to wait for: all (same as -1), 1 (the leader) or 0 (none).
-    #[arg(long, default_value = "all", value_parser = ["all", "-1", "0", "1"])]
+    #[arg(long, default_value = "all", allow_negative_numbers = true,
+          value_parser = ["all", "-1", "0", "1"])]
     acks: String,
     /// Compression codec for record batches.
     #[arg(long, value_enum, default_value_t = Compression::None)]
@@ -108,11 +109,10 @@ impl ProducerContext for DeliveryLog {
 
 pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let conn = &args.conn;
-    let mut config = base_config(conn);
+    let mut config = producer_config(conn);
     config
         .set("acks", &args.acks)
-        .set("compression.type", args.compression.as_str())
-        .set("message.timeout.ms", conn.request_timeout_ms.to_string());
+        .set("compression.type", args.compression.as_str());
     let producer: ThreadedProducer<DeliveryLog> =
         ThreadedProducer::from_config_and_context(&config, DeliveryLog::default())
             .context("cannot create producer")?;
