@@ -38,6 +38,33 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ApiVersions, handlers::api_versions::VERSIONS),
     (ApiKey::CreateTopics, handlers::create_topics::VERSIONS),
     (ApiKey::InitProducerId, handlers::init_producer_id::VERSIONS),
+    (ApiKey::DeleteTopics, handlers::delete_topics::VERSIONS),
+    (
+        ApiKey::CreatePartitions,
+        handlers::create_partitions::VERSIONS,
+    ),
+    (
+        ApiKey::DescribeConfigs,
+        handlers::describe_configs::VERSIONS,
+    ),
+    (ApiKey::AlterConfigs, handlers::alter_configs::VERSIONS),
+    (
+        ApiKey::IncrementalAlterConfigs,
+        handlers::incremental_alter_configs::VERSIONS,
+    ),
+    (ApiKey::DeleteRecords, handlers::delete_records::VERSIONS),
+    (
+        ApiKey::DescribeCluster,
+        handlers::describe_cluster::VERSIONS,
+    ),
+    (
+        ApiKey::DescribeLogDirs,
+        handlers::describe_log_dirs::VERSIONS,
+    ),
+    (
+        ApiKey::OffsetForLeaderEpoch,
+        handlers::offset_for_leader_epoch::VERSIONS,
+    ),
 ];
 
 pub fn supported_versions(api_key: ApiKey) -> Option<VersionRange> {
@@ -158,6 +185,33 @@ async fn dispatch(
         }
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(init_producer_id::handle(state, ctx, r).await)
+        }
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(delete_topics::handle(state, ctx, r).await)
+        }
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(create_partitions::handle(state, ctx, r).await)
+        }
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(describe_configs::handle(state, ctx, r))
+        }
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(alter_configs::handle(state, ctx, r).await)
+        }
+        RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
+            incremental_alter_configs::handle(state, ctx, r).await,
+        ),
+        RequestKind::DeleteRecords(r) => {
+            ResponseKind::DeleteRecords(delete_records::handle(state, ctx, r))
+        }
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(describe_cluster::handle(state, ctx, r))
+        }
+        RequestKind::DescribeLogDirs(r) => {
+            ResponseKind::DescribeLogDirs(describe_log_dirs::handle(state, ctx, r))
+        }
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(state, ctx, r))
         }
         // Unreachable while SUPPORTED_APIS and this match list the same APIs.
         _ => return Err(format!("no handler for {:?}", ctx.header.request_api_key)),

@@ -1,7 +1,8 @@
 //! The replica manager: the partitions this node hosts, their logs and high watermarks.
 //!
 //! It follows the metadata image (as a [`MetadataPublisher`]): a partition assigned to this
-//! node gets a log, a deleted topic's logs go away, a topic config change reaches its logs.
+//! node gets a log, a deleted topic's logs go away, a topic config change (or a dynamic
+//! broker default, for topics without their own override) reaches its logs.
 //! Produce appends through it; Fetch reads through it and parks on a partition's
 //! high-watermark channel to be woken by appends rather than by polling.
 //!
@@ -20,6 +21,7 @@ use tokio::sync::watch;
 
 use crate::controller::MetadataPublisher;
 use crate::error::BrokerError;
+use crate::topic_configs::dynamic_log_defaults;
 
 pub struct Partition {
     pub topic_id: Uuid,
@@ -48,7 +50,10 @@ pub enum AppendError {
 pub struct ReplicaManager {
     node_id: i32,
     log_manager: Arc<LogManager>,
+    /// Topic defaults from `server.properties`.
     log_defaults: LogConfig,
+    /// `log_defaults` with the dynamic broker configs of the published image applied.
+    effective_log_defaults: RwLock<Arc<LogConfig>>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
 }
 
@@ -57,6 +62,7 @@ impl ReplicaManager {
         ReplicaManager {
             node_id,
             log_manager,
+            effective_log_defaults: RwLock::new(Arc::new(log_defaults.clone())),
             log_defaults,
             partitions: RwLock::new(HashMap::new()),
         }
@@ -81,7 +87,8 @@ impl ReplicaManager {
         all
     }
 
-    /// The effective log config of a topic: broker defaults plus the topic's overrides.
+    /// The effective log config of a topic: broker defaults (static and dynamic) plus the
+    /// topic's overrides.
     pub fn topic_log_config(
         &self,
         image: &MetadataImage,
@@ -91,17 +98,27 @@ impl ReplicaManager {
             resource_type: ConfigResourceType::Topic,
             name: topic.to_string(),
         };
+        let defaults = self.effective_log_defaults();
         match image.configs(&resource) {
             Some(overrides) => Ok(LogConfig::with_overrides(
-                &self.log_defaults,
+                &defaults,
                 overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             )?),
-            None => Ok(self.log_defaults.clone()),
+            None => Ok((*defaults).clone()),
         }
     }
 
+    /// The static topic defaults (`server.properties`), without dynamic broker configs.
     pub fn log_defaults(&self) -> &LogConfig {
         &self.log_defaults
+    }
+
+    /// The topic defaults in force: static defaults with dynamic broker configs applied.
+    pub fn effective_log_defaults(&self) -> Arc<LogConfig> {
+        self.effective_log_defaults
+            .read()
+            .expect("log defaults lock poisoned")
+            .clone()
     }
 
     /// Appends a produce request's records for one partition as leader and advances the
@@ -197,12 +214,28 @@ impl MetadataPublisher for ReplicaManager {
             }
         }
         let mut touched: Vec<Uuid> = delta.changed_topics().copied().collect();
+        let node_name = self.node_id.to_string();
+        let mut defaults_changed = false;
         for resource in delta.changed_configs() {
-            if resource.resource_type == ConfigResourceType::Topic {
-                if let Some(topic) = image.topic_by_name(&resource.name) {
-                    touched.push(topic.topic_id);
+            match resource.resource_type {
+                ConfigResourceType::Topic => {
+                    if let Some(topic) = image.topic_by_name(&resource.name) {
+                        touched.push(topic.topic_id);
+                    }
+                }
+                ConfigResourceType::Broker => {
+                    defaults_changed |= resource.name.is_empty() || resource.name == node_name;
                 }
             }
+        }
+        if defaults_changed {
+            // Dynamic broker defaults apply to every topic without its own override.
+            let defaults = dynamic_log_defaults(&self.log_defaults, image, self.node_id);
+            *self
+                .effective_log_defaults
+                .write()
+                .expect("log defaults lock poisoned") = Arc::new(defaults);
+            touched.extend(image.topics().iter().map(|t| t.topic_id));
         }
         touched.sort();
         touched.dedup();

@@ -115,15 +115,7 @@ fn check_leader(
     partition: Arc<Partition>,
     current_leader_epoch: i32,
 ) -> Result<Arc<Partition>, ResponseError> {
-    if partition.leader != state.node_id {
-        return Err(ResponseError::NotLeaderOrFollower);
-    }
-    if current_leader_epoch >= 0 && current_leader_epoch < partition.leader_epoch {
-        return Err(ResponseError::FencedLeaderEpoch);
-    }
-    if current_leader_epoch > partition.leader_epoch {
-        return Err(ResponseError::UnknownLeaderEpoch);
-    }
+    super::check_leader_epoch(state, &partition, current_leader_epoch)?;
     Ok(partition)
 }
 

@@ -45,7 +45,9 @@ pub fn handle(
                             return error(response, ResponseError::UnknownTopicOrPartition.code())
                         }
                     };
-                    if let Err(e) = check_epoch(state, &partition, p.current_leader_epoch) {
+                    if let Err(e) =
+                        super::check_leader_epoch(state, &partition, p.current_leader_epoch)
+                    {
                         return error(response, e.code());
                     }
                     match lookup(&partition, p.timestamp, read_committed) {
@@ -75,23 +77,6 @@ fn error(response: ListOffsetsPartitionResponse, code: i16) -> ListOffsetsPartit
         .with_timestamp(-1)
         .with_offset(-1)
         .with_leader_epoch(-1)
-}
-
-fn check_epoch(
-    state: &BrokerState,
-    partition: &Partition,
-    current_leader_epoch: i32,
-) -> Result<(), ResponseError> {
-    if partition.leader != state.node_id {
-        return Err(ResponseError::NotLeaderOrFollower);
-    }
-    if current_leader_epoch >= 0 && current_leader_epoch < partition.leader_epoch {
-        return Err(ResponseError::FencedLeaderEpoch);
-    }
-    if current_leader_epoch > partition.leader_epoch {
-        return Err(ResponseError::UnknownLeaderEpoch);
-    }
-    Ok(())
 }
 
 /// Kafka's answer for one partition: offsets a consumer could fetch, so nothing at or past

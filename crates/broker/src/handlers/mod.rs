@@ -1,16 +1,29 @@
 //! One module per Kafka API. Each declares `VERSIONS`, the range it serves (the full range
 //! the codec offers for Kafka 4.x), and a `handle` function.
 
+pub mod alter_configs;
 pub mod api_versions;
+pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod describe_log_dirs;
 pub mod fetch;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use crate::replica_manager::Partition;
+use crate::state::BrokerState;
 
 pub(crate) fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
@@ -18,4 +31,24 @@ pub(crate) fn topic_name(name: &str) -> TopicName {
 
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
+}
+
+/// Kafka's leader checks for a request that names the leader epoch it knows (KIP-320): only
+/// the leader answers, an older epoch is fenced, a newer one is not known here yet. -1 means
+/// the client knows no epoch and skips the epoch check.
+pub(crate) fn check_leader_epoch(
+    state: &BrokerState,
+    partition: &Partition,
+    current_leader_epoch: i32,
+) -> Result<(), ResponseError> {
+    if partition.leader != state.node_id {
+        return Err(ResponseError::NotLeaderOrFollower);
+    }
+    if current_leader_epoch >= 0 && current_leader_epoch < partition.leader_epoch {
+        return Err(ResponseError::FencedLeaderEpoch);
+    }
+    if current_leader_epoch > partition.leader_epoch {
+        return Err(ResponseError::UnknownLeaderEpoch);
+    }
+    Ok(())
 }

@@ -2,6 +2,8 @@
 //! temporary data directory, with real clients (rdkafka) pointed at it.
 #![allow(dead_code)]
 
+pub mod wire;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

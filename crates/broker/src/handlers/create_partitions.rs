@@ -1,0 +1,244 @@
+//! CreatePartitions: grow a topic to a new partition count, with placed or explicitly
+//! assigned replicas; one Partition record per new partition, all topics committed together.
+//! Shrinking (or keeping the count) is INVALID_PARTITIONS, as in Kafka.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use kafka_protocol::protocol::{Message, VersionRange};
+use kafka_protocol::ResponseError;
+use moldau_metadata::{MetadataImage, MetadataRecord};
+
+use super::create_topics::MAX_PARTITIONS_PER_TOPIC;
+use super::{str_bytes, topic_name};
+use crate::api::RequestContext;
+use crate::error::BrokerError;
+use crate::state::BrokerState;
+
+pub const VERSIONS: VersionRange = CreatePartitionsRequest::VERSIONS;
+
+type Refusal = (ResponseError, String);
+
+/// One topic to grow, as the request gives it.
+struct Growth {
+    name: String,
+    count: i32,
+    assignments: Option<Vec<Vec<i32>>>,
+}
+
+pub async fn handle(
+    state: &BrokerState,
+    _ctx: &RequestContext,
+    request: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for topic in &request.topics {
+        *counts.entry(topic.name.to_string()).or_default() += 1;
+    }
+    let mut results = Vec::with_capacity(request.topics.len());
+    for (name, _) in counts.iter().filter(|(_, n)| **n > 1) {
+        results.push(result(
+            name,
+            Some((
+                ResponseError::InvalidRequest,
+                "Duplicate topic name.".into(),
+            )),
+        ));
+    }
+    let growths: Vec<Growth> = request
+        .topics
+        .iter()
+        .filter(|t| counts[t.name.as_str()] == 1)
+        .map(|t| Growth {
+            name: t.name.to_string(),
+            count: t.count,
+            assignments: t.assignments.as_ref().map(|a| {
+                a.iter()
+                    .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                    .collect()
+            }),
+        })
+        .collect();
+    if growths.is_empty() {
+        return CreatePartitionsResponse::default().with_results(results);
+    }
+    let validate_only = request.validate_only;
+    let outcome = state
+        .controller
+        .write(|image| {
+            let mut records = Vec::new();
+            let mut outcomes = Vec::new();
+            for growth in &growths {
+                match plan(image, growth) {
+                    Ok(new_records) => {
+                        if !validate_only {
+                            records.extend(new_records);
+                        }
+                        outcomes.push((growth.name.clone(), None));
+                    }
+                    Err(refusal) => outcomes.push((growth.name.clone(), Some(refusal))),
+                }
+            }
+            Ok::<_, BrokerError>((records, outcomes))
+        })
+        .await;
+    match outcome {
+        Ok(outcomes) => {
+            results.extend(
+                outcomes
+                    .iter()
+                    .map(|(name, error)| result(name, error.clone())),
+            );
+        }
+        Err(e) => {
+            tracing::error!("cannot create partitions: {e}");
+            for growth in &growths {
+                let error = (ResponseError::UnknownServerError, e.to_string());
+                results.push(result(&growth.name, Some(error)));
+            }
+        }
+    }
+    CreatePartitionsResponse::default().with_results(results)
+}
+
+fn result(name: &str, error: Option<Refusal>) -> CreatePartitionsTopicResult {
+    let mut result = CreatePartitionsTopicResult::default().with_name(topic_name(name));
+    if let Some((code, message)) = error {
+        result.error_code = code.code();
+        result.error_message = Some(str_bytes(message));
+    }
+    result
+}
+
+/// Kafka's checks for one topic, then the records of its new partitions.
+fn plan(image: &MetadataImage, growth: &Growth) -> Result<Vec<MetadataRecord>, Refusal> {
+    let topic = image.topic_by_name(&growth.name).ok_or((
+        ResponseError::UnknownTopicOrPartition,
+        ResponseError::UnknownTopicOrPartition.to_string(),
+    ))?;
+    let current = topic.partitions.len() as i32;
+    if growth.count == current {
+        return Err((
+            ResponseError::InvalidPartitions,
+            format!("Topic already has {current} partition(s)."),
+        ));
+    }
+    if growth.count < current {
+        return Err((
+            ResponseError::InvalidPartitions,
+            format!(
+                "The topic {} currently has {current} partition(s); {} would not be an increase.",
+                growth.name, growth.count
+            ),
+        ));
+    }
+    if growth.count > MAX_PARTITIONS_PER_TOPIC {
+        return Err((
+            ResponseError::InvalidPartitions,
+            format!(
+                "Number of partitions {} is above this broker's limit of {MAX_PARTITIONS_PER_TOPIC}.",
+                growth.count
+            ),
+        ));
+    }
+    let additional = (growth.count - current) as usize;
+    let replication_factor = topic
+        .partitions
+        .values()
+        .next()
+        .map(|p| p.replicas.len())
+        .ok_or((
+            ResponseError::UnknownServerError,
+            format!(
+                "Invalid state: topic {} appears to have no partitions.",
+                growth.name
+            ),
+        ))?;
+    let brokers: Vec<i32> = image.brokers.keys().copied().collect();
+    let assignments = match &growth.assignments {
+        Some(assignments) => {
+            if assignments.len() != additional {
+                return Err((
+                    ResponseError::InvalidReplicaAssignment,
+                    format!(
+                        "Attempted to add {additional} additional partition(s), but only {} assignment(s) were specified.",
+                        assignments.len()
+                    ),
+                ));
+            }
+            for replicas in assignments {
+                check_assignment(&brokers, replicas, replication_factor)?;
+            }
+            assignments.clone()
+        }
+        None => {
+            if replication_factor > brokers.len() {
+                return Err((
+                    ResponseError::InvalidReplicationFactor,
+                    format!(
+                        "Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only {} broker(s) are registered.",
+                        brokers.len()
+                    ),
+                ));
+            }
+            // Round-robin from the partition's index, as CreateTopics places them.
+            (current as usize..growth.count as usize)
+                .map(|p| {
+                    (0..replication_factor)
+                        .map(|r| brokers[(p + r) % brokers.len()])
+                        .collect()
+                })
+                .collect()
+        }
+    };
+    Ok(assignments
+        .into_iter()
+        .enumerate()
+        .map(|(i, replicas)| MetadataRecord::Partition {
+            topic_id: topic.topic_id,
+            partition_id: current + i as i32,
+            isr: replicas.clone(),
+            leader: replicas[0],
+            replicas,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        })
+        .collect())
+}
+
+/// Kafka's checks of one manual assignment: not empty, registered brokers, no broker
+/// twice, and as many replicas as the topic's existing partitions have.
+fn check_assignment(
+    brokers: &[i32],
+    replicas: &[i32],
+    replication_factor: usize,
+) -> Result<(), Refusal> {
+    let invalid = |message: String| Err((ResponseError::InvalidReplicaAssignment, message));
+    if replicas.is_empty() {
+        return invalid(
+            "The manual partition assignment includes an empty replica list.".to_string(),
+        );
+    }
+    let mut sorted = replicas.to_vec();
+    sorted.sort_unstable();
+    for (i, broker) in sorted.iter().enumerate() {
+        if !brokers.contains(broker) {
+            return invalid(format!(
+                "The manual partition assignment includes broker {broker}, but no such broker is registered."
+            ));
+        }
+        if i > 0 && sorted[i - 1] == *broker {
+            return invalid(format!(
+                "The manual partition assignment includes the broker {broker} more than once."
+            ));
+        }
+    }
+    if sorted.len() != replication_factor {
+        return invalid(format!(
+            "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have {replication_factor} replica(s).",
+            sorted.len()
+        ));
+    }
+    Ok(())
+}
