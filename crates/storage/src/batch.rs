@@ -307,6 +307,9 @@ pub(crate) mod test_util {
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
 
+    /// (key, value) of one record.
+    pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
     pub struct BatchSpec {
         pub producer_id: i64,
         pub producer_epoch: i16,
@@ -328,7 +331,7 @@ pub(crate) mod test_util {
     }
 
     /// One batch of (key, value) records.
-    pub fn batch(spec: &BatchSpec, kvs: &[(Option<&[u8]>, Option<&[u8]>)]) -> Vec<u8> {
+    pub fn batch(spec: &BatchSpec, kvs: &[KeyValue<'_>]) -> Vec<u8> {
         let records: Vec<Record> = kvs
             .iter()
             .enumerate()
@@ -362,8 +365,7 @@ pub(crate) mod test_util {
     /// A batch of `n` records with `value_len`-byte values.
     pub fn simple_batch(n: usize, value_len: usize, timestamp: i64) -> Vec<u8> {
         let value = vec![b'v'; value_len];
-        let kvs: Vec<(Option<&[u8]>, Option<&[u8]>)> =
-            (0..n).map(|_| (None, Some(value.as_slice()))).collect();
+        let kvs: Vec<KeyValue<'_>> = (0..n).map(|_| (None, Some(value.as_slice()))).collect();
         batch(
             &BatchSpec {
                 timestamp,

@@ -169,12 +169,13 @@ impl<'a> LogCleaner<'a> {
 /// first segment holding a record younger than `min.compaction.lag.ms`.
 fn cleanable_end(segments: &[Arc<LogSegment>], config: &LogConfig, now_ms: i64) -> i64 {
     let active_base = segments.last().map_or(0, |s| s.base_offset());
+    if config.min_compaction_lag_ms <= 0 {
+        return active_base;
+    }
+    let lag_start_ms = now_ms.saturating_sub(config.min_compaction_lag_ms);
     segments
         .iter()
-        .find(|s| {
-            s.max_timestamp() >= 0
-                && now_ms.saturating_sub(s.max_timestamp()) < config.min_compaction_lag_ms
-        })
+        .find(|s| s.largest_timestamp() > lag_start_ms)
         .map_or(active_base, |s| s.base_offset().min(active_base))
 }
 

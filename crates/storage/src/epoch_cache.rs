@@ -44,6 +44,7 @@ impl LeaderEpochFileCache {
         cache
     }
 
+    #[cfg(test)]
     pub fn entries(&self) -> &[EpochEntry] {
         &self.entries
     }
@@ -114,11 +115,6 @@ impl LeaderEpochFileCache {
             .rev()
             .find(|e| e.start_offset <= offset)
             .map(|e| e.epoch)
-    }
-
-    pub fn clear(&mut self) -> io::Result<()> {
-        self.entries.clear();
-        self.persist()
     }
 
     pub fn persist(&self) -> io::Result<()> {

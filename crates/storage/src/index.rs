@@ -111,7 +111,7 @@ impl<E: IndexEntry> SparseIndex<E> {
             Err(e) => return Err(e),
         };
         let len = file.metadata()?.len() as usize;
-        if len % E::SIZE != 0 {
+        if !len.is_multiple_of(E::SIZE) {
             return Ok(None);
         }
         let mut bytes = vec![0u8; len];
@@ -218,11 +218,6 @@ impl OffsetIndex {
 }
 
 impl TimeIndex {
-    /// The largest entry whose timestamp is <= target.
-    pub fn lookup(&self, target_timestamp: i64) -> Option<TimestampOffset> {
-        self.floor(|e| e.timestamp <= target_timestamp)
-    }
-
     /// Timestamps and offsets never decrease.
     pub fn entries_valid(base_offset: i64) -> impl Fn(&[TimestampOffset]) -> bool {
         move |entries| {
@@ -289,7 +284,7 @@ mod tests {
             })
             .unwrap();
         assert!(index.is_full());
-        assert_eq!(index.lookup(5), None);
-        assert_eq!(index.lookup(15).unwrap().offset, 3);
+        assert_eq!(index.floor(|e| e.timestamp <= 5), None);
+        assert_eq!(index.floor(|e| e.timestamp <= 15).unwrap().offset, 3);
     }
 }

@@ -15,6 +15,8 @@ mod index;
 mod list_offsets;
 mod loader;
 pub mod log;
+#[cfg(test)]
+mod log_tests;
 pub mod manager;
 pub mod producer_state;
 mod retention;

@@ -396,12 +396,11 @@ fn parse_snapshot(bytes: &[u8]) -> Option<Vec<ProducerStateEntry>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::test_util::{batch, BatchSpec};
+    use crate::batch::test_util::{batch, BatchSpec, KeyValue};
     use crate::batch::{set_base_offset, validate_batch};
 
     fn header(pid: i64, epoch: i16, seq: i32, n: usize, offset: i64) -> BatchHeader {
-        let kvs: Vec<(Option<&[u8]>, Option<&[u8]>)> =
-            (0..n).map(|_| (None, Some(&b"v"[..]))).collect();
+        let kvs: Vec<KeyValue<'_>> = (0..n).map(|_| (None, Some(&b"v"[..]))).collect();
         let spec = BatchSpec {
             producer_id: pid,
             producer_epoch: epoch,

@@ -228,17 +228,9 @@ impl LogSegment {
         &self.log
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Largest batch max timestamp in the segment, or NO_TIMESTAMP.
     pub fn max_timestamp(&self) -> i64 {
         self.max_timestamp.load(Ordering::Acquire)
-    }
-
-    pub fn offset_of_max_timestamp(&self) -> i64 {
-        self.offset_of_max_timestamp.load(Ordering::Acquire)
     }
 
     /// Timestamp used for time retention: the largest record timestamp, or the file's
@@ -292,7 +284,11 @@ impl LogSegment {
         index_interval_bytes: i32,
     ) -> io::Result<()> {
         let start = self.size_bytes();
-        self.log.write_all_at(records, start)?;
+        if let Err(e) = self.log.write_all_at(records, start) {
+            // Drop a partial write so a clean reopen cannot mistake it for data.
+            let _ = self.log.set_len(start);
+            return Err(e);
+        }
         if start == 0 {
             if let Some(first) = spans.first() {
                 self.first_batch_timestamp
@@ -400,6 +396,7 @@ impl LogSegment {
     /// Whole batches from the one containing `start_offset`, at most `max_bytes`
     /// (or the first batch alone when `min_one` and it is larger), none whose last
     /// offset is >= `max_offset`.
+    #[cfg(test)]
     pub fn read(
         &self,
         start_offset: i64,

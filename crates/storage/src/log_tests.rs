@@ -1,0 +1,284 @@
+//! Unit tests of Log, LogManager and LogCleaner working together.
+
+use std::sync::Arc;
+
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
+
+use crate::batch::split_batches;
+use crate::batch::test_util::{batch, simple_batch, BatchSpec};
+use crate::{
+    AppendOrigin, CleanupPolicy, Log, LogConfig, LogManager, LogManagerConfig, StorageError,
+    TopicPartition, Uuid,
+};
+
+const NOW: i64 = 1_700_000_000_000;
+
+fn open(dir: &std::path::Path, config: &LogConfig) -> (Arc<LogManager>, Arc<Log>) {
+    let manager = LogManager::open(LogManagerConfig::new(dir), config.clone()).unwrap();
+    let tp = TopicPartition::new("t", 0);
+    let log = manager
+        .get_or_create_log(&tp, Uuid::from_u128(7), config.clone())
+        .unwrap();
+    log.update_config(config.clone());
+    (manager, log)
+}
+
+fn append(log: &Log, mut b: Vec<u8>) -> Result<crate::LogAppendInfo, StorageError> {
+    let info = log.append_as_leader(&mut b, 0, AppendOrigin::Client, NOW)?;
+    log.update_high_watermark(log.log_end_offset());
+    Ok(info)
+}
+
+/// (offset, key, value) of every record from the log start.
+type StoredRecord = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+fn records(log: &Log) -> Vec<StoredRecord> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let data = log.read(offset, 1 << 20, i64::MAX, true).unwrap();
+        if data.is_empty() {
+            break;
+        }
+        let mut bytes = data.read_to_bytes().unwrap();
+        for span in split_batches(&bytes).unwrap() {
+            offset = span.header.next_offset();
+        }
+        for set in RecordBatchDecoder::decode_all(&mut bytes).unwrap() {
+            for r in set.records {
+                out.push((
+                    r.offset,
+                    r.key.map(|k| k.to_vec()),
+                    r.value.map(|v| v.to_vec()),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn small_segments() -> LogConfig {
+    LogConfig {
+        segment_bytes: 1024,
+        index_interval_bytes: 100,
+        ..LogConfig::default()
+    }
+}
+
+#[test]
+fn appends_roll_and_survive_clean_and_unclean_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_segments();
+    let (manager, log) = open(dir.path(), &config);
+    for _ in 0..20 {
+        append(&log, simple_batch(2, 100, NOW)).unwrap();
+    }
+    assert!(log.segment_count() > 3);
+    assert_eq!(records(&log).len(), 40);
+    manager.shutdown().unwrap();
+    drop((manager, log));
+    let (manager, log) = open(dir.path(), &config);
+    assert_eq!((log.log_end_offset(), log.high_watermark()), (40, 40));
+    // Tear the last batch, then crash.
+    let last = log.segments_snapshot().last().unwrap().clone();
+    append(&log, simple_batch(2, 100, NOW)).unwrap();
+    last.file().set_len(last.size_bytes() - 5).unwrap();
+    drop((manager, log, last));
+    let (_manager, log) = open(dir.path(), &config);
+    assert_eq!(log.log_end_offset(), 40);
+    assert_eq!(records(&log).len(), 40);
+    assert_eq!(
+        append(&log, simple_batch(1, 10, NOW)).unwrap().first_offset,
+        40
+    );
+}
+
+#[test]
+fn rolls_exactly_when_segment_bytes_would_be_exceeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_m, log) = open(
+        dir.path(),
+        &LogConfig {
+            segment_bytes: 1000,
+            ..LogConfig::default()
+        },
+    );
+    let size = simple_batch(1, 100, NOW).len();
+    for _ in 0..10 {
+        append(&log, simple_batch(1, 100, NOW)).unwrap();
+    }
+    let per_segment = 1000 / size;
+    assert_eq!(log.segment_count(), 10usize.div_ceil(per_segment));
+    let too_big = simple_batch(10, 100, NOW);
+    assert!(matches!(
+        append(&log, too_big),
+        Err(StorageError::RecordListTooLarge(_))
+    ));
+}
+
+fn idempotent(seq: i32, epoch: i16) -> Vec<u8> {
+    let spec = BatchSpec {
+        producer_id: 42,
+        producer_epoch: epoch,
+        base_sequence: seq,
+        timestamp: NOW,
+        ..Default::default()
+    };
+    batch(&spec, &[(None, Some(b"a")), (None, Some(b"b"))])
+}
+
+#[test]
+fn idempotent_producer_state_survives_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_segments();
+    let (manager, log) = open(dir.path(), &config);
+    append(&log, idempotent(0, 0)).unwrap();
+    append(&log, idempotent(2, 0)).unwrap();
+    let dup = append(&log, idempotent(2, 0)).unwrap();
+    assert!(dup.duplicate);
+    assert_eq!((dup.first_offset, dup.last_offset), (2, 3));
+    assert!(matches!(
+        append(&log, idempotent(7, 0)),
+        Err(StorageError::OutOfOrderSequence(_))
+    ));
+    drop((manager, log));
+    // Unclean: state is rebuilt by replaying batches.
+    let (manager, log) = open(dir.path(), &config);
+    assert_eq!(log.producer_state(42).unwrap().last_seq(), 3);
+    assert!(matches!(
+        append(&log, idempotent(7, 0)),
+        Err(StorageError::OutOfOrderSequence(_))
+    ));
+    manager.shutdown().unwrap();
+    drop((manager, log));
+    // Clean: state comes from the snapshot.
+    let (_manager, log) = open(dir.path(), &config);
+    assert!(log.dir().join("00000000000000000004.snapshot").exists());
+    append(&log, idempotent(4, 0)).unwrap();
+    assert!(matches!(
+        append(&log, idempotent(0, -1)),
+        Err(StorageError::InvalidProducerEpoch(_))
+    ));
+}
+
+fn keyed(key: &str, value: Option<&str>, compression: Compression) -> Vec<u8> {
+    let spec = BatchSpec {
+        timestamp: NOW,
+        compression,
+        ..Default::default()
+    };
+    batch(
+        &spec,
+        &[
+            (Some(key.as_bytes()), value.map(str::as_bytes)),
+            (Some(b"other"), Some(b"x")),
+        ],
+    )
+}
+
+#[test]
+fn cleaner_keeps_latest_per_key_and_preserves_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        cleanup_policy: CleanupPolicy::Compact,
+        delete_retention_ms: 0,
+        ..small_segments()
+    };
+    let (manager, log) = open(dir.path(), &config);
+    let codecs = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Lz4,
+        Compression::Snappy,
+        Compression::Zstd,
+    ];
+    for i in 0..20 {
+        let value = format!("v{i}");
+        append(
+            &log,
+            keyed(&format!("k{}", i % 3), Some(&value), codecs[i % 5]),
+        )
+        .unwrap();
+    }
+    append(&log, keyed("k0", None, Compression::Gzip)).unwrap();
+    let end = log.log_end_offset();
+    // Roll so everything is cleanable.
+    append(
+        &log,
+        keyed("pad", Some(&"x".repeat(900)), Compression::None),
+    )
+    .unwrap();
+    manager.run_cleaner_once(NOW).unwrap();
+    let live: Vec<_> = records(&log).into_iter().filter(|r| r.0 < end).collect();
+    let keys: Vec<(i64, Vec<u8>)> = live.iter().map(|r| (r.0, r.1.clone().unwrap())).collect();
+    assert_eq!(
+        keys,
+        vec![
+            (34, b"k2".to_vec()),
+            (38, b"k1".to_vec()),
+            (40, b"k0".to_vec()),
+            (41, b"other".to_vec())
+        ]
+    );
+    assert_eq!(live[2].2, None, "tombstone kept on its first pass");
+    // A second pass past delete.retention.ms drops the tombstone; a restart keeps the result.
+    append(
+        &log,
+        keyed("pad", Some(&"y".repeat(900)), Compression::None),
+    )
+    .unwrap();
+    manager.run_cleaner_once(NOW + 10).unwrap();
+    manager.shutdown().unwrap();
+    drop((manager, log));
+    let (_m, log) = open(dir.path(), &config);
+    let offsets: Vec<i64> = records(&log)
+        .iter()
+        .map(|r| r.0)
+        .filter(|o| *o < end)
+        .collect();
+    assert_eq!(
+        offsets,
+        vec![34, 38],
+        "tombstone and superseded \"other\" gone"
+    );
+    for b in crate::log_tests::all_batches(&log) {
+        assert!(crate::batch::validate_batch(&b).is_ok());
+    }
+}
+
+fn all_batches(log: &Log) -> Vec<Vec<u8>> {
+    let data = log
+        .read(log.log_start_offset(), u32::MAX, i64::MAX, true)
+        .unwrap();
+    let bytes = data.read_to_bytes().unwrap();
+    split_batches(&bytes)
+        .unwrap()
+        .iter()
+        .map(|s| bytes[s.position..s.position + s.header.size_bytes()].to_vec())
+        .collect()
+}
+
+#[test]
+fn committed_swap_is_completed_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_segments();
+    let (manager, log) = open(dir.path(), &config);
+    for _ in 0..10 {
+        append(&log, simple_batch(2, 100, NOW)).unwrap();
+    }
+    let second_base = log.segments_snapshot()[1].base_offset();
+    let bytes = all_batches(&log);
+    drop((manager, log));
+    // A "cleaned" first segment holding only its first batch, committed as .swap.
+    let pdir = dir.path().join("t-0");
+    std::fs::write(pdir.join("00000000000000000000.log.swap"), &bytes[0]).unwrap();
+    let (_m, log) = open(dir.path(), &config);
+    assert!(!pdir.join("00000000000000000000.log.swap").exists());
+    let offsets: Vec<i64> = records(&log).iter().map(|r| r.0).take(3).collect();
+    assert_eq!(
+        offsets,
+        vec![0, 1, second_base],
+        "the swap replaced the first segment"
+    );
+    assert_eq!(log.log_end_offset(), 20);
+}
