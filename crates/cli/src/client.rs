@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
 use rdkafka::admin::{AdminClient, AdminOptions};
@@ -150,7 +151,19 @@ pub fn topic_infos<C: ClientContext>(
     conn: &ConnectArgs,
     topic: Option<&str>,
 ) -> anyhow::Result<Vec<TopicInfo>> {
-    let metadata = fetch_metadata(client, conn, topic)?;
+    // A topic being created (e.g. auto-created by this very request) has no leader
+    // for a moment: ask again until the request timeout.
+    let deadline = Instant::now() + conn.request_timeout();
+    let metadata = loop {
+        let metadata = fetch_metadata(client, conn, topic)?;
+        let electing = metadata.topics().iter().any(|t| {
+            t.error().map(RDKafkaErrorCode::from) == Some(RDKafkaErrorCode::LeaderNotAvailable)
+        });
+        if !electing || Instant::now() >= deadline {
+            break metadata;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let mut topics = Vec::new();
     for t in metadata.topics() {
         if let Some(err) = t.error() {
@@ -158,7 +171,7 @@ pub fn topic_infos<C: ClientContext>(
             if code == RDKafkaErrorCode::UnknownTopicOrPartition {
                 bail!("topic '{}' does not exist", t.name());
             }
-            bail!("topic '{}': {}", t.name(), code);
+            bail!("topic '{}': {}", t.name(), describe_code(code, conn));
         }
         let mut partitions: Vec<PartitionInfo> = t
             .partitions()
@@ -237,16 +250,29 @@ pub fn admin_error(
     anyhow!("{action} {what} failed: {}", describe_code(code, conn))
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn wait_for_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
+/// SIGINT and SIGTERM, caught from the moment this is created.
+pub struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    /// Must be called inside a tokio runtime.
+    pub fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
     }
-    Ok(())
+
+    /// Resolves on the next SIGINT or SIGTERM.
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
 }
 
 /// A flag raised on SIGINT or SIGTERM, for loops that should stop cleanly
@@ -255,11 +281,13 @@ pub fn stop_on_signal() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     let watcher = move || {
-        if let Ok(rt) = runtime() {
-            if rt.block_on(wait_for_signal()).is_ok() {
+        let Ok(rt) = runtime() else { return };
+        rt.block_on(async {
+            if let Ok(mut signals) = ShutdownSignals::new() {
+                signals.recv().await;
                 flag.store(true, Ordering::Relaxed);
             }
-        }
+        });
     };
     if let Err(e) = std::thread::Builder::new()
         .name("signals".into())

@@ -201,7 +201,8 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
         eprintln!("error: record at line {line}: {message}");
     }
     if failures.is_empty() {
-        eprintln!("Produced {read} records to topic {}.", args.topic);
+        let records = if read == 1 { "record" } else { "records" };
+        eprintln!("Produced {read} {records} to topic {}.", args.topic);
         Ok(())
     } else {
         bail!("{} of {read} records failed", failures.len())

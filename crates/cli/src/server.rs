@@ -8,7 +8,7 @@ use clap::Args;
 use moldau_broker::{Broker, ServerConfig};
 
 use crate::args::{parse_key_value, KeyValue};
-use crate::client::wait_for_signal;
+use crate::client::ShutdownSignals;
 use crate::Failure;
 
 #[derive(Args)]
@@ -45,13 +45,13 @@ pub fn run(args: ServerArgs) -> Result<(), Failure> {
 }
 
 async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    // Caught from before startup, so that an early SIGTERM still shuts down cleanly.
+    let mut signals = ShutdownSignals::new().context("cannot listen for SIGINT/SIGTERM")?;
     let broker = Broker::start(config)
         .await
         .map_err(|e| anyhow!("cannot start broker: {e}"))?;
     tracing::info!("moldau is ready on {}", broker.bound_addr());
-    wait_for_signal()
-        .await
-        .context("cannot listen for SIGINT/SIGTERM")?;
+    signals.recv().await;
     tracing::info!("shutting down");
     broker
         .shutdown()
