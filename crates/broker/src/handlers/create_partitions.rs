@@ -148,6 +148,7 @@ fn plan(image: &MetadataImage, growth: &Growth) -> Result<Vec<MetadataRecord>, R
         .values()
         .next()
         .map(|p| p.replicas.len())
+        .filter(|n| *n > 0)
         .ok_or((
             ResponseError::UnknownServerError,
             format!(
