@@ -77,7 +77,7 @@ async fn topic_metadata(client: &mut WireClient, topic: &str) -> Option<(Uuid, u
         .with_allow_auto_topic_creation(false);
     let response: MetadataResponse = client.call(ApiKey::Metadata, 12, &request).await;
     let t = &response.topics[0];
-    (t.error_code == 0).then(|| (t.topic_id, t.partitions.len()))
+    (t.error_code == 0).then_some((t.topic_id, t.partitions.len()))
 }
 
 async fn describe(
@@ -856,7 +856,7 @@ async fn delete_records_advances_the_low_watermark() {
     assert_eq!(
         messages
             .iter()
-            .map(|m| rdkafka::Message::offset(m))
+            .map(rdkafka::Message::offset)
             .collect::<Vec<_>>(),
         (4..10).collect::<Vec<_>>()
     );
