@@ -17,7 +17,7 @@ use crate::epoch_cache::LeaderEpochFileCache;
 use crate::error::StorageError;
 use crate::producer_state::{ProducerAppendInfo, ProducerStateEntry, ProducerStateManager};
 use crate::segment::LogSegment;
-use crate::validator::LogValidator;
+use crate::validator::{recompress_if_needed, LogValidator};
 use crate::{TopicPartition, Uuid};
 
 /// Who is appending (Kafka's AppendOrigin): changes which producer-state checks apply.
@@ -220,6 +220,31 @@ impl Log {
             now_ms,
         }
         .validate(records, &spans)?;
+        if let Some(mut converted) = recompress_if_needed(records, &spans, config.compression_type)?
+        {
+            // The topic's codec differs from the producer's: append the re-encoded copy.
+            let spans = batch::split_batches(&converted)?;
+            return self.append_validated(
+                &mut converted,
+                spans,
+                leader_epoch,
+                origin,
+                now_ms,
+                &config,
+            );
+        }
+        self.append_validated(records, spans, leader_epoch, origin, now_ms, &config)
+    }
+
+    fn append_validated(
+        &self,
+        records: &mut [u8],
+        mut spans: Vec<BatchSpan>,
+        leader_epoch: i32,
+        origin: AppendOrigin,
+        now_ms: i64,
+        config: &LogConfig,
+    ) -> Result<LogAppendInfo, StorageError> {
         let mut w = lock(&self.writer);
         self.check_not_deleted()?;
         if origin == AppendOrigin::Client {
@@ -244,7 +269,7 @@ impl Log {
             w.producers
                 .prepare_batch(&mut producer_info, &span.header, origin)?;
         }
-        self.append_locked(&mut w, records, &spans, &config, now_ms)?;
+        self.append_locked(&mut w, records, &spans, config, now_ms)?;
         w.producers.commit(producer_info, next_offset);
         self.assign_epoch(leader_epoch, spans[0].header.base_offset)?;
         Ok(self.append_info(&spans, records.len(), append_time.then_some(now_ms)))

@@ -282,3 +282,81 @@ fn committed_swap_is_completed_on_open() {
     );
     assert_eq!(log.log_end_offset(), 20);
 }
+
+/// Rough throughput check: `cargo test --release -p moldau-storage --lib throughput -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn throughput_of_1mb_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_m, log) = open(dir.path(), &LogConfig::default());
+    let template = simple_batch(1000, 1000, NOW);
+    let total_batches = 1000;
+    let mut buf = template.clone();
+    let start = std::time::Instant::now();
+    for _ in 0..total_batches {
+        buf.copy_from_slice(&template);
+        log.append_as_leader(&mut buf, 0, AppendOrigin::Client, NOW)
+            .unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let bytes = (template.len() * total_batches) as f64;
+    eprintln!("append: {:.2} GB/s", bytes / secs / 1e9);
+    let start = std::time::Instant::now();
+    let mut crc = 0;
+    for _ in 0..total_batches {
+        crc ^= crate::batch::compute_crc(&template);
+    }
+    eprintln!(
+        "crc32c: {:.2} GB/s ({crc})",
+        bytes / start.elapsed().as_secs_f64() / 1e9
+    );
+    let start = std::time::Instant::now();
+    let (mut offset, mut read) = (0, 0usize);
+    while offset < log.log_end_offset() {
+        let data = log.read(offset, 4 << 20, i64::MAX, true).unwrap();
+        let bytes = data.read_to_bytes().unwrap();
+        read += bytes.len();
+        for span in split_batches(&bytes).unwrap() {
+            offset = span.header.next_offset();
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!("read: {:.2} GB/s", read as f64 / secs / 1e9);
+}
+
+#[test]
+fn topic_compression_type_recompresses_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        compression_type: crate::CompressionType::Zstd,
+        ..LogConfig::default()
+    };
+    let (_m, log) = open(dir.path(), &config);
+    let spec = BatchSpec {
+        producer_id: 9,
+        producer_epoch: 0,
+        base_sequence: 0,
+        timestamp: NOW,
+        ..Default::default()
+    };
+    append(
+        &log,
+        batch(&spec, &[(Some(b"k"), Some(b"v1")), (None, Some(b"v2"))]),
+    )
+    .unwrap();
+    append(&log, simple_batch(3, 10, NOW)).unwrap();
+    let batches = all_batches(&log);
+    for b in &batches {
+        let h = crate::batch::validate_batch(b).unwrap();
+        assert_eq!(h.compression_codec(), 4);
+    }
+    let h0 = crate::batch::validate_batch(&batches[0]).unwrap();
+    assert_eq!(
+        (h0.producer_id, h0.base_sequence, h0.last_offset()),
+        (9, 0, 1)
+    );
+    let recs = records(&log);
+    assert_eq!(recs.len(), 5);
+    assert_eq!(recs[1].2.as_deref(), Some(&b"v2"[..]));
+    assert_eq!(log.producer_state(9).unwrap().last_seq(), 1);
+}

@@ -5,11 +5,13 @@
 //! Timestamps are checked on the batch's first and max timestamps, which bound every
 //! record's timestamp for the ordered batches producers write.
 
-use bytes::Bytes;
-use kafka_protocol::records::RecordBatchDecoder;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{
+    Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+};
 
-use crate::batch::BatchSpan;
-use crate::config::{LogConfig, TimestampType};
+use crate::batch::{self, BatchSpan};
+use crate::config::{CompressionType, LogConfig, TimestampType};
 use crate::error::StorageError;
 use crate::log::AppendOrigin;
 
@@ -129,4 +131,54 @@ fn validate_keys(batch: &[u8]) -> Result<(), StorageError> {
         ));
     }
     Ok(())
+}
+
+fn kafka_compression(codec: u8) -> Compression {
+    match codec {
+        1 => Compression::Gzip,
+        2 => Compression::Snappy,
+        3 => Compression::Lz4,
+        4 => Compression::Zstd,
+        _ => Compression::None,
+    }
+}
+
+/// When the topic's `compression.type` names a codec other than a batch's, returns
+/// the request re-encoded with it (Kafka recompresses in LogValidator). Producer
+/// fields, sequences and timestamps are kept; offsets are assigned afterwards.
+pub fn recompress_if_needed(
+    records: &[u8],
+    spans: &[BatchSpan],
+    target: CompressionType,
+) -> Result<Option<Vec<u8>>, StorageError> {
+    let Some(codec) = target.codec_id() else {
+        return Ok(None);
+    };
+    if spans
+        .iter()
+        .all(|s| s.header.compression_codec() == codec || s.header.is_control())
+    {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(records.len());
+    for span in spans {
+        let bytes = &records[span.position..span.position + span.header.size_bytes()];
+        if span.header.compression_codec() == codec || span.header.is_control() {
+            out.extend_from_slice(bytes);
+            continue;
+        }
+        let set = RecordBatchDecoder::decode(&mut Bytes::copy_from_slice(bytes))
+            .map_err(|e| StorageError::CorruptMessage(format!("undecodable batch: {e}")))?;
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: kafka_compression(codec),
+        };
+        RecordBatchEncoder::encode(&mut buf, &set.records, &options)
+            .map_err(|e| StorageError::CorruptMessage(format!("could not re-encode batch: {e}")))?;
+        let mut encoded = buf.to_vec();
+        batch::restore_filtered_header(&mut encoded, &span.header);
+        out.extend_from_slice(&encoded);
+    }
+    Ok(Some(out))
 }
