@@ -18,7 +18,7 @@ pub struct ConnectArgs {
 
     /// Upper bound for each request to the cluster (metadata, admin, delivery).
     #[arg(long, default_value_t = 30_000, value_name = "MS",
-          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub request_timeout_ms: u64,
 
     /// Extra librdkafka client property (repeatable), e.g. -X security.protocol=SSL.

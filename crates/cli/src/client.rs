@@ -54,11 +54,12 @@ pub fn producer_config(conn: &ConnectArgs) -> ClientConfig {
 
 fn config_with_defaults(conn: &ConnectArgs, defaults: &[(&str, &str)]) -> ClientConfig {
     let mut config = ClientConfig::new();
-    let timeout_ms = conn.request_timeout_ms.to_string();
+    // librdkafka accepts socket timeouts up to 5 minutes.
+    let socket_timeout_ms = conn.request_timeout_ms.min(300_000).to_string();
     config
         .set("bootstrap.servers", &conn.bootstrap_server)
         .set("client.id", "moldau-cli")
-        .set("socket.timeout.ms", &timeout_ms)
+        .set("socket.timeout.ms", &socket_timeout_ms)
         .set("log.connection.close", "false");
     for (key, value) in defaults {
         config.set(*key, *value);
@@ -71,7 +72,7 @@ fn config_with_defaults(conn: &ConnectArgs, defaults: &[(&str, &str)]) -> Client
 
 pub fn admin_client(conn: &ConnectArgs) -> anyhow::Result<AdminClient<QuietContext>> {
     AdminClient::from_config_and_context(&base_config(conn), QuietContext)
-        .context("cannot create admin client")
+        .map_err(|e| creation_error("admin client", e))
 }
 
 pub fn admin_options(conn: &ConnectArgs) -> AdminOptions {
@@ -96,7 +97,18 @@ pub fn plain_consumer(
     for kv in extra {
         config.set(&kv.key, &kv.value);
     }
-    BaseConsumer::from_config_and_context(&config, QuietContext).context("cannot create consumer")
+    BaseConsumer::from_config_and_context(&config, QuietContext)
+        .map_err(|e| creation_error("consumer", e))
+}
+
+/// Why a client could not be created; usually a bad `-X` or `--*-props` property.
+pub fn creation_error(client: &str, e: KafkaError) -> anyhow::Error {
+    match e {
+        KafkaError::ClientConfig(_, desc, key, value) => {
+            anyhow!("invalid client property {key}={value}: {}", desc.trim())
+        }
+        e => anyhow!("cannot create {client}: {e}"),
+    }
 }
 
 /// A runtime for the admin API's futures.

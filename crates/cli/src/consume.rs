@@ -8,7 +8,7 @@ use anyhow::{bail, Context as _};
 use clap::{Args, ValueEnum};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, Timestamp, TopicPartitionList};
 use serde::Serialize;
 
@@ -254,9 +254,47 @@ fn timestamp_parts(t: Timestamp) -> (Option<i64>, Option<&'static str>) {
     }
 }
 
-/// Keys, values and headers are printed as UTF-8; invalid bytes become U+FFFD.
+/// JSON holds keys, values and headers as UTF-8 text; invalid bytes become U+FFFD.
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A record's headers, read through librdkafka's C API: the rdkafka crate's header
+/// iterator panics on a header name that is not UTF-8, and headers are whatever
+/// some producer wrote.
+fn read_headers(m: &BorrowedMessage<'_>) -> Vec<JsonHeader> {
+    use rdkafka::bindings as rd;
+    use rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR as NO_ERROR;
+    let mut headers = std::ptr::null_mut();
+    // SAFETY: `m.ptr()` is a live message for as long as `m` is borrowed; librdkafka
+    // keeps ownership of the headers it returns.
+    let err = unsafe { rd::rd_kafka_message_headers(m.ptr(), &mut headers) };
+    if err != NO_ERROR || headers.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: `headers` was just returned non-null by librdkafka for this message.
+    let count = unsafe { rd::rd_kafka_header_cnt(headers) };
+    (0..count)
+        .filter_map(|i| {
+            let (mut name, mut value, mut size) = (std::ptr::null(), std::ptr::null(), 0usize);
+            // SAFETY: `i < count`; the out-pointers point to live locals.
+            let err = unsafe {
+                rd::rd_kafka_header_get_all(headers, i, &mut name, &mut value, &mut size)
+            };
+            if err != NO_ERROR || name.is_null() {
+                return None;
+            }
+            // SAFETY: librdkafka returns a NUL-terminated name and `size` value bytes
+            // (or a null value), valid while the message lives.
+            let key = unsafe { std::ffi::CStr::from_ptr(name) };
+            let value = (!value.is_null())
+                .then(|| unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) });
+            Some(JsonHeader {
+                key: key.to_string_lossy().into_owned(),
+                value: value.map(text),
+            })
+        })
+        .collect()
 }
 
 fn write_record(
@@ -264,17 +302,7 @@ fn write_record(
     args: &ConsumeArgs,
     m: &BorrowedMessage<'_>,
 ) -> std::io::Result<()> {
-    let headers: Vec<JsonHeader> = m
-        .headers()
-        .map(|h| {
-            h.iter()
-                .map(|h| JsonHeader {
-                    key: h.key.to_string(),
-                    value: h.value.map(text),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let headers = read_headers(m);
     let (timestamp, timestamp_type) = timestamp_parts(m.timestamp());
     match args.format {
         Format::Json => {
@@ -317,8 +345,10 @@ fn write_record(
                 };
                 write!(out, "{list}{sep}")?;
             }
+            // Keys and values go out as their bytes, as kafka-console-consumer does.
             if args.print_key {
-                write!(out, "{}{sep}", m.key().map_or("null".into(), text))?;
+                out.write_all(m.key().unwrap_or(b"null"))?;
+                out.write_all(sep.as_bytes())?;
             }
             out.write_all(m.payload().unwrap_or(b"null"))?;
             writeln!(out)

@@ -73,8 +73,15 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            // `{:#}` keeps anyhow's context chain on a single line.
-            eprintln!("error: {:#}", failure.error);
+            // `{:#}` puts anyhow's context chain on one line; messages from
+            // librdkafka or the OS may still carry line breaks.
+            let message = format!("{:#}", failure.error);
+            let message: Vec<&str> = message
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!("error: {}", message.join(" "));
             ExitCode::from(failure.code)
         }
     }

@@ -20,7 +20,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::args::{parse_key_value, parse_topic, ConnectArgs, KeyValue, OutputArgs, OutputFormat};
-use crate::client::{plain_consumer, producer_config, stop_on_signal, topic_info, QuietContext};
+use crate::client::{
+    creation_error, plain_consumer, producer_config, stop_on_signal, topic_info, QuietContext,
+};
 
 const MB: f64 = 1024.0 * 1024.0;
 
@@ -198,7 +200,7 @@ fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     };
     let producer: ThreadedProducer<PerfContext> =
         ThreadedProducer::from_config_and_context(&config, context)
-            .context("cannot create producer")?;
+            .map_err(|e| creation_error("producer", e))?;
     topic_info(producer.client(), conn, &args.topic)?;
 
     let payload = random_payload(args.record_size as usize);

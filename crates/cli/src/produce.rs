@@ -15,7 +15,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use crate::args::{parse_key_value, parse_topic, ConnectArgs, KeyValue};
-use crate::client::{producer_config, topic_info, QuietContext};
+use crate::client::{creation_error, producer_config, topic_info, QuietContext};
 
 #[derive(Args)]
 pub struct ProduceArgs {
@@ -115,7 +115,7 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
         .set("compression.type", args.compression.as_str());
     let producer: ThreadedProducer<DeliveryLog> =
         ThreadedProducer::from_config_and_context(&config, DeliveryLog::default())
-            .context("cannot create producer")?;
+            .map_err(|e| creation_error("producer", e))?;
 
     // Fail fast, in one line, when the cluster or the topic is not there.
     let info = topic_info(producer.client(), conn, &args.topic)?;

@@ -706,6 +706,21 @@ fn errors_are_one_line_with_a_non_zero_exit() {
     let out = moldau(&["produce", "--topic", "bad topic"]);
     assert_eq!(out.code, Some(2), "{}", out.stderr);
 
+    // A client property librdkafka rejects: one line naming it.
+    moldau(&["topics", "list", "-X", "no.such.property=1"])
+        .assert_one_line_error(1, "no.such.property=1");
+    moldau(&[
+        "perf",
+        "produce",
+        "--topic",
+        "x",
+        "--num-records",
+        "1",
+        "--producer-props",
+        "batch.size=-5",
+    ])
+    .assert_one_line_error(1, "batch.size=-5");
+
     // Nobody listening: one line after at most the request timeout.
     let port = free_port().to_string();
     let bootstrap = format!("127.0.0.1:{port}");
