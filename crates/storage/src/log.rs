@@ -213,7 +213,7 @@ impl Log {
         now_ms: i64,
     ) -> Result<LogAppendInfo, StorageError> {
         let config = self.config_arc();
-        let mut spans = batch::split_batches(records)?;
+        let spans = batch::split_batches(records)?;
         LogValidator {
             config: &config,
             origin,
