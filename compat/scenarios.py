@@ -104,7 +104,7 @@ def admin_confluent(ctx: Ctx):
     if e != KafkaError.TOPIC_ALREADY_EXISTS:
         problems.append(f"create existing topic: got {e}, want TOPIC_ALREADY_EXISTS")
     e = err_of(NewTopic("bad/name", 1, 1))
-    if e != KafkaError.INVALID_TOPIC_EXCEPTION:
+    if e != KafkaError.TOPIC_EXCEPTION:  # Kafka error 17, INVALID_TOPIC_EXCEPTION
         problems.append(f"create 'bad/name': got {e}, want INVALID_TOPIC_EXCEPTION")
     e = err_of(NewTopic("ck-rf3", 1, 3))
     if e != KafkaError.INVALID_REPLICATION_FACTOR:
@@ -432,9 +432,12 @@ def _verify_acked(bs: str, topic: str, acked: Dict[bytes, tuple], label: str, ch
     return problems
 
 
-def _kill_cycle(ctx: Ctx, b: Broker, count_acks: Callable[[], int], errors: Callable[[], list], min_acks=300):
-    deadline = time.time() + 20
-    while count_acks() < min_acks and time.time() < deadline:
+def _kill_cycle(ctx: Ctx, b: Broker, count_acks: Callable[[], int], errors: Callable[[], list], min_acks=300,
+                min_secs=2.0):
+    """Produce for >= min_secs and >= min_acks, kill -9, restart, then again >= min_secs and min_acks."""
+    t0 = time.time()
+    deadline = t0 + 20
+    while (count_acks() < min_acks or time.time() - t0 < min_secs) and time.time() < deadline:
         time.sleep(0.05)
     n = count_acks()
     check(n >= min_acks, f"only {n} records acknowledged after 20s of producing; errors: {errors()[:3]}")
@@ -444,8 +447,9 @@ def _kill_cycle(ctx: Ctx, b: Broker, count_acks: Callable[[], int], errors: Call
     b.start()
     ctx.log("broker restarted on the same data dir")
     n_restart = count_acks()
-    deadline = time.time() + 45
-    while count_acks() < n_restart + min_acks and time.time() < deadline:
+    t1 = time.time()
+    deadline = t1 + 45
+    while (count_acks() < n_restart + min_acks or time.time() - t1 < min_secs) and time.time() < deadline:
         time.sleep(0.05)
     check(count_acks() >= n_restart + min_acks,
           f"producer did not recover after restart: {count_acks() - n_restart} acks in 45s; "

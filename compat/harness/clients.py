@@ -353,16 +353,18 @@ def java_cmd(args: Sequence[str]) -> List[str]:
 
 def run_java(args: Sequence[str], timeout: float = 120.0, label: str = "java") -> List[str]:
     log = _logfile(f"java-{label}.log")
-    with open(log, "ab") as err:
-        err.write(f"\n=== {' '.join(args)}\n".encode())
-        err.flush()
-        try:
-            cp = subprocess.run(java_cmd(args), stdout=subprocess.PIPE, stderr=err, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise CheckFailed(f"Java client `{args[0]}` timed out after {timeout}s; see {log}\n{_tail(log)}")
-    if cp.returncode != 0:
-        raise CheckFailed(f"Java client `{args[0]}` exited {cp.returncode}; stderr tail:\n{_tail(log)}")
-    return cp.stdout.decode().splitlines()
+    try:
+        cp = subprocess.run(java_cmd(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+        rc, out, err = cp.returncode, cp.stdout, cp.stderr
+    except subprocess.TimeoutExpired as e:
+        rc, out, err = "timeout", e.stdout or b"", (e.stderr or b"") + f"\n(timed out after {timeout}s)".encode()
+    with open(log, "ab") as f:
+        f.write(f"\n=== {' '.join(args)}\n=== rc={rc}\n".encode() + err)
+    if rc != 0:
+        lines = [ln for ln in err.decode(errors="replace").splitlines() if ln.strip() and not ln.startswith("SLF4J:")]
+        tail = "\n".join("    | " + ln[:300] for ln in lines[-12:])
+        raise CheckFailed(f"Java client `{args[0]}` exited {rc}; stderr tail:\n{tail}")
+    return out.decode().splitlines()
 
 
 def _tail(path: Path, n: int = 15) -> str:
@@ -532,18 +534,27 @@ def kcat_produce(bootstrap: str, topic: str, recs: Sequence[Rec], *, codec: str 
     for k, v in headers:
         cmd += ["-H", f"{k}={v}"]
     cmd += list(extra)
-    log = _logfile("kcat.log")
     t0 = now_ms()
-    with open(log, "ab") as err:
-        err.write(f"\n=== {' '.join(cmd)}\n".encode())
-        err.flush()
-        try:
-            cp = subprocess.run(cmd, input=b"\n".join(lines) + b"\n", stdout=err, stderr=err, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise CheckFailed(f"kcat -P timed out after {timeout}s\n{_tail(log)}")
+    rc, _, err = _run_kcat(cmd, b"\n".join(lines) + b"\n", timeout)
     t1 = now_ms()
-    check(cp.returncode == 0, f"kcat -P exited {cp.returncode}:\n{_tail(log)}")
+    check(rc == 0, f"`{' '.join(cmd)}` exited {rc}:\n{err}")
+    check("Delivery failed" not in err and "% ERROR" not in err, f"`{' '.join(cmd)}` reported errors:\n{err}")
     return t0, t1
+
+
+def _run_kcat(cmd, stdin: Optional[bytes], timeout: float):
+    """Run kcat; returns (rc, stdout, stderr tail). Everything is also appended to kcat.log."""
+    log = _logfile("kcat.log")
+    try:
+        cp = subprocess.run(cmd, input=stdin if stdin is not None else b"", stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, timeout=timeout)
+        rc, out, err = cp.returncode, cp.stdout, cp.stderr
+    except subprocess.TimeoutExpired as e:
+        rc, out, err = "timeout", e.stdout or b"", (e.stderr or b"") + f"\n(timed out after {timeout}s)".encode()
+    with open(log, "ab") as f:
+        f.write(f"\n=== {' '.join(cmd)}\n=== rc={rc}\n".encode() + err)
+    lines = [ln for ln in err.decode(errors="replace").splitlines() if ln.strip()]
+    return rc, out, "\n".join("    | " + ln[:300] for ln in lines[-8:])
 
 
 def _kcat_str(v):
@@ -559,17 +570,10 @@ def kcat_consume(bootstrap: str, topic: str, *, partition: Optional[int] = None,
     if count is not None:
         cmd += ["-c", str(count)]
     cmd += list(extra)
-    log = _logfile("kcat.log")
-    with open(log, "ab") as err:
-        err.write(f"\n=== {' '.join(cmd)}\n".encode())
-        err.flush()
-        try:
-            cp = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise CheckFailed(f"kcat -C timed out after {timeout}s\n{_tail(log)}")
-    check(cp.returncode == 0, f"kcat -C exited {cp.returncode}:\n{_tail(log)}")
+    rc, stdout, err = _run_kcat(cmd, None, timeout)
+    check(rc == 0, f"`{' '.join(cmd)}` exited {rc}:\n{err}")
     out = []
-    for ln in cp.stdout.decode(errors="surrogateescape").splitlines():
+    for ln in stdout.decode(errors="surrogateescape").splitlines():
         if not ln.strip():
             continue
         j = json.loads(ln)
