@@ -74,10 +74,29 @@ fn non_empty(s: &str) -> Result<String, String> {
     }
 }
 
+/// At most this many failed records are named one by one; the rest are counted.
+const MAX_REPORTED_FAILURES: usize = 100;
+
+/// Failed records: the first ones by line number and message, and how many in all.
+#[derive(Default)]
+struct Failures {
+    reported: Vec<(usize, String)>,
+    count: usize,
+}
+
+impl Failures {
+    fn add(&mut self, line: usize, message: String) {
+        self.count += 1;
+        if self.reported.len() < MAX_REPORTED_FAILURES {
+            self.reported.push((line, message));
+        }
+    }
+}
+
 /// Collects delivery reports; the opaque value is the record's line number.
 #[derive(Default)]
 struct DeliveryLog {
-    failures: Mutex<Vec<(usize, String)>>,
+    failures: Mutex<Failures>,
 }
 
 impl ClientContext for DeliveryLog {
@@ -102,7 +121,7 @@ impl ProducerContext for DeliveryLog {
             self.failures
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push((line, message));
+                .add(line, message);
         }
     }
 }
@@ -143,7 +162,7 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
     });
 
     let mut sent = 0usize;
-    let mut local_failures = Vec::new();
+    let mut local_failures = Failures::default();
     for (index, line) in BufReader::new(input).split(b'\n').enumerate() {
         let line_no = index + 1;
         let mut line = line.context("cannot read input")?;
@@ -155,7 +174,7 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
             Some(sep) => match find(&line, sep.as_bytes()) {
                 Some(at) => (Some(&line[..at]), &line[at + sep.len()..]),
                 None => {
-                    local_failures.push((line_no, format!("no key separator {sep:?} in line")));
+                    local_failures.add(line_no, format!("no key separator {sep:?} in line"));
                     continue;
                 }
             },
@@ -170,7 +189,7 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
             record = record.partition(p);
         }
         if let Err(message) = send_blocking(&producer, record) {
-            local_failures.push((line_no, message));
+            local_failures.add(line_no, message);
             continue;
         }
         sent += 1;
@@ -186,26 +205,34 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
         );
     }
 
-    let read = sent + local_failures.len();
-    let mut failures = local_failures;
-    failures.extend(
-        producer
+    let read = sent + local_failures.count;
+    let delivery = std::mem::take(
+        &mut *producer
             .context()
             .failures
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..),
+            .unwrap_or_else(|e| e.into_inner()),
     );
-    failures.sort();
-    for (line, message) in &failures {
+    let failed = local_failures.count + delivery.count;
+    let mut reported = local_failures.reported;
+    reported.extend(delivery.reported);
+    reported.sort();
+    reported.truncate(MAX_REPORTED_FAILURES);
+    for (line, message) in &reported {
         eprintln!("error: record at line {line}: {message}");
     }
-    if failures.is_empty() {
+    if failed > reported.len() {
+        eprintln!(
+            "error: ... and {} more failed records",
+            failed - reported.len()
+        );
+    }
+    if failed == 0 {
         let records = if read == 1 { "record" } else { "records" };
         eprintln!("Produced {read} {records} to topic {}.", args.topic);
         Ok(())
     } else {
-        bail!("{} of {read} records failed", failures.len())
+        bail!("{failed} of {read} records failed")
     }
 }
 
