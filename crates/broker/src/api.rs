@@ -38,6 +38,20 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ApiVersions, handlers::api_versions::VERSIONS),
     (ApiKey::CreateTopics, handlers::create_topics::VERSIONS),
     (ApiKey::InitProducerId, handlers::init_producer_id::VERSIONS),
+    (
+        ApiKey::FindCoordinator,
+        handlers::find_coordinator::VERSIONS,
+    ),
+    (ApiKey::JoinGroup, handlers::join_group::VERSIONS),
+    (ApiKey::SyncGroup, handlers::sync_group::VERSIONS),
+    (ApiKey::Heartbeat, handlers::heartbeat::VERSIONS),
+    (ApiKey::LeaveGroup, handlers::leave_group::VERSIONS),
+    (ApiKey::OffsetCommit, handlers::offset_commit::VERSIONS),
+    (ApiKey::OffsetFetch, handlers::offset_fetch::VERSIONS),
+    (ApiKey::OffsetDelete, handlers::offset_delete::VERSIONS),
+    (ApiKey::DeleteGroups, handlers::delete_groups::VERSIONS),
+    (ApiKey::ListGroups, handlers::list_groups::VERSIONS),
+    (ApiKey::DescribeGroups, handlers::describe_groups::VERSIONS),
     (ApiKey::DeleteTopics, handlers::delete_topics::VERSIONS),
     (
         ApiKey::CreatePartitions,
@@ -77,6 +91,8 @@ pub fn supported_versions(api_key: ApiKey) -> Option<VersionRange> {
 /// A request frame (without its length prefix) decoded as far as the broker decodes before
 /// dispatching.
 #[derive(Debug)]
+// The large variant is the common case; boxing it would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 pub enum DecodedRequest {
     /// A supported API at a supported version, header and body decoded.
     Request {
@@ -212,6 +228,33 @@ async fn dispatch(
         }
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(state, ctx, r))
+        }
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(find_coordinator::handle(state, ctx, r).await)
+        }
+        RequestKind::JoinGroup(r) => {
+            ResponseKind::JoinGroup(join_group::handle(state, ctx, r).await)
+        }
+        RequestKind::SyncGroup(r) => {
+            ResponseKind::SyncGroup(sync_group::handle(state, ctx, r).await)
+        }
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(state, ctx, r)),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(leave_group::handle(state, ctx, r)),
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(offset_commit::handle(state, ctx, r))
+        }
+        RequestKind::OffsetFetch(r) => {
+            ResponseKind::OffsetFetch(offset_fetch::handle(state, ctx, r))
+        }
+        RequestKind::OffsetDelete(r) => {
+            ResponseKind::OffsetDelete(offset_delete::handle(state, ctx, r))
+        }
+        RequestKind::DeleteGroups(r) => {
+            ResponseKind::DeleteGroups(delete_groups::handle(state, ctx, r))
+        }
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(state, ctx, r)),
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(describe_groups::handle(state, ctx, r))
         }
         // Unreachable while SUPPORTED_APIS and this match list the same APIs.
         _ => return Err(format!("no handler for {:?}", ctx.header.request_api_key)),

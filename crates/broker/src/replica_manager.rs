@@ -24,11 +24,9 @@ use crate::error::BrokerError;
 use crate::topic_configs::dynamic_log_defaults;
 
 pub struct Partition {
-    pub topic_id: Uuid,
     pub log: Arc<Log>,
     pub leader: i32,
     pub leader_epoch: i32,
-    pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
     /// Carries the high watermark; Fetch waits on it.
     high_watermark_tx: Arc<watch::Sender<i64>>,
@@ -184,11 +182,9 @@ impl ReplicaManager {
             None => Arc::new(watch::channel(log.high_watermark()).0),
         };
         let partition = Partition {
-            topic_id,
             log,
             leader: state.leader,
             leader_epoch: state.leader_epoch,
-            replicas: state.replicas.clone(),
             isr: state.isr.clone(),
             high_watermark_tx,
         };

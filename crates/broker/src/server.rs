@@ -79,6 +79,7 @@ impl Broker {
             replica_manager,
         ));
         register_broker(&state).await?;
+        state.group_coordinator.start().await?;
         log_manager.start_background_tasks();
         if separate_metadata_dir {
             metadata_log_manager.start_background_tasks();
@@ -115,6 +116,7 @@ impl Broker {
     pub async fn shutdown(self) -> Result<(), BrokerError> {
         let _ = self.shutdown_tx.send(true);
         let _ = self.accept_task.await;
+        self.state.group_coordinator.shutdown();
         let log_manager = self.state.replica_manager.log_manager().clone();
         let metadata_log_manager = self.metadata_log_manager;
         tokio::task::spawn_blocking(move || {
@@ -152,10 +154,11 @@ async fn open_log_manager(
 /// The metadata log is never deleted by retention: it is the cluster's source of truth
 /// until snapshots bound it.
 fn metadata_log_config() -> LogConfig {
-    let mut config = LogConfig::default();
-    config.retention_ms = -1;
-    config.retention_bytes = -1;
-    config
+    LogConfig {
+        retention_ms: -1,
+        retention_bytes: -1,
+        ..LogConfig::default()
+    }
 }
 
 /// Registers this broker (again) when its advertised endpoint is new or changed.

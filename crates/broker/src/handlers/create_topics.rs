@@ -10,10 +10,10 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 use moldau_metadata::{ConfigResourceType, MetadataImage, MetadataRecord, Uuid};
-use moldau_storage::LogConfig;
 
 use super::{str_bytes, topic_name};
 use crate::api::RequestContext;
+use crate::controller::METADATA_TOPIC;
 use crate::error::BrokerError;
 use crate::state::BrokerState;
 use crate::topic_configs;
@@ -183,6 +183,12 @@ fn plan_topic(
     topic: &NewTopic,
 ) -> Result<PlannedTopic, TopicError> {
     validate_topic_name(&topic.name)?;
+    if topic.name == METADATA_TOPIC {
+        return Err((
+            ResponseError::InvalidRequest,
+            format!("Creation of internal topic {METADATA_TOPIC} is prohibited."),
+        ));
+    }
     if image.topic_by_name(&topic.name).is_some() {
         return Err((
             ResponseError::TopicAlreadyExists,
@@ -337,7 +343,7 @@ fn validate_configs(
     state: &BrokerState,
     topic: &NewTopic,
 ) -> Result<Vec<(String, String)>, TopicError> {
-    let mut configs = Vec::new();
+    let mut configs = BTreeMap::new();
     for (name, value) in &topic.configs {
         let Some(value) = value else {
             return Err((
@@ -345,14 +351,10 @@ fn validate_configs(
                 format!("Null value not supported for topic configs: {name}"),
             ));
         };
-        configs.push((name.clone(), value.trim().to_string()));
+        configs.insert(name.clone(), value.trim().to_string());
     }
-    LogConfig::with_overrides(
-        state.replica_manager.log_defaults(),
-        configs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    )
-    .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
-    Ok(configs)
+    topic_configs::validate_topic_overrides(state.replica_manager.log_defaults(), &configs)?;
+    Ok(configs.into_iter().collect())
 }
 
 fn describe_new_topic_configs(state: &BrokerState, topic: &NewTopic) -> Vec<CreatableTopicConfigs> {

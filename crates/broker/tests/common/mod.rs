@@ -2,6 +2,7 @@
 //! temporary data directory, with real clients (rdkafka) pointed at it.
 #![allow(dead_code)]
 
+pub mod raw;
 pub mod wire;
 
 use std::path::{Path, PathBuf};
@@ -134,7 +135,6 @@ pub fn poll_messages(
     count: usize,
     timeout: Duration,
 ) -> Vec<rdkafka::message::OwnedMessage> {
-    use rdkafka::Message;
     let deadline = std::time::Instant::now() + timeout;
     let mut out = Vec::new();
     while out.len() < count && std::time::Instant::now() < deadline {
