@@ -64,7 +64,7 @@ fn damage() -> impl Strategy<Value = Damage> {
 fn case() -> impl Strategy<Value = Case> {
     (
         prop::collection::vec((1..8usize, 0..150usize, 0..5usize), 3..40),
-        500..3000i32,
+        1400..4000i32,
         prop_oneof![Just(1), Just(300), Just(4096)],
         any::<bool>(),
         prop::collection::vec(damage(), 1..4),

@@ -88,7 +88,7 @@ fn setup() -> impl Strategy<Value = Setup> {
             Just(CleanupPolicy::Compact),
             Just(CleanupPolicy::CompactDelete)
         ],
-        600..4000i32,
+        2400..6000i32,
         prop_oneof![Just(1), Just(200), Just(4096)],
         prop_oneof![Just(-1i64), 3000..12000i64],
         prop_oneof![Just(-1i64), 2000..30000i64],
@@ -120,7 +120,7 @@ fn setup() -> impl Strategy<Value = Setup> {
 }
 
 fn gen_rec() -> impl Strategy<Value = GenRec> {
-    (0..8u8, prop::option::weighted(0.85, 0..160u16), 0..500u16).prop_map(
+    (0..8u8, prop::option::weighted(0.85, 0..100u16), 0..500u16).prop_map(
         |(key, value_len, ts_back_ms)| GenRec {
             key,
             value_len,
