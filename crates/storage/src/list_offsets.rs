@@ -75,7 +75,8 @@ impl Log {
         }
         let Some(segment) = best else { return Ok(None) };
         let max = segment.max_timestamp();
-        let start = segment.base_offset().max(self.log_start_offset());
+        // Like Kafka, answered from the segment even if below the log start offset.
+        let start = segment.base_offset();
         find_record(
             segment,
             start,
