@@ -104,7 +104,6 @@ const ACCEPTED_KEYS: &[&str] = &[
     "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
-    "group.initial.rebalance.delay.ms",
 ];
 
 /// Broker settings that are not topic-config defaults: (key, default, type).
@@ -129,6 +128,16 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
         "long",
     ),
     ("num.recovery.threads.per.data.dir", "2", "int"),
+    // Group coordinator (moldau-coordinator::GroupConfig) and `__consumer_offsets`.
+    ("group.initial.rebalance.delay.ms", "3000", "int"),
+    ("group.min.session.timeout.ms", "6000", "int"),
+    ("group.max.session.timeout.ms", "1800000", "int"),
+    ("group.max.size", "2147483647", "int"),
+    ("offsets.topic.num.partitions", "50", "int"),
+    ("offsets.topic.segment.bytes", "104857600", "int"),
+    ("offsets.retention.minutes", "10080", "int"),
+    ("offsets.retention.check.interval.ms", "600000", "long"),
+    ("offset.metadata.max.bytes", "4096", "int"),
     // Broker-only aliases of topic defaults; Kafka resolves ms > minutes > hours.
     ("log.roll.hours", "168", "int"),
     ("log.roll.jitter.hours", "0", "int"),
@@ -153,6 +162,10 @@ pub struct ServerConfig {
     pub log_cleaner_backoff_ms: i64,
     pub log_flush_scheduler_interval_ms: i64,
     pub num_recovery_threads_per_data_dir: i32,
+    /// `group.*` and `offsets.retention.*` settings of the group coordinator.
+    pub group: moldau_coordinator::GroupConfig,
+    pub offsets_topic_num_partitions: i32,
+    pub offsets_topic_segment_bytes: i32,
     /// Broker-level defaults for every topic config (`log.segment.bytes` -> `segment.bytes`, ...).
     pub log_defaults: LogConfig,
     /// Every key the operator set, as given: DescribeConfigs reports these as STATIC_BROKER_CONFIG.
@@ -295,6 +308,21 @@ impl ServerConfig {
                 1,
                 64,
             )?,
+            group: group_config(&props)?,
+            offsets_topic_num_partitions: parse_opt(
+                &props,
+                "offsets.topic.num.partitions",
+                50,
+                1,
+                10_000,
+            )?,
+            offsets_topic_segment_bytes: parse_opt(
+                &props,
+                "offsets.topic.segment.bytes",
+                104_857_600,
+                1,
+                i32::MAX,
+            )?,
             log_defaults: log_defaults(&props)?,
             static_configs: props,
         };
@@ -382,6 +410,64 @@ fn log_defaults(props: &BTreeMap<String, String>) -> Result<LogConfig, ConfigErr
         }
     }
     Ok(config)
+}
+
+/// The group coordinator's settings, Kafka's names and defaults.
+fn group_config(
+    props: &BTreeMap<String, String>,
+) -> Result<moldau_coordinator::GroupConfig, ConfigError> {
+    let defaults = moldau_coordinator::GroupConfig::default();
+    let min_session_timeout_ms =
+        parse_opt(props, "group.min.session.timeout.ms", 6_000, 0, i32::MAX)?;
+    let max_session_timeout_ms = parse_opt(
+        props,
+        "group.max.session.timeout.ms",
+        1_800_000,
+        0,
+        i32::MAX,
+    )?;
+    if max_session_timeout_ms < min_session_timeout_ms {
+        return Err(ConfigError::invalid(
+            "group.max.session.timeout.ms",
+            &max_session_timeout_ms.to_string(),
+            "must not be below group.min.session.timeout.ms",
+        ));
+    }
+    let retention_minutes: i64 = parse_opt(
+        props,
+        "offsets.retention.minutes",
+        10_080,
+        1,
+        i32::MAX as i64,
+    )?;
+    Ok(moldau_coordinator::GroupConfig {
+        min_session_timeout_ms,
+        max_session_timeout_ms,
+        initial_rebalance_delay_ms: parse_opt(
+            props,
+            "group.initial.rebalance.delay.ms",
+            3_000,
+            0,
+            i32::MAX,
+        )?,
+        max_size: parse_opt(props, "group.max.size", i32::MAX, 1, i32::MAX)?,
+        offsets_retention_ms: retention_minutes * 60_000,
+        offsets_retention_check_interval_ms: parse_opt(
+            props,
+            "offsets.retention.check.interval.ms",
+            600_000,
+            1,
+            i64::MAX,
+        )?,
+        offset_metadata_max_bytes: parse_opt(
+            props,
+            "offset.metadata.max.bytes",
+            4096,
+            0,
+            i32::MAX as usize,
+        )?,
+        ..defaults
+    })
 }
 
 fn parse_int<T>(key: &str, value: &str, min: T, max: T) -> Result<T, ConfigError>

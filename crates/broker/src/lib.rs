@@ -11,6 +11,7 @@ mod error;
 
 mod api;
 mod controller;
+mod group_coordinator;
 mod handlers;
 mod network;
 mod replica_manager;

@@ -7,6 +7,7 @@ use moldau_metadata::{MetadataImage, MetadataRecord, PRODUCER_ID_BLOCK_SIZE};
 use crate::config::{Endpoint, ServerConfig};
 use crate::controller::Controller;
 use crate::error::BrokerError;
+use crate::group_coordinator::GroupCoordinator;
 use crate::replica_manager::ReplicaManager;
 
 pub struct BrokerState {
@@ -17,6 +18,7 @@ pub struct BrokerState {
     pub advertised: Endpoint,
     pub controller: Controller,
     pub replica_manager: Arc<ReplicaManager>,
+    pub group_coordinator: Arc<GroupCoordinator>,
     /// The producer-id block this broker hands ids out of: [next, end).
     producer_id_block: Mutex<(i64, i64)>,
 }
@@ -29,12 +31,14 @@ impl BrokerState {
         controller: Controller,
         replica_manager: Arc<ReplicaManager>,
     ) -> Self {
+        let group_coordinator = Arc::new(GroupCoordinator::new(&config, replica_manager.clone()));
         BrokerState {
             node_id: config.node_id,
             config,
             cluster_id,
             advertised,
             controller,
+            group_coordinator,
             replica_manager,
             producer_id_block: Mutex::new((0, 0)),
         }

@@ -1,0 +1,565 @@
+//! The runtime of the group coordinator: drives `moldau_coordinator::GroupShard`s.
+//!
+//! One shard per `__consumer_offsets` partition this node leads. The runtime:
+//! - creates `__consumer_offsets` (compacted, `offsets.topic.num.partitions` partitions,
+//!   `offsets.topic.segment.bytes` segments) on the first FindCoordinator for a group;
+//! - rebuilds each shard at startup by replaying its partition's log;
+//! - appends the records a shard returns through the replica manager
+//!   (`AppendOrigin::Coordinator`) and only then delivers the shard's answers, so a commit
+//!   is acknowledged only once it is in the log;
+//! - parks JoinGroup and SyncGroup requests on oneshot channels the shard answers later;
+//! - fires the shards' timers (sessions, rebalance timeouts, initial delay, offset expiry)
+//!   from one tokio task woken at the earliest deadline or after any request.
+//!
+//! Locking: a shard's mutex is held for one operation plus its (synchronous) append, never
+//! across an await.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::describe_groups_response::DescribedGroup;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::{
+    HeartbeatRequest, JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest,
+    OffsetCommitResponse, SyncGroupRequest, SyncGroupResponse,
+};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use kafka_protocol::ResponseError;
+use moldau_coordinator::{
+    partition_for, CoordinatorRecord, Effects, FetchedOffset, GroupConfig, GroupShard, ListedGroup,
+    RequestInfo, Waiter, OFFSETS_TOPIC,
+};
+use moldau_storage::{AppendOrigin, Log, StorageError, TopicPartition, Uuid};
+use tokio::sync::{oneshot, Notify};
+use tokio::task::JoinHandle;
+
+use crate::api::RequestContext;
+use crate::config::ServerConfig;
+use crate::error::BrokerError;
+use crate::handlers::create_topics::{create_topic, NewTopic};
+use crate::replica_manager::{AppendError, ReplicaManager};
+use crate::state::BrokerState;
+
+enum Parked {
+    Join(oneshot::Sender<JoinGroupResponse>),
+    Sync(oneshot::Sender<SyncGroupResponse>),
+}
+
+pub struct GroupCoordinator {
+    config: GroupConfig,
+    num_partitions: i32,
+    segment_bytes: i32,
+    node_id: i32,
+    replica_manager: Arc<ReplicaManager>,
+    shards: RwLock<HashMap<i32, Arc<Mutex<GroupShard>>>>,
+    parked: Mutex<HashMap<Waiter, Parked>>,
+    next_waiter: AtomicU64,
+    timer_wake: Notify,
+    timer_task: Mutex<Option<JoinHandle<()>>>,
+    /// Serializes creation of `__consumer_offsets`.
+    create_lock: tokio::sync::Mutex<()>,
+}
+
+type Shard = Arc<Mutex<GroupShard>>;
+
+impl GroupCoordinator {
+    pub fn new(config: &ServerConfig, replica_manager: Arc<ReplicaManager>) -> Self {
+        GroupCoordinator {
+            config: config.group.clone(),
+            num_partitions: config.offsets_topic_num_partitions,
+            segment_bytes: config.offsets_topic_segment_bytes,
+            node_id: config.node_id,
+            replica_manager,
+            shards: RwLock::new(HashMap::new()),
+            parked: Mutex::new(HashMap::new()),
+            next_waiter: AtomicU64::new(1),
+            timer_wake: Notify::new(),
+            timer_task: Mutex::new(None),
+            create_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Loads every hosted `__consumer_offsets` partition and starts the timer task.
+    pub async fn start(self: &Arc<Self>) -> Result<(), BrokerError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.load_partitions())
+            .await
+            .map_err(|e| BrokerError::MetadataLog(format!("group load task failed: {e}")))??;
+        // Aborted by `shutdown`, which also breaks the Arc cycle.
+        let this = self.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let wait_ms = this.fire_timers();
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
+                    _ = this.timer_wake.notified() => {}
+                }
+            }
+        });
+        *self.timer_task.lock().expect("timer lock poisoned") = Some(task);
+        Ok(())
+    }
+
+    pub fn shutdown(&self) {
+        if let Some(task) = self.timer_task.lock().expect("timer lock poisoned").take() {
+            task.abort();
+        }
+    }
+
+    /// Builds a shard for each hosted partition that has none yet, replaying its log.
+    fn load_partitions(&self) -> Result<(), BrokerError> {
+        let now_ms = crate::now_ms();
+        for partition_id in 0..self.num_partitions {
+            if self.shard_at(partition_id).is_some() {
+                continue;
+            }
+            let tp = TopicPartition::new(OFFSETS_TOPIC, partition_id);
+            let Some(partition) = self.replica_manager.partition(&tp) else {
+                continue;
+            };
+            if partition.leader != self.node_id {
+                continue;
+            }
+            let mut shard = GroupShard::new(self.config.clone());
+            let count = replay_log(&partition.log, &mut shard, now_ms)?;
+            shard.finish_load(now_ms);
+            if count > 0 {
+                tracing::info!("loaded {count} records of {OFFSETS_TOPIC}-{partition_id}");
+            }
+            self.shards
+                .write()
+                .expect("shards lock poisoned")
+                .insert(partition_id, Arc::new(Mutex::new(shard)));
+        }
+        Ok(())
+    }
+
+    fn shard_at(&self, partition_id: i32) -> Option<Shard> {
+        self.shards
+            .read()
+            .expect("shards lock poisoned")
+            .get(&partition_id)
+            .cloned()
+    }
+
+    /// The partition and shard coordinating `group_id`, or NOT_COORDINATOR.
+    fn shard_for(&self, group_id: &str) -> Result<(i32, Shard), ResponseError> {
+        let partition_id = partition_for(group_id, self.num_partitions);
+        self.shard_at(partition_id)
+            .map(|shard| (partition_id, shard))
+            .ok_or(ResponseError::NotCoordinator)
+    }
+
+    /// FindCoordinator for a group: makes sure `__consumer_offsets` exists and is loaded.
+    pub async fn ensure_offsets_topic(&self, state: &BrokerState) -> Result<(), ResponseError> {
+        if state.image().topic_by_name(OFFSETS_TOPIC).is_none() {
+            let _guard = self.create_lock.lock().await;
+            if state.image().topic_by_name(OFFSETS_TOPIC).is_none() {
+                let brokers = state.image().brokers.len().max(1);
+                let topic = NewTopic {
+                    name: OFFSETS_TOPIC.to_string(),
+                    num_partitions: self.num_partitions,
+                    // Kafka waits for offsets.topic.replication.factor (3) brokers; a single
+                    // node must work out of the box, so the factor is capped by the cluster.
+                    replication_factor: brokers.min(3) as i16,
+                    assignments: vec![],
+                    configs: vec![
+                        ("cleanup.policy".into(), Some("compact".into())),
+                        ("segment.bytes".into(), Some(self.segment_bytes.to_string())),
+                        ("compression.type".into(), Some("producer".into())),
+                    ],
+                };
+                match create_topic(state, &topic, false).await {
+                    Ok(_) => tracing::info!("created {OFFSETS_TOPIC}"),
+                    Err((ResponseError::TopicAlreadyExists, _)) => {}
+                    Err((_, message)) => {
+                        tracing::error!("cannot create {OFFSETS_TOPIC}: {message}");
+                        return Err(ResponseError::CoordinatorNotAvailable);
+                    }
+                }
+            }
+        }
+        if self.shards.read().expect("shards lock poisoned").len() < self.num_partitions as usize {
+            self.load_partitions().map_err(|e| {
+                tracing::error!("cannot load {OFFSETS_TOPIC}: {e}");
+                ResponseError::CoordinatorNotAvailable
+            })?;
+        }
+        Ok(())
+    }
+
+    fn park(&self, parked: Parked) -> Waiter {
+        let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+        self.parked
+            .lock()
+            .expect("parked lock poisoned")
+            .insert(waiter, parked);
+        waiter
+    }
+
+    /// Appends `records` to the shard's partition. The caller holds the shard's lock.
+    fn append(
+        &self,
+        partition_id: i32,
+        records: &[CoordinatorRecord],
+    ) -> Result<(), ResponseError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let now_ms = crate::now_ms();
+        let mut batch = encode_batch(records, now_ms).map_err(|e| {
+            tracing::error!("cannot encode {OFFSETS_TOPIC} batch: {e}");
+            ResponseError::UnknownServerError
+        })?;
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition_id);
+        self.replica_manager
+            .append_records(&tp, &mut batch, 1, AppendOrigin::Coordinator)
+            .map(|_| ())
+            .map_err(|e| {
+                tracing::warn!("cannot append to {OFFSETS_TOPIC}-{partition_id}: {e:?}");
+                append_error_code(&e)
+            })
+    }
+
+    /// Writes a shard's effects, then delivers its answers (or the write error).
+    fn complete(&self, partition_id: i32, shard: &mut GroupShard, fx: Effects, now_ms: i64) {
+        let mut fx = fx;
+        if let Err(error) = self.append(partition_id, &fx.records) {
+            if let Some((group_id, generation)) = fx.assignment_written.take() {
+                let waiters: Vec<Waiter> = fx.sync_replies.drain(..).map(|(w, _)| w).collect();
+                let failed =
+                    shard.assignment_write_failed(&group_id, generation, &waiters, error, now_ms);
+                fx.join_replies.extend(failed.join_replies);
+                fx.sync_replies = failed.sync_replies;
+            }
+        } else {
+            shard.apply_written(&fx.records, now_ms);
+        }
+        let mut parked = self.parked.lock().expect("parked lock poisoned");
+        for (waiter, response) in fx.join_replies {
+            if let Some(Parked::Join(tx)) = parked.remove(&waiter) {
+                let _ = tx.send(response);
+            }
+        }
+        for (waiter, response) in fx.sync_replies {
+            if let Some(Parked::Sync(tx)) = parked.remove(&waiter) {
+                let _ = tx.send(response);
+            }
+        }
+        drop(parked);
+        // Deadlines may have moved earlier.
+        self.timer_wake.notify_one();
+    }
+
+    /// Fires due timers of every shard; returns how long to sleep until the next deadline.
+    fn fire_timers(&self) -> u64 {
+        let shards: Vec<(i32, Shard)> = self
+            .shards
+            .read()
+            .expect("shards lock poisoned")
+            .iter()
+            .map(|(p, s)| (*p, s.clone()))
+            .collect();
+        let now_ms = crate::now_ms();
+        let mut next = now_ms + 60_000;
+        for (partition_id, shard) in shards {
+            let mut shard = shard.lock().expect("shard lock poisoned");
+            if shard.next_deadline_ms() <= now_ms {
+                let fx = shard.tick(now_ms);
+                self.complete(partition_id, &mut shard, fx, now_ms);
+            }
+            next = next.min(shard.next_deadline_ms());
+        }
+        (next - crate::now_ms()).clamp(1, 60_000) as u64
+    }
+
+    pub async fn join_group(
+        &self,
+        info: RequestInfo,
+        request: JoinGroupRequest,
+    ) -> JoinGroupResponse {
+        let (partition_id, shard) = match self.shard_for(request.group_id.as_str()) {
+            Ok(found) => found,
+            Err(e) => return join_error(&request, e),
+        };
+        let (tx, rx) = oneshot::channel();
+        let waiter = self.park(Parked::Join(tx));
+        {
+            let mut shard = shard.lock().expect("shard lock poisoned");
+            let fresh_id = Uuid::new_v4().to_string();
+            let fx = shard.join_group(&info, waiter, &request, &fresh_id);
+            self.complete(partition_id, &mut shard, fx, info.now_ms);
+        }
+        rx.await
+            .unwrap_or_else(|_| join_error(&request, ResponseError::CoordinatorNotAvailable))
+    }
+
+    pub async fn sync_group(
+        &self,
+        info: RequestInfo,
+        request: SyncGroupRequest,
+    ) -> SyncGroupResponse {
+        let error = |e: ResponseError| SyncGroupResponse::default().with_error_code(e.code());
+        let (partition_id, shard) = match self.shard_for(request.group_id.as_str()) {
+            Ok(found) => found,
+            Err(e) => return error(e),
+        };
+        let (tx, rx) = oneshot::channel();
+        let waiter = self.park(Parked::Sync(tx));
+        {
+            let mut shard = shard.lock().expect("shard lock poisoned");
+            let fx = shard.sync_group(&info, waiter, &request);
+            self.complete(partition_id, &mut shard, fx, info.now_ms);
+        }
+        rx.await
+            .unwrap_or_else(|_| error(ResponseError::CoordinatorNotAvailable))
+    }
+
+    pub fn heartbeat(
+        &self,
+        info: RequestInfo,
+        request: &HeartbeatRequest,
+    ) -> Result<(), ResponseError> {
+        let (_, shard) = self.shard_for(request.group_id.as_str())?;
+        let mut shard = shard.lock().expect("shard lock poisoned");
+        shard.heartbeat(&info, request)
+    }
+
+    pub fn leave_group(
+        &self,
+        info: RequestInfo,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> (Option<ResponseError>, Vec<MemberResponse>) {
+        let (partition_id, shard) = match self.shard_for(group_id) {
+            Ok(found) => found,
+            Err(e) => return (Some(e), vec![]),
+        };
+        let mut shard = shard.lock().expect("shard lock poisoned");
+        let (fx, error, members) = shard.leave_group(&info, group_id, members);
+        self.complete(partition_id, &mut shard, fx, info.now_ms);
+        (error, members)
+    }
+
+    /// Commits offsets; the answer is sent only after the records are appended.
+    pub fn commit_offsets(
+        &self,
+        info: RequestInfo,
+        request: &OffsetCommitRequest,
+    ) -> Result<OffsetCommitResponse, ResponseError> {
+        let (partition_id, shard) = self.shard_for(request.group_id.as_str())?;
+        let mut shard = shard.lock().expect("shard lock poisoned");
+        let (records, mut response) = shard.commit_offsets(&info, request);
+        match self.append(partition_id, &records) {
+            Ok(()) => shard.apply_written(&records, info.now_ms),
+            Err(error) => {
+                for p in response
+                    .topics
+                    .iter_mut()
+                    .flat_map(|t| t.partitions.iter_mut())
+                {
+                    if p.error_code == 0 {
+                        p.error_code = error.code();
+                    }
+                }
+            }
+        }
+        Ok(response)
+    }
+
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        topics: Option<&[(String, Vec<i32>)]>,
+    ) -> Result<Vec<(String, Vec<FetchedOffset>)>, ResponseError> {
+        let (_, shard) = self.shard_for(group_id)?;
+        let shard = shard.lock().expect("shard lock poisoned");
+        shard.fetch_offsets(group_id, topics)
+    }
+
+    #[allow(clippy::type_complexity)]
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        topics: &[(String, Vec<i32>)],
+    ) -> Result<Vec<(String, Vec<(i32, Option<ResponseError>)>)>, ResponseError> {
+        let (partition_id, shard) = self.shard_for(group_id)?;
+        let mut shard = shard.lock().expect("shard lock poisoned");
+        let (records, results) = shard.delete_offsets(group_id, topics)?;
+        self.append(partition_id, &records)?;
+        shard.apply_written(&records, crate::now_ms());
+        Ok(results)
+    }
+
+    pub fn delete_group(&self, group_id: &str) -> Option<ResponseError> {
+        let (partition_id, shard) = match self.shard_for(group_id) {
+            Ok(found) => found,
+            Err(e) => return Some(e),
+        };
+        let mut shard = shard.lock().expect("shard lock poisoned");
+        let (records, results) = shard.delete_groups(&[group_id.to_string()]);
+        if let Err(e) = self.append(partition_id, &records) {
+            return Some(e);
+        }
+        shard.apply_written(&records, crate::now_ms());
+        results.into_iter().next().and_then(|(_, e)| e)
+    }
+
+    pub fn list_groups(&self) -> Vec<ListedGroup> {
+        let shards: Vec<Shard> = self
+            .shards
+            .read()
+            .expect("shards lock poisoned")
+            .values()
+            .cloned()
+            .collect();
+        let mut groups: Vec<ListedGroup> = shards
+            .iter()
+            .flat_map(|s| s.lock().expect("shard lock poisoned").list_groups())
+            .collect();
+        groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        groups
+    }
+
+    pub fn describe_group(
+        &self,
+        group_id: &str,
+        api_version: i16,
+    ) -> Result<DescribedGroup, ResponseError> {
+        let (_, shard) = self.shard_for(group_id)?;
+        let shard = shard.lock().expect("shard lock poisoned");
+        Ok(shard.describe_group(group_id, api_version))
+    }
+}
+
+/// Who sent a request, with which version, and when: what a shard needs beyond the body.
+pub fn request_info(ctx: &RequestContext) -> RequestInfo {
+    RequestInfo {
+        now_ms: crate::now_ms(),
+        api_version: ctx.api_version,
+        client_id: ctx
+            .header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        // Kafka reports the address as Java's InetAddress.toString(): "/127.0.0.1".
+        client_host: format!("/{}", ctx.peer.ip()),
+    }
+}
+
+fn join_error(request: &JoinGroupRequest, error: ResponseError) -> JoinGroupResponse {
+    JoinGroupResponse::default()
+        .with_error_code(error.code())
+        .with_generation_id(-1)
+        .with_member_id(request.member_id.clone())
+}
+
+/// Kafka's mapping of a failed coordinator append to what the client sees.
+fn append_error_code(error: &AppendError) -> ResponseError {
+    match error {
+        AppendError::Kafka(ResponseError::NotLeaderOrFollower) => ResponseError::NotCoordinator,
+        AppendError::Kafka(_) => ResponseError::CoordinatorNotAvailable,
+        AppendError::Storage(StorageError::MessageTooLarge { .. })
+        | AppendError::Storage(StorageError::RecordListTooLarge(_)) => {
+            ResponseError::UnknownServerError
+        }
+        AppendError::Storage(_) => ResponseError::NotCoordinator,
+    }
+}
+
+fn encode_batch(records: &[CoordinatorRecord], now_ms: i64) -> Result<BytesMut, String> {
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: now_ms,
+            key: Some(r.key.clone()),
+            value: r.value.clone(),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(buf)
+}
+
+/// Replays a `__consumer_offsets` partition into `shard`; returns the number of records.
+fn replay_log(log: &Log, shard: &mut GroupShard, now_ms: i64) -> Result<usize, BrokerError> {
+    let mut offset = log.log_start_offset();
+    let end = log.log_end_offset();
+    let mut count = 0;
+    while offset < end {
+        let data = log.read(offset, 1 << 20, end, true)?;
+        if data.is_empty() {
+            break;
+        }
+        let bytes = data.read_to_bytes()?;
+        let mut position = 0;
+        let before = offset;
+        // Walk batch by batch so that batches emptied by compaction still move us on.
+        while bytes.len() - position >= 61 {
+            let base_offset = i64::from_be_bytes(bytes[position..position + 8].try_into().unwrap());
+            let length = i32::from_be_bytes(bytes[position + 8..position + 12].try_into().unwrap());
+            let size = 12 + length.max(0) as usize;
+            if length < 49 || bytes.len() - position < size {
+                break;
+            }
+            let last_delta =
+                i32::from_be_bytes(bytes[position + 23..position + 27].try_into().unwrap());
+            let attributes =
+                i16::from_be_bytes(bytes[position + 21..position + 23].try_into().unwrap());
+            let is_control = attributes & 0x20 != 0;
+            let mut batch = Bytes::copy_from_slice(&bytes[position..position + size]);
+            position += size;
+            offset = base_offset + i64::from(last_delta) + 1;
+            if is_control {
+                continue;
+            }
+            let decoded = RecordBatchDecoder::decode(&mut batch).map_err(|e| {
+                BrokerError::MetadataLog(format!(
+                    "{OFFSETS_TOPIC}: undecodable batch at offset {base_offset}: {e}"
+                ))
+            })?;
+            for record in decoded.records {
+                let Some(key) = record.key else {
+                    continue;
+                };
+                shard.replay(
+                    &CoordinatorRecord {
+                        key,
+                        value: record.value,
+                    },
+                    now_ms,
+                );
+                count += 1;
+            }
+        }
+        if offset == before {
+            break;
+        }
+    }
+    Ok(count)
+}

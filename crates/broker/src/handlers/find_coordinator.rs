@@ -1,0 +1,75 @@
+//! FindCoordinator: this node coordinates every group whose `__consumer_offsets` partition
+//! it leads (all of them, on a single node). The first lookup of a group creates that topic.
+//! Transaction coordinators arrive with issue 5: until then COORDINATOR_NOT_AVAILABLE.
+
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::{Message, StrBytes, VersionRange};
+use kafka_protocol::ResponseError;
+
+use super::str_bytes;
+use crate::api::RequestContext;
+use crate::state::BrokerState;
+
+pub const VERSIONS: VersionRange = FindCoordinatorRequest::VERSIONS;
+
+const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
+/// Keys per request: bounds the work one batched request can ask for.
+const MAX_KEYS: usize = 10_000;
+
+pub async fn handle(
+    state: &BrokerState,
+    ctx: &RequestContext,
+    request: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    // v4+ batches keys; earlier versions ask for one.
+    let keys: Vec<StrBytes> = if ctx.api_version >= 4 {
+        request
+            .coordinator_keys
+            .into_iter()
+            .take(MAX_KEYS)
+            .collect()
+    } else {
+        vec![request.key]
+    };
+    let mut coordinators = Vec::with_capacity(keys.len());
+    for key in keys {
+        let found = find(state, request.key_type, &key).await;
+        let coordinator = match found {
+            Ok(()) => Coordinator::default()
+                .with_node_id(BrokerId(state.node_id))
+                .with_host(str_bytes(state.advertised.host.clone()))
+                .with_port(i32::from(state.advertised.port)),
+            Err(e) => Coordinator::default()
+                .with_node_id(BrokerId(-1))
+                .with_port(-1)
+                .with_error_code(e.code())
+                .with_error_message(Some(str_bytes(e.to_string()))),
+        };
+        coordinators.push(coordinator.with_key(key));
+    }
+    if ctx.api_version >= 4 {
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    let c = coordinators.pop().expect("one key");
+    let response = FindCoordinatorResponse::default()
+        .with_error_code(c.error_code)
+        .with_node_id(c.node_id)
+        .with_host(c.host)
+        .with_port(c.port);
+    if ctx.api_version >= 1 {
+        // v0 has no error message; NONE answers carry null, as Kafka's do.
+        return response.with_error_message(c.error_message);
+    }
+    response
+}
+
+async fn find(state: &BrokerState, key_type: i8, key: &str) -> Result<(), ResponseError> {
+    match key_type {
+        KEY_TYPE_GROUP if key.is_empty() => Err(ResponseError::InvalidRequest),
+        KEY_TYPE_GROUP => state.group_coordinator.ensure_offsets_topic(state).await,
+        KEY_TYPE_TRANSACTION => Err(ResponseError::CoordinatorNotAvailable),
+        _ => Err(ResponseError::InvalidRequest),
+    }
+}

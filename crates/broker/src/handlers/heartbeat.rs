@@ -1,0 +1,22 @@
+//! Heartbeat: keeps a classic group member's session alive; REBALANCE_IN_PROGRESS tells
+//! it to rejoin.
+
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+use kafka_protocol::protocol::{Message, VersionRange};
+
+use crate::api::RequestContext;
+use crate::group_coordinator::request_info;
+use crate::state::BrokerState;
+
+pub const VERSIONS: VersionRange = HeartbeatRequest::VERSIONS;
+
+pub fn handle(
+    state: &BrokerState,
+    ctx: &RequestContext,
+    request: HeartbeatRequest,
+) -> HeartbeatResponse {
+    let result = state
+        .group_coordinator
+        .heartbeat(request_info(ctx), &request);
+    HeartbeatResponse::default().with_error_code(result.err().map_or(0, |e| e.code()))
+}

@@ -1,0 +1,133 @@
+//! OffsetFetch: committed offsets (-1 where none), for one group (v0-v7) or several
+//! (v8+); a null topic list means every partition the group has committed.
+//! require_stable (v7+) would wait for pending transactional commits: there are none
+//! until transactions land (issue 5).
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use kafka_protocol::protocol::{Message, VersionRange};
+use kafka_protocol::ResponseError;
+use moldau_coordinator::FetchedOffset;
+
+use super::{str_bytes, topic_name};
+use crate::api::RequestContext;
+use crate::state::BrokerState;
+
+pub const VERSIONS: VersionRange = OffsetFetchRequest::VERSIONS;
+
+/// Groups per request: bounds one request's work.
+const MAX_GROUPS: usize = 10_000;
+
+type Fetched = Result<Vec<(String, Vec<FetchedOffset>)>, ResponseError>;
+
+pub fn handle(
+    state: &BrokerState,
+    ctx: &RequestContext,
+    request: OffsetFetchRequest,
+) -> OffsetFetchResponse {
+    let coordinator = &state.group_coordinator;
+    if ctx.api_version >= 8 {
+        let groups = request
+            .groups
+            .iter()
+            .take(MAX_GROUPS)
+            .map(|g| {
+                let topics: Option<Vec<(String, Vec<i32>)>> = g.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+                        .collect()
+                });
+                let fetched = coordinator.fetch_offsets(g.group_id.as_str(), topics.as_deref());
+                group_response(g.group_id.clone(), fetched)
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let topics: Option<Vec<(String, Vec<i32>)>> = request.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
+            .collect()
+    });
+    let fetched = coordinator.fetch_offsets(request.group_id.as_str(), topics.as_deref());
+    match fetched {
+        Ok(topics) => OffsetFetchResponse::default().with_topics(
+            topics
+                .into_iter()
+                .map(|(name, partitions)| {
+                    OffsetFetchResponseTopic::default()
+                        .with_name(topic_name(&name))
+                        .with_partitions(partitions.into_iter().map(partition_v0).collect())
+                })
+                .collect(),
+        ),
+        Err(e) if ctx.api_version >= 2 => OffsetFetchResponse::default().with_error_code(e.code()),
+        Err(e) => {
+            // v0-v1 have no top-level error: each requested partition carries it.
+            let topics = request
+                .topics
+                .iter()
+                .flatten()
+                .map(|t| {
+                    let partitions = t
+                        .partition_indexes
+                        .iter()
+                        .map(|p| {
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(*p)
+                                .with_committed_offset(-1)
+                                .with_committed_leader_epoch(-1)
+                                .with_metadata(Some(str_bytes("")))
+                                .with_error_code(e.code())
+                        })
+                        .collect();
+                    OffsetFetchResponseTopic::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(partitions)
+                })
+                .collect();
+            OffsetFetchResponse::default().with_topics(topics)
+        }
+    }
+}
+
+fn partition_v0(o: FetchedOffset) -> OffsetFetchResponsePartition {
+    OffsetFetchResponsePartition::default()
+        .with_partition_index(o.partition)
+        .with_committed_offset(o.offset)
+        .with_committed_leader_epoch(o.leader_epoch)
+        .with_metadata(Some(str_bytes(o.metadata)))
+}
+
+fn group_response(
+    group_id: kafka_protocol::messages::GroupId,
+    fetched: Fetched,
+) -> OffsetFetchResponseGroup {
+    let group = OffsetFetchResponseGroup::default().with_group_id(group_id);
+    match fetched {
+        Ok(topics) => group.with_topics(
+            topics
+                .into_iter()
+                .map(|(name, partitions)| {
+                    OffsetFetchResponseTopics::default()
+                        .with_name(TopicName(str_bytes(name)))
+                        .with_partitions(
+                            partitions
+                                .into_iter()
+                                .map(|o| {
+                                    OffsetFetchResponsePartitions::default()
+                                        .with_partition_index(o.partition)
+                                        .with_committed_offset(o.offset)
+                                        .with_committed_leader_epoch(o.leader_epoch)
+                                        .with_metadata(Some(str_bytes(o.metadata)))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        ),
+        Err(e) => group.with_error_code(e.code()),
+    }
+}

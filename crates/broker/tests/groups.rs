@@ -1,0 +1,383 @@
+//! Consumer groups as a Kafka user sees them, with librdkafka: members share a topic's
+//! partitions with each assignor, hand them over when one leaves, keep their committed
+//! offsets across a broker restart, reset as auto.offset.reset says, and a static member's
+//! restart causes no rebalance. No timing is asserted; deadlines only guard against hangs.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::TestBroker;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureRecord;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+
+const HANG_GUARD: Duration = Duration::from_secs(90);
+
+/// Counts rebalances a member goes through.
+#[derive(Clone, Default)]
+struct Rebalances(Arc<AtomicUsize>);
+
+impl ClientContext for Rebalances {}
+
+impl ConsumerContext for Rebalances {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(_) = rebalance {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+type Member = BaseConsumer<Rebalances>;
+
+async fn start_broker() -> TestBroker {
+    TestBroker::start_with(&[
+        ("group.initial.rebalance.delay.ms", "0"),
+        ("offsets.topic.num.partitions", "5"),
+    ])
+    .await
+}
+
+fn member(
+    broker: &TestBroker,
+    group: &str,
+    strategy: &str,
+    extra: &[(&str, &str)],
+) -> (Member, Rebalances) {
+    let context = Rebalances::default();
+    let mut config = broker.client_config();
+    config
+        .set("group.id", group)
+        .set("partition.assignment.strategy", strategy)
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "300")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest");
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    let consumer: Member = config
+        .create_with_context(context.clone())
+        .expect("consumer");
+    (consumer, context)
+}
+
+fn assigned(consumer: &Member) -> BTreeSet<i32> {
+    consumer
+        .assignment()
+        .expect("assignment")
+        .elements()
+        .iter()
+        .map(|e| e.partition())
+        .collect()
+}
+
+/// Polls every member until their assignments are disjoint, cover `0..partitions`, and each
+/// member has at least one partition. Returns each member's partitions.
+fn poll_until_balanced(members: &[&Member], partitions: i32) -> Vec<BTreeSet<i32>> {
+    let deadline = Instant::now() + HANG_GUARD;
+    loop {
+        for m in members {
+            if let Some(Err(e)) = m.poll(Duration::from_millis(20)) {
+                panic!("consumer error: {e}");
+            }
+        }
+        let sets: Vec<BTreeSet<i32>> = members.iter().map(|m| assigned(m)).collect();
+        let total: usize = sets.iter().map(BTreeSet::len).sum();
+        let union: BTreeSet<i32> = sets.iter().flatten().copied().collect();
+        let complete = union == (0..partitions).collect::<BTreeSet<i32>>();
+        if complete && total == partitions as usize && sets.iter().all(|s| !s.is_empty()) {
+            return sets;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no balanced assignment within {HANG_GUARD:?}: {sets:?}"
+        );
+    }
+}
+
+/// Runs blocking librdkafka polling off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking task")
+}
+
+async fn members_share_and_hand_over(strategy: &'static str) {
+    let broker = start_broker().await;
+    let topic = format!("shared-{strategy}");
+    broker.create_topic(&topic, 6).await;
+    let group = format!("group-{strategy}");
+    let make = |n: usize| {
+        (0..n)
+            .map(|_| {
+                let (m, _) = member(&broker, &group, strategy, &[]);
+                m.subscribe(&[&topic]).expect("subscribe");
+                m
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut members = make(2);
+    members = blocking(move || {
+        poll_until_balanced(&members.iter().collect::<Vec<_>>(), 6);
+        members
+    })
+    .await;
+    members.extend(make(1));
+    let members = blocking(move || {
+        let sets = poll_until_balanced(&members.iter().collect::<Vec<_>>(), 6);
+        assert_eq!(sets.len(), 3);
+        members
+    })
+    .await;
+    // Closing a member (LeaveGroup) hands its partitions to the other two.
+    let mut members = members;
+    let leaving = members.pop().expect("three members");
+    blocking(move || {
+        leaving.unsubscribe();
+        drop(leaving);
+        poll_until_balanced(&members.iter().collect::<Vec<_>>(), 6);
+    })
+    .await;
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_members_get_disjoint_complete_assignments() {
+    members_share_and_hand_over("range").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roundrobin_members_get_disjoint_complete_assignments() {
+    members_share_and_hand_over("roundrobin").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooperative_sticky_members_get_disjoint_complete_assignments() {
+    members_share_and_hand_over("cooperative-sticky").await;
+}
+
+async fn produce(broker: &TestBroker, topic: &str, partition: i32, count: usize) {
+    let producer = broker.producer();
+    for i in 0..count {
+        producer
+            .send(
+                FutureRecord::to(topic)
+                    .partition(partition)
+                    .key("k")
+                    .payload(&format!("v{i}")),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("produce");
+    }
+}
+
+/// Polls until `count` messages arrived (or the hang guard), returning their offsets.
+fn consume(consumer: &Member, count: usize) -> Vec<(i32, i64)> {
+    let deadline = Instant::now() + HANG_GUARD;
+    let mut out = Vec::new();
+    while out.len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "only {out:?} of {count} messages"
+        );
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message.expect("consume");
+            out.push((message.partition(), message.offset()));
+        }
+    }
+    out
+}
+
+/// Polls for `window` and returns whatever arrived: used where nothing should.
+fn consume_for(consumer: &Member, window: Duration) -> Vec<Result<i64, KafkaError>> {
+    let end = Instant::now() + window;
+    let mut out = Vec::new();
+    while Instant::now() < end {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            out.push(message.map(|m| m.offset()));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_survive_a_broker_restart() {
+    let mut broker = TestBroker::start_with(&[("group.initial.rebalance.delay.ms", "0")]).await;
+    broker.create_topic("durable", 2).await;
+    produce(&broker, "durable", 0, 5).await;
+    produce(&broker, "durable", 1, 3).await;
+    let (consumer, _) = member(&broker, "durable-group", "range", &[]);
+    consumer.subscribe(&["durable"]).expect("subscribe");
+    let consumer = blocking(move || {
+        let seen = consume(&consumer, 8);
+        assert_eq!(seen.len(), 8);
+        consumer
+            .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+            .expect("commit");
+        consumer
+    })
+    .await;
+    drop(consumer);
+
+    broker.restart().await;
+
+    let (consumer, _) = member(&broker, "durable-group", "range", &[]);
+    let mut wanted = TopicPartitionList::new();
+    wanted.add_partition("durable", 0);
+    wanted.add_partition("durable", 1);
+    let consumer = blocking(move || {
+        let committed = consumer
+            .committed_offsets(wanted, Duration::from_secs(30))
+            .expect("committed offsets");
+        let offsets: Vec<Offset> = committed.elements().iter().map(|e| e.offset()).collect();
+        assert_eq!(offsets, vec![Offset::Offset(5), Offset::Offset(3)]);
+        consumer.subscribe(&["durable"]).expect("subscribe");
+        consumer
+    })
+    .await;
+    produce(&broker, "durable", 1, 1).await;
+    blocking(move || {
+        let seen = consume(&consumer, 1);
+        assert_eq!(seen, vec![(1, 3)], "resumes after the committed offsets");
+    })
+    .await;
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_offset_reset_earliest_latest_and_none() {
+    let broker = start_broker().await;
+    broker.create_topic("reset", 1).await;
+    produce(&broker, "reset", 0, 4).await;
+
+    let (earliest, _) = member(
+        &broker,
+        "reset-earliest",
+        "range",
+        &[("auto.offset.reset", "earliest")],
+    );
+    let (latest, _) = member(
+        &broker,
+        "reset-latest",
+        "range",
+        &[("auto.offset.reset", "latest")],
+    );
+    let (none, _) = member(
+        &broker,
+        "reset-none",
+        "range",
+        &[("auto.offset.reset", "error")],
+    );
+    for c in [&earliest, &latest, &none] {
+        c.subscribe(&["reset"]).expect("subscribe");
+    }
+    let (earliest, mut latest, none) = blocking(move || {
+        let seen = consume(&earliest, 4);
+        assert_eq!(
+            seen.iter().map(|s| s.1).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3]
+        );
+        let deadline = Instant::now() + HANG_GUARD;
+        while assigned(&latest).is_empty() {
+            assert!(Instant::now() < deadline, "latest consumer never assigned");
+            let _ = latest.poll(Duration::from_millis(100));
+        }
+        // Kafka's "none" is librdkafka's "error": nothing committed, so the reset fails.
+        let errors = {
+            let deadline = Instant::now() + HANG_GUARD;
+            loop {
+                assert!(
+                    Instant::now() < deadline,
+                    "no error for auto.offset.reset=none"
+                );
+                match none.poll(Duration::from_millis(100)) {
+                    Some(Err(KafkaError::MessageConsumption(code))) => break code,
+                    Some(Err(e)) => panic!("unexpected error {e}"),
+                    Some(Ok(m)) => panic!("auto.offset.reset=none consumed offset {}", m.offset()),
+                    None => {}
+                }
+            }
+        };
+        assert_eq!(errors, RDKafkaErrorCode::AutoOffsetReset);
+        (earliest, latest, none)
+    })
+    .await;
+    // "latest" never sees the records that were there before it joined: keep producing
+    // until it sees one (its reset may land after some of these), and check which.
+    let deadline = Instant::now() + HANG_GUARD;
+    let first_seen = loop {
+        assert!(Instant::now() < deadline, "latest consumer saw nothing");
+        produce(&broker, "reset", 0, 1).await;
+        let (latest_back, seen) = blocking(move || {
+            let seen = consume_for(&latest, Duration::from_millis(300));
+            (latest, seen)
+        })
+        .await;
+        latest = latest_back;
+        if let Some(first) = seen.into_iter().next() {
+            break first.expect("consume");
+        }
+    };
+    assert!(first_seen >= 4, "latest consumed old offset {first_seen}");
+    blocking(move || {
+        assert_eq!(consume(&earliest, 1), vec![(0, 4)]);
+        drop(none);
+    })
+    .await;
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_member_restart_within_session_timeout_causes_no_rebalance() {
+    let broker = start_broker().await;
+    broker.create_topic("static", 6).await;
+    let static_member = |instance: &str| {
+        let (m, rebalances) = member(
+            &broker,
+            "static-group",
+            "range",
+            &[
+                ("group.instance.id", instance),
+                ("session.timeout.ms", "30000"),
+            ],
+        );
+        m.subscribe(&["static"]).expect("subscribe");
+        (m, rebalances)
+    };
+    let (a, _) = static_member("instance-a");
+    let (b, b_rebalances) = static_member("instance-b");
+    let (a, b, a_partitions) = blocking(move || {
+        let sets = poll_until_balanced(&[&a, &b], 6);
+        (a, b, sets[0].clone())
+    })
+    .await;
+    let before = b_rebalances.0.load(Ordering::SeqCst);
+    // A static member does not leave on close: its restart rejoins under the same instance.
+    drop(a);
+    let (a2, _) = static_member("instance-a");
+    blocking(move || {
+        let sets = poll_until_balanced(&[&a2, &b], 6);
+        assert_eq!(
+            sets[0], a_partitions,
+            "the restarted member gets its partitions back"
+        );
+        // Keep both polling a little: a rebalance would show up as a new assignment on b.
+        let end = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < end {
+            let _ = a2.poll(Duration::from_millis(50));
+            let _ = b.poll(Duration::from_millis(50));
+        }
+    })
+    .await;
+    assert_eq!(
+        b_rebalances.0.load(Ordering::SeqCst),
+        before,
+        "the other member saw no rebalance"
+    );
+    broker.shutdown().await;
+}
