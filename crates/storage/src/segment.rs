@@ -383,7 +383,17 @@ impl LogSegment {
         target: i64,
         limit: u64,
     ) -> Result<Option<(u64, BatchHeader)>, StorageError> {
-        let mut position = self.offset_index.lookup(target).position as u64;
+        let entry = self.offset_index.lookup(target);
+        let mut position = entry.position as u64;
+        if position > 0 && !self.index_entry_matches(position, entry.offset, limit) {
+            // A stale or damaged index must not make us parse mid-batch bytes.
+            tracing::warn!(
+                base_offset = self.base_offset,
+                position,
+                "offset index entry does not match the log; scanning"
+            );
+            position = 0;
+        }
         while let Some(header) = self.read_header_at(position, limit)? {
             if header.last_offset() >= target {
                 return Ok(Some((position, header)));
@@ -391,6 +401,11 @@ impl LogSegment {
             position += header.size_bytes() as u64;
         }
         Ok(None)
+    }
+
+    /// Index entries record a batch's last offset at its position.
+    fn index_entry_matches(&self, position: u64, last_offset: i64, limit: u64) -> bool {
+        matches!(self.read_header_at(position, limit), Ok(Some(h)) if h.last_offset() == last_offset)
     }
 
     /// Whole batches from the one containing `start_offset`, at most `max_bytes`
@@ -675,5 +690,29 @@ mod tests {
         assert_eq!(truncated, full / 3 - 3);
         seg.truncate_to(1, 0).unwrap();
         assert_eq!(seg.read_next_offset().unwrap(), 1);
+    }
+
+    #[test]
+    fn damaged_index_entries_fall_back_to_a_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig::default();
+        let seg = LogSegment::create(dir.path(), 0, &config, 0).unwrap();
+        for i in 0..10 {
+            append_batch(&seg, i * 2, 2, 1000);
+        }
+        seg.on_become_inactive().unwrap();
+        drop(seg);
+        // Shift every position by one byte: still sorted and in range, but wrong.
+        let path = segment_file(dir.path(), 0, INDEX_SUFFIX);
+        let mut bytes = std::fs::read(&path).unwrap();
+        for entry in bytes.chunks_exact_mut(8) {
+            let p = u32::from_be_bytes(entry[4..8].try_into().unwrap()) + 1;
+            entry[4..8].copy_from_slice(&p.to_be_bytes());
+        }
+        std::fs::write(&path, bytes).unwrap();
+        let (seg, intact) = LogSegment::open(dir.path(), 0, &config, 0).unwrap();
+        assert!(intact);
+        let (_, h) = seg.find_batch(13, seg.size_bytes()).unwrap().unwrap();
+        assert_eq!((h.base_offset, h.last_offset()), (12, 13));
     }
 }
