@@ -30,14 +30,21 @@ def run_child(name: str) -> int:
     from harness.util import CheckFailed
     workdir = Path(os.environ["COMPAT_SCENARIO_DIR"])
     ctx = scenarios.Ctx(workdir)
+    def crashed():
+        for b in ctx.brokers:
+            msg = b.died_unexpectedly()
+            if msg:
+                print("BROKER CRASH: " + msg, flush=True)
     try:
         scenarios.SCENARIOS[name](ctx)
         return 0
     except CheckFailed as e:
         print(f"CHECK FAILED: {e}", flush=True)
+        crashed()
         return 1
     except Exception:
         print("ERROR: " + traceback.format_exc(), flush=True)
+        crashed()
         return 1
     finally:
         try:

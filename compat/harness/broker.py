@@ -66,6 +66,7 @@ class Broker:
         self.proc: Optional[subprocess.Popen] = None
         self.starts = 0
         self._log = None
+        self._stopped_on_purpose = False
 
     @property
     def bootstrap(self) -> str:
@@ -92,6 +93,7 @@ class Broker:
         if self.proc is not None and self.proc.poll() is None:
             raise RuntimeError("broker already running")
         self.starts += 1
+        self._stopped_on_purpose = False
         self._log = open(self.log_path(), "wb")
         env = dict(os.environ, NO_COLOR="1")
         self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT,
@@ -111,6 +113,7 @@ class Broker:
         """SIGTERM and wait: a clean shutdown. Returns the exit code."""
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else 0
+        self._stopped_on_purpose = True
         self.proc.send_signal(signal.SIGTERM)
         try:
             rc = self.proc.wait(timeout)
@@ -122,7 +125,15 @@ class Broker:
             self._close_log()
         return rc
 
+    def died_unexpectedly(self) -> Optional[str]:
+        """A description if the broker exited without being told to (a crash), else None."""
+        if self.proc is None or self._stopped_on_purpose or self.proc.poll() is None:
+            return None
+        return (f"broker (start #{self.starts}, port {self.port}) exited on its own with code {self.proc.returncode}; "
+                f"log tail:\n{self.log_tail()}")
+
     def kill9(self) -> None:
+        self._stopped_on_purpose = True
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
