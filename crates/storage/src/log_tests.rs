@@ -360,3 +360,44 @@ fn topic_compression_type_recompresses_batches() {
     assert_eq!(recs[1].2.as_deref(), Some(&b"v2"[..]));
     assert_eq!(log.producer_state(9).unwrap().last_seq(), 1);
 }
+
+#[test]
+fn readers_never_see_partial_batches_while_the_writer_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 64 * 1024,
+        index_interval_bytes: 512,
+        ..LogConfig::default()
+    };
+    let (_m, log) = open(dir.path(), &config);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (log, stop) = (log.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut checked = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let end = log.log_end_offset();
+                    let mut offset = 0;
+                    while offset < end {
+                        let data = log.read(offset, 8192, end, true).unwrap();
+                        let bytes = data.read_to_bytes().unwrap();
+                        let spans = split_batches(&bytes).expect("whole, valid batches");
+                        assert!(spans.iter().all(|s| s.header.last_offset() < end));
+                        offset = spans.last().map_or(end, |s| s.header.next_offset());
+                        checked += spans.len();
+                    }
+                }
+                checked
+            })
+        })
+        .collect();
+    for i in 0..400 {
+        append(&log, simple_batch(1 + i % 7, 50 + i % 300, NOW)).unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+    assert!(log.segment_count() > 2);
+}
