@@ -32,7 +32,8 @@ impl Server {
         server
     }
 
-    /// A node on an existing data directory, with extra `--override`s.
+    /// A node on an existing data directory, with extra `moldau server` arguments
+    /// (they come after the listener and data directory overrides).
     fn start_in(dir: &Path, extra: &[&str]) -> Server {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -45,9 +46,7 @@ impl Server {
             .arg(format!("listeners=PLAINTEXT://{addr}"))
             .arg("--override")
             .arg(format!("log.dirs={}", data_dir.display()));
-        for o in extra {
-            cmd.arg("--override").arg(o);
-        }
+        cmd.args(extra);
         let child = cmd
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -661,18 +660,21 @@ fn perf_produce_and_consume_report_json() {
 }
 
 #[test]
-fn server_warns_on_unknown_keys_and_stops_cleanly_on_sigterm() {
+fn server_reads_properties_and_overrides_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_in(dir.path(), &["no.such.key=1"]);
+    // A properties file, then an override on top of it.
+    let properties = dir.path().join("server.properties");
+    std::fs::write(&properties, "num.partitions=4\nno.such.key=1\n").unwrap();
+    let properties = properties.display().to_string();
+    let args = ["--config", &properties, "--override", "num.partitions=2"];
+    let server = Server::start_in(dir.path(), &args);
     assert!(server.log().contains("no.such.key"), "{}", server.log());
-    server.ok(&[
-        "topics",
-        "create",
-        "--topic",
-        "durable",
-        "--partitions",
-        "1",
-    ]);
+    server.ok(&["topics", "create", "--topic", "durable"]);
+    let described = server.json(&["topics", "describe", "--topic", "durable", "-o", "json"]);
+    assert_eq!(
+        described[0]["partition_count"], 2,
+        "num.partitions from the override"
+    );
     server.ok_with_input(&["produce", "--topic", "durable"], "kept\n");
     let status = server.terminate();
     assert_eq!(status.code(), Some(0), "exit after SIGTERM");
