@@ -112,13 +112,15 @@ impl BatchHeader {
         LOG_OVERHEAD + self.batch_length as usize
     }
 
+    /// Saturating: offsets come from untrusted bytes.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + self.last_offset_delta as i64
+        self.base_offset
+            .saturating_add(self.last_offset_delta as i64)
     }
 
     /// Offset following this batch.
     pub fn next_offset(&self) -> i64 {
-        self.last_offset() + 1
+        self.last_offset().saturating_add(1)
     }
 
     pub fn compression_codec(&self) -> u8 {
@@ -152,10 +154,12 @@ impl BatchHeader {
 
 /// Kafka's `DefaultRecordBatch.incrementSequence`.
 pub fn increment_sequence(sequence: i32, increment: i32) -> i32 {
-    if sequence > i32::MAX - increment {
-        increment - (i32::MAX - sequence) - 1
+    if sequence > i32::MAX.wrapping_sub(increment) {
+        increment
+            .wrapping_sub(i32::MAX.wrapping_sub(sequence))
+            .wrapping_sub(1)
     } else {
-        sequence + increment
+        sequence.wrapping_add(increment)
     }
 }
 

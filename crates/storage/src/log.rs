@@ -287,7 +287,8 @@ impl Log {
         let mut expected = self.log_end_offset();
         for span in &spans {
             let h = &span.header;
-            if h.base_offset < expected || h.last_offset_delta < 0 {
+            let overflows = h.last_offset() >= i64::MAX - 1;
+            if h.base_offset < expected || h.last_offset_delta < 0 || overflows {
                 return Err(StorageError::InvalidRecord(format!(
                     "batch at offset {} does not follow offset {}",
                     h.base_offset,
@@ -372,7 +373,7 @@ impl Log {
             return Err(e.into());
         }
         self.log_end_offset
-            .store(last_offset + 1, Ordering::Release);
+            .store(last_offset.saturating_add(1), Ordering::Release);
         let count: i64 = spans
             .iter()
             .map(|s| s.header.record_count.max(0) as i64)

@@ -401,3 +401,18 @@ fn readers_never_see_partial_batches_while_the_writer_appends() {
     }
     assert!(log.segment_count() > 2);
 }
+
+#[test]
+fn log_is_send_and_sync_and_hostile_follower_offsets_are_errors() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Log>();
+    assert_send_sync::<LogManager>();
+    let dir = tempfile::tempdir().unwrap();
+    let (_m, log) = open(dir.path(), &LogConfig::default());
+    let mut b = simple_batch(3, 10, NOW);
+    crate::batch::set_base_offset(&mut b, i64::MAX - 1);
+    // Either refused or appended; never a panic or a wrapped offset.
+    if let Ok(info) = log.append_as_follower(&mut b) {
+        assert!(info.last_offset >= info.first_offset);
+    }
+}
