@@ -35,6 +35,8 @@ def run_child(name: str) -> int:
             msg = b.died_unexpectedly()
             if msg:
                 print("BROKER CRASH: " + msg, flush=True)
+            elif b.starts:
+                print(f"broker log (warnings/errors, else last lines):\n{b.log_tail(8)}", flush=True)
     try:
         scenarios.SCENARIOS[name](ctx)
         return 0
