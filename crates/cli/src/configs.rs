@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use rdkafka::admin::{
     AdminClient, AlterConfig, ConfigEntry, ConfigSource, OwnedResourceSpecifier, ResourceSpecifier,
 };
+use rdkafka::consumer::Consumer;
 use serde::Serialize;
 
 use crate::args::{
@@ -14,7 +15,8 @@ use crate::args::{
     OutputFormat,
 };
 use crate::client::{
-    admin_client, admin_options, describe_code, describe_kafka_error, runtime, QuietContext,
+    admin_client, admin_options, describe_code, describe_kafka_error, fetch_metadata,
+    plain_consumer, runtime, topic_info, QuietContext,
 };
 use crate::output::{print_json, print_table, table};
 
@@ -100,6 +102,7 @@ fn describe_cmd(args: DescribeArgs) -> anyhow::Result<()> {
     let conn = &args.conn;
     let admin = admin_client(conn)?;
     let spec = args.entity.specifier();
+    check_exists(conn, spec)?;
     let mut entries = runtime()?.block_on(describe(&admin, conn, spec))?;
     if !args.all {
         entries.retain(|e| is_override(&e.source));
@@ -203,6 +206,7 @@ pub async fn alter_incremental(
     set: &[KeyValue],
     delete: &[String],
 ) -> anyhow::Result<()> {
+    check_exists(conn, spec)?;
     let entries = describe(admin, conn, spec).await?;
     let mut overrides = BTreeMap::new();
     for e in entries
@@ -254,6 +258,31 @@ pub async fn alter_incremental(
                 describe_code(code, conn)
             );
         }
+    }
+    Ok(())
+}
+
+/// Fails, in words, for a topic or broker the cluster does not have: the admin
+/// API would time out waiting for an unknown broker id.
+fn check_exists(conn: &ConnectArgs, spec: ResourceSpecifier<'_>) -> anyhow::Result<()> {
+    // A consumer, because a producer-type client's metadata request may auto-create the topic.
+    let consumer = plain_consumer(conn, &[])?;
+    match spec {
+        ResourceSpecifier::Topic(topic) => {
+            topic_info(consumer.client(), conn, topic)?;
+        }
+        ResourceSpecifier::Broker(id) => {
+            let metadata = fetch_metadata(consumer.client(), conn, None)?;
+            let mut ids: Vec<i32> = metadata.brokers().iter().map(|b| b.id()).collect();
+            if !ids.contains(&id) {
+                ids.sort_unstable();
+                bail!(
+                    "broker {id} is not in the cluster (brokers: {})",
+                    crate::output::id_list(&ids)
+                );
+            }
+        }
+        ResourceSpecifier::Group(_) => {}
     }
     Ok(())
 }
