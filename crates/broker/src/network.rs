@@ -8,9 +8,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -18,6 +19,10 @@ use crate::api::{self, Outcome};
 use crate::state::BrokerState;
 
 const SOCKET_BUFFER_BYTES: usize = 64 * 1024;
+/// Kafka's `connections.max.idle.ms` default. A client that sends nothing for this long,
+/// between requests or halfway through one, is disconnected: a stalled or hostile peer
+/// cannot hold a connection (and its frame buffer) forever.
+const CONNECTIONS_MAX_IDLE: Duration = Duration::from_millis(600_000);
 
 pub async fn accept_loop(
     state: Arc<BrokerState>,
@@ -59,9 +64,13 @@ async fn serve_connection(
     let max_frame_bytes = state.config.socket_request_max_bytes;
     loop {
         let size = tokio::select! {
-            size = reader.read_i32() => match size {
-                Ok(size) => size,
-                Err(_) => return, // closed by the client
+            size = tokio::time::timeout(CONNECTIONS_MAX_IDLE, reader.read_i32()) => match size {
+                Ok(Ok(size)) => size,
+                Ok(Err(_)) => return, // closed by the client
+                Err(_) => {
+                    tracing::debug!(%peer, "closing idle connection");
+                    return;
+                }
             },
             _ = shutdown.changed() => return,
         };
@@ -70,7 +79,8 @@ async fn serve_connection(
             return;
         }
         let mut frame = BytesMut::zeroed(size as usize);
-        if reader.read_exact(&mut frame).await.is_err() {
+        if !read_frame_body(&mut reader, &mut frame).await {
+            tracing::debug!(%peer, "closing connection: frame of {size} bytes cut short");
             return;
         }
         match api::handle_frame(&state, frame.freeze(), peer).await {
@@ -94,6 +104,18 @@ async fn serve_connection(
             return;
         }
     }
+}
+
+/// Fills `frame`; false if the client closes or goes idle before it is complete.
+async fn read_frame_body<R: AsyncRead + Unpin>(reader: &mut R, frame: &mut [u8]) -> bool {
+    let mut filled = 0;
+    while filled < frame.len() {
+        match tokio::time::timeout(CONNECTIONS_MAX_IDLE, reader.read(&mut frame[filled..])).await {
+            Ok(Ok(read)) if read > 0 => filled += read,
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// Whether the bytes already read hold another whole request (then its response is written

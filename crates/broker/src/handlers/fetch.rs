@@ -28,6 +28,9 @@ pub const VERSIONS: VersionRange = FetchRequest::VERSIONS;
 const READ_COMMITTED: i8 = 1;
 /// Session epoch a client sends to close its session or to fetch without one.
 const FINAL_EPOCH: i32 = -1;
+/// Kafka's `fetch.max.bytes` default: the most one response holds, whatever the request's
+/// `max_bytes` (up to 2 GiB) asks for, since the response is built in memory.
+const FETCH_MAX_BYTES: i32 = 57_671_680;
 
 /// One requested partition, resolved against the metadata image.
 struct Wanted {
@@ -52,6 +55,7 @@ pub async fn handle(
             .with_error_code(ResponseError::FetchSessionIdNotFound.code());
     }
     let wanted = resolve(state, ctx, &request);
+    let max_bytes = request.max_bytes.min(FETCH_MAX_BYTES);
     let read_committed = request.isolation_level == READ_COMMITTED;
     let mut watchers: Vec<watch::Receiver<i64>> = wanted
         .iter()
@@ -62,7 +66,7 @@ pub async fn handle(
         for watcher in &mut watchers {
             watcher.mark_unchanged();
         }
-        let (responses, bytes, any_error) = read_all(&wanted, request.max_bytes, read_committed);
+        let (responses, bytes, any_error) = read_all(&wanted, max_bytes, read_committed);
         let done = bytes >= i64::from(request.min_bytes)
             || any_error
             || watchers.is_empty()
@@ -72,7 +76,7 @@ pub async fn handle(
         }
         let any_change = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, any_change).await.is_err() {
-            let (responses, _, _) = read_all(&wanted, request.max_bytes, read_committed);
+            let (responses, _, _) = read_all(&wanted, max_bytes, read_committed);
             return FetchResponse::default().with_responses(responses);
         }
     }
