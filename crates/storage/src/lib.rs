@@ -19,6 +19,7 @@ pub mod log;
 mod log_tests;
 pub mod manager;
 pub mod producer_state;
+mod records;
 mod retention;
 mod segment;
 mod validator;

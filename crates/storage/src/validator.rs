@@ -1,19 +1,20 @@
 //! LogValidator: checks a produce request's batches before they are appended.
 //!
-//! Works on batch headers only (no record decoding), except on compacted topics
-//! where every record must carry a key: there the batch is decoded, as Kafka does.
-//! Timestamps are checked on the batch's first and max timestamps, which bound every
-//! record's timestamp for the ordered batches producers write.
+//! Like Kafka it walks every record (framing, count, offset deltas, per-record
+//! timestamps, keys on compacted topics) but never materialises them: uncompressed
+//! batches are walked in place; compressed ones are decompressed into a bounded
+//! scratch buffer and discarded, the stored bytes stay the producer's.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
 };
 
-use crate::batch::{self, BatchSpan};
+use crate::batch::{self, BatchHeader, BatchSpan};
 use crate::config::{CompressionType, LogConfig, TimestampType};
 use crate::error::StorageError;
 use crate::log::AppendOrigin;
+use crate::records;
 
 const NO_TIMESTAMP: i64 = -1;
 
@@ -39,12 +40,38 @@ impl LogValidator<'_> {
         }
         for span in spans {
             self.validate_batch(span)?;
-            if self.config.cleanup_policy.is_compact() && self.origin == AppendOrigin::Client {
-                let bytes = &records[span.position..span.position + span.header.size_bytes()];
-                validate_keys(bytes)?;
-            }
+            let bytes = &records[span.position..span.position + span.header.size_bytes()];
+            self.validate_records(bytes, &span.header)?;
         }
         Ok(())
+    }
+
+    /// Uncompressed records may expand at most this much (decompression bombs).
+    fn decompression_limit_bytes(&self) -> usize {
+        let max = (self.config.max_message_bytes.max(1 << 20)) as usize;
+        max.saturating_mul(32).min(256 << 20)
+    }
+
+    fn validate_records(&self, batch: &[u8], header: &BatchHeader) -> Result<(), StorageError> {
+        if header.is_control() {
+            return Ok(());
+        }
+        let data = records::records_section(batch, header, self.decompression_limit_bytes())?;
+        let check_time = self.config.message_timestamp_type == TimestampType::CreateTime
+            && header.base_timestamp != NO_TIMESTAMP;
+        let need_key =
+            self.config.cleanup_policy.is_compact() && self.origin == AppendOrigin::Client;
+        records::walk_records(&data, header, |r| {
+            if check_time {
+                self.check_create_time(header.base_timestamp.saturating_add(r.timestamp_delta))?;
+            }
+            if need_key && !r.has_key {
+                return Err(StorageError::InvalidRecord(
+                    "compacted topic cannot accept a record without a key".into(),
+                ));
+            }
+            Ok(())
+        })
     }
 
     fn validate_batch(&self, span: &BatchSpan) -> Result<(), StorageError> {
@@ -87,20 +114,18 @@ impl LogValidator<'_> {
 
     fn validate_timestamps(&self, span: &BatchSpan) -> Result<(), StorageError> {
         let h = &span.header;
-        match self.config.message_timestamp_type {
-            TimestampType::LogAppendTime if h.is_log_append_time() => {
-                Err(StorageError::InvalidTimestamp(
-                    "producers must not set the LogAppendTime timestamp type".into(),
-                ))
-            }
-            TimestampType::LogAppendTime => Ok(()),
-            TimestampType::CreateTime => {
-                for ts in [h.base_timestamp, h.max_timestamp] {
-                    self.check_create_time(ts)?;
-                }
-                Ok(())
-            }
+        if self.config.message_timestamp_type == TimestampType::LogAppendTime
+            && h.is_log_append_time()
+        {
+            return Err(StorageError::InvalidTimestamp(
+                "producers must not set the LogAppendTime timestamp type".into(),
+            ));
         }
+        if self.config.message_timestamp_type == TimestampType::CreateTime {
+            // The max timestamp is stored and indexed: it must be in range too.
+            self.check_create_time(h.max_timestamp)?;
+        }
+        Ok(())
     }
 
     fn check_create_time(&self, timestamp: i64) -> Result<(), StorageError> {
@@ -118,19 +143,6 @@ impl LogValidator<'_> {
         }
         Ok(())
     }
-}
-
-/// Compacted topics reject records without a key (INVALID_RECORD).
-fn validate_keys(batch: &[u8]) -> Result<(), StorageError> {
-    let mut buf = Bytes::copy_from_slice(batch);
-    let set = RecordBatchDecoder::decode(&mut buf)
-        .map_err(|e| StorageError::CorruptMessage(format!("undecodable batch: {e}")))?;
-    if set.records.iter().any(|r| r.key.is_none()) {
-        return Err(StorageError::InvalidRecord(
-            "compacted topic cannot accept a record without a key".into(),
-        ));
-    }
-    Ok(())
 }
 
 fn kafka_compression(codec: u8) -> Compression {
