@@ -39,6 +39,9 @@ pub struct ConsumeArgs {
     /// Stop when no record arrived for this long.
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     timeout_ms: Option<u64>,
+    /// Stop once every partition read has been read to its end (as kcat -e does).
+    #[arg(long)]
+    exit_at_end: bool,
     /// Output format: the value (with --print-* fields) or one JSON object per line.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -120,7 +123,14 @@ pub fn parse_timestamp(s: &str) -> Result<i64, String> {
 
 pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let conn = &args.conn;
-    let consumer = plain_consumer(conn, &args.consumer_property)?;
+    let mut properties = args.consumer_property.clone();
+    if args.exit_at_end {
+        properties.push(KeyValue {
+            key: "enable.partition.eof".into(),
+            value: "true".into(),
+        });
+    }
+    let consumer = plain_consumer(conn, &properties)?;
     let info = topic_info(consumer.client(), conn, &args.topic)?;
     let partitions: Vec<i32> = match args.partition {
         Some(p) if p as usize >= info.partition_count => bail!(
@@ -170,6 +180,8 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut count = 0u64;
     let mut last_record = Instant::now();
+    // Partitions read to their end since their last record (with --exit-at-end).
+    let mut at_end = std::collections::HashSet::new();
     let outcome = loop {
         if stop.load(std::sync::atomic::Ordering::Relaxed)
             || args.max_messages.is_some_and(|m| count >= m)
@@ -188,7 +200,14 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
             Some(Ok(message)) => {
                 last_record = Instant::now();
                 count += 1;
+                at_end.remove(&message.partition());
                 if write_record(&mut out, &args, &message).is_err() {
+                    break Ok(());
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                at_end.insert(partition);
+                if at_end.len() == partitions.len() {
                     break Ok(());
                 }
             }

@@ -440,6 +440,16 @@ fn produce_with_keys_and_headers_then_consume_as_json() {
         .lines()
         .all(|l| l.starts_with("user-") && l.contains("\tpayload ")));
 
+    // To the end of every partition, then stop.
+    let out = server.ok(&[
+        "consume",
+        "--topic",
+        "events",
+        "--from-beginning",
+        "--exit-at-end",
+    ]);
+    assert_eq!(out.stdout.lines().count(), 30, "{}", out.stderr);
+
     // By timestamp: everything was written after 2020, nothing after 2100.
     let all = server.ok(&[
         "consume",
