@@ -772,8 +772,8 @@ fn errors_are_one_line_with_a_non_zero_exit() {
     .assert_one_line_error(1, "batch.size=-5");
 
     // Nobody listening: one line after at most the request timeout.
-    let port = free_port().to_string();
-    let bootstrap = format!("127.0.0.1:{port}");
+    // Port 1: privileged and unused, unlike a port that was free a moment ago.
+    let bootstrap = "127.0.0.1:1";
     for args in [
         &["topics", "list"][..],
         &["topics", "create", "--topic", "x"][..],
@@ -785,12 +785,12 @@ fn errors_are_one_line_with_a_non_zero_exit() {
         let mut all = args.to_vec();
         all.extend([
             "--bootstrap-server",
-            &bootstrap,
+            bootstrap,
             "--request-timeout-ms",
             "2000",
         ]);
         let out = moldau(&all);
-        out.assert_one_line_error(1, &bootstrap);
+        out.assert_one_line_error(1, bootstrap);
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "{args:?} took {:?}",
