@@ -123,7 +123,7 @@ fn describe_cmd(args: DescribeArgs) -> anyhow::Result<()> {
         OutputFormat::Json => print_json(&rows)?,
         OutputFormat::Table => {
             if rows.is_empty() {
-                eprintln!(
+                note!(
                     "No config overrides for {}; --all lists every config.",
                     entity_name(spec)
                 );
@@ -157,7 +157,7 @@ fn alter_cmd(args: AlterArgs) -> anyhow::Result<()> {
     let set: Vec<KeyValue> = args.add_config.into_iter().flatten().collect();
     let delete: Vec<String> = args.delete_config.into_iter().flatten().collect();
     runtime()?.block_on(alter_incremental(&admin, conn, spec, &set, &delete))?;
-    println!("Completed updating config for {}.", entity_name(spec));
+    say!("Completed updating config for {}.", entity_name(spec));
     Ok(())
 }
 

@@ -220,7 +220,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     };
     let _ = out.flush();
     outcome?;
-    eprintln!("Processed a total of {count} messages");
+    note!("Processed a total of {count} messages");
     Ok(())
 }
 

@@ -4,11 +4,13 @@
 //! Every failure ends as one line on stderr and a non-zero exit code: 2 for bad
 //! usage or configuration (clap's convention), 1 for everything else.
 
+#[macro_use]
+mod output;
+
 mod args;
 mod client;
 mod configs;
 mod consume;
-mod output;
 mod perf;
 mod produce;
 mod server;
@@ -81,7 +83,7 @@ fn main() -> ExitCode {
                 .map(str::trim)
                 .filter(|l| !l.is_empty())
                 .collect();
-            eprintln!("error: {}", message.join(" "));
+            note!("error: {}", message.join(" "));
             ExitCode::from(failure.code)
         }
     }

@@ -1,4 +1,23 @@
 //! Printing: borderless tables for people, JSON for scripts.
+//!
+//! `say!` and `note!` are `println!` and `eprintln!` that ignore a closed pipe
+//! (`moldau topics list | head -1`) instead of panicking.
+
+/// A line on stdout; a closed stdout is ignored.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// A line on stderr; a closed stderr is ignored.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 use std::io::Write;
 
@@ -32,7 +51,10 @@ pub fn print_table(table: &Table) {
 /// Prints one JSON document on its own line.
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
+    match serde_json::to_writer_pretty(&mut out, value) {
+        Err(e) if e.is_io() => return Ok(()), // stdout closed
+        result => result?,
+    }
     let _ = writeln!(out);
     Ok(())
 }

@@ -270,7 +270,7 @@ fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         OutputFormat::Json => crate::output::print_json(&summary)?,
         OutputFormat::Table => {
             let l = &summary.latency_ms;
-            println!(
+            say!(
                 "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, \
                  {:.2} ms max latency, {:.2} ms 50th, {:.2} ms 95th, {:.2} ms 99th, {:.2} ms 99.9th.",
                 summary.records,
@@ -337,7 +337,7 @@ impl Progress {
         } else {
             window.latency_sum_us as f64 / window.records as f64 / 1000.0
         };
-        eprintln!(
+        note!(
             "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.1} ms avg latency, {:.1} ms max latency.",
             window.records,
             window.records as f64 / secs,
@@ -426,7 +426,7 @@ fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
         if now - window_start >= REPORT_INTERVAL {
             if window_records > 0 {
                 let secs = (now - window_start).as_secs_f64();
-                eprintln!(
+                note!(
                     "{} records consumed, {:.1} records/sec ({:.2} MB/sec).",
                     window_records,
                     window_records as f64 / secs,
@@ -453,7 +453,7 @@ fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     };
     match args.output.output {
         OutputFormat::Json => crate::output::print_json(&summary)?,
-        OutputFormat::Table => println!(
+        OutputFormat::Table => say!(
             "{} records ({:.2} MB) consumed in {:.0} ms: {:.1} records/sec ({:.2} MB/sec); \
              fetch time {:.0} ms: {:.1} records/sec ({:.2} MB/sec).",
             summary.records,

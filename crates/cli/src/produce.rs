@@ -219,17 +219,17 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
     reported.sort();
     reported.truncate(MAX_REPORTED_FAILURES);
     for (line, message) in &reported {
-        eprintln!("error: record at line {line}: {message}");
+        note!("error: record at line {line}: {message}");
     }
     if failed > reported.len() {
-        eprintln!(
+        note!(
             "error: ... and {} more failed records",
             failed - reported.len()
         );
     }
     if failed == 0 {
         let records = if read == 1 { "record" } else { "records" };
-        eprintln!("Produced {read} {records} to topic {}.", args.topic);
+        note!("Produced {read} {records} to topic {}.", args.topic);
         Ok(())
     } else {
         bail!("{failed} of {read} records failed")

@@ -176,9 +176,9 @@ fn create(args: CreateArgs) -> anyhow::Result<()> {
             result: outcome,
         })?,
         OutputFormat::Table => match outcome {
-            "created" => println!("Created topic {}.", args.topic),
-            "valid" => println!("Topic {} would be created (validate only).", args.topic),
-            _ => println!("Topic {} already exists.", args.topic),
+            "created" => say!("Created topic {}.", args.topic),
+            "valid" => say!("Topic {} would be created (validate only).", args.topic),
+            _ => say!("Topic {} already exists.", args.topic),
         },
     }
     Ok(())
@@ -258,7 +258,7 @@ fn describe(args: DescribeArgs) -> anyhow::Result<()> {
         OutputFormat::Table => {
             for (i, d) in descriptions.iter().enumerate() {
                 if i > 0 {
-                    println!();
+                    say!();
                 }
                 print_description(d);
             }
@@ -273,7 +273,7 @@ fn print_description(d: &TopicDescription) {
         .iter()
         .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("")))
         .collect();
-    println!(
+    say!(
         "Topic: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}",
         d.info.topic,
         d.info.partition_count,
@@ -321,7 +321,7 @@ fn alter(args: AlterArgs) -> anyhow::Result<()> {
                 ));
             }
         }
-        println!("Topic {} now has {} partitions.", args.topic, partitions);
+        say!("Topic {} now has {} partitions.", args.topic, partitions);
     }
     if !args.config.is_empty() || !args.delete_config.is_empty() {
         rt.block_on(configs::alter_incremental(
@@ -331,7 +331,7 @@ fn alter(args: AlterArgs) -> anyhow::Result<()> {
             &args.config,
             &args.delete_config,
         ))?;
-        println!("Updated configs of topic {}.", args.topic);
+        say!("Updated configs of topic {}.", args.topic);
     }
     Ok(())
 }
@@ -346,7 +346,7 @@ fn delete(args: DeleteArgs) -> anyhow::Result<()> {
     let mut failure = None;
     for result in results {
         match result {
-            Ok(name) => println!("Deleted topic {name}."),
+            Ok(name) => say!("Deleted topic {name}."),
             Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) if args.if_exists => {}
             Err((name, RDKafkaErrorCode::UnknownTopicOrPartition)) => {
                 failure.get_or_insert_with(|| anyhow::anyhow!("topic '{name}' does not exist"));
