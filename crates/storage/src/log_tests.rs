@@ -416,3 +416,40 @@ fn log_is_send_and_sync_and_hostile_follower_offsets_are_errors() {
         assert!(info.last_offset >= info.first_offset);
     }
 }
+
+#[test]
+fn background_tasks_apply_retention_and_stop_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        retention_ms: 1,
+        file_delete_delay_ms: 0,
+        ..small_segments()
+    };
+    let manager_config = LogManagerConfig {
+        retention_check_interval_ms: 10,
+        flush_check_interval_ms: 10,
+        cleaner_backoff_ms: 10,
+        ..LogManagerConfig::new(dir.path())
+    };
+    let manager = LogManager::open(manager_config, config.clone()).unwrap();
+    let log = manager
+        .get_or_create_log(&TopicPartition::new("t", 0), Uuid::from_u128(1), config)
+        .unwrap();
+    for _ in 0..10 {
+        append(&log, simple_batch(2, 100, NOW)).unwrap();
+    }
+    manager.start_background_tasks();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while log.log_start_offset() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(
+        log.log_start_offset(),
+        20,
+        "old segments expired in the background"
+    );
+    let started = std::time::Instant::now();
+    manager.shutdown().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(dir.path().join(".kafka_cleanshutdown").exists());
+}

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -74,7 +74,11 @@ pub struct LogManager {
     logs: RwLock<BTreeMap<TopicPartition, Arc<Log>>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    last_checkpoint_ms: AtomicI64,
 }
+
+/// Kafka's `log.flush.offset.checkpoint.interval.ms` default.
+const CHECKPOINT_INTERVAL_MS: i64 = 60_000;
 
 fn read_checkpoint_or_empty(path: &Path) -> BTreeMap<TopicPartition, i64> {
     read_offset_checkpoint(path).unwrap_or_else(|e| {
@@ -119,6 +123,7 @@ impl LogManager {
             logs: RwLock::new(logs),
             stop: Arc::new((Mutex::new(false), Condvar::new())),
             threads: Mutex::new(Vec::new()),
+            last_checkpoint_ms: AtomicI64::new(now_ms()),
         });
         manager.checkpoint()?;
         Ok(manager)
@@ -320,13 +325,18 @@ impl LogManager {
     }
 
     /// Flush by `flush.ms`, fsync rolled segments, remove due `.deleted` files and
-    /// refresh the root checkpoints.
+    /// refresh the root checkpoints every minute.
     fn flush_and_housekeep(&self, now_ms: i64) -> Result<(), StorageError> {
         for log in self.all_logs() {
             log.flush_if_due(now_ms)?;
             log.remove_deleted_files(now_ms)?;
         }
-        self.checkpoint()
+        let last = self.last_checkpoint_ms.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(last) >= CHECKPOINT_INTERVAL_MS {
+            self.last_checkpoint_ms.store(now_ms, Ordering::Relaxed);
+            self.checkpoint()?;
+        }
+        Ok(())
     }
 }
 
