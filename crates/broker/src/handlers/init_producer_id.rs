@@ -18,6 +18,13 @@ pub async fn handle(
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
+    if request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| id.is_empty())
+    {
+        return response.with_error_code(ResponseError::InvalidRequest.code());
+    }
     if request.transactional_id.is_some() {
         // No transaction coordinator runs yet: Kafka's answer while none is available.
         return response.with_error_code(ResponseError::CoordinatorNotAvailable.code());

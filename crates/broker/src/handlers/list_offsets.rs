@@ -21,10 +21,12 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 const LATEST_TIERED_TIMESTAMP: i64 = -5;
 const READ_COMMITTED: i8 = 1;
+/// The first version whose partition response carries `leader_epoch`.
+const LEADER_EPOCH_MIN_VERSION: i16 = 4;
 
 pub fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let read_committed = request.isolation_level == READ_COMMITTED;
@@ -54,7 +56,12 @@ pub fn handle(
                         Ok(Some(found)) => response
                             .with_timestamp(found.timestamp)
                             .with_offset(found.offset)
-                            .with_leader_epoch(found.leader_epoch.unwrap_or(-1)),
+                            .with_leader_epoch(if ctx.api_version >= LEADER_EPOCH_MIN_VERSION {
+                                found.leader_epoch.unwrap_or(-1)
+                            } else {
+                                // The field is absent before v4 and must stay at its default.
+                                -1
+                            }),
                         Ok(None) => response
                             .with_timestamp(-1)
                             .with_offset(-1)
