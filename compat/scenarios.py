@@ -504,7 +504,8 @@ def kill9_confluent_idempotent(ctx: Ctx):
     t = threading.Thread(target=run, daemon=True)
     t.start()
     try:
-        _kill_cycle(ctx, b, lambda: len(acked), lambda: fatal + failed)
+        for _ in range(2):  # two crashes: the second recovers state written after the first
+            _kill_cycle(ctx, b, lambda: len(acked), lambda: fatal + failed)
     finally:
         stop.set()
         t.join(10)
@@ -532,7 +533,8 @@ def kill9_java_default(ctx: Ctx):
     C.ck_admin_create(bs, topic, 3)
     jp = C.JavaSustainedProducer(bs, topic)
     try:
-        _kill_cycle(ctx, b, lambda: len(jp.acks), lambda: jp.errors)
+        for _ in range(2):
+            _kill_cycle(ctx, b, lambda: len(jp.acks), lambda: jp.errors)
     finally:
         jp.stop()
     ctx.log(f"Java producer: {jp.done_line}")
