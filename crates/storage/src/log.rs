@@ -16,7 +16,7 @@ use crate::config::{LogConfig, TimestampType};
 use crate::epoch_cache::LeaderEpochFileCache;
 use crate::error::StorageError;
 use crate::producer_state::{ProducerAppendInfo, ProducerStateEntry, ProducerStateManager};
-use crate::segment::LogSegment;
+use crate::segment::{LogSegment, RollParams};
 use crate::validator::{recompress_if_needed, LogValidator};
 use crate::{TopicPartition, Uuid};
 
@@ -365,8 +365,7 @@ impl Log {
     ) -> Result<(), StorageError> {
         let first_offset = spans[0].header.base_offset;
         let last_offset = spans[spans.len() - 1].header.last_offset();
-        let segment =
-            self.maybe_roll(w, config, records.len(), first_offset, last_offset, now_ms)?;
+        let segment = self.maybe_roll(w, config, records, spans, now_ms)?;
         if let Err(e) = segment.append(records, spans, config.index_interval_bytes) {
             // Leave the log a prefix of what was acknowledged.
             let _ = segment.truncate_to(first_offset, config.index_interval_bytes);
@@ -389,15 +388,25 @@ impl Log {
         &self,
         w: &mut LogWriter,
         config: &LogConfig,
-        append_bytes: usize,
-        first_offset: i64,
-        last_offset: i64,
+        records: &[u8],
+        spans: &[BatchSpan],
         now_ms: i64,
     ) -> Result<Arc<LogSegment>, StorageError> {
+        let append = RollParams {
+            bytes: records.len(),
+            max_offset: spans[spans.len() - 1].header.last_offset(),
+            max_timestamp: spans
+                .iter()
+                .map(|s| s.header.max_timestamp)
+                .max()
+                .unwrap_or(-1),
+            now_ms,
+        };
         let active = self.active_segment();
-        if !active.should_roll(config, append_bytes, last_offset, now_ms) {
+        if !active.should_roll(config, &append) {
             return Ok(active);
         }
+        let first_offset = spans[0].header.base_offset;
         self.roll_locked(w, config, first_offset.max(self.log_end_offset()), now_ms)
     }
 

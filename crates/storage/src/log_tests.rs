@@ -453,3 +453,24 @@ fn background_tasks_apply_retention_and_stop_on_shutdown() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     assert!(dir.path().join(".kafka_cleanshutdown").exists());
 }
+
+#[test]
+fn segment_ms_is_measured_in_record_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_ms: 1_000,
+        ..LogConfig::default()
+    };
+    let (_m, log) = open(dir.path(), &config);
+    // Old CreateTime timestamps (replayed data) do not roll every append.
+    for _ in 0..5 {
+        let mut b = simple_batch(1, 10, 1_000);
+        log.append_as_leader(&mut b, 0, AppendOrigin::Coordinator, 1_000)
+            .unwrap();
+    }
+    assert_eq!(log.segment_count(), 1);
+    let mut b = simple_batch(1, 10, 2_001);
+    log.append_as_leader(&mut b, 0, AppendOrigin::Coordinator, 2_001)
+        .unwrap();
+    assert_eq!(log.segment_count(), 2);
+}

@@ -38,6 +38,15 @@ pub fn segment_file(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
     dir.join(format!("{base_offset:020}.{suffix}"))
 }
 
+/// What an append brings, for the roll decision (Kafka's RollParams).
+#[derive(Clone, Copy, Debug)]
+pub struct RollParams {
+    pub bytes: usize,
+    pub max_offset: i64,
+    pub max_timestamp: i64,
+    pub now_ms: i64,
+}
+
 /// A byte range of whole batches inside one segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmentRange {
@@ -253,27 +262,22 @@ impl LogSegment {
     }
 
     /// Kafka's `shouldRoll`: size, age (with jitter), index capacity, offset range.
-    pub fn should_roll(
-        &self,
-        config: &LogConfig,
-        append_bytes: usize,
-        max_offset: i64,
-        now_ms: i64,
-    ) -> bool {
+    /// Age is measured in record time (the append's max timestamp minus the first
+    /// batch's) when the segment has a timestamp, else in wall time since creation.
+    pub fn should_roll(&self, config: &LogConfig, append: &RollParams) -> bool {
         let size = self.size_bytes();
         let first_ts = self.first_batch_timestamp.load(Ordering::Relaxed);
-        let roll_base = if first_ts > 0 {
-            first_ts
+        let waited_ms = if first_ts >= 0 {
+            append.max_timestamp.saturating_sub(first_ts)
         } else {
-            self.created_ms
+            append.now_ms.saturating_sub(self.created_ms)
         };
-        let reached_roll_ms =
-            now_ms.saturating_sub(roll_base) > config.segment_ms - self.roll_jitter_ms;
-        size + append_bytes as u64 > config.segment_bytes.max(0) as u64
+        let reached_roll_ms = waited_ms > config.segment_ms - self.roll_jitter_ms;
+        size + append.bytes as u64 > config.segment_bytes.max(0) as u64
             || (size > 0 && reached_roll_ms)
             || self.offset_index.is_full()
             || self.time_index.is_full()
-            || max_offset - self.base_offset > i32::MAX as i64
+            || append.max_offset - self.base_offset > i32::MAX as i64
     }
 
     /// Writes already-validated batches at the end of the segment and indexes them.
