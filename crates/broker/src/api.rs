@@ -52,6 +52,14 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::DeleteGroups, handlers::delete_groups::VERSIONS),
     (ApiKey::ListGroups, handlers::list_groups::VERSIONS),
     (ApiKey::DescribeGroups, handlers::describe_groups::VERSIONS),
+    (
+        ApiKey::ConsumerGroupHeartbeat,
+        handlers::consumer_group_heartbeat::VERSIONS,
+    ),
+    (
+        ApiKey::ConsumerGroupDescribe,
+        handlers::consumer_group_describe::VERSIONS,
+    ),
     (ApiKey::DeleteTopics, handlers::delete_topics::VERSIONS),
     (
         ApiKey::CreatePartitions,
@@ -255,6 +263,12 @@ async fn dispatch(
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(state, ctx, r)),
         RequestKind::DescribeGroups(r) => {
             ResponseKind::DescribeGroups(describe_groups::handle(state, ctx, r))
+        }
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            ResponseKind::ConsumerGroupHeartbeat(consumer_group_heartbeat::handle(state, ctx, r))
+        }
+        RequestKind::ConsumerGroupDescribe(r) => {
+            ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(state, ctx, r))
         }
         // Unreachable while SUPPORTED_APIS and this match list the same APIs.
         _ => return Err(format!("no handler for {:?}", ctx.header.request_api_key)),

@@ -20,11 +20,13 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup as ConsumerDescribedGroup;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{
-    HeartbeatRequest, JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest,
-    OffsetCommitResponse, SyncGroupRequest, SyncGroupResponse,
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, HeartbeatRequest,
+    JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest, OffsetCommitResponse,
+    SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -32,7 +34,7 @@ use kafka_protocol::records::{
 use kafka_protocol::ResponseError;
 use moldau_coordinator::{
     partition_for, CoordinatorRecord, Effects, FetchedOffset, GroupConfig, GroupShard, ListedGroup,
-    RequestInfo, Waiter, OFFSETS_TOPIC,
+    RequestInfo, TopicInfo, Waiter, OFFSETS_TOPIC,
 };
 use moldau_storage::{AppendOrigin, Log, StorageError, TopicPartition, Uuid};
 use tokio::sync::{oneshot, Notify};
@@ -372,14 +374,53 @@ impl GroupCoordinator {
         Ok(response)
     }
 
+    /// Committed offsets; `member` (OffsetFetch v9+) is checked against KIP-848 groups.
     pub fn fetch_offsets(
         &self,
         group_id: &str,
+        member: Option<(&str, i32)>,
         topics: Option<&[(String, Vec<i32>)]>,
     ) -> Result<Vec<(String, Vec<FetchedOffset>)>, ResponseError> {
         let (_, shard) = self.shard_for(group_id)?;
         let shard = shard.lock().expect("shard lock poisoned");
-        shard.fetch_offsets(group_id, topics)
+        shard.fetch_offsets_as(group_id, member, topics)
+    }
+
+    /// ConsumerGroupHeartbeat (KIP-848); topics are looked up in the current image.
+    pub fn consumer_heartbeat(
+        &self,
+        state: &BrokerState,
+        info: RequestInfo,
+        request: &ConsumerGroupHeartbeatRequest,
+    ) -> ConsumerGroupHeartbeatResponse {
+        let (_, shard) = match self.shard_for(request.group_id.as_str()) {
+            Ok(found) => found,
+            Err(e) => return ConsumerGroupHeartbeatResponse::default().with_error_code(e.code()),
+        };
+        let image = state.image();
+        let lookup = |name: &str| {
+            image.topic_by_name(name).map(|t| TopicInfo {
+                id: t.topic_id,
+                partitions: t.partitions.len() as i32,
+            })
+        };
+        let fresh_id = Uuid::new_v4().to_string();
+        let response = {
+            let mut shard = shard.lock().expect("shard lock poisoned");
+            shard.consumer_heartbeat(&info, request, &fresh_id, &lookup)
+        };
+        // Session deadlines moved.
+        self.timer_wake.notify_one();
+        response
+    }
+
+    pub fn consumer_describe(
+        &self,
+        group_id: &str,
+    ) -> Result<ConsumerDescribedGroup, ResponseError> {
+        let (_, shard) = self.shard_for(group_id)?;
+        let shard = shard.lock().expect("shard lock poisoned");
+        Ok(shard.consumer_describe(group_id))
     }
 
     #[allow(clippy::type_complexity)]

@@ -381,3 +381,61 @@ async fn static_member_restart_within_session_timeout_causes_no_rebalance() {
     );
     broker.shutdown().await;
 }
+
+/// A KIP-848 member: the broker assigns, librdkafka reconciles.
+fn consumer_protocol_member(broker: &TestBroker, group: &str) -> Member {
+    let mut config = broker.client_config();
+    config
+        .set("group.id", group)
+        .set("group.protocol", "consumer")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest");
+    config
+        .create_with_context(Rebalances::default())
+        .expect("consumer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_protocol_members_share_and_hand_over() {
+    let broker = TestBroker::start_with(&[
+        ("offsets.topic.num.partitions", "5"),
+        ("group.consumer.heartbeat.interval.ms", "300"),
+    ])
+    .await;
+    broker.create_topic("kip848", 6).await;
+    let members: Vec<Member> = (0..3)
+        .map(|_| {
+            let m = consumer_protocol_member(&broker, "kip848-group");
+            m.subscribe(&["kip848"]).expect("subscribe");
+            m
+        })
+        .collect();
+    let mut members = blocking(move || {
+        poll_until_balanced(&members.iter().collect::<Vec<_>>(), 6);
+        members
+    })
+    .await;
+    let leaving = members.pop().expect("three members");
+    let members = blocking(move || {
+        leaving.unsubscribe();
+        drop(leaving);
+        poll_until_balanced(&members.iter().collect::<Vec<_>>(), 6);
+        members
+    })
+    .await;
+    // The owner of partition 0 reads new records and commits with its member epoch.
+    produce(&broker, "kip848", 0, 3).await;
+    blocking(move || {
+        let owner = members
+            .iter()
+            .find(|m| assigned(m).contains(&0))
+            .expect("partition 0 is assigned");
+        let seen = consume(owner, 3);
+        assert!(seen.iter().all(|(p, _)| *p == 0));
+        owner
+            .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+            .expect("commit");
+    })
+    .await;
+    broker.shutdown().await;
+}

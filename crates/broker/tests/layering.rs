@@ -39,7 +39,9 @@ fn crates_depend_only_downwards() {
     for package in metadata["packages"].as_array().unwrap() {
         let name = package["name"].as_str().unwrap();
         let Some(allowed_deps) = allowed.get(name) else {
-            panic!("crate {name} is not placed in the layering; add it to ALLOWED and ARCHITECTURE.md");
+            panic!(
+                "crate {name} is not placed in the layering; add it to ALLOWED and ARCHITECTURE.md"
+            );
         };
         for dep in package["dependencies"].as_array().unwrap() {
             let dep_name = dep["name"].as_str().unwrap();

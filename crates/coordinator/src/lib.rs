@@ -10,11 +10,13 @@
 //! Invariant: no I/O, no clock, no randomness (the runtime passes fresh member-id suffixes),
 //! so every behaviour is testable without sockets or disks.
 
+mod consumer;
 mod consumer_protocol;
 mod group;
 pub mod records;
 mod shard;
 
+pub use consumer::{TopicInfo, ASSIGNORS};
 pub use group::{GroupState, Waiter};
 pub use records::CoordinatorRecord;
 pub use shard::{Effects, FetchedOffset, GroupShard, ListedGroup, RequestInfo};
@@ -41,6 +43,10 @@ pub struct GroupConfig {
     pub offsets_retention_check_interval_ms: i64,
     /// offset.metadata.max.bytes
     pub offset_metadata_max_bytes: usize,
+    /// group.consumer.session.timeout.ms (KIP-848 groups)
+    pub consumer_session_timeout_ms: i32,
+    /// group.consumer.heartbeat.interval.ms (KIP-848 groups)
+    pub consumer_heartbeat_interval_ms: i32,
 }
 
 impl Default for GroupConfig {
@@ -54,6 +60,8 @@ impl Default for GroupConfig {
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }

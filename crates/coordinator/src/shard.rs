@@ -16,6 +16,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
+use kafka_protocol::messages::consumer_group_describe_response::{
+    Assignment as DescribeAssignment, DescribedGroup as ConsumerDescribedGroup,
+    Member as DescribeMember, TopicPartitions as DescribeTopicPartitions,
+};
+use kafka_protocol::messages::consumer_group_heartbeat_response::{
+    Assignment as ConsumerGroupAssignment, TopicPartitions as HeartbeatTopicPartitions,
+};
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
@@ -23,12 +30,14 @@ use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{
-    GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest,
-    OffsetCommitResponse, SyncGroupRequest, SyncGroupResponse,
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId, HeartbeatRequest,
+    JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest, OffsetCommitResponse,
+    SyncGroupRequest, SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use crate::consumer::{self, ConsumerGroup, ConsumerMember, MemberState, Partitions, TopicInfo};
 use crate::group::{ClassicGroup, GroupState, JoinTimer, Member, Waiter};
 use crate::records::{self, CoordinatorRecord, OffsetCommitValue, RecordKey};
 use crate::GroupConfig;
@@ -84,12 +93,17 @@ pub struct FetchedOffset {
 pub struct ListedGroup {
     pub group_id: String,
     pub protocol_type: String,
-    pub state: GroupState,
+    /// Kafka's state name ("Stable", "Empty", "Reconciling", ...).
+    pub state: &'static str,
+    /// "classic" or "consumer" (KIP-848).
+    pub group_type: &'static str,
 }
 
 pub struct GroupShard {
     config: GroupConfig,
     groups: BTreeMap<String, ClassicGroup>,
+    /// KIP-848 groups (a group id names a classic or a consumer group, never both).
+    consumer_groups: BTreeMap<String, ConsumerGroup>,
     /// group → (topic, partition) → committed offset.
     offsets: BTreeMap<String, BTreeMap<(String, i32), OffsetCommitValue>>,
     next_expiry_check_ms: i64,
@@ -111,6 +125,7 @@ impl GroupShard {
         GroupShard {
             config,
             groups: BTreeMap::new(),
+            consumer_groups: BTreeMap::new(),
             offsets: BTreeMap::new(),
             next_expiry_check_ms: 0,
         }
@@ -150,9 +165,11 @@ impl GroupShard {
             } => match &record.value {
                 Some(value) => match records::decode_offset_commit_value(value) {
                     Ok(value) => {
-                        self.groups
-                            .entry(group.clone())
-                            .or_insert_with(|| ClassicGroup::new(&group, now_ms));
+                        if !self.consumer_groups.contains_key(&group) {
+                            self.groups
+                                .entry(group.clone())
+                                .or_insert_with(|| ClassicGroup::new(&group, now_ms));
+                        }
                         self.offsets
                             .entry(group)
                             .or_default()
@@ -183,6 +200,7 @@ impl GroupShard {
                     if let Some(mut g) = self.groups.remove(&group) {
                         g.transition(GroupState::Dead, now_ms);
                     }
+                    self.consumer_groups.remove(&group);
                     self.offsets.remove(&group);
                 }
             },
@@ -223,6 +241,14 @@ impl GroupShard {
             return fx;
         }
         let is_unknown = member_id.is_empty();
+        if let Some(cg) = self.consumer_groups.get(&group_id) {
+            if !cg.members.is_empty() {
+                fx.join_error(waiter, &member_id, ResponseError::InconsistentGroupProtocol);
+                return fx;
+            }
+            // An empty consumer group becomes a classic one (its offsets stay).
+            self.consumer_groups.remove(&group_id);
+        }
         if !self.groups.contains_key(&group_id) {
             if !is_unknown {
                 fx.join_error(waiter, &member_id, ResponseError::UnknownMemberId);
@@ -495,6 +521,11 @@ impl GroupShard {
         self.groups
             .values()
             .filter_map(ClassicGroup::next_deadline_ms)
+            .chain(
+                self.consumer_groups
+                    .values()
+                    .filter_map(ConsumerGroup::next_deadline_ms),
+            )
             .chain(std::iter::once(self.next_expiry_check_ms))
             .min()
             .expect("at least the expiry check")
@@ -515,6 +546,9 @@ impl GroupShard {
                 continue;
             }
             ops.fire_timers(group);
+        }
+        for group in self.consumer_groups.values_mut() {
+            expire_consumer_members(group, now_ms);
         }
         if now_ms >= self.next_expiry_check_ms {
             self.next_expiry_check_ms = now_ms + config.offsets_retention_check_interval_ms;
@@ -571,6 +605,25 @@ impl GroupShard {
                 }
             }
             if remaining == 0 && group.is(GroupState::Empty) && group.pending_members.is_empty() {
+                out.push(records::group_metadata_tombstone(group_id));
+            }
+        }
+        for (group_id, group) in &self.consumer_groups {
+            if !group.members.is_empty() {
+                continue;
+            }
+            let mut remaining = 0;
+            for ((topic, partition), value) in self.offsets.get(group_id).into_iter().flatten() {
+                let base = group.state_timestamp_ms.max(value.commit_timestamp_ms);
+                if now_ms - base >= retention_ms {
+                    out.push(records::offset_commit_tombstone(
+                        group_id, topic, *partition,
+                    ));
+                } else {
+                    remaining += 1;
+                }
+            }
+            if remaining == 0 {
                 out.push(records::group_metadata_tombstone(group_id));
             }
         }
@@ -651,6 +704,23 @@ impl GroupShard {
             return Err(ResponseError::InvalidGroupId);
         }
         let generation = request.generation_id_or_member_epoch;
+        if let Some(group) = self.consumer_groups.get(&group_id) {
+            let member_id = request.member_id.to_string();
+            if generation < 0 && group.members.is_empty() {
+                return Ok(());
+            }
+            let member = group
+                .members
+                .get(&member_id)
+                .ok_or(ResponseError::UnknownMemberId)?;
+            if info.api_version < 9 {
+                return Err(ResponseError::UnsupportedVersion);
+            }
+            if generation != member.member_epoch {
+                return Err(ResponseError::StaleMemberEpoch);
+            }
+            return Ok(());
+        }
         let group = match self.groups.get(&group_id) {
             Some(group) => group,
             None if generation < 0 => {
@@ -691,8 +761,31 @@ impl GroupShard {
         group_id: &str,
         topics: Option<&[(String, Vec<i32>)]>,
     ) -> Result<Vec<(String, Vec<FetchedOffset>)>, ResponseError> {
+        self.fetch_offsets_as(group_id, None, topics)
+    }
+
+    /// OffsetFetch v9+: a KIP-848 member names itself and its epoch, which must be current.
+    pub fn fetch_offsets_as(
+        &self,
+        group_id: &str,
+        member: Option<(&str, i32)>,
+        topics: Option<&[(String, Vec<i32>)]>,
+    ) -> Result<Vec<(String, Vec<FetchedOffset>)>, ResponseError> {
         if group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
+        }
+        if let (Some(group), Some((member_id, epoch))) =
+            (self.consumer_groups.get(group_id), member)
+        {
+            if epoch >= 0 || !member_id.is_empty() {
+                let m = group
+                    .members
+                    .get(member_id)
+                    .ok_or(ResponseError::UnknownMemberId)?;
+                if m.member_epoch != epoch {
+                    return Err(ResponseError::StaleMemberEpoch);
+                }
+            }
         }
         let committed = self.offsets.get(group_id);
         let fetched = |topic: &str, partition: i32| {
@@ -739,6 +832,31 @@ impl GroupShard {
         ),
         ResponseError,
     > {
+        if let Some(cg) = self.consumer_groups.get(group_id) {
+            let subscribed: BTreeSet<&String> =
+                cg.members.values().flat_map(|m| &m.subscribed).collect();
+            let committed = self.offsets.get(group_id);
+            let mut out = Vec::new();
+            let results = topics
+                .iter()
+                .map(|(topic, partitions)| {
+                    let errors = partitions
+                        .iter()
+                        .map(|p| {
+                            if subscribed.contains(topic) {
+                                return (*p, Some(ResponseError::GroupSubscribedToTopic));
+                            }
+                            if committed.is_some_and(|c| c.contains_key(&(topic.clone(), *p))) {
+                                out.push(records::offset_commit_tombstone(group_id, topic, *p));
+                            }
+                            (*p, None)
+                        })
+                        .collect();
+                    (topic.clone(), errors)
+                })
+                .collect();
+            return Ok((out, results));
+        }
         let group = match self.groups.get(group_id) {
             Some(g) if !g.is(GroupState::Dead) => g,
             _ => return Err(ResponseError::GroupIdNotFound),
@@ -783,7 +901,28 @@ impl GroupShard {
         let results = group_ids
             .iter()
             .map(|group_id| {
+                let consumer_group_empty = self
+                    .consumer_groups
+                    .get(group_id)
+                    .map(|g| g.members.is_empty());
                 let error = match self.groups.get(group_id) {
+                    None if consumer_group_empty == Some(false) => {
+                        Some(ResponseError::NonEmptyGroup)
+                    }
+                    None if consumer_group_empty == Some(true) => {
+                        for (topic, partition) in self
+                            .offsets
+                            .get(group_id)
+                            .into_iter()
+                            .flat_map(|o| o.keys())
+                        {
+                            out.push(records::offset_commit_tombstone(
+                                group_id, topic, *partition,
+                            ));
+                        }
+                        out.push(records::group_metadata_tombstone(group_id));
+                        None
+                    }
                     None => Some(ResponseError::GroupIdNotFound),
                     Some(g) if g.is(GroupState::Dead) => Some(ResponseError::GroupIdNotFound),
                     Some(g) if !g.is(GroupState::Empty) => Some(ResponseError::NonEmptyGroup),
@@ -817,8 +956,15 @@ impl GroupShard {
             .map(|g| ListedGroup {
                 group_id: g.group_id.clone(),
                 protocol_type: g.protocol_type.clone().unwrap_or_default(),
-                state: g.state,
+                state: g.state.name(),
+                group_type: "classic",
             })
+            .chain(self.consumer_groups.values().map(|g| ListedGroup {
+                group_id: g.group_id.clone(),
+                protocol_type: "consumer".into(),
+                state: g.state_name(),
+                group_type: "consumer",
+            }))
             .collect()
     }
 
@@ -1436,4 +1582,347 @@ fn member_list(group: &ClassicGroup) -> Vec<JoinGroupResponseMember> {
                 .with_metadata(m.metadata(&protocol).cloned().unwrap_or_default())
         })
         .collect()
+}
+
+/// Removes consumer-group members whose session or revocation deadline passed; the group
+/// epoch moves and the target is recomputed so that the others pick up their partitions.
+fn expire_consumer_members(group: &mut ConsumerGroup, now_ms: i64) {
+    let expired: Vec<String> = group
+        .members
+        .values()
+        .filter(|m| {
+            m.session_deadline_ms <= now_ms || m.revocation_deadline_ms.is_some_and(|d| d <= now_ms)
+        })
+        .map(|m| m.member_id.clone())
+        .collect();
+    if expired.is_empty() {
+        return;
+    }
+    for member_id in expired {
+        group.members.remove(&member_id);
+        group.target.remove(&member_id);
+    }
+    group.group_epoch += 1;
+    if group.members.is_empty() {
+        group.state_timestamp_ms = now_ms;
+    }
+    group.compute_target();
+}
+
+type HeartbeatError = (ResponseError, Option<String>);
+
+fn invalid(message: &str) -> HeartbeatError {
+    (ResponseError::InvalidRequest, Some(message.to_string()))
+}
+
+impl GroupShard {
+    /// ConsumerGroupHeartbeat (KIP-848): join (epoch 0), heartbeat, leave (-1, or -2 for a
+    /// static member). `topics` looks a topic up in the metadata image.
+    pub fn consumer_heartbeat(
+        &mut self,
+        info: &RequestInfo,
+        request: &ConsumerGroupHeartbeatRequest,
+        fresh_id: &str,
+        topics: &dyn Fn(&str) -> Option<TopicInfo>,
+    ) -> ConsumerGroupHeartbeatResponse {
+        match self.consumer_heartbeat_inner(info, request, fresh_id, topics) {
+            Ok(response) => response,
+            Err((error, message)) => ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(error.code())
+                .with_error_message(message.map(|m| s(&m))),
+        }
+    }
+
+    fn consumer_heartbeat_inner(
+        &mut self,
+        info: &RequestInfo,
+        request: &ConsumerGroupHeartbeatRequest,
+        fresh_id: &str,
+        topics: &dyn Fn(&str) -> Option<TopicInfo>,
+    ) -> Result<ConsumerGroupHeartbeatResponse, HeartbeatError> {
+        let group_id = request.group_id.0.to_string();
+        let epoch = request.member_epoch;
+        let instance_id = request.instance_id.as_ref().map(|i| i.to_string());
+        let owned: Option<Partitions> = request.topic_partitions.as_ref().map(|tps| {
+            tps.iter()
+                .filter(|tp| !tp.partitions.is_empty())
+                .map(|tp| (tp.topic_id, tp.partitions.iter().copied().collect()))
+                .collect()
+        });
+        // Kafka's request validation.
+        if group_id.is_empty() {
+            return Err(invalid("GroupId can't be empty."));
+        }
+        if instance_id.as_deref() == Some("") {
+            return Err(invalid("InstanceId can't be empty."));
+        }
+        if request.rack_id.as_ref().is_some_and(|r| r.is_empty()) {
+            return Err(invalid("RackId can't be empty."));
+        }
+        // librdkafka sends "" for "no regex"; regex subscriptions are not supported yet.
+        if request
+            .subscribed_topic_regex
+            .as_ref()
+            .is_some_and(|r| !r.is_empty())
+        {
+            return Err(invalid("SubscribedTopicRegex is not supported yet."));
+        }
+        match epoch {
+            e if e > 0 || e == -1 || e == -2 => {
+                if request.member_id.is_empty() {
+                    return Err(invalid("MemberId can't be empty."));
+                }
+                if e == -2 && instance_id.is_none() {
+                    return Err(invalid("InstanceId can't be null."));
+                }
+            }
+            0 => {
+                if request.rebalance_timeout_ms == -1 {
+                    return Err(invalid(
+                        "RebalanceTimeoutMs must be provided in first request.",
+                    ));
+                }
+                if owned.as_ref().is_none_or(|o| !o.is_empty()) {
+                    return Err(invalid("TopicPartitions must be empty when (re-)joining."));
+                }
+                if request
+                    .subscribed_topic_names
+                    .as_ref()
+                    .is_none_or(|n| n.is_empty())
+                {
+                    return Err(invalid(
+                        "SubscribedTopicNames must be set in first request.",
+                    ));
+                }
+            }
+            _ => return Err(invalid("MemberEpoch is invalid.")),
+        }
+        if let Some(assignor) = &request.server_assignor {
+            if !consumer::ASSIGNORS.contains(&assignor.as_str()) {
+                return Err((
+                    ResponseError::UnsupportedAssignor,
+                    Some(format!(
+                        "ServerAssignor {assignor} is not supported. Supported assignors: {}.",
+                        consumer::ASSIGNORS.join(", ")
+                    )),
+                ));
+            }
+        }
+        // A classic group with members keeps its id; an empty one (offsets only) converts.
+        if let Some(classic) = self.groups.get(&group_id) {
+            if !classic.members.is_empty() || !classic.pending_members.is_empty() {
+                return Err((
+                    ResponseError::GroupIdNotFound,
+                    Some(format!("Group {group_id} is not a consumer group.")),
+                ));
+            }
+            if epoch != 0 {
+                return Err((ResponseError::UnknownMemberId, None));
+            }
+            self.groups.remove(&group_id);
+        }
+        let now_ms = info.now_ms;
+        let session_timeout_ms = i64::from(self.config.consumer_session_timeout_ms);
+        let heartbeat_interval_ms = self.config.consumer_heartbeat_interval_ms;
+        if epoch != 0 && !self.consumer_groups.contains_key(&group_id) {
+            // Not known here (e.g. after a coordinator restart): the member rejoins.
+            return Err((ResponseError::UnknownMemberId, None));
+        }
+        let group = self
+            .consumer_groups
+            .entry(group_id.clone())
+            .or_insert_with(|| ConsumerGroup::new(&group_id, now_ms));
+        let member_id = if request.member_id.is_empty() {
+            fresh_id.to_string()
+        } else {
+            request.member_id.to_string()
+        };
+
+        if epoch < 0 {
+            if group.members.remove(&member_id).is_none() {
+                return Err((ResponseError::UnknownMemberId, None));
+            }
+            group.target.remove(&member_id);
+            group.group_epoch += 1;
+            if group.members.is_empty() {
+                group.state_timestamp_ms = now_ms;
+            }
+            group.topics = group.subscribed_topics(topics);
+            group.compute_target();
+            return Ok(ConsumerGroupHeartbeatResponse::default()
+                .with_member_id(Some(s(&member_id)))
+                .with_member_epoch(epoch)
+                .with_heartbeat_interval_ms(heartbeat_interval_ms));
+        }
+
+        let mut bump = false;
+        if epoch == 0 {
+            if let Some(instance) = &instance_id {
+                let holder = group
+                    .members
+                    .values()
+                    .find(|m| m.instance_id.as_ref() == Some(instance) && m.member_id != member_id);
+                if holder.is_some() {
+                    return Err((
+                        ResponseError::UnreleasedInstanceId,
+                        Some(format!("Static member {instance} is still in use.")),
+                    ));
+                }
+            }
+            // (Re)joining owns nothing: a previous incarnation's partitions are released.
+            group.members.remove(&member_id);
+            group.members.insert(
+                member_id.clone(),
+                ConsumerMember {
+                    member_id: member_id.clone(),
+                    instance_id: instance_id.clone(),
+                    rack_id: None,
+                    client_id: info.client_id.clone(),
+                    client_host: info.client_host.clone(),
+                    member_epoch: 0,
+                    previous_member_epoch: -1,
+                    state: MemberState::Stable,
+                    rebalance_timeout_ms: request.rebalance_timeout_ms,
+                    subscribed: vec![],
+                    server_assignor: None,
+                    assigned: Partitions::new(),
+                    revoking: Partitions::new(),
+                    session_deadline_ms: now_ms + session_timeout_ms,
+                    revocation_deadline_ms: None,
+                },
+            );
+            bump = true;
+        } else {
+            let member = group
+                .members
+                .get(&member_id)
+                .ok_or((ResponseError::UnknownMemberId, None))?;
+            group
+                .check_epoch(member, epoch, owned.as_ref())
+                .map_err(|e| (e, None))?;
+        }
+        let before = group.members[&member_id].assigned.clone();
+        {
+            let member = group.members.get_mut(&member_id).expect("member exists");
+            if let Some(names) = &request.subscribed_topic_names {
+                let mut names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+                names.sort();
+                names.dedup();
+                if names != member.subscribed {
+                    member.subscribed = names;
+                    bump = true;
+                }
+            }
+            if request.rebalance_timeout_ms != -1 {
+                member.rebalance_timeout_ms = request.rebalance_timeout_ms;
+            }
+            if let Some(assignor) = &request.server_assignor {
+                if member.server_assignor.as_deref() != Some(assignor.as_str()) {
+                    member.server_assignor = Some(assignor.to_string());
+                    bump = true;
+                }
+            }
+            if request.rack_id.is_some() {
+                member.rack_id = request.rack_id.as_ref().map(|r| r.to_string());
+            }
+            member.client_id = info.client_id.clone();
+            member.client_host = info.client_host.clone();
+            member.session_deadline_ms = now_ms + session_timeout_ms;
+        }
+        // Partition counts of subscribed topics may have changed (CreatePartitions).
+        let subscribed = group.subscribed_topics(topics);
+        if subscribed != group.topics {
+            group.topics = subscribed;
+            bump = true;
+        }
+        if bump {
+            group.group_epoch += 1;
+        }
+        if group.group_epoch > group.assignment_epoch {
+            group.compute_target();
+        }
+        group.reconcile(&member_id, owned.as_ref(), now_ms);
+        let member = &group.members[&member_id];
+        let full = epoch == 0
+            || (request.rebalance_timeout_ms != -1
+                && request.subscribed_topic_names.is_some()
+                && request.topic_partitions.is_some());
+        let mut response = ConsumerGroupHeartbeatResponse::default()
+            .with_member_id(Some(s(&member_id)))
+            .with_member_epoch(member.member_epoch)
+            .with_heartbeat_interval_ms(heartbeat_interval_ms);
+        if full || member.assigned != before {
+            response.assignment = Some(
+                ConsumerGroupAssignment::default().with_topic_partitions(
+                    member
+                        .assigned
+                        .iter()
+                        .map(|(topic_id, partitions)| {
+                            HeartbeatTopicPartitions::default()
+                                .with_topic_id(*topic_id)
+                                .with_partitions(partitions.iter().copied().collect())
+                        })
+                        .collect(),
+                ),
+            );
+        }
+        Ok(response)
+    }
+
+    /// ConsumerGroupDescribe for one group.
+    pub fn consumer_describe(&self, group_id: &str) -> ConsumerDescribedGroup {
+        let described = ConsumerDescribedGroup::default()
+            .with_group_id(GroupId(s(group_id)))
+            .with_authorized_operations(i32::MIN);
+        let Some(group) = self.consumer_groups.get(group_id) else {
+            let message = if self.groups.contains_key(group_id) {
+                format!("Group {group_id} is not a consumer group.")
+            } else {
+                format!("Group {group_id} not found.")
+            };
+            return described
+                .with_error_code(ResponseError::GroupIdNotFound.code())
+                .with_error_message(Some(s(&message)));
+        };
+        let assignment = |partitions: &Partitions| {
+            DescribeAssignment::default().with_topic_partitions(
+                partitions
+                    .iter()
+                    .map(|(id, ps)| {
+                        DescribeTopicPartitions::default()
+                            .with_topic_id(*id)
+                            .with_topic_name(TopicName(s(group.topic_name(id).unwrap_or(""))))
+                            .with_partitions(ps.iter().copied().collect())
+                    })
+                    .collect(),
+            )
+        };
+        let members = group
+            .members
+            .values()
+            .map(|m| {
+                DescribeMember::default()
+                    .with_member_id(s(&m.member_id))
+                    .with_instance_id(m.instance_id.as_deref().map(s))
+                    .with_rack_id(m.rack_id.as_deref().map(s))
+                    .with_member_epoch(m.member_epoch)
+                    .with_client_id(s(&m.client_id))
+                    .with_client_host(s(&m.client_host))
+                    .with_subscribed_topic_names(
+                        m.subscribed.iter().map(|t| TopicName(s(t))).collect(),
+                    )
+                    .with_assignment(assignment(&m.assigned))
+                    .with_target_assignment(assignment(
+                        &group.target.get(&m.member_id).cloned().unwrap_or_default(),
+                    ))
+                    .with_member_type(1)
+            })
+            .collect();
+        described
+            .with_group_state(s(group.state_name()))
+            .with_group_epoch(group.group_epoch)
+            .with_assignment_epoch(group.assignment_epoch)
+            .with_assignor_name(s(group.assignor_name()))
+            .with_members(members)
+    }
 }

@@ -331,7 +331,10 @@ fn session_expiry_removes_a_silent_member() {
     for _ in 0..5 {
         sim.advance(3_000);
         let result = sim.heartbeat("g", &l, gen);
-        assert!(matches!(result, Ok(()) | Err(ResponseError::RebalanceInProgress)));
+        assert!(matches!(
+            result,
+            Ok(()) | Err(ResponseError::RebalanceInProgress)
+        ));
     }
     assert_eq!(
         sim.shard.group_state("g"),
@@ -360,7 +363,11 @@ fn rebalance_timeout_drops_members_that_do_not_rejoin() {
         .expect("join completes at the rebalance timeout");
     assert_eq!(r.generation_id, gen + 1);
     assert_eq!(r.members.len(), 1);
-    assert_eq!(r.protocol_name.as_deref(), Some("roundrobin"), "the sole member's preference");
+    assert_eq!(
+        r.protocol_name.as_deref(),
+        Some("roundrobin"),
+        "the sole member's preference"
+    );
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! ListGroups: every group this node coordinates, filtered by state (v4+) and type (v5+,
-//! case-insensitive as Kafka's). All groups are "classic" until KIP-848 groups land.
+//! ListGroups: every group this node coordinates, classic and KIP-848 ("consumer")
+//! together, filtered by state (v4+) and type (v5+), case-insensitively as Kafka does.
 
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
@@ -10,8 +10,6 @@ use crate::api::RequestContext;
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = ListGroupsRequest::VERSIONS;
-
-const GROUP_TYPE: &str = "classic";
 
 pub fn handle(
     state: &BrokerState,
@@ -28,25 +26,23 @@ pub fn handle(
         .iter()
         .map(|s| s.to_lowercase())
         .collect();
-    if !types.is_empty() && !types.iter().any(|t| t == GROUP_TYPE) {
-        return ListGroupsResponse::default();
-    }
     let groups = state
         .group_coordinator
         .list_groups()
         .into_iter()
-        .filter(|g| states.is_empty() || states.contains(&g.state.name().to_lowercase()))
+        .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
+        .filter(|g| types.is_empty() || types.contains(&g.group_type.to_string()))
         .map(|g| {
             let listed = ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(g.group_id)))
                 .with_protocol_type(str_bytes(g.protocol_type));
             let listed = if ctx.api_version >= 4 {
-                listed.with_group_state(str_bytes(g.state.name()))
+                listed.with_group_state(str_bytes(g.state))
             } else {
                 listed
             };
             if ctx.api_version >= 5 {
-                listed.with_group_type(str_bytes(GROUP_TYPE))
+                listed.with_group_type(str_bytes(g.group_type))
             } else {
                 listed
             }

@@ -40,7 +40,14 @@ pub fn handle(
                         .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
                         .collect()
                 });
-                let fetched = coordinator.fetch_offsets(g.group_id.as_str(), topics.as_deref());
+                // v9+ (KIP-848) members name themselves and their epoch.
+                let member_id = g.member_id.as_ref().map(|m| m.to_string());
+                let member = match (&member_id, g.member_epoch) {
+                    (None, -1) => None,
+                    (id, epoch) => Some((id.as_deref().unwrap_or(""), epoch)),
+                };
+                let fetched =
+                    coordinator.fetch_offsets(g.group_id.as_str(), member, topics.as_deref());
                 group_response(g.group_id.clone(), fetched)
             })
             .collect();
@@ -51,7 +58,7 @@ pub fn handle(
             .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
             .collect()
     });
-    let fetched = coordinator.fetch_offsets(request.group_id.as_str(), topics.as_deref());
+    let fetched = coordinator.fetch_offsets(request.group_id.as_str(), None, topics.as_deref());
     match fetched {
         Ok(topics) => OffsetFetchResponse::default().with_topics(
             topics

@@ -1,0 +1,166 @@
+//! KIP-848 consumer groups without sockets: members join, converge to disjoint assignments
+//! through revocation before reassignment, and leave.
+
+use std::collections::BTreeSet;
+
+use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+use kafka_protocol::messages::{
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use moldau_coordinator::{GroupConfig, GroupShard, RequestInfo, TopicInfo};
+use uuid::Uuid;
+
+const TOPIC: Uuid = Uuid::from_u128(7);
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+fn lookup(name: &str) -> Option<TopicInfo> {
+    (name == "t").then_some(TopicInfo {
+        id: TOPIC,
+        partitions: 6,
+    })
+}
+
+/// A client as librdkafka behaves: it owns what it was last assigned.
+struct Client {
+    member_id: String,
+    epoch: i32,
+    owned: BTreeSet<i32>,
+}
+
+fn info(now_ms: i64) -> RequestInfo {
+    RequestInfo {
+        now_ms,
+        api_version: 1,
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+    }
+}
+
+fn heartbeat(
+    shard: &mut GroupShard,
+    c: &mut Client,
+    now_ms: i64,
+) -> ConsumerGroupHeartbeatResponse {
+    let owned = vec![TopicPartitions::default()
+        .with_topic_id(TOPIC)
+        .with_partitions(c.owned.iter().copied().collect())];
+    let mut request = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_member_id(s(&c.member_id))
+        .with_member_epoch(c.epoch)
+        .with_rebalance_timeout_ms(if c.epoch == 0 { 30_000 } else { -1 })
+        .with_topic_partitions(Some(if c.epoch == 0 { vec![] } else { owned }));
+    if c.epoch == 0 {
+        request.subscribed_topic_names = Some(vec![TopicName(s("t"))]);
+    }
+    let fresh = Uuid::new_v4().to_string();
+    let response = shard.consumer_heartbeat(&info(now_ms), &request, &fresh, &lookup);
+    assert_eq!(response.error_code, 0, "{:?}", response.error_message);
+    c.member_id = response.member_id.as_ref().unwrap().to_string();
+    c.epoch = response.member_epoch;
+    if let Some(assignment) = &response.assignment {
+        c.owned = assignment
+            .topic_partitions
+            .iter()
+            .flat_map(|tp| tp.partitions.iter().copied())
+            .collect();
+    }
+    response
+}
+
+fn new_client() -> Client {
+    Client {
+        member_id: String::new(),
+        epoch: 0,
+        owned: BTreeSet::new(),
+    }
+}
+
+/// Heartbeats every client until their assignments cover all 6 partitions disjointly;
+/// checks at every step that no partition is owned twice.
+fn converge(shard: &mut GroupShard, clients: &mut [Client], now_ms: &mut i64) {
+    for round in 0..60 {
+        let i = round % clients.len();
+        *now_ms += 100;
+        heartbeat(shard, &mut clients[i], *now_ms);
+        let mut seen = BTreeSet::new();
+        for p in clients.iter().flat_map(|c| c.owned.iter()) {
+            assert!(seen.insert(*p), "partition {p} owned twice");
+        }
+        let balanced = seen.len() == 6 && clients.iter().all(|c| !c.owned.is_empty());
+        let settled = clients.iter().all(|c| c.epoch == clients[0].epoch);
+        if balanced && settled {
+            return;
+        }
+    }
+    panic!(
+        "no convergence: {:?}",
+        clients.iter().map(|c| &c.owned).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn members_converge_without_double_ownership_and_leave() {
+    let mut shard = GroupShard::new(GroupConfig::default());
+    shard.finish_load(0);
+    let mut now_ms = 0;
+    let mut clients = vec![new_client()];
+    heartbeat(&mut shard, &mut clients[0], now_ms);
+    assert_eq!(clients[0].owned.len(), 6, "a sole member gets everything");
+    clients.push(new_client());
+    converge(&mut shard, &mut clients, &mut now_ms);
+    clients.push(new_client());
+    converge(&mut shard, &mut clients, &mut now_ms);
+    let sizes: Vec<usize> = clients.iter().map(|c| c.owned.len()).collect();
+    assert_eq!(sizes, vec![2, 2, 2]);
+    // One leaves; the others take over its partitions.
+    let leaving = clients.pop().unwrap();
+    let request = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_member_id(s(&leaving.member_id))
+        .with_member_epoch(-1);
+    let response = shard.consumer_heartbeat(&info(now_ms), &request, "x", &lookup);
+    assert_eq!(response.error_code, 0);
+    assert_eq!(response.member_epoch, -1);
+    converge(&mut shard, &mut clients, &mut now_ms);
+    let listed = shard.list_groups();
+    assert_eq!(listed[0].group_type, "consumer");
+    assert_eq!(listed[0].state, "Stable");
+}
+
+#[test]
+fn stale_epochs_are_fenced_and_silent_members_expire() {
+    let mut shard = GroupShard::new(GroupConfig::default());
+    shard.finish_load(0);
+    let mut a = new_client();
+    heartbeat(&mut shard, &mut a, 0);
+    let request = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_member_id(s(&a.member_id))
+        .with_member_epoch(a.epoch + 5);
+    let response = shard.consumer_heartbeat(&info(10), &request, "x", &lookup);
+    assert_eq!(response.error_code, ResponseError::FencedMemberEpoch.code());
+    let mut b = new_client();
+    heartbeat(&mut shard, &mut b, 20);
+    // a stops heartbeating: after the session timeout it is removed and b gets everything.
+    heartbeat(&mut shard, &mut b, 40_000);
+    let fx = shard.tick(50_000);
+    assert!(fx.records.is_empty() || fx.records.iter().all(|r| r.value.is_none()));
+    let mut now_ms = 50_000;
+    for _ in 0..3 {
+        now_ms += 100;
+        heartbeat(&mut shard, &mut b, now_ms);
+    }
+    assert_eq!(b.owned.len(), 6);
+    let request = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_member_id(s(&a.member_id))
+        .with_member_epoch(a.epoch);
+    let response = shard.consumer_heartbeat(&info(now_ms), &request, "x", &lookup);
+    assert_eq!(response.error_code, ResponseError::UnknownMemberId.code());
+}
