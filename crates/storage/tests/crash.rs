@@ -404,7 +404,7 @@ fn run(case: Case) {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 48,
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48),
         max_shrink_iters: 200,
         failure_persistence: None,
         ..ProptestConfig::default()
