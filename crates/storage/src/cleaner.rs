@@ -88,9 +88,10 @@ impl<'a> LogCleaner<'a> {
         } else {
             dirty as f64 / total as f64
         };
+        // Kafka: a dirty record older than max.compaction.lag.ms forces a pass.
         let overdue = segments[dirty_start..].iter().any(|s| {
-            s.size_bytes() > 0
-                && now_ms.saturating_sub(s.largest_timestamp()) > config.max_compaction_lag_ms
+            let first_ts = s.first_batch_timestamp();
+            first_ts >= 0 && now_ms.saturating_sub(first_ts) > config.max_compaction_lag_ms
         });
         dirty > 0 && (ratio >= config.min_cleanable_dirty_ratio || overdue)
     }

@@ -241,6 +241,15 @@ impl ProducerStateManager {
         let _ = self.delete_snapshots(|o| o < log_start_offset);
     }
 
+    /// Kafka's `removeExpiredProducers`: forgets producers idle for `expiration_ms`
+    /// (`producer.id.expiration.ms`) with no ongoing transaction.
+    pub fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) {
+        self.producers.retain(|_, e| {
+            e.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
+        });
+    }
+
     /// Drops all state; the caller replays from `offset`.
     pub fn reset_to(&mut self, offset: i64) {
         self.producers.clear();

@@ -15,6 +15,9 @@ use crate::loader::rebuild_producer_state;
 use crate::log::{lock, segment_index_for, Log, LogWriter, PendingDelete};
 use crate::segment::LogSegment;
 
+/// Kafka's `producer.id.expiration.ms` default (1 day).
+pub const PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
+
 impl Log {
     /// One retention pass: log start offset, then `retention.ms` / `retention.bytes`
     /// when the policy includes delete. Returns the number of segments deleted.
@@ -42,6 +45,9 @@ impl Log {
                 })?;
             }
         }
+        lock(&self.writer)
+            .producers
+            .remove_expired_producers(now_ms, PRODUCER_ID_EXPIRATION_MS);
         self.remove_deleted_files(now_ms)?;
         Ok(deleted)
     }

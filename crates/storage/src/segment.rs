@@ -237,6 +237,11 @@ impl LogSegment {
         &self.log
     }
 
+    /// Max timestamp of the first batch, or NO_TIMESTAMP if empty.
+    pub fn first_batch_timestamp(&self) -> i64 {
+        self.first_batch_timestamp.load(Ordering::Relaxed)
+    }
+
     /// Largest batch max timestamp in the segment, or NO_TIMESTAMP.
     pub fn max_timestamp(&self) -> i64 {
         self.max_timestamp.load(Ordering::Acquire)
