@@ -24,6 +24,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
 
 use crate::batch::{self, BatchHeader, BatchSpan};
+use crate::checkpoint::sync_dir;
 use crate::config::LogConfig;
 use crate::error::StorageError;
 use crate::log::{lock, Log};
@@ -123,6 +124,8 @@ impl<'a> LogCleaner<'a> {
         cleaned.flush()?;
         drop(cleaned);
         rename_segment_files(&log.dir, base, ".cleaned", ".swap")?;
+        // The .log.swap rename commits the swap: make it durable first.
+        sync_dir(&log.dir)?;
         self.swap_in(group, base, config, now_ms)
     }
 
@@ -156,12 +159,14 @@ impl<'a> LogCleaner<'a> {
         }
         let segment = Arc::new(segment);
         let mut segments: Vec<Arc<LogSegment>> = log.segments_snapshot().as_ref().clone();
-        let first = segments
-            .iter()
-            .position(|s| s.base_offset() == base)
-            .expect("group is in the log");
+        let Some(first) = segments.iter().position(|s| s.base_offset() == base) else {
+            return Err(StorageError::LogDirNotFound(format!(
+                "segment {base} vanished while cleaning"
+            )));
+        };
         segments.splice(first..first + group.len(), [segment]);
         log.publish_segments(segments);
+        sync_dir(&log.dir)?;
         Ok(())
     }
 }

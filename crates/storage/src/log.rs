@@ -271,7 +271,7 @@ impl Log {
         }
         self.append_locked(&mut w, records, &spans, config, now_ms)?;
         w.producers.commit(producer_info, next_offset);
-        self.assign_epoch(leader_epoch, spans[0].header.base_offset)?;
+        self.assign_epoch(leader_epoch, spans[0].header.base_offset);
         Ok(self.append_info(&spans, records.len(), append_time.then_some(now_ms)))
     }
 
@@ -301,7 +301,7 @@ impl Log {
         self.append_locked(&mut w, records, &spans, &config, now_ms)?;
         for span in &spans {
             w.producers.replay(&span.header);
-            self.assign_epoch(span.header.partition_leader_epoch, span.header.base_offset)?;
+            self.assign_epoch(span.header.partition_leader_epoch, span.header.base_offset);
         }
         Ok(self.append_info(&spans, records.len(), None))
     }
@@ -445,15 +445,17 @@ impl Log {
         Ok(segment)
     }
 
-    fn assign_epoch(&self, epoch: i32, start_offset: i64) -> Result<(), StorageError> {
-        let latest = self.latest_epoch();
-        if epoch >= 0 && latest.is_none_or(|e| epoch > e) {
-            self.epochs
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .assign(epoch, start_offset)?;
+    /// Records a new leader epoch. The data is already appended, so a failure to
+    /// persist the checkpoint is logged, not returned: recovery rebuilds epochs
+    /// from the batches' partition leader epochs.
+    fn assign_epoch(&self, epoch: i32, start_offset: i64) {
+        if epoch < 0 || self.latest_epoch().is_some_and(|e| epoch <= e) {
+            return;
         }
-        Ok(())
+        let mut epochs = self.epochs.write().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = epochs.assign(epoch, start_offset) {
+            tracing::warn!(tp = %self.tp, epoch, %e, "could not persist leader-epoch-checkpoint");
+        }
     }
 
     /// Whole batches from the one containing `start_offset`, up to `max_bytes`
