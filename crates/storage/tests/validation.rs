@@ -204,8 +204,10 @@ fn inconsistent_record_count_is_rejected() {
 
 #[test]
 fn batch_larger_than_max_message_bytes_is_message_too_large() {
-    let mut config = LogConfig::default();
-    config.max_message_bytes = 1000;
+    let config = LogConfig {
+        max_message_bytes: 1000,
+        ..LogConfig::default()
+    };
     let h = Harness::new(config);
     let mut small = sized_batch(5, 20, Compression::None, NOW);
     append(h.log(), &mut small, NOW).unwrap();
@@ -231,9 +233,11 @@ fn batch_larger_than_max_message_bytes_is_message_too_large() {
 
 #[test]
 fn timestamps_outside_before_and_after_max_ms_are_invalid() {
-    let mut config = LogConfig::default();
-    config.message_timestamp_before_max_ms = 60_000;
-    config.message_timestamp_after_max_ms = 1_000;
+    let config = LogConfig {
+        message_timestamp_before_max_ms: 60_000,
+        message_timestamp_after_max_ms: 1_000,
+        ..LogConfig::default()
+    };
     let h = Harness::new(config.clone());
     for codec in [Compression::None, Compression::Zstd] {
         let mut old = batch(&three_records(NOW - 60_001 - 2), codec);
@@ -269,8 +273,10 @@ fn timestamps_outside_before_and_after_max_ms_are_invalid() {
 
 #[test]
 fn log_append_time_is_patched_into_the_batch() {
-    let mut config = LogConfig::default();
-    config.message_timestamp_type = TimestampType::LogAppendTime;
+    let config = LogConfig {
+        message_timestamp_type: TimestampType::LogAppendTime,
+        ..LogConfig::default()
+    };
     let h = Harness::new(config);
     for (i, codec) in ALL_CODECS.into_iter().enumerate() {
         let now = NOW + 1000 * i as i64;
@@ -425,8 +431,10 @@ fn rejected_batch_rejects_the_whole_request() {
 
 #[test]
 fn compacted_topic_rejects_records_without_key() {
-    let mut config = LogConfig::default();
-    config.cleanup_policy = CleanupPolicy::Compact;
+    let config = LogConfig {
+        cleanup_policy: CleanupPolicy::Compact,
+        ..LogConfig::default()
+    };
     let h = Harness::new(config);
     let mut keyed = batch(&three_records(NOW), Compression::None);
     append(h.log(), &mut keyed, NOW).unwrap();
