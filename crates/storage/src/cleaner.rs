@@ -157,6 +157,7 @@ impl<'a> LogCleaner<'a> {
         if !intact {
             segment.recover(config.index_interval_bytes, |_| {})?;
         }
+        segment.make_indexes_cold();
         let segment = Arc::new(segment);
         let mut segments: Vec<Arc<LogSegment>> = log.segments_snapshot().as_ref().clone();
         let Some(first) = segments.iter().position(|s| s.base_offset() == base) else {

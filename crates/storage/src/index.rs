@@ -67,12 +67,21 @@ impl IndexEntry for TimestampOffset {
     }
 }
 
-/// A sparse index file plus its entries in memory. One writer, many readers.
+/// Where an index's entries live. The active segment's index is resident (it is
+/// appended to and hot); closed segments' indexes are searched on disk by
+/// positional reads through the page cache, so memory does not grow with the log
+/// (Kafka gets the same effect from mmap).
+enum Entries<E> {
+    Resident(Vec<E>),
+    OnDisk { count: usize },
+}
+
+/// A sparse index file. One writer, many readers.
 pub struct SparseIndex<E: IndexEntry> {
     file: File,
     base_offset: i64,
     max_entries: usize,
-    entries: RwLock<Vec<E>>,
+    entries: RwLock<Entries<E>>,
 }
 
 /// Offset -> file position.
@@ -114,12 +123,7 @@ impl<E: IndexEntry> SparseIndex<E> {
         if !len.is_multiple_of(E::SIZE) {
             return Ok(None);
         }
-        let mut bytes = vec![0u8; len];
-        file.read_exact_at(&mut bytes, 0)?;
-        let entries: Vec<E> = bytes
-            .chunks_exact(E::SIZE)
-            .map(|c| E::decode(base_offset, c))
-            .collect();
+        let entries = read_all(&file, base_offset, len / E::SIZE)?;
         if !is_valid(&entries) {
             return Ok(None);
         }
@@ -137,20 +141,36 @@ impl<E: IndexEntry> SparseIndex<E> {
             file,
             base_offset,
             max_entries,
-            entries: RwLock::new(entries),
+            entries: RwLock::new(Entries::Resident(entries)),
         }
     }
 
-    fn read_entries(&self) -> std::sync::RwLockReadGuard<'_, Vec<E>> {
+    fn read_entries(&self) -> std::sync::RwLockReadGuard<'_, Entries<E>> {
         self.entries.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write_entries(&self) -> std::sync::RwLockWriteGuard<'_, Vec<E>> {
-        self.entries.write().unwrap_or_else(|e| e.into_inner())
+    /// The entries, loaded into memory (for the writer: append and truncate).
+    fn resident(&self) -> io::Result<std::sync::RwLockWriteGuard<'_, Entries<E>>> {
+        let mut guard = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if let Entries::OnDisk { count } = *guard {
+            *guard = Entries::Resident(read_all(&self.file, self.base_offset, count)?);
+        }
+        Ok(guard)
+    }
+
+    /// Drops the in-memory copy: lookups go to the file from now on.
+    pub fn make_cold(&self) {
+        let mut guard = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if let Entries::Resident(v) = &*guard {
+            *guard = Entries::OnDisk { count: v.len() };
+        }
     }
 
     pub fn entry_count(&self) -> usize {
-        self.read_entries().len()
+        match &*self.read_entries() {
+            Entries::Resident(v) => v.len(),
+            Entries::OnDisk { count } => *count,
+        }
     }
 
     pub fn is_full(&self) -> bool {
@@ -158,7 +178,20 @@ impl<E: IndexEntry> SparseIndex<E> {
     }
 
     pub fn last_entry(&self) -> Option<E> {
-        self.read_entries().last().copied()
+        let n = self.entry_count();
+        n.checked_sub(1).and_then(|i| self.entry_at(i))
+    }
+
+    fn entry_at(&self, i: usize) -> Option<E> {
+        match &*self.read_entries() {
+            Entries::Resident(v) => v.get(i).copied(),
+            Entries::OnDisk { .. } => {
+                let mut buf = [0u8; 16];
+                let buf = &mut buf[..E::SIZE];
+                self.file.read_exact_at(buf, (i * E::SIZE) as u64).ok()?;
+                Some(E::decode(self.base_offset, buf))
+            }
+        }
     }
 
     /// Appends one entry (writer only). The file write happens before the entry is
@@ -166,7 +199,10 @@ impl<E: IndexEntry> SparseIndex<E> {
     pub fn append(&self, entry: E) -> io::Result<()> {
         let mut buf = [0u8; 16];
         entry.encode(self.base_offset, &mut buf[..E::SIZE]);
-        let mut entries = self.write_entries();
+        let mut guard = self.resident()?;
+        let Entries::Resident(entries) = &mut *guard else {
+            unreachable!("resident() loads entries")
+        };
         self.file
             .write_all_at(&buf[..E::SIZE], (entries.len() * E::SIZE) as u64)?;
         entries.push(entry);
@@ -175,7 +211,10 @@ impl<E: IndexEntry> SparseIndex<E> {
 
     /// Keeps the entries for which `keep` holds (a prefix), truncating the file.
     pub fn truncate_while(&self, keep: impl Fn(&E) -> bool) -> io::Result<()> {
-        let mut entries = self.write_entries();
+        let mut guard = self.resident()?;
+        let Entries::Resident(entries) = &mut *guard else {
+            unreachable!("resident() loads entries")
+        };
         let n = entries.iter().take_while(|e| keep(e)).count();
         entries.truncate(n);
         self.file.set_len((n * E::SIZE) as u64)
@@ -183,14 +222,37 @@ impl<E: IndexEntry> SparseIndex<E> {
 
     /// The last entry for which `before` holds (entries are sorted), if any.
     pub fn floor(&self, before: impl Fn(&E) -> bool) -> Option<E> {
-        let entries = self.read_entries();
-        let n = entries.partition_point(|e| before(e));
-        n.checked_sub(1).map(|i| entries[i])
+        let count = match &*self.read_entries() {
+            Entries::Resident(v) => {
+                let n = v.partition_point(|e| before(e));
+                return n.checked_sub(1).map(|i| v[i]);
+            }
+            Entries::OnDisk { count } => *count,
+        };
+        // Binary search on disk; an unreadable entry ends the search conservatively.
+        let (mut lo, mut hi) = (0, count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.entry_at(mid) {
+                Some(e) if before(&e) => lo = mid + 1,
+                _ => hi = mid,
+            }
+        }
+        lo.checked_sub(1).and_then(|i| self.entry_at(i))
     }
 
     pub fn flush(&self) -> io::Result<()> {
         self.file.sync_data()
     }
+}
+
+fn read_all<E: IndexEntry>(file: &File, base_offset: i64, count: usize) -> io::Result<Vec<E>> {
+    let mut bytes = vec![0u8; count * E::SIZE];
+    file.read_exact_at(&mut bytes, 0)?;
+    Ok(bytes
+        .chunks_exact(E::SIZE)
+        .map(|c| E::decode(base_offset, c))
+        .collect())
 }
 
 impl OffsetIndex {
@@ -264,6 +326,32 @@ mod tests {
         );
         reopened.truncate_while(|e| e.offset < 120).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 8);
+    }
+
+    #[test]
+    fn cold_index_searches_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = OffsetIndex::create(&dir.path().join("i"), 0, 1 << 20).unwrap();
+        for i in 1..1000u32 {
+            index
+                .append(OffsetPosition {
+                    offset: i as i64 * 3,
+                    position: i * 100,
+                })
+                .unwrap();
+        }
+        let resident: Vec<_> = (0..3100).map(|t| index.lookup(t)).collect();
+        index.make_cold();
+        let cold: Vec<_> = (0..3100).map(|t| index.lookup(t)).collect();
+        assert_eq!(resident, cold);
+        assert_eq!(index.last_entry().unwrap().offset, 2997);
+        index
+            .append(OffsetPosition {
+                offset: 3000,
+                position: 100_000,
+            })
+            .unwrap();
+        assert_eq!(index.lookup(5000).offset, 3000);
     }
 
     #[test]

@@ -227,6 +227,9 @@ fn load_segments(
             })?;
         }
         next_offset = segment.read_next_offset()?;
+        if next_base.is_some() && truncated == 0 {
+            segment.make_indexes_cold();
+        }
         segments.push(Arc::new(segment));
         if truncated > 0 {
             // Everything after a torn or corrupt batch is not a prefix of the log.

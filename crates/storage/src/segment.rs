@@ -362,7 +362,15 @@ impl LogSegment {
         if self.size_bytes() > 0 {
             self.maybe_append_time_index()?;
         }
+        self.offset_index.make_cold();
+        self.time_index.make_cold();
         Ok(())
+    }
+
+    /// Closed segments loaded at open keep their indexes on disk only.
+    pub fn make_indexes_cold(&self) {
+        self.offset_index.make_cold();
+        self.time_index.make_cold();
     }
 
     /// Reads the header of the batch at `position` if one fits below `limit`.
