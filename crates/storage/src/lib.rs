@@ -4,6 +4,28 @@
 //! (`<topic>-<partition>/` directories of `.log`, `.index`, `.timeindex`, `.txnindex`
 //! segments), with recovery, roll, retention, compaction and idempotent-producer state.
 //! Sync file IO only; it knows nothing of sockets, leaders or requests.
+//!
+//! Code map:
+//! - `manager`: [`LogManager`], every log under one log dir, root checkpoints,
+//!   clean-shutdown marker, background retention / cleaner / flusher threads.
+//! - `log`: [`Log`], append (leader and follower), read, offsets, flush. `loader`
+//!   opens and recovers a log; `retention` deletes segments, DeleteRecords and
+//!   truncation; `list_offsets` answers ListOffsets.
+//! - `segment`: `LogSegment`, one `.log` file and its indexes; `index`: Kafka's
+//!   `OffsetIndex` / `TimeIndex`.
+//! - `batch`: the 61-byte v2 header (parse, CRC, in-place patches); `records` walks
+//!   records without materialising them; `validator`: `LogValidator`.
+//! - `producer_state`: `ProducerStateManager` and its snapshots; `epoch_cache`:
+//!   `LeaderEpochFileCache`; `checkpoint`: Kafka's small text files.
+//! - `cleaner`: `LogCleaner`, key compaction with a crash-safe `.cleaned`/`.swap` swap.
+//!
+//! Invariants: a log is always a sequence of whole, CRC-valid batches in offset
+//! order (recovery truncates at the first bad byte, so a crash leaves a prefix);
+//! the log end offset is published only after bytes and indexes are written, and
+//! readers never see past it or past the caller's `max_offset`; one writer at a
+//! time per log, readers never wait for it; records are not decoded on the
+//! append or read path except where Kafka also must (record validation of
+//! compressed batches, a differing topic `compression.type`, compaction, ListOffsets).
 
 mod batch;
 mod checkpoint;
