@@ -474,3 +474,68 @@ fn segment_ms_is_measured_in_record_time() {
         .unwrap();
     assert_eq!(log.segment_count(), 2);
 }
+
+#[test]
+fn cleaner_keeps_an_empty_batch_for_a_producers_last_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        cleanup_policy: CleanupPolicy::Compact,
+        ..small_segments()
+    };
+    let (manager, log) = open(dir.path(), &config);
+    let producer = |seq: i32, key: &str| {
+        let spec = BatchSpec {
+            producer_id: 5,
+            producer_epoch: 0,
+            base_sequence: seq,
+            timestamp: NOW,
+            ..Default::default()
+        };
+        batch(&spec, &[(Some(key.as_bytes()), Some(b"old"))])
+    };
+    append(&log, producer(0, "a")).unwrap();
+    append(&log, producer(1, "b")).unwrap();
+    // Plain records supersede both keys, then a roll makes everything cleanable.
+    append(&log, keyed("a", Some("new"), Compression::None)).unwrap();
+    append(&log, keyed("b", Some("new"), Compression::None)).unwrap();
+    append(
+        &log,
+        keyed("pad", Some(&"x".repeat(900)), Compression::None),
+    )
+    .unwrap();
+    manager.run_cleaner_once(NOW).unwrap();
+    let batches = all_batches(&log);
+    let first = crate::batch::validate_batch(&batches[0]).unwrap();
+    assert_eq!(
+        (first.producer_id, first.record_count, first.last_offset()),
+        (5, 0, 1),
+        "empty batch kept"
+    );
+    drop((manager, log));
+    // Unclean restart: producer state is replayed from the cleaned log.
+    let (_m, log) = open(dir.path(), &config);
+    assert_eq!(log.producer_state(5).unwrap().last_seq(), 1);
+    assert!(matches!(
+        append(&log, producer(5, "c")),
+        Err(StorageError::OutOfOrderSequence(_))
+    ));
+    append(&log, producer(2, "c")).unwrap();
+}
+
+#[test]
+fn follower_appends_may_skip_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_m, log) = open(dir.path(), &LogConfig::default());
+    let mut b = simple_batch(3, 10, NOW);
+    log.append_as_follower(&mut b).unwrap();
+    let mut gap = simple_batch(2, 10, NOW);
+    crate::batch::set_base_offset(&mut gap, 10);
+    assert_eq!(log.append_as_follower(&mut gap).unwrap().first_offset, 10);
+    assert_eq!(log.log_end_offset(), 12);
+    let data = log
+        .read(5, 1 << 20, 12, true)
+        .unwrap()
+        .read_to_bytes()
+        .unwrap();
+    assert_eq!(split_batches(&data).unwrap()[0].header.base_offset, 10);
+}
