@@ -698,3 +698,140 @@ fn delete_log_removes_the_partition() {
     assert!(!h.partition_dir().exists(), "dir renamed away");
     assert!(h.manager().all_logs().is_empty());
 }
+
+#[test]
+fn deleted_segments_are_renamed_then_removed() {
+    let config = LogConfig {
+        retention_bytes: 3000,
+        file_delete_delay_ms: 60_000,
+        ..tiny_segments()
+    };
+    let mut h = Harness::new(config);
+    for _ in 0..40 {
+        append(
+            h.log(),
+            &mut sized_batch(2, 60, Compression::None, NOW),
+            NOW,
+        )
+        .unwrap();
+    }
+    h.manager().run_retention_once(NOW).unwrap();
+    let start = h.log().log_start_offset();
+    assert!(start > 0);
+    let deleted: Vec<String> = std::fs::read_dir(h.partition_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".deleted"))
+        .collect();
+    assert!(
+        deleted.iter().any(|n| n.ends_with(".log.deleted")),
+        "segments renamed .deleted: {deleted:?}"
+    );
+    assert!(matches!(
+        h.log().read(0, 100, 80, true),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    // Kafka removes leftover .deleted files when it loads the log.
+    h.reopen_clean();
+    let left = std::fs::read_dir(h.partition_dir())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".deleted")
+        })
+        .count();
+    assert_eq!(left, 0);
+    assert_eq!(h.log().log_start_offset(), start);
+}
+
+#[test]
+fn truncation_rolls_back_producer_state() {
+    let h = Harness::new(LogConfig::default());
+    let producer = |seq| {
+        Some(Producer {
+            id: 31,
+            epoch: 0,
+            base_sequence: seq,
+        })
+    };
+    let recs = |tag: &str| {
+        vec![
+            Rec::kv("a", tag, NOW),
+            Rec::kv("b", tag, NOW),
+            Rec::kv("c", tag, NOW),
+        ]
+    };
+    for (i, seq) in [0, 3, 6].into_iter().enumerate() {
+        let info = append(
+            h.log(),
+            &mut batch_with(&recs("x"), Compression::None, producer(seq)),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(info.first_offset, 3 * i as i64);
+    }
+    h.log().truncate_to(6).unwrap();
+    // The batch at sequence 6 is gone: its retry is new, not a duplicate.
+    let info = append(
+        h.log(),
+        &mut batch_with(&recs("x"), Compression::None, producer(6)),
+        NOW,
+    )
+    .unwrap();
+    assert!(!info.duplicate);
+    assert_eq!(info.first_offset, 6);
+    // The batch at sequence 3 survived: its retry is still a duplicate.
+    let info = append(
+        h.log(),
+        &mut batch_with(&recs("x"), Compression::None, producer(3)),
+        NOW,
+    )
+    .unwrap();
+    assert!(info.duplicate);
+    assert_eq!((info.first_offset, info.last_offset), (3, 5));
+}
+
+#[test]
+fn a_manager_holds_many_partitions() {
+    let mut h = nine_records();
+    let other = moldau_storage::TopicPartition::new("other-topic", 3);
+    let other_id = moldau_storage::Uuid::from_u128(42);
+    let log = h
+        .manager()
+        .get_or_create_log(&other, other_id, LogConfig::default())
+        .unwrap();
+    append(&log, &mut sized_batch(4, 10, Compression::Snappy, NOW), NOW).unwrap();
+    drop(log);
+    let again = h
+        .manager()
+        .get_or_create_log(&other, other_id, LogConfig::default())
+        .unwrap();
+    assert_eq!(
+        again.log_end_offset(),
+        4,
+        "get_or_create_log returns the existing log"
+    );
+    drop(again);
+    h.reopen_clean();
+    assert_eq!(h.manager().all_logs().len(), 2);
+    let log = h.manager().get_log(&other).expect("reopened");
+    assert_eq!(log.log_end_offset(), 4);
+    assert_eq!(log.topic_id(), Some(other_id));
+    assert!(h.log_dir().join("other-topic-3").is_dir());
+    drop(log);
+    h.manager().delete_log(&other).unwrap();
+    assert_eq!(h.manager().all_logs().len(), 1);
+    assert_eq!(
+        h.log().log_end_offset(),
+        9,
+        "the other partition is untouched"
+    );
+    h.reopen_unclean();
+    assert!(
+        h.manager().get_log(&other).is_none(),
+        "a deleted partition stays deleted"
+    );
+}

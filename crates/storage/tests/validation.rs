@@ -495,3 +495,100 @@ fn follower_append_keeps_offsets_and_checks_them() {
     assert!(matches!(err, StorageError::CorruptMessage(_)), "{err:?}");
     assert_eq!(follower.log().log_end_offset(), 6);
 }
+
+#[test]
+fn topic_compression_type_recompresses_batches() {
+    use moldau_storage::CompressionType;
+    for (topic, producer, stored) in [
+        (CompressionType::Zstd, Compression::Gzip, Compression::Zstd),
+        (
+            CompressionType::Uncompressed,
+            Compression::Lz4,
+            Compression::None,
+        ),
+        (CompressionType::Gzip, Compression::None, Compression::Gzip),
+        (
+            CompressionType::Producer,
+            Compression::Snappy,
+            Compression::Snappy,
+        ),
+        (
+            CompressionType::Snappy,
+            Compression::Snappy,
+            Compression::Snappy,
+        ),
+    ] {
+        let h = Harness::new(LogConfig {
+            compression_type: topic,
+            ..LogConfig::default()
+        });
+        append(
+            h.log(),
+            &mut batch(&three_records(NOW), Compression::None),
+            NOW,
+        )
+        .unwrap();
+        let recs = vec![
+            Rec::kv("x", &"y".repeat(300), NOW),
+            Rec::tombstone("z", NOW + 1),
+        ];
+        let info = append(h.log(), &mut batch(&recs, producer), NOW).unwrap();
+        assert_eq!((info.first_offset, info.last_offset), (3, 4), "{topic:?}");
+        let stored_batches = read_all_batches(h.log());
+        let (hdr, got) = decode_batch(&stored_batches[1]);
+        assert_eq!(
+            hdr.codec(),
+            stored as u8,
+            "{topic:?} with a {producer:?} batch"
+        );
+        assert!(crc_valid(&stored_batches[1]));
+        assert_eq!(hdr.base_offset, 3);
+        let want: Vec<(Option<Vec<u8>>, Option<Vec<u8>>, i64)> = recs
+            .iter()
+            .map(|r| (r.key.clone(), r.value.clone(), r.timestamp))
+            .collect();
+        let got: Vec<(Option<Vec<u8>>, Option<Vec<u8>>, i64)> = got
+            .into_iter()
+            .map(|r| (r.key, r.value, r.timestamp))
+            .collect();
+        assert_eq!(got, want, "{topic:?}");
+        assert_eq!(
+            read_all_records(h.log())
+                .iter()
+                .map(|r| r.offset)
+                .collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4]
+        );
+    }
+}
+
+#[test]
+fn duplicates_are_found_across_a_segment_roll() {
+    let h = Harness::new(LogConfig {
+        segment_bytes: 200,
+        ..LogConfig::default()
+    });
+    let producer = |seq| {
+        Some(Producer {
+            id: 5,
+            epoch: 0,
+            base_sequence: seq,
+        })
+    };
+    let mut firsts = Vec::new();
+    for i in 0..5 {
+        let mut b = batch_with(&three_records(NOW), Compression::None, producer(3 * i));
+        firsts.push(append(h.log(), &mut b, NOW).unwrap().first_offset);
+    }
+    assert!(
+        segment_files(&h.partition_dir(), "log").len() >= 2,
+        "rolled"
+    );
+    for i in 0..5 {
+        let mut retry = batch_with(&three_records(NOW), Compression::None, producer(3 * i));
+        let info = append(h.log(), &mut retry, NOW).unwrap();
+        assert!(info.duplicate, "batch {i}");
+        assert_eq!(info.first_offset, firsts[i as usize]);
+    }
+    assert_eq!(h.log().log_end_offset(), 15);
+}
