@@ -400,17 +400,7 @@ impl LogSegment {
         target: i64,
         limit: u64,
     ) -> Result<Option<(u64, BatchHeader)>, StorageError> {
-        let entry = self.offset_index.lookup(target);
-        let mut position = entry.position as u64;
-        if position > 0 && !self.index_entry_matches(position, entry.offset, limit) {
-            // A stale or damaged index must not make us parse mid-batch bytes.
-            tracing::warn!(
-                base_offset = self.base_offset,
-                position,
-                "offset index entry does not match the log; scanning"
-            );
-            position = 0;
-        }
+        let mut position = self.start_position(target, limit);
         while let Some(header) = self.read_header_at(position, limit)? {
             if header.last_offset() >= target {
                 return Ok(Some((position, header)));
@@ -420,9 +410,26 @@ impl LogSegment {
         Ok(None)
     }
 
-    /// Index entries record a batch's last offset at its position.
-    fn index_entry_matches(&self, position: u64, last_offset: i64, limit: u64) -> bool {
-        matches!(self.read_header_at(position, limit), Ok(Some(h)) if h.last_offset() == last_offset)
+    /// Where to start scanning for `target`: its index entry, checked against the
+    /// log (an entry records a batch's last offset at that batch's position), so a
+    /// stale or damaged index never makes us parse mid-batch bytes.
+    fn start_position(&self, target: i64, limit: u64) -> u64 {
+        let entry = self.offset_index.lookup(target);
+        let position = entry.position as u64;
+        if position == 0 {
+            return 0;
+        }
+        match self.read_header_at(position, limit) {
+            Ok(Some(h)) if h.last_offset() == entry.offset => position,
+            _ => {
+                tracing::warn!(
+                    base_offset = self.base_offset,
+                    position,
+                    "offset index entry does not match the log"
+                );
+                0
+            }
+        }
     }
 
     /// Whole batches from the one containing `start_offset`, at most `max_bytes`
