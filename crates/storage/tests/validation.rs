@@ -543,15 +543,15 @@ fn topic_compression_type_recompresses_batches() {
         );
         assert!(crc_valid(&stored_batches[1]));
         assert_eq!(hdr.base_offset, 3);
-        let want: Vec<(Option<Vec<u8>>, Option<Vec<u8>>, i64)> = recs
-            .iter()
-            .map(|r| (r.key.clone(), r.value.clone(), r.timestamp))
-            .collect();
-        let got: Vec<(Option<Vec<u8>>, Option<Vec<u8>>, i64)> = got
+        let got: Vec<Rec> = got
             .into_iter()
-            .map(|r| (r.key, r.value, r.timestamp))
+            .map(|r| Rec {
+                key: r.key,
+                value: r.value,
+                timestamp: r.timestamp,
+            })
             .collect();
-        assert_eq!(got, want, "{topic:?}");
+        assert_eq!(got, recs, "{topic:?}");
         assert_eq!(
             read_all_records(h.log())
                 .iter()
