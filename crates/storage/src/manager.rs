@@ -396,7 +396,12 @@ fn open_logs(
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
+            .flat_map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    let panicked = std::io::Error::other("log recovery thread panicked");
+                    vec![Err(StorageError::KafkaStorage(panicked))]
+                })
+            })
             .collect()
     });
     let mut logs = BTreeMap::new();
