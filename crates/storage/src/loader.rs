@@ -76,7 +76,7 @@ impl Log {
         Ok(Arc::new(Log {
             tp,
             dir: dir.to_path_buf(),
-            topic_id,
+            topic_id: RwLock::new(topic_id),
             config: RwLock::new(Arc::new(config)),
             segments: RwLock::new(Arc::new(segments)),
             writer: Mutex::new(LogWriter { producers }),

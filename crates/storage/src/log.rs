@@ -116,7 +116,7 @@ pub(crate) struct PendingDelete {
 pub struct Log {
     pub(crate) tp: TopicPartition,
     pub(crate) dir: PathBuf,
-    pub(crate) topic_id: Option<Uuid>,
+    pub(crate) topic_id: RwLock<Option<Uuid>>,
     pub(crate) config: RwLock<Arc<LogConfig>>,
     pub(crate) segments: RwLock<Segments>,
     pub(crate) writer: Mutex<LogWriter>,
@@ -152,7 +152,17 @@ impl Log {
     }
 
     pub fn topic_id(&self) -> Option<Uuid> {
-        self.topic_id
+        *self.topic_id.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records the topic id of a log whose `partition.metadata` was missing.
+    pub(crate) fn ensure_topic_id(&self, topic_id: Uuid) -> Result<(), StorageError> {
+        let mut current = self.topic_id.write().unwrap_or_else(|e| e.into_inner());
+        if current.is_none() {
+            crate::checkpoint::write_partition_metadata(&self.dir, topic_id)?;
+            *current = Some(topic_id);
+        }
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {

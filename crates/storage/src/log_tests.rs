@@ -539,3 +539,19 @@ fn follower_appends_may_skip_offsets() {
         .unwrap();
     assert_eq!(split_batches(&data).unwrap()[0].header.base_offset, 10);
 }
+
+#[test]
+fn lost_partition_metadata_is_rewritten_by_get_or_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig::default();
+    let (manager, log) = open(dir.path(), &config);
+    append(&log, simple_batch(1, 10, NOW)).unwrap();
+    manager.shutdown().unwrap();
+    drop((manager, log));
+    std::fs::write(dir.path().join("t-0/partition.metadata"), b"garbage").unwrap();
+    let (_m, log) = open(dir.path(), &config);
+    assert_eq!(log.topic_id(), Some(Uuid::from_u128(7)));
+    let text = std::fs::read_to_string(dir.path().join("t-0/partition.metadata")).unwrap();
+    assert!(text.starts_with("version: 0\ntopic_id: "), "{text}");
+    assert_eq!(log.log_end_offset(), 1);
+}

@@ -150,6 +150,7 @@ impl LogManager {
     ) -> Result<Arc<Log>, StorageError> {
         let mut logs = self.logs.write().unwrap_or_else(|e| e.into_inner());
         if let Some(log) = logs.get(tp) {
+            log.ensure_topic_id(topic_id)?;
             return Ok(log.clone());
         }
         let dir = self.config.log_dir.join(tp.dir_name());
