@@ -393,7 +393,7 @@ impl GroupCoordinator {
         info: RequestInfo,
         request: &ConsumerGroupHeartbeatRequest,
     ) -> ConsumerGroupHeartbeatResponse {
-        let (_, shard) = match self.shard_for(request.group_id.as_str()) {
+        let (partition_id, shard) = match self.shard_for(request.group_id.as_str()) {
             Ok(found) => found,
             Err(e) => return ConsumerGroupHeartbeatResponse::default().with_error_code(e.code()),
         };
@@ -407,7 +407,15 @@ impl GroupCoordinator {
         let fresh_id = Uuid::new_v4().to_string();
         let response = {
             let mut shard = shard.lock().expect("shard lock poisoned");
-            shard.consumer_heartbeat(&info, request, &fresh_id, &lookup)
+            let (records, response) = shard.consumer_heartbeat(&info, request, &fresh_id, &lookup);
+            // The member's new epoch and assignment are answered only once persisted.
+            match self.append(partition_id, &records) {
+                Ok(()) => {
+                    shard.apply_written(&records, info.now_ms);
+                    response
+                }
+                Err(e) => ConsumerGroupHeartbeatResponse::default().with_error_code(e.code()),
+            }
         };
         // Session deadlines moved.
         self.timer_wake.notify_one();

@@ -650,3 +650,72 @@ async fn every_version_of_the_group_apis_answers() {
     }
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_protocol_group_survives_a_broker_restart() {
+    use kafka_protocol::messages::{
+        ApiKey, ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, GroupId,
+    };
+    let mut broker = TestBroker::start_with(&[
+        ("offsets.topic.num.partitions", "5"),
+        ("group.consumer.heartbeat.interval.ms", "300"),
+    ])
+    .await;
+    broker.create_topic("kip848-restart", 4).await;
+    let members: Vec<Member> = (0..2)
+        .map(|_| {
+            let m = consumer_protocol_member(&broker, "kip848-restart-group");
+            m.subscribe(&["kip848-restart"]).expect("subscribe");
+            m
+        })
+        .collect();
+    let (members, before) = blocking(move || {
+        let sets = poll_until_balanced(&members.iter().collect::<Vec<_>>(), 4);
+        (members, sets)
+    })
+    .await;
+    let describe = |bootstrap: String| async move {
+        let mut client = common::wire::WireClient::connect(&bootstrap).await;
+        let request = ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![GroupId(sb("kip848-restart-group"))]);
+        let response: ConsumerGroupDescribeResponse = client
+            .call(ApiKey::ConsumerGroupDescribe, 1, &request)
+            .await;
+        response.groups.into_iter().next().expect("one group")
+    };
+    let described = describe(broker.bootstrap()).await;
+    assert_eq!(described.error_code, 0);
+    assert_eq!(described.members.len(), 2);
+
+    broker.restart().await;
+
+    // Replayed from __consumer_offsets: same epoch, same members, same assignments.
+    let reloaded = describe(broker.bootstrap()).await;
+    assert_eq!(reloaded.error_code, 0);
+    assert_eq!(reloaded.group_epoch, described.group_epoch);
+    assert_eq!(reloaded.assignment_epoch, described.assignment_epoch);
+    let ids = |g: &kafka_protocol::messages::consumer_group_describe_response::DescribedGroup| {
+        g.members
+            .iter()
+            .map(|m| (m.member_id.to_string(), m.member_epoch))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&reloaded), ids(&described));
+    let members = blocking(move || {
+        // The members carry on after reconnecting, with the partitions they had.
+        let end = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < end {
+            for m in &members {
+                let _ = m.poll(Duration::from_millis(50));
+            }
+        }
+        let after = poll_until_balanced(&members.iter().collect::<Vec<_>>(), 4);
+        assert_eq!(after, before);
+        members
+    })
+    .await;
+    let still = describe(broker.bootstrap()).await;
+    assert_eq!(still.group_epoch, described.group_epoch, "no rebalance");
+    blocking(move || drop(members)).await;
+    broker.shutdown().await;
+}

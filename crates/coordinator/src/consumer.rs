@@ -7,13 +7,17 @@
 //! epoch), then it takes the target's partitions that nobody else still holds, moving to the
 //! target epoch (UNRELEASED_PARTITIONS while some are still held elsewhere).
 //!
-//! Membership is kept in memory only: after a coordinator restart members get
-//! UNKNOWN_MEMBER_ID and rejoin (committed offsets are persisted like every group's).
+//! Every change is persisted as Kafka 4.0's ConsumerGroup* records (group epoch, subscribed
+//! topic metadata, member subscriptions, target assignment, current member assignments),
+//! produced by diffing the group before and after an operation (`records_between`) and
+//! replayed at load (`ConsumerGroup::replay`), so members carry on across a restart.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
+
+use crate::records::{self, CoordinatorRecord, RecordKey};
 
 /// A topic's id and partition count, as the metadata image has them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -391,6 +395,272 @@ fn uniform_assign(
         }
     }
     out
+}
+
+// ---- persistence: Kafka's ConsumerGroup* records ----
+
+fn to_list(partitions: &Partitions) -> records::TopicPartitionList {
+    partitions
+        .iter()
+        .map(|(t, ps)| (*t, ps.iter().copied().collect()))
+        .collect()
+}
+
+fn from_list(list: &records::TopicPartitionList) -> Partitions {
+    list.iter()
+        .filter(|(_, ps)| !ps.is_empty())
+        .map(|(t, ps)| (*t, ps.iter().copied().collect()))
+        .collect()
+}
+
+fn state_code(state: MemberState) -> i8 {
+    match state {
+        MemberState::Stable => 0,
+        MemberState::UnrevokedPartitions => 1,
+        MemberState::UnreleasedPartitions => 2,
+    }
+}
+
+impl ConsumerMember {
+    fn metadata(&self) -> records::ConsumerMemberMetadata {
+        records::ConsumerMemberMetadata {
+            instance_id: self.instance_id.clone(),
+            rack_id: self.rack_id.clone(),
+            client_id: self.client_id.clone(),
+            client_host: self.client_host.clone(),
+            subscribed_topic_names: self.subscribed.clone(),
+            subscribed_topic_regex: None,
+            rebalance_timeout_ms: self.rebalance_timeout_ms,
+            server_assignor: self.server_assignor.clone(),
+        }
+    }
+
+    fn current_assignment(&self) -> records::ConsumerCurrentAssignment {
+        records::ConsumerCurrentAssignment {
+            member_epoch: self.member_epoch,
+            previous_member_epoch: self.previous_member_epoch,
+            state: state_code(self.state),
+            assigned: to_list(&self.assigned),
+            revoking: to_list(&self.revoking),
+        }
+    }
+
+    fn empty(member_id: &str) -> Self {
+        ConsumerMember {
+            member_id: member_id.to_string(),
+            instance_id: None,
+            rack_id: None,
+            client_id: String::new(),
+            client_host: String::new(),
+            member_epoch: 0,
+            previous_member_epoch: -1,
+            state: MemberState::Stable,
+            rebalance_timeout_ms: -1,
+            subscribed: vec![],
+            server_assignor: None,
+            assigned: Partitions::new(),
+            revoking: Partitions::new(),
+            session_deadline_ms: 0,
+            revocation_deadline_ms: None,
+        }
+    }
+}
+
+/// The records that take a group from `before` to `after` (`None`: absent), in an order
+/// whose replay rebuilds `after`.
+pub(crate) fn records_between(
+    group_id: &str,
+    before: Option<&ConsumerGroup>,
+    after: Option<&ConsumerGroup>,
+) -> Vec<CoordinatorRecord> {
+    let mut out = Vec::new();
+    let Some(after) = after else {
+        if let Some(before) = before {
+            for member_id in before.members.keys() {
+                out.push(records::consumer_current_assignment_record(
+                    group_id, member_id, None,
+                ));
+                out.push(records::consumer_target_assignment_member_record(
+                    group_id, member_id, None,
+                ));
+                out.push(records::consumer_member_metadata_record(
+                    group_id, member_id, None,
+                ));
+            }
+            out.push(records::consumer_target_assignment_metadata_record(
+                group_id, None,
+            ));
+            out.push(records::consumer_group_partition_metadata_record(
+                group_id, None,
+            ));
+            out.push(records::consumer_group_metadata_record(group_id, None));
+        }
+        return out;
+    };
+    let empty = ConsumerGroup::new(group_id, 0);
+    let before = before.unwrap_or(&empty);
+    if after.topics != before.topics {
+        let topics: Vec<(Uuid, String, i32)> = after
+            .topics
+            .iter()
+            .map(|(n, t)| (t.id, n.clone(), t.partitions))
+            .collect();
+        out.push(records::consumer_group_partition_metadata_record(
+            group_id,
+            Some(&topics),
+        ));
+    }
+    for (member_id, m) in &after.members {
+        let old = before.members.get(member_id);
+        if old.is_none_or(|o| o.metadata() != m.metadata()) {
+            out.push(records::consumer_member_metadata_record(
+                group_id,
+                member_id,
+                Some(&m.metadata()),
+            ));
+        }
+    }
+    if after.group_epoch != before.group_epoch {
+        out.push(records::consumer_group_metadata_record(
+            group_id,
+            Some(after.group_epoch),
+        ));
+    }
+    for (member_id, target) in &after.target {
+        if before.target.get(member_id) != Some(target) {
+            out.push(records::consumer_target_assignment_member_record(
+                group_id,
+                member_id,
+                Some(&to_list(target)),
+            ));
+        }
+    }
+    if after.assignment_epoch != before.assignment_epoch {
+        out.push(records::consumer_target_assignment_metadata_record(
+            group_id,
+            Some(after.assignment_epoch),
+        ));
+    }
+    for (member_id, m) in &after.members {
+        let old = before.members.get(member_id);
+        if old.is_none_or(|o| o.current_assignment() != m.current_assignment()) {
+            out.push(records::consumer_current_assignment_record(
+                group_id,
+                member_id,
+                Some(&m.current_assignment()),
+            ));
+        }
+    }
+    for member_id in before.members.keys() {
+        if !after.members.contains_key(member_id) {
+            out.push(records::consumer_current_assignment_record(
+                group_id, member_id, None,
+            ));
+            out.push(records::consumer_target_assignment_member_record(
+                group_id, member_id, None,
+            ));
+            out.push(records::consumer_member_metadata_record(
+                group_id, member_id, None,
+            ));
+        }
+    }
+    out
+}
+
+impl ConsumerGroup {
+    /// Replays one ConsumerGroup* record (at load).
+    pub fn replay(
+        &mut self,
+        key: &RecordKey,
+        value: Option<&[u8]>,
+    ) -> Result<(), records::RecordError> {
+        match key {
+            RecordKey::ConsumerGroupMetadata { .. } => {
+                if let Some(v) = value {
+                    self.group_epoch = records::decode_epoch_value(v)?;
+                }
+            }
+            RecordKey::ConsumerGroupPartitionMetadata { .. } => {
+                self.topics = match value {
+                    Some(v) => records::decode_partition_metadata_value(v)?
+                        .into_iter()
+                        .map(|(id, name, partitions)| (name, TopicInfo { id, partitions }))
+                        .collect(),
+                    None => BTreeMap::new(),
+                };
+            }
+            RecordKey::ConsumerGroupMemberMetadata { member, .. } => match value {
+                Some(v) => {
+                    let m = records::decode_member_metadata_value(v)?;
+                    let entry = self
+                        .members
+                        .entry(member.clone())
+                        .or_insert_with(|| ConsumerMember::empty(member));
+                    entry.instance_id = m.instance_id;
+                    entry.rack_id = m.rack_id;
+                    entry.client_id = m.client_id;
+                    entry.client_host = m.client_host;
+                    entry.subscribed = m.subscribed_topic_names;
+                    entry.rebalance_timeout_ms = m.rebalance_timeout_ms;
+                    entry.server_assignor = m.server_assignor;
+                }
+                None => {
+                    self.members.remove(member);
+                }
+            },
+            RecordKey::ConsumerGroupTargetAssignmentMetadata { .. } => {
+                if let Some(v) = value {
+                    self.assignment_epoch = records::decode_epoch_value(v)?;
+                }
+            }
+            RecordKey::ConsumerGroupTargetAssignmentMember { member, .. } => match value {
+                Some(v) => {
+                    let list = records::decode_target_assignment_member_value(v)?;
+                    self.target.insert(member.clone(), from_list(&list));
+                }
+                None => {
+                    self.target.remove(member);
+                }
+            },
+            RecordKey::ConsumerGroupCurrentMemberAssignment { member, .. } => {
+                let current = value
+                    .map(records::decode_current_assignment_value)
+                    .transpose()?;
+                if let Some(c) = current {
+                    let entry = self
+                        .members
+                        .entry(member.clone())
+                        .or_insert_with(|| ConsumerMember::empty(member));
+                    entry.member_epoch = c.member_epoch;
+                    entry.previous_member_epoch = c.previous_member_epoch;
+                    entry.state = match c.state {
+                        1 => MemberState::UnrevokedPartitions,
+                        2 => MemberState::UnreleasedPartitions,
+                        _ => MemberState::Stable,
+                    };
+                    entry.assigned = from_list(&c.assigned);
+                    entry.revoking = from_list(&c.revoking);
+                } else if let Some(m) = self.members.get_mut(member) {
+                    m.assigned.clear();
+                    m.revoking.clear();
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// After load: members get a full session, unrevoked ones a full rebalance timeout.
+    pub fn finish_load(&mut self, now_ms: i64, session_timeout_ms: i64) {
+        for m in self.members.values_mut() {
+            m.session_deadline_ms = now_ms + session_timeout_ms;
+            m.revocation_deadline_ms = (m.state == MemberState::UnrevokedPartitions)
+                .then(|| now_ms + i64::from(m.rebalance_timeout_ms.max(0)));
+        }
+        if self.members.is_empty() {
+            self.state_timestamp_ms = now_ms;
+        }
+    }
 }
 
 #[cfg(test)]

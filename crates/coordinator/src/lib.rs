@@ -1,4 +1,6 @@
-//! moldau-coordinator: Kafka's classic group coordinator as a state machine.
+//! moldau-coordinator: Kafka's group coordinator as a state machine: classic groups
+//! (JoinGroup/SyncGroup) and KIP-848 consumer groups (ConsumerGroupHeartbeat, server-side
+//! uniform and range assignors).
 //!
 //! Groups and committed offsets live in `__consumer_offsets` as records in Kafka's own
 //! schemas ([`records`]). Each partition of that topic is one [`GroupShard`]: pure state

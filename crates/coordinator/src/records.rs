@@ -8,11 +8,13 @@
 //! |-------------|------------------|----------------------------------------------|
 //! | 0, 1        | OffsetCommitKey  | OffsetCommitValue v3 (v1 with an expiry)     |
 //! | 2           | GroupMetadataKey | GroupMetadataValue v3                        |
+//! | 3 .. 8      | ConsumerGroup*Key (KIP-848) | ConsumerGroup*Value v0 (flexible) |
 //!
 //! Versions 0-3 of the values are non-flexible; version 4 (flexible, compact encodings and
 //! tagged fields) is read but never written, as Kafka 4.x does.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use uuid::Uuid;
 
 /// One record to append to (or read from) a `__consumer_offsets` partition.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +33,28 @@ pub enum RecordKey {
     },
     GroupMetadata {
         group: String,
+    },
+    /// KIP-848 consumer group records (Kafka 4.0 schemas).
+    ConsumerGroupMetadata {
+        group: String,
+    },
+    ConsumerGroupPartitionMetadata {
+        group: String,
+    },
+    ConsumerGroupMemberMetadata {
+        group: String,
+        member: String,
+    },
+    ConsumerGroupTargetAssignmentMetadata {
+        group: String,
+    },
+    ConsumerGroupTargetAssignmentMember {
+        group: String,
+        member: String,
+    },
+    ConsumerGroupCurrentMemberAssignment {
+        group: String,
+        member: String,
     },
     /// Records of other coordinators (KIP-848 consumer groups, share groups): not ours yet.
     Other(i16),
@@ -183,6 +207,21 @@ pub fn decode_key(key: &[u8]) -> Result<RecordKey, RecordError> {
             partition: r.i32()?,
         },
         2 => RecordKey::GroupMetadata { group: r.string()? },
+        3 => RecordKey::ConsumerGroupMetadata { group: r.string()? },
+        4 => RecordKey::ConsumerGroupPartitionMetadata { group: r.string()? },
+        5 => RecordKey::ConsumerGroupMemberMetadata {
+            group: r.string()?,
+            member: r.string()?,
+        },
+        6 => RecordKey::ConsumerGroupTargetAssignmentMetadata { group: r.string()? },
+        7 => RecordKey::ConsumerGroupTargetAssignmentMember {
+            group: r.string()?,
+            member: r.string()?,
+        },
+        8 => RecordKey::ConsumerGroupCurrentMemberAssignment {
+            group: r.string()?,
+            member: r.string()?,
+        },
         other => RecordKey::Other(other),
     })
 }
@@ -292,6 +331,16 @@ impl<'a> Reader<'a> {
         ))
     }
 
+    fn i8(&mut self) -> Result<i8, RecordError> {
+        Ok(self.take(1)?[0] as i8)
+    }
+
+    fn uuid(&mut self) -> Result<Uuid, RecordError> {
+        Ok(Uuid::from_bytes(
+            self.take(16)?.try_into().expect("16 bytes"),
+        ))
+    }
+
     fn i64(&mut self) -> Result<i64, RecordError> {
         Ok(i64::from_be_bytes(
             self.take(8)?.try_into().expect("8 bytes"),
@@ -370,6 +419,295 @@ impl<'a> Reader<'a> {
         }
         Ok(())
     }
+}
+
+// ---- KIP-848 consumer group records: flexible values (compact encodings, tagged fields) ----
+
+/// A member's subscription (ConsumerGroupMemberMetadataValue v0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerMemberMetadata {
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    pub server_assignor: Option<String>,
+}
+
+/// Partitions by topic id, as the consumer group records list them.
+pub type TopicPartitionList = Vec<(Uuid, Vec<i32>)>;
+
+/// A member's reconciled assignment (ConsumerGroupCurrentMemberAssignmentValue v0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerCurrentAssignment {
+    pub member_epoch: i32,
+    pub previous_member_epoch: i32,
+    /// 0 STABLE, 1 UNREVOKED_PARTITIONS, 2 UNRELEASED_PARTITIONS.
+    pub state: i8,
+    pub assigned: TopicPartitionList,
+    pub revoking: TopicPartitionList,
+}
+
+fn key_of(version: i16, parts: &[&str]) -> Bytes {
+    let mut buf = BytesMut::new();
+    buf.put_i16(version);
+    for p in parts {
+        put_string(&mut buf, p);
+    }
+    buf.freeze()
+}
+
+fn put_uvarint(buf: &mut BytesMut, mut n: u64) {
+    while n >= 0x80 {
+        buf.put_u8((n as u8) | 0x80);
+        n >>= 7;
+    }
+    buf.put_u8(n as u8);
+}
+
+fn put_compact_string(buf: &mut BytesMut, s: Option<&str>) {
+    match s {
+        None => put_uvarint(buf, 0),
+        Some(s) => {
+            put_uvarint(buf, s.len() as u64 + 1);
+            buf.put_slice(s.as_bytes());
+        }
+    }
+}
+
+fn put_compact_len(buf: &mut BytesMut, n: usize) {
+    put_uvarint(buf, n as u64 + 1);
+}
+
+fn put_topic_partitions(buf: &mut BytesMut, list: &TopicPartitionList) {
+    put_compact_len(buf, list.len());
+    for (topic, partitions) in list {
+        buf.put_slice(topic.as_bytes());
+        put_compact_len(buf, partitions.len());
+        for p in partitions {
+            buf.put_i32(*p);
+        }
+        put_uvarint(buf, 0);
+    }
+}
+
+fn flexible_value(write: impl FnOnce(&mut BytesMut)) -> Option<Bytes> {
+    let mut buf = BytesMut::new();
+    buf.put_i16(0);
+    write(&mut buf);
+    put_uvarint(&mut buf, 0);
+    Some(buf.freeze())
+}
+
+pub fn consumer_group_metadata_record(group: &str, epoch: Option<i32>) -> CoordinatorRecord {
+    CoordinatorRecord {
+        key: key_of(3, &[group]),
+        value: epoch.and_then(|e| flexible_value(|b| b.put_i32(e))),
+    }
+}
+
+/// The subscribed topics' metadata: (id, name, partitions); `None` is a tombstone.
+pub fn consumer_group_partition_metadata_record(
+    group: &str,
+    topics: Option<&[(Uuid, String, i32)]>,
+) -> CoordinatorRecord {
+    CoordinatorRecord {
+        key: key_of(4, &[group]),
+        value: topics.and_then(|topics| {
+            flexible_value(|b| {
+                put_compact_len(b, topics.len());
+                for (id, name, partitions) in topics {
+                    b.put_slice(id.as_bytes());
+                    put_compact_string(b, Some(name));
+                    b.put_i32(*partitions);
+                    put_compact_len(b, 0);
+                    put_uvarint(b, 0);
+                }
+            })
+        }),
+    }
+}
+
+pub fn consumer_member_metadata_record(
+    group: &str,
+    member: &str,
+    value: Option<&ConsumerMemberMetadata>,
+) -> CoordinatorRecord {
+    CoordinatorRecord {
+        key: key_of(5, &[group, member]),
+        value: value.and_then(|m| {
+            flexible_value(|b| {
+                put_compact_string(b, m.instance_id.as_deref());
+                put_compact_string(b, m.rack_id.as_deref());
+                put_compact_string(b, Some(&m.client_id));
+                put_compact_string(b, Some(&m.client_host));
+                put_compact_len(b, m.subscribed_topic_names.len());
+                for t in &m.subscribed_topic_names {
+                    put_compact_string(b, Some(t));
+                }
+                put_compact_string(b, m.subscribed_topic_regex.as_deref());
+                b.put_i32(m.rebalance_timeout_ms);
+                put_compact_string(b, m.server_assignor.as_deref());
+            })
+        }),
+    }
+}
+
+pub fn consumer_target_assignment_metadata_record(
+    group: &str,
+    epoch: Option<i32>,
+) -> CoordinatorRecord {
+    CoordinatorRecord {
+        key: key_of(6, &[group]),
+        value: epoch.and_then(|e| flexible_value(|b| b.put_i32(e))),
+    }
+}
+
+pub fn consumer_target_assignment_member_record(
+    group: &str,
+    member: &str,
+    partitions: Option<&TopicPartitionList>,
+) -> CoordinatorRecord {
+    CoordinatorRecord {
+        key: key_of(7, &[group, member]),
+        value: partitions.and_then(|p| flexible_value(|b| put_topic_partitions(b, p))),
+    }
+}
+
+pub fn consumer_current_assignment_record(
+    group: &str,
+    member: &str,
+    value: Option<&ConsumerCurrentAssignment>,
+) -> CoordinatorRecord {
+    CoordinatorRecord {
+        key: key_of(8, &[group, member]),
+        value: value.and_then(|v| {
+            flexible_value(|b| {
+                b.put_i32(v.member_epoch);
+                b.put_i32(v.previous_member_epoch);
+                b.put_i8(v.state);
+                put_topic_partitions(b, &v.assigned);
+                put_topic_partitions(b, &v.revoking);
+            })
+        }),
+    }
+}
+
+fn flexible_reader(value: &[u8]) -> Result<Reader<'_>, RecordError> {
+    let version = Reader::new(value, false).i16()?;
+    if version != 0 {
+        return Err(RecordError(format!(
+            "consumer group value version {version}"
+        )));
+    }
+    Ok(Reader::new(&value[2..], true))
+}
+
+/// ConsumerGroupMetadataValue or ConsumerGroupTargetAssignmentMetadataValue: one epoch.
+pub fn decode_epoch_value(value: &[u8]) -> Result<i32, RecordError> {
+    let mut r = flexible_reader(value)?;
+    let epoch = r.i32()?;
+    r.tagged_fields()?;
+    Ok(epoch)
+}
+
+pub fn decode_partition_metadata_value(
+    value: &[u8],
+) -> Result<Vec<(Uuid, String, i32)>, RecordError> {
+    let mut r = flexible_reader(value)?;
+    let n = r.array_len()?;
+    let mut topics = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        let id = r.uuid()?;
+        let name = r.string()?;
+        let partitions = r.i32()?;
+        let racks = r.array_len()?;
+        for _ in 0..racks {
+            r.i32()?;
+            let names = r.array_len()?;
+            for _ in 0..names {
+                r.string()?;
+            }
+            r.tagged_fields()?;
+        }
+        r.tagged_fields()?;
+        topics.push((id, name, partitions));
+    }
+    r.tagged_fields()?;
+    Ok(topics)
+}
+
+pub fn decode_member_metadata_value(value: &[u8]) -> Result<ConsumerMemberMetadata, RecordError> {
+    let mut r = flexible_reader(value)?;
+    let instance_id = r.nullable_string()?;
+    let rack_id = r.nullable_string()?;
+    let client_id = r.string()?;
+    let client_host = r.string()?;
+    let n = r.array_len()?;
+    let mut subscribed_topic_names = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        subscribed_topic_names.push(r.string()?);
+    }
+    let subscribed_topic_regex = r.nullable_string()?;
+    let rebalance_timeout_ms = r.i32()?;
+    let server_assignor = r.nullable_string()?;
+    r.tagged_fields()?;
+    Ok(ConsumerMemberMetadata {
+        instance_id,
+        rack_id,
+        client_id,
+        client_host,
+        subscribed_topic_names,
+        subscribed_topic_regex,
+        rebalance_timeout_ms,
+        server_assignor,
+    })
+}
+
+fn read_topic_partitions(r: &mut Reader<'_>) -> Result<TopicPartitionList, RecordError> {
+    let n = r.array_len()?;
+    let mut out = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        let topic = r.uuid()?;
+        let count = r.array_len()?;
+        let mut partitions = Vec::with_capacity(count.min(1024));
+        for _ in 0..count {
+            partitions.push(r.i32()?);
+        }
+        r.tagged_fields()?;
+        out.push((topic, partitions));
+    }
+    Ok(out)
+}
+
+pub fn decode_target_assignment_member_value(
+    value: &[u8],
+) -> Result<TopicPartitionList, RecordError> {
+    let mut r = flexible_reader(value)?;
+    let out = read_topic_partitions(&mut r)?;
+    r.tagged_fields()?;
+    Ok(out)
+}
+
+pub fn decode_current_assignment_value(
+    value: &[u8],
+) -> Result<ConsumerCurrentAssignment, RecordError> {
+    let mut r = flexible_reader(value)?;
+    let member_epoch = r.i32()?;
+    let previous_member_epoch = r.i32()?;
+    let state = r.i8()?;
+    let assigned = read_topic_partitions(&mut r)?;
+    let revoking = read_topic_partitions(&mut r)?;
+    r.tagged_fields()?;
+    Ok(ConsumerCurrentAssignment {
+        member_epoch,
+        previous_member_epoch,
+        state,
+        assigned,
+        revoking,
+    })
 }
 
 #[cfg(test)]
@@ -462,5 +800,53 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(decode_group_metadata_value(&bytes[..cut]).is_err());
         }
+    }
+
+    #[test]
+    fn consumer_group_records_round_trip() {
+        let member = ConsumerMemberMetadata {
+            instance_id: None,
+            rack_id: Some("r1".into()),
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            subscribed_topic_names: vec!["a".into(), "b".into()],
+            subscribed_topic_regex: None,
+            rebalance_timeout_ms: 300_000,
+            server_assignor: Some("uniform".into()),
+        };
+        let record = consumer_member_metadata_record("g", "m", Some(&member));
+        assert_eq!(
+            decode_key(&record.key).unwrap(),
+            RecordKey::ConsumerGroupMemberMetadata {
+                group: "g".into(),
+                member: "m".into()
+            }
+        );
+        assert_eq!(
+            decode_member_metadata_value(&record.value.unwrap()).unwrap(),
+            member
+        );
+        let current = ConsumerCurrentAssignment {
+            member_epoch: 5,
+            previous_member_epoch: 4,
+            state: 1,
+            assigned: vec![(Uuid::from_u128(9), vec![0, 2])],
+            revoking: vec![(Uuid::from_u128(9), vec![1])],
+        };
+        let record = consumer_current_assignment_record("g", "m", Some(&current));
+        assert_eq!(
+            decode_current_assignment_value(&record.value.unwrap()).unwrap(),
+            current
+        );
+        let topics = vec![(Uuid::from_u128(9), "t".to_string(), 6)];
+        let record = consumer_group_partition_metadata_record("g", Some(&topics));
+        assert_eq!(
+            decode_partition_metadata_value(&record.value.unwrap()).unwrap(),
+            topics
+        );
+        let record = consumer_group_metadata_record("g", Some(7));
+        assert_eq!(&record.key[..2], &[0, 3]);
+        assert_eq!(decode_epoch_value(&record.value.unwrap()).unwrap(), 7);
+        assert!(consumer_group_metadata_record("g", None).value.is_none());
     }
 }

@@ -205,11 +205,43 @@ impl GroupShard {
                 }
             },
             RecordKey::Other(_) => {}
+            RecordKey::ConsumerGroupMetadata { ref group }
+            | RecordKey::ConsumerGroupPartitionMetadata { ref group }
+            | RecordKey::ConsumerGroupMemberMetadata { ref group, .. }
+            | RecordKey::ConsumerGroupTargetAssignmentMetadata { ref group }
+            | RecordKey::ConsumerGroupTargetAssignmentMember { ref group, .. }
+            | RecordKey::ConsumerGroupCurrentMemberAssignment { ref group, .. } => {
+                let group = group.clone();
+                let group_tombstone = matches!(key, RecordKey::ConsumerGroupMetadata { .. })
+                    && record.value.is_none();
+                if group_tombstone {
+                    self.consumer_groups.remove(&group);
+                    self.offsets.remove(&group);
+                    return;
+                }
+                // Live, the group in memory is ahead of its records.
+                if !loading {
+                    return;
+                }
+                // A consumer group replaces a simple (offsets-only) classic group.
+                self.groups.remove(&group);
+                let g = self
+                    .consumer_groups
+                    .entry(group.clone())
+                    .or_insert_with(|| ConsumerGroup::new(&group, now_ms));
+                if let Err(e) = g.replay(&key, record.value.as_deref()) {
+                    tracing::warn!("skipping record of consumer group {group}: {e}");
+                }
+            }
         }
     }
 
     /// After replay: every loaded member gets a full session to heartbeat again.
     pub fn finish_load(&mut self, now_ms: i64) {
+        let session_ms = i64::from(self.config.consumer_session_timeout_ms);
+        for group in self.consumer_groups.values_mut() {
+            group.finish_load(now_ms, session_ms);
+        }
         for group in self.groups.values_mut() {
             for member in group.members.values_mut() {
                 member.heartbeat_deadline_ms = now_ms + i64::from(member.session_timeout_ms);
@@ -547,8 +579,17 @@ impl GroupShard {
             }
             ops.fire_timers(group);
         }
-        for group in self.consumer_groups.values_mut() {
+        for (group_id, group) in self.consumer_groups.iter_mut() {
+            if group.next_deadline_ms().is_none_or(|d| d > now_ms) {
+                continue;
+            }
+            let before = group.clone();
             expire_consumer_members(group, now_ms);
+            fx.records.extend(consumer::records_between(
+                group_id,
+                Some(&before),
+                Some(group),
+            ));
         }
         if now_ms >= self.next_expiry_check_ms {
             self.next_expiry_check_ms = now_ms + config.offsets_retention_check_interval_ms;
@@ -624,7 +665,7 @@ impl GroupShard {
                 }
             }
             if remaining == 0 {
-                out.push(records::group_metadata_tombstone(group_id));
+                out.extend(consumer::records_between(group_id, Some(group), None));
             }
         }
         out
@@ -920,7 +961,11 @@ impl GroupShard {
                                 group_id, topic, *partition,
                             ));
                         }
-                        out.push(records::group_metadata_tombstone(group_id));
+                        out.extend(consumer::records_between(
+                            group_id,
+                            self.consumer_groups.get(group_id),
+                            None,
+                        ));
                         None
                     }
                     None => Some(ResponseError::GroupIdNotFound),
@@ -1617,20 +1662,27 @@ fn invalid(message: &str) -> HeartbeatError {
 
 impl GroupShard {
     /// ConsumerGroupHeartbeat (KIP-848): join (epoch 0), heartbeat, leave (-1, or -2 for a
-    /// static member). `topics` looks a topic up in the metadata image.
+    /// static member). `topics` looks a topic up in the metadata image. Returns the records
+    /// that persist the change (Kafka's ConsumerGroup* records) with the answer to send
+    /// once they are appended.
     pub fn consumer_heartbeat(
         &mut self,
         info: &RequestInfo,
         request: &ConsumerGroupHeartbeatRequest,
         fresh_id: &str,
         topics: &dyn Fn(&str) -> Option<TopicInfo>,
-    ) -> ConsumerGroupHeartbeatResponse {
-        match self.consumer_heartbeat_inner(info, request, fresh_id, topics) {
+    ) -> (Vec<CoordinatorRecord>, ConsumerGroupHeartbeatResponse) {
+        let group_id = request.group_id.0.to_string();
+        let before = self.consumer_groups.get(&group_id).cloned();
+        let response = match self.consumer_heartbeat_inner(info, request, fresh_id, topics) {
             Ok(response) => response,
             Err((error, message)) => ConsumerGroupHeartbeatResponse::default()
                 .with_error_code(error.code())
                 .with_error_message(message.map(|m| s(&m))),
-        }
+        };
+        let after = self.consumer_groups.get(&group_id);
+        let records = consumer::records_between(&group_id, before.as_ref(), after);
+        (records, response)
     }
 
     fn consumer_heartbeat_inner(

@@ -9,7 +9,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use moldau_coordinator::{GroupConfig, GroupShard, RequestInfo, TopicInfo};
+use moldau_coordinator::{CoordinatorRecord, GroupConfig, GroupShard, RequestInfo, TopicInfo};
 use uuid::Uuid;
 
 const TOPIC: Uuid = Uuid::from_u128(7);
@@ -46,6 +46,15 @@ fn heartbeat(
     c: &mut Client,
     now_ms: i64,
 ) -> ConsumerGroupHeartbeatResponse {
+    heartbeat_logged(shard, c, now_ms, &mut Vec::new())
+}
+
+fn heartbeat_logged(
+    shard: &mut GroupShard,
+    c: &mut Client,
+    now_ms: i64,
+    log: &mut Vec<CoordinatorRecord>,
+) -> ConsumerGroupHeartbeatResponse {
     let owned = vec![TopicPartitions::default()
         .with_topic_id(TOPIC)
         .with_partitions(c.owned.iter().copied().collect())];
@@ -59,7 +68,9 @@ fn heartbeat(
         request.subscribed_topic_names = Some(vec![TopicName(s("t"))]);
     }
     let fresh = Uuid::new_v4().to_string();
-    let response = shard.consumer_heartbeat(&info(now_ms), &request, &fresh, &lookup);
+    let (records, response) = shard.consumer_heartbeat(&info(now_ms), &request, &fresh, &lookup);
+    shard.apply_written(&records, now_ms);
+    log.extend(records);
     assert_eq!(response.error_code, 0, "{:?}", response.error_message);
     c.member_id = response.member_id.as_ref().unwrap().to_string();
     c.epoch = response.member_epoch;
@@ -124,7 +135,9 @@ fn members_converge_without_double_ownership_and_leave() {
         .with_group_id(GroupId(s("g")))
         .with_member_id(s(&leaving.member_id))
         .with_member_epoch(-1);
-    let response = shard.consumer_heartbeat(&info(now_ms), &request, "x", &lookup);
+    let response = shard
+        .consumer_heartbeat(&info(now_ms), &request, "x", &lookup)
+        .1;
     assert_eq!(response.error_code, 0);
     assert_eq!(response.member_epoch, -1);
     converge(&mut shard, &mut clients, &mut now_ms);
@@ -143,14 +156,18 @@ fn stale_epochs_are_fenced_and_silent_members_expire() {
         .with_group_id(GroupId(s("g")))
         .with_member_id(s(&a.member_id))
         .with_member_epoch(a.epoch + 5);
-    let response = shard.consumer_heartbeat(&info(10), &request, "x", &lookup);
+    let response = shard
+        .consumer_heartbeat(&info(10), &request, "x", &lookup)
+        .1;
     assert_eq!(response.error_code, ResponseError::FencedMemberEpoch.code());
     let mut b = new_client();
     heartbeat(&mut shard, &mut b, 20);
     // a stops heartbeating: after the session timeout it is removed and b gets everything.
     heartbeat(&mut shard, &mut b, 40_000);
     let fx = shard.tick(50_000);
-    assert!(fx.records.is_empty() || fx.records.iter().all(|r| r.value.is_none()));
+    // The expiry is persisted: a's records become tombstones, the group epoch moves.
+    assert!(fx.records.iter().any(|r| r.value.is_none()));
+    shard.apply_written(&fx.records, 50_000);
     let mut now_ms = 50_000;
     for _ in 0..3 {
         now_ms += 100;
@@ -161,6 +178,40 @@ fn stale_epochs_are_fenced_and_silent_members_expire() {
         .with_group_id(GroupId(s("g")))
         .with_member_id(s(&a.member_id))
         .with_member_epoch(a.epoch);
-    let response = shard.consumer_heartbeat(&info(now_ms), &request, "x", &lookup);
+    let response = shard
+        .consumer_heartbeat(&info(now_ms), &request, "x", &lookup)
+        .1;
     assert_eq!(response.error_code, ResponseError::UnknownMemberId.code());
+}
+
+#[test]
+fn consumer_groups_survive_replay_of_their_records() {
+    let mut shard = GroupShard::new(GroupConfig::default());
+    shard.finish_load(0);
+    let mut log = Vec::new();
+    let mut clients = [new_client(), new_client()];
+    let mut now_ms = 0;
+    for round in 0..20 {
+        now_ms += 100;
+        let i = round % 2;
+        heartbeat_logged(&mut shard, &mut clients[i], now_ms, &mut log);
+    }
+    assert_eq!(clients[0].owned.len() + clients[1].owned.len(), 6);
+    // Rebuild from the log, as after a restart: the members carry on with their epochs.
+    let mut restarted = GroupShard::new(GroupConfig::default());
+    for r in &log {
+        restarted.replay(r, now_ms);
+    }
+    restarted.finish_load(now_ms);
+    assert_eq!(
+        restarted.consumer_describe("g"),
+        shard.consumer_describe("g"),
+        "replay rebuilds the group"
+    );
+    for c in clients.iter_mut() {
+        let owned = c.owned.clone();
+        let response = heartbeat(&mut restarted, c, now_ms + 100);
+        assert_eq!(response.error_code, 0);
+        assert_eq!(c.owned, owned);
+    }
 }
