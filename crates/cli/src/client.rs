@@ -52,6 +52,16 @@ pub fn producer_config(conn: &ConnectArgs) -> ClientConfig {
     )
 }
 
+/// Idempotence on whenever `acks` allows it (librdkafka requires acks=all for it),
+/// as the Java client and kafka-console-producer do, unless set explicitly: a retried
+/// batch is then written once.
+pub fn default_idempotence(config: &mut ClientConfig) {
+    let acks_all = matches!(config.get("acks"), None | Some("all" | "-1"));
+    if config.get("enable.idempotence").is_none() && acks_all {
+        config.set("enable.idempotence", "true");
+    }
+}
+
 fn config_with_defaults(conn: &ConnectArgs, defaults: &[(&str, &str)]) -> ClientConfig {
     let mut config = ClientConfig::new();
     // librdkafka accepts socket timeouts up to 5 minutes.

@@ -21,7 +21,8 @@ use serde::Serialize;
 
 use crate::args::{parse_key_value, parse_topic, ConnectArgs, KeyValue, OutputArgs, OutputFormat};
 use crate::client::{
-    creation_error, plain_consumer, producer_config, stop_on_signal, topic_info, QuietContext,
+    creation_error, default_idempotence, plain_consumer, producer_config, stop_on_signal,
+    topic_info, QuietContext,
 };
 
 const MB: f64 = 1024.0 * 1024.0;
@@ -185,6 +186,7 @@ fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     for kv in &args.producer_props {
         config.set(&kv.key, &kv.value);
     }
+    default_idempotence(&mut config);
     let context = PerfContext {
         start: Instant::now(),
         stats: Mutex::new(Stats {

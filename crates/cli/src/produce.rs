@@ -15,7 +15,9 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use crate::args::{parse_key_value, parse_topic, ConnectArgs, KeyValue};
-use crate::client::{creation_error, producer_config, topic_info, QuietContext};
+use crate::client::{
+    creation_error, default_idempotence, producer_config, topic_info, QuietContext,
+};
 
 #[derive(Args)]
 pub struct ProduceArgs {
@@ -132,6 +134,7 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
     config
         .set("acks", &args.acks)
         .set("compression.type", args.compression.as_str());
+    default_idempotence(&mut config);
     let producer: ThreadedProducer<DeliveryLog> =
         ThreadedProducer::from_config_and_context(&config, DeliveryLog::default())
             .map_err(|e| creation_error("producer", e))?;
