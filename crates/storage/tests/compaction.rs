@@ -535,3 +535,73 @@ fn idempotent_batches_keep_producer_metadata() {
     .unwrap();
     assert!(!info.duplicate);
 }
+
+#[test]
+fn a_follower_replicates_a_compacted_log_with_offset_gaps() {
+    let leader = Harness::new(compacted(1024));
+    for v in 0..20 {
+        put(
+            &leader,
+            &[kv(v % 4, v), kv(100 + v, v)],
+            NOW,
+            ALL_CODECS[v % 5],
+        );
+    }
+    leader.manager().run_cleaner_once(NOW + 1000).unwrap();
+    let fetched = read_all_batches(leader.log());
+    let follower = Harness::new(compacted(1024));
+    for b in &fetched {
+        follower.log().append_as_follower(&mut b.clone()).unwrap();
+    }
+    assert_eq!(
+        follower.log().log_end_offset(),
+        leader.log().log_end_offset()
+    );
+    follower
+        .log()
+        .update_high_watermark(follower.log().log_end_offset());
+    assert_eq!(read_all_batches(follower.log()), fetched);
+    assert_eq!(
+        read_all_records(follower.log()),
+        read_all_records(leader.log())
+    );
+}
+
+#[test]
+fn leftover_cleaner_files_are_ignored_on_open() {
+    let mut h = Harness::new(compacted(1024));
+    for v in 0..20 {
+        put(&h, &[kv(v % 3, v), kv(50 + v, v)], NOW, Compression::Gzip);
+    }
+    h.manager().run_cleaner_once(NOW + 1000).unwrap();
+    let survivors = read_all_records(h.log());
+    let end = h.log().log_end_offset();
+    h.close_without_shutdown();
+    // A crash in the middle of cleaning leaves half-written .cleaned files behind.
+    let dir = h.partition_dir();
+    std::fs::write(
+        dir.join("00000000000000000000.log.cleaned"),
+        b"half a cleaned segment",
+    )
+    .unwrap();
+    std::fs::write(dir.join("00000000000000000000.index.cleaned"), [7u8; 13]).unwrap();
+    h.open();
+    assert_eq!(h.log().log_end_offset(), end);
+    assert_eq!(read_all_records(h.log()), survivors);
+    let leftovers = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".cleaned")
+        })
+        .count();
+    assert_eq!(
+        leftovers, 0,
+        ".cleaned files removed on load, as Kafka does"
+    );
+    h.manager().run_cleaner_once(NOW + 2000).unwrap();
+    assert_eq!(read_all_records(h.log()), survivors);
+}

@@ -835,3 +835,29 @@ fn a_manager_holds_many_partitions() {
         "a deleted partition stays deleted"
     );
 }
+
+#[test]
+fn shutdown_stops_background_tasks_and_marks_a_clean_shutdown() {
+    let mut h = nine_records();
+    h.manager().start_background_tasks();
+    append(
+        h.log(),
+        &mut sized_batch(1, 10, Compression::None, NOW),
+        NOW,
+    )
+    .unwrap();
+    h.manager()
+        .shutdown()
+        .expect("shutdown returns with background tasks running");
+    assert!(
+        h.log_dir().join(".kafka_cleanshutdown").exists(),
+        "clean shutdown marker"
+    );
+    h.close_without_shutdown();
+    h.open();
+    assert!(
+        !h.log_dir().join(".kafka_cleanshutdown").exists(),
+        "marker removed on open"
+    );
+    assert_eq!(h.log().log_end_offset(), 10);
+}

@@ -178,9 +178,20 @@ fn empty_request_is_rejected() {
 #[test]
 fn inconsistent_record_count_is_rejected() {
     let h = with_good_batch();
-    // count != last offset delta + 1 (CRC recomputed so only the inconsistency is wrong).
-    for (count, delta) in [(2i32, 2i32), (4, 2), (3, 3), (0, -1), (-1, 2)] {
-        let mut b = batch(&three_records(NOW), Compression::None);
+    // count != last offset delta + 1, or a header consistent with itself that lies about
+    // the three records it holds (CRC recomputed so only the inconsistency is wrong).
+    let cases = [
+        (2i32, 2i32),
+        (4, 2),
+        (3, 3),
+        (0, -1),
+        (-1, 2),
+        (5, 4),
+        (2, 1),
+        (1, 0),
+    ];
+    for ((count, delta), codec) in cases.into_iter().zip(ALL_CODECS.into_iter().cycle()) {
+        let mut b = batch(&three_records(NOW), codec);
         b[RECORD_COUNT_OFFSET..RECORD_COUNT_OFFSET + 4].copy_from_slice(&count.to_be_bytes());
         b[LAST_OFFSET_DELTA_OFFSET..LAST_OFFSET_DELTA_OFFSET + 4]
             .copy_from_slice(&delta.to_be_bytes());
@@ -197,7 +208,7 @@ fn inconsistent_record_count_is_rejected() {
                 err,
                 StorageError::InvalidRecord(_) | StorageError::CorruptMessage(_)
             ),
-            "count {count}, delta {delta}: {err:?}"
+            "count {count}, delta {delta}, {codec:?}: {err:?}"
         );
     }
 }
@@ -591,4 +602,29 @@ fn duplicates_are_found_across_a_segment_roll() {
         assert_eq!(info.first_offset, firsts[i as usize]);
     }
     assert_eq!(h.log().log_end_offset(), 15);
+}
+
+#[test]
+fn reads_clamp_max_offset_to_the_log() {
+    let h = with_good_batch();
+    append(
+        h.log(),
+        &mut batch(&three_records(NOW), Compression::None),
+        NOW,
+    )
+    .unwrap();
+    let all = h.log().read(0, 1 << 20, i64::MAX, false).unwrap();
+    assert_eq!(
+        split_batches(&all.read_to_bytes().unwrap()).len(),
+        2,
+        "max_offset past the end"
+    );
+    assert!(
+        h.log().read(4, 1 << 20, 2, true).unwrap().is_empty(),
+        "max_offset below start"
+    );
+    assert!(
+        h.log().read(0, 0, 6, false).unwrap().is_empty(),
+        "zero bytes without min_one"
+    );
 }
