@@ -719,3 +719,96 @@ async fn consumer_protocol_group_survives_a_broker_restart() {
     blocking(move || drop(members)).await;
     broker.shutdown().await;
 }
+
+/// Waits (without blocking a runtime worker) until `done` holds for the count.
+async fn wait_for(count: &AtomicUsize, what: &str, done: impl Fn(usize) -> bool) {
+    let deadline = Instant::now() + HANG_GUARD;
+    while !done(count.load(Ordering::SeqCst)) {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A member that dies without leaving (a raw protocol client that stops heartbeating) loses
+/// its partitions to the live member once its session times out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_member_is_expired_and_its_partitions_move() {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::Encodable;
+
+    let broker = TestBroker::start_with(&[
+        ("group.initial.rebalance.delay.ms", "0"),
+        ("offsets.topic.num.partitions", "5"),
+        ("group.min.session.timeout.ms", "500"),
+    ])
+    .await;
+    broker.create_topic("silent", 6).await;
+    let (live, _) = member(&broker, "silent-group", "range", &[]);
+    live.subscribe(&["silent"]).expect("subscribe");
+    let live = blocking(move || {
+        poll_until_balanced(&[&live], 6);
+        live
+    })
+    .await;
+
+    // The doomed member speaks the protocol by hand; librdkafka keeps polling meanwhile
+    // and publishes how many partitions it has.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let count = Arc::new(AtomicUsize::new(6));
+    let poller = {
+        let (stop, count) = (stop.clone(), count.clone());
+        tokio::task::spawn_blocking(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let _ = live.poll(Duration::from_millis(50));
+                count.store(assigned(&live).len(), Ordering::SeqCst);
+            }
+            live
+        })
+    };
+    let mut subscription = bytes::BytesMut::new();
+    let mut encoded = bytes::BytesMut::new();
+    ConsumerProtocolSubscription::default()
+        .with_topics(vec![sb("silent")])
+        .encode(&mut encoded, 0)
+        .expect("encode subscription");
+    subscription.extend_from_slice(&0i16.to_be_bytes());
+    subscription.extend_from_slice(&encoded);
+    let mut client = common::wire::WireClient::connect(&broker.bootstrap()).await;
+    let mut join = JoinGroupRequest::default()
+        .with_group_id(GroupId(sb("silent-group")))
+        .with_session_timeout_ms(1_000)
+        .with_rebalance_timeout_ms(30_000)
+        .with_protocol_type(sb("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(sb("range"))
+            .with_metadata(subscription.freeze())]);
+    let first: JoinGroupResponse = client.call(ApiKey::JoinGroup, 7, &join).await;
+    join.member_id = first.member_id;
+    let joined: JoinGroupResponse = client.call(ApiKey::JoinGroup, 7, &join).await;
+    assert_eq!(joined.error_code, 0);
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(sb("silent-group")))
+        .with_generation_id(joined.generation_id)
+        .with_member_id(joined.member_id.clone());
+    let synced: SyncGroupResponse = client.call(ApiKey::SyncGroup, 5, &sync).await;
+    assert_eq!(synced.error_code, 0);
+    assert!(
+        !synced.assignment.is_empty(),
+        "the doomed member got partitions"
+    );
+    wait_for(&count, "the live member never shared the topic", |n| n < 6).await;
+    // Now the raw member goes silent: after its 1 s session the live member has all six.
+    wait_for(&count, "the silent member's partitions never moved", |n| {
+        n == 6
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    let live = poller.await.expect("poller");
+    blocking(move || {
+        poll_until_balanced(&[&live], 6);
+    })
+    .await;
+    drop(client);
+    broker.shutdown().await;
+}
