@@ -299,23 +299,22 @@ impl ShutdownSignals {
 
 /// A flag raised on SIGINT or SIGTERM, for loops that should stop cleanly
 /// (flush what they printed, print their summary).
-pub fn stop_on_signal() -> Arc<AtomicBool> {
+pub fn stop_on_signal() -> anyhow::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
-    let watcher = move || {
-        let Ok(rt) = runtime() else { return };
-        rt.block_on(async {
-            if let Ok(mut signals) = ShutdownSignals::new() {
-                signals.recv().await;
-                flag.store(true, Ordering::Relaxed);
-            }
-        });
+    // The handlers are installed before this returns, so no signal is missed.
+    let rt = runtime()?;
+    let mut signals = {
+        let _guard = rt.enter();
+        ShutdownSignals::new().context("cannot listen for SIGINT/SIGTERM")?
     };
-    if let Err(e) = std::thread::Builder::new()
+    let watcher = move || {
+        rt.block_on(signals.recv());
+        flag.store(true, Ordering::Relaxed);
+    };
+    std::thread::Builder::new()
         .name("signals".into())
         .spawn(watcher)
-    {
-        tracing::debug!("no signal watcher: {e}");
-    }
-    stop
+        .context("cannot start the signal watcher")?;
+    Ok(stop)
 }

@@ -175,7 +175,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         .assign(&assignment)
         .context("cannot assign partitions")?;
 
-    let stop = stop_on_signal();
+    let stop = stop_on_signal()?;
     let idle_limit = args.timeout_ms.map(Duration::from_millis);
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut count = 0u64;

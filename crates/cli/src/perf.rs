@@ -206,7 +206,7 @@ fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     topic_info(producer.client(), conn, &args.topic)?;
 
     let payload = random_payload(args.record_size as usize);
-    let stop = stop_on_signal();
+    let stop = stop_on_signal()?;
     let ctx = producer.context();
     let start = Instant::now();
     let mut progress = Progress::new(start);
@@ -395,7 +395,7 @@ fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
         .context("cannot assign partitions")?;
     let fetch_start = Instant::now();
 
-    let stop = stop_on_signal();
+    let stop = stop_on_signal()?;
     let idle_limit = Duration::from_millis(args.timeout_ms);
     let (mut records, mut bytes) = (0u64, 0u64);
     let (mut window_records, mut window_bytes) = (0u64, 0u64);

@@ -123,22 +123,24 @@ impl Server {
 
     /// SIGTERM, then the exit status.
     fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(status.success(), "kill -TERM {pid}");
-        let deadline = Instant::now() + STARTUP_DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no exit 30 s after SIGTERM:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let status = signal_and_wait(&mut self.child, "-TERM");
+        status.unwrap_or_else(|| panic!("no exit 30 s after SIGTERM:\n{}", self.log()))
     }
+}
+
+/// Sends a signal with kill(1) and waits up to 30 s for the exit status.
+fn signal_and_wait(child: &mut Child, signal: &str) -> Option<std::process::ExitStatus> {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args([signal, &pid]).status().unwrap();
+    assert!(sent.success(), "kill {signal} {pid}");
+    let deadline = Instant::now() + STARTUP_DEADLINE;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
 }
 
 impl Drop for Server {
@@ -814,6 +816,39 @@ fn errors_are_one_line_with_a_non_zero_exit() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn consume_stops_cleanly_on_sigint() {
+    let server = Server::start();
+    server.ok(&["topics", "create", "--topic", "live", "--partitions", "1"]);
+    server.ok_with_input(&["produce", "--topic", "live"], "first\n");
+    let dir = tempfile::tempdir().unwrap();
+    let stdout_path = dir.path().join("stdout");
+    let mut child = Command::new(BIN)
+        .args(["consume", "--topic", "live", "--from-beginning"])
+        .env("MOLDAU_BOOTSTRAP_SERVER", server.addr.to_string())
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + COMMAND_DEADLINE;
+    while std::fs::read_to_string(&stdout_path).unwrap() != "first\n" {
+        assert!(Instant::now() < deadline, "the record never came");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = signal_and_wait(&mut child, "-INT");
+    let _ = child.kill();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{stderr}");
+    assert_eq!(stderr.trim(), "Processed a total of 1 messages");
 }
 
 #[test]
