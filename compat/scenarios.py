@@ -645,3 +645,62 @@ def default_producers(ctx: Ctx):
         except Exception as e:
             problems.append(f"reading {t}: {e}")
     fail_if(problems, "default producers")
+
+
+# =========================================================================== 7. fetch limits and long polling
+
+@scenario
+def fetch_limits_and_long_poll(ctx: Ctx):
+    """Tiny fetch limits still make progress (a batch larger than the limit is returned whole); a long-polling Fetch is woken by an append."""
+    import confluent_kafka as ck
+    b = ctx.broker()
+    bs = b.bootstrap
+    problems = []
+    t = "fetch-limits"
+    C.ck_admin_create(bs, t, 3)
+    reps = C.ck_produce(bs, gen_records(t, 60, now_ms() - 60_000, "limits"), codec="none", conf={"linger.ms": 100})
+    reps += C.ck_produce(bs, gen_records(t, 30, now_ms() - 30_000, "limits-zstd"), codec="zstd")
+    for r in reps:
+        r.tstype = "create"
+    small = {
+        "confluent": lambda: C.ck_consume(bs, t, conf={"fetch.max.bytes": 1000, "message.max.bytes": 1000,
+                                                      "max.partition.fetch.bytes": 500}),
+        "kafka-python": lambda: C.kp_consume(bs, t, conf={"fetch_max_bytes": 1000,
+                                                         "max_partition_fetch_bytes": 500}),
+        "java": lambda: C.java_consume(bs, [t], conf={"fetch.max.bytes": 1000,
+                                                     "max.partition.fetch.bytes": 500})[t],
+    }
+    for name, read in small.items():
+        ctx.log(f"{name} consumer with fetch.max.bytes=1000, max.partition.fetch.bytes=500")
+        try:
+            problems += compare(reps, read(), f"{name} small fetches")
+        except Exception as e:
+            problems.append(f"{name} small fetches: {type(e).__name__}: {e}")
+
+    # long poll: a consumer waiting up to 10 s per Fetch gets each new record within ~1 s
+    t = "long-poll"
+    C.ck_admin_create(bs, t, 1)
+    c = ck.Consumer({"bootstrap.servers": bs, "group.id": "compat-lp", "enable.auto.commit": False,
+                     "fetch.wait.max.ms": 10000, "fetch.min.bytes": 1, **C.ck_log_config("consumer-lp")})
+    p = ck.Producer({"bootstrap.servers": bs, "linger.ms": 0, **C.ck_log_config("producer-lp")})
+    try:
+        c.assign([ck.TopicPartition(t, 0, ck.OFFSET_BEGINNING)])
+        c.poll(1.5)  # the consumer is now parked in a long-poll Fetch
+        lat = []
+        for i in range(5):
+            time.sleep(0.3)
+            t0 = time.time()
+            p.produce(t, value=f"lp-{i}".encode())
+            p.flush(10)
+            m = c.poll(15)
+            lat.append(round(time.time() - t0, 3))
+            if m is None or m.error() or m.value() != f"lp-{i}".encode():
+                problems.append(f"long poll: record lp-{i} not received: {m and (m.error() or m.value())}")
+                break
+        ctx.log(f"long-poll latencies (s): {lat}")
+        if lat and max(lat) > 3.0:
+            problems.append(f"long poll: a record took {max(lat)} s to reach a consumer waiting in Fetch "
+                            f"(fetch.wait.max.ms=10000): the Fetch was not woken by the append; latencies {lat}")
+    finally:
+        c.close()
+    fail_if(problems, "fetch limits and long poll")

@@ -270,11 +270,11 @@ def kp_produce(bootstrap: str, recs: Sequence[Rec], *, codec: str = "none", conf
         p.close(timeout=10)
 
 
-def kp_consume(bootstrap: str, topic: str, timeout: float = 60.0) -> List[Rec]:
+def kp_consume(bootstrap: str, topic: str, timeout: float = 60.0, conf: Optional[dict] = None) -> List[Rec]:
     _kp_logging()
     from kafka import KafkaConsumer, TopicPartition
     c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                      auto_offset_reset="earliest", consumer_timeout_ms=1000)
+                      auto_offset_reset="earliest", consumer_timeout_ms=1000, **(conf or {}))
     try:
         deadline = time.time() + timeout
         parts = None
@@ -448,8 +448,10 @@ def _parse_java_recs(lines) -> List[Rec]:
     return out
 
 
-def java_consume(bootstrap: str, topics: Sequence[str], timeout: float = 120.0) -> Dict[str, List[Rec]]:
-    lines = run_java(["consume", bootstrap, ",".join(topics)], timeout=timeout, label="consumer")
+def java_consume(bootstrap: str, topics: Sequence[str], timeout: float = 120.0,
+                 conf: Optional[dict] = None) -> Dict[str, List[Rec]]:
+    lines = run_java(["consume", bootstrap, ",".join(topics), *[f"{k}={v}" for k, v in (conf or {}).items()]],
+                     timeout=timeout, label="consumer")
     recs = _parse_java_recs(lines)
     out = {t: [] for t in topics}
     for r in recs:
