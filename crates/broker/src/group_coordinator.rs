@@ -15,7 +15,7 @@
 //! across an await.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -54,7 +54,11 @@ enum Parked {
 
 pub struct GroupCoordinator {
     config: GroupConfig,
-    num_partitions: i32,
+    /// offsets.topic.num.partitions: the partition count `__consumer_offsets` is created with.
+    configured_partitions: i32,
+    /// The partition count groups hash over: the topic's actual count once it exists (as
+    /// Kafka, should it have been created otherwise), else the configured one.
+    num_partitions: AtomicI32,
     segment_bytes: i32,
     node_id: i32,
     replica_manager: Arc<ReplicaManager>,
@@ -73,7 +77,8 @@ impl GroupCoordinator {
     pub fn new(config: &ServerConfig, replica_manager: Arc<ReplicaManager>) -> Self {
         GroupCoordinator {
             config: config.group.clone(),
-            num_partitions: config.offsets_topic_num_partitions,
+            configured_partitions: config.offsets_topic_num_partitions,
+            num_partitions: AtomicI32::new(config.offsets_topic_num_partitions),
             segment_bytes: config.offsets_topic_segment_bytes,
             node_id: config.node_id,
             replica_manager,
@@ -113,10 +118,26 @@ impl GroupCoordinator {
         }
     }
 
+    fn num_partitions(&self) -> i32 {
+        self.num_partitions.load(Ordering::Relaxed)
+    }
+
     /// Builds a shard for each hosted partition that has none yet, replaying its log.
     fn load_partitions(&self) -> Result<(), BrokerError> {
         let now_ms = crate::now_ms();
-        for partition_id in 0..self.num_partitions {
+        // At startup the hosted partitions are all of them (a single node); FindCoordinator
+        // refreshes the count from the metadata image.
+        let existing = self
+            .replica_manager
+            .partitions()
+            .iter()
+            .filter(|(tp, _)| tp.topic == OFFSETS_TOPIC)
+            .count();
+        if existing > 0 {
+            self.num_partitions
+                .store(existing as i32, Ordering::Relaxed);
+        }
+        for partition_id in 0..self.num_partitions() {
             if self.shard_at(partition_id).is_some() {
                 continue;
             }
@@ -151,7 +172,7 @@ impl GroupCoordinator {
 
     /// The partition and shard coordinating `group_id`, or NOT_COORDINATOR.
     fn shard_for(&self, group_id: &str) -> Result<(i32, Shard), ResponseError> {
-        let partition_id = partition_for(group_id, self.num_partitions);
+        let partition_id = partition_for(group_id, self.num_partitions());
         self.shard_at(partition_id)
             .map(|shard| (partition_id, shard))
             .ok_or(ResponseError::NotCoordinator)
@@ -165,7 +186,7 @@ impl GroupCoordinator {
                 let brokers = state.image().brokers.len().max(1);
                 let topic = NewTopic {
                     name: OFFSETS_TOPIC.to_string(),
-                    num_partitions: self.num_partitions,
+                    num_partitions: self.configured_partitions,
                     // Kafka waits for offsets.topic.replication.factor (3) brokers; a single
                     // node must work out of the box, so the factor is capped by the cluster.
                     replication_factor: brokers.min(3) as i16,
@@ -186,7 +207,12 @@ impl GroupCoordinator {
                 }
             }
         }
-        if self.shards.read().expect("shards lock poisoned").len() < self.num_partitions as usize {
+        if let Some(topic) = state.image().topic_by_name(OFFSETS_TOPIC) {
+            self.num_partitions
+                .store(topic.partitions.len() as i32, Ordering::Relaxed);
+        }
+        let loaded = self.shards.read().expect("shards lock poisoned").len();
+        if loaded < self.num_partitions() as usize || loaded == 0 {
             self.load_partitions().map_err(|e| {
                 tracing::error!("cannot load {OFFSETS_TOPIC}: {e}");
                 ResponseError::CoordinatorNotAvailable

@@ -812,3 +812,30 @@ async fn a_silent_member_is_expired_and_its_partitions_move() {
     drop(client);
     broker.shutdown().await;
 }
+
+/// If `__consumer_offsets` was created by hand with another partition count, groups hash
+/// over the partitions it has (as Kafka), rather than over offsets.topic.num.partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_made_offsets_topic_is_used_with_its_partition_count() {
+    let broker = start_broker().await;
+    broker.create_topic("__consumer_offsets", 3).await;
+    broker.create_topic("handmade", 1).await;
+    produce(&broker, "handmade", 0, 2).await;
+    // "my-group" hashes to partition 12 of 50, so it needs the real count, 3.
+    let (consumer, _) = member(&broker, "my-group", "range", &[]);
+    consumer.subscribe(&["handmade"]).expect("subscribe");
+    blocking(move || {
+        assert_eq!(consume(&consumer, 2).len(), 2);
+        consumer
+            .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+            .expect("commit");
+        let mut wanted = TopicPartitionList::new();
+        wanted.add_partition("handmade", 0);
+        let committed = consumer
+            .committed_offsets(wanted, Duration::from_secs(30))
+            .expect("committed");
+        assert_eq!(committed.elements()[0].offset(), Offset::Offset(2));
+    })
+    .await;
+    broker.shutdown().await;
+}
