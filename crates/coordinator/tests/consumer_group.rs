@@ -215,3 +215,141 @@ fn consumer_groups_survive_replay_of_their_records() {
         assert_eq!(c.owned, owned);
     }
 }
+
+mod model {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Join(usize),
+        Leave(usize),
+        Heartbeat(usize),
+        Advance(i64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            1 => (0..4usize).prop_map(Op::Join),
+            1 => (0..4usize).prop_map(Op::Leave),
+            4 => (0..4usize).prop_map(Op::Heartbeat),
+            1 => (0..20_000i64).prop_map(Op::Advance),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Whatever members do, no partition is ever owned by two live members at once,
+        /// and once everyone keeps heartbeating the group settles on a complete, disjoint
+        /// assignment; the log replays to the same group.
+        #[test]
+        fn reconciliation_never_double_assigns(ops in proptest::collection::vec(op(), 1..60)) {
+            let mut shard = GroupShard::new(GroupConfig::default());
+            shard.finish_load(0);
+            let mut log = Vec::new();
+            let mut now_ms = 0;
+            let mut clients: Vec<Option<Client>> = vec![None, None, None, None];
+            let beat = |shard: &mut GroupShard, c: &mut Client, now_ms: i64, log: &mut Vec<CoordinatorRecord>| -> bool {
+                let owned = vec![TopicPartitions::default()
+                    .with_topic_id(TOPIC)
+                    .with_partitions(c.owned.iter().copied().collect())];
+                let mut request = ConsumerGroupHeartbeatRequest::default()
+                    .with_group_id(GroupId(s("g")))
+                    .with_member_id(s(&c.member_id))
+                    .with_member_epoch(c.epoch)
+                    .with_rebalance_timeout_ms(if c.epoch == 0 { 30_000 } else { -1 })
+                    .with_topic_partitions(Some(if c.epoch == 0 { vec![] } else { owned }));
+                if c.epoch == 0 {
+                    request.subscribed_topic_names = Some(vec![TopicName(s("t"))]);
+                }
+                let (records, response) =
+                    shard.consumer_heartbeat(&info(now_ms), &request, &Uuid::new_v4().to_string(), &lookup);
+                shard.apply_written(&records, now_ms);
+                log.extend(records);
+                if response.error_code != 0 {
+                    return false;
+                }
+                c.member_id = response.member_id.as_ref().unwrap().to_string();
+                c.epoch = response.member_epoch;
+                if let Some(a) = &response.assignment {
+                    c.owned = a.topic_partitions.iter().flat_map(|tp| tp.partitions.iter().copied()).collect();
+                }
+                true
+            };
+            for op in ops {
+                match op {
+                    Op::Join(i) => {
+                        if clients[i].is_none() {
+                            let mut c = new_client();
+                            if beat(&mut shard, &mut c, now_ms, &mut log) {
+                                clients[i] = Some(c);
+                            }
+                        }
+                    }
+                    Op::Leave(i) => {
+                        if let Some(c) = clients[i].take() {
+                            let request = ConsumerGroupHeartbeatRequest::default()
+                                .with_group_id(GroupId(s("g")))
+                                .with_member_id(s(&c.member_id))
+                                .with_member_epoch(-1);
+                            let (records, _) = shard.consumer_heartbeat(&info(now_ms), &request, "x", &lookup);
+                            shard.apply_written(&records, now_ms);
+                            log.extend(records);
+                        }
+                    }
+                    Op::Heartbeat(i) => {
+                        if let Some(c) = clients[i].as_mut() {
+                            if !beat(&mut shard, c, now_ms, &mut log) {
+                                // Fenced or expired: the client drops everything.
+                                clients[i] = None;
+                            }
+                        }
+                    }
+                    Op::Advance(ms) => {
+                        now_ms += ms;
+                        let fx = shard.tick(now_ms);
+                        shard.apply_written(&fx.records, now_ms);
+                        log.extend(fx.records);
+                    }
+                }
+                // Invariant: a partition has at most one owner among the clients whose
+                // membership the coordinator still knows (an expired zombie is fenced).
+                let known: BTreeSet<String> = shard
+                    .consumer_describe("g")
+                    .members
+                    .iter()
+                    .map(|m| m.member_id.to_string())
+                    .collect();
+                let mut seen = BTreeSet::new();
+                for c in clients.iter().flatten().filter(|c| known.contains(&c.member_id)) {
+                    for p in &c.owned {
+                        prop_assert!(seen.insert(*p), "partition {} owned twice", p);
+                    }
+                }
+            }
+            // Everyone left keeps heartbeating: the group settles.
+            let live: Vec<usize> = (0..4).filter(|i| clients[*i].is_some()).collect();
+            if !live.is_empty() {
+                for round in 0..(live.len() * 10) {
+                    now_ms += 10;
+                    let i = live[round % live.len()];
+                    let c = clients[i].as_mut().unwrap();
+                    if !beat(&mut shard, c, now_ms, &mut log) {
+                        // Expired meanwhile: like librdkafka, drop everything and rejoin.
+                        *c = new_client();
+                        prop_assert!(beat(&mut shard, c, now_ms, &mut log));
+                    }
+                }
+                let total: usize = live.iter().map(|i| clients[*i].as_ref().unwrap().owned.len()).sum();
+                prop_assert_eq!(total, 6, "the live members own every partition");
+            }
+            let mut restarted = GroupShard::new(GroupConfig::default());
+            for r in &log {
+                restarted.replay(r, now_ms);
+            }
+            restarted.finish_load(now_ms);
+            prop_assert_eq!(restarted.consumer_describe("g"), shard.consumer_describe("g"));
+        }
+    }
+}
