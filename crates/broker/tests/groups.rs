@@ -839,3 +839,58 @@ async fn a_hand_made_offsets_topic_is_used_with_its_partition_count() {
     .await;
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_protocol_static_member_restart_keeps_its_partitions() {
+    let broker = TestBroker::start_with(&[
+        ("offsets.topic.num.partitions", "5"),
+        ("group.consumer.heartbeat.interval.ms", "300"),
+    ])
+    .await;
+    broker.create_topic("kip848-static", 6).await;
+    let static_member = |instance: &str| {
+        let mut config = broker.client_config();
+        config
+            .set("group.id", "kip848-static-group")
+            .set("group.protocol", "consumer")
+            .set("group.instance.id", instance)
+            .set("enable.auto.commit", "false");
+        let m: Member = config
+            .create_with_context(Rebalances::default())
+            .expect("consumer");
+        m.subscribe(&["kip848-static"]).expect("subscribe");
+        m
+    };
+    let group_epoch = |bootstrap: String| async move {
+        use kafka_protocol::messages::*;
+        let mut client = common::wire::WireClient::connect(&bootstrap).await;
+        let request = ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![GroupId(sb("kip848-static-group"))]);
+        let response: ConsumerGroupDescribeResponse = client
+            .call(ApiKey::ConsumerGroupDescribe, 1, &request)
+            .await;
+        response.groups[0].group_epoch
+    };
+    let (a, b) = (static_member("a"), static_member("b"));
+    let (a, b, a_partitions) = blocking(move || {
+        let sets = poll_until_balanced(&[&a, &b], 6);
+        (a, b, sets[0].clone())
+    })
+    .await;
+    let epoch = group_epoch(broker.bootstrap()).await;
+    // A static member's close leaves with epoch -2: its partitions wait for it.
+    blocking(move || drop(a)).await;
+    let a2 = static_member("a");
+    let (a2, b) = blocking(move || {
+        let sets = poll_until_balanced(&[&a2, &b], 6);
+        assert_eq!(
+            sets[0], a_partitions,
+            "the restarted member gets its partitions"
+        );
+        (a2, b)
+    })
+    .await;
+    assert_eq!(group_epoch(broker.bootstrap()).await, epoch, "no rebalance");
+    blocking(move || drop((a2, b))).await;
+    broker.shutdown().await;
+}

@@ -91,7 +91,11 @@ impl ConsumerGroup {
         } else if self
             .members
             .values()
-            .any(|m| m.member_epoch != self.assignment_epoch || m.state != MemberState::Stable)
+            // A static member away (epoch -2) keeps its partitions: not reconciling.
+            .any(|m| {
+                m.member_epoch != -2
+                    && (m.member_epoch != self.assignment_epoch || m.state != MemberState::Stable)
+            })
         {
             "Reconciling"
         } else {

@@ -1790,6 +1790,23 @@ impl GroupShard {
             request.member_id.to_string()
         };
 
+        if epoch == -2 {
+            // A static member leaving temporarily keeps its partitions until its session
+            // expires, so that its restart (same instance id) causes no rebalance.
+            let member = group
+                .members
+                .get_mut(&member_id)
+                .ok_or((ResponseError::UnknownMemberId, None))?;
+            if member.instance_id != instance_id {
+                return Err((ResponseError::FencedInstanceId, None));
+            }
+            member.previous_member_epoch = member.member_epoch;
+            member.member_epoch = -2;
+            return Ok(ConsumerGroupHeartbeatResponse::default()
+                .with_member_id(Some(s(&member_id)))
+                .with_member_epoch(epoch)
+                .with_heartbeat_interval_ms(heartbeat_interval_ms));
+        }
         if epoch < 0 {
             if group.members.remove(&member_id).is_none() {
                 return Err((ResponseError::UnknownMemberId, None));
@@ -1809,20 +1826,43 @@ impl GroupShard {
 
         let mut bump = false;
         if epoch == 0 {
+            let mut replaced = None;
             if let Some(instance) = &instance_id {
                 let holder = group
                     .members
                     .values()
-                    .find(|m| m.instance_id.as_ref() == Some(instance) && m.member_id != member_id);
-                if holder.is_some() {
-                    return Err((
-                        ResponseError::UnreleasedInstanceId,
-                        Some(format!("Static member {instance} is still in use.")),
-                    ));
+                    .find(|m| m.instance_id.as_ref() == Some(instance) && m.member_id != member_id)
+                    .cloned();
+                match holder {
+                    Some(h) if h.member_epoch != -2 => {
+                        return Err((
+                            ResponseError::UnreleasedInstanceId,
+                            Some(format!("Static member {instance} is still in use.")),
+                        ));
+                    }
+                    Some(h) => {
+                        // The restarted static member takes over its predecessor's
+                        // partitions and target: no rebalance.
+                        group.members.remove(&h.member_id);
+                        if let Some(target) = group.target.remove(&h.member_id) {
+                            group.target.insert(member_id.clone(), target);
+                        }
+                        replaced = Some(h);
+                    }
+                    None => {}
                 }
             }
             // (Re)joining owns nothing: a previous incarnation's partitions are released.
             group.members.remove(&member_id);
+            let (subscribed, server_assignor, assigned) = match &replaced {
+                Some(h) => (
+                    h.subscribed.clone(),
+                    h.server_assignor.clone(),
+                    h.assigned.clone(),
+                ),
+                None => (vec![], None, Partitions::new()),
+            };
+            bump = replaced.is_none();
             group.members.insert(
                 member_id.clone(),
                 ConsumerMember {
@@ -1835,15 +1875,14 @@ impl GroupShard {
                     previous_member_epoch: -1,
                     state: MemberState::Stable,
                     rebalance_timeout_ms: request.rebalance_timeout_ms,
-                    subscribed: vec![],
-                    server_assignor: None,
-                    assigned: Partitions::new(),
+                    subscribed,
+                    server_assignor,
+                    assigned,
                     revoking: Partitions::new(),
                     session_deadline_ms: now_ms + session_timeout_ms,
                     revocation_deadline_ms: None,
                 },
             );
-            bump = true;
         } else {
             let member = group
                 .members

@@ -353,3 +353,73 @@ mod model {
         }
     }
 }
+
+#[test]
+fn a_static_member_restart_keeps_its_partitions_without_a_new_epoch() {
+    let mut shard = GroupShard::new(GroupConfig::default());
+    shard.finish_load(0);
+    let join = |shard: &mut GroupShard, instance: &str, member_id: &str, now_ms: i64| {
+        let request = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_member_id(s(member_id))
+            .with_member_epoch(0)
+            .with_instance_id(Some(s(instance)))
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![TopicName(s("t"))]))
+            .with_topic_partitions(Some(vec![]));
+        let (records, response) = shard.consumer_heartbeat(&info(now_ms), &request, "x", &lookup);
+        shard.apply_written(&records, now_ms);
+        response
+    };
+    let a = join(&mut shard, "a", "a-1", 0);
+    let b = join(&mut shard, "b", "b-1", 10);
+    assert_eq!((a.error_code, b.error_code), (0, 0));
+    let mut clients = [
+        Client {
+            member_id: "a-1".into(),
+            epoch: a.member_epoch,
+            owned: BTreeSet::new(),
+        },
+        Client {
+            member_id: "b-1".into(),
+            epoch: b.member_epoch,
+            owned: BTreeSet::new(),
+        },
+    ];
+    let mut now_ms = 100;
+    for round in 0..20 {
+        now_ms += 10;
+        heartbeat(&mut shard, &mut clients[round % 2], now_ms);
+    }
+    let epoch = shard.consumer_describe("g").group_epoch;
+    let a_owned = clients[0].owned.clone();
+    assert_eq!(a_owned.len(), 3);
+    // a closes as a static member (-2), then restarts with a new member id.
+    let leave = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_member_id(s("a-1"))
+        .with_member_epoch(-2)
+        .with_instance_id(Some(s("a")));
+    let (records, left) = shard.consumer_heartbeat(&info(now_ms), &leave, "x", &lookup);
+    shard.apply_written(&records, now_ms);
+    assert_eq!((left.error_code, left.member_epoch), (0, -2));
+    // Someone else cannot take the instance id while... it can, once it is away: a-2 is a.
+    let back = join(&mut shard, "a", "a-2", now_ms + 10);
+    assert_eq!(back.error_code, 0);
+    let owned: BTreeSet<i32> = back
+        .assignment
+        .expect("assignment")
+        .topic_partitions
+        .iter()
+        .flat_map(|tp| tp.partitions.iter().copied())
+        .collect();
+    assert_eq!(owned, a_owned, "the same partitions");
+    assert_eq!(
+        shard.consumer_describe("g").group_epoch,
+        epoch,
+        "no rebalance"
+    );
+    // A second process with the same instance id while a-2 is active is refused.
+    let dup = join(&mut shard, "a", "a-3", now_ms + 20);
+    assert_eq!(dup.error_code, ResponseError::UnreleasedInstanceId.code());
+}
