@@ -76,6 +76,37 @@ def null_key_records(topic: str, base_ts: int, tag: str, headers=True) -> List[R
             for p in range(3)]
 
 
+# =========================================================================== 0. the harness itself
+
+@scenario
+def harness_selftest(ctx: Ctx):
+    """No broker: murmur2 against Kafka's test vectors, and the record comparison catches every kind of difference."""
+    import dataclasses
+    self_test_murmur2()
+    base = gen_records("t", 30, 1_000_000, "self")
+    assign_expected_positions(base, 3)
+    check(compare(base, [dataclasses.replace(r) for r in base], "same") == [], "identical lists compare unequal")
+    mutations = {
+        "key": lambda r: setattr(r, "key", b"other"),
+        "value": lambda r: setattr(r, "value", (r.value or b"") + b"!"),
+        "null value": lambda r: setattr(r, "value", None if r.value is not None else b""),
+        "headers": lambda r: setattr(r, "headers", r.headers[:-1]),
+        "header order": lambda r: setattr(r, "headers", list(reversed(r.headers))),
+        "timestamp": lambda r: setattr(r, "timestamp", r.timestamp + 1),
+        "offset": lambda r: setattr(r, "offset", r.offset + 100),
+        "partition": lambda r: setattr(r, "partition", (r.partition + 1) % 3),
+    }
+    for name, mutate in mutations.items():
+        got = [dataclasses.replace(r) for r in base]
+        mutate(got[7])
+        check(compare(base, got, "m") != [], f"compare() missed a changed {name}")
+    check(compare(base, base[:-1], "m") != [], "compare() missed a missing record")
+    check(compare(base, base + base[:1], "m") != [], "compare() missed a duplicate record")
+    # a record read twice at the same position is caught even if everything else matches
+    dup = [dataclasses.replace(r) for r in base] + [dataclasses.replace(base[0])]
+    check(any("twice" in p for p in compare(base, dup, "m")), "compare() missed a record delivered twice")
+
+
 # =========================================================================== 1. topic creation
 
 @scenario
