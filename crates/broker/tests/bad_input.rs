@@ -492,3 +492,35 @@ fn api_versions_v3() -> ApiVersionsRequest {
         .with_client_software_name(StrBytes::from_static_str("moldau-test"))
         .with_client_software_version(StrBytes::from_static_str("1.0"))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_explicit_partition_assignments_than_the_limit_get_invalid_partitions() {
+    use kafka_protocol::messages::create_topics_request::{
+        CreatableReplicaAssignment, CreatableTopic,
+    };
+    use kafka_protocol::messages::{BrokerId, CreateTopicsRequest, CreateTopicsResponse};
+    // Without a bound, one 200 KB request would create 20,000 partition logs.
+    survive(|addr| async move {
+        let assignments = (0..20_000)
+            .map(|p| {
+                CreatableReplicaAssignment::default()
+                    .with_partition_index(p)
+                    .with_broker_ids(vec![BrokerId(1)])
+            })
+            .collect();
+        let request = CreateTopicsRequest::default()
+            .with_timeout_ms(30_000)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("too-many")))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+                .with_assignments(assignments)]);
+        let mut client = WireClient::connect(&addr).await;
+        let response: CreateTopicsResponse = client.call(ApiKey::CreateTopics, 5, &request).await;
+        assert_eq!(
+            response.topics[0].error_code,
+            ResponseError::InvalidPartitions.code()
+        );
+    })
+    .await;
+}

@@ -261,6 +261,16 @@ fn place_replicas(
                 "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
             ));
         }
+        // The same limit as for numPartitions: the count comes straight from the request.
+        if topic.assignments.len() > MAX_PARTITIONS_PER_TOPIC as usize {
+            return Err((
+                ResponseError::InvalidPartitions,
+                format!(
+                    "Number of partitions {} is above this broker's limit of {MAX_PARTITIONS_PER_TOPIC}.",
+                    topic.assignments.len()
+                ),
+            ));
+        }
         let mut sorted = topic.assignments.clone();
         sorted.sort_by_key(|(p, _)| *p);
         let invalid = |why: String| Err((ResponseError::InvalidReplicaAssignment, why));
