@@ -34,8 +34,9 @@ use kafka_protocol::records::{
 use kafka_protocol::ResponseError;
 use moldau_coordinator::{
     partition_for, CoordinatorRecord, Effects, FetchedOffset, GroupConfig, GroupShard, ListedGroup,
-    RequestInfo, TopicInfo, Waiter, OFFSETS_TOPIC,
+    RequestInfo, TopicInfo, Topics, Waiter, OFFSETS_TOPIC,
 };
+use moldau_metadata::MetadataImage;
 use moldau_storage::{AppendOrigin, Log, StorageError, TopicPartition, Uuid};
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
@@ -423,17 +424,11 @@ impl GroupCoordinator {
             Ok(found) => found,
             Err(e) => return ConsumerGroupHeartbeatResponse::default().with_error_code(e.code()),
         };
-        let image = state.image();
-        let lookup = |name: &str| {
-            image.topic_by_name(name).map(|t| TopicInfo {
-                id: t.topic_id,
-                partitions: t.partitions.len() as i32,
-            })
-        };
+        let image = ImageTopics(state.image());
         let fresh_id = Uuid::new_v4().to_string();
         let response = {
             let mut shard = shard.lock().expect("shard lock poisoned");
-            let (records, response) = shard.consumer_heartbeat(&info, request, &fresh_id, &lookup);
+            let (records, response) = shard.consumer_heartbeat(&info, request, &fresh_id, &image);
             // The member's new epoch and assignment are answered only once persisted.
             match self.append(partition_id, &records) {
                 Ok(()) => {
@@ -509,6 +504,22 @@ impl GroupCoordinator {
         let (_, shard) = self.shard_for(group_id)?;
         let shard = shard.lock().expect("shard lock poisoned");
         Ok(shard.describe_group(group_id, api_version))
+    }
+}
+
+/// The metadata image as the coordinator's view of topics.
+struct ImageTopics(Arc<MetadataImage>);
+
+impl Topics for ImageTopics {
+    fn get(&self, name: &str) -> Option<TopicInfo> {
+        self.0.topic_by_name(name).map(|t| TopicInfo {
+            id: t.topic_id,
+            partitions: t.partitions.len() as i32,
+        })
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.0.topics().iter().map(|t| t.name.clone()).collect()
     }
 }
 

@@ -894,3 +894,42 @@ async fn consumer_protocol_static_member_restart_keeps_its_partitions() {
     blocking(move || drop((a2, b))).await;
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_protocol_regex_subscription() {
+    let broker = TestBroker::start_with(&[
+        ("offsets.topic.num.partitions", "5"),
+        ("group.consumer.heartbeat.interval.ms", "300"),
+    ])
+    .await;
+    broker.create_topic("regex-a", 2).await;
+    broker.create_topic("regex-b", 2).await;
+    broker.create_topic("other", 2).await;
+    produce(&broker, "regex-a", 0, 1).await;
+    produce(&broker, "regex-b", 1, 1).await;
+    produce(&broker, "other", 0, 1).await;
+    let consumer = consumer_protocol_member(&broker, "regex-group");
+    consumer.subscribe(&["^regex-.*"]).expect("subscribe");
+    blocking(move || {
+        use rdkafka::Message;
+        let deadline = Instant::now() + HANG_GUARD;
+        let mut topics = BTreeSet::new();
+        while topics.len() < 2 {
+            assert!(Instant::now() < deadline, "only {topics:?}");
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                topics.insert(message.expect("consume").topic().to_string());
+            }
+        }
+        assert_eq!(topics, ["regex-a", "regex-b"].map(String::from).into());
+        let assignment: BTreeSet<String> = consumer
+            .assignment()
+            .expect("assignment")
+            .elements()
+            .iter()
+            .map(|e| e.topic().to_string())
+            .collect();
+        assert!(!assignment.contains("other"));
+    })
+    .await;
+    broker.shutdown().await;
+}

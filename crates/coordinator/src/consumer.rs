@@ -26,6 +26,35 @@ pub struct TopicInfo {
     pub partitions: i32,
 }
 
+/// The topics of the metadata image, as the coordinator sees them.
+pub trait Topics {
+    fn get(&self, name: &str) -> Option<TopicInfo>;
+    /// Every topic name, for regex subscriptions.
+    fn names(&self) -> Vec<String>;
+}
+
+/// A KIP-848 regex subscription, matched against whole topic names (as Kafka's RE2J
+/// `matches()`); internal topics never match.
+#[derive(Clone, Debug)]
+pub struct TopicRegex {
+    pub source: String,
+    compiled: regex::Regex,
+}
+
+impl TopicRegex {
+    pub fn new(source: &str) -> Result<Self, regex::Error> {
+        let compiled = regex::Regex::new(&format!("^(?:{source})$"))?;
+        Ok(TopicRegex {
+            source: source.to_string(),
+            compiled,
+        })
+    }
+
+    pub fn matches(&self, topic: &str) -> bool {
+        !topic.starts_with("__") && self.compiled.is_match(topic)
+    }
+}
+
 /// Partitions by topic id.
 pub type Partitions = BTreeMap<Uuid, BTreeSet<i32>>;
 
@@ -50,6 +79,9 @@ pub(crate) struct ConsumerMember {
     pub state: MemberState,
     pub rebalance_timeout_ms: i32,
     pub subscribed: Vec<String>,
+    pub subscribed_regex: Option<TopicRegex>,
+    /// The topics `subscribed_regex` matches now (resolved on each heartbeat, not stored).
+    pub regex_topics: Vec<String>,
     pub server_assignor: Option<String>,
     pub assigned: Partitions,
     pub revoking: Partitions,
@@ -110,15 +142,30 @@ impl ConsumerGroup {
             .map(|(n, _)| n.as_str())
     }
 
-    /// Metadata of every subscribed topic that exists.
-    pub fn subscribed_topics(
-        &self,
-        lookup: &dyn Fn(&str) -> Option<TopicInfo>,
-    ) -> BTreeMap<String, TopicInfo> {
-        let names: BTreeSet<&String> = self.members.values().flat_map(|m| &m.subscribed).collect();
+    /// Re-matches every member's regex subscription against the current topics.
+    pub fn resolve_regexes(&mut self, topics: &dyn Topics) {
+        if self.members.values().all(|m| m.subscribed_regex.is_none()) {
+            return;
+        }
+        let names = topics.names();
+        for m in self.members.values_mut() {
+            m.regex_topics = match &m.subscribed_regex {
+                Some(re) => names.iter().filter(|n| re.matches(n)).cloned().collect(),
+                None => vec![],
+            };
+        }
+    }
+
+    /// Metadata of every subscribed topic that exists (by name or by regex).
+    pub fn subscribed_topics(&self, topics: &dyn Topics) -> BTreeMap<String, TopicInfo> {
+        let names: BTreeSet<&String> = self
+            .members
+            .values()
+            .flat_map(|m| m.subscribed.iter().chain(&m.regex_topics))
+            .collect();
         names
             .into_iter()
-            .filter_map(|n| lookup(n).map(|t| (n.clone(), t)))
+            .filter_map(|n| topics.get(n).map(|t| (n.clone(), t)))
             .collect()
     }
 
@@ -151,6 +198,7 @@ impl ConsumerGroup {
                 let topics = m
                     .subscribed
                     .iter()
+                    .chain(&m.regex_topics)
                     .filter_map(|t| self.topics.get(t).copied())
                     .collect();
                 (id, topics)
@@ -433,7 +481,7 @@ impl ConsumerMember {
             client_id: self.client_id.clone(),
             client_host: self.client_host.clone(),
             subscribed_topic_names: self.subscribed.clone(),
-            subscribed_topic_regex: None,
+            subscribed_topic_regex: self.subscribed_regex.as_ref().map(|r| r.source.clone()),
             rebalance_timeout_ms: self.rebalance_timeout_ms,
             server_assignor: self.server_assignor.clone(),
         }
@@ -461,6 +509,8 @@ impl ConsumerMember {
             state: MemberState::Stable,
             rebalance_timeout_ms: -1,
             subscribed: vec![],
+            subscribed_regex: None,
+            regex_topics: vec![],
             server_assignor: None,
             assigned: Partitions::new(),
             revoking: Partitions::new(),
@@ -605,6 +655,9 @@ impl ConsumerGroup {
                     entry.client_id = m.client_id;
                     entry.client_host = m.client_host;
                     entry.subscribed = m.subscribed_topic_names;
+                    entry.subscribed_regex = m
+                        .subscribed_topic_regex
+                        .and_then(|r| TopicRegex::new(&r).ok());
                     entry.rebalance_timeout_ms = m.rebalance_timeout_ms;
                     entry.server_assignor = m.server_assignor;
                 }

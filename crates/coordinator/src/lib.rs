@@ -18,7 +18,7 @@ mod group;
 pub mod records;
 mod shard;
 
-pub use consumer::{TopicInfo, ASSIGNORS};
+pub use consumer::{TopicInfo, Topics, ASSIGNORS};
 pub use group::{GroupState, Waiter};
 pub use records::CoordinatorRecord;
 pub use shard::{Effects, FetchedOffset, GroupShard, ListedGroup, RequestInfo};

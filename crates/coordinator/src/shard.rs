@@ -37,7 +37,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::consumer::{self, ConsumerGroup, ConsumerMember, MemberState, Partitions, TopicInfo};
+use crate::consumer::{
+    self, ConsumerGroup, ConsumerMember, MemberState, Partitions, TopicRegex, Topics,
+};
 use crate::group::{ClassicGroup, GroupState, JoinTimer, Member, Waiter};
 use crate::records::{self, CoordinatorRecord, OffsetCommitValue, RecordKey};
 use crate::GroupConfig;
@@ -1670,7 +1672,7 @@ impl GroupShard {
         info: &RequestInfo,
         request: &ConsumerGroupHeartbeatRequest,
         fresh_id: &str,
-        topics: &dyn Fn(&str) -> Option<TopicInfo>,
+        topics: &dyn Topics,
     ) -> (Vec<CoordinatorRecord>, ConsumerGroupHeartbeatResponse) {
         let group_id = request.group_id.0.to_string();
         let before = self.consumer_groups.get(&group_id).cloned();
@@ -1690,7 +1692,7 @@ impl GroupShard {
         info: &RequestInfo,
         request: &ConsumerGroupHeartbeatRequest,
         fresh_id: &str,
-        topics: &dyn Fn(&str) -> Option<TopicInfo>,
+        topics: &dyn Topics,
     ) -> Result<ConsumerGroupHeartbeatResponse, HeartbeatError> {
         let group_id = request.group_id.0.to_string();
         let epoch = request.member_epoch;
@@ -1711,14 +1713,21 @@ impl GroupShard {
         if request.rack_id.as_ref().is_some_and(|r| r.is_empty()) {
             return Err(invalid("RackId can't be empty."));
         }
-        // librdkafka sends "" for "no regex"; regex subscriptions are not supported yet.
-        if request
-            .subscribed_topic_regex
-            .as_ref()
-            .is_some_and(|r| !r.is_empty())
-        {
-            return Err(invalid("SubscribedTopicRegex is not supported yet."));
-        }
+        // Some(""): no regex (librdkafka sends it so); None: unchanged.
+        let regex = match request.subscribed_topic_regex.as_deref() {
+            None => None,
+            Some("") => Some(None),
+            Some(source) => match TopicRegex::new(source) {
+                Ok(re) => Some(Some(re)),
+                Err(e) => return Err((
+                    ResponseError::InvalidRegularExpression,
+                    Some(format!(
+                        "SubscribedTopicRegex `{source}` is not a valid regular expression: {e}."
+                    )),
+                )),
+            },
+        };
+        let has_regex = matches!(regex, Some(Some(_)));
         match epoch {
             e if e > 0 || e == -1 || e == -2 => {
                 if request.member_id.is_empty() {
@@ -1741,6 +1750,7 @@ impl GroupShard {
                     .subscribed_topic_names
                     .as_ref()
                     .is_none_or(|n| n.is_empty())
+                    && !has_regex
                 {
                     return Err(invalid(
                         "SubscribedTopicNames must be set in first request.",
@@ -1854,13 +1864,14 @@ impl GroupShard {
             }
             // (Re)joining owns nothing: a previous incarnation's partitions are released.
             group.members.remove(&member_id);
-            let (subscribed, server_assignor, assigned) = match &replaced {
+            let (subscribed, subscribed_regex, server_assignor, assigned) = match &replaced {
                 Some(h) => (
                     h.subscribed.clone(),
+                    h.subscribed_regex.clone(),
                     h.server_assignor.clone(),
                     h.assigned.clone(),
                 ),
-                None => (vec![], None, Partitions::new()),
+                None => (vec![], None, None, Partitions::new()),
             };
             bump = replaced.is_none();
             group.members.insert(
@@ -1876,6 +1887,8 @@ impl GroupShard {
                     state: MemberState::Stable,
                     rebalance_timeout_ms: request.rebalance_timeout_ms,
                     subscribed,
+                    subscribed_regex,
+                    regex_topics: vec![],
                     server_assignor,
                     assigned,
                     revoking: Partitions::new(),
@@ -1904,6 +1917,13 @@ impl GroupShard {
                     bump = true;
                 }
             }
+            if let Some(regex) = regex {
+                let old = member.subscribed_regex.as_ref().map(|r| r.source.as_str());
+                if old != regex.as_ref().map(|r| r.source.as_str()) {
+                    member.subscribed_regex = regex;
+                    bump = true;
+                }
+            }
             if request.rebalance_timeout_ms != -1 {
                 member.rebalance_timeout_ms = request.rebalance_timeout_ms;
             }
@@ -1920,7 +1940,9 @@ impl GroupShard {
             member.client_host = info.client_host.clone();
             member.session_deadline_ms = now_ms + session_timeout_ms;
         }
-        // Partition counts of subscribed topics may have changed (CreatePartitions).
+        // Partition counts of subscribed topics may have changed (CreatePartitions), and
+        // topics matching a regex may have come or gone.
+        group.resolve_regexes(topics);
         let subscribed = group.subscribed_topics(topics);
         if subscribed != group.topics {
             group.topics = subscribed;
@@ -2002,6 +2024,7 @@ impl GroupShard {
                     .with_subscribed_topic_names(
                         m.subscribed.iter().map(|t| TopicName(s(t))).collect(),
                     )
+                    .with_subscribed_topic_regex(m.subscribed_regex.as_ref().map(|r| s(&r.source)))
                     .with_assignment(assignment(&m.assigned))
                     .with_target_assignment(assignment(
                         &group.target.get(&m.member_id).cloned().unwrap_or_default(),

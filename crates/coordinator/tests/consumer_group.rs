@@ -9,7 +9,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use moldau_coordinator::{CoordinatorRecord, GroupConfig, GroupShard, RequestInfo, TopicInfo};
+use moldau_coordinator::{
+    CoordinatorRecord, GroupConfig, GroupShard, RequestInfo, TopicInfo, Topics,
+};
 use uuid::Uuid;
 
 const TOPIC: Uuid = Uuid::from_u128(7);
@@ -18,11 +20,27 @@ fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
 
-fn lookup(name: &str) -> Option<TopicInfo> {
-    (name == "t").then_some(TopicInfo {
-        id: TOPIC,
-        partitions: 6,
-    })
+/// The metadata image of these tests: topic "t" with 6 partitions, and "other".
+struct Image;
+
+impl Topics for Image {
+    fn get(&self, name: &str) -> Option<TopicInfo> {
+        match name {
+            "t" => Some(TopicInfo {
+                id: TOPIC,
+                partitions: 6,
+            }),
+            "other" => Some(TopicInfo {
+                id: Uuid::from_u128(8),
+                partitions: 2,
+            }),
+            _ => None,
+        }
+    }
+
+    fn names(&self) -> Vec<String> {
+        vec!["__consumer_offsets".into(), "other".into(), "t".into()]
+    }
 }
 
 /// A client as librdkafka behaves: it owns what it was last assigned.
@@ -68,7 +86,7 @@ fn heartbeat_logged(
         request.subscribed_topic_names = Some(vec![TopicName(s("t"))]);
     }
     let fresh = Uuid::new_v4().to_string();
-    let (records, response) = shard.consumer_heartbeat(&info(now_ms), &request, &fresh, &lookup);
+    let (records, response) = shard.consumer_heartbeat(&info(now_ms), &request, &fresh, &Image);
     shard.apply_written(&records, now_ms);
     log.extend(records);
     assert_eq!(response.error_code, 0, "{:?}", response.error_message);
@@ -136,7 +154,7 @@ fn members_converge_without_double_ownership_and_leave() {
         .with_member_id(s(&leaving.member_id))
         .with_member_epoch(-1);
     let response = shard
-        .consumer_heartbeat(&info(now_ms), &request, "x", &lookup)
+        .consumer_heartbeat(&info(now_ms), &request, "x", &Image)
         .1;
     assert_eq!(response.error_code, 0);
     assert_eq!(response.member_epoch, -1);
@@ -156,9 +174,7 @@ fn stale_epochs_are_fenced_and_silent_members_expire() {
         .with_group_id(GroupId(s("g")))
         .with_member_id(s(&a.member_id))
         .with_member_epoch(a.epoch + 5);
-    let response = shard
-        .consumer_heartbeat(&info(10), &request, "x", &lookup)
-        .1;
+    let response = shard.consumer_heartbeat(&info(10), &request, "x", &Image).1;
     assert_eq!(response.error_code, ResponseError::FencedMemberEpoch.code());
     let mut b = new_client();
     heartbeat(&mut shard, &mut b, 20);
@@ -179,7 +195,7 @@ fn stale_epochs_are_fenced_and_silent_members_expire() {
         .with_member_id(s(&a.member_id))
         .with_member_epoch(a.epoch);
     let response = shard
-        .consumer_heartbeat(&info(now_ms), &request, "x", &lookup)
+        .consumer_heartbeat(&info(now_ms), &request, "x", &Image)
         .1;
     assert_eq!(response.error_code, ResponseError::UnknownMemberId.code());
 }
@@ -264,7 +280,7 @@ mod model {
                     request.subscribed_topic_names = Some(vec![TopicName(s("t"))]);
                 }
                 let (records, response) =
-                    shard.consumer_heartbeat(&info(now_ms), &request, &Uuid::new_v4().to_string(), &lookup);
+                    shard.consumer_heartbeat(&info(now_ms), &request, &Uuid::new_v4().to_string(), &Image);
                 shard.apply_written(&records, now_ms);
                 log.extend(records);
                 if response.error_code != 0 {
@@ -293,7 +309,7 @@ mod model {
                                 .with_group_id(GroupId(s("g")))
                                 .with_member_id(s(&c.member_id))
                                 .with_member_epoch(-1);
-                            let (records, _) = shard.consumer_heartbeat(&info(now_ms), &request, "x", &lookup);
+                            let (records, _) = shard.consumer_heartbeat(&info(now_ms), &request, "x", &Image);
                             shard.apply_written(&records, now_ms);
                             log.extend(records);
                         }
@@ -367,7 +383,7 @@ fn a_static_member_restart_keeps_its_partitions_without_a_new_epoch() {
             .with_rebalance_timeout_ms(30_000)
             .with_subscribed_topic_names(Some(vec![TopicName(s("t"))]))
             .with_topic_partitions(Some(vec![]));
-        let (records, response) = shard.consumer_heartbeat(&info(now_ms), &request, "x", &lookup);
+        let (records, response) = shard.consumer_heartbeat(&info(now_ms), &request, "x", &Image);
         shard.apply_written(&records, now_ms);
         response
     };
@@ -400,7 +416,7 @@ fn a_static_member_restart_keeps_its_partitions_without_a_new_epoch() {
         .with_member_id(s("a-1"))
         .with_member_epoch(-2)
         .with_instance_id(Some(s("a")));
-    let (records, left) = shard.consumer_heartbeat(&info(now_ms), &leave, "x", &lookup);
+    let (records, left) = shard.consumer_heartbeat(&info(now_ms), &leave, "x", &Image);
     shard.apply_written(&records, now_ms);
     assert_eq!((left.error_code, left.member_epoch), (0, -2));
     // Someone else cannot take the instance id while... it can, once it is away: a-2 is a.
@@ -422,4 +438,50 @@ fn a_static_member_restart_keeps_its_partitions_without_a_new_epoch() {
     // A second process with the same instance id while a-2 is active is refused.
     let dup = join(&mut shard, "a", "a-3", now_ms + 20);
     assert_eq!(dup.error_code, ResponseError::UnreleasedInstanceId.code());
+}
+
+#[test]
+fn regex_subscriptions_match_whole_names_and_never_internal_topics() {
+    let mut shard = GroupShard::new(GroupConfig::default());
+    shard.finish_load(0);
+    let request = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s("g")))
+        .with_member_id(s("m"))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_regex(Some(s(".*")))
+        .with_topic_partitions(Some(vec![]));
+    let (_, response) = shard.consumer_heartbeat(&info(0), &request, "x", &Image);
+    assert_eq!(response.error_code, 0);
+    let topics: BTreeSet<Uuid> = response
+        .assignment
+        .unwrap()
+        .topic_partitions
+        .iter()
+        .map(|tp| tp.topic_id)
+        .collect();
+    assert_eq!(topics, [TOPIC, Uuid::from_u128(8)].into());
+    let bad = request
+        .clone()
+        .with_member_id(s("n"))
+        .with_subscribed_topic_regex(Some(s("(")));
+    let (_, response) = shard.consumer_heartbeat(&info(0), &bad, "x", &Image);
+    assert_eq!(
+        response.error_code,
+        ResponseError::InvalidRegularExpression.code()
+    );
+    // "t" alone: a partial match ("other" contains a t) does not count.
+    let only_t = request
+        .with_member_id(s("o"))
+        .with_group_id(GroupId(s("h")))
+        .with_subscribed_topic_regex(Some(s("t")));
+    let (_, response) = shard.consumer_heartbeat(&info(0), &only_t, "x", &Image);
+    let topics: Vec<Uuid> = response
+        .assignment
+        .unwrap()
+        .topic_partitions
+        .iter()
+        .map(|tp| tp.topic_id)
+        .collect();
+    assert_eq!(topics, vec![TOPIC]);
 }
