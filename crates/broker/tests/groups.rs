@@ -933,3 +933,64 @@ async fn consumer_protocol_regex_subscription() {
     .await;
     broker.shutdown().await;
 }
+
+/// Classic and KIP-848 groups are listed together, each with its type; ListGroups filters
+/// by type and state case-insensitively.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_and_consumer_groups_are_listed_together() {
+    use kafka_protocol::messages::*;
+    let broker = TestBroker::start_with(&[
+        ("group.initial.rebalance.delay.ms", "0"),
+        ("offsets.topic.num.partitions", "5"),
+        ("group.consumer.heartbeat.interval.ms", "300"),
+    ])
+    .await;
+    broker.create_topic("listed", 2).await;
+    let (classic, _) = member(&broker, "listed-classic", "range", &[]);
+    classic.subscribe(&["listed"]).expect("subscribe");
+    let modern = consumer_protocol_member(&broker, "listed-consumer");
+    modern.subscribe(&["listed"]).expect("subscribe");
+    let (classic, modern) = blocking(move || {
+        poll_until_balanced(&[&classic], 2);
+        poll_until_balanced(&[&modern], 2);
+        (classic, modern)
+    })
+    .await;
+    let mut client = common::wire::WireClient::connect(&broker.bootstrap()).await;
+    let list = |types: &[&str], states: &[&str]| {
+        ListGroupsRequest::default()
+            .with_types_filter(types.iter().map(|t| sb(t)).collect())
+            .with_states_filter(states.iter().map(|s| sb(s)).collect())
+    };
+    let names = |r: &ListGroupsResponse| {
+        r.groups
+            .iter()
+            .map(|g| {
+                (
+                    g.group_id.to_string(),
+                    g.group_type.to_string(),
+                    g.group_state.to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let all: ListGroupsResponse = client.call(ApiKey::ListGroups, 5, &list(&[], &[])).await;
+    assert_eq!(
+        names(&all),
+        vec![
+            ("listed-classic".into(), "classic".into(), "Stable".into()),
+            ("listed-consumer".into(), "consumer".into(), "Stable".into()),
+        ]
+    );
+    let consumer_only: ListGroupsResponse = client
+        .call(ApiKey::ListGroups, 5, &list(&["Consumer"], &[]))
+        .await;
+    assert_eq!(names(&consumer_only).len(), 1);
+    assert_eq!(names(&consumer_only)[0].0, "listed-consumer");
+    let empty_only: ListGroupsResponse = client
+        .call(ApiKey::ListGroups, 5, &list(&[], &["empty"]))
+        .await;
+    assert!(empty_only.groups.is_empty());
+    blocking(move || drop((classic, modern))).await;
+    broker.shutdown().await;
+}

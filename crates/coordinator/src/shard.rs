@@ -1719,12 +1719,10 @@ impl GroupShard {
             Some("") => Some(None),
             Some(source) => match TopicRegex::new(source) {
                 Ok(re) => Some(Some(re)),
-                Err(e) => return Err((
-                    ResponseError::InvalidRegularExpression,
-                    Some(format!(
-                        "SubscribedTopicRegex `{source}` is not a valid regular expression: {e}."
-                    )),
-                )),
+                Err(e) => {
+                    let message = format!("SubscribedTopicRegex `{source}` is invalid: {e}.");
+                    return Err((ResponseError::InvalidRegularExpression, Some(message)));
+                }
             },
         };
         let has_regex = matches!(regex, Some(Some(_)));
