@@ -1,12 +1,8 @@
 //! `moldau configs describe|alter`, like kafka-configs, for topics and brokers.
 
-use std::collections::BTreeMap;
-
 use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
-use rdkafka::admin::{
-    AdminClient, AlterConfig, ConfigEntry, ConfigSource, OwnedResourceSpecifier, ResourceSpecifier,
-};
+use rdkafka::admin::{AdminClient, ConfigEntry, ConfigSource, ResourceSpecifier};
 use rdkafka::consumer::Consumer;
 use serde::Serialize;
 
@@ -18,6 +14,7 @@ use crate::client::{
     admin_client, admin_options, describe_code, describe_kafka_error, fetch_metadata,
     plain_consumer, runtime, topic_info, QuietContext,
 };
+use crate::incremental_alter::incremental_alter_configs;
 use crate::output::{print_json, print_table, table};
 
 #[derive(Subcommand)]
@@ -156,7 +153,7 @@ fn alter_cmd(args: AlterArgs) -> anyhow::Result<()> {
     let spec = args.entity.specifier();
     let set: Vec<KeyValue> = args.add_config.into_iter().flatten().collect();
     let delete: Vec<String> = args.delete_config.into_iter().flatten().collect();
-    runtime()?.block_on(alter_incremental(&admin, conn, spec, &set, &delete))?;
+    alter_incremental(&admin, conn, &runtime()?, spec, &set, &delete)?;
     say!("Completed updating config for {}.", entity_name(spec));
     Ok(())
 }
@@ -193,73 +190,35 @@ pub async fn describe(
     }
 }
 
-/// Sets and removes overrides while keeping the others.
+/// Sets and removes overrides, keeping the others (IncrementalAlterConfigs).
 ///
-/// The rdkafka crate offers only the legacy AlterConfigs, which replaces the whole
-/// set of overrides of a resource. So this reads the current overrides, applies the
-/// change, and writes the full set back (what kafka-configs did before KIP-339).
-/// A concurrent change by someone else in between is lost, as it was then.
-pub async fn alter_incremental(
+/// Like kafka-configs, deleting a key that is not overridden is an error, which
+/// catches typos: the broker itself would accept it as a no-op.
+pub fn alter_incremental(
     admin: &AdminClient<QuietContext>,
     conn: &ConnectArgs,
+    rt: &tokio::runtime::Runtime,
     spec: ResourceSpecifier<'_>,
     set: &[KeyValue],
     delete: &[String],
 ) -> anyhow::Result<()> {
     check_exists(conn, spec)?;
-    let entries = describe(admin, conn, spec).await?;
-    let mut overrides = BTreeMap::new();
-    for e in entries
-        .into_iter()
-        .filter(|e| e.source == own_override_source(spec))
-    {
-        match e.value {
-            Some(value) => {
-                overrides.insert(e.name, value);
-            }
-            None => bail!(
-                "cannot keep sensitive config '{}' of {} while altering others: its value is hidden",
-                e.name,
-                entity_name(spec)
-            ),
-        }
-    }
-    if let Some(name) = delete.iter().find(|name| !overrides.contains_key(*name)) {
-        bail!(
-            "config '{name}' is not set on {}, nothing to delete",
-            entity_name(spec)
-        );
-    }
-    for name in delete {
-        overrides.remove(name);
-    }
-    for kv in set {
-        overrides.insert(kv.key.clone(), kv.value.clone());
-    }
-    let mut alter = AlterConfig::new(spec);
-    for (k, v) in &overrides {
-        alter = alter.set(k, v);
-    }
-    let results = admin
-        .alter_configs([&alter], &admin_options(conn))
-        .await
-        .map_err(|e| {
-            anyhow!(
-                "alter configs of {} failed: {}",
-                entity_name(spec),
-                describe_kafka_error(&e, conn)
-            )
-        })?;
-    for result in results {
-        if let Err((resource, code)) = result {
+    if !delete.is_empty() {
+        let entries = rt.block_on(describe(admin, conn, spec))?;
+        let is_set = |name: &str| {
+            entries
+                .iter()
+                .any(|e| e.name == name && e.source == own_override_source(spec))
+        };
+        if let Some(name) = delete.iter().find(|name| !is_set(name)) {
             bail!(
-                "alter configs of {} failed: {}",
-                owned_entity_name(&resource),
-                describe_code(code, conn)
+                "config '{name}' is not set on {}, nothing to delete",
+                entity_name(spec)
             );
         }
     }
-    Ok(())
+    incremental_alter_configs(admin, spec, set, delete, conn.request_timeout())
+        .map_err(|e| anyhow!("alter configs of {} failed: {e:#}", entity_name(spec)))
 }
 
 /// Fails, in words, for a topic or broker the cluster does not have: the admin
@@ -322,13 +281,5 @@ fn entity_name(spec: ResourceSpecifier<'_>) -> String {
         ResourceSpecifier::Topic(t) => format!("topic '{t}'"),
         ResourceSpecifier::Broker(id) => format!("broker {id}"),
         ResourceSpecifier::Group(g) => format!("group '{g}'"),
-    }
-}
-
-fn owned_entity_name(spec: &OwnedResourceSpecifier) -> String {
-    match spec {
-        OwnedResourceSpecifier::Topic(t) => format!("topic '{t}'"),
-        OwnedResourceSpecifier::Broker(id) => format!("broker {id}"),
-        OwnedResourceSpecifier::Group(g) => format!("group '{g}'"),
     }
 }

@@ -11,6 +11,7 @@ mod args;
 mod client;
 mod configs;
 mod consume;
+mod incremental_alter;
 mod perf;
 mod produce;
 mod server;

@@ -324,13 +324,14 @@ fn alter(args: AlterArgs) -> anyhow::Result<()> {
         say!("Topic {} now has {} partitions.", args.topic, partitions);
     }
     if !args.config.is_empty() || !args.delete_config.is_empty() {
-        rt.block_on(configs::alter_incremental(
+        configs::alter_incremental(
             &admin,
             conn,
+            &rt,
             ResourceSpecifier::Topic(&args.topic),
             &args.config,
             &args.delete_config,
-        ))?;
+        )?;
         say!("Updated configs of topic {}.", args.topic);
     }
     Ok(())
