@@ -994,3 +994,89 @@ async fn classic_and_consumer_groups_are_listed_together() {
     blocking(move || drop((classic, modern))).await;
     broker.shutdown().await;
 }
+
+// ---- benchmarks (issue 4 item 8): run with `--ignored --nocapture`; they print, never assert
+// on time. Broker and client settings are the defaults unless named.
+
+/// Time from one member leaving to the others owning all partitions again.
+async fn bench_leave(protocol: &'static str) {
+    let broker = TestBroker::start_with(&[("offsets.topic.num.partitions", "5")]).await;
+    broker.create_topic("bench-leave", 6).await;
+    let make = || {
+        let m = if protocol == "consumer" {
+            consumer_protocol_member(&broker, "bench-leave-group")
+        } else {
+            let mut config = broker.client_config();
+            config
+                .set("group.id", "bench-leave-group")
+                .set("enable.auto.commit", "false");
+            config
+                .create_with_context(Rebalances::default())
+                .expect("consumer")
+        };
+        m.subscribe(&["bench-leave"]).expect("subscribe");
+        m
+    };
+    let members: Vec<Member> = (0..3).map(|_| make()).collect();
+    let elapsed = blocking(move || {
+        let mut members = members;
+        poll_until_balanced(&members.iter().collect::<Vec<_>>(), 6);
+        let leaving = members.pop().expect("three");
+        let start = Instant::now();
+        drop(leaving);
+        poll_until_balanced(&members.iter().collect::<Vec<_>>(), 6);
+        start.elapsed()
+    })
+    .await;
+    eprintln!("BENCH leave ({protocol} protocol, 3 members, 6 partitions): {elapsed:?}");
+    broker.shutdown().await;
+}
+
+/// Time for `members` members over `partitions` partitions to form a balanced group.
+async fn bench_form(protocol: &'static str, members: usize, partitions: i32) {
+    let broker = TestBroker::start_with(&[("offsets.topic.num.partitions", "5")]).await;
+    broker.create_topic("bench-form", partitions).await;
+    let start = Instant::now();
+    let consumers: Vec<Member> = (0..members)
+        .map(|_| {
+            let m = if protocol == "consumer" {
+                consumer_protocol_member(&broker, "bench-form-group")
+            } else {
+                let mut config = broker.client_config();
+                config
+                    .set("group.id", "bench-form-group")
+                    .set("enable.auto.commit", "false");
+                config
+                    .create_with_context(Rebalances::default())
+                    .expect("consumer")
+            };
+            m.subscribe(&["bench-form"]).expect("subscribe");
+            m
+        })
+        .collect();
+    let elapsed = blocking(move || {
+        poll_until_balanced(&consumers.iter().collect::<Vec<_>>(), partitions);
+        let elapsed = start.elapsed();
+        drop(consumers);
+        elapsed
+    })
+    .await;
+    eprintln!(
+        "BENCH form ({protocol} protocol, {members} members, {partitions} partitions): {elapsed:?}"
+    );
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+async fn bench_member_leave_to_consuming_again() {
+    bench_leave("classic").await;
+    bench_leave("consumer").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+async fn bench_fifty_members_over_five_hundred_partitions() {
+    bench_form("classic", 50, 500).await;
+    bench_form("consumer", 50, 500).await;
+}
