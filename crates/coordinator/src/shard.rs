@@ -876,8 +876,11 @@ impl GroupShard {
         ResponseError,
     > {
         if let Some(cg) = self.consumer_groups.get(group_id) {
-            let subscribed: BTreeSet<&String> =
-                cg.members.values().flat_map(|m| &m.subscribed).collect();
+            let subscribed: BTreeSet<&String> = cg
+                .members
+                .values()
+                .flat_map(|m| m.subscribed.iter().chain(&m.regex_topics))
+                .collect();
             let committed = self.offsets.get(group_id);
             let mut out = Vec::new();
             let results = topics
