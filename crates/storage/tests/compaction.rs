@@ -605,3 +605,42 @@ fn leftover_cleaner_files_are_ignored_on_open() {
     h.manager().run_cleaner_once(NOW + 2000).unwrap();
     assert_eq!(read_all_records(h.log()), survivors);
 }
+
+/// Regression for storage bug T1: Kafka's truncateTo sets the log end offset to the target
+/// even when compaction left a gap just below it (LocalLog.truncateTo -> updateLogEndOffset).
+#[test]
+fn truncating_into_a_compaction_gap_ends_the_log_at_the_target() {
+    let h = Harness::new(compacted(1024));
+    // Offsets 0..30: key-000 overwritten in every batch, so cleaning leaves gaps.
+    for v in 0..10 {
+        put(
+            &h,
+            &[kv(0, v), kv(0, v + 100), kv(10 + v, v)],
+            NOW,
+            Compression::None,
+        );
+    }
+    h.manager().run_cleaner_once(NOW + 1000).unwrap();
+    let headers: Vec<BatchHeader> = read_all_batches(h.log())
+        .iter()
+        .map(|b| BatchHeader::parse(b))
+        .collect();
+    let gap = headers
+        .windows(2)
+        .find(|w| w[0].last_offset() + 1 < w[1].base_offset)
+        .map(|w| w[1].base_offset)
+        .expect("a batch after a compaction gap");
+    h.log().truncate_to(gap).unwrap();
+    assert_eq!(
+        h.log().log_end_offset(),
+        gap,
+        "log end offset after truncate_to({gap})"
+    );
+    let info = append(
+        h.log(),
+        &mut batch(&[Rec::kv("key-x", "y", NOW)], Compression::None),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(info.first_offset, gap);
+}

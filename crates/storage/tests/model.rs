@@ -6,7 +6,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 
 use common::*;
-use moldau_storage::{CleanupPolicy, LogConfig, StorageError, TimestampType};
+use moldau_storage::{AppendOrigin, CleanupPolicy, LogConfig, StorageError, TimestampType};
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 
@@ -45,6 +45,12 @@ enum Op {
     Append {
         records: Vec<GenRec>,
         codec: usize,
+        /// A new leader epoch starts with this batch.
+        new_epoch: bool,
+    },
+    /// Follower truncation to a batch boundary (or the log end).
+    Truncate {
+        pick: u16,
     },
     Read {
         start_pick: u16,
@@ -131,8 +137,9 @@ fn gen_rec() -> impl Strategy<Value = GenRec> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        14 => (prop::collection::vec(gen_rec(), 1..10), 0..5usize)
-            .prop_map(|(records, codec)| Op::Append { records, codec }),
+        14 => (prop::collection::vec(gen_rec(), 1..10), 0..5usize, prop::bool::weighted(0.1))
+            .prop_map(|(records, codec, new_epoch)| Op::Append { records, codec, new_epoch }),
+        1 => any::<u16>().prop_map(|pick| Op::Truncate { pick }),
         4 => (any::<u16>(), 1..6000u16, 0..4u8, any::<bool>())
             .prop_map(|(start_pick, max_bytes, below_end, min_one)| Op::Read { start_pick, max_bytes, below_end, min_one }),
         2 => (any::<u16>(), any::<i8>()).prop_map(|(pick, delta)| Op::ListOffsets { pick, delta }),
@@ -153,6 +160,35 @@ struct Model {
     live: Vec<ModelRec>,
     log_start: i64,
     log_end: i64,
+    /// Leader epoch cache: (epoch, start offset), Kafka's LeaderEpochFileCache.
+    epochs: Vec<(i32, i64)>,
+    epoch: i32,
+}
+
+impl Model {
+    /// Kafka's truncateFromStart: entries starting at or below the new log start collapse
+    /// into the last of them, moved to the log start.
+    fn advance_start(&mut self, start: i64) {
+        self.log_start = start;
+        self.live.retain(|r| r.offset >= start);
+        let below = self.epochs.iter().filter(|e| e.1 <= start).count();
+        if below > 0 {
+            let last = self.epochs[below - 1].0;
+            self.epochs.drain(..below);
+            self.epochs.insert(0, (last, start));
+        }
+    }
+
+    /// Kafka's LeaderEpochFileCache.endOffsetFor; None for UNDEFINED.
+    fn end_offset_for(&self, requested: i32) -> Option<(i32, i64)> {
+        let latest = self.epochs.last()?;
+        if requested == latest.0 {
+            return Some((latest.0, self.log_end));
+        }
+        let higher = self.epochs.iter().find(|e| e.0 > requested)?;
+        let floor = self.epochs.iter().rev().find(|e| e.0 <= requested);
+        Some(floor.map_or((requested, higher.1), |f| (f.0, higher.1)))
+    }
 }
 
 /// One segment as found on disk.
@@ -221,6 +257,25 @@ fn check_log(h: &Harness, m: &Model, ctx: &str) {
             w.offset
         );
     }
+    assert_eq!(
+        log.latest_epoch(),
+        m.epochs.last().map(|e| e.0),
+        "{ctx}: latest epoch {:?}",
+        m.epochs
+    );
+    let first_epoch = m.epochs.first().map_or(0, |e| e.0);
+    for requested in first_epoch..=m.epoch + 1 {
+        let got = log
+            .end_offset_for_epoch(requested)
+            .map(|e| (e.leader_epoch, e.end_offset))
+            .filter(|&e| e != (-1, -1));
+        assert_eq!(
+            got,
+            m.end_offset_for(requested),
+            "{ctx}: end offset for epoch {requested} of {:?}",
+            m.epochs
+        );
+    }
 }
 
 /// Adopts what the log serves after an operation whose exact outcome the model leaves open,
@@ -254,12 +309,18 @@ fn run(setup: Setup, ops: Vec<Op>) {
         live: Vec::new(),
         log_start: 0,
         log_end: 0,
+        epochs: Vec::new(),
+        epoch: 0,
     };
     let mut now = START_MS;
     for (step, op) in ops.into_iter().enumerate() {
         let ctx = format!("step {step} {op:?}");
         match op {
-            Op::Append { records, codec } => {
+            Op::Append {
+                records,
+                codec,
+                new_epoch,
+            } => {
                 let recs: Vec<Rec> = records
                     .iter()
                     .map(|g| Rec {
@@ -278,7 +339,19 @@ fn run(setup: Setup, ops: Vec<Op>) {
                     })
                     .collect();
                 let mut b = batch(&recs, ALL_CODECS[codec]);
-                let info = append(h.log(), &mut b, now).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                if new_epoch {
+                    m.epoch += 1 + (step % 2) as i32;
+                }
+                let info = h
+                    .log()
+                    .append_as_leader(&mut b, m.epoch, AppendOrigin::Client, now)
+                    .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                h.log().update_high_watermark(h.log().log_end_offset());
+                if m.epochs.last().is_none_or(|e| e.0 < m.epoch) {
+                    // A new epoch replaces any entry starting at or after its start.
+                    m.epochs.retain(|e| e.1 < info.first_offset);
+                    m.epochs.push((m.epoch, info.first_offset));
+                }
                 assert_eq!(info.first_offset, m.log_end, "{ctx}");
                 assert_eq!(info.last_offset, m.log_end + recs.len() as i64 - 1, "{ctx}");
                 for (i, r) in recs.into_iter().enumerate() {
@@ -330,8 +403,7 @@ fn run(setup: Setup, ops: Vec<Op>) {
                     m.log_end,
                     segments_on_disk(&h)
                 );
-                m.log_start = start;
-                m.live.retain(|r| r.offset >= start);
+                m.advance_start(start);
                 for seg in segments_on_disk(&h).iter().take(1) {
                     assert!(
                         seg.base <= start.max(m.log_end),
@@ -348,6 +420,30 @@ fn run(setup: Setup, ops: Vec<Op>) {
                     "{ctx}: stale segments {next_bases:?}"
                 );
             }
+            Op::Truncate { pick } => {
+                // Batch boundaries without a compaction gap before them (truncation into
+                // a gap: compaction.rs).
+                let headers: Vec<BatchHeader> = read_all_batches(h.log())
+                    .iter()
+                    .map(|b| BatchHeader::parse(b))
+                    .collect();
+                let mut targets: Vec<i64> = headers
+                    .windows(2)
+                    .filter(|w| w[0].last_offset() + 1 == w[1].base_offset)
+                    .map(|w| w[1].base_offset)
+                    .filter(|&o| o >= m.log_start)
+                    .collect();
+                targets.push(m.log_end);
+                let target = targets[pick as usize % targets.len()];
+                h.log()
+                    .truncate_to(target)
+                    .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                h.log().update_high_watermark(h.log().log_end_offset());
+                m.live.retain(|r| r.offset < target);
+                m.log_end = target;
+                m.epochs.retain(|e| e.1 < target);
+                m.epoch = m.epochs.last().map_or(0, |e| e.0).max(m.epoch);
+            }
             Op::DeleteRecords { pick } => {
                 let span = m.log_end - m.log_start + 3;
                 let target = m.log_start + pick as i64 % span;
@@ -358,8 +454,7 @@ fn run(setup: Setup, ops: Vec<Op>) {
                             "{ctx}: beyond the high watermark must fail"
                         );
                         assert_eq!(start, target.max(m.log_start), "{ctx}");
-                        m.log_start = start;
-                        m.live.retain(|r| r.offset >= start);
+                        m.advance_start(start);
                     }
                     Err(StorageError::OffsetOutOfRange { .. }) => {
                         assert!(target > m.log_end, "{ctx}: refused a valid DeleteRecords")
@@ -649,4 +744,435 @@ fn cases_from_env(default: u32) -> u32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Regression for storage bug M1 (/tmp/storage_bugs.md): after an unclean then a clean
+/// restart, a closed segment's time index lacks its max timestamp and ListOffsets misses
+/// records in it.
+#[test]
+fn regression_list_offsets_after_restarts() {
+    use CleanupPolicy::*;
+    use Op::*;
+    let setup = Setup {
+        policy: Delete,
+        segment_bytes: 811,
+        index_interval_bytes: 200,
+        retention_bytes: -1,
+        retention_ms: 1000,
+        delete_retention_ms: 0,
+        log_append_time: false,
+        unkeyed: false,
+    };
+    let ops = vec![
+        Append {
+            records: vec![GenRec {
+                key: 0,
+                value_len: None,
+                ts_back_ms: 0,
+            }],
+            codec: 0,
+            new_epoch: false,
+        },
+        Append {
+            records: vec![GenRec {
+                key: 0,
+                value_len: None,
+                ts_back_ms: 0,
+            }],
+            codec: 0,
+            new_epoch: false,
+        },
+        ListOffsets {
+            pick: 15684,
+            delta: -111,
+        },
+        Append {
+            records: vec![
+                GenRec {
+                    key: 2,
+                    value_len: Some(18),
+                    ts_back_ms: 36,
+                },
+                GenRec {
+                    key: 3,
+                    value_len: Some(20),
+                    ts_back_ms: 459,
+                },
+                GenRec {
+                    key: 1,
+                    value_len: Some(24),
+                    ts_back_ms: 164,
+                },
+                GenRec {
+                    key: 7,
+                    value_len: Some(25),
+                    ts_back_ms: 448,
+                },
+                GenRec {
+                    key: 0,
+                    value_len: None,
+                    ts_back_ms: 127,
+                },
+            ],
+            codec: 0,
+            new_epoch: false,
+        },
+        Append {
+            records: vec![GenRec {
+                key: 5,
+                value_len: Some(13),
+                ts_back_ms: 448,
+            }],
+            codec: 4,
+            new_epoch: false,
+        },
+        Append {
+            records: vec![
+                GenRec {
+                    key: 1,
+                    value_len: Some(43),
+                    ts_back_ms: 91,
+                },
+                GenRec {
+                    key: 6,
+                    value_len: Some(28),
+                    ts_back_ms: 134,
+                },
+                GenRec {
+                    key: 4,
+                    value_len: Some(22),
+                    ts_back_ms: 330,
+                },
+            ],
+            codec: 3,
+            new_epoch: false,
+        },
+        Clean,
+        Append {
+            records: vec![
+                GenRec {
+                    key: 5,
+                    value_len: Some(17),
+                    ts_back_ms: 451,
+                },
+                GenRec {
+                    key: 5,
+                    value_len: Some(9),
+                    ts_back_ms: 66,
+                },
+                GenRec {
+                    key: 7,
+                    value_len: Some(26),
+                    ts_back_ms: 434,
+                },
+                GenRec {
+                    key: 6,
+                    value_len: Some(5),
+                    ts_back_ms: 473,
+                },
+                GenRec {
+                    key: 5,
+                    value_len: Some(48),
+                    ts_back_ms: 375,
+                },
+            ],
+            codec: 2,
+            new_epoch: false,
+        },
+        Append {
+            records: vec![
+                GenRec {
+                    key: 5,
+                    value_len: Some(47),
+                    ts_back_ms: 374,
+                },
+                GenRec {
+                    key: 3,
+                    value_len: Some(24),
+                    ts_back_ms: 479,
+                },
+                GenRec {
+                    key: 4,
+                    value_len: Some(33),
+                    ts_back_ms: 183,
+                },
+            ],
+            codec: 1,
+            new_epoch: false,
+        },
+        Clean,
+        Advance { ms: 5501 },
+        Append {
+            records: vec![
+                GenRec {
+                    key: 6,
+                    value_len: Some(10),
+                    ts_back_ms: 221,
+                },
+                GenRec {
+                    key: 4,
+                    value_len: Some(43),
+                    ts_back_ms: 121,
+                },
+                GenRec {
+                    key: 6,
+                    value_len: Some(30),
+                    ts_back_ms: 334,
+                },
+            ],
+            codec: 3,
+            new_epoch: false,
+        },
+        Append {
+            records: vec![
+                GenRec {
+                    key: 7,
+                    value_len: Some(21),
+                    ts_back_ms: 383,
+                },
+                GenRec {
+                    key: 3,
+                    value_len: None,
+                    ts_back_ms: 417,
+                },
+                GenRec {
+                    key: 4,
+                    value_len: Some(30),
+                    ts_back_ms: 254,
+                },
+                GenRec {
+                    key: 7,
+                    value_len: Some(9),
+                    ts_back_ms: 287,
+                },
+                GenRec {
+                    key: 3,
+                    value_len: Some(28),
+                    ts_back_ms: 421,
+                },
+                GenRec {
+                    key: 4,
+                    value_len: Some(44),
+                    ts_back_ms: 471,
+                },
+            ],
+            codec: 4,
+            new_epoch: true,
+        },
+        Append {
+            records: vec![
+                GenRec {
+                    key: 4,
+                    value_len: None,
+                    ts_back_ms: 364,
+                },
+                GenRec {
+                    key: 6,
+                    value_len: Some(34),
+                    ts_back_ms: 6,
+                },
+                GenRec {
+                    key: 1,
+                    value_len: Some(37),
+                    ts_back_ms: 70,
+                },
+            ],
+            codec: 3,
+            new_epoch: false,
+        },
+        ReopenClean,
+        ListOffsets {
+            pick: 45066,
+            delta: 115,
+        },
+        Read {
+            start_pick: 26397,
+            max_bytes: 4647,
+            below_end: 2,
+            min_one: false,
+        },
+        Append {
+            records: vec![
+                GenRec {
+                    key: 3,
+                    value_len: Some(6),
+                    ts_back_ms: 369,
+                },
+                GenRec {
+                    key: 4,
+                    value_len: Some(10),
+                    ts_back_ms: 492,
+                },
+                GenRec {
+                    key: 1,
+                    value_len: Some(4),
+                    ts_back_ms: 455,
+                },
+                GenRec {
+                    key: 7,
+                    value_len: Some(40),
+                    ts_back_ms: 183,
+                },
+                GenRec {
+                    key: 6,
+                    value_len: Some(40),
+                    ts_back_ms: 335,
+                },
+            ],
+            codec: 3,
+            new_epoch: false,
+        },
+        Advance { ms: 2040 },
+        DeleteRecords { pick: 10541 },
+        Retention,
+        Read {
+            start_pick: 17721,
+            max_bytes: 4065,
+            below_end: 3,
+            min_one: true,
+        },
+        Read {
+            start_pick: 27888,
+            max_bytes: 2646,
+            below_end: 3,
+            min_one: false,
+        },
+        Append {
+            records: vec![
+                GenRec {
+                    key: 2,
+                    value_len: Some(9),
+                    ts_back_ms: 388,
+                },
+                GenRec {
+                    key: 6,
+                    value_len: Some(4),
+                    ts_back_ms: 115,
+                },
+                GenRec {
+                    key: 4,
+                    value_len: Some(23),
+                    ts_back_ms: 104,
+                },
+                GenRec {
+                    key: 3,
+                    value_len: Some(3),
+                    ts_back_ms: 336,
+                },
+                GenRec {
+                    key: 0,
+                    value_len: Some(28),
+                    ts_back_ms: 329,
+                },
+                GenRec {
+                    key: 6,
+                    value_len: Some(43),
+                    ts_back_ms: 116,
+                },
+            ],
+            codec: 2,
+            new_epoch: false,
+        },
+        Append {
+            records: vec![
+                GenRec {
+                    key: 4,
+                    value_len: Some(35),
+                    ts_back_ms: 158,
+                },
+                GenRec {
+                    key: 2,
+                    value_len: Some(7),
+                    ts_back_ms: 293,
+                },
+                GenRec {
+                    key: 6,
+                    value_len: Some(44),
+                    ts_back_ms: 321,
+                },
+            ],
+            codec: 4,
+            new_epoch: false,
+        },
+        Advance { ms: 519 },
+        Append {
+            records: vec![
+                GenRec {
+                    key: 6,
+                    value_len: None,
+                    ts_back_ms: 115,
+                },
+                GenRec {
+                    key: 3,
+                    value_len: Some(8),
+                    ts_back_ms: 258,
+                },
+                GenRec {
+                    key: 5,
+                    value_len: Some(18),
+                    ts_back_ms: 66,
+                },
+                GenRec {
+                    key: 3,
+                    value_len: Some(15),
+                    ts_back_ms: 55,
+                },
+                GenRec {
+                    key: 4,
+                    value_len: Some(2),
+                    ts_back_ms: 488,
+                },
+                GenRec {
+                    key: 0,
+                    value_len: Some(38),
+                    ts_back_ms: 142,
+                },
+                GenRec {
+                    key: 5,
+                    value_len: Some(2),
+                    ts_back_ms: 314,
+                },
+                GenRec {
+                    key: 3,
+                    value_len: Some(0),
+                    ts_back_ms: 145,
+                },
+                GenRec {
+                    key: 1,
+                    value_len: Some(25),
+                    ts_back_ms: 25,
+                },
+            ],
+            codec: 4,
+            new_epoch: false,
+        },
+        Append {
+            records: vec![
+                GenRec {
+                    key: 6,
+                    value_len: Some(7),
+                    ts_back_ms: 451,
+                },
+                GenRec {
+                    key: 7,
+                    value_len: Some(38),
+                    ts_back_ms: 382,
+                },
+                GenRec {
+                    key: 2,
+                    value_len: Some(35),
+                    ts_back_ms: 335,
+                },
+            ],
+            codec: 2,
+            new_epoch: false,
+        },
+        ReopenUnclean,
+        ReopenClean,
+        ListOffsets {
+            pick: 28634,
+            delta: -74,
+        },
+    ];
+    run(setup, ops);
 }
