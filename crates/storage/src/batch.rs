@@ -31,6 +31,7 @@ const COMPRESSION_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_BIT: i16 = 1 << 3;
 const TRANSACTIONAL_BIT: i16 = 1 << 4;
 const CONTROL_BIT: i16 = 1 << 5;
+const DELETE_HORIZON_BIT: i16 = 1 << 6;
 
 /// Sentinels shared with Kafka.
 pub const NO_PRODUCER_ID: i64 = -1;
@@ -137,6 +138,12 @@ impl BatchHeader {
 
     pub fn is_control(&self) -> bool {
         self.attributes & CONTROL_BIT != 0
+    }
+
+    /// Kafka's KIP-534 delete horizon: the base timestamp is when the cleaner may
+    /// remove the batch's tombstones or transaction marker.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes & DELETE_HORIZON_BIT != 0).then_some(self.base_timestamp)
     }
 
     pub fn has_producer_id(&self) -> bool {
@@ -269,6 +276,45 @@ pub fn empty_batch_like(original: &BatchHeader) -> Vec<u8> {
     set_i16(&mut b, PRODUCER_EPOCH_OFFSET, original.producer_epoch);
     set_i32(&mut b, BASE_SEQUENCE_OFFSET, original.base_sequence);
     set_i32(&mut b, RECORD_COUNT_OFFSET, 0);
+    update_crc(&mut b);
+    b
+}
+
+/// A control batch (transactional, control, one record) holding a COMMIT or ABORT
+/// marker, base offset 0. With `delete_horizon_ms` it carries Kafka's delete
+/// horizon as its base timestamp (the record keeps `timestamp_ms`).
+pub fn control_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    marker: &crate::records::EndTxnMarker,
+    timestamp_ms: i64,
+    partition_leader_epoch: i32,
+    delete_horizon_ms: Option<i64>,
+) -> Vec<u8> {
+    let base_timestamp = delete_horizon_ms.unwrap_or(timestamp_ms);
+    let record = crate::records::control_record(marker, timestamp_ms.wrapping_sub(base_timestamp));
+    let mut b = vec![0u8; HEADER_SIZE];
+    b.extend_from_slice(&record);
+    let length = (b.len() - LOG_OVERHEAD) as i32;
+    set_i32(&mut b, LENGTH_OFFSET, length);
+    set_i32(
+        &mut b,
+        PARTITION_LEADER_EPOCH_OFFSET,
+        partition_leader_epoch,
+    );
+    b[MAGIC_OFFSET] = 2;
+    let mut attributes = TRANSACTIONAL_BIT | CONTROL_BIT;
+    if delete_horizon_ms.is_some() {
+        attributes |= DELETE_HORIZON_BIT;
+    }
+    set_i16(&mut b, ATTRIBUTES_OFFSET, attributes);
+    set_i32(&mut b, LAST_OFFSET_DELTA_OFFSET, 0);
+    set_i64(&mut b, BASE_TIMESTAMP_OFFSET, base_timestamp);
+    set_i64(&mut b, MAX_TIMESTAMP_OFFSET, timestamp_ms);
+    set_i64(&mut b, PRODUCER_ID_OFFSET, producer_id);
+    set_i16(&mut b, PRODUCER_EPOCH_OFFSET, producer_epoch);
+    set_i32(&mut b, BASE_SEQUENCE_OFFSET, NO_SEQUENCE);
+    set_i32(&mut b, RECORD_COUNT_OFFSET, 1);
     update_crc(&mut b);
     b
 }

@@ -37,9 +37,13 @@ pub enum StorageError {
     /// UNKNOWN_PRODUCER_ID (59).
     #[error("unknown producer id: {0}")]
     UnknownProducerId(String),
-    /// INVALID_TXN_STATE (48): transactional batches are not supported yet (issue 5).
+    /// INVALID_TXN_STATE (48): e.g. a non-transactional write while the producer's
+    /// transaction is open.
     #[error("invalid transaction state: {0}")]
     InvalidTxnState(String),
+    /// TRANSACTION_COORDINATOR_FENCED (52): a marker from an older coordinator epoch.
+    #[error("transaction coordinator fenced: {0}")]
+    TransactionCoordinatorFenced(String),
     /// INVALID_CONFIG (40).
     #[error(transparent)]
     InvalidConfig(#[from] ConfigError),
@@ -65,6 +69,7 @@ impl StorageError {
             StorageError::InvalidProducerEpoch(_) => 47,
             StorageError::UnknownProducerId(_) => 59,
             StorageError::InvalidTxnState(_) => 48,
+            StorageError::TransactionCoordinatorFenced(_) => 52,
             StorageError::InvalidConfig(_) => 40,
             StorageError::LogDirNotFound(_) => 57,
             StorageError::KafkaStorage(_) => 56,

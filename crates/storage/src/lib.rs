@@ -12,10 +12,12 @@
 //!   opens and recovers a log; `retention` deletes segments, DeleteRecords and
 //!   truncation; `list_offsets` answers ListOffsets.
 //! - `segment`: `LogSegment`, one `.log` file and its indexes; `index`: Kafka's
-//!   `OffsetIndex` / `TimeIndex`.
+//!   `OffsetIndex` / `TimeIndex`; `txn_index`: the `.txnindex` of aborted
+//!   transactions.
 //! - `batch`: the 61-byte v2 header (parse, CRC, in-place patches); `records` walks
 //!   records without materialising them; `validator`: `LogValidator`.
-//! - `producer_state`: `ProducerStateManager` and its snapshots; `epoch_cache`:
+//! - `producer_state`: `ProducerStateManager` (idempotence, ongoing transactions,
+//!   the first unstable offset) and its snapshots; `epoch_cache`:
 //!   `LeaderEpochFileCache`; `checkpoint`: Kafka's small text files.
 //! - `cleaner`: `LogCleaner`, key compaction with a crash-safe `.cleaned`/`.swap` swap.
 //!
@@ -44,6 +46,7 @@ pub mod producer_state;
 mod records;
 mod retention;
 mod segment;
+pub mod txn_index;
 mod validator;
 
 pub use config::{
@@ -56,6 +59,7 @@ pub use log::{
 };
 pub use manager::{LogManager, LogManagerConfig};
 pub use producer_state::ProducerStateEntry;
+pub use txn_index::AbortedTxn;
 
 /// Topic ids are UUIDs (rendered as Kafka's URL-safe base64 in `partition.metadata`).
 pub type Uuid = uuid::Uuid;

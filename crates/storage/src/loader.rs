@@ -19,7 +19,9 @@ use crate::epoch_cache::LeaderEpochFileCache;
 use crate::error::StorageError;
 use crate::log::{segment_index_for, Log, LogWriter};
 use crate::producer_state::ProducerStateManager;
+use crate::records::end_txn_marker;
 use crate::segment::{rename_segment_files, LogSegment, LOG_SUFFIX};
+use crate::txn_index::AbortedTxn;
 use crate::{TopicPartition, Uuid};
 
 /// What the log manager knows about a log from its root checkpoints.
@@ -46,7 +48,7 @@ impl Log {
         remove_leftovers(dir)?;
         complete_swaps(dir)?;
         let mut epochs = LeaderEpochFileCache::load(dir);
-        let segments = load_segments(dir, &config, &params, &mut epochs)?;
+        let (segments, txn_rebuild) = load_segments(dir, &config, &params, &mut epochs)?;
         let last = segments
             .last()
             .expect("load_segments returns at least one segment");
@@ -60,7 +62,13 @@ impl Log {
         epochs.truncate_from_end(log_end_offset)?;
         epochs.truncate_from_start(log_start_offset)?;
         let mut producers = ProducerStateManager::new(dir);
-        rebuild_producer_state(&mut producers, &segments, log_start_offset, log_end_offset)?;
+        rebuild_producer_state(
+            &mut producers,
+            &segments,
+            log_start_offset,
+            log_end_offset,
+            &txn_rebuild,
+        )?;
         let recovery_point = match params.clean_shutdown {
             true => log_end_offset,
             false => params.recovery_point.unwrap_or(0).min(log_end_offset),
@@ -73,6 +81,10 @@ impl Log {
             .cleaner_checkpoint
             .unwrap_or(log_start_offset)
             .clamp(log_start_offset, log_end_offset);
+        producers.on_high_watermark_updated(high_watermark);
+        let first_unstable_offset = producers
+            .first_unstable_offset()
+            .map_or(-1, |o| o.max(log_start_offset));
         Ok(Arc::new(Log {
             tp,
             dir: dir.to_path_buf(),
@@ -85,6 +97,7 @@ impl Log {
             log_start_offset: AtomicI64::new(log_start_offset),
             log_end_offset: AtomicI64::new(log_end_offset),
             high_watermark: AtomicI64::new(high_watermark),
+            first_unstable_offset: AtomicI64::new(first_unstable_offset),
             recovery_point: AtomicI64::new(recovery_point),
             cleaner_checkpoint: AtomicI64::new(cleaner_checkpoint),
             unflushed_messages: AtomicI64::new(0),
@@ -198,17 +211,20 @@ fn scan_last_offset(path: &Path) -> io::Result<Option<i64>> {
 }
 
 /// Opens every segment, recovering those that may hold unflushed data or whose
-/// indexes are missing or corrupt.
+/// indexes are missing or corrupt. Also returns the base offsets of the recovered
+/// segments, whose transaction indexes were emptied for the producer-state replay
+/// to rebuild.
 fn load_segments(
     dir: &Path,
     config: &LogConfig,
     params: &LoadParams,
     epochs: &mut LeaderEpochFileCache,
-) -> Result<Vec<Arc<LogSegment>>, StorageError> {
+) -> Result<(Vec<Arc<LogSegment>>, Vec<i64>), StorageError> {
     let bases = file_base_offsets(dir, &format!(".{LOG_SUFFIX}"))?;
     let recovery_point = params.recovery_point.unwrap_or(0);
     let mut segments: Vec<Arc<LogSegment>> = Vec::new();
     let mut next_offset = i64::MIN;
+    let mut txn_rebuild = Vec::new();
     for (i, &base) in bases.iter().enumerate() {
         if base < next_offset {
             tracing::warn!(dir = %dir.display(), base, "deleting segment that overlaps its predecessor");
@@ -220,6 +236,8 @@ fn load_segments(
         let unflushed = !params.clean_shutdown && next_base.is_none_or(|n| n > recovery_point);
         let mut truncated = 0;
         if !intact || unflushed {
+            segment.txn_index().reset()?;
+            txn_rebuild.push(base);
             truncated = segment.recover(config.index_interval_bytes, |h| {
                 if let Err(e) = epochs.assign(h.partition_leader_epoch, h.base_offset) {
                     tracing::warn!(%e, "could not persist leader epoch during recovery");
@@ -248,7 +266,7 @@ fn load_segments(
             params.now_ms,
         )?));
     }
-    Ok(segments)
+    Ok((segments, txn_rebuild))
 }
 
 fn delete_segment_files(dir: &Path, base: i64) -> io::Result<()> {
@@ -258,29 +276,77 @@ fn delete_segment_files(dir: &Path, base: i64) -> io::Result<()> {
     Ok(())
 }
 
-/// Loads the newest usable snapshot and replays the batches after it.
+/// Loads the newest usable snapshot and replays the batches after it. The replay
+/// starts at or before the first segment of `txn_rebuild` (segments whose
+/// transaction index was emptied by recovery) and writes their aborted
+/// transactions back, as Kafka's segment recovery does.
 pub(crate) fn rebuild_producer_state(
     producers: &mut ProducerStateManager,
     segments: &[Arc<LogSegment>],
     log_start_offset: i64,
     log_end_offset: i64,
+    txn_rebuild: &[i64],
 ) -> Result<(), StorageError> {
-    let start = match producers.load_latest_snapshot(log_start_offset, log_end_offset)? {
-        Some(offset) => offset,
-        None => {
-            producers.reset_to(log_start_offset);
-            log_start_offset
-        }
-    };
-    for segment in &segments[segment_index_for(segments, start)..] {
-        segment.for_each_header(segment.lookup_position(start), |_, h| {
-            if h.last_offset() >= start {
-                producers.replay(h);
+    let max_start = txn_rebuild.first().copied().unwrap_or(log_end_offset);
+    let start =
+        match producers.load_snapshot_at_or_before(log_start_offset, log_end_offset, max_start)? {
+            Some(offset) => offset,
+            None => {
+                producers.reset_to(log_start_offset);
+                log_start_offset
             }
-            true
+        };
+    for segment in &segments[segment_index_for(segments, start)..] {
+        let rebuild_index = txn_rebuild.contains(&segment.base_offset());
+        let mut failure = None;
+        segment.for_each_header(segment.lookup_position(start), |position, h| {
+            if h.last_offset() < start {
+                return true;
+            }
+            match replay_batch(producers, segment, position, h, rebuild_index) {
+                Ok(()) => true,
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            }
         })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
     }
     producers.truncate_head(log_start_offset);
     producers.set_map_end_offset(log_end_offset);
+    Ok(())
+}
+
+/// Replays one batch; a marker that closes a transaction completes it, and an
+/// aborted one goes to the segment's transaction index when it is being rebuilt.
+fn replay_batch(
+    producers: &mut ProducerStateManager,
+    segment: &LogSegment,
+    position: u64,
+    h: &BatchHeader,
+    rebuild_index: bool,
+) -> Result<(), StorageError> {
+    let marker = if h.is_control() && h.has_producer_id() {
+        let bytes = segment.read_batch(position, h)?;
+        // Recovery never fails on a bad marker: it is replayed as an empty one.
+        end_txn_marker(&bytes, h).ok().flatten()
+    } else {
+        None
+    };
+    let Some(txn) = producers.replay(h, marker.as_ref()) else {
+        return Ok(());
+    };
+    if txn.is_aborted && rebuild_index {
+        segment.txn_index().append(&AbortedTxn {
+            producer_id: txn.producer_id,
+            first_offset: txn.first_offset,
+            last_offset: txn.last_offset,
+            last_stable_offset: producers.last_stable_offset_after(&txn),
+        })?;
+    }
+    producers.complete_txn(&txn);
     Ok(())
 }

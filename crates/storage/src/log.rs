@@ -15,8 +15,12 @@ use crate::batch::{self, BatchHeader, BatchSpan};
 use crate::config::{LogConfig, TimestampType};
 use crate::epoch_cache::LeaderEpochFileCache;
 use crate::error::StorageError;
-use crate::producer_state::{ProducerAppendInfo, ProducerStateEntry, ProducerStateManager};
+use crate::producer_state::{
+    CompletedTxn, ProducerAppendInfo, ProducerStateEntry, ProducerStateManager,
+};
+use crate::records::{end_txn_marker, EndTxnMarker};
 use crate::segment::{LogSegment, RollParams};
+use crate::txn_index::AbortedTxn;
 use crate::validator::{recompress_if_needed, LogValidator};
 use crate::{TopicPartition, Uuid};
 
@@ -126,6 +130,9 @@ pub struct Log {
     pub(crate) log_start_offset: AtomicI64,
     pub(crate) log_end_offset: AtomicI64,
     pub(crate) high_watermark: AtomicI64,
+    /// First offset of the oldest open (or not yet replicated) transaction, -1 if
+    /// none; written under the writer lock.
+    pub(crate) first_unstable_offset: AtomicI64,
     pub(crate) recovery_point: AtomicI64,
     /// First offset not yet compacted (Kafka's cleaner checkpoint).
     pub(crate) cleaner_checkpoint: AtomicI64,
@@ -274,15 +281,84 @@ impl Log {
             span.header = BatchHeader::parse(bytes)?;
             next_offset = span.header.next_offset();
         }
+        let markers = parse_markers(records, &spans)?;
         let mut producer_info = ProducerAppendInfo::default();
-        for span in &spans {
+        for (span, marker) in spans.iter().zip(&markers) {
             w.producers
-                .prepare_batch(&mut producer_info, &span.header, origin)?;
+                .prepare_batch(&mut producer_info, &span.header, marker.as_ref(), origin)?;
         }
-        self.append_locked(&mut w, records, &spans, config, now_ms)?;
-        w.producers.commit(producer_info, next_offset);
+        let segment = self.append_locked(&mut w, records, &spans, config, now_ms)?;
+        let completed = w.producers.commit(producer_info, next_offset);
         self.assign_epoch(leader_epoch, spans[0].header.base_offset);
+        self.complete_txns(&mut w, &segment, &completed)?;
         Ok(self.append_info(&spans, records.len(), append_time.then_some(now_ms)))
+    }
+
+    /// Writes the aborted ones of `completed` to the segment holding their markers
+    /// (with the LSO right after each), then marks them complete (Kafka's order: a
+    /// failed index write leaves the transaction open, so the LSO cannot pass it).
+    fn complete_txns(
+        &self,
+        w: &mut LogWriter,
+        segment: &LogSegment,
+        completed: &[CompletedTxn],
+    ) -> Result<(), StorageError> {
+        let mut result = Ok(());
+        for txn in completed {
+            if txn.is_aborted {
+                let entry = AbortedTxn {
+                    producer_id: txn.producer_id,
+                    first_offset: txn.first_offset,
+                    last_offset: txn.last_offset,
+                    last_stable_offset: w.producers.last_stable_offset_after(txn),
+                };
+                if let Err(e) = segment.txn_index().append(&entry) {
+                    result = Err(e.into());
+                    break;
+                }
+            }
+            w.producers.complete_txn(txn);
+        }
+        self.update_first_unstable_offset(w);
+        result
+    }
+
+    /// Recomputes the first unstable offset (never below the log start offset).
+    pub(crate) fn update_first_unstable_offset(&self, w: &LogWriter) {
+        let value = w
+            .producers
+            .first_unstable_offset()
+            .map_or(-1, |o| o.max(self.log_start_offset()));
+        self.first_unstable_offset.store(value, Ordering::Release);
+    }
+
+    /// Appends a COMMIT (`commit`) or ABORT marker for the producer's transaction,
+    /// as the transaction coordinator's WriteTxnMarkers does (Kafka's
+    /// `EndTransactionMarker` control batch, appended with origin Coordinator).
+    /// Fails with INVALID_PRODUCER_EPOCH for an epoch older than the producer's and
+    /// TRANSACTION_COORDINATOR_FENCED for an older coordinator epoch.
+    pub fn append_control_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        commit: bool,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<LogAppendInfo, StorageError> {
+        let marker = EndTxnMarker {
+            commit,
+            coordinator_epoch,
+        };
+        let mut batch = batch::control_batch(
+            producer_id,
+            producer_epoch,
+            &marker,
+            now_ms,
+            leader_epoch,
+            None,
+        );
+        self.append_as_leader(&mut batch, leader_epoch, AppendOrigin::Coordinator, now_ms)
     }
 
     /// Appends batches that already carry offsets (replication, metadata replay).
@@ -308,11 +384,22 @@ impl Log {
             expected = h.next_offset();
         }
         let now_ms = now_ms();
-        self.append_locked(&mut w, records, &spans, &config, now_ms)?;
+        let markers = parse_markers(records, &spans)?;
+        let mut producer_info = ProducerAppendInfo::default();
+        for (span, marker) in spans.iter().zip(&markers) {
+            w.producers.prepare_batch(
+                &mut producer_info,
+                &span.header,
+                marker.as_ref(),
+                AppendOrigin::Replication,
+            )?;
+        }
+        let segment = self.append_locked(&mut w, records, &spans, &config, now_ms)?;
+        let completed = w.producers.commit(producer_info, expected);
         for span in &spans {
-            w.producers.replay(&span.header);
             self.assign_epoch(span.header.partition_leader_epoch, span.header.base_offset);
         }
+        self.complete_txns(&mut w, &segment, &completed)?;
         Ok(self.append_info(&spans, records.len(), None))
     }
 
@@ -365,6 +452,7 @@ impl Log {
     }
 
     /// Rolls if needed, writes, indexes, then publishes the new log end offset.
+    /// Returns the segment written to.
     fn append_locked(
         &self,
         w: &mut LogWriter,
@@ -372,7 +460,7 @@ impl Log {
         spans: &[BatchSpan],
         config: &LogConfig,
         now_ms: i64,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Arc<LogSegment>, StorageError> {
         let first_offset = spans[0].header.base_offset;
         let last_offset = spans[spans.len() - 1].header.last_offset();
         let segment = self.maybe_roll(w, config, records, spans, now_ms)?;
@@ -391,7 +479,7 @@ impl Log {
         if unflushed >= config.flush_messages {
             self.flush()?;
         }
-        Ok(())
+        Ok(segment)
     }
 
     fn maybe_roll(
@@ -532,17 +620,82 @@ impl Log {
         self.high_watermark.load(Ordering::Acquire)
     }
 
-    /// Sets the high watermark, clamped to [log start offset, log end offset].
+    /// Sets the high watermark, clamped to [log start offset, log end offset]. Closed
+    /// transactions whose marker it passes stop holding back the last stable offset.
     pub fn update_high_watermark(&self, offset: i64) {
+        let mut w = lock(&self.writer);
         let clamped = offset
             .min(self.log_end_offset())
             .max(self.log_start_offset());
         self.high_watermark.store(clamped, Ordering::Release);
+        w.producers.on_high_watermark_updated(clamped);
+        self.update_first_unstable_offset(&w);
     }
 
-    /// Equals the high watermark until transactions (issue 5) arrive.
+    /// Kafka's last stable offset: the first unstable offset if it is below the high
+    /// watermark, else the high watermark. READ_COMMITTED fetches stop here.
     pub fn last_stable_offset(&self) -> i64 {
-        self.high_watermark()
+        let high_watermark = self.high_watermark();
+        match self.first_unstable_offset() {
+            Some(first) if first < high_watermark => first,
+            _ => high_watermark,
+        }
+    }
+
+    /// First offset of the oldest transaction that is open, or closed by a marker
+    /// the high watermark has not passed yet; None if there is none.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        let value = self.first_unstable_offset.load(Ordering::Acquire);
+        (value >= 0).then_some(value)
+    }
+
+    /// Kafka's `collectAbortedTransactions` for a READ_COMMITTED fetch from
+    /// `start_offset`: the aborted transactions, as (producer id, first offset),
+    /// that overlap `[start_offset, upper_bound_offset)`, searched from the segment
+    /// holding `start_offset` on. `upper_bound_offset` is the offset after the last
+    /// fetched batch (or the LSO).
+    pub fn aborted_transactions(
+        &self,
+        start_offset: i64,
+        upper_bound_offset: i64,
+    ) -> Result<Vec<(i64, i64)>, StorageError> {
+        Ok(self
+            .collect_aborted_txns(start_offset, start_offset, upper_bound_offset)?
+            .into_iter()
+            .map(|t| (t.producer_id, t.first_offset))
+            .collect())
+    }
+
+    /// Entries of the transaction indexes from the segment holding `from_offset`,
+    /// overlapping `[fetch_offset, upper_bound_offset)`.
+    pub(crate) fn collect_aborted_txns(
+        &self,
+        fetch_offset: i64,
+        from_offset: i64,
+        upper_bound_offset: i64,
+    ) -> Result<Vec<AbortedTxn>, StorageError> {
+        let segments = self.segments_snapshot();
+        let mut out = Vec::new();
+        for segment in &segments[segment_index_for(&segments, from_offset)..] {
+            let result = segment
+                .txn_index()
+                .collect(fetch_offset, upper_bound_offset)?;
+            out.extend(result.aborted);
+            if result.complete {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Open transactions as (producer id, first offset), oldest first.
+    pub fn ongoing_transactions(&self) -> Vec<(i64, i64)> {
+        lock(&self.writer).producers.ongoing_transactions()
+    }
+
+    /// Every producer the log tracks (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<ProducerStateEntry> {
+        lock(&self.writer).producers.entries().cloned().collect()
     }
 
     /// Offset up to which the log is known to be on disk.
@@ -644,6 +797,24 @@ impl Log {
     pub fn segment_count(&self) -> usize {
         self.segments_snapshot().len()
     }
+}
+
+/// The marker of every control batch of a producer (None for other batches and
+/// for empty control batches).
+fn parse_markers(
+    records: &[u8],
+    spans: &[BatchSpan],
+) -> Result<Vec<Option<EndTxnMarker>>, StorageError> {
+    spans
+        .iter()
+        .map(|span| {
+            let h = &span.header;
+            if !h.is_control() || !h.has_producer_id() {
+                return Ok(None);
+            }
+            end_txn_marker(&records[span.position..span.position + h.size_bytes()], h)
+        })
+        .collect()
 }
 
 /// Wall-clock milliseconds, for paths that are not given `now_ms`.

@@ -4,10 +4,16 @@
 //! is what duplicate detection and sequence checks need. Snapshots
 //! (`<20-digit offset>.snapshot`, Kafka's binary format v1 with CRC-32C, last batch
 //! per producer) are taken on roll and clean shutdown; on open the log replays the
-//! batches after the newest valid snapshot. Transactions (issue 5) will add ongoing
-//! transaction tracking through `current_txn_first_offset` and `coordinator_epoch`.
+//! batches after the newest valid snapshot.
+//!
+//! Transactions (Kafka's model): a transactional data batch opens a transaction for
+//! its producer (`current_txn_first_offset`) unless one is open; a COMMIT or ABORT
+//! control batch closes it. Open transactions are `ongoing` (by first offset);
+//! closed ones stay `unreplicated` until the high watermark passes their marker.
+//! The first unstable offset, the smallest first offset of either, bounds the last
+//! stable offset. Snapshots keep `current_txn_first_offset` and `coordinator_epoch`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -16,6 +22,7 @@ use crate::batch::{BatchHeader, NO_SEQUENCE};
 use crate::checkpoint::write_file_atomically;
 use crate::error::StorageError;
 use crate::log::AppendOrigin;
+use crate::records::EndTxnMarker;
 
 /// Kafka keeps this many batches per producer for duplicate detection.
 pub const NUM_BATCHES_TO_RETAIN: usize = 5;
@@ -81,12 +88,16 @@ impl ProducerStateEntry {
             .copied()
     }
 
-    fn add_batch(&mut self, epoch: i16, meta: BatchMetadata) {
+    fn maybe_update_epoch(&mut self, epoch: i16) {
         if epoch != self.producer_epoch {
             // A new epoch starts a fresh sequence space.
             self.batches.clear();
             self.producer_epoch = epoch;
         }
+    }
+
+    fn add_batch(&mut self, epoch: i16, meta: BatchMetadata) {
+        self.maybe_update_epoch(epoch);
         if self.batches.len() == NUM_BATCHES_TO_RETAIN {
             self.batches.pop_front();
         }
@@ -155,16 +166,66 @@ fn check_batch(
     Ok(())
 }
 
+/// Kafka's `ProducerAppendInfo.appendEndTxnMarker` checks: the marker's producer
+/// epoch may not be older than the producer's, nor its coordinator epoch older
+/// than the last marker's. Replication only logs.
+fn check_marker(
+    updated: &ProducerStateEntry,
+    header: &BatchHeader,
+    marker: &EndTxnMarker,
+    origin: AppendOrigin,
+) -> Result<(), StorageError> {
+    let pid = header.producer_id;
+    if header.producer_epoch < updated.producer_epoch && origin != AppendOrigin::Replication {
+        return Err(StorageError::InvalidProducerEpoch(format!(
+            "marker epoch {} of producer {pid} is older than the last seen epoch {}",
+            header.producer_epoch, updated.producer_epoch
+        )));
+    }
+    if updated.coordinator_epoch > marker.coordinator_epoch {
+        if origin != AppendOrigin::Replication {
+            return Err(StorageError::TransactionCoordinatorFenced(format!(
+                "coordinator epoch {} of the marker for producer {pid} is older than {}",
+                marker.coordinator_epoch, updated.coordinator_epoch
+            )));
+        }
+        tracing::info!(
+            pid,
+            offset = header.base_offset,
+            "replicated marker has an older coordinator epoch"
+        );
+    }
+    Ok(())
+}
+
+/// A transaction closed by a marker (Kafka's CompletedTxn).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    /// Offset of the marker.
+    pub last_offset: i64,
+    pub is_aborted: bool,
+}
+
 /// Producer updates of one append, applied only if the whole append succeeds.
 #[derive(Default)]
 pub struct ProducerAppendInfo {
     updated: HashMap<i64, ProducerStateEntry>,
+    /// (first offset, producer id) of transactions opened by this append.
+    started: Vec<(i64, i64)>,
+    completed: Vec<CompletedTxn>,
 }
 
-/// Idempotent producer state of one partition.
+/// Idempotent and transactional producer state of one partition.
 pub struct ProducerStateManager {
     dir: PathBuf,
     producers: HashMap<i64, ProducerStateEntry>,
+    /// Open transactions: first offset -> producer id.
+    ongoing: BTreeMap<i64, i64>,
+    /// Closed transactions whose marker the high watermark has not passed yet:
+    /// first offset -> (producer id, marker offset).
+    unreplicated: BTreeMap<i64, (i64, i64)>,
     /// Offset after the last batch applied.
     map_end_offset: i64,
 }
@@ -178,6 +239,8 @@ impl ProducerStateManager {
         ProducerStateManager {
             dir: dir.to_path_buf(),
             producers: HashMap::new(),
+            ongoing: BTreeMap::new(),
+            unreplicated: BTreeMap::new(),
             map_end_offset: 0,
         }
     }
@@ -195,12 +258,25 @@ impl ProducerStateManager {
         self.producers.get(&producer_id)
     }
 
-    /// Checks one data batch (offsets already assigned) and records it in `info`.
+    /// Checks one batch (offsets already assigned) and records it in `info`.
+    /// `marker` is the parsed marker of a control batch (None if it is empty).
     pub fn prepare_batch(
         &self,
         info: &mut ProducerAppendInfo,
         header: &BatchHeader,
+        marker: Option<&EndTxnMarker>,
         origin: AppendOrigin,
+    ) -> Result<(), StorageError> {
+        self.prepare(info, header, marker, origin, true)
+    }
+
+    fn prepare(
+        &self,
+        info: &mut ProducerAppendInfo,
+        header: &BatchHeader,
+        marker: Option<&EndTxnMarker>,
+        origin: AppendOrigin,
+        strict: bool,
     ) -> Result<(), StorageError> {
         if !header.has_producer_id() {
             return Ok(());
@@ -209,34 +285,125 @@ impl ProducerStateManager {
         let empty = ProducerStateEntry::empty(pid);
         let current = self.producers.get(&pid).unwrap_or(&empty);
         let updated = info.updated.entry(pid).or_insert_with(|| current.clone());
-        check_batch(current, updated, header, origin)?;
+        if header.is_control() {
+            // An empty control batch: the cleaner removed its transaction.
+            let Some(marker) = marker else {
+                return Ok(());
+            };
+            if strict {
+                check_marker(updated, header, marker, origin)?;
+            }
+            if let Some(first_offset) = updated.current_txn_first_offset {
+                info.completed.push(CompletedTxn {
+                    producer_id: pid,
+                    first_offset,
+                    last_offset: header.base_offset,
+                    is_aborted: !marker.commit,
+                });
+            }
+            updated.maybe_update_epoch(header.producer_epoch);
+            updated.coordinator_epoch = marker.coordinator_epoch;
+            updated.current_txn_first_offset = None;
+            updated.last_timestamp = header.max_timestamp;
+            return Ok(());
+        }
+        if strict {
+            check_batch(current, updated, header, origin)?;
+        }
         updated.add_batch(header.producer_epoch, batch_metadata(header));
+        match (updated.current_txn_first_offset, header.is_transactional()) {
+            (Some(_), false) if strict => {
+                return Err(StorageError::InvalidTxnState(format!(
+                    "expected a transactional write from producer {pid} at offset {}",
+                    header.base_offset
+                )));
+            }
+            (None, true) => {
+                updated.current_txn_first_offset = Some(header.base_offset);
+                info.started.push((header.base_offset, pid));
+            }
+            _ => {}
+        }
         Ok(())
     }
 
-    /// Applies a prepared append; `end_offset` is the log end after it.
-    pub fn commit(&mut self, info: ProducerAppendInfo, end_offset: i64) {
+    /// Applies a prepared append; `end_offset` is the log end after it. Returns the
+    /// transactions it closed, which the caller indexes (if aborted) and then
+    /// passes to `complete_txn`.
+    pub fn commit(&mut self, info: ProducerAppendInfo, end_offset: i64) -> Vec<CompletedTxn> {
         self.producers.extend(info.updated);
+        self.ongoing.extend(info.started);
         self.map_end_offset = end_offset;
+        info.completed
     }
 
-    /// Replays a batch already in the log (recovery, follower): no checks.
-    pub fn replay(&mut self, header: &BatchHeader) {
-        if header.has_producer_id() {
-            let pid = header.producer_id;
-            let entry = self
-                .producers
-                .entry(pid)
-                .or_insert_with(|| ProducerStateEntry::empty(pid));
-            entry.add_batch(header.producer_epoch, batch_metadata(header));
+    /// Replays a batch already in the log (recovery): no checks. Returns the
+    /// transaction it closed, if any, to be handled like `commit`'s.
+    pub fn replay(
+        &mut self,
+        header: &BatchHeader,
+        marker: Option<&EndTxnMarker>,
+    ) -> Option<CompletedTxn> {
+        let mut info = ProducerAppendInfo::default();
+        self.prepare(&mut info, header, marker, AppendOrigin::Replication, false)
+            .expect("unchecked replay cannot fail");
+        self.commit(info, header.next_offset()).pop()
+    }
+
+    /// Kafka's `lastStableOffset(completedTxn)`: the LSO right after `txn` closes,
+    /// recorded in its aborted-transaction index entry.
+    pub fn last_stable_offset_after(&self, txn: &CompletedTxn) -> i64 {
+        self.ongoing
+            .iter()
+            .find(|(_, pid)| **pid != txn.producer_id)
+            .map_or(txn.last_offset + 1, |(first, _)| *first)
+    }
+
+    /// Moves a closed transaction from ongoing to unreplicated.
+    pub fn complete_txn(&mut self, txn: &CompletedTxn) {
+        if self.ongoing.remove(&txn.first_offset).is_some() {
+            self.unreplicated
+                .insert(txn.first_offset, (txn.producer_id, txn.last_offset));
         }
-        self.map_end_offset = header.next_offset();
+    }
+
+    /// Smallest first offset of an open transaction or of a closed one whose
+    /// marker is not below the high watermark yet.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        let ongoing = self.ongoing.keys().next().copied();
+        let unreplicated = self.unreplicated.keys().next().copied();
+        match (ongoing, unreplicated) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Kafka's `onHighWatermarkUpdated`: forgets closed transactions whose marker
+    /// is below the high watermark.
+    pub fn on_high_watermark_updated(&mut self, high_watermark: i64) {
+        self.unreplicated
+            .retain(|_, (_, last_offset)| *last_offset >= high_watermark);
+    }
+
+    /// Open transactions as (producer id, first offset), oldest first.
+    pub fn ongoing_transactions(&self) -> Vec<(i64, i64)> {
+        self.ongoing
+            .iter()
+            .map(|(first, pid)| (*pid, *first))
+            .collect()
     }
 
     /// Forgets producers whose last batch is below the new log start offset.
+    /// Producers with an open transaction or whose last entry is a marker (no
+    /// batches: it carries the epoch that fences zombies) are kept until expiry.
     pub fn truncate_head(&mut self, log_start_offset: i64) {
-        self.producers
-            .retain(|_, e| e.last_offset() >= log_start_offset);
+        self.producers.retain(|_, e| {
+            e.current_txn_first_offset.is_some()
+                || e.batches.is_empty()
+                || e.last_offset() >= log_start_offset
+        });
+        self.unreplicated
+            .retain(|_, (_, last_offset)| *last_offset >= log_start_offset);
         self.map_end_offset = self.map_end_offset.max(log_start_offset);
         let _ = self.delete_snapshots(|o| o < log_start_offset);
     }
@@ -253,6 +420,8 @@ impl ProducerStateManager {
     /// Drops all state; the caller replays from `offset`.
     pub fn reset_to(&mut self, offset: i64) {
         self.producers.clear();
+        self.ongoing.clear();
+        self.unreplicated.clear();
         self.map_end_offset = offset;
     }
 
@@ -261,15 +430,22 @@ impl ProducerStateManager {
         let mut body = Vec::with_capacity(4 + self.producers.len() * SNAPSHOT_ENTRY_BYTES);
         body.extend_from_slice(&(self.producers.len() as i32).to_be_bytes());
         for e in self.producers.values() {
-            let Some(last) = e.batches.back() else {
-                continue;
-            };
+            // Like Kafka, an entry without batches (its last entry was a marker)
+            // is written with last offset -1.
+            let (last_seq, last_offset, delta) =
+                e.batches.back().map_or((NO_SEQUENCE, -1, 0), |b| {
+                    (
+                        b.last_seq,
+                        b.last_offset,
+                        (b.last_offset - b.first_offset) as i32,
+                    )
+                });
             body.extend_from_slice(&e.producer_id.to_be_bytes());
             body.extend_from_slice(&e.producer_epoch.to_be_bytes());
-            body.extend_from_slice(&last.last_seq.to_be_bytes());
-            body.extend_from_slice(&last.last_offset.to_be_bytes());
-            body.extend_from_slice(&((last.last_offset - last.first_offset) as i32).to_be_bytes());
-            body.extend_from_slice(&last.timestamp.to_be_bytes());
+            body.extend_from_slice(&last_seq.to_be_bytes());
+            body.extend_from_slice(&last_offset.to_be_bytes());
+            body.extend_from_slice(&delta.to_be_bytes());
+            body.extend_from_slice(&e.last_timestamp.to_be_bytes());
             body.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
             body.extend_from_slice(&e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
         }
@@ -314,8 +490,22 @@ impl ProducerStateManager {
         log_start_offset: i64,
         log_end_offset: i64,
     ) -> io::Result<Option<i64>> {
+        self.load_snapshot_at_or_before(log_start_offset, log_end_offset, log_end_offset)
+    }
+
+    /// Like `load_latest_snapshot`, ignoring (not deleting) snapshots above
+    /// `max_offset`: recovery replays from there to rebuild transaction indexes.
+    pub fn load_snapshot_at_or_before(
+        &mut self,
+        log_start_offset: i64,
+        log_end_offset: i64,
+        max_offset: i64,
+    ) -> io::Result<Option<i64>> {
         self.delete_snapshots(|o| o > log_end_offset)?;
         for offset in self.snapshot_offsets()?.into_iter().rev() {
+            if offset > max_offset {
+                continue;
+            }
             if offset < log_start_offset {
                 break;
             }
@@ -324,6 +514,11 @@ impl ProducerStateManager {
                 .and_then(|b| parse_snapshot(&b))
             {
                 Some(entries) => {
+                    self.ongoing = entries
+                        .iter()
+                        .filter_map(|e| Some((e.current_txn_first_offset?, e.producer_id)))
+                        .collect();
+                    self.unreplicated.clear();
                     self.producers = entries.into_iter().map(|e| (e.producer_id, e)).collect();
                     self.map_end_offset = offset;
                     return Ok(Some(offset));
@@ -395,7 +590,11 @@ fn parse_snapshot(bytes: &[u8]) -> Option<Vec<ProducerStateEntry>> {
         entries.push(ProducerStateEntry {
             producer_id,
             producer_epoch,
-            batches: VecDeque::from([meta]),
+            batches: if last_offset >= 0 {
+                VecDeque::from([meta])
+            } else {
+                VecDeque::new()
+            },
             coordinator_epoch,
             current_txn_first_offset: (txn_first >= 0).then_some(txn_first),
             last_timestamp: timestamp,
@@ -425,7 +624,7 @@ mod tests {
 
     fn append(m: &mut ProducerStateManager, h: &BatchHeader) -> Result<(), StorageError> {
         let mut info = ProducerAppendInfo::default();
-        m.prepare_batch(&mut info, h, AppendOrigin::Client)?;
+        m.prepare_batch(&mut info, h, None, AppendOrigin::Client)?;
         m.commit(info, h.next_offset());
         Ok(())
     }
@@ -456,6 +655,66 @@ mod tests {
             .find_duplicate(&header(1, 1, 0, 1, 99))
             .unwrap();
         assert_eq!((dup.first_offset, dup.last_offset), (3, 3));
+    }
+
+    fn txn_header(pid: i64, epoch: i16, seq: i32, offset: i64) -> BatchHeader {
+        let mut h = header(pid, epoch, seq, 1, offset);
+        h.attributes |= 1 << 4;
+        h
+    }
+
+    fn marker_header(pid: i64, epoch: i16, offset: i64) -> BatchHeader {
+        let marker = EndTxnMarker {
+            commit: false,
+            coordinator_epoch: 0,
+        };
+        let mut b = crate::batch::control_batch(pid, epoch, &marker, 5, 0, None);
+        set_base_offset(&mut b, offset);
+        validate_batch(&b).unwrap()
+    }
+
+    #[test]
+    fn transactions_open_close_and_survive_snapshots() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = ProducerStateManager::new(dir.path());
+        let marker = EndTxnMarker {
+            commit: false,
+            coordinator_epoch: 3,
+        };
+        assert_eq!(m.replay(&txn_header(1, 0, 0, 10), None), None);
+        assert_eq!(m.replay(&txn_header(2, 0, 0, 11), None), None);
+        assert_eq!(m.replay(&txn_header(1, 0, 1, 12), None), None);
+        assert_eq!(m.first_unstable_offset(), Some(10));
+        assert_eq!(m.ongoing_transactions(), vec![(1, 10), (2, 11)]);
+        // Producer 3's marker bumps its epoch without any transaction.
+        assert_eq!(m.replay(&marker_header(3, 4, 13), Some(&marker)), None);
+        assert!(m.entry(3).unwrap().batches.is_empty());
+        m.set_map_end_offset(14);
+        m.take_snapshot().unwrap();
+        let mut loaded = ProducerStateManager::new(dir.path());
+        assert_eq!(loaded.load_latest_snapshot(0, 100).unwrap(), Some(14));
+        assert_eq!(loaded.ongoing_transactions(), vec![(1, 10), (2, 11)]);
+        let e3 = loaded.entry(3).unwrap();
+        assert_eq!((e3.producer_epoch, e3.coordinator_epoch), (4, 3));
+        assert!(e3.batches.is_empty());
+        // Producer 1 aborts at 14: the LSO after it is producer 2's first offset.
+        let txn = loaded
+            .replay(&marker_header(1, 0, 14), Some(&marker))
+            .unwrap();
+        assert_eq!(
+            (txn.first_offset, txn.last_offset, txn.is_aborted),
+            (10, 14, true)
+        );
+        assert_eq!(loaded.last_stable_offset_after(&txn), 11);
+        loaded.complete_txn(&txn);
+        assert_eq!(loaded.first_unstable_offset(), Some(10));
+        loaded.on_high_watermark_updated(15);
+        assert_eq!(loaded.first_unstable_offset(), Some(11));
+        // Entries carrying only an epoch survive log start offset moves.
+        loaded.truncate_head(50);
+        assert!(loaded.entry(3).is_some());
+        assert!(loaded.entry(2).is_some());
+        assert!(loaded.entry(1).is_none());
     }
 
     #[test]

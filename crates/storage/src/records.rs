@@ -125,6 +125,100 @@ pub fn walk_records(
     Ok(())
 }
 
+/// A transaction marker: the control record of a COMMIT or ABORT batch (Kafka's
+/// EndTransactionMarker: key = version i16 | type i16 (0 ABORT, 1 COMMIT), value =
+/// version i16 | coordinatorEpoch i32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EndTxnMarker {
+    pub commit: bool,
+    pub coordinator_epoch: i32,
+}
+
+/// Control records hold no more than a few bytes; a larger section is corrupt.
+const CONTROL_SECTION_LIMIT_BYTES: usize = 64 * 1024;
+
+/// The marker of a control batch, or None for an empty (cleaned) control batch.
+/// Control records that are not COMMIT or ABORT are an error, as in Kafka.
+pub fn end_txn_marker(
+    batch: &[u8],
+    header: &BatchHeader,
+) -> Result<Option<EndTxnMarker>, StorageError> {
+    let data = records_section(batch, header, CONTROL_SECTION_LIMIT_BYTES)?;
+    let invalid =
+        |what: &str| StorageError::InvalidRecord(format!("invalid control record: {what}"));
+    if data.is_empty() {
+        return Ok(None);
+    }
+    let mut at = 0;
+    let length = read_varlong(&data, &mut at, 5)?;
+    if length < 0 || length as usize > data.len() - at {
+        return Err(invalid("length exceeds the batch"));
+    }
+    let body = &data[at..at + length as usize];
+    let mut pos = 1; // attributes
+    read_varlong(body, &mut pos, 10)?; // timestamp delta
+    read_varlong(body, &mut pos, 5)?; // offset delta
+    let bytes_field = |pos: &mut usize| -> Result<&[u8], StorageError> {
+        let len = read_varlong(body, pos, 5)?;
+        if len < 0 || len as usize > body.len() - *pos {
+            return Err(invalid("missing key or value"));
+        }
+        let out = &body[*pos..*pos + len as usize];
+        *pos += len as usize;
+        Ok(out)
+    };
+    let key = bytes_field(&mut pos)?;
+    let value = bytes_field(&mut pos)?;
+    if key.len() < 4 {
+        return Err(invalid("key shorter than 4 bytes"));
+    }
+    let commit = match i16::from_be_bytes([key[2], key[3]]) {
+        0 => false,
+        1 => true,
+        other => return Err(invalid(&format!("type {other} is not COMMIT or ABORT"))),
+    };
+    if value.len() < 6 || i16::from_be_bytes([value[0], value[1]]) < 0 {
+        return Err(invalid("end transaction marker value too short"));
+    }
+    let coordinator_epoch = i32::from_be_bytes(value[2..6].try_into().expect("4 bytes"));
+    Ok(Some(EndTxnMarker {
+        commit,
+        coordinator_epoch,
+    }))
+}
+
+fn write_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+/// The single record of a control batch holding `marker`, timestamp delta
+/// `timestamp_delta`.
+pub fn control_record(marker: &EndTxnMarker, timestamp_delta: i64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&(marker.commit as i16).to_be_bytes());
+    let mut value = Vec::with_capacity(6);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&marker.coordinator_epoch.to_be_bytes());
+    let mut body = vec![0u8]; // attributes
+    write_varint(&mut body, timestamp_delta);
+    write_varint(&mut body, 0); // offset delta
+    write_varint(&mut body, key.len() as i64);
+    body.extend_from_slice(&key);
+    write_varint(&mut body, value.len() as i64);
+    body.extend_from_slice(&value);
+    write_varint(&mut body, 0); // headers
+    let mut record = Vec::with_capacity(body.len() + 2);
+    write_varint(&mut record, body.len() as i64);
+    record.extend_from_slice(&body);
+    record
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +266,48 @@ mod tests {
                 Err(StorageError::InvalidRecord(_))
             ));
         }
+    }
+
+    #[test]
+    fn end_txn_markers_round_trip() {
+        for (commit, coordinator_epoch) in [(true, 0), (false, 7), (true, i32::MAX)] {
+            let marker = EndTxnMarker {
+                commit,
+                coordinator_epoch,
+            };
+            let b = crate::batch::control_batch(9, 2, &marker, 1_000, 4, Some(5_000));
+            let h = validate_batch(&b).unwrap();
+            assert!(h.is_control() && h.is_transactional());
+            assert_eq!((h.record_count, h.max_timestamp), (1, 1_000));
+            assert_eq!(h.delete_horizon_ms(), Some(5_000));
+            assert_eq!(end_txn_marker(&b, &h).unwrap(), Some(marker));
+            // The codec crate reads it as Kafka clients do.
+            let set = kafka_protocol::records::RecordBatchDecoder::decode(
+                &mut bytes::Bytes::copy_from_slice(&b),
+            )
+            .unwrap();
+            let record = &set.records[0];
+            assert!(record.control);
+            assert_eq!(record.timestamp, 1_000);
+            let key = record.key.as_ref().unwrap();
+            assert_eq!(&key[..], &[0, 0, 0, commit as u8]);
+        }
+        let empty = crate::batch::empty_batch_like(
+            &validate_batch(&crate::batch::control_batch(
+                1,
+                0,
+                &EndTxnMarker {
+                    commit: true,
+                    coordinator_epoch: 0,
+                },
+                0,
+                0,
+                None,
+            ))
+            .unwrap(),
+        );
+        let h = validate_batch(&empty).unwrap();
+        assert_eq!(end_txn_marker(&empty, &h).unwrap(), None);
     }
 
     #[test]

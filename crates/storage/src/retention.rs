@@ -107,6 +107,7 @@ impl Log {
         }
         self.cleaner_checkpoint.fetch_max(offset, Ordering::AcqRel);
         w.producers.truncate_head(offset);
+        self.update_first_unstable_offset(w);
         self.epochs
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -215,6 +216,10 @@ impl Log {
             &segments,
             self.log_start_offset(),
             log_end,
-        )
+            &[],
+        )?;
+        w.producers.on_high_watermark_updated(self.high_watermark());
+        self.update_first_unstable_offset(w);
+        Ok(())
     }
 }

@@ -19,6 +19,7 @@ use crate::batch::{self, BatchHeader, BatchSpan, HEADER_SIZE, NO_TIMESTAMP};
 use crate::config::LogConfig;
 use crate::error::StorageError;
 use crate::index::{OffsetIndex, OffsetPosition, TimeIndex, TimestampOffset};
+use crate::txn_index::TransactionIndex;
 
 pub const LOG_SUFFIX: &str = "log";
 pub const INDEX_SUFFIX: &str = "index";
@@ -60,6 +61,7 @@ pub struct LogSegment {
     log: Arc<File>,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
+    txn_index: TransactionIndex,
     size_bytes: AtomicU64,
     max_timestamp: AtomicI64,
     offset_of_max_timestamp: AtomicI64,
@@ -115,13 +117,12 @@ impl LogSegment {
             base_offset,
             config.segment_index_bytes,
         )?;
-        File::create(path(TXN_INDEX_SUFFIX))?;
+        let txn_index = TransactionIndex::create(&path(TXN_INDEX_SUFFIX), base_offset)?;
         Ok(Self::assemble(
             dir,
             base_offset,
             log,
-            offset_index,
-            time_index,
+            (offset_index, time_index, txn_index),
             config,
             now_ms,
         ))
@@ -131,8 +132,7 @@ impl LogSegment {
         dir: &Path,
         base_offset: i64,
         log: File,
-        offset_index: OffsetIndex,
-        time_index: TimeIndex,
+        (offset_index, time_index, txn_index): (OffsetIndex, TimeIndex, TransactionIndex),
         config: &LogConfig,
         now_ms: i64,
     ) -> Self {
@@ -142,6 +142,7 @@ impl LogSegment {
             log: Arc::new(log),
             offset_index,
             time_index,
+            txn_index,
             size_bytes: AtomicU64::new(0),
             max_timestamp: AtomicI64::new(NO_TIMESTAMP),
             offset_of_max_timestamp: AtomicI64::new(-1),
@@ -181,10 +182,8 @@ impl LogSegment {
             TimeIndex::entries_valid(base_offset),
         )?;
         let txn_path = segment_file(dir, base_offset, TXN_INDEX_SUFFIX);
-        if !txn_path.exists() {
-            File::create(txn_path)?;
-        }
-        let mut intact = offset_index.is_some() && time_index.is_some();
+        let (txn_index, txn_valid) = TransactionIndex::open(&txn_path, base_offset)?;
+        let mut intact = offset_index.is_some() && time_index.is_some() && txn_valid;
         let offset_index = match offset_index {
             Some(i) => i,
             None => OffsetIndex::create(&index_path, base_offset, max)?,
@@ -197,8 +196,7 @@ impl LogSegment {
             dir,
             base_offset,
             log,
-            offset_index,
-            time_index,
+            (offset_index, time_index, txn_index),
             config,
             now_ms,
         );
@@ -235,6 +233,11 @@ impl LogSegment {
 
     pub fn file(&self) -> &Arc<File> {
         &self.log
+    }
+
+    /// The segment's `.txnindex`: aborted transactions whose marker is here.
+    pub fn txn_index(&self) -> &TransactionIndex {
+        &self.txn_index
     }
 
     /// Max timestamp of the first batch, or NO_TIMESTAMP if empty.
@@ -616,6 +619,7 @@ impl LogSegment {
         };
         self.log.set_len(position)?;
         self.size_bytes.store(position, Ordering::Release);
+        self.txn_index.truncate_to(offset)?;
         // Rebuilding indexes from headers is cheap next to a follower's refetch.
         self.recover(index_interval_bytes, |_| {})?;
         Ok(size - position)
@@ -624,6 +628,7 @@ impl LogSegment {
     pub fn flush(&self) -> io::Result<()> {
         self.log.sync_data()?;
         self.offset_index.flush()?;
+        self.txn_index.flush()?;
         self.time_index.flush()
     }
 

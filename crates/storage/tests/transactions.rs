@@ -1,0 +1,439 @@
+//! Transactions on the log side (issue 5 item 2): ongoing transactions per producer,
+//! COMMIT/ABORT markers, the last stable offset, the `.txnindex` and its recovery,
+//! producer-epoch and coordinator-epoch fencing of markers, and compaction of
+//! transactional data.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use moldau_storage::{AppendOrigin, Log, LogConfig, StorageError};
+
+const NOW: i64 = 1_700_000_000_000;
+
+/// A transactional batch of `records` for producer `pid`/`epoch` from `seq`.
+fn txn_batch(pid: i64, epoch: i16, seq: i32, records: &[Rec]) -> Vec<u8> {
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Record {
+            transactional: true,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: seq + i as i32,
+            timestamp: r.timestamp,
+            key: r.key.clone().map(Bytes::from),
+            value: r.value.clone().map(Bytes::from),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut buf = Vec::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode");
+    buf
+}
+
+fn values(n: usize, prefix: &str) -> Vec<Rec> {
+    (0..n)
+        .map(|i| Rec::kv(&format!("{prefix}{i}"), &format!("{prefix}-value-{i}"), NOW))
+        .collect()
+}
+
+/// Appends a transactional batch as a client; the high watermark stays put.
+fn produce_txn(log: &Log, pid: i64, epoch: i16, seq: i32, records: &[Rec]) -> (i64, i64) {
+    let info = log
+        .append_as_leader(
+            &mut txn_batch(pid, epoch, seq, records),
+            0,
+            AppendOrigin::Client,
+            NOW,
+        )
+        .expect("transactional append");
+    (info.first_offset, info.last_offset)
+}
+
+fn end_txn(log: &Log, pid: i64, epoch: i16, commit: bool) -> i64 {
+    log.append_control_marker(pid, epoch, 0, commit, 0, NOW)
+        .expect("marker")
+        .first_offset
+}
+
+fn hw_to_end(log: &Log) {
+    log.update_high_watermark(log.log_end_offset());
+}
+
+#[test]
+fn interleaved_transactions_keep_the_last_stable_offset() {
+    let h = Harness::new(LogConfig::default());
+    let log = h.log();
+    assert_eq!(log.first_unstable_offset(), None);
+    let (p1_first, _) = produce_txn(log, 1, 0, 0, &values(2, "a")); // 0..1
+    let (p2_first, _) = produce_txn(log, 2, 0, 0, &values(1, "b")); // 2
+    append(log, &mut batch(&values(1, "c"), Compression::None), NOW).unwrap(); // 3
+    assert_eq!((p1_first, p2_first), (0, 2));
+    assert_eq!(log.high_watermark(), 4);
+    assert_eq!(log.first_unstable_offset(), Some(0));
+    assert_eq!(log.last_stable_offset(), 0);
+    assert_eq!(log.ongoing_transactions(), vec![(1, 0), (2, 2)]);
+
+    // P1 commits at 4: the LSO moves only once the high watermark passes the marker.
+    assert_eq!(end_txn(log, 1, 0, true), 4);
+    log.update_high_watermark(4);
+    assert_eq!(log.last_stable_offset(), 0);
+    log.update_high_watermark(5);
+    assert_eq!(log.first_unstable_offset(), Some(2));
+    assert_eq!(log.last_stable_offset(), 2);
+
+    // P1 opens another transaction behind P2's; P2 aborts.
+    let (p1_again, _) = produce_txn(log, 1, 0, 2, &values(1, "d")); // 5
+    assert_eq!(end_txn(log, 2, 0, false), 6);
+    hw_to_end(log);
+    assert_eq!(log.first_unstable_offset(), Some(p1_again));
+    assert_eq!(log.last_stable_offset(), 5);
+    assert_eq!(end_txn(log, 1, 0, false), 7);
+    assert_eq!(
+        log.last_stable_offset(),
+        5,
+        "marker 7 is not below the HW yet"
+    );
+    hw_to_end(log);
+    assert_eq!(log.first_unstable_offset(), None);
+    assert_eq!(log.last_stable_offset(), 8);
+
+    // Both aborts are indexed; P2's LSO was P1's open transaction at 5.
+    assert_eq!(
+        log.aborted_transactions(0, 8).unwrap(),
+        vec![(2, 2), (1, 5)]
+    );
+    let index = std::fs::read(segment_files(&h.partition_dir(), "txnindex")[0].1.clone()).unwrap();
+    assert_eq!(index.len(), 2 * 34);
+    let field = |entry: usize, at: usize| {
+        i64::from_be_bytes(
+            index[entry * 34 + at..entry * 34 + at + 8]
+                .try_into()
+                .unwrap(),
+        )
+    };
+    assert_eq!(&index[0..2], &[0, 0], "AbortedTxn version 0");
+    assert_eq!(
+        (field(0, 2), field(0, 10), field(0, 18), field(0, 26)),
+        (2, 2, 6, 5)
+    );
+    assert_eq!(
+        (field(1, 2), field(1, 10), field(1, 18), field(1, 26)),
+        (1, 5, 7, 8)
+    );
+
+    // Kafka's READ_COMMITTED ranges: last offset >= start and first offset < upper.
+    assert_eq!(log.aborted_transactions(0, 2).unwrap(), vec![]);
+    assert_eq!(log.aborted_transactions(0, 3).unwrap(), vec![(2, 2)]);
+    assert_eq!(log.aborted_transactions(7, 8).unwrap(), vec![(1, 5)]);
+    assert_eq!(log.aborted_transactions(8, 8).unwrap(), vec![]);
+}
+
+#[test]
+fn non_transactional_write_inside_a_transaction_is_invalid_txn_state() {
+    let h = Harness::new(LogConfig::default());
+    let log = h.log();
+    produce_txn(log, 7, 0, 0, &values(1, "a"));
+    let idempotent = Producer {
+        id: 7,
+        epoch: 0,
+        base_sequence: 1,
+    };
+    let err = log
+        .append_as_leader(
+            &mut batch_with(&values(1, "b"), Compression::None, Some(idempotent)),
+            0,
+            AppendOrigin::Client,
+            NOW,
+        )
+        .unwrap_err();
+    assert!(matches!(err, StorageError::InvalidTxnState(_)), "{err:?}");
+    assert_eq!(err.kafka_error_code(), 48);
+}
+
+#[test]
+fn markers_are_fenced_by_producer_and_coordinator_epochs() {
+    let h = Harness::new(LogConfig::default());
+    let log = h.log();
+    produce_txn(log, 3, 5, 0, &values(1, "a"));
+    // Clients may not write markers.
+    let mut control = marker_batch(3, 5);
+    let err = log
+        .append_as_leader(&mut control, 0, AppendOrigin::Client, NOW)
+        .unwrap_err();
+    assert_eq!(err.kafka_error_code(), 87, "{err:?}");
+    // An older producer epoch: INVALID_PRODUCER_EPOCH, nothing appended.
+    let end = log.log_end_offset();
+    let err = log
+        .append_control_marker(3, 4, 0, true, 0, NOW)
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::InvalidProducerEpoch(_)),
+        "{err:?}"
+    );
+    assert_eq!(log.log_end_offset(), end);
+    // Coordinator epoch 7 closes it; a marker from coordinator epoch 6 is fenced.
+    log.append_control_marker(3, 5, 7, true, 0, NOW).unwrap();
+    let err = log
+        .append_control_marker(3, 5, 6, false, 0, NOW)
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::TransactionCoordinatorFenced(_)),
+        "{err:?}"
+    );
+    assert_eq!(err.kafka_error_code(), 52);
+    // A marker with a bumped epoch (the coordinator aborting a zombie) fences the
+    // old epoch's data; a marker without an open transaction changes no offsets.
+    log.append_control_marker(3, 6, 7, false, 0, NOW).unwrap();
+    let state = log.producer_state(3).unwrap();
+    assert_eq!((state.producer_epoch, state.coordinator_epoch), (6, 7));
+    assert_eq!(state.current_txn_first_offset, None);
+    let err = log
+        .append_as_leader(
+            &mut txn_batch(3, 5, 1, &values(1, "z")),
+            0,
+            AppendOrigin::Client,
+            NOW,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::InvalidProducerEpoch(_)),
+        "{err:?}"
+    );
+    hw_to_end(log);
+    assert_eq!(log.last_stable_offset(), log.log_end_offset());
+    assert_eq!(log.aborted_transactions(0, i64::MAX).unwrap(), vec![]);
+}
+
+/// A real control batch (COMMIT for `pid`/`epoch`), written by a scratch log.
+fn marker_batch(pid: i64, epoch: i16) -> Vec<u8> {
+    let scratch = Harness::new(LogConfig::default());
+    produce_txn(scratch.log(), pid, epoch, 0, &values(1, "x"));
+    end_txn(scratch.log(), pid, epoch, true);
+    hw_to_end(scratch.log());
+    let mut bytes = read_all_batches(scratch.log()).pop().unwrap();
+    assert_eq!(BatchHeader::parse(&bytes).attributes & 0x30, 0x30);
+    bytes[0..8].copy_from_slice(&0i64.to_be_bytes());
+    bytes
+}
+
+fn small_segments() -> LogConfig {
+    LogConfig {
+        segment_bytes: 1024,
+        ..LogConfig::default()
+    }
+}
+
+/// Several aborted and committed transactions spread over many segments.
+fn spread_transactions(log: &Log) -> Vec<(i64, i64)> {
+    let mut aborted = Vec::new();
+    for round in 0..12i64 {
+        let pid = 100 + round % 3;
+        let epoch = 0;
+        let seq = (round / 3) as i32 * 4;
+        let (first, _) = produce_txn(log, pid, epoch, seq, &values(2, &format!("r{round}-")));
+        append(log, &mut sized_batch(3, 60, Compression::None, NOW), NOW).unwrap();
+        produce_txn(log, pid, epoch, seq + 2, &values(2, &format!("s{round}-")));
+        let commit = round % 2 == 0;
+        end_txn(log, pid, epoch, commit);
+        if !commit {
+            aborted.push((pid, first));
+        }
+    }
+    hw_to_end(log);
+    aborted
+}
+
+#[test]
+fn aborted_transactions_are_collected_across_segments() {
+    let h = Harness::new(small_segments());
+    let log = h.log();
+    let aborted = spread_transactions(log);
+    assert!(log.segment_count() > 4, "{} segments", log.segment_count());
+    let end = log.log_end_offset();
+    assert_eq!(log.aborted_transactions(0, end).unwrap(), aborted);
+    // Every window sees exactly the aborted transactions overlapping it.
+    let markers: Vec<(i64, i64, i64)> = {
+        let mut out = Vec::new();
+        for batch in read_all_batches(log) {
+            let hd = BatchHeader::parse(&batch);
+            if hd.attributes & 0x20 != 0 {
+                out.push((hd.producer_id, hd.base_offset, 0));
+            }
+        }
+        out
+    };
+    assert_eq!(markers.len(), 12);
+    for start in (0..end).step_by(3) {
+        for upper in [start + 1, start + 7, end] {
+            let got = log.aborted_transactions(start, upper).unwrap();
+            let want: Vec<(i64, i64)> = aborted
+                .iter()
+                .filter(|(pid, first)| {
+                    let last = markers
+                        .iter()
+                        .find(|(p, offset, _)| p == pid && offset > first)
+                        .unwrap()
+                        .1;
+                    last >= start && *first < upper
+                })
+                .copied()
+                .collect();
+            assert_eq!(got, want, "window [{start}, {upper})");
+        }
+    }
+}
+
+#[test]
+fn reopen_clean_and_unclean_keep_the_lso_and_the_txn_index() {
+    let mut h = Harness::new(small_segments());
+    let aborted = spread_transactions(h.log());
+    // An open transaction behind a committed one and a non-transactional tail.
+    let (open_first, _) = produce_txn(h.log(), 200, 1, 0, &values(2, "open"));
+    append(
+        h.log(),
+        &mut sized_batch(2, 60, Compression::None, NOW),
+        NOW,
+    )
+    .unwrap();
+    hw_to_end(h.log());
+    let end = h.log().log_end_offset();
+    assert_eq!(h.log().last_stable_offset(), open_first);
+    let index_files = |h: &Harness| -> Vec<(i64, Vec<u8>)> {
+        segment_files(&h.partition_dir(), "txnindex")
+            .into_iter()
+            .map(|(base, path)| (base, std::fs::read(path).unwrap()))
+            .collect()
+    };
+    let indexes = index_files(&h);
+    assert!(indexes.iter().filter(|(_, b)| !b.is_empty()).count() >= 2);
+
+    h.reopen_clean();
+    assert_eq!(h.log().log_end_offset(), end);
+    assert_eq!(h.log().first_unstable_offset(), Some(open_first));
+    assert_eq!(h.log().last_stable_offset(), open_first);
+    assert_eq!(h.log().aborted_transactions(0, end).unwrap(), aborted);
+    assert_eq!(index_files(&h), indexes);
+
+    // Crash: every segment past the recovery point is re-read and its index rebuilt.
+    h.reopen_unclean();
+    hw_to_end(h.log());
+    assert_eq!(h.log().first_unstable_offset(), Some(open_first));
+    assert_eq!(h.log().last_stable_offset(), open_first);
+    assert_eq!(h.log().aborted_transactions(0, end).unwrap(), aborted);
+    assert_eq!(index_files(&h), indexes);
+
+    // Lost and damaged index files are rebuilt from the markers.
+    let files = segment_files(&h.partition_dir(), "txnindex");
+    h.manager().shutdown().unwrap();
+    h.close_without_shutdown();
+    for (i, (_, path)) in files.iter().enumerate() {
+        if i % 2 == 0 {
+            std::fs::remove_file(path).unwrap();
+        } else {
+            std::fs::write(path, [7u8; 35]).unwrap();
+        }
+    }
+    h.open();
+    hw_to_end(h.log());
+    assert_eq!(h.log().aborted_transactions(0, end).unwrap(), aborted);
+    assert_eq!(index_files(&h), indexes);
+    assert_eq!(h.log().last_stable_offset(), open_first);
+
+    // The open transaction still commits after all that.
+    end_txn(h.log(), 200, 1, true);
+    hw_to_end(h.log());
+    assert_eq!(h.log().first_unstable_offset(), None);
+    assert_eq!(h.log().last_stable_offset(), h.log().log_end_offset());
+}
+
+#[test]
+fn snapshots_without_replay_keep_open_transactions() {
+    let mut h = Harness::new(small_segments());
+    let (open_first, _) = produce_txn(h.log(), 9, 0, 0, &values(1, "t"));
+    // Enough plain data to roll several segments (a snapshot at each roll).
+    for _ in 0..20 {
+        append(
+            h.log(),
+            &mut sized_batch(3, 60, Compression::None, NOW),
+            NOW,
+        )
+        .unwrap();
+    }
+    assert!(h.log().segment_count() > 3);
+    let snapshots = segment_files(&h.partition_dir(), "snapshot");
+    assert!(!snapshots.is_empty());
+    h.reopen_clean();
+    hw_to_end(h.log());
+    assert_eq!(h.log().last_stable_offset(), open_first);
+    let state = h.log().producer_state(9).unwrap();
+    assert_eq!(state.current_txn_first_offset, Some(open_first));
+    // Retention of the segments holding the transaction's start does not lose it.
+    h.log()
+        .delete_records_before(h.log().high_watermark() - 1)
+        .unwrap();
+    h.log().delete_old_segments(NOW).unwrap();
+    let start = h.log().log_start_offset();
+    assert_eq!(h.log().first_unstable_offset(), Some(start));
+    assert_eq!(h.log().last_stable_offset(), start);
+    end_txn(h.log(), 9, 0, false);
+    hw_to_end(h.log());
+    assert_eq!(h.log().last_stable_offset(), h.log().log_end_offset());
+}
+
+#[test]
+fn follower_truncation_reopens_transactions_and_trims_the_index() {
+    let h = Harness::new(LogConfig::default());
+    let log = h.log();
+    let (first, _) = produce_txn(log, 5, 0, 0, &values(2, "a"));
+    let abort_at = end_txn(log, 5, 0, false);
+    hw_to_end(log);
+    assert_eq!(log.aborted_transactions(0, 10).unwrap(), vec![(5, first)]);
+    log.truncate_to(abort_at).unwrap();
+    assert_eq!(log.log_end_offset(), abort_at);
+    assert_eq!(log.aborted_transactions(0, 10).unwrap(), vec![]);
+    assert_eq!(log.first_unstable_offset(), Some(first));
+    assert_eq!(log.last_stable_offset(), first);
+    assert_eq!(
+        log.producer_state(5).unwrap().current_txn_first_offset,
+        Some(first)
+    );
+}
+
+#[test]
+fn followers_replicate_markers_into_their_own_index() {
+    let leader = Harness::new(LogConfig::default());
+    let (first, _) = produce_txn(leader.log(), 5, 0, 0, &values(2, "a"));
+    end_txn(leader.log(), 5, 0, false);
+    produce_txn(leader.log(), 6, 0, 0, &values(1, "b"));
+    hw_to_end(leader.log());
+    let follower = Harness::new(LogConfig::default());
+    let mut bytes: Vec<u8> = read_all_batches(leader.log()).concat();
+    follower.log().append_as_follower(&mut bytes).unwrap();
+    hw_to_end(follower.log());
+    assert_eq!(
+        follower.log().aborted_transactions(0, 10).unwrap(),
+        vec![(5, first)]
+    );
+    assert_eq!(
+        follower.log().last_stable_offset(),
+        leader.log().last_stable_offset()
+    );
+    assert_eq!(follower.log().first_unstable_offset(), Some(3));
+}
