@@ -1080,3 +1080,16 @@ async fn bench_fifty_members_over_five_hundred_partitions() {
     bench_form("classic", 50, 500).await;
     bench_form("consumer", 50, 500).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asking_metadata_for_the_offsets_topic_creates_it_as_the_coordinator_would() {
+    let broker = TestBroker::start().await;
+    // A producer's metadata requests allow auto-creation (a consumer's do not by default).
+    let producer = broker.producer();
+    let metadata = rdkafka::producer::Producer::client(&producer)
+        .fetch_metadata(Some("__consumer_offsets"), Duration::from_secs(10))
+        .expect("metadata");
+    // offsets.topic.num.partitions (50 by default), not num.partitions (1).
+    assert_eq!(metadata.topics()[0].partitions().len(), 50);
+    broker.shutdown().await;
+}

@@ -12,6 +12,7 @@ use super::create_topics::{self, NewTopic};
 use super::{str_bytes, topic_name};
 use crate::api::RequestContext;
 use crate::state::BrokerState;
+use moldau_coordinator::OFFSETS_TOPIC;
 
 pub const VERSIONS: VersionRange = MetadataRequest::VERSIONS;
 
@@ -98,6 +99,15 @@ pub async fn handle(
 }
 
 async fn auto_create(state: &BrokerState, name: &str) -> Option<ResponseError> {
+    if name == OFFSETS_TOPIC {
+        // Internal topics are created by their coordinator, with its partition count and
+        // compaction, never with the auto-create defaults.
+        return state
+            .group_coordinator
+            .ensure_offsets_topic(state)
+            .await
+            .err();
+    }
     let new_topic = NewTopic {
         name: name.to_string(),
         num_partitions: -1,
