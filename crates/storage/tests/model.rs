@@ -179,6 +179,12 @@ impl Model {
         }
     }
 
+    /// Kafka's LogLoader truncates the epoch cache to the log end (truncateFromEnd).
+    fn loaded(&mut self) {
+        let end = self.log_end;
+        self.epochs.retain(|e| e.1 < end);
+    }
+
     /// Kafka's LeaderEpochFileCache.endOffsetFor; None for UNDEFINED.
     fn end_offset_for(&self, requested: i32) -> Option<(i32, i64)> {
         let latest = self.epochs.last()?;
@@ -495,12 +501,14 @@ fn run(setup: Setup, ops: Vec<Op>) {
             Op::ReopenClean => {
                 h.reopen_clean();
                 h.log().update_high_watermark(h.log().log_end_offset());
+                m.loaded();
             }
             Op::ReopenUnclean => {
                 let old_start = m.log_start;
                 let first_base = segments_on_disk(&h).first().map(|s| s.base).unwrap_or(0);
                 h.reopen_unclean();
                 h.log().update_high_watermark(h.log().log_end_offset());
+                m.loaded();
                 // The log start offset checkpoint may lag (Kafka writes it periodically).
                 let start = h.log().log_start_offset();
                 assert!(
