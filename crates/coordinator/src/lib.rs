@@ -15,11 +15,13 @@
 mod consumer;
 mod consumer_protocol;
 mod group;
+pub mod lag;
 pub mod records;
 mod shard;
 
 pub use consumer::{TopicInfo, Topics, ASSIGNORS};
 pub use group::{GroupState, Waiter};
+pub use lag::{evaluate_partition, LagObservation, LagRules, LagStatus};
 pub use records::CoordinatorRecord;
 pub use shard::{Effects, FetchedOffset, GroupShard, ListedGroup, RequestInfo};
 
