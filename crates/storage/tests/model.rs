@@ -445,9 +445,12 @@ fn run(setup: Setup, ops: Vec<Op>) {
                     .truncate_to(target)
                     .unwrap_or_else(|e| panic!("{ctx}: {e}"));
                 h.log().update_high_watermark(h.log().log_end_offset());
-                m.live.retain(|r| r.offset < target);
-                m.log_end = target;
-                m.epochs.retain(|e| e.1 < target);
+                // Kafka's truncateTo is a no-op at or past the log end.
+                if target < m.log_end {
+                    m.live.retain(|r| r.offset < target);
+                    m.log_end = target;
+                    m.epochs.retain(|e| e.1 < target);
+                }
                 m.epoch = m.epochs.last().map_or(0, |e| e.0).max(m.epoch);
             }
             Op::DeleteRecords { pick } => {
