@@ -11,14 +11,12 @@
 
 use std::sync::{Arc, RwLock};
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
 use moldau_metadata::{MetadataDelta, MetadataImage, MetadataRecord};
 use moldau_storage::{AppendOrigin, Log};
 
 use crate::error::BrokerError;
+use crate::internal_log;
 
 /// The metadata topic partition, as Kafka names it.
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
@@ -44,27 +42,15 @@ impl Controller {
     ) -> Result<Controller, BrokerError> {
         let empty = MetadataImage::empty();
         let mut delta = MetadataDelta::new(&empty);
-        let mut offset = metadata_log.log_start_offset();
         let end = metadata_log.log_end_offset();
-        while offset < end {
-            let data = metadata_log.read(offset, 1 << 20, end, true)?;
-            if data.is_empty() {
-                break;
-            }
-            let mut bytes = data.read_to_bytes()?;
-            let batches = RecordBatchDecoder::decode_all(&mut bytes)
-                .map_err(|e| BrokerError::MetadataLog(format!("undecodable batch: {e}")))?;
-            for record in batches.iter().flat_map(|b| b.records.iter()) {
-                let value = record.value.as_deref().unwrap_or_default();
-                let metadata_record = MetadataRecord::decode(value).map_err(|e| {
-                    BrokerError::MetadataLog(format!("offset {}: {e}", record.offset))
-                })?;
-                delta
-                    .replay(record.offset, &metadata_record)
-                    .map_err(|e| BrokerError::MetadataLog(e.to_string()))?;
-                offset = record.offset + 1;
-            }
-        }
+        internal_log::replay(&metadata_log, |record| {
+            let value = record.value.as_deref().unwrap_or_default();
+            let metadata_record = MetadataRecord::decode(value)
+                .map_err(|e| BrokerError::MetadataLog(format!("offset {}: {e}", record.offset)))?;
+            delta
+                .replay(record.offset, &metadata_record)
+                .map_err(|e| BrokerError::MetadataLog(e.to_string()))
+        })?;
         metadata_log.update_high_watermark(end);
         let image = Arc::new(delta.current().clone());
         publisher.publish(&delta, &image)?;
@@ -101,7 +87,15 @@ impl Controller {
 
     fn commit(&self, image: &MetadataImage, records: &[MetadataRecord]) -> Result<(), BrokerError> {
         let now_ms = crate::now_ms();
-        let mut batch = encode_batch(records, now_ms)?;
+        let mut batch = internal_log::encode_batch(
+            records.iter().map(|r| {
+                (
+                    Bytes::from_static(r.type_name().as_bytes()),
+                    Some(Bytes::from(r.encode())),
+                )
+            }),
+            now_ms,
+        )?;
         let info =
             self.metadata_log
                 .append_as_leader(&mut batch, 0, AppendOrigin::Coordinator, now_ms)?;
@@ -120,37 +114,4 @@ impl Controller {
         *self.image.write().expect("image lock poisoned") = next;
         Ok(())
     }
-}
-
-fn encode_batch(records: &[MetadataRecord], now_ms: i64) -> Result<BytesMut, BrokerError> {
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: now_ms,
-            key: Some(Bytes::from_static(r.type_name().as_bytes())),
-            value: Some(Bytes::from(r.encode())),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .map_err(|e| BrokerError::MetadataLog(format!("cannot encode batch: {e}")))?;
-    Ok(buf)
 }

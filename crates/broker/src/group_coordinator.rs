@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup as ConsumerDescribedGroup;
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
@@ -27,9 +26,6 @@ use kafka_protocol::messages::{
     ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, HeartbeatRequest,
     JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest, OffsetCommitResponse,
     SyncGroupRequest, SyncGroupResponse,
-};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use kafka_protocol::ResponseError;
 use moldau_coordinator::{
@@ -45,6 +41,7 @@ use crate::api::RequestContext;
 use crate::config::ServerConfig;
 use crate::error::BrokerError;
 use crate::handlers::create_topics::{create_topic, NewTopic};
+use crate::internal_log;
 use crate::replica_manager::{AppendError, ReplicaManager};
 use crate::state::BrokerState;
 
@@ -241,7 +238,11 @@ impl GroupCoordinator {
             return Ok(());
         }
         let now_ms = crate::now_ms();
-        let mut batch = encode_batch(records, now_ms).map_err(|e| {
+        let mut batch = internal_log::encode_batch(
+            records.iter().map(|r| (r.key.clone(), r.value.clone())),
+            now_ms,
+        )
+        .map_err(|e| {
             tracing::error!("cannot encode {OFFSETS_TOPIC} batch: {e}");
             ResponseError::UnknownServerError
         })?;
@@ -559,93 +560,21 @@ fn append_error_code(error: &AppendError) -> ResponseError {
     }
 }
 
-fn encode_batch(records: &[CoordinatorRecord], now_ms: i64) -> Result<BytesMut, String> {
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: now_ms,
-            key: Some(r.key.clone()),
-            value: r.value.clone(),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(buf)
-}
-
 /// Replays a `__consumer_offsets` partition into `shard`; returns the number of records.
 fn replay_log(log: &Log, shard: &mut GroupShard, now_ms: i64) -> Result<usize, BrokerError> {
-    let mut offset = log.log_start_offset();
-    let end = log.log_end_offset();
     let mut count = 0;
-    while offset < end {
-        let data = log.read(offset, 1 << 20, end, true)?;
-        if data.is_empty() {
-            break;
+    internal_log::replay(log, |record| {
+        if let Some(key) = record.key {
+            shard.replay(
+                &CoordinatorRecord {
+                    key,
+                    value: record.value,
+                },
+                now_ms,
+            );
+            count += 1;
         }
-        let bytes = data.read_to_bytes()?;
-        let mut position = 0;
-        let before = offset;
-        // Walk batch by batch so that batches emptied by compaction still move us on.
-        while bytes.len() - position >= 61 {
-            let base_offset = i64::from_be_bytes(bytes[position..position + 8].try_into().unwrap());
-            let length = i32::from_be_bytes(bytes[position + 8..position + 12].try_into().unwrap());
-            let size = 12 + length.max(0) as usize;
-            if length < 49 || bytes.len() - position < size {
-                break;
-            }
-            let last_delta =
-                i32::from_be_bytes(bytes[position + 23..position + 27].try_into().unwrap());
-            let attributes =
-                i16::from_be_bytes(bytes[position + 21..position + 23].try_into().unwrap());
-            let is_control = attributes & 0x20 != 0;
-            let mut batch = Bytes::copy_from_slice(&bytes[position..position + size]);
-            position += size;
-            offset = base_offset + i64::from(last_delta) + 1;
-            if is_control {
-                continue;
-            }
-            let decoded = RecordBatchDecoder::decode(&mut batch).map_err(|e| {
-                BrokerError::MetadataLog(format!(
-                    "{OFFSETS_TOPIC}: undecodable batch at offset {base_offset}: {e}"
-                ))
-            })?;
-            for record in decoded.records {
-                let Some(key) = record.key else {
-                    continue;
-                };
-                shard.replay(
-                    &CoordinatorRecord {
-                        key,
-                        value: record.value,
-                    },
-                    now_ms,
-                );
-                count += 1;
-            }
-        }
-        if offset == before {
-            break;
-        }
-    }
+        Ok(())
+    })?;
     Ok(count)
 }

@@ -13,6 +13,7 @@ mod api;
 mod controller;
 mod group_coordinator;
 mod handlers;
+mod internal_log;
 mod network;
 mod replica_manager;
 mod server;

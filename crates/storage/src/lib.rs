@@ -53,6 +53,7 @@ pub use config::{
     CleanupPolicy, CompressionType, ConfigError, LogConfig, TimestampType, TopicConfigDef,
     TOPIC_CONFIGS,
 };
+pub use batch::BatchHeader;
 pub use error::StorageError;
 pub use log::{
     AppendOrigin, EpochEndOffset, FetchDataInfo, FileSlice, Log, LogAppendInfo, TimestampAndOffset,
