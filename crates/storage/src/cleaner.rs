@@ -6,17 +6,28 @@
 //! below that point keeping, per key, only the latest record. Original offsets are
 //! kept; batches with nothing removed are copied verbatim; others are decoded and
 //! re-encoded with their own codec, keeping producer id/epoch/sequence, flags and
-//! last offset. Control batches are always kept (transactions rely on them). A
-//! producer's last batch is kept as an empty batch if all its records go.
-//! Tombstones are dropped once their batch's max timestamp is older than
-//! `delete.retention.ms` and they have been through one earlier pass.
+//! last offset. A producer's last batch is kept as an empty batch if all its
+//! records go. Tombstones are dropped once their batch's max timestamp is older
+//! than `delete.retention.ms` and they have been through one earlier pass.
+//!
+//! Transactions (Kafka's LogCleaner rules): cleaning never passes the last stable
+//! offset (only whole segments below it are cleanable), so every transaction seen
+//! is decided. Aborted transactions are read from the transaction indexes; their
+//! data batches are removed whatever their keys and never enter the key map.
+//! Committed data is compacted by key like any other. A marker is kept while any
+//! batch of its transaction remains (it was seen in this pass); once none does,
+//! the marker gets Kafka's delete horizon (attribute bit 6, base timestamp = now +
+//! `delete.retention.ms`) and is removed by the first pass after the horizon
+//! (kept as an empty batch if it is its producer's last entry, which carries the
+//! epoch). An ABORT marker whose data was still seen keeps its `.txnindex` entry
+//! in the cleaned segment; other entries are dropped with their data.
 //!
 //! Swap protocol (crash safe): write `<base>.*.cleaned`, fsync, rename to
 //! `.swap` (log file last: its presence commits the swap), rename the replaced
 //! segments to `.deleted`, rename the swap files into place. `loader` finishes a
 //! committed swap and drops an uncommitted one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -27,8 +38,10 @@ use crate::batch::{self, BatchHeader, BatchSpan};
 use crate::checkpoint::sync_dir;
 use crate::config::LogConfig;
 use crate::error::StorageError;
-use crate::log::{lock, Log};
+use crate::log::{lock, segment_index_for, Log};
+use crate::records::{end_txn_marker, EndTxnMarker};
 use crate::segment::{rename_segment_files, LogSegment};
+use crate::txn_index::AbortedTxn;
 
 pub struct LogCleaner<'a> {
     log: &'a Arc<Log>,
@@ -54,7 +67,10 @@ impl<'a> LogCleaner<'a> {
         let config = log.config_arc();
         let segments = log.segments_snapshot();
         let first_dirty = log.cleaner_checkpoint().max(log.log_start_offset());
-        let end = cleanable_end(&segments, &config, now_ms);
+        // Never past the last stable offset: whole segments below it only.
+        let stable_base =
+            segments[segment_index_for(&segments, log.last_stable_offset())].base_offset();
+        let end = cleanable_end(&segments, &config, now_ms).min(stable_base);
         let cleanable: Vec<Arc<LogSegment>> = segments
             .iter()
             .take_while(|s| s.base_offset() < end)
@@ -66,9 +82,17 @@ impl<'a> LogCleaner<'a> {
         {
             return Ok(false);
         }
-        let map = build_offset_map(&cleanable, first_dirty)?;
+        let map_start = cleanable[segment_index_for(&cleanable, first_dirty)].base_offset();
+        let map_txns =
+            TxnTracker::new(log.collect_aborted_txns(log.log_start_offset(), map_start, end)?);
+        let map = build_offset_map(&cleanable, first_dirty, map_txns)?;
+        let mut txns = TxnTracker::new(log.collect_aborted_txns(
+            log.log_start_offset(),
+            cleanable[0].base_offset(),
+            end,
+        )?);
         for group in group_segments(&cleanable, &config) {
-            self.clean_group(&group, &map, first_dirty, &config, now_ms)?;
+            self.clean_group(&group, &map, &mut txns, first_dirty, &config, now_ms)?;
         }
         log.cleaner_checkpoint.fetch_max(end, Ordering::AcqRel);
         Ok(true)
@@ -102,6 +126,7 @@ impl<'a> LogCleaner<'a> {
         &self,
         group: &[Arc<LogSegment>],
         map: &OffsetMap,
+        txns: &mut TxnTracker,
         first_dirty: i64,
         config: &LogConfig,
         now_ms: i64,
@@ -118,7 +143,7 @@ impl<'a> LogCleaner<'a> {
             producer_last_offsets: &producer_last_offsets,
         };
         for segment in group {
-            copy_retained(segment, &cleaned, &filter, config)?;
+            copy_retained(segment, &cleaned, &filter, txns, config)?;
         }
         cleaned.on_become_inactive()?;
         cleaned.flush()?;
@@ -129,11 +154,12 @@ impl<'a> LogCleaner<'a> {
         self.swap_in(group, base, config, now_ms)
     }
 
-    fn producer_last_offsets(&self) -> HashMap<i64, i64> {
+    /// Per producer: last data offset (-1 if its last entry is a marker) and epoch.
+    fn producer_last_offsets(&self) -> HashMap<i64, (i64, i16)> {
         let w = lock(&self.log.writer);
         w.producers
             .entries()
-            .map(|e| (e.producer_id, e.last_offset()))
+            .map(|e| (e.producer_id, (e.last_offset(), e.producer_epoch)))
             .collect()
     }
 
@@ -224,12 +250,18 @@ fn for_each_batch(
 fn build_offset_map(
     segments: &[Arc<LogSegment>],
     first_dirty: i64,
+    mut txns: TxnTracker,
 ) -> Result<OffsetMap, StorageError> {
     let mut map = OffsetMap::new();
-    let start = crate::log::segment_index_for(segments, first_dirty);
+    let start = segment_index_for(segments, first_dirty);
     for segment in &segments[start..] {
         for_each_batch(segment, |h, bytes| {
-            if h.is_control() || h.last_offset() < first_dirty || h.record_count == 0 {
+            if h.is_control() {
+                txns.on_control(h, control_marker(h, &bytes));
+                return Ok(());
+            }
+            let aborted = txns.on_data(h);
+            if aborted || h.last_offset() < first_dirty || h.record_count == 0 {
                 return Ok(());
             }
             let set = RecordBatchDecoder::decode(&mut Bytes::from(bytes)).map_err(corrupt)?;
@@ -244,12 +276,99 @@ fn build_offset_map(
     Ok(map)
 }
 
+/// The marker of a producer's control batch; unparseable ones count as empty.
+fn control_marker(h: &BatchHeader, bytes: &[u8]) -> Option<EndTxnMarker> {
+    if !h.has_producer_id() {
+        return None;
+    }
+    end_txn_marker(bytes, h).ok().flatten()
+}
+
+/// Kafka's CleanedTransactionMetadata: walks batches in offset order and tells
+/// which data batches belong to aborted transactions and which markers may go.
+struct TxnTracker {
+    /// Aborted transactions not yet reached, by first offset.
+    aborted: Vec<AbortedTxn>,
+    next: usize,
+    /// Producer -> its aborted transaction in progress, and whether one of its
+    /// batches was seen in this pass.
+    ongoing_aborted: HashMap<i64, (AbortedTxn, bool)>,
+    /// Producers whose committed transaction in progress had a batch seen.
+    ongoing_committed: HashSet<i64>,
+}
+
+impl TxnTracker {
+    fn new(mut aborted: Vec<AbortedTxn>) -> Self {
+        aborted.sort_by_key(|t| (t.first_offset, t.producer_id));
+        aborted.dedup();
+        TxnTracker {
+            aborted,
+            next: 0,
+            ongoing_aborted: HashMap::new(),
+            ongoing_committed: HashSet::new(),
+        }
+    }
+
+    fn consume_up_to(&mut self, offset: i64) {
+        while let Some(txn) = self
+            .aborted
+            .get(self.next)
+            .filter(|t| t.first_offset <= offset)
+        {
+            self.ongoing_aborted
+                .entry(txn.producer_id)
+                .or_insert((*txn, false));
+            self.next += 1;
+        }
+    }
+
+    /// Whether the data batch belongs to an aborted transaction.
+    fn on_data(&mut self, h: &BatchHeader) -> bool {
+        self.consume_up_to(h.last_offset());
+        if !h.is_transactional() {
+            return false;
+        }
+        match self.ongoing_aborted.get_mut(&h.producer_id) {
+            Some((_, seen)) => {
+                *seen = true;
+                true
+            }
+            None => {
+                self.ongoing_committed.insert(h.producer_id);
+                false
+            }
+        }
+    }
+
+    /// Whether no batch of the marker's transaction remains (the marker may go
+    /// once its delete horizon passes), and the index entry to keep for an ABORT
+    /// whose data was seen.
+    fn on_control(
+        &mut self,
+        h: &BatchHeader,
+        marker: Option<EndTxnMarker>,
+    ) -> (bool, Option<AbortedTxn>) {
+        self.consume_up_to(h.last_offset());
+        let Some(marker) = marker else {
+            return (true, None);
+        };
+        let pid = h.producer_id;
+        if marker.commit {
+            return (!self.ongoing_committed.remove(&pid), None);
+        }
+        match self.ongoing_aborted.remove(&pid) {
+            Some((txn, true)) => (false, Some(txn)),
+            _ => (true, None),
+        }
+    }
+}
+
 struct RecordFilter<'a> {
     map: &'a OffsetMap,
     first_dirty: i64,
     config: &'a LogConfig,
     now_ms: i64,
-    producer_last_offsets: &'a HashMap<i64, i64>,
+    producer_last_offsets: &'a HashMap<i64, (i64, i16)>,
 }
 
 impl RecordFilter<'_> {
@@ -270,9 +389,17 @@ impl RecordFilter<'_> {
         !(is_tombstone && expired)
     }
 
+    /// Kafka keeps a producer's last data batch (its last sequence) or, when its
+    /// last entry is a marker, that marker (its epoch fences zombies).
     fn is_producer_last_batch(&self, header: &BatchHeader) -> bool {
-        header.has_producer_id()
-            && self.producer_last_offsets.get(&header.producer_id) == Some(&header.last_offset())
+        if !header.has_producer_id() {
+            return false;
+        }
+        match self.producer_last_offsets.get(&header.producer_id) {
+            Some(&(-1, epoch)) => header.is_control() && header.producer_epoch == epoch,
+            Some(&(last_offset, _)) => !header.is_control() && header.last_offset() == last_offset,
+            None => false,
+        }
     }
 }
 
@@ -281,10 +408,26 @@ fn copy_retained(
     source: &LogSegment,
     target: &LogSegment,
     filter: &RecordFilter<'_>,
+    txns: &mut TxnTracker,
     config: &LogConfig,
 ) -> Result<(), StorageError> {
     for_each_batch(source, |h, bytes| {
-        let retained = if h.is_control() || h.record_count == 0 {
+        let retained = if h.is_control() {
+            if !h.has_producer_id() {
+                Some(bytes)
+            } else {
+                retain_marker(h, bytes, filter, txns, target)?
+            }
+        } else if txns.on_data(h) {
+            // Aborted: no record stays; the batch only if it is its producer's last.
+            filter.is_producer_last_batch(h).then(|| {
+                if h.record_count == 0 {
+                    bytes
+                } else {
+                    batch::empty_batch_like(h)
+                }
+            })
+        } else if h.record_count == 0 {
             Some(bytes)
         } else {
             filter_batch(h, bytes, filter)?
@@ -298,6 +441,56 @@ fn copy_retained(
         }
         Ok(())
     })
+}
+
+/// Kafka's marker retention: kept while its transaction has data; then stamped
+/// with a delete horizon, and removed (or emptied, if its producer's last entry)
+/// once the horizon has passed.
+fn retain_marker(
+    h: &BatchHeader,
+    bytes: Vec<u8>,
+    filter: &RecordFilter<'_>,
+    txns: &mut TxnTracker,
+    target: &LogSegment,
+) -> Result<Option<Vec<u8>>, StorageError> {
+    let marker = control_marker(h, &bytes);
+    let (no_data_left, index_entry) = txns.on_control(h, marker);
+    if let Some(entry) = index_entry {
+        target.txn_index().append(&entry)?;
+    }
+    let expired = no_data_left && h.delete_horizon_ms().is_some_and(|t| t <= filter.now_ms);
+    if filter.is_producer_last_batch(h) {
+        return Ok(Some(if expired && h.record_count > 0 {
+            batch::empty_batch_like(h)
+        } else {
+            bytes
+        }));
+    }
+    if expired || marker.is_none() {
+        // An empty control batch is dropped like any emptied batch.
+        return Ok(None);
+    }
+    match marker {
+        Some(marker) if no_data_left && h.delete_horizon_ms().is_none() => {
+            let horizon = filter
+                .now_ms
+                .saturating_add(filter.config.delete_retention_ms);
+            let mut out = batch::control_batch(
+                h.producer_id,
+                h.producer_epoch,
+                &marker,
+                h.max_timestamp,
+                h.partition_leader_epoch,
+                Some(horizon),
+            );
+            batch::set_base_offset(&mut out, h.base_offset);
+            if h.is_log_append_time() {
+                batch::set_log_append_time(&mut out, h.max_timestamp);
+            }
+            Ok(Some(out))
+        }
+        _ => Ok(Some(bytes)),
+    }
 }
 
 /// The batch with only retained records: verbatim if all stay, re-encoded if some

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use common::*;
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-use moldau_storage::{AppendOrigin, Log, LogConfig, StorageError};
+use moldau_storage::{AppendOrigin, CleanupPolicy, Log, LogConfig, StorageError};
 
 const NOW: i64 = 1_700_000_000_000;
 
@@ -436,4 +436,218 @@ fn followers_replicate_markers_into_their_own_index() {
         leader.log().last_stable_offset()
     );
     assert_eq!(follower.log().first_unstable_offset(), Some(3));
+}
+
+fn compacted() -> LogConfig {
+    LogConfig {
+        cleanup_policy: CleanupPolicy::Compact,
+        segment_bytes: 600,
+        min_cleanable_dirty_ratio: 0.0,
+        delete_retention_ms: 1_000,
+        ..LogConfig::default()
+    }
+}
+
+/// Plain keyed records `f<from>..f<to>` (one per batch) to fill and roll segments.
+fn filler(log: &Log, from: usize, to: usize) {
+    for i in from..to {
+        let rec = Rec::kv(&format!("f{i}"), &"v".repeat(40), NOW);
+        append(log, &mut batch(&[rec], Compression::None), NOW).unwrap();
+    }
+}
+
+/// (producer id, base offset, record count, has delete horizon) of every marker.
+fn markers(log: &Log) -> Vec<(i64, i64, i32, bool)> {
+    read_all_batches(log)
+        .iter()
+        .map(|b| BatchHeader::parse(b))
+        .filter(|hd| hd.attributes & 0x20 != 0)
+        .map(|hd| {
+            (
+                hd.producer_id,
+                hd.base_offset,
+                hd.record_count,
+                hd.attributes & 0x40 != 0,
+            )
+        })
+        .collect()
+}
+
+fn live_values(log: &Log) -> Vec<(String, String)> {
+    read_all_batches(log)
+        .iter()
+        .filter(|b| BatchHeader::parse(b).attributes & 0x20 == 0)
+        .flat_map(|b| decode_batch(b).1)
+        .filter(|r| !String::from_utf8_lossy(r.key.as_deref().unwrap_or(b"")).starts_with('f'))
+        .map(|r| {
+            (
+                String::from_utf8(r.key.unwrap()).unwrap(),
+                String::from_utf8(r.value.unwrap_or_default()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn compaction_removes_aborted_data_and_keeps_markers_while_their_data_remains() {
+    let h = Harness::new(compacted());
+    let log = h.log();
+    let kv = |k: &str, v: &str| Rec::kv(k, v, NOW);
+    produce_txn(log, 1, 0, 0, &[kv("k1", "a1"), kv("k2", "a2")]);
+    let (aborted_first, _) = produce_txn(log, 2, 0, 0, &[kv("k1", "x1"), kv("k3", "x3")]);
+    let commit_at = end_txn(log, 1, 0, true);
+    let abort_at = end_txn(log, 2, 0, false);
+    // Producer 2's next (committed) transaction makes the aborted batch not its last.
+    produce_txn(log, 2, 0, 2, &[kv("k4", "c4")]);
+    let commit2_at = end_txn(log, 2, 0, true);
+    append(log, &mut batch(&[kv("k1", "c1")], Compression::None), NOW).unwrap();
+    filler(log, 0, 12);
+    hw_to_end(log);
+    assert_eq!(
+        log.aborted_transactions(0, log.log_end_offset()).unwrap(),
+        vec![(2, aborted_first)]
+    );
+
+    h.manager().run_cleaner_once(NOW).unwrap();
+    assert!(log.cleaner_checkpoint() > commit2_at);
+    // Aborted x1/x3 are gone whatever their keys; committed k1=a1 lost to k1=c1.
+    assert_eq!(
+        live_values(log),
+        vec![
+            ("k2".into(), "a2".into()),
+            ("k4".into(), "c4".into()),
+            ("k1".into(), "c1".into())
+        ]
+    );
+    // Every marker stays: their transactions' batches were seen in this pass; the
+    // abort keeps its index entry in the cleaned segment.
+    let m = markers(log);
+    assert_eq!(
+        m.iter().map(|x| (x.0, x.1, x.3)).collect::<Vec<_>>(),
+        vec![
+            (1, commit_at, false),
+            (2, abort_at, false),
+            (2, commit2_at, false)
+        ]
+    );
+    assert_eq!(
+        log.aborted_transactions(0, log.log_end_offset()).unwrap(),
+        vec![(2, aborted_first)]
+    );
+
+    // Next pass: no data of the abort remains, so its marker gets a delete horizon
+    // and its index entry goes; the commits still have data.
+    filler(log, 12, 24);
+    hw_to_end(log);
+    h.manager().run_cleaner_once(NOW + 10).unwrap();
+    let m = markers(log);
+    assert_eq!(
+        m.iter().map(|x| (x.0, x.1, x.3)).collect::<Vec<_>>(),
+        vec![
+            (1, commit_at, false),
+            (2, abort_at, true),
+            (2, commit2_at, false)
+        ]
+    );
+    assert_eq!(
+        log.aborted_transactions(0, log.log_end_offset()).unwrap(),
+        vec![]
+    );
+    // Past delete.retention.ms the abort marker is removed.
+    filler(log, 24, 36);
+    hw_to_end(log);
+    h.manager().run_cleaner_once(NOW + 2_000).unwrap();
+    let m = markers(log);
+    assert_eq!(
+        m.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(),
+        vec![(1, commit_at), (2, commit2_at)]
+    );
+    // When a committed transaction's data is all compacted away its marker
+    // follows, unless a batch of it is kept (empty) as its producer's last entry,
+    // as Kafka does: producer 1 moves on, producer 2 does not.
+    let p1 = Producer {
+        id: 1,
+        epoch: 0,
+        base_sequence: 2,
+    };
+    append(
+        log,
+        &mut batch_with(&[kv("p1", "idem")], Compression::None, Some(p1)),
+        NOW,
+    )
+    .unwrap();
+    append(
+        log,
+        &mut batch(&[kv("k2", "n2"), kv("k4", "n4")], Compression::None),
+        NOW,
+    )
+    .unwrap();
+    for (i, now) in [(36, NOW + 3_000), (48, NOW + 3_010), (60, NOW + 5_000)] {
+        filler(log, i, i + 12);
+        hw_to_end(log);
+        h.manager().run_cleaner_once(now).unwrap();
+    }
+    assert_eq!(
+        markers(log)
+            .iter()
+            .map(|x| (x.0, x.1, x.2))
+            .collect::<Vec<_>>(),
+        vec![(2, commit2_at, 1)]
+    );
+    let p2_last = read_all_batches(log)
+        .iter()
+        .map(|b| BatchHeader::parse(b))
+        .find(|hd| hd.producer_id == 2 && hd.attributes & 0x20 == 0)
+        .unwrap();
+    assert_eq!(
+        p2_last.record_count, 0,
+        "kept empty: producer 2's last sequence"
+    );
+    assert_eq!(
+        live_values(log),
+        vec![
+            ("k1".into(), "c1".into()),
+            ("p1".into(), "idem".into()),
+            ("k2".into(), "n2".into()),
+            ("k4".into(), "n4".into())
+        ]
+    );
+    // The retained state survives a restart.
+    let mut h = h;
+    h.reopen_unclean();
+    // Until the high watermark is known again the replayed commit is unreplicated.
+    hw_to_end(h.log());
+    assert_eq!(
+        h.log()
+            .aborted_transactions(0, h.log().log_end_offset())
+            .unwrap(),
+        vec![]
+    );
+    assert_eq!(h.log().first_unstable_offset(), None);
+}
+
+#[test]
+fn compaction_stops_at_the_last_stable_offset() {
+    let h = Harness::new(compacted());
+    let log = h.log();
+    filler(log, 0, 12);
+    let (open_first, _) = produce_txn(log, 4, 0, 0, &[Rec::kv("k9", "undecided", NOW)]);
+    append(
+        log,
+        &mut batch(&[Rec::kv("k9", "later", NOW)], Compression::None),
+        NOW,
+    )
+    .unwrap();
+    filler(log, 0, 24);
+    hw_to_end(log);
+    assert_eq!(log.last_stable_offset(), open_first);
+    h.manager().run_cleaner_once(NOW).unwrap();
+    assert!(log.cleaner_checkpoint() <= open_first);
+    assert!(live_values(log).contains(&("k9".into(), "undecided".into())));
+    // Once aborted the undecided value is removed by the next pass.
+    end_txn(log, 4, 0, false);
+    filler(log, 24, 36);
+    hw_to_end(log);
+    h.manager().run_cleaner_once(NOW).unwrap();
+    assert_eq!(live_values(log), vec![("k9".into(), "later".into())]);
 }
