@@ -295,3 +295,41 @@ fn encode_kind(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SUPPORTED_APIS;
+
+    /// The README's API table, as SUPPORTED_APIS (and so ApiVersions) has it.
+    fn api_table() -> String {
+        let mut rows: Vec<(i16, String)> = SUPPORTED_APIS
+            .iter()
+            .map(|(key, range)| {
+                (
+                    *key as i16,
+                    format!(
+                        "| {key:?} | {} | {}–{} |",
+                        *key as i16, range.min, range.max
+                    ),
+                )
+            })
+            .collect();
+        rows.sort();
+        let mut table = String::from("| API | key | versions |\n|---|---|---|\n");
+        for (_, row) in rows {
+            table.push_str(&row);
+            table.push('\n');
+        }
+        table
+    }
+
+    #[test]
+    fn readme_lists_every_supported_api_and_version_range() {
+        let readme = include_str!("../../../README.md");
+        let table = api_table();
+        assert!(
+            readme.contains(&table),
+            "README.md's API table is out of date; it should read:\n\n{table}"
+        );
+    }
+}
