@@ -18,6 +18,7 @@ mod group;
 pub mod lag;
 pub mod records;
 mod shard;
+pub mod txn;
 
 pub use consumer::{TopicInfo, Topics, ASSIGNORS};
 pub use group::{GroupState, Waiter};
