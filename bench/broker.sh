@@ -26,7 +26,7 @@ for partitions in 1 8; do
     topic="perf-$partitions-$size"
     "$bin" topics create --bootstrap-server "$bootstrap" --topic "$topic" --partitions "$partitions" >/dev/null
     p=$("$bin" perf produce --bootstrap-server "$bootstrap" --topic "$topic" --num-records "$records" \
-          --record-size "$size" --output json 2>/dev/null)
+          --record-size "$size" --producer-props enable.idempotence=false --output json 2>/dev/null)
     c=$("$bin" perf consume --bootstrap-server "$bootstrap" --topic "$topic" --num-records "$records" \
           --output json 2>/dev/null)
     printf '| moldau perf | %s | %s | %s | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f | %.0f | %.1f |\n' \
