@@ -2,7 +2,9 @@
 //!
 //! Stores Kafka RecordBatch v2 bytes verbatim in Kafka's on-disk layout
 //! (`<topic>-<partition>/` directories of `.log`, `.index`, `.timeindex`, `.txnindex`
-//! segments), with recovery, roll, retention, compaction and idempotent-producer state.
+//! segments), with recovery, roll, retention, compaction, idempotent-producer state
+//! and the log side of transactions (markers, last stable offset, aborted-transaction
+//! index).
 //! Sync file IO only; it knows nothing of sockets, leaders or requests.
 //!
 //! Code map:

@@ -653,7 +653,8 @@ impl Log {
     /// `start_offset`: the aborted transactions, as (producer id, first offset),
     /// that overlap `[start_offset, upper_bound_offset)`, searched from the segment
     /// holding `start_offset` on. `upper_bound_offset` is the offset after the last
-    /// fetched batch (or the LSO).
+    /// fetched batch; any larger bound (the LSO) only adds transactions the
+    /// consumer will not meet, which it ignores.
     pub fn aborted_transactions(
         &self,
         start_offset: i64,

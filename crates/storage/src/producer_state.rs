@@ -1,4 +1,4 @@
-//! ProducerStateManager: idempotent producer state of one partition.
+//! ProducerStateManager: idempotent and transactional producer state of one partition.
 //!
 //! Per producer id it keeps the epoch and the metadata of the last 5 batches, which
 //! is what duplicate detection and sequence checks need. Snapshots
@@ -49,7 +49,7 @@ pub struct ProducerStateEntry {
     /// Last (up to 5) batches, oldest first.
     pub batches: VecDeque<BatchMetadata>,
     pub coordinator_epoch: i32,
-    /// First offset of the ongoing transaction (issue 5), if any.
+    /// First offset of the producer's open transaction, if any.
     pub current_txn_first_offset: Option<i64>,
     pub last_timestamp: i64,
 }

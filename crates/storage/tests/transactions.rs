@@ -651,3 +651,115 @@ fn compaction_stops_at_the_last_stable_offset() {
     h.manager().run_cleaner_once(NOW).unwrap();
     assert_eq!(live_values(log), vec![("k9".into(), "later".into())]);
 }
+
+/// What the log should report, kept by the test as Kafka defines it.
+#[derive(Default)]
+struct TxnModel {
+    /// Producer -> (next sequence, first offset of its open transaction).
+    producers: std::collections::BTreeMap<i64, (i32, Option<i64>)>,
+    /// Closed transactions whose marker is not below the HW: (first, marker).
+    unreplicated: Vec<(i64, i64)>,
+    /// (producer, first offset) of every aborted transaction, in marker order.
+    aborted: Vec<(i64, i64)>,
+    high_watermark: i64,
+}
+
+impl TxnModel {
+    fn first_unstable(&self) -> Option<i64> {
+        let open = self.producers.values().filter_map(|(_, open)| *open);
+        open.chain(self.unreplicated.iter().map(|(first, _)| *first))
+            .min()
+    }
+
+    fn set_high_watermark(&mut self, hw: i64) {
+        self.high_watermark = hw;
+        self.unreplicated.retain(|(_, marker)| *marker >= hw);
+    }
+
+    fn check(&self, log: &Log, step: usize) {
+        assert_eq!(log.high_watermark(), self.high_watermark, "step {step}: HW");
+        assert_eq!(
+            log.first_unstable_offset(),
+            self.first_unstable(),
+            "step {step}: FUO"
+        );
+        let lso = self
+            .first_unstable()
+            .filter(|f| *f < self.high_watermark)
+            .unwrap_or(self.high_watermark);
+        assert_eq!(log.last_stable_offset(), lso, "step {step}: LSO");
+        let end = log.log_end_offset();
+        assert_eq!(
+            log.aborted_transactions(0, end).unwrap(),
+            self.aborted,
+            "step {step}: aborted"
+        );
+        let mut ongoing: Vec<(i64, i64)> = self
+            .producers
+            .iter()
+            .filter_map(|(pid, (_, open))| Some((*pid, (*open)?)))
+            .collect();
+        ongoing.sort_by_key(|(_, first)| *first);
+        assert_eq!(log.ongoing_transactions(), ongoing, "step {step}: ongoing");
+    }
+}
+
+#[test]
+fn random_interleaved_transactions_match_the_model() {
+    for seed in 1..=6u64 {
+        let mut rng = XorShift::new(seed);
+        let mut h = Harness::new(small_segments());
+        let mut model = TxnModel::default();
+        for step in 0..300 {
+            let log = h.log().clone();
+            let pid = 1 + rng.below(4) as i64;
+            match rng.below(20) {
+                0..=7 => {
+                    let (seq, open) = model.producers.entry(pid).or_insert((0, None));
+                    let n = 1 + rng.below(3) as usize;
+                    let (first, _) = produce_txn(&log, pid, 0, *seq, &values(n, "t"));
+                    *seq += n as i32;
+                    open.get_or_insert(first);
+                }
+                8..=10 => {
+                    log.append_as_leader(
+                        &mut sized_batch(2, 30, Compression::None, NOW),
+                        0,
+                        AppendOrigin::Client,
+                        NOW,
+                    )
+                    .unwrap();
+                }
+                11..=14 => {
+                    let commit = rng.below(2) == 0;
+                    let marker = end_txn(&log, pid, 0, commit);
+                    let entry = model.producers.entry(pid).or_insert((0, None));
+                    if let Some(first) = entry.1.take() {
+                        model.unreplicated.push((first, marker));
+                        if !commit {
+                            model.aborted.push((pid, first));
+                        }
+                    }
+                }
+                15..=18 => {
+                    let (hw, end) = (model.high_watermark, log.log_end_offset());
+                    let target = hw + rng.below((end - hw + 1) as u64) as i64;
+                    log.update_high_watermark(target);
+                    model.set_high_watermark(target);
+                }
+                _ => {
+                    hw_to_end(&log);
+                    model.set_high_watermark(log.log_end_offset());
+                    drop(log);
+                    if rng.below(2) == 0 {
+                        h.reopen_clean();
+                    } else {
+                        h.reopen_unclean();
+                    }
+                    hw_to_end(h.log());
+                }
+            }
+            model.check(h.log(), step);
+        }
+    }
+}
