@@ -763,3 +763,148 @@ fn random_interleaved_transactions_match_the_model() {
         }
     }
 }
+
+/// Kafka's READ_COMMITTED consumer: records below the LSO, minus those of aborted
+/// transactions (found with the aborted list), as (offset, key, value).
+fn read_committed(log: &Log) -> Vec<(i64, String, String)> {
+    let lso = log.last_stable_offset();
+    let mut aborted = log
+        .aborted_transactions(log.log_start_offset(), lso)
+        .unwrap();
+    aborted.sort_by_key(|(_, first)| *first);
+    let mut aborted = aborted.into_iter().peekable();
+    let mut aborting = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for b in read_all_batches(log) {
+        let hd = BatchHeader::parse(&b);
+        if hd.base_offset >= lso {
+            break;
+        }
+        while let Some((pid, _)) = aborted.next_if(|(_, first)| *first <= hd.last_offset()) {
+            aborting.insert(pid);
+        }
+        if hd.attributes & 0x20 != 0 {
+            let (_, recs) = decode_batch(&b);
+            if recs
+                .first()
+                .is_some_and(|r| r.key.as_deref().map(|k| k[3]) == Some(0))
+            {
+                aborting.remove(&hd.producer_id);
+            }
+            continue;
+        }
+        if hd.attributes & 0x10 != 0 && aborting.contains(&hd.producer_id) {
+            continue;
+        }
+        for r in decode_batch(&b).1 {
+            let text = |v: Option<Vec<u8>>| String::from_utf8(v.unwrap_or_default()).unwrap();
+            out.push((r.offset, text(r.key), text(r.value)));
+        }
+    }
+    out
+}
+
+fn latest_per_key(records: &[(i64, String, String)]) -> std::collections::BTreeMap<String, String> {
+    records
+        .iter()
+        .map(|(_, k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+#[test]
+fn random_transactions_under_compaction_keep_the_committed_view() {
+    for seed in 1..=3u64 {
+        let mut rng = XorShift::new(seed);
+        let mut h = Harness::new(compacted());
+        let mut open: std::collections::BTreeMap<i64, i32> = Default::default();
+        let mut seqs: std::collections::BTreeMap<i64, i32> = Default::default();
+        let mut aborted_values = std::collections::HashSet::new();
+        let mut pending: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+        let mut now = NOW;
+        let mut max_checkpoint = 0;
+        for step in 0..200 {
+            let log = h.log().clone();
+            let pid = 1 + rng.below(3) as i64;
+            match rng.below(16) {
+                0..=4 => {
+                    let seq = seqs.entry(pid).or_insert(0);
+                    let recs: Vec<Rec> = (0..1 + rng.below(2))
+                        .map(|_| {
+                            let value = format!("p{pid}-s{step}-{}", rng.below(1000));
+                            pending.entry(pid).or_default().push(value.clone());
+                            Rec::kv(&format!("k{}", rng.below(6)), &value, NOW)
+                        })
+                        .collect();
+                    produce_txn(&log, pid, 0, *seq, &recs);
+                    *seq += recs.len() as i32;
+                    *open.entry(pid).or_insert(0) += 1;
+                }
+                6..=8 => {
+                    let rec = Rec::kv(&format!("k{}", rng.below(6)), &format!("plain-{step}"), NOW);
+                    append(&log, &mut batch(&[rec], Compression::None), NOW).unwrap();
+                }
+                9..=12 => {
+                    let commit = rng.below(2) == 0;
+                    end_txn(&log, pid, 0, commit);
+                    open.remove(&pid);
+                    let values = pending.remove(&pid).unwrap_or_default();
+                    if !commit {
+                        aborted_values.extend(values);
+                    }
+                }
+                5 | 13 => filler(&log, 0, 6),
+                14 => {
+                    now += rng.below(1_500) as i64;
+                    hw_to_end(&log);
+                    h.manager().run_cleaner_once(now).unwrap();
+                }
+                _ => {
+                    hw_to_end(&log);
+                    drop(log);
+                    h.reopen_unclean();
+                }
+            }
+            hw_to_end(h.log());
+            let log = h.log();
+            let view = read_committed(log);
+            for (offset, _, value) in &view {
+                assert!(
+                    !aborted_values.contains(value),
+                    "seed {seed} step {step}: aborted {value} at {offset} visible"
+                );
+            }
+            // Below the cleaner checkpoint no aborted record remains at all.
+            let checkpoint = log.cleaner_checkpoint();
+            max_checkpoint = max_checkpoint.max(checkpoint);
+            for b in read_all_batches(log) {
+                if BatchHeader::parse(&b).attributes & 0x20 != 0 {
+                    continue;
+                }
+                for r in decode_batch(&b).1 {
+                    let value = String::from_utf8(r.value.unwrap_or_default()).unwrap();
+                    assert!(
+                        r.offset >= checkpoint || !aborted_values.contains(&value),
+                        "seed {seed} step {step}: aborted {value} at {} below checkpoint {checkpoint}",
+                        r.offset
+                    );
+                }
+            }
+            // Compaction never changes the latest committed value of a key.
+            let latest = latest_per_key(&view);
+            if step % 10 == 0 {
+                now += 1;
+                h.manager().run_cleaner_once(now).unwrap();
+                let after = latest_per_key(&read_committed(h.log()));
+                assert_eq!(
+                    after, latest,
+                    "seed {seed} step {step}: cleaning changed the view"
+                );
+            }
+        }
+        assert!(
+            max_checkpoint > 0 && !aborted_values.is_empty(),
+            "seed {seed}: checkpoint {max_checkpoint}, {} aborted",
+            aborted_values.len()
+        );
+    }
+}
