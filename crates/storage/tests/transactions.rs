@@ -390,6 +390,15 @@ fn snapshots_without_replay_keep_open_transactions() {
         .unwrap();
     h.log().delete_old_segments(NOW).unwrap();
     let start = h.log().log_start_offset();
+    // Retention deletes each segment's .txnindex with it.
+    let bases = |ext: &str| -> Vec<i64> {
+        segment_files(&h.partition_dir(), ext)
+            .into_iter()
+            .map(|(base, _)| base)
+            .collect()
+    };
+    assert_eq!(bases("txnindex"), bases("log"));
+    assert!(bases("log").len() < 3, "old segments were deleted");
     assert_eq!(h.log().first_unstable_offset(), Some(start));
     assert_eq!(h.log().last_stable_offset(), start);
     end_txn(h.log(), 9, 0, false);
