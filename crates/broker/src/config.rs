@@ -140,6 +140,15 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
     ("offsets.retention.minutes", "10080", "int"),
     ("offsets.retention.check.interval.ms", "600000", "long"),
     ("offset.metadata.max.bytes", "4096", "int"),
+    // Transaction coordinator and `__transaction_state`.
+    ("transaction.state.log.num.partitions", "50", "int"),
+    ("transaction.state.log.segment.bytes", "104857600", "int"),
+    ("transaction.max.timeout.ms", "900000", "int"),
+    (
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "10000",
+        "int",
+    ),
     // Broker-only aliases of topic defaults; Kafka resolves ms > minutes > hours.
     ("log.roll.hours", "168", "int"),
     ("log.roll.jitter.hours", "0", "int"),
@@ -168,6 +177,11 @@ pub struct ServerConfig {
     pub group: moldau_coordinator::GroupConfig,
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_segment_bytes: i32,
+    /// `transaction.*` settings of the transaction coordinator.
+    pub txn: moldau_coordinator::txn::TxnConfig,
+    pub transaction_state_log_num_partitions: i32,
+    pub transaction_state_log_segment_bytes: i32,
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
     /// Broker-level defaults for every topic config (`log.segment.bytes` -> `segment.bytes`, ...).
     pub log_defaults: LogConfig,
     /// Every key the operator set, as given: DescribeConfigs reports these as STATIC_BROKER_CONFIG.
@@ -324,6 +338,36 @@ impl ServerConfig {
                 104_857_600,
                 1,
                 i32::MAX,
+            )?,
+            txn: moldau_coordinator::txn::TxnConfig {
+                max_timeout_ms: parse_opt(
+                    &props,
+                    "transaction.max.timeout.ms",
+                    900_000,
+                    1,
+                    i32::MAX,
+                )?,
+            },
+            transaction_state_log_num_partitions: parse_opt(
+                &props,
+                "transaction.state.log.num.partitions",
+                50,
+                1,
+                10_000,
+            )?,
+            transaction_state_log_segment_bytes: parse_opt(
+                &props,
+                "transaction.state.log.segment.bytes",
+                104_857_600,
+                1,
+                i32::MAX,
+            )?,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: parse_opt(
+                &props,
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                10_000,
+                1,
+                i32::MAX as u64,
             )?,
             log_defaults: log_defaults(&props)?,
             static_configs: props,
@@ -634,5 +678,24 @@ mod tests {
         assert_eq!(props["node.id"], "3");
         assert_eq!(props["listeners"], "PLAINTEXT://localhost:1234");
         assert!(parse_properties(Path::new("x"), "novalue\n").is_err());
+    }
+}
+
+#[cfg(test)]
+mod readme_tests {
+    use super::BROKER_KEYS;
+
+    #[test]
+    fn readme_documents_every_broker_key() {
+        let readme = include_str!("../../../README.md");
+        let missing: Vec<&str> = BROKER_KEYS
+            .iter()
+            .map(|(key, _, _)| *key)
+            .filter(|key| !readme.contains(&format!("`{key}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "README.md does not document {missing:?}"
+        );
     }
 }
