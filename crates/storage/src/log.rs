@@ -566,6 +566,37 @@ impl Log {
         max_offset: i64,
         min_one_message: bool,
     ) -> Result<FetchDataInfo, StorageError> {
+        Ok(self
+            .read_range(start_offset, max_bytes, max_offset, min_one_message)?
+            .0)
+    }
+
+    /// A READ_COMMITTED read (Kafka's `FetchIsolation.TXN_COMMITTED`): `read` up to
+    /// the last stable offset, with the aborted transactions, as (producer id, first
+    /// offset), that overlap the batches read (none if nothing was read).
+    pub fn read_committed(
+        &self,
+        start_offset: i64,
+        max_bytes: u32,
+        min_one_message: bool,
+    ) -> Result<(FetchDataInfo, Vec<(i64, i64)>), StorageError> {
+        let lso = self.last_stable_offset();
+        let (data, next_offset) = self.read_range(start_offset, max_bytes, lso, min_one_message)?;
+        let aborted = match next_offset {
+            Some(upper) => self.aborted_transactions(start_offset, upper)?,
+            None => Vec::new(),
+        };
+        Ok((data, aborted))
+    }
+
+    /// `read`, and the offset after the last batch read (None if none).
+    fn read_range(
+        &self,
+        start_offset: i64,
+        max_bytes: u32,
+        max_offset: i64,
+        min_one_message: bool,
+    ) -> Result<(FetchDataInfo, Option<i64>), StorageError> {
         let log_end_offset = self.log_end_offset();
         let log_start_offset = self.log_start_offset();
         if start_offset < log_start_offset || start_offset > log_end_offset {
@@ -577,7 +608,7 @@ impl Log {
         }
         let max_offset = max_offset.min(log_end_offset);
         if start_offset >= max_offset {
-            return Ok(FetchDataInfo::default());
+            return Ok((FetchDataInfo::default(), None));
         }
         let segments = self.segments_snapshot();
         for segment in &segments[segment_index_for(&segments, start_offset)..] {
@@ -594,18 +625,21 @@ impl Log {
                 min_one_message,
             )?;
             return Ok(match range {
-                Some(r) => FetchDataInfo {
-                    slices: vec![FileSlice {
-                        file: segment.file().clone(),
-                        position: r.position,
-                        len: r.len,
-                    }],
-                    total_bytes: r.len,
-                },
-                None => FetchDataInfo::default(),
+                Some(r) => (
+                    FetchDataInfo {
+                        slices: vec![FileSlice {
+                            file: segment.file().clone(),
+                            position: r.position,
+                            len: r.len,
+                        }],
+                        total_bytes: r.len,
+                    },
+                    Some(r.next_offset),
+                ),
+                None => (FetchDataInfo::default(), None),
             });
         }
-        Ok(FetchDataInfo::default())
+        Ok((FetchDataInfo::default(), None))
     }
 
     pub fn log_start_offset(&self) -> i64 {

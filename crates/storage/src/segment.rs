@@ -53,6 +53,8 @@ pub struct RollParams {
 pub struct SegmentRange {
     pub position: u64,
     pub len: u32,
+    /// Offset after the last batch of the range.
+    pub next_offset: i64,
 }
 
 pub struct LogSegment {
@@ -472,17 +474,20 @@ impl LogSegment {
         if end - start > max_bytes as u64 && !min_one {
             return Ok(None);
         }
+        let mut next_offset = first.next_offset();
         while let Some(h) = self.read_header_at(end, limit)? {
             let next_end = end + h.size_bytes() as u64;
             if h.last_offset() >= max_offset || next_end - start > max_bytes as u64 {
                 break;
             }
             end = next_end;
+            next_offset = h.next_offset();
         }
         let len = u32::try_from(end - start).unwrap_or(u32::MAX);
         Ok(Some(SegmentRange {
             position: start,
             len,
+            next_offset,
         }))
     }
 

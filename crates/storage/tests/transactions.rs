@@ -917,3 +917,37 @@ fn random_transactions_under_compaction_keep_the_committed_view() {
         );
     }
 }
+
+#[test]
+fn read_committed_stops_at_the_lso_and_lists_the_aborted_transactions_read() {
+    let h = Harness::new(LogConfig::default());
+    let log = h.log();
+    produce_txn(log, 1, 0, 0, &values(2, "a")); // 0..1
+    end_txn(log, 1, 0, false); // 2
+    append(log, &mut batch(&values(1, "p"), Compression::None), NOW).unwrap(); // 3
+    produce_txn(log, 2, 0, 0, &values(1, "b")); // 4
+    append(log, &mut batch(&values(1, "q"), Compression::None), NOW).unwrap(); // 5
+    assert_eq!(log.last_stable_offset(), 4);
+    let bases = |data: &moldau_storage::FetchDataInfo| -> Vec<i64> {
+        split_batches(&data.read_to_bytes().unwrap())
+            .iter()
+            .map(|b| BatchHeader::parse(b).base_offset)
+            .collect()
+    };
+    let (data, aborted) = log.read_committed(0, 1 << 20, true).unwrap();
+    assert_eq!(bases(&data), vec![0, 2, 3]);
+    assert_eq!(aborted, vec![(1, 0)]);
+    let (data, aborted) = log.read_committed(3, 1 << 20, true).unwrap();
+    assert_eq!((bases(&data), aborted), (vec![3], vec![]));
+    let (data, aborted) = log.read_committed(4, 1 << 20, true).unwrap();
+    assert!(data.is_empty() && aborted.is_empty());
+    end_txn(log, 2, 0, true); // 6
+    hw_to_end(log);
+    let (data, aborted) = log.read_committed(4, 1 << 20, true).unwrap();
+    assert_eq!((bases(&data), aborted), (vec![4, 5, 6], vec![]));
+    // Out of range is still an error.
+    assert!(matches!(
+        log.read_committed(99, 1 << 20, true),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+}
