@@ -51,17 +51,17 @@ mod segment;
 pub mod txn_index;
 mod validator;
 
+pub use batch::BatchHeader;
 pub use config::{
     CleanupPolicy, CompressionType, ConfigError, LogConfig, TimestampType, TopicConfigDef,
     TOPIC_CONFIGS,
 };
-pub use batch::BatchHeader;
 pub use error::StorageError;
 pub use log::{
     AppendOrigin, EpochEndOffset, FetchDataInfo, FileSlice, Log, LogAppendInfo, TimestampAndOffset,
 };
 pub use manager::{LogManager, LogManagerConfig};
-pub use producer_state::ProducerStateEntry;
+pub use producer_state::{ProducerStateEntry, VerificationGuard};
 pub use txn_index::AbortedTxn;
 
 /// Topic ids are UUIDs (rendered as Kafka's URL-safe base64 in `partition.metadata`).

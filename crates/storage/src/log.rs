@@ -16,7 +16,7 @@ use crate::config::{LogConfig, TimestampType};
 use crate::epoch_cache::LeaderEpochFileCache;
 use crate::error::StorageError;
 use crate::producer_state::{
-    CompletedTxn, ProducerAppendInfo, ProducerStateEntry, ProducerStateManager,
+    CompletedTxn, ProducerAppendInfo, ProducerStateEntry, ProducerStateManager, VerificationGuard,
 };
 use crate::records::{end_txn_marker, EndTxnMarker};
 use crate::segment::{LogSegment, RollParams};
@@ -229,39 +229,72 @@ impl Log {
         origin: AppendOrigin,
         now_ms: i64,
     ) -> Result<LogAppendInfo, StorageError> {
+        let ctx = AppendContext {
+            leader_epoch,
+            origin,
+            now_ms,
+            guard: None,
+        };
+        self.append_leader(records, ctx)
+    }
+
+    /// `append_as_leader` with KIP-890 transaction verification (Kafka's
+    /// `transaction.partition.verification.enable`): a transactional batch that
+    /// would open a transaction must carry the producer's current verification
+    /// guard (from `maybe_start_transaction_verification`, after the coordinator
+    /// confirmed the partition is in the transaction), else INVALID_TXN_STATE.
+    pub fn append_as_leader_verified(
+        &self,
+        records: &mut [u8],
+        leader_epoch: i32,
+        origin: AppendOrigin,
+        now_ms: i64,
+        guard: VerificationGuard,
+    ) -> Result<LogAppendInfo, StorageError> {
+        let ctx = AppendContext {
+            leader_epoch,
+            origin,
+            now_ms,
+            guard: Some(guard),
+        };
+        self.append_leader(records, ctx)
+    }
+
+    fn append_leader(
+        &self,
+        records: &mut [u8],
+        ctx: AppendContext,
+    ) -> Result<LogAppendInfo, StorageError> {
         let config = self.config_arc();
         let spans = batch::split_batches(records)?;
         LogValidator {
             config: &config,
-            origin,
-            now_ms,
+            origin: ctx.origin,
+            now_ms: ctx.now_ms,
         }
         .validate(records, &spans)?;
         if let Some(mut converted) = recompress_if_needed(records, &spans, config.compression_type)?
         {
             // The topic's codec differs from the producer's: append the re-encoded copy.
             let spans = batch::split_batches(&converted)?;
-            return self.append_validated(
-                &mut converted,
-                spans,
-                leader_epoch,
-                origin,
-                now_ms,
-                &config,
-            );
+            return self.append_validated(&mut converted, spans, ctx, &config);
         }
-        self.append_validated(records, spans, leader_epoch, origin, now_ms, &config)
+        self.append_validated(records, spans, ctx, &config)
     }
 
     fn append_validated(
         &self,
         records: &mut [u8],
         mut spans: Vec<BatchSpan>,
-        leader_epoch: i32,
-        origin: AppendOrigin,
-        now_ms: i64,
+        ctx: AppendContext,
         config: &LogConfig,
     ) -> Result<LogAppendInfo, StorageError> {
+        let AppendContext {
+            leader_epoch,
+            origin,
+            now_ms,
+            guard,
+        } = ctx;
         let mut w = lock(&self.writer);
         self.check_not_deleted()?;
         if origin == AppendOrigin::Client {
@@ -280,6 +313,11 @@ impl Log {
             }
             span.header = BatchHeader::parse(bytes)?;
             next_offset = span.header.next_offset();
+        }
+        if let Some(guard) = guard {
+            if origin != AppendOrigin::Replication {
+                check_verified(&w.producers, &spans, guard)?;
+            }
         }
         let markers = parse_markers(records, &spans)?;
         let mut producer_info = ProducerAppendInfo::default();
@@ -723,6 +761,43 @@ impl Log {
         Ok(out)
     }
 
+    /// Whether the producer has an open transaction on this partition.
+    pub fn has_ongoing_transaction(&self, producer_id: i64) -> bool {
+        lock(&self.writer)
+            .producers
+            .entry(producer_id)
+            .is_some_and(|e| e.current_txn_first_offset.is_some())
+    }
+
+    /// Kafka's `maybeStartTransactionVerification` (KIP-890): the sentinel guard if
+    /// the producer's transaction is already open here, else the producer's
+    /// verification guard (created on first use, kept until a transactional batch
+    /// of the producer is appended or `producer.id.expiration.ms` passes). It also
+    /// records the lowest sequence seen, so a later batch cannot skip ahead of it.
+    pub fn maybe_start_transaction_verification(
+        &self,
+        producer_id: i64,
+        sequence: i32,
+        producer_epoch: i16,
+        now_ms: i64,
+    ) -> VerificationGuard {
+        let mut w = lock(&self.writer);
+        let ongoing = w
+            .producers
+            .entry(producer_id)
+            .is_some_and(|e| e.current_txn_first_offset.is_some());
+        if ongoing {
+            return VerificationGuard::SENTINEL;
+        }
+        w.producers
+            .maybe_create_verification_state(producer_id, sequence, producer_epoch, now_ms)
+    }
+
+    /// The producer's pending verification guard, or the sentinel.
+    pub fn verification_guard(&self, producer_id: i64) -> VerificationGuard {
+        lock(&self.writer).producers.verification_guard(producer_id)
+    }
+
     /// Open transactions as (producer id, first offset), oldest first.
     pub fn ongoing_transactions(&self) -> Vec<(i64, i64)> {
         lock(&self.writer).producers.ongoing_transactions()
@@ -832,6 +907,41 @@ impl Log {
     pub fn segment_count(&self) -> usize {
         self.segments_snapshot().len()
     }
+}
+
+/// How a leader append was asked for.
+#[derive(Clone, Copy)]
+struct AppendContext {
+    leader_epoch: i32,
+    origin: AppendOrigin,
+    now_ms: i64,
+    /// Some: transaction verification is on and this is the request's guard.
+    guard: Option<VerificationGuard>,
+}
+
+/// Kafka's KIP-890 check: a transactional data batch of a producer without an
+/// open transaction needs the producer's verification guard.
+fn check_verified(
+    producers: &ProducerStateManager,
+    spans: &[BatchSpan],
+    guard: VerificationGuard,
+) -> Result<(), StorageError> {
+    for span in spans {
+        let h = &span.header;
+        if !h.is_transactional() || h.is_control() || !h.has_producer_id() {
+            continue;
+        }
+        let ongoing = producers
+            .entry(h.producer_id)
+            .is_some_and(|e| e.current_txn_first_offset.is_some());
+        if !ongoing && !producers.verification_guard(h.producer_id).verify(guard) {
+            return Err(StorageError::InvalidTxnState(format!(
+                "record of producer {} was not part of an ongoing transaction",
+                h.producer_id
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The marker of every control batch of a producer (None for other batches and

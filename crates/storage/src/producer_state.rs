@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::batch::{BatchHeader, NO_SEQUENCE};
 use crate::checkpoint::write_file_atomically;
@@ -106,6 +107,35 @@ impl ProducerStateEntry {
     }
 }
 
+/// Kafka's VerificationGuard (KIP-890): a unique token naming one verification of
+/// a producer's transaction on a partition, so a stale verification cannot let a
+/// write into a later transaction. The sentinel verifies nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct VerificationGuard(u64);
+
+impl VerificationGuard {
+    pub const SENTINEL: VerificationGuard = VerificationGuard(0);
+
+    fn next() -> VerificationGuard {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        VerificationGuard(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Whether `request` (the guard a produce request carries) is this one.
+    pub fn verify(&self, request: VerificationGuard) -> bool {
+        request != Self::SENTINEL && request == *self
+    }
+}
+
+/// A verification in progress for a producer (Kafka's VerificationStateEntry).
+#[derive(Clone, Copy, Debug)]
+struct VerificationState {
+    timestamp_ms: i64,
+    guard: VerificationGuard,
+    lowest_sequence: i32,
+    epoch: i16,
+}
+
 /// Inverse of `increment_sequence`: sequences wrap from i32::MAX to 0.
 fn decrement_sequence(sequence: i32, decrement: i32) -> i32 {
     if sequence < decrement {
@@ -128,6 +158,7 @@ fn check_batch(
     updated: &ProducerStateEntry,
     header: &BatchHeader,
     origin: AppendOrigin,
+    verification: Option<&VerificationState>,
 ) -> Result<(), StorageError> {
     let pid = header.producer_id;
     let epoch = header.producer_epoch;
@@ -141,6 +172,12 @@ fn check_batch(
         return Ok(());
     }
     let first_seq = header.base_sequence;
+    if let Some(v) = verification.filter(|v| first_seq > v.lowest_sequence) {
+        return Err(StorageError::OutOfOrderSequence(format!(
+            "sequence {first_seq} of producer {pid} is above the earliest seen sequence {}",
+            v.lowest_sequence
+        )));
+    }
     if epoch != updated.producer_epoch {
         if first_seq != 0 && updated.producer_epoch != NO_PRODUCER_EPOCH {
             return Err(StorageError::OutOfOrderSequence(format!(
@@ -215,6 +252,8 @@ pub struct ProducerAppendInfo {
     /// (first offset, producer id) of transactions opened by this append.
     started: Vec<(i64, i64)>,
     completed: Vec<CompletedTxn>,
+    /// Producers with a transactional batch (data or marker) in this append.
+    transactional: Vec<i64>,
 }
 
 /// Idempotent and transactional producer state of one partition.
@@ -226,6 +265,8 @@ pub struct ProducerStateManager {
     /// Closed transactions whose marker the high watermark has not passed yet:
     /// first offset -> (producer id, marker offset).
     unreplicated: BTreeMap<i64, (i64, i64)>,
+    /// KIP-890 verifications in progress, by producer id.
+    verifications: HashMap<i64, VerificationState>,
     /// Offset after the last batch applied.
     map_end_offset: i64,
 }
@@ -241,6 +282,7 @@ impl ProducerStateManager {
             producers: HashMap::new(),
             ongoing: BTreeMap::new(),
             unreplicated: BTreeMap::new(),
+            verifications: HashMap::new(),
             map_end_offset: 0,
         }
     }
@@ -285,6 +327,9 @@ impl ProducerStateManager {
         let empty = ProducerStateEntry::empty(pid);
         let current = self.producers.get(&pid).unwrap_or(&empty);
         let updated = info.updated.entry(pid).or_insert_with(|| current.clone());
+        if header.is_transactional() {
+            info.transactional.push(pid);
+        }
         if header.is_control() {
             // An empty control batch: the cleaner removed its transaction.
             let Some(marker) = marker else {
@@ -308,7 +353,13 @@ impl ProducerStateManager {
             return Ok(());
         }
         if strict {
-            check_batch(current, updated, header, origin)?;
+            check_batch(
+                current,
+                updated,
+                header,
+                origin,
+                self.verifications.get(&pid),
+            )?;
         }
         updated.add_batch(header.producer_epoch, batch_metadata(header));
         match (updated.current_txn_first_offset, header.is_transactional()) {
@@ -331,6 +382,11 @@ impl ProducerStateManager {
     /// transactions it closed, which the caller indexes (if aborted) and then
     /// passes to `complete_txn`.
     pub fn commit(&mut self, info: ProducerAppendInfo, end_offset: i64) -> Vec<CompletedTxn> {
+        // A transactional batch, data or marker, ends a verification (Kafka's
+        // updateProducers): the transaction is open or over.
+        for pid in &info.transactional {
+            self.verifications.remove(pid);
+        }
         self.producers.extend(info.updated);
         self.ongoing.extend(info.started);
         self.map_end_offset = end_offset;
@@ -385,6 +441,41 @@ impl ProducerStateManager {
             .retain(|_, (_, last_offset)| *last_offset >= high_watermark);
     }
 
+    /// Kafka's `maybeCreateVerificationStateEntry`: the producer's verification
+    /// guard, created if absent; tracks the lowest sequence of the epoch.
+    pub fn maybe_create_verification_state(
+        &mut self,
+        producer_id: i64,
+        sequence: i32,
+        epoch: i16,
+        now_ms: i64,
+    ) -> VerificationGuard {
+        let state = self
+            .verifications
+            .entry(producer_id)
+            .or_insert_with(|| VerificationState {
+                timestamp_ms: now_ms,
+                guard: VerificationGuard::next(),
+                lowest_sequence: sequence,
+                epoch,
+            });
+        if epoch == state.epoch && sequence < state.lowest_sequence {
+            state.lowest_sequence = sequence;
+        }
+        if epoch > state.epoch {
+            state.epoch = epoch;
+            state.lowest_sequence = sequence;
+        }
+        state.guard
+    }
+
+    /// The producer's verification guard, or the sentinel.
+    pub fn verification_guard(&self, producer_id: i64) -> VerificationGuard {
+        self.verifications
+            .get(&producer_id)
+            .map_or(VerificationGuard::SENTINEL, |v| v.guard)
+    }
+
     /// Open transactions as (producer id, first offset), oldest first.
     pub fn ongoing_transactions(&self) -> Vec<(i64, i64)> {
         self.ongoing
@@ -415,6 +506,8 @@ impl ProducerStateManager {
             e.current_txn_first_offset.is_some()
                 || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
         });
+        self.verifications
+            .retain(|_, v| now_ms.saturating_sub(v.timestamp_ms) < expiration_ms);
     }
 
     /// Drops all state; the caller replays from `offset`.

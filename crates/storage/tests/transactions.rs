@@ -951,3 +951,61 @@ fn read_committed_stops_at_the_lso_and_lists_the_aborted_transactions_read() {
         Err(StorageError::OffsetOutOfRange { .. })
     ));
 }
+
+#[test]
+fn transaction_verification_guards_the_first_write_of_a_transaction() {
+    let h = Harness::new(LogConfig::default());
+    let log = h.log();
+    let produce = |guard, seq| {
+        log.append_as_leader_verified(
+            &mut txn_batch(8, 0, seq, &values(1, "v")),
+            0,
+            AppendOrigin::Client,
+            NOW,
+            guard,
+        )
+    };
+    // No verification started: the first write of a transaction is refused.
+    let err = produce(moldau_storage::VerificationGuard::SENTINEL, 0).unwrap_err();
+    assert!(matches!(err, StorageError::InvalidTxnState(_)), "{err:?}");
+    let guard = log.maybe_start_transaction_verification(8, 0, 0, NOW);
+    assert_ne!(guard, moldau_storage::VerificationGuard::SENTINEL);
+    assert_eq!(
+        log.maybe_start_transaction_verification(8, 0, 0, NOW),
+        guard
+    );
+    assert_eq!(log.verification_guard(8), guard);
+    // A stale guard (another verification) is refused; the right one opens it.
+    assert!(produce(moldau_storage::VerificationGuard::SENTINEL, 0).is_err());
+    produce(guard, 0).unwrap();
+    assert!(log.has_ongoing_transaction(8));
+    assert_eq!(
+        log.verification_guard(8),
+        moldau_storage::VerificationGuard::SENTINEL
+    );
+    // Later writes of the open transaction need no guard.
+    assert_eq!(
+        log.maybe_start_transaction_verification(8, 1, 0, NOW),
+        moldau_storage::VerificationGuard::SENTINEL
+    );
+    produce(moldau_storage::VerificationGuard::SENTINEL, 1).unwrap();
+    // After the abort the old guard is useless: a new transaction verifies again.
+    end_txn(log, 8, 0, false);
+    assert!(!log.has_ongoing_transaction(8));
+    assert!(matches!(
+        produce(guard, 2),
+        Err(StorageError::InvalidTxnState(_))
+    ));
+    // The verification remembers the lowest sequence: skipping ahead is refused.
+    let guard = log.maybe_start_transaction_verification(8, 2, 0, NOW);
+    assert!(matches!(
+        produce(guard, 3),
+        Err(StorageError::OutOfOrderSequence(_))
+    ));
+    produce(guard, 2).unwrap();
+    hw_to_end(log);
+    assert_eq!(
+        log.ongoing_transactions(),
+        vec![(8, log.log_end_offset() - 1)]
+    );
+}
