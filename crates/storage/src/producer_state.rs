@@ -12,6 +12,8 @@
 //! closed ones stay `unreplicated` until the high watermark passes their marker.
 //! The first unstable offset, the smallest first offset of either, bounds the last
 //! stable offset. Snapshots keep `current_txn_first_offset` and `coordinator_epoch`.
+//! KIP-890 verification state (a guard per producer whose transaction is being
+//! verified) lives here too, in memory only, as in Kafka.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
