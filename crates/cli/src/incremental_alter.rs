@@ -19,9 +19,9 @@ use crate::args::KeyValue;
 use crate::client::QuietContext;
 
 /// Owns a librdkafka object and destroys it on drop, on every return path.
-struct Owned<T> {
-    ptr: *mut T,
-    destroy: unsafe extern "C" fn(*mut T),
+pub(crate) struct Owned<T> {
+    pub(crate) ptr: *mut T,
+    pub(crate) destroy: unsafe extern "C" fn(*mut T),
 }
 
 impl<T> Drop for Owned<T> {
@@ -34,7 +34,7 @@ impl<T> Drop for Owned<T> {
     }
 }
 
-fn c_string(s: &str) -> anyhow::Result<CString> {
+pub(crate) fn c_string(s: &str) -> anyhow::Result<CString> {
     CString::new(s).with_context(|| format!("{s:?} contains a NUL byte"))
 }
 
@@ -157,7 +157,10 @@ pub fn incremental_alter_configs(
 ///
 /// # Safety
 /// `message` is null or a NUL-terminated string that is still alive.
-unsafe fn code_error(err: RDKafkaRespErr, message: *const std::os::raw::c_char) -> anyhow::Error {
+pub(crate) unsafe fn code_error(
+    err: RDKafkaRespErr,
+    message: *const std::os::raw::c_char,
+) -> anyhow::Error {
     let code = RDKafkaErrorCode::from(err);
     let message = if message.is_null() {
         String::new()

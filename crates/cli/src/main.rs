@@ -11,6 +11,8 @@ mod args;
 mod client;
 mod configs;
 mod consume;
+mod group_admin;
+mod groups;
 mod incremental_alter;
 mod perf;
 mod produce;
@@ -44,6 +46,9 @@ enum Command {
     /// Describe and alter topic or broker configs.
     #[command(subcommand)]
     Configs(configs::ConfigsCommand),
+    /// List, describe and delete consumer groups; reset offsets; rate lag.
+    #[command(subcommand)]
+    Groups(groups::GroupsCommand),
     /// Measure producer or consumer throughput and latency.
     #[command(subcommand)]
     Perf(perf::PerfCommand),
@@ -71,6 +76,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => produce::run(args).map_err(Failure::from),
         Command::Consume(args) => consume::run(args).map_err(Failure::from),
         Command::Configs(cmd) => configs::run(cmd).map_err(Failure::from),
+        Command::Groups(cmd) => groups::run(cmd).map_err(Failure::from),
         Command::Perf(cmd) => perf::run(cmd).map_err(Failure::from),
     };
     match result {
