@@ -603,3 +603,45 @@ fn log_start_offset_survives_a_crash_after_a_checkpoint() {
     );
     assert_eq!(h.log().log_end_offset(), 90);
 }
+
+/// Regression for storage bug M1: segments rebuilt by recovery must end their time index
+/// with the segment's max timestamp (Kafka's LogSegment.recover ends with
+/// timeIndex.maybeAppend(maxTimestampSoFar, ...)), or the next clean open, which trusts the
+/// last time index entry, loses track of the segment's largest timestamp.
+#[test]
+fn list_offsets_after_recovery_then_clean_restart() {
+    let config = LogConfig {
+        segment_bytes: 900,
+        index_interval_bytes: 350,
+        ..LogConfig::default()
+    };
+    let mut h = Harness::new(config);
+    // The largest timestamp of each segment is its last batch, after the last index entry.
+    let pattern = [
+        10, 20, 30, 40, 300, 1, 2, 3, 4, 400, 5, 6, 7, 8, 500, 9, 11, 12, 13, 14,
+    ];
+    for p in pattern {
+        let recs = [Rec::kv("k", &"v".repeat(80), NOW + p)];
+        append(h.log(), &mut batch(&recs, Compression::None), NOW + 1000).unwrap();
+    }
+    assert!(segment_files(&h.partition_dir(), "log").len() >= 3);
+    let check = |h: &Harness, when: &str| {
+        for target in [35, 250, 350, 450, 550] {
+            let want = pattern.iter().position(|&p| p >= target).map(|o| o as i64);
+            let got = h
+                .log()
+                .fetch_offset_by_timestamp(NOW + target)
+                .unwrap()
+                .map(|t| t.offset);
+            assert_eq!(got, want, "{when}: ListOffsets(+{target})");
+        }
+    };
+    check(&h, "before the crash");
+    h.close_without_shutdown();
+    // No recovery point: every segment is recovered and its indexes rebuilt.
+    let _ = fs::remove_file(h.log_dir().join("recovery-point-offset-checkpoint"));
+    h.open();
+    check(&h, "after recovery");
+    h.reopen_clean();
+    check(&h, "after recovery and a clean restart");
+}
