@@ -645,3 +645,38 @@ fn list_offsets_after_recovery_then_clean_restart() {
     h.reopen_clean();
     check(&h, "after recovery and a clean restart");
 }
+
+/// Regression for storage bug M1, retention side: a segment whose time index lost its max
+/// timestamp looks older than it is, and time retention deletes recent records.
+#[test]
+fn retention_after_recovery_then_clean_restart() {
+    let config = LogConfig {
+        segment_bytes: 900,
+        index_interval_bytes: 350,
+        ..LogConfig::default()
+    };
+    let mut h = Harness::new(config);
+    let old = NOW - 3_600_000;
+    // Segment 0: four old batches, then a recent one (its max, after the last index entry).
+    let stamps = [old, old, old, old, NOW, NOW, NOW, NOW, NOW, NOW];
+    for ts in stamps {
+        let recs = [Rec::kv("k", &"v".repeat(80), ts)];
+        append(h.log(), &mut batch(&recs, Compression::None), NOW).unwrap();
+    }
+    assert!(segment_files(&h.partition_dir(), "log").len() >= 2);
+    h.close_without_shutdown();
+    let _ = fs::remove_file(h.log_dir().join("recovery-point-offset-checkpoint"));
+    h.open();
+    h.reopen_clean();
+    let mut config = h.config.clone();
+    config.retention_ms = 60_000;
+    h.update_config(config);
+    h.log().update_high_watermark(h.log().log_end_offset());
+    h.manager().run_retention_once(NOW + 1_000).unwrap();
+    assert_eq!(
+        h.log().log_start_offset(),
+        0,
+        "segment 0 holds a record 1 s old: nothing expired"
+    );
+    assert_eq!(read_all_records(h.log()).len(), stamps.len());
+}
