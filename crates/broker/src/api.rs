@@ -39,6 +39,27 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::CreateTopics, handlers::create_topics::VERSIONS),
     (ApiKey::InitProducerId, handlers::init_producer_id::VERSIONS),
     (
+        ApiKey::AddPartitionsToTxn,
+        handlers::add_partitions_to_txn::VERSIONS,
+    ),
+    (
+        ApiKey::AddOffsetsToTxn,
+        handlers::add_offsets_to_txn::VERSIONS,
+    ),
+    (ApiKey::EndTxn, handlers::end_txn::VERSIONS),
+    (
+        ApiKey::WriteTxnMarkers,
+        handlers::write_txn_markers::VERSIONS,
+    ),
+    (
+        ApiKey::DescribeTransactions,
+        handlers::describe_transactions::VERSIONS,
+    ),
+    (
+        ApiKey::ListTransactions,
+        handlers::list_transactions::VERSIONS,
+    ),
+    (
         ApiKey::FindCoordinator,
         handlers::find_coordinator::VERSIONS,
     ),
@@ -209,6 +230,22 @@ async fn dispatch(
         }
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(init_producer_id::handle(state, ctx, r).await)
+        }
+        RequestKind::AddPartitionsToTxn(r) => {
+            ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(state, ctx, r))
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(state, ctx, r))
+        }
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(end_txn::handle(state, ctx, r)),
+        RequestKind::WriteTxnMarkers(r) => {
+            ResponseKind::WriteTxnMarkers(write_txn_markers::handle(state, ctx, r))
+        }
+        RequestKind::DescribeTransactions(r) => {
+            ResponseKind::DescribeTransactions(describe_transactions::handle(state, ctx, r))
+        }
+        RequestKind::ListTransactions(r) => {
+            ResponseKind::ListTransactions(list_transactions::handle(state, ctx, r))
         }
         RequestKind::DeleteTopics(r) => {
             ResponseKind::DeleteTopics(delete_topics::handle(state, ctx, r).await)

@@ -168,6 +168,11 @@ impl GroupCoordinator {
             .cloned()
     }
 
+    /// The `__consumer_offsets` partition of a group.
+    pub fn partition_for_group(&self, group_id: &str) -> i32 {
+        partition_for(group_id, self.num_partitions())
+    }
+
     /// The partition and shard coordinating `group_id`, or NOT_COORDINATOR.
     fn shard_for(&self, group_id: &str) -> Result<(i32, Shard), ResponseError> {
         let partition_id = partition_for(group_id, self.num_partitions());

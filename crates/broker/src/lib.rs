@@ -19,6 +19,7 @@ mod replica_manager;
 mod server;
 mod state;
 mod topic_configs;
+mod txn_coordinator;
 
 /// The broker's request decoding, pure, for the fuzz target and hostile-input tests.
 pub use api::{decode_request, DecodedRequest};

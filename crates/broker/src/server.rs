@@ -80,6 +80,7 @@ impl Broker {
         ));
         register_broker(&state).await?;
         state.group_coordinator.start().await?;
+        crate::txn_coordinator::TxnCoordinator::start(&state).await?;
         log_manager.start_background_tasks();
         if separate_metadata_dir {
             metadata_log_manager.start_background_tasks();
@@ -117,6 +118,7 @@ impl Broker {
         let _ = self.shutdown_tx.send(true);
         let _ = self.accept_task.await;
         self.state.group_coordinator.shutdown();
+        self.state.txn_coordinator.shutdown();
         let log_manager = self.state.replica_manager.log_manager().clone();
         let metadata_log_manager = self.metadata_log_manager;
         tokio::task::spawn_blocking(move || {

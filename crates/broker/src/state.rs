@@ -9,6 +9,7 @@ use crate::controller::Controller;
 use crate::error::BrokerError;
 use crate::group_coordinator::GroupCoordinator;
 use crate::replica_manager::ReplicaManager;
+use crate::txn_coordinator::TxnCoordinator;
 
 pub struct BrokerState {
     pub config: ServerConfig,
@@ -19,6 +20,7 @@ pub struct BrokerState {
     pub controller: Controller,
     pub replica_manager: Arc<ReplicaManager>,
     pub group_coordinator: Arc<GroupCoordinator>,
+    pub txn_coordinator: Arc<TxnCoordinator>,
     /// The producer-id block this broker hands ids out of: [next, end).
     producer_id_block: Mutex<(i64, i64)>,
 }
@@ -32,6 +34,7 @@ impl BrokerState {
         replica_manager: Arc<ReplicaManager>,
     ) -> Self {
         let group_coordinator = Arc::new(GroupCoordinator::new(&config, replica_manager.clone()));
+        let txn_coordinator = Arc::new(TxnCoordinator::new(&config, replica_manager.clone()));
         BrokerState {
             node_id: config.node_id,
             config,
@@ -39,6 +42,7 @@ impl BrokerState {
             advertised,
             controller,
             group_coordinator,
+            txn_coordinator,
             replica_manager,
             producer_id_block: Mutex::new((0, 0)),
         }

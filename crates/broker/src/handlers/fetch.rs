@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::future::select_all;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
@@ -195,14 +197,49 @@ fn read_partition(
         fetched.read_to_bytes()?
     };
     let bytes = records.len() as i64;
+    let aborted_transactions = if read_committed {
+        Some(aborted_transactions(log, w.fetch_offset, &records)?)
+    } else {
+        None
+    };
     let data = PartitionData::default()
         .with_partition_index(w.partition_index)
         .with_high_watermark(high_watermark)
         .with_last_stable_offset(last_stable_offset)
         .with_log_start_offset(log.log_start_offset())
-        .with_aborted_transactions(read_committed.then(Vec::new))
+        .with_aborted_transactions(aborted_transactions)
         .with_records(Some(records));
     Ok((data, bytes))
+}
+
+/// The aborted transactions a READ_COMMITTED consumer needs to drop aborted records among
+/// the fetched batches: those overlapping [fetch offset, end of the last fetched batch).
+fn aborted_transactions(
+    log: &moldau_storage::Log,
+    fetch_offset: i64,
+    records: &[u8],
+) -> Result<Vec<AbortedTransaction>, StorageError> {
+    let mut position = 0;
+    let mut upper_bound = fetch_offset;
+    while position < records.len() {
+        let Ok(header) = moldau_storage::BatchHeader::parse(&records[position..]) else {
+            break;
+        };
+        position += header.size_bytes();
+        upper_bound = header.next_offset();
+    }
+    if upper_bound <= fetch_offset {
+        return Ok(vec![]);
+    }
+    Ok(log
+        .aborted_transactions(fetch_offset, upper_bound)?
+        .into_iter()
+        .map(|(producer_id, first_offset)| {
+            AbortedTransaction::default()
+                .with_producer_id(producer_id.into())
+                .with_first_offset(first_offset)
+        })
+        .collect())
 }
 
 fn error_partition(partition_index: i32, error_code: i16) -> PartitionData {

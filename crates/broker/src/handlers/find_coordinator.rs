@@ -1,6 +1,6 @@
 //! FindCoordinator: this node coordinates every group whose `__consumer_offsets` partition
 //! it leads (all of them, on a single node). The first lookup of a group creates that topic.
-//! Transaction coordinators arrive with issue 5: until then COORDINATOR_NOT_AVAILABLE.
+//! Likewise for transactional ids and `__transaction_state`.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -69,7 +69,8 @@ async fn find(state: &BrokerState, key_type: i8, key: &str) -> Result<(), Respon
     match key_type {
         KEY_TYPE_GROUP if key.is_empty() => Err(ResponseError::InvalidRequest),
         KEY_TYPE_GROUP => state.group_coordinator.ensure_offsets_topic(state).await,
-        KEY_TYPE_TRANSACTION => Err(ResponseError::CoordinatorNotAvailable),
+        KEY_TYPE_TRANSACTION if key.is_empty() => Err(ResponseError::InvalidRequest),
+        KEY_TYPE_TRANSACTION => state.txn_coordinator.ensure_state_topic(state).await,
         _ => Err(ResponseError::InvalidRequest),
     }
 }

@@ -1,5 +1,5 @@
 //! InitProducerId: producer ids for idempotent producers, from blocks allocated through the
-//! metadata log. Transactional ids need the transaction coordinator (issue 5).
+//! metadata log; for a transactional id, the transaction coordinator's id and bumped epoch.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::protocol::{Message, VersionRange};
@@ -12,7 +12,7 @@ pub const VERSIONS: VersionRange = InitProducerIdRequest::VERSIONS;
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default()
@@ -25,9 +25,32 @@ pub async fn handle(
     {
         return response.with_error_code(ResponseError::InvalidRequest.code());
     }
-    if request.transactional_id.is_some() {
-        // No transaction coordinator runs yet: Kafka's answer while none is available.
-        return response.with_error_code(ResponseError::CoordinatorNotAvailable.code());
+    // v3+ (KIP-360) may name the id and epoch the producer has: both or neither.
+    let expected = match (request.producer_id.0, request.producer_epoch) {
+        (-1, -1) => None,
+        (id, epoch) if id >= 0 && epoch >= 0 => Some((id, epoch)),
+        _ => return response.with_error_code(ResponseError::InvalidRequest.code()),
+    };
+    if let Some(transactional_id) = &request.transactional_id {
+        let result = state
+            .txn_coordinator
+            .init_producer_id(
+                state,
+                transactional_id.as_str(),
+                request.transaction_timeout_ms,
+                expected,
+            )
+            .await;
+        return match result {
+            Ok((producer_id, epoch)) => response
+                .with_producer_id(ProducerId(producer_id))
+                .with_producer_epoch(epoch),
+            // Clients before v4 know INVALID_PRODUCER_EPOCH, not PRODUCER_FENCED.
+            Err(ResponseError::ProducerFenced) if ctx.api_version < 4 => {
+                response.with_error_code(ResponseError::InvalidProducerEpoch.code())
+            }
+            Err(e) => response.with_error_code(e.code()),
+        };
     }
     // An idempotent producer always gets a fresh id with epoch 0, as on Kafka.
     match state.next_producer_id().await {

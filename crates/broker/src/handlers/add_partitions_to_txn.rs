@@ -1,0 +1,145 @@
+//! AddPartitionsToTxn: adds partitions to a producer's ongoing transaction. v0-3 carry one
+//! transaction from a client; v4+ batch transactions and may only verify (KIP-890), as the
+//! produce path of another broker asks.
+
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
+use kafka_protocol::protocol::{Message, VersionRange};
+use kafka_protocol::ResponseError;
+use moldau_coordinator::txn::TxnPartition;
+
+use crate::api::RequestContext;
+use crate::state::BrokerState;
+
+pub const VERSIONS: VersionRange = AddPartitionsToTxnRequest::VERSIONS;
+
+/// Transactions per v4+ request and partitions per transaction: bounds one request's work.
+const MAX_TRANSACTIONS: usize = 1_000;
+const MAX_PARTITIONS: usize = 10_000;
+
+pub fn handle(
+    state: &BrokerState,
+    ctx: &RequestContext,
+    request: AddPartitionsToTxnRequest,
+) -> AddPartitionsToTxnResponse {
+    if ctx.api_version < 4 {
+        let topics = add(
+            state,
+            ctx.api_version,
+            request.v3_and_below_transactional_id.as_str(),
+            request.v3_and_below_producer_id.0,
+            request.v3_and_below_producer_epoch,
+            false,
+            &request.v3_and_below_topics,
+        );
+        return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(topics);
+    }
+    let results = request
+        .transactions
+        .iter()
+        .take(MAX_TRANSACTIONS)
+        .map(|txn| {
+            let topics = add(
+                state,
+                ctx.api_version,
+                txn.transactional_id.as_str(),
+                txn.producer_id.0,
+                txn.producer_epoch,
+                txn.verify_only,
+                &txn.topics,
+            );
+            AddPartitionsToTxnResult::default()
+                .with_transactional_id(txn.transactional_id.clone())
+                .with_topic_results(topics)
+        })
+        .collect();
+    AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
+}
+
+fn add(
+    state: &BrokerState,
+    api_version: i16,
+    transactional_id: &str,
+    producer_id: i64,
+    producer_epoch: i16,
+    verify_only: bool,
+    topics: &[AddPartitionsToTxnTopic],
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    let image = state.image();
+    let partitions: Vec<TxnPartition> = topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), *p)))
+        .take(MAX_PARTITIONS)
+        .collect();
+    let unknown = |(topic, partition): &TxnPartition| {
+        image
+            .topic_by_name(topic)
+            .is_none_or(|t| !t.partitions.contains_key(partition))
+    };
+    let errors: Vec<(TxnPartition, ResponseError)> = if partitions.iter().any(unknown) {
+        // Kafka adds nothing when a partition is unknown; the rest were not attempted.
+        partitions
+            .iter()
+            .map(|p| {
+                let e = if unknown(p) {
+                    ResponseError::UnknownTopicOrPartition
+                } else {
+                    ResponseError::OperationNotAttempted
+                };
+                (p.clone(), e)
+            })
+            .collect()
+    } else {
+        let coordinator = &state.txn_coordinator;
+        let result = if verify_only {
+            coordinator.verify_partitions(
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                &partitions,
+            )
+        } else {
+            coordinator
+                .add_partitions(transactional_id, producer_id, producer_epoch, &partitions)
+                .map(|()| vec![])
+        };
+        match result {
+            Ok(errors) => errors,
+            Err(e) => {
+                // Clients before v2 know INVALID_PRODUCER_EPOCH, not PRODUCER_FENCED.
+                let e = match e {
+                    ResponseError::ProducerFenced if api_version < 2 => {
+                        ResponseError::InvalidProducerEpoch
+                    }
+                    e => e,
+                };
+                partitions.iter().map(|p| (p.clone(), e)).collect()
+            }
+        }
+    };
+    topics
+        .iter()
+        .map(|t| {
+            let results = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let key = (t.name.to_string(), *p);
+                    let code = errors
+                        .iter()
+                        .find(|(k, _)| *k == key)
+                        .map_or(0, |(_, e)| e.code());
+                    AddPartitionsToTxnPartitionResult::default()
+                        .with_partition_index(*p)
+                        .with_partition_error_code(code)
+                })
+                .collect();
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(t.name.clone())
+                .with_results_by_partition(results)
+        })
+        .collect()
+}

@@ -1,0 +1,73 @@
+//! ListTransactions: the transactional ids this node coordinates, filtered by state,
+//! producer id, and (v1+) how long the current transaction has run.
+
+use kafka_protocol::messages::list_transactions_response::TransactionState;
+use kafka_protocol::messages::{
+    ListTransactionsRequest, ListTransactionsResponse, TransactionalId,
+};
+use kafka_protocol::protocol::{Message, VersionRange};
+use moldau_coordinator::txn::TxnState;
+
+use super::str_bytes;
+use crate::api::RequestContext;
+use crate::state::BrokerState;
+
+pub const VERSIONS: VersionRange = ListTransactionsRequest::VERSIONS;
+
+const STATES: [TxnState; 8] = [
+    TxnState::Empty,
+    TxnState::Ongoing,
+    TxnState::PrepareCommit,
+    TxnState::PrepareAbort,
+    TxnState::CompleteCommit,
+    TxnState::CompleteAbort,
+    TxnState::Dead,
+    TxnState::PrepareEpochFence,
+];
+
+pub fn handle(
+    state: &BrokerState,
+    _ctx: &RequestContext,
+    request: ListTransactionsRequest,
+) -> ListTransactionsResponse {
+    let mut wanted_states = Vec::new();
+    let mut unknown_state_filters = Vec::new();
+    for filter in &request.state_filters {
+        match STATES.iter().find(|s| s.name() == filter.as_str()) {
+            Some(s) => wanted_states.push(*s),
+            None => unknown_state_filters.push(filter.clone()),
+        }
+    }
+    // Kafka: when every state filter is unknown, nothing matches.
+    if !request.state_filters.is_empty() && wanted_states.is_empty() {
+        return ListTransactionsResponse::default()
+            .with_unknown_state_filters(unknown_state_filters);
+    }
+    let now_ms = crate::now_ms();
+    let states = state
+        .txn_coordinator
+        .transactions()
+        .into_iter()
+        .filter(|(_, m)| wanted_states.is_empty() || wanted_states.contains(&m.state))
+        .filter(|(_, m)| {
+            request.producer_id_filters.is_empty()
+                || request
+                    .producer_id_filters
+                    .iter()
+                    .any(|p| p.0 == m.producer_id)
+        })
+        .filter(|(_, m)| {
+            request.duration_filter < 0
+                || (m.state == TxnState::Ongoing && now_ms - m.start_ms >= request.duration_filter)
+        })
+        .map(|(id, m)| {
+            TransactionState::default()
+                .with_transactional_id(TransactionalId(str_bytes(id)))
+                .with_producer_id(m.producer_id.into())
+                .with_transaction_state(str_bytes(m.state.name()))
+        })
+        .collect();
+    ListTransactionsResponse::default()
+        .with_unknown_state_filters(unknown_state_filters)
+        .with_transaction_states(states)
+}

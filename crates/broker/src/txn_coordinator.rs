@@ -1,0 +1,541 @@
+//! The runtime of the transaction coordinator: drives `moldau_coordinator::txn::TxnShard`s.
+//!
+//! One shard per `__transaction_state` partition this node leads. The runtime:
+//! - creates `__transaction_state` (compacted, `transaction.state.log.num.partitions`
+//!   partitions) on the first FindCoordinator for a transactional id;
+//! - rebuilds each shard at startup by replaying its partition's log, then finishes every
+//!   transaction it finds in PrepareCommit / PrepareAbort;
+//! - appends each state change through the replica manager (`AppendOrigin::Coordinator`)
+//!   and applies it to the shard only once it is in the log;
+//! - writes COMMIT / ABORT markers through [`write_marker`], the path a WriteTxnMarkers
+//!   request takes, then records CompleteCommit / CompleteAbort;
+//! - every `transaction.abort.timed.out.transaction.cleanup.interval.ms` aborts ongoing
+//!   transactions past their timeout and retries markers that failed.
+//!
+//! Locking: a shard's mutex is held for one decision plus its (synchronous) append, never
+//! across an await or while markers are written.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+use moldau_coordinator::partition_for;
+use moldau_coordinator::txn::{
+    MarkerJob, TxnConfig, TxnMetadata, TxnPartition, TxnShard, TxnWrite, TRANSACTION_STATE_TOPIC,
+};
+use moldau_storage::{AppendOrigin, StorageError, TopicPartition};
+use tokio::task::JoinHandle;
+
+use crate::config::ServerConfig;
+use crate::error::BrokerError;
+use crate::handlers::create_topics::{create_topic, NewTopic};
+use crate::internal_log;
+use crate::replica_manager::{AppendError, ReplicaManager};
+use crate::state::BrokerState;
+
+struct LoadedShard {
+    shard: Mutex<TxnShard>,
+    /// The leader epoch of the partition at load: the coordinator epoch markers carry.
+    coordinator_epoch: i32,
+}
+
+type Shard = Arc<LoadedShard>;
+
+pub struct TxnCoordinator {
+    config: TxnConfig,
+    configured_partitions: i32,
+    num_partitions: AtomicI32,
+    segment_bytes: i32,
+    abort_interval_ms: u64,
+    node_id: i32,
+    replica_manager: Arc<ReplicaManager>,
+    shards: RwLock<HashMap<i32, Shard>>,
+    /// Transactional ids whose markers are being written (by a request or the timer).
+    inflight: Mutex<HashSet<String>>,
+    timer_task: Mutex<Option<JoinHandle<()>>>,
+    create_lock: tokio::sync::Mutex<()>,
+}
+
+impl TxnCoordinator {
+    pub fn new(config: &ServerConfig, replica_manager: Arc<ReplicaManager>) -> Self {
+        TxnCoordinator {
+            config: config.txn.clone(),
+            configured_partitions: config.transaction_state_log_num_partitions,
+            num_partitions: AtomicI32::new(config.transaction_state_log_num_partitions),
+            segment_bytes: config.transaction_state_log_segment_bytes,
+            abort_interval_ms: config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+            node_id: config.node_id,
+            replica_manager,
+            shards: RwLock::new(HashMap::new()),
+            inflight: Mutex::new(HashSet::new()),
+            timer_task: Mutex::new(None),
+            create_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Loads every hosted `__transaction_state` partition, completes the transactions left
+    /// half-ended, and starts the timeout task.
+    pub async fn start(state: &Arc<BrokerState>) -> Result<(), BrokerError> {
+        let this = state.txn_coordinator.clone();
+        tokio::task::spawn_blocking(move || this.load_partitions())
+            .await
+            .map_err(|e| BrokerError::MetadataLog(format!("txn load task failed: {e}")))??;
+        state.txn_coordinator.tick(state);
+        // Aborted by `shutdown`, which also breaks the Arc cycle.
+        let task_state = state.clone();
+        let interval = Duration::from_millis(state.txn_coordinator.abort_interval_ms.max(1));
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let state = task_state.clone();
+                let _ =
+                    tokio::task::spawn_blocking(move || state.txn_coordinator.tick(&state)).await;
+            }
+        });
+        *state
+            .txn_coordinator
+            .timer_task
+            .lock()
+            .expect("timer lock poisoned") = Some(task);
+        Ok(())
+    }
+
+    pub fn shutdown(&self) {
+        if let Some(task) = self.timer_task.lock().expect("timer lock poisoned").take() {
+            task.abort();
+        }
+    }
+
+    fn num_partitions(&self) -> i32 {
+        self.num_partitions.load(Ordering::Relaxed)
+    }
+
+    /// The `__transaction_state` partition of a transactional id.
+    pub fn partition_for(&self, transactional_id: &str) -> i32 {
+        partition_for(transactional_id, self.num_partitions())
+    }
+
+    fn load_partitions(&self) -> Result<(), BrokerError> {
+        let existing = self
+            .replica_manager
+            .partitions()
+            .iter()
+            .filter(|(tp, _)| tp.topic == TRANSACTION_STATE_TOPIC)
+            .count();
+        if existing > 0 {
+            self.num_partitions
+                .store(existing as i32, Ordering::Relaxed);
+        }
+        for partition_id in 0..self.num_partitions() {
+            if self.shard_at(partition_id).is_some() {
+                continue;
+            }
+            let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, partition_id);
+            let Some(partition) = self.replica_manager.partition(&tp) else {
+                continue;
+            };
+            if partition.leader != self.node_id {
+                continue;
+            }
+            let mut shard = TxnShard::new(self.config.clone());
+            let mut count = 0usize;
+            internal_log::replay(&partition.log, |record| {
+                if let Some(key) = record.key {
+                    shard.replay(&moldau_coordinator::CoordinatorRecord {
+                        key,
+                        value: record.value,
+                    });
+                    count += 1;
+                }
+                Ok(())
+            })?;
+            if count > 0 {
+                tracing::info!(
+                    "loaded {count} records of {TRANSACTION_STATE_TOPIC}-{partition_id}"
+                );
+            }
+            let loaded = LoadedShard {
+                shard: Mutex::new(shard),
+                coordinator_epoch: partition.leader_epoch,
+            };
+            self.shards
+                .write()
+                .expect("shards lock poisoned")
+                .insert(partition_id, Arc::new(loaded));
+        }
+        Ok(())
+    }
+
+    fn shard_at(&self, partition_id: i32) -> Option<Shard> {
+        self.shards
+            .read()
+            .expect("shards lock poisoned")
+            .get(&partition_id)
+            .cloned()
+    }
+
+    fn shard_for(&self, transactional_id: &str) -> Result<(i32, Shard), ResponseError> {
+        let partition_id = self.partition_for(transactional_id);
+        self.shard_at(partition_id)
+            .map(|shard| (partition_id, shard))
+            .ok_or(ResponseError::NotCoordinator)
+    }
+
+    /// FindCoordinator for a transactional id: makes sure `__transaction_state` exists and
+    /// is loaded.
+    pub async fn ensure_state_topic(&self, state: &BrokerState) -> Result<(), ResponseError> {
+        if state
+            .image()
+            .topic_by_name(TRANSACTION_STATE_TOPIC)
+            .is_none()
+        {
+            let _guard = self.create_lock.lock().await;
+            if state
+                .image()
+                .topic_by_name(TRANSACTION_STATE_TOPIC)
+                .is_none()
+            {
+                let brokers = state.image().brokers.len().max(1);
+                let topic = NewTopic {
+                    name: TRANSACTION_STATE_TOPIC.to_string(),
+                    num_partitions: self.configured_partitions,
+                    // transaction.state.log.replication.factor (3), capped by the cluster.
+                    replication_factor: brokers.min(3) as i16,
+                    assignments: vec![],
+                    configs: vec![
+                        ("cleanup.policy".into(), Some("compact".into())),
+                        ("segment.bytes".into(), Some(self.segment_bytes.to_string())),
+                        ("compression.type".into(), Some("producer".into())),
+                    ],
+                };
+                match create_topic(state, &topic, false).await {
+                    Ok(_) => tracing::info!("created {TRANSACTION_STATE_TOPIC}"),
+                    Err((ResponseError::TopicAlreadyExists, _)) => {}
+                    Err((_, message)) => {
+                        tracing::error!("cannot create {TRANSACTION_STATE_TOPIC}: {message}");
+                        return Err(ResponseError::CoordinatorNotAvailable);
+                    }
+                }
+            }
+        }
+        if let Some(topic) = state.image().topic_by_name(TRANSACTION_STATE_TOPIC) {
+            self.num_partitions
+                .store(topic.partitions.len() as i32, Ordering::Relaxed);
+        }
+        let loaded = self.shards.read().expect("shards lock poisoned").len();
+        if loaded < self.num_partitions() as usize || loaded == 0 {
+            self.load_partitions().map_err(|e| {
+                tracing::error!("cannot load {TRANSACTION_STATE_TOPIC}: {e}");
+                ResponseError::CoordinatorNotAvailable
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Appends a state change to the shard's partition, then applies it. The caller holds
+    /// the shard's lock.
+    fn write(
+        &self,
+        partition_id: i32,
+        shard: &mut TxnShard,
+        write: &TxnWrite,
+    ) -> Result<(), ResponseError> {
+        let record = write.record();
+        let mut batch = internal_log::encode_batch([(record.key, record.value)], crate::now_ms())
+            .map_err(|e| {
+            tracing::error!("cannot encode {TRANSACTION_STATE_TOPIC} batch: {e}");
+            ResponseError::UnknownServerError
+        })?;
+        let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, partition_id);
+        self.replica_manager
+            .append_records(&tp, &mut batch, 1, AppendOrigin::Coordinator)
+            .map_err(|e| {
+                tracing::warn!("cannot append to {TRANSACTION_STATE_TOPIC}-{partition_id}: {e:?}");
+                append_error_code(&e)
+            })?;
+        shard.apply(write);
+        Ok(())
+    }
+
+    /// InitProducerId with a transactional id.
+    pub async fn init_producer_id(
+        &self,
+        state: &BrokerState,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), ResponseError> {
+        let (partition_id, shard) = self.shard_for(transactional_id)?;
+        let needs = shard
+            .shard
+            .lock()
+            .expect("shard lock poisoned")
+            .needs_producer_id(transactional_id);
+        let fresh = if needs {
+            match state.next_producer_id().await {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    tracing::error!("cannot allocate a producer id block: {e}");
+                    return Err(ResponseError::UnknownServerError);
+                }
+            }
+        } else {
+            None
+        };
+        let outcome = {
+            let mut guard = shard.shard.lock().expect("shard lock poisoned");
+            let outcome = guard.init_producer_id(
+                transactional_id,
+                timeout_ms,
+                expected,
+                fresh,
+                crate::now_ms(),
+            )?;
+            if let Some(write) = &outcome.write {
+                self.write(partition_id, &mut guard, write)?;
+            }
+            outcome
+        };
+        if let Some(job) = outcome.markers {
+            self.finish(state, partition_id, &shard, job);
+        }
+        outcome.answer
+    }
+
+    /// AddPartitionsToTxn and AddOffsetsToTxn.
+    pub fn add_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[TxnPartition],
+    ) -> Result<(), ResponseError> {
+        let (partition_id, shard) = self.shard_for(transactional_id)?;
+        let mut guard = shard.shard.lock().expect("shard lock poisoned");
+        let write = guard.add_partitions(
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            partitions,
+            crate::now_ms(),
+        )?;
+        match write {
+            Some(write) => self.write(partition_id, &mut guard, &write),
+            None => Ok(()),
+        }
+    }
+
+    /// KIP-890 verification: the partitions not in the producer's ongoing transaction.
+    pub fn verify_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[TxnPartition],
+    ) -> Result<Vec<(TxnPartition, ResponseError)>, ResponseError> {
+        let (_, shard) = self.shard_for(transactional_id)?;
+        let guard = shard.shard.lock().expect("shard lock poisoned");
+        guard.verify_partitions(transactional_id, producer_id, producer_epoch, partitions)
+    }
+
+    /// EndTxn: writes PrepareCommit / PrepareAbort, the markers, then Complete*.
+    pub fn end_txn(
+        &self,
+        state: &BrokerState,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Result<(), ResponseError> {
+        let (partition_id, shard) = self.shard_for(transactional_id)?;
+        let job = {
+            let mut guard = shard.shard.lock().expect("shard lock poisoned");
+            let Some((write, job)) = guard.end_txn(
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                commit,
+                crate::now_ms(),
+            )?
+            else {
+                return Ok(());
+            };
+            self.write(partition_id, &mut guard, &write)?;
+            job
+        };
+        self.finish(state, partition_id, &shard, job);
+        Ok(())
+    }
+
+    /// Writes a transaction's markers and, when every partition has its marker, records
+    /// the transaction complete. Failed markers are retried by the timer.
+    fn finish(&self, state: &BrokerState, partition_id: i32, shard: &LoadedShard, job: MarkerJob) {
+        if !self
+            .inflight
+            .lock()
+            .expect("inflight lock poisoned")
+            .insert(job.transactional_id.clone())
+        {
+            return;
+        }
+        let mut done = true;
+        for (topic, partition) in &job.partitions {
+            let tp = TopicPartition::new(topic.clone(), *partition);
+            match write_marker(
+                state,
+                &tp,
+                job.producer_id,
+                job.producer_epoch,
+                shard.coordinator_epoch,
+                job.commit,
+            ) {
+                // A deleted partition needs no marker (Kafka drops it too).
+                Ok(()) | Err(ResponseError::UnknownTopicOrPartition) => {}
+                Err(e) => {
+                    tracing::warn!(
+                        "marker for {} on {tp:?} failed ({e:?}); retrying later",
+                        job.transactional_id
+                    );
+                    done = false;
+                    break;
+                }
+            }
+        }
+        if done {
+            let mut guard = shard.shard.lock().expect("shard lock poisoned");
+            if let Some(write) = guard.complete(&job, crate::now_ms()) {
+                if let Err(e) = self.write(partition_id, &mut guard, &write) {
+                    tracing::warn!("cannot complete {}: {e:?}", job.transactional_id);
+                }
+            }
+        }
+        self.inflight
+            .lock()
+            .expect("inflight lock poisoned")
+            .remove(&job.transactional_id);
+    }
+
+    /// Completes half-ended transactions and aborts timed-out ones. Blocking (log writes).
+    fn tick(&self, state: &BrokerState) {
+        let shards: Vec<(i32, Shard)> = self
+            .shards
+            .read()
+            .expect("shards lock poisoned")
+            .iter()
+            .map(|(p, s)| (*p, s.clone()))
+            .collect();
+        for (partition_id, shard) in shards {
+            let pending = shard
+                .shard
+                .lock()
+                .expect("shard lock poisoned")
+                .pending_markers();
+            for job in pending {
+                self.finish(state, partition_id, &shard, job);
+            }
+            let aborts = {
+                let mut guard = shard.shard.lock().expect("shard lock poisoned");
+                let mut jobs = Vec::new();
+                for (write, job) in guard.abort_timed_out(crate::now_ms()) {
+                    tracing::info!(
+                        "aborting transaction {} past its timeout",
+                        write.transactional_id
+                    );
+                    if self.write(partition_id, &mut guard, &write).is_ok() {
+                        jobs.push(job);
+                    }
+                }
+                jobs
+            };
+            for job in aborts {
+                self.finish(state, partition_id, &shard, job);
+            }
+        }
+    }
+
+    /// Every transactional id this node coordinates, with its metadata.
+    pub fn transactions(&self) -> Vec<(String, TxnMetadata)> {
+        let shards: Vec<Shard> = self
+            .shards
+            .read()
+            .expect("shards lock poisoned")
+            .values()
+            .cloned()
+            .collect();
+        let mut all: Vec<(String, TxnMetadata)> = shards
+            .iter()
+            .flat_map(|s| {
+                s.shard
+                    .lock()
+                    .expect("shard lock poisoned")
+                    .transactions()
+                    .map(|(id, m)| (id.clone(), m.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// One transactional id's metadata, or the coordinator error.
+    pub fn describe(&self, transactional_id: &str) -> Result<Option<TxnMetadata>, ResponseError> {
+        let (_, shard) = self.shard_for(transactional_id)?;
+        let guard = shard.shard.lock().expect("shard lock poisoned");
+        Ok(guard.get(transactional_id).cloned())
+    }
+}
+
+/// Writes one COMMIT / ABORT marker to a partition this node leads: the work of one
+/// partition of a WriteTxnMarkers request, which the coordinator calls directly for local
+/// partitions.
+pub fn write_marker(
+    state: &BrokerState,
+    tp: &TopicPartition,
+    producer_id: i64,
+    producer_epoch: i16,
+    coordinator_epoch: i32,
+    commit: bool,
+) -> Result<(), ResponseError> {
+    let partition = state
+        .replica_manager
+        .partition(tp)
+        .ok_or(ResponseError::UnknownTopicOrPartition)?;
+    if partition.leader != state.node_id {
+        return Err(ResponseError::NotLeaderOrFollower);
+    }
+    partition
+        .log
+        .append_control_marker(
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            commit,
+            partition.leader_epoch,
+            crate::now_ms(),
+        )
+        .map_err(|e| {
+            ResponseError::try_from_code(e.kafka_error_code())
+                .unwrap_or(ResponseError::UnknownServerError)
+        })?;
+    // A single replica: the marker is committed once written.
+    partition
+        .log
+        .update_high_watermark(partition.log.log_end_offset());
+    state.replica_manager.notify(&partition);
+    Ok(())
+}
+
+/// Kafka's mapping of a failed coordinator append to what the client sees.
+fn append_error_code(error: &AppendError) -> ResponseError {
+    match error {
+        AppendError::Kafka(ResponseError::NotLeaderOrFollower) => ResponseError::NotCoordinator,
+        AppendError::Kafka(_) => ResponseError::CoordinatorNotAvailable,
+        AppendError::Storage(StorageError::MessageTooLarge { .. })
+        | AppendError::Storage(StorageError::RecordListTooLarge(_)) => {
+            ResponseError::UnknownServerError
+        }
+        AppendError::Storage(_) => ResponseError::NotCoordinator,
+    }
+}

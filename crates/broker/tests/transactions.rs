@@ -1,0 +1,224 @@
+//! Transactions as a Kafka user sees them, with librdkafka's transactional producer and
+//! read_committed / read_uncommitted consumers. No timing is asserted: a reader waits for
+//! a committed sentinel written after the records under test, and deadlines only guard
+//! against hangs.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::TestBroker;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+const HANG_GUARD: Duration = Duration::from_secs(90);
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn txn_producer(config: ClientConfig, transactional_id: &str) -> BaseProducer {
+    let mut config = config;
+    let producer: BaseProducer = config
+        .set("transactional.id", transactional_id)
+        .create()
+        .expect("transactional producer");
+    producer
+        .init_transactions(TXN_TIMEOUT)
+        .expect("init_transactions");
+    producer
+}
+
+fn send(producer: &BaseProducer, topic: &str, values: &[&str]) {
+    for v in values {
+        producer
+            .send(BaseRecord::<(), str>::to(topic).payload(*v).partition(0))
+            .expect("enqueue");
+    }
+    producer.flush(TXN_TIMEOUT).expect("flush");
+}
+
+/// One whole committed transaction.
+fn commit(producer: &BaseProducer, topic: &str, values: &[&str]) {
+    producer.begin_transaction().expect("begin");
+    send(producer, topic, values);
+    producer.commit_transaction(TXN_TIMEOUT).expect("commit");
+}
+
+/// Reads partition 0 from the start with `isolation.level` until `last` arrives.
+fn read_until(config: ClientConfig, topic: &str, isolation: &str, last: &str) -> Vec<String> {
+    let mut config = config;
+    let consumer: BaseConsumer = config
+        .set("group.id", "txn-test-reader")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", isolation)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + HANG_GUARD;
+    let mut values = Vec::new();
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "{isolation} reader never saw {last:?}; got {values:?}"
+        );
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message.expect("consume");
+            let value = String::from_utf8_lossy(message.payload().unwrap_or_default()).to_string();
+            let done = value == last;
+            values.push(value);
+            if done {
+                return values;
+            }
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("client task")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_is_visible_and_abort_only_to_read_uncommitted() {
+    let broker = TestBroker::start().await;
+    broker.create_topic("txn-basic", 1).await;
+    let config = broker.client_config();
+    blocking(move || {
+        let producer = txn_producer(config, "basic");
+        producer.begin_transaction().expect("begin");
+        send(&producer, "txn-basic", &["a1", "a2"]);
+        producer.abort_transaction(TXN_TIMEOUT).expect("abort");
+        commit(&producer, "txn-basic", &["c1", "c2"]);
+    })
+    .await;
+    let config = broker.client_config();
+    let committed = blocking(move || read_until(config, "txn-basic", "read_committed", "c2")).await;
+    assert_eq!(committed, ["c1", "c2"]);
+    let config = broker.client_config();
+    let all = blocking(move || read_until(config, "txn-basic", "read_uncommitted", "c2")).await;
+    assert_eq!(all, ["a1", "a2", "c1", "c2"]);
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interleaved_transactions_keep_the_last_stable_offset() {
+    let broker = TestBroker::start().await;
+    broker.create_topic("txn-interleaved", 1).await;
+    let (c1, c2) = (broker.client_config(), broker.client_config());
+    blocking(move || {
+        let t = "txn-interleaved";
+        let p1 = txn_producer(c1, "inter-1");
+        let p2 = txn_producer(c2, "inter-2");
+        p1.begin_transaction().expect("begin 1");
+        p2.begin_transaction().expect("begin 2");
+        send(&p1, t, &["x1"]);
+        send(&p2, t, &["y1"]);
+        send(&p1, t, &["x2"]);
+        p2.commit_transaction(TXN_TIMEOUT).expect("commit 2");
+        p1.abort_transaction(TXN_TIMEOUT).expect("abort 1");
+        p1.begin_transaction().expect("begin 1 again");
+        send(&p1, t, &["x3"]);
+        p2.begin_transaction().expect("begin 2 again");
+        send(&p2, t, &["y2"]);
+        p1.commit_transaction(TXN_TIMEOUT).expect("commit 1");
+        p2.commit_transaction(TXN_TIMEOUT).expect("commit 2 again");
+    })
+    .await;
+    let config = broker.client_config();
+    let committed =
+        blocking(move || read_until(config, "txn-interleaved", "read_committed", "y2")).await;
+    assert_eq!(committed, ["y1", "x3", "y2"]);
+    let config = broker.client_config();
+    let all =
+        blocking(move || read_until(config, "txn-interleaved", "read_uncommitted", "y2")).await;
+    assert_eq!(all, ["x1", "y1", "x2", "x3", "y2"]);
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zombie_producer_is_fenced() {
+    let broker = TestBroker::start().await;
+    broker.create_topic("txn-zombie", 1).await;
+    let (c1, c2) = (broker.client_config(), broker.client_config());
+    let zombie_commit = blocking(move || {
+        let t = "txn-zombie";
+        let zombie = txn_producer(c1, "zombie");
+        zombie.begin_transaction().expect("begin");
+        send(&zombie, t, &["z1"]);
+        // A new instance with the same transactional.id fences the old one and aborts its
+        // open transaction.
+        let fresh = txn_producer(c2, "zombie");
+        commit(&fresh, t, &["f1"]);
+        zombie.commit_transaction(TXN_TIMEOUT)
+    })
+    .await;
+    let error = zombie_commit.expect_err("the zombie cannot commit");
+    let fenced = format!("{error:?}");
+    assert!(fenced.contains("enced"), "unexpected error {fenced}");
+    let config = broker.client_config();
+    let committed =
+        blocking(move || read_until(config, "txn-zombie", "read_committed", "f1")).await;
+    assert_eq!(committed, ["f1"]);
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_survives_a_broker_restart() {
+    let mut broker = TestBroker::start().await;
+    broker.create_topic("txn-restart", 1).await;
+    let config = broker.client_config();
+    let producer = blocking(move || {
+        let producer = txn_producer(config, "restart");
+        producer.begin_transaction().expect("begin");
+        send(&producer, "txn-restart", &["r1"]);
+        producer
+    })
+    .await;
+    broker.restart().await;
+    blocking(move || {
+        send(&producer, "txn-restart", &["r2"]);
+        producer.commit_transaction(TXN_TIMEOUT).expect("commit");
+        commit(&producer, "txn-restart", &["r3"]);
+    })
+    .await;
+    let config = broker.client_config();
+    let committed =
+        blocking(move || read_until(config, "txn-restart", "read_committed", "r3")).await;
+    assert_eq!(committed, ["r1", "r2", "r3"]);
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_transaction_is_aborted() {
+    let broker = TestBroker::start_with(&[(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "200",
+    )])
+    .await;
+    broker.create_topic("txn-timeout", 1).await;
+    let (mut c1, c2) = (broker.client_config(), broker.client_config());
+    let stale_commit = blocking(move || {
+        c1.set("transaction.timeout.ms", "5000")
+            .set("socket.timeout.ms", "5000")
+            .set("message.timeout.ms", "5000");
+        let stale = txn_producer(c1, "timeout-stale");
+        stale.begin_transaction().expect("begin");
+        send(&stale, "txn-timeout", &["lost"]);
+        // The coordinator aborts the open transaction: only then can the committed one
+        // behind it become visible to read_committed readers.
+        let other = txn_producer(c2, "timeout-other");
+        commit(&other, "txn-timeout", &["kept"]);
+        stale
+    })
+    .await;
+    let config = broker.client_config();
+    let committed =
+        blocking(move || read_until(config, "txn-timeout", "read_committed", "kept")).await;
+    assert_eq!(committed, ["kept"]);
+    // The producer that timed out is fenced: its epoch was bumped by the abort.
+    let result = blocking(move || stale_commit.commit_transaction(TXN_TIMEOUT)).await;
+    assert!(result.is_err(), "a timed-out transaction cannot commit");
+    broker.shutdown().await;
+}
