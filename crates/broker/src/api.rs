@@ -52,6 +52,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
         handlers::write_txn_markers::VERSIONS,
     ),
     (
+        ApiKey::TxnOffsetCommit,
+        handlers::txn_offset_commit::VERSIONS,
+    ),
+    (
         ApiKey::DescribeTransactions,
         handlers::describe_transactions::VERSIONS,
     ),
@@ -240,6 +244,9 @@ async fn dispatch(
         RequestKind::EndTxn(r) => ResponseKind::EndTxn(end_txn::handle(state, ctx, r)),
         RequestKind::WriteTxnMarkers(r) => {
             ResponseKind::WriteTxnMarkers(write_txn_markers::handle(state, ctx, r))
+        }
+        RequestKind::TxnOffsetCommit(r) => {
+            ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(state, ctx, r))
         }
         RequestKind::DescribeTransactions(r) => {
             ResponseKind::DescribeTransactions(describe_transactions::handle(state, ctx, r))

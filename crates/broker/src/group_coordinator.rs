@@ -67,6 +67,9 @@ pub struct GroupCoordinator {
     timer_task: Mutex<Option<JoinHandle<()>>>,
     /// Serializes creation of `__consumer_offsets`.
     create_lock: tokio::sync::Mutex<()>,
+    /// TxnOffsetCommit offsets held until their transaction's marker reaches the group's
+    /// partition: (partition, producer id) -> offset commit records.
+    pending_txn_offsets: Mutex<HashMap<(i32, i64), Vec<CoordinatorRecord>>>,
 }
 
 type Shard = Arc<Mutex<GroupShard>>;
@@ -86,6 +89,7 @@ impl GroupCoordinator {
             timer_wake: Notify::new(),
             timer_task: Mutex::new(None),
             create_lock: tokio::sync::Mutex::new(()),
+            pending_txn_offsets: Mutex::new(HashMap::new()),
         }
     }
 
@@ -405,6 +409,58 @@ impl GroupCoordinator {
             }
         }
         Ok(response)
+    }
+
+    /// TxnOffsetCommit: validates the commit as OffsetCommit does (member, generation) and
+    /// holds the offsets until the transaction ends ([`Self::complete_txn_offsets`]).
+    pub fn txn_commit_offsets(
+        &self,
+        info: RequestInfo,
+        producer_id: i64,
+        request: &OffsetCommitRequest,
+    ) -> Result<OffsetCommitResponse, ResponseError> {
+        let (partition_id, shard) = self.shard_for(request.group_id.as_str())?;
+        let mut shard = shard.lock().expect("shard lock poisoned");
+        let (records, response) = shard.commit_offsets(&info, request);
+        self.pending_txn_offsets
+            .lock()
+            .expect("pending lock poisoned")
+            .entry((partition_id, producer_id))
+            .or_default()
+            .extend(records);
+        Ok(response)
+    }
+
+    /// A COMMIT or ABORT marker of `producer_id` is about to be written to a
+    /// `__consumer_offsets` partition: a commit appends and applies the held offsets first.
+    pub fn complete_txn_offsets(
+        &self,
+        partition_id: i32,
+        producer_id: i64,
+        commit: bool,
+    ) -> Result<(), ResponseError> {
+        let pending = self
+            .pending_txn_offsets
+            .lock()
+            .expect("pending lock poisoned")
+            .remove(&(partition_id, producer_id));
+        let (Some(records), true) = (pending, commit) else {
+            return Ok(());
+        };
+        let Some(shard) = self.shard_at(partition_id) else {
+            return Err(ResponseError::NotCoordinator);
+        };
+        let mut shard = shard.lock().expect("shard lock poisoned");
+        if let Err(e) = self.append(partition_id, &records) {
+            // Keep them for the coordinator's retry of this marker.
+            self.pending_txn_offsets
+                .lock()
+                .expect("pending lock poisoned")
+                .insert((partition_id, producer_id), records);
+            return Err(e);
+        }
+        shard.apply_written(&records, crate::now_ms());
+        Ok(())
     }
 
     /// Committed offsets; `member` (OffsetFetch v9+) is checked against KIP-848 groups.

@@ -21,10 +21,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
-use moldau_coordinator::partition_for;
 use moldau_coordinator::txn::{
     MarkerJob, TxnConfig, TxnMetadata, TxnPartition, TxnShard, TxnWrite, TRANSACTION_STATE_TOPIC,
 };
+use moldau_coordinator::{partition_for, OFFSETS_TOPIC};
 use moldau_storage::{AppendOrigin, StorageError, TopicPartition};
 use tokio::task::JoinHandle;
 
@@ -504,6 +504,12 @@ pub fn write_marker(
         .ok_or(ResponseError::UnknownTopicOrPartition)?;
     if partition.leader != state.node_id {
         return Err(ResponseError::NotLeaderOrFollower);
+    }
+    if tp.topic == OFFSETS_TOPIC {
+        // Offsets committed in the transaction become visible with its COMMIT marker.
+        state
+            .group_coordinator
+            .complete_txn_offsets(tp.partition, producer_id, commit)?;
     }
     partition
         .log

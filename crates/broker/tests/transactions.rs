@@ -222,3 +222,88 @@ async fn a_timed_out_transaction_is_aborted() {
     assert!(result.is_err(), "a timed-out transaction cannot commit");
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_sent_to_a_transaction_commit_only_with_it() {
+    let broker = TestBroker::start().await;
+    broker.create_topic("eos-in", 1).await;
+    broker.create_topic("eos-out", 1).await;
+    let (c1, c2, c3, c4) = (
+        broker.client_config(),
+        broker.client_config(),
+        broker.client_config(),
+        broker.client_config(),
+    );
+    let committed = blocking(move || {
+        commit(
+            &txn_producer(c1, "eos-source"),
+            "eos-in",
+            &["i0", "i1", "i2"],
+        );
+        let mut c2 = c2;
+        let consumer: BaseConsumer = c2
+            .set("group.id", "eos-group")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("eos-in", 0, Offset::Beginning)
+            .expect("partition");
+        consumer.assign(&tpl).expect("assign");
+        let deadline = Instant::now() + HANG_GUARD;
+        let mut next_offset = 0;
+        let mut outputs = Vec::new();
+        while outputs.len() < 3 {
+            assert!(Instant::now() < deadline, "inputs never arrived");
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                let message = message.expect("consume");
+                let value = String::from_utf8_lossy(message.payload().unwrap_or_default());
+                outputs.push(format!("out-{value}"));
+                next_offset = message.offset() + 1;
+            }
+        }
+        let group = consumer.group_metadata().expect("group metadata");
+        let offsets = |offset: i64| {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset("eos-in", 0, Offset::Offset(offset))
+                .expect("partition");
+            tpl
+        };
+        let producer = txn_producer(c3, "eos-transform");
+        producer.begin_transaction().expect("begin");
+        let refs: Vec<&str> = outputs.iter().map(String::as_str).collect();
+        send(&producer, "eos-out", &refs);
+        producer
+            .send_offsets_to_transaction(&offsets(next_offset), &group, TXN_TIMEOUT)
+            .expect("send offsets");
+        producer.commit_transaction(TXN_TIMEOUT).expect("commit");
+        // Offsets sent in an aborted transaction are never committed.
+        producer.begin_transaction().expect("begin again");
+        producer
+            .send_offsets_to_transaction(&offsets(next_offset + 100), &group, TXN_TIMEOUT)
+            .expect("send offsets again");
+        producer.abort_transaction(TXN_TIMEOUT).expect("abort");
+
+        let mut c4 = c4;
+        let reader: BaseConsumer = c4
+            .set("group.id", "eos-group")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("reader");
+        let committed = reader
+            .committed_offsets(offsets(0), TXN_TIMEOUT)
+            .expect("committed offsets");
+        let offset = committed
+            .find_partition("eos-in", 0)
+            .expect("partition")
+            .offset();
+        (offset, next_offset)
+    })
+    .await;
+    assert_eq!(committed.0, Offset::Offset(committed.1));
+    let config = broker.client_config();
+    let outputs = blocking(move || read_until(config, "eos-out", "read_committed", "out-i2")).await;
+    assert_eq!(outputs, ["out-i0", "out-i1", "out-i2"]);
+    broker.shutdown().await;
+}

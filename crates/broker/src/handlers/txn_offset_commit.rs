@@ -1,0 +1,111 @@
+//! TxnOffsetCommit: offsets a transactional producer commits for a consumer group. The
+//! group coordinator validates them as OffsetCommit does and holds them until the
+//! transaction's COMMIT marker reaches the group's `__consumer_offsets` partition (an ABORT
+//! drops them).
+
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{
+    OffsetCommitRequest, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+};
+use kafka_protocol::protocol::{Message, VersionRange};
+use kafka_protocol::ResponseError;
+
+use crate::api::RequestContext;
+use crate::group_coordinator::request_info;
+use crate::state::BrokerState;
+
+pub const VERSIONS: VersionRange = TxnOffsetCommitRequest::VERSIONS;
+
+/// The OffsetCommit version whose member checks TxnOffsetCommit v3+ shares (generation,
+/// member id, group instance id; no retention time).
+const OFFSET_COMMIT_EQUIVALENT_VERSION: i16 = 7;
+
+pub fn handle(
+    state: &BrokerState,
+    ctx: &RequestContext,
+    request: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(request.group_id.clone())
+        .with_generation_id_or_member_epoch(request.generation_id)
+        .with_member_id(request.member_id.clone())
+        .with_group_instance_id(request.group_instance_id.clone())
+        .with_topics(
+            request
+                .topics
+                .iter()
+                .map(|t| {
+                    OffsetCommitRequestTopic::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    OffsetCommitRequestPartition::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_committed_offset(p.committed_offset)
+                                        .with_committed_leader_epoch(p.committed_leader_epoch)
+                                        .with_committed_metadata(p.committed_metadata.clone())
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        );
+    let mut info = request_info(ctx);
+    info.api_version = OFFSET_COMMIT_EQUIVALENT_VERSION;
+    let result = state
+        .group_coordinator
+        .txn_commit_offsets(info, request.producer_id.0, &commit);
+    let topics = match result {
+        Ok(response) => response
+            .topics
+            .into_iter()
+            .map(|t| {
+                TxnOffsetCommitResponseTopic::default()
+                    .with_name(t.name)
+                    .with_partitions(
+                        t.partitions
+                            .into_iter()
+                            .map(|p| {
+                                TxnOffsetCommitResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(p.error_code)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+        Err(e) => error_topics(&request, e),
+    };
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+fn error_topics(
+    request: &TxnOffsetCommitRequest,
+    error: ResponseError,
+) -> Vec<TxnOffsetCommitResponseTopic> {
+    request
+        .topics
+        .iter()
+        .map(|t| {
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            TxnOffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(error.code())
+                        })
+                        .collect(),
+                )
+        })
+        .collect()
+}
