@@ -56,6 +56,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
         handlers::txn_offset_commit::VERSIONS,
     ),
     (
+        ApiKey::DescribeProducers,
+        handlers::describe_producers::VERSIONS,
+    ),
+    (
         ApiKey::DescribeTransactions,
         handlers::describe_transactions::VERSIONS,
     ),
@@ -247,6 +251,9 @@ async fn dispatch(
         }
         RequestKind::TxnOffsetCommit(r) => {
             ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(state, ctx, r))
+        }
+        RequestKind::DescribeProducers(r) => {
+            ResponseKind::DescribeProducers(describe_producers::handle(state, ctx, r))
         }
         RequestKind::DescribeTransactions(r) => {
             ResponseKind::DescribeTransactions(describe_transactions::handle(state, ctx, r))

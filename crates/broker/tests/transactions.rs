@@ -307,3 +307,92 @@ async fn offsets_sent_to_a_transaction_commit_only_with_it() {
     assert_eq!(outputs, ["out-i0", "out-i1", "out-i2"]);
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_apis_describe_an_open_transaction() {
+    use common::wire::WireClient;
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::ResponseError;
+
+    let broker = TestBroker::start().await;
+    broker.create_topic("txn-admin", 1).await;
+    let config = broker.client_config();
+    let producer = blocking(move || {
+        let producer = txn_producer(config, "admin-tx");
+        producer.begin_transaction().expect("begin");
+        send(&producer, "txn-admin", &["open"]);
+        producer
+    })
+    .await;
+    let mut wire = WireClient::connect(&broker.bootstrap()).await;
+    let listed: ListTransactionsResponse = wire
+        .call(
+            ApiKey::ListTransactions,
+            1,
+            &ListTransactionsRequest::default()
+                .with_state_filters(vec![StrBytes::from_static_str("Ongoing")])
+                .with_duration_filter(-1),
+        )
+        .await;
+    let ids: Vec<String> = listed
+        .transaction_states
+        .iter()
+        .map(|t| format!("{}={}", t.transactional_id.as_str(), t.transaction_state))
+        .collect();
+    assert_eq!(ids, ["admin-tx=Ongoing"]);
+
+    let described: DescribeTransactionsResponse = wire
+        .call(
+            ApiKey::DescribeTransactions,
+            0,
+            &DescribeTransactionsRequest::default().with_transactional_ids(vec![
+                TransactionalId(StrBytes::from_static_str("admin-tx")),
+                TransactionalId(StrBytes::from_static_str("nobody")),
+            ]),
+        )
+        .await;
+    let open = &described.transaction_states[0];
+    assert_eq!(open.error_code, 0);
+    assert_eq!(open.transaction_state.as_str(), "Ongoing");
+    assert_eq!(open.topics.len(), 1);
+    assert_eq!(open.topics[0].topic.as_str(), "txn-admin");
+    assert_eq!(open.topics[0].partitions, [0]);
+    assert_eq!(
+        described.transaction_states[1].error_code,
+        ResponseError::TransactionalIdNotFound.code()
+    );
+
+    let producers: DescribeProducersResponse = wire
+        .call(
+            ApiKey::DescribeProducers,
+            0,
+            &DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+                .with_name(TopicName(StrBytes::from_static_str("txn-admin")))
+                .with_partition_indexes(vec![0])]),
+        )
+        .await;
+    let active = &producers.topics[0].partitions[0].active_producers;
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].producer_id, open.producer_id);
+    assert_eq!(active[0].current_txn_start_offset, 0);
+
+    // transaction.timeout.ms above transaction.max.timeout.ms is refused.
+    let refused: InitProducerIdResponse = wire
+        .call(
+            ApiKey::InitProducerId,
+            4,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("too-long"))))
+                .with_transaction_timeout_ms(900_001),
+        )
+        .await;
+    assert_eq!(
+        refused.error_code,
+        ResponseError::InvalidTransactionTimeout.code()
+    );
+
+    blocking(move || producer.commit_transaction(TXN_TIMEOUT).expect("commit")).await;
+    broker.shutdown().await;
+}
