@@ -877,10 +877,25 @@ impl Log {
         Ok(())
     }
 
-    /// Clean close: final time index entry, fsync, producer snapshot at the log end.
+    /// Clean close: final time index entry of every segment (Kafka's
+    /// `LogSegment.close`), fsync, producer snapshot at the log end.
     pub fn close(&self) -> Result<(), StorageError> {
         let w = lock(&self.writer);
-        self.active_segment().on_become_inactive()?;
+        let segments = self.segments_snapshot();
+        let (active, inactive) = segments.split_last().expect("active segment");
+        for segment in inactive {
+            // Like Kafka, a failure here only costs a rebuild-free reload of the
+            // segment's tail at the next open, so it is logged, not returned.
+            if let Err(e) = segment.close() {
+                tracing::warn!(
+                    tp = %self.tp,
+                    base_offset = segment.base_offset(),
+                    %e,
+                    "could not write the final time index entry"
+                );
+            }
+        }
+        active.on_become_inactive()?;
         self.flush()?;
         w.producers.take_snapshot()?;
         Ok(())

@@ -176,7 +176,9 @@ impl Log {
         let config = self.config_arc();
         let now_ms = crate::log::now_ms();
         let mut segments: Vec<Arc<LogSegment>> = self.segments_snapshot().as_ref().clone();
-        let keep = if offset < self.log_start_offset() {
+        // Kafka truncates fully when the target is below the first segment.
+        let below_first = segments.first().is_none_or(|s| offset < s.base_offset());
+        let keep = if offset < self.log_start_offset() || below_first {
             0
         } else {
             segment_index_for(&segments, offset) + 1
@@ -196,7 +198,10 @@ impl Log {
             )?));
             self.log_start_offset.store(offset, Ordering::Release);
         }
-        let log_end = segments.last().expect("non-empty").read_next_offset()?;
+        // The log ends at `offset` even inside a gap left by compaction, where the
+        // last remaining batch ends below it (Kafka's LocalLog.truncateTo ->
+        // updateLogEndOffset(targetOffset)).
+        let log_end = offset;
         self.publish_segments(segments);
         self.after_truncation(&mut w, log_end)
     }

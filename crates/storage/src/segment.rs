@@ -222,7 +222,43 @@ impl LogSegment {
                 _ => intact = false,
             }
         }
+        if intact && log_size > 0 {
+            segment.load_tail_max_timestamp(log_size);
+        }
         Ok((segment, intact))
+    }
+
+    /// Folds the batches after the last offset index entry into the max timestamp
+    /// read from the time index. Every offset index entry is written together with
+    /// the time index entry for the max so far, so only this tail (about
+    /// `index.interval.bytes`) can hold a larger timestamp, e.g. when the final entry
+    /// of a roll or close was never written. Best effort: a damaged tail is left to
+    /// the reads that reach it, as before.
+    fn load_tail_max_timestamp(&self, log_size: u64) {
+        let mut position = self.start_position(i64::MAX, log_size);
+        loop {
+            match self.read_header_at(position, log_size) {
+                Ok(Some(h)) => {
+                    if h.max_timestamp > self.max_timestamp.load(Ordering::Relaxed) {
+                        self.max_timestamp.store(h.max_timestamp, Ordering::Release);
+                        self.offset_of_max_timestamp
+                            .store(h.last_offset(), Ordering::Release);
+                    }
+                    position += h.size_bytes() as u64;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(
+                        dir = %self.dir.display(),
+                        base_offset = self.base_offset,
+                        position,
+                        %e,
+                        "unreadable batch header while loading the max timestamp"
+                    );
+                    break;
+                }
+            }
+        }
     }
 
     pub fn base_offset(&self) -> i64 {
@@ -348,7 +384,9 @@ impl LogSegment {
         Ok(())
     }
 
-    fn maybe_append_time_index(&self) -> io::Result<()> {
+    /// Appends (max timestamp so far, its offset) unless the time index already
+    /// ends with that timestamp. Returns whether an entry was written.
+    fn maybe_append_time_index(&self) -> io::Result<bool> {
         let ts = self.max_timestamp.load(Ordering::Relaxed);
         let last = self.time_index.last_entry();
         if last.is_none_or(|e| ts > e.timestamp) {
@@ -357,17 +395,31 @@ impl LogSegment {
                 timestamp: ts,
                 offset,
             })?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Called when the segment stops being active (roll, close): records the final
-    /// max timestamp so a later open can trust the time index.
+    /// max timestamp so a later open can trust the time index (Kafka's
+    /// `onBecomeInactiveSegment`).
     pub fn on_become_inactive(&self) -> io::Result<()> {
         if self.size_bytes() > 0 {
             self.maybe_append_time_index()?;
         }
         self.offset_index.make_cold();
+        self.time_index.make_cold();
+        Ok(())
+    }
+
+    /// Clean close of an inactive segment (Kafka's `LogSegment.close`): makes sure
+    /// the time index ends with the segment's max timestamp, which a recovery (it
+    /// rebuilds the index sparsely) may have left unwritten, and syncs it if it
+    /// changed. The active segment goes through `on_become_inactive` instead.
+    pub fn close(&self) -> io::Result<()> {
+        if self.size_bytes() > 0 && self.maybe_append_time_index()? {
+            self.time_index.flush()?;
+        }
         self.time_index.make_cold();
         Ok(())
     }
@@ -575,6 +627,11 @@ impl LogSegment {
             self.log.set_len(position)?;
         }
         self.size_bytes.store(position, Ordering::Release);
+        // Like Kafka's recover: the rebuilt time index ends with the max timestamp,
+        // so it holds even if this segment is never active again.
+        if position > 0 {
+            self.maybe_append_time_index()?;
+        }
         Ok(file_size - position)
     }
 
@@ -672,6 +729,7 @@ mod tests {
     use super::*;
     use crate::batch::test_util::simple_batch;
     use crate::batch::{set_base_offset, split_batches};
+    use crate::index::IndexEntry;
 
     fn append_batch(seg: &LogSegment, base: i64, n: usize, ts: i64) {
         let mut b = simple_batch(n, 100, ts);
@@ -707,6 +765,75 @@ mod tests {
         assert!(intact);
         assert_eq!(seg.read_next_offset().unwrap(), 20);
         assert_eq!(seg.max_timestamp(), 1010);
+    }
+
+    /// A sparse index (one entry per ~2 batches) whose last entry is behind the
+    /// segment's largest timestamp, as a recovery leaves it.
+    fn segment_with_rising_timestamps(dir: &Path, config: &LogConfig) -> LogSegment {
+        let seg = LogSegment::create(dir, 0, config, 0).unwrap();
+        for i in 0..10 {
+            let mut b = simple_batch(1, 100, 1000 + i);
+            set_base_offset(&mut b, i);
+            let spans = split_batches(&b).unwrap();
+            seg.append(&b, &spans, b.len() as i32).unwrap();
+        }
+        seg
+    }
+
+    fn time_index_last(dir: &Path) -> TimestampOffset {
+        let path = segment_file(dir, 0, TIME_INDEX_SUFFIX);
+        let bytes = std::fs::read(path).unwrap();
+        TimestampOffset::decode(0, &bytes[bytes.len() - TimestampOffset::SIZE..])
+    }
+
+    #[test]
+    fn recover_ends_the_time_index_with_the_max_timestamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig::default();
+        let seg = segment_with_rising_timestamps(dir.path(), &config);
+        seg.on_become_inactive().unwrap();
+        seg.recover(seg.size_bytes() as i32 / 5, |_| {}).unwrap();
+        let last = TimestampOffset {
+            timestamp: 1009,
+            offset: 9,
+        };
+        assert_eq!(time_index_last(dir.path()), last);
+        drop(seg);
+        let (seg, intact) = LogSegment::open(dir.path(), 0, &config, 0).unwrap();
+        assert!(intact);
+        assert_eq!(seg.max_timestamp(), 1009);
+    }
+
+    #[test]
+    fn open_finds_a_max_timestamp_missing_from_the_time_index_and_close_writes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig::default();
+        let seg = segment_with_rising_timestamps(dir.path(), &config);
+        // No final entry: the time index stops at the last offset index entry.
+        let stale = time_index_last(dir.path());
+        assert!(stale.timestamp < 1009, "{stale:?}");
+        drop(seg);
+        let (seg, intact) = LogSegment::open(dir.path(), 0, &config, 0).unwrap();
+        assert!(intact);
+        assert_eq!(seg.max_timestamp(), 1009);
+        seg.make_indexes_cold();
+        seg.close().unwrap();
+        assert_eq!(
+            time_index_last(dir.path()),
+            TimestampOffset {
+                timestamp: 1009,
+                offset: 9
+            }
+        );
+        // Closing again adds nothing.
+        let len = std::fs::metadata(segment_file(dir.path(), 0, TIME_INDEX_SUFFIX))
+            .unwrap()
+            .len();
+        seg.close().unwrap();
+        let len_again = std::fs::metadata(segment_file(dir.path(), 0, TIME_INDEX_SUFFIX))
+            .unwrap()
+            .len();
+        assert_eq!(len, len_again);
     }
 
     #[test]
