@@ -746,3 +746,187 @@ def fetch_limits_and_long_poll(ctx: Ctx):
     finally:
         c.close()
     fail_if(problems, "fetch limits and long poll")
+
+
+# =========================================================================== 9. consumer groups (issue 4 item 7)
+
+GROUP_PARTITIONS = 6
+GROUP_RECORDS = 60
+
+
+def _group_topic(ctx: Ctx, bs: str, topic: str):
+    C.ck_admin_create(bs, topic, GROUP_PARTITIONS)
+    C.ck_produce(bs, gen_records(topic, GROUP_RECORDS, now_ms() - 60_000, topic, with_specials=False))
+
+
+def _moldau_groups(b: Broker, *args) -> dict:
+    """`moldau groups ... -o json` with the broker's own binary."""
+    import json
+    import subprocess
+    cp = subprocess.run([b.binary, "groups", *args, "--bootstrap-server", b.bootstrap, "-o", "json"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    check(cp.returncode == 0, f"moldau groups {' '.join(args)} exited {cp.returncode}: {cp.stderr.decode().strip()}")
+    return json.loads(cp.stdout)
+
+
+class _JavaMember:
+    """A Java KafkaConsumer in a group (Compat.java group-consume), read line by line."""
+
+    def __init__(self, ctx: Ctx, bs: str, topic: str, group: str, n: int, conf: dict):
+        import subprocess
+        self.stop_file = ctx.workdir / f"stop-{group}-{n}"
+        self.assignment: List[int] = []
+        self.records = 0
+        self.lock = threading.Lock()
+        log = open(ctx.workdir / f"java-group-{group}-{n}.log", "wb")
+        args = ["group-consume", bs, topic, str(self.stop_file), f"group.id={group}",
+                f"client.id=java-{n}", *[f"{k}={v}" for k, v in conf.items()]]
+        self.proc = subprocess.Popen(C.java_cmd(args), stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            f = raw.decode().split()
+            with self.lock:
+                if f and f[0] == "assignment":
+                    self.assignment = [] if f[1] == "-" else [int(x) for x in f[1].split(",")]
+                elif f and f[0] == "rec":
+                    self.records += 1
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.assignment), self.records
+
+    def stop(self, timeout=30):
+        self.stop_file.touch()
+        try:
+            return self.proc.wait(timeout)
+        except Exception:
+            self.proc.kill()
+            return "killed"
+
+
+def _wait_group(ctx: Ctx, what: str, poll: Callable[[], bool], timeout=90.0):
+    deadline = time.time() + timeout
+    while not poll():
+        if time.time() > deadline:
+            raise CheckFailed(f"{what}: not reached within {timeout} s")
+        time.sleep(0.5)
+
+
+def _assignment_problems(assignments: List[List[int]], label: str) -> List[str]:
+    owned = [p for a in assignments for p in a]
+    if sorted(owned) != list(range(GROUP_PARTITIONS)):
+        return [f"{label}: assignments {assignments} are not a disjoint cover of 0..{GROUP_PARTITIONS - 1}"]
+    if any(not a for a in assignments):
+        return [f"{label}: a member got nothing: {assignments}"]
+    return []
+
+
+def _describe_problems(b: Broker, group: str, gtype: str, members: int, assignments: List[List[int]]) -> List[str]:
+    """`moldau groups describe` must show the members, their partitions and every commit."""
+    d = _moldau_groups(b, "describe", "-g", group)
+    problems = []
+    if d["type"] != gtype or d["state"] != "Stable" or len(d["members"]) != members:
+        problems.append(f"describe {group}: type {d['type']}, state {d['state']}, {len(d['members'])} members; "
+                        f"want {gtype}, Stable, {members}")
+    seen = sorted(sorted(p["partition"] for p in m["assignment"]) for m in d["members"])
+    if seen != sorted(sorted(a) for a in assignments):
+        problems.append(f"describe {group}: assignments {seen}, the clients say {sorted(assignments)}")
+    committed = sum(p["current_offset"] or 0 for p in d["partitions"])
+    lag = [p["lag"] for p in d["partitions"]]
+    if committed != GROUP_RECORDS or any(x != 0 for x in lag):
+        problems.append(f"describe {group}: committed {committed} of {GROUP_RECORDS}, lags {lag}")
+    return problems
+
+
+def _java_group(ctx: Ctx, group: str, members: int, conf: dict, gtype: str):
+    b = ctx.broker(**{"group.initial.rebalance.delay.ms": "0"})
+    bs = b.bootstrap
+    topic = f"{group}-topic"
+    _group_topic(ctx, bs, topic)
+    C.java_classpath()  # compile once before starting members in parallel
+    ms = [_JavaMember(ctx, bs, topic, group, n, conf) for n in range(members)]
+    problems = []
+    try:
+        def settled():
+            snaps = [m.snapshot() for m in ms]
+            for m in ms:
+                if m.proc.poll() is not None:
+                    raise CheckFailed(f"a Java member exited early with {m.proc.returncode}")
+            return (not _assignment_problems([s[0] for s in snaps], "")
+                    and sum(s[1] for s in snaps) >= GROUP_RECORDS)
+        _wait_group(ctx, f"{members} Java members own all {GROUP_PARTITIONS} partitions and read everything", settled)
+        assignments = [m.snapshot()[0] for m in ms]
+        ctx.log(f"Java {gtype} members' assignments: {assignments}")
+        total = sum(m.snapshot()[1] for m in ms)
+        if total != GROUP_RECORDS:
+            problems.append(f"Java members read {total} records, want {GROUP_RECORDS} (each once)")
+        # commitSync has returned for every polled batch; describe must show it all.
+        deadline = time.time() + 20
+        while True:
+            p = _describe_problems(b, group, gtype, members, assignments)
+            if not p or time.time() > deadline:
+                problems += p
+                break
+            time.sleep(0.5)
+    finally:
+        codes = [m.stop() for m in ms]
+    if any(c != 0 for c in codes):
+        problems.append(f"Java members exited with {codes}")
+    d = _moldau_groups(b, "describe", "-g", group)
+    if d["state"] != "Empty" or d["members"]:
+        problems.append(f"after every member closed: state {d['state']}, {len(d['members'])} members; want Empty, 0")
+    fail_if(problems, f"Java {gtype} group")
+
+
+@scenario
+def groups_java_classic(ctx: Ctx):
+    """Java KafkaConsumer 3.9 with group.id: 3 members over 6 partitions, disjoint complete assignment, commits in `moldau groups describe`."""
+    _java_group(ctx, "java-classic", 3, {"session.timeout.ms": "10000", "heartbeat.interval.ms": "500"}, "classic")
+
+
+@scenario
+def groups_java_consumer_protocol(ctx: Ctx):
+    """Java KafkaConsumer 3.9 with group.protocol=consumer (KIP-848): 2 members over 6 partitions, commits described."""
+    _java_group(ctx, "java-kip848", 2, {"group.protocol": "consumer"}, "consumer")
+
+
+@scenario
+def groups_kafka_python(ctx: Ctx):
+    """kafka-python KafkaConsumer with group_id: 2 members over 6 partitions, disjoint complete assignment, commits described."""
+    from kafka import KafkaConsumer
+    C._kp_logging()
+    b = ctx.broker(**{"group.initial.rebalance.delay.ms": "0"})
+    bs = b.bootstrap
+    group, topic = "kp-group", "kp-group-topic"
+    _group_topic(ctx, bs, topic)
+    consumers = [KafkaConsumer(topic, bootstrap_servers=bs, group_id=group, client_id=f"kp-{n}",
+                               auto_offset_reset="earliest", enable_auto_commit=False,
+                               session_timeout_ms=10000, heartbeat_interval_ms=500)
+                 for n in range(2)]
+    problems = []
+    try:
+        counts = [0, 0]
+        deadline = time.time() + 90
+        while True:
+            for i, c in enumerate(consumers):
+                batch = c.poll(timeout_ms=200)
+                n = sum(len(v) for v in batch.values())
+                if n:
+                    counts[i] += n
+                    c.commit()
+            assignments = [sorted(tp.partition for tp in c.assignment()) for c in consumers]
+            if sum(counts) >= GROUP_RECORDS and not _assignment_problems(assignments, ""):
+                break
+            if time.time() > deadline:
+                raise CheckFailed(f"kafka-python members: read {counts}, assignments {assignments}")
+        ctx.log(f"kafka-python members' assignments: {assignments}, records {counts}")
+        if sum(counts) != GROUP_RECORDS:
+            problems.append(f"kafka-python members read {counts}, want {GROUP_RECORDS} in all")
+        problems += _describe_problems(b, group, "classic", 2, assignments)
+    finally:
+        for c in consumers:
+            c.close()
+    fail_if(problems, "kafka-python group")

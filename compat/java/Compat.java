@@ -11,6 +11,9 @@
 //   list-offsets  BOOTSTRAP TOPIC                       Admin listOffsets: "lo P earliest latest maxts_offset maxts_ts"
 //   offsets-for-times BOOTSTRAP TOPIC P:TS ...          out:   "oft P TS offset|null ts|null"
 //   sustain       BOOTSTRAP TOPIC STOPFILE [k=v ...]    produce until STOPFILE exists; "ack ..." lines as acks arrive
+//   group-consume BOOTSTRAP TOPIC STOPFILE [k=v ...]    subscribe with group.id (in k=v), commitSync after each poll,
+//                                                       until STOPFILE exists, then close (leave the group).
+//                                                       out: "assignment P,P,.." on every change, "rec P offset" per record
 //
 // headers: "-" for none, else comma-separated keyhex=valuehex (valuehex "-" = null value).
 import java.io.*;
@@ -83,6 +86,7 @@ public class Compat {
             case "offsets-for-times": offsetsForTimes(args); break;
             case "sustain": sustain(args); break;
             case "list-offsets": listOffsets(args); break;
+            case "group-consume": groupConsume(args); break;
             default: throw new IllegalArgumentException("unknown command " + args[0]);
         }
         System.exit(0);
@@ -169,6 +173,31 @@ public class Compat {
                     OUT.println("rec " + r.topic() + " " + r.partition() + " " + r.offset() + " " + r.timestamp() + " " + r.timestampType().name
                         + " " + hex(r.key()) + " " + hex(r.value()) + " " + headersOut(r.headers()));
                 }
+            }
+        }
+    }
+
+    static void groupConsume(String[] a) throws Exception {
+        Properties p = props(a[1], a, 4);
+        p.put("key.deserializer", ByteArrayDeserializer.class.getName());
+        p.put("value.deserializer", ByteArrayDeserializer.class.getName());
+        p.putIfAbsent("enable.auto.commit", "false");
+        p.putIfAbsent("auto.offset.reset", "earliest");
+        Path stop = Paths.get(a[3]);
+        try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p)) {
+            c.subscribe(List.of(a[2]));
+            String last = null;
+            while (!Files.exists(stop)) {
+                ConsumerRecords<byte[], byte[]> recs = c.poll(Duration.ofMillis(200));
+                for (ConsumerRecord<byte[], byte[]> r : recs) OUT.println("rec " + r.partition() + " " + r.offset());
+                if (!recs.isEmpty()) c.commitSync();
+                List<Integer> parts = new ArrayList<>();
+                for (TopicPartition tp : c.assignment()) parts.add(tp.partition());
+                Collections.sort(parts);
+                StringBuilder sb = new StringBuilder();
+                for (int x : parts) { if (sb.length() > 0) sb.append(','); sb.append(x); }
+                String now = sb.length() == 0 ? "-" : sb.toString();
+                if (!now.equals(last)) { OUT.println("assignment " + now); last = now; }
             }
         }
     }
