@@ -151,8 +151,16 @@ impl GroupCoordinator {
                 continue;
             }
             let mut shard = GroupShard::new(self.config.clone());
-            let count = replay_log(&partition.log, &mut shard, now_ms)?;
+            let (count, pending) = replay_log(&partition.log, &mut shard, now_ms)?;
             shard.finish_load(now_ms);
+            let mut held = self
+                .pending_txn_offsets
+                .lock()
+                .expect("pending lock poisoned");
+            for (producer_id, records) in pending {
+                held.insert((partition_id, producer_id), records);
+            }
+            drop(held);
             if count > 0 {
                 tracing::info!("loaded {count} records of {OFFSETS_TOPIC}-{partition_id}");
             }
@@ -416,12 +424,27 @@ impl GroupCoordinator {
     pub fn txn_commit_offsets(
         &self,
         info: RequestInfo,
-        producer_id: i64,
+        producer: (i64, i16),
         request: &OffsetCommitRequest,
     ) -> Result<OffsetCommitResponse, ResponseError> {
         let (partition_id, shard) = self.shard_for(request.group_id.as_str())?;
         let mut shard = shard.lock().expect("shard lock poisoned");
-        let (records, response) = shard.commit_offsets(&info, request);
+        let (records, mut response) = shard.commit_offsets(&info, request);
+        let producer_id = producer.0;
+        // Written now as the producer's transactional batch (Kafka's layout), so that a
+        // restart finds them; they count once the COMMIT marker follows.
+        if let Err(error) = self.append_transactional(partition_id, &records, producer) {
+            for p in response
+                .topics
+                .iter_mut()
+                .flat_map(|t| t.partitions.iter_mut())
+            {
+                if p.error_code == 0 {
+                    p.error_code = error.code();
+                }
+            }
+            return Ok(response);
+        }
         self.pending_txn_offsets
             .lock()
             .expect("pending lock poisoned")
@@ -431,36 +454,55 @@ impl GroupCoordinator {
         Ok(response)
     }
 
-    /// A COMMIT or ABORT marker of `producer_id` is about to be written to a
-    /// `__consumer_offsets` partition: a commit appends and applies the held offsets first.
-    pub fn complete_txn_offsets(
-        &self,
-        partition_id: i32,
-        producer_id: i64,
-        commit: bool,
-    ) -> Result<(), ResponseError> {
+    /// A COMMIT or ABORT marker of `producer_id` was written to a `__consumer_offsets`
+    /// partition: a commit applies the offsets the transaction wrote, an abort drops them.
+    pub fn complete_txn_offsets(&self, partition_id: i32, producer_id: i64, commit: bool) {
         let pending = self
             .pending_txn_offsets
             .lock()
             .expect("pending lock poisoned")
             .remove(&(partition_id, producer_id));
         let (Some(records), true) = (pending, commit) else {
-            return Ok(());
+            return;
         };
-        let Some(shard) = self.shard_at(partition_id) else {
-            return Err(ResponseError::NotCoordinator);
-        };
-        let mut shard = shard.lock().expect("shard lock poisoned");
-        if let Err(e) = self.append(partition_id, &records) {
-            // Keep them for the coordinator's retry of this marker.
-            self.pending_txn_offsets
-                .lock()
-                .expect("pending lock poisoned")
-                .insert((partition_id, producer_id), records);
-            return Err(e);
+        if let Some(shard) = self.shard_at(partition_id) {
+            let mut shard = shard.lock().expect("shard lock poisoned");
+            shard.apply_written(&records, crate::now_ms());
         }
-        shard.apply_written(&records, crate::now_ms());
-        Ok(())
+    }
+
+    /// Appends TxnOffsetCommit records as the producer's transactional batch.
+    fn append_transactional(
+        &self,
+        partition_id: i32,
+        records: &[CoordinatorRecord],
+        producer: (i64, i16),
+    ) -> Result<(), ResponseError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut batch = internal_log::encode_transactional_batch(
+            records.iter().map(|r| (r.key.clone(), r.value.clone())),
+            producer,
+            crate::now_ms(),
+        )
+        .map_err(|e| {
+            tracing::error!("cannot encode {OFFSETS_TOPIC} batch: {e}");
+            ResponseError::UnknownServerError
+        })?;
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition_id);
+        self.replica_manager
+            .append_records(&tp, &mut batch, 1, AppendOrigin::Coordinator)
+            .map(|_| ())
+            .map_err(|e| {
+                tracing::warn!("cannot append to {OFFSETS_TOPIC}-{partition_id}: {e:?}");
+                match e {
+                    AppendError::Storage(StorageError::InvalidProducerEpoch(_)) => {
+                        ResponseError::ProducerFenced
+                    }
+                    e => append_error_code(&e),
+                }
+            })
     }
 
     /// Committed offsets; `member` (OffsetFetch v9+) is checked against KIP-848 groups.
@@ -621,21 +663,50 @@ fn append_error_code(error: &AppendError) -> ResponseError {
     }
 }
 
-/// Replays a `__consumer_offsets` partition into `shard`; returns the number of records.
-fn replay_log(log: &Log, shard: &mut GroupShard, now_ms: i64) -> Result<usize, BrokerError> {
+/// Transactional offset commits replayed without their marker yet, by producer id.
+type PendingTxnOffsets = HashMap<i64, Vec<CoordinatorRecord>>;
+
+/// Replays a `__consumer_offsets` partition into `shard`; returns the number of records
+/// and the transactional offsets whose transaction is still open. Offsets a transaction
+/// wrote are replayed at its COMMIT marker and dropped at its ABORT marker.
+fn replay_log(
+    log: &Log,
+    shard: &mut GroupShard,
+    now_ms: i64,
+) -> Result<(usize, PendingTxnOffsets), BrokerError> {
     let mut count = 0;
-    internal_log::replay(log, |record| {
-        if let Some(key) = record.key {
-            shard.replay(
-                &CoordinatorRecord {
+    let pending = std::cell::RefCell::new(PendingTxnOffsets::new());
+    let shard = std::cell::RefCell::new(shard);
+    internal_log::replay_with_markers(
+        log,
+        |record| {
+            if let Some(key) = record.key {
+                let record_value = CoordinatorRecord {
                     key,
                     value: record.value,
-                },
-                now_ms,
-            );
-            count += 1;
-        }
-        Ok(())
-    })?;
-    Ok(count)
+                };
+                if record.transactional_producer_id >= 0 {
+                    pending
+                        .borrow_mut()
+                        .entry(record.transactional_producer_id)
+                        .or_default()
+                        .push(record_value);
+                } else {
+                    shard.borrow_mut().replay(&record_value, now_ms);
+                }
+                count += 1;
+            }
+            Ok(())
+        },
+        |marker| {
+            let records = pending.borrow_mut().remove(&marker.producer_id);
+            if let (Some(records), true) = (records, marker.commit) {
+                for record in &records {
+                    shard.borrow_mut().replay(record, now_ms);
+                }
+            }
+            Ok(())
+        },
+    )?;
+    Ok((count, pending.into_inner()))
 }

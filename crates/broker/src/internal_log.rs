@@ -16,6 +16,15 @@ pub struct InternalRecord {
     pub key: Option<Bytes>,
     /// `None` is a tombstone.
     pub value: Option<Bytes>,
+    /// The producer of a transactional batch (TxnOffsetCommit in `__consumer_offsets`): its
+    /// records count only once a COMMIT marker of that producer follows. -1 otherwise.
+    pub transactional_producer_id: i64,
+}
+
+/// A COMMIT or ABORT marker of an internal log (`__consumer_offsets`).
+pub struct InternalMarker {
+    pub producer_id: i64,
+    pub commit: bool,
 }
 
 /// Encodes `(key, value)` pairs as one uncompressed RecordBatch v2 (offsets are assigned on
@@ -24,16 +33,35 @@ pub fn encode_batch(
     records: impl IntoIterator<Item = (Bytes, Option<Bytes>)>,
     now_ms: i64,
 ) -> Result<BytesMut, BrokerError> {
+    encode(records, None, now_ms)
+}
+
+/// [`encode_batch`] as a transactional batch of `(producer id, producer epoch)`, as the
+/// group coordinator writes TxnOffsetCommit offsets (no sequence: origin Coordinator).
+pub fn encode_transactional_batch(
+    records: impl IntoIterator<Item = (Bytes, Option<Bytes>)>,
+    producer: (i64, i16),
+    now_ms: i64,
+) -> Result<BytesMut, BrokerError> {
+    encode(records, Some(producer), now_ms)
+}
+
+fn encode(
+    records: impl IntoIterator<Item = (Bytes, Option<Bytes>)>,
+    producer: Option<(i64, i16)>,
+    now_ms: i64,
+) -> Result<BytesMut, BrokerError> {
+    let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
     let records: Vec<Record> = records
         .into_iter()
         .enumerate()
         .map(|(i, (key, value))| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             sequence: -1,
@@ -60,7 +88,16 @@ pub fn encode_batch(
 /// Control batches are skipped; batches emptied by compaction still advance the position.
 pub fn replay(
     log: &Log,
+    apply: impl FnMut(InternalRecord) -> Result<(), BrokerError>,
+) -> Result<(), BrokerError> {
+    replay_with_markers(log, apply, |_| Ok(()))
+}
+
+/// [`replay`], also handing each transaction marker to `on_marker` in offset order.
+pub fn replay_with_markers(
+    log: &Log,
     mut apply: impl FnMut(InternalRecord) -> Result<(), BrokerError>,
+    mut on_marker: impl FnMut(InternalMarker) -> Result<(), BrokerError>,
 ) -> Result<(), BrokerError> {
     let name = log.topic_partition().to_string();
     let mut offset = log.log_start_offset();
@@ -80,8 +117,19 @@ pub fn replay(
             position = batch_end;
             offset = header.next_offset();
             if header.is_control() {
+                if let Some(commit) = marker_is_commit(&batch) {
+                    on_marker(InternalMarker {
+                        producer_id: header.producer_id,
+                        commit,
+                    })?;
+                }
                 continue;
             }
+            let transactional_producer_id = if header.is_transactional() {
+                header.producer_id
+            } else {
+                -1
+            };
             let decoded = RecordBatchDecoder::decode(&mut batch).map_err(|e| {
                 BrokerError::MetadataLog(format!(
                     "{name}: undecodable batch at offset {}: {e}",
@@ -93,6 +141,7 @@ pub fn replay(
                     offset: record.offset,
                     key: record.key,
                     value: record.value,
+                    transactional_producer_id,
                 })?;
             }
         }
@@ -101,4 +150,17 @@ pub fn replay(
         }
     }
     Ok(())
+}
+
+/// Whether a control batch is a COMMIT (true) or ABORT (false) marker; `None` for other
+/// control records. The control record key is (version: int16, type: int16).
+fn marker_is_commit(batch: &Bytes) -> Option<bool> {
+    let mut batch = batch.clone();
+    let decoded = RecordBatchDecoder::decode(&mut batch).ok()?;
+    let key = decoded.records.first()?.key.clone()?;
+    match key.get(2..4)? {
+        [0, 0] => Some(false),
+        [0, 1] => Some(true),
+        _ => None,
+    }
 }

@@ -505,12 +505,6 @@ pub fn write_marker(
     if partition.leader != state.node_id {
         return Err(ResponseError::NotLeaderOrFollower);
     }
-    if tp.topic == OFFSETS_TOPIC {
-        // Offsets committed in the transaction become visible with its COMMIT marker.
-        state
-            .group_coordinator
-            .complete_txn_offsets(tp.partition, producer_id, commit)?;
-    }
     partition
         .log
         .append_control_marker(
@@ -525,6 +519,12 @@ pub fn write_marker(
             ResponseError::try_from_code(e.kafka_error_code())
                 .unwrap_or(ResponseError::UnknownServerError)
         })?;
+    if tp.topic == OFFSETS_TOPIC {
+        // Offsets committed in the transaction become visible with its COMMIT marker.
+        state
+            .group_coordinator
+            .complete_txn_offsets(tp.partition, producer_id, commit);
+    }
     // A single replica: the marker is committed once written.
     partition
         .log

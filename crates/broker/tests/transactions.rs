@@ -396,3 +396,71 @@ async fn admin_apis_describe_an_open_transaction() {
     blocking(move || producer.commit_transaction(TXN_TIMEOUT).expect("commit")).await;
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_sent_before_a_restart_commit_after_it() {
+    let mut broker = TestBroker::start().await;
+    broker.create_topic("eos-restart-in", 1).await;
+    broker.create_topic("eos-restart-out", 1).await;
+    let (c1, c2) = (broker.client_config(), broker.client_config());
+    let offsets = || {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("eos-restart-in", 0, Offset::Offset(7))
+            .expect("partition");
+        tpl
+    };
+    let producer = blocking(move || {
+        let mut c1 = c1;
+        let consumer: BaseConsumer = c1
+            .set("group.id", "eos-restart-group")
+            .create()
+            .expect("consumer");
+        let group = consumer.group_metadata().expect("group metadata");
+        let producer = txn_producer(c2, "eos-restart");
+        producer.begin_transaction().expect("begin");
+        send(&producer, "eos-restart-out", &["o1"]);
+        producer
+            .send_offsets_to_transaction(&offsets(), &group, TXN_TIMEOUT)
+            .expect("send offsets");
+        producer
+    })
+    .await;
+    broker.restart().await;
+    let config = broker.client_config();
+    let committed = blocking(move || {
+        producer.commit_transaction(TXN_TIMEOUT).expect("commit");
+        let mut config = config;
+        let reader: BaseConsumer = config
+            .set("group.id", "eos-restart-group")
+            .create()
+            .expect("reader");
+        let committed = reader
+            .committed_offsets(offsets(), TXN_TIMEOUT)
+            .expect("committed offsets");
+        committed
+            .find_partition("eos-restart-in", 0)
+            .expect("partition")
+            .offset()
+    })
+    .await;
+    assert_eq!(committed, Offset::Offset(7));
+    // Replay applies them again from the transactional batch and its COMMIT marker.
+    broker.restart().await;
+    let config = broker.client_config();
+    let replayed = blocking(move || {
+        let mut config = config;
+        let reader: BaseConsumer = config
+            .set("group.id", "eos-restart-group")
+            .create()
+            .expect("reader");
+        reader
+            .committed_offsets(offsets(), TXN_TIMEOUT)
+            .expect("committed offsets")
+            .find_partition("eos-restart-in", 0)
+            .expect("partition")
+            .offset()
+    })
+    .await;
+    assert_eq!(replayed, Offset::Offset(7));
+    broker.shutdown().await;
+}

@@ -59,9 +59,11 @@ pub fn handle(
         );
     let mut info = request_info(ctx);
     info.api_version = OFFSET_COMMIT_EQUIVALENT_VERSION;
-    let result = state
-        .group_coordinator
-        .txn_commit_offsets(info, request.producer_id.0, &commit);
+    let result = state.group_coordinator.txn_commit_offsets(
+        info,
+        (request.producer_id.0, request.producer_epoch),
+        &commit,
+    );
     let topics = match result {
         Ok(response) => response
             .topics
