@@ -464,3 +464,161 @@ async fn offsets_sent_before_a_restart_commit_after_it() {
     assert_eq!(replayed, Offset::Offset(7));
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactional_batch_needs_its_partition_in_the_transaction() {
+    use bytes::{Bytes, BytesMut};
+    use common::wire::WireClient;
+    use kafka_protocol::messages::add_partitions_to_txn_request::{
+        AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+    };
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    use kafka_protocol::ResponseError;
+
+    let broker = TestBroker::start().await;
+    broker.create_topic("txn-verify", 1).await;
+    let mut wire = WireClient::connect(&broker.bootstrap()).await;
+    let txn_id = || TransactionalId(StrBytes::from_static_str("verify-tx"));
+    let topic = || TopicName(StrBytes::from_static_str("txn-verify"));
+    let _: FindCoordinatorResponse = wire
+        .call(
+            ApiKey::FindCoordinator,
+            3,
+            &FindCoordinatorRequest::default()
+                .with_key(StrBytes::from_static_str("verify-tx"))
+                .with_key_type(1),
+        )
+        .await;
+    let init: InitProducerIdResponse = wire
+        .call(
+            ApiKey::InitProducerId,
+            4,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(txn_id()))
+                .with_transaction_timeout_ms(60_000),
+        )
+        .await;
+    assert_eq!(init.error_code, 0);
+    let (producer_id, epoch) = (init.producer_id, init.producer_epoch);
+
+    let batch = || {
+        let record = Record {
+            transactional: true,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: producer_id.0,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: 0,
+            timestamp: 0,
+            key: None,
+            value: Some(Bytes::from_static(b"v")),
+            headers: Default::default(),
+        };
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &[record],
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .expect("encode");
+        buf.freeze()
+    };
+    let produce = |version: i16| {
+        let request = ProduceRequest::default()
+            .with_transactional_id(Some(txn_id()))
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic())
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch()))])]);
+        (version, request)
+    };
+    let code = |response: ProduceResponse| response.responses[0].partition_responses[0].error_code;
+
+    // Not added yet: refused, with the error each produce version knows.
+    let (v, request) = produce(10);
+    let refused: ProduceResponse = wire.call(ApiKey::Produce, v, &request).await;
+    assert_eq!(code(refused), ResponseError::InvalidTxnState.code());
+    let (v, request) = produce(11);
+    let refused: ProduceResponse = wire.call(ApiKey::Produce, v, &request).await;
+    assert_eq!(code(refused), ResponseError::TransactionAbortable.code());
+
+    // Verify-only (v4, as a broker asks) reports the same without adding.
+    let verify = AddPartitionsToTxnRequest::default().with_transactions(vec![
+        AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(txn_id())
+            .with_producer_id(producer_id)
+            .with_producer_epoch(epoch)
+            .with_verify_only(true)
+            .with_topics(vec![AddPartitionsToTxnTopic::default()
+                .with_name(topic())
+                .with_partitions(vec![0])]),
+    ]);
+    let verified: AddPartitionsToTxnResponse =
+        wire.call(ApiKey::AddPartitionsToTxn, 4, &verify).await;
+    let result = &verified.results_by_transaction[0].topic_results[0].results_by_partition[0];
+    assert_eq!(
+        result.partition_error_code,
+        ResponseError::InvalidTxnState.code()
+    );
+
+    let add = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(txn_id())
+        .with_v3_and_below_producer_id(producer_id)
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+            .with_name(topic())
+            .with_partitions(vec![0])]);
+    let added: AddPartitionsToTxnResponse = wire.call(ApiKey::AddPartitionsToTxn, 3, &add).await;
+    assert_eq!(
+        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
+    let (v, request) = produce(11);
+    let accepted: ProduceResponse = wire.call(ApiKey::Produce, v, &request).await;
+    assert_eq!(code(accepted), 0);
+
+    let ended: EndTxnResponse = wire
+        .call(
+            ApiKey::EndTxn,
+            3,
+            &EndTxnRequest::default()
+                .with_transactional_id(txn_id())
+                .with_producer_id(producer_id)
+                .with_producer_epoch(epoch)
+                .with_committed(true),
+        )
+        .await;
+    assert_eq!(ended.error_code, 0);
+    // A stale epoch is fenced; before v2 as INVALID_PRODUCER_EPOCH.
+    let stale = |v: i16| {
+        (
+            v,
+            EndTxnRequest::default()
+                .with_transactional_id(txn_id())
+                .with_producer_id(producer_id)
+                .with_producer_epoch(epoch - 1)
+                .with_committed(true),
+        )
+    };
+    let (v, request) = stale(1);
+    let old: EndTxnResponse = wire.call(ApiKey::EndTxn, v, &request).await;
+    assert_eq!(old.error_code, ResponseError::InvalidProducerEpoch.code());
+    let (v, request) = stale(3);
+    let new: EndTxnResponse = wire.call(ApiKey::EndTxn, v, &request).await;
+    assert_eq!(new.error_code, ResponseError::ProducerFenced.code());
+    broker.shutdown().await;
+}

@@ -107,6 +107,14 @@ fn add(
                 .map(|()| vec![])
         };
         match result {
+            // v4 verifies for produce requests that predate TRANSACTION_ABORTABLE.
+            Ok(errors) if api_version < 5 => errors
+                .into_iter()
+                .map(|(p, e)| match e {
+                    ResponseError::TransactionAbortable => (p, ResponseError::InvalidTxnState),
+                    e => (p, e),
+                })
+                .collect(),
             Ok(errors) => errors,
             Err(e) => {
                 // Clients before v2 know INVALID_PRODUCER_EPOCH, not PRODUCER_FENCED.

@@ -8,7 +8,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
-use moldau_storage::{AppendOrigin, TopicPartition};
+use moldau_storage::{AppendOrigin, BatchHeader, TopicPartition};
 
 use super::str_bytes;
 use crate::api::RequestContext;
@@ -25,6 +25,7 @@ pub async fn handle(
     request: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
+    let transactional_id = request.transactional_id.as_ref().map(|id| id.as_str());
     let image = state.image();
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic in request.topic_data {
@@ -54,6 +55,9 @@ pub async fn handle(
                     );
                 };
                 let tp = TopicPartition::new(name.clone(), partition.index);
+                if let Err(e) = verify_transaction(state, ctx, transactional_id, &tp, &records) {
+                    return error(e, None);
+                }
                 let mut records = BytesMut::from(&records[..]);
                 match state.replica_manager.append_records(
                     &tp,
@@ -98,4 +102,47 @@ fn error_response(
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)
         .with_error_message(message.map(str_bytes))
+}
+
+/// KIP-890 part 1: a transactional batch goes only to a partition its producer added to the
+/// transaction, as the coordinator confirms. Errors are converted for clients that predate
+/// them, as Kafka does.
+fn verify_transaction(
+    state: &BrokerState,
+    ctx: &RequestContext,
+    transactional_id: Option<&str>,
+    tp: &TopicPartition,
+    records: &[u8],
+) -> Result<(), ResponseError> {
+    let Ok(header) = BatchHeader::parse(records) else {
+        // The log's validation reports the malformed batch.
+        return Ok(());
+    };
+    if !header.is_transactional() {
+        return Ok(());
+    }
+    // Kafka verifies only requests that name their transactional id.
+    let Some(transactional_id) = transactional_id.filter(|id| !id.is_empty()) else {
+        return Ok(());
+    };
+    let partition = [(tp.topic.clone(), tp.partition)];
+    let result = state
+        .txn_coordinator
+        .verify_partitions(
+            transactional_id,
+            header.producer_id,
+            header.producer_epoch,
+            &partition,
+        )
+        .and_then(|errors| errors.into_iter().next().map_or(Ok(()), |(_, e)| Err(e)));
+    result.map_err(|e| match e {
+        ResponseError::TransactionAbortable if ctx.api_version < 11 => {
+            ResponseError::InvalidTxnState
+        }
+        ResponseError::ConcurrentTransactions
+        | ResponseError::CoordinatorLoadInProgress
+        | ResponseError::CoordinatorNotAvailable
+        | ResponseError::NotCoordinator => ResponseError::NotEnoughReplicas,
+        e => e,
+    })
 }

@@ -360,20 +360,27 @@ impl TxnShard {
         }))
     }
 
-    /// KIP-890 verification (AddPartitionsToTxn v4 verify-only, Produce): the error for
-    /// each partition that is not in the producer's ongoing transaction.
+    /// KIP-890 verification (AddPartitionsToTxn v4+ verify-only, Produce): the error for
+    /// each partition that is not in the producer's transaction (TRANSACTION_ABORTABLE;
+    /// callers convert it for clients that predate it).
     pub fn verify_partitions(
         &self,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
-        partitions: &[(String, i32)],
+        partitions: &[TxnPartition],
     ) -> Result<Vec<(TxnPartition, ResponseError)>, ResponseError> {
         let current = self.check_producer(transactional_id, producer_id, producer_epoch)?;
+        if matches!(
+            current.state,
+            TxnState::PrepareCommit | TxnState::PrepareAbort
+        ) {
+            return Err(ResponseError::ConcurrentTransactions);
+        }
         Ok(partitions
             .iter()
-            .filter(|p| current.state != TxnState::Ongoing || !current.partitions.contains(*p))
-            .map(|p| (p.clone(), ResponseError::InvalidTxnState))
+            .filter(|p| !current.partitions.contains(*p))
+            .map(|p| (p.clone(), ResponseError::TransactionAbortable))
             .collect())
     }
 
@@ -661,6 +668,9 @@ mod tests {
         let errors = shard
             .verify_partitions("tx", 10, 0, &[tp("a", 0), tp("a", 1)])
             .unwrap();
-        assert_eq!(errors, vec![(tp("a", 1), ResponseError::InvalidTxnState)]);
+        assert_eq!(
+            errors,
+            vec![(tp("a", 1), ResponseError::TransactionAbortable)]
+        );
     }
 }
