@@ -144,6 +144,7 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
     ("transaction.state.log.num.partitions", "50", "int"),
     ("transaction.state.log.segment.bytes", "104857600", "int"),
     ("transaction.max.timeout.ms", "900000", "int"),
+    ("transactional.id.expiration.ms", "604800000", "int"),
     (
         "transaction.abort.timed.out.transaction.cleanup.interval.ms",
         "10000",
@@ -346,6 +347,13 @@ impl ServerConfig {
                     900_000,
                     1,
                     i32::MAX,
+                )?,
+                id_expiration_ms: parse_opt(
+                    &props,
+                    "transactional.id.expiration.ms",
+                    604_800_000,
+                    1,
+                    i64::from(i32::MAX),
                 )?,
             },
             transaction_state_log_num_partitions: parse_opt(

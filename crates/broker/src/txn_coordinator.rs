@@ -452,6 +452,38 @@ impl TxnCoordinator {
             for job in aborts {
                 self.finish(state, partition_id, &shard, job);
             }
+            self.expire_ids(partition_id, &shard);
+        }
+    }
+
+    /// Forgets transactional ids idle past `transactional.id.expiration.ms` (tombstones).
+    fn expire_ids(&self, partition_id: i32, shard: &LoadedShard) {
+        let mut guard = shard.shard.lock().expect("shard lock poisoned");
+        let tombstones = guard.expired_ids(crate::now_ms());
+        if tombstones.is_empty() {
+            return;
+        }
+        let mut batch = match internal_log::encode_batch(
+            tombstones.iter().map(|r| (r.key.clone(), r.value.clone())),
+            crate::now_ms(),
+        ) {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::error!("cannot encode {TRANSACTION_STATE_TOPIC} tombstones: {e}");
+                return;
+            }
+        };
+        let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, partition_id);
+        match self
+            .replica_manager
+            .append_records(&tp, &mut batch, 1, AppendOrigin::Coordinator)
+        {
+            Ok(_) => {
+                for tombstone in &tombstones {
+                    guard.replay(tombstone);
+                }
+            }
+            Err(e) => tracing::warn!("cannot expire transactional ids: {e:?}"),
         }
     }
 

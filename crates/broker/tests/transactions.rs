@@ -622,3 +622,44 @@ async fn a_transactional_batch_needs_its_partition_in_the_transaction() {
     assert_eq!(new.error_code, ResponseError::ProducerFenced.code());
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_transactional_id_expires() {
+    use common::wire::WireClient;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::ResponseError;
+
+    let broker = TestBroker::start_with(&[
+        ("transactional.id.expiration.ms", "500"),
+        (
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+            "100",
+        ),
+    ])
+    .await;
+    broker.create_topic("txn-expire", 1).await;
+    let config = broker.client_config();
+    blocking(move || commit(&txn_producer(config, "expiring"), "txn-expire", &["e1"])).await;
+    let mut wire = WireClient::connect(&broker.bootstrap()).await;
+    let deadline = Instant::now() + HANG_GUARD;
+    loop {
+        let described: DescribeTransactionsResponse = wire
+            .call(
+                ApiKey::DescribeTransactions,
+                0,
+                &DescribeTransactionsRequest::default().with_transactional_ids(vec![
+                    TransactionalId(StrBytes::from_static_str("expiring")),
+                ]),
+            )
+            .await;
+        if described.transaction_states[0].error_code
+            == ResponseError::TransactionalIdNotFound.code()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the id never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    broker.shutdown().await;
+}

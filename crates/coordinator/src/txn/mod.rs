@@ -149,12 +149,16 @@ pub struct InitOutcome {
 pub struct TxnConfig {
     /// transaction.max.timeout.ms
     pub max_timeout_ms: i32,
+    /// transactional.id.expiration.ms: an id idle this long (no transaction open) is
+    /// forgotten.
+    pub id_expiration_ms: i64,
 }
 
 impl Default for TxnConfig {
     fn default() -> Self {
         TxnConfig {
             max_timeout_ms: 900_000,
+            id_expiration_ms: 604_800_000,
         }
     }
 }
@@ -472,6 +476,21 @@ impl TxnShard {
             .collect()
     }
 
+    /// Transactional ids idle past `transactional.id.expiration.ms` with no transaction
+    /// open: the tombstones to append (then replay) to forget them.
+    pub fn expired_ids(&self, now_ms: i64) -> Vec<CoordinatorRecord> {
+        self.txns
+            .iter()
+            .filter(|(_, m)| {
+                matches!(
+                    m.state,
+                    TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+                ) && m.last_update_ms + self.config.id_expiration_ms <= now_ms
+            })
+            .map(|(id, _)| txn_tombstone(id))
+            .collect()
+    }
+
     /// Ongoing transactions past their timeout, aborted under a bumped epoch so that the
     /// producer that started them is fenced (Kafka's `abortTimedOutTransactions`).
     pub fn abort_timed_out(&self, now_ms: i64) -> Vec<(TxnWrite, MarkerJob)> {
@@ -654,6 +673,27 @@ mod tests {
             shard.end_txn("tx", 10, 0, true, 61_003).err(),
             Some(ResponseError::ProducerFenced)
         );
+    }
+
+    #[test]
+    fn idle_ids_expire_but_not_open_transactions() {
+        let mut shard = TxnShard::new(TxnConfig {
+            id_expiration_ms: 100,
+            ..TxnConfig::default()
+        });
+        init(&mut shard, "idle", 10, 0);
+        init(&mut shard, "busy", 11, 0);
+        let w = shard
+            .add_partitions("busy", 11, 0, &[tp("a", 0)], 0)
+            .unwrap()
+            .unwrap();
+        write(&mut shard, &w);
+        assert!(shard.expired_ids(99).is_empty());
+        let tombstones = shard.expired_ids(100);
+        assert_eq!(tombstones, vec![txn_tombstone("idle")]);
+        shard.replay(&tombstones[0]);
+        assert!(shard.get("idle").is_none());
+        assert!(shard.get("busy").is_some());
     }
 
     #[test]
