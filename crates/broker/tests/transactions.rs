@@ -342,6 +342,18 @@ async fn admin_apis_describe_an_open_transaction() {
         .map(|t| format!("{}={}", t.transactional_id.as_str(), t.transaction_state))
         .collect();
     assert_eq!(ids, ["admin-tx=Ongoing"]);
+    for (pattern, expected) in [("admin-.*", 1), ("admin", 0)] {
+        let listed: ListTransactionsResponse = wire
+            .call(
+                ApiKey::ListTransactions,
+                2,
+                &ListTransactionsRequest::default()
+                    .with_duration_filter(-1)
+                    .with_transactional_id_pattern(Some(StrBytes::from_static_str(pattern))),
+            )
+            .await;
+        assert_eq!(listed.transaction_states.len(), expected, "{pattern}");
+    }
 
     let described: DescribeTransactionsResponse = wire
         .call(

@@ -1,12 +1,13 @@
 //! ListTransactions: the transactional ids this node coordinates, filtered by state,
-//! producer id, and (v1+) how long the current transaction has run.
+//! producer id, (v1+) how long the current transaction has run and (v2+) a transactional
+//! id pattern.
 
 use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{
     ListTransactionsRequest, ListTransactionsResponse, TransactionalId,
 };
 use kafka_protocol::protocol::{Message, VersionRange};
-use moldau_coordinator::txn::TxnState;
+use moldau_coordinator::txn::{transactional_id_pattern, TxnState};
 
 use super::str_bytes;
 use crate::api::RequestContext;
@@ -43,6 +44,14 @@ pub fn handle(
         return ListTransactionsResponse::default()
             .with_unknown_state_filters(unknown_state_filters);
     }
+    // A null or empty pattern filters nothing.
+    let pattern = match request.transactional_id_pattern.as_deref() {
+        Some(p) if !p.is_empty() => match transactional_id_pattern(p) {
+            Ok(regex) => Some(regex),
+            Err(e) => return ListTransactionsResponse::default().with_error_code(e.code()),
+        },
+        _ => None,
+    };
     let now_ms = crate::now_ms();
     let states = state
         .txn_coordinator
@@ -60,6 +69,7 @@ pub fn handle(
             request.duration_filter < 0
                 || (m.state == TxnState::Ongoing && now_ms - m.start_ms >= request.duration_filter)
         })
+        .filter(|(id, _)| pattern.as_ref().is_none_or(|p| p.is_match(id)))
         .map(|(id, m)| {
             TransactionState::default()
                 .with_transactional_id(TransactionalId(str_bytes(id)))

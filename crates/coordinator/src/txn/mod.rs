@@ -510,6 +510,13 @@ impl TxnShard {
     }
 }
 
+/// ListTransactions v2 (KIP-1152): a transactional id pattern, matched against the whole id
+/// as Java's `Matcher.matches`; INVALID_REGULAR_EXPRESSION when it does not compile.
+pub fn transactional_id_pattern(pattern: &str) -> Result<regex::Regex, ResponseError> {
+    regex::Regex::new(&format!("^(?:{pattern})$"))
+        .map_err(|_| ResponseError::InvalidRegularExpression)
+}
+
 fn marker_job(transactional_id: &str, m: &TxnMetadata) -> MarkerJob {
     MarkerJob {
         transactional_id: transactional_id.to_string(),
@@ -672,6 +679,17 @@ mod tests {
         assert_eq!(
             shard.end_txn("tx", 10, 0, true, 61_003).err(),
             Some(ResponseError::ProducerFenced)
+        );
+    }
+
+    #[test]
+    fn id_patterns_match_whole_ids() {
+        let pattern = transactional_id_pattern("tx-.*").unwrap();
+        assert!(pattern.is_match("tx-1"));
+        assert!(!pattern.is_match("my-tx-1"));
+        assert_eq!(
+            transactional_id_pattern("(").err(),
+            Some(ResponseError::InvalidRegularExpression)
         );
     }
 
