@@ -675,3 +675,139 @@ async fn an_idle_transactional_id_expires() {
     }
     broker.shutdown().await;
 }
+
+/// A restart between PrepareCommit and its markers: the coordinator finds the transaction
+/// in PrepareCommit when it replays `__transaction_state`, writes the markers and completes
+/// the commit. The PrepareCommit record is written the way the coordinator writes it, by a
+/// plain produce to its `__transaction_state` partition (Kafka refuses client produce to
+/// internal topics; should Moldau too, write the record through the data dir instead).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_completes_a_prepared_commit() {
+    use bytes::{Bytes, BytesMut};
+    use common::wire::WireClient;
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    use moldau_coordinator::txn::{txn_record, TxnMetadata, TxnState, TRANSACTION_STATE_TOPIC};
+
+    let mut broker = TestBroker::start().await;
+    broker.create_topic("txn-prepared", 1).await;
+    let mut wire = WireClient::connect(&broker.bootstrap()).await;
+    let txn_id = || TransactionalId(StrBytes::from_static_str("prepared-tx"));
+    let topic = |name: &'static str| TopicName(StrBytes::from_static_str(name));
+    let _: FindCoordinatorResponse = wire
+        .call(
+            ApiKey::FindCoordinator,
+            3,
+            &FindCoordinatorRequest::default()
+                .with_key(StrBytes::from_static_str("prepared-tx"))
+                .with_key_type(1),
+        )
+        .await;
+    let init: InitProducerIdResponse = wire
+        .call(
+            ApiKey::InitProducerId,
+            4,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(txn_id()))
+                .with_transaction_timeout_ms(60_000),
+        )
+        .await;
+    let (producer_id, epoch) = (init.producer_id, init.producer_epoch);
+    let add = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(txn_id())
+        .with_v3_and_below_producer_id(producer_id)
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+            .with_name(topic("txn-prepared"))
+            .with_partitions(vec![0])]);
+    let _: AddPartitionsToTxnResponse = wire.call(ApiKey::AddPartitionsToTxn, 3, &add).await;
+
+    let batch = |transactional: bool, key: Option<Bytes>, value: Bytes| {
+        let record = Record {
+            transactional,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: if transactional { producer_id.0 } else { -1 },
+            producer_epoch: if transactional { epoch } else { -1 },
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: if transactional { 0 } else { -1 },
+            timestamp: 0,
+            key,
+            value: Some(value),
+            headers: Default::default(),
+        };
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &[record],
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .expect("encode");
+        buf.freeze()
+    };
+    let produce = |name: &'static str, partition: i32, records: Bytes, txn: bool| {
+        ProduceRequest::default()
+            .with_transactional_id(txn.then(txn_id))
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic(name))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(records))])])
+    };
+    let request = produce(
+        "txn-prepared",
+        0,
+        batch(true, None, Bytes::from_static(b"p1")),
+        true,
+    );
+    let produced: ProduceResponse = wire.call(ApiKey::Produce, 9, &request).await;
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+
+    let mut metadata = TxnMetadata {
+        producer_id: producer_id.0,
+        producer_epoch: epoch,
+        timeout_ms: 60_000,
+        state: TxnState::PrepareCommit,
+        partitions: Default::default(),
+        last_update_ms: 0,
+        start_ms: 0,
+    };
+    metadata.partitions.insert(("txn-prepared".to_string(), 0));
+    let record = txn_record("prepared-tx", &metadata);
+    let partition = moldau_coordinator::partition_for("prepared-tx", 50);
+    let request = produce(
+        TRANSACTION_STATE_TOPIC,
+        partition,
+        batch(false, Some(record.key), record.value.expect("value")),
+        false,
+    );
+    let written: ProduceResponse = wire.call(ApiKey::Produce, 9, &request).await;
+    assert_eq!(written.responses[0].partition_responses[0].error_code, 0);
+    drop(wire);
+
+    broker.restart().await;
+    let config = broker.client_config();
+    let committed = blocking(move || {
+        commit(
+            &txn_producer(config.clone(), "prepared-after"),
+            "txn-prepared",
+            &["after"],
+        );
+        read_until(config, "txn-prepared", "read_committed", "after")
+    })
+    .await;
+    assert_eq!(committed, ["p1", "after"]);
+    broker.shutdown().await;
+}
