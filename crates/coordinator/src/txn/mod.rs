@@ -731,4 +731,115 @@ mod tests {
             vec![(tp("a", 1), ResponseError::TransactionAbortable)]
         );
     }
+
+    mod model {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            Init(usize),
+            Add(usize, i32),
+            End(usize, bool),
+            Complete(usize),
+            Tick(i64),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                (0..3usize).prop_map(Op::Init),
+                (0..3usize, 0..3i32).prop_map(|(i, p)| Op::Add(i, p)),
+                (0..3usize, any::<bool>()).prop_map(|(i, c)| Op::End(i, c)),
+                (0..3usize).prop_map(Op::Complete),
+                (0..200_000i64).prop_map(Op::Tick),
+            ]
+        }
+
+        proptest! {
+            /// Whatever the requests, the records written rebuild the same state, epochs
+            /// never go back, and the markers of a transaction name its partitions.
+            #[test]
+            fn replay_rebuilds_the_live_state(ops in proptest::collection::vec(op(), 1..60)) {
+                let ids = ["a", "b", "c"];
+                let mut shard = TxnShard::new(TxnConfig::default());
+                let mut log: Vec<CoordinatorRecord> = Vec::new();
+                let mut jobs: Vec<MarkerJob> = Vec::new();
+                let mut next_pid = 100;
+                let mut now = 0;
+                let apply = |shard: &mut TxnShard, w: &TxnWrite, log: &mut Vec<_>| {
+                    let before = shard.get(&w.transactional_id).cloned();
+                    if let Some(b) = before.filter(|b| b.producer_id == w.metadata.producer_id) {
+                        prop_assert!(w.metadata.producer_epoch >= b.producer_epoch);
+                    }
+                    log.push(w.record());
+                    shard.apply(w);
+                    Ok(())
+                };
+                for op in ops {
+                    now += 10;
+                    match op {
+                        Op::Init(i) => {
+                            let fresh = shard.needs_producer_id(ids[i]).then(|| {
+                                next_pid += 1;
+                                next_pid
+                            });
+                            if let Ok(out) = shard.init_producer_id(ids[i], 60_000, None, fresh, now) {
+                                if let Some(w) = &out.write {
+                                    apply(&mut shard, w, &mut log)?;
+                                }
+                                jobs.extend(out.markers);
+                            }
+                        }
+                        Op::Add(i, p) => {
+                            let Some(m) = shard.get(ids[i]).cloned() else { continue };
+                            let parts = [("t".to_string(), p)];
+                            if let Ok(Some(w)) =
+                                shard.add_partitions(ids[i], m.producer_id, m.producer_epoch, &parts, now)
+                            {
+                                apply(&mut shard, &w, &mut log)?;
+                                prop_assert!(shard.get(ids[i]).unwrap().partitions.contains(&parts[0]));
+                            }
+                        }
+                        Op::End(i, commit) => {
+                            let Some(m) = shard.get(ids[i]).cloned() else { continue };
+                            if let Ok(Some((w, job))) =
+                                shard.end_txn(ids[i], m.producer_id, m.producer_epoch, commit, now)
+                            {
+                                prop_assert_eq!(
+                                    job.partitions.iter().cloned().collect::<BTreeSet<_>>(),
+                                    m.partitions.clone()
+                                );
+                                apply(&mut shard, &w, &mut log)?;
+                                jobs.push(job);
+                            }
+                        }
+                        Op::Complete(i) => {
+                            if let Some(pos) = jobs.iter().position(|j| j.transactional_id == ids[i]) {
+                                let job = jobs.remove(pos);
+                                if let Some(w) = shard.complete(&job, now) {
+                                    apply(&mut shard, &w, &mut log)?;
+                                    prop_assert!(shard.get(ids[i]).unwrap().partitions.is_empty());
+                                }
+                            }
+                        }
+                        Op::Tick(dt) => {
+                            now += dt;
+                            for (w, job) in shard.abort_timed_out(now) {
+                                apply(&mut shard, &w, &mut log)?;
+                                jobs.push(job);
+                            }
+                        }
+                    }
+                }
+                let mut replayed = TxnShard::new(TxnConfig::default());
+                for record in &log {
+                    replayed.replay(record);
+                }
+                let live: Vec<_> = shard.transactions().collect();
+                let rebuilt: Vec<_> = replayed.transactions().collect();
+                prop_assert_eq!(live, rebuilt);
+            }
+        }
+    }
 }
