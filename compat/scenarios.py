@@ -930,3 +930,174 @@ def groups_kafka_python(ctx: Ctx):
         for c in consumers:
             c.close()
     fail_if(problems, "kafka-python group")
+
+
+# =========================================================================== 7. transactions (issue 5 item 4)
+
+def _ck_read_to_eof(bs: str, topic: str, isolation: str, timeout: float = 60.0) -> List[Rec]:
+    """confluent-kafka: assign every partition from the beginning, read until EOF on each
+    (with read_committed the last offsets are markers or aborted records, so the position
+    is not comparable with the high watermark; EOF is)."""
+    import confluent_kafka as ck
+    c = ck.Consumer({"bootstrap.servers": bs, "group.id": "compat-" + uuid.uuid4().hex[:8],
+                     "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                     "enable.partition.eof": True, "isolation.level": isolation,
+                     **C.ck_log_config(f"consumer-{isolation}")})
+    try:
+        parts = sorted(c.list_topics(topic, timeout=30).topics[topic].partitions)
+        c.assign([ck.TopicPartition(topic, p, ck.OFFSET_BEGINNING) for p in parts])
+        out: List[Rec] = []
+        eof = set()
+        deadline = time.time() + timeout
+        while len(eof) < len(parts):
+            check(time.time() < deadline, f"confluent-kafka {isolation} consumer: timeout, EOF on {sorted(eof)} only")
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == ck.KafkaError._PARTITION_EOF:
+                    eof.add(m.partition())
+                    continue
+                raise CheckFailed(f"confluent-kafka {isolation} consumer error: {m.error()}")
+            eof.discard(m.partition())
+            out.append(Rec(topic=m.topic(), key=m.key(), value=m.value(), headers=[], partition=m.partition(),
+                           offset=m.offset()))
+        return out
+    finally:
+        c.close()
+
+
+def _values_problems(label: str, got: List[Rec], want: List[bytes]) -> List[str]:
+    from collections import Counter
+    g, w = Counter(r.value for r in got), Counter(want)
+    if g == w:
+        return []
+    missing = sorted((w - g).elements())[:5]
+    extra = sorted((g - w).elements())[:5]
+    return [f"{label}: {sum(g.values())} records, want {sum(w.values())}; missing {missing}, unexpected {extra}"]
+
+
+@scenario
+def txn_confluent(ctx: Ctx):
+    """confluent-kafka transactional producers commit and abort (interleaved); read_committed consumers (confluent, Java, kafka-python) see only commits, read_uncommitted see all."""
+    import confluent_kafka as ck
+    b = ctx.broker()
+    bs, topic = b.bootstrap, "txn-topic"
+    C.ck_admin_create(bs, topic, 3)
+
+    def producer(tid):
+        p = ck.Producer({"bootstrap.servers": bs, "transactional.id": tid, "linger.ms": 5,
+                         **C.ck_log_config(f"producer-{tid}")})
+        p.init_transactions(30)
+        return p
+
+    def send(p, tag, n):
+        vals = [f"{tag}-{i}".encode() for i in range(n)]
+        for i, v in enumerate(vals):
+            p.produce(topic, key=f"k{i}".encode(), value=v)
+        p.flush(30)
+        return vals
+
+    committed, aborted = [], []
+    p1, p2 = producer("ck-txn-1"), producer("ck-txn-2")
+    p1.begin_transaction()
+    committed += send(p1, "commit1", 40)
+    p1.commit_transaction(30)
+    p1.begin_transaction()
+    aborted += send(p1, "abort1", 40)
+    p1.abort_transaction(30)
+    # interleaved on the same partitions: p2 opens first, p1 commits while p2 is open, then p2 aborts
+    p2.begin_transaction()
+    aborted += send(p2, "abort2", 30)
+    p1.begin_transaction()
+    committed += send(p1, "commit2", 30)
+    p1.commit_transaction(30)
+    p2.abort_transaction(30)
+    p2.begin_transaction()
+    committed += send(p2, "commit3", 20)
+    p2.commit_transaction(30)
+    plain = [r.value for r in C.ck_produce(bs, [Rec(topic=topic, key=f"p{i}".encode(), value=f"plain-{i}".encode(),
+                                                    headers=[]) for i in range(20)])]
+    committed += plain
+    ctx.log(f"{len(committed)} committed (incl. 20 non-transactional), {len(aborted)} aborted records")
+
+    problems = []
+    problems += _values_problems("confluent read_committed", _ck_read_to_eof(bs, topic, "read_committed"), committed)
+    problems += _values_problems("confluent read_uncommitted", _ck_read_to_eof(bs, topic, "read_uncommitted"),
+                                 committed + aborted)
+    for iso, want in (("read_committed", committed), ("read_uncommitted", committed + aborted)):
+        got = C.java_consume(bs, [topic], conf={"isolation.level": iso})[topic]
+        problems += _values_problems(f"Java {iso}", got, want)
+    for iso, want in (("read_committed", committed), ("read_uncommitted", committed + aborted)):
+        try:
+            got = C.kp_consume(bs, topic, timeout=30, conf={"isolation_level": iso})
+        except TypeError as e:  # an older kafka-python without isolation_level
+            ctx.log(f"kafka-python: no isolation_level ({e}); skipped")
+            break
+        problems += _values_problems(f"kafka-python {iso}", got, want)
+    fail_if(problems, "transactions")
+
+
+EOS_RECORDS = 1000
+
+
+@scenario
+def eos_kill9(ctx: Ctx):
+    """confluent-kafka consume-transform-produce with send_offsets_to_transaction, SIGKILLed at random points and restarted (and the broker kill -9ed once): the output holds each input exactly once."""
+    import random
+    import subprocess
+    import sys
+    b = ctx.broker(**{"group.initial.rebalance.delay.ms": "0"})
+    bs = b.bootstrap
+    tin, tout = "eos-in", "eos-out"
+    C.ck_admin_create(bs, tin, 3)
+    C.ck_admin_create(bs, tout, 3)
+    inputs = [Rec(topic=tin, key=f"k{i % 37}".encode(), value=f"v{i}".encode(), headers=[]) for i in range(EOS_RECORDS)]
+    C.ck_produce(bs, inputs)
+    app = [sys.executable, "-u", str(Path(__file__).resolve().parent / "harness" / "eos_app.py"),
+           None, tin, tout, "eos-group", "eos-app", str(ctx.workdir / "librdkafka-eos-app.log")]
+    rng = random.Random()
+    kills, runs = 0, 0
+    deadline = time.time() + 100
+    while True:
+        runs += 1
+        app[3] = b.bootstrap
+        proc = subprocess.Popen(app, stdout=subprocess.PIPE, stderr=open(ctx.workdir / f"eos-app-{runs}.err", "wb"),
+                                text=True)
+        lines: List[str] = []
+        t = threading.Thread(target=lambda: [lines.append(ln.strip()) for ln in proc.stdout], daemon=True)
+        t.start()
+        if kills < 4:
+            # let it commit at least once, then kill it at a random moment (often mid-transaction)
+            while time.time() < deadline and proc.poll() is None and not any(ln.startswith("committed") for ln in lines):
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 1.2))
+            if proc.poll() is None:
+                proc.kill()
+                kills += 1
+            proc.wait()
+            t.join(5)
+            if proc.returncode == 0 and "done" in lines:
+                ctx.log(f"run {runs}: finished on its own after "
+                        f"{sum(1 for ln in lines if ln.startswith('committed'))} commits (before the planned kill)")
+                break
+            check(time.time() < deadline, f"the application made no progress (run {runs}); last output {lines[-5:]}")
+            ctx.log(f"run {runs}: SIGKILL after {sum(1 for ln in lines if ln.startswith('committed'))} commits")
+            if kills == 2:
+                b.kill9()
+                b.start()
+                ctx.log("broker kill -9 and restarted on the same data dir")
+            continue
+        try:
+            rc = proc.wait(max(5.0, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise CheckFailed(f"the application did not finish (run {runs}); last output {lines[-5:]}")
+        t.join(5)
+        check(rc == 0 and "done" in lines, f"application run {runs} exited {rc}; last output {lines[-5:]}")
+        ctx.log(f"run {runs}: finished after {sum(1 for ln in lines if ln.startswith('committed'))} commits")
+        break
+    got = _ck_read_to_eof(b.bootstrap, tout, "read_committed")
+    want = [b"out:" + r.value for r in inputs]
+    problems = _values_problems("output read_committed", got, want)
+    fail_if(problems, f"exactly-once after {kills} application kills and one broker kill -9")
