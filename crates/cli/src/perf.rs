@@ -59,6 +59,12 @@ pub struct ProduceArgs {
     /// Producer properties, e.g. --producer-props acks=1 linger.ms=5 compression.type=lz4.
     #[arg(long, num_args = 1.., value_name = "KEY=VALUE", value_parser = parse_key_value)]
     producer_props: Vec<KeyValue>,
+    /// Produce inside transactions of this many records each (commit after every N).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    transaction_size: Option<u64>,
+    /// transactional.id for --transaction-size (default: moldau-perf-<pid>).
+    #[arg(long, requires = "transaction_size")]
+    transactional_id: Option<String>,
     #[command(flatten)]
     conn: ConnectArgs,
     #[command(flatten)]
@@ -187,6 +193,13 @@ fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         config.set(&kv.key, &kv.value);
     }
     default_idempotence(&mut config);
+    if args.transaction_size.is_some() {
+        let id = args
+            .transactional_id
+            .clone()
+            .unwrap_or_else(|| format!("moldau-perf-{}", std::process::id()));
+        config.set("transactional.id", id);
+    }
     let context = PerfContext {
         start: Instant::now(),
         stats: Mutex::new(Stats {
@@ -204,6 +217,15 @@ fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         ThreadedProducer::from_config_and_context(&config, context)
             .map_err(|e| creation_error("producer", e))?;
     topic_info(producer.client(), conn, &args.topic)?;
+    let txn_timeout = conn.request_timeout() + Duration::from_secs(30);
+    if args.transaction_size.is_some() {
+        producer
+            .init_transactions(txn_timeout)
+            .context("cannot initialize transactions")?;
+        producer
+            .begin_transaction()
+            .context("cannot begin a transaction")?;
+    }
 
     let payload = random_payload(args.record_size as usize);
     let stop = stop_on_signal()?;
@@ -231,6 +253,18 @@ fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         }
         sent += 1;
         progress.maybe_print(ctx, args.record_size);
+        if let Some(n) = args.transaction_size {
+            if sent.is_multiple_of(n) || sent == args.num_records {
+                producer
+                    .commit_transaction(txn_timeout)
+                    .context("cannot commit a transaction")?;
+                if sent < args.num_records {
+                    producer
+                        .begin_transaction()
+                        .context("cannot begin a transaction")?;
+                }
+            }
+        }
     }
     // Wait for the outstanding deliveries, still printing progress.
     let deadline = Instant::now() + conn.request_timeout() + Duration::from_secs(5);

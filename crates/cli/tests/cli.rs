@@ -459,6 +459,51 @@ fn perf_produce_and_consume_report_json() {
 }
 
 #[test]
+fn perf_produce_in_transactions_is_read_committed() {
+    let server = Server::start();
+    server.ok(&[
+        "topics",
+        "create",
+        "--topic",
+        "perf-txn",
+        "--partitions",
+        "2",
+    ]);
+    // 2500 records in transactions of 1000: two full ones and a last partial one, all committed.
+    let produced = server.json(&[
+        "perf",
+        "produce",
+        "--topic",
+        "perf-txn",
+        "--num-records",
+        "2500",
+        "--transaction-size",
+        "1000",
+        "--transactional-id",
+        "perf-txn-test",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(produced["records"], 2500, "{produced}");
+    assert_eq!(produced["failed"], 0, "{produced}");
+    let consumed = server.json(&[
+        "perf",
+        "consume",
+        "--topic",
+        "perf-txn",
+        "--num-records",
+        "2500",
+        "--timeout-ms",
+        "10000",
+        "--consumer-props",
+        "isolation.level=read_committed",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(consumed["records"], 2500, "{consumed}");
+}
+
+#[test]
 fn server_reads_properties_and_overrides_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     // A properties file, then an override on top of it.
