@@ -40,7 +40,6 @@ use tokio::task::JoinHandle;
 use crate::api::RequestContext;
 use crate::config::ServerConfig;
 use crate::error::BrokerError;
-use crate::handlers::create_topics::{create_topic, NewTopic};
 use crate::internal_log;
 use crate::replica_manager::{AppendError, ReplicaManager};
 use crate::state::BrokerState;
@@ -198,28 +197,13 @@ impl GroupCoordinator {
         if state.image().topic_by_name(OFFSETS_TOPIC).is_none() {
             let _guard = self.create_lock.lock().await;
             if state.image().topic_by_name(OFFSETS_TOPIC).is_none() {
-                let brokers = state.image().brokers.len().max(1);
-                let topic = NewTopic {
-                    name: OFFSETS_TOPIC.to_string(),
-                    num_partitions: self.configured_partitions,
-                    // Kafka waits for offsets.topic.replication.factor (3) brokers; a single
-                    // node must work out of the box, so the factor is capped by the cluster.
-                    replication_factor: brokers.min(3) as i16,
-                    assignments: vec![],
-                    configs: vec![
-                        ("cleanup.policy".into(), Some("compact".into())),
-                        ("segment.bytes".into(), Some(self.segment_bytes.to_string())),
-                        ("compression.type".into(), Some("producer".into())),
-                    ],
-                };
-                match create_topic(state, &topic, false).await {
-                    Ok(_) => tracing::info!("created {OFFSETS_TOPIC}"),
-                    Err((ResponseError::TopicAlreadyExists, _)) => {}
-                    Err((_, message)) => {
-                        tracing::error!("cannot create {OFFSETS_TOPIC}: {message}");
-                        return Err(ResponseError::CoordinatorNotAvailable);
-                    }
-                }
+                internal_log::create_internal_topic(
+                    state,
+                    OFFSETS_TOPIC,
+                    self.configured_partitions,
+                    self.segment_bytes,
+                )
+                .await?;
             }
         }
         if let Some(topic) = state.image().topic_by_name(OFFSETS_TOPIC) {

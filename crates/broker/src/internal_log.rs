@@ -8,7 +8,11 @@ use kafka_protocol::records::{
 };
 use moldau_storage::{BatchHeader, Log};
 
+use kafka_protocol::ResponseError;
+
 use crate::error::BrokerError;
+use crate::handlers::create_topics::{create_topic, NewTopic};
+use crate::state::BrokerState;
 
 /// One data record of an internal log.
 pub struct InternalRecord {
@@ -162,5 +166,40 @@ fn marker_is_commit(batch: &Bytes) -> Option<bool> {
         [0, 0] => Some(false),
         [0, 1] => Some(true),
         _ => None,
+    }
+}
+
+/// Creates a coordinator's internal topic (`__consumer_offsets`, `__transaction_state`):
+/// compacted, with its own partition count and segment size. Kafka waits for the topic's
+/// replication factor (3) in brokers; a single node must work out of the box, so the
+/// factor is capped by the cluster. Another creator winning the race is fine.
+pub async fn create_internal_topic(
+    state: &BrokerState,
+    name: &str,
+    num_partitions: i32,
+    segment_bytes: i32,
+) -> Result<(), ResponseError> {
+    let brokers = state.image().brokers.len().max(1);
+    let topic = NewTopic {
+        name: name.to_string(),
+        num_partitions,
+        replication_factor: brokers.min(3) as i16,
+        assignments: vec![],
+        configs: vec![
+            ("cleanup.policy".into(), Some("compact".into())),
+            ("segment.bytes".into(), Some(segment_bytes.to_string())),
+            ("compression.type".into(), Some("producer".into())),
+        ],
+    };
+    match create_topic(state, &topic, false).await {
+        Ok(_) => {
+            tracing::info!("created {name}");
+            Ok(())
+        }
+        Err((ResponseError::TopicAlreadyExists, _)) => Ok(()),
+        Err((_, message)) => {
+            tracing::error!("cannot create {name}: {message}");
+            Err(ResponseError::CoordinatorNotAvailable)
+        }
     }
 }

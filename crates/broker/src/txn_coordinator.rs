@@ -30,7 +30,6 @@ use tokio::task::JoinHandle;
 
 use crate::config::ServerConfig;
 use crate::error::BrokerError;
-use crate::handlers::create_topics::{create_topic, NewTopic};
 use crate::internal_log;
 use crate::replica_manager::{AppendError, ReplicaManager};
 use crate::state::BrokerState;
@@ -197,27 +196,13 @@ impl TxnCoordinator {
                 .topic_by_name(TRANSACTION_STATE_TOPIC)
                 .is_none()
             {
-                let brokers = state.image().brokers.len().max(1);
-                let topic = NewTopic {
-                    name: TRANSACTION_STATE_TOPIC.to_string(),
-                    num_partitions: self.configured_partitions,
-                    // transaction.state.log.replication.factor (3), capped by the cluster.
-                    replication_factor: brokers.min(3) as i16,
-                    assignments: vec![],
-                    configs: vec![
-                        ("cleanup.policy".into(), Some("compact".into())),
-                        ("segment.bytes".into(), Some(self.segment_bytes.to_string())),
-                        ("compression.type".into(), Some("producer".into())),
-                    ],
-                };
-                match create_topic(state, &topic, false).await {
-                    Ok(_) => tracing::info!("created {TRANSACTION_STATE_TOPIC}"),
-                    Err((ResponseError::TopicAlreadyExists, _)) => {}
-                    Err((_, message)) => {
-                        tracing::error!("cannot create {TRANSACTION_STATE_TOPIC}: {message}");
-                        return Err(ResponseError::CoordinatorNotAvailable);
-                    }
-                }
+                internal_log::create_internal_topic(
+                    state,
+                    TRANSACTION_STATE_TOPIC,
+                    self.configured_partitions,
+                    self.segment_bytes,
+                )
+                .await?;
             }
         }
         if let Some(topic) = state.image().topic_by_name(TRANSACTION_STATE_TOPIC) {
