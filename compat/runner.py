@@ -37,6 +37,17 @@ def run_child(name: str) -> int:
                 print("BROKER CRASH: " + msg, flush=True)
             elif b.starts:
                 print(f"broker log (warnings/errors, else last lines):\n{b.log_tail(8)}", flush=True)
+        # The clients' own logs often say why (CI keeps only what is printed here).
+        for client_log in sorted(workdir.glob("*.log")):
+            if client_log.name == "scenario.log":
+                continue
+            try:
+                lines = client_log.read_text(errors="replace").splitlines()
+            except OSError:
+                continue
+            if lines:
+                print(f"client log {client_log.name} (last lines):", flush=True)
+                print("\n".join("    | " + ln[:300] for ln in lines[-15:]), flush=True)
     try:
         scenarios.SCENARIOS[name](ctx)
         return 0

@@ -15,7 +15,7 @@
 //! across an await.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -52,11 +52,7 @@ enum Parked {
 pub struct GroupCoordinator {
     config: GroupConfig,
     /// offsets.topic.num.partitions: the partition count `__consumer_offsets` is created with.
-    configured_partitions: i32,
-    /// The partition count groups hash over: the topic's actual count once it exists (as
-    /// Kafka, should it have been created otherwise), else the configured one.
-    num_partitions: AtomicI32,
-    segment_bytes: i32,
+    topic: internal_log::CoordinatorTopic,
     node_id: i32,
     replica_manager: Arc<ReplicaManager>,
     shards: RwLock<HashMap<i32, Arc<Mutex<GroupShard>>>>,
@@ -64,8 +60,6 @@ pub struct GroupCoordinator {
     next_waiter: AtomicU64,
     timer_wake: Notify,
     timer_task: Mutex<Option<JoinHandle<()>>>,
-    /// Serializes creation of `__consumer_offsets`.
-    create_lock: tokio::sync::Mutex<()>,
     /// TxnOffsetCommit offsets held until their transaction's marker reaches the group's
     /// partition: (partition, producer id) -> offset commit records.
     pending_txn_offsets: Mutex<HashMap<(i32, i64), Vec<CoordinatorRecord>>>,
@@ -77,9 +71,11 @@ impl GroupCoordinator {
     pub fn new(config: &ServerConfig, replica_manager: Arc<ReplicaManager>) -> Self {
         GroupCoordinator {
             config: config.group.clone(),
-            configured_partitions: config.offsets_topic_num_partitions,
-            num_partitions: AtomicI32::new(config.offsets_topic_num_partitions),
-            segment_bytes: config.offsets_topic_segment_bytes,
+            topic: internal_log::CoordinatorTopic::new(
+                OFFSETS_TOPIC,
+                config.offsets_topic_num_partitions,
+                config.offsets_topic_segment_bytes,
+            ),
             node_id: config.node_id,
             replica_manager,
             shards: RwLock::new(HashMap::new()),
@@ -87,7 +83,6 @@ impl GroupCoordinator {
             next_waiter: AtomicU64::new(1),
             timer_wake: Notify::new(),
             timer_task: Mutex::new(None),
-            create_lock: tokio::sync::Mutex::new(()),
             pending_txn_offsets: Mutex::new(HashMap::new()),
         }
     }
@@ -120,7 +115,7 @@ impl GroupCoordinator {
     }
 
     fn num_partitions(&self) -> i32 {
-        self.num_partitions.load(Ordering::Relaxed)
+        self.topic.num_partitions()
     }
 
     /// Builds a shard for each hosted partition that has none yet, replaying its log.
@@ -135,8 +130,7 @@ impl GroupCoordinator {
             .filter(|(tp, _)| tp.topic == OFFSETS_TOPIC)
             .count();
         if existing > 0 {
-            self.num_partitions
-                .store(existing as i32, Ordering::Relaxed);
+            self.topic.set_num_partitions(existing as i32);
         }
         for partition_id in 0..self.num_partitions() {
             if self.shard_at(partition_id).is_some() {
@@ -194,30 +188,13 @@ impl GroupCoordinator {
 
     /// FindCoordinator for a group: makes sure `__consumer_offsets` exists and is loaded.
     pub async fn ensure_offsets_topic(&self, state: &BrokerState) -> Result<(), ResponseError> {
-        if state.image().topic_by_name(OFFSETS_TOPIC).is_none() {
-            let _guard = self.create_lock.lock().await;
-            if state.image().topic_by_name(OFFSETS_TOPIC).is_none() {
-                internal_log::create_internal_topic(
-                    state,
-                    OFFSETS_TOPIC,
-                    self.configured_partitions,
-                    self.segment_bytes,
-                )
-                .await?;
-            }
-        }
-        if let Some(topic) = state.image().topic_by_name(OFFSETS_TOPIC) {
-            self.num_partitions
-                .store(topic.partitions.len() as i32, Ordering::Relaxed);
-        }
-        let loaded = self.shards.read().expect("shards lock poisoned").len();
-        if loaded < self.num_partitions() as usize || loaded == 0 {
-            self.load_partitions().map_err(|e| {
-                tracing::error!("cannot load {OFFSETS_TOPIC}: {e}");
-                ResponseError::CoordinatorNotAvailable
-            })?;
-        }
-        Ok(())
+        self.topic
+            .ensure_loaded(
+                state,
+                || self.shards.read().expect("shards lock poisoned").len(),
+                || self.load_partitions(),
+            )
+            .await
     }
 
     fn park(&self, parked: Parked) -> Waiter {

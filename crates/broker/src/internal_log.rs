@@ -2,6 +2,8 @@
 //! and `__transaction_state`. Each holds keyed records in ordinary batches, written by one
 //! coordinator and replayed in full at startup.
 
+use std::sync::atomic::{AtomicI32, Ordering};
+
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -169,11 +171,83 @@ fn marker_is_commit(batch: &Bytes) -> Option<bool> {
     }
 }
 
+/// A coordinator's internal topic (`__consumer_offsets`, `__transaction_state`): created on
+/// first use, its partitions loaded into shards by the coordinator.
+pub struct CoordinatorTopic {
+    name: &'static str,
+    configured_partitions: i32,
+    /// The topic's actual partition count once it exists (it may predate the config).
+    num_partitions: AtomicI32,
+    segment_bytes: i32,
+    /// Serializes creation *and* loading: two loads racing would each build a shard for the
+    /// same partition, and the second would replace the first with its parked requests.
+    load_lock: tokio::sync::Mutex<()>,
+}
+
+impl CoordinatorTopic {
+    pub fn new(name: &'static str, configured_partitions: i32, segment_bytes: i32) -> Self {
+        CoordinatorTopic {
+            name,
+            configured_partitions,
+            num_partitions: AtomicI32::new(configured_partitions),
+            segment_bytes,
+            load_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn num_partitions(&self) -> i32 {
+        self.num_partitions.load(Ordering::Relaxed)
+    }
+
+    pub fn set_num_partitions(&self, num_partitions: i32) {
+        self.num_partitions.store(num_partitions, Ordering::Relaxed);
+    }
+
+    /// FindCoordinator's part: creates the topic if it is missing and has `load` build the
+    /// shards not yet built (`loaded` counts those built). COORDINATOR_NOT_AVAILABLE when
+    /// either fails.
+    pub async fn ensure_loaded(
+        &self,
+        state: &BrokerState,
+        loaded: impl Fn() -> usize,
+        load: impl FnOnce() -> Result<(), BrokerError>,
+    ) -> Result<(), ResponseError> {
+        let ready = |this: &Self| {
+            let exists = state.image().topic_by_name(this.name).is_some();
+            let count = loaded();
+            exists && count > 0 && count >= this.num_partitions() as usize
+        };
+        if ready(self) {
+            return Ok(());
+        }
+        let _guard = self.load_lock.lock().await;
+        if state.image().topic_by_name(self.name).is_none() {
+            create_internal_topic(
+                state,
+                self.name,
+                self.configured_partitions,
+                self.segment_bytes,
+            )
+            .await?;
+        }
+        if let Some(topic) = state.image().topic_by_name(self.name) {
+            self.set_num_partitions(topic.partitions.len() as i32);
+        }
+        if !ready(self) {
+            load().map_err(|e| {
+                tracing::error!("cannot load {}: {e}", self.name);
+                ResponseError::CoordinatorNotAvailable
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// Creates a coordinator's internal topic (`__consumer_offsets`, `__transaction_state`):
 /// compacted, with its own partition count and segment size. Kafka waits for the topic's
 /// replication factor (3) in brokers; a single node must work out of the box, so the
 /// factor is capped by the cluster. Another creator winning the race is fine.
-pub async fn create_internal_topic(
+async fn create_internal_topic(
     state: &BrokerState,
     name: &str,
     num_partitions: i32,

@@ -16,7 +16,6 @@
 //! across an await or while markers are written.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -44,9 +43,7 @@ type Shard = Arc<LoadedShard>;
 
 pub struct TxnCoordinator {
     config: TxnConfig,
-    configured_partitions: i32,
-    num_partitions: AtomicI32,
-    segment_bytes: i32,
+    topic: internal_log::CoordinatorTopic,
     abort_interval_ms: u64,
     node_id: i32,
     replica_manager: Arc<ReplicaManager>,
@@ -54,23 +51,23 @@ pub struct TxnCoordinator {
     /// Transactional ids whose markers are being written (by a request or the timer).
     inflight: Mutex<HashSet<String>>,
     timer_task: Mutex<Option<JoinHandle<()>>>,
-    create_lock: tokio::sync::Mutex<()>,
 }
 
 impl TxnCoordinator {
     pub fn new(config: &ServerConfig, replica_manager: Arc<ReplicaManager>) -> Self {
         TxnCoordinator {
             config: config.txn.clone(),
-            configured_partitions: config.transaction_state_log_num_partitions,
-            num_partitions: AtomicI32::new(config.transaction_state_log_num_partitions),
-            segment_bytes: config.transaction_state_log_segment_bytes,
+            topic: internal_log::CoordinatorTopic::new(
+                TRANSACTION_STATE_TOPIC,
+                config.transaction_state_log_num_partitions,
+                config.transaction_state_log_segment_bytes,
+            ),
             abort_interval_ms: config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
             node_id: config.node_id,
             replica_manager,
             shards: RwLock::new(HashMap::new()),
             inflight: Mutex::new(HashSet::new()),
             timer_task: Mutex::new(None),
-            create_lock: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -108,7 +105,7 @@ impl TxnCoordinator {
     }
 
     fn num_partitions(&self) -> i32 {
-        self.num_partitions.load(Ordering::Relaxed)
+        self.topic.num_partitions()
     }
 
     /// The `__transaction_state` partition of a transactional id.
@@ -124,8 +121,7 @@ impl TxnCoordinator {
             .filter(|(tp, _)| tp.topic == TRANSACTION_STATE_TOPIC)
             .count();
         if existing > 0 {
-            self.num_partitions
-                .store(existing as i32, Ordering::Relaxed);
+            self.topic.set_num_partitions(existing as i32);
         }
         for partition_id in 0..self.num_partitions() {
             if self.shard_at(partition_id).is_some() {
@@ -185,38 +181,13 @@ impl TxnCoordinator {
     /// FindCoordinator for a transactional id: makes sure `__transaction_state` exists and
     /// is loaded.
     pub async fn ensure_state_topic(&self, state: &BrokerState) -> Result<(), ResponseError> {
-        if state
-            .image()
-            .topic_by_name(TRANSACTION_STATE_TOPIC)
-            .is_none()
-        {
-            let _guard = self.create_lock.lock().await;
-            if state
-                .image()
-                .topic_by_name(TRANSACTION_STATE_TOPIC)
-                .is_none()
-            {
-                internal_log::create_internal_topic(
-                    state,
-                    TRANSACTION_STATE_TOPIC,
-                    self.configured_partitions,
-                    self.segment_bytes,
-                )
-                .await?;
-            }
-        }
-        if let Some(topic) = state.image().topic_by_name(TRANSACTION_STATE_TOPIC) {
-            self.num_partitions
-                .store(topic.partitions.len() as i32, Ordering::Relaxed);
-        }
-        let loaded = self.shards.read().expect("shards lock poisoned").len();
-        if loaded < self.num_partitions() as usize || loaded == 0 {
-            self.load_partitions().map_err(|e| {
-                tracing::error!("cannot load {TRANSACTION_STATE_TOPIC}: {e}");
-                ResponseError::CoordinatorNotAvailable
-            })?;
-        }
-        Ok(())
+        self.topic
+            .ensure_loaded(
+                state,
+                || self.shards.read().expect("shards lock poisoned").len(),
+                || self.load_partitions(),
+            )
+            .await
     }
 
     /// Appends a state change to the shard's partition, then applies it. The caller holds

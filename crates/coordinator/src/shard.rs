@@ -382,6 +382,11 @@ impl GroupShard {
                             assignment.remove(&member.member_id).unwrap_or_default();
                     }
                     group.transition(GroupState::Stable, info.now_ms);
+                    tracing::info!(
+                        "assignment received from leader {member_id} for group {} generation {}",
+                        group.group_id,
+                        group.generation_id
+                    );
                     ops.fx.records.push(records::group_metadata_record(
                         &group.group_id,
                         &group.to_record_value(),
@@ -1413,6 +1418,14 @@ impl Ops<'_> {
         group.pending_sync.clear();
         group.sync_deadline = None;
         let initial = group.is(GroupState::Empty);
+        // Rebalances are what operators ask about: log them as Kafka's coordinator does.
+        tracing::info!(
+            "preparing to rebalance group {} in state {:?} with old generation {} ({} members)",
+            group.group_id,
+            group.state,
+            group.generation_id,
+            group.members.len()
+        );
         if initial {
             let delay_ms = i64::from(self.config.initial_rebalance_delay_ms);
             group.join_timer = Some(JoinTimer::InitialDelay {
@@ -1467,6 +1480,13 @@ impl Ops<'_> {
         }
         group.protocol_name = group.select_protocol();
         group.transition(GroupState::CompletingRebalance, self.now_ms);
+        tracing::info!(
+            "stabilized group {} generation {} with {} members (leader {})",
+            group.group_id,
+            group.generation_id,
+            group.members.len(),
+            group.leader_id.as_deref().unwrap_or("")
+        );
         let leader_members = member_list(group);
         let leader = group.leader_id.clone().unwrap_or_default();
         for member in group.members.values_mut() {
@@ -1542,6 +1562,10 @@ impl Ops<'_> {
             .map(|(id, _)| id.clone())
             .collect();
         for member_id in expired_pending {
+            tracing::info!(
+                "pending member {member_id} in group {} removed: it did not rejoin within its session timeout",
+                group.group_id
+            );
             group.pending_members.remove(&member_id);
             if group.is(GroupState::PreparingRebalance) && group.has_all_members_joined() {
                 self.complete_join(group);
@@ -1586,6 +1610,11 @@ impl Ops<'_> {
                 );
                 if generation == group.generation_id && syncing && !group.pending_sync.is_empty() {
                     let missing: Vec<String> = group.pending_sync.iter().cloned().collect();
+                    tracing::info!(
+                        "group {} generation {}: members {missing:?} sent no SyncGroup within the rebalance timeout, removing them",
+                        group.group_id,
+                        group.generation_id
+                    );
                     for member_id in missing {
                         self.remove_member(group, &member_id);
                     }
@@ -1603,6 +1632,10 @@ impl Ops<'_> {
             member.heartbeat_deadline_ms = self.now_ms + i64::from(member.session_timeout_ms);
             return;
         }
+        tracing::info!(
+            "member {member_id} in group {} has failed (no heartbeat within its session timeout), removing it",
+            group.group_id
+        );
         self.remove_member(group, member_id);
         match group.state {
             GroupState::Stable | GroupState::CompletingRebalance => {
