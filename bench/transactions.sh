@@ -39,4 +39,8 @@ run() {
 run "plain (enable.idempotence=false)" --producer-props enable.idempotence=false
 run "idempotent" --producer-props enable.idempotence=true
 run "transactional, 100 records/txn" --transaction-size 100 --transactional-id bench-100
+# librdkafka lingers 5 ms before sending a batch: at 100 records per transaction that
+# linger, not the broker, sets the pace; linger.ms=0 shows the round trips alone.
+run "transactional, 100 records/txn, linger.ms=0" --transaction-size 100 --transactional-id bench-100-l0 \
+  --producer-props linger.ms=0
 run "transactional, 10000 records/txn" --transaction-size 10000 --transactional-id bench-10000
