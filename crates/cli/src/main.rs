@@ -1,5 +1,6 @@
 //! The `moldau` binary: the broker (`moldau server`) and the command-line tools
-//! that talk to any Kafka-compatible cluster through librdkafka.
+//! that talk to any Kafka-compatible cluster through librdkafka (and, for the admin
+//! requests librdkafka lacks, through the small protocol client in `wire`).
 //!
 //! Every failure ends as one line on stderr and a non-zero exit code: 2 for bad
 //! usage or configuration (clap's convention), 1 for everything else.
@@ -18,6 +19,8 @@ mod perf;
 mod produce;
 mod server;
 mod topics;
+mod transactions;
+mod wire;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -49,6 +52,9 @@ enum Command {
     /// List, describe and delete consumer groups; reset offsets; rate lag.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
+    /// List and describe transactions and their producers; abort hanging transactions.
+    #[command(subcommand)]
+    Transactions(transactions::TransactionsCommand),
     /// Measure producer or consumer throughput and latency.
     #[command(subcommand)]
     Perf(perf::PerfCommand),
@@ -77,6 +83,7 @@ fn main() -> ExitCode {
         Command::Consume(args) => consume::run(args).map_err(Failure::from),
         Command::Configs(cmd) => configs::run(cmd).map_err(Failure::from),
         Command::Groups(cmd) => groups::run(cmd).map_err(Failure::from),
+        Command::Transactions(cmd) => transactions::run(cmd),
         Command::Perf(cmd) => perf::run(cmd).map_err(Failure::from),
     };
     match result {
