@@ -1101,3 +1101,238 @@ def eos_kill9(ctx: Ctx):
     want = [b"out:" + r.value for r in inputs]
     problems = _values_problems("output read_committed", got, want)
     fail_if(problems, f"exactly-once after {kills} application kills and one broker kill -9")
+
+
+# --------------------------------------------------------------------------- the Java transactional producer
+
+def _multiset_problems(label: str, got, want, show=5) -> List[str]:
+    """Exact multiset comparison (the tuple form of _values_problems)."""
+    from collections import Counter
+    g, w = Counter(got), Counter(want)
+    if g == w:
+        return []
+    missing = sorted((w - g).elements(), key=repr)[:show]
+    extra = sorted((g - w).elements(), key=repr)[:show]
+    return [f"{label}: {sum(g.values())} records, want {sum(w.values())}; "
+            f"{sum((w - g).values())} missing, e.g. {missing}; {sum((g - w).values())} unexpected, e.g. {extra}"]
+
+
+class _JavaTxnScript:
+    """Builds a script for Compat.java txn-script (transactional producers in one JVM) and
+    runs it: ops[line] = (name, op, "ok" | "CLASS CAUSE"), acks[idx] = (topic, partition, offset),
+    senderr[idx] = "CLASS CAUSE"."""
+
+    def __init__(self):
+        self.lines: List[str] = []
+        self.sent: Dict[int, tuple] = {}  # idx -> (topic, value)
+        self.ops: Dict[int, tuple] = {}
+        self.acks: Dict[int, tuple] = {}
+        self.senderr: Dict[int, str] = {}
+
+    def op(self, op: str, name: str, *rest: str) -> int:
+        self.lines.append("\t".join([op, name, *rest]))
+        return len(self.lines)
+
+    def new(self, name: str, tid: str) -> int:
+        conf = {"transactional.id": tid, "linger.ms": "5", "max.block.ms": "20000",
+                "transaction.timeout.ms": "30000", "delivery.timeout.ms": "20000", "request.timeout.ms": "10000"}
+        return self.op("new", name, *[f"{k}={v}" for k, v in conf.items()])
+
+    def send(self, name: str, topic: str, partition, value: str, key: str = None) -> int:
+        idx = len(self.sent)
+        self.sent[idx] = (topic, value.encode())
+        self.op("send", name, str(idx), topic, "-" if partition is None else str(partition),
+                (key or value).encode().hex(), value.encode().hex())
+        return idx
+
+    def run(self, ctx: Ctx, bs: str) -> None:
+        path = ctx.workdir / "java-txn-script.tsv"
+        path.write_text("\n".join(self.lines) + "\n")
+        for ln in C.run_java(["txn-script", bs, str(path)], timeout=100, label="txn-script"):
+            f = ln.split()
+            if f[0] == "op":
+                self.ops[int(f[1])] = (f[2], f[3], "ok" if f[4] == "ok" else f"{f[5]} {f[6]}")
+            elif f[0] == "ack":
+                self.acks[int(f[1])] = (f[2], int(f[3]), int(f[4]))
+            elif f[0] == "senderr":
+                self.senderr[int(f[1])] = f"{f[2]} {f[3]}"
+
+    def records(self, idxs) -> List[tuple]:
+        """(topic, partition, offset, value) of acknowledged sends."""
+        return [(*self.acks[i], self.sent[i][1]) for i in idxs if i in self.acks]
+
+
+# What Kafka 3.9's Java producer raises once fenced (its TransactionManager against a broker
+# that answers as Kafka does): a Produce with the old epoch gets INVALID_PRODUCER_EPOCH
+# (Kafka's broker turns the PRODUCER_FENCED of its KIP-890 partition verification into it:
+# abortable, InvalidProducerEpochException in the callback and again from commitTransaction),
+# AddPartitionsToTxn and EndTxn with the old epoch get PRODUCER_FENCED (fatal:
+# ProducerFencedException, then from every later transactional call).
+_FENCED = {
+    "send to a partition already in the transaction": {
+        "send": "InvalidProducerEpochException -", "commit": "InvalidProducerEpochException -",
+        "abort": "ProducerFencedException -"},
+    "send to a new partition": {
+        "send": "ProducerFencedException -", "commit": "ProducerFencedException -",
+        "abort": "ProducerFencedException -"},
+    "commit without sending": {
+        "commit": "ProducerFencedException -", "abort": "ProducerFencedException -"},
+}
+_FENCED_ANY = ("ProducerFencedException", "InvalidProducerEpochException")
+# Known divergence (not yet fixed in the broker): Moldau answers that Produce with
+# PRODUCER_FENCED, so the Java client goes straight to its fatal state. Tolerated as a whole
+# outcome (never mixed with Kafka's) and logged; see the txn_java entry in compat/README.md.
+_FENCED_TOLERATED = {
+    "send to a partition already in the transaction": {
+        "send": "ProducerFencedException -", "commit": "ProducerFencedException -",
+        "abort": "ProducerFencedException -"},
+}
+
+
+@scenario
+def txn_java(ctx: Ctx):
+    """Java 3.9 transactional producer: commit/abort over two topics (read_committed vs read_uncommitted), consume-transform-produce with sendOffsetsToTransaction and a mid-run abort, zombie fencing."""
+    b = ctx.broker(**{"group.initial.rebalance.delay.ms": "0"})
+    bs = b.bootstrap
+    ta, tb, tin, tout = "txn-java-a", "txn-java-b", "txn-java-in", "txn-java-out"
+    for t, n in ((ta, 3), (tb, 2), (tin, 3), (tout, 3)):
+        C.ck_admin_create(bs, t, n)
+    C.java_classpath()
+    problems: List[str] = []
+
+    # ---- 1. commit / abort / commit with one producer, spanning 5 partitions of two topics;
+    # ---- 3. zombie fencing: a second producer with the same transactional.id fences the first
+    s = _JavaTxnScript()
+    groups: Dict[str, List[int]] = {"committed": [], "aborted": []}
+    expect_ok: List[int] = [s.new("P", "java-txn"), s.op("init", "P")]
+
+    def batch(name, tag, n_a, n_b, keyed=0):
+        idxs = [s.send(name, ta, i % 3, f"{tag}-a-{i}") for i in range(n_a)]
+        idxs += [s.send(name, tb, i % 2, f"{tag}-b-{i}") for i in range(n_b)]
+        idxs += [s.send(name, ta if i % 2 else tb, None, f"{tag}-keyed-{i}", key=f"k{i}") for i in range(keyed)]
+        return idxs
+
+    expect_ok.append(s.op("begin", "P"))
+    groups["committed"] += batch("P", "commit1", 30, 12, keyed=8)
+    expect_ok.append(s.op("commit", "P"))
+    expect_ok.append(s.op("begin", "P"))
+    groups["aborted"] += batch("P", "abort1", 15, 10, keyed=5)
+    expect_ok += [s.op("flush", "P"), s.op("abort", "P")]  # flushed: the records are in the log, then aborted
+    expect_ok.append(s.op("begin", "P"))
+    groups["committed"] += batch("P", "commit2", 9, 6)
+    expect_ok += [s.op("commit", "P"), s.op("close", "P")]
+
+    fence_lines: Dict[str, Dict[str, int]] = {}
+    post_send: Dict[str, int] = {}
+    for n, case in enumerate(_FENCED):
+        z, z2, tid = f"Z{n}", f"Z{n}new", f"java-fence-{n}"
+        expect_ok += [s.new(z, tid), s.op("init", z), s.op("begin", z)]
+        groups["aborted"] += batch(z, f"zombie{n}-pre", 6, 0)  # TA partitions 0..2 only
+        expect_ok += [s.op("flush", z), s.new(z2, tid), s.op("init", z2)]
+        lines = {}
+        if "send" in _FENCED[case]:
+            post_send[case] = s.send(z, ta if "already" in case else tb, 0, f"zombie{n}-post")
+            expect_ok.append(s.op("flush", z))
+        lines["commit"] = s.op("commit", z)
+        lines["abort"] = s.op("abort", z)
+        fence_lines[case] = lines
+        expect_ok += [s.op("close", z), s.op("begin", z2)]
+        groups["committed"] += batch(z2, f"successor{n}", 6, 4)
+        expect_ok += [s.op("commit", z2), s.op("close", z2)]
+
+    t0 = time.time()
+    s.run(ctx, bs)
+    ctx.log(f"Java txn-script: {len(s.lines)} ops in {time.time() - t0:.1f}s")
+    for ln in expect_ok:
+        got = s.ops.get(ln)
+        if got is None or got[2] != "ok":
+            problems.append(f"script line {ln} ({s.lines[ln - 1].split(chr(9))[:2]}): {got}, want ok")
+    for case, want in _FENCED.items():
+        seen = {k: (s.ops.get(ln) or ("", "", "no result"))[2] for k, ln in fence_lines[case].items()}
+        if case in post_send:
+            i = post_send[case]
+            seen["send"] = s.senderr.get(i, f"acked at {s.acks[i]}" if i in s.acks else "no callback")
+        ctx.log(f"fenced zombie, {case}: Java raised {seen}")
+        for k, w in want.items():
+            if seen[k].split()[0] not in _FENCED_ANY:
+                problems.append(f"fenced zombie, {case}: {k} gave {seen[k]!r}, want ProducerFencedException "
+                                f"or InvalidProducerEpochException")
+        if seen == _FENCED_TOLERATED.get(case):
+            ctx.log(f"  (Kafka gives {want}: the broker answers the zombie's Produce with PRODUCER_FENCED where "
+                    f"Kafka answers INVALID_PRODUCER_EPOCH; tolerated, known divergence)")
+        elif seen != want:
+            problems.append(f"fenced zombie, {case}: Java raised {seen}; against Kafka it raises {want}")
+    unacked = [i for i in groups["committed"] + groups["aborted"] if i not in s.acks]
+    check(not unacked, f"{len(unacked)} flushed/committed sends never acknowledged, e.g. "
+                       f"{[(s.sent[i], s.senderr.get(i)) for i in unacked[:3]]}")
+    committed, aborted = s.records(groups["committed"]), s.records(groups["aborted"])
+    parts = sorted({(t, p) for t, p, _, _ in committed})
+    check(len(parts) == 5, f"the committed transactions cover only {parts}")
+
+    # ---- 2. consume-transform-produce with sendOffsetsToTransaction, the 3rd transaction aborted
+    n_in, abort_at, group = 150, 3, "txn-java-group"
+    inputs = C.ck_produce(bs, [Rec(topic=tin, key=f"k{i % 23}".encode(), value=f"in-{i}".encode(), headers=[])
+                               for i in range(n_in)])
+    end = {p: 0 for p in range(3)}
+    for r in inputs:
+        end[r.partition] = max(end[r.partition], r.offset + 1)
+    t0 = time.time()
+    lines = C.run_java(["txn-ctp", bs, tin, tout, group, "java-ctp", str(abort_at), "c.max.poll.records=20",
+                        "c.session.timeout.ms=10000", "c.heartbeat.interval.ms=500", "p.linger.ms=5",
+                        "p.max.block.ms=20000"], timeout=100, label="txn-ctp")
+
+    def offs(text):
+        return {} if text == "-" else {int(k): (None if v == "null" else int(v))
+                                       for k, v in (x.split(":") for x in text.split(","))}
+
+    consumed, txns, committed_after, final = [], {}, {}, None
+    for ln in lines:
+        f = ln.split()
+        if f[0] == "rec":
+            consumed.append((int(f[1]), int(f[2]), int(f[3]), bytes.fromhex(f[4])))
+        elif f[0] == "txn":
+            txns[int(f[1])] = (f[2], int(f[3]), offs(f[4]))
+        elif f[0] == "committed":
+            committed_after[int(f[1])] = offs(f[2])
+        elif f[0] == "final":
+            final = offs(f[1])
+    ctx.log(f"Java consume-transform-produce: {len(txns)} transactions in {time.time() - t0:.1f}s: "
+            + " ".join(f"{k}:{v[0]}/{v[1]}" for k, v in sorted(txns.items())))
+    check("done" in lines and final is not None, f"txn-ctp did not finish: last lines {lines[-5:]}")
+    kinds = [txns[k][0] for k in sorted(txns)]
+    if sorted(txns) != list(range(1, len(txns) + 1)) or kinds.count("abort") != 1 or txns.get(abort_at, ("",))[0] != "abort" \
+            or "commit" not in kinds[abort_at:]:
+        problems.append(f"transactions {kinds}: want exactly one abort, the #{abort_at}, with commits after it")
+    for k, (kind, n, positions) in sorted(txns.items()):
+        want = committed_after.get(k - 1, {p: None for p in range(3)}) if kind == "abort" else positions
+        if committed_after.get(k) != want:
+            problems.append(f"transaction {k} ({kind}, offsets {positions}): the group's committed offsets are then "
+                            f"{committed_after.get(k)}, want {want}")
+        if kind == "abort" and positions == want:
+            problems.append(f"the aborted transaction {k} carried offsets {positions}: equal to the committed ones, "
+                            f"so the abort proves nothing")
+    aborted_in = [(p, o, v) for t, p, o, v in consumed if t == abort_at]
+    problems += _multiset_problems("input records processed (each once, the aborted transaction's twice)",
+                                   [(p, o, v) for _, p, o, v in consumed],
+                                   [(r.partition, r.offset, r.value) for r in inputs] + aborted_in)
+    if final != end:
+        problems.append(f"Java consumer committed() at the end: {final}, want the input end offsets {end}")
+    d = _moldau_groups(b, "describe", "-g", group)
+    got = {r["partition"]: r["current_offset"] for r in d["partitions"] if r["topic"] == tin}
+    if got != end:
+        problems.append(f"`moldau groups describe -g {group}`: committed {got}, want the input end offsets {end}")
+    ctx.log(f"group {group}: {d['state']}, committed {got}; aborted transaction {abort_at} held {len(aborted_in)} records")
+
+    # ---- reads: Java read_committed sees the commits only, read_uncommitted everything
+    by_value = {r.value: r.key for r in inputs}
+    want_out = [(r.key, b"out:" + r.value) for r in inputs]
+    aborted_out = [(by_value[v], b"out:" + v) for _, _, v in aborted_in]
+    for iso in ("read_committed", "read_uncommitted"):
+        got = C.java_consume(bs, [ta, tb, tout], conf={"isolation.level": iso})
+        want = committed + (aborted if iso == "read_uncommitted" else [])
+        problems += _multiset_problems(f"Java {iso} {ta}+{tb} (topic, partition, offset, value)",
+                                       [(r.topic, r.partition, r.offset, r.value) for r in got[ta] + got[tb]], want)
+        problems += _multiset_problems(f"Java {iso} {tout} (key, value)", [(r.key, r.value) for r in got[tout]],
+                                       want_out + (aborted_out if iso == "read_uncommitted" else []))
+        ctx.log(f"Java {iso}: {len(got[ta]) + len(got[tb])} records in {ta}+{tb}, {len(got[tout])} in {tout}")
+    fail_if(problems, "Java transactions")

@@ -14,6 +14,19 @@
 //   group-consume BOOTSTRAP TOPIC STOPFILE [k=v ...]    subscribe with group.id (in k=v), commitSync after each poll,
 //                                                       until STOPFILE exists, then close (leave the group).
 //                                                       out: "assignment P,P,.." on every change, "rec P offset" per record
+//   txn-script    BOOTSTRAP SCRIPTFILE                  transactional producers driven by a script, one op a line,
+//                                                       tab-separated: "new NAME k=v..", "init|begin|flush|commit|abort|close NAME",
+//                                                       "send NAME IDX TOPIC PARTITION|- KEYHEX VALUEHEX"
+//                                                       out: "op LINE NAME OP ok MS" | "op LINE NAME OP exc CLASS CAUSECLASS|- MS",
+//                                                            "ack IDX topic partition offset" | "senderr IDX CLASS CAUSECLASS|- async|sync"
+//   txn-ctp       BOOTSTRAP IN OUT GROUP TXNID ABORT_AT [c.k=v|p.k=v ...]
+//                                                       consume-transform-produce: a group consumer (read_committed) on IN,
+//                                                       a transactional producer writing "out:"+value (same key) to OUT and the
+//                                                       positions with sendOffsetsToTransaction, one transaction per poll; the
+//                                                       ABORT_AT-th transaction is flushed, then aborted and the consumer rewound
+//                                                       to its committed offsets. Ends when the committed offsets reach IN's end.
+//                                                       out: "end P:O,..", "rec TXN P OFFSET VALUEHEX", "txn TXN commit|abort N P:O,..",
+//                                                            "committed TXN P:O,..", "final P:O,..", "done"
 //
 // headers: "-" for none, else comma-separated keyhex=valuehex (valuehex "-" = null value).
 import java.io.*;
@@ -87,6 +100,8 @@ public class Compat {
             case "sustain": sustain(args); break;
             case "list-offsets": listOffsets(args); break;
             case "group-consume": groupConsume(args); break;
+            case "txn-script": txnScript(args); break;
+            case "txn-ctp": txnCtp(args); break;
             default: throw new IllegalArgumentException("unknown command " + args[0]);
         }
         System.exit(0);
@@ -281,5 +296,160 @@ public class Compat {
             prod.close(Duration.ofSeconds(30));
         }
         OUT.println("done sent=" + sent + " acked=" + acked.get() + " failed=" + failed.get());
+    }
+
+    static String excName(Throwable t) {
+        if (t instanceof ExecutionException && t.getCause() != null) t = t.getCause();
+        Throwable c = t.getCause();
+        return t.getClass().getSimpleName() + " " + (c == null || c == t ? "-" : c.getClass().getSimpleName());
+    }
+
+    static void txnScript(String[] a) throws Exception {
+        Map<String, KafkaProducer<byte[], byte[]>> prods = new HashMap<>();
+        List<String> lines = Files.readAllLines(Paths.get(a[2]));
+        try {
+            for (int n = 0; n < lines.size(); n++) {
+                String[] f = lines.get(n).split("\t", -1);
+                if (f[0].isEmpty()) continue;
+                String op = f[0], name = f[1];
+                long t0 = System.nanoTime();
+                String res;
+                try {
+                    switch (op) {
+                        case "new": {
+                            Properties p = props(a[1], f, 2);
+                            p.put("key.serializer", ByteArraySerializer.class.getName());
+                            p.put("value.serializer", ByteArraySerializer.class.getName());
+                            p.put("client.id", name);
+                            prods.put(name, new KafkaProducer<>(p));
+                            break;
+                        }
+                        case "init": prods.get(name).initTransactions(); break;
+                        case "begin": prods.get(name).beginTransaction(); break;
+                        case "flush": prods.get(name).flush(); break;
+                        case "commit": prods.get(name).commitTransaction(); break;
+                        case "abort": prods.get(name).abortTransaction(); break;
+                        case "close": prods.remove(name).close(Duration.ofSeconds(10)); break;
+                        case "send": {
+                            final String idx = f[2];
+                            Integer part = f[4].equals("-") ? null : Integer.parseInt(f[4]);
+                            try {
+                                prods.get(name).send(new ProducerRecord<>(f[3], part, unhex(f[5]), unhex(f[6])), (md, ex) -> {
+                                    OUT.println(ex == null
+                                        ? "ack " + idx + " " + md.topic() + " " + md.partition() + " " + md.offset()
+                                        : "senderr " + idx + " " + excName(ex) + " async");
+                                });
+                            } catch (Exception e) {
+                                OUT.println("senderr " + idx + " " + excName(e) + " sync");
+                            }
+                            break;
+                        }
+                        default: throw new IllegalArgumentException("unknown op " + op);
+                    }
+                    res = "ok";
+                } catch (IllegalArgumentException e) {
+                    throw e;
+                } catch (Exception e) {
+                    res = "exc " + excName(e);
+                    System.err.println("line " + (n + 1) + " " + op + " " + name + ": " + e);
+                }
+                OUT.println("op " + (n + 1) + " " + name + " " + op + " " + res + " " + (System.nanoTime() - t0) / 1_000_000);
+            }
+        } finally {
+            for (KafkaProducer<byte[], byte[]> p : prods.values()) p.close(Duration.ofSeconds(5));
+        }
+    }
+
+    static String offs(Map<TopicPartition, ?> m) {
+        TreeMap<Integer, String> t = new TreeMap<>();
+        for (Map.Entry<TopicPartition, ?> e : m.entrySet()) {
+            Object v = e.getValue();
+            String s = v == null ? "null" : v instanceof OffsetAndMetadata ? String.valueOf(((OffsetAndMetadata) v).offset()) : v.toString();
+            t.put(e.getKey().partition(), s);
+        }
+        StringBuilder sb = new StringBuilder();
+        for (Map.Entry<Integer, String> e : t.entrySet()) {
+            if (sb.length() > 0) sb.append(',');
+            sb.append(e.getKey()).append(':').append(e.getValue());
+        }
+        return sb.length() == 0 ? "-" : sb.toString();
+    }
+
+    static void txnCtp(String[] a) throws Exception {
+        String in = a[2], out = a[3], group = a[4], tid = a[5];
+        int abortAt = Integer.parseInt(a[6]);
+        Properties cp = props(a[1], new String[0], 0), pp = props(a[1], new String[0], 0);
+        cp.put("key.deserializer", ByteArrayDeserializer.class.getName());
+        cp.put("value.deserializer", ByteArrayDeserializer.class.getName());
+        cp.put("group.id", group);
+        cp.put("isolation.level", "read_committed");
+        cp.put("enable.auto.commit", "false");
+        cp.put("auto.offset.reset", "earliest");
+        pp.put("key.serializer", ByteArraySerializer.class.getName());
+        pp.put("value.serializer", ByteArraySerializer.class.getName());
+        pp.put("transactional.id", tid);
+        for (int i = 7; i < a.length; i++) {
+            String[] kv = a[i].substring(2).split("=", 2);
+            (a[i].startsWith("c.") ? cp : pp).put(kv[0], kv[1]);
+        }
+        byte[] prefix = "out:".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(cp); KafkaProducer<byte[], byte[]> p = new KafkaProducer<>(pp)) {
+            p.initTransactions();
+            Set<TopicPartition> inParts = new HashSet<>();
+            for (PartitionInfo pi : c.partitionsFor(in, Duration.ofSeconds(30))) inParts.add(new TopicPartition(in, pi.partition()));
+            Map<TopicPartition, Long> end = c.endOffsets(inParts, Duration.ofSeconds(30));
+            OUT.println("end " + offs(end));
+            c.subscribe(List.of(in));
+            int txn = 0;
+            long deadline = System.currentTimeMillis() + 60000;
+            while (true) {
+                if (System.currentTimeMillis() > deadline) {
+                    System.err.println("timeout: committed offsets " + offs(c.committed(inParts, Duration.ofSeconds(10))) + " end " + offs(end));
+                    System.exit(3);
+                }
+                ConsumerRecords<byte[], byte[]> recs = c.poll(Duration.ofMillis(200));
+                if (recs.isEmpty()) {
+                    if (c.assignment().equals(inParts)) {
+                        Map<TopicPartition, OffsetAndMetadata> com = c.committed(inParts, Duration.ofSeconds(15));
+                        boolean done = true;
+                        for (TopicPartition tp : inParts) {
+                            OffsetAndMetadata o = com.get(tp);
+                            if (o == null || o.offset() < end.get(tp)) done = false;
+                        }
+                        if (done) break;
+                    }
+                    continue;
+                }
+                txn++;
+                p.beginTransaction();
+                for (ConsumerRecord<byte[], byte[]> r : recs) {
+                    OUT.println("rec " + txn + " " + r.partition() + " " + r.offset() + " " + hex(r.value()));
+                    byte[] v = new byte[prefix.length + r.value().length];
+                    System.arraycopy(prefix, 0, v, 0, prefix.length);
+                    System.arraycopy(r.value(), 0, v, prefix.length, r.value().length);
+                    p.send(new ProducerRecord<>(out, r.key(), v));
+                }
+                Map<TopicPartition, OffsetAndMetadata> positions = new HashMap<>();
+                for (TopicPartition tp : c.assignment()) positions.put(tp, new OffsetAndMetadata(c.position(tp)));
+                p.sendOffsetsToTransaction(positions, c.groupMetadata());
+                if (txn == abortAt) {
+                    p.flush();  // the output reaches the log before the abort (else the client just drops it)
+                    p.abortTransaction();
+                    OUT.println("txn " + txn + " abort " + recs.count() + " " + offs(positions));
+                    // as EOS applications do: rewind to the committed position and process again
+                    Map<TopicPartition, OffsetAndMetadata> com = c.committed(c.assignment(), Duration.ofSeconds(15));
+                    for (TopicPartition tp : c.assignment()) {
+                        OffsetAndMetadata o = com.get(tp);
+                        if (o == null) c.seekToBeginning(List.of(tp)); else c.seek(tp, o.offset());
+                    }
+                } else {
+                    p.commitTransaction();
+                    OUT.println("txn " + txn + " commit " + recs.count() + " " + offs(positions));
+                }
+                OUT.println("committed " + txn + " " + offs(c.committed(inParts, Duration.ofSeconds(15))));
+            }
+            OUT.println("final " + offs(c.committed(inParts, Duration.ofSeconds(15))));
+        }
+        OUT.println("done");
     }
 }
