@@ -510,6 +510,8 @@ struct AbortResult {
     producer_id: i64,
     producer_epoch: i16,
     coordinator_epoch: i32,
+    /// The first offset of the transaction aborted, when found by `--start-offset`.
+    start_offset: Option<i64>,
     result: &'static str,
 }
 
@@ -605,15 +607,24 @@ async fn abort(args: AbortArgs, settings: ClientSettings) -> anyhow::Result<()> 
         producer_id,
         producer_epoch,
         coordinator_epoch,
+        start_offset: args.start_offset,
         result: "aborted",
     };
     if args.output.output == OutputFormat::Json {
         return print_json(&result);
     }
-    say!(
-        "Aborted the transaction of producer {producer_id} (epoch {producer_epoch}, \
-         coordinator epoch {coordinator_epoch}) on {topic}-{partition}."
+    let producer = format!(
+        "producer {producer_id} (epoch {producer_epoch}, coordinator epoch {coordinator_epoch})"
     );
+    // With explicit ids, as with Kafka's tool, the marker is written whether or not the
+    // producer has a transaction open there (it then changes nothing): say only what we know.
+    match args.start_offset {
+        Some(offset) => say!(
+            "Aborted the transaction of {producer} that started at offset {offset} of \
+             {topic}-{partition}."
+        ),
+        None => say!("Wrote an ABORT marker for {producer} to {topic}-{partition}."),
+    }
     Ok(())
 }
 

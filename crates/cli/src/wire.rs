@@ -199,11 +199,13 @@ impl Connection {
     async fn negotiate(&mut self) -> Result<(), WireError> {
         let mut version = ApiVersionsRequest::VERSIONS.max;
         for _ in 0..2 {
-            let request = ApiVersionsRequest::default()
-                .with_client_software_name(StrBytes::from_static_str("moldau-cli"))
-                .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+            // The client software fields exist from v3 (KIP-511).
             let request = if version >= 3 {
-                request
+                ApiVersionsRequest::default()
+                    .with_client_software_name(StrBytes::from_static_str("moldau-cli"))
+                    .with_client_software_version(StrBytes::from_static_str(env!(
+                        "CARGO_PKG_VERSION"
+                    )))
             } else {
                 ApiVersionsRequest::default()
             };

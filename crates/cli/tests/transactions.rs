@@ -318,7 +318,8 @@ fn a_hanging_transaction_is_found_and_aborted() {
     ]);
     assert!(
         out.stdout.starts_with(&format!(
-            "Aborted the transaction of producer {pid_a} (epoch 0, coordinator epoch 0) on payments-0."
+            "Aborted the transaction of producer {pid_a} (epoch 0, coordinator epoch 0) \
+             that started at offset 3 of payments-0."
         )),
         "{}",
         out.stdout
@@ -424,6 +425,7 @@ fn a_hanging_transaction_is_found_and_aborted() {
         "json",
     ]);
     assert_eq!(aborted["result"], "aborted", "{aborted}");
+    assert_eq!(aborted["start_offset"], Value::Null, "{aborted}");
     assert_eq!(aborted["partition"], 1, "{aborted}");
     assert_eq!(read_committed_until(&server, 1, "d1"), ["d1"]);
     assert_eq!(
