@@ -2,8 +2,6 @@
 //! find and end hanging transactions. librdkafka has no API for these requests, so they
 //! go over [`crate::wire`].
 
-use std::time::{Duration, Instant};
-
 use anyhow::{anyhow, bail};
 use clap::{ArgGroup, Args, Subcommand};
 use kafka_protocol::messages::describe_producers_request::TopicRequest;
@@ -21,7 +19,7 @@ use serde::Serialize;
 
 use crate::args::{ConnectArgs, OutputArgs, OutputFormat};
 use crate::output::{print_json, print_table, table};
-use crate::wire::{check, ClientSettings, Cluster, CoordinatorType, WireError};
+use crate::wire::{check, retrying, ClientSettings, Cluster, CoordinatorType, WireError};
 use crate::Failure;
 
 #[derive(Subcommand)]
@@ -221,11 +219,12 @@ async fn list(args: ListArgs, settings: ClientSettings) -> anyhow::Result<()> {
     let mut failures = Vec::new();
     // Each broker coordinates its own share of the transactional ids.
     for broker in &brokers {
-        let answer = async {
+        // A broker still loading its transaction state answers COORDINATOR_LOAD_IN_PROGRESS.
+        let answer = retrying(conn.request_timeout(), async || {
             let response = cluster.broker(broker.node_id).await?.send(&request).await?;
             check(response.error_code, None)?;
-            Ok::<_, WireError>(response)
-        }
+            Ok(response)
+        })
         .await;
         match answer {
             Ok(response) => {
@@ -305,40 +304,34 @@ async fn describe(args: DescribeArgs, settings: ClientSettings) -> anyhow::Resul
     let conn = &args.conn;
     let id = &args.transactional_id;
     let action = format!("cannot describe transactional id '{id}'");
-    let deadline = Instant::now() + settings.timeout;
     let mut cluster = connect(conn, settings).await?;
     let request = DescribeTransactionsRequest::default()
         .with_transactional_ids(vec![TransactionalId(StrBytes::from_string(id.clone()))]);
     // A coordinator that moved or is loading answers NOT_COORDINATOR or
     // COORDINATOR_LOAD_IN_PROGRESS: look it up again until the request timeout.
-    let (coordinator, state) = loop {
-        let attempt = async {
-            let coordinator = cluster
-                .find_coordinator(CoordinatorType::Transaction, id)
-                .await?;
-            let response = cluster.broker(coordinator).await?.send(&request).await?;
-            let state = response
-                .transaction_states
-                .into_iter()
-                .find(|s| s.transactional_id.as_str() == id.as_str())
-                .ok_or_else(|| WireError::Kafka {
-                    error: ResponseError::UnknownServerError,
-                    message: Some("the coordinator's answer does not mention it".to_string()),
-                })?;
-            check(state.error_code, None)?;
-            Ok::<_, WireError>((coordinator, state))
+    let found = retrying(conn.request_timeout(), async || {
+        let coordinator = cluster
+            .find_coordinator(CoordinatorType::Transaction, id)
+            .await?;
+        let response = cluster.broker(coordinator).await?.send(&request).await?;
+        let state = response
+            .transaction_states
+            .into_iter()
+            .find(|s| s.transactional_id.as_str() == id.as_str())
+            .ok_or_else(|| WireError::Kafka {
+                error: ResponseError::UnknownServerError,
+                message: Some("the coordinator's answer does not mention it".to_string()),
+            })?;
+        check(state.error_code, None)?;
+        Ok((coordinator, state))
+    })
+    .await;
+    let (coordinator, state) = match found {
+        Ok(found) => found,
+        Err(e) if e.kafka() == Some(ResponseError::TransactionalIdNotFound) => {
+            bail!("transactional id '{id}' does not exist (TransactionalIdNotFound)")
         }
-        .await;
-        match attempt {
-            Ok(found) => break found,
-            Err(e) if e.kafka() == Some(ResponseError::TransactionalIdNotFound) => {
-                bail!("transactional id '{id}' does not exist (TransactionalIdNotFound)")
-            }
-            Err(e) if e.kafka().is_some_and(|k| k.is_retriable()) && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => return Err(explain(conn, &action, e)),
-        }
+        Err(e) => return Err(explain(conn, &action, e)),
     };
     let start = Some(state.transaction_start_time_ms).filter(|ms| *ms >= 0);
     let mut topic_partitions: Vec<TopicPartition> = state

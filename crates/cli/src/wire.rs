@@ -497,16 +497,10 @@ impl Cluster {
 
     /// The leader of a partition, waiting out an election (LEADER_NOT_AVAILABLE).
     pub async fn leader(&mut self, topic: &str, partition: i32) -> Result<i32, WireError> {
-        let deadline = Instant::now() + self.settings.timeout;
-        loop {
-            let found = self.leader_once(topic, partition).await;
-            match found {
-                Err(e) if e.is_retriable() && Instant::now() < deadline => {
-                    tokio::time::sleep(RETRY_BACKOFF).await;
-                }
-                other => return other,
-            }
-        }
+        retrying(self.settings.timeout, async || {
+            self.leader_once(topic, partition).await
+        })
+        .await
     }
 
     async fn leader_once(&mut self, topic: &str, partition: i32) -> Result<i32, WireError> {
@@ -545,15 +539,10 @@ impl Cluster {
         key_type: CoordinatorType,
         key: &str,
     ) -> Result<i32, WireError> {
-        let deadline = Instant::now() + self.settings.timeout;
-        loop {
-            match find_coordinator_once(&mut self.bootstrap, key_type, key).await {
-                Err(e) if e.is_retriable() && Instant::now() < deadline => {
-                    tokio::time::sleep(RETRY_BACKOFF).await;
-                }
-                other => return other,
-            }
-        }
+        retrying(self.settings.timeout, async || {
+            find_coordinator_once(&mut self.bootstrap, key_type, key).await
+        })
+        .await
     }
 
     /// Sends `request` to the leader of `topic`-`partition` and takes from the answer the
@@ -569,17 +558,15 @@ impl Cluster {
     where
         R: Request,
     {
-        let deadline = Instant::now() + self.settings.timeout;
-        loop {
+        retrying(self.settings.timeout, async || {
             let leader = self.leader(topic, partition).await?;
-            let answer = self.broker(leader).await?.send(request).await;
-            match answer.and_then(&extract) {
-                Err(e) if e.is_retriable() && Instant::now() < deadline => {
-                    tokio::time::sleep(RETRY_BACKOFF).await;
-                }
-                other => return other,
-            }
-        }
+            self.broker(leader)
+                .await?
+                .send(request)
+                .await
+                .and_then(&extract)
+        })
+        .await
     }
 }
 
@@ -622,6 +609,23 @@ async fn find_coordinator_once(
     } else {
         check(response.error_code, response.error_message.as_ref())?;
         Ok(response.node_id.0)
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or fails retriably (a stale leader or
+/// coordinator, one still loading) past `timeout`.
+pub async fn retrying<T>(
+    timeout: Duration,
+    mut attempt: impl AsyncFnMut() -> Result<T, WireError>,
+) -> Result<T, WireError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match attempt().await {
+            Err(e) if e.is_retriable() && Instant::now() < deadline => {
+                tokio::time::sleep(RETRY_BACKOFF).await;
+            }
+            other => return other,
+        }
     }
 }
 
@@ -742,6 +746,48 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("response size"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn retriable_errors_are_retried_until_the_timeout() {
+        let kafka = |error| WireError::Kafka {
+            error,
+            message: None,
+        };
+        let mut tries = 0;
+        let found = retrying(Duration::from_secs(30), async || {
+            tries += 1;
+            match tries {
+                1 => Err(kafka(ResponseError::CoordinatorLoadInProgress)),
+                2 => Err(kafka(ResponseError::NotLeaderOrFollower)),
+                _ => Ok(tries),
+            }
+        })
+        .await;
+        assert_eq!(found.unwrap(), 3);
+
+        let mut tries = 0;
+        let fatal = retrying(Duration::from_secs(30), async || {
+            tries += 1;
+            Err::<(), _>(kafka(ResponseError::TransactionalIdNotFound))
+        })
+        .await;
+        assert_eq!(
+            fatal.unwrap_err().kafka(),
+            Some(ResponseError::TransactionalIdNotFound)
+        );
+        assert_eq!(tries, 1);
+
+        let started = Instant::now();
+        let stuck = retrying(Duration::from_millis(300), async || {
+            Err::<(), _>(kafka(ResponseError::CoordinatorNotAvailable))
+        })
+        .await;
+        assert_eq!(
+            stuck.unwrap_err().kafka(),
+            Some(ResponseError::CoordinatorNotAvailable)
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 
     #[test]
