@@ -1179,14 +1179,6 @@ _FENCED = {
         "commit": "ProducerFencedException -", "abort": "ProducerFencedException -"},
 }
 _FENCED_ANY = ("ProducerFencedException", "InvalidProducerEpochException")
-# Known divergence (not yet fixed in the broker): Moldau answers that Produce with
-# PRODUCER_FENCED, so the Java client goes straight to its fatal state. Tolerated as a whole
-# outcome (never mixed with Kafka's) and logged; see the txn_java entry in compat/README.md.
-_FENCED_TOLERATED = {
-    "send to a partition already in the transaction": {
-        "send": "ProducerFencedException -", "commit": "ProducerFencedException -",
-        "abort": "ProducerFencedException -"},
-}
 
 
 @scenario
@@ -1257,10 +1249,7 @@ def txn_java(ctx: Ctx):
             if seen[k].split()[0] not in _FENCED_ANY:
                 problems.append(f"fenced zombie, {case}: {k} gave {seen[k]!r}, want ProducerFencedException "
                                 f"or InvalidProducerEpochException")
-        if seen == _FENCED_TOLERATED.get(case):
-            ctx.log(f"  (Kafka gives {want}: the broker answers the zombie's Produce with PRODUCER_FENCED where "
-                    f"Kafka answers INVALID_PRODUCER_EPOCH; tolerated, known divergence)")
-        elif seen != want:
+        if seen != want:
             problems.append(f"fenced zombie, {case}: Java raised {seen}; against Kafka it raises {want}")
     unacked = [i for i in groups["committed"] + groups["aborted"] if i not in s.acks]
     check(not unacked, f"{len(unacked)} flushed/committed sends never acknowledged, e.g. "

@@ -136,6 +136,9 @@ fn verify_transaction(
         )
         .and_then(|errors| errors.into_iter().next().map_or(Ok(()), |(_, e)| Err(e)));
     result.map_err(|e| match e {
+        // Producers expect INVALID_PRODUCER_EPOCH (abortable) from Produce, as the log's own
+        // epoch check would answer; PRODUCER_FENCED comes from EndTxn and AddPartitionsToTxn.
+        ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
         ResponseError::TransactionAbortable if ctx.api_version < 11 => {
             ResponseError::InvalidTxnState
         }
