@@ -632,8 +632,6 @@ pub async fn retrying<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::messages::api_versions_response::ApiVersion;
-    use kafka_protocol::messages::{ApiVersionsResponse, ResponseHeader};
     use tokio::net::TcpListener;
 
     fn settings(timeout_ms: u64) -> ClientSettings {
@@ -651,68 +649,6 @@ mod tests {
         let version = i16::from_be_bytes([frame[2], frame[3]]);
         let correlation = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
         (version, correlation)
-    }
-
-    async fn write_response(
-        stream: &mut TcpStream,
-        correlation: i32,
-        response: &ApiVersionsResponse,
-        version: i16,
-    ) {
-        let mut frame = vec![0u8; 4];
-        ResponseHeader::default()
-            .with_correlation_id(correlation)
-            .encode(&mut frame, 0)
-            .unwrap();
-        response.encode(&mut frame, version).unwrap();
-        let size = (frame.len() - 4) as i32;
-        frame[..4].copy_from_slice(&size.to_be_bytes());
-        stream.write_all(&frame).await.unwrap();
-    }
-
-    fn api(key: ApiKey, min: i16, max: i16) -> ApiVersion {
-        ApiVersion::default()
-            .with_api_key(key as i16)
-            .with_min_version(min)
-            .with_max_version(max)
-    }
-
-    #[tokio::test]
-    async fn an_older_broker_answers_in_v0_and_is_asked_again() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let broker = tokio::spawn(async move {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            let (version, correlation) = read_request(&mut stream).await;
-            assert_eq!(version, ApiVersionsRequest::VERSIONS.max);
-            let refusal = ApiVersionsResponse::default()
-                .with_error_code(ResponseError::UnsupportedVersion.code())
-                .with_api_keys(vec![api(ApiKey::ApiVersions, 0, 2)]);
-            write_response(&mut stream, correlation, &refusal, 0).await;
-            let (version, correlation) = read_request(&mut stream).await;
-            assert_eq!(version, 2);
-            let answer = ApiVersionsResponse::default().with_api_keys(vec![
-                api(ApiKey::ApiVersions, 0, 2),
-                api(ApiKey::Metadata, 0, 9),
-                api(ApiKey::DescribeProducers, 1, 5),
-            ]);
-            write_response(&mut stream, correlation, &answer, 2).await;
-        });
-        let connection = Connection::open(&addr, &settings(5_000)).await.unwrap();
-        broker.await.unwrap();
-        assert_eq!(connection.version::<MetadataRequest>().unwrap(), 9);
-        let err = connection
-            .version::<kafka_protocol::messages::DescribeProducersRequest>()
-            .unwrap_err();
-        assert!(matches!(err, WireError::Unsupported { .. }), "{err}");
-        let err = connection
-            .version::<kafka_protocol::messages::ListTransactionsRequest>()
-            .unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("does not support ListTransactions"),
-            "{err}"
-        );
     }
 
     #[tokio::test]
