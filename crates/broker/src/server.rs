@@ -30,9 +30,9 @@ impl Broker {
     pub async fn start(config: ServerConfig) -> Result<Broker, BrokerError> {
         std::fs::create_dir_all(&config.log_dir)?;
         std::fs::create_dir_all(&config.metadata_log_dir)?;
-        let cluster_id = read_or_create_meta_properties(&config.log_dir, config.node_id)?;
-
+        // The log manager locks the dir first: a second broker on it must not format it.
         let log_manager = open_log_manager(&config, &config.log_dir).await?;
+        let cluster_id = read_or_create_meta_properties(&config.log_dir, config.node_id)?;
         let separate_metadata_dir = config.metadata_log_dir != config.log_dir;
         let metadata_log_manager = if separate_metadata_dir {
             open_log_manager(&config, &config.metadata_log_dir).await?

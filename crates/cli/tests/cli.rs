@@ -538,6 +538,18 @@ fn server_reads_properties_and_overrides_and_stops_cleanly_on_sigterm() {
 }
 
 #[test]
+fn a_second_server_on_the_same_log_dir_refuses_to_start() {
+    let server = Server::start();
+    let listener = format!("listeners=PLAINTEXT://127.0.0.1:{}", free_port());
+    let log_dirs = format!("log.dirs={}", server.data_dir.display());
+    let out = moldau(&["server", "--override", &listener, "--override", &log_dirs]);
+    out.assert_last_line_error(1, "is in use by another process");
+    assert!(out.stderr.contains(".lock"), "{}", out.stderr);
+    // The first broker is unharmed.
+    server.ok(&["topics", "create", "--topic", "still-mine"]);
+}
+
+#[test]
 fn errors_are_one_line_with_a_non_zero_exit() {
     // A bad flag value is a usage error (clap's exit code 2) naming the flag.
     let out = moldau(&["topics", "create", "--topic", "x", "--partitions", "many"]);

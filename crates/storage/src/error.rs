@@ -50,6 +50,10 @@ pub enum StorageError {
     /// LOG_DIR_NOT_FOUND (57): the partition's log was deleted or its directory is gone.
     #[error("log dir not found: {0}")]
     LogDirNotFound(String),
+    /// KAFKA_STORAGE_ERROR (56): another process (a second broker) holds the log dir's
+    /// `.lock`; only raised at startup.
+    #[error("log dir {} is in use by another process (it holds {}/.lock)", .0.display(), .0.display())]
+    LogDirLocked(std::path::PathBuf),
     /// KAFKA_STORAGE_ERROR (56): an IO failure.
     #[error("storage IO error: {0}")]
     KafkaStorage(#[from] std::io::Error),
@@ -72,7 +76,7 @@ impl StorageError {
             StorageError::TransactionCoordinatorFenced(_) => 52,
             StorageError::InvalidConfig(_) => 40,
             StorageError::LogDirNotFound(_) => 57,
-            StorageError::KafkaStorage(_) => 56,
+            StorageError::LogDirLocked(_) | StorageError::KafkaStorage(_) => 56,
         }
     }
 }

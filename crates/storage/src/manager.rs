@@ -3,7 +3,8 @@
 //!
 //! Files owned at the log dir root: `recovery-point-offset-checkpoint`,
 //! `log-start-offset-checkpoint`, `cleaner-offset-checkpoint`,
-//! `replication-offset-checkpoint` (high watermarks) and `.kafka_cleanshutdown`.
+//! `replication-offset-checkpoint` (high watermarks), `.kafka_cleanshutdown`, and `.lock`
+//! (held while the manager is open, so that two brokers never share a log dir).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -23,6 +24,7 @@ use crate::log::{lock, now_ms, Log};
 use crate::{TopicPartition, Uuid};
 
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+pub const LOCK_FILE: &str = ".lock";
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
 pub const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
@@ -75,6 +77,10 @@ pub struct LogManager {
     stop: Arc<(Mutex<bool>, Condvar)>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     last_checkpoint_ms: AtomicI64,
+    /// Deleted partitions' renamed dirs and when to remove them (`file.delete.delay.ms`).
+    pending_deletions: Mutex<Vec<(PathBuf, i64)>>,
+    /// Holds the OS lock on `.lock` until the manager is dropped.
+    _dir_lock: fs::File,
 }
 
 /// Kafka's `log.flush.offset.checkpoint.interval.ms` default.
@@ -97,6 +103,7 @@ impl LogManager {
     ) -> Result<Arc<LogManager>, StorageError> {
         fs::create_dir_all(&config.log_dir)?;
         let root = &config.log_dir;
+        let dir_lock = lock_log_dir(root)?;
         let marker = root.join(CLEAN_SHUTDOWN_FILE);
         let clean_shutdown = marker.exists();
         let checkpoints = RootCheckpoints {
@@ -124,6 +131,8 @@ impl LogManager {
             stop: Arc::new((Mutex::new(false), Condvar::new())),
             threads: Mutex::new(Vec::new()),
             last_checkpoint_ms: AtomicI64::new(now_ms()),
+            pending_deletions: Mutex::new(Vec::new()),
+            _dir_lock: dir_lock,
         });
         manager.checkpoint()?;
         Ok(manager)
@@ -165,7 +174,9 @@ impl LogManager {
         Ok(log)
     }
 
-    /// Removes the log: renames its dir to `<dir>.<uuid>-delete`, then deletes it.
+    /// Removes the log: renames its dir to `<dir>.<uuid>-delete` at once (the partition is
+    /// gone, also across a restart) and deletes the files `file.delete.delay.ms` later, as
+    /// Kafka does, so that reads already under way finish. A restart removes leftovers.
     pub fn delete_log(&self, tp: &TopicPartition) -> Result<(), StorageError> {
         let Some(log) = self
             .logs
@@ -185,8 +196,22 @@ impl LogManager {
         ));
         fs::rename(log.dir(), &doomed)?;
         sync_dir(&self.config.log_dir)?;
-        // Readers keep their open file handles; removal is safe now.
-        fs::remove_dir_all(&doomed)?;
+        let due_ms = now_ms().saturating_add(log.config_arc().file_delete_delay_ms);
+        lock(&self.pending_deletions).push((doomed, due_ms));
+        self.remove_deleted_logs(now_ms())
+    }
+
+    /// Removes the dirs of deleted partitions whose delay has passed.
+    fn remove_deleted_logs(&self, now_ms: i64) -> Result<(), StorageError> {
+        let due: Vec<PathBuf> = {
+            let mut pending = lock(&self.pending_deletions);
+            let (due, waiting) = pending.drain(..).partition(|(_, due_ms)| *due_ms <= now_ms);
+            *pending = waiting;
+            due.into_iter().map(|(dir, _)| dir).collect()
+        };
+        for dir in due {
+            fs::remove_dir_all(&dir)?;
+        }
         Ok(())
     }
 
@@ -332,6 +357,7 @@ impl LogManager {
             log.flush_if_due(now_ms)?;
             log.remove_deleted_files(now_ms)?;
         }
+        self.remove_deleted_logs(now_ms)?;
         let last = self.last_checkpoint_ms.load(Ordering::Relaxed);
         if now_ms.saturating_sub(last) >= CHECKPOINT_INTERVAL_MS {
             self.last_checkpoint_ms.store(now_ms, Ordering::Relaxed);
@@ -346,6 +372,21 @@ impl Drop for LogManager {
         let (flag, cvar) = &*self.stop;
         *lock(flag) = true;
         cvar.notify_all();
+    }
+}
+
+/// Takes the OS lock on the log dir's `.lock`, as Kafka does: a second broker pointed at
+/// the same dir would corrupt it.
+fn lock_log_dir(root: &Path) -> Result<fs::File, StorageError> {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(root.join(LOCK_FILE))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(StorageError::LogDirLocked(root.to_path_buf())),
+        Err(fs::TryLockError::Error(e)) => Err(e.into()),
     }
 }
 

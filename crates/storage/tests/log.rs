@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use moldau_storage::{AppendOrigin, LogConfig, StorageError};
+use moldau_storage::{AppendOrigin, LogConfig, LogManager, StorageError};
 
 const NOW: i64 = 1_700_000_000_000;
 
@@ -697,6 +697,65 @@ fn delete_log_removes_the_partition() {
     assert!(h.manager().get_log(&h.tp).is_none());
     assert!(!h.partition_dir().exists(), "dir renamed away");
     assert!(h.manager().all_logs().is_empty());
+}
+
+#[test]
+fn a_deleted_partition_dir_is_removed_after_the_file_delete_delay() {
+    // Kafka keeps a deleted partition's files for file.delete.delay.ms (default 60 s) so
+    // that reads under way finish; the partition itself is gone at once.
+    let h = nine_records();
+    h.manager().delete_log(&h.tp).unwrap();
+    let renamed: Vec<_> = std::fs::read_dir(h.log_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with("-delete"))
+        .collect();
+    assert_eq!(renamed.len(), 1, "renamed, not yet removed: {renamed:?}");
+    assert!(renamed[0].starts_with(&format!("{}.", h.tp.dir_name())));
+    assert!(h.manager().get_log(&h.tp).is_none());
+
+    let mut h = h;
+    h.reopen_unclean();
+    let leftovers = std::fs::read_dir(h.log_dir())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with("-delete")
+        })
+        .count();
+    assert_eq!(leftovers, 0, "a restart removes what a deletion left");
+}
+
+#[test]
+fn with_no_delay_a_deleted_partition_dir_goes_at_once() {
+    let h = Harness::new(LogConfig {
+        file_delete_delay_ms: 0,
+        ..LogConfig::default()
+    });
+    h.manager().delete_log(&h.tp).unwrap();
+    let entries: Vec<_> = std::fs::read_dir(h.log_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(&h.tp.dir_name()))
+        .collect();
+    assert!(entries.is_empty(), "{entries:?}");
+}
+
+#[test]
+fn a_second_manager_cannot_open_a_locked_log_dir() {
+    let mut h = nine_records();
+    let err = LogManager::open(manager_config(&h.log_dir()), LogConfig::default())
+        .err()
+        .expect("the dir is locked");
+    assert!(matches!(err, StorageError::LogDirLocked(_)), "{err}");
+    assert!(err.to_string().contains(".lock"), "{err}");
+    assert_eq!(err.kafka_error_code(), 56);
+    // Dropping the first manager releases the lock.
+    h.reopen_clean();
+    assert_eq!(h.log().log_end_offset(), 9);
 }
 
 #[test]
