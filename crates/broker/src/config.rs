@@ -122,6 +122,7 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
     ("log.retention.check.interval.ms", "300000", "long"),
     ("log.cleaner.enable", "true", "boolean"),
     ("log.cleaner.backoff.ms", "15000", "long"),
+    ("log.cleaner.dedupe.buffer.size", "134217728", "long"),
     (
         "log.flush.scheduler.interval.ms",
         "9223372036854775807",
@@ -172,6 +173,7 @@ pub struct ServerConfig {
     pub log_retention_check_interval_ms: i64,
     pub log_cleaner_enable: bool,
     pub log_cleaner_backoff_ms: i64,
+    pub log_cleaner_dedupe_buffer_size: i64,
     pub log_flush_scheduler_interval_ms: i64,
     pub num_recovery_threads_per_data_dir: i32,
     /// `group.*` and `offsets.retention.*` settings of the group coordinator.
@@ -309,6 +311,13 @@ impl ServerConfig {
                 "log.cleaner.backoff.ms",
                 15_000,
                 0,
+                i64::MAX,
+            )?,
+            log_cleaner_dedupe_buffer_size: parse_opt(
+                &props,
+                "log.cleaner.dedupe.buffer.size",
+                134_217_728,
+                1,
                 i64::MAX,
             )?,
             log_flush_scheduler_interval_ms: parse_opt(

@@ -144,6 +144,8 @@ async fn open_log_manager(
     manager_config.flush_check_interval_ms = config.log_flush_scheduler_interval_ms;
     manager_config.cleaner_enabled = config.log_cleaner_enable;
     manager_config.cleaner_backoff_ms = config.log_cleaner_backoff_ms;
+    manager_config.cleaner_dedupe_buffer_bytes =
+        usize::try_from(config.log_cleaner_dedupe_buffer_size).unwrap_or(usize::MAX);
     manager_config.recovery_threads = config.num_recovery_threads_per_data_dir as usize;
     let defaults = config.log_defaults.clone();
     // Recovery reads whole segments: keep it off the async workers.

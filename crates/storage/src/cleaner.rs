@@ -39,24 +39,38 @@ use crate::checkpoint::sync_dir;
 use crate::config::LogConfig;
 use crate::error::StorageError;
 use crate::log::{lock, segment_index_for, Log};
-use crate::records::{end_txn_marker, EndTxnMarker};
+use crate::records::{end_txn_marker, has_duplicate_header_keys, records_section, EndTxnMarker};
 use crate::segment::{rename_segment_files, LogSegment};
 use crate::txn_index::AbortedTxn;
 
 pub struct LogCleaner<'a> {
     log: &'a Arc<Log>,
+    dedupe_buffer_bytes: usize,
 }
 
 /// Key -> offset of its latest record in the dirty section.
 type OffsetMap = HashMap<Bytes, i64>;
+
+/// What one key costs in the offset map beyond its own bytes (table slot, `Bytes` handle,
+/// offset): the counterpart of the 24 bytes per entry of Kafka's dedupe buffer.
+const MAP_ENTRY_OVERHEAD_BYTES: usize = 64;
+
+/// Kafka's `log.cleaner.dedupe.buffer.size` default.
+pub const DEFAULT_DEDUPE_BUFFER_BYTES: usize = 128 * 1024 * 1024;
 
 fn corrupt(e: impl std::fmt::Display) -> StorageError {
     StorageError::CorruptMessage(format!("cleaner could not decode a batch: {e}"))
 }
 
 impl<'a> LogCleaner<'a> {
-    pub fn new(log: &'a Arc<Log>) -> Self {
-        LogCleaner { log }
+    /// A cleaner whose offset map holds at most about `dedupe_buffer_bytes` of keys
+    /// (`log.cleaner.dedupe.buffer.size`); a dirty section with more keys is cleaned over
+    /// several passes.
+    pub fn new(log: &'a Arc<Log>, dedupe_buffer_bytes: usize) -> Self {
+        LogCleaner {
+            log,
+            dedupe_buffer_bytes,
+        }
     }
 
     /// Cleans the log if it is dirty enough (or a record waited past
@@ -71,7 +85,7 @@ impl<'a> LogCleaner<'a> {
         let stable_base =
             segments[segment_index_for(&segments, log.last_stable_offset())].base_offset();
         let end = cleanable_end(&segments, &config, now_ms).min(stable_base);
-        let cleanable: Vec<Arc<LogSegment>> = segments
+        let mut cleanable: Vec<Arc<LogSegment>> = segments
             .iter()
             .take_while(|s| s.base_offset() < end)
             .cloned()
@@ -85,7 +99,23 @@ impl<'a> LogCleaner<'a> {
         let map_start = cleanable[segment_index_for(&cleanable, first_dirty)].base_offset();
         let map_txns =
             TxnTracker::new(log.collect_aborted_txns(log.log_start_offset(), map_start, end)?);
-        let map = build_offset_map(&cleanable, first_dirty, map_txns)?;
+        let (map, map_end) =
+            build_offset_map(&cleanable, first_dirty, map_txns, self.dedupe_buffer_bytes)?;
+        // A full map covers the dirty section only up to `map_end`: clean the segments
+        // below it now, the rest in the next pass (Kafka does the same).
+        let end = match map_end {
+            Some(map_end) => {
+                tracing::info!(
+                    dir = %log.dir.display(),
+                    map_end,
+                    end,
+                    "offset map full (log.cleaner.dedupe.buffer.size): cleaning up to {map_end} this pass"
+                );
+                cleanable.retain(|s| s.base_offset() < map_end);
+                map_end
+            }
+            None => end,
+        };
         let mut txns = TxnTracker::new(log.collect_aborted_txns(
             log.log_start_offset(),
             cleanable[0].base_offset(),
@@ -236,44 +266,75 @@ fn for_each_batch(
     segment: &LogSegment,
     mut f: impl FnMut(&BatchHeader, Vec<u8>) -> Result<(), StorageError>,
 ) -> Result<(), StorageError> {
+    for_each_batch_while(segment, |h, bytes| f(h, bytes).map(|()| true))
+}
+
+/// Like `for_each_batch`, stopping when `f` returns false.
+fn for_each_batch_while(
+    segment: &LogSegment,
+    mut f: impl FnMut(&BatchHeader, Vec<u8>) -> Result<bool, StorageError>,
+) -> Result<(), StorageError> {
     let mut batches = Vec::new();
     segment.for_each_header(0, |position, h| {
         batches.push((position, *h));
         true
     })?;
     for (position, header) in batches {
-        f(&header, segment.read_batch(position, &header)?)?;
+        if !f(&header, segment.read_batch(position, &header)?)? {
+            break;
+        }
     }
     Ok(())
 }
 
+/// The latest offset of every key of the dirty section, holding about `budget_bytes` of
+/// keys at most. When the budget runs out in a later segment than the first dirty one,
+/// returns that segment's base offset: the map is complete for the segments below it
+/// (its keys from further on are later records, so they may still supersede). The first
+/// dirty segment is always mapped whole, so that every pass makes progress.
 fn build_offset_map(
     segments: &[Arc<LogSegment>],
     first_dirty: i64,
     mut txns: TxnTracker,
-) -> Result<OffsetMap, StorageError> {
+    budget_bytes: usize,
+) -> Result<(OffsetMap, Option<i64>), StorageError> {
     let mut map = OffsetMap::new();
+    let mut used_bytes = 0usize;
     let start = segment_index_for(segments, first_dirty);
-    for segment in &segments[start..] {
-        for_each_batch(segment, |h, bytes| {
+    for (n, segment) in segments[start..].iter().enumerate() {
+        let mut full = false;
+        for_each_batch_while(segment, |h, bytes| {
+            if n > 0 && used_bytes >= budget_bytes {
+                full = true;
+                return Ok(false);
+            }
             if h.is_control() {
                 txns.on_control(h, control_marker(h, &bytes));
-                return Ok(());
+                return Ok(true);
             }
             let aborted = txns.on_data(h);
             if aborted || h.last_offset() < first_dirty || h.record_count == 0 {
-                return Ok(());
+                return Ok(true);
             }
             let set = RecordBatchDecoder::decode(&mut Bytes::from(bytes)).map_err(corrupt)?;
             for record in set.records {
-                if let Some(key) = record.key {
-                    map.insert(key, record.offset);
+                let Some(key) = record.key else { continue };
+                match map.get_mut(&key) {
+                    Some(offset) => *offset = record.offset,
+                    None => {
+                        used_bytes += key.len() + MAP_ENTRY_OVERHEAD_BYTES;
+                        // A copy: the decoded key shares the whole batch's buffer.
+                        map.insert(Bytes::copy_from_slice(&key), record.offset);
+                    }
                 }
             }
-            Ok(())
+            Ok(true)
         })?;
+        if full {
+            return Ok((map, Some(segment.base_offset())));
+        }
     }
-    Ok(map)
+    Ok((map, None))
 }
 
 /// The marker of a producer's control batch; unparseable ones count as empty.
@@ -514,6 +575,12 @@ fn filter_batch(
         return Ok(filter
             .is_producer_last_batch(h)
             .then(|| batch::empty_batch_like(h)));
+    }
+    // Re-encoding would keep one value per repeated header key: keep the batch whole
+    // (its superseded records too) rather than lose headers.
+    let section = records_section(&bytes, h, i32::MAX as usize)?;
+    if has_duplicate_header_keys(&section)? {
+        return Ok(Some(bytes));
     }
     let mut buf = BytesMut::new();
     let options = RecordEncodeOptions {

@@ -42,6 +42,8 @@ pub struct LogManagerConfig {
     pub cleaner_enabled: bool,
     /// `log.cleaner.backoff.ms`.
     pub cleaner_backoff_ms: i64,
+    /// `log.cleaner.dedupe.buffer.size`: memory for the cleaner's key map.
+    pub cleaner_dedupe_buffer_bytes: usize,
     /// `num.recovery.threads.per.data.dir`.
     pub recovery_threads: usize,
 }
@@ -55,6 +57,7 @@ impl LogManagerConfig {
             flush_check_interval_ms: i64::MAX,
             cleaner_enabled: true,
             cleaner_backoff_ms: 15_000,
+            cleaner_dedupe_buffer_bytes: crate::cleaner::DEFAULT_DEDUPE_BUFFER_BYTES,
             recovery_threads: 2,
         }
     }
@@ -280,7 +283,8 @@ impl LogManager {
     pub fn run_cleaner_once(&self, now_ms: i64) -> Result<(), StorageError> {
         for log in self.all_logs() {
             if log.config_arc().cleanup_policy.is_compact() {
-                crate::cleaner::LogCleaner::new(&log).clean(now_ms)?;
+                crate::cleaner::LogCleaner::new(&log, self.config.cleaner_dedupe_buffer_bytes)
+                    .clean(now_ms)?;
             }
         }
         Ok(())

@@ -125,6 +125,53 @@ pub fn walk_records(
     Ok(())
 }
 
+/// Whether a record of the (decompressed) records section repeats a header key. Kafka
+/// allows that; kafka-protocol's decoder keeps one value per key, so the cleaner must not
+/// re-encode such a batch.
+pub fn has_duplicate_header_keys(data: &[u8]) -> Result<bool, StorageError> {
+    // Skips a length-prefixed field (-1 = null) and returns its bytes.
+    fn field<'a>(body: &'a [u8], pos: &mut usize) -> Result<&'a [u8], StorageError> {
+        let length = read_varlong(body, pos, 5)?;
+        if length < 0 {
+            return Ok(&[]);
+        }
+        let end = pos
+            .checked_add(length as usize)
+            .filter(|end| *end <= body.len())
+            .ok_or_else(|| corrupt("record field exceeds the record"))?;
+        let bytes = &body[*pos..end];
+        *pos = end;
+        Ok(bytes)
+    }
+    let mut at = 0;
+    while at < data.len() {
+        let length = read_varlong(data, &mut at, 5)?;
+        if length < 0 || length as usize > data.len() - at {
+            return Err(corrupt(format!("record length {length} exceeds the batch")));
+        }
+        let body = &data[at..at + length as usize];
+        at += length as usize;
+        let mut pos = 1; // attributes
+        read_varlong(body, &mut pos, 10)?; // timestamp delta
+        read_varlong(body, &mut pos, 5)?; // offset delta
+        field(body, &mut pos)?; // key
+        field(body, &mut pos)?; // value
+        let count = read_varlong(body, &mut pos, 5)?;
+        if count < 2 {
+            continue;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..count {
+            let key = field(body, &mut pos)?;
+            field(body, &mut pos)?;
+            if !seen.insert(key) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
 /// A transaction marker: the control record of a COMMIT or ABORT batch (Kafka's
 /// EndTransactionMarker: key = version i16 | type i16 (0 ABORT, 1 COMMIT), value =
 /// version i16 | coordinatorEpoch i32).
@@ -266,6 +313,48 @@ mod tests {
                 Err(StorageError::InvalidRecord(_))
             ));
         }
+    }
+
+    /// One raw record (offset delta `delta`) with `headers`, as Kafka frames it.
+    fn raw_record(delta: i64, key: &[u8], headers: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut body = vec![0u8];
+        write_varint(&mut body, 0);
+        write_varint(&mut body, delta);
+        write_varint(&mut body, key.len() as i64);
+        body.extend_from_slice(key);
+        write_varint(&mut body, -1); // null value
+        write_varint(&mut body, headers.len() as i64);
+        for (k, v) in headers {
+            write_varint(&mut body, k.len() as i64);
+            body.extend_from_slice(k);
+            write_varint(&mut body, v.len() as i64);
+            body.extend_from_slice(v);
+        }
+        let mut record = Vec::new();
+        write_varint(&mut record, body.len() as i64);
+        record.extend_from_slice(&body);
+        record
+    }
+
+    #[test]
+    fn duplicate_header_keys_are_found_in_any_record() {
+        let plain = [
+            raw_record(0, b"a", &[(b"x", b"1"), (b"y", b"2")]),
+            raw_record(1, b"b", &[]),
+        ]
+        .concat();
+        assert!(!has_duplicate_header_keys(&plain).unwrap());
+        let repeated = [
+            plain.clone(),
+            raw_record(2, b"c", &[(b"x", b"1"), (b"x", b"2")]),
+        ]
+        .concat();
+        assert!(has_duplicate_header_keys(&repeated).unwrap());
+        // A header running past its record is corruption, not a panic.
+        let mut torn = raw_record(0, b"a", &[(b"x", b"1"), (b"x", b"2")]);
+        torn.truncate(torn.len() - 2);
+        torn[0] = 2 * (torn.len() as u8 - 1); // the record length, zigzag-encoded
+        assert!(has_duplicate_header_keys(&torn).is_err());
     }
 
     #[test]

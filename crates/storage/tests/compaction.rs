@@ -694,3 +694,135 @@ fn list_offsets_after_cleaning_and_restart() {
     h.reopen_unclean();
     check(&h, "after an unclean restart");
 }
+
+fn write_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+/// (key, value, headers) of one raw record.
+type RawRecord<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
+/// An uncompressed batch whose records may repeat a header key, which Kafka allows and
+/// kafka-protocol's encoder cannot produce.
+fn raw_batch(records: &[RawRecord<'_>], ts: i64) -> Vec<u8> {
+    let mut section = Vec::new();
+    for (delta, (key, value, headers)) in records.iter().enumerate() {
+        let mut body = vec![0u8];
+        write_varint(&mut body, 0);
+        write_varint(&mut body, delta as i64);
+        for field in [key, value] {
+            write_varint(&mut body, field.len() as i64);
+            body.extend_from_slice(field.as_bytes());
+        }
+        write_varint(&mut body, headers.len() as i64);
+        for (k, v) in headers.iter() {
+            for field in [k, v] {
+                write_varint(&mut body, field.len() as i64);
+                body.extend_from_slice(field.as_bytes());
+            }
+        }
+        write_varint(&mut section, body.len() as i64);
+        section.extend_from_slice(&body);
+    }
+    let mut b = Vec::new();
+    b.extend_from_slice(&0i64.to_be_bytes()); // base offset
+    b.extend_from_slice(&((49 + section.len()) as i32).to_be_bytes()); // length
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
+    b.push(2); // magic
+    b.extend_from_slice(&[0; 4]); // CRC, below
+    b.extend_from_slice(&0i16.to_be_bytes()); // attributes
+    b.extend_from_slice(&(records.len() as i32 - 1).to_be_bytes());
+    b.extend_from_slice(&ts.to_be_bytes());
+    b.extend_from_slice(&ts.to_be_bytes());
+    b.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
+    b.extend_from_slice(&(-1i16).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.extend_from_slice(&(records.len() as i32).to_be_bytes());
+    b.extend_from_slice(&section);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+#[test]
+fn a_batch_with_repeated_header_keys_is_kept_whole() {
+    let mut h = Harness::new(compacted(1024));
+    let dup: &[(&str, &str)] = &[("trace", "a"), ("trace", "b")];
+    let original = raw_batch(&[("k1", "v1", dup), ("k2", "old", &[])], NOW);
+    append(h.log(), &mut original.clone(), NOW).unwrap();
+    // k2 is superseded; enough later batches to roll the first segment.
+    for v in 0..20 {
+        put(
+            &h,
+            &[(
+                "k2".to_string(),
+                Some(format!("new-{v}-{}", "x".repeat(60))),
+            )],
+            NOW,
+            Compression::None,
+        );
+    }
+    let (active_base, _) = active_segment(&h);
+    assert!(active_base > 2, "the raw batch is in a closed segment");
+    h.manager().run_cleaner_once(NOW + 1000).unwrap();
+    let batches = read_all_batches(h.log());
+    let first = &batches[0];
+    assert_eq!(BatchHeader::parse(first).base_offset, 0);
+    assert_eq!(
+        first[61..],
+        original[61..],
+        "records (and both `trace` headers) kept byte for byte"
+    );
+    assert!(crc_valid(first));
+    // The other batches were cleaned as usual: k2 survives once below the active segment.
+    let k2_below_active = read_all_records(h.log())
+        .iter()
+        .filter(|r| r.key.as_deref() == Some(b"k2".as_slice()) && r.offset < active_base)
+        .count();
+    assert_eq!(k2_below_active, 2, "the kept batch's k2 and the latest one");
+    h.reopen_unclean();
+    assert_eq!(read_all_batches(h.log())[0][61..], original[61..]);
+}
+
+#[test]
+fn a_small_dedupe_buffer_cleans_over_several_passes() {
+    // 400 distinct keys, each written three times, over many 2 KiB segments; the key map
+    // holds about 30 keys (log.cleaner.dedupe.buffer.size), so one pass cannot map them all.
+    let mut h = Harness::new(compacted(2048));
+    h.dedupe_buffer_bytes = Some(30 * (8 + 64));
+    h.close_without_shutdown();
+    h.open();
+    for round in 0..3 {
+        for chunk in 0..40 {
+            let pairs: Vec<_> = (0..10).map(|k| kv(chunk * 10 + k, round)).collect();
+            put(&h, &pairs, NOW, Compression::None);
+        }
+    }
+    let before = read_all_records(h.log());
+    let (active_base, _) = active_segment(&h);
+
+    h.manager().run_cleaner_once(NOW + 1000).unwrap();
+    let after_one = h.log().cleaner_checkpoint();
+    assert!(
+        after_one > 0 && after_one < active_base,
+        "one pass stops where the map filled: {after_one} of {active_base}"
+    );
+    let mut passes = 1;
+    while h.log().cleaner_checkpoint() < active_base {
+        let checkpoint = h.log().cleaner_checkpoint();
+        h.manager().run_cleaner_once(NOW + 1000).unwrap();
+        assert!(
+            h.log().cleaner_checkpoint() > checkpoint,
+            "every pass progresses"
+        );
+        passes += 1;
+        assert!(passes < 200, "cleaning does not converge");
+    }
+    assert!(passes > 2, "{passes} passes");
+    assert_compacted(&h, &before, active_base, false);
+}

@@ -309,6 +309,8 @@ pub struct Harness {
     pub tp: TopicPartition,
     pub topic_id: Uuid,
     pub config: LogConfig,
+    /// `log.cleaner.dedupe.buffer.size` of the manager, when not the default.
+    pub dedupe_buffer_bytes: Option<usize>,
 }
 
 impl Harness {
@@ -321,6 +323,7 @@ impl Harness {
             tp: tp(),
             topic_id: Uuid::from_u128(0x6d6f6c64_6175_4000_8000_000000000001),
             config,
+            dedupe_buffer_bytes: None,
         };
         h.open();
         h
@@ -345,8 +348,12 @@ impl Harness {
     /// Opens the manager (recovering whatever is on disk) and the partition log.
     pub fn open(&mut self) {
         assert!(self.manager.is_none());
-        let manager = LogManager::open(manager_config(self.dir.path()), self.config.clone())
-            .expect("open log manager");
+        let mut manager_config = manager_config(self.dir.path());
+        if let Some(bytes) = self.dedupe_buffer_bytes {
+            manager_config.cleaner_dedupe_buffer_bytes = bytes;
+        }
+        let manager =
+            LogManager::open(manager_config, self.config.clone()).expect("open log manager");
         let log = manager
             .get_or_create_log(&self.tp, self.topic_id, self.config.clone())
             .expect("get_or_create_log");
