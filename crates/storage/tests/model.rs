@@ -171,11 +171,25 @@ impl Model {
     fn advance_start(&mut self, start: i64) {
         self.log_start = start;
         self.live.retain(|r| r.offset >= start);
+        self.advance_epochs_start(start);
+    }
+
+    fn advance_epochs_start(&mut self, start: i64) {
         let below = self.epochs.iter().filter(|e| e.1 <= start).count();
         if below > 0 {
             let last = self.epochs[below - 1].0;
             self.epochs.drain(..below);
             self.epochs.insert(0, (last, start));
+        }
+    }
+
+    /// Kafka's LogSegment.recover: each batch it re-reads assigns its epoch when newer
+    /// than the cache's latest.
+    fn recovered(&mut self, batch_epochs: &[(i32, i64)]) {
+        for &(epoch, base_offset) in batch_epochs {
+            if epoch >= 0 && self.epochs.last().is_none_or(|e| epoch > e.0) {
+                self.epochs.push((epoch, base_offset));
+            }
         }
     }
 
@@ -222,6 +236,36 @@ fn segments_on_disk(h: &Harness) -> Vec<Segment> {
             }
         })
         .collect()
+}
+
+/// The partition's offset in a root checkpoint file (Kafka's text format), if listed.
+fn checkpointed_offset(h: &Harness, file: &str) -> Option<i64> {
+    let text = std::fs::read_to_string(h.log_dir().join(file)).ok()?;
+    let wanted = format!("{} {} ", h.tp.topic, h.tp.partition);
+    text.lines()
+        .skip(2)
+        .find_map(|line| line.strip_prefix(&wanted)?.trim().parse().ok())
+}
+
+/// (epoch, base offset) of every batch an unclean open will recover: the segments that
+/// reach past the checkpointed recovery point.
+fn batches_to_recover(h: &Harness) -> Vec<(i32, i64)> {
+    let recovery_point = checkpointed_offset(h, "recovery-point-offset-checkpoint").unwrap_or(0);
+    let files = segment_files(&h.partition_dir(), "log");
+    let mut out = Vec::new();
+    for (i, (_, path)) in files.iter().enumerate() {
+        if files
+            .get(i + 1)
+            .is_some_and(|next| next.0 <= recovery_point)
+        {
+            continue;
+        }
+        for b in split_batches(&std::fs::read(path).unwrap()) {
+            let header = BatchHeader::parse(&b);
+            out.push((header.partition_leader_epoch, header.base_offset));
+        }
+    }
+    out
 }
 
 fn config_of(s: &Setup) -> LogConfig {
@@ -509,9 +553,17 @@ fn run(setup: Setup, ops: Vec<Op>) {
             Op::ReopenUnclean => {
                 let old_start = m.log_start;
                 let first_base = segments_on_disk(&h).first().map(|s| s.base).unwrap_or(0);
+                let recovered = batches_to_recover(&h);
+                let start_checkpoint = checkpointed_offset(&h, "log-start-offset-checkpoint");
                 h.reopen_unclean();
                 h.log().update_high_watermark(h.log().log_end_offset());
+                m.recovered(&recovered);
                 m.loaded();
+                // The earliest epoch may not have been flushed: Kafka truncates the cache to
+                // the checkpointed log start (truncateFromStart).
+                if let Some(start) = start_checkpoint {
+                    m.advance_epochs_start(start);
+                }
                 // The log start offset checkpoint may lag (Kafka writes it periodically).
                 let start = h.log().log_start_offset();
                 assert!(
