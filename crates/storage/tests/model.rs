@@ -261,7 +261,7 @@ fn batches_to_recover(h: &Harness) -> Vec<(i32, i64)> {
             continue;
         }
         for b in split_batches(&std::fs::read(path).unwrap()) {
-            let header = BatchHeader::parse(&b);
+            let header = BatchHeader::parse(b);
             out.push((header.partition_leader_epoch, header.base_offset));
         }
     }
