@@ -226,7 +226,7 @@ impl GroupCoordinator {
         })?;
         let tp = TopicPartition::new(OFFSETS_TOPIC, partition_id);
         self.replica_manager
-            .append_records(&tp, &mut batch, 1, AppendOrigin::Coordinator)
+            .append_records(&tp, &mut batch, 1, AppendOrigin::Coordinator, None)
             .map(|_| ())
             .map_err(|e| {
                 tracing::warn!("cannot append to {OFFSETS_TOPIC}-{partition_id}: {e:?}");
@@ -453,7 +453,7 @@ impl GroupCoordinator {
         })?;
         let tp = TopicPartition::new(OFFSETS_TOPIC, partition_id);
         self.replica_manager
-            .append_records(&tp, &mut batch, 1, AppendOrigin::Coordinator)
+            .append_records(&tp, &mut batch, 1, AppendOrigin::Coordinator, None)
             .map(|_| ())
             .map_err(|e| {
                 tracing::warn!("cannot append to {OFFSETS_TOPIC}-{partition_id}: {e:?}");

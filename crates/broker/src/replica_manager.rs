@@ -16,6 +16,7 @@ use moldau_metadata::{
 };
 use moldau_storage::{
     AppendOrigin, Log, LogAppendInfo, LogConfig, LogManager, StorageError, TopicPartition, Uuid,
+    VerificationGuard,
 };
 use tokio::sync::watch;
 
@@ -128,6 +129,7 @@ impl ReplicaManager {
         records: &mut [u8],
         required_acks: i16,
         origin: AppendOrigin,
+        verification_guard: Option<VerificationGuard>,
     ) -> Result<LogAppendInfo, AppendError> {
         use kafka_protocol::ResponseError as E;
         let partition = self
@@ -142,10 +144,20 @@ impl ReplicaManager {
                 return Err(AppendError::Kafka(E::NotEnoughReplicas));
             }
         }
-        let info = partition
-            .log
-            .append_as_leader(records, partition.leader_epoch, origin, crate::now_ms())
-            .map_err(AppendError::Storage)?;
+        let now_ms = crate::now_ms();
+        let info = match verification_guard {
+            Some(guard) => partition.log.append_as_leader_verified(
+                records,
+                partition.leader_epoch,
+                origin,
+                now_ms,
+                guard,
+            ),
+            None => partition
+                .log
+                .append_as_leader(records, partition.leader_epoch, origin, now_ms),
+        }
+        .map_err(AppendError::Storage)?;
         self.advance_high_watermark(&partition);
         Ok(info)
     }

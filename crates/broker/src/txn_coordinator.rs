@@ -206,7 +206,7 @@ impl TxnCoordinator {
         })?;
         let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, partition_id);
         self.replica_manager
-            .append_records(&tp, &mut batch, 1, AppendOrigin::Coordinator)
+            .append_records(&tp, &mut batch, 1, AppendOrigin::Coordinator, None)
             .map_err(|e| {
                 tracing::warn!("cannot append to {TRANSACTION_STATE_TOPIC}-{partition_id}: {e:?}");
                 append_error_code(&e)
@@ -430,10 +430,13 @@ impl TxnCoordinator {
             }
         };
         let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, partition_id);
-        match self
-            .replica_manager
-            .append_records(&tp, &mut batch, 1, AppendOrigin::Coordinator)
-        {
+        match self.replica_manager.append_records(
+            &tp,
+            &mut batch,
+            1,
+            AppendOrigin::Coordinator,
+            None,
+        ) {
             Ok(_) => {
                 for tombstone in &tombstones {
                     guard.replay(tombstone);

@@ -8,7 +8,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
-use moldau_storage::{AppendOrigin, BatchHeader, TopicPartition};
+use moldau_storage::{AppendOrigin, BatchHeader, TopicPartition, VerificationGuard};
 
 use super::str_bytes;
 use crate::api::RequestContext;
@@ -55,15 +55,17 @@ pub async fn handle(
                     );
                 };
                 let tp = TopicPartition::new(name.clone(), partition.index);
-                if let Err(e) = verify_transaction(state, ctx, transactional_id, &tp, &records) {
-                    return error(e, None);
-                }
+                let guard = match verify_transaction(state, ctx, transactional_id, &tp, &records) {
+                    Ok(guard) => guard,
+                    Err(e) => return error(e, None),
+                };
                 let mut records = BytesMut::from(&records[..]);
                 match state.replica_manager.append_records(
                     &tp,
                     &mut records,
                     acks,
                     AppendOrigin::Client,
+                    guard,
                 ) {
                     Ok(info) => PartitionProduceResponse::default()
                         .with_index(partition.index)
@@ -105,26 +107,42 @@ fn error_response(
 }
 
 /// KIP-890 part 1: a transactional batch goes only to a partition its producer added to the
-/// transaction, as the coordinator confirms. Errors are converted for clients that predate
-/// them, as Kafka does.
+/// transaction, as the coordinator confirms. As in Kafka, only a batch that would open the
+/// producer's transaction on the partition asks the coordinator; the guard it returns
+/// makes the append fail if the transaction ended meanwhile. Errors are converted for
+/// clients that predate them, as Kafka does.
 fn verify_transaction(
     state: &BrokerState,
     ctx: &RequestContext,
     transactional_id: Option<&str>,
     tp: &TopicPartition,
     records: &[u8],
-) -> Result<(), ResponseError> {
+) -> Result<Option<VerificationGuard>, ResponseError> {
     let Ok(header) = BatchHeader::parse(records) else {
         // The log's validation reports the malformed batch.
-        return Ok(());
+        return Ok(None);
     };
     if !header.is_transactional() {
-        return Ok(());
+        return Ok(None);
     }
     // Kafka verifies only requests that name their transactional id.
     let Some(transactional_id) = transactional_id.filter(|id| !id.is_empty()) else {
-        return Ok(());
+        return Ok(None);
     };
+    let Some(partition) = state.replica_manager.partition(tp) else {
+        // The append answers UNKNOWN_TOPIC_OR_PARTITION.
+        return Ok(None);
+    };
+    let guard = partition.log.maybe_start_transaction_verification(
+        header.producer_id,
+        header.base_sequence,
+        header.producer_epoch,
+        crate::now_ms(),
+    );
+    if guard == VerificationGuard::SENTINEL {
+        // Already open here: the log's epoch and sequence checks govern the batch.
+        return Ok(Some(guard));
+    }
     let partition = [(tp.topic.clone(), tp.partition)];
     let result = state
         .txn_coordinator
@@ -135,7 +153,7 @@ fn verify_transaction(
             &partition,
         )
         .and_then(|errors| errors.into_iter().next().map_or(Ok(()), |(_, e)| Err(e)));
-    result.map_err(|e| match e {
+    result.map(|()| Some(guard)).map_err(|e| match e {
         // Producers expect INVALID_PRODUCER_EPOCH (abortable) from Produce, as the log's own
         // epoch check would answer; PRODUCER_FENCED comes from EndTxn and AddPartitionsToTxn.
         ResponseError::ProducerFenced => ResponseError::InvalidProducerEpoch,
