@@ -1128,6 +1128,8 @@ class _JavaTxnScript:
         self.ops: Dict[int, tuple] = {}
         self.acks: Dict[int, tuple] = {}
         self.senderr: Dict[int, str] = {}
+        self.pids: Dict[str, tuple] = {}  # "pid NAME" ops: name -> (producer id, epoch)
+        self.output: List[str] = []
 
     def op(self, op: str, name: str, *rest: str) -> int:
         self.lines.append("\t".join([op, name, *rest]))
@@ -1138,19 +1140,22 @@ class _JavaTxnScript:
                 "transaction.timeout.ms": "30000", "delivery.timeout.ms": "20000", "request.timeout.ms": "10000"}
         return self.op("new", name, *[f"{k}={v}" for k, v in conf.items()])
 
-    def send(self, name: str, topic: str, partition, value: str, key: str = None) -> int:
+    def send(self, name: str, topic: str, partition, value: str, key: str = None, ts: int = None) -> int:
         idx = len(self.sent)
         self.sent[idx] = (topic, value.encode())
         self.op("send", name, str(idx), topic, "-" if partition is None else str(partition),
-                (key or value).encode().hex(), value.encode().hex())
+                (key or value).encode().hex(), value.encode().hex(), *([] if ts is None else [str(ts)]))
         return idx
 
     def run(self, ctx: Ctx, bs: str) -> None:
         path = ctx.workdir / "java-txn-script.tsv"
         path.write_text("\n".join(self.lines) + "\n")
-        for ln in C.run_java(["txn-script", bs, str(path)], timeout=100, label="txn-script"):
+        self.output = C.run_java(["txn-script", bs, str(path)], timeout=100, label="txn-script")
+        for ln in self.output:
             f = ln.split()
-            if f[0] == "op":
+            if f[0] == "pid":
+                self.pids[f[1]] = (int(f[2]), int(f[3]))
+            elif f[0] == "op":
                 self.ops[int(f[1])] = (f[2], f[3], "ok" if f[4] == "ok" else f"{f[5]} {f[6]}")
             elif f[0] == "ack":
                 self.acks[int(f[1])] = (f[2], int(f[3]), int(f[4]))
@@ -1325,3 +1330,367 @@ def txn_java(ctx: Ctx):
                                        want_out + (aborted_out if iso == "read_uncommitted" else []))
         ctx.log(f"Java {iso}: {len(got[ta]) + len(got[tb])} records in {ta}+{tb}, {len(got[tout])} in {tout}")
     fail_if(problems, "Java transactions")
+
+
+# --------------------------------------------------------------------------- transaction admin with the Java Admin
+
+class _Within:
+    """Equal to any int in [lo, hi]: a time the broker chose (a marker's timestamp, a start time)."""
+    __hash__ = None
+
+    def __init__(self, lo: int, hi: int):
+        self.lo, self.hi = lo, hi
+
+    def __eq__(self, other):
+        return isinstance(other, int) and not isinstance(other, bool) and self.lo <= other <= self.hi
+
+    def __repr__(self):
+        return f"<a time in [{self.lo}, {self.hi}]>"
+
+
+class _TxnAdminOut:
+    """The output of Compat.java txn-admin commands (or txn-script "admin" ops), by tag (the command)."""
+
+    def __init__(self, lines: List[str]):
+        self.lines = lines
+        self.lists: Dict[str, set] = {}    # tag -> {(transactional id, producer id, state, coordinator)}
+        self.descs: Dict[tuple, tuple] = {}  # (tag, id) -> ("ok", coord, state, pid, epoch, timeout, start|None, (T-P, ..))
+        self.prods: Dict[str, object] = {}   # tag -> {pid: (epoch, last seq, last ts, coordinator epoch|None, txn start|None)}
+        self.offsets: Dict[str, tuple] = {}  # tag -> (latest read_committed, latest read_uncommitted)
+        self.specs: Dict[str, object] = {}   # tag -> (pid, epoch, coordinator epoch) | "none"
+        self.aborts: Dict[str, str] = {}     # tag -> "ok" | "CLASS CAUSE"
+        self.fences: Dict[tuple, tuple] = {}  # (tag, id) -> ("ok", pid, epoch) | ("exc", "CLASS CAUSE")
+        opt = lambda x: None if x == "-" else int(x)
+        for ln in lines:
+            f = ln.split()
+            if not f:
+                continue
+            if f[0] == "list":
+                self.lists.setdefault(f[1], set()).add((f[2], int(f[3]), f[4], int(f[5])))
+            elif f[0] == "listed":
+                self.lists.setdefault(f[1], set())
+            elif f[0] == "desc":
+                self.descs[(f[1], f[2])] = (("ok", int(f[4]), f[5], int(f[6]), int(f[7]), int(f[8]), opt(f[9]),
+                                             () if f[10] == "-" else tuple(f[10].split(",")))
+                                            if f[3] == "ok" else ("exc", " ".join(f[4:])))
+            elif f[0] == "prod":
+                self.prods.setdefault(f[1], {})[int(f[2])] = (int(f[3]), int(f[4]), int(f[5]), opt(f[6]), opt(f[7]))
+            elif f[0] == "producers":
+                self.prods[f[1]] = " ".join(f[2:]) if f[2] == "exc" else self.prods.get(f[1], {})
+            elif f[0] == "lo":
+                self.offsets[f[1]] = (int(f[2]), int(f[3]))
+            elif f[0] == "spec":
+                self.specs[f[1]] = "none" if f[2] == "none" else (int(f[2]), int(f[3]), int(f[4]))
+            elif f[0] == "abort":
+                self.aborts[f[1]] = "ok" if f[2] == "ok" else " ".join(f[3:])
+            elif f[0] == "fence":
+                self.fences[(f[1], f[2])] = ("ok", int(f[4]), int(f[5])) if f[3] == "ok" else ("exc", " ".join(f[4:]))
+
+
+def _txn_admin_record(ctx: Ctx, what: str, lines: List[str]):
+    """Keep what the Java side printed (compat/.out/<scenario>/java-txn-admin.out) for whoever reads a failure."""
+    with open(ctx.workdir / "java-txn-admin.out", "a") as f:
+        f.write("\n".join([f"=== {what}", *lines, ""]))
+
+
+def _txn_admin(ctx: Ctx, bs: str, *cmds: str) -> _TxnAdminOut:
+    lines = C.run_java(["txn-admin", bs, *cmds], timeout=90, label="txn-admin")
+    _txn_admin_record(ctx, "txn-admin " + " ".join(cmds), lines)
+    check(lines[-1:] == ["done"], f"Java txn-admin did not finish: last lines {lines[-5:]}")
+    return _TxnAdminOut(lines)
+
+
+def _moldau_txn(b: Broker, *args) -> object:
+    """`moldau transactions ... -o json` with the broker's own binary."""
+    import json
+    import subprocess
+    cp = subprocess.run([b.binary, "transactions", *args, "--bootstrap-server", b.bootstrap, "-o", "json"],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    check(cp.returncode == 0, f"moldau transactions {' '.join(args)} exited {cp.returncode}: {cp.stderr.decode().strip()}")
+    return json.loads(cp.stdout)
+
+
+def _cli_txn_list(b: Broker, *args) -> set:
+    return {(r["transactional_id"], r["producer_id"], r["transaction_state"], r["coordinator"])
+            for r in _moldau_txn(b, "list", *args)}
+
+
+def _cli_txn_describe(b: Broker, tid: str) -> tuple:
+    d = _moldau_txn(b, "describe", "--transactional-id", tid)
+    check(d["transactional_id"] == tid, f"moldau transactions describe {tid}: answered for {d['transactional_id']}")
+    return ("ok", d["coordinator_id"], d["transaction_state"], d["producer_id"], d["producer_epoch"],
+            d["transaction_timeout_ms"], d["current_transaction_start_time_ms"],
+            tuple(f"{tp['topic']}-{tp['partition']}" for tp in d["topic_partitions"]))
+
+
+def _cli_txn_producers(b: Broker, topic: str, partition: int) -> dict:
+    return {r["producer_id"]: (r["producer_epoch"], r["last_sequence"], r["last_timestamp"],
+                               r["latest_coordinator_epoch"], r["current_transaction_start_offset"])
+            for r in _moldau_txn(b, "describe-producers", "--topic", topic, "--partition", str(partition))}
+
+
+def _expect(problems: List[str], what: str, got, want):
+    if not (want == got):
+        problems.append(f"{what}: got {got!r}, want {want!r}")
+
+
+@scenario
+def txn_admin_java(ctx: Ctx):
+    """Java Admin 3.9 transaction APIs on a hanging transaction: listTransactions, describeTransactions, describeProducers, abortTransaction (as kafka-transactions abort), fenceProducers; cross-checked with `moldau transactions`."""
+    b = ctx.broker()
+    bs = b.bootstrap
+    T, FT = "txn-admin", "txn-admin-fence"
+    HANG, COMMIT, FENCE, UNKNOWN = "java-hanging", "java-committer", "java-fenced", "java-never-used"
+    C.ck_admin_create(bs, T, 2)
+    C.ck_admin_create(bs, FT, 1)
+    C.java_classpath()
+    problems: List[str] = []
+    # Explicit record timestamps an hour back: a producer's last timestamp is then told apart from
+    # a transaction marker's (Kafka stamps markers with the broker's clock and counts them too).
+    base = now_ms() - 3_600_000
+    sends: Dict[str, List[int]] = {}
+    ok_lines: Dict[int, List[int]] = {}
+
+    def op(s: _JavaTxnScript, o: str, name: str, *rest: str, ok=True) -> int:
+        ln = s.op(o, name, *rest)
+        if ok:
+            ok_lines.setdefault(id(s), []).append(ln)
+        return ln
+
+    def new(s, name, tid=None, timeout=None):
+        conf = {"linger.ms": "5", "max.block.ms": "20000", "delivery.timeout.ms": "20000", "request.timeout.ms": "10000"}
+        if tid:
+            conf.update({"transactional.id": tid, "transaction.timeout.ms": str(timeout)})
+        else:
+            conf.update({"enable.idempotence": "false", "acks": "all"})  # no producer state at all
+        op(s, "new", name, *[f"{k}={v}" for k, v in conf.items()])
+
+    stamps: Dict[tuple, int] = {}  # (script, idx) -> the record's timestamp
+
+    def send(s, name, label, topic, partition, n):
+        for i in range(n):
+            ts = base + len(stamps)
+            idx = s.send(name, topic, partition, f"{label}-{partition}-{i}", ts=ts)
+            stamps[(id(s), idx)] = ts
+            sends.setdefault(label, []).append(idx)
+
+    def run(s, what):
+        t0 = now_ms()
+        s.run(ctx, bs)
+        t1 = now_ms()
+        _txn_admin_record(ctx, f"txn-script ({what})", s.output)
+        for ln in ok_lines[id(s)]:
+            got = s.ops.get(ln)
+            if got is None or got[2] != "ok":
+                problems.append(f"{what}: script line {ln} ({s.lines[ln - 1].split(chr(9))[:2]}): {got}, want ok")
+        ctx.log(f"{what}: {len(s.lines)} Java ops in {(t1 - t0) / 1000:.1f}s")
+        return t0, t1
+
+    def offsets(s, label):
+        return [s.acks.get(i) for i in sends[label]]
+
+    def recs(s, *labels):
+        return [(*s.acks[i], s.sent[i][1]) for lb in labels for i in sends[lb] if i in s.acks]
+
+    # ---- 1. set-up: T-0 gets 3 plain records, a committed transaction (also on T-1), then a
+    # ---- transaction of HANG that is flushed and never ended (its JVM halts), then another commit
+    s1 = _JavaTxnScript()
+    new(s1, "PLAIN")
+    send(s1, "PLAIN", "plain", T, 0, 3)
+    op(s1, "flush", "PLAIN")
+    op(s1, "close", "PLAIN")
+    new(s1, "C", COMMIT, 45000)
+    op(s1, "init", "C")
+    op(s1, "begin", "C")
+    send(s1, "C", "c1", T, 0, 4)
+    send(s1, "C", "c1", T, 1, 2)
+    op(s1, "commit", "C")
+    new(s1, "H", HANG, 600000)  # long: the coordinator must not abort it during the test
+    op(s1, "init", "H")
+    op(s1, "begin", "H")
+    send(s1, "H", "hang", T, 0, 5)
+    op(s1, "flush", "H")
+    op(s1, "begin", "C")
+    send(s1, "C", "c2", T, 0, 3)
+    send(s1, "C", "c2", T, 1, 1)
+    op(s1, "commit", "C")
+    op(s1, "pid", "C")
+    op(s1, "pid", "H")
+    op(s1, "close", "C")
+    op(s1, "halt", "-", ok=False)  # the JVM ends without closing H: its transaction stays open
+    t0, t1 = run(s1, "set-up")
+    want_offsets = {"plain": [(T, 0, o) for o in range(3)],
+                    "c1": [(T, 0, o) for o in range(3, 7)] + [(T, 1, 0), (T, 1, 1)],  # marker at T-0 7, T-1 2
+                    "hang": [(T, 0, o) for o in range(8, 13)],
+                    "c2": [(T, 0, o) for o in range(13, 16)] + [(T, 1, 3)]}  # markers at T-0 16, T-1 4
+    for label, want in want_offsets.items():
+        _expect(problems, f"set-up: acknowledged (topic, partition, offset) of '{label}'", offsets(s1, label), want)
+    check("C" in s1.pids and "H" in s1.pids, f"set-up: no producer ids printed: {s1.pids}")
+    fail_if(problems, "txn admin set-up")
+    (pid_c, ep_c), (pid_h, ep_h) = s1.pids["C"], s1.pids["H"]
+    hang_start = 8
+    hang_last_ts = stamps[(id(s1), sends["hang"][-1])]
+    _expect(problems, "set-up: producer epochs of C and H (first InitProducerId)", (ep_c, ep_h), (0, 0))
+    ctx.log(f"committer {COMMIT} = producer {pid_c}, hanging {HANG} = producer {pid_h} (open from offset {hang_start})")
+
+    # ---- 2-4. the hanging transaction as the Admin sees it
+    win = _Within(t0, t1)
+    l_h, l_c = (HANG, pid_h, "Ongoing", 1), (COMMIT, pid_c, "CompleteCommit", 1)
+    q1 = _txn_admin(ctx, bs, "list", "list:state=Ongoing", f"list:pid={pid_h}", f"list:state=Ongoing:pid={pid_c}",
+                    f"list:state=CompleteCommit,Ongoing:pid={pid_c},{pid_h}", f"describe:{HANG},{COMMIT},{UNKNOWN}",
+                    f"producers:{T}:0", f"producers:{T}:1", f"offsets:{T}:0", f"offsets:{T}:1")
+    _expect(problems, "listTransactions()", q1.lists.get("list"), {l_h, l_c})
+    _expect(problems, "listTransactions(filterStates [Ongoing])", q1.lists.get("list:state=Ongoing"), {l_h})
+    _expect(problems, f"listTransactions(filterProducerIds [{pid_h}])", q1.lists.get(f"list:pid={pid_h}"), {l_h})
+    _expect(problems, f"listTransactions(filterStates [Ongoing], filterProducerIds [{pid_c}]) (both filters apply)",
+            q1.lists.get(f"list:state=Ongoing:pid={pid_c}"), set())
+    _expect(problems, f"listTransactions(filterStates [CompleteCommit, Ongoing], filterProducerIds [{pid_c}, {pid_h}])",
+            q1.lists.get(f"list:state=CompleteCommit,Ongoing:pid={pid_c},{pid_h}"), {l_h, l_c})
+    tag = f"describe:{HANG},{COMMIT},{UNKNOWN}"
+    d_h = q1.descs.get((tag, HANG))
+    _expect(problems, f"describeTransactions {HANG} (coordinator, state, producer id, epoch, timeout, start, partitions)",
+            d_h, ("ok", 1, "Ongoing", pid_h, 0, 600000, win, (f"{T}-0",)))
+    # Kafka keeps the start time of the last transaction once it completes (TransactionMetadata.prepareComplete)
+    d_c = q1.descs.get((tag, COMMIT))
+    _expect(problems, f"describeTransactions {COMMIT}", d_c, ("ok", 1, "CompleteCommit", pid_c, 0, 45000, win, ()))
+    if d_h and d_c and d_h[0] == d_c[0] == "ok" and None not in (d_h[6], d_c[6]) and d_c[6] < d_h[6]:
+        problems.append(f"describeTransactions: {COMMIT}'s last transaction started at {d_c[6]}, before {HANG}'s "
+                        f"({d_h[6]}), yet it began after {HANG} had flushed")
+    _expect(problems, f"describeTransactions {UNKNOWN}", q1.descs.get((tag, UNKNOWN)),
+            ("exc", "TransactionalIdNotFoundException -"))
+    p_c0 = (0, 6, win, 0, None)  # last timestamp: its commit marker's; coordinator epoch 0 from the markers
+    _expect(problems, f"describeProducers {T}-0 {{pid: (epoch, last seq, last ts, coordinator epoch, txn start)}}",
+            q1.prods.get(f"producers:{T}:0"), {pid_h: (0, 4, hang_last_ts, None, hang_start), pid_c: p_c0})
+    _expect(problems, f"describeProducers {T}-1", q1.prods.get(f"producers:{T}:1"), {pid_c: (0, 2, win, 0, None)})
+    _expect(problems, f"listOffsets {T}-0 latest (read_committed = the hanging transaction's start, read_uncommitted)",
+            q1.offsets.get(f"offsets:{T}:0"), (hang_start, 17))
+    _expect(problems, f"listOffsets {T}-1 latest", q1.offsets.get(f"offsets:{T}:1"), (5, 5))
+    ctx.log(f"Java Admin, hanging: {sorted(q1.lists.get('list', ()))}; {T}-0 producers {q1.prods.get(f'producers:{T}:0')}")
+
+    # a read_committed consumer stops at the hanging transaction: c2 on T-0 is held back
+    got = C.java_consume(bs, [T], conf={"isolation.level": "read_committed"})
+    problems += _multiset_problems(f"Java read_committed {T} while the transaction hangs (topic, partition, offset, value)",
+                                   [(r.topic, r.partition, r.offset, r.value) for r in got[T]],
+                                   [r for r in recs(s1, "plain", "c1", "c2") if not (r[1] == 0 and r[2] > hang_start)])
+
+    # ---- 7. `moldau transactions` agrees with the Java Admin
+    _expect(problems, "`moldau transactions list` vs Java listTransactions()", _cli_txn_list(b), q1.lists.get("list"))
+    _expect(problems, "`moldau transactions list --state Ongoing` vs Java", _cli_txn_list(b, "--state", "Ongoing"),
+            q1.lists.get("list:state=Ongoing"))
+    for tid in (HANG, COMMIT):
+        _expect(problems, f"`moldau transactions describe --transactional-id {tid}` vs Java describeTransactions",
+                _cli_txn_describe(b, tid), q1.descs.get((tag, tid)))
+    _expect(problems, f"`moldau transactions describe-producers {T}-0` vs Java describeProducers",
+            _cli_txn_producers(b, T, 0), q1.prods.get(f"producers:{T}:0"))
+
+    # ---- 5. abort it as kafka-transactions abort --start-offset does, then look again
+    ta0 = now_ms()
+    q2 = _txn_admin(ctx, bs, f"abort-start:{T}:0:{hang_start}", "list", f"describe:{HANG}", f"producers:{T}:0",
+                    f"offsets:{T}:0", f"again@abort-start:{T}:0:{hang_start}")
+    ta1 = now_ms()
+    _expect(problems, "abort spec from describeProducers (producer id, epoch, coordinator epoch or 0)",
+            q2.specs.get(f"abort-start:{T}:0:{hang_start}"), (pid_h, 0, 0))
+    _expect(problems, "abortTransaction", q2.aborts.get(f"abort-start:{T}:0:{hang_start}"), "ok")
+    # Admin.abortTransaction writes the marker only: the coordinator still has the transaction Ongoing
+    _expect(problems, "listTransactions() after the abort", q2.lists.get("list"), {l_h, l_c})
+    _expect(problems, f"describeTransactions {HANG} after the abort (unchanged)", q2.descs.get((f"describe:{HANG}", HANG)), d_h)
+    before = q1.prods.get(f"producers:{T}:0")
+    if isinstance(before, dict) and pid_c in before:
+        p_c0 = before[pid_c]  # the committer is untouched by the abort: exactly as before
+    _expect(problems, f"describeProducers {T}-0 after the abort (the abort marker's timestamp and coordinator epoch)",
+            q2.prods.get(f"producers:{T}:0"), {pid_h: (0, 4, _Within(ta0, ta1), 0, None), pid_c: p_c0})
+    _expect(problems, f"listOffsets {T}-0 latest after the abort (marker at 17)", q2.offsets.get(f"offsets:{T}:0"), (18, 18))
+    _expect(problems, "a second abort --start-offset finds no transaction there", q2.specs.get(
+        f"again@abort-start:{T}:0:{hang_start}"), "none")
+    _expect(problems, f"`moldau transactions describe-producers {T}-0` vs Java after the abort",
+            _cli_txn_producers(b, T, 0), q2.prods.get(f"producers:{T}:0"))
+    _expect(problems, f"`moldau transactions describe --transactional-id {HANG}` vs Java after the abort",
+            _cli_txn_describe(b, HANG), q2.descs.get((f"describe:{HANG}", HANG)))
+
+    # ---- 6. fenceProducers on a transactional id with an open transaction, from the same JVM as its producer
+    s2 = _JavaTxnScript()
+    new(s2, "F", FENCE, 300000)
+    op(s2, "init", "F")
+    op(s2, "begin", "F")
+    send(s2, "F", "f1", FT, 0, 2)
+    op(s2, "commit", "F")
+    op(s2, "begin", "F")
+    send(s2, "F", "f2", FT, 0, 3)
+    op(s2, "flush", "F")
+    op(s2, "pid", "F")
+    for cmd in (f"pre@describe:{FENCE}", f"fence:{FENCE}", f"post@describe:{FENCE}", f"producers:{FT}:0",
+                f"offsets:{FT}:0"):
+        op(s2, "admin", "-", cmd)
+    commit_line = op(s2, "commit", "F", ok=False)
+    abort_line = op(s2, "abort", "F", ok=False)
+    op(s2, "close", "F")
+    new(s2, "F2", FENCE, 300000)  # a successor with the same transactional.id
+    op(s2, "init", "F2")
+    op(s2, "begin", "F2")
+    send(s2, "F2", "f3", FT, 0, 1)
+    op(s2, "commit", "F2")
+    op(s2, "pid", "F2")
+    op(s2, "admin", "-", f"after@describe:{FENCE}")
+    op(s2, "close", "F2")
+    tf0, tf1 = run(s2, "fence")
+    winf = _Within(tf0, tf1)
+    _expect(problems, "fence script: acknowledged offsets", [offsets(s2, lb) for lb in ("f1", "f2", "f3")],
+            [[(FT, 0, 0), (FT, 0, 1)], [(FT, 0, o) for o in (3, 4, 5)], [(FT, 0, 7)]])
+    check("F" in s2.pids, f"fence script: no producer id printed: {s2.pids}")
+    pid_f, ep_f = s2.pids["F"]
+    _expect(problems, "the fenced producer's own epoch before the fence", ep_f, 0)
+    q4 = _TxnAdminOut(s2.output)
+    _expect(problems, f"describeTransactions {FENCE} before the fence", q4.descs.get((f"pre@describe:{FENCE}", FENCE)),
+            ("ok", 1, "Ongoing", pid_f, 0, 300000, winf, (f"{FT}-0",)))
+    # Kafka: InitProducerId on an Ongoing transaction bumps the epoch to fence and aborts (markers with
+    # epoch 1), answers CONCURRENT_TRANSACTIONS; the Admin retries and gets epoch 2, state Empty, the
+    # Admin's request.timeout.ms (20000) as the transaction timeout.
+    _expect(problems, f"fenceProducers {FENCE} (producer id, epoch)", q4.fences.get((f"fence:{FENCE}", FENCE)),
+            ("ok", pid_f, 2))
+    _expect(problems, f"describeTransactions {FENCE} after the fence", q4.descs.get((f"post@describe:{FENCE}", FENCE)),
+            ("ok", 1, "Empty", pid_f, 2, 20000, None, ()))
+    # the fence's abort marker carries epoch 1: a new epoch drops the entry's batch metadata, so the last
+    # sequence is -1 (Kafka's ProducerStateEntry.maybeUpdateProducerEpoch), the last timestamp the marker's
+    _expect(problems, f"describeProducers {FT}-0 after the fence (the fence's abort marker, epoch 1)",
+            q4.prods.get(f"producers:{FT}:0"), {pid_f: (1, -1, winf, 0, None)})
+    _expect(problems, f"listOffsets {FT}-0 after the fence (abort marker at 6)", q4.offsets.get(f"offsets:{FT}:0"), (7, 7))
+    fenced = {"commit": s2.ops.get(commit_line, ("", "", "no result"))[2],
+              "abort": s2.ops.get(abort_line, ("", "", "no result"))[2]}
+    ctx.log(f"fenced producer {pid_f}: Java raised {fenced}")
+    # Kafka: EndTxn with the old epoch gets PRODUCER_FENCED (TransactionCoordinator.endTransaction), which the
+    # 3.9 producer raises as ProducerFencedException, a fatal error, raised again by abortTransaction
+    _expect(problems, "the fenced producer's commitTransaction / abortTransaction", fenced,
+            {"commit": "ProducerFencedException -", "abort": "ProducerFencedException -"})
+    _expect(problems, "the successor's producer id and epoch", s2.pids.get("F2"), (pid_f, 3))
+    _expect(problems, f"describeTransactions {FENCE} after the successor's commit",
+            q4.descs.get((f"after@describe:{FENCE}", FENCE)), ("ok", 1, "CompleteCommit", pid_f, 3, 300000, winf, ()))
+
+    # refusals of stale aborts: an older producer epoch, an older coordinator epoch
+    q3 = _txn_admin(ctx, bs, f"stale-epoch@abort:{FT}:0:{pid_f}:0:0", f"stale-coordinator@abort:{FT}:0:{pid_f}:3:-1", "list",
+                    f"producers:{FT}:0", f"offsets:{FT}:0", f"offsets:{T}:0")
+    _expect(problems, f"abortTransaction on {FT}-0 with epoch 0 (the producer is at 3)",
+            q3.aborts.get(f"stale-epoch@abort:{FT}:0:{pid_f}:0:0"), "InvalidProducerEpochException -")
+    _expect(problems, f"abortTransaction on {FT}-0 with coordinator epoch -1 (the partition saw 0)",
+            q3.aborts.get(f"stale-coordinator@abort:{FT}:0:{pid_f}:3:-1"), "TransactionCoordinatorFencedException -")
+    _expect(problems, "listTransactions() at the end", q3.lists.get("list"),
+            {l_h, l_c, (FENCE, pid_f, "CompleteCommit", 1)})
+    _expect(problems, f"describeProducers {FT}-0 at the end", q3.prods.get(f"producers:{FT}:0"),
+            {pid_f: (3, 0, winf, 0, None)})
+    _expect(problems, f"listOffsets {FT}-0 at the end", q3.offsets.get(f"offsets:{FT}:0"), (9, 9))
+    _expect(problems, f"listOffsets {T}-0 at the end (the consumers below must reach 18)", q3.offsets.get(f"offsets:{T}:0"),
+            (18, 18))
+    _expect(problems, "`moldau transactions list` vs Java at the end", _cli_txn_list(b), q3.lists.get("list"))
+    _expect(problems, f"`moldau transactions describe-producers {FT}-0` vs Java", _cli_txn_producers(b, FT, 0),
+            q3.prods.get(f"producers:{FT}:0"))
+
+    # ---- 5. (reads) read_committed reads both topics to their end: no aborted record, every committed one
+    for iso in ("read_committed", "read_uncommitted"):
+        got = C.java_consume(bs, [T, FT], conf={"isolation.level": iso})
+        extra = iso == "read_uncommitted"
+        problems += _multiset_problems(f"Java {iso} {T} (topic, partition, offset, value)",
+                                       [(r.topic, r.partition, r.offset, r.value) for r in got[T]],
+                                       recs(s1, "plain", "c1", "c2", *(["hang"] if extra else [])))
+        problems += _multiset_problems(f"Java {iso} {FT}", [(r.topic, r.partition, r.offset, r.value) for r in got[FT]],
+                                       recs(s2, "f1", "f3", *(["f2"] if extra else [])))
+        ctx.log(f"Java {iso}: {len(got[T])} records in {T}, {len(got[FT])} in {FT}")
+    fail_if(problems, "Java transaction admin")

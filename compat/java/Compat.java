@@ -19,6 +19,26 @@
 //                                                       "send NAME IDX TOPIC PARTITION|- KEYHEX VALUEHEX"
 //                                                       out: "op LINE NAME OP ok MS" | "op LINE NAME OP exc CLASS CAUSECLASS|- MS",
 //                                                            "ack IDX topic partition offset" | "senderr IDX CLASS CAUSECLASS|- async|sync"
+//                                                       further ops: "send" takes an optional 8th field TS (record timestamp),
+//                                                       "pid NAME" prints "pid NAME PRODUCERID EPOCH" (the producer's own view, by
+//                                                       reflection), "admin - CMD" runs one txn-admin CMD (below) with an Admin client,
+//                                                       "halt -" ends the JVM at once: no producer is closed, so an open
+//                                                       transaction stays open (a producer that died)
+//   txn-admin     BOOTSTRAP CMD...                      transaction admin calls (Admin, request.timeout.ms=20000), one CMD an
+//                                                       argument, TAG = the CMD itself (an optional "LABEL@" prefix keeps
+//                                                       two runs of one CMD apart); ends with "done":
+//                                                       list[:state=S,..][:pid=P,..][:duration=MS]
+//                                                                                      "list TAG TXNID PID STATE COORD".., "listed TAG N"
+//                                                       describe:ID,..                 "desc TAG ID ok COORD STATE PID EPOCH TIMEOUT START|- T-P,..|-"
+//                                                                                      | "desc TAG ID exc CLASS CAUSE"
+//                                                       producers:TOPIC:P              "prod TAG PID EPOCH LASTSEQ LASTTS COORDEPOCH|- TXNSTART|-"..,
+//                                                                                      "producers TAG N" | "producers TAG exc CLASS CAUSE"
+//                                                       offsets:TOPIC:P                "lo TAG LATEST_READ_COMMITTED LATEST_READ_UNCOMMITTED"
+//                                                       abort-start:TOPIC:P:OFFSET     as kafka-transactions abort --start-offset: the spec from
+//                                                                                      describeProducers (coordinator epoch or 0): "spec TAG PID EPOCH
+//                                                                                      COORDEPOCH" | "spec TAG none", then "abort TAG ok|exc CLASS CAUSE"
+//                                                       abort:TOPIC:P:PID:EPOCH:CEPOCH "abort TAG ok" | "abort TAG exc CLASS CAUSE"
+//                                                       fence:ID,..                    "fence TAG ID ok PID EPOCH" | "fence TAG ID exc CLASS CAUSE"
 //   txn-ctp       BOOTSTRAP IN OUT GROUP TXNID ABORT_AT [c.k=v|p.k=v ...]
 //                                                       consume-transform-produce: a group consumer (read_committed) on IN,
 //                                                       a transactional producer writing "out:"+value (same key) to OUT and the
@@ -102,6 +122,7 @@ public class Compat {
             case "group-consume": groupConsume(args); break;
             case "txn-script": txnScript(args); break;
             case "txn-ctp": txnCtp(args); break;
+            case "txn-admin": txnAdmin(args); break;
             default: throw new IllegalArgumentException("unknown command " + args[0]);
         }
         System.exit(0);
@@ -306,6 +327,7 @@ public class Compat {
 
     static void txnScript(String[] a) throws Exception {
         Map<String, KafkaProducer<byte[], byte[]>> prods = new HashMap<>();
+        Admin[] admin = new Admin[1];  // created by the first "admin" op
         List<String> lines = Files.readAllLines(Paths.get(a[2]));
         try {
             for (int n = 0; n < lines.size(); n++) {
@@ -330,11 +352,22 @@ public class Compat {
                         case "commit": prods.get(name).commitTransaction(); break;
                         case "abort": prods.get(name).abortTransaction(); break;
                         case "close": prods.remove(name).close(Duration.ofSeconds(10)); break;
+                        case "pid": OUT.println("pid " + name + " " + producerIdAndEpoch(prods.get(name))); break;
+                        case "admin":
+                            if (admin[0] == null) admin[0] = txnAdminClient(a[1]);
+                            adminCmd(admin[0], f[2]);
+                            break;
+                        case "halt":
+                            OUT.flush();
+                            System.err.flush();
+                            Runtime.getRuntime().halt(0);
+                            break;
                         case "send": {
                             final String idx = f[2];
                             Integer part = f[4].equals("-") ? null : Integer.parseInt(f[4]);
+                            Long ts = f.length > 7 && !f[7].equals("-") ? Long.parseLong(f[7]) : null;
                             try {
-                                prods.get(name).send(new ProducerRecord<>(f[3], part, unhex(f[5]), unhex(f[6])), (md, ex) -> {
+                                prods.get(name).send(new ProducerRecord<>(f[3], part, ts, unhex(f[5]), unhex(f[6])), (md, ex) -> {
                                     OUT.println(ex == null
                                         ? "ack " + idx + " " + md.topic() + " " + md.partition() + " " + md.offset()
                                         : "senderr " + idx + " " + excName(ex) + " async");
@@ -357,6 +390,157 @@ public class Compat {
             }
         } finally {
             for (KafkaProducer<byte[], byte[]> p : prods.values()) p.close(Duration.ofSeconds(5));
+            if (admin[0] != null) admin[0].close(Duration.ofSeconds(5));
+        }
+    }
+
+    // ---------------------------------------------------------------- transaction admin (txn-admin, txn-script "admin")
+
+    /** The producer id and epoch a transactional producer holds (no public API: its TransactionManager). */
+    static String producerIdAndEpoch(KafkaProducer<?, ?> p) throws Exception {
+        java.lang.reflect.Field f = KafkaProducer.class.getDeclaredField("transactionManager");
+        f.setAccessible(true);
+        Object tm = f.get(p);
+        java.lang.reflect.Method m = tm.getClass().getDeclaredMethod("producerIdAndEpoch");
+        m.setAccessible(true);
+        org.apache.kafka.common.utils.ProducerIdAndEpoch pe = (org.apache.kafka.common.utils.ProducerIdAndEpoch) m.invoke(tm);
+        return pe.producerId + " " + pe.epoch;
+    }
+
+    static Admin txnAdminClient(String bootstrap) {
+        Properties p = props(bootstrap, new String[0], 0);
+        // fenceProducers sends this as the transaction timeout of its InitProducerId (no FenceProducersOptions.timeoutMs)
+        p.put("request.timeout.ms", "20000");
+        p.put("default.api.timeout.ms", "30000");
+        p.put("client.id", "txn-admin");
+        return Admin.create(p);
+    }
+
+    static void txnAdmin(String[] a) throws Exception {
+        try (Admin admin = txnAdminClient(a[1])) {
+            for (int i = 2; i < a.length; i++) adminCmd(admin, a[i]);
+        }
+        OUT.println("done");
+    }
+
+    static String optL(OptionalLong o) { return o.isPresent() ? String.valueOf(o.getAsLong()) : "-"; }
+
+    static String optI(OptionalInt o) { return o.isPresent() ? String.valueOf(o.getAsInt()) : "-"; }
+
+    static <T> T get(KafkaFuture<T> f) throws Exception { return f.get(30, TimeUnit.SECONDS); }
+
+    static void adminCmd(Admin admin, String cmd) throws Exception {
+        String[] f = cmd.substring(cmd.indexOf('@') + 1).split(":");  // "LABEL@" (optional) only tells tags apart
+        switch (f[0]) {
+            case "list": {
+                ListTransactionsOptions o = new ListTransactionsOptions();
+                for (int i = 1; i < f.length; i++) {
+                    String[] kv = f[i].split("=", 2);
+                    if (kv[0].equals("state")) {
+                        List<TransactionState> st = new ArrayList<>();
+                        for (String x : kv[1].split(",")) st.add(TransactionState.parse(x));
+                        o.filterStates(st);
+                    } else if (kv[0].equals("duration")) {
+                        o.filterOnDuration(Long.parseLong(kv[1]));
+                    } else if (kv[0].equals("pid")) {
+                        List<Long> ps = new ArrayList<>();
+                        for (String x : kv[1].split(",")) ps.add(Long.parseLong(x));
+                        o.filterProducerIds(ps);
+                    } else throw new IllegalArgumentException("list filter " + f[i]);
+                }
+                int n = 0;
+                for (Map.Entry<Integer, Collection<TransactionListing>> e : get(admin.listTransactions(o).allByBrokerId()).entrySet())
+                    for (TransactionListing t : e.getValue()) {
+                        OUT.println("list " + cmd + " " + t.transactionalId() + " " + t.producerId() + " " + t.state() + " " + e.getKey());
+                        n++;
+                    }
+                OUT.println("listed " + cmd + " " + n);
+                break;
+            }
+            case "describe": {
+                List<String> ids = List.of(f[1].split(","));
+                DescribeTransactionsResult r = admin.describeTransactions(ids);
+                for (String id : ids) {
+                    try {
+                        TransactionDescription d = get(r.description(id));
+                        List<String> tps = new ArrayList<>();
+                        for (TopicPartition tp : d.topicPartitions()) tps.add(tp.topic() + "-" + tp.partition());
+                        Collections.sort(tps);
+                        OUT.println("desc " + cmd + " " + id + " ok " + d.coordinatorId() + " " + d.state() + " " + d.producerId() + " "
+                            + d.producerEpoch() + " " + d.transactionTimeoutMs() + " " + optL(d.transactionStartTimeMs()) + " "
+                            + (tps.isEmpty() ? "-" : String.join(",", tps)));
+                    } catch (ExecutionException e) {
+                        OUT.println("desc " + cmd + " " + id + " exc " + excName(e));
+                    }
+                }
+                break;
+            }
+            case "producers": {
+                TopicPartition tp = new TopicPartition(f[1], Integer.parseInt(f[2]));
+                try {
+                    DescribeProducersResult.PartitionProducerState st = get(admin.describeProducers(List.of(tp)).partitionResult(tp));
+                    for (ProducerState p : st.activeProducers())
+                        OUT.println("prod " + cmd + " " + p.producerId() + " " + p.producerEpoch() + " " + p.lastSequence() + " "
+                            + p.lastTimestamp() + " " + optI(p.coordinatorEpoch()) + " " + optL(p.currentTransactionStartOffset()));
+                    OUT.println("producers " + cmd + " " + st.activeProducers().size());
+                } catch (ExecutionException e) {
+                    OUT.println("producers " + cmd + " exc " + excName(e));
+                }
+                break;
+            }
+            case "offsets": {
+                TopicPartition tp = new TopicPartition(f[1], Integer.parseInt(f[2]));
+                long committed = get(admin.listOffsets(Map.of(tp, OffsetSpec.latest()),
+                    new ListOffsetsOptions(IsolationLevel.READ_COMMITTED)).partitionResult(tp)).offset();
+                long uncommitted = get(admin.listOffsets(Map.of(tp, OffsetSpec.latest()),
+                    new ListOffsetsOptions(IsolationLevel.READ_UNCOMMITTED)).partitionResult(tp)).offset();
+                OUT.println("lo " + cmd + " " + committed + " " + uncommitted);
+                break;
+            }
+            case "abort-start":
+            case "abort": {
+                TopicPartition tp = new TopicPartition(f[1], Integer.parseInt(f[2]));
+                AbortTransactionSpec spec = null;
+                if (f[0].equals("abort")) {
+                    spec = new AbortTransactionSpec(tp, Long.parseLong(f[3]), Short.parseShort(f[4]), Integer.parseInt(f[5]));
+                } else {
+                    // kafka-transactions.sh abort --start-offset: the producer whose open transaction starts there
+                    long start = Long.parseLong(f[3]);
+                    for (ProducerState p : get(admin.describeProducers(List.of(tp)).partitionResult(tp)).activeProducers()) {
+                        if (p.currentTransactionStartOffset().isPresent() && p.currentTransactionStartOffset().getAsLong() == start) {
+                            spec = new AbortTransactionSpec(tp, p.producerId(), (short) p.producerEpoch(), p.coordinatorEpoch().orElse(0));
+                            break;
+                        }
+                    }
+                    if (spec == null) {
+                        OUT.println("spec " + cmd + " none");
+                        break;
+                    }
+                    OUT.println("spec " + cmd + " " + spec.producerId() + " " + spec.producerEpoch() + " " + spec.coordinatorEpoch());
+                }
+                try {
+                    get(admin.abortTransaction(spec).all());
+                    OUT.println("abort " + cmd + " ok");
+                } catch (ExecutionException e) {
+                    OUT.println("abort " + cmd + " exc " + excName(e));
+                }
+                break;
+            }
+            case "fence": {
+                List<String> ids = List.of(f[1].split(","));
+                FenceProducersResult r = admin.fenceProducers(ids);
+                for (String id : ids) {
+                    try {
+                        long pid = get(r.producerId(id));
+                        short epoch = get(r.epochId(id));
+                        OUT.println("fence " + cmd + " " + id + " ok " + pid + " " + epoch);
+                    } catch (ExecutionException e) {
+                        OUT.println("fence " + cmd + " " + id + " exc " + excName(e));
+                    }
+                }
+                break;
+            }
+            default: throw new IllegalArgumentException("unknown txn-admin command " + cmd);
         }
     }
 
