@@ -65,9 +65,12 @@ pub fn handle(
                     .iter()
                     .any(|p| p.0 == m.producer_id)
         })
+        // "Running longer than" the filter, as the protocol describes it: open transactions
+        // only (Kafka 3.9's code also lists completed and Empty ids here, which looks
+        // unintended), strictly longer as in Kafka.
         .filter(|(_, m)| {
             request.duration_filter < 0
-                || (m.state == TxnState::Ongoing && now_ms - m.start_ms >= request.duration_filter)
+                || (m.state == TxnState::Ongoing && now_ms - m.start_ms > request.duration_filter)
         })
         .filter(|(id, _)| pattern.as_ref().is_none_or(|p| p.is_match(id)))
         .map(|(id, m)| {
