@@ -92,15 +92,8 @@ pub fn walk_records(
     header: &BatchHeader,
     mut f: impl FnMut(&RecordInfo) -> Result<(), StorageError>,
 ) -> Result<(), StorageError> {
-    let mut at = 0;
     let mut count: i64 = 0;
-    while at < data.len() {
-        let length = read_varlong(data, &mut at, 5)?;
-        if length < 0 || length as usize > data.len() - at {
-            return Err(corrupt(format!("record length {length} exceeds the batch")));
-        }
-        let body = &data[at..at + length as usize];
-        at += length as usize;
+    for_each_record_body(data, |body| {
         let mut pos = 1; // attributes
         let timestamp_delta = read_varlong(body, &mut pos, 10)?;
         let offset_delta = read_varlong(body, &mut pos, 5)?;
@@ -115,7 +108,8 @@ pub fn walk_records(
             has_key: key_length >= 0,
         })?;
         count += 1;
-    }
+        Ok(true)
+    })?;
     if count != header.record_count as i64 {
         return Err(StorageError::InvalidRecord(format!(
             "batch declares {} records but holds {count}",
@@ -143,6 +137,34 @@ pub fn has_duplicate_header_keys(data: &[u8]) -> Result<bool, StorageError> {
         *pos = end;
         Ok(bytes)
     }
+    let mut repeated = false;
+    for_each_record_body(data, |body| {
+        let mut pos = 1; // attributes
+        read_varlong(body, &mut pos, 10)?; // timestamp delta
+        read_varlong(body, &mut pos, 5)?; // offset delta
+        field(body, &mut pos)?; // key
+        field(body, &mut pos)?; // value
+        let count = read_varlong(body, &mut pos, 5)?;
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..count.max(0) {
+            let key = field(body, &mut pos)?;
+            field(body, &mut pos)?;
+            if !seen.insert(key) {
+                repeated = true;
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })?;
+    Ok(repeated)
+}
+
+/// Calls `f` with the body of each record of the (decompressed) records section, after
+/// checking that its length fits, until `f` returns false.
+fn for_each_record_body(
+    data: &[u8],
+    mut f: impl FnMut(&[u8]) -> Result<bool, StorageError>,
+) -> Result<(), StorageError> {
     let mut at = 0;
     while at < data.len() {
         let length = read_varlong(data, &mut at, 5)?;
@@ -151,25 +173,11 @@ pub fn has_duplicate_header_keys(data: &[u8]) -> Result<bool, StorageError> {
         }
         let body = &data[at..at + length as usize];
         at += length as usize;
-        let mut pos = 1; // attributes
-        read_varlong(body, &mut pos, 10)?; // timestamp delta
-        read_varlong(body, &mut pos, 5)?; // offset delta
-        field(body, &mut pos)?; // key
-        field(body, &mut pos)?; // value
-        let count = read_varlong(body, &mut pos, 5)?;
-        if count < 2 {
-            continue;
-        }
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..count {
-            let key = field(body, &mut pos)?;
-            field(body, &mut pos)?;
-            if !seen.insert(key) {
-                return Ok(true);
-            }
+        if !f(body)? {
+            break;
         }
     }
-    Ok(false)
+    Ok(())
 }
 
 /// A transaction marker: the control record of a COMMIT or ABORT batch (Kafka's

@@ -588,16 +588,7 @@ fn leftover_cleaner_files_are_ignored_on_open() {
     h.open();
     assert_eq!(h.log().log_end_offset(), end);
     assert_eq!(read_all_records(h.log()), survivors);
-    let leftovers = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".cleaned")
-        })
-        .count();
+    let leftovers = names_ending_with(&dir, ".cleaned").len();
     assert_eq!(
         leftovers, 0,
         ".cleaned files removed on load, as Kafka does"

@@ -705,27 +705,14 @@ fn a_deleted_partition_dir_is_removed_after_the_file_delete_delay() {
     // that reads under way finish; the partition itself is gone at once.
     let h = nine_records();
     h.manager().delete_log(&h.tp).unwrap();
-    let renamed: Vec<_> = std::fs::read_dir(h.log_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.ends_with("-delete"))
-        .collect();
+    let renamed = names_ending_with(&h.log_dir(), "-delete");
     assert_eq!(renamed.len(), 1, "renamed, not yet removed: {renamed:?}");
     assert!(renamed[0].starts_with(&format!("{}.", h.tp.dir_name())));
     assert!(h.manager().get_log(&h.tp).is_none());
 
     let mut h = h;
     h.reopen_unclean();
-    let leftovers = std::fs::read_dir(h.log_dir())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with("-delete")
-        })
-        .count();
+    let leftovers = names_ending_with(&h.log_dir(), "-delete").len();
     assert_eq!(leftovers, 0, "a restart removes what a deletion left");
 }
 
@@ -792,16 +779,7 @@ fn deleted_segments_are_renamed_then_removed() {
     ));
     // Kafka removes leftover .deleted files when it loads the log.
     h.reopen_clean();
-    let left = std::fs::read_dir(h.partition_dir())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".deleted")
-        })
-        .count();
+    let left = names_ending_with(&h.partition_dir(), ".deleted").len();
     assert_eq!(left, 0);
     assert_eq!(h.log().log_start_offset(), start);
 }

@@ -479,3 +479,12 @@ impl XorShift {
         self.next_u64() % n
     }
 }
+
+/// Names of the entries of `dir` that end with `suffix`.
+pub fn names_ending_with(dir: &Path, suffix: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(suffix))
+        .collect()
+}
