@@ -783,6 +783,7 @@ async fn a_restart_completes_a_prepared_commit() {
         partitions: Default::default(),
         last_update_ms: 0,
         start_ms: 0,
+        last_producer_epoch: -1,
     };
     metadata.partitions.insert(("txn-prepared".to_string(), 0));
     let record = txn_record("prepared-tx", &metadata);

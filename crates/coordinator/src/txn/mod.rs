@@ -93,6 +93,11 @@ pub struct TxnMetadata {
     pub last_update_ms: i64,
     /// When the current transaction began; -1 when none has.
     pub start_ms: i64,
+    /// The epoch the producer had before its own InitProducerId bumped it (KIP-360), so
+    /// that a retry of that call whose answer was lost gets the same epoch back; -1 when
+    /// the last bump fenced someone. Kept in memory only, as Kafka keeps it: after a
+    /// reload such a retry is fenced.
+    pub last_producer_epoch: i16,
 }
 
 impl TxnMetadata {
@@ -247,17 +252,29 @@ impl TxnShard {
                 partitions: BTreeSet::new(),
                 last_update_ms: now_ms,
                 start_ms: -1,
+                last_producer_epoch: -1,
             };
             return Ok(self.init_write(transactional_id, metadata));
         };
+        // A producer that names its id and epoch (v3+) continues after an error: its epoch
+        // must be the current one, or the previous one when this is a retry (KIP-360).
+        let retry_of_bump = expected.is_some_and(|(_, epoch)| {
+            epoch != current.producer_epoch && epoch >= 0 && epoch == current.last_producer_epoch
+        });
         if let Some((producer_id, epoch)) = expected {
-            if producer_id != current.producer_id || epoch != current.producer_epoch {
+            if producer_id != current.producer_id
+                || (epoch != current.producer_epoch && !retry_of_bump)
+            {
                 return Err(ResponseError::ProducerFenced);
             }
         }
         match current.state {
             TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
                 Err(ResponseError::ConcurrentTransactions)
+            }
+            TxnState::Ongoing if retry_of_bump => {
+                // The retried call's epoch has begun a transaction since: it is fenced.
+                Err(ResponseError::ProducerFenced)
             }
             TxnState::Ongoing => {
                 // Fence the current producer: abort its transaction under a bumped epoch
@@ -266,6 +283,7 @@ impl TxnShard {
                 if !metadata.epoch_exhausted() {
                     metadata.producer_epoch += 1;
                 }
+                metadata.last_producer_epoch = -1;
                 let (write, markers) = self.prepare_end(transactional_id, metadata, false, now_ms);
                 Ok(InitOutcome {
                     write: Some(write),
@@ -277,10 +295,24 @@ impl TxnShard {
             | TxnState::CompleteCommit
             | TxnState::CompleteAbort
             | TxnState::Dead => {
-                let (producer_id, producer_epoch) = if current.epoch_exhausted() {
-                    (fresh(fresh_producer_id)?, 0)
+                let (producer_id, producer_epoch, last_producer_epoch) = if retry_of_bump {
+                    // Its answer was lost: the same epoch again, no new bump.
+                    (
+                        current.producer_id,
+                        current.producer_epoch,
+                        current.last_producer_epoch,
+                    )
+                } else if current.epoch_exhausted() {
+                    (fresh(fresh_producer_id)?, 0, -1)
                 } else {
-                    (current.producer_id, current.producer_epoch + 1)
+                    // A producer continuing after an error may retry this call; a new
+                    // producer fences every earlier epoch.
+                    let last = if expected.is_some() {
+                        current.producer_epoch
+                    } else {
+                        -1
+                    };
+                    (current.producer_id, current.producer_epoch + 1, last)
                 };
                 let metadata = TxnMetadata {
                     producer_id,
@@ -290,6 +322,7 @@ impl TxnShard {
                     partitions: BTreeSet::new(),
                     last_update_ms: now_ms,
                     start_ms: -1,
+                    last_producer_epoch,
                 };
                 Ok(self.init_write(transactional_id, metadata))
             }
@@ -504,6 +537,7 @@ impl TxnShard {
                 if !metadata.epoch_exhausted() {
                     metadata.producer_epoch += 1;
                 }
+                metadata.last_producer_epoch = -1;
                 self.prepare_end(id, metadata, false, now_ms)
             })
             .collect()
@@ -535,10 +569,86 @@ mod tests {
         (topic.to_string(), p)
     }
 
-    /// Applies an outcome's write as the runtime would, through the record bytes.
+    /// Applies an outcome's write as the runtime does, after checking that its record
+    /// replays to the same state (all but the in-memory last epoch).
     fn write(shard: &mut TxnShard, w: &TxnWrite) {
         shard.replay(&w.record());
-        assert_eq!(shard.get(&w.transactional_id), Some(&w.metadata));
+        let replayed = TxnMetadata {
+            last_producer_epoch: -1,
+            ..w.metadata.clone()
+        };
+        assert_eq!(shard.get(&w.transactional_id), Some(&replayed));
+        shard.apply(w);
+    }
+
+    fn init_as(
+        shard: &mut TxnShard,
+        id: &str,
+        expected: (i64, i16),
+    ) -> Result<(i64, i16), ResponseError> {
+        let out = shard.init_producer_id(id, 60_000, Some(expected), None, 0)?;
+        if let Some(w) = &out.write {
+            write(shard, w);
+        }
+        out.answer
+    }
+
+    #[test]
+    fn a_retried_init_producer_id_gets_the_epoch_it_bumped_to() {
+        // KIP-360: a producer continuing after an error names its epoch; if the answer is
+        // lost it asks again with the same one and must get the same bumped epoch.
+        let mut shard = TxnShard::new(TxnConfig::default());
+        assert_eq!(init(&mut shard, "tx", 7, 1), (7, 0));
+        assert_eq!(init_as(&mut shard, "tx", (7, 0)), Ok((7, 1)));
+        assert_eq!(init_as(&mut shard, "tx", (7, 0)), Ok((7, 1)), "a retry");
+        assert_eq!(init_as(&mut shard, "tx", (7, 1)), Ok((7, 2)));
+        assert_eq!(
+            init_as(&mut shard, "tx", (7, 0)),
+            Err(ResponseError::ProducerFenced),
+            "two bumps back"
+        );
+        assert_eq!(
+            init_as(&mut shard, "tx", (8, 2)),
+            Err(ResponseError::ProducerFenced),
+            "another producer id"
+        );
+        // A new producer (no epoch named) fences every earlier epoch, retries included.
+        assert_eq!(init(&mut shard, "tx", 7, 2), (7, 3));
+        assert_eq!(
+            init_as(&mut shard, "tx", (7, 2)),
+            Err(ResponseError::ProducerFenced)
+        );
+        // So does the coordinator's own fencing of an open transaction.
+        assert_eq!(init_as(&mut shard, "tx", (7, 3)), Ok((7, 4)));
+        let w = shard
+            .add_partitions("tx", 7, 4, &[tp("a", 0)], 3)
+            .unwrap()
+            .unwrap();
+        write(&mut shard, &w);
+        for (w, _) in shard.abort_timed_out(i64::MAX / 2) {
+            write(&mut shard, &w);
+        }
+        assert_eq!(shard.get("tx").unwrap().producer_epoch, 5);
+        assert_eq!(
+            init_as(&mut shard, "tx", (7, 3)),
+            Err(ResponseError::ProducerFenced),
+            "the epoch before the timed-out one"
+        );
+        // The last epoch is not in the record: after a reload a retry is fenced.
+        let mut reloaded = TxnShard::new(TxnConfig::default());
+        let job = shard.pending_markers().pop().expect("abort markers");
+        let done = shard.complete(&job, 4).unwrap();
+        write(&mut shard, &done);
+        assert_eq!(init_as(&mut shard, "tx", (7, 5)), Ok((7, 6)));
+        reloaded.replay(&crate::txn::records::txn_record(
+            "tx",
+            shard.get("tx").unwrap(),
+        ));
+        assert_eq!(
+            init_as(&mut reloaded, "tx", (7, 5)),
+            Err(ResponseError::ProducerFenced)
+        );
+        assert_eq!(init_as(&mut shard, "tx", (7, 5)), Ok((7, 6)));
     }
 
     fn init(shard: &mut TxnShard, id: &str, fresh: i64, now: i64) -> (i64, i16) {

@@ -189,6 +189,8 @@ pub fn decode_txn_value(value: &[u8]) -> Result<TxnMetadata, RecordError> {
         partitions,
         last_update_ms,
         start_ms,
+        // Not in the record: a reloaded coordinator fences retries, as Kafka's does.
+        last_producer_epoch: -1,
     })
 }
 
@@ -206,6 +208,7 @@ mod tests {
             partitions: Default::default(),
             last_update_ms: 100,
             start_ms: 90,
+            last_producer_epoch: -1,
         };
         m.partitions.insert(("a".into(), 1));
         m.partitions.insert(("a".into(), 0));
