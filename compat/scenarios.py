@@ -1694,3 +1694,355 @@ def txn_admin_java(ctx: Ctx):
                                        recs(s2, "f1", "f3", *(["f2"] if extra else [])))
         ctx.log(f"Java {iso}: {len(got[T])} records in {T}, {len(got[FT])} in {FT}")
     fail_if(problems, "Java transaction admin")
+
+
+# --------------------------------------------------------------------------- the kafka-python transactional producer
+
+def _kp_blocking(what: str, fn: Callable, timeout: float = 40.0):
+    """Run a kafka-python call that has no timeout of its own (commit_transaction,
+    abort_transaction and send_offsets_to_transaction wait without a limit in 3.0.12) in a
+    thread, so that a broker that never answers fails the check instead of the scenario's
+    time limit. Returns ("ok", result) or ("exc", exception)."""
+    box: list = []
+
+    def run():
+        try:
+            box.append(("ok", fn()))
+        except BaseException as e:  # noqa: the exception is the observation
+            box.append(("exc", e))
+    t = threading.Thread(target=run, daemon=True, name=f"kp-{what}")
+    t.start()
+    t.join(timeout)
+    check(bool(box), f"kafka-python {what}: no answer within {timeout}s")
+    return box[0]
+
+
+def _kp_ok(what: str, fn: Callable, timeout: float = 40.0):
+    kind, r = _kp_blocking(what, fn, timeout)
+    if kind == "exc":
+        raise CheckFailed(f"kafka-python {what} raised {type(r).__name__}: {r!r}")
+    return r
+
+
+def _kp_exc_name(outcome) -> str:
+    """"ok", the exception's class, or for kafka-python's fatal-state KafkaError the error it is stuck on."""
+    import re
+    kind, r = outcome
+    if kind == "ok":
+        return "ok"
+    m = re.search(r"in an error state: \[Error \d+\] (\w+)", str(r))
+    return f"{type(r).__name__} (error state {m.group(1)})" if m else type(r).__name__
+
+
+class _KpTxnWire:
+    """The error codes the broker put into the transactional answers a kafka-python producer got,
+    recorded by wrapping its request handlers' handle_response (which then runs as before).
+    kafka-python 3.0.12 turns INVALID_PRODUCER_EPOCH (47) and PRODUCER_FENCED (90) alike into
+    ProducerFencedError on InitProducerId, AddPartitionsToTxn, TxnOffsetCommit and EndTxn, so the
+    exception alone does not say which one the broker sent; Kafka 3.9 sends 90 to these versions."""
+
+    def __init__(self):
+        import kafka.producer.transaction_manager as tm
+        self.seen: List[tuple] = []  # (transactional id, request, error codes)
+        self._undo = []
+        for cls, codes in ((tm.InitProducerIdHandler, lambda r: [r.error_code]),
+                           (tm.EndTxnHandler, lambda r: [r.error_code]),
+                           (tm.AddPartitionsToTxnHandler,
+                            lambda r: sorted({c for _, ps in r.results_by_topic_v3_and_below for _, c in ps}))):
+            orig = cls.handle_response
+
+            def wrapped(handler, response, _orig=orig, _codes=codes, _name=cls.__name__.replace("Handler", "")):
+                try:
+                    self.seen.append((handler.transactional_id, _name, _codes(response)))
+                except Exception as e:  # noqa: recording must never change what the client does
+                    self.seen.append((handler.transactional_id, _name, f"unreadable: {e!r}"))
+                return _orig(handler, response)
+            cls.handle_response = wrapped
+            self._undo.append((cls, orig))
+
+    def of(self, tid: str) -> List[tuple]:
+        return [(name, codes) for t, name, codes in self.seen if t == tid]
+
+    def close(self):
+        for cls, orig in self._undo:
+            cls.handle_response = orig
+
+
+def _kp_txn_producer(bs: str, tid: str, **conf):
+    from kafka import KafkaProducer
+    c = dict(bootstrap_servers=bs, transactional_id=tid, client_id=tid, linger_ms=5, acks="all",
+             max_block_ms=40000, request_timeout_ms=20000, delivery_timeout_ms=40000,
+             transaction_timeout_ms=30000)
+    c.update(conf)
+    p = KafkaProducer(**c)
+    p.init_transactions()
+    return p
+
+
+def _kp_send_all(p, sends) -> list:
+    """send (topic, partition|None, key, value) tuples; futures in order."""
+    return [p.send(t, key=k, value=v, partition=part) for t, part, k, v in sends]
+
+
+def _kp_acked(futs, sends, what: str) -> List[tuple]:
+    """(topic, partition, offset, value) from the send futures, all of which must have succeeded."""
+    out, errors = [], []
+    for f, (t, _, _, v) in zip(futs, sends):
+        try:
+            md = f.get(timeout=30)
+            out.append((md.topic, md.partition, md.offset, v))
+        except Exception as e:  # noqa
+            errors.append(f"{v!r}: {e!r}")
+    check(not errors, f"kafka-python {what}: {len(errors)} sends failed, e.g. {errors[:3]}")
+    return out
+
+
+# What Kafka 3.9 answers a fenced producer and what kafka-python 3.0.12 makes of it (its
+# transaction_manager.py and sender.py). Set-up of each case: the producer has an open transaction
+# with records flushed to partitions 0 and 1 of its topic, then a second producer with the same transactional
+# id calls init_transactions (Kafka bumps the epoch to fence, aborts, and hands out epoch+2).
+#  - commit straight away: EndTxn with the old epoch -> PRODUCER_FENCED (90) -> ProducerFencedError
+#    from commit_transaction, a fatal state: abort_transaction raises KafkaError("... error state:
+#    ProducerFencedError").
+#  - send to a partition already in the transaction: Produce with the old epoch -> INVALID_PRODUCER_EPOCH
+#    (the send's future fails with InvalidProducerEpochError); kafka-python treats that as a KIP-360
+#    epoch bump and sends InitProducerId v3+ with its old (id, epoch) -> PRODUCER_FENCED (the
+#    coordinator is two epochs on) -> fatal; commit and abort raise KafkaError(... ProducerFencedError).
+#  - send to a new partition: AddPartitionsToTxn with the old epoch -> PRODUCER_FENCED for the partition
+#    -> the future fails with ProducerFencedError, fatal; commit and abort as above.
+_KP_FENCE_ERROR_STATE = "KafkaError (error state ProducerFencedError)"
+_KP_FENCED = {
+    "commit straight away": {
+        "wire": [("EndTxn", [90])], "commit": "ProducerFencedError", "abort": _KP_FENCE_ERROR_STATE},
+    "send to a partition already in the transaction": {
+        "send": "InvalidProducerEpochError", "wire": [("InitProducerId", [90])],
+        "commit": _KP_FENCE_ERROR_STATE, "abort": _KP_FENCE_ERROR_STATE},
+    "send to a new partition": {
+        "send": "ProducerFencedError", "wire": [("AddPartitionsToTxn", [90])],
+        "commit": _KP_FENCE_ERROR_STATE, "abort": _KP_FENCE_ERROR_STATE},
+}
+
+KP_CTP_RECORDS = 100
+
+
+@scenario
+def txn_kafka_python(ctx: Ctx):
+    """kafka-python 3.0.12 transactional producer: commit/abort over 5 partitions read by kafka-python and confluent (read_committed vs read_uncommitted), consume-transform-produce with send_offsets_to_transaction and a mid-run abort, fencing by a second init_transactions."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+    C._kp_logging()
+    b = ctx.broker(**{"group.initial.rebalance.delay.ms": "0"})
+    bs = b.bootstrap
+    ta, tb, tin, tout, tf = "txn-kp-a", "txn-kp-b", "txn-kp-in", "txn-kp-out", "txn-kp-fence"
+    for t, n in ((ta, 3), (tb, 2), (tin, 3), (tout, 3), (tf, 3)):
+        C.ck_admin_create(bs, t, n)
+    problems: List[str] = []
+    t_start = time.time()
+
+    # ---- 1. commit / abort (flushed first) / commit over 5 partitions of two topics
+    def sends(tag, n_a, n_b, keyed=0):
+        out = [(ta, i % 3, f"{tag}-a{i}".encode(), f"{tag}-a-{i}".encode()) for i in range(n_a)]
+        out += [(tb, i % 2, f"{tag}-b{i}".encode(), f"{tag}-b-{i}".encode()) for i in range(n_b)]
+        out += [(ta if i % 2 else tb, None, f"k{i}".encode(), f"{tag}-keyed-{i}".encode()) for i in range(keyed)]
+        return out
+
+    p = _kp_txn_producer(bs, "kp-txn")
+    committed: List[tuple] = []
+    aborted: List[tuple] = []
+    try:
+        for tag, n_a, n_b, keyed, commit in (("commit1", 24, 10, 8, True), ("abort1", 12, 8, 6, False),
+                                              ("commit2", 9, 6, 0, True)):
+            p.begin_transaction()
+            ss = sends(tag, n_a, n_b, keyed)
+            futs = _kp_send_all(p, ss)
+            if commit:
+                _kp_ok(f"commit_transaction ({tag})", p.commit_transaction)
+                committed += _kp_acked(futs, ss, tag)
+            else:
+                p.flush(timeout=30)  # the records are in the log before the abort
+                acked = _kp_acked(futs, ss, tag)
+                _kp_ok(f"abort_transaction ({tag})", p.abort_transaction)
+                aborted += acked
+    finally:
+        p.close(timeout=10)
+    parts = sorted({(t, part) for t, part, _, _ in committed})
+    check(parts == [(ta, 0), (ta, 1), (ta, 2), (tb, 0), (tb, 1)], f"the committed transactions cover only {parts}")
+    parts = sorted({(t, part) for t, part, _, _ in aborted})
+    check(len(parts) == 5, f"the aborted transaction covers only {parts}")
+    ctx.log(f"kafka-python producer: {len(committed)} committed, {len(aborted)} aborted records "
+            f"({time.time() - t_start:.1f}s)")
+    for iso in ("read_committed", "read_uncommitted"):
+        want = committed + (aborted if iso == "read_uncommitted" else [])
+        n = 0
+        for t in (ta, tb):
+            w = [r for r in want if r[0] == t]
+            got = C.kp_consume(bs, t, timeout=40, conf={"isolation_level": iso})
+            problems += _multiset_problems(f"kafka-python {iso} {t} (topic, partition, offset, value)",
+                                           [(r.topic, r.partition, r.offset, r.value) for r in got], w)
+            got = _ck_read_to_eof(bs, t, iso, timeout=40)
+            problems += _multiset_problems(f"confluent {iso} {t} (topic, partition, offset, value)",
+                                           [(r.topic, r.partition, r.offset, r.value) for r in got], w)
+            n += len(got)
+        ctx.log(f"{iso}: {n} records in {ta}+{tb} (kafka-python and confluent)")
+
+    # ---- 2. consume-transform-produce: group consumer (read_committed) + transactional producer,
+    # ---- one transaction per poll, the 3rd flushed and aborted, then a seek back to the committed offsets
+    t0 = time.time()
+    group, abort_at = "txn-kp-group", 3
+    inputs = C.ck_produce(bs, [Rec(topic=tin, key=f"k{i % 23}".encode(), value=f"in-{i}".encode(), headers=[])
+                               for i in range(KP_CTP_RECORDS)])
+    end = {part: 0 for part in range(3)}
+    for r in inputs:
+        end[r.partition] = max(end[r.partition], r.offset + 1)
+    tps = [TopicPartition(tin, part) for part in range(3)]
+    consumer = KafkaConsumer(tin, bootstrap_servers=bs, group_id=group, client_id="kp-ctp-consumer",
+                             enable_auto_commit=False, auto_offset_reset="earliest",
+                             isolation_level="read_committed", max_poll_records=15,
+                             session_timeout_ms=10000, heartbeat_interval_ms=500, request_timeout_ms=20000)
+    producer = _kp_txn_producer(bs, "kp-ctp")
+    processed: List[tuple] = []   # (partition, offset, value), every time it is transformed
+    aborted_in: List[tuple] = []
+    kinds: List[str] = []
+    committed_now: Dict[int, int] = {}  # what the group must have committed
+    try:
+        deadline = time.time() + 60
+        while True:
+            pos = {tp.partition: consumer.position(tp) for tp in consumer.assignment()}
+            if len(pos) == 3 and pos == end and kinds:
+                break
+            check(time.time() < deadline, f"consume-transform-produce stuck: positions {pos}, input end {end}, "
+                                          f"transactions {kinds}")
+            batch = consumer.poll(timeout_ms=1000)
+            recs = [m for msgs in batch.values() for m in msgs]
+            if not recs:
+                continue
+            k = len(kinds) + 1
+            producer.begin_transaction()
+            futs = [producer.send(tout, key=m.key, value=b"out:" + m.value) for m in recs]
+            offsets = {tp: OffsetAndMetadata(msgs[-1].offset + 1, "", -1) for tp, msgs in batch.items() if msgs}
+            _kp_ok(f"send_offsets_to_transaction (transaction {k})",
+                   lambda: producer.send_offsets_to_transaction(offsets, consumer.group_metadata()))
+            processed += [(m.partition, m.offset, m.value) for m in recs]
+            if k == abort_at:
+                producer.flush(timeout=30)
+                check(all(f.succeeded() for f in futs), f"transaction {k}: flushed sends not all acknowledged")
+                _kp_ok(f"abort_transaction (transaction {k})", producer.abort_transaction)
+                aborted_in += [(m.partition, m.offset, m.value) for m in recs]
+                kinds.append("abort")
+                # the app rewinds to what the group committed (kafka-python: committed() asks the
+                # coordinator, with require_stable as the consumer reads read_committed)
+                for tp in consumer.assignment():
+                    c = consumer.committed(tp, timeout_ms=20000)
+                    if c is None:
+                        consumer.seek_to_beginning(tp)
+                    else:
+                        consumer.seek(tp, c)
+                want = dict(committed_now)
+            else:
+                _kp_ok(f"commit_transaction (transaction {k})", producer.commit_transaction)
+                kinds.append("commit")
+                committed_now.update({tp.partition: o.offset for tp, o in offsets.items()})
+                want = dict(committed_now)
+            got = {tp.partition: consumer.committed(tp, timeout_ms=20000) for tp in tps}
+            got = {part: o for part, o in got.items() if o is not None}
+            if got != want:
+                problems.append(f"transaction {k} ({kinds[-1]}, offsets "
+                                f"{ {tp.partition: o.offset for tp, o in offsets.items()} }): the group's committed "
+                                f"offsets are then {got}, want {want}")
+            if k == abort_at and all(committed_now.get(tp.partition) == o.offset for tp, o in offsets.items()):
+                problems.append(f"the aborted transaction {k} carried offsets equal to the committed ones: "
+                                f"the abort proves nothing")
+        final = {tp.partition: consumer.committed(tp, timeout_ms=20000) for tp in tps}
+    finally:
+        consumer.close(autocommit=False)
+        producer.close(timeout=10)
+    ctx.log(f"kafka-python consume-transform-produce: {len(kinds)} transactions ({' '.join(kinds)}) in "
+            f"{time.time() - t0:.1f}s; the aborted one held {len(aborted_in)} records")
+    if kinds.count("abort") != 1 or kinds[abort_at - 1:abort_at] != ["abort"] or "commit" not in kinds[abort_at:]:
+        problems.append(f"transactions {kinds}: want exactly one abort, the #{abort_at}, with commits after it")
+    problems += _multiset_problems("input records processed (each once, the aborted transaction's twice)",
+                                   processed, [(r.partition, r.offset, r.value) for r in inputs] + aborted_in)
+    if final != end:
+        problems.append(f"kafka-python committed() at the end: {final}, want the input end offsets {end}")
+    d = _moldau_groups(b, "describe", "-g", group)
+    got = {r["partition"]: r["current_offset"] for r in d["partitions"] if r["topic"] == tin}
+    if got != end:
+        problems.append(f"`moldau groups describe -g {group}`: committed {got}, want the input end offsets {end}")
+    by_value = {r.value: r.key for r in inputs}
+    want_out = [(r.key, b"out:" + r.value) for r in inputs]
+    aborted_out = [(by_value[v], b"out:" + v) for _, _, v in aborted_in]
+    for iso in ("read_committed", "read_uncommitted"):
+        want = want_out + (aborted_out if iso == "read_uncommitted" else [])
+        got = C.kp_consume(bs, tout, timeout=40, conf={"isolation_level": iso})
+        problems += _multiset_problems(f"kafka-python {iso} {tout} (key, value)", [(r.key, r.value) for r in got], want)
+        got = _ck_read_to_eof(bs, tout, iso, timeout=40)
+        problems += _multiset_problems(f"confluent {iso} {tout} (key, value)", [(r.key, r.value) for r in got], want)
+    ctx.log(f"output checked ({time.time() - t0:.1f}s for part 2)")
+
+    # ---- 3. fencing: a second producer with the same transactional id calls init_transactions
+    t0 = time.time()
+    fence_committed: List[tuple] = []
+    fence_aborted: List[tuple] = []
+    wire = _KpTxnWire()
+    try:
+        _kp_fencing(ctx, bs, tf, wire, problems, fence_committed, fence_aborted)
+    finally:
+        wire.close()
+    for iso in ("read_committed", "read_uncommitted"):
+        want = fence_committed + (fence_aborted if iso == "read_uncommitted" else [])
+        got = C.kp_consume(bs, tf, timeout=40, conf={"isolation_level": iso})
+        problems += _multiset_problems(f"kafka-python {iso} {tf} (topic, partition, offset, value)",
+                                       [(r.topic, r.partition, r.offset, r.value) for r in got], want)
+        got = _ck_read_to_eof(bs, tf, iso, timeout=40)
+        problems += _multiset_problems(f"confluent {iso} {tf} (topic, partition, offset, value)",
+                                       [(r.topic, r.partition, r.offset, r.value) for r in got], want)
+    ctx.log(f"fencing checked ({time.time() - t0:.1f}s); whole scenario {time.time() - t_start:.1f}s")
+    fail_if(problems, "kafka-python transactions")
+
+
+def _kp_fencing(ctx: Ctx, bs: str, tf: str, wire: _KpTxnWire, problems: List[str], fence_committed: List[tuple],
+                fence_aborted: List[tuple]):
+    """txn_kafka_python part 3: one zombie per _KP_FENCED case; what it raised, the successor commits."""
+    for n, (case, want) in enumerate(_KP_FENCED.items()):
+        tid = f"kp-fence-{n}"
+        z = _kp_txn_producer(bs, tid)
+        z2 = None
+        try:
+            z.begin_transaction()
+            ss = [(tf, i % 2, None, f"zombie{n}-pre-{i}".encode()) for i in range(6)]  # partitions 0 and 1
+            futs = _kp_send_all(z, ss)
+            z.flush(timeout=30)
+            fence_aborted += _kp_acked(futs, ss, f"zombie {n} before the fence")
+            z2 = _kp_txn_producer(bs, tid)
+            seen = {}
+            del wire.seen[:]
+            if "send" in want:
+                f = z.send(tf, value=f"zombie{n}-post".encode(), partition=0 if "already" in case else 2)
+                kind, r = _kp_blocking("send after the fence", lambda: f.get(timeout=30))
+                seen["send"] = _kp_exc_name((kind, r))
+                if kind == "ok":
+                    fence_aborted.append((r.topic, r.partition, r.offset, f"zombie{n}-post".encode()))
+                # kafka-python's sender moves to its fatal state on its own thread (after the epoch-bump
+                # attempt when the Produce said INVALID_PRODUCER_EPOCH); commit after it has settled, as
+                # commit_transaction during the bump would fail with an invalid state transition instead
+                settle = time.time() + 20
+                while not z._transaction_manager.has_fatal_error() and time.time() < settle:
+                    time.sleep(0.05)
+            seen["commit"] = _kp_exc_name(_kp_blocking("commit_transaction of the fenced producer", z.commit_transaction))
+            seen["abort"] = _kp_exc_name(_kp_blocking("abort_transaction of the fenced producer", z.abort_transaction))
+            seen["wire"] = wire.of(tid)
+            ctx.log(f"fenced producer, {case}: kafka-python raised {seen}")
+            if "ProducerFencedError" not in seen["commit"]:
+                problems.append(f"fenced producer, {case}: commit_transaction gave {seen['commit']}, want a "
+                                f"ProducerFencedError (or the fatal state it left)")
+            if seen != want:
+                problems.append(f"fenced producer, {case}: kafka-python raised {seen}; against Kafka it raises {want}")
+            z2.begin_transaction()
+            ss = [(tf, i % 3, None, f"successor{n}-{i}".encode()) for i in range(4)]
+            futs = _kp_send_all(z2, ss)
+            _kp_ok(f"commit_transaction of the successor {tid}", z2.commit_transaction)
+            fence_committed += _kp_acked(futs, ss, f"successor {n}")
+        finally:
+            z.close(timeout=5)
+            if z2 is not None:
+                z2.close(timeout=10)
