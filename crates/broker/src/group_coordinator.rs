@@ -121,28 +121,12 @@ impl GroupCoordinator {
     /// Builds a shard for each hosted partition that has none yet, replaying its log.
     fn load_partitions(&self) -> Result<(), BrokerError> {
         let now_ms = crate::now_ms();
-        // At startup the hosted partitions are all of them (a single node); FindCoordinator
-        // refreshes the count from the metadata image.
-        let existing = self
-            .replica_manager
-            .partitions()
-            .iter()
-            .filter(|(tp, _)| tp.topic == OFFSETS_TOPIC)
-            .count();
-        if existing > 0 {
-            self.topic.set_num_partitions(existing as i32);
-        }
-        for partition_id in 0..self.num_partitions() {
-            if self.shard_at(partition_id).is_some() {
-                continue;
-            }
-            let tp = TopicPartition::new(OFFSETS_TOPIC, partition_id);
-            let Some(partition) = self.replica_manager.partition(&tp) else {
-                continue;
-            };
-            if partition.leader != self.node_id {
-                continue;
-            }
+        let to_load =
+            self.topic
+                .partitions_to_load(&self.replica_manager, self.node_id, |partition_id| {
+                    self.shard_at(partition_id).is_some()
+                });
+        for (partition_id, partition) in to_load {
             let mut shard = GroupShard::new(self.config.clone());
             let (count, pending) = replay_log(&partition.log, &mut shard, now_ms)?;
             shard.finish_load(now_ms);

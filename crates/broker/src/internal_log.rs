@@ -3,17 +3,19 @@
 //! coordinator and replayed in full at startup.
 
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use moldau_storage::{BatchHeader, Log};
+use moldau_storage::{BatchHeader, Log, TopicPartition};
 
 use kafka_protocol::ResponseError;
 
 use crate::error::BrokerError;
 use crate::handlers::create_topics::{create_topic, NewTopic};
+use crate::replica_manager::{Partition, ReplicaManager};
 use crate::state::BrokerState;
 
 /// One data record of an internal log.
@@ -201,6 +203,33 @@ impl CoordinatorTopic {
 
     pub fn set_num_partitions(&self, num_partitions: i32) {
         self.num_partitions.store(num_partitions, Ordering::Relaxed);
+    }
+
+    /// The partitions of the topic that this node leads and `has_shard` says are not loaded
+    /// yet. First refreshes the partition count from the partitions hosted here (at startup
+    /// all of them, on a single node; FindCoordinator refreshes it from the image).
+    pub fn partitions_to_load(
+        &self,
+        replica_manager: &ReplicaManager,
+        node_id: i32,
+        has_shard: impl Fn(i32) -> bool,
+    ) -> Vec<(i32, Arc<Partition>)> {
+        let hosted = replica_manager
+            .partitions()
+            .iter()
+            .filter(|(tp, _)| tp.topic == self.name)
+            .count();
+        if hosted > 0 {
+            self.set_num_partitions(hosted as i32);
+        }
+        (0..self.num_partitions())
+            .filter(|partition_id| !has_shard(*partition_id))
+            .filter_map(|partition_id| {
+                let tp = TopicPartition::new(self.name, partition_id);
+                let partition = replica_manager.partition(&tp)?;
+                (partition.leader == node_id).then_some((partition_id, partition))
+            })
+            .collect()
     }
 
     /// FindCoordinator's part: creates the topic if it is missing and has `load` build the

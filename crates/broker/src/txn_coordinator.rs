@@ -114,26 +114,12 @@ impl TxnCoordinator {
     }
 
     fn load_partitions(&self) -> Result<(), BrokerError> {
-        let existing = self
-            .replica_manager
-            .partitions()
-            .iter()
-            .filter(|(tp, _)| tp.topic == TRANSACTION_STATE_TOPIC)
-            .count();
-        if existing > 0 {
-            self.topic.set_num_partitions(existing as i32);
-        }
-        for partition_id in 0..self.num_partitions() {
-            if self.shard_at(partition_id).is_some() {
-                continue;
-            }
-            let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, partition_id);
-            let Some(partition) = self.replica_manager.partition(&tp) else {
-                continue;
-            };
-            if partition.leader != self.node_id {
-                continue;
-            }
+        let to_load =
+            self.topic
+                .partitions_to_load(&self.replica_manager, self.node_id, |partition_id| {
+                    self.shard_at(partition_id).is_some()
+                });
+        for (partition_id, partition) in to_load {
             let mut shard = TxnShard::new(self.config.clone());
             let mut count = 0usize;
             internal_log::replay(&partition.log, |record| {

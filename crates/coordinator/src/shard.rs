@@ -880,45 +880,25 @@ impl GroupShard {
         ),
         ResponseError,
     > {
-        if let Some(cg) = self.consumer_groups.get(group_id) {
-            let subscribed: BTreeSet<&String> = cg
-                .members
+        let subscribed: BTreeSet<String> = if let Some(cg) = self.consumer_groups.get(group_id) {
+            cg.members
                 .values()
                 .flat_map(|m| m.subscribed.iter().chain(&m.regex_topics))
-                .collect();
-            let committed = self.offsets.get(group_id);
-            let mut out = Vec::new();
-            let results = topics
-                .iter()
-                .map(|(topic, partitions)| {
-                    let errors = partitions
-                        .iter()
-                        .map(|p| {
-                            if subscribed.contains(topic) {
-                                return (*p, Some(ResponseError::GroupSubscribedToTopic));
-                            }
-                            if committed.is_some_and(|c| c.contains_key(&(topic.clone(), *p))) {
-                                out.push(records::offset_commit_tombstone(group_id, topic, *p));
-                            }
-                            (*p, None)
-                        })
-                        .collect();
-                    (topic.clone(), errors)
-                })
-                .collect();
-            return Ok((out, results));
-        }
-        let group = match self.groups.get(group_id) {
-            Some(g) if !g.is(GroupState::Dead) => g,
-            _ => return Err(ResponseError::GroupIdNotFound),
-        };
-        if !group.is(GroupState::Empty) && group.protocol_type.as_deref() != Some("consumer") {
-            return Err(ResponseError::NonEmptyGroup);
-        }
-        let subscribed = if group.is(GroupState::Empty) {
-            BTreeSet::new()
+                .cloned()
+                .collect()
         } else {
-            group.subscription_topics().unwrap_or_default()
+            let group = match self.groups.get(group_id) {
+                Some(g) if !g.is(GroupState::Dead) => g,
+                _ => return Err(ResponseError::GroupIdNotFound),
+            };
+            if !group.is(GroupState::Empty) && group.protocol_type.as_deref() != Some("consumer") {
+                return Err(ResponseError::NonEmptyGroup);
+            }
+            if group.is(GroupState::Empty) {
+                BTreeSet::new()
+            } else {
+                group.subscription_topics().unwrap_or_default()
+            }
         };
         let committed = self.offsets.get(group_id);
         let mut out = Vec::new();

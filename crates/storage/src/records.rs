@@ -145,8 +145,11 @@ pub fn has_duplicate_header_keys(data: &[u8]) -> Result<bool, StorageError> {
         field(body, &mut pos)?; // key
         field(body, &mut pos)?; // value
         let count = read_varlong(body, &mut pos, 5)?;
+        if count < 2 {
+            return Ok(true);
+        }
         let mut seen = std::collections::HashSet::new();
-        for _ in 0..count.max(0) {
+        for _ in 0..count {
             let key = field(body, &mut pos)?;
             field(body, &mut pos)?;
             if !seen.insert(key) {
