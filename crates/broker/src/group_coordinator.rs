@@ -95,12 +95,15 @@ impl GroupCoordinator {
             .map_err(|e| BrokerError::MetadataLog(format!("group load task failed: {e}")))??;
         // Aborted by `shutdown`, which also breaks the Arc cycle.
         let this = self.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let wait_ms = this.fire_timers();
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
-                    _ = this.timer_wake.notified() => {}
+        let task = crate::supervisor::spawn_supervised("group coordinator timers", move || {
+            let this = this.clone();
+            async move {
+                loop {
+                    let wait_ms = this.fire_timers();
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
+                        _ = this.timer_wake.notified() => {}
+                    }
                 }
             }
         });

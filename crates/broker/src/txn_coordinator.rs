@@ -82,14 +82,22 @@ impl TxnCoordinator {
         // Aborted by `shutdown`, which also breaks the Arc cycle.
         let task_state = state.clone();
         let interval = Duration::from_millis(state.txn_coordinator.abort_interval_ms.max(1));
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(interval).await;
-                let state = task_state.clone();
-                let _ =
-                    tokio::task::spawn_blocking(move || state.txn_coordinator.tick(&state)).await;
-            }
-        });
+        let task =
+            crate::supervisor::spawn_supervised("transaction coordinator timers", move || {
+                let task_state = task_state.clone();
+                async move {
+                    loop {
+                        tokio::time::sleep(interval).await;
+                        let state = task_state.clone();
+                        let tick =
+                            tokio::task::spawn_blocking(move || state.txn_coordinator.tick(&state));
+                        if let Err(e) = tick.await {
+                            // The next tick starts afresh: the shards change only through writes.
+                            tracing::error!(error = %e, "transaction coordinator tick failed");
+                        }
+                    }
+                }
+            });
         *state
             .txn_coordinator
             .timer_task
