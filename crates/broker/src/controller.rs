@@ -16,11 +16,12 @@
 //! The cluster work replaces the local append + flush with a Raft commit; nothing else here
 //! (or in the broker) needs to change shape.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use moldau_metadata::{MetadataDelta, MetadataImage, MetadataRecord};
 use moldau_storage::{AppendOrigin, Log};
+use parking_lot::RwLock;
 
 use crate::error::BrokerError;
 use crate::internal_log;
@@ -73,7 +74,7 @@ impl Controller {
 
     /// The latest published image. Cheap: readers share it and never lock while using it.
     pub fn image(&self) -> Arc<MetadataImage> {
-        self.image.read().expect("image lock poisoned").clone()
+        self.image.read().clone()
     }
 
     /// Decides the records to write from the current image (`decide` may refuse with an
@@ -131,7 +132,7 @@ impl Controller {
         }
         let next = Arc::new(delta.current().clone());
         self.publisher.publish(&delta, &next);
-        *self.image.write().expect("image lock poisoned") = next;
+        *self.image.write() = next;
     }
 }
 

@@ -12,7 +12,7 @@
 //! deleted stays pending; [`ReplicaManager::reconcile`] retries both against the image.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use moldau_metadata::{
     ConfigResource, ConfigResourceType, MetadataDelta, MetadataImage, PartitionImage,
@@ -21,6 +21,7 @@ use moldau_storage::{
     AppendOrigin, Log, LogAppendInfo, LogConfig, LogManager, StorageError, TopicPartition, Uuid,
     VerificationGuard,
 };
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::controller::MetadataPublisher;
@@ -105,7 +106,7 @@ impl ReplicaManager {
     /// here. Under the partitions lock, so it never acts on an image older than one
     /// `publish` already applied.
     pub fn reconcile(&self) {
-        let mut map = self.partitions.write().expect("partitions lock poisoned");
+        let mut map = self.partitions.write();
         let (image, offline, deletions) = {
             let pending = self.lock_pending();
             let Some(image) = pending.image.clone() else {
@@ -139,8 +140,8 @@ impl ReplicaManager {
         }
     }
 
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, PendingEffects> {
-        self.pending.lock().expect("pending effects lock poisoned")
+    fn lock_pending(&self) -> parking_lot::MutexGuard<'_, PendingEffects> {
+        self.pending.lock()
     }
 
     /// Deletes a removed topic's partition log, or leaves it pending. A log whose delete
@@ -216,15 +217,11 @@ impl ReplicaManager {
     }
 
     pub fn partition(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
-        self.partitions
-            .read()
-            .expect("partitions lock poisoned")
-            .get(tp)
-            .cloned()
+        self.partitions.read().get(tp).cloned()
     }
 
     pub fn partitions(&self) -> Vec<(TopicPartition, Arc<Partition>)> {
-        let map = self.partitions.read().expect("partitions lock poisoned");
+        let map = self.partitions.read();
         let mut all: Vec<_> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
@@ -258,10 +255,7 @@ impl ReplicaManager {
 
     /// The topic defaults in force: static defaults with dynamic broker configs applied.
     pub fn effective_log_defaults(&self) -> Arc<LogConfig> {
-        self.effective_log_defaults
-            .read()
-            .expect("log defaults lock poisoned")
-            .clone()
+        self.effective_log_defaults.read().clone()
     }
 
     /// Appends a produce request's records for one partition as leader and advances the
@@ -353,7 +347,7 @@ impl ReplicaManager {
 
 impl MetadataPublisher for ReplicaManager {
     fn publish(&self, delta: &MetadataDelta, image: &Arc<MetadataImage>) {
-        let mut map = self.partitions.write().expect("partitions lock poisoned");
+        let mut map = self.partitions.write();
         self.lock_pending().image = Some(image.clone());
         for topic in delta.deleted_topics() {
             for partition_id in topic.partitions.keys() {
@@ -381,10 +375,7 @@ impl MetadataPublisher for ReplicaManager {
         if defaults_changed {
             // Dynamic broker defaults apply to every topic without its own override.
             let defaults = dynamic_log_defaults(&self.log_defaults, image, self.node_id);
-            *self
-                .effective_log_defaults
-                .write()
-                .expect("log defaults lock poisoned") = Arc::new(defaults);
+            *self.effective_log_defaults.write() = Arc::new(defaults);
             touched.extend(image.topics().iter().map(|t| t.topic_id));
         }
         touched.sort();
