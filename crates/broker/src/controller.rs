@@ -280,10 +280,19 @@ mod tests {
         assert!(node.controller.image().topic_by_name("c").is_some());
         assert!(!node.hosts("c", 0) && node.hosts("c", 1));
         let tp = TopicPartition::new("c", 0);
-        assert_eq!(
-            node.replica_manager.missing_partition_error(&tp),
-            kafka_protocol::ResponseError::KafkaStorageError
+        let refused = node.replica_manager.append_records(
+            &tp,
+            &mut [],
+            1,
+            moldau_storage::AppendOrigin::Client,
+            None,
         );
+        assert!(matches!(
+            refused,
+            Err(crate::replica_manager::AppendError::Kafka(
+                kafka_protocol::ResponseError::KafkaStorageError
+            ))
+        ));
         node.replica_manager.reconcile();
         assert!(!node.hosts("c", 0));
         node.close();

@@ -8,8 +8,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{poll_messages, TestBroker};
-use rdkafka::admin::AdminOptions;
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::Consumer;
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::FutureRecord;
 use rdkafka::TopicPartitionList;
 
@@ -115,6 +116,19 @@ async fn a_partition_that_cannot_be_created_is_offline_then_reconciled() {
     std::fs::write(&obstacle, b"in the way").unwrap();
     broker.create_topic("blocked", 2).await;
     assert_eq!(listed(&broker, "blocked"), 1);
+    // Committed once: a retry is refused, it does not commit a second topic of the name.
+    let again = broker
+        .admin()
+        .create_topics(
+            &[NewTopic::new("blocked", 2, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
+        )
+        .await
+        .expect("create_topics request");
+    assert!(matches!(
+        again[0],
+        Err((_, RDKafkaErrorCode::TopicAlreadyExists))
+    ));
     produce_one(&broker, "blocked", 1, "p1").await;
 
     let producer: rdkafka::producer::FutureProducer = broker
@@ -137,6 +151,7 @@ async fn a_partition_that_cannot_be_created_is_offline_then_reconciled() {
 
     // The node starts with the obstacle still there and serves the rest.
     broker.restart().await;
+    assert_eq!(listed(&broker, "blocked"), 1);
     assert_eq!(read_all(&broker, "blocked", 1, 1), vec!["p1"]);
 
     // Once the obstacle is gone the reconciler opens the partition.
