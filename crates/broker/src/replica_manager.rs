@@ -95,6 +95,11 @@ impl ReplicaManager {
         }
     }
 
+    /// The last image published to this replica manager (None before the first).
+    pub fn published_image(&self) -> Option<Arc<MetadataImage>> {
+        self.lock_pending().image.clone()
+    }
+
     /// Whether some committed change is not yet reflected on disk.
     pub fn has_pending_effects(&self) -> bool {
         let pending = self.lock_pending();

@@ -176,3 +176,47 @@ async fn a_partition_that_cannot_be_created_is_offline_then_reconciled() {
     assert_eq!(read_all(&broker, "blocked", 0, 1), vec!["p0"]);
     broker.shutdown().await;
 }
+
+/// An offsets partition whose log cannot be created (when FindCoordinator creates the
+/// topic) neither fails the other groups nor the restart, and groups keep their partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_offsets_partition_leaves_other_groups_working() {
+    let mut broker = TestBroker::start_with(&[("offsets.topic.num.partitions", "3")]).await;
+    std::fs::write(
+        broker.data_dir().join("__consumer_offsets-1"),
+        b"in the way",
+    )
+    .unwrap();
+    broker.create_topic("t", 1).await;
+    // abs(javaHashCode("group-4")) % 3 == 2, an online partition (% 2 would be 0).
+    let group = "group-4";
+    let commit_and_read = |broker: &TestBroker, offset: Option<i64>| {
+        let consumer: rdkafka::consumer::BaseConsumer = broker
+            .client_config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut list = TopicPartitionList::new();
+        list.add_partition("t", 0);
+        if let Some(offset) = offset {
+            list.set_all_offsets(rdkafka::Offset::Offset(offset))
+                .unwrap();
+            consumer
+                .commit(&list, rdkafka::consumer::CommitMode::Sync)
+                .expect("offset committed");
+        }
+        let committed = consumer
+            .committed_offsets(list, TIMEOUT)
+            .expect("committed");
+        committed.elements()[0].offset()
+    };
+    produce_one(&broker, "t", 0, "r").await;
+    assert_eq!(
+        commit_and_read(&broker, Some(1)),
+        rdkafka::Offset::Offset(1)
+    );
+    broker.restart().await;
+    assert_eq!(commit_and_read(&broker, None), rdkafka::Offset::Offset(1));
+    broker.shutdown().await;
+}
