@@ -189,9 +189,9 @@ impl ReplicaManager {
         topic_id: Uuid,
         state: &PartitionImage,
     ) {
-        let blocked = self.lock_pending().deletions.contains_key(tp);
+        let removed_id = self.lock_pending().deletions.get(tp).copied();
         // A re-created topic must not pick up the removed one's log.
-        let result = if blocked && !self.delete_partition(tp, topic_id) {
+        let result = if removed_id.is_some_and(|id| !self.delete_partition(tp, id)) {
             Err("the log of a removed topic of that name is not deleted yet".to_string())
         } else {
             self.make_partition(image, tp, topic_id, state, map.get(tp))
