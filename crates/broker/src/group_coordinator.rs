@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup as ConsumerDescribedGroup;
@@ -34,6 +34,7 @@ use moldau_coordinator::{
 };
 use moldau_metadata::MetadataImage;
 use moldau_storage::{AppendOrigin, Log, StorageError, TopicPartition, Uuid};
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
@@ -95,21 +96,24 @@ impl GroupCoordinator {
             .map_err(|e| BrokerError::MetadataLog(format!("group load task failed: {e}")))??;
         // Aborted by `shutdown`, which also breaks the Arc cycle.
         let this = self.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let wait_ms = this.fire_timers();
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
-                    _ = this.timer_wake.notified() => {}
+        let task = crate::supervisor::spawn_supervised("group coordinator timers", move || {
+            let this = this.clone();
+            async move {
+                loop {
+                    let wait_ms = this.fire_timers();
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
+                        _ = this.timer_wake.notified() => {}
+                    }
                 }
             }
         });
-        *self.timer_task.lock().expect("timer lock poisoned") = Some(task);
+        *self.timer_task.lock() = Some(task);
         Ok(())
     }
 
     pub fn shutdown(&self) {
-        if let Some(task) = self.timer_task.lock().expect("timer lock poisoned").take() {
+        if let Some(task) = self.timer_task.lock().take() {
             task.abort();
         }
     }
@@ -130,10 +134,7 @@ impl GroupCoordinator {
             let mut shard = GroupShard::new(self.config.clone());
             let (count, pending) = replay_log(&partition.log, &mut shard, now_ms)?;
             shard.finish_load(now_ms);
-            let mut held = self
-                .pending_txn_offsets
-                .lock()
-                .expect("pending lock poisoned");
+            let mut held = self.pending_txn_offsets.lock();
             for (producer_id, records) in pending {
                 held.insert((partition_id, producer_id), records);
             }
@@ -143,18 +144,13 @@ impl GroupCoordinator {
             }
             self.shards
                 .write()
-                .expect("shards lock poisoned")
                 .insert(partition_id, Arc::new(Mutex::new(shard)));
         }
         Ok(())
     }
 
     fn shard_at(&self, partition_id: i32) -> Option<Shard> {
-        self.shards
-            .read()
-            .expect("shards lock poisoned")
-            .get(&partition_id)
-            .cloned()
+        self.shards.read().get(&partition_id).cloned()
     }
 
     /// The `__consumer_offsets` partition of a group.
@@ -175,7 +171,7 @@ impl GroupCoordinator {
         self.topic
             .ensure_loaded(
                 state,
-                || self.shards.read().expect("shards lock poisoned").len(),
+                || self.shards.read().len(),
                 || self.load_partitions(),
             )
             .await
@@ -183,10 +179,7 @@ impl GroupCoordinator {
 
     fn park(&self, parked: Parked) -> Waiter {
         let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
-        self.parked
-            .lock()
-            .expect("parked lock poisoned")
-            .insert(waiter, parked);
+        self.parked.lock().insert(waiter, parked);
         waiter
     }
 
@@ -232,7 +225,7 @@ impl GroupCoordinator {
         } else {
             shard.apply_written(&fx.records, now_ms);
         }
-        let mut parked = self.parked.lock().expect("parked lock poisoned");
+        let mut parked = self.parked.lock();
         for (waiter, response) in fx.join_replies {
             if let Some(Parked::Join(tx)) = parked.remove(&waiter) {
                 let _ = tx.send(response);
@@ -253,14 +246,13 @@ impl GroupCoordinator {
         let shards: Vec<(i32, Shard)> = self
             .shards
             .read()
-            .expect("shards lock poisoned")
             .iter()
             .map(|(p, s)| (*p, s.clone()))
             .collect();
         let now_ms = crate::now_ms();
         let mut next = now_ms + 60_000;
         for (partition_id, shard) in shards {
-            let mut shard = shard.lock().expect("shard lock poisoned");
+            let mut shard = shard.lock();
             if shard.next_deadline_ms() <= now_ms {
                 let fx = shard.tick(now_ms);
                 self.complete(partition_id, &mut shard, fx, now_ms);
@@ -282,7 +274,7 @@ impl GroupCoordinator {
         let (tx, rx) = oneshot::channel();
         let waiter = self.park(Parked::Join(tx));
         {
-            let mut shard = shard.lock().expect("shard lock poisoned");
+            let mut shard = shard.lock();
             let fresh_id = Uuid::new_v4().to_string();
             let fx = shard.join_group(&info, waiter, &request, &fresh_id);
             self.complete(partition_id, &mut shard, fx, info.now_ms);
@@ -304,7 +296,7 @@ impl GroupCoordinator {
         let (tx, rx) = oneshot::channel();
         let waiter = self.park(Parked::Sync(tx));
         {
-            let mut shard = shard.lock().expect("shard lock poisoned");
+            let mut shard = shard.lock();
             let fx = shard.sync_group(&info, waiter, &request);
             self.complete(partition_id, &mut shard, fx, info.now_ms);
         }
@@ -318,7 +310,7 @@ impl GroupCoordinator {
         request: &HeartbeatRequest,
     ) -> Result<(), ResponseError> {
         let (_, shard) = self.shard_for(request.group_id.as_str())?;
-        let mut shard = shard.lock().expect("shard lock poisoned");
+        let mut shard = shard.lock();
         shard.heartbeat(&info, request)
     }
 
@@ -332,7 +324,7 @@ impl GroupCoordinator {
             Ok(found) => found,
             Err(e) => return (Some(e), vec![]),
         };
-        let mut shard = shard.lock().expect("shard lock poisoned");
+        let mut shard = shard.lock();
         let (fx, error, members) = shard.leave_group(&info, group_id, members);
         self.complete(partition_id, &mut shard, fx, info.now_ms);
         (error, members)
@@ -345,7 +337,7 @@ impl GroupCoordinator {
         request: &OffsetCommitRequest,
     ) -> Result<OffsetCommitResponse, ResponseError> {
         let (partition_id, shard) = self.shard_for(request.group_id.as_str())?;
-        let mut shard = shard.lock().expect("shard lock poisoned");
+        let mut shard = shard.lock();
         let (records, mut response) = shard.commit_offsets(&info, request);
         match self.append(partition_id, &records) {
             Ok(()) => shard.apply_written(&records, info.now_ms),
@@ -373,7 +365,7 @@ impl GroupCoordinator {
         request: &OffsetCommitRequest,
     ) -> Result<OffsetCommitResponse, ResponseError> {
         let (partition_id, shard) = self.shard_for(request.group_id.as_str())?;
-        let mut shard = shard.lock().expect("shard lock poisoned");
+        let mut shard = shard.lock();
         let (records, mut response) = shard.commit_offsets(&info, request);
         let producer_id = producer.0;
         // Written now as the producer's transactional batch (Kafka's layout), so that a
@@ -392,7 +384,6 @@ impl GroupCoordinator {
         }
         self.pending_txn_offsets
             .lock()
-            .expect("pending lock poisoned")
             .entry((partition_id, producer_id))
             .or_default()
             .extend(records);
@@ -405,13 +396,12 @@ impl GroupCoordinator {
         let pending = self
             .pending_txn_offsets
             .lock()
-            .expect("pending lock poisoned")
             .remove(&(partition_id, producer_id));
         let (Some(records), true) = (pending, commit) else {
             return;
         };
         if let Some(shard) = self.shard_at(partition_id) {
-            let mut shard = shard.lock().expect("shard lock poisoned");
+            let mut shard = shard.lock();
             shard.apply_written(&records, crate::now_ms());
         }
     }
@@ -458,7 +448,7 @@ impl GroupCoordinator {
         topics: Option<&[(String, Vec<i32>)]>,
     ) -> Result<Vec<(String, Vec<FetchedOffset>)>, ResponseError> {
         let (_, shard) = self.shard_for(group_id)?;
-        let shard = shard.lock().expect("shard lock poisoned");
+        let shard = shard.lock();
         shard.fetch_offsets_as(group_id, member, topics)
     }
 
@@ -476,7 +466,7 @@ impl GroupCoordinator {
         let image = ImageTopics(state.image());
         let fresh_id = Uuid::new_v4().to_string();
         let response = {
-            let mut shard = shard.lock().expect("shard lock poisoned");
+            let mut shard = shard.lock();
             let (records, response) = shard.consumer_heartbeat(&info, request, &fresh_id, &image);
             // The member's new epoch and assignment are answered only once persisted.
             match self.append(partition_id, &records) {
@@ -497,7 +487,7 @@ impl GroupCoordinator {
         group_id: &str,
     ) -> Result<ConsumerDescribedGroup, ResponseError> {
         let (_, shard) = self.shard_for(group_id)?;
-        let shard = shard.lock().expect("shard lock poisoned");
+        let shard = shard.lock();
         Ok(shard.consumer_describe(group_id))
     }
 
@@ -508,7 +498,7 @@ impl GroupCoordinator {
         topics: &[(String, Vec<i32>)],
     ) -> Result<Vec<(String, Vec<(i32, Option<ResponseError>)>)>, ResponseError> {
         let (partition_id, shard) = self.shard_for(group_id)?;
-        let mut shard = shard.lock().expect("shard lock poisoned");
+        let mut shard = shard.lock();
         let (records, results) = shard.delete_offsets(group_id, topics)?;
         self.append(partition_id, &records)?;
         shard.apply_written(&records, crate::now_ms());
@@ -520,7 +510,7 @@ impl GroupCoordinator {
             Ok(found) => found,
             Err(e) => return Some(e),
         };
-        let mut shard = shard.lock().expect("shard lock poisoned");
+        let mut shard = shard.lock();
         let (records, results) = shard.delete_groups(&[group_id.to_string()]);
         if let Err(e) = self.append(partition_id, &records) {
             return Some(e);
@@ -530,17 +520,9 @@ impl GroupCoordinator {
     }
 
     pub fn list_groups(&self) -> Vec<ListedGroup> {
-        let shards: Vec<Shard> = self
-            .shards
-            .read()
-            .expect("shards lock poisoned")
-            .values()
-            .cloned()
-            .collect();
-        let mut groups: Vec<ListedGroup> = shards
-            .iter()
-            .flat_map(|s| s.lock().expect("shard lock poisoned").list_groups())
-            .collect();
+        let shards: Vec<Shard> = self.shards.read().values().cloned().collect();
+        let mut groups: Vec<ListedGroup> =
+            shards.iter().flat_map(|s| s.lock().list_groups()).collect();
         groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         groups
     }
@@ -551,7 +533,7 @@ impl GroupCoordinator {
         api_version: i16,
     ) -> Result<DescribedGroup, ResponseError> {
         let (_, shard) = self.shard_for(group_id)?;
-        let shard = shard.lock().expect("shard lock poisoned");
+        let shard = shard.lock();
         Ok(shard.describe_group(group_id, api_version))
     }
 }

@@ -205,22 +205,18 @@ impl CoordinatorTopic {
         self.num_partitions.store(num_partitions, Ordering::Relaxed);
     }
 
-    /// The partitions of the topic that this node leads and `has_shard` says are not loaded
-    /// yet. First refreshes the partition count from the partitions hosted here (at startup
-    /// all of them, on a single node; FindCoordinator refreshes it from the image).
+    /// The partitions of the topic that this node leads, hosts online and `has_shard` says
+    /// are not loaded yet. First refreshes the partition count from the published image
+    /// (not from the partitions hosted: an offline one must not change where groups map).
     pub fn partitions_to_load(
         &self,
         replica_manager: &ReplicaManager,
         node_id: i32,
         has_shard: impl Fn(i32) -> bool,
     ) -> Vec<(i32, Arc<Partition>)> {
-        let hosted = replica_manager
-            .partitions()
-            .iter()
-            .filter(|(tp, _)| tp.topic == self.name)
-            .count();
-        if hosted > 0 {
-            self.set_num_partitions(hosted as i32);
+        let image = replica_manager.published_image();
+        if let Some(topic) = image.as_ref().and_then(|i| i.topic_by_name(self.name)) {
+            self.set_num_partitions(topic.partitions.len() as i32);
         }
         (0..self.num_partitions())
             .filter(|partition_id| !has_shard(*partition_id))

@@ -18,6 +18,7 @@ mod network;
 mod replica_manager;
 mod server;
 mod state;
+mod supervisor;
 mod topic_configs;
 mod txn_coordinator;
 

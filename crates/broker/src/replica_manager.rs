@@ -6,10 +6,13 @@
 //! Produce appends through it; Fetch reads through it and parks on a partition's
 //! high-watermark channel to be woken by appends rather than by polling.
 //!
-//! Invariant: a partition is in the map iff the published image assigns it to this node.
+//! Invariant: a partition is in the map only if the published image assigns it to this
+//! node. Publishing never fails: a log that cannot be opened or created leaves its partition
+//! offline (clients get KAFKA_STORAGE_ERROR) and a removed topic's log that cannot be
+//! deleted stays pending; [`ReplicaManager::reconcile`] retries both against the image.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use moldau_metadata::{
     ConfigResource, ConfigResourceType, MetadataDelta, MetadataImage, PartitionImage,
@@ -18,6 +21,7 @@ use moldau_storage::{
     AppendOrigin, Log, LogAppendInfo, LogConfig, LogManager, StorageError, TopicPartition, Uuid,
     VerificationGuard,
 };
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::controller::MetadataPublisher;
@@ -54,6 +58,18 @@ pub struct ReplicaManager {
     /// `log_defaults` with the dynamic broker configs of the published image applied.
     effective_log_defaults: RwLock<Arc<LogConfig>>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    /// Side effects of committed metadata that failed, retried by `reconcile`.
+    pending: Mutex<PendingEffects>,
+}
+
+#[derive(Default)]
+struct PendingEffects {
+    /// Assigned partitions whose log could not be opened or created (offline), with why.
+    offline: HashMap<TopicPartition, String>,
+    /// Partitions of removed topics whose log is not deleted yet, with the topic id.
+    deletions: HashMap<TopicPartition, Uuid>,
+    /// The last published image, which `reconcile` works from.
+    image: Option<Arc<MetadataImage>>,
 }
 
 impl ReplicaManager {
@@ -64,6 +80,140 @@ impl ReplicaManager {
             effective_log_defaults: RwLock::new(Arc::new(log_defaults.clone())),
             log_defaults,
             partitions: RwLock::new(HashMap::new()),
+            pending: Mutex::new(PendingEffects::default()),
+        }
+    }
+
+    /// What a client gets for a partition this node does not serve: KAFKA_STORAGE_ERROR
+    /// while its log is offline, else UNKNOWN_TOPIC_OR_PARTITION.
+    pub fn missing_partition_error(&self, tp: &TopicPartition) -> kafka_protocol::ResponseError {
+        use kafka_protocol::ResponseError as E;
+        if self.lock_pending().offline.contains_key(tp) {
+            E::KafkaStorageError
+        } else {
+            E::UnknownTopicOrPartition
+        }
+    }
+
+    /// The last image published to this replica manager (None before the first).
+    pub fn published_image(&self) -> Option<Arc<MetadataImage>> {
+        self.lock_pending().image.clone()
+    }
+
+    /// Whether some committed change is not yet reflected on disk.
+    pub fn has_pending_effects(&self) -> bool {
+        let pending = self.lock_pending();
+        !pending.offline.is_empty() || !pending.deletions.is_empty()
+    }
+
+    /// Retries failed side effects against the last published image: deletes what removed
+    /// topics left and opens (or re-creates) the logs of offline partitions still assigned
+    /// here. Under the partitions lock, so it never acts on an image older than one
+    /// `publish` already applied.
+    pub fn reconcile(&self) {
+        let mut map = self.partitions.write();
+        let (image, offline, deletions) = {
+            let pending = self.lock_pending();
+            let Some(image) = pending.image.clone() else {
+                return;
+            };
+            (
+                image,
+                pending.offline.keys().cloned().collect::<Vec<_>>(),
+                pending.deletions.clone(),
+            )
+        };
+        for (tp, topic_id) in deletions {
+            self.delete_partition(&tp, topic_id);
+        }
+        for tp in offline {
+            let assigned = image.topic_by_name(&tp.topic).and_then(|topic| {
+                let state = topic.partitions.get(&tp.partition)?;
+                state
+                    .replicas
+                    .contains(&self.node_id)
+                    .then_some((topic.topic_id, state))
+            });
+            match assigned {
+                Some((topic_id, state)) => {
+                    self.open_partition(&mut map, &image, &tp, topic_id, state)
+                }
+                None => {
+                    self.lock_pending().offline.remove(&tp);
+                }
+            }
+        }
+    }
+
+    fn lock_pending(&self) -> parking_lot::MutexGuard<'_, PendingEffects> {
+        self.pending.lock()
+    }
+
+    /// Deletes a removed topic's partition log, or leaves it pending. A log whose delete
+    /// failed half way (out of the manager, dir still there) is reopened to delete again.
+    fn delete_partition(&self, tp: &TopicPartition, topic_id: Uuid) -> bool {
+        let result = (|| {
+            if self.log_manager.get_log(tp).is_none() {
+                if !self.log_manager.log_dir().join(tp.dir_name()).exists() {
+                    return Ok(());
+                }
+                let config = self.log_manager.default_log_config().clone();
+                self.log_manager.get_or_create_log(tp, topic_id, config)?;
+            }
+            self.log_manager.delete_log(tp)
+        })();
+        let mut pending = self.lock_pending();
+        match result {
+            Ok(()) => {
+                if pending.deletions.remove(tp).is_some() {
+                    tracing::info!(%tp, "deleted the log of a removed topic on retry");
+                }
+                true
+            }
+            Err(e) => {
+                if pending.deletions.insert(tp.clone(), topic_id).is_none() {
+                    tracing::error!(%tp, %e, "could not delete the log of a removed topic; will retry");
+                }
+                false
+            }
+        }
+    }
+
+    /// Opens or creates an assigned partition's log and puts it in the map; on failure the
+    /// partition is offline until `reconcile` succeeds.
+    fn open_partition(
+        &self,
+        map: &mut HashMap<TopicPartition, Arc<Partition>>,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+        topic_id: Uuid,
+        state: &PartitionImage,
+    ) {
+        let removed_id = self.lock_pending().deletions.get(tp).copied();
+        // A re-created topic must not pick up the removed one's log.
+        let result = if removed_id.is_some_and(|id| !self.delete_partition(tp, id)) {
+            Err("the log of a removed topic of that name is not deleted yet".to_string())
+        } else {
+            self.make_partition(image, tp, topic_id, state, map.get(tp))
+                .map_err(|e| e.to_string())
+        };
+        let mut pending = self.lock_pending();
+        match result {
+            Ok(partition) => {
+                map.insert(tp.clone(), Arc::new(partition));
+                if pending.offline.remove(tp).is_some() {
+                    tracing::info!(%tp, "partition log opened on retry: online");
+                }
+            }
+            // An open log stays in service (say, a config it could not take); a new one is offline.
+            Err(e) if map.contains_key(tp) => {
+                tracing::error!(%tp, %e, "could not apply metadata to the partition log");
+            }
+            Err(e) => {
+                if pending.offline.insert(tp.clone(), e.clone()).is_none() {
+                    tracing::error!(%tp, %e, "partition offline: could not open its log; will retry");
+                }
+            }
         }
     }
 
@@ -72,15 +222,11 @@ impl ReplicaManager {
     }
 
     pub fn partition(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
-        self.partitions
-            .read()
-            .expect("partitions lock poisoned")
-            .get(tp)
-            .cloned()
+        self.partitions.read().get(tp).cloned()
     }
 
     pub fn partitions(&self) -> Vec<(TopicPartition, Arc<Partition>)> {
-        let map = self.partitions.read().expect("partitions lock poisoned");
+        let map = self.partitions.read();
         let mut all: Vec<_> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
@@ -114,10 +260,7 @@ impl ReplicaManager {
 
     /// The topic defaults in force: static defaults with dynamic broker configs applied.
     pub fn effective_log_defaults(&self) -> Arc<LogConfig> {
-        self.effective_log_defaults
-            .read()
-            .expect("log defaults lock poisoned")
-            .clone()
+        self.effective_log_defaults.read().clone()
     }
 
     /// Appends a produce request's records for one partition as leader and advances the
@@ -134,7 +277,7 @@ impl ReplicaManager {
         use kafka_protocol::ResponseError as E;
         let partition = self
             .partition(tp)
-            .ok_or(AppendError::Kafka(E::UnknownTopicOrPartition))?;
+            .ok_or_else(|| AppendError::Kafka(self.missing_partition_error(tp)))?;
         if partition.leader != self.node_id {
             return Err(AppendError::Kafka(E::NotLeaderOrFollower));
         }
@@ -208,17 +351,15 @@ impl ReplicaManager {
 }
 
 impl MetadataPublisher for ReplicaManager {
-    fn publish(
-        &self,
-        delta: &MetadataDelta,
-        image: &Arc<MetadataImage>,
-    ) -> Result<(), BrokerError> {
-        let mut map = self.partitions.write().expect("partitions lock poisoned");
+    fn publish(&self, delta: &MetadataDelta, image: &Arc<MetadataImage>) {
+        let mut map = self.partitions.write();
+        self.lock_pending().image = Some(image.clone());
         for topic in delta.deleted_topics() {
             for partition_id in topic.partitions.keys() {
                 let tp = TopicPartition::new(topic.name.clone(), *partition_id);
                 map.remove(&tp);
-                self.log_manager.delete_log(&tp)?;
+                self.lock_pending().offline.remove(&tp);
+                self.delete_partition(&tp, topic.topic_id);
             }
         }
         let mut touched: Vec<Uuid> = delta.changed_topics().copied().collect();
@@ -239,10 +380,7 @@ impl MetadataPublisher for ReplicaManager {
         if defaults_changed {
             // Dynamic broker defaults apply to every topic without its own override.
             let defaults = dynamic_log_defaults(&self.log_defaults, image, self.node_id);
-            *self
-                .effective_log_defaults
-                .write()
-                .expect("log defaults lock poisoned") = Arc::new(defaults);
+            *self.effective_log_defaults.write() = Arc::new(defaults);
             touched.extend(image.topics().iter().map(|t| t.topic_id));
         }
         touched.sort();
@@ -255,12 +393,11 @@ impl MetadataPublisher for ReplicaManager {
                 let tp = TopicPartition::new(topic.name.clone(), *partition_id);
                 if !state.replicas.contains(&self.node_id) {
                     map.remove(&tp);
+                    self.lock_pending().offline.remove(&tp);
                     continue;
                 }
-                let partition = self.make_partition(image, &tp, topic_id, state, map.get(&tp))?;
-                map.insert(tp, Arc::new(partition));
+                self.open_partition(&mut map, image, &tp, topic_id, state);
             }
         }
-        Ok(())
     }
 }

@@ -22,7 +22,12 @@ pub struct Broker {
     metadata_log_manager: Option<Arc<LogManager>>,
     shutdown_tx: watch::Sender<bool>,
     accept_task: JoinHandle<()>,
+    reconcile_task: JoinHandle<()>,
 }
+
+/// How often failed side effects of committed metadata (logs not created or not deleted)
+/// are retried.
+const RECONCILE_INTERVAL_MS: u64 = 2_000;
 
 impl Broker {
     /// Opens (recovering if needed) the logs, replays the metadata log, registers this
@@ -82,6 +87,7 @@ impl Broker {
         state.group_coordinator.start().await?;
         crate::txn_coordinator::TxnCoordinator::start(&state).await?;
         log_manager.start_background_tasks();
+        let reconcile_task = spawn_reconciler(state.clone());
         if separate_metadata_dir {
             metadata_log_manager.start_background_tasks();
         }
@@ -105,6 +111,7 @@ impl Broker {
             metadata_log_manager: separate_metadata_dir.then_some(metadata_log_manager),
             shutdown_tx,
             accept_task,
+            reconcile_task,
         })
     }
 
@@ -117,6 +124,7 @@ impl Broker {
     pub async fn shutdown(self) -> Result<(), BrokerError> {
         let _ = self.shutdown_tx.send(true);
         let _ = self.accept_task.await;
+        self.reconcile_task.abort();
         self.state.group_coordinator.shutdown();
         self.state.txn_coordinator.shutdown();
         let log_manager = self.state.replica_manager.log_manager().clone();
@@ -133,6 +141,28 @@ impl Broker {
         tracing::info!("shut down cleanly");
         Ok(())
     }
+}
+
+/// Retries, against the latest image, the local side effects of committed metadata that
+/// failed (see `ReplicaManager::reconcile`).
+fn spawn_reconciler(state: Arc<BrokerState>) -> JoinHandle<()> {
+    crate::supervisor::spawn_supervised("metadata reconciler", move || {
+        let state = state.clone();
+        async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(RECONCILE_INTERVAL_MS)).await;
+                if !state.replica_manager.has_pending_effects() {
+                    continue;
+                }
+                let state = state.clone();
+                let reconcile =
+                    tokio::task::spawn_blocking(move || state.replica_manager.reconcile());
+                if let Err(e) = reconcile.await {
+                    tracing::error!(error = %e, "metadata reconcile pass failed");
+                }
+            }
+        }
+    })
 }
 
 async fn open_log_manager(

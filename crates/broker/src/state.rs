@@ -1,8 +1,9 @@
 //! What every handler can reach: the config, the controller and the replica manager.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use moldau_metadata::{MetadataImage, MetadataRecord, PRODUCER_ID_BLOCK_SIZE};
+use parking_lot::Mutex;
 
 use crate::config::{Endpoint, ServerConfig};
 use crate::controller::Controller;
@@ -56,7 +57,7 @@ impl BrokerState {
     /// one is used up, so that ids are never handed out twice, even across restarts.
     pub async fn next_producer_id(&self) -> Result<i64, BrokerError> {
         {
-            let mut block = self.producer_id_block.lock().expect("block lock poisoned");
+            let mut block = self.producer_id_block.lock();
             if block.0 < block.1 {
                 block.0 += 1;
                 return Ok(block.0 - 1);
@@ -75,7 +76,7 @@ impl BrokerState {
                 Ok::<_, BrokerError>((vec![record], start))
             })
             .await?;
-        let mut block = self.producer_id_block.lock().expect("block lock poisoned");
+        let mut block = self.producer_id_block.lock();
         *block = (start + 1, start + PRODUCER_ID_BLOCK_SIZE);
         Ok(start)
     }

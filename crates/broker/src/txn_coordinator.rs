@@ -16,7 +16,7 @@
 //! across an await or while markers are written.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
@@ -25,6 +25,7 @@ use moldau_coordinator::txn::{
 };
 use moldau_coordinator::{partition_for, OFFSETS_TOPIC};
 use moldau_storage::{AppendOrigin, StorageError, TopicPartition};
+use parking_lot::{Mutex, RwLock};
 use tokio::task::JoinHandle;
 
 use crate::config::ServerConfig;
@@ -82,24 +83,28 @@ impl TxnCoordinator {
         // Aborted by `shutdown`, which also breaks the Arc cycle.
         let task_state = state.clone();
         let interval = Duration::from_millis(state.txn_coordinator.abort_interval_ms.max(1));
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(interval).await;
-                let state = task_state.clone();
-                let _ =
-                    tokio::task::spawn_blocking(move || state.txn_coordinator.tick(&state)).await;
-            }
-        });
-        *state
-            .txn_coordinator
-            .timer_task
-            .lock()
-            .expect("timer lock poisoned") = Some(task);
+        let task =
+            crate::supervisor::spawn_supervised("transaction coordinator timers", move || {
+                let task_state = task_state.clone();
+                async move {
+                    loop {
+                        tokio::time::sleep(interval).await;
+                        let state = task_state.clone();
+                        let tick =
+                            tokio::task::spawn_blocking(move || state.txn_coordinator.tick(&state));
+                        if let Err(e) = tick.await {
+                            // The next tick starts afresh: the shards change only through writes.
+                            tracing::error!(error = %e, "transaction coordinator tick failed");
+                        }
+                    }
+                }
+            });
+        *state.txn_coordinator.timer_task.lock() = Some(task);
         Ok(())
     }
 
     pub fn shutdown(&self) {
-        if let Some(task) = self.timer_task.lock().expect("timer lock poisoned").take() {
+        if let Some(task) = self.timer_task.lock().take() {
             task.abort();
         }
     }
@@ -141,20 +146,13 @@ impl TxnCoordinator {
                 shard: Mutex::new(shard),
                 coordinator_epoch: partition.leader_epoch,
             };
-            self.shards
-                .write()
-                .expect("shards lock poisoned")
-                .insert(partition_id, Arc::new(loaded));
+            self.shards.write().insert(partition_id, Arc::new(loaded));
         }
         Ok(())
     }
 
     fn shard_at(&self, partition_id: i32) -> Option<Shard> {
-        self.shards
-            .read()
-            .expect("shards lock poisoned")
-            .get(&partition_id)
-            .cloned()
+        self.shards.read().get(&partition_id).cloned()
     }
 
     fn shard_for(&self, transactional_id: &str) -> Result<(i32, Shard), ResponseError> {
@@ -170,7 +168,7 @@ impl TxnCoordinator {
         self.topic
             .ensure_loaded(
                 state,
-                || self.shards.read().expect("shards lock poisoned").len(),
+                || self.shards.read().len(),
                 || self.load_partitions(),
             )
             .await
@@ -210,11 +208,7 @@ impl TxnCoordinator {
         expected: Option<(i64, i16)>,
     ) -> Result<(i64, i16), ResponseError> {
         let (partition_id, shard) = self.shard_for(transactional_id)?;
-        let needs = shard
-            .shard
-            .lock()
-            .expect("shard lock poisoned")
-            .needs_producer_id(transactional_id);
+        let needs = shard.shard.lock().needs_producer_id(transactional_id);
         let fresh = if needs {
             match state.next_producer_id().await {
                 Ok(id) => Some(id),
@@ -227,7 +221,7 @@ impl TxnCoordinator {
             None
         };
         let outcome = {
-            let mut guard = shard.shard.lock().expect("shard lock poisoned");
+            let mut guard = shard.shard.lock();
             let outcome = guard.init_producer_id(
                 transactional_id,
                 timeout_ms,
@@ -255,7 +249,7 @@ impl TxnCoordinator {
         partitions: &[TxnPartition],
     ) -> Result<(), ResponseError> {
         let (partition_id, shard) = self.shard_for(transactional_id)?;
-        let mut guard = shard.shard.lock().expect("shard lock poisoned");
+        let mut guard = shard.shard.lock();
         let write = guard.add_partitions(
             transactional_id,
             producer_id,
@@ -278,7 +272,7 @@ impl TxnCoordinator {
         partitions: &[TxnPartition],
     ) -> Result<Vec<(TxnPartition, ResponseError)>, ResponseError> {
         let (_, shard) = self.shard_for(transactional_id)?;
-        let guard = shard.shard.lock().expect("shard lock poisoned");
+        let guard = shard.shard.lock();
         guard.verify_partitions(transactional_id, producer_id, producer_epoch, partitions)
     }
 
@@ -293,7 +287,7 @@ impl TxnCoordinator {
     ) -> Result<(), ResponseError> {
         let (partition_id, shard) = self.shard_for(transactional_id)?;
         let job = {
-            let mut guard = shard.shard.lock().expect("shard lock poisoned");
+            let mut guard = shard.shard.lock();
             let Some((write, job)) = guard.end_txn(
                 transactional_id,
                 producer_id,
@@ -314,12 +308,7 @@ impl TxnCoordinator {
     /// Writes a transaction's markers and, when every partition has its marker, records
     /// the transaction complete. Failed markers are retried by the timer.
     fn finish(&self, state: &BrokerState, partition_id: i32, shard: &LoadedShard, job: MarkerJob) {
-        if !self
-            .inflight
-            .lock()
-            .expect("inflight lock poisoned")
-            .insert(job.transactional_id.clone())
-        {
+        if !self.inflight.lock().insert(job.transactional_id.clone()) {
             return;
         }
         let mut done = true;
@@ -346,17 +335,14 @@ impl TxnCoordinator {
             }
         }
         if done {
-            let mut guard = shard.shard.lock().expect("shard lock poisoned");
+            let mut guard = shard.shard.lock();
             if let Some(write) = guard.complete(&job, crate::now_ms()) {
                 if let Err(e) = self.write(partition_id, &mut guard, &write) {
                     tracing::warn!("cannot complete {}: {e:?}", job.transactional_id);
                 }
             }
         }
-        self.inflight
-            .lock()
-            .expect("inflight lock poisoned")
-            .remove(&job.transactional_id);
+        self.inflight.lock().remove(&job.transactional_id);
     }
 
     /// Completes half-ended transactions and aborts timed-out ones. Blocking (log writes).
@@ -364,21 +350,16 @@ impl TxnCoordinator {
         let shards: Vec<(i32, Shard)> = self
             .shards
             .read()
-            .expect("shards lock poisoned")
             .iter()
             .map(|(p, s)| (*p, s.clone()))
             .collect();
         for (partition_id, shard) in shards {
-            let pending = shard
-                .shard
-                .lock()
-                .expect("shard lock poisoned")
-                .pending_markers();
+            let pending = shard.shard.lock().pending_markers();
             for job in pending {
                 self.finish(state, partition_id, &shard, job);
             }
             let aborts = {
-                let mut guard = shard.shard.lock().expect("shard lock poisoned");
+                let mut guard = shard.shard.lock();
                 let mut jobs = Vec::new();
                 for (write, job) in guard.abort_timed_out(crate::now_ms()) {
                     tracing::info!(
@@ -400,7 +381,7 @@ impl TxnCoordinator {
 
     /// Forgets transactional ids idle past `transactional.id.expiration.ms` (tombstones).
     fn expire_ids(&self, partition_id: i32, shard: &LoadedShard) {
-        let mut guard = shard.shard.lock().expect("shard lock poisoned");
+        let mut guard = shard.shard.lock();
         let tombstones = guard.expired_ids(crate::now_ms());
         if tombstones.is_empty() {
             return;
@@ -434,19 +415,12 @@ impl TxnCoordinator {
 
     /// Every transactional id this node coordinates, with its metadata.
     pub fn transactions(&self) -> Vec<(String, TxnMetadata)> {
-        let shards: Vec<Shard> = self
-            .shards
-            .read()
-            .expect("shards lock poisoned")
-            .values()
-            .cloned()
-            .collect();
+        let shards: Vec<Shard> = self.shards.read().values().cloned().collect();
         let mut all: Vec<(String, TxnMetadata)> = shards
             .iter()
             .flat_map(|s| {
                 s.shard
                     .lock()
-                    .expect("shard lock poisoned")
                     .transactions()
                     .map(|(id, m)| (id.clone(), m.clone()))
                     .collect::<Vec<_>>()
@@ -459,7 +433,7 @@ impl TxnCoordinator {
     /// One transactional id's metadata, or the coordinator error.
     pub fn describe(&self, transactional_id: &str) -> Result<Option<TxnMetadata>, ResponseError> {
         let (_, shard) = self.shard_for(transactional_id)?;
-        let guard = shard.shard.lock().expect("shard lock poisoned");
+        let guard = shard.shard.lock();
         Ok(guard.get(transactional_id).cloned())
     }
 }

@@ -100,6 +100,8 @@ pub struct MetadataDelta {
     changed_configs: BTreeSet<ConfigResource>,
 }
 
+/// A committed record that replay skipped: the image is unchanged by it (but for `offset`).
+/// Replay never stops on one (a node must always start on its own log); the caller logs it.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error("record at offset {offset} refers to unknown topic id {topic_id}")]
@@ -109,6 +111,13 @@ pub enum ReplayError {
         offset: i64,
         topic_id: Uuid,
         partition_id: i32,
+    },
+    #[error("record at offset {offset} creates topic id {topic_id} as {name:?}, but that id is topic {existing:?}")]
+    ConflictingTopicId {
+        offset: i64,
+        topic_id: Uuid,
+        name: String,
+        existing: String,
     },
 }
 
@@ -140,6 +149,12 @@ impl MetadataDelta {
         self.changed_configs.iter()
     }
 
+    /// Applies one committed record. Deterministic and total: a record that refers to
+    /// something unknown is skipped with an error (as a Kafka broker's loader does), a
+    /// repeated `Topic` record of the same id is a no-op, and a `Topic` record whose name
+    /// is taken by another id supersedes that topic (the latest record wins, as in Kafka's
+    /// by-name map). Logs are named by topic name, so the superseded topic's partitions
+    /// become the new topic's: it is dropped from the image, not deleted.
     pub fn replay(&mut self, offset: i64, record: &MetadataRecord) -> Result<(), ReplayError> {
         let image = &mut self.next;
         image.offset = offset;
@@ -163,7 +178,21 @@ impl MetadataDelta {
                 );
             }
             MetadataRecord::Topic { name, topic_id } => {
-                image.topics_by_name.insert(name.clone(), *topic_id);
+                if let Some(existing) = image.topics_by_id.get(topic_id) {
+                    if existing.name == *name {
+                        return Ok(());
+                    }
+                    return Err(ReplayError::ConflictingTopicId {
+                        offset,
+                        topic_id: *topic_id,
+                        name: name.clone(),
+                        existing: existing.name.clone(),
+                    });
+                }
+                if let Some(old_id) = image.topics_by_name.insert(name.clone(), *topic_id) {
+                    image.topics_by_id.remove(&old_id);
+                    self.changed_topics.remove(&old_id);
+                }
                 image.topics_by_id.insert(
                     *topic_id,
                     Arc::new(TopicImage {
@@ -398,6 +427,72 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(err, ReplayError::UnknownTopic { .. }));
+    }
+
+    /// Logs written before replay was made total hold these; they must still load.
+    #[test]
+    fn duplicate_remove_topic_is_skipped() {
+        let (topic_id, mut records) = topic_records("t", 2);
+        let (_, other) = topic_records("u", 1);
+        records.extend(other);
+        let image = replay_all(&MetadataImage::empty(), &records);
+        let mut delta = MetadataDelta::new(&image);
+        let remove = MetadataRecord::RemoveTopic { topic_id };
+        delta.replay(10, &remove).unwrap();
+        let err = delta.replay(11, &remove).unwrap_err();
+        assert!(matches!(err, ReplayError::UnknownTopic { offset: 11, .. }));
+        assert_eq!(delta.deleted_topics().len(), 1);
+        let after = delta.apply();
+        assert_eq!(after.offset, 11);
+        assert!(after.topic_by_name("t").is_none());
+        assert_eq!(after.topic_by_name("u").unwrap().partitions.len(), 1);
+    }
+
+    #[test]
+    fn a_second_topic_of_a_name_supersedes_the_first() {
+        let (first_id, first) = topic_records("t", 2);
+        let (second_id, second) = topic_records("t", 3);
+        let records: Vec<_> = first.into_iter().chain(second).collect();
+        let mut delta = MetadataDelta::new(&MetadataImage::empty());
+        for (i, record) in records.iter().enumerate() {
+            delta.replay(i as i64, record).unwrap();
+        }
+        // Not a deletion: the partitions' logs, named after the topic, now serve the second.
+        assert!(delta.deleted_topics().is_empty());
+        assert_eq!(delta.changed_topics().collect::<Vec<_>>(), vec![&second_id]);
+        let image = delta.apply();
+        assert_eq!(image.topics().len(), 1);
+        let topic = image.topic_by_name("t").unwrap();
+        assert_eq!((topic.topic_id, topic.partitions.len()), (second_id, 3));
+        assert!(image.topic_by_id(&first_id).is_none());
+        // A later record of the superseded id is skipped; one of the live id applies.
+        let image = replay_all(
+            &image,
+            &[MetadataRecord::RemoveTopic {
+                topic_id: second_id,
+            }],
+        );
+        assert!(image.topics().is_empty());
+    }
+
+    #[test]
+    fn a_repeated_topic_record_is_a_no_op() {
+        let (topic_id, records) = topic_records("t", 2);
+        let image = replay_all(&MetadataImage::empty(), &records);
+        let repeat = MetadataRecord::Topic {
+            name: "t".into(),
+            topic_id,
+        };
+        let image = replay_all(&image, &[repeat]);
+        assert_eq!(image.topic_by_name("t").unwrap().partitions.len(), 2);
+        let mut delta = MetadataDelta::new(&image);
+        let renamed = MetadataRecord::Topic {
+            name: "v".into(),
+            topic_id,
+        };
+        let err = delta.replay(9, &renamed).unwrap_err();
+        assert!(matches!(err, ReplayError::ConflictingTopicId { .. }));
+        assert!(delta.current().topic_by_name("v").is_none());
     }
 
     #[test]
