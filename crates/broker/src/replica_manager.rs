@@ -218,7 +218,7 @@ impl MetadataPublisher for ReplicaManager {
             for partition_id in topic.partitions.keys() {
                 let tp = TopicPartition::new(topic.name.clone(), *partition_id);
                 map.remove(&tp);
-                self.log_manager.delete_log(&tp)?;
+                self.log_manager.delete_log(&tp, topic.topic_id)?;
             }
         }
         let mut touched: Vec<Uuid> = delta.changed_topics().copied().collect();

@@ -185,13 +185,18 @@ impl LogManager {
     /// Removes the log: renames its dir to `<dir>.<uuid>-delete` at once (the partition is
     /// gone, also across a restart) and deletes the files `file.delete.delay.ms` later, as
     /// Kafka does, so that reads already under way finish. A restart removes leftovers.
-    pub fn delete_log(&self, tp: &TopicPartition) -> Result<(), StorageError> {
-        let Some(log) = self
-            .logs
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(tp)
-        else {
+    ///
+    /// Only a log of `topic_id` is deleted: replaying a topic's removal at start must not
+    /// delete the dir of a later topic of the same name.
+    pub fn delete_log(&self, tp: &TopicPartition, topic_id: Uuid) -> Result<(), StorageError> {
+        let log = {
+            let mut logs = self.logs.write().unwrap_or_else(|e| e.into_inner());
+            match logs.get(tp) {
+                Some(log) if log.topic_id().is_none_or(|id| id == topic_id) => logs.remove(tp),
+                _ => None,
+            }
+        };
+        let Some(log) = log else {
             return Ok(());
         };
         // Wait out an in-flight append, then refuse new ones.
@@ -264,12 +269,18 @@ impl LogManager {
 
     /// Stops threads, flushes every log, writes producer snapshots and checkpoints,
     /// then the clean-shutdown marker.
-    /// A log that cannot be closed (offline, disk full) is logged and the others are
-    /// still closed; the marker is then not written, so the next start recovers.
+    /// An offline log is skipped (its failure was logged when it went offline) and a
+    /// log that cannot be closed (disk full) is logged, the others still closed; either
+    /// way the marker is not written, so the next start recovers them.
     pub fn shutdown(&self) -> Result<(), StorageError> {
         self.stop_background_tasks();
         let mut first_error = None;
+        let mut any_offline = false;
         for log in self.all_logs() {
+            if log.is_offline() {
+                any_offline = true;
+                continue;
+            }
             if let Err(e) = log.close() {
                 tracing::error!(tp = %log.topic_partition(), %e, "could not close log");
                 first_error.get_or_insert(e);
@@ -283,7 +294,9 @@ impl LogManager {
             return Err(e);
         }
         self.checkpoint()?;
-        write_file_atomically(&self.config.log_dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        if !any_offline {
+            write_file_atomically(&self.config.log_dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        }
         Ok(())
     }
 
