@@ -269,32 +269,29 @@ impl LogManager {
 
     /// Stops threads, flushes every log, writes producer snapshots and checkpoints,
     /// then the clean-shutdown marker.
-    /// An offline log is skipped (its failure was logged when it went offline) and a
-    /// log that cannot be closed (disk full) is logged, the others still closed; either
-    /// way the marker is not written, so the next start recovers them.
+    ///
+    /// An offline log is skipped (its failure was logged when it went offline), and a log
+    /// that cannot be closed or checkpoints that cannot be written (disk full) are logged
+    /// and the rest still closed: shutdown finishes and releases the dir. The marker is
+    /// then not written, so the next start recovers. Fails only if the marker write does.
     pub fn shutdown(&self) -> Result<(), StorageError> {
         self.stop_background_tasks();
-        let mut first_error = None;
-        let mut any_offline = false;
+        let mut clean = true;
         for log in self.all_logs() {
             if log.is_offline() {
-                any_offline = true;
+                clean = false;
                 continue;
             }
             if let Err(e) = log.close() {
                 tracing::error!(tp = %log.topic_partition(), %e, "could not close log");
-                first_error.get_or_insert(e);
+                clean = false;
             }
         }
-        if let Some(e) = first_error {
-            // Checkpoints still help the next recovery; the marker would skip it.
-            if let Err(e) = self.checkpoint() {
-                tracing::warn!(%e, "could not write checkpoints at shutdown");
-            }
-            return Err(e);
+        if let Err(e) = self.checkpoint() {
+            tracing::error!(%e, "could not write checkpoints at shutdown");
+            clean = false;
         }
-        self.checkpoint()?;
-        if !any_offline {
+        if clean {
             write_file_atomically(&self.config.log_dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
         }
         Ok(())
