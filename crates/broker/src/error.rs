@@ -23,3 +23,38 @@ pub enum BrokerError {
 pub fn storage_error_code(error: &StorageError) -> i16 {
     error.kafka_error_code()
 }
+
+impl BrokerError {
+    /// The Kafka error a client sees when a request fails with this error: a storage
+    /// failure keeps its own code (an I/O error is KAFKA_STORAGE_ERROR, not UNKNOWN).
+    pub fn response_error(&self) -> kafka_protocol::ResponseError {
+        use kafka_protocol::ResponseError;
+        match self {
+            BrokerError::Storage(e) => ResponseError::try_from_code(storage_error_code(e))
+                .unwrap_or(ResponseError::UnknownServerError),
+            BrokerError::Io(_) => ResponseError::KafkaStorageError,
+            _ => ResponseError::UnknownServerError,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::ResponseError;
+
+    #[test]
+    fn io_failures_are_kafka_storage_errors() {
+        let io = || std::io::Error::other("disk gone");
+        let storage = BrokerError::Storage(StorageError::KafkaStorage(io()));
+        assert_eq!(storage.response_error(), ResponseError::KafkaStorageError);
+        assert_eq!(
+            BrokerError::Io(io()).response_error(),
+            ResponseError::KafkaStorageError
+        );
+        let corrupt = BrokerError::Storage(StorageError::CorruptMessage("crc".into()));
+        assert_eq!(corrupt.response_error(), ResponseError::CorruptMessage);
+        let metadata = BrokerError::MetadataLog("replay".into());
+        assert_eq!(metadata.response_error(), ResponseError::UnknownServerError);
+    }
+}

@@ -160,7 +160,7 @@ impl ReplicaManager {
                 let config = self.log_manager.default_log_config().clone();
                 self.log_manager.get_or_create_log(tp, topic_id, config)?;
             }
-            self.log_manager.delete_log(tp)
+            self.log_manager.delete_log(tp, topic_id)
         })();
         let mut pending = self.lock_pending();
         match result {

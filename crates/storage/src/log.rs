@@ -140,6 +140,9 @@ pub struct Log {
     pub(crate) last_flush_ms: AtomicI64,
     pub(crate) pending_deletes: Mutex<Vec<PendingDelete>>,
     pub(crate) deleted: AtomicBool,
+    /// Set by the first I/O failure: the files may hold a torn write, so the log refuses
+    /// appends and reads until a restart recovers it (Kafka takes the log dir offline).
+    pub(crate) offline: AtomicBool,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -217,7 +220,36 @@ impl Log {
                 self.tp
             )));
         }
+        self.check_online()
+    }
+
+    fn check_online(&self) -> Result<(), StorageError> {
+        if self.is_offline() {
+            return Err(StorageError::KafkaStorage(std::io::Error::other(format!(
+                "log {} is offline after a storage error",
+                self.tp
+            ))));
+        }
         Ok(())
+    }
+
+    /// Whether an I/O failure took this log offline.
+    pub fn is_offline(&self) -> bool {
+        self.offline.load(Ordering::Acquire)
+    }
+
+    /// Takes the log offline on an I/O failure (logged once, with the partition);
+    /// other errors pass through.
+    pub(crate) fn offline_on_io_error<T>(
+        &self,
+        result: Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        if let Err(e @ StorageError::KafkaStorage(_)) = &result {
+            if !self.offline.swap(true, Ordering::AcqRel) {
+                tracing::error!(tp = %self.tp, dir = %self.dir.display(), %e, "storage error: log is now offline");
+            }
+        }
+        result
     }
 
     /// Validates and appends one produce request's batches as leader. Atomic: every
@@ -265,6 +297,7 @@ impl Log {
         records: &mut [u8],
         ctx: AppendContext,
     ) -> Result<LogAppendInfo, StorageError> {
+        self.check_online()?;
         let config = self.config_arc();
         let spans = batch::split_batches(records)?;
         LogValidator {
@@ -277,9 +310,11 @@ impl Log {
         {
             // The topic's codec differs from the producer's: append the re-encoded copy.
             let spans = batch::split_batches(&converted)?;
-            return self.append_validated(&mut converted, spans, ctx, &config);
+            let appended = self.append_validated(&mut converted, spans, ctx, &config);
+            return self.offline_on_io_error(appended);
         }
-        self.append_validated(records, spans, ctx, &config)
+        let appended = self.append_validated(records, spans, ctx, &config);
+        self.offline_on_io_error(appended)
     }
 
     fn append_validated(
@@ -401,6 +436,11 @@ impl Log {
 
     /// Appends batches that already carry offsets (replication, metadata replay).
     pub fn append_as_follower(&self, records: &mut [u8]) -> Result<LogAppendInfo, StorageError> {
+        let appended = self.append_follower(records);
+        self.offline_on_io_error(appended)
+    }
+
+    fn append_follower(&self, records: &mut [u8]) -> Result<LogAppendInfo, StorageError> {
         let config = self.config_arc();
         let spans = batch::split_batches(records)?;
         if spans.is_empty() {
@@ -635,6 +675,18 @@ impl Log {
         max_offset: i64,
         min_one_message: bool,
     ) -> Result<(FetchDataInfo, Option<i64>), StorageError> {
+        self.check_online()?;
+        let read = self.read_segments(start_offset, max_bytes, max_offset, min_one_message);
+        self.offline_on_io_error(read)
+    }
+
+    fn read_segments(
+        &self,
+        start_offset: i64,
+        max_bytes: u32,
+        max_offset: i64,
+        min_one_message: bool,
+    ) -> Result<(FetchDataInfo, Option<i64>), StorageError> {
         let log_end_offset = self.log_end_offset();
         let log_start_offset = self.log_start_offset();
         if start_offset < log_start_offset || start_offset > log_end_offset {
@@ -839,6 +891,12 @@ impl Log {
 
     /// Fsyncs every segment with unflushed data and advances the recovery point.
     pub fn flush(&self) -> Result<(), StorageError> {
+        self.check_online()?;
+        let flushed = self.flush_segments();
+        self.offline_on_io_error(flushed)
+    }
+
+    fn flush_segments(&self) -> Result<(), StorageError> {
         let end = self.log_end_offset();
         let recovery_point = self.recovery_point();
         let segments = self.segments_snapshot();
@@ -862,6 +920,7 @@ impl Log {
         if since_flush_ms >= config.flush_ms {
             return self.flush();
         }
+        self.check_online()?;
         let segments = self.segments_snapshot();
         let active_base = segments.last().map_or(0, |s| s.base_offset());
         let recovery_point = self.recovery_point();
@@ -870,7 +929,7 @@ impl Log {
         }
         for (i, segment) in segments[..segments.len() - 1].iter().enumerate() {
             if segments[i + 1].base_offset() > recovery_point {
-                segment.flush()?;
+                self.offline_on_io_error(segment.flush().map_err(StorageError::from))?;
             }
         }
         self.recovery_point.fetch_max(active_base, Ordering::AcqRel);

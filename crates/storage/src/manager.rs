@@ -109,6 +109,7 @@ impl LogManager {
         let dir_lock = lock_log_dir(root)?;
         let marker = root.join(CLEAN_SHUTDOWN_FILE);
         let clean_shutdown = marker.exists();
+        remove_temp_files(root);
         let checkpoints = RootCheckpoints {
             recovery_points: read_checkpoint_or_empty(&root.join(RECOVERY_POINT_CHECKPOINT)),
             log_start_offsets: read_checkpoint_or_empty(&root.join(LOG_START_OFFSET_CHECKPOINT)),
@@ -137,7 +138,11 @@ impl LogManager {
             pending_deletions: Mutex::new(Vec::new()),
             _dir_lock: dir_lock,
         });
-        manager.checkpoint()?;
+        // A full disk must not stop the start: the operator needs a running node to
+        // delete data. The old checkpoints stay valid, they only cost a longer recovery.
+        if let Err(e) = manager.checkpoint() {
+            tracing::warn!(%e, "could not write checkpoints after opening the logs");
+        }
         Ok(manager)
     }
 
@@ -171,7 +176,7 @@ impl LogManager {
             now_ms: now_ms(),
             ..LoadParams::default()
         };
-        let log = Log::open(&dir, tp.clone(), Some(topic_id), config, params)?;
+        let log = open_or_recover(&dir, tp, Some(topic_id), config, params)?;
         sync_dir(&self.config.log_dir)?;
         logs.insert(tp.clone(), log.clone());
         Ok(log)
@@ -180,23 +185,27 @@ impl LogManager {
     /// Removes the log: renames its dir to `<dir>.<uuid>-delete` at once (the partition is
     /// gone, also across a restart) and deletes the files `file.delete.delay.ms` later, as
     /// Kafka does, so that reads already under way finish. A restart removes leftovers.
-    pub fn delete_log(&self, tp: &TopicPartition) -> Result<(), StorageError> {
-        let Some(log) = self
-            .logs
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(tp)
-        else {
+    ///
+    /// Only a log of `topic_id` is deleted: replaying a topic's removal at start must not
+    /// delete the dir of a later topic of the same name.
+    pub fn delete_log(&self, tp: &TopicPartition, topic_id: Uuid) -> Result<(), StorageError> {
+        let log = {
+            let mut logs = self.logs.write().unwrap_or_else(|e| e.into_inner());
+            match logs.get(tp) {
+                Some(log) if log.topic_id().is_none_or(|id| id == topic_id) => logs.remove(tp),
+                _ => None,
+            }
+        };
+        let Some(log) = log else {
             return Ok(());
         };
         // Wait out an in-flight append, then refuse new ones.
         let _writer = lock(&log.writer);
         log.deleted.store(true, Ordering::Release);
-        let doomed = self.config.log_dir.join(format!(
-            "{}.{}-delete",
-            tp.dir_name(),
-            Uuid::new_v4().simple()
-        ));
+        let doomed = self
+            .config
+            .log_dir
+            .join(delete_dir_name(tp, Uuid::new_v4()));
         fs::rename(log.dir(), &doomed)?;
         sync_dir(&self.config.log_dir)?;
         let due_ms = now_ms().saturating_add(log.config_arc().file_delete_delay_ms);
@@ -213,7 +222,10 @@ impl LogManager {
             due.into_iter().map(|(dir, _)| dir).collect()
         };
         for dir in due {
-            fs::remove_dir_all(&dir)?;
+            // A leftover is removed at the next start; it must not stop other work.
+            if let Err(e) = fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), %e, "could not remove a deleted log's dir");
+            }
         }
         Ok(())
     }
@@ -257,13 +269,31 @@ impl LogManager {
 
     /// Stops threads, flushes every log, writes producer snapshots and checkpoints,
     /// then the clean-shutdown marker.
+    ///
+    /// An offline log is skipped (its failure was logged when it went offline), and a log
+    /// that cannot be closed or checkpoints that cannot be written (disk full) are logged
+    /// and the rest still closed: shutdown finishes and releases the dir. The marker is
+    /// then not written, so the next start recovers. Fails only if the marker write does.
     pub fn shutdown(&self) -> Result<(), StorageError> {
         self.stop_background_tasks();
+        let mut clean = true;
         for log in self.all_logs() {
-            log.close()?;
+            if log.is_offline() {
+                clean = false;
+                continue;
+            }
+            if let Err(e) = log.close() {
+                tracing::error!(tp = %log.topic_partition(), %e, "could not close log");
+                clean = false;
+            }
         }
-        self.checkpoint()?;
-        write_file_atomically(&self.config.log_dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        if let Err(e) = self.checkpoint() {
+            tracing::error!(%e, "could not write checkpoints at shutdown");
+            clean = false;
+        }
+        if clean {
+            write_file_atomically(&self.config.log_dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        }
         Ok(())
     }
 
@@ -273,21 +303,40 @@ impl LogManager {
 
     /// One retention pass over every log (also removes due `.deleted` files).
     pub fn run_retention_once(&self, now_ms: i64) -> Result<(), StorageError> {
-        for log in self.all_logs() {
-            log.delete_old_segments(now_ms)?;
-        }
-        Ok(())
+        self.for_each_online_log("retention", |log| log.delete_old_segments(now_ms).map(drop))
     }
 
     /// One cleaning pass over every compacted log.
     pub fn run_cleaner_once(&self, now_ms: i64) -> Result<(), StorageError> {
-        for log in self.all_logs() {
+        self.for_each_online_log("cleaner", |log| {
             if log.config_arc().cleanup_policy.is_compact() {
-                crate::cleaner::LogCleaner::new(&log, self.config.cleaner_dedupe_buffer_bytes)
-                    .clean(now_ms)?;
+                crate::cleaner::LogCleaner::new(log, self.config.cleaner_dedupe_buffer_bytes)
+                    .clean(now_ms)
+                    .map(drop)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Runs `task` on every online log; one log's failure is logged with its partition
+    /// (an I/O failure takes that log offline) and the others carry on. Returns the
+    /// first failure.
+    fn for_each_online_log(
+        &self,
+        task_name: &str,
+        task: impl Fn(&Arc<Log>) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let mut first_error = None;
+        for log in self.all_logs() {
+            if log.is_offline() {
+                continue;
+            }
+            if let Err(e) = log.offline_on_io_error(task(&log)) {
+                tracing::error!(task = task_name, tp = %log.topic_partition(), %e, "log task failed");
+                first_error.get_or_insert(e);
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Spawns the retention, cleaner and flusher threads.
@@ -337,8 +386,18 @@ impl LogManager {
                 let Some(manager) = manager.upgrade() else {
                     return;
                 };
-                if let Err(e) = task(&manager, now_ms()) {
-                    tracing::error!(task = %name, %e, "background log task failed");
+                // A panic is a bug, but it must not silently end the task for good.
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    task(&manager, now_ms())
+                }));
+                match run {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(task = %name, %e, "background log task failed"),
+                    Err(panic) => tracing::error!(
+                        task = %name,
+                        panic = panic_message(&*panic),
+                        "background log task panicked; it runs again next interval"
+                    ),
                 }
             })
             .expect("spawn log manager thread")
@@ -357,17 +416,17 @@ impl LogManager {
     /// Flush by `flush.ms`, fsync rolled segments, remove due `.deleted` files and
     /// refresh the root checkpoints every minute.
     fn flush_and_housekeep(&self, now_ms: i64) -> Result<(), StorageError> {
-        for log in self.all_logs() {
+        let flushed = self.for_each_online_log("flusher", |log| {
             log.flush_if_due(now_ms)?;
-            log.remove_deleted_files(now_ms)?;
-        }
+            log.remove_deleted_files(now_ms)
+        });
         self.remove_deleted_logs(now_ms)?;
         let last = self.last_checkpoint_ms.load(Ordering::Relaxed);
         if now_ms.saturating_sub(last) >= CHECKPOINT_INTERVAL_MS {
             self.last_checkpoint_ms.store(now_ms, Ordering::Relaxed);
             self.checkpoint()?;
         }
-        Ok(())
+        flushed
     }
 }
 
@@ -404,7 +463,10 @@ fn partition_dirs(root: &Path) -> Result<Vec<(PathBuf, TopicPartition)>, Storage
         }
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with("-delete") {
-            fs::remove_dir_all(entry.path())?;
+            // Not removable now (e.g. an I/O error): tried again at the next start.
+            if let Err(e) = fs::remove_dir_all(entry.path()) {
+                tracing::warn!(dir = %entry.path().display(), %e, "could not remove a deleted log's dir");
+            }
             continue;
         }
         if let Some(tp) = TopicPartition::from_dir_name(&name) {
@@ -433,7 +495,7 @@ fn open_logs(
             clean_shutdown,
             now_ms: now,
         };
-        Log::open(dir, tp.clone(), None, default_log_config.clone(), params)
+        open_or_recover(dir, tp, None, default_log_config.clone(), params)
     };
     let results: Vec<Result<Arc<Log>, StorageError>> = std::thread::scope(|s| {
         let handles: Vec<_> = dirs
@@ -456,4 +518,66 @@ fn open_logs(
         logs.insert(log.topic_partition().clone(), log);
     }
     Ok(logs)
+}
+
+/// Opens a log; if that fails after a clean shutdown (e.g. a tail that does not parse),
+/// opens it again recovering every segment, which truncates at the first bad batch.
+fn open_or_recover(
+    dir: &Path,
+    tp: &TopicPartition,
+    topic_id: Option<Uuid>,
+    config: LogConfig,
+    params: LoadParams,
+) -> Result<Arc<Log>, StorageError> {
+    match Log::open(dir, tp.clone(), topic_id, config.clone(), params) {
+        Err(e) if params.clean_shutdown => {
+            tracing::warn!(%tp, %e, "log does not open as cleanly shut down; recovering it");
+            let params = LoadParams {
+                clean_shutdown: false,
+                recovery_point: Some(0),
+                ..params
+            };
+            Log::open(dir, tp.clone(), topic_id, config, params).inspect_err(|e| {
+                tracing::error!(%tp, %e, "log cannot be recovered");
+            })
+        }
+        result => result,
+    }
+}
+
+/// The name a deleted partition's dir is renamed to, `<topic>-<partition>.<uuid>-delete`,
+/// with the topic cut short (as Kafka does) so that it fits a 255-byte file name.
+pub(crate) fn delete_dir_name(tp: &TopicPartition, id: Uuid) -> String {
+    const MAX_FILE_NAME_BYTES: usize = 255;
+    let suffix = format!("-{}.{}-delete", tp.partition, id.simple());
+    let mut prefix_len = tp.topic.len().min(MAX_FILE_NAME_BYTES - suffix.len());
+    while !tp.topic.is_char_boundary(prefix_len) {
+        prefix_len -= 1;
+    }
+    format!("{}{suffix}", &tp.topic[..prefix_len])
+}
+
+/// Removes root files left by interrupted checkpoint writes (a crash or a full disk
+/// between create and rename); the target file is still the previous complete one.
+fn remove_temp_files(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_tmp = path.extension().is_some_and(|e| e == "tmp");
+        if is_tmp && entry.file_type().is_ok_and(|t| t.is_file()) {
+            if let Err(e) = fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), %e, "could not remove temp file");
+            }
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic".to_string())
 }

@@ -693,7 +693,7 @@ fn partition_dir_holds_kafkas_files() {
 #[test]
 fn delete_log_removes_the_partition() {
     let h = nine_records();
-    h.manager().delete_log(&h.tp).unwrap();
+    h.manager().delete_log(&h.tp, h.topic_id).unwrap();
     assert!(h.manager().get_log(&h.tp).is_none());
     assert!(!h.partition_dir().exists(), "dir renamed away");
     assert!(h.manager().all_logs().is_empty());
@@ -704,7 +704,7 @@ fn a_deleted_partition_dir_is_removed_after_the_file_delete_delay() {
     // Kafka keeps a deleted partition's files for file.delete.delay.ms (default 60 s) so
     // that reads under way finish; the partition itself is gone at once.
     let h = nine_records();
-    h.manager().delete_log(&h.tp).unwrap();
+    h.manager().delete_log(&h.tp, h.topic_id).unwrap();
     let renamed = names_ending_with(&h.log_dir(), "-delete");
     assert_eq!(renamed.len(), 1, "renamed, not yet removed: {renamed:?}");
     assert!(renamed[0].starts_with(&format!("{}.", h.tp.dir_name())));
@@ -722,7 +722,7 @@ fn with_no_delay_a_deleted_partition_dir_goes_at_once() {
         file_delete_delay_ms: 0,
         ..LogConfig::default()
     });
-    h.manager().delete_log(&h.tp).unwrap();
+    h.manager().delete_log(&h.tp, h.topic_id).unwrap();
     let entries: Vec<_> = std::fs::read_dir(h.log_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -859,7 +859,7 @@ fn a_manager_holds_many_partitions() {
     assert_eq!(log.topic_id(), Some(other_id));
     assert!(h.log_dir().join("other-topic-3").is_dir());
     drop(log);
-    h.manager().delete_log(&other).unwrap();
+    h.manager().delete_log(&other, other_id).unwrap();
     assert_eq!(h.manager().all_logs().len(), 1);
     assert_eq!(
         h.log().log_end_offset(),

@@ -181,8 +181,7 @@ pub(super) async fn alter(
             Err(e) => {
                 tracing::error!("cannot alter configs: {e}");
                 for a in &accepted {
-                    outcomes[a.index] =
-                        Some(Err((ResponseError::UnknownServerError, e.to_string())));
+                    outcomes[a.index] = Some(Err((e.response_error(), e.to_string())));
                 }
             }
         }

@@ -94,7 +94,7 @@ pub async fn handle(
         Err(e) => {
             tracing::error!("cannot create partitions: {e}");
             for growth in &growths {
-                let error = (ResponseError::UnknownServerError, e.to_string());
+                let error = (e.response_error(), e.to_string());
                 results.push(result(&growth.name, Some(error)));
             }
         }

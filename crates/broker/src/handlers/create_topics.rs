@@ -136,7 +136,7 @@ pub async fn create_topic(
         Err(TopicWriteError::Refused(e)) => Err(e),
         Err(TopicWriteError::Broker(e)) => {
             tracing::error!("cannot create topic {}: {e}", topic.name);
-            Err((ResponseError::UnknownServerError, e.to_string()))
+            Err((e.response_error(), e.to_string()))
         }
     }
 }

@@ -127,7 +127,7 @@ pub async fn handle(
                     respond(
                         Some(name),
                         *topic_id,
-                        Some((ResponseError::UnknownServerError, e.to_string())),
+                        Some((e.response_error(), e.to_string())),
                     );
                 }
             }
