@@ -11,6 +11,7 @@ mod error;
 
 mod api;
 mod controller;
+mod descriptors;
 mod group_coordinator;
 mod handlers;
 mod internal_log;
@@ -25,6 +26,7 @@ mod txn_coordinator;
 /// The broker's request decoding, pure, for the fuzz target and hostile-input tests.
 pub use api::{decode_request, DecodedRequest};
 pub use config::{ConfigError, Endpoint, ServerConfig};
+pub use descriptors::raise_nofile_limit;
 pub use error::BrokerError;
 pub use server::Broker;
 

@@ -36,12 +36,28 @@ pub fn run(args: ServerArgs) -> Result<(), Failure> {
     for warning in warnings {
         tracing::warn!("{warning}");
     }
+    raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("moldau")
         .build()
         .context("cannot start async runtime")?;
     runtime.block_on(serve(config)).map_err(Failure::from)
+}
+
+/// Every partition segment holds a descriptor: use all the hard limit allows, and say
+/// what it is, since it bounds the partitions this node can host.
+fn raise_open_files_limit() {
+    let show = |v: Option<u64>| v.map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+    match moldau_broker::raise_nofile_limit() {
+        Ok((before, hard, after)) => tracing::info!(
+            "open files limit (RLIMIT_NOFILE): soft {} raised to {} (hard {})",
+            show(before),
+            show(after),
+            show(hard)
+        ),
+        Err(e) => tracing::warn!("cannot raise the open files limit (RLIMIT_NOFILE): {e}"),
+    }
 }
 
 async fn serve(config: ServerConfig) -> anyhow::Result<()> {

@@ -11,7 +11,8 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 
 /// One fixed-size entry of an index file.
@@ -77,11 +78,19 @@ enum Entries<E> {
 }
 
 /// A sparse index file. One writer, many readers.
+///
+/// Holds no open file: like Kafka's mmapped indexes, a segment costs one descriptor
+/// (its `.log`). Writes (one per `index.interval.bytes` of log), flushes and cold
+/// lookups open the file by path for the call. A lookup whose file is gone (the
+/// segment was deleted under a reader) finds nothing, and callers then scan the log
+/// from the segment's start.
 pub struct SparseIndex<E: IndexEntry> {
-    file: File,
+    path: PathBuf,
     base_offset: i64,
     max_entries: usize,
     entries: RwLock<Entries<E>>,
+    /// Written since the last flush.
+    dirty: AtomicBool,
 }
 
 /// Offset -> file position.
@@ -92,14 +101,13 @@ pub type TimeIndex = SparseIndex<TimestampOffset>;
 impl<E: IndexEntry> SparseIndex<E> {
     /// Creates an empty index file, replacing any existing one.
     pub fn create(path: &Path, base_offset: i64, max_index_bytes: i32) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
+        OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .open(path)?;
         Ok(Self::with_entries(
-            file,
+            path,
             base_offset,
             max_index_bytes,
             Vec::new(),
@@ -114,7 +122,7 @@ impl<E: IndexEntry> SparseIndex<E> {
         max_index_bytes: i32,
         is_valid: impl Fn(&[E]) -> bool,
     ) -> io::Result<Option<Self>> {
-        let file = match OpenOptions::new().read(true).write(true).open(path) {
+        let file = match File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
@@ -128,20 +136,21 @@ impl<E: IndexEntry> SparseIndex<E> {
             return Ok(None);
         }
         Ok(Some(Self::with_entries(
-            file,
+            path,
             base_offset,
             max_index_bytes,
             entries,
         )))
     }
 
-    fn with_entries(file: File, base_offset: i64, max_index_bytes: i32, entries: Vec<E>) -> Self {
+    fn with_entries(path: &Path, base_offset: i64, max_index_bytes: i32, entries: Vec<E>) -> Self {
         let max_entries = (max_index_bytes.max(0) as usize / E::SIZE).max(1);
         SparseIndex {
-            file,
+            path: path.to_path_buf(),
             base_offset,
             max_entries,
             entries: RwLock::new(Entries::Resident(entries)),
+            dirty: AtomicBool::new(false),
         }
     }
 
@@ -153,9 +162,14 @@ impl<E: IndexEntry> SparseIndex<E> {
     fn resident(&self) -> io::Result<std::sync::RwLockWriteGuard<'_, Entries<E>>> {
         let mut guard = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if let Entries::OnDisk { count } = *guard {
-            *guard = Entries::Resident(read_all(&self.file, self.base_offset, count)?);
+            let file = File::open(&self.path)?;
+            *guard = Entries::Resident(read_all(&file, self.base_offset, count)?);
         }
         Ok(guard)
+    }
+
+    fn open_for_write(&self) -> io::Result<File> {
+        OpenOptions::new().write(true).open(&self.path)
     }
 
     /// Drops the in-memory copy: lookups go to the file from now on.
@@ -178,20 +192,19 @@ impl<E: IndexEntry> SparseIndex<E> {
     }
 
     pub fn last_entry(&self) -> Option<E> {
+        if let Entries::Resident(v) = &*self.read_entries() {
+            return v.last().copied();
+        }
         let n = self.entry_count();
-        n.checked_sub(1).and_then(|i| self.entry_at(i))
+        let file = File::open(&self.path).ok()?;
+        n.checked_sub(1).and_then(|i| self.entry_on_disk(&file, i))
     }
 
-    fn entry_at(&self, i: usize) -> Option<E> {
-        match &*self.read_entries() {
-            Entries::Resident(v) => v.get(i).copied(),
-            Entries::OnDisk { .. } => {
-                let mut buf = [0u8; 16];
-                let buf = &mut buf[..E::SIZE];
-                self.file.read_exact_at(buf, (i * E::SIZE) as u64).ok()?;
-                Some(E::decode(self.base_offset, buf))
-            }
-        }
+    fn entry_on_disk(&self, file: &File, i: usize) -> Option<E> {
+        let mut buf = [0u8; 16];
+        let buf = &mut buf[..E::SIZE];
+        file.read_exact_at(buf, (i * E::SIZE) as u64).ok()?;
+        Some(E::decode(self.base_offset, buf))
     }
 
     /// Appends one entry (writer only). The file write happens before the entry is
@@ -203,8 +216,9 @@ impl<E: IndexEntry> SparseIndex<E> {
         let Entries::Resident(entries) = &mut *guard else {
             unreachable!("resident() loads entries")
         };
-        self.file
+        self.open_for_write()?
             .write_all_at(&buf[..E::SIZE], (entries.len() * E::SIZE) as u64)?;
+        self.dirty.store(true, Ordering::Release);
         entries.push(entry);
         Ok(())
     }
@@ -216,8 +230,12 @@ impl<E: IndexEntry> SparseIndex<E> {
             unreachable!("resident() loads entries")
         };
         let n = entries.iter().take_while(|e| keep(e)).count();
+        if n == entries.len() {
+            return Ok(());
+        }
         entries.truncate(n);
-        self.file.set_len((n * E::SIZE) as u64)
+        self.dirty.store(true, Ordering::Release);
+        self.open_for_write()?.set_len((n * E::SIZE) as u64)
     }
 
     /// The last entry for which `before` holds (entries are sorted), if any.
@@ -229,20 +247,34 @@ impl<E: IndexEntry> SparseIndex<E> {
             }
             Entries::OnDisk { count } => *count,
         };
+        let file = File::open(&self.path).ok()?;
         // Binary search on disk; an unreadable entry ends the search conservatively.
         let (mut lo, mut hi) = (0, count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.entry_at(mid) {
+            match self.entry_on_disk(&file, mid) {
                 Some(e) if before(&e) => lo = mid + 1,
                 _ => hi = mid,
             }
         }
-        lo.checked_sub(1).and_then(|i| self.entry_at(i))
+        lo.checked_sub(1).and_then(|i| self.entry_on_disk(&file, i))
     }
 
+    /// Syncs the file if it was written since the last flush. A file already gone
+    /// (its segment was deleted) has nothing left to make durable.
     pub fn flush(&self) -> io::Result<()> {
-        self.file.sync_data()
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let result = match File::open(&self.path) {
+            Ok(file) => file.sync_data(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            self.dirty.store(true, Ordering::Release);
+        }
+        result
     }
 }
 

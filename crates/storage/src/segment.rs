@@ -4,7 +4,9 @@
 //! Invariants: batches are whole and in offset order; `size` is published (Release)
 //! only after the bytes are written, so readers bounded by it never see a partial
 //! batch. One writer (the owning `Log`'s writer lock); readers use positional reads
-//! on the shared `Arc<File>` and never block the writer.
+//! on the shared `Arc<File>` and never block the writer. The `.log` is the only file
+//! a segment keeps open (as Kafka, whose indexes are mmapped): the indexes open
+//! their files per write, flush or cold lookup.
 
 use std::collections::hash_map::RandomState;
 use std::fs::{File, OpenOptions};

@@ -6,13 +6,14 @@
 //! Fetch under READ_COMMITTED collects the entries overlapping the fetched range so
 //! consumers can drop aborted records. Entries are read from disk by positional
 //! reads (the file is tiny and usually empty); one writer appends, readers read
-//! up to the published length.
+//! up to the published length. No descriptor is held: each read or write opens the
+//! file for the call, so an empty index (the common case) costs none.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub const ABORTED_TXN_BYTES: usize = 34;
 const VERSION: i16 = 0;
@@ -61,46 +62,45 @@ pub struct TxnIndexSearchResult {
 }
 
 pub struct TransactionIndex {
-    file: File,
+    path: PathBuf,
     base_offset: i64,
     len_bytes: AtomicU64,
+    /// Written since the last flush.
+    dirty: AtomicBool,
 }
 
 impl TransactionIndex {
-    /// Creates an empty index file, replacing any leftover.
+    /// Creates an empty index file, replacing any leftover. Unlike Kafka the file
+    /// always exists, so a missing one means it was lost and is rebuilt.
     pub fn create(path: &Path, base_offset: i64) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
+        OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .open(path)?;
-        Ok(TransactionIndex {
-            file,
+        Ok(Self::with_len(path, base_offset, 0))
+    }
+
+    fn with_len(path: &Path, base_offset: i64, len: u64) -> Self {
+        TransactionIndex {
+            path: path.to_path_buf(),
             base_offset,
-            len_bytes: AtomicU64::new(0),
-        })
+            len_bytes: AtomicU64::new(len),
+            dirty: AtomicBool::new(false),
+        }
     }
 
     /// Opens an existing index. Returns whether it exists and its entries pass the
-    /// sanity check; if not it is emptied and the caller must rebuild it by
-    /// recovering the segment (Moldau always creates the file, so unlike Kafka a
-    /// missing one means it was lost).
+    /// sanity check; if not it is emptied (created) and the caller must rebuild it
+    /// by recovering the segment.
     pub fn open(path: &Path, base_offset: i64) -> io::Result<(Self, bool)> {
-        let existed = path.exists();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        let len = file.metadata()?.len();
-        let index = TransactionIndex {
-            file,
-            base_offset,
-            len_bytes: AtomicU64::new(len),
+        let (existed, len) = match std::fs::metadata(path) {
+            Ok(m) => (true, m.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (false, 0),
+            Err(e) => return Err(e),
         };
-        let valid = existed && len % ABORTED_TXN_BYTES as u64 == 0 && index.sane();
+        let index = Self::with_len(path, base_offset, len);
+        let valid = existed && len.is_multiple_of(ABORTED_TXN_BYTES as u64) && index.sane();
         if !valid {
             index.reset()?;
         }
@@ -129,7 +129,7 @@ impl TransactionIndex {
             return Ok(Vec::new());
         }
         let mut buf = vec![0u8; len];
-        self.file.read_exact_at(&mut buf, 0)?;
+        File::open(&self.path)?.read_exact_at(&mut buf, 0)?;
         Ok(buf
             .chunks_exact(ABORTED_TXN_BYTES)
             .map(AbortedTxn::decode)
@@ -159,7 +159,11 @@ impl TransactionIndex {
                 ));
             }
         }
-        self.file.write_all_at(&txn.encode(), len)?;
+        OpenOptions::new()
+            .write(true)
+            .open(&self.path)?
+            .write_all_at(&txn.encode(), len)?;
+        self.dirty.store(true, Ordering::Release);
         self.len_bytes
             .store(len + ABORTED_TXN_BYTES as u64, Ordering::Release);
         Ok(())
@@ -167,8 +171,18 @@ impl TransactionIndex {
 
     /// Removes every entry.
     pub fn reset(&self) -> io::Result<()> {
-        self.file.set_len(0)?;
-        self.len_bytes.store(0, Ordering::Release);
+        self.set_len(0)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.path)?
+            .set_len(len)?;
+        self.dirty.store(true, Ordering::Release);
+        self.len_bytes.store(len, Ordering::Release);
         Ok(())
     }
 
@@ -181,8 +195,7 @@ impl TransactionIndex {
             .count();
         let len = (keep * ABORTED_TXN_BYTES) as u64;
         if len < self.len_bytes.load(Ordering::Acquire) {
-            self.file.set_len(len)?;
-            self.len_bytes.store(len, Ordering::Release);
+            self.set_len(len)?;
         }
         Ok(())
     }
@@ -218,8 +231,20 @@ impl TransactionIndex {
         })
     }
 
+    /// Syncs the file if it was written since the last flush.
     pub fn flush(&self) -> io::Result<()> {
-        self.file.sync_data()
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let result = match File::open(&self.path) {
+            Ok(file) => file.sync_data(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            self.dirty.store(true, Ordering::Release);
+        }
+        result
     }
 }
 

@@ -13,6 +13,7 @@ use moldau_metadata::{MetadataImage, MetadataRecord};
 use super::create_topics::MAX_PARTITIONS_PER_TOPIC;
 use super::{str_bytes, topic_name};
 use crate::api::RequestContext;
+use crate::descriptors::DescriptorBudget;
 use crate::error::BrokerError;
 use crate::state::BrokerState;
 
@@ -69,8 +70,19 @@ pub async fn handle(
         .write(|image| {
             let mut records = Vec::new();
             let mut outcomes = Vec::new();
+            let mut budget = DescriptorBudget::measure();
             for growth in &growths {
-                match plan(image, growth) {
+                let planned = plan(image, growth).and_then(|new_records| {
+                    let local = new_records
+                        .iter()
+                        .filter(|r| hosts(r, state.node_id))
+                        .count() as u64;
+                    match budget.as_mut().map(|b| b.take(local)) {
+                        Some(Err(why)) => Err((ResponseError::PolicyViolation, why)),
+                        _ => Ok(new_records),
+                    }
+                });
+                match planned {
                     Ok(new_records) => {
                         if !validate_only {
                             records.extend(new_records);
@@ -100,6 +112,11 @@ pub async fn handle(
         }
     }
     CreatePartitionsResponse::default().with_results(results)
+}
+
+/// Whether a new partition's replicas include this node (it will open its log).
+fn hosts(record: &MetadataRecord, node_id: i32) -> bool {
+    matches!(record, MetadataRecord::Partition { replicas, .. } if replicas.contains(&node_id))
 }
 
 fn result(name: &str, error: Option<Refusal>) -> CreatePartitionsTopicResult {

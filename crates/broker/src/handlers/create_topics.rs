@@ -14,6 +14,7 @@ use moldau_metadata::{ConfigResourceType, MetadataImage, MetadataRecord, Uuid};
 use super::{str_bytes, topic_name};
 use crate::api::RequestContext;
 use crate::controller::METADATA_TOPIC;
+use crate::descriptors::DescriptorBudget;
 use crate::error::BrokerError;
 use crate::state::BrokerState;
 use crate::topic_configs;
@@ -213,6 +214,13 @@ fn plan_topic(
     let assignments = place_replicas(state, image, topic)?;
     let replication_factor = assignments[0].len() as i16;
     let configs = validate_configs(state, topic)?;
+    let local = assignments
+        .iter()
+        .filter(|replicas| replicas.contains(&state.node_id))
+        .count() as u64;
+    if let Some(Err(why)) = DescriptorBudget::measure().map(|mut b| b.take(local)) {
+        return Err((ResponseError::PolicyViolation, why));
+    }
 
     let topic_id = Uuid::new_v4();
     let mut records = vec![MetadataRecord::Topic {
