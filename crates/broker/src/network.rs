@@ -15,8 +15,10 @@
 //! since its last complete request is closed, however it trickles bytes.
 //!
 //! Cancellation: a request's handler (a parked Fetch, JoinGroup, ...) is dropped when the
-//! client disconnects or the broker shuts down; shutdown gives in-flight requests
-//! [`SHUTDOWN_GRACE`] to finish, then drops them.
+//! client disconnects (except Produce) or the broker shuts down; shutdown gives in-flight
+//! requests [`SHUTDOWN_GRACE`] to finish, then drops them. Handlers keep their writes
+//! synchronous between awaits (controller commit, log append), so dropping one at an await
+//! never leaves a write half done.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -35,6 +37,7 @@ use crate::config::ConnectionConfig;
 use crate::state::BrokerState;
 
 const SOCKET_BUFFER_BYTES: usize = 64 * 1024;
+const PRODUCE_API_KEY: i16 = 0;
 /// How much of a frame is read (and taken from the budget) at a time.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Decoded array elements may take at most this many bytes per frame byte (see
@@ -258,9 +261,12 @@ async fn serve_connection(
             }
             Err(Stop::Closed | Stop::Shutdown) => return,
         };
+        // A Produce is finished even if its client has gone: an acks=0 producer may send
+        // and close at once, and Kafka appends what it read.
+        let watch_client = frame.get(..2) != Some(&PRODUCE_API_KEY.to_be_bytes()[..]);
         let handled = tokio::select! {
             outcome = api::handle_frame(&state, frame.freeze(), peer) => outcome,
-            _ = client_gone(reader.get_mut()) => return,
+            _ = client_gone(reader.get_mut()), if watch_client => return,
             _ = shutdown_with_grace(&mut shutdown) => return,
         };
         match handled {
