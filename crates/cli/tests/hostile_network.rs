@@ -372,3 +372,117 @@ fn every_listener_is_bound() {
         out.stderr
     );
 }
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(tmp.path(), &[]);
+    server.ok(&["topics", "create", "--topic", "empty"]);
+    // A parked fetch keeps the first shutdown in its grace period.
+    let mut parked = connect(server.addr);
+    parked.write_all(&parked_fetch_frame("empty")).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = server.child.id().to_string();
+    let kill = |signal: &str| {
+        let sent = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    kill("-TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    kill("-INT");
+    let status = common::signal_and_wait(&mut server.child, "-0");
+    let log = server.log();
+    let status = status.unwrap_or_else(|| panic!("no exit after two signals:\n{log}"));
+    assert_eq!(status.code(), Some(130), "{log}");
+    assert!(log.contains("second signal"), "{log}");
+}
+
+#[test]
+fn max_connections_makes_new_connections_wait() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start_in(tmp.path(), &["--override", "max.connections=2"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut first = connect(server.addr);
+    let mut second = connect(server.addr);
+    assert!(answers_api_versions(&mut first));
+    assert!(answers_api_versions(&mut second));
+    // Connected by the kernel's backlog, but not accepted: no answer while two are open.
+    let mut third = connect(server.addr);
+    third.write_all(&api_versions_frame(42)).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let mut size = [0u8; 4];
+    assert!(
+        third.read_exact(&mut size).is_err(),
+        "answered past max.connections"
+    );
+    drop(first);
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    third.read_exact(&mut size).unwrap();
+}
+
+#[test]
+fn out_of_descriptors_on_accept_the_broker_backs_off_and_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let log_path = tmp.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    // Soft and hard limit, so that raising the soft limit at start does not lift it.
+    let mut child = std::process::Command::new("prlimit")
+        .arg("--nofile=160:160")
+        .arg(common::BIN)
+        .args(["server", "--override"])
+        .arg(format!("listeners=PLAINTEXT://{addr}"))
+        .arg("--override")
+        .arg(format!("log.dirs={}", tmp.path().join("data").display()))
+        .env("RUST_LOG", "info")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let guard = KillOnDrop(&mut child);
+    let deadline = Instant::now() + common::STARTUP_DEADLINE;
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            std::fs::read_to_string(&log_path).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // More connections than descriptors: the broker runs out while accepting.
+    let flood: Vec<TcpStream> = (0..250)
+        .filter_map(|_| TcpStream::connect(addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(text.contains("accept failed"), "{text}");
+    drop(flood);
+    // The descriptors come back and the node serves again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut stream = connect(addr);
+        if answers_api_versions(&mut stream) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not serving after the flood");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(guard);
+}
+
+struct KillOnDrop<'a>(&'a mut std::process::Child);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
