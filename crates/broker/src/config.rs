@@ -644,8 +644,8 @@ fn parse_properties(path: &Path, text: &str) -> Result<BTreeMap<String, String>,
 pub struct ConnectionConfig {
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
-    /// `max.connections.per.ip.overrides`: per host (IP or name, as written) limits.
-    pub max_connections_per_ip_overrides: BTreeMap<String, usize>,
+    /// `max.connections.per.ip.overrides`: per-IP limits.
+    pub max_connections_per_ip_overrides: BTreeMap<std::net::IpAddr, usize>,
     /// New connections per second accepted across all listeners.
     pub max_connection_creation_rate: u32,
     /// Time since the last complete request after which a connection is closed.
@@ -671,7 +671,14 @@ fn connection_config(
                 .rsplit_once(':')
                 .ok_or_else(|| ConfigError::invalid(key, value, "expected host:count,..."))?;
             let count: i32 = parse_int(key, count, 0, i32::MAX)?;
-            overrides.insert(host.trim().to_string(), count as usize);
+            // Kafka also resolves host names; an IP literal keeps the limit unambiguous.
+            let ip: std::net::IpAddr = host
+                .trim()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .map_err(|_| ConfigError::invalid(key, value, "hosts must be IP addresses"))?;
+            overrides.insert(ip, count as usize);
         }
     }
     // As Kafka: a per-IP limit of 0 must come with overrides, or no client could connect.
@@ -777,16 +784,15 @@ mod connection_config_tests {
 
     #[test]
     fn overrides_parse_and_bad_values_name_the_key() {
-        let c = load(&[(
-            "max.connections.per.ip.overrides",
-            "127.0.0.1:5, host.example:7",
-        )])
-        .unwrap()
-        .connections;
-        assert_eq!(c.max_connections_per_ip_overrides["127.0.0.1"], 5);
-        assert_eq!(c.max_connections_per_ip_overrides["host.example"], 7);
+        let c = load(&[("max.connections.per.ip.overrides", "127.0.0.1:5, [::1]:7")])
+            .unwrap()
+            .connections;
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(c.max_connections_per_ip_overrides[&ip("127.0.0.1")], 5);
+        assert_eq!(c.max_connections_per_ip_overrides[&ip("::1")], 7);
         for (key, value) in [
             ("max.connections.per.ip.overrides", "127.0.0.1"),
+            ("max.connections.per.ip.overrides", "host.example:3"),
             ("max.connections.per.ip", "0"),
             ("queued.max.request.bytes", "1000"),
             ("max.connections", "-2"),

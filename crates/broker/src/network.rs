@@ -82,7 +82,7 @@ impl NetworkLimits {
     fn limit_for(&self, ip: IpAddr) -> usize {
         let overrides = &self.config.max_connections_per_ip_overrides;
         overrides
-            .get(&ip.to_string())
+            .get(&ip)
             .copied()
             .unwrap_or(self.config.max_connections_per_ip)
     }
