@@ -249,7 +249,7 @@ async fn serve_connection(
             deadline,
             &mut shutdown,
         );
-        let (frame, _permit) = match read.await {
+        let (frame, permit) = match read.await {
             Ok(Some(read)) => read,
             Ok(None) => {
                 tracing::warn!(%peer, "closing connection: frame size outside 0..={max_frame_bytes} (socket.request.max.bytes)");
@@ -269,24 +269,36 @@ async fn serve_connection(
             _ = client_gone(reader.get_mut()), if watch_client => return,
             _ = shutdown_with_grace(&mut shutdown) => return,
         };
-        match handled {
-            Outcome::Respond(response) => {
-                let written = async {
+        // The request's bytes (records are slices of the frame) are gone once it is handled.
+        drop(permit);
+        let send = async {
+            match handled {
+                Outcome::Respond(response) => {
                     writer.write_u32(response.len() as u32).await?;
-                    writer.write_all(&response).await
-                };
-                if written.await.is_err() {
-                    return;
+                    writer.write_all(&response).await?;
+                }
+                Outcome::NoResponse => {}
+                Outcome::Close(reason) => {
+                    tracing::debug!(%peer, "closing connection: {reason}");
+                    writer.flush().await?;
+                    return Ok(false);
                 }
             }
-            Outcome::NoResponse => {}
-            Outcome::Close(reason) => {
-                tracing::debug!(%peer, "closing connection: {reason}");
-                let _ = writer.flush().await;
+            if !has_complete_frame(reader.buffer()) {
+                writer.flush().await?;
+            }
+            Ok::<_, std::io::Error>(true)
+        };
+        // A client that does not read its responses is idle too.
+        let sent = tokio::select! {
+            sent = send => sent,
+            _ = tokio::time::sleep(idle) => {
+                tracing::debug!(%peer, "closing connection: responses not read (connections.max.idle.ms)");
                 return;
             }
-        }
-        if !has_complete_frame(reader.buffer()) && writer.flush().await.is_err() {
+            _ = shutdown_with_grace(&mut shutdown) => return,
+        };
+        if !matches!(sent, Ok(true)) {
             return;
         }
     }

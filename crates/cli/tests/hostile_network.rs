@@ -486,3 +486,31 @@ impl Drop for KillOnDrop<'_> {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn a_client_that_never_reads_its_responses_is_closed_when_idle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start_in(tmp.path(), &["--override", "connections.max.idle.ms=1500"]);
+    server.ok(&["topics", "create", "--topic", "calm"]);
+    // Pipelined requests whose answers fill the socket buffers: the broker blocks writing.
+    let mut greedy = connect(server.addr);
+    greedy
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let frames: Vec<u8> = (0..2000).flat_map(api_versions_frame).collect();
+    let started = Instant::now();
+    let mut closed = false;
+    while started.elapsed() < Duration::from_secs(15) {
+        match greedy.write(&frames) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    assert!(closed, "a connection that never reads stays open");
+    produce_and_consume(&server, "calm", 3);
+}
