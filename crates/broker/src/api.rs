@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::types::with_decode_limit;
 use kafka_protocol::protocol::{Decodable, Encodable, VersionRange};
 
 use crate::handlers;
@@ -125,6 +126,9 @@ pub fn supported_versions(api_key: ApiKey) -> Option<VersionRange> {
         .map(|(_, range)| *range)
 }
 
+/// Small requests may decode into more than their multiple (a few fixed-size elements).
+const MIN_DECODE_ALLOWANCE_BYTES: usize = 64 * 1024;
+
 /// A request frame (without its length prefix) decoded as far as the broker decodes before
 /// dispatching.
 #[derive(Debug)]
@@ -147,6 +151,7 @@ pub enum DecodedRequest {
 /// the fuzz target drives exactly the broker's decoding path. `Err` is the reason to close
 /// the connection, as Kafka does for requests it cannot parse.
 pub fn decode_request(mut frame: Bytes) -> Result<DecodedRequest, String> {
+    let frame_bytes = frame.len();
     if frame.len() < 8 {
         return Err(format!("request of {} bytes has no header", frame.len()));
     }
@@ -173,8 +178,15 @@ pub fn decode_request(mut frame: Bytes) -> Result<DecodedRequest, String> {
             "{api_key:?} v{api_version} is outside the supported {range}"
         ));
     }
-    let body = RequestKind::decode(api_key, &mut frame, api_version)
-        .map_err(|e| format!("malformed {api_key:?} v{api_version}: {e:#}"))?;
+    // Elements may take a bounded multiple of the frame: a frame of many tiny elements
+    // (a Produce of a million empty topics) is refused rather than decoded into GBs.
+    let limit_bytes = frame_bytes
+        .saturating_mul(crate::network::DECODE_BYTES_PER_FRAME_BYTE)
+        .max(MIN_DECODE_ALLOWANCE_BYTES);
+    let body = with_decode_limit(limit_bytes, || {
+        RequestKind::decode(api_key, &mut frame, api_version)
+    })
+    .map_err(|e| format!("malformed {api_key:?} v{api_version}: {e:#}"))?;
     Ok(DecodedRequest::Request {
         header,
         api_key,
@@ -349,7 +361,61 @@ fn encode_kind(
 
 #[cfg(test)]
 mod tests {
-    use super::SUPPORTED_APIS;
+    use super::{decode_request, DecodedRequest, SUPPORTED_APIS};
+    use bytes::{BufMut, BytesMut};
+
+    /// A Produce v9 frame (flexible) of `topics` topics, each an empty name with no
+    /// partitions: 3 wire bytes per topic.
+    fn produce_of_empty_topics(topics: usize, partition_bytes: usize) -> bytes::Bytes {
+        let mut frame = BytesMut::new();
+        frame.put_i16(0); // Produce
+        frame.put_i16(9);
+        frame.put_i32(7); // correlation id
+        frame.put_i16(-1); // no client id
+        frame.put_u8(0); // header tagged fields
+        frame.put_u8(0); // null transactional id
+        frame.put_i16(1); // acks
+        frame.put_i32(1000);
+        put_varint(&mut frame, topics as u32 + 1);
+        for i in 0..topics {
+            if i == 0 && partition_bytes > 0 {
+                frame.put_u8(2); // name "t"
+                frame.put_u8(b't');
+                frame.put_u8(2); // one partition
+                frame.put_i32(0);
+                put_varint(&mut frame, partition_bytes as u32 + 1);
+                frame.put_bytes(0, partition_bytes); // opaque records
+                frame.put_u8(0);
+            } else {
+                frame.put_u8(1); // ""
+                frame.put_u8(1); // no partitions
+            }
+            frame.put_u8(0);
+        }
+        frame.put_u8(0);
+        frame.freeze()
+    }
+
+    fn put_varint(buf: &mut BytesMut, mut n: u32) {
+        while n >= 0x80 {
+            buf.put_u8((n as u8) | 0x80);
+            n >>= 7;
+        }
+        buf.put_u8(n as u8);
+    }
+
+    #[test]
+    fn many_tiny_elements_are_refused_before_they_amplify_memory() {
+        // 300 KB on the wire would decode to over 10 MB of topic structs.
+        let err = decode_request(produce_of_empty_topics(100_000, 0)).unwrap_err();
+        assert!(err.contains("more memory than allowed"), "{err}");
+        // Small requests keep a fixed allowance, and records are not counted (they stay
+        // slices of the frame): a 1 MB batch decodes.
+        let ok = decode_request(produce_of_empty_topics(100, 0));
+        assert!(matches!(ok, Ok(DecodedRequest::Request { .. })), "{ok:?}");
+        let ok = decode_request(produce_of_empty_topics(1, 1 << 20));
+        assert!(matches!(ok, Ok(DecodedRequest::Request { .. })), "{ok:?}");
+    }
 
     /// The README's API table, as SUPPORTED_APIS (and so ApiVersions) has it.
     fn api_table() -> String {

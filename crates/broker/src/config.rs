@@ -156,6 +156,13 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
     ("log.roll.jitter.hours", "0", "int"),
     ("log.retention.hours", "168", "int"),
     ("log.retention.minutes", "", "int"),
+    // Connections and request memory (`ConnectionConfig`).
+    ("max.connections", "2147483647", "int"),
+    ("max.connections.per.ip", "2147483647", "int"),
+    ("max.connections.per.ip.overrides", "", "string"),
+    ("max.connection.creation.rate", "2147483647", "int"),
+    ("connections.max.idle.ms", "600000", "long"),
+    ("queued.max.request.bytes", "-1", "long"),
 ];
 
 #[derive(Clone, Debug)]
@@ -189,6 +196,8 @@ pub struct ServerConfig {
     pub log_defaults: LogConfig,
     /// Every key the operator set, as given: DescribeConfigs reports these as STATIC_BROKER_CONFIG.
     pub static_configs: BTreeMap<String, String>,
+    /// Connection limits and the request memory budget.
+    pub connections: ConnectionConfig,
 }
 
 impl ServerConfig {
@@ -252,6 +261,7 @@ impl ServerConfig {
         }
         let listeners_value = get("listeners").unwrap_or("PLAINTEXT://127.0.0.1:9092");
         let listeners = Endpoint::parse_list("listeners", listeners_value)?;
+        let listeners_for_validation = listeners.clone();
         let advertised_listeners = match get("advertised.listeners") {
             Some(v) if !v.is_empty() => Endpoint::parse_list("advertised.listeners", v)?,
             _ => listeners.clone(),
@@ -387,6 +397,7 @@ impl ServerConfig {
                 i32::MAX as u64,
             )?,
             log_defaults: log_defaults(&props)?,
+            connections: connection_config(&props, &listeners_for_validation)?,
             static_configs: props,
         };
         Ok((config, warnings))
@@ -624,6 +635,181 @@ fn parse_properties(path: &Path, text: &str) -> Result<BTreeMap<String, String>,
         props.insert(key.trim().to_string(), value[1..].trim().to_string());
     }
     Ok(props)
+}
+
+// ---- Connections and request memory (network.rs acts on these) ----
+
+/// Connection limits (Kafka's `ConnectionQuotas`) and the budget for request bytes.
+#[derive(Clone, Debug)]
+pub struct ConnectionConfig {
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// `max.connections.per.ip.overrides`: per-IP limits.
+    pub max_connections_per_ip_overrides: BTreeMap<std::net::IpAddr, usize>,
+    /// New connections per second accepted across all listeners.
+    pub max_connection_creation_rate: u32,
+    /// Time since the last complete request after which a connection is closed.
+    pub connections_max_idle_ms: u64,
+    /// Bytes of requests being read, decoded and handled across all connections.
+    /// Kafka's `queued.max.request.bytes` is unbounded at -1; Moldau then uses
+    /// `socket.request.max.bytes` (one largest request at a time, many small ones).
+    pub queued_max_request_bytes: usize,
+}
+
+fn connection_config(
+    props: &BTreeMap<String, String>,
+    listeners: &[Endpoint],
+) -> Result<ConnectionConfig, ConfigError> {
+    validate_listeners(listeners)?;
+    let max_connections_per_ip: i32 =
+        parse_opt(props, "max.connections.per.ip", i32::MAX, 0, i32::MAX)?;
+    let mut overrides = BTreeMap::new();
+    let key = "max.connections.per.ip.overrides";
+    if let Some(value) = props.get(key) {
+        for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (host, count) = item
+                .rsplit_once(':')
+                .ok_or_else(|| ConfigError::invalid(key, value, "expected host:count,..."))?;
+            let count: i32 = parse_int(key, count, 0, i32::MAX)?;
+            // Kafka also resolves host names; an IP literal keeps the limit unambiguous.
+            let ip: std::net::IpAddr = host
+                .trim()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .map_err(|_| ConfigError::invalid(key, value, "hosts must be IP addresses"))?;
+            overrides.insert(ip, count as usize);
+        }
+    }
+    // As Kafka: a per-IP limit of 0 must come with overrides, or no client could connect.
+    if max_connections_per_ip == 0 && overrides.is_empty() {
+        return Err(ConfigError::invalid(
+            "max.connections.per.ip",
+            "0",
+            "0 requires max.connections.per.ip.overrides",
+        ));
+    }
+    let socket_request_max_bytes: i64 = parse_opt(
+        props,
+        "socket.request.max.bytes",
+        104_857_600,
+        1,
+        i32::MAX as i64,
+    )?;
+    let queued: i64 = parse_opt(props, "queued.max.request.bytes", -1, -1, i64::MAX)?;
+    let queued_max_request_bytes = match queued {
+        -1 => socket_request_max_bytes,
+        0 => {
+            return Err(ConfigError::invalid(
+                "queued.max.request.bytes",
+                "0",
+                "must be -1 or positive",
+            ))
+        }
+        n if n < socket_request_max_bytes => return Err(ConfigError::invalid(
+            "queued.max.request.bytes",
+            &n.to_string(),
+            "must be at least socket.request.max.bytes, or the largest request could never be read",
+        )),
+        n => n,
+    };
+    Ok(ConnectionConfig {
+        max_connections: parse_opt::<i32>(props, "max.connections", i32::MAX, 0, i32::MAX)?
+            as usize,
+        max_connections_per_ip: max_connections_per_ip as usize,
+        max_connections_per_ip_overrides: overrides,
+        max_connection_creation_rate: parse_opt::<i32>(
+            props,
+            "max.connection.creation.rate",
+            i32::MAX,
+            0,
+            i32::MAX,
+        )? as u32,
+        connections_max_idle_ms: parse_opt(props, "connections.max.idle.ms", 600_000, 1, u64::MAX)?,
+        queued_max_request_bytes: usize::try_from(queued_max_request_bytes).unwrap_or(usize::MAX),
+    })
+}
+
+/// As Kafka: listener names are unique, and so are ports (other than 0, picked at bind).
+fn validate_listeners(listeners: &[Endpoint]) -> Result<(), ConfigError> {
+    let value = listeners
+        .iter()
+        .map(|l| format!("{}://{}:{}", l.listener_name, l.host, l.port))
+        .collect::<Vec<_>>()
+        .join(",");
+    for (i, l) in listeners.iter().enumerate() {
+        for other in &listeners[..i] {
+            if other.listener_name == l.listener_name {
+                return Err(ConfigError::invalid(
+                    "listeners",
+                    &value,
+                    format!("listener name {} is used twice", l.listener_name),
+                ));
+            }
+            if l.port != 0 && other.port == l.port {
+                return Err(ConfigError::invalid(
+                    "listeners",
+                    &value,
+                    format!("port {} is used by two listeners", l.port),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod connection_config_tests {
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<ServerConfig, String> {
+        let overrides: Vec<_> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ServerConfig::load(None, &overrides)
+            .map(|(c, _)| c)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_kafkas() {
+        let c = load(&[]).unwrap().connections;
+        assert_eq!(c.max_connections, i32::MAX as usize);
+        assert_eq!(c.max_connections_per_ip, i32::MAX as usize);
+        assert_eq!(c.max_connection_creation_rate, i32::MAX as u32);
+        assert_eq!(c.connections_max_idle_ms, 600_000);
+        assert_eq!(c.queued_max_request_bytes, 104_857_600);
+    }
+
+    #[test]
+    fn overrides_parse_and_bad_values_name_the_key() {
+        let c = load(&[("max.connections.per.ip.overrides", "127.0.0.1:5, [::1]:7")])
+            .unwrap()
+            .connections;
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(c.max_connections_per_ip_overrides[&ip("127.0.0.1")], 5);
+        assert_eq!(c.max_connections_per_ip_overrides[&ip("::1")], 7);
+        for (key, value) in [
+            ("max.connections.per.ip.overrides", "127.0.0.1"),
+            ("max.connections.per.ip.overrides", "host.example:3"),
+            ("max.connections.per.ip", "0"),
+            ("queued.max.request.bytes", "1000"),
+            ("max.connections", "-2"),
+        ] {
+            let err = load(&[(key, value)]).unwrap_err();
+            assert!(err.contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn listener_names_and_ports_are_unique() {
+        let err = load(&[("listeners", "A://:9092,A://:9093")]).unwrap_err();
+        assert!(err.contains("used twice"), "{err}");
+        let err = load(&[("listeners", "A://:9092,B://127.0.0.1:9092")]).unwrap_err();
+        assert!(err.contains("port 9092"), "{err}");
+        load(&[("listeners", "A://127.0.0.1:0,B://127.0.0.1:0")]).unwrap();
+    }
 }
 
 #[cfg(test)]

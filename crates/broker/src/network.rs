@@ -5,41 +5,201 @@
 //! pipeline (the bytes wait in the socket buffer), responses keep request order, and a
 //! producer's batches to one partition are appended in the order sent. Responses to
 //! pipelined requests are flushed together.
+//!
+//! Bounds: a frame buffer grows as its bytes arrive (the announced size is only a ceiling),
+//! and every byte read counts against one budget shared by all connections
+//! (`queued.max.request.bytes`) until its request is answered; a connection that finds the
+//! budget spent waits before reading more (backpressure). Decoding may use at most
+//! [`DECODE_BYTES_PER_FRAME_BYTE`] times the frame in array elements. Connections are
+//! limited as Kafka's `ConnectionQuotas` does, and one idle for `connections.max.idle.ms`
+//! since its last complete request is closed, however it trickles bytes.
+//!
+//! Cancellation: a request's handler (a parked Fetch, JoinGroup, ...) is dropped when the
+//! client disconnects (except Produce) or the broker shuts down; shutdown gives in-flight
+//! requests [`SHUTDOWN_GRACE`] to finish, then drops them. Handlers keep their writes
+//! synchronous between awaits (controller commit, log append), so dropping one at an await
+//! never leaves a write half done.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use crate::api::{self, Outcome};
+use crate::config::ConnectionConfig;
 use crate::state::BrokerState;
 
 const SOCKET_BUFFER_BYTES: usize = 64 * 1024;
-/// Kafka's `connections.max.idle.ms` default. A client that sends nothing for this long,
-/// between requests or halfway through one, is disconnected: a stalled or hostile peer
-/// cannot hold a connection (and its frame buffer) forever.
-const CONNECTIONS_MAX_IDLE: Duration = Duration::from_millis(600_000);
+const PRODUCE_API_KEY: i16 = 0;
+/// How much of a frame is read (and taken from the budget) at a time.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Decoded array elements may take at most this many bytes per frame byte (see
+/// `kafka_protocol::protocol::types::with_decode_limit`); a legitimate request decodes to
+/// about its own size or less, since records stay as the frame's bytes.
+pub const DECODE_BYTES_PER_FRAME_BYTE: usize = 8;
+/// After shutdown is signalled, in-flight requests get this long before being dropped.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Backoff when accept fails (typically out of descriptors): no spinning, and the open
+/// connections and background tasks keep the descriptors they have.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(500);
+
+/// What all listeners share: the request budget and the connection counts.
+pub struct NetworkLimits {
+    config: ConnectionConfig,
+    /// Permits are bytes of requests being read, decoded or handled.
+    request_budget: Arc<Semaphore>,
+    connections: Mutex<ConnectionCounts>,
+    connection_closed: Notify,
+}
+
+#[derive(Default)]
+struct ConnectionCounts {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+    /// Start of the current one-second window and connections accepted in it.
+    window_start: Option<Instant>,
+    window_count: u32,
+}
+
+impl NetworkLimits {
+    pub fn new(config: ConnectionConfig) -> Arc<NetworkLimits> {
+        let budget = config.queued_max_request_bytes.min(Semaphore::MAX_PERMITS);
+        Arc::new(NetworkLimits {
+            request_budget: Arc::new(Semaphore::new(budget)),
+            config,
+            connections: Mutex::new(ConnectionCounts::default()),
+            connection_closed: Notify::new(),
+        })
+    }
+
+    fn limit_for(&self, ip: IpAddr) -> usize {
+        let overrides = &self.config.max_connections_per_ip_overrides;
+        overrides
+            .get(&ip)
+            .copied()
+            .unwrap_or(self.config.max_connections_per_ip)
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, ConnectionCounts> {
+        // Counters stay consistent under any panic (plain integer updates): keep going.
+        self.connections.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until a connection may be accepted: below `max.connections` (Kafka blocks the
+    /// acceptor there) and within `max.connection.creation.rate` (Kafka throttles).
+    async fn wait_for_slot(&self) {
+        loop {
+            let notified = self.connection_closed.notified();
+            let delay = {
+                let mut counts = self.counts();
+                if counts.total >= self.config.max_connections {
+                    None
+                } else {
+                    let now = Instant::now();
+                    let start = *counts.window_start.get_or_insert(now);
+                    if now.duration_since(start) >= Duration::from_secs(1) {
+                        counts.window_start = Some(now);
+                        counts.window_count = 0;
+                    }
+                    if counts.window_count < self.config.max_connection_creation_rate {
+                        return;
+                    }
+                    Some(start + Duration::from_secs(1) - now)
+                }
+            };
+            match delay {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => notified.await,
+            }
+        }
+    }
+
+    /// Registers an accepted connection, or `None` past `max.connections.per.ip` (Kafka
+    /// closes such a connection at once).
+    fn register(self: &Arc<Self>, ip: IpAddr) -> Option<ConnectionSlot> {
+        let mut counts = self.counts();
+        let count = counts.per_ip.get(&ip).copied().unwrap_or(0);
+        if count >= self.limit_for(ip) {
+            return None;
+        }
+        counts.per_ip.insert(ip, count + 1);
+        counts.total += 1;
+        counts.window_count = counts.window_count.saturating_add(1);
+        Some(ConnectionSlot {
+            limits: self.clone(),
+            ip,
+        })
+    }
+
+    /// Takes `bytes` from the request budget, waiting until they are free.
+    async fn reserve(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let bytes = u32::try_from(bytes).ok()?;
+        self.request_budget
+            .clone()
+            .acquire_many_owned(bytes)
+            .await
+            .ok()
+    }
+}
+
+/// One accepted connection's place in the counts, given back when dropped.
+struct ConnectionSlot {
+    limits: Arc<NetworkLimits>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut counts = self.limits.counts();
+        counts.total -= 1;
+        if let Some(n) = counts.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_ip.remove(&self.ip);
+            }
+        }
+        drop(counts);
+        self.limits.connection_closed.notify_waiters();
+    }
+}
 
 pub async fn accept_loop(
     state: Arc<BrokerState>,
+    limits: Arc<NetworkLimits>,
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = async {
+                limits.wait_for_slot().await;
+                listener.accept().await
+            } => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(serve_connection(state.clone(), stream, peer, shutdown.clone()));
+                    let Some(slot) = limits.register(peer.ip()) else {
+                        tracing::info!(%peer, "closing connection: max.connections.per.ip reached");
+                        continue;
+                    };
+                    connections.spawn(serve_connection(
+                        state.clone(),
+                        limits.clone(),
+                        slot,
+                        stream,
+                        peer,
+                        shutdown.clone(),
+                    ));
                 }
-                // Out of file descriptors and the like: keep serving the open connections.
                 Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tracing::warn!("accept failed, retrying in {ACCEPT_BACKOFF:?}: {e}");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -47,12 +207,28 @@ pub async fn accept_loop(
         }
     }
     drop(listener);
-    // Connections see the same shutdown signal and stop after their current request.
-    while connections.join_next().await.is_some() {}
+    // Connections see the same signal: idle ones close at once, busy ones within the grace.
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(1), async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("dropping {} connections at shutdown", connections.len());
+        connections.shutdown().await;
+    }
+}
+
+/// Why a connection stopped reading.
+enum Stop {
+    Closed,
+    Idle,
+    Shutdown,
 }
 
 async fn serve_connection(
     state: Arc<BrokerState>,
+    limits: Arc<NetworkLimits>,
+    _slot: ConnectionSlot,
     stream: TcpStream,
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
@@ -62,60 +238,136 @@ async fn serve_connection(
     let mut reader = BufReader::with_capacity(SOCKET_BUFFER_BYTES, read_half);
     let mut writer = BufWriter::with_capacity(SOCKET_BUFFER_BYTES, write_half);
     let max_frame_bytes = state.config.socket_request_max_bytes;
+    let idle = Duration::from_millis(limits.config.connections_max_idle_ms);
     loop {
-        let size = tokio::select! {
-            size = tokio::time::timeout(CONNECTIONS_MAX_IDLE, reader.read_i32()) => match size {
-                Ok(Ok(size)) => size,
-                Ok(Err(_)) => return, // closed by the client
-                Err(_) => {
-                    tracing::debug!(%peer, "closing idle connection");
-                    return;
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
-        if size < 0 || size > max_frame_bytes {
-            tracing::warn!(%peer, size, "closing connection: frame size outside 0..={max_frame_bytes} (socket.request.max.bytes)");
-            return;
-        }
-        let mut frame = BytesMut::zeroed(size as usize);
-        if !read_frame_body(&mut reader, &mut frame).await {
-            tracing::debug!(%peer, "closing connection: frame of {size} bytes cut short");
-            return;
-        }
-        match api::handle_frame(&state, frame.freeze(), peer).await {
-            Outcome::Respond(response) => {
-                let written = async {
-                    writer.write_u32(response.len() as u32).await?;
-                    writer.write_all(&response).await
-                };
-                if written.await.is_err() {
-                    return;
-                }
-            }
-            Outcome::NoResponse => {}
-            Outcome::Close(reason) => {
-                tracing::debug!(%peer, "closing connection: {reason}");
-                let _ = writer.flush().await;
+        // Idle time counts from the last complete request, not from the last byte.
+        let deadline = Instant::now() + idle;
+        let read = read_frame(
+            &mut reader,
+            &limits,
+            max_frame_bytes,
+            deadline,
+            &mut shutdown,
+        );
+        let (frame, permit) = match read.await {
+            Ok(Some(read)) => read,
+            Ok(None) => {
+                tracing::warn!(%peer, "closing connection: frame size outside 0..={max_frame_bytes} (socket.request.max.bytes)");
                 return;
             }
-        }
-        if !has_complete_frame(reader.buffer()) && writer.flush().await.is_err() {
+            Err(Stop::Idle) => {
+                tracing::debug!(%peer, "closing idle connection (connections.max.idle.ms)");
+                return;
+            }
+            Err(Stop::Closed | Stop::Shutdown) => return,
+        };
+        // A Produce is finished even if its client has gone: an acks=0 producer may send
+        // and close at once, and Kafka appends what it read.
+        let watch_client = frame.get(..2) != Some(&PRODUCE_API_KEY.to_be_bytes()[..]);
+        let handled = tokio::select! {
+            outcome = api::handle_frame(&state, frame.freeze(), peer) => outcome,
+            _ = client_gone(reader.get_mut()), if watch_client => return,
+            _ = shutdown_with_grace(&mut shutdown) => return,
+        };
+        // The request's bytes (records are slices of the frame) are gone once it is handled.
+        drop(permit);
+        let send = async {
+            match handled {
+                Outcome::Respond(response) => {
+                    writer.write_u32(response.len() as u32).await?;
+                    writer.write_all(&response).await?;
+                }
+                Outcome::NoResponse => {}
+                Outcome::Close(reason) => {
+                    tracing::debug!(%peer, "closing connection: {reason}");
+                    writer.flush().await?;
+                    return Ok(false);
+                }
+            }
+            if !has_complete_frame(reader.buffer()) {
+                writer.flush().await?;
+            }
+            Ok::<_, std::io::Error>(true)
+        };
+        // A client that does not read its responses is idle too.
+        let sent = tokio::select! {
+            sent = send => sent,
+            _ = tokio::time::sleep(idle) => {
+                tracing::debug!(%peer, "closing connection: responses not read (connections.max.idle.ms)");
+                return;
+            }
+            _ = shutdown_with_grace(&mut shutdown) => return,
+        };
+        if !matches!(sent, Ok(true)) {
             return;
         }
     }
 }
 
-/// Fills `frame`; false if the client closes or goes idle before it is complete.
-async fn read_frame_body<R: AsyncRead + Unpin>(reader: &mut R, frame: &mut [u8]) -> bool {
-    let mut filled = 0;
-    while filled < frame.len() {
-        match tokio::time::timeout(CONNECTIONS_MAX_IDLE, reader.read(&mut frame[filled..])).await {
-            Ok(Ok(read)) if read > 0 => filled += read,
-            _ => return false,
+/// Reads one frame, its bytes taken from the budget as they arrive. `Ok(None)`: the size
+/// prefix is out of bounds.
+async fn read_frame(
+    reader: &mut BufReader<OwnedReadHalf>,
+    limits: &NetworkLimits,
+    max_frame_bytes: i32,
+    deadline: Instant,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Option<(BytesMut, Option<OwnedSemaphorePermit>)>, Stop> {
+    let read = async {
+        let size = reader.read_i32().await.map_err(|_| Stop::Closed)?;
+        if size < 0 || size > max_frame_bytes {
+            return Ok(None);
         }
+        let size = size as usize;
+        let mut frame = BytesMut::with_capacity(size.min(READ_CHUNK_BYTES));
+        let mut permit: Option<OwnedSemaphorePermit> = None;
+        while frame.len() < size {
+            let chunk = (size - frame.len()).min(READ_CHUNK_BYTES);
+            let more = limits.reserve(chunk).await.ok_or(Stop::Closed)?;
+            match permit.as_mut() {
+                Some(p) => p.merge(more),
+                None => permit = Some(more),
+            }
+            let end = frame.len() + chunk;
+            frame.reserve(chunk);
+            while frame.len() < end {
+                let mut limited = (&mut *reader).take((end - frame.len()) as u64);
+                if limited
+                    .read_buf(&mut frame)
+                    .await
+                    .map_err(|_| Stop::Closed)?
+                    == 0
+                {
+                    return Err(Stop::Closed);
+                }
+            }
+        }
+        Ok(Some((frame, permit)))
+    };
+    tokio::select! {
+        read = read => read,
+        _ = tokio::time::sleep_until(deadline) => Err(Stop::Idle),
+        _ = shutdown.wait_for(|stop| *stop) => Err(Stop::Shutdown),
     }
-    true
+}
+
+/// Resolves when the client has closed its side (or reset). Pipelined bytes are only
+/// peeked, never consumed; once some are waiting this never resolves, as the next
+/// request will find out about the close anyway.
+async fn client_gone(read_half: &mut OwnedReadHalf) {
+    let mut byte = [0u8; 1];
+    match read_half.peek(&mut byte).await {
+        Ok(0) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
+    }
+}
+
+async fn shutdown_with_grace(shutdown: &mut watch::Receiver<bool>) {
+    if shutdown.wait_for(|stop| *stop).await.is_err() {
+        // The broker was dropped without a shutdown: nothing to wait for.
+        return;
+    }
+    tokio::time::sleep(SHUTDOWN_GRACE).await;
 }
 
 /// Whether the bytes already read hold another whole request (then its response is written

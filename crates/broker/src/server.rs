@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Endpoint, ServerConfig};
 use crate::controller::{Controller, METADATA_TOPIC};
 use crate::error::BrokerError;
+use crate::network::NetworkLimits;
 use crate::replica_manager::ReplicaManager;
 use crate::state::BrokerState;
 
@@ -21,7 +22,7 @@ pub struct Broker {
     bound_addr: SocketAddr,
     metadata_log_manager: Option<Arc<LogManager>>,
     shutdown_tx: watch::Sender<bool>,
-    accept_task: JoinHandle<()>,
+    accept_tasks: Vec<JoinHandle<()>>,
     reconcile_task: JoinHandle<()>,
 }
 
@@ -58,19 +59,16 @@ impl Broker {
         ));
         let controller = Controller::open(metadata_log, replica_manager.clone())?;
 
-        let listen = &config.listeners[0];
-        let listen_addr = format!("{}:{}", listen.host, listen.port);
-        let listener =
-            TcpListener::bind(&listen_addr)
-                .await
-                .map_err(|source| BrokerError::Bind {
-                    addr: listen_addr.clone(),
-                    source,
-                })?;
-        let bound_addr = listener.local_addr()?;
+        let listeners = bind_listeners(&config.listeners).await?;
+        let bound_addr = listeners[0].1;
         let mut advertised = config.advertised().clone();
         if advertised.port == 0 {
-            advertised.port = bound_addr.port();
+            // The port picked for the listener of the same name (tests bind port 0).
+            advertised.port = listeners
+                .iter()
+                .find(|(endpoint, _, _)| endpoint.listener_name == advertised.listener_name)
+                .map_or(bound_addr, |(_, addr, _)| *addr)
+                .port();
         }
         if advertised.host.is_empty() || advertised.host == "0.0.0.0" {
             advertised.host = bound_addr.ip().to_string();
@@ -93,11 +91,17 @@ impl Broker {
         }
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let accept_task = tokio::spawn(crate::network::accept_loop(
-            state.clone(),
-            listener,
-            shutdown_rx,
-        ));
+        let limits = NetworkLimits::new(state.config.connections.clone());
+        let mut accept_tasks = Vec::with_capacity(listeners.len());
+        for (endpoint, addr, listener) in listeners {
+            tracing::info!("listener {} bound to {addr}", endpoint.listener_name);
+            accept_tasks.push(tokio::spawn(crate::network::accept_loop(
+                state.clone(),
+                limits.clone(),
+                listener,
+                shutdown_rx.clone(),
+            )));
+        }
         tracing::info!(
             node_id = state.node_id,
             cluster_id = %state.cluster_id,
@@ -110,7 +114,7 @@ impl Broker {
             bound_addr,
             metadata_log_manager: separate_metadata_dir.then_some(metadata_log_manager),
             shutdown_tx,
-            accept_task,
+            accept_tasks,
             reconcile_task,
         })
     }
@@ -119,11 +123,14 @@ impl Broker {
         self.bound_addr
     }
 
-    /// Stops accepting, closes connections, then flushes and checkpoints every log and
+    /// Stops accepting, closes connections (in-flight requests get
+    /// [`crate::network::SHUTDOWN_GRACE`], parked ones are then dropped), then flushes and checkpoints every log and
     /// writes the clean-shutdown marker.
     pub async fn shutdown(self) -> Result<(), BrokerError> {
         let _ = self.shutdown_tx.send(true);
-        let _ = self.accept_task.await;
+        for task in self.accept_tasks {
+            let _ = task.await;
+        }
         self.reconcile_task.abort();
         self.state.group_coordinator.shutdown();
         self.state.txn_coordinator.shutdown();
@@ -163,6 +170,34 @@ fn spawn_reconciler(state: Arc<BrokerState>) -> JoinHandle<()> {
             }
         }
     })
+}
+
+/// Binds every listener, or fails naming the one that could not be bound. An empty host
+/// (`PLAINTEXT://:9092`) binds every interface, as Kafka.
+async fn bind_listeners(
+    endpoints: &[Endpoint],
+) -> Result<Vec<(Endpoint, SocketAddr, TcpListener)>, BrokerError> {
+    let mut bound = Vec::with_capacity(endpoints.len());
+    for endpoint in endpoints {
+        let host = if endpoint.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            endpoint.host.as_str()
+        };
+        let bind_error = |source| BrokerError::Bind {
+            addr: format!(
+                "{}://{}:{}",
+                endpoint.listener_name, endpoint.host, endpoint.port
+            ),
+            source,
+        };
+        let listener = TcpListener::bind((host, endpoint.port))
+            .await
+            .map_err(bind_error)?;
+        let addr = listener.local_addr().map_err(bind_error)?;
+        bound.push((endpoint.clone(), addr, listener));
+    }
+    Ok(bound)
 }
 
 async fn open_log_manager(

@@ -1,5 +1,5 @@
 //! `moldau server`: loads Kafka-style server.properties plus overrides and runs one
-//! node until SIGINT or SIGTERM, then shuts it down cleanly.
+//! node until SIGINT or SIGTERM, then shuts it down cleanly (a second signal exits at once).
 
 use std::path::PathBuf;
 
@@ -68,11 +68,16 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         .map_err(|e| anyhow!("cannot start broker: {e}"))?;
     tracing::info!("moldau is ready on {}", broker.bound_addr());
     signals.recv().await;
-    tracing::info!("shutting down");
-    broker
-        .shutdown()
-        .await
-        .map_err(|e| anyhow!("unclean shutdown: {e}"))?;
+    tracing::info!("shutting down (a second SIGINT or SIGTERM exits at once)");
+    tokio::select! {
+        stopped = broker.shutdown() => stopped.map_err(|e| anyhow!("unclean shutdown: {e}"))?,
+        _ = signals.recv() => {
+            // The operator insists: exit without flushing; recovery on the next start
+            // truncates whatever was not written whole.
+            tracing::warn!("second signal: exiting without a clean shutdown");
+            std::process::exit(130);
+        }
+    }
     tracing::info!("stopped cleanly");
     Ok(())
 }

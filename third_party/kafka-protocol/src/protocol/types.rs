@@ -900,6 +900,32 @@ impl<T: Decodable> Decoder<Option<T>> for OptionStruct {
     }
 }
 
+thread_local! {
+    static DECODE_ALLOWANCE: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` (a decode) allowing its arrays at most `limit_bytes` of elements in total
+/// (Moldau patch). A few wire bytes can decode into a large element (a struct of vectors,
+/// strings and maps), so a count bounded by the bytes remaining still amplifies memory
+/// tens of times; with an allowance, decoding fails instead once the elements' sizes pass it.
+pub fn with_decode_limit<R>(limit_bytes: usize, f: impl FnOnce() -> R) -> R {
+    let previous = DECODE_ALLOWANCE.with(|a| a.replace(Some(limit_bytes)));
+    let result = f();
+    DECODE_ALLOWANCE.with(|a| a.set(previous));
+    result
+}
+
+fn charge_decode_allowance(bytes: usize) -> Result<()> {
+    DECODE_ALLOWANCE.with(|a| match a.get() {
+        None => Ok(()),
+        Some(left) if bytes <= left => {
+            a.set(Some(left - bytes));
+            Ok(())
+        }
+        Some(_) => bail!("request decodes to more memory than allowed for its size"),
+    })
+}
+
 /// Capacity to preallocate for an array of `n` elements read from the wire (Moldau patch).
 ///
 /// Like Kafka's generated readers, a count larger than the bytes left in the buffer is
@@ -914,6 +940,7 @@ fn bounded_capacity<T, B: ByteBuf>(n: usize, buf: &B) -> Result<usize> {
             buf.remaining()
         );
     }
+    charge_decode_allowance(n.saturating_mul(std::mem::size_of::<T>()))?;
     Ok(n.min(MAX_PREALLOC_BYTES / std::mem::size_of::<T>().max(1)))
 }
 
