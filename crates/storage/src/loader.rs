@@ -104,6 +104,7 @@ impl Log {
             last_flush_ms: AtomicI64::new(params.now_ms),
             pending_deletes: Mutex::new(Vec::new()),
             deleted: AtomicBool::new(false),
+            reads: Default::default(),
         }))
     }
 }
