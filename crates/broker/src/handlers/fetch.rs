@@ -88,13 +88,17 @@ pub async fn handle(
         .collect();
     loop {
         let any_change = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
-        if tokio::time::timeout_at(deadline, any_change).await.is_err()
-            || can_complete(&wanted, &parked, read_committed, min_bytes)
-        {
-            break;
+        match tokio::time::timeout_at(deadline, any_change).await {
+            // A closed channel: the partition left this node; the read reports it.
+            Err(_) | Ok((Err(_), _, _)) => break,
+            Ok((Ok(()), _, _)) => {}
         }
+        // Before comparing, so that a change made while comparing wakes the next wait.
         for watcher in &mut watchers {
             watcher.mark_unchanged();
+        }
+        if can_complete(&wanted, &parked, read_committed, min_bytes) {
+            break;
         }
     }
     let (responses, _, _) = read_all(&wanted, max_bytes, read_committed);
