@@ -67,18 +67,18 @@ impl LogValidator<'_> {
         let mut rejected = RejectedRecords::default();
         let mut batch_index = 0i32;
         records::walk_records(&data, header, |r| {
-            if check_time {
-                let timestamp = header.base_timestamp.saturating_add(r.timestamp_delta);
-                if let Err(e) = self.check_create_time(timestamp) {
-                    rejected.add(batch_index, e.to_string(), true);
-                }
-            }
             if need_key && !r.has_key {
                 rejected.add(
                     batch_index,
                     "compacted topic cannot accept a record without a key".into(),
                     false,
                 );
+            }
+            if check_time {
+                let timestamp = header.base_timestamp.saturating_add(r.timestamp_delta);
+                if let Err(e) = self.check_create_time(timestamp) {
+                    rejected.add(batch_index, e.to_string(), true);
+                }
             }
             batch_index += 1;
             Ok(())
@@ -162,6 +162,7 @@ impl LogValidator<'_> {
 struct RejectedRecords {
     records: Vec<RecordError>,
     total: usize,
+    last_index: Option<i32>,
     invalid_timestamp: bool,
 }
 
@@ -171,16 +172,14 @@ impl RejectedRecords {
     const MAX_REPORTED: usize = 1000;
 
     fn add(&mut self, batch_index: i32, message: String, invalid_timestamp: bool) {
-        self.total += 1;
         self.invalid_timestamp |= invalid_timestamp;
         // One entry per record, as Kafka (a record with two faults reports the first).
-        let repeated = self
-            .records
-            .last()
-            .is_some_and(|r| r.batch_index == batch_index);
-        if repeated {
-            self.total -= 1;
-        } else if self.records.len() < Self::MAX_REPORTED {
+        if self.last_index == Some(batch_index) {
+            return;
+        }
+        self.last_index = Some(batch_index);
+        self.total += 1;
+        if self.records.len() < Self::MAX_REPORTED {
             self.records.push(RecordError {
                 batch_index,
                 message,

@@ -462,6 +462,12 @@ fn compacted_topic_rejects_records_without_key() {
         let err = assert_rejected(&h, &mut b, "null key on compacted topic");
         assert_eq!(rejected_indexes(&err, 87), [1, 3], "{codec:?}: {err:?}");
     }
+    // The list is bounded; the message still counts every rejected record.
+    let unkeyed: Vec<Rec> = (0..1500).map(|_| Rec::unkeyed(b"x", NOW)).collect();
+    let mut b = batch(&unkeyed, Compression::None);
+    let err = assert_rejected(&h, &mut b, "many null keys");
+    assert_eq!(rejected_indexes(&err, 87), (0..1000).collect::<Vec<_>>());
+    assert!(err.to_string().starts_with("1500 record"), "{err}");
 }
 
 /// The batch indexes of a KIP-467 record error, checking its Kafka error code.

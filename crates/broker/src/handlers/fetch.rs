@@ -5,8 +5,9 @@
 //! so an append between the read and the wait still wakes it; it is completed by appends,
 //! never by polling. As Kafka's DelayedFetch, a waiting fetch does not read on each append:
 //! it notes where its fetch offsets lie ([`LogOffsetMetadata`]) and compares them with the
-//! position of the high watermark (or last stable offset); data is read once, to answer. Fetch sessions (KIP-227) are answered sessionless: every response is a
-//! full response with session id 0, which clients accept and then keep sending full requests.
+//! position of the high watermark (or last stable offset); data is read once, to answer.
+//! Fetch sessions (KIP-227) are answered sessionless: every response is a full response
+//! with session id 0, which clients accept and then keep sending full requests.
 
 use std::sync::Arc;
 
@@ -37,7 +38,7 @@ const FINAL_EPOCH: i32 = -1;
 const FETCH_MAX_BYTES: i32 = 57_671_680;
 /// Longest a fetch waits, whatever its `max_wait_ms`: Kafka sets no bound, but clients send
 /// less than their request timeout (30 s for Kafka's consumer), and nothing may park forever.
-pub const MAX_WAIT_MS_CAP: i32 = 30_000;
+const MAX_WAIT_MS_CAP: i32 = 30_000;
 
 /// One requested partition, resolved against the metadata image.
 struct Wanted {
@@ -89,7 +90,7 @@ pub async fn handle(
     loop {
         let any_change = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
         match tokio::time::timeout_at(deadline, any_change).await {
-            // A closed channel: the partition left this node; the read reports it.
+            // The deadline, or a closed channel (its partition is gone): answer now.
             Err(_) | Ok((Err(_), _, _)) => break,
             Ok((Ok(()), _, _)) => {}
         }
