@@ -237,7 +237,7 @@ async fn dispatch(
     Ok(Some(match request {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, r)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(state, ctx, r).await),
-        RequestKind::Produce(r) => match produce::handle(state, ctx, r).await {
+        RequestKind::Produce(r) => match produce::handle(state, ctx, r).await? {
             Some(response) => ResponseKind::Produce(response),
             None => return Ok(None),
         },

@@ -266,6 +266,8 @@ impl ServerConfig {
             Some(v) if !v.is_empty() => Endpoint::parse_list("advertised.listeners", v)?,
             _ => listeners.clone(),
         };
+        reject_security_keys(&props)?;
+        check_listener_protocols(&props, &listeners, &advertised_listeners)?;
         let log_dirs = get("log.dirs").or(get("log.dir")).unwrap_or("./data");
         let dirs: Vec<&str> = log_dirs
             .split(',')
@@ -442,6 +444,182 @@ impl ServerConfig {
                     .map(|d| d.config_type)
             })
     }
+}
+
+/// Kafka's security protocols; `listener.security.protocol.map` values must be one of them.
+const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+
+/// The security key families of Kafka's broker config (`ssl.*`, `sasl.*`, authorizer,
+/// principal, re-authentication, delegation tokens, per-listener overrides of these). Until
+/// Moldau implements security, setting any of them is a startup error rather than a warning:
+/// an operator who asked for TLS or ACLs must not get a plaintext, open broker.
+fn is_security_key(key: &str) -> bool {
+    const PREFIXES: &[&str] = &["ssl.", "sasl.", "delegation.token."];
+    const KEYS: &[&str] = &[
+        "authorizer.class.name",
+        "super.users",
+        "allow.everyone.if.no.acl.found",
+        "principal.builder.class",
+        "connections.max.reauth.ms",
+        "security.inter.broker.protocol",
+        "security.providers",
+    ];
+    if PREFIXES.iter().any(|p| key.starts_with(p)) || KEYS.contains(&key) {
+        return true;
+    }
+    // listener.name.<listener>.<setting>: ssl.*/sasl.* settings, and JAAS configs of one
+    // mechanism (listener.name.<l>.<mechanism>.sasl.jaas.config) and similar.
+    key.strip_prefix("listener.name.")
+        .and_then(|rest| rest.split_once('.'))
+        .is_some_and(|(_, setting)| {
+            is_security_key(setting)
+                || setting
+                    .split_once('.')
+                    .is_some_and(|(_, per_mechanism)| per_mechanism.starts_with("sasl."))
+        })
+}
+
+/// Values of security keys that ask for nothing Moldau lacks: Kafka's "no authorizer",
+/// "no super users" and a PLAINTEXT inter-broker protocol.
+fn is_security_off(key: &str, value: &str) -> bool {
+    match key {
+        "authorizer.class.name" | "super.users" => value.trim().is_empty(),
+        "security.inter.broker.protocol" => value.trim().eq_ignore_ascii_case("PLAINTEXT"),
+        _ => false,
+    }
+}
+
+fn reject_security_keys(props: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    match props
+        .iter()
+        .find(|(k, v)| is_security_key(k) && !is_security_off(k, v))
+    {
+        Some((key, value)) => Err(ConfigError::invalid(
+            key,
+            value,
+            "security (TLS, SASL, authorizers) is not yet supported; remove the key",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Parses `listener.security.protocol.map` as Kafka does (`NAME:PROTOCOL,...`, names
+/// case-insensitive) and checks that every listener and controller listener maps to a
+/// known protocol, and to PLAINTEXT since nothing else is served yet.
+fn check_listener_protocols(
+    props: &BTreeMap<String, String>,
+    listeners: &[Endpoint],
+    advertised_listeners: &[Endpoint],
+) -> Result<(), ConfigError> {
+    const MAP_KEY: &str = "listener.security.protocol.map";
+    const CONTROLLER_KEY: &str = "controller.listener.names";
+    let explicit_map = props.get(MAP_KEY).filter(|v| !v.trim().is_empty());
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    match explicit_map {
+        Some(value) => {
+            for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let (name, protocol) = item
+                    .split_once(':')
+                    .map(|(n, p)| (n.trim(), p.trim()))
+                    .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+                    .ok_or_else(|| {
+                        ConfigError::invalid(MAP_KEY, value, "expected NAME:PROTOCOL pairs")
+                    })?;
+                let protocol = protocol.to_ascii_uppercase();
+                if !SECURITY_PROTOCOLS.contains(&protocol.as_str()) {
+                    return Err(ConfigError::invalid(
+                        MAP_KEY,
+                        value,
+                        format!(
+                            "unknown security protocol {protocol} (known: {})",
+                            SECURITY_PROTOCOLS.join(", ")
+                        ),
+                    ));
+                }
+                if map.insert(name.to_ascii_uppercase(), protocol).is_some() {
+                    return Err(ConfigError::invalid(
+                        MAP_KEY,
+                        value,
+                        format!("listener {name} is mapped twice"),
+                    ));
+                }
+            }
+        }
+        None => {
+            for protocol in SECURITY_PROTOCOLS {
+                map.insert(protocol.to_string(), protocol.to_string());
+            }
+        }
+    }
+    let controller_names: Vec<&str> = props
+        .get(CONTROLLER_KEY)
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    for name in &controller_names {
+        let upper = name.to_ascii_uppercase();
+        if map.contains_key(&upper) {
+            continue;
+        }
+        // As Kafka: without an explicit map, a controller listener defaults to PLAINTEXT.
+        if explicit_map.is_some() {
+            return Err(ConfigError::invalid(
+                CONTROLLER_KEY,
+                &props[CONTROLLER_KEY],
+                format!("controller listener {name} is not in {MAP_KEY}"),
+            ));
+        }
+        map.insert(upper, "PLAINTEXT".to_string());
+    }
+    // As Kafka for the controller role: a controller listener must be one that is bound.
+    if !controller_names.is_empty()
+        && !controller_names.iter().any(|name| {
+            listeners
+                .iter()
+                .any(|l| l.listener_name.eq_ignore_ascii_case(name))
+        })
+    {
+        return Err(ConfigError::invalid(
+            CONTROLLER_KEY,
+            &props[CONTROLLER_KEY],
+            "must contain at least one listener name that appears in listeners",
+        ));
+    }
+    let endpoints = [
+        ("listeners", listeners),
+        ("advertised.listeners", advertised_listeners),
+    ];
+    for (key, endpoints) in endpoints {
+        for endpoint in endpoints {
+            let name = endpoint.listener_name.to_ascii_uppercase();
+            let value = props.get(key).map_or("", String::as_str);
+            match map.get(&name).map(String::as_str) {
+                None => {
+                    return Err(ConfigError::invalid(
+                        key,
+                        value,
+                        format!("no security protocol defined for listener {name} in {MAP_KEY}"),
+                    ))
+                }
+                Some("PLAINTEXT") => {}
+                Some(protocol) => {
+                    return Err(ConfigError::invalid(
+                        key,
+                        value,
+                        format!(
+                            "listener {name} uses {protocol}: security is not yet supported, \
+                             only PLAINTEXT listeners"
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn is_known_key(key: &str) -> bool {
@@ -864,6 +1042,102 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("listeners"), "{err}");
+    }
+
+    #[test]
+    fn security_keys_are_startup_errors_naming_the_key() {
+        for (key, value) in [
+            ("ssl.keystore.location", "/etc/ks.jks"),
+            ("sasl.enabled.mechanisms", "PLAIN"),
+            (
+                "authorizer.class.name",
+                "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            ),
+            ("super.users", "User:admin"),
+            ("security.inter.broker.protocol", "SSL"),
+            ("principal.builder.class", "x.Builder"),
+            ("connections.max.reauth.ms", "1000"),
+            ("delegation.token.secret.key", "k"),
+            ("listener.name.internal.ssl.keystore.location", "/ks"),
+            ("listener.name.sasl_plaintext.plain.sasl.jaas.config", "x"),
+        ] {
+            let err = load(&[(key, value)]).unwrap_err().to_string();
+            assert!(
+                err.contains(key) && err.contains("not yet supported"),
+                "{key}: {err}"
+            );
+        }
+        // Kafka's "off" values ask for nothing; connection limits per listener are not security.
+        load(&[
+            ("authorizer.class.name", ""),
+            ("super.users", ""),
+            ("security.inter.broker.protocol", "PLAINTEXT"),
+        ])
+        .unwrap();
+        assert!(!is_security_key("listener.name.plaintext.max.connections"));
+    }
+
+    #[test]
+    fn listener_protocols_must_be_plaintext() {
+        for listeners in ["SSL://127.0.0.1:9093", "SASL_SSL://127.0.0.1:9093"] {
+            let err = load(&[("listeners", listeners)]).unwrap_err().to_string();
+            assert!(
+                err.contains("listeners") && err.contains("not yet supported"),
+                "{err}"
+            );
+        }
+        let err = load(&[
+            ("listeners", "INTERNAL://127.0.0.1:9093"),
+            ("listener.security.protocol.map", "INTERNAL:SASL_PLAINTEXT"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("SASL_PLAINTEXT"), "{err}");
+        let (c, _) = load(&[
+            ("listeners", "internal://127.0.0.1:9093"),
+            ("listener.security.protocol.map", "INTERNAL:PLAINTEXT"),
+        ])
+        .unwrap();
+        assert_eq!(c.listeners[0].listener_name, "internal");
+        let err = load(&[("listeners", "INTERNAL://127.0.0.1:9093")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no security protocol defined for listener INTERNAL"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn protocol_map_and_controller_listener_names_are_validated() {
+        let map = "listener.security.protocol.map";
+        for (value, reason) in [
+            ("PLAINTEXT", "NAME:PROTOCOL"),
+            ("PLAINTEXT:TLS", "unknown security protocol TLS"),
+            ("A:PLAINTEXT,a:PLAINTEXT", "mapped twice"),
+        ] {
+            let err = load(&[(map, value)]).unwrap_err().to_string();
+            assert!(err.contains(map) && err.contains(reason), "{err}");
+        }
+        let controller = "controller.listener.names";
+        let err = load(&[(map, "PLAINTEXT:PLAINTEXT"), (controller, "CONTROLLER")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(controller) && err.contains(map), "{err}");
+        let err = load(&[(controller, "CONTROLLER")]).unwrap_err().to_string();
+        assert!(
+            err.contains(controller) && err.contains("listeners"),
+            "{err}"
+        );
+        // Without an explicit map a controller listener is PLAINTEXT, as in Kafka.
+        load(&[
+            (controller, "CONTROLLER"),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+            ),
+        ])
+        .unwrap();
     }
 
     #[test]

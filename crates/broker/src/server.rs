@@ -123,6 +123,12 @@ impl Broker {
         self.bound_addr
     }
 
+    /// The log of a partition this node hosts (for tests and tools that inspect it).
+    pub fn partition_log(&self, tp: &TopicPartition) -> Option<Arc<moldau_storage::Log>> {
+        let partition = self.state.replica_manager.partition(tp)?;
+        Some(partition.log.clone())
+    }
+
     /// Stops accepting, closes connections (in-flight requests get
     /// [`crate::network::SHUTDOWN_GRACE`], parked ones are then dropped), then flushes and checkpoints every log and
     /// writes the clean-shutdown marker.

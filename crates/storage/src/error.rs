@@ -21,6 +21,15 @@ pub enum StorageError {
     /// INVALID_RECORD (87).
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    /// INVALID_TIMESTAMP (32) if any record's timestamp is out of range, else INVALID_RECORD
+    /// (87): particular records of a batch were rejected; KIP-467 reports each one's index
+    /// in the batch so that clients fail just those.
+    #[error("{summary}")]
+    RecordErrors {
+        invalid_timestamp: bool,
+        summary: String,
+        records: Vec<RecordError>,
+    },
     /// OFFSET_OUT_OF_RANGE (1).
     #[error("offset {offset} out of range [{log_start_offset}, {log_end_offset}]")]
     OffsetOutOfRange {
@@ -68,6 +77,15 @@ impl StorageError {
             StorageError::RecordListTooLarge(_) => 18,
             StorageError::InvalidTimestamp(_) => 32,
             StorageError::InvalidRecord(_) => 87,
+            StorageError::RecordErrors {
+                invalid_timestamp, ..
+            } => {
+                if *invalid_timestamp {
+                    32
+                } else {
+                    87
+                }
+            }
             StorageError::OffsetOutOfRange { .. } => 1,
             StorageError::OutOfOrderSequence(_) => 45,
             StorageError::InvalidProducerEpoch(_) => 47,
@@ -79,6 +97,13 @@ impl StorageError {
             StorageError::LogDirLocked(_) | StorageError::KafkaStorage(_) => 56,
         }
     }
+}
+
+/// One rejected record: its index in its batch and why (KIP-467's `BatchIndexAndErrorMessage`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordError {
+    pub batch_index: i32,
+    pub message: String,
 }
 
 /// Convenience alias used throughout the crate.

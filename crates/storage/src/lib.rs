@@ -56,9 +56,10 @@ pub use config::{
     CleanupPolicy, CompressionType, ConfigError, LogConfig, TimestampType, TopicConfigDef,
     TOPIC_CONFIGS,
 };
-pub use error::StorageError;
+pub use error::{RecordError, StorageError};
 pub use log::{
-    AppendOrigin, EpochEndOffset, FetchDataInfo, FileSlice, Log, LogAppendInfo, TimestampAndOffset,
+    AppendOrigin, EpochEndOffset, FetchDataInfo, FileSlice, Log, LogAppendInfo, LogOffsetMetadata,
+    TimestampAndOffset,
 };
 pub use manager::{LogManager, LogManagerConfig};
 pub use producer_state::{ProducerStateEntry, VerificationGuard};

@@ -105,6 +105,7 @@ impl Log {
             pending_deletes: Mutex::new(Vec::new()),
             deleted: AtomicBool::new(false),
             offline: AtomicBool::new(false),
+            reads: Default::default(),
         }))
     }
 }

@@ -8,7 +8,7 @@
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::batch::{self, BatchHeader, BatchSpan};
@@ -82,6 +82,25 @@ impl FetchDataInfo {
     }
 }
 
+/// Where an offset lies in the log: the segment and the byte position of the batch that
+/// holds it, or the segment's end for the next offset to be written (Kafka's
+/// `LogOffsetMetadata`). Lets a waiting fetch count the bytes that arrived without reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogOffsetMetadata {
+    pub offset: i64,
+    pub segment_base_offset: i64,
+    pub position: u64,
+}
+
+impl LogOffsetMetadata {
+    /// Bytes from `self` up to `end` when both lie in one segment; `None` when they do not
+    /// (a roll or a truncation happened in between, and the caller should just read).
+    pub fn bytes_until(&self, end: &LogOffsetMetadata) -> Option<u64> {
+        (self.segment_base_offset == end.segment_base_offset)
+            .then(|| end.position.saturating_sub(self.position))
+    }
+}
+
 /// ListOffsets answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimestampAndOffset {
@@ -143,6 +162,9 @@ pub struct Log {
     /// Set by the first I/O failure: the files may hold a torn write, so the log refuses
     /// appends and reads until a restart recovers it (Kafka takes the log dir offline).
     pub(crate) offline: AtomicBool,
+    /// Reads served ([`Log::read`], [`Log::read_committed`]): lets tests check that waiting
+    /// fetches are completed from offsets, not by reading.
+    pub(crate) reads: AtomicU64,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -667,6 +689,34 @@ impl Log {
         Ok((data, aborted))
     }
 
+    /// Where `offset` lies (see [`LogOffsetMetadata`]), found from the offset index and a
+    /// scan of at most `index.interval.bytes` of batch headers; no record is read.
+    pub fn offset_metadata(&self, offset: i64) -> Result<LogOffsetMetadata, StorageError> {
+        self.check_online()?;
+        let metadata = self.locate_offset(offset);
+        self.offline_on_io_error(metadata)
+    }
+
+    fn locate_offset(&self, offset: i64) -> Result<LogOffsetMetadata, StorageError> {
+        let segments = self.segments_snapshot();
+        let segment = &segments[segment_index_for(&segments, offset)];
+        let limit = segment.size_bytes();
+        let position = match segment.find_batch(offset, limit)? {
+            Some((position, _)) => position,
+            None => limit,
+        };
+        Ok(LogOffsetMetadata {
+            offset,
+            segment_base_offset: segment.base_offset(),
+            position,
+        })
+    }
+
+    /// How many reads this log has served since it was opened.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
     /// `read`, and the offset after the last batch read (None if none).
     fn read_range(
         &self,
@@ -675,6 +725,7 @@ impl Log {
         max_offset: i64,
         min_one_message: bool,
     ) -> Result<(FetchDataInfo, Option<i64>), StorageError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         self.check_online()?;
         let read = self.read_segments(start_offset, max_bytes, max_offset, min_one_message);
         self.offline_on_io_error(read)

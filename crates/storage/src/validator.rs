@@ -12,7 +12,7 @@ use kafka_protocol::records::{
 
 use crate::batch::{self, BatchHeader, BatchSpan};
 use crate::config::{CompressionType, LogConfig, TimestampType};
-use crate::error::StorageError;
+use crate::error::{RecordError, StorageError};
 use crate::log::AppendOrigin;
 use crate::records;
 
@@ -42,6 +42,8 @@ impl LogValidator<'_> {
             self.validate_batch(span)?;
             let bytes = &records[span.position..span.position + span.header.size_bytes()];
             self.validate_records(bytes, &span.header)?;
+            // After the records, so that a bad record timestamp is reported per record.
+            self.validate_timestamps(span)?;
         }
         Ok(())
     }
@@ -61,17 +63,27 @@ impl LogValidator<'_> {
             && header.base_timestamp != NO_TIMESTAMP;
         let need_key =
             self.config.cleanup_policy.is_compact() && self.origin == AppendOrigin::Client;
+        // As Kafka, every record is checked and all rejected ones are reported together.
+        let mut rejected = RejectedRecords::default();
+        let mut batch_index = 0i32;
         records::walk_records(&data, header, |r| {
-            if check_time {
-                self.check_create_time(header.base_timestamp.saturating_add(r.timestamp_delta))?;
-            }
             if need_key && !r.has_key {
-                return Err(StorageError::InvalidRecord(
+                rejected.add(
+                    batch_index,
                     "compacted topic cannot accept a record without a key".into(),
-                ));
+                    false,
+                );
             }
+            if check_time {
+                let timestamp = header.base_timestamp.saturating_add(r.timestamp_delta);
+                if let Err(e) = self.check_create_time(timestamp) {
+                    rejected.add(batch_index, e.to_string(), true);
+                }
+            }
+            batch_index += 1;
             Ok(())
-        })
+        })?;
+        rejected.into_result()
     }
 
     fn validate_batch(&self, span: &BatchSpan) -> Result<(), StorageError> {
@@ -109,7 +121,7 @@ impl LogValidator<'_> {
                 "negative record count or offset delta".into(),
             ));
         }
-        self.validate_timestamps(span)
+        Ok(())
     }
 
     fn validate_timestamps(&self, span: &BatchSpan) -> Result<(), StorageError> {
@@ -142,6 +154,52 @@ impl LogValidator<'_> {
             )));
         }
         Ok(())
+    }
+}
+
+/// The records of one batch that failed validation (KIP-467).
+#[derive(Default)]
+struct RejectedRecords {
+    records: Vec<RecordError>,
+    total: usize,
+    last_index: Option<i32>,
+    invalid_timestamp: bool,
+}
+
+impl RejectedRecords {
+    /// Messages kept per batch: a batch of a million bad records must not cost a million
+    /// strings. Records past the cap fail with the batch all the same.
+    const MAX_REPORTED: usize = 1000;
+
+    fn add(&mut self, batch_index: i32, message: String, invalid_timestamp: bool) {
+        self.invalid_timestamp |= invalid_timestamp;
+        // One entry per record, as Kafka (a record with two faults reports the first).
+        if self.last_index == Some(batch_index) {
+            return;
+        }
+        self.last_index = Some(batch_index);
+        self.total += 1;
+        if self.records.len() < Self::MAX_REPORTED {
+            self.records.push(RecordError {
+                batch_index,
+                message,
+            });
+        }
+    }
+
+    fn into_result(self) -> Result<(), StorageError> {
+        let Some(first) = self.records.first() else {
+            return Ok(());
+        };
+        let summary = format!(
+            "{} record(s) of the batch rejected, the first (index {}): {}",
+            self.total, first.batch_index, first.message
+        );
+        Err(StorageError::RecordErrors {
+            invalid_timestamp: self.invalid_timestamp,
+            summary,
+            records: self.records,
+        })
     }
 }
 

@@ -253,17 +253,17 @@ fn timestamps_outside_before_and_after_max_ms_are_invalid() {
     for codec in [Compression::None, Compression::Zstd] {
         let mut old = batch(&three_records(NOW - 60_001 - 2), codec);
         let err = assert_rejected(&h, &mut old, "too old");
-        assert!(matches!(err, StorageError::InvalidTimestamp(_)), "{err:?}");
+        assert_eq!(rejected_indexes(&err, 32), [0, 1, 2], "{err:?}");
         let mut future = batch(&three_records(NOW + 1_001), codec);
         let err = assert_rejected(&h, &mut future, "too far ahead");
-        assert!(matches!(err, StorageError::InvalidTimestamp(_)), "{err:?}");
-        // One bad record among good ones spoils the batch.
+        assert_eq!(rejected_indexes(&err, 32), [0, 1, 2], "{err:?}");
+        // One bad record among good ones spoils the batch, and is named (KIP-467).
         let mut mixed = batch(
             &[Rec::kv("a", "1", NOW), Rec::kv("b", "2", NOW - 3_600_000)],
             codec,
         );
         let err = assert_rejected(&h, &mut mixed, "one old record");
-        assert!(matches!(err, StorageError::InvalidTimestamp(_)), "{err:?}");
+        assert_eq!(rejected_indexes(&err, 32), [1], "{err:?}");
         // Edges are inclusive.
         let mut edge = batch(
             &[
@@ -450,12 +450,34 @@ fn compacted_topic_rejects_records_without_key() {
     let mut keyed = batch(&three_records(NOW), Compression::None);
     append(h.log(), &mut keyed, NOW).unwrap();
     for codec in [Compression::None, Compression::Lz4] {
-        let mut b = batch(&[Rec::kv("a", "1", NOW), Rec::unkeyed(b"x", NOW)], codec);
-        let err = assert_rejected(&h, &mut b, "null key on compacted topic");
-        assert!(
-            matches!(err, StorageError::InvalidRecord(_)),
-            "{codec:?}: {err:?}"
+        let mut b = batch(
+            &[
+                Rec::kv("a", "1", NOW),
+                Rec::unkeyed(b"x", NOW),
+                Rec::kv("c", "3", NOW),
+                Rec::unkeyed(b"y", NOW),
+            ],
+            codec,
         );
+        let err = assert_rejected(&h, &mut b, "null key on compacted topic");
+        assert_eq!(rejected_indexes(&err, 87), [1, 3], "{codec:?}: {err:?}");
+    }
+    // The list is bounded; the message still counts every rejected record.
+    let unkeyed: Vec<Rec> = (0..1500).map(|_| Rec::unkeyed(b"x", NOW)).collect();
+    let mut b = batch(&unkeyed, Compression::None);
+    let err = assert_rejected(&h, &mut b, "many null keys");
+    assert_eq!(rejected_indexes(&err, 87), (0..1000).collect::<Vec<_>>());
+    assert!(err.to_string().starts_with("1500 record"), "{err}");
+}
+
+/// The batch indexes of a KIP-467 record error, checking its Kafka error code.
+fn rejected_indexes(err: &StorageError, code: i16) -> Vec<i32> {
+    assert_eq!(err.kafka_error_code(), code, "{err:?}");
+    match err {
+        StorageError::RecordErrors { records, .. } => {
+            records.iter().map(|r| r.batch_index).collect()
+        }
+        other => panic!("expected record errors, got {other:?}"),
     }
 }
 

@@ -3,8 +3,11 @@
 //!
 //! A waiting fetch subscribes to each partition's high-watermark channel before it reads,
 //! so an append between the read and the wait still wakes it; it is completed by appends,
-//! never by polling. Fetch sessions (KIP-227) are answered sessionless: every response is a
-//! full response with session id 0, which clients accept and then keep sending full requests.
+//! never by polling. As Kafka's DelayedFetch, a waiting fetch does not read on each append:
+//! it notes where its fetch offsets lie ([`LogOffsetMetadata`]) and compares them with the
+//! position of the high watermark (or last stable offset); data is read once, to answer.
+//! Fetch sessions (KIP-227) are answered sessionless: every response is a full response
+//! with session id 0, which clients accept and then keep sending full requests.
 
 use std::sync::Arc;
 
@@ -16,7 +19,7 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
-use moldau_storage::{StorageError, TopicPartition, Uuid};
+use moldau_storage::{LogOffsetMetadata, StorageError, TopicPartition, Uuid};
 use tokio::sync::watch;
 use tokio::time::{Duration, Instant};
 
@@ -33,6 +36,9 @@ const FINAL_EPOCH: i32 = -1;
 /// Kafka's `fetch.max.bytes` default: the most one response holds, whatever the request's
 /// `max_bytes` (up to 2 GiB) asks for, since the response is built in memory.
 const FETCH_MAX_BYTES: i32 = 57_671_680;
+/// Longest a fetch waits, whatever its `max_wait_ms`: Kafka sets no bound, but clients send
+/// less than their request timeout (30 s for Kafka's consumer), and nothing may park forever.
+const MAX_WAIT_MS_CAP: i32 = 30_000;
 
 /// One requested partition, resolved against the metadata image.
 struct Wanted {
@@ -63,25 +69,82 @@ pub async fn handle(
         .iter()
         .filter_map(|w| w.partition.as_ref().ok().map(|p| p.subscribe()))
         .collect();
-    let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let max_wait_ms = request.max_wait_ms.clamp(0, MAX_WAIT_MS_CAP);
+    let deadline = Instant::now() + Duration::from_millis(max_wait_ms as u64);
+    for watcher in &mut watchers {
+        watcher.mark_unchanged();
+    }
+    let (responses, bytes, any_error) = read_all(&wanted, max_bytes, read_committed);
+    let min_bytes = i64::from(request.min_bytes);
+    if bytes >= min_bytes || any_error || watchers.is_empty() || Instant::now() >= deadline {
+        return FetchResponse::default().with_responses(responses);
+    }
+    drop(responses);
+    let parked: Vec<Option<LogOffsetMetadata>> = wanted
+        .iter()
+        .map(|w| {
+            let partition = w.partition.as_ref().ok()?;
+            partition.log.offset_metadata(w.fetch_offset).ok()
+        })
+        .collect();
     loop {
+        let any_change = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
+        match tokio::time::timeout_at(deadline, any_change).await {
+            // The deadline, or a closed channel (its partition is gone): answer now.
+            Err(_) | Ok((Err(_), _, _)) => break,
+            Ok((Ok(()), _, _)) => {}
+        }
+        // Before comparing, so that a change made while comparing wakes the next wait.
         for watcher in &mut watchers {
             watcher.mark_unchanged();
         }
-        let (responses, bytes, any_error) = read_all(&wanted, max_bytes, read_committed);
-        let done = bytes >= i64::from(request.min_bytes)
-            || any_error
-            || watchers.is_empty()
-            || Instant::now() >= deadline;
-        if done {
-            return FetchResponse::default().with_responses(responses);
-        }
-        let any_change = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
-        if tokio::time::timeout_at(deadline, any_change).await.is_err() {
-            let (responses, _, _) = read_all(&wanted, max_bytes, read_committed);
-            return FetchResponse::default().with_responses(responses);
+        if can_complete(&wanted, &parked, read_committed, min_bytes) {
+            break;
         }
     }
+    let (responses, _, _) = read_all(&wanted, max_bytes, read_committed);
+    FetchResponse::default().with_responses(responses)
+}
+
+/// Kafka's DelayedFetch.tryComplete: whether the bytes between each fetch offset and the
+/// high watermark (or last stable offset) reach `min_bytes`, counted from positions the
+/// log already knows. A segment roll, a truncation or an error completes the fetch, which
+/// then reads and reports what it finds.
+fn can_complete(
+    wanted: &[Wanted],
+    parked: &[Option<LogOffsetMetadata>],
+    read_committed: bool,
+    min_bytes: i64,
+) -> bool {
+    let mut accumulated_bytes = 0i64;
+    for (w, start) in wanted.iter().zip(parked) {
+        let (Ok(partition), Some(start)) = (&w.partition, start) else {
+            continue;
+        };
+        let log = &partition.log;
+        let end_offset = if read_committed {
+            log.last_stable_offset()
+        } else {
+            log.high_watermark()
+        };
+        if end_offset == start.offset {
+            continue;
+        }
+        if end_offset < start.offset {
+            return true;
+        }
+        let Ok(end) = log.offset_metadata(end_offset) else {
+            return true;
+        };
+        match start.bytes_until(&end) {
+            Some(bytes) => {
+                let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+                accumulated_bytes += bytes.min(i64::from(w.partition_max_bytes.max(0)));
+            }
+            None => return true,
+        }
+    }
+    accumulated_bytes >= min_bytes
 }
 
 fn resolve(state: &BrokerState, ctx: &RequestContext, request: &FetchRequest) -> Vec<Wanted> {

@@ -4,11 +4,13 @@
 //! only copy is from the request buffer into a mutable buffer whose base offsets are patched.
 
 use bytes::BytesMut;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
-use moldau_storage::{AppendOrigin, BatchHeader, TopicPartition, VerificationGuard};
+use moldau_storage::{AppendOrigin, BatchHeader, StorageError, TopicPartition, VerificationGuard};
 
 use super::str_bytes;
 use crate::api::RequestContext;
@@ -18,12 +20,14 @@ use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = ProduceRequest::VERSIONS;
 
-/// Returns `None` for acks=0: the client expects no response.
+/// Returns `Ok(None)` for acks=0: the client expects no response. An acks=0 request that
+/// failed anywhere is `Err`: as Kafka, the connection is closed, the only way such a client
+/// learns of the failure (it then refreshes metadata and reconnects).
 pub async fn handle(
     state: &BrokerState,
     ctx: &RequestContext,
     request: ProduceRequest,
-) -> Option<ProduceResponse> {
+) -> Result<Option<ProduceResponse>, String> {
     let acks = request.acks;
     let transactional_id = request.transactional_id.as_ref().map(|id| id.as_str());
     let image = state.image();
@@ -73,9 +77,7 @@ pub async fn handle(
                         .with_log_append_time_ms(info.log_append_time_ms)
                         .with_log_start_offset(info.log_start_offset),
                     Err(AppendError::Kafka(e)) => error(e, None),
-                    Err(AppendError::Storage(e)) => {
-                        error_response(partition.index, storage_error_code(&e), Some(e.to_string()))
-                    }
+                    Err(AppendError::Storage(e)) => storage_error_response(partition.index, e),
                 }
             })
             .collect();
@@ -87,9 +89,30 @@ pub async fn handle(
         );
     }
     if acks == 0 {
-        return None;
+        return match first_error(&responses) {
+            Some(error) => Err(format!("acks=0 produce failed: {error}")),
+            None => Ok(None),
+        };
     }
-    Some(ProduceResponse::default().with_responses(responses))
+    Ok(Some(ProduceResponse::default().with_responses(responses)))
+}
+
+/// The first failed partition of a response, for the log line of a closed acks=0 connection.
+fn first_error(responses: &[TopicProduceResponse]) -> Option<String> {
+    responses.iter().find_map(|t| {
+        t.partition_responses
+            .iter()
+            .find(|p| p.error_code != 0)
+            .map(|p| {
+                let message = p.error_message.as_ref().map_or("", |m| m.as_str());
+                format!(
+                    "{}-{}: error code {} {message}",
+                    t.name.as_str(),
+                    p.index,
+                    p.error_code
+                )
+            })
+    })
 }
 
 fn error_response(
@@ -104,6 +127,25 @@ fn error_response(
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)
         .with_error_message(message.map(str_bytes))
+}
+
+/// A failed append; rejected records are listed by their index in the batch (KIP-467), so
+/// clients fail just those and name the cause.
+fn storage_error_response(index: i32, error: StorageError) -> PartitionProduceResponse {
+    let response = error_response(index, storage_error_code(&error), Some(error.to_string()));
+    match error {
+        StorageError::RecordErrors { records, .. } => response.with_record_errors(
+            records
+                .into_iter()
+                .map(|r| {
+                    BatchIndexAndErrorMessage::default()
+                        .with_batch_index(r.batch_index)
+                        .with_batch_index_error_message(Some(str_bytes(r.message)))
+                })
+                .collect(),
+        ),
+        _ => response,
+    }
 }
 
 /// KIP-890 part 1: a transactional batch goes only to a partition its producer added to the

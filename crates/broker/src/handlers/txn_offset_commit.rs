@@ -30,7 +30,7 @@ pub fn handle(
     ctx: &RequestContext,
     request: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
-    let commit = OffsetCommitRequest::default()
+    let mut commit = OffsetCommitRequest::default()
         .with_group_id(request.group_id.clone())
         .with_generation_id_or_member_epoch(request.generation_id)
         .with_member_id(request.member_id.clone())
@@ -57,14 +57,19 @@ pub fn handle(
                 })
                 .collect(),
         );
+    let unknown = super::offset_commit::take_unknown_partitions(state, &mut commit);
     let mut info = request_info(ctx);
     info.api_version = OFFSET_COMMIT_EQUIVALENT_VERSION;
-    let result = state.group_coordinator.txn_commit_offsets(
-        info,
-        (request.producer_id.0, request.producer_epoch),
-        &commit,
-    );
-    let topics = match result {
+    let result = if commit.topics.is_empty() {
+        Ok(Default::default())
+    } else {
+        state.group_coordinator.txn_commit_offsets(
+            info,
+            (request.producer_id.0, request.producer_epoch),
+            &commit,
+        )
+    };
+    let mut topics = match result {
         Ok(response) => response
             .topics
             .into_iter()
@@ -83,13 +88,29 @@ pub fn handle(
                     )
             })
             .collect(),
-        Err(e) => error_topics(&request, e),
+        Err(e) => error_topics(&commit, e),
     };
+    // As Kafka: a topic that does not exist is answered before the coordinator sees it.
+    for (name, partitions) in unknown {
+        let partitions = partitions.into_iter().map(|partition_index| {
+            TxnOffsetCommitResponsePartition::default()
+                .with_partition_index(partition_index)
+                .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+        });
+        match topics.iter_mut().find(|t| t.name == name) {
+            Some(topic) => topic.partitions.extend(partitions),
+            None => topics.push(
+                TxnOffsetCommitResponseTopic::default()
+                    .with_name(name)
+                    .with_partitions(partitions.collect()),
+            ),
+        }
+    }
     TxnOffsetCommitResponse::default().with_topics(topics)
 }
 
 fn error_topics(
-    request: &TxnOffsetCommitRequest,
+    request: &OffsetCommitRequest,
     error: ResponseError,
 ) -> Vec<TxnOffsetCommitResponseTopic> {
     request

@@ -66,6 +66,16 @@ impl TestBroker {
             .to_string()
     }
 
+    /// The log of a partition the broker hosts.
+    pub fn log(&self, topic: &str, partition: i32) -> std::sync::Arc<moldau_storage::Log> {
+        let tp = moldau_storage::TopicPartition::new(topic.to_string(), partition);
+        self.broker
+            .as_ref()
+            .expect("running")
+            .partition_log(&tp)
+            .expect("the broker hosts the partition")
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
