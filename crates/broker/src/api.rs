@@ -150,8 +150,18 @@ pub enum DecodedRequest {
 /// Decodes one request frame: header, version check, body. Pure (no broker state), so that
 /// the fuzz target drives exactly the broker's decoding path. `Err` is the reason to close
 /// the connection, as Kafka does for requests it cannot parse.
-pub fn decode_request(mut frame: Bytes) -> Result<DecodedRequest, String> {
-    let frame_bytes = frame.len();
+pub fn decode_request(frame: Bytes) -> Result<DecodedRequest, String> {
+    // Elements may take a bounded multiple of the frame: a frame of many tiny elements
+    // (a Produce of a million empty topics, a header of a million tagged fields) is
+    // refused rather than decoded into GBs. One allowance covers header and body.
+    let limit_bytes = frame
+        .len()
+        .saturating_mul(crate::network::DECODE_BYTES_PER_FRAME_BYTE)
+        .max(MIN_DECODE_ALLOWANCE_BYTES);
+    with_decode_limit(limit_bytes, || decode_within_allowance(frame))
+}
+
+fn decode_within_allowance(mut frame: Bytes) -> Result<DecodedRequest, String> {
     if frame.len() < 8 {
         return Err(format!("request of {} bytes has no header", frame.len()));
     }
@@ -178,15 +188,8 @@ pub fn decode_request(mut frame: Bytes) -> Result<DecodedRequest, String> {
             "{api_key:?} v{api_version} is outside the supported {range}"
         ));
     }
-    // Elements may take a bounded multiple of the frame: a frame of many tiny elements
-    // (a Produce of a million empty topics) is refused rather than decoded into GBs.
-    let limit_bytes = frame_bytes
-        .saturating_mul(crate::network::DECODE_BYTES_PER_FRAME_BYTE)
-        .max(MIN_DECODE_ALLOWANCE_BYTES);
-    let body = with_decode_limit(limit_bytes, || {
-        RequestKind::decode(api_key, &mut frame, api_version)
-    })
-    .map_err(|e| format!("malformed {api_key:?} v{api_version}: {e:#}"))?;
+    let body = RequestKind::decode(api_key, &mut frame, api_version)
+        .map_err(|e| format!("malformed {api_key:?} v{api_version}: {e:#}"))?;
     Ok(DecodedRequest::Request {
         header,
         api_key,

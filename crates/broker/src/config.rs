@@ -982,11 +982,12 @@ mod connection_config_tests {
 
     #[test]
     fn listener_names_and_ports_are_unique() {
-        let err = load(&[("listeners", "A://:9092,A://:9093")]).unwrap_err();
+        let map = ("listener.security.protocol.map", "A:PLAINTEXT,B:PLAINTEXT");
+        let err = load(&[("listeners", "A://:9092,A://:9093"), map]).unwrap_err();
         assert!(err.contains("used twice"), "{err}");
-        let err = load(&[("listeners", "A://:9092,B://127.0.0.1:9092")]).unwrap_err();
+        let err = load(&[("listeners", "A://:9092,B://127.0.0.1:9092"), map]).unwrap_err();
         assert!(err.contains("port 9092"), "{err}");
-        load(&[("listeners", "A://127.0.0.1:0,B://127.0.0.1:0")]).unwrap();
+        load(&[("listeners", "A://127.0.0.1:0,B://127.0.0.1:0"), map]).unwrap();
     }
 }
 

@@ -6,10 +6,11 @@
 //! producer's batches to one partition are appended in the order sent. Responses to
 //! pipelined requests are flushed together.
 //!
-//! Bounds: a frame buffer grows as its bytes arrive (the announced size is only a ceiling),
-//! and every byte read counts against one budget shared by all connections
-//! (`queued.max.request.bytes`) until its request is answered; a connection that finds the
-//! budget spent waits before reading more (backpressure). Decoding may use at most
+//! Bounds: a frame's announced size is reserved from one budget shared by all connections
+//! (`queued.max.request.bytes`) before its body is read, and given back once its request is
+//! handled; a connection that finds the budget spent waits (backpressure), and whoever holds
+//! a reservation can always finish. The frame buffer itself grows as bytes arrive, so
+//! memory follows what clients send, not what they announce. Decoding may use at most
 //! [`DECODE_BYTES_PER_FRAME_BYTE`] times the frame in array elements. Connections are
 //! limited as Kafka's `ConnectionQuotas` does, and one idle for `connections.max.idle.ms`
 //! since its last complete request is closed, however it trickles bytes.
@@ -38,7 +39,7 @@ use crate::state::BrokerState;
 
 const SOCKET_BUFFER_BYTES: usize = 64 * 1024;
 const PRODUCE_API_KEY: i16 = 0;
-/// How much of a frame is read (and taken from the budget) at a time.
+/// How much a frame's buffer grows by as its bytes arrive.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Decoded array elements may take at most this many bytes per frame byte (see
 /// `kafka_protocol::protocol::types::with_decode_limit`); a legitimate request decodes to
@@ -304,8 +305,8 @@ async fn serve_connection(
     }
 }
 
-/// Reads one frame, its bytes taken from the budget as they arrive. `Ok(None)`: the size
-/// prefix is out of bounds.
+/// Reads one frame: its announced size is taken from the budget first, its buffer grows as
+/// the bytes arrive. `Ok(None)`: the size prefix is out of bounds.
 async fn read_frame(
     reader: &mut BufReader<OwnedReadHalf>,
     limits: &NetworkLimits,
@@ -319,15 +320,18 @@ async fn read_frame(
             return Ok(None);
         }
         let size = size as usize;
+        // The whole frame is reserved before its body is read, as Kafka's memory pool
+        // does: a connection holding part of the budget can always finish its frame, so
+        // clients that together announce more than the budget take turns instead of each
+        // holding a share and all waiting (a deadlock until connections.max.idle.ms).
+        let permit = if size > 0 {
+            Some(limits.reserve(size).await.ok_or(Stop::Closed)?)
+        } else {
+            None
+        };
         let mut frame = BytesMut::with_capacity(size.min(READ_CHUNK_BYTES));
-        let mut permit: Option<OwnedSemaphorePermit> = None;
         while frame.len() < size {
             let chunk = (size - frame.len()).min(READ_CHUNK_BYTES);
-            let more = limits.reserve(chunk).await.ok_or(Stop::Closed)?;
-            match permit.as_mut() {
-                Some(p) => p.merge(more),
-                None => permit = Some(more),
-            }
             let end = frame.len() + chunk;
             frame.reserve(chunk);
             while frame.len() < end {

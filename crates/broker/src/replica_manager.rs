@@ -225,6 +225,16 @@ impl ReplicaManager {
         self.partitions.read().get(tp).cloned()
     }
 
+    /// The partition, or the error a client gets for one this node does not serve
+    /// ([`Self::missing_partition_error`]).
+    pub fn hosted_partition(
+        &self,
+        tp: &TopicPartition,
+    ) -> Result<Arc<Partition>, kafka_protocol::ResponseError> {
+        self.partition(tp)
+            .ok_or_else(|| self.missing_partition_error(tp))
+    }
+
     pub fn partitions(&self) -> Vec<(TopicPartition, Arc<Partition>)> {
         let map = self.partitions.read();
         let mut all: Vec<_> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();

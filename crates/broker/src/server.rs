@@ -143,11 +143,10 @@ impl Broker {
         let log_manager = self.state.replica_manager.log_manager().clone();
         let metadata_log_manager = self.metadata_log_manager;
         tokio::task::spawn_blocking(move || {
-            log_manager.shutdown()?;
-            if let Some(m) = metadata_log_manager {
-                m.shutdown()?;
-            }
-            Ok::<_, BrokerError>(())
+            // Both, whatever the first did: each releases its dir's lock.
+            let logs = log_manager.shutdown();
+            let metadata = metadata_log_manager.map_or(Ok(()), |m| m.shutdown());
+            logs.and(metadata).map_err(BrokerError::from)
         })
         .await
         .map_err(|e| BrokerError::MetadataLog(format!("shutdown task failed: {e}")))??;

@@ -7,7 +7,23 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::wire::WireClient;
 use common::{poll_messages, TestBroker};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, DeleteRecordsRequest, DeleteRecordsResponse, FetchRequest, FetchResponse,
+    ListOffsetsRequest, ListOffsetsResponse, OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::RDKafkaErrorCode;
@@ -53,6 +69,60 @@ fn read_all(broker: &TestBroker, topic: &str, partition: i32, count: usize) -> V
         .iter()
         .map(|m| String::from_utf8_lossy(rdkafka::Message::payload(m).unwrap()).into_owned())
         .collect()
+}
+
+/// Every API that reads a partition answers KAFKA_STORAGE_ERROR for an offline one, as
+/// Kafka does for a partition on a failed log dir (not UNKNOWN_TOPIC_OR_PARTITION, which
+/// would make clients refresh metadata in a loop).
+async fn assert_offline_answers(broker: &TestBroker, topic: &str, partition: i32) {
+    let storage_error = ResponseError::KafkaStorageError.code();
+    let name = TopicName(StrBytes::from_string(topic.to_string()));
+    let mut client = WireClient::connect(&broker.bootstrap()).await;
+
+    let fetch = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(name.clone())
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(partition)
+                .with_partition_max_bytes(1 << 20)])]);
+    let response: FetchResponse = client.call(ApiKey::Fetch, 11, &fetch).await;
+    assert_eq!(
+        response.responses[0].partitions[0].error_code,
+        storage_error
+    );
+
+    let list = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name.clone())
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_timestamp(-1)])]);
+    let response: ListOffsetsResponse = client.call(ApiKey::ListOffsets, 7, &list).await;
+    assert_eq!(response.topics[0].partitions[0].error_code, storage_error);
+
+    let epochs = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![OffsetForLeaderTopic::default()
+            .with_topic(name.clone())
+            .with_partitions(vec![OffsetForLeaderPartition::default()
+                .with_partition(partition)
+                .with_leader_epoch(0)])]);
+    let response: OffsetForLeaderEpochResponse =
+        client.call(ApiKey::OffsetForLeaderEpoch, 4, &epochs).await;
+    assert_eq!(response.topics[0].partitions[0].error_code, storage_error);
+
+    let delete = DeleteRecordsRequest::default()
+        .with_timeout_ms(5_000)
+        .with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(name)
+            .with_partitions(vec![DeleteRecordsPartition::default()
+                .with_partition_index(partition)
+                .with_offset(0)])]);
+    let response: DeleteRecordsResponse = client.call(ApiKey::DeleteRecords, 2, &delete).await;
+    assert_eq!(response.topics[0].partitions[0].error_code, storage_error);
 }
 
 async fn delete_topic(broker: &TestBroker, topic: &str) {
@@ -148,6 +218,7 @@ async fn a_partition_that_cannot_be_created_is_offline_then_reconciled() {
         refused.is_err(),
         "an offline partition acknowledged a record"
     );
+    assert_offline_answers(&broker, "blocked", 0).await;
 
     // The node starts with the obstacle still there and serves the rest.
     broker.restart().await;

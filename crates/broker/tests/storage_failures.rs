@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use common::{poll_messages, TestBroker};
 use moldau_broker::{Broker, BrokerError, ServerConfig};
-use moldau_storage::StorageError;
 use rdkafka::admin::AdminOptions;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -208,33 +207,29 @@ impl Drop for Tmpfs {
 }
 
 async fn start_broker(log_dir: &Path, port: u16) -> Result<Broker, BrokerError> {
+    common::init_tracing();
     let overrides = [
         (
             "listeners".to_string(),
             format!("PLAINTEXT://127.0.0.1:{port}"),
         ),
         ("log.dirs".to_string(), log_dir.display().to_string()),
-        // A deleted topic frees its space at once.
+        // A deleted topic or segment frees its space at once.
         ("log.segment.delete.delay.ms".to_string(), "0".to_string()),
+        (
+            "log.retention.check.interval.ms".to_string(),
+            "200".to_string(),
+        ),
     ];
     let (config, _warnings) = ServerConfig::load(None, &overrides).expect("test config");
     Broker::start(config).await
 }
 
-/// Starts on a dir the previous broker just released. Broker::shutdown does not yet
-/// wait for every task holding the log manager, so the dir lock may outlive it briefly.
+/// Starts on a dir the previous broker released (also after a failed shutdown).
 async fn restart_broker(log_dir: &Path, port: u16) -> Broker {
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    loop {
-        match start_broker(log_dir, port).await {
-            Ok(broker) => return broker,
-            Err(BrokerError::Storage(StorageError::LogDirLocked(_)))
-                if std::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
-            Err(e) => panic!("starts on a full disk: {e}"),
-        }
+    match start_broker(log_dir, port).await {
+        Ok(broker) => broker,
+        Err(e) => panic!("starts on a full disk: {e}"),
     }
 }
 
@@ -257,8 +252,10 @@ async fn full_disk_loses_no_acked_record_and_the_node_restarts() {
     let bootstrap = broker.bound_addr().to_string();
     let admin: rdkafka::admin::AdminClient<_> = client(&bootstrap).create().unwrap();
     for topic in ["fill", "spare"] {
+        // Small segments, so that DeleteRecords can free most of the disk later.
         let new =
-            rdkafka::admin::NewTopic::new(topic, 1, rdkafka::admin::TopicReplication::Fixed(1));
+            rdkafka::admin::NewTopic::new(topic, 1, rdkafka::admin::TopicReplication::Fixed(1))
+                .set("segment.bytes", "1048576");
         let results = admin.create_topics(&[new], &options()).await.unwrap();
         assert!(results.iter().all(Result::is_ok), "{results:?}");
     }
@@ -310,7 +307,44 @@ async fn full_disk_loses_no_acked_record_and_the_node_restarts() {
     assert_eq!(read.len(), acked.len(), "every acked record survives");
     assert!(read == acked, "acked records come back unchanged");
     drop(consumer);
-    if let Err(e) = broker.shutdown().await {
-        eprintln!("shutdown on a full disk: {e}");
+
+    // The operator frees space with DeleteRecords on the running node; produce then works
+    // again without a restart (the partitions that failed were reopened by the restart).
+    let admin: rdkafka::admin::AdminClient<_> = client(&bootstrap).create().unwrap();
+    let mut before = TopicPartitionList::new();
+    before
+        .add_partition_offset("fill", 0, Offset::Offset(acked.len() as i64))
+        .unwrap();
+    admin
+        .delete_records(&before, &options())
+        .await
+        .expect("DeleteRecords on a full disk");
+    let producer: FutureProducer = client(&bootstrap).create().unwrap();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        // Only after the retention pass has removed the segments below the new start.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let fill = topic_dir_bytes(disk.path(), "fill-0");
+        if fill < 2 * 1024 * 1024 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "DeleteRecords freed nothing: {fill} bytes left"
+        );
     }
+    send(&producer, "spare", 0, b"after")
+        .await
+        .expect("produce works once space is freed");
+    drop((producer, admin));
+    broker.shutdown().await.expect("clean shutdown with space");
+}
+
+/// Bytes of the files in one partition dir.
+fn topic_dir_bytes(log_dir: &Path, dir_name: &str) -> u64 {
+    std::fs::read_dir(log_dir.join(dir_name))
+        .unwrap()
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum()
 }

@@ -259,6 +259,109 @@ fn amplifying_requests_are_refused_within_budget() {
     produce_and_consume(&server, "calm", 5);
 }
 
+fn put_unsigned_varint(buf: &mut Vec<u8>, mut n: u32) {
+    while n >= 0x80 {
+        buf.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    buf.push(n as u8);
+}
+
+/// An ApiVersions v3 frame whose request header carries `tags` distinct empty tagged
+/// fields: about 3 wire bytes each, a map entry each once decoded.
+fn tagged_fields_frame(tags: u32) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&18i16.to_be_bytes());
+    body.extend_from_slice(&3i16.to_be_bytes());
+    body.extend_from_slice(&1i32.to_be_bytes());
+    body.extend_from_slice(&(-1i16).to_be_bytes());
+    put_unsigned_varint(&mut body, tags);
+    for tag in 0..tags {
+        put_unsigned_varint(&mut body, tag);
+        put_unsigned_varint(&mut body, 0);
+    }
+    // Body: client software name and version ("a", "1"), no tagged fields.
+    body.extend_from_slice(&[2, b'a', 2, b'1', 0]);
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    frame
+}
+
+#[test]
+fn unknown_tagged_fields_count_against_the_decode_allowance() {
+    let server = Server::start();
+    server.ok(&["topics", "create", "--topic", "calm"]);
+    // A million tags in 3.5 MB decode to ~40 MB of map entries (11x the frame, past the
+    // 8x allowance): refused and closed, where it used to be decoded and answered.
+    let mut attacker = connect(server.addr);
+    attacker
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    attacker.write_all(&tagged_fields_frame(1_000_000)).unwrap();
+    assert!(closed_by_server(&mut attacker, Duration::from_secs(10)));
+    // A few tagged fields, as clients send, are fine.
+    let mut client = connect(server.addr);
+    client.write_all(&tagged_fields_frame(3)).unwrap();
+    let mut size = [0u8; 4];
+    client.read_exact(&mut size).unwrap();
+    assert!(i32::from_be_bytes(size) > 0);
+    produce_and_consume(&server, "calm", 5);
+}
+
+/// Clients that together announce more than `queued.max.request.bytes` are served in turn:
+/// none holds part of the budget while waiting for the rest.
+#[test]
+fn large_frames_beyond_the_budget_take_turns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let frame_bytes: usize = 3 * 1024 * 1024;
+    let server = Server::start_in(
+        tmp.path(),
+        &[
+            "--override",
+            &format!("socket.request.max.bytes={frame_bytes}"),
+            "--override",
+            &format!("queued.max.request.bytes={}", 4 * 1024 * 1024),
+            // Longer than the test waits: a stall is not ended by the idle timeout.
+            "--override",
+            "connections.max.idle.ms=120000",
+        ],
+    );
+    // An ApiVersions v0 request padded to the largest frame.
+    let mut frame = api_versions_frame(9);
+    frame.resize(4 + frame_bytes, 0);
+    frame[..4].copy_from_slice(&(frame_bytes as i32).to_be_bytes());
+    let addr = server.addr;
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let frame = frame.clone();
+            std::thread::spawn(move || {
+                let mut stream = connect(addr);
+                stream
+                    .set_write_timeout(Some(Duration::from_secs(30)))
+                    .unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(30)))
+                    .unwrap();
+                stream
+                    .write_all(&frame)
+                    .map_err(|e| format!("write: {e}"))?;
+                // Answered or closed: either way the broker read the whole frame.
+                let mut byte = [0u8; 1];
+                match stream.read(&mut byte) {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Ok(()),
+                    Err(e) => Err(format!("read: {e}")),
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap().expect("the frame was read");
+    }
+    let mut after = connect(server.addr);
+    assert!(answers_api_versions(&mut after));
+}
+
 fn parked_fetch_frame(topic: &str) -> Vec<u8> {
     let version = 4;
     let request = FetchRequest::default()
@@ -330,6 +433,10 @@ fn every_listener_is_bound() {
             "listeners=PLAINTEXT://127.0.0.1:{},OTHER://127.0.0.1:{}",
             ports[0], ports[1]
         ))
+        .args([
+            "--override",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT",
+        ])
         .arg("--override")
         .arg(format!("log.dirs={}", tmp.path().join("data").display()))
         .stdout(std::process::Stdio::null())
@@ -362,6 +469,8 @@ fn every_listener_is_bound() {
         "server",
         "--override",
         &format!("listeners=PLAINTEXT://127.0.0.1:0,BUSY://127.0.0.1:{port}"),
+        "--override",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,BUSY:PLAINTEXT",
         "--override",
         &format!("log.dirs={}", tmp.path().join("other").display()),
     ]);

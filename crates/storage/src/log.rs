@@ -1008,6 +1008,9 @@ impl Log {
         active.on_become_inactive()?;
         self.flush()?;
         w.producers.take_snapshot()?;
+        // Closed for good: an append from a request still finishing after shutdown must
+        // not land behind the clean-shutdown marker.
+        self.offline.store(true, Ordering::Release);
         Ok(())
     }
 

@@ -82,8 +82,8 @@ pub struct LogManager {
     last_checkpoint_ms: AtomicI64,
     /// Deleted partitions' renamed dirs and when to remove them (`file.delete.delay.ms`).
     pending_deletions: Mutex<Vec<(PathBuf, i64)>>,
-    /// Holds the OS lock on `.lock` until the manager is dropped.
-    _dir_lock: fs::File,
+    /// Holds the OS lock on `.lock` until shutdown (or drop).
+    dir_lock: Mutex<Option<fs::File>>,
 }
 
 /// Kafka's `log.flush.offset.checkpoint.interval.ms` default.
@@ -136,7 +136,7 @@ impl LogManager {
             threads: Mutex::new(Vec::new()),
             last_checkpoint_ms: AtomicI64::new(now_ms()),
             pending_deletions: Mutex::new(Vec::new()),
-            _dir_lock: dir_lock,
+            dir_lock: Mutex::new(Some(dir_lock)),
         });
         // A full disk must not stop the start: the operator needs a running node to
         // delete data. The old checkpoints stay valid, they only cost a longer recovery.
@@ -276,25 +276,34 @@ impl LogManager {
     /// then not written, so the next start recovers. Fails only if the marker write does.
     pub fn shutdown(&self) -> Result<(), StorageError> {
         self.stop_background_tasks();
-        let mut clean = true;
-        for log in self.all_logs() {
+        // Closing is a flush per log: over many partitions it must run in parallel, as
+        // Kafka's shutdown uses the recovery threads, or SIGTERM takes minutes.
+        let closed = parallel_map(self.config.recovery_threads, self.all_logs(), |log| {
             if log.is_offline() {
-                clean = false;
-                continue;
+                return false;
             }
-            if let Err(e) = log.close() {
-                tracing::error!(tp = %log.topic_partition(), %e, "could not close log");
-                clean = false;
+            match log.close() {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(tp = %log.topic_partition(), %e, "could not close log");
+                    false
+                }
             }
-        }
+        });
+        let mut clean = closed.into_iter().all(|closed| closed == Some(true));
         if let Err(e) = self.checkpoint() {
             tracing::error!(%e, "could not write checkpoints at shutdown");
             clean = false;
         }
-        if clean {
-            write_file_atomically(&self.config.log_dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
-        }
-        Ok(())
+        let marked = if clean {
+            write_file_atomically(&self.config.log_dir.join(CLEAN_SHUTDOWN_FILE), b"")
+        } else {
+            Ok(())
+        };
+        // Another process may open the dir as soon as this returns, even while tasks of
+        // this one still hold the manager; the closed logs refuse appends meanwhile.
+        lock(&self.dir_lock).take();
+        marked.map_err(StorageError::from)
     }
 
     pub fn log_dir(&self) -> &Path {
@@ -483,8 +492,6 @@ fn open_logs(
     clean_shutdown: bool,
     dirs: Vec<(PathBuf, TopicPartition)>,
 ) -> Result<BTreeMap<TopicPartition, Arc<Log>>, StorageError> {
-    let threads = config.recovery_threads.max(1);
-    let chunk = dirs.len().div_ceil(threads).max(1);
     let now = now_ms();
     let open_one = |(dir, tp): &(PathBuf, TopicPartition)| {
         let params = LoadParams {
@@ -497,27 +504,48 @@ fn open_logs(
         };
         open_or_recover(dir, tp, None, default_log_config.clone(), params)
     };
-    let results: Vec<Result<Arc<Log>, StorageError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = dirs
+    let results = parallel_map(config.recovery_threads, dirs.iter().collect(), |dir| {
+        open_one(dir)
+    });
+    let mut logs = BTreeMap::new();
+    for ((_, tp), log) in dirs.iter().zip(results) {
+        // One bad partition must not stop the node: it stays unloaded, and the broker
+        // serves it as offline (retrying the open) while the others serve.
+        match log {
+            Some(Ok(log)) => {
+                logs.insert(tp.clone(), log);
+            }
+            Some(Err(e)) => {
+                tracing::error!(%tp, %e, "log could not be opened or recovered; left offline")
+            }
+            None => tracing::error!(%tp, "log recovery panicked; left offline"),
+        }
+    }
+    Ok(logs)
+}
+
+/// Runs `f` over `items` on up to `threads` threads, in order; None where `f` panicked.
+fn parallel_map<T: Sync, R: Send>(
+    threads: usize,
+    items: Vec<T>,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<Option<R>> {
+    let chunk = items.len().div_ceil(threads.max(1)).max(1);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
             .chunks(chunk)
-            .map(|c| s.spawn(move || c.iter().map(open_one).collect::<Vec<_>>()))
+            .map(|c| s.spawn(move || c.iter().map(f).collect::<Vec<_>>()))
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    let panicked = std::io::Error::other("log recovery thread panicked");
-                    vec![Err(StorageError::KafkaStorage(panicked))]
-                })
+            .zip(items.chunks(chunk))
+            .flat_map(|(h, c)| match h.join() {
+                Ok(results) => results.into_iter().map(Some).collect(),
+                Err(_) => (0..c.len()).map(|_| None).collect::<Vec<_>>(),
             })
             .collect()
-    });
-    let mut logs = BTreeMap::new();
-    for log in results {
-        let log = log?;
-        logs.insert(log.topic_partition().clone(), log);
-    }
-    Ok(logs)
+    })
 }
 
 /// Opens a log; if that fails after a clean shutdown (e.g. a tail that does not parse),

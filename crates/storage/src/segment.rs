@@ -609,12 +609,14 @@ impl LogSegment {
         let mut position = 0u64;
         let mut next_offset = self.base_offset;
         let mut buf = Vec::new();
+        let mut index_full = false;
         while let Some(header) = self.recover_one(position, file_size, next_offset, &mut buf)? {
             if position == 0 {
                 self.first_batch_timestamp
                     .store(header.max_timestamp, Ordering::Relaxed);
             }
-            self.index_batch(&header, position, index_interval_bytes)?;
+            let indexed = self.index_batch(&header, position, index_interval_bytes);
+            self.tolerate_full_disk(indexed, &mut index_full)?;
             on_batch(&header);
             next_offset = header.next_offset();
             position += header.size_bytes() as u64;
@@ -632,9 +634,29 @@ impl LogSegment {
         // Like Kafka's recover: the rebuilt time index ends with the max timestamp,
         // so it holds even if this segment is never active again.
         if position > 0 {
-            self.maybe_append_time_index()?;
+            let indexed = self.maybe_append_time_index().map(drop);
+            self.tolerate_full_disk(indexed, &mut index_full)?;
         }
         Ok(file_size - position)
+    }
+
+    /// During recovery an index entry that does not fit on a full disk is skipped: the
+    /// indexes are sparse, so a missing entry only lengthens a scan, and the node must be
+    /// able to start on a full disk so that an operator can free space. Logged once.
+    fn tolerate_full_disk(&self, result: io::Result<()>, warned: &mut bool) -> io::Result<()> {
+        match result {
+            Err(e) if e.kind() == io::ErrorKind::StorageFull => {
+                if !std::mem::replace(warned, true) {
+                    tracing::warn!(
+                        dir = %self.dir.display(),
+                        base_offset = self.base_offset,
+                        "disk full: index entries skipped while recovering the segment"
+                    );
+                }
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// One valid batch at `position`, or None where the valid prefix ends.

@@ -75,10 +75,12 @@ fn delete_before(
         return Err(ResponseError::InvalidTopicException);
     }
     let tp = TopicPartition::new(topic, partition_index);
-    let partition = state
-        .replica_manager
-        .partition(&tp)
-        .ok_or(ResponseError::NotLeaderOrFollower)?;
+    // The topic is known (checked by the caller): a partition not served here is offline
+    // (KAFKA_STORAGE_ERROR) or led elsewhere.
+    let partition = match state.replica_manager.hosted_partition(&tp) {
+        Err(ResponseError::UnknownTopicOrPartition) => Err(ResponseError::NotLeaderOrFollower),
+        other => other,
+    }?;
     if partition.leader != state.node_id {
         return Err(ResponseError::NotLeaderOrFollower);
     }

@@ -162,8 +162,7 @@ fn resolve(state: &BrokerState, ctx: &RequestContext, request: &FetchRequest) ->
                 None => Err(ResponseError::UnknownTopicId),
                 Some(name) => state
                     .replica_manager
-                    .partition(&TopicPartition::new(name.clone(), p.partition))
-                    .ok_or(ResponseError::UnknownTopicOrPartition)
+                    .hosted_partition(&TopicPartition::new(name.clone(), p.partition))
                     .and_then(|partition| check_leader(state, partition, p.current_leader_epoch)),
             };
             wanted.push(Wanted {

@@ -5,7 +5,6 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
-use kafka_protocol::ResponseError;
 use moldau_storage::{StorageError, TimestampAndOffset, TopicPartition};
 
 use crate::api::RequestContext;
@@ -41,11 +40,9 @@ pub fn handle(
                     let tp = TopicPartition::new(topic.name.to_string(), p.partition_index);
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let partition = match state.replica_manager.partition(&tp) {
-                        Some(partition) => partition,
-                        None => {
-                            return error(response, ResponseError::UnknownTopicOrPartition.code())
-                        }
+                    let partition = match state.replica_manager.hosted_partition(&tp) {
+                        Ok(partition) => partition,
+                        Err(e) => return error(response, e.code()),
                     };
                     if let Err(e) =
                         super::check_leader_epoch(state, &partition, p.current_leader_epoch)

@@ -44,10 +44,11 @@ pub fn handle(
                         let known = image
                             .topic_by_name(&tp.topic)
                             .is_some_and(|t| t.partitions.contains_key(&p.partition));
-                        let error = if known {
-                            ResponseError::NotLeaderOrFollower
-                        } else {
-                            ResponseError::UnknownTopicOrPartition
+                        let error = match state.replica_manager.missing_partition_error(&tp) {
+                            ResponseError::UnknownTopicOrPartition if known => {
+                                ResponseError::NotLeaderOrFollower
+                            }
+                            error => error,
                         };
                         return result.with_error_code(error.code());
                     };

@@ -172,7 +172,7 @@ fn verify_transaction(
         return Ok(None);
     };
     let Some(partition) = state.replica_manager.partition(tp) else {
-        // The append answers UNKNOWN_TOPIC_OR_PARTITION.
+        // The append answers for a partition not served here.
         return Ok(None);
     };
     let guard = partition.log.maybe_start_transaction_verification(

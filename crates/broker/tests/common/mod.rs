@@ -15,6 +15,16 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureProducer;
 
+/// Broker logs on the test's output when `RUST_LOG` is set (e.g. `RUST_LOG=warn`).
+pub fn init_tracing() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 pub struct TestBroker {
     broker: Option<Broker>,
     data_dir: PathBuf,
@@ -46,6 +56,7 @@ impl TestBroker {
     }
 
     async fn boot(&mut self, port: u16) {
+        init_tracing();
         let mut overrides = vec![
             (
                 "listeners".to_string(),

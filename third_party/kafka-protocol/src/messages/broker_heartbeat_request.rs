@@ -230,6 +230,7 @@ impl Decodable for BrokerHeartbeatRequest {
                     }
                 }
                 _ => {
+                    types::charge_unknown_tagged_field()?;
                     let unknown_value = buf.try_get_bytes(size as usize)?;
                     unknown_tagged_fields.insert(tag as i32, unknown_value);
                 }

@@ -926,6 +926,14 @@ fn charge_decode_allowance(bytes: usize) -> Result<()> {
     })
 }
 
+/// Charges the decode allowance for one unknown tagged field (Moldau patch): each is kept
+/// in a map entry of a few dozen bytes, from as little as 2 wire bytes.
+#[doc(hidden)]
+pub fn charge_unknown_tagged_field() -> Result<()> {
+    const ENTRY_BYTES: usize = 64;
+    charge_decode_allowance(ENTRY_BYTES)
+}
+
 /// Capacity to preallocate for an array of `n` elements read from the wire (Moldau patch).
 ///
 /// Like Kafka's generated readers, a count larger than the bytes left in the buffer is
