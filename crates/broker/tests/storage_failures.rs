@@ -131,6 +131,54 @@ async fn corrupt_tail_after_clean_shutdown_is_truncated_at_start() {
     broker.shutdown().await;
 }
 
+/// A partition that cannot be opened at all at start (here its segment is a directory)
+/// is offline while the node starts and serves the rest; once repaired it comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unopenable_partition_at_start_is_offline_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_dirs = dir.path().display().to_string();
+    let broker = TestBroker::start_with(&[("log.dirs", &log_dirs)]).await;
+    broker.create_topic("broken", 2).await;
+    let producer = broker.producer();
+    for partition in [0, 1] {
+        send(&producer, "broken", partition, b"first")
+            .await
+            .expect("acked");
+    }
+    drop(producer);
+    broker.shutdown().await;
+    let segment = segment_file(dir.path(), "broken", 0);
+    let saved = dir.path().join("saved-segment");
+    fs::rename(&segment, &saved).unwrap();
+    fs::create_dir(&segment).unwrap();
+
+    let broker = TestBroker::start_with(&[("log.dirs", &log_dirs)]).await;
+    let no_retry: FutureProducer = broker.client_config().set("retries", "0").create().unwrap();
+    let err = send(&no_retry, "broken", 0, b"refused").await.unwrap_err();
+    assert_eq!(
+        err,
+        KafkaError::MessageProduction(RDKafkaErrorCode::KafkaStorageError),
+        "{err}"
+    );
+    send(&no_retry, "broken", 1, b"second")
+        .await
+        .expect("the other partition serves");
+
+    // Repaired underneath the running node: the reconciler opens it again.
+    fs::remove_dir(&segment).unwrap();
+    fs::rename(&saved, &segment).unwrap();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while send(&no_retry, "broken", 0, b"second").await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "never came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        consume(&broker, "broken", 0, 2),
+        vec![b"first".to_vec(), b"second".to_vec()]
+    );
+    broker.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_partition_answers_kafka_storage_error_while_others_serve() {
     let dir = tempfile::tempdir().unwrap();
