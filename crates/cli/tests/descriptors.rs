@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use common::*;
 
@@ -16,34 +14,8 @@ const FITS: usize = 300;
 
 /// `moldau server` on `dir` under `prlimit --nofile=NOFILE:NOFILE`.
 fn start_limited(dir: &Path) -> Server {
-    let port = free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let data_dir = dir.join("data");
-    let log_path = dir.join(format!("server-{port}.log"));
-    let log = std::fs::File::create(&log_path).expect("server log");
-    let child = Command::new("prlimit")
-        .arg(format!("--nofile={NOFILE}:{NOFILE}"))
-        .arg(BIN)
-        .arg("server")
-        .arg("--override")
-        .arg(format!("listeners=PLAINTEXT://{addr}"))
-        .arg("--override")
-        .arg(format!("log.dirs={}", data_dir.display()))
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("spawn prlimit (util-linux) with moldau server");
-    let mut server = Server {
-        child,
-        addr,
-        data_dir,
-        log_path,
-        _tmp: None,
-    };
-    server.wait_until_accepting();
-    server
+    let limit = format!("--nofile={NOFILE}:{NOFILE}");
+    Server::start_wrapped(dir, &["prlimit", &limit], &[])
 }
 
 fn partition_count(server: &Server, topic: &str) -> Option<u64> {
@@ -56,17 +28,7 @@ fn partition_count(server: &Server, topic: &str) -> Option<u64> {
 }
 
 fn consume_all(server: &Server, topic: &str, count: usize) -> Vec<String> {
-    let out = server.ok(&[
-        "consume",
-        "--topic",
-        topic,
-        "--from-beginning",
-        "--max-messages",
-        &count.to_string(),
-        "--timeout-ms",
-        "20000",
-    ]);
-    let mut values: Vec<String> = out.stdout.lines().map(str::to_string).collect();
+    let mut values = server.consume_values(topic, count);
     values.sort();
     values
 }

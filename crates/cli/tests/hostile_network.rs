@@ -80,17 +80,8 @@ fn produce_and_consume(server: &Server, topic: &str, count: usize) {
         "{}",
         out.stderr
     );
-    let out = server.ok(&[
-        "consume",
-        "--topic",
-        topic,
-        "--from-beginning",
-        "--max-messages",
-        &count.to_string(),
-        "--timeout-ms",
-        "20000",
-    ]);
-    assert_eq!(out.stdout.lines().count(), count, "{}", out.stdout);
+    let values = server.consume_values(topic, count);
+    assert_eq!(values.len(), count, "{values:?}");
 }
 
 #[test]

@@ -263,19 +263,26 @@ impl<E: IndexEntry> SparseIndex<E> {
     /// Syncs the file if it was written since the last flush. A file already gone
     /// (its segment was deleted) has nothing left to make durable.
     pub fn flush(&self) -> io::Result<()> {
-        if !self.dirty.swap(false, Ordering::AcqRel) {
-            return Ok(());
-        }
-        let result = match File::open(&self.path) {
-            Ok(file) => file.sync_data(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        };
-        if result.is_err() {
-            self.dirty.store(true, Ordering::Release);
-        }
-        result
+        sync_if_dirty(&self.path, &self.dirty)
     }
+}
+
+/// Syncs an index file (opened for the call: indexes hold no descriptor) if `dirty`; on
+/// failure it stays dirty for the next flush. A file already gone (its segment was
+/// deleted) has nothing left to make durable.
+pub(crate) fn sync_if_dirty(path: &Path, dirty: &AtomicBool) -> io::Result<()> {
+    if !dirty.swap(false, Ordering::AcqRel) {
+        return Ok(());
+    }
+    let result = match File::open(path) {
+        Ok(file) => file.sync_data(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    if result.is_err() {
+        dirty.store(true, Ordering::Release);
+    }
+    result
 }
 
 fn read_all<E: IndexEntry>(file: &File, base_offset: i64, count: usize) -> io::Result<Vec<E>> {

@@ -233,18 +233,7 @@ impl TransactionIndex {
 
     /// Syncs the file if it was written since the last flush.
     pub fn flush(&self) -> io::Result<()> {
-        if !self.dirty.swap(false, Ordering::AcqRel) {
-            return Ok(());
-        }
-        let result = match File::open(&self.path) {
-            Ok(file) => file.sync_data(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        };
-        if result.is_err() {
-            self.dirty.store(true, Ordering::Release);
-        }
-        result
+        crate::index::sync_if_dirty(&self.path, &self.dirty)
     }
 }
 

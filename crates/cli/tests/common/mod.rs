@@ -36,12 +36,24 @@ impl Server {
     /// A node on an existing data directory, with extra `moldau server` arguments
     /// (they come after the listener and data directory overrides).
     pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
+        Server::start_wrapped(dir, &[], extra)
+    }
+
+    /// As `start_in`, with `moldau` run under a wrapper command (e.g. `prlimit --nofile=N`).
+    pub fn start_wrapped(dir: &Path, wrapper: &[&str], extra: &[&str]) -> Server {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let data_dir = dir.join("data");
         let log_path = dir.join(format!("server-{port}.log"));
         let log = std::fs::File::create(&log_path).expect("server log");
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(BIN);
+                cmd
+            }
+            None => Command::new(BIN),
+        };
         cmd.arg("server")
             .arg("--override")
             .arg(format!("listeners=PLAINTEXT://{addr}"))
@@ -114,6 +126,21 @@ impl Server {
         let out = self.run_with_input(args, input);
         out.assert_success(args, self);
         out
+    }
+
+    /// The values of `count` records of `topic` from the beginning (`moldau consume`).
+    pub fn consume_values(&self, topic: &str, count: usize) -> Vec<String> {
+        let out = self.ok(&[
+            "consume",
+            "--topic",
+            topic,
+            "--from-beginning",
+            "--max-messages",
+            &count.to_string(),
+            "--timeout-ms",
+            "20000",
+        ]);
+        out.stdout.lines().map(str::to_string).collect()
     }
 
     pub fn json(&self, args: &[&str]) -> Value {
