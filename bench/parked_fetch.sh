@@ -7,6 +7,8 @@
 #
 #   bench/parked_fetch.sh [seconds] [records_per_sec]   (defaults 20 and 1000; needs kcat)
 #   MOLDAU_BIN=path/to/moldau bench/parked_fetch.sh     (another build, no cargo)
+#   KAFKA=1 bench/parked_fetch.sh       (the same against Apache Kafka 4.1.1, see kafka.sh;
+#                                        moldau's CLI is still the client; CPU is the JVM's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-20}
@@ -18,11 +20,18 @@ bin=$(realpath "${MOLDAU_BIN:-target/release/moldau}")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 dir=$(mktemp -d)
 bootstrap="127.0.0.1:$port"
-"$bin" server --override "listeners=PLAINTEXT://$bootstrap" --override "log.dirs=$dir/data" \
-  >"$dir/server.log" 2>&1 &
-server=$!
 consumer=
-trap '[ -n "$consumer" ] && kill $consumer 2>/dev/null; kill $server 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+if [ "${KAFKA:-}" = 1 ]; then
+  . bench/kafka.sh
+  trap '[ -z "$consumer" ] || kill $consumer 2>/dev/null || true; kafka_stop; wait 2>/dev/null; rm -rf "$dir"' EXIT
+  kafka_start "$dir/kafka" "$port"
+  server=$kafka_pid
+else
+  "$bin" server --override "listeners=PLAINTEXT://$bootstrap" --override "log.dirs=$dir/data" \
+    >"$dir/server.log" 2>&1 &
+  server=$!
+  trap '[ -z "$consumer" ] || kill $consumer 2>/dev/null || true; kill $server 2>/dev/null || true; wait 2>/dev/null; rm -rf "$dir"' EXIT
+fi
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
@@ -45,13 +54,15 @@ measure() {
 idle_cpu_s=$(measure)
 
 kcat -C -b "$bootstrap" -t parked -p 0 -o beginning -q \
-  -X fetch.min.bytes=100000000 -X fetch.wait.max.ms=300000 \
+  -X fetch.min.bytes=100000000 -X fetch.wait.max.ms=299000 -X socket.timeout.ms=300000 \
   -X fetch.max.bytes=200000000 -X max.partition.fetch.bytes=200000000 \
   -X receive.message.max.bytes=210000000 >/dev/null &
 consumer=$!
 sleep 2
+kill -0 $consumer 2>/dev/null || { echo "kcat exited; no parked fetch to measure" >&2; consumer=; exit 1; }
 parked_cpu_s=$(measure)
 
+[ "${KAFKA:-}" = 1 ] && echo "broker: Apache Kafka $kafka_version (JVM ${KAFKA_HEAP:--Xmx1G -Xms1G})"
 echo "| trickle | seconds | broker CPU s, no consumer | broker CPU s, one parked fetch |"
 echo "|---|---|---|---|"
 echo "| $rate rec/s of 100 B | $seconds | $idle_cpu_s | $parked_cpu_s |"

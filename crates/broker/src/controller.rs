@@ -29,6 +29,10 @@ use crate::internal_log;
 /// The metadata topic partition, as Kafka names it.
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
 
+/// Kafka's bound on the records one client operation may commit (`MAX_RECORDS_PER_USER_OP`);
+/// past it the operation is refused with POLICY_VIOLATION and nothing is written.
+pub const MAX_RECORDS_PER_USER_OP: usize = 10_000;
+
 /// Reacts to committed metadata before readers see the new image. Infallible: a side
 /// effect that fails (a log dir not created or not removed) is the publisher's to retry.
 pub trait MetadataPublisher: Send + Sync {
@@ -95,6 +99,9 @@ impl Controller {
         }
         let image = self.image();
         let (records, out) = decide(&image)?;
+        if records.len() > MAX_RECORDS_PER_USER_OP {
+            return Err(BrokerError::TooManyRecords(records.len()).into());
+        }
         if !records.is_empty() {
             let mut batch = encode(&records)?;
             match self.append(&mut batch) {

@@ -17,6 +17,9 @@ pub enum BrokerError {
     },
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// One client operation would commit more than `MAX_RECORDS_PER_USER_OP` records.
+    #[error("Unable to perform excessively large batch operation.")]
+    TooManyRecords(usize),
 }
 
 /// The Kafka error code a client sees for a storage failure (variants map one-to-one).
@@ -25,6 +28,11 @@ pub fn storage_error_code(error: &StorageError) -> i16 {
 }
 
 impl BrokerError {
+    /// Refusals a client caused (not worth an error in the log).
+    pub fn is_client_refusal(&self) -> bool {
+        matches!(self, BrokerError::TooManyRecords(_))
+    }
+
     /// The Kafka error a client sees when a request fails with this error: a storage
     /// failure keeps its own code (an I/O error is KAFKA_STORAGE_ERROR, not UNKNOWN).
     pub fn response_error(&self) -> kafka_protocol::ResponseError {
@@ -33,6 +41,7 @@ impl BrokerError {
             BrokerError::Storage(e) => ResponseError::try_from_code(storage_error_code(e))
                 .unwrap_or(ResponseError::UnknownServerError),
             BrokerError::Io(_) => ResponseError::KafkaStorageError,
+            BrokerError::TooManyRecords(_) => ResponseError::PolicyViolation,
             _ => ResponseError::UnknownServerError,
         }
     }
@@ -54,6 +63,10 @@ mod tests {
         );
         let corrupt = BrokerError::Storage(StorageError::CorruptMessage("crc".into()));
         assert_eq!(corrupt.response_error(), ResponseError::CorruptMessage);
+        assert_eq!(
+            BrokerError::TooManyRecords(10_001).response_error(),
+            ResponseError::PolicyViolation
+        );
         let metadata = BrokerError::MetadataLog("replay".into());
         assert_eq!(metadata.response_error(), ResponseError::UnknownServerError);
     }

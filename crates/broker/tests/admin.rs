@@ -243,6 +243,43 @@ async fn delete_topics_by_name_and_by_id() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_request_creates_at_most_ten_thousand_partitions() {
+    let mut broker = TestBroker::start().await;
+    let admin = broker.admin();
+    let refused = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| Err((n.to_string(), RDKafkaErrorCode::PolicyViolation)))
+            .collect::<Vec<_>>()
+    };
+    // Over the request: 10,001 partitions, or two topics that together pass 10,000.
+    let one = [NewTopic::new("one", 10_001, TopicReplication::Fixed(1))];
+    let results = admin.create_topics(&one, &options()).await.unwrap();
+    assert_eq!(results, refused(&["one"]));
+    let two = [
+        NewTopic::new("two-a", 5_001, TopicReplication::Fixed(1)),
+        NewTopic::new("two-b", 5_000, TopicReplication::Fixed(1)),
+    ];
+    let results = admin.create_topics(&two, &options()).await.unwrap();
+    assert_eq!(results, refused(&["two-a", "two-b"]));
+    // 10,000 partitions fit the request but not the records bound (one more for the topic).
+    let exact = [NewTopic::new("exact", 10_000, TopicReplication::Fixed(1))];
+    let results = admin.create_topics(&exact, &options()).await.unwrap();
+    assert_eq!(results, refused(&["exact"]));
+
+    let mut client = WireClient::connect(&broker.bootstrap()).await;
+    for name in ["one", "two-a", "two-b", "exact"] {
+        assert_eq!(topic_metadata(&mut client, name).await, None, "{name}");
+    }
+    // Within the bounds: created.
+    let fits = [NewTopic::new("fits", 3, TopicReplication::Fixed(1))];
+    let results = admin.create_topics(&fits, &options()).await.unwrap();
+    assert_eq!(results, vec![Ok("fits".to_string())]);
+    drop(client);
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_partitions_grows_only() {
     let mut broker = TestBroker::start().await;
     broker.create_topic("grow", 1).await;
@@ -267,9 +304,10 @@ async fn create_partitions_grows_only() {
             NewPartitions::new("missing", 2),
             RDKafkaErrorCode::UnknownTopicOrPartition,
         ),
+        // Kafka: more than 10,000 new partitions' records in one operation.
         (
             NewPartitions::new("grow", 100_000),
-            RDKafkaErrorCode::InvalidPartitions,
+            RDKafkaErrorCode::PolicyViolation,
         ),
     ];
     for (request, code) in refused {

@@ -494,7 +494,7 @@ fn api_versions_v3() -> ApiVersionsRequest {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn more_explicit_partition_assignments_than_the_limit_get_invalid_partitions() {
+async fn more_explicit_partition_assignments_than_the_limit_get_policy_violation() {
     use kafka_protocol::messages::create_topics_request::{
         CreatableReplicaAssignment, CreatableTopic,
     };
@@ -517,9 +517,10 @@ async fn more_explicit_partition_assignments_than_the_limit_get_invalid_partitio
                 .with_assignments(assignments)]);
         let mut client = WireClient::connect(&addr).await;
         let response: CreateTopicsResponse = client.call(ApiKey::CreateTopics, 5, &request).await;
+        // Kafka's answer: more than 10,000 partitions in one request.
         assert_eq!(
             response.topics[0].error_code,
-            ResponseError::InvalidPartitions.code()
+            ResponseError::PolicyViolation.code()
         );
     })
     .await;

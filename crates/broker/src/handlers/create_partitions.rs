@@ -10,9 +10,9 @@ use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 use moldau_metadata::{MetadataImage, MetadataRecord};
 
-use super::create_topics::MAX_PARTITIONS_PER_TOPIC;
 use super::{str_bytes, topic_name};
 use crate::api::RequestContext;
+use crate::controller::MAX_RECORDS_PER_USER_OP;
 use crate::descriptors::DescriptorBudget;
 use crate::error::BrokerError;
 use crate::state::BrokerState;
@@ -104,7 +104,9 @@ pub async fn handle(
             );
         }
         Err(e) => {
-            tracing::error!("cannot create partitions: {e}");
+            if !e.is_client_refusal() {
+                tracing::error!("cannot create partitions: {e}");
+            }
             for growth in &growths {
                 let error = (e.response_error(), e.to_string());
                 results.push(result(&growth.name, Some(error)));
@@ -150,16 +152,15 @@ fn plan(image: &MetadataImage, growth: &Growth) -> Result<Vec<MetadataRecord>, R
             ),
         ));
     }
-    if growth.count > MAX_PARTITIONS_PER_TOPIC {
+    let additional = (growth.count - current) as usize;
+    // Checked before the records are built, so a huge count allocates nothing; the
+    // controller also refuses the request's records together past the same bound.
+    if additional > MAX_RECORDS_PER_USER_OP {
         return Err((
-            ResponseError::InvalidPartitions,
-            format!(
-                "Number of partitions {} is above this broker's limit of {MAX_PARTITIONS_PER_TOPIC}.",
-                growth.count
-            ),
+            ResponseError::PolicyViolation,
+            BrokerError::TooManyRecords(additional).to_string(),
         ));
     }
-    let additional = (growth.count - current) as usize;
     let replication_factor = topic
         .partitions
         .values()

@@ -24,9 +24,12 @@ pub const VERSIONS: VersionRange = CreateTopicsRequest::VERSIONS;
 /// Kafka's limit: a partition directory name must fit in 255 bytes.
 const MAX_TOPIC_NAME_LENGTH: usize = 249;
 
-/// A bound on partitions per topic, so one request cannot make a node create millions of
-/// directories (Kafka has no such limit; 10,000 is far past any single node's sensible use).
-pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
+/// Kafka's bound on the partitions one CreateTopics request may create, over all its
+/// topics (checked before anything is planned, so a huge count allocates nothing).
+pub const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
+
+/// Kafka's message when a request asks for more than [`MAX_PARTITIONS_PER_REQUEST`].
+pub const TOO_MANY_PARTITIONS: &str = "Excessively large number of partitions per request.";
 
 /// A topic to create, with Kafka's -1 meaning "the broker default".
 pub struct NewTopic {
@@ -58,6 +61,18 @@ pub async fn handle(
         *counts.entry(topic.name.to_string()).or_default() += 1;
     }
     let mut results = Vec::with_capacity(request.topics.len());
+    // As Kafka: the whole request is refused when its topics ask for too many partitions
+    // (-1 counts as num.partitions, explicit assignments by their length).
+    let requested_partitions: i64 = request
+        .topics
+        .iter()
+        .map(|t| match (t.assignments.is_empty(), t.num_partitions) {
+            (false, _) => t.assignments.len() as i64,
+            (true, -1) => i64::from(state.config.num_partitions),
+            (true, n) => i64::from(n.max(0)),
+        })
+        .sum();
+    let too_many = requested_partitions > MAX_PARTITIONS_PER_REQUEST;
     for topic in request.topics {
         let new_topic = NewTopic {
             name: topic.name.to_string(),
@@ -80,7 +95,9 @@ pub async fn handle(
                 .collect(),
         };
         let mut result = CreatableTopicResult::default().with_name(topic_name(&new_topic.name));
-        let outcome = if counts[&new_topic.name] > 1 {
+        let outcome = if too_many {
+            Err((ResponseError::PolicyViolation, TOO_MANY_PARTITIONS.into()))
+        } else if counts[&new_topic.name] > 1 {
             Err((
                 ResponseError::InvalidRequest,
                 format!(
@@ -136,7 +153,9 @@ pub async fn create_topic(
         Ok(planned) => Ok(planned),
         Err(TopicWriteError::Refused(e)) => Err(e),
         Err(TopicWriteError::Broker(e)) => {
-            tracing::error!("cannot create topic {}: {e}", topic.name);
+            if !e.is_client_refusal() {
+                tracing::error!("cannot create topic {}: {e}", topic.name);
+            }
             Err((e.response_error(), e.to_string()))
         }
     }
@@ -269,15 +288,9 @@ fn place_replicas(
                 "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
             ));
         }
-        // The same limit as for numPartitions: the count comes straight from the request.
-        if topic.assignments.len() > MAX_PARTITIONS_PER_TOPIC as usize {
-            return Err((
-                ResponseError::InvalidPartitions,
-                format!(
-                    "Number of partitions {} is above this broker's limit of {MAX_PARTITIONS_PER_TOPIC}.",
-                    topic.assignments.len()
-                ),
-            ));
+        // Also bounded per topic, for callers other than the CreateTopics handler.
+        if topic.assignments.len() as i64 > MAX_PARTITIONS_PER_REQUEST {
+            return Err((ResponseError::PolicyViolation, TOO_MANY_PARTITIONS.into()));
         }
         let mut sorted = topic.assignments.clone();
         sorted.sort_by_key(|(p, _)| *p);
@@ -312,11 +325,8 @@ fn place_replicas(
                 "Number of partitions was set to an invalid non-positive value.".into(),
             ))
         }
-        n if n > MAX_PARTITIONS_PER_TOPIC => {
-            return Err((
-                ResponseError::InvalidPartitions,
-                format!("Number of partitions {n} is above this broker's limit of {MAX_PARTITIONS_PER_TOPIC}."),
-            ))
+        n if i64::from(n) > MAX_PARTITIONS_PER_REQUEST => {
+            return Err((ResponseError::PolicyViolation, TOO_MANY_PARTITIONS.into()))
         }
         n => n,
     };
