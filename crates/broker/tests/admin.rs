@@ -244,7 +244,7 @@ async fn delete_topics_by_name_and_by_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_request_creates_at_most_ten_thousand_partitions() {
-    let mut broker = TestBroker::start().await;
+    let broker = TestBroker::start().await;
     let admin = broker.admin();
     let refused = |names: &[&str]| {
         names
