@@ -17,6 +17,8 @@ pub enum BrokerError {
     },
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[error("meta.properties: {0}")]
+    MetaProperties(#[from] crate::meta_properties::MetaPropertiesError),
     /// One client operation would commit more than `MAX_RECORDS_PER_USER_OP` records.
     #[error("Unable to perform excessively large batch operation.")]
     TooManyRecords(usize),

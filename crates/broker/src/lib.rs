@@ -15,6 +15,7 @@ mod descriptors;
 mod group_coordinator;
 mod handlers;
 mod internal_log;
+pub mod meta_properties;
 mod network;
 mod replica_manager;
 mod server;

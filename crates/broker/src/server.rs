@@ -38,13 +38,13 @@ impl Broker {
         std::fs::create_dir_all(&config.metadata_log_dir)?;
         // The log manager locks the dir first: a second broker on it must not format it.
         let log_manager = open_log_manager(&config, &config.log_dir).await?;
-        let cluster_id = read_or_create_meta_properties(&config.log_dir, config.node_id)?;
         let separate_metadata_dir = config.metadata_log_dir != config.log_dir;
         let metadata_log_manager = if separate_metadata_dir {
             open_log_manager(&config, &config.metadata_log_dir).await?
         } else {
             log_manager.clone()
         };
+        let cluster_id = crate::meta_properties::ensure_formatted(&config)?;
         let metadata_log = metadata_log_manager.get_or_create_log(
             &TopicPartition::new(METADATA_TOPIC, 0),
             Uuid::nil(),
@@ -258,39 +258,6 @@ async fn register_broker(state: &BrokerState) -> Result<(), BrokerError> {
             Ok((vec![record], ()))
         })
         .await
-}
-
-/// `meta.properties` holds the cluster id; a new log dir is formatted on first start
-/// (Kafka needs `kafka-storage format`; a zero-config single node should not).
-fn read_or_create_meta_properties(log_dir: &Path, node_id: i32) -> Result<String, BrokerError> {
-    let path = log_dir.join("meta.properties");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let mut cluster_id = None;
-        for line in text.lines() {
-            if let Some(v) = line.strip_prefix("cluster.id=") {
-                cluster_id = Some(v.trim().to_string());
-            }
-            if let Some(v) = line.strip_prefix("node.id=") {
-                if v.trim() != node_id.to_string() {
-                    return Err(BrokerError::MetadataLog(format!(
-                        "{} belongs to node.id {} but this broker is node.id {node_id}",
-                        path.display(),
-                        v.trim()
-                    )));
-                }
-            }
-        }
-        return cluster_id.ok_or_else(|| {
-            BrokerError::MetadataLog(format!("{} has no cluster.id", path.display()))
-        });
-    }
-    let cluster_id = base64_url_uuid(Uuid::new_v4());
-    let text = format!("#\nversion=1\nnode.id={node_id}\ncluster.id={cluster_id}\n");
-    let tmp = log_dir.join("meta.properties.tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    Ok(cluster_id)
 }
 
 /// Kafka renders UUIDs (cluster and topic ids) as URL-safe base64 without padding.

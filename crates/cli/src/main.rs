@@ -18,6 +18,7 @@ mod incremental_alter;
 mod perf;
 mod produce;
 mod server;
+mod storage;
 mod topics;
 mod transactions;
 mod wire;
@@ -58,6 +59,9 @@ enum Command {
     /// Measure producer or consumer throughput and latency.
     #[command(subcommand)]
     Perf(perf::PerfCommand),
+    /// Format data directories (meta.properties) and show them, like kafka-storage.
+    #[command(subcommand)]
+    Storage(storage::StorageCommand),
 }
 
 /// A failure with the exit code it should produce.
@@ -85,6 +89,7 @@ fn main() -> ExitCode {
         Command::Groups(cmd) => groups::run(cmd).map_err(Failure::from),
         Command::Transactions(cmd) => transactions::run(cmd),
         Command::Perf(cmd) => perf::run(cmd).map_err(Failure::from),
+        Command::Storage(cmd) => storage::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

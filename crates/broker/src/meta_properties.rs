@@ -1,0 +1,374 @@
+//! `meta.properties`: which cluster and node a data directory belongs to, as Kafka's
+//! KRaft layout (`version=1`, `cluster.id`, `node.id`, `directory.id`).
+//!
+//! `moldau storage format` writes it ahead of the first start, as `kafka-storage format`
+//! does. A node started on directories nobody formatted formats them itself with a new
+//! cluster id, so that a single node needs no setup step; directories that are formatted
+//! must agree with each other and with the configured `node.id`, or the node refuses to
+//! start with a message naming the directory and both values.
+
+use std::path::{Path, PathBuf};
+
+use moldau_storage::Uuid;
+
+use crate::config::ServerConfig;
+
+const FILE_NAME: &str = "meta.properties";
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetaPropertiesError {
+    #[error("Cluster ID string {0} does not appear to be a valid UUID (22 characters of URL-safe base64)")]
+    InvalidClusterId(String),
+    #[error("Log directory {0} is already formatted. Use --ignore-formatted to ignore this directory and format the others.")]
+    AlreadyFormatted(PathBuf),
+    #[error("{path}: {why}")]
+    Unreadable { path: PathBuf, why: String },
+    #[error(
+        "Invalid cluster.id in {path}: expected {expected} (as in {expected_in}), but read {found}"
+    )]
+    ClusterIdMismatch {
+        path: PathBuf,
+        expected: String,
+        expected_in: PathBuf,
+        found: String,
+    },
+    #[error("Stored node id {stored} in {path} doesn't match the configured node.id {configured}. If you moved your data, make sure your configured node id matches. If you intend to create a new node, you should remove all data in your data directories.")]
+    NodeIdMismatch {
+        path: PathBuf,
+        stored: i32,
+        configured: i32,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The contents of one directory's `meta.properties`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaProperties {
+    pub version: i32,
+    pub cluster_id: String,
+    pub node_id: i32,
+    pub directory_id: Option<String>,
+}
+
+impl MetaProperties {
+    /// Reads `dir/meta.properties`; `None` when the directory is not formatted.
+    pub fn read(dir: &Path) -> Result<Option<MetaProperties>, MetaPropertiesError> {
+        let path = dir.join(FILE_NAME);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(MetaPropertiesError::Io { path, source }),
+        };
+        let unreadable = |why: String| MetaPropertiesError::Unreadable {
+            path: path.clone(),
+            why,
+        };
+        let mut version = None;
+        let mut cluster_id = None;
+        let mut node_id = None;
+        let mut directory_id = None;
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else {
+                return Err(unreadable(format!("line without '=': {line}")));
+            };
+            let value = value.trim().to_string();
+            match key.trim() {
+                "version" => version = Some(value),
+                "cluster.id" => cluster_id = Some(value),
+                "node.id" => node_id = Some(value),
+                "directory.id" => directory_id = Some(value),
+                _ => {}
+            }
+        }
+        let version = match version.as_deref() {
+            Some("1") => 1,
+            Some(v) => {
+                return Err(unreadable(format!(
+                    "version {v} is not supported (only version 1, KRaft)"
+                )))
+            }
+            None => return Err(unreadable("no version".into())),
+        };
+        let cluster_id = cluster_id.ok_or_else(|| unreadable("no cluster.id".into()))?;
+        let node_id = node_id
+            .ok_or_else(|| unreadable("no node.id".into()))?
+            .parse()
+            .map_err(|_| unreadable("node.id is not an integer".into()))?;
+        Ok(Some(MetaProperties {
+            version,
+            cluster_id,
+            node_id,
+            directory_id,
+        }))
+    }
+
+    /// Writes `dir/meta.properties` durably: a temp file, fsync, rename, fsync of the dir.
+    pub fn write(&self, dir: &Path) -> Result<(), MetaPropertiesError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| MetaPropertiesError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let mut text = format!(
+            "#\n#{}\nnode.id={}\nversion={}\ncluster.id={}\n",
+            "Written by moldau", self.node_id, self.version, self.cluster_id
+        );
+        if let Some(id) = &self.directory_id {
+            text.push_str(&format!("directory.id={id}\n"));
+        }
+        let tmp = dir.join(format!("{FILE_NAME}.tmp"));
+        std::fs::write(&tmp, text).map_err(io(&tmp))?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&tmp))?;
+        let path = dir.join(FILE_NAME);
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        std::fs::File::open(dir)
+            .and_then(|f| f.sync_all())
+            .map_err(io(dir))
+    }
+}
+
+/// A new random id in Kafka's text form (what `kafka-storage random-uuid` prints).
+pub fn random_uuid() -> String {
+    crate::server::base64_url_uuid(Uuid::new_v4())
+}
+
+/// Checks a cluster id as Kafka's `Uuid.fromString`: URL-safe base64 of 16 bytes.
+pub fn validate_cluster_id(id: &str) -> Result<(), MetaPropertiesError> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    use base64::{alphabet, Engine};
+    // Java's decoder ignores the unused low bits of the last character (Kafka's quickstart
+    // id `MkU3OEVBNTcwNTJENDM2Qk` has them set).
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &alphabet::URL_SAFE,
+        GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(DecodePaddingMode::RequireNone),
+    );
+    let invalid = || MetaPropertiesError::InvalidClusterId(id.to_string());
+    if id.len() != 22 {
+        return Err(invalid());
+    }
+    let bytes = LENIENT
+        .decode(id)
+        .map_err(|_| invalid())?;
+    if bytes.len() != 16 {
+        return Err(invalid());
+    }
+    Ok(())
+}
+
+/// The directories a node keeps data in: `log.dirs` and `metadata.log.dir`, once each.
+pub fn data_dirs(config: &ServerConfig) -> Vec<PathBuf> {
+    let mut dirs = vec![config.log_dir.clone()];
+    if config.metadata_log_dir != config.log_dir {
+        dirs.push(config.metadata_log_dir.clone());
+    }
+    dirs
+}
+
+/// What `format` did with one directory.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FormatOutcome {
+    Formatted,
+    /// Already formatted and `--ignore-formatted` was given.
+    Skipped,
+}
+
+/// `moldau storage format`: writes `meta.properties` in every data directory. Checks all
+/// directories before writing any, so a refusal leaves nothing half-formatted.
+pub fn format(
+    config: &ServerConfig,
+    cluster_id: &str,
+    ignore_formatted: bool,
+) -> Result<Vec<(PathBuf, FormatOutcome)>, MetaPropertiesError> {
+    validate_cluster_id(cluster_id)?;
+    let dirs = data_dirs(config);
+    let mut plan = Vec::with_capacity(dirs.len());
+    for dir in dirs {
+        let formatted = MetaProperties::read(&dir)?.is_some();
+        if formatted && !ignore_formatted {
+            return Err(MetaPropertiesError::AlreadyFormatted(dir));
+        }
+        plan.push((dir, formatted));
+    }
+    let mut outcomes = Vec::with_capacity(plan.len());
+    for (dir, formatted) in plan {
+        if formatted {
+            outcomes.push((dir, FormatOutcome::Skipped));
+            continue;
+        }
+        MetaProperties {
+            version: 1,
+            cluster_id: cluster_id.to_string(),
+            node_id: config.node_id,
+            directory_id: Some(random_uuid()),
+        }
+        .write(&dir)?;
+        outcomes.push((dir, FormatOutcome::Formatted));
+    }
+    Ok(outcomes)
+}
+
+/// At start: the cluster id every formatted directory agrees on, after checking each one's
+/// node id. Directories not yet formatted are formatted with it (with a new cluster id if
+/// none is), so a zero-config node starts on empty directories.
+pub fn ensure_formatted(config: &ServerConfig) -> Result<String, MetaPropertiesError> {
+    let dirs = data_dirs(config);
+    let mut agreed: Option<(String, PathBuf)> = None;
+    let mut unformatted = Vec::new();
+    for dir in dirs {
+        let Some(meta) = MetaProperties::read(&dir)? else {
+            unformatted.push(dir);
+            continue;
+        };
+        let path = dir.join(FILE_NAME);
+        if meta.node_id != config.node_id {
+            return Err(MetaPropertiesError::NodeIdMismatch {
+                path,
+                stored: meta.node_id,
+                configured: config.node_id,
+            });
+        }
+        match &agreed {
+            Some((expected, expected_in)) if *expected != meta.cluster_id => {
+                return Err(MetaPropertiesError::ClusterIdMismatch {
+                    path,
+                    expected: expected.clone(),
+                    expected_in: expected_in.clone(),
+                    found: meta.cluster_id,
+                });
+            }
+            Some(_) => {}
+            None => agreed = Some((meta.cluster_id, path)),
+        }
+    }
+    let cluster_id = agreed.map_or_else(random_uuid, |(id, _)| id);
+    for dir in unformatted {
+        MetaProperties {
+            version: 1,
+            cluster_id: cluster_id.clone(),
+            node_id: config.node_id,
+            directory_id: Some(random_uuid()),
+        }
+        .write(&dir)?;
+    }
+    Ok(cluster_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &Path, metadata_dir: Option<&Path>, node_id: i32) -> ServerConfig {
+        let mut overrides = vec![
+            ("node.id".to_string(), node_id.to_string()),
+            ("log.dirs".to_string(), dir.display().to_string()),
+        ];
+        if let Some(m) = metadata_dir {
+            overrides.push(("metadata.log.dir".into(), m.display().to_string()));
+        }
+        ServerConfig::load(None, &overrides).unwrap().0
+    }
+
+    #[test]
+    fn cluster_ids_are_checked_as_kafka_uuids() {
+        validate_cluster_id(&random_uuid()).unwrap();
+        validate_cluster_id("MkU3OEVBNTcwNTJENDM2Qk").unwrap();
+        for bad in [
+            "",
+            "abc",
+            "MkU3OEVBNTcwNTJENDM2Qk==",
+            "MkU3OEVBNTcwNTJENDM2Q!",
+        ] {
+            assert!(validate_cluster_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn format_writes_every_dir_or_none() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (logs, meta) = (tmp.path().join("logs"), tmp.path().join("meta"));
+        let c = config(&logs, Some(&meta), 3);
+        let id = random_uuid();
+        let outcomes = format(&c, &id, false).unwrap();
+        assert_eq!(outcomes.len(), 2);
+        let written = MetaProperties::read(&logs).unwrap().unwrap();
+        assert_eq!(
+            (written.cluster_id.as_str(), written.node_id),
+            (id.as_str(), 3)
+        );
+        assert!(written.directory_id.is_some());
+        assert_ne!(
+            written.directory_id,
+            MetaProperties::read(&meta).unwrap().unwrap().directory_id
+        );
+        // A second format refuses, naming the directory; --ignore-formatted skips.
+        let err = format(&c, &random_uuid(), false).unwrap_err().to_string();
+        assert!(err.contains("already formatted"), "{err}");
+        let outcomes = format(&c, &random_uuid(), true).unwrap();
+        assert!(outcomes.iter().all(|(_, o)| *o == FormatOutcome::Skipped));
+        assert_eq!(ensure_formatted(&c).unwrap(), id);
+        assert!(format(&c, "not-a-uuid", true).is_err());
+    }
+
+    #[test]
+    fn start_checks_node_and_cluster_ids_and_formats_empty_dirs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (logs, meta) = (tmp.path().join("logs"), tmp.path().join("meta"));
+        // Nothing formatted: both dirs get one new cluster id.
+        let id = ensure_formatted(&config(&logs, Some(&meta), 1)).unwrap();
+        assert_eq!(MetaProperties::read(&meta).unwrap().unwrap().cluster_id, id);
+        // Another node id on the same data refuses, naming both.
+        let err = ensure_formatted(&config(&logs, Some(&meta), 2))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("Stored node id 1") && err.contains("node.id 2"),
+            "{err}"
+        );
+        // A directory of another cluster refuses.
+        MetaProperties {
+            version: 1,
+            cluster_id: random_uuid(),
+            node_id: 1,
+            directory_id: None,
+        }
+        .write(&meta)
+        .unwrap();
+        let err = ensure_formatted(&config(&logs, Some(&meta), 1))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Invalid cluster.id"), "{err}");
+        // A new empty metadata dir joins the cluster of the formatted log dir.
+        let fresh = tmp.path().join("fresh");
+        let c = config(&logs, Some(&fresh), 1);
+        assert_eq!(ensure_formatted(&c).unwrap(), id);
+        assert_eq!(
+            MetaProperties::read(&fresh).unwrap().unwrap().cluster_id,
+            id
+        );
+    }
+
+    #[test]
+    fn unreadable_files_name_the_problem() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (text, why) in [
+            ("version=0\ncluster.id=x\nnode.id=1\n", "version 0"),
+            ("version=1\nnode.id=1\n", "no cluster.id"),
+            ("version=1\ncluster.id=x\nnode.id=one\n", "not an integer"),
+        ] {
+            std::fs::write(tmp.path().join(FILE_NAME), text).unwrap();
+            let err = MetaProperties::read(tmp.path()).unwrap_err().to_string();
+            assert!(err.contains(why), "{err}");
+        }
+    }
+}
