@@ -157,9 +157,7 @@ pub fn validate_cluster_id(id: &str) -> Result<(), MetaPropertiesError> {
     if id.len() != 22 {
         return Err(invalid());
     }
-    let bytes = LENIENT
-        .decode(id)
-        .map_err(|_| invalid())?;
+    let bytes = LENIENT.decode(id).map_err(|_| invalid())?;
     if bytes.len() != 16 {
         return Err(invalid());
     }

@@ -171,6 +171,10 @@ async fn a_249_character_topic_can_be_deleted_and_the_node_restarts() {
             "the re-created topic shows old records"
         );
     }
+    // It takes records, which survive a restart.
+    produce_one(&broker, &long, 0, "new").await;
+    broker.restart().await;
+    assert_eq!(read_all(&broker, &long, 0, 1), vec!["new"]);
     delete_topic(&broker, &long).await;
     broker.restart().await;
     assert_eq!(listed(&broker, &long), 0);
