@@ -93,7 +93,6 @@ impl Endpoint {
 const ACCEPTED_KEYS: &[&str] = &[
     "broker.id",
     "controller.listener.names",
-    "controller.quorum.voters",
     "controller.quorum.bootstrap.servers",
     "inter.broker.listener.name",
     "listener.security.protocol.map",
@@ -110,6 +109,8 @@ const ACCEPTED_KEYS: &[&str] = &[
 const BROKER_KEYS: &[(&str, &str, &str)] = &[
     ("node.id", "1", "int"),
     ("process.roles", "broker,controller", "list"),
+    ("controller.quorum.voters", "", "list"),
+    ("broker.rack", "", "string"),
     ("listeners", "PLAINTEXT://127.0.0.1:9092", "string"),
     ("advertised.listeners", "", "string"),
     ("log.dirs", "./data", "string"),
@@ -198,6 +199,82 @@ pub struct ServerConfig {
     pub static_configs: BTreeMap<String, String>,
     /// Connection limits and the request memory budget.
     pub connections: ConnectionConfig,
+    /// `broker.rack`, reported in Metadata and DescribeCluster.
+    pub broker_rack: Option<String>,
+    /// `controller.quorum.voters` as (node id, host, port); empty means this node alone.
+    pub controller_quorum_voters: Vec<QuorumVoter>,
+}
+
+/// One entry of `controller.quorum.voters` (`{id}@{host}:{port}`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumVoter {
+    pub node_id: i32,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Parses `controller.quorum.voters` as Kafka does and checks it against this node: a
+/// controller must be one of the voters. Until the Raft quorum lands, a voter set naming
+/// other nodes is refused (fail closed), so that nodes configured as one cluster never
+/// start as separate clusters of one.
+fn quorum_voters(
+    value: Option<&str>,
+    node_id: i32,
+    is_controller: bool,
+) -> Result<Vec<QuorumVoter>, ConfigError> {
+    const KEY: &str = "controller.quorum.voters";
+    let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let mut voters: Vec<QuorumVoter> = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let bad = |why: &str| ConfigError::invalid(KEY, value, format!("{entry}: {why}"));
+        let (id, address) = entry
+            .split_once('@')
+            .ok_or_else(|| bad("expected {id}@{host}:{port}"))?;
+        let node_id: i32 = id
+            .trim()
+            .parse()
+            .ok()
+            .filter(|id| *id >= 0)
+            .ok_or_else(|| bad("the id is not a non-negative integer"))?;
+        let (host, port) = address
+            .rsplit_once(':')
+            .ok_or_else(|| bad("expected {id}@{host}:{port}"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| bad("the port is not a number from 1 to 65535"))?;
+        if host.is_empty() {
+            return Err(bad("the host is empty"));
+        }
+        if voters.iter().any(|v| v.node_id == node_id) {
+            return Err(bad("the id is listed twice"));
+        }
+        voters.push(QuorumVoter {
+            node_id,
+            host: host.to_string(),
+            port,
+        });
+    }
+    if is_controller && !voters.iter().any(|v| v.node_id == node_id) {
+        return Err(ConfigError::invalid(
+            KEY,
+            value,
+            format!("this node (node.id {node_id}) has the controller role but is not a voter"),
+        ));
+    }
+    if voters.iter().any(|v| v.node_id != node_id) {
+        return Err(ConfigError::invalid(
+            KEY,
+            value,
+            "a quorum of more than one voter is not yet supported: this node would start as a \
+             separate cluster of one",
+        ));
+    }
+    Ok(voters)
 }
 
 impl ServerConfig {
@@ -259,6 +336,7 @@ impl ServerConfig {
                 "only combined mode (broker,controller) is supported until the cluster work lands",
             ));
         }
+        let is_controller = process_roles.iter().any(|r| r == "controller");
         let listeners_value = get("listeners").unwrap_or("PLAINTEXT://127.0.0.1:9092");
         let listeners = Endpoint::parse_list("listeners", listeners_value)?;
         let listeners_for_validation = listeners.clone();
@@ -266,6 +344,20 @@ impl ServerConfig {
             Some(v) if !v.is_empty() => Endpoint::parse_list("advertised.listeners", v)?,
             _ => listeners.clone(),
         };
+        if let Some(meta) = advertised_listeners
+            .iter()
+            .find(|e| e.host == "0.0.0.0" || e.host == "::")
+        {
+            return Err(ConfigError::invalid(
+                "advertised.listeners",
+                get("advertised.listeners").unwrap_or(listeners_value),
+                format!(
+                    "cannot use the nonroutable meta-address {}; use a routable IP address or \
+                     host name (or leave the host empty to advertise this machine's host name)",
+                    meta.host
+                ),
+            ));
+        }
         reject_security_keys(&props)?;
         check_listener_protocols(&props, &listeners, &advertised_listeners)?;
         let log_dirs = get("log.dirs").or(get("log.dir")).unwrap_or("./data");
@@ -400,6 +492,15 @@ impl ServerConfig {
             )?,
             log_defaults: log_defaults(&props)?,
             connections: connection_config(&props, &listeners_for_validation)?,
+            broker_rack: get("broker.rack")
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::to_string),
+            controller_quorum_voters: quorum_voters(
+                get("controller.quorum.voters"),
+                node_id,
+                is_controller,
+            )?,
             static_configs: props,
         };
         Ok((config, warnings))
@@ -1107,6 +1208,60 @@ mod tests {
             err.contains("no security protocol defined for listener INTERNAL"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_meta_address_is_not_advertised() {
+        for overrides in [
+            vec![("listeners", "PLAINTEXT://0.0.0.0:9092")],
+            vec![
+                ("listeners", "PLAINTEXT://:9092"),
+                ("advertised.listeners", "PLAINTEXT://0.0.0.0:9092"),
+            ],
+        ] {
+            let err = load(&overrides).unwrap_err().to_string();
+            assert!(
+                err.contains("advertised.listeners") && err.contains("nonroutable"),
+                "{err}"
+            );
+        }
+        load(&[
+            ("listeners", "PLAINTEXT://0.0.0.0:9092"),
+            ("advertised.listeners", "PLAINTEXT://broker-1.example:9092"),
+        ])
+        .unwrap();
+        load(&[("listeners", "PLAINTEXT://:9092")]).unwrap();
+    }
+
+    #[test]
+    fn quorum_voters_are_parsed_and_must_be_this_node_alone() {
+        let key = "controller.quorum.voters";
+        let (c, _) = load(&[(key, "1@localhost:9093"), ("broker.rack", "r1")]).unwrap();
+        assert_eq!(
+            c.controller_quorum_voters,
+            vec![QuorumVoter {
+                node_id: 1,
+                host: "localhost".into(),
+                port: 9093
+            }]
+        );
+        assert_eq!(c.broker_rack.as_deref(), Some("r1"));
+        let (c, _) = load(&[(key, "1@[::1]:9093")]).unwrap();
+        assert_eq!(c.controller_quorum_voters[0].host, "::1");
+        assert!(load(&[]).unwrap().0.controller_quorum_voters.is_empty());
+        for (value, reason) in [
+            ("localhost:9093", "{id}@{host}:{port}"),
+            ("x@localhost:9093", "non-negative integer"),
+            ("1@localhost", "{id}@{host}:{port}"),
+            ("1@localhost:0", "1 to 65535"),
+            ("1@:9093", "host is empty"),
+            ("1@a:1,1@b:2", "listed twice"),
+            ("2@localhost:9093", "not a voter"),
+            ("1@a:9093,2@b:9093,3@c:9093", "not yet supported"),
+        ] {
+            let err = load(&[(key, value)]).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains(reason), "{value}: {err}");
+        }
     }
 
     #[test]

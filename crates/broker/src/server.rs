@@ -70,8 +70,10 @@ impl Broker {
                 .map_or(bound_addr, |(_, addr, _)| *addr)
                 .port();
         }
-        if advertised.host.is_empty() || advertised.host == "0.0.0.0" {
-            advertised.host = bound_addr.ip().to_string();
+        if advertised.host.is_empty() {
+            // As Kafka: a listener with no host binds every interface and is advertised
+            // by this machine's host name.
+            advertised.host = local_host_name().unwrap_or_else(|| bound_addr.ip().to_string());
         }
 
         let state = Arc::new(BrokerState::new(
@@ -243,8 +245,11 @@ async fn register_broker(state: &BrokerState) -> Result<(), BrokerError> {
         .controller
         .write(|image| {
             let current = image.brokers.get(&node_id);
-            let unchanged =
-                current.is_some_and(|b| b.host == advertised.host && b.port == advertised.port);
+            let unchanged = current.is_some_and(|b| {
+                b.host == advertised.host
+                    && b.port == advertised.port
+                    && b.rack == state.config.broker_rack
+            });
             if unchanged {
                 return Ok::<_, BrokerError>((vec![], ()));
             }
@@ -253,7 +258,7 @@ async fn register_broker(state: &BrokerState) -> Result<(), BrokerError> {
                 broker_epoch: image.offset + 1,
                 host: advertised.host.clone(),
                 port: advertised.port,
-                rack: None,
+                rack: state.config.broker_rack.clone(),
             };
             Ok((vec![record], ()))
         })
@@ -264,4 +269,11 @@ async fn register_broker(state: &BrokerState) -> Result<(), BrokerError> {
 pub fn base64_url_uuid(id: Uuid) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+/// This machine's host name (what Kafka advertises for a listener without a host).
+fn local_host_name() -> Option<String> {
+    let uname = rustix::system::uname();
+    let name = uname.nodename().to_str().ok()?.trim();
+    (!name.is_empty()).then(|| name.to_string())
 }

@@ -1108,3 +1108,29 @@ async fn describe_cluster_log_dirs_and_leader_epochs() {
     }
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_rack_is_reported_in_metadata_and_describe_cluster() {
+    let broker = TestBroker::start_with(&[("broker.rack", "rack-a")]).await;
+    let mut client = WireClient::connect(&broker.bootstrap()).await;
+    let metadata: MetadataResponse = client
+        .call(ApiKey::Metadata, 12, &MetadataRequest::default())
+        .await;
+    assert_eq!(
+        metadata.brokers[0].rack.as_ref().map(|r| r.as_str()),
+        Some("rack-a")
+    );
+    let cluster: DescribeClusterResponse = client
+        .call(
+            ApiKey::DescribeCluster,
+            1,
+            &DescribeClusterRequest::default(),
+        )
+        .await;
+    assert_eq!(
+        cluster.brokers[0].rack.as_ref().map(|r| r.as_str()),
+        Some("rack-a")
+    );
+    drop(client);
+    broker.shutdown().await;
+}
