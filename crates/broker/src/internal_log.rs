@@ -72,7 +72,10 @@ fn encode(
             producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // The encoder starts a new batch wherever offset - sequence changes: counting
+            // up from -1 (NO_SEQUENCE as the base) keeps one write in one batch, so a
+            // crash can never leave half of a metadata operation in the log.
+            sequence: i as i32 - 1,
             timestamp: now_ms,
             key: Some(key),
             value,
@@ -299,6 +302,25 @@ async fn create_internal_topic(
         Err((_, message)) => {
             tracing::error!("cannot create {name}: {message}");
             Err(ResponseError::CoordinatorNotAvailable)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_write_is_one_batch() {
+        let records = (0..3).map(|i| (Bytes::from(format!("k{i}")), Some(Bytes::from("v"))));
+        for producer in [None, Some((7, 1))] {
+            let buf = encode(records.clone(), producer, 0).unwrap();
+            // Base offset (8 bytes), then the batch length: one batch spans the buffer.
+            let batch_length = i32::from_be_bytes(buf[8..12].try_into().unwrap()) as usize;
+            assert_eq!(12 + batch_length, buf.len(), "{producer:?}");
+            // Base sequence stays NO_SEQUENCE (-1): 8 + 4 + 4 + 1 + 4 + 2 + 4 + 8 + 8 + 8 + 2.
+            let base_sequence = i32::from_be_bytes(buf[53..57].try_into().unwrap());
+            assert_eq!(base_sequence, -1);
         }
     }
 }
