@@ -34,7 +34,9 @@ pub mod quorum;
 pub mod state_machine;
 pub mod types;
 
-pub use log_store::{FileLogStore, LogStoreError, METADATA_LOG_DIR, QUORUM_STATE_FILE};
+pub use log_store::{
+    metadata_log_dir, FileLogStore, LogStoreError, METADATA_TOPIC, QUORUM_STATE_FILE,
+};
 pub use network::{ControllerTransport, InProcessNetwork, TransportError};
 pub use quorum::{MetadataQuorum, QuorumConfig, QuorumError};
 pub use state_machine::MetadataStateMachine;

@@ -9,6 +9,10 @@
 //!   an append is acknowledged after its fsync).
 //! - `quorum-state`: the vote (term, voted-for, committed flag), written to a temp file,
 //!   fsynced, renamed over, and the directory fsynced, before openraft is told it is saved.
+//! - `raft-committed`: the last known committed log id, written without fsync (a hint:
+//!   losing it only delays re-applying until the leader says again). At start openraft
+//!   re-applies the log up to it, so a restarted node has its image before any election
+//!   (as a Kafka broker replays its metadata log at start). Clamped to the log on read.
 //!
 //! This is the stand-in for Kafka's layout, where the metadata log is an ordinary partition
 //! log (`00000000000000000000.log` RecordBatch v2 with the Raft epoch as the batch's
@@ -32,6 +36,7 @@ use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use moldau_storage::TopicPartition;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, RaftLogId, RaftLogReader, StorageIOError};
 use parking_lot::Mutex;
@@ -39,8 +44,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 
-/// The metadata log's directory, as Kafka names it.
-pub const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
+/// The metadata topic, as Kafka names it; its one partition's directory holds the log.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+pub const COMMITTED_FILE: &str = "raft-committed";
 pub const ENTRIES_FILE: &str = "raft-entries.log";
 /// Kafka's name for the file holding a KRaft voter's election state.
 pub const QUORUM_STATE_FILE: &str = "quorum-state";
@@ -89,6 +95,11 @@ pub struct FileLogStore {
     inner: Arc<Mutex<Inner>>,
 }
 
+/// `<metadata.log.dir>/__cluster_metadata-0`, named as the storage crate names partitions.
+pub fn metadata_log_dir(metadata_dir: &Path) -> PathBuf {
+    metadata_dir.join(TopicPartition::new(METADATA_TOPIC, 0).dir_name())
+}
+
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogStoreError + '_ {
     move |source| LogStoreError::Io {
         path: path.to_path_buf(),
@@ -133,7 +144,7 @@ impl FileLogStore {
     /// Opens (or creates) the log under `<metadata_dir>/__cluster_metadata-0`, truncating a
     /// torn tail.
     pub fn open(metadata_dir: &Path) -> Result<FileLogStore, LogStoreError> {
-        let dir = metadata_dir.join(METADATA_LOG_DIR);
+        let dir = metadata_log_dir(metadata_dir);
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let path = dir.join(ENTRIES_FILE);
         let mut file = OpenOptions::new()
@@ -286,6 +297,34 @@ impl FileLogStore {
         Ok(())
     }
 
+    /// Records the committed log id, without fsync (see the module docs).
+    pub fn save_committed_sync(&self, committed: Option<LogId>) -> io::Result<()> {
+        let dir = self.inner.lock().dir.clone();
+        let tmp = dir.join(format!("{COMMITTED_FILE}.tmp"));
+        fs::write(
+            &tmp,
+            serde_json::to_vec(&committed).expect("log id serializes"),
+        )?;
+        fs::rename(&tmp, dir.join(COMMITTED_FILE))
+    }
+
+    /// The saved committed log id, clamped to the log: a committed index past the last
+    /// entry on disk (lost with an unsynced tail) counts only up to that entry, which is
+    /// then the committed one (committed entries are never truncated). Unreadable = none.
+    pub fn committed(&self) -> Option<LogId> {
+        let dir = self.inner.lock().dir.clone();
+        let saved: Option<LogId> = fs::read(dir.join(COMMITTED_FILE))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .flatten();
+        let saved = saved?;
+        let inner = self.inner.lock();
+        match inner.entries.range(..=saved.index).next_back() {
+            Some((_, (entry, _))) => Some(entry.log_id),
+            None => inner.last_purged.filter(|p| p.index <= saved.index),
+        }
+    }
+
     pub fn vote(&self) -> Option<Vote> {
         self.inner.lock().vote
     }
@@ -347,6 +386,18 @@ impl RaftLogStorage<TypeConfig> for FileLogStore {
         Ok(self.vote())
     }
 
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        // A hint only: a failure is logged, never a reason to stop.
+        if let Err(e) = self.save_committed_sync(committed) {
+            tracing::warn!(%e, "could not record the committed metadata log id");
+        }
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self.committed())
+    }
+
     async fn append<I>(
         &mut self,
         entries: I,
@@ -403,7 +454,7 @@ mod tests {
         store.append_sync((1..=3).map(|i| blank(1, i))).unwrap();
         drop(store);
 
-        let path = dir.path().join(METADATA_LOG_DIR).join(ENTRIES_FILE);
+        let path = metadata_log_dir(dir.path()).join(ENTRIES_FILE);
         let whole = fs::read(&path).unwrap();
         // A crash in the middle of the 4th frame's write: a partial header and body.
         let mut torn = whole.clone();
@@ -433,7 +484,7 @@ mod tests {
         let store = FileLogStore::open(dir.path()).unwrap();
         store.append_sync((1..=3).map(|i| blank(1, i))).unwrap();
         drop(store);
-        let path = dir.path().join(METADATA_LOG_DIR).join(ENTRIES_FILE);
+        let path = metadata_log_dir(dir.path()).join(ENTRIES_FILE);
         let mut bytes = fs::read(&path).unwrap();
         let last = bytes.len() - 2;
         bytes[last] ^= 0xff;
@@ -467,5 +518,21 @@ mod tests {
         let store = FileLogStore::open(dir.path()).unwrap();
         assert!(indexes(&store).is_empty());
         assert_eq!(store.log_state().last_log_id.unwrap().index, 5);
+    }
+
+    #[test]
+    fn committed_is_clamped_to_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileLogStore::open(dir.path()).unwrap();
+        assert_eq!(store.committed(), None);
+        store.append_sync((1..=3).map(|i| blank(1, i))).unwrap();
+        store.save_committed_sync(Some(blank(1, 2).log_id)).unwrap();
+        assert_eq!(store.committed(), Some(blank(1, 2).log_id));
+        store.save_committed_sync(Some(blank(1, 9).log_id)).unwrap();
+        assert_eq!(store.committed(), Some(blank(1, 3).log_id));
+        assert_eq!(
+            metadata_log_dir(dir.path()),
+            dir.path().join("__cluster_metadata-0")
+        );
     }
 }

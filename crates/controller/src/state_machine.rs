@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::log_store::{write_durably, METADATA_LOG_DIR};
+use crate::log_store::{metadata_log_dir, write_durably};
 use crate::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
 pub const SNAPSHOT_FILE: &str = "raft-snapshot.json";
@@ -82,7 +82,7 @@ impl MetadataStateMachine {
     /// Opens the state machine at the last persisted snapshot (or empty). Entries after it
     /// are re-applied by openraft as they are known committed.
     pub fn open(metadata_dir: &Path) -> io::Result<MetadataStateMachine> {
-        let dir = metadata_dir.join(METADATA_LOG_DIR);
+        let dir = metadata_log_dir(metadata_dir);
         std::fs::create_dir_all(&dir)?;
         let mut applied = Applied {
             last_applied: None,

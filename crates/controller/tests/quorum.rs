@@ -241,7 +241,15 @@ async fn a_restarted_node_recovers_its_log_and_vote_and_catches_up() {
     // Two of three still commit.
     cluster.node(leader).propose(topic("two")).await.unwrap();
 
+    // Cut off at restart, it still has what it knew committed: re-applied from its own log.
+    cluster.net.isolate(follower);
     cluster.start_node(follower).await;
+    assert!(cluster
+        .node(follower)
+        .image()
+        .topic_by_name("one")
+        .is_some());
+    cluster.net.heal(follower);
     let restarted = cluster.node(follower).metrics().borrow().clone();
     assert!(
         restarted.current_term >= term,
@@ -352,4 +360,32 @@ async fn a_node_behind_a_purged_log_catches_up_by_snapshot() {
         cluster.node(follower).image().offset,
         cluster.node(leader).image().offset
     );
+}
+
+#[tokio::test]
+async fn a_quorum_of_one_commits_alone_and_restarts_with_its_image() {
+    let net = InProcessNetwork::new();
+    let dir = tempfile::tempdir().unwrap();
+    let voters: BTreeMap<NodeId, Node> = [(1, Node::new("localhost", 9093))].into();
+    let config = config();
+    let start = || MetadataQuorum::start(1, voters.clone(), dir.path(), net.endpoint(1), &config);
+    let quorum = start().await.unwrap();
+    let offset = bounded(ELECTION_BOUND, "commit", async {
+        loop {
+            match quorum.propose(topic("solo")).await {
+                Ok(offset) => return offset,
+                // Not leader yet: the single voter elects itself after one timeout.
+                Err(QuorumError::NotController { .. }) => sleep(Duration::from_millis(10)).await,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await;
+    quorum.shutdown().await.unwrap();
+
+    let quorum = start().await.unwrap();
+    let image = quorum.image();
+    assert!(image.topic_by_name("solo").is_some());
+    assert_eq!(image.offset, offset);
+    quorum.shutdown().await.unwrap();
 }
