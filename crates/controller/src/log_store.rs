@@ -15,14 +15,29 @@
 //!   (as a Kafka broker replays its metadata log at start). Clamped to the log on read.
 //!
 //! This is the stand-in for Kafka's layout, where the metadata log is an ordinary partition
-//! log (`00000000000000000000.log` RecordBatch v2 with the Raft epoch as the batch's
-//! partition_leader_epoch, plus `.index`/`.timeindex`/`leader-epoch-checkpoint`). Moving it
-//! onto `moldau_storage::Log` needs (see the crate docs): one batch per entry with the term
-//! as partition_leader_epoch, Blank and Membership entries as control batches (Kafka's
-//! LeaderChange / KRaftVersion / VotersRecord control records), Raft index ↔ offset mapping
-//! (one entry per batch, so index = the batch's position, not a record offset),
-//! `truncate_to` for openraft's truncate and the log start offset plus a snapshot
-//! (`<offset>-<epoch>.checkpoint`) for purge.
+//! log (`00000000000000000000.log` RecordBatch v2 segments with `.index`/`.timeindex`,
+//! `leader-epoch-checkpoint`, snapshots as `<offset>-<epoch>.checkpoint`). What moving it
+//! onto `moldau_storage::Log` takes:
+//! 1. Open the log through a `LogManager` on `metadata.log.dir` (its `.lock` and
+//!    checkpoints) rather than a file of our own; `Log::flush` after each append is the fsync.
+//! 2. Encode each entry as one batch appended with `append_as_follower` (offsets assigned
+//!    here, as the state machine already numbers them: a Normal entry is a batch of one
+//!    record per `MetadataRecord`, key = type name, value = the record's JSON, as the broker's
+//!    quorum-of-one writes today; Blank and Membership entries are one-record control batches,
+//!    Kafka's LeaderChange and VotersRecord), with the Raft term as the batch's
+//!    partition_leader_epoch (so the storage epoch cache is the Raft term history). The
+//!    storage crate exports no batch builder today: either export one from `storage::batch`
+//!    or use `kafka-protocol`'s encoder, as `broker::internal_log` does.
+//! 3. Map Raft index ↔ base offset: index is one per entry, offsets one per record. Keep an
+//!    in-memory index → (base offset, term) table, rebuilt at open by walking batch headers
+//!    (`BatchHeader`): the n-th batch from the log start is entry `last_purged.index + n`,
+//!    so the index needs no field of its own. `get_log_entries` decodes batches back into
+//!    entries (the Membership's voters from the VotersRecord value).
+//! 4. `truncate(log_id)` → `Log::truncate_to(base offset of log_id.index)`;
+//!    `purge(log_id)` → `Log::delete_records_before(next offset)` (the log start offset),
+//!    with the purged entry's log id kept beside it (its term is not in the log any more).
+//! 5. The vote stays in `quorum-state` (Kafka keeps it there too), and torn-tail recovery
+//!    comes from the storage loader's CRC truncation instead of this file's.
 //!
 //! Entries are also kept in memory: the metadata log is bounded by snapshots and purges.
 //! File I/O is synchronous under the lock, between awaits: metadata writes are small and
