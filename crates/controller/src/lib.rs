@@ -24,14 +24,22 @@
 //! - The crate opens no sockets and does not depend on the broker: peers are reached
 //!   through [`network::ControllerTransport`].
 //!
-//! Not yet Kafka's layout: the log is a CRC-framed JSON entry file in `__cluster_metadata-0/`
-//! rather than RecordBatch v2 segments of a `moldau_storage::Log` (see [`log_store`] for
-//! what moving it takes), and snapshots are JSON rather than Kafka's `.checkpoint` files.
+//! Two log stores, same contract: [`storage_log_store`] keeps the Raft log in the storage
+//! crate's `Log` for `__cluster_metadata-0` (Kafka's layout: one RecordBatch v2 per entry,
+//! the Raft term as partition_leader_epoch, record offsets equal to the image's offsets;
+//! [`MetadataQuorum::start_on_log`]), and [`log_store`] keeps it in a CRC-framed entry file
+//! of its own ([`MetadataQuorum::start`]). Where the storage layout still differs from
+//! Kafka's is listed in [`storage_log_store`]. Snapshots are JSON, not Kafka's
+//! `<offset>-<epoch>.checkpoint` record files.
+//!
+//! Simulation: openraft runs on tokio (its `TokioRuntime`: timers, spawn, randomized
+//! election timeouts); under a simulator it needs that simulator's `AsyncRuntime`.
 
 pub mod log_store;
 pub mod network;
 pub mod quorum;
 pub mod state_machine;
+pub mod storage_log_store;
 pub mod types;
 
 pub use log_store::{
@@ -40,4 +48,5 @@ pub use log_store::{
 pub use network::{ControllerTransport, InProcessNetwork, TransportError};
 pub use quorum::{MetadataQuorum, QuorumConfig, QuorumError};
 pub use state_machine::MetadataStateMachine;
+pub use storage_log_store::StorageLogStore;
 pub use types::{MetadataBatch, Node, NodeId, TypeConfig};

@@ -14,30 +14,8 @@
 //!   re-applies the log up to it, so a restarted node has its image before any election
 //!   (as a Kafka broker replays its metadata log at start). Clamped to the log on read.
 //!
-//! This is the stand-in for Kafka's layout, where the metadata log is an ordinary partition
-//! log (`00000000000000000000.log` RecordBatch v2 segments with `.index`/`.timeindex`,
-//! `leader-epoch-checkpoint`, snapshots as `<offset>-<epoch>.checkpoint`). What moving it
-//! onto `moldau_storage::Log` takes:
-//! 1. Open the log through a `LogManager` on `metadata.log.dir` (its `.lock` and
-//!    checkpoints) rather than a file of our own; `Log::flush` after each append is the fsync.
-//! 2. Encode each entry as one batch appended with `append_as_follower` (offsets assigned
-//!    here, as the state machine already numbers them: a Normal entry is a batch of one
-//!    record per `MetadataRecord`, key = type name, value = the record's JSON, as the broker's
-//!    quorum-of-one writes today; Blank and Membership entries are one-record control batches,
-//!    Kafka's LeaderChange and VotersRecord), with the Raft term as the batch's
-//!    partition_leader_epoch (so the storage epoch cache is the Raft term history). The
-//!    storage crate exports no batch builder today: either export one from `storage::batch`
-//!    or use `kafka-protocol`'s encoder, as `broker::internal_log` does.
-//! 3. Map Raft index ↔ base offset: index is one per entry, offsets one per record. Keep an
-//!    in-memory index → (base offset, term) table, rebuilt at open by walking batch headers
-//!    (`BatchHeader`): the n-th batch from the log start is entry `last_purged.index + n`,
-//!    so the index needs no field of its own. `get_log_entries` decodes batches back into
-//!    entries (the Membership's voters from the VotersRecord value).
-//! 4. `truncate(log_id)` → `Log::truncate_to(base offset of log_id.index)`;
-//!    `purge(log_id)` → `Log::delete_records_before(next offset)` (the log start offset),
-//!    with the purged entry's log id kept beside it (its term is not in the log any more).
-//! 5. The vote stays in `quorum-state` (Kafka keeps it there too), and torn-tail recovery
-//!    comes from the storage loader's CRC truncation instead of this file's.
+//! This is the simple store: the same contract in Kafka's layout (the entries in the
+//! storage crate's `Log` for the partition) is `storage_log_store`.
 //!
 //! Entries are also kept in memory: the metadata log is bounded by snapshots and purges.
 //! File I/O is synchronous under the lock, between awaits: metadata writes are small and
@@ -115,7 +93,7 @@ pub fn metadata_log_dir(metadata_dir: &Path) -> PathBuf {
     metadata_dir.join(TopicPartition::new(METADATA_TOPIC, 0).dir_name())
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogStoreError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogStoreError + '_ {
     move |source| LogStoreError::Io {
         path: path.to_path_buf(),
         source,
@@ -141,6 +119,51 @@ fn decode_frame(buf: &[u8], pos: usize) -> Option<(Frame, usize)> {
     }
     let frame = serde_json::from_slice(body).ok()?;
     Some((frame, pos + FRAME_HEADER + len))
+}
+
+/// Reads the vote from `dir/quorum-state`; an unreadable file is an error (guessing a vote
+/// could vote twice in a term).
+pub(crate) fn read_vote_file(dir: &Path) -> Result<Option<Vote>, LogStoreError> {
+    let vote_path = dir.join(QUORUM_STATE_FILE);
+    let _ = fs::remove_file(dir.join(format!("{QUORUM_STATE_FILE}.tmp")));
+    match fs::read(&vote_path) {
+        Ok(bytes) => {
+            let state: QuorumState =
+                serde_json::from_slice(&bytes).map_err(|e| LogStoreError::Corrupt {
+                    path: vote_path.clone(),
+                    reason: e.to_string(),
+                })?;
+            Ok(Some(state.vote))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(&vote_path)(e)),
+    }
+}
+
+pub(crate) fn write_vote_file(dir: &Path, vote: &Vote) -> io::Result<()> {
+    let state = QuorumState {
+        data_version: 0,
+        vote: *vote,
+    };
+    let bytes = serde_json::to_vec(&state).expect("vote serializes");
+    write_durably(dir, QUORUM_STATE_FILE, &bytes)
+}
+
+/// The committed hint: written without fsync (see the module docs).
+pub(crate) fn write_committed_file(dir: &Path, committed: Option<LogId>) -> io::Result<()> {
+    let tmp = dir.join(format!("{COMMITTED_FILE}.tmp"));
+    fs::write(
+        &tmp,
+        serde_json::to_vec(&committed).expect("log id serializes"),
+    )?;
+    fs::rename(&tmp, dir.join(COMMITTED_FILE))
+}
+
+pub(crate) fn read_committed_file(dir: &Path) -> Option<LogId> {
+    fs::read(dir.join(COMMITTED_FILE))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Option<LogId>>(&bytes).ok())
+        .flatten()
 }
 
 /// Writes `bytes` to `dir/name` durably: temp file, fsync, rename, fsync of the directory.
@@ -200,21 +223,7 @@ impl FileLogStore {
             file.sync_all().map_err(io_err(&path))?;
         }
 
-        let vote_path = dir.join(QUORUM_STATE_FILE);
-        let _ = fs::remove_file(dir.join(format!("{QUORUM_STATE_FILE}.tmp")));
-        let vote = match fs::read(&vote_path) {
-            Ok(bytes) => {
-                // A vote that cannot be read must stop the node: guessing could vote twice.
-                let state: QuorumState =
-                    serde_json::from_slice(&bytes).map_err(|e| LogStoreError::Corrupt {
-                        path: vote_path.clone(),
-                        reason: e.to_string(),
-                    })?;
-                Some(state.vote)
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io_err(&vote_path)(e)),
-        };
+        let vote = read_vote_file(&dir)?;
 
         Ok(FileLogStore {
             inner: Arc::new(Mutex::new(Inner {
@@ -302,12 +311,7 @@ impl FileLogStore {
 
     pub fn save_vote_sync(&self, vote: &Vote) -> io::Result<()> {
         let mut inner = self.inner.lock();
-        let state = QuorumState {
-            data_version: 0,
-            vote: *vote,
-        };
-        let bytes = serde_json::to_vec(&state).expect("vote serializes");
-        write_durably(&inner.dir, QUORUM_STATE_FILE, &bytes)?;
+        write_vote_file(&inner.dir, vote)?;
         inner.vote = Some(*vote);
         Ok(())
     }
@@ -315,12 +319,7 @@ impl FileLogStore {
     /// Records the committed log id, without fsync (see the module docs).
     pub fn save_committed_sync(&self, committed: Option<LogId>) -> io::Result<()> {
         let dir = self.inner.lock().dir.clone();
-        let tmp = dir.join(format!("{COMMITTED_FILE}.tmp"));
-        fs::write(
-            &tmp,
-            serde_json::to_vec(&committed).expect("log id serializes"),
-        )?;
-        fs::rename(&tmp, dir.join(COMMITTED_FILE))
+        write_committed_file(&dir, committed)
     }
 
     /// The saved committed log id, clamped to the log: a committed index past the last
@@ -328,11 +327,7 @@ impl FileLogStore {
     /// then the committed one (committed entries are never truncated). Unreadable = none.
     pub fn committed(&self) -> Option<LogId> {
         let dir = self.inner.lock().dir.clone();
-        let saved: Option<LogId> = fs::read(dir.join(COMMITTED_FILE))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .flatten();
-        let saved = saved?;
+        let saved = read_committed_file(&dir)?;
         let inner = self.inner.lock();
         match inner.entries.range(..=saved.index).next_back() {
             Some((_, (entry, _))) => Some(entry.log_id),

@@ -5,14 +5,17 @@ use std::path::Path;
 use std::sync::Arc;
 
 use moldau_metadata::{MetadataImage, MetadataRecord};
+use moldau_storage::Log;
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::storage::RaftLogStorage;
 use openraft::{Config, RaftMetrics, SnapshotPolicy};
 use tokio::sync::watch;
 
 use crate::log_store::{FileLogStore, LogStoreError};
 use crate::network::{ControllerTransport, NetworkFactory};
 use crate::state_machine::MetadataStateMachine;
-use crate::types::{Node, NodeId, Raft};
+use crate::storage_log_store::StorageLogStore;
+use crate::types::{Node, NodeId, Raft, TypeConfig};
 
 /// Timing and retention of the quorum, named after Kafka's KRaft settings.
 #[derive(Clone, Debug)]
@@ -86,6 +89,16 @@ pub enum QuorumError {
     Raft(String),
 }
 
+fn check_voter(node_id: NodeId, voters: &BTreeMap<NodeId, Node>) -> Result<(), QuorumError> {
+    if voters.contains_key(&node_id) {
+        return Ok(());
+    }
+    Err(QuorumError::NotAVoter {
+        node_id,
+        voters: voters.keys().copied().collect(),
+    })
+}
+
 /// One controller: its Raft, log store and state machine. Cheap to share behind an `Arc`.
 pub struct MetadataQuorum {
     node_id: NodeId,
@@ -108,15 +121,37 @@ impl MetadataQuorum {
         transport: Arc<dyn ControllerTransport>,
         config: &QuorumConfig,
     ) -> Result<MetadataQuorum, QuorumError> {
-        if !voters.contains_key(&node_id) {
-            return Err(QuorumError::NotAVoter {
-                node_id,
-                voters: voters.keys().copied().collect(),
-            });
-        }
-        let raft_config = Arc::new(config.raft_config()?);
+        check_voter(node_id, &voters)?;
         let log_store = FileLogStore::open(dir)?;
         let state_machine = MetadataStateMachine::open(dir)?;
+        Self::start_with(node_id, voters, log_store, state_machine, transport, config).await
+    }
+
+    /// [`MetadataQuorum::start`] with the Raft log in `metadata_log`, the storage `Log` of
+    /// `__cluster_metadata-0` (Kafka's layout: see `storage_log_store`). The log must have
+    /// retention off; the vote, purge point and snapshot live in its directory.
+    pub async fn start_on_log(
+        node_id: NodeId,
+        voters: BTreeMap<NodeId, Node>,
+        metadata_log: Arc<Log>,
+        transport: Arc<dyn ControllerTransport>,
+        config: &QuorumConfig,
+    ) -> Result<MetadataQuorum, QuorumError> {
+        check_voter(node_id, &voters)?;
+        let state_machine = MetadataStateMachine::open_in(metadata_log.dir())?;
+        let log_store = StorageLogStore::open(metadata_log)?;
+        Self::start_with(node_id, voters, log_store, state_machine, transport, config).await
+    }
+
+    async fn start_with<LS: RaftLogStorage<TypeConfig>>(
+        node_id: NodeId,
+        voters: BTreeMap<NodeId, Node>,
+        log_store: LS,
+        state_machine: MetadataStateMachine,
+        transport: Arc<dyn ControllerTransport>,
+        config: &QuorumConfig,
+    ) -> Result<MetadataQuorum, QuorumError> {
+        let raft_config = Arc::new(config.raft_config()?);
         let raft = Raft::new(
             node_id,
             raft_config,

@@ -1,8 +1,9 @@
 //! The state machine: committed metadata batches replayed into a `MetadataImage`.
 //!
 //! Offsets: every Raft entry takes metadata-log offsets as it would in Kafka's layout, where
-//! a Normal entry is a batch of one record per `MetadataRecord` and a Blank or Membership
-//! entry is a one-record control batch (Kafka's LeaderChange / VotersRecord). So a record's
+//! a Normal entry is a batch of one record per `MetadataRecord` (an empty one a one-record
+//! no-op) and a Blank or Membership entry a one-record batch (Kafka's LeaderChange /
+//! VotersRecord control records); `storage_log_store` writes exactly that. So a record's
 //! offset is a pure function of the committed log, the same on every node, and is what
 //! `MetadataDelta::replay` and `MetadataImage::offset` see. A proposal's response is the
 //! offset of its batch's first record.
@@ -82,7 +83,12 @@ impl MetadataStateMachine {
     /// Opens the state machine at the last persisted snapshot (or empty). Entries after it
     /// are re-applied by openraft as they are known committed.
     pub fn open(metadata_dir: &Path) -> io::Result<MetadataStateMachine> {
-        let dir = metadata_log_dir(metadata_dir);
+        Self::open_in(&metadata_log_dir(metadata_dir))
+    }
+
+    /// [`MetadataStateMachine::open`] with the snapshot in `dir` itself (the partition dir).
+    pub fn open_in(dir: &Path) -> io::Result<MetadataStateMachine> {
+        let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir)?;
         let mut applied = Applied {
             last_applied: None,
@@ -146,6 +152,8 @@ impl MetadataStateMachine {
                     applied.membership = StoredMembership::new(Some(entry.log_id), membership);
                     applied.next_offset += 1;
                 }
+                // An empty proposal is one no-op record in the log's layout.
+                EntryPayload::Normal(batch) if batch.is_empty() => applied.next_offset += 1,
                 EntryPayload::Normal(batch) => {
                     let mut delta = MetadataDelta::new(&applied.image);
                     for record in &batch {

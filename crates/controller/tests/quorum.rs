@@ -9,6 +9,8 @@ use moldau_controller::{
     InProcessNetwork, MetadataQuorum, Node, NodeId, QuorumConfig, QuorumError, QUORUM_STATE_FILE,
 };
 use moldau_metadata::{MetadataImage, MetadataRecord, Uuid};
+use moldau_storage::{Log, LogConfig, LogManager, LogManagerConfig, TopicPartition};
+use std::sync::Arc;
 use tempfile::TempDir;
 use tokio::time::{sleep, timeout};
 
@@ -26,7 +28,16 @@ fn config() -> QuorumConfig {
     }
 }
 
+/// Where the Raft log lives: the crate's own entry file, or a storage `Log` in Kafka's layout.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Backend {
+    File,
+    Storage,
+}
+
 struct Cluster {
+    backend: Backend,
+    managers: BTreeMap<NodeId, Arc<LogManager>>,
     net: InProcessNetwork,
     voters: BTreeMap<NodeId, Node>,
     dirs: BTreeMap<NodeId, TempDir>,
@@ -35,11 +46,17 @@ struct Cluster {
 }
 
 impl Cluster {
-    async fn start(config: QuorumConfig) -> Cluster {
-        let voters: BTreeMap<NodeId, Node> = (1..=3)
+    async fn start(backend: Backend, config: QuorumConfig) -> Cluster {
+        Self::start_n(backend, config, 3).await
+    }
+
+    async fn start_n(backend: Backend, config: QuorumConfig, n: u64) -> Cluster {
+        let voters: BTreeMap<NodeId, Node> = (1..=n)
             .map(|id| (id, Node::new("localhost", 9093 + id as u16)))
             .collect();
         let mut cluster = Cluster {
+            backend,
+            managers: BTreeMap::new(),
             net: InProcessNetwork::new(),
             dirs: voters
                 .keys()
@@ -49,27 +66,49 @@ impl Cluster {
             nodes: BTreeMap::new(),
             config,
         };
-        for id in 1..=3 {
+        for id in 1..=n {
             cluster.start_node(id).await;
         }
         cluster
     }
 
     async fn start_node(&mut self, id: NodeId) {
-        let quorum = MetadataQuorum::start(
-            id,
-            self.voters.clone(),
-            self.dirs[&id].path(),
-            self.net.endpoint(id),
-            &self.config,
-        )
-        .await
+        let dir = self.dirs[&id].path();
+        let transport = self.net.endpoint(id);
+        let voters = self.voters.clone();
+        let quorum = match self.backend {
+            Backend::File => MetadataQuorum::start(id, voters, dir, transport, &self.config).await,
+            Backend::Storage => {
+                let manager =
+                    LogManager::open(LogManagerConfig::new(dir), LogConfig::default()).unwrap();
+                let log = manager
+                    .get_or_create_log(
+                        &metadata_tp(),
+                        Uuid::nil(),
+                        LogConfig {
+                            retention_ms: -1,
+                            retention_bytes: -1,
+                            ..LogConfig::default()
+                        },
+                    )
+                    .unwrap();
+                self.managers.insert(id, manager);
+                MetadataQuorum::start_on_log(id, voters, log, transport, &self.config).await
+            }
+        }
         .expect("start");
         self.nodes.insert(id, quorum);
     }
 
+    fn log(&self, id: NodeId) -> Option<Arc<Log>> {
+        self.managers.get(&id)?.get_log(&metadata_tp())
+    }
+
     async fn stop_node(&mut self, id: NodeId) {
         self.nodes.remove(&id).unwrap().shutdown().await.unwrap();
+        if let Some(manager) = self.managers.remove(&id) {
+            manager.shutdown().unwrap();
+        }
     }
 
     fn node(&self, id: NodeId) -> &MetadataQuorum {
@@ -123,6 +162,10 @@ impl Cluster {
     }
 }
 
+fn metadata_tp() -> TopicPartition {
+    TopicPartition::new(moldau_controller::METADATA_TOPIC, 0)
+}
+
 async fn bounded<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> T {
     timeout(limit, fut)
         .await
@@ -140,9 +183,8 @@ fn has(name: &str) -> impl Fn(&MetadataImage) -> bool + '_ {
     move |image| image.topic_by_name(name).is_some()
 }
 
-#[tokio::test]
-async fn three_nodes_elect_one_leader() {
-    let cluster = Cluster::start(config()).await;
+async fn three_nodes_elect_one_leader(backend: Backend) {
+    let cluster = Cluster::start(backend, config()).await;
     let leader = cluster.leader().await;
     let leaders: Vec<_> = cluster
         .nodes
@@ -153,9 +195,8 @@ async fn three_nodes_elect_one_leader() {
     assert_eq!(leaders, vec![leader]);
 }
 
-#[tokio::test]
-async fn a_proposal_on_the_leader_is_applied_on_all_three() {
-    let cluster = Cluster::start(config()).await;
+async fn a_proposal_on_the_leader_is_applied_on_all_three(backend: Backend) {
+    let cluster = Cluster::start(backend, config()).await;
     let leader = cluster.leader().await;
     let first = bounded(
         ELECTION_BOUND,
@@ -179,12 +220,18 @@ async fn a_proposal_on_the_leader_is_applied_on_all_three() {
             first,
             "same offsets on node {id}"
         );
+        if let Some(log) = cluster.log(id) {
+            // Kafka's layout: the record's offset in __cluster_metadata-0 is the image's
+            // offset, and the batch's leader epoch is the Raft term.
+            assert_eq!(log.log_end_offset(), first + 1);
+            let term = cluster.node(leader).metrics().borrow().current_term;
+            assert_eq!(log.latest_epoch(), Some(term as i32));
+        }
     }
 }
 
-#[tokio::test]
-async fn a_proposal_on_a_follower_is_refused_with_the_leader_id() {
-    let cluster = Cluster::start(config()).await;
+async fn a_proposal_on_a_follower_is_refused_with_the_leader_id(backend: Backend) {
+    let cluster = Cluster::start(backend, config()).await;
     let leader = cluster.leader().await;
     for follower in cluster.followers(leader) {
         let err = cluster
@@ -200,9 +247,8 @@ async fn a_proposal_on_a_follower_is_refused_with_the_leader_id() {
     assert!(cluster.node(leader).image().topic_by_name("nope").is_none());
 }
 
-#[tokio::test]
-async fn killing_the_leader_elects_another_and_loses_nothing_committed() {
-    let mut cluster = Cluster::start(config()).await;
+async fn killing_the_leader_elects_another_and_loses_nothing_committed(backend: Backend) {
+    let mut cluster = Cluster::start(backend, config()).await;
     let old = cluster.leader().await;
     cluster.node(old).propose(topic("before")).await.unwrap();
     cluster.stop_node(old).await;
@@ -223,9 +269,8 @@ async fn killing_the_leader_elects_another_and_loses_nothing_committed() {
     }
 }
 
-#[tokio::test]
-async fn a_restarted_node_recovers_its_log_and_vote_and_catches_up() {
-    let mut cluster = Cluster::start(config()).await;
+async fn a_restarted_node_recovers_its_log_and_vote_and_catches_up(backend: Backend) {
+    let mut cluster = Cluster::start(backend, config()).await;
     let leader = cluster.leader().await;
     cluster.node(leader).propose(topic("one")).await.unwrap();
     let follower = cluster.followers(leader)[0];
@@ -268,9 +313,8 @@ async fn a_restarted_node_recovers_its_log_and_vote_and_catches_up() {
     );
 }
 
-#[tokio::test]
-async fn a_partitioned_minority_cannot_commit() {
-    let cluster = Cluster::start(config()).await;
+async fn a_partitioned_minority_cannot_commit(backend: Backend) {
+    let cluster = Cluster::start(backend, config()).await;
     let old = cluster.leader().await;
     cluster.node(old).propose(topic("shared")).await.unwrap();
     for id in 1..=3 {
@@ -314,13 +358,15 @@ async fn a_partitioned_minority_cannot_commit() {
     assert_eq!(cluster.leader().await, new);
 }
 
-#[tokio::test]
-async fn a_node_behind_a_purged_log_catches_up_by_snapshot() {
-    let mut cluster = Cluster::start(QuorumConfig {
-        metadata_log_max_entries_between_snapshots: 5,
-        metadata_log_entries_kept_after_snapshot: 0,
-        ..config()
-    })
+async fn a_node_behind_a_purged_log_catches_up_by_snapshot(backend: Backend) {
+    let mut cluster = Cluster::start(
+        backend,
+        QuorumConfig {
+            metadata_log_max_entries_between_snapshots: 5,
+            metadata_log_entries_kept_after_snapshot: 0,
+            ..config()
+        },
+    )
     .await;
     let leader = cluster.leader().await;
     let follower = cluster.followers(leader)[0];
@@ -362,14 +408,9 @@ async fn a_node_behind_a_purged_log_catches_up_by_snapshot() {
     );
 }
 
-#[tokio::test]
-async fn a_quorum_of_one_commits_alone_and_restarts_with_its_image() {
-    let net = InProcessNetwork::new();
-    let dir = tempfile::tempdir().unwrap();
-    let voters: BTreeMap<NodeId, Node> = [(1, Node::new("localhost", 9093))].into();
-    let config = config();
-    let start = || MetadataQuorum::start(1, voters.clone(), dir.path(), net.endpoint(1), &config);
-    let quorum = start().await.unwrap();
+async fn a_quorum_of_one_commits_alone_and_restarts_with_its_image(backend: Backend) {
+    let mut cluster = Cluster::start_n(backend, config(), 1).await;
+    let quorum = cluster.node(1);
     let offset = bounded(ELECTION_BOUND, "commit", async {
         loop {
             match quorum.propose(topic("solo")).await {
@@ -381,11 +422,40 @@ async fn a_quorum_of_one_commits_alone_and_restarts_with_its_image() {
         }
     })
     .await;
-    quorum.shutdown().await.unwrap();
+    cluster.stop_node(1).await;
 
-    let quorum = start().await.unwrap();
-    let image = quorum.image();
+    cluster.start_node(1).await;
+    let image = cluster.node(1).image();
     assert!(image.topic_by_name("solo").is_some());
     assert_eq!(image.offset, offset);
-    quorum.shutdown().await.unwrap();
+    cluster.stop_node(1).await;
 }
+
+/// Each scenario on both log stores.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod file_store {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::File).await
+            })*
+        }
+        mod storage_log {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::Storage).await
+            })*
+        }
+    };
+}
+
+on_both_stores!(
+    three_nodes_elect_one_leader,
+    a_proposal_on_the_leader_is_applied_on_all_three,
+    a_proposal_on_a_follower_is_refused_with_the_leader_id,
+    killing_the_leader_elects_another_and_loses_nothing_committed,
+    a_restarted_node_recovers_its_log_and_vote_and_catches_up,
+    a_partitioned_minority_cannot_commit,
+    a_node_behind_a_purged_log_catches_up_by_snapshot,
+    a_quorum_of_one_commits_alone_and_restarts_with_its_image,
+);
