@@ -139,7 +139,8 @@ impl MetadataQuorum {
     ) -> Result<MetadataQuorum, QuorumError> {
         check_voter(node_id, &voters)?;
         let state_machine = MetadataStateMachine::open_in(metadata_log.dir())?;
-        let log_store = StorageLogStore::open(metadata_log)?;
+        let log_store =
+            StorageLogStore::open(metadata_log)?.with_state_machine(state_machine.clone());
         Self::start_with(node_id, voters, log_store, state_machine, transport, config).await
     }
 

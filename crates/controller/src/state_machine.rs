@@ -57,7 +57,8 @@ struct Applied {
 struct Shared {
     dir: PathBuf,
     applied: Mutex<Applied>,
-    snapshot: Mutex<Option<(SnapshotMeta, Vec<u8>)>>,
+    /// The current snapshot: its meta, data, and the offset after its last record.
+    snapshot: Mutex<Option<(SnapshotMeta, Vec<u8>, i64)>>,
     image_tx: watch::Sender<Arc<MetadataImage>>,
 }
 
@@ -108,7 +109,7 @@ impl MetadataStateMachine {
                     image: Arc::new(rebuild(&persisted.content)),
                 };
                 let data = serde_json::to_vec(&persisted.content).expect("snapshot serializes");
-                snapshot = Some((persisted.meta, data));
+                snapshot = Some((persisted.meta, data, persisted.content.next_offset));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
@@ -132,6 +133,14 @@ impl MetadataStateMachine {
     /// Follows the image: a new value after each applied batch or installed snapshot.
     pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
         self.shared.image_tx.subscribe()
+    }
+
+    /// The metadata-log offset after entry `log_id`, if it is the current snapshot's last
+    /// entry: where a log that was replaced by that snapshot goes on.
+    pub fn offset_after_snapshot(&self, log_id: LogId) -> Option<i64> {
+        let snapshot = self.shared.snapshot.lock();
+        let (meta, _, next_offset) = snapshot.as_ref()?;
+        (meta.last_log_id == Some(log_id)).then_some(*next_offset)
     }
 
     pub fn last_applied(&self) -> Option<LogId> {
@@ -209,7 +218,7 @@ impl RaftSnapshotBuilder<TypeConfig> for MetadataStateMachine {
             records: applied.image.to_records(),
         };
         let data = self.persist(&meta, content).map_err(|e| snapshot_err(&e))?;
-        *self.shared.snapshot.lock() = Some((meta.clone(), data.clone()));
+        *self.shared.snapshot.lock() = Some((meta.clone(), data.clone(), applied.next_offset));
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -265,7 +274,7 @@ impl RaftStateMachine<TypeConfig> for MetadataStateMachine {
                 image: image.clone(),
             };
         }
-        *self.shared.snapshot.lock() = Some((meta.clone(), data));
+        *self.shared.snapshot.lock() = Some((meta.clone(), data, next_offset));
         self.shared.image_tx.send_replace(image);
         Ok(())
     }
@@ -276,7 +285,7 @@ impl RaftStateMachine<TypeConfig> for MetadataStateMachine {
             .snapshot
             .lock()
             .as_ref()
-            .map(|(meta, data)| Snapshot {
+            .map(|(meta, data, _)| Snapshot {
                 meta: meta.clone(),
                 snapshot: Box::new(Cursor::new(data.clone())),
             }))

@@ -55,6 +55,7 @@ use crate::log_store::{
     read_committed_file, read_vote_file, write_committed_file, write_durably, write_vote_file,
     LogStoreError,
 };
+use crate::state_machine::MetadataStateMachine;
 use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 
 pub const PURGED_FILE: &str = "raft-purged";
@@ -66,8 +67,11 @@ const KEY_NOOP: &str = "RaftNoop";
 #[derive(Clone, Copy, Serialize, Deserialize)]
 struct Purged {
     log_id: LogId,
-    /// The offset after the purged entry's batch: where the remaining log starts.
-    next_offset: i64,
+    /// The offset after the purged entry's batch: where the remaining log starts. `None`
+    /// when the purge went past the log's end (a snapshot replaced the log): resolved from
+    /// the snapshot at the next append, since openraft may purge before the state machine
+    /// has installed it.
+    next_offset: Option<i64>,
 }
 
 #[derive(Clone, Copy)]
@@ -79,6 +83,8 @@ struct Placed {
 
 struct Inner {
     log: Arc<Log>,
+    /// Tells where the log goes on after a purge past its end (an installed snapshot).
+    state_machine: Option<MetadataStateMachine>,
     dir: PathBuf,
     table: BTreeMap<u64, Placed>,
     purged: Option<Purged>,
@@ -274,9 +280,17 @@ impl StorageLogStore {
         let vote = read_vote_file(&dir)?;
         let mut table = BTreeMap::new();
         let mut index = purged.map_or(0, |p| p.log_id.index + 1);
-        let from = purged
-            .map_or(0, |p| p.next_offset)
-            .max(log.log_start_offset());
+        let from = match purged {
+            None => log.log_start_offset(),
+            Some(Purged {
+                next_offset: Some(offset),
+                ..
+            }) => offset.max(log.log_start_offset()),
+            // Nothing was appended since the log was replaced: what is there is stale.
+            Some(Purged {
+                next_offset: None, ..
+            }) => log.log_end_offset(),
+        };
         walk(&log, from, log.log_end_offset(), |header, batch| {
             let entry = decode_entry(header, batch, index)?;
             table.insert(
@@ -294,6 +308,7 @@ impl StorageLogStore {
         Ok(StorageLogStore {
             inner: Arc::new(Mutex::new(Inner {
                 log,
+                state_machine: None,
                 dir,
                 table,
                 purged,
@@ -302,10 +317,20 @@ impl StorageLogStore {
         })
     }
 
+    /// Lets a purge past the log's end (after a snapshot was installed) continue the log at
+    /// the snapshot's offset, so log offsets stay the image's offsets.
+    pub fn with_state_machine(self, state_machine: MetadataStateMachine) -> Self {
+        self.inner.lock().state_machine = Some(state_machine);
+        self
+    }
+
     pub fn append_sync(&self, entries: impl IntoIterator<Item = Entry>) -> io::Result<()> {
         let mut inner = self.inner.lock();
+        let resume_at = Self::resolve_purge_point(&mut inner)?;
         for entry in entries {
-            let base = inner.log.log_end_offset();
+            // After a snapshot the log goes on at the snapshot's offset (a gap, as
+            // compaction leaves), so log offsets stay the image's offsets.
+            let base = inner.log.log_end_offset().max(resume_at);
             let mut batch = encode_entry(&entry, base).map_err(io_storage)?;
             let info = inner
                 .log
@@ -337,16 +362,41 @@ impl StorageLogStore {
         Ok(())
     }
 
+    /// Where appends resume: the purge point's offset, resolving it from the installed
+    /// snapshot (else the log end) and persisting it if the purge left it open.
+    fn resolve_purge_point(inner: &mut Inner) -> io::Result<i64> {
+        let Some(purged) = inner.purged else {
+            return Ok(0);
+        };
+        if let Some(offset) = purged.next_offset {
+            return Ok(offset);
+        }
+        let offset = inner
+            .state_machine
+            .as_ref()
+            .and_then(|sm| sm.offset_after_snapshot(purged.log_id))
+            .unwrap_or(0)
+            .max(inner.log.log_end_offset());
+        let resolved = Purged {
+            log_id: purged.log_id,
+            next_offset: Some(offset),
+        };
+        let bytes = serde_json::to_vec(&resolved).expect("purge point serializes");
+        write_durably(&inner.dir, PURGED_FILE, &bytes)?;
+        inner.purged = Some(resolved);
+        Ok(offset)
+    }
+
     pub fn purge_sync(&self, log_id: LogId) -> io::Result<()> {
         let mut inner = self.inner.lock();
         let next_offset = match inner.table.get(&log_id.index) {
-            Some(placed) => placed.next_offset,
-            // Already gone (purged before, or never here: a snapshot was installed).
+            Some(placed) => Some(placed.next_offset),
+            // Not here: purged before, or a snapshot replaced the log up to it.
             None => inner
                 .table
                 .range(log_id.index..)
                 .next()
-                .map_or(inner.log.log_end_offset(), |(_, p)| p.base_offset),
+                .map(|(_, placed)| placed.base_offset),
         };
         let purged = Purged {
             log_id,
@@ -358,10 +408,11 @@ impl StorageLogStore {
         inner.table.retain(|index, _| *index > log_id.index);
         // Purged entries are committed: the high watermark may move up to them.
         let log = inner.log.clone();
-        if log.high_watermark() < next_offset {
-            log.update_high_watermark(next_offset.min(log.log_end_offset()));
+        let target = next_offset.unwrap_or_else(|| log.log_end_offset());
+        if log.high_watermark() < target {
+            log.update_high_watermark(target.min(log.log_end_offset()));
         }
-        let target = next_offset.min(log.high_watermark());
+        let target = target.min(log.high_watermark());
         if target > log.log_start_offset() {
             log.delete_records_before(target).map_err(io_storage)?;
         }

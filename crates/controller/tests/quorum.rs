@@ -406,6 +406,16 @@ async fn a_node_behind_a_purged_log_catches_up_by_snapshot(backend: Backend) {
         cluster.node(follower).image().offset,
         cluster.node(leader).image().offset
     );
+    if let (Some(theirs), Some(ours)) = (cluster.log(follower), cluster.log(leader)) {
+        // The follower's log went on at the snapshot's offset: offsets stay aligned.
+        cluster.node(leader).propose(topic("after")).await.unwrap();
+        cluster.wait_image(follower, "after", has("after")).await;
+        assert_eq!(theirs.log_end_offset(), ours.log_end_offset());
+        assert_eq!(
+            theirs.log_end_offset(),
+            cluster.node(follower).image().offset + 1
+        );
+    }
 }
 
 async fn a_quorum_of_one_commits_alone_and_restarts_with_its_image(backend: Backend) {
