@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use moldau_metadata::{MetadataImage, MetadataRecord};
-use moldau_storage::Log;
+use moldau_storage::{CleanupPolicy, Log};
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::storage::RaftLogStorage;
 use openraft::{Config, RaftMetrics, SnapshotPolicy};
@@ -138,6 +138,16 @@ impl MetadataQuorum {
         config: &QuorumConfig,
     ) -> Result<MetadataQuorum, QuorumError> {
         check_voter(node_id, &voters)?;
+        // Only Raft may remove entries: retention or compaction would cut the log under it.
+        let log_config = metadata_log.config();
+        if log_config.retention_ms != -1
+            || log_config.retention_bytes != -1
+            || !matches!(log_config.cleanup_policy, CleanupPolicy::Delete)
+        {
+            return Err(QuorumError::Config(
+                "the metadata log needs retention.ms = retention.bytes = -1 and cleanup.policy = delete".into(),
+            ));
+        }
         let state_machine = MetadataStateMachine::open_in(metadata_log.dir())?;
         let log_store =
             StorageLogStore::open(metadata_log)?.with_state_machine(state_machine.clone());

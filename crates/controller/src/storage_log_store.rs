@@ -574,17 +574,23 @@ mod tests {
     use super::*;
     use crate::log_store::METADATA_TOPIC;
 
+    /// The metadata log's config (as the broker's `metadata_log_config`): also the manager's
+    /// default, since a restart reopens existing logs with the default, not the create config.
+    fn metadata_log_config() -> LogConfig {
+        LogConfig {
+            retention_ms: -1,
+            retention_bytes: -1,
+            ..LogConfig::default()
+        }
+    }
+
     fn open(dir: &std::path::Path) -> (Arc<LogManager>, StorageLogStore) {
-        let manager = LogManager::open(LogManagerConfig::new(dir), LogConfig::default()).unwrap();
+        let manager = LogManager::open(LogManagerConfig::new(dir), metadata_log_config()).unwrap();
         let log = manager
             .get_or_create_log(
                 &TopicPartition::new(METADATA_TOPIC, 0),
                 Uuid::nil(),
-                LogConfig {
-                    retention_ms: -1,
-                    retention_bytes: -1,
-                    ..LogConfig::default()
-                },
+                metadata_log_config(),
             )
             .unwrap();
         (manager, StorageLogStore::open(log).unwrap())

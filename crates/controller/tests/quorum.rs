@@ -80,17 +80,9 @@ impl Cluster {
             Backend::File => MetadataQuorum::start(id, voters, dir, transport, &self.config).await,
             Backend::Storage => {
                 let manager =
-                    LogManager::open(LogManagerConfig::new(dir), LogConfig::default()).unwrap();
+                    LogManager::open(LogManagerConfig::new(dir), metadata_log_config()).unwrap();
                 let log = manager
-                    .get_or_create_log(
-                        &metadata_tp(),
-                        Uuid::nil(),
-                        LogConfig {
-                            retention_ms: -1,
-                            retention_bytes: -1,
-                            ..LogConfig::default()
-                        },
-                    )
+                    .get_or_create_log(&metadata_tp(), Uuid::nil(), metadata_log_config())
                     .unwrap();
                 self.managers.insert(id, manager);
                 MetadataQuorum::start_on_log(id, voters, log, transport, &self.config).await
@@ -159,6 +151,16 @@ impl Cluster {
             .copied()
             .filter(|id| *id != leader)
             .collect()
+    }
+}
+
+/// The metadata log's config (as the broker's `metadata_log_config`): also the manager's
+/// default, since a restart reopens existing logs with the default, not the create config.
+fn metadata_log_config() -> LogConfig {
+    LogConfig {
+        retention_ms: -1,
+        retention_bytes: -1,
+        ..LogConfig::default()
     }
 }
 
