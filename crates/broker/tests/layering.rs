@@ -8,10 +8,16 @@ use std::process::Command;
 const ALLOWED: &[(&str, &[&str])] = &[
     ("moldau-storage", &[]),
     ("moldau-metadata", &[]),
+    ("moldau-controller", &["moldau-storage", "moldau-metadata"]),
     ("moldau-coordinator", &["moldau-metadata"]),
     (
         "moldau-broker",
-        &["moldau-storage", "moldau-metadata", "moldau-coordinator"],
+        &[
+            "moldau-storage",
+            "moldau-metadata",
+            "moldau-controller",
+            "moldau-coordinator",
+        ],
     ),
     (
         "moldau",
@@ -19,6 +25,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "moldau-broker",
             "moldau-storage",
             "moldau-metadata",
+            "moldau-controller",
             "moldau-coordinator",
         ],
     ),

@@ -90,6 +90,59 @@ impl MetadataImage {
     pub fn configs(&self, resource: &ConfigResource) -> Option<&BTreeMap<String, String>> {
         self.configs.get(resource)
     }
+
+    /// Records that rebuild this image when replayed onto the empty image (a metadata
+    /// snapshot's content, as Kafka's snapshots are the records of the image). Ordered
+    /// deterministically: brokers, topics by name each followed by its partitions, configs,
+    /// then the producer-id high mark. `offset` is not a record: the snapshot carries it.
+    pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let mut records = Vec::new();
+        for broker in self.brokers.values() {
+            records.push(MetadataRecord::RegisterBroker {
+                broker_id: broker.broker_id,
+                broker_epoch: broker.broker_epoch,
+                host: broker.host.clone(),
+                port: broker.port,
+                rack: broker.rack.clone(),
+            });
+        }
+        for topic in self.topics() {
+            records.push(MetadataRecord::Topic {
+                name: topic.name.clone(),
+                topic_id: topic.topic_id,
+            });
+            for (partition_id, partition) in &topic.partitions {
+                records.push(MetadataRecord::Partition {
+                    topic_id: topic.topic_id,
+                    partition_id: *partition_id,
+                    replicas: partition.replicas.clone(),
+                    isr: partition.isr.clone(),
+                    leader: partition.leader,
+                    leader_epoch: partition.leader_epoch,
+                    partition_epoch: partition.partition_epoch,
+                });
+            }
+        }
+        for (resource, configs) in &self.configs {
+            for (name, value) in configs {
+                records.push(MetadataRecord::Config {
+                    resource_type: resource.resource_type,
+                    resource_name: resource.name.clone(),
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                });
+            }
+        }
+        if self.next_producer_id > 0 {
+            // Replay keeps the maximum, so the block's owner does not matter here.
+            records.push(MetadataRecord::ProducerIds {
+                broker_id: -1,
+                broker_epoch: -1,
+                next_producer_id: self.next_producer_id,
+            });
+        }
+        records
+    }
 }
 
 /// Changes since a base image. `replay` each committed record in order, then `apply`.
@@ -493,6 +546,61 @@ mod tests {
         let err = delta.replay(9, &renamed).unwrap_err();
         assert!(matches!(err, ReplayError::ConflictingTopicId { .. }));
         assert!(delta.current().topic_by_name("v").is_none());
+    }
+
+    #[test]
+    fn to_records_rebuilds_the_image() {
+        let (topic_id, mut records) = topic_records("orders", 2);
+        let (_, more) = topic_records("audit", 1);
+        records.extend(more);
+        records.push(MetadataRecord::PartitionChange {
+            topic_id,
+            partition_id: 1,
+            leader: Some(2),
+            isr: Some(vec![2]),
+        });
+        records.push(MetadataRecord::RegisterBroker {
+            broker_id: 1,
+            broker_epoch: 7,
+            host: "h".into(),
+            port: 9092,
+            rack: None,
+        });
+        records.push(MetadataRecord::Config {
+            resource_type: ConfigResourceType::Topic,
+            resource_name: "orders".into(),
+            name: "retention.ms".into(),
+            value: Some("1000".into()),
+        });
+        records.push(MetadataRecord::ProducerIds {
+            broker_id: 1,
+            broker_epoch: 7,
+            next_producer_id: 2000,
+        });
+        let image = replay_all(&MetadataImage::empty(), &records);
+        let rebuilt = replay_all(&MetadataImage::empty(), &image.to_records());
+        assert_eq!(rebuilt.to_records(), image.to_records());
+        let partition = &rebuilt.topic_by_id(&topic_id).unwrap().partitions[&1];
+        assert_eq!(
+            (
+                partition.leader,
+                partition.leader_epoch,
+                partition.partition_epoch
+            ),
+            (2, 1, 1)
+        );
+        assert_eq!(rebuilt.next_producer_id, 2000);
+        assert_eq!(rebuilt.brokers.len(), 1);
+        assert_eq!(
+            rebuilt.configs(&ConfigResource {
+                resource_type: ConfigResourceType::Topic,
+                name: "orders".into()
+            }),
+            image.configs(&ConfigResource {
+                resource_type: ConfigResourceType::Topic,
+                name: "orders".into()
+            })
+        );
     }
 
     #[test]

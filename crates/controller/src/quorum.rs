@@ -1,0 +1,252 @@
+//! `MetadataQuorum`: one controller's handle on the metadata quorum.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use moldau_metadata::{MetadataImage, MetadataRecord};
+use moldau_storage::{CleanupPolicy, Log};
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::storage::RaftLogStorage;
+use openraft::{Config, RaftMetrics, SnapshotPolicy};
+use tokio::sync::watch;
+
+use crate::log_store::{FileLogStore, LogStoreError};
+use crate::network::{ControllerTransport, NetworkFactory};
+use crate::state_machine::MetadataStateMachine;
+use crate::storage_log_store::StorageLogStore;
+use crate::types::{Node, NodeId, Raft, TypeConfig};
+
+/// Timing and retention of the quorum, named after Kafka's KRaft settings.
+#[derive(Clone, Debug)]
+pub struct QuorumConfig {
+    /// `controller.quorum.election.timeout.ms` (Kafka default 1000): a follower that has not
+    /// heard from a leader for a random time in `[t, 2t)` stands for election.
+    pub controller_quorum_election_timeout_ms: u64,
+    /// `controller.quorum.fetch.timeout.ms` (Kafka default 2000): a quarter of it is the
+    /// leader's heartbeat interval, so several heartbeats fit in one election timeout.
+    pub controller_quorum_fetch_timeout_ms: u64,
+    /// Stands in for `metadata.log.max.record.bytes.between.snapshots` (Kafka counts bytes,
+    /// openraft counts entries): a snapshot is taken after this many applied entries.
+    pub metadata_log_max_entries_between_snapshots: u64,
+    /// Entries kept in the log behind a snapshot, so a slightly lagging follower catches up
+    /// from the log rather than by a snapshot.
+    pub metadata_log_entries_kept_after_snapshot: u64,
+}
+
+impl Default for QuorumConfig {
+    fn default() -> Self {
+        QuorumConfig {
+            controller_quorum_election_timeout_ms: 1000,
+            controller_quorum_fetch_timeout_ms: 2000,
+            metadata_log_max_entries_between_snapshots: 5000,
+            metadata_log_entries_kept_after_snapshot: 1000,
+        }
+    }
+}
+
+impl QuorumConfig {
+    fn raft_config(&self) -> Result<Config, QuorumError> {
+        let election = self.controller_quorum_election_timeout_ms;
+        let config = Config {
+            cluster_name: "moldau-metadata".to_string(),
+            election_timeout_min: election,
+            election_timeout_max: election * 2,
+            heartbeat_interval: self.controller_quorum_fetch_timeout_ms / 4,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(
+                self.metadata_log_max_entries_between_snapshots,
+            ),
+            max_in_snapshot_log_to_keep: self.metadata_log_entries_kept_after_snapshot,
+            ..Default::default()
+        };
+        config
+            .validate()
+            .map_err(|e| QuorumError::Config(e.to_string()))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuorumError {
+    /// Only the active controller (the Raft leader) accepts writes (Kafka's
+    /// NOT_CONTROLLER); `leader_id` is the leader this node knows of, if any.
+    #[error("not the active controller (leader: {leader_id:?})")]
+    NotController { leader_id: Option<NodeId> },
+    #[error("invalid quorum config: {0}")]
+    Config(String),
+    #[error("node {node_id} is not among the voters {voters:?}")]
+    NotAVoter {
+        node_id: NodeId,
+        voters: Vec<NodeId>,
+    },
+    #[error(transparent)]
+    LogStore(#[from] LogStoreError),
+    #[error("metadata state machine: {0}")]
+    StateMachine(#[from] std::io::Error),
+    /// The Raft core stopped (storage failure or shutdown): this node writes nothing more.
+    #[error("metadata quorum stopped: {0}")]
+    Stopped(String),
+    #[error("metadata quorum: {0}")]
+    Raft(String),
+}
+
+fn check_voter(node_id: NodeId, voters: &BTreeMap<NodeId, Node>) -> Result<(), QuorumError> {
+    if voters.contains_key(&node_id) {
+        return Ok(());
+    }
+    Err(QuorumError::NotAVoter {
+        node_id,
+        voters: voters.keys().copied().collect(),
+    })
+}
+
+/// One controller: its Raft, log store and state machine. Cheap to share behind an `Arc`.
+pub struct MetadataQuorum {
+    node_id: NodeId,
+    raft: Raft,
+    state_machine: MetadataStateMachine,
+    transport: Arc<dyn ControllerTransport>,
+}
+
+impl MetadataQuorum {
+    /// Opens the log under `dir` and starts the Raft. `voters` is the static voter set
+    /// (Kafka's `controller.quorum.voters`). On a fresh cluster the voter with the lowest id
+    /// initializes it (writes the first membership entry); the others wait to hear from it.
+    /// One initializer avoids racing initial logs; openraft would accept identical ones, but
+    /// one is simpler to reason about. Until the lowest voter has started once, no leader
+    /// can be elected. A node that has a log (a restart) never initializes again.
+    pub async fn start(
+        node_id: NodeId,
+        voters: BTreeMap<NodeId, Node>,
+        dir: &Path,
+        transport: Arc<dyn ControllerTransport>,
+        config: &QuorumConfig,
+    ) -> Result<MetadataQuorum, QuorumError> {
+        check_voter(node_id, &voters)?;
+        let log_store = FileLogStore::open(dir)?;
+        let state_machine = MetadataStateMachine::open(dir)?;
+        Self::start_with(node_id, voters, log_store, state_machine, transport, config).await
+    }
+
+    /// [`MetadataQuorum::start`] with the Raft log in `metadata_log`, the storage `Log` of
+    /// `__cluster_metadata-0` (Kafka's layout: see `storage_log_store`). The log must have
+    /// retention off; the vote, purge point and snapshot live in its directory.
+    pub async fn start_on_log(
+        node_id: NodeId,
+        voters: BTreeMap<NodeId, Node>,
+        metadata_log: Arc<Log>,
+        transport: Arc<dyn ControllerTransport>,
+        config: &QuorumConfig,
+    ) -> Result<MetadataQuorum, QuorumError> {
+        check_voter(node_id, &voters)?;
+        // Only Raft may remove entries: retention or compaction would cut the log under it.
+        let log_config = metadata_log.config();
+        if log_config.retention_ms != -1
+            || log_config.retention_bytes != -1
+            || !matches!(log_config.cleanup_policy, CleanupPolicy::Delete)
+        {
+            return Err(QuorumError::Config(
+                "the metadata log needs retention.ms = retention.bytes = -1 and cleanup.policy = delete".into(),
+            ));
+        }
+        let state_machine = MetadataStateMachine::open_in(metadata_log.dir())?;
+        let log_store =
+            StorageLogStore::open(metadata_log)?.with_state_machine(state_machine.clone());
+        Self::start_with(node_id, voters, log_store, state_machine, transport, config).await
+    }
+
+    async fn start_with<LS: RaftLogStorage<TypeConfig>>(
+        node_id: NodeId,
+        voters: BTreeMap<NodeId, Node>,
+        log_store: LS,
+        state_machine: MetadataStateMachine,
+        transport: Arc<dyn ControllerTransport>,
+        config: &QuorumConfig,
+    ) -> Result<MetadataQuorum, QuorumError> {
+        let raft_config = Arc::new(config.raft_config()?);
+        let raft = Raft::new(
+            node_id,
+            raft_config,
+            NetworkFactory::new(transport.clone()),
+            log_store,
+            state_machine.clone(),
+        )
+        .await
+        .map_err(|e| QuorumError::Stopped(e.to_string()))?;
+        transport.serve(node_id, raft.clone());
+
+        let lowest = voters.keys().next().copied();
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| QuorumError::Stopped(e.to_string()))?;
+        if lowest == Some(node_id) && !initialized {
+            match raft.initialize(voters).await {
+                Ok(()) => tracing::info!(node_id, "initialized the metadata quorum"),
+                // Another path (a vote or entries received meanwhile) got there first.
+                Err(RaftError::APIError(InitializeError::NotAllowed(e))) => {
+                    tracing::info!(node_id, %e, "metadata quorum already initialized")
+                }
+                Err(e) => return Err(QuorumError::Raft(e.to_string())),
+            }
+        }
+        Ok(MetadataQuorum {
+            node_id,
+            raft,
+            state_machine,
+            transport,
+        })
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// Commits `records` as one batch and returns the offset of its first record, once it
+    /// is committed and applied to this node's image. Only the leader accepts; a follower
+    /// answers `NotController` with the leader it knows. The outcome of a call that is
+    /// dropped (timeout) is unknown: the batch may still commit.
+    pub async fn propose(&self, records: Vec<MetadataRecord>) -> Result<i64, QuorumError> {
+        match self.raft.client_write(records).await {
+            Ok(response) => Ok(response.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                Err(QuorumError::NotController {
+                    leader_id: forward.leader_id,
+                })
+            }
+            Err(RaftError::Fatal(fatal)) => Err(QuorumError::Stopped(fatal.to_string())),
+            Err(e) => Err(QuorumError::Raft(e.to_string())),
+        }
+    }
+
+    /// The image of everything this node has applied (committed, never more).
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.state_machine.image()
+    }
+
+    /// Follows the image as committed batches are applied.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.state_machine.subscribe()
+    }
+
+    /// The leader this node currently knows of (itself when it leads).
+    pub fn leader_id(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader_id() == Some(self.node_id)
+    }
+
+    pub fn metrics(&self) -> watch::Receiver<RaftMetrics<NodeId, Node>> {
+        self.raft.metrics()
+    }
+
+    /// Stops serving and stops the Raft core; the log and vote stay on disk for a restart.
+    pub async fn shutdown(self) -> Result<(), QuorumError> {
+        self.transport.stop_serving(self.node_id);
+        self.raft
+            .shutdown()
+            .await
+            .map_err(|e| QuorumError::Stopped(e.to_string()))
+    }
+}
