@@ -55,6 +55,16 @@ pub struct MetaProperties {
 }
 
 impl MetaProperties {
+    /// What a directory formatted now holds: a fresh `directory.id` of its own.
+    fn new_dir(cluster_id: &str, node_id: i32) -> MetaProperties {
+        MetaProperties {
+            version: 1,
+            cluster_id: cluster_id.to_string(),
+            node_id,
+            directory_id: Some(random_uuid()),
+        }
+    }
+
     /// Reads `dir/meta.properties`; `None` when the directory is not formatted.
     pub fn read(dir: &Path) -> Result<Option<MetaProperties>, MetaPropertiesError> {
         let path = dir.join(FILE_NAME);
@@ -204,13 +214,7 @@ pub fn format(
             outcomes.push((dir, FormatOutcome::Skipped));
             continue;
         }
-        MetaProperties {
-            version: 1,
-            cluster_id: cluster_id.to_string(),
-            node_id: config.node_id,
-            directory_id: Some(random_uuid()),
-        }
-        .write(&dir)?;
+        MetaProperties::new_dir(cluster_id, config.node_id).write(&dir)?;
         outcomes.push((dir, FormatOutcome::Formatted));
     }
     Ok(outcomes)
@@ -251,13 +255,7 @@ pub fn ensure_formatted(config: &ServerConfig) -> Result<String, MetaPropertiesE
     }
     let cluster_id = agreed.map_or_else(random_uuid, |(id, _)| id);
     for dir in unformatted {
-        MetaProperties {
-            version: 1,
-            cluster_id: cluster_id.clone(),
-            node_id: config.node_id,
-            directory_id: Some(random_uuid()),
-        }
-        .write(&dir)?;
+        MetaProperties::new_dir(&cluster_id, config.node_id).write(&dir)?;
     }
     Ok(cluster_id)
 }

@@ -1,7 +1,7 @@
 //! `moldau server`: loads Kafka-style server.properties plus overrides and runs one
 //! node until SIGINT or SIGTERM, then shuts it down cleanly (a second signal exits at once).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context as _};
 use clap::Args;
@@ -23,19 +23,7 @@ pub struct ServerArgs {
 }
 
 pub fn run(args: ServerArgs) -> Result<(), Failure> {
-    let overrides: Vec<(String, String)> = args
-        .overrides
-        .into_iter()
-        .map(|kv| (kv.key, kv.value))
-        .collect();
-    let (config, warnings) =
-        ServerConfig::load(args.config.as_deref(), &overrides).map_err(|e| Failure {
-            code: 2,
-            error: anyhow!("invalid configuration: {e}"),
-        })?;
-    for warning in warnings {
-        tracing::warn!("{warning}");
-    }
+    let config = load_config(args.config.as_deref(), &args.overrides)?;
     raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -43,6 +31,23 @@ pub fn run(args: ServerArgs) -> Result<(), Failure> {
         .build()
         .context("cannot start async runtime")?;
     runtime.block_on(serve(config)).map_err(Failure::from)
+}
+
+/// The server config from a properties file and `--override`s (exit code 2 when invalid;
+/// unknown keys are logged as warnings). Also used by `moldau storage`.
+pub fn load_config(path: Option<&Path>, overrides: &[KeyValue]) -> Result<ServerConfig, Failure> {
+    let overrides: Vec<(String, String)> = overrides
+        .iter()
+        .map(|kv| (kv.key.clone(), kv.value.clone()))
+        .collect();
+    let (config, warnings) = ServerConfig::load(path, &overrides).map_err(|e| Failure {
+        code: 2,
+        error: anyhow!("invalid configuration: {e}"),
+    })?;
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(config)
 }
 
 /// Every partition segment holds a descriptor: use all the hard limit allows, and say

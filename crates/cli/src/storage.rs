@@ -102,15 +102,5 @@ pub fn run(command: StorageCommand) -> Result<(), Failure> {
 }
 
 fn load(args: &ConfigArgs) -> Result<ServerConfig, Failure> {
-    let overrides: Vec<(String, String)> = args
-        .overrides
-        .iter()
-        .map(|kv| (kv.key.clone(), kv.value.clone()))
-        .collect();
-    let (config, _warnings) =
-        ServerConfig::load(args.config.as_deref(), &overrides).map_err(|e| Failure {
-            code: 2,
-            error: anyhow!("invalid configuration: {e}"),
-        })?;
-    Ok(config)
+    crate::server::load_config(args.config.as_deref(), &args.overrides)
 }

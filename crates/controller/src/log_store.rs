@@ -363,8 +363,28 @@ impl FileLogStore {
     }
 }
 
-fn write_logs_err(e: &io::Error) -> StorageError {
+pub(crate) fn write_logs_err(e: &io::Error) -> StorageError {
     StorageIOError::write_logs(AnyError::new(e)).into()
+}
+
+/// Tells openraft how an append ended, once it is durable (this node's ack counts from
+/// the callback); shared by both log stores. The error type is openraft's, as its traits return.
+#[allow(clippy::result_large_err)]
+pub(crate) fn complete_append(
+    result: io::Result<()>,
+    callback: LogFlushed<TypeConfig>,
+) -> Result<(), StorageError> {
+    match result {
+        Ok(()) => {
+            callback.log_io_completed(Ok(()));
+            Ok(())
+        }
+        Err(e) => {
+            let err = write_logs_err(&e);
+            callback.log_io_completed(Err(e));
+            Err(err)
+        }
+    }
 }
 
 impl RaftLogReader<TypeConfig> for FileLogStore {
@@ -417,18 +437,7 @@ impl RaftLogStorage<TypeConfig> for FileLogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        // The callback is called after the fsync: openraft counts this node's ack from it.
-        match self.append_sync(entries) {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                let err = write_logs_err(&e);
-                callback.log_io_completed(Err(e));
-                Err(err)
-            }
-        }
+        complete_append(self.append_sync(entries), callback)
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {

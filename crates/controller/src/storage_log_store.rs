@@ -52,8 +52,8 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::log_store::{
-    read_committed_file, read_vote_file, write_committed_file, write_durably, write_vote_file,
-    LogStoreError,
+    complete_append, read_committed_file, read_vote_file, write_committed_file, write_durably,
+    write_logs_err, write_vote_file, LogStoreError,
 };
 use crate::state_machine::MetadataStateMachine;
 use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
@@ -477,10 +477,6 @@ impl StorageLogStore {
     }
 }
 
-fn write_logs_err(e: &io::Error) -> StorageError {
-    StorageIOError::write_logs(AnyError::new(e)).into()
-}
-
 impl RaftLogReader<TypeConfig> for StorageLogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
         &mut self,
@@ -541,17 +537,7 @@ impl RaftLogStorage<TypeConfig> for StorageLogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        match self.append_sync(entries) {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                let err = write_logs_err(&e);
-                callback.log_io_completed(Err(e));
-                Err(err)
-            }
-        }
+        complete_append(self.append_sync(entries), callback)
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
