@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::types::with_decode_limit;
 use kafka_protocol::protocol::{Decodable, Encodable, VersionRange};
@@ -37,6 +37,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ListOffsets, handlers::list_offsets::VERSIONS),
     (ApiKey::Metadata, handlers::metadata::VERSIONS),
     (ApiKey::ApiVersions, handlers::api_versions::VERSIONS),
+    (
+        ApiKey::BrokerRegistration,
+        handlers::broker_registration::VERSIONS,
+    ),
     (ApiKey::CreateTopics, handlers::create_topics::VERSIONS),
     (ApiKey::InitProducerId, handlers::init_producer_id::VERSIONS),
     (
@@ -198,7 +202,20 @@ fn decode_within_allowance(mut frame: Bytes) -> Result<DecodedRequest, String> {
     })
 }
 
-pub async fn handle_frame(state: &BrokerState, frame: Bytes, peer: SocketAddr) -> Outcome {
+pub async fn handle_frame(
+    state: &BrokerState,
+    frame: Bytes,
+    peer: SocketAddr,
+    controller_listener: bool,
+) -> Outcome {
+    if frame.get(..2) == Some(&crate::raft_transport::RAFT_API_KEY.to_be_bytes()[..]) {
+        if !controller_listener {
+            return Outcome::Close(
+                "raft rpc on a listener that is not a controller listener".into(),
+            );
+        }
+        return handle_raft_frame(state, frame).await;
+    }
     let (header, api_key, api_version, request) = match decode_request(frame) {
         Ok(DecodedRequest::Request {
             header,
@@ -231,6 +248,24 @@ pub async fn handle_frame(state: &BrokerState, frame: Bytes, peer: SocketAddr) -
     encode_kind(correlation_id, api_key, api_version, &response)
 }
 
+/// A Raft RPC between controllers (see `raft_transport`): header v1, JSON body; the answer
+/// is the correlation id and the receiving Raft's answer as JSON.
+async fn handle_raft_frame(state: &BrokerState, mut frame: Bytes) -> Outcome {
+    let header = match RequestHeader::decode(&mut frame, 1) {
+        Ok(header) => header,
+        Err(e) => return Outcome::Close(format!("bad raft rpc header: {e}")),
+    };
+    match state.raft_transport.handle(&frame).await {
+        Ok(body) => {
+            let mut response = BytesMut::with_capacity(4 + body.len());
+            response.put_i32(header.correlation_id);
+            response.extend_from_slice(&body);
+            Outcome::Respond(response)
+        }
+        Err(reason) => Outcome::Close(reason),
+    }
+}
+
 async fn dispatch(
     state: &BrokerState,
     ctx: &RequestContext,
@@ -240,6 +275,9 @@ async fn dispatch(
     Ok(Some(match request {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, r)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(state, ctx, r).await),
+        RequestKind::BrokerRegistration(r) => {
+            ResponseKind::BrokerRegistration(broker_registration::handle(state, ctx, r).await)
+        }
         RequestKind::Produce(r) => match produce::handle(state, ctx, r).await? {
             Some(response) => ResponseKind::Produce(response),
             None => return Ok(None),

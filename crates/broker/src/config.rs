@@ -92,7 +92,6 @@ impl Endpoint {
 /// they are not "unknown", so no warning.
 const ACCEPTED_KEYS: &[&str] = &[
     "broker.id",
-    "controller.listener.names",
     "controller.quorum.bootstrap.servers",
     "inter.broker.listener.name",
     "listener.security.protocol.map",
@@ -110,6 +109,9 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
     ("node.id", "1", "int"),
     ("process.roles", "broker,controller", "list"),
     ("controller.quorum.voters", "", "list"),
+    ("controller.listener.names", "", "list"),
+    ("controller.quorum.election.timeout.ms", "1000", "int"),
+    ("controller.quorum.fetch.timeout.ms", "2000", "int"),
     ("broker.rack", "", "string"),
     ("listeners", "PLAINTEXT://127.0.0.1:9092", "string"),
     ("advertised.listeners", "", "string"),
@@ -203,6 +205,11 @@ pub struct ServerConfig {
     pub broker_rack: Option<String>,
     /// `controller.quorum.voters` as (node id, host, port); empty means this node alone.
     pub controller_quorum_voters: Vec<QuorumVoter>,
+    /// `controller.listener.names`: listeners that carry the quorum's traffic, never
+    /// advertised to clients.
+    pub controller_listener_names: Vec<String>,
+    pub controller_quorum_election_timeout_ms: u64,
+    pub controller_quorum_fetch_timeout_ms: u64,
 }
 
 /// One entry of `controller.quorum.voters` (`{id}@{host}:{port}`).
@@ -214,13 +221,13 @@ pub struct QuorumVoter {
 }
 
 /// Parses `controller.quorum.voters` as Kafka does and checks it against this node: a
-/// controller must be one of the voters. Until the Raft quorum lands, a voter set naming
-/// other nodes is refused (fail closed), so that nodes configured as one cluster never
-/// start as separate clusters of one.
+/// controller must be one of the voters, and voters beyond this node are reached through
+/// a controller listener, so one must be named.
 fn quorum_voters(
     value: Option<&str>,
     node_id: i32,
     is_controller: bool,
+    controller_listener_names: &[String],
 ) -> Result<Vec<QuorumVoter>, ConfigError> {
     const KEY: &str = "controller.quorum.voters";
     let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
@@ -266,12 +273,12 @@ fn quorum_voters(
             format!("this node (node.id {node_id}) has the controller role but is not a voter"),
         ));
     }
-    if voters.iter().any(|v| v.node_id != node_id) {
+    if voters.iter().any(|v| v.node_id != node_id) && controller_listener_names.is_empty() {
         return Err(ConfigError::invalid(
             KEY,
             value,
-            "a quorum of more than one voter is not yet supported: this node would start as a \
-             separate cluster of one",
+            "voters other than this node are reached through the controller listener: set \
+             controller.listener.names to a listener in listeners",
         ));
     }
     Ok(voters)
@@ -340,10 +347,27 @@ impl ServerConfig {
         let listeners_value = get("listeners").unwrap_or("PLAINTEXT://127.0.0.1:9092");
         let listeners = Endpoint::parse_list("listeners", listeners_value)?;
         let listeners_for_validation = listeners.clone();
-        let advertised_listeners = match get("advertised.listeners") {
+        let controller_listener_names: Vec<String> = get("controller.listener.names")
+            .unwrap_or("")
+            .split(',')
+            .map(|s| s.trim().to_ascii_uppercase())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let mut advertised_listeners = match get("advertised.listeners") {
             Some(v) if !v.is_empty() => Endpoint::parse_list("advertised.listeners", v)?,
             _ => listeners.clone(),
         };
+        // Clients are never sent to a controller listener (Kafka's brokers do not
+        // advertise them either).
+        advertised_listeners
+            .retain(|e| !controller_listener_names.contains(&e.listener_name.to_ascii_uppercase()));
+        if advertised_listeners.is_empty() {
+            return Err(ConfigError::invalid(
+                "listeners",
+                listeners_value,
+                "every listener is a controller listener: clients need one that is not",
+            ));
+        }
         if let Some(meta) = advertised_listeners
             .iter()
             .find(|e| e.host == "0.0.0.0" || e.host == "::")
@@ -500,7 +524,23 @@ impl ServerConfig {
                 get("controller.quorum.voters"),
                 node_id,
                 is_controller,
+                &controller_listener_names,
             )?,
+            controller_quorum_election_timeout_ms: parse_opt(
+                &props,
+                "controller.quorum.election.timeout.ms",
+                1000,
+                1,
+                i32::MAX as u64,
+            )?,
+            controller_quorum_fetch_timeout_ms: parse_opt(
+                &props,
+                "controller.quorum.fetch.timeout.ms",
+                2000,
+                1,
+                i32::MAX as u64,
+            )?,
+            controller_listener_names,
             static_configs: props,
         };
         Ok((config, warnings))
@@ -1234,7 +1274,7 @@ mod tests {
     }
 
     #[test]
-    fn quorum_voters_are_parsed_and_must_be_this_node_alone() {
+    fn quorum_voters_are_parsed_and_checked_against_this_node() {
         let key = "controller.quorum.voters";
         let (c, _) = load(&[(key, "1@localhost:9093"), ("broker.rack", "r1")]).unwrap();
         assert_eq!(
@@ -1257,11 +1297,24 @@ mod tests {
             ("1@:9093", "host is empty"),
             ("1@a:1,1@b:2", "listed twice"),
             ("2@localhost:9093", "not a voter"),
-            ("1@a:9093,2@b:9093,3@c:9093", "not yet supported"),
+            ("1@a:9093,2@b:9093,3@c:9093", "controller.listener.names"),
         ] {
             let err = load(&[(key, value)]).unwrap_err().to_string();
             assert!(err.contains(key) && err.contains(reason), "{value}: {err}");
         }
+        // Three voters, with the controller listener bound and never advertised.
+        let (c, _) = load(&[
+            (key, "1@a:9093,2@b:9093,3@c:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "listeners",
+                "CONTROLLER://127.0.0.1:9093,PLAINTEXT://127.0.0.1:9092",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.controller_quorum_voters.len(), 3);
+        assert_eq!(c.controller_listener_names, vec!["CONTROLLER".to_string()]);
+        assert_eq!(c.advertised().listener_name, "PLAINTEXT");
     }
 
     #[test]

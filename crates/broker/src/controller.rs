@@ -1,30 +1,33 @@
-//! The metadata quorum controller, as a quorum of one.
+//! The controller: metadata writes through the Raft quorum (`moldau-controller`).
 //!
-//! Every metadata change is a batch of [`MetadataRecord`]s appended to the metadata log
-//! (`__cluster_metadata-0`), flushed, replayed into a [`MetadataDelta`], handed to the
-//! publisher (the broker side, which creates and deletes partition logs) and then published
-//! as the new immutable [`MetadataImage`]. Writes are serialized by one lock, so a check made
-//! against the current image inside [`Controller::write`] cannot be raced by another write.
+//! Every metadata change is a batch of [`MetadataRecord`]s that `decide` makes from the
+//! image, proposed to the quorum as one Raft entry. Only the active controller (the Raft
+//! leader) writes: it decides against an image with everything committed before applied
+//! (openraft's read index), and writes on this node are serialized by one lock, so a check
+//! made inside [`Controller::write`] cannot be raced by another write. Elsewhere a write is
+//! refused with NOT_CONTROLLER naming the leader.
 //!
-//! Contract (what the Raft state machine will rely on): every check a record implies is
-//! made by `decide` against the image, before the append. Once a record is appended it is
-//! committed: replay applies it or skips it with a logged error (never stops), the new
-//! image is published whatever local side effects do (the publisher reconciles its own
-//! failures), and a failed append or flush halts the controller, because the log's state
-//! is then unknown; the node restarts on what the log holds.
-//!
-//! The cluster work replaces the local append + flush with a Raft commit; nothing else here
-//! (or in the broker) needs to change shape.
+//! Contract: every check a record implies is made by `decide` before the proposal. Once
+//! committed, a record applies on every node, in log order: the state machine replays it
+//! or skips it with a logged error (never stops), hands the delta to the
+//! [`MetadataPublisher`] (the replica manager, which reconciles its own failures) and then
+//! publishes the new image. A storage failure of the Raft log stops the quorum on this
+//! node (openraft Fatal): writes fail from then on and the node restarts on what its log
+//! holds.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use moldau_metadata::{MetadataDelta, MetadataImage, MetadataRecord};
-use moldau_storage::{AppendOrigin, Log};
-use parking_lot::RwLock;
+use moldau_controller::{
+    ControllerTransport, MetadataQuorum, Node, NodeId, QuorumConfig, QuorumError,
+};
+use moldau_metadata::{MetadataImage, MetadataRecord};
+use moldau_storage::Log;
+
+pub use moldau_controller::MetadataPublisher;
 
 use crate::error::BrokerError;
-use crate::internal_log;
 
 /// The metadata topic partition, as Kafka names it.
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
@@ -33,52 +36,56 @@ pub const METADATA_TOPIC: &str = "__cluster_metadata";
 /// past it the operation is refused with POLICY_VIOLATION and nothing is written.
 pub const MAX_RECORDS_PER_USER_OP: usize = 10_000;
 
-/// Reacts to committed metadata before readers see the new image. Infallible: a side
-/// effect that fails (a log dir not created or not removed) is the publisher's to retry.
-pub trait MetadataPublisher: Send + Sync {
-    fn publish(&self, delta: &MetadataDelta, image: &Arc<MetadataImage>);
-}
+/// How long a write waits for its commit (a quorum that lost its majority answers
+/// REQUEST_TIMED_OUT rather than keeping the request forever). The outcome of a write that
+/// timed out is unknown: it may still commit.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Controller {
-    metadata_log: Arc<Log>,
-    publisher: Arc<dyn MetadataPublisher>,
-    /// Holds why the controller halted (a failed append or flush), once it has.
-    write_lock: tokio::sync::Mutex<Option<String>>,
-    image: RwLock<Arc<MetadataImage>>,
+    quorum: MetadataQuorum,
+    write_lock: tokio::sync::Mutex<()>,
 }
 
 impl Controller {
-    /// Replays the whole metadata log into an image and publishes it.
-    pub fn open(
+    /// Starts this node's member of the metadata quorum on `metadata_log`; the image it
+    /// recovers (snapshot, then committed entries) is published as it is applied.
+    pub async fn start(
+        node_id: i32,
+        voters: BTreeMap<NodeId, Node>,
         metadata_log: Arc<Log>,
         publisher: Arc<dyn MetadataPublisher>,
+        transport: Arc<dyn ControllerTransport>,
+        config: &QuorumConfig,
     ) -> Result<Controller, BrokerError> {
-        let empty = MetadataImage::empty();
-        let mut delta = MetadataDelta::new(&empty);
-        let end = metadata_log.log_end_offset();
-        internal_log::replay(&metadata_log, |record| {
-            let value = record.value.as_deref().unwrap_or_default();
-            // Skipped, not fatal, as a Kafka broker's metadata loader: the node must start.
-            match MetadataRecord::decode(value) {
-                Ok(metadata_record) => replay_logged(&mut delta, record.offset, &metadata_record),
-                Err(e) => tracing::error!(offset = record.offset, %e, "skipping metadata record"),
-            }
-            Ok::<_, BrokerError>(())
-        })?;
-        metadata_log.update_high_watermark(end);
-        let image = Arc::new(delta.current().clone());
-        publisher.publish(&delta, &image);
-        Ok(Controller {
+        let quorum = MetadataQuorum::start_on_log(
+            node_id as NodeId,
+            voters,
             metadata_log,
             publisher,
-            write_lock: tokio::sync::Mutex::new(None),
-            image: RwLock::new(image),
+            transport,
+            config,
+        )
+        .await
+        .map_err(BrokerError::from)?;
+        Ok(Controller {
+            quorum,
+            write_lock: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// The latest published image. Cheap: readers share it and never lock while using it.
+    /// The latest image applied on this node. Cheap: readers share it and never lock
+    /// while using it.
     pub fn image(&self) -> Arc<MetadataImage> {
-        self.image.read().clone()
+        self.quorum.image()
+    }
+
+    /// The active controller as this node knows it.
+    pub fn leader_id(&self) -> Option<i32> {
+        self.quorum.leader_id().map(|id| id as i32)
+    }
+
+    pub fn quorum(&self) -> &MetadataQuorum {
+        &self.quorum
     }
 
     /// Decides the records to write from the current image (`decide` may refuse with an
@@ -90,76 +97,41 @@ impl Controller {
     where
         E: From<BrokerError>,
     {
-        let mut halted = self.write_lock.lock().await;
-        if let Some(reason) = halted.as_ref() {
-            return Err(BrokerError::MetadataLog(format!(
-                "metadata writes halted until restart: {reason}"
-            ))
-            .into());
-        }
-        let image = self.image();
+        let _serialized = self.write_lock.lock().await;
+        let image = self
+            .quorum
+            .leader_image()
+            .await
+            .map_err(BrokerError::from)?;
         let (records, out) = decide(&image)?;
         if records.len() > MAX_RECORDS_PER_USER_OP {
             return Err(BrokerError::TooManyRecords(records.len()).into());
         }
         if !records.is_empty() {
-            let mut batch = encode(&records)?;
-            match self.append(&mut batch) {
-                Ok(first_offset) => self.apply(&image, first_offset, &records),
-                Err(e) => {
-                    tracing::error!(%e, "metadata log append failed: halting metadata writes");
-                    *halted = Some(e.to_string());
-                    return Err(e.into());
+            match tokio::time::timeout(WRITE_TIMEOUT, self.quorum.propose(records)).await {
+                Ok(result) => {
+                    result.map_err(BrokerError::from)?;
                 }
+                Err(_) => return Err(BrokerError::MetadataWriteTimeout.into()),
             }
         }
         Ok(out)
     }
 
-    /// Appends and flushes: the commit. Returns the offset of the first record.
-    fn append(&self, batch: &mut [u8]) -> Result<i64, BrokerError> {
-        let info = self.metadata_log.append_as_leader(
-            batch,
-            0,
-            AppendOrigin::Coordinator,
-            crate::now_ms(),
-        )?;
-        // A metadata change is acknowledged only once it is on disk, as a Raft commit would be.
-        self.metadata_log.flush()?;
-        self.metadata_log
-            .update_high_watermark(self.metadata_log.log_end_offset());
-        Ok(info.first_offset)
+    /// Stops this node's quorum member; the log stays for a restart.
+    pub async fn shutdown(&self) -> Result<(), BrokerError> {
+        self.quorum.shutdown().await.map_err(BrokerError::from)
     }
+}
 
-    /// Applies committed records: cannot fail, so the image always follows the log.
-    fn apply(&self, image: &MetadataImage, first_offset: i64, records: &[MetadataRecord]) {
-        let mut delta = MetadataDelta::new(image);
-        for (i, record) in records.iter().enumerate() {
-            replay_logged(&mut delta, first_offset + i as i64, record);
+impl From<QuorumError> for BrokerError {
+    fn from(e: QuorumError) -> Self {
+        match e {
+            QuorumError::NotController { leader_id } => BrokerError::NotController {
+                leader_id: leader_id.map(|id| id as i32),
+            },
+            other => BrokerError::MetadataLog(other.to_string()),
         }
-        let next = Arc::new(delta.current().clone());
-        self.publisher.publish(&delta, &next);
-        *self.image.write() = next;
-    }
-}
-
-fn encode(records: &[MetadataRecord]) -> Result<BytesMut, BrokerError> {
-    internal_log::encode_batch(
-        records.iter().map(|r| {
-            (
-                Bytes::from_static(r.type_name().as_bytes()),
-                Some(Bytes::from(r.encode())),
-            )
-        }),
-        crate::now_ms(),
-    )
-}
-
-/// A skipped record at replay means old data (written before decide checked everything)
-/// or a decide bug; either way it is logged and the rest applies.
-fn replay_logged(delta: &mut MetadataDelta, offset: i64, record: &MetadataRecord) {
-    if let Err(e) = delta.replay(offset, record) {
-        tracing::error!(%e, record = record.type_name(), "skipping metadata record");
     }
 }
 
@@ -173,38 +145,55 @@ mod tests {
 
     const NODE_ID: i32 = 1;
 
-    struct Node {
+    struct TestNode {
         log_manager: Arc<LogManager>,
         replica_manager: Arc<ReplicaManager>,
         controller: Controller,
     }
 
-    fn open(dir: &std::path::Path) -> Node {
+    async fn open(dir: &std::path::Path) -> TestNode {
         let log_manager =
             LogManager::open(LogManagerConfig::new(dir), LogConfig::default()).expect("open logs");
         let metadata_log = log_manager
             .get_or_create_log(
                 &TopicPartition::new(METADATA_TOPIC, 0),
                 Uuid::nil(),
-                LogConfig::default(),
+                crate::server::metadata_log_config(),
             )
             .expect("metadata log");
+        metadata_log.update_config(crate::server::metadata_log_config());
         let replica_manager = Arc::new(ReplicaManager::new(
             NODE_ID,
             log_manager.clone(),
             LogConfig::default(),
         ));
-        let controller =
-            Controller::open(metadata_log, replica_manager.clone()).expect("controller opens");
-        Node {
+        let voters = [(NODE_ID as NodeId, Node::new("127.0.0.1", 1))].into();
+        let network = moldau_controller::InProcessNetwork::new();
+        let controller = Controller::start(
+            NODE_ID,
+            voters,
+            metadata_log,
+            replica_manager.clone(),
+            network.endpoint(NODE_ID as NodeId),
+            &QuorumConfig::default(),
+        )
+        .await
+        .expect("controller starts");
+        controller
+            .quorum()
+            .wait_for_leader(Duration::from_secs(10))
+            .await
+            .expect("a single voter leads");
+        TestNode {
             log_manager,
             replica_manager,
             controller,
         }
     }
 
-    impl Node {
-        fn close(self) {
+    impl TestNode {
+        async fn close(self) {
+            self.controller.shutdown().await.expect("quorum stops");
             self.log_manager.shutdown().expect("shutdown");
         }
 
@@ -246,7 +235,7 @@ mod tests {
     async fn a_log_with_duplicate_remove_topic_and_topic_names_still_opens() {
         let dir = tempfile::tempdir().unwrap();
         let (removed, first_b, second_b) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        let node = open(dir.path());
+        let node = open(dir.path()).await;
         node.commit_unchecked(topic("a", removed, 1)).await;
         node.commit_unchecked(vec![MetadataRecord::RemoveTopic { topic_id: removed }])
             .await;
@@ -255,9 +244,9 @@ mod tests {
         node.commit_unchecked(topic("b", first_b, 1)).await;
         node.commit_unchecked(topic("b", second_b, 2)).await;
         assert!(node.hosts("b", 1) && !node.hosts("a", 0));
-        node.close();
+        node.close().await;
 
-        let node = open(dir.path());
+        let node = open(dir.path()).await;
         let image = node.controller.image();
         assert!(image.topic_by_name("a").is_none());
         assert_eq!(image.topics().len(), 1);
@@ -269,10 +258,10 @@ mod tests {
         node.commit_unchecked(vec![MetadataRecord::RemoveTopic { topic_id: second_b }])
             .await;
         assert!(node.controller.image().topics().is_empty());
-        node.close();
-        let node = open(dir.path());
+        node.close().await;
+        let node = open(dir.path()).await;
         assert!(node.controller.image().topics().is_empty());
-        node.close();
+        node.close().await;
     }
 
     #[tokio::test]
@@ -281,7 +270,7 @@ mod tests {
         // A regular file where the partition's dir must go: creating the log fails.
         let obstacle = dir.path().join("c-0");
         std::fs::write(&obstacle, b"in the way").unwrap();
-        let node = open(dir.path());
+        let node = open(dir.path()).await;
         node.commit_unchecked(topic("c", Uuid::new_v4(), 2)).await;
         // Committed, hence in the image, whatever the disk did.
         assert!(node.controller.image().topic_by_name("c").is_some());
@@ -302,16 +291,16 @@ mod tests {
         ));
         node.replica_manager.reconcile();
         assert!(!node.hosts("c", 0));
-        node.close();
+        node.close().await;
 
         // The node starts with the obstacle still there, and heals once it is gone.
-        let node = open(dir.path());
+        let node = open(dir.path()).await;
         assert!(!node.hosts("c", 0) && node.hosts("c", 1));
         assert!(node.replica_manager.has_pending_effects());
         std::fs::remove_file(&obstacle).unwrap();
         node.replica_manager.reconcile();
         assert!(node.hosts("c", 0));
         assert!(!node.replica_manager.has_pending_effects());
-        node.close();
+        node.close().await;
     }
 }

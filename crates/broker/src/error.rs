@@ -22,6 +22,15 @@ pub enum BrokerError {
     /// One client operation would commit more than `MAX_RECORDS_PER_USER_OP` records.
     #[error("Unable to perform excessively large batch operation.")]
     TooManyRecords(usize),
+    /// A metadata write reached a node that is not the active controller.
+    #[error("this node is not the active controller (active controller: {leader_id:?})")]
+    NotController { leader_id: Option<i32> },
+    /// The active controller belongs to another cluster than this node's meta.properties.
+    #[error("this node's cluster id {ours} differs from the cluster of the active controller at {controller} (INCONSISTENT_CLUSTER_ID): format this node's directories with that cluster's id")]
+    InconsistentClusterId { ours: String, controller: String },
+    /// The quorum did not commit a metadata write in time (no majority reachable).
+    #[error("the metadata quorum did not commit the change in time")]
+    MetadataWriteTimeout,
 }
 
 /// The Kafka error code a client sees for a storage failure (variants map one-to-one).
@@ -32,7 +41,10 @@ pub fn storage_error_code(error: &StorageError) -> i16 {
 impl BrokerError {
     /// Refusals a client caused (not worth an error in the log).
     pub fn is_client_refusal(&self) -> bool {
-        matches!(self, BrokerError::TooManyRecords(_))
+        matches!(
+            self,
+            BrokerError::TooManyRecords(_) | BrokerError::NotController { .. }
+        )
     }
 
     /// The Kafka error a client sees when a request fails with this error: a storage
@@ -44,6 +56,8 @@ impl BrokerError {
                 .unwrap_or(ResponseError::UnknownServerError),
             BrokerError::Io(_) => ResponseError::KafkaStorageError,
             BrokerError::TooManyRecords(_) => ResponseError::PolicyViolation,
+            BrokerError::NotController { .. } => ResponseError::NotController,
+            BrokerError::MetadataWriteTimeout => ResponseError::RequestTimedOut,
             _ => ResponseError::UnknownServerError,
         }
     }

@@ -1,6 +1,7 @@
-//! Logs the broker writes for its own state machines: the metadata log, `__consumer_offsets`
-//! and `__transaction_state`. Each holds keyed records in ordinary batches, written by one
-//! coordinator and replayed in full at startup.
+//! Logs the broker writes for its own state machines: `__consumer_offsets` and
+//! `__transaction_state` (the metadata log is the quorum's, in `moldau-controller`). Each
+//! holds keyed records in ordinary batches, written by one coordinator and replayed in
+//! full at startup.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
@@ -20,7 +21,6 @@ use crate::state::BrokerState;
 
 /// One data record of an internal log.
 pub struct InternalRecord {
-    pub offset: i64,
     pub key: Option<Bytes>,
     /// `None` is a tombstone.
     pub value: Option<Bytes>,
@@ -149,7 +149,6 @@ pub fn replay_with_markers(
             })?;
             for record in decoded.records {
                 apply(InternalRecord {
-                    offset: record.offset,
                     key: record.key,
                     value: record.value,
                     transactional_producer_id,

@@ -151,6 +151,18 @@ pub fn random_uuid() -> String {
     crate::server::base64_url_uuid(Uuid::new_v4())
 }
 
+/// The cluster id of a quorum formed without `storage format`: a name-based UUID of its
+/// voter set (ids, hosts, ports), the same on every node configured with it.
+pub fn derived_cluster_id(voters: &[crate::config::QuorumVoter]) -> String {
+    let mut entries: Vec<String> = voters
+        .iter()
+        .map(|v| format!("{}@{}:{}", v.node_id, v.host, v.port))
+        .collect();
+    entries.sort();
+    let name = format!("moldau-cluster:{}", entries.join(","));
+    crate::server::base64_url_uuid(Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()))
+}
+
 /// Checks a cluster id as Kafka's `Uuid.fromString`: URL-safe base64 of 16 bytes.
 pub fn validate_cluster_id(id: &str) -> Result<(), MetaPropertiesError> {
     use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -221,8 +233,11 @@ pub fn format(
 }
 
 /// At start: the cluster id every formatted directory agrees on, after checking each one's
-/// node id. Directories not yet formatted are formatted with it (with a new cluster id if
-/// none is), so a zero-config node starts on empty directories.
+/// node id. Directories not yet formatted are formatted with it, so a zero-config node
+/// starts on empty directories. With nothing formatted, a node alone takes a random id,
+/// and a node of a multi-voter quorum the id its voters derive (every node of a new quorum
+/// started without `storage format` then agrees; the active controller refuses a broker
+/// whose id differs with INCONSISTENT_CLUSTER_ID).
 pub fn ensure_formatted(config: &ServerConfig) -> Result<String, MetaPropertiesError> {
     let dirs = data_dirs(config);
     let mut agreed: Option<(String, PathBuf)> = None;
@@ -253,7 +268,13 @@ pub fn ensure_formatted(config: &ServerConfig) -> Result<String, MetaPropertiesE
             None => agreed = Some((meta.cluster_id, path)),
         }
     }
-    let cluster_id = agreed.map_or_else(random_uuid, |(id, _)| id);
+    let cluster_id = match agreed {
+        Some((id, _)) => id,
+        None if config.controller_quorum_voters.len() > 1 => {
+            derived_cluster_id(&config.controller_quorum_voters)
+        }
+        None => random_uuid(),
+    };
     for dir in unformatted {
         MetaProperties::new_dir(&cluster_id, config.node_id).write(&dir)?;
     }

@@ -1,10 +1,13 @@
 //! Broker lifecycle: open the logs, replay metadata, register, listen; shut down cleanly.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use moldau_metadata::MetadataRecord;
+use moldau_controller::{Node, NodeId, QuorumConfig};
+use moldau_metadata::MetadataImage;
 use moldau_storage::{LogConfig, LogManager, LogManagerConfig, TopicPartition, Uuid};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -13,7 +16,10 @@ use tokio::task::JoinHandle;
 use crate::config::{Endpoint, ServerConfig};
 use crate::controller::{Controller, METADATA_TOPIC};
 use crate::error::BrokerError;
+use crate::handlers::broker_registration::BrokerRegistration;
+use crate::inter_broker::InterBrokerClient;
 use crate::network::NetworkLimits;
+use crate::raft_transport::TcpControllerTransport;
 use crate::replica_manager::ReplicaManager;
 use crate::state::BrokerState;
 
@@ -57,10 +63,17 @@ impl Broker {
             log_manager.clone(),
             config.log_defaults.clone(),
         ));
-        let controller = Controller::open(metadata_log, replica_manager.clone())?;
 
+        // Bound before the quorum starts: peers reach this node's Raft through them.
         let listeners = bind_listeners(&config.listeners).await?;
-        let bound_addr = listeners[0].1;
+        let controller_listener_names = config.controller_listener_names.clone();
+        let is_controller_listener = move |endpoint: &Endpoint| {
+            controller_listener_names.contains(&endpoint.listener_name.to_ascii_uppercase())
+        };
+        let bound_addr = listeners
+            .iter()
+            .find(|(endpoint, _, _)| !is_controller_listener(endpoint))
+            .map_or(listeners[0].1, |(_, addr, _)| *addr);
         let mut advertised = config.advertised().clone();
         if advertised.port == 0 {
             // The port picked for the listener of the same name (tests bind port 0).
@@ -76,14 +89,61 @@ impl Broker {
             advertised.host = local_host_name().unwrap_or_else(|| bound_addr.ip().to_string());
         }
 
+        let voters = quorum_voters(&config, &listeners, &is_controller_listener);
+        let inter_broker = Arc::new(InterBrokerClient::new(
+            config.node_id,
+            config.socket_request_max_bytes as usize,
+        ));
+        let raft_transport = Arc::new(TcpControllerTransport::new(
+            inter_broker.clone(),
+            voters.clone(),
+            config.socket_request_max_bytes as usize,
+        ));
+        let quorum_config = QuorumConfig {
+            controller_quorum_election_timeout_ms: config.controller_quorum_election_timeout_ms,
+            controller_quorum_fetch_timeout_ms: config.controller_quorum_fetch_timeout_ms,
+            ..QuorumConfig::default()
+        };
+        let controller = Controller::start(
+            config.node_id,
+            voters.clone(),
+            metadata_log,
+            replica_manager.clone(),
+            raft_transport.clone(),
+            &quorum_config,
+        )
+        .await?;
+
         let state = Arc::new(BrokerState::new(
             config,
             cluster_id,
             advertised,
             controller,
             replica_manager,
+            raft_transport,
+            inter_broker,
         ));
-        register_broker(&state).await?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let limits = NetworkLimits::new(state.config.connections.clone());
+        let mut accept_tasks = Vec::with_capacity(listeners.len());
+        let (controller_listeners, client_listeners): (Vec<_>, Vec<_>) = listeners
+            .into_iter()
+            .partition(|(endpoint, _, _)| is_controller_listener(endpoint));
+        let mut serve = |listeners: Vec<(Endpoint, SocketAddr, TcpListener)>, controller| {
+            for (endpoint, addr, listener) in listeners {
+                tracing::info!("listener {} bound to {addr}", endpoint.listener_name);
+                accept_tasks.push(tokio::spawn(crate::network::accept_loop(
+                    state.clone(),
+                    limits.clone(),
+                    listener,
+                    controller,
+                    shutdown_rx.clone(),
+                )));
+            }
+        };
+        // The quorum first: electing, replicating and registering go through it.
+        serve(controller_listeners, true);
+        register_broker(&state, &voters).await?;
         state.group_coordinator.start().await?;
         crate::txn_coordinator::TxnCoordinator::start(&state).await?;
         log_manager.start_background_tasks();
@@ -91,19 +151,7 @@ impl Broker {
         if separate_metadata_dir {
             metadata_log_manager.start_background_tasks();
         }
-
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let limits = NetworkLimits::new(state.config.connections.clone());
-        let mut accept_tasks = Vec::with_capacity(listeners.len());
-        for (endpoint, addr, listener) in listeners {
-            tracing::info!("listener {} bound to {addr}", endpoint.listener_name);
-            accept_tasks.push(tokio::spawn(crate::network::accept_loop(
-                state.clone(),
-                limits.clone(),
-                listener,
-                shutdown_rx.clone(),
-            )));
-        }
+        serve(client_listeners, false);
         tracing::info!(
             node_id = state.node_id,
             cluster_id = %state.cluster_id,
@@ -142,6 +190,10 @@ impl Broker {
         self.reconcile_task.abort();
         self.state.group_coordinator.shutdown();
         self.state.txn_coordinator.shutdown();
+        // No more committed metadata is applied (and published into the logs) from here.
+        if let Err(e) = self.state.controller.shutdown().await {
+            tracing::warn!(%e, "metadata quorum did not stop cleanly");
+        }
         let log_manager = self.state.replica_manager.log_manager().clone();
         let metadata_log_manager = self.metadata_log_manager;
         tokio::task::spawn_blocking(move || {
@@ -229,7 +281,7 @@ async fn open_log_manager(
 
 /// The metadata log is never deleted by retention: it is the cluster's source of truth
 /// until snapshots bound it.
-fn metadata_log_config() -> LogConfig {
+pub(crate) fn metadata_log_config() -> LogConfig {
     LogConfig {
         retention_ms: -1,
         retention_bytes: -1,
@@ -237,32 +289,139 @@ fn metadata_log_config() -> LogConfig {
     }
 }
 
-/// Registers this broker (again) when its advertised endpoint is new or changed.
-async fn register_broker(state: &BrokerState) -> Result<(), BrokerError> {
-    let node_id = state.node_id;
-    let advertised: Endpoint = state.advertised.clone();
-    state
-        .controller
-        .write(|image| {
-            let current = image.brokers.get(&node_id);
-            let unchanged = current.is_some_and(|b| {
-                b.host == advertised.host
-                    && b.port == advertised.port
-                    && b.rack == state.config.broker_rack
-            });
-            if unchanged {
-                return Ok::<_, BrokerError>((vec![], ()));
+/// The voters as the quorum knows them: `controller.quorum.voters`, or this node alone at
+/// its first listener when none are configured.
+fn quorum_voters(
+    config: &ServerConfig,
+    listeners: &[(Endpoint, SocketAddr, TcpListener)],
+    is_controller_listener: &dyn Fn(&Endpoint) -> bool,
+) -> BTreeMap<NodeId, Node> {
+    if config.controller_quorum_voters.is_empty() {
+        let addr = listeners
+            .iter()
+            .find(|(endpoint, _, _)| is_controller_listener(endpoint))
+            .unwrap_or(&listeners[0])
+            .1;
+        let node = Node::new(addr.ip().to_string(), addr.port());
+        return [(config.node_id as NodeId, node)].into();
+    }
+    config
+        .controller_quorum_voters
+        .iter()
+        .map(|v| (v.node_id as NodeId, Node::new(v.host.clone(), v.port)))
+        .collect()
+}
+
+/// How long a node waits between two tries to register with the active controller.
+const REGISTRATION_RETRY: Duration = Duration::from_millis(200);
+const REGISTRATION_RPC_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Registers this broker with the active controller (itself, or another voter through its
+/// controller listener), waiting for a leader as long as it takes, then waits until its
+/// own image holds the registration, so that what it serves next knows of itself.
+async fn register_broker(
+    state: &BrokerState,
+    voters: &BTreeMap<NodeId, Node>,
+) -> Result<(), BrokerError> {
+    let registration = BrokerRegistration {
+        broker_id: state.node_id,
+        host: state.advertised.host.clone(),
+        port: state.advertised.port,
+        rack: state.config.broker_rack.clone(),
+    };
+    let incarnation_id = Uuid::new_v4();
+    let started = Instant::now();
+    let mut last_report = started;
+    loop {
+        let outcome = match state.controller.leader_id() {
+            Some(leader) if leader == state.node_id => {
+                match crate::handlers::broker_registration::register(state, &registration).await {
+                    Ok(_) => Ok(()),
+                    Err(BrokerError::NotController { .. }) => Err("leadership moved".to_string()),
+                    Err(e) => return Err(e),
+                }
             }
-            let record = MetadataRecord::RegisterBroker {
-                broker_id: node_id,
-                broker_epoch: image.offset + 1,
-                host: advertised.host.clone(),
-                port: advertised.port,
-                rack: state.config.broker_rack.clone(),
-            };
-            Ok((vec![record], ()))
+            Some(leader) => match voters.get(&(leader as NodeId)) {
+                Some(node) => {
+                    register_remotely(state, &registration, incarnation_id, &node.to_string())
+                        .await?
+                }
+                None => Err(format!(
+                    "active controller {leader} is not a configured voter"
+                )),
+            },
+            None => Err("no active controller yet".to_string()),
+        };
+        match outcome {
+            Ok(()) => break,
+            Err(reason) => {
+                if last_report.elapsed() >= Duration::from_secs(5) {
+                    last_report = Instant::now();
+                    tracing::info!(
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "waiting to register with the active controller: {reason}"
+                    );
+                }
+                tokio::time::sleep(REGISTRATION_RETRY).await;
+            }
+        }
+    }
+    let mut images = state.controller.quorum().subscribe();
+    let registered = |image: &MetadataImage| {
+        image.brokers.get(&state.node_id).is_some_and(|b| {
+            b.host == registration.host
+                && b.port == registration.port
+                && b.rack == registration.rack
         })
+    };
+    let _ = images.wait_for(|image| registered(image)).await;
+    Ok(())
+}
+
+/// One BrokerRegistration to the active controller at `addr`. `Ok(Err(reason))`: try
+/// again; `Err`: this node must not start (another cluster).
+async fn register_remotely(
+    state: &BrokerState,
+    registration: &BrokerRegistration,
+    incarnation_id: Uuid,
+    addr: &str,
+) -> Result<Result<(), String>, BrokerError> {
+    use kafka_protocol::messages::broker_registration_request::Listener;
+    use kafka_protocol::messages::{BrokerId, BrokerRegistrationRequest};
+    use kafka_protocol::protocol::StrBytes;
+    const PLAINTEXT: i16 = 0;
+    let request = BrokerRegistrationRequest::default()
+        .with_broker_id(BrokerId(registration.broker_id))
+        .with_cluster_id(StrBytes::from_string(state.cluster_id.clone()))
+        .with_incarnation_id(incarnation_id)
+        .with_rack(registration.rack.clone().map(StrBytes::from_string))
+        .with_listeners(vec![Listener::default()
+            .with_name(StrBytes::from_string(
+                state.advertised.listener_name.clone(),
+            ))
+            .with_host(StrBytes::from_string(registration.host.clone()))
+            .with_port(registration.port)
+            .with_security_protocol(PLAINTEXT)]);
+    let response = match state
+        .inter_broker
+        .send(addr, &request, 1, REGISTRATION_RPC_TIMEOUT)
         .await
+    {
+        Ok(response) => response,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    match kafka_protocol::ResponseError::try_from_code(response.error_code) {
+        None => Ok(Ok(())),
+        Some(kafka_protocol::ResponseError::InconsistentClusterId) => {
+            Err(BrokerError::InconsistentClusterId {
+                ours: state.cluster_id.clone(),
+                controller: addr.to_string(),
+            })
+        }
+        Some(error) => Ok(Err(format!(
+            "the active controller at {addr} answered {error:?}"
+        ))),
+    }
 }
 
 /// Kafka renders UUIDs (cluster and topic ids) as URL-safe base64 without padding.

@@ -9,6 +9,8 @@ use crate::config::{Endpoint, ServerConfig};
 use crate::controller::Controller;
 use crate::error::BrokerError;
 use crate::group_coordinator::GroupCoordinator;
+use crate::inter_broker::InterBrokerClient;
+use crate::raft_transport::TcpControllerTransport;
 use crate::replica_manager::ReplicaManager;
 use crate::txn_coordinator::TxnCoordinator;
 
@@ -22,6 +24,10 @@ pub struct BrokerState {
     pub replica_manager: Arc<ReplicaManager>,
     pub group_coordinator: Arc<GroupCoordinator>,
     pub txn_coordinator: Arc<TxnCoordinator>,
+    /// Raft RPCs in and out (the controller listener's private API).
+    pub raft_transport: Arc<TcpControllerTransport>,
+    /// Requests to other nodes (registration with the active controller).
+    pub inter_broker: Arc<InterBrokerClient>,
     /// The producer-id block this broker hands ids out of: [next, end).
     producer_id_block: Mutex<(i64, i64)>,
 }
@@ -33,6 +39,8 @@ impl BrokerState {
         advertised: Endpoint,
         controller: Controller,
         replica_manager: Arc<ReplicaManager>,
+        raft_transport: Arc<TcpControllerTransport>,
+        inter_broker: Arc<InterBrokerClient>,
     ) -> Self {
         let group_coordinator = Arc::new(GroupCoordinator::new(&config, replica_manager.clone()));
         let txn_coordinator = Arc::new(TxnCoordinator::new(&config, replica_manager.clone()));
@@ -45,12 +53,24 @@ impl BrokerState {
             group_coordinator,
             txn_coordinator,
             replica_manager,
+            raft_transport,
+            inter_broker,
             producer_id_block: Mutex::new((0, 0)),
         }
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {
         self.controller.image()
+    }
+
+    /// The controller id clients see (Metadata, DescribeCluster): the active controller,
+    /// where metadata writes succeed, or -1 (Kafka's "none") when it is not known or not a
+    /// registered broker.
+    pub fn controller_id(&self, image: &MetadataImage) -> i32 {
+        match self.controller.leader_id() {
+            Some(id) if image.brokers.contains_key(&id) => id,
+            _ => -1,
+        }
     }
 
     /// The next producer id, taking a new block through the metadata log when the current

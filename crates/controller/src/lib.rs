@@ -47,6 +47,6 @@ pub use log_store::{
 };
 pub use network::{ControllerTransport, InProcessNetwork, TransportError};
 pub use quorum::{MetadataQuorum, QuorumConfig, QuorumError};
-pub use state_machine::MetadataStateMachine;
+pub use state_machine::{MetadataPublisher, MetadataStateMachine, NoPublisher};
 pub use storage_log_store::StorageLogStore;
 pub use types::{MetadataBatch, Node, NodeId, TypeConfig};

@@ -19,7 +19,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -41,6 +42,9 @@ pub enum TransportError {
     /// The peer could not be reached (down, partitioned, not listening): openraft backs off.
     #[error("controller {target} unreachable: {reason}")]
     Unreachable { target: NodeId, reason: String },
+    /// The request would not fit in one frame: openraft retries with fewer entries.
+    #[error("rpc to controller {target} too large; retry with at most {entries_hint} entries")]
+    PayloadTooLarge { target: NodeId, entries_hint: u64 },
 }
 
 /// How one controller reaches the others, and how its own Raft is reached.
@@ -123,6 +127,9 @@ impl NetworkClient {
                 self.node.clone(),
                 remote,
             ))),
+            Ok(Err(TransportError::PayloadTooLarge { entries_hint, .. })) => Err(
+                RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(entries_hint.max(1))),
+            ),
             Ok(Err(e)) => Err(RPCError::Unreachable(Unreachable::new(&e))),
             Err(_) => Err(RPCError::Network(NetworkError::new(&RpcTimeout(
                 self.target,

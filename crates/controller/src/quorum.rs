@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use moldau_metadata::{MetadataImage, MetadataRecord};
 use moldau_storage::{CleanupPolicy, Log};
-use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
 use openraft::storage::RaftLogStorage;
 use openraft::{Config, RaftMetrics, SnapshotPolicy};
 use tokio::sync::watch;
 
 use crate::log_store::{FileLogStore, LogStoreError};
 use crate::network::{ControllerTransport, NetworkFactory};
-use crate::state_machine::MetadataStateMachine;
+use crate::state_machine::{MetadataPublisher, MetadataStateMachine};
 use crate::storage_log_store::StorageLogStore;
 use crate::types::{Node, NodeId, Raft, TypeConfig};
 
@@ -57,6 +57,9 @@ impl QuorumConfig {
                 self.metadata_log_max_entries_between_snapshots,
             ),
             max_in_snapshot_log_to_keep: self.metadata_log_entries_kept_after_snapshot,
+            // An entry holds up to 10,000 records (MAX_RECORDS_PER_USER_OP): a few per
+            // AppendEntries keep a frame well under socket.request.max.bytes.
+            max_payload_entries: 16,
             ..Default::default()
         };
         config
@@ -130,10 +133,15 @@ impl MetadataQuorum {
     /// [`MetadataQuorum::start`] with the Raft log in `metadata_log`, the storage `Log` of
     /// `__cluster_metadata-0` (Kafka's layout: see `storage_log_store`). The log must have
     /// retention off; the vote, purge point and snapshot live in its directory.
+    ///
+    /// `publisher` sees every committed change before readers do (see `state_machine`). A
+    /// log written by the quorum-of-one controller of earlier versions is migrated first
+    /// (`storage_log_store::migrate_legacy_log`).
     pub async fn start_on_log(
         node_id: NodeId,
         voters: BTreeMap<NodeId, Node>,
         metadata_log: Arc<Log>,
+        publisher: Arc<dyn MetadataPublisher>,
         transport: Arc<dyn ControllerTransport>,
         config: &QuorumConfig,
     ) -> Result<MetadataQuorum, QuorumError> {
@@ -148,7 +156,8 @@ impl MetadataQuorum {
                 "the metadata log needs retention.ms = retention.bytes = -1 and cleanup.policy = delete".into(),
             ));
         }
-        let state_machine = MetadataStateMachine::open_in(metadata_log.dir())?;
+        crate::storage_log_store::migrate_legacy_log(&metadata_log, node_id, &voters)?;
+        let state_machine = MetadataStateMachine::open_in(metadata_log.dir(), publisher)?;
         let log_store =
             StorageLogStore::open(metadata_log)?.with_state_machine(state_machine.clone());
         Self::start_with(node_id, voters, log_store, state_machine, transport, config).await
@@ -179,6 +188,7 @@ impl MetadataQuorum {
             .is_initialized()
             .await
             .map_err(|e| QuorumError::Stopped(e.to_string()))?;
+        let alone = voters.len() == 1;
         if lowest == Some(node_id) && !initialized {
             match raft.initialize(voters).await {
                 Ok(()) => tracing::info!(node_id, "initialized the metadata quorum"),
@@ -188,6 +198,14 @@ impl MetadataQuorum {
                 }
                 Err(e) => return Err(QuorumError::Raft(e.to_string())),
             }
+        }
+        if alone {
+            // The only voter need not wait an election timeout to lead (a restart of a
+            // single node is then as quick as before the quorum).
+            raft.trigger()
+                .elect()
+                .await
+                .map_err(|e| QuorumError::Stopped(e.to_string()))?;
         }
         Ok(MetadataQuorum {
             node_id,
@@ -218,6 +236,25 @@ impl MetadataQuorum {
         }
     }
 
+    /// The image with every entry committed before this call applied, read on the leader
+    /// (openraft's read index: the leader confirms it still leads): what a controller
+    /// decides a write against. `NotController` on a follower.
+    pub async fn leader_image(&self) -> Result<Arc<MetadataImage>, QuorumError> {
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => Ok(self.image()),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
+                Err(QuorumError::NotController {
+                    leader_id: forward.leader_id,
+                })
+            }
+            // A leader cut off from its quorum cannot tell whether it still leads.
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
+                Err(QuorumError::NotController { leader_id: None })
+            }
+            Err(RaftError::Fatal(fatal)) => Err(QuorumError::Stopped(fatal.to_string())),
+        }
+    }
+
     /// The image of everything this node has applied (committed, never more).
     pub fn image(&self) -> Arc<MetadataImage> {
         self.state_machine.image()
@@ -241,8 +278,22 @@ impl MetadataQuorum {
         self.raft.metrics()
     }
 
+    /// Waits until this node knows a leader (itself or another), up to `timeout`.
+    pub async fn wait_for_leader(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<NodeId, QuorumError> {
+        let metrics = self
+            .raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "a known leader")
+            .await
+            .map_err(|e| QuorumError::Raft(e.to_string()))?;
+        Ok(metrics.current_leader.unwrap_or(self.node_id))
+    }
+
     /// Stops serving and stops the Raft core; the log and vote stay on disk for a restart.
-    pub async fn shutdown(self) -> Result<(), QuorumError> {
+    pub async fn shutdown(&self) -> Result<(), QuorumError> {
         self.transport.stop_serving(self.node_id);
         self.raft
             .shutdown()

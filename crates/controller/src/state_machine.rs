@@ -11,6 +11,11 @@
 //! Apply never fails: a record that replay refuses is logged and skipped (the image is
 //! unchanged by it), as the quorum-of-one controller and Kafka's broker loader do.
 //!
+//! Publishing: each applied batch's delta goes to the node's [`MetadataPublisher`] (the
+//! broker's replica manager, which creates and deletes partition logs) before the new image
+//! is visible to readers; at open the snapshot's image is published as a delta from empty,
+//! and an installed snapshot as the delta between the old and the new image.
+//!
 //! Snapshots are the image as records (`MetadataImage::to_records`) plus the next offset,
 //! as JSON, kept in `__cluster_metadata-0/raft-snapshot.json` (temp + fsync + rename) so
 //! that a node whose log was purged restarts from it.
@@ -30,6 +35,19 @@ use crate::log_store::{metadata_log_dir, write_durably};
 use crate::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
 pub const SNAPSHOT_FILE: &str = "raft-snapshot.json";
+
+/// Reacts to committed metadata before readers see the new image. Infallible: a side
+/// effect that fails (a log dir not created or not removed) is the publisher's to retry.
+pub trait MetadataPublisher: Send + Sync {
+    fn publish(&self, delta: &MetadataDelta, image: &Arc<MetadataImage>);
+}
+
+/// Publishes nowhere (a controller-only node, tests).
+pub struct NoPublisher;
+
+impl MetadataPublisher for NoPublisher {
+    fn publish(&self, _: &MetadataDelta, _: &Arc<MetadataImage>) {}
+}
 
 /// What a snapshot holds: enough to rebuild the image and go on numbering offsets.
 #[derive(Serialize, Deserialize)]
@@ -60,6 +78,7 @@ struct Shared {
     /// The current snapshot: its meta, data, and the offset after its last record.
     snapshot: Mutex<Option<(SnapshotMeta, Vec<u8>, i64)>>,
     image_tx: watch::Sender<Arc<MetadataImage>>,
+    publisher: Arc<dyn MetadataPublisher>,
 }
 
 /// openraft's `RaftStateMachine`; clones share state (the snapshot builder is a clone).
@@ -84,11 +103,15 @@ impl MetadataStateMachine {
     /// Opens the state machine at the last persisted snapshot (or empty). Entries after it
     /// are re-applied by openraft as they are known committed.
     pub fn open(metadata_dir: &Path) -> io::Result<MetadataStateMachine> {
-        Self::open_in(&metadata_log_dir(metadata_dir))
+        Self::open_in(&metadata_log_dir(metadata_dir), Arc::new(NoPublisher))
     }
 
     /// [`MetadataStateMachine::open`] with the snapshot in `dir` itself (the partition dir).
-    pub fn open_in(dir: &Path) -> io::Result<MetadataStateMachine> {
+    /// Publishes the snapshot's image (if any) to `publisher` before returning.
+    pub fn open_in(
+        dir: &Path,
+        publisher: Arc<dyn MetadataPublisher>,
+    ) -> io::Result<MetadataStateMachine> {
         let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir)?;
         let mut applied = Applied {
@@ -114,6 +137,11 @@ impl MetadataStateMachine {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
+        let empty = MetadataImage::empty();
+        publisher.publish(
+            &MetadataDelta::between(&empty, &applied.image),
+            &applied.image,
+        );
         let (image_tx, _) = watch::channel(applied.image.clone());
         Ok(MetadataStateMachine {
             shared: Arc::new(Shared {
@@ -121,6 +149,7 @@ impl MetadataStateMachine {
                 applied: Mutex::new(applied),
                 snapshot: Mutex::new(snapshot),
                 image_tx,
+                publisher,
             }),
         })
     }
@@ -172,7 +201,9 @@ impl MetadataStateMachine {
                         }
                         applied.next_offset += 1;
                     }
-                    applied.image = Arc::new(delta.apply());
+                    let image = Arc::new(delta.current().clone());
+                    self.shared.publisher.publish(&delta, &image);
+                    applied.image = image;
                     changed = true;
                 }
             }
@@ -194,6 +225,26 @@ impl MetadataStateMachine {
         write_durably(&self.shared.dir, SNAPSHOT_FILE, &bytes)?;
         Ok(data)
     }
+}
+
+/// Writes `image` as the snapshot that ends at entry `meta.last_log_id`, the next entry's
+/// records numbered from `next_offset` (the migration of a quorum-of-one log).
+pub(crate) fn write_snapshot(
+    dir: &Path,
+    meta: SnapshotMeta,
+    next_offset: i64,
+    image: &MetadataImage,
+) -> io::Result<()> {
+    let persisted = PersistedSnapshot {
+        meta,
+        content: SnapshotContent {
+            next_offset,
+            image_offset: image.offset,
+            records: image.to_records(),
+        },
+    };
+    let bytes = serde_json::to_vec(&persisted).expect("snapshot serializes");
+    write_durably(dir, SNAPSHOT_FILE, &bytes)
 }
 
 fn snapshot_err(e: &io::Error) -> StorageError {
@@ -267,6 +318,8 @@ impl RaftStateMachine<TypeConfig> for MetadataStateMachine {
         let data = self.persist(meta, content).map_err(|e| snapshot_err(&e))?;
         {
             let mut applied = self.shared.applied.lock();
+            let delta = MetadataDelta::between(&applied.image, &image);
+            self.shared.publisher.publish(&delta, &image);
             *applied = Applied {
                 last_applied: meta.last_log_id,
                 membership: meta.last_membership.clone(),

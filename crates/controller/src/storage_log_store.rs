@@ -24,10 +24,13 @@
 //! Still different from Kafka's metadata log: Blank and Membership entries are data records
 //! rather than control records; the `raft.leader` header; snapshots are JSON
 //! (`raft-snapshot.json`) rather than `<offset>-<epoch>.checkpoint` record files; the purge
-//! point and committed hint are files of our own (`raft-purged`, `raft-committed`). A log
-//! written by the broker's quorum-of-one (no `raft.leader` header) does not open here yet:
-//! wiring the broker needs a migration (e.g. read header-less batches as term-0 entries),
-//! and the broker's replay must skip the `Raft*` keys.
+//! point and committed hint are files of our own (`raft-purged`, `raft-committed`).
+//!
+//! Migration: a log written by the quorum-of-one controller of earlier versions (batches
+//! without the `raft.leader` header) is replayed once into an image, which becomes the
+//! snapshot ending at entry 0 of term 0, with this node as the only voter; then the purge
+//! point moves past the old batches ([`migrate_legacy_log`]). Offsets carry on where the old
+//! log ended.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -261,6 +264,109 @@ fn walk(
 
 fn io_storage(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
+}
+
+/// Whether the batch at the log start lacks the `raft.leader` header (a quorum-of-one log).
+fn starts_legacy(log: &Log) -> Result<bool, CodecError> {
+    let mut legacy = false;
+    walk(
+        log,
+        log.log_start_offset(),
+        log.log_end_offset(),
+        |_, mut batch| {
+            let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| CodecError::Batch {
+                offset: log.log_start_offset(),
+                reason: e.to_string(),
+            })?;
+            legacy = set
+                .records
+                .first()
+                .is_some_and(|r| !r.headers.contains_key(LEADER_HEADER.as_bytes()));
+            Ok(false)
+        },
+    )?;
+    Ok(legacy)
+}
+
+/// Turns a metadata log written by the quorum-of-one controller into a Raft snapshot (see
+/// the module docs); `Ok(false)` when there is nothing to migrate. Crash-safe by order:
+/// the snapshot is written first (a crash before the purge point redoes the migration from
+/// the untouched old log), then the purge point (from then on the old batches are skipped),
+/// then the old batches are deleted. Only a node that is the only voter migrates: its log
+/// is the cluster's whole history.
+pub fn migrate_legacy_log(
+    log: &Log,
+    node_id: NodeId,
+    voters: &BTreeMap<NodeId, crate::types::Node>,
+) -> Result<bool, LogStoreError> {
+    let dir = log.dir().to_path_buf();
+    let corrupt = |reason: String| LogStoreError::Corrupt {
+        path: dir.clone(),
+        reason,
+    };
+    if dir.join(PURGED_FILE).exists() || log.log_end_offset() == log.log_start_offset() {
+        return Ok(false);
+    }
+    if !starts_legacy(log).map_err(|e| corrupt(e.to_string()))? {
+        return Ok(false);
+    }
+    if voters.len() != 1 || !voters.contains_key(&node_id) {
+        return Err(corrupt(format!(
+            "this metadata log was written by a single-node Moldau (before the Raft quorum); \
+             start node {node_id} once with controller.quorum.voters naming only itself to \
+             migrate it, then add voters"
+        )));
+    }
+    let mut delta = moldau_metadata::MetadataDelta::new(&moldau_metadata::MetadataImage::empty());
+    let end = log.log_end_offset();
+    walk(log, log.log_start_offset(), end, |header, mut batch| {
+        let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| CodecError::Batch {
+            offset: header.base_offset,
+            reason: e.to_string(),
+        })?;
+        for r in &set.records {
+            let value = r.value.as_deref().unwrap_or_default();
+            // Skipped, not fatal, as the old controller's own replay did.
+            match MetadataRecord::decode(value) {
+                Ok(record) => {
+                    if let Err(e) = delta.replay(r.offset, &record) {
+                        tracing::error!(offset = r.offset, %e, "migration: skipping metadata record");
+                    }
+                }
+                Err(e) => tracing::error!(offset = r.offset, %e, "migration: skipping metadata record"),
+            }
+        }
+        Ok(true)
+    })
+    .map_err(|e| corrupt(e.to_string()))?;
+    let image = delta.apply();
+    let log_id = LogId::new(CommittedLeaderId::new(0, node_id), 0);
+    let meta = crate::types::SnapshotMeta {
+        last_log_id: Some(log_id),
+        last_membership: crate::types::StoredMembership::new(
+            Some(log_id),
+            Membership::new(vec![voters.keys().copied().collect()], voters.clone()),
+        ),
+        snapshot_id: format!("migrated-{end}"),
+    };
+    crate::state_machine::write_snapshot(&dir, meta, end, &image)
+        .map_err(crate::log_store::io_err(&dir))?;
+    let purged = Purged {
+        log_id,
+        next_offset: Some(end),
+    };
+    let bytes = serde_json::to_vec(&purged).expect("purge point serializes");
+    write_durably(&dir, PURGED_FILE, &bytes).map_err(crate::log_store::io_err(&dir))?;
+    log.update_high_watermark(end);
+    log.delete_records_before(end)
+        .map_err(|e| corrupt(e.to_string()))?;
+    tracing::info!(
+        node_id,
+        end_offset = end,
+        topics = image.topics().len(),
+        "migrated the single-node metadata log to the Raft quorum"
+    );
+    Ok(true)
 }
 
 impl StorageLogStore {
@@ -675,6 +781,147 @@ mod tests {
         assert_eq!(store.entries(..).unwrap(), entries());
         assert_eq!(store.inner.lock().log.log_end_offset(), 6);
         drop(store);
+        manager.shutdown().unwrap();
+    }
+
+    /// A batch as the quorum-of-one controller wrote it: records keyed by type name, no
+    /// `raft.leader` header, leader epoch 0.
+    fn legacy_batch(records: &[MetadataRecord]) -> BytesMut {
+        let records: Vec<Record> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                sequence: i as i32 - 1,
+                timestamp: 0,
+                key: Some(Bytes::from(r.type_name())),
+                value: Some(Bytes::from(r.encode())),
+                headers: IndexMap::new(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+        buf
+    }
+
+    #[tokio::test]
+    async fn a_quorum_of_one_log_migrates_to_a_snapshot_and_offsets_carry_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (topic_a, topic_b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let partition = |topic_id| MetadataRecord::Partition {
+            topic_id,
+            partition_id: 0,
+            replicas: vec![1],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        };
+        let manager =
+            LogManager::open(LogManagerConfig::new(dir.path()), metadata_log_config()).unwrap();
+        let tp = TopicPartition::new(METADATA_TOPIC, 0);
+        let log = manager
+            .get_or_create_log(&tp, Uuid::nil(), metadata_log_config())
+            .unwrap();
+        for batch in [
+            vec![
+                MetadataRecord::Topic {
+                    name: "a".into(),
+                    topic_id: topic_a,
+                },
+                partition(topic_a),
+            ],
+            vec![MetadataRecord::Topic {
+                name: "b".into(),
+                topic_id: topic_b,
+            }],
+            vec![MetadataRecord::RemoveTopic { topic_id: topic_a }],
+        ] {
+            let mut bytes = legacy_batch(&batch);
+            log.append_as_leader(&mut bytes, 0, moldau_storage::AppendOrigin::Coordinator, 0)
+                .unwrap();
+        }
+        assert_eq!(log.log_end_offset(), 4);
+
+        let node = crate::types::Node::new("127.0.0.1", 1);
+        let three: BTreeMap<NodeId, _> = (1..=3).map(|id| (id, node.clone())).collect();
+        let refused = migrate_legacy_log(&log, 1, &three).unwrap_err();
+        assert!(
+            refused.to_string().contains("naming only itself"),
+            "{refused}"
+        );
+        assert!(!log.dir().join(PURGED_FILE).exists());
+
+        let one: BTreeMap<NodeId, _> = [(1, node)].into();
+        let network = crate::network::InProcessNetwork::new();
+        let config = crate::quorum::QuorumConfig {
+            controller_quorum_election_timeout_ms: 150,
+            controller_quorum_fetch_timeout_ms: 200,
+            ..Default::default()
+        };
+        let quorum = crate::quorum::MetadataQuorum::start_on_log(
+            1,
+            one.clone(),
+            log.clone(),
+            Arc::new(crate::state_machine::NoPublisher),
+            network.endpoint(1),
+            &config,
+        )
+        .await
+        .unwrap();
+        let image = quorum.image();
+        assert_eq!(image.offset, 3);
+        assert!(image.topic_by_name("a").is_none());
+        assert_eq!(image.topic_by_name("b").unwrap().topic_id, topic_b);
+        // The node leads alone and its next record goes after the old log's end.
+        let mut first = None;
+        for _ in 0..100 {
+            match quorum.propose(vec![partition(topic_b)]).await {
+                Ok(offset) => {
+                    first = Some(offset);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+        let first = first.expect("the migrated node leads");
+        assert!(first >= 4, "offsets carry on after the old log: {first}");
+        quorum.shutdown().await.unwrap();
+        assert!(log.log_start_offset() >= 4, "old batches deleted");
+        drop(log);
+        manager.shutdown().unwrap();
+
+        // A restart neither migrates again nor loses anything.
+        let manager =
+            LogManager::open(LogManagerConfig::new(dir.path()), metadata_log_config()).unwrap();
+        let log = manager.get_log(&tp).unwrap();
+        assert!(!migrate_legacy_log(&log, 1, &one).unwrap());
+        let quorum = crate::quorum::MetadataQuorum::start_on_log(
+            1,
+            one,
+            log.clone(),
+            Arc::new(crate::state_machine::NoPublisher),
+            network.endpoint(1),
+            &config,
+        )
+        .await
+        .unwrap();
+        let image = quorum.image();
+        assert_eq!(image.topic_by_name("b").unwrap().partitions.len(), 1);
+        assert!(image.offset >= first);
+        quorum.shutdown().await.unwrap();
+        drop(log);
         manager.shutdown().unwrap();
     }
 }

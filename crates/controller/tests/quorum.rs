@@ -6,7 +6,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use moldau_controller::{
-    InProcessNetwork, MetadataQuorum, Node, NodeId, QuorumConfig, QuorumError, QUORUM_STATE_FILE,
+    InProcessNetwork, MetadataQuorum, NoPublisher, Node, NodeId, QuorumConfig, QuorumError,
+    QUORUM_STATE_FILE,
 };
 use moldau_metadata::{MetadataImage, MetadataRecord, Uuid};
 use moldau_storage::{Log, LogConfig, LogManager, LogManagerConfig, TopicPartition};
@@ -85,7 +86,15 @@ impl Cluster {
                     .get_or_create_log(&metadata_tp(), Uuid::nil(), metadata_log_config())
                     .unwrap();
                 self.managers.insert(id, manager);
-                MetadataQuorum::start_on_log(id, voters, log, transport, &self.config).await
+                MetadataQuorum::start_on_log(
+                    id,
+                    voters,
+                    log,
+                    Arc::new(NoPublisher),
+                    transport,
+                    &self.config,
+                )
+                .await
             }
         }
         .expect("start");

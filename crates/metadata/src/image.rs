@@ -184,6 +184,37 @@ impl MetadataDelta {
         }
     }
 
+    /// The change from `old` to `new` as one delta, for an image that replaced another
+    /// wholesale (a snapshot installed from the leader): topics of `new` that are not the
+    /// same in `old` changed, topics of `old` whose id is gone deleted, every config
+    /// resource of either changed.
+    pub fn between(old: &MetadataImage, new: &MetadataImage) -> Self {
+        let changed_topics = new
+            .topics_by_id
+            .iter()
+            .filter(|(id, topic)| old.topics_by_id.get(id) != Some(topic))
+            .map(|(id, _)| *id)
+            .collect();
+        let deleted_topics = old
+            .topics_by_id
+            .iter()
+            .filter(|(id, _)| !new.topics_by_id.contains_key(id))
+            .map(|(_, topic)| topic.clone())
+            .collect();
+        let changed_configs = old
+            .configs
+            .keys()
+            .chain(new.configs.keys())
+            .cloned()
+            .collect();
+        MetadataDelta {
+            next: new.clone(),
+            changed_topics,
+            deleted_topics,
+            changed_configs,
+        }
+    }
+
     /// The image as it stands with the records replayed so far (for validating the next
     /// write against uncommitted-but-accepted records within one controller operation).
     pub fn current(&self) -> &MetadataImage {

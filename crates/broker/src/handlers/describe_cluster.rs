@@ -60,12 +60,7 @@ pub fn handle(
                 .with_rack(b.rack.clone().map(str_bytes))
         })
         .collect();
-    // Kafka reports -1 when the controller is not among the listed brokers.
-    let controller_id = if image.brokers.contains_key(&state.node_id) {
-        state.node_id
-    } else {
-        -1
-    };
+    let controller_id = state.controller_id(&image);
     let mut response = DescribeClusterResponse::default()
         .with_endpoint_type(ENDPOINT_BROKER)
         .with_cluster_id(str_bytes(state.cluster_id.clone()))

@@ -88,7 +88,7 @@ pub async fn handle(
     let mut response = MetadataResponse::default()
         .with_brokers(brokers(&image))
         .with_cluster_id(Some(str_bytes(state.cluster_id.clone())))
-        .with_controller_id(BrokerId(state.node_id))
+        .with_controller_id(BrokerId(state.controller_id(&image)))
         .with_topics(topics);
     response.cluster_authorized_operations = if request.include_cluster_authorized_operations {
         CLUSTER_OPERATIONS_ALL

@@ -1,0 +1,95 @@
+//! BrokerRegistration: a broker announces itself to the active controller, which commits
+//! its registration (endpoint, rack) and answers with its broker epoch (the offset of the
+//! registration record). Sent by Moldau nodes to the active controller's controller
+//! listener at start. NOT_CONTROLLER from any other node; INCONSISTENT_CLUSTER_ID when the
+//! broker's meta.properties names another cluster.
+
+use kafka_protocol::messages::{BrokerRegistrationRequest, BrokerRegistrationResponse};
+use kafka_protocol::protocol::{Message, VersionRange};
+use kafka_protocol::ResponseError;
+use moldau_metadata::MetadataRecord;
+
+use crate::api::RequestContext;
+use crate::error::BrokerError;
+use crate::state::BrokerState;
+
+pub const VERSIONS: VersionRange = BrokerRegistrationRequest::VERSIONS;
+
+pub async fn handle(
+    state: &BrokerState,
+    _ctx: &RequestContext,
+    request: BrokerRegistrationRequest,
+) -> BrokerRegistrationResponse {
+    let refuse = |error: ResponseError| {
+        BrokerRegistrationResponse::default()
+            .with_error_code(error.code())
+            .with_broker_epoch(-1)
+    };
+    if request.cluster_id.as_str() != state.cluster_id {
+        tracing::warn!(
+            broker_id = request.broker_id.0,
+            theirs = request.cluster_id.as_str(),
+            ours = %state.cluster_id,
+            "refusing a broker registration from another cluster"
+        );
+        return refuse(ResponseError::InconsistentClusterId);
+    }
+    // Moldau brokers register the endpoint clients use: the first listener they send.
+    let Some(listener) = request.listeners.first() else {
+        return refuse(ResponseError::InvalidRequest);
+    };
+    let registration = BrokerRegistration {
+        broker_id: request.broker_id.0,
+        host: listener.host.to_string(),
+        port: listener.port,
+        rack: request.rack.as_ref().map(|r| r.to_string()),
+    };
+    match register(state, &registration).await {
+        Ok(broker_epoch) => BrokerRegistrationResponse::default().with_broker_epoch(broker_epoch),
+        Err(e) => {
+            if !e.is_client_refusal() {
+                tracing::error!(%e, "broker registration failed");
+            }
+            refuse(e.response_error())
+        }
+    }
+}
+
+/// What a broker registers: where clients reach it, and its rack.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BrokerRegistration {
+    pub broker_id: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+}
+
+/// Commits a registration on the active controller (nothing when it is unchanged) and
+/// returns the broker's epoch.
+pub async fn register(
+    state: &BrokerState,
+    registration: &BrokerRegistration,
+) -> Result<i64, BrokerError> {
+    state
+        .controller
+        .write(|image| {
+            let current = image.brokers.get(&registration.broker_id);
+            if let Some(b) = current.filter(|b| {
+                b.host == registration.host
+                    && b.port == registration.port
+                    && b.rack == registration.rack
+            }) {
+                return Ok::<_, BrokerError>((vec![], b.broker_epoch));
+            }
+            let broker_epoch = image.offset + 1;
+            let record = MetadataRecord::RegisterBroker {
+                broker_id: registration.broker_id,
+                broker_epoch,
+                host: registration.host.clone(),
+                port: registration.port,
+                rack: registration.rack.clone(),
+            };
+            Ok((vec![record], broker_epoch))
+        })
+        .await
+}

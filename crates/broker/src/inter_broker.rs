@@ -1,0 +1,202 @@
+//! Requests from this node to other nodes: Kafka framing (4-byte length, request header
+//! v1, correlation id in the answer) over pooled PLAINTEXT connections.
+//!
+//! Carries the Raft RPCs of the metadata quorum (private API key, see `raft_transport`)
+//! and Kafka requests a node sends another (BrokerRegistration to the active controller).
+//! Every connect and round trip is bounded by the caller's timeout; an answer larger than
+//! `max_response_bytes` is refused before it is read. A connection that failed, or whose
+//! round trip was dropped half way, is never reused.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Idle connections kept per peer (concurrent RPCs to one peer open more, then close them).
+const IDLE_CONNECTIONS_PER_PEER: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InterBrokerError {
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    #[error("no answer from {addr} within {timeout_ms} ms")]
+    Timeout { addr: String, timeout_ms: u128 },
+    #[error("connection to {addr} failed: {source}")]
+    Io {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("bad answer from {addr}: {reason}")]
+    Protocol { addr: String, reason: String },
+}
+
+/// Connections from this node to its peers, by `host:port`.
+pub struct InterBrokerClient {
+    client_id: StrBytes,
+    max_response_bytes: usize,
+    idle: Mutex<HashMap<String, Vec<TcpStream>>>,
+    correlation_id: AtomicI32,
+}
+
+impl InterBrokerClient {
+    pub fn new(node_id: i32, max_response_bytes: usize) -> Self {
+        InterBrokerClient {
+            client_id: StrBytes::from_string(format!("moldau-node-{node_id}")),
+            max_response_bytes,
+            idle: Mutex::new(HashMap::new()),
+            correlation_id: AtomicI32::new(0),
+        }
+    }
+
+    /// Sends one request (`api_key`, `api_version`, body already encoded) and returns the
+    /// answer's bytes after its correlation id (for a response header v0).
+    pub async fn round_trip_raw(
+        &self,
+        addr: &str,
+        api_key: i16,
+        api_version: i16,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Bytes, InterBrokerError> {
+        let mut answer = self
+            .round_trip(addr, api_key, api_version, body, timeout)
+            .await?;
+        let _ = answer.split_to(4);
+        Ok(answer)
+    }
+
+    /// The whole answer, its correlation id checked.
+    async fn round_trip(
+        &self,
+        addr: &str,
+        api_key: i16,
+        api_version: i16,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Bytes, InterBrokerError> {
+        let correlation_id = self.correlation_id.fetch_add(1, Ordering::Relaxed);
+        let mut frame = BytesMut::with_capacity(body.len() + 64);
+        frame.put_i32(0); // length, set below
+        let header = RequestHeader::default()
+            .with_request_api_key(api_key)
+            .with_request_api_version(api_version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(self.client_id.clone()));
+        header
+            .encode(&mut frame, 1)
+            .map_err(|e| self.protocol(addr, e))?;
+        frame.extend_from_slice(body);
+        let len = (frame.len() - 4) as i32;
+        frame[..4].copy_from_slice(&len.to_be_bytes());
+        let timed_out = || InterBrokerError::Timeout {
+            addr: addr.to_string(),
+            timeout_ms: timeout.as_millis(),
+        };
+        let exchange = async {
+            let mut stream = self.connection(addr).await?;
+            let answer = self.exchange(&mut stream, addr, &frame).await?;
+            self.give_back(addr, stream);
+            Ok::<_, InterBrokerError>(answer)
+        };
+        let answer = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| timed_out())??;
+        if answer.len() < 4 {
+            return Err(self.protocol(addr, "answer without a header"));
+        }
+        let echoed = i32::from_be_bytes([answer[0], answer[1], answer[2], answer[3]]);
+        if echoed != correlation_id {
+            return Err(self.protocol(
+                addr,
+                format!("correlation id {echoed}, expected {correlation_id}"),
+            ));
+        }
+        Ok(answer)
+    }
+
+    /// Sends a Kafka request at `version` and decodes its answer.
+    pub async fn send<R>(
+        &self,
+        addr: &str,
+        request: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response, InterBrokerError>
+    where
+        R: Request + Encodable,
+        R::Response: Decodable + HeaderVersion,
+    {
+        let mut body = BytesMut::new();
+        request
+            .encode(&mut body, version)
+            .map_err(|e| self.protocol(addr, e))?;
+        let api_key = ApiKey::try_from(R::KEY).map_err(|_| self.protocol(addr, "api key"))?;
+        let mut answer = self
+            .round_trip(addr, R::KEY, version, &body, timeout)
+            .await?;
+        ResponseHeader::decode(&mut answer, api_key.response_header_version(version))
+            .map_err(|e| self.protocol(addr, e))?;
+        R::Response::decode(&mut answer, version).map_err(|e| self.protocol(addr, e))
+    }
+
+    fn protocol(&self, addr: &str, reason: impl std::fmt::Display) -> InterBrokerError {
+        InterBrokerError::Protocol {
+            addr: addr.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    async fn connection(&self, addr: &str) -> Result<TcpStream, InterBrokerError> {
+        if let Some(stream) = self.idle.lock().get_mut(addr).and_then(Vec::pop) {
+            return Ok(stream);
+        }
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| InterBrokerError::Connect {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    fn give_back(&self, addr: &str, stream: TcpStream) {
+        let mut idle = self.idle.lock();
+        let pool = idle.entry(addr.to_string()).or_default();
+        if pool.len() < IDLE_CONNECTIONS_PER_PEER {
+            pool.push(stream);
+        }
+    }
+
+    async fn exchange(
+        &self,
+        stream: &mut TcpStream,
+        addr: &str,
+        frame: &[u8],
+    ) -> Result<Bytes, InterBrokerError> {
+        let io = |source| InterBrokerError::Io {
+            addr: addr.to_string(),
+            source,
+        };
+        stream.write_all(frame).await.map_err(io)?;
+        let len = stream.read_i32().await.map_err(io)?;
+        if len < 0 || len as usize > self.max_response_bytes {
+            return Err(self.protocol(
+                addr,
+                format!(
+                    "answer of {len} bytes (at most {})",
+                    self.max_response_bytes
+                ),
+            ));
+        }
+        let mut answer = vec![0u8; len as usize];
+        stream.read_exact(&mut answer).await.map_err(io)?;
+        Ok(Bytes::from(answer))
+    }
+}
