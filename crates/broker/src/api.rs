@@ -41,6 +41,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
         ApiKey::BrokerRegistration,
         handlers::broker_registration::VERSIONS,
     ),
+    (
+        ApiKey::AllocateProducerIds,
+        handlers::allocate_producer_ids::VERSIONS,
+    ),
     (ApiKey::CreateTopics, handlers::create_topics::VERSIONS),
     (ApiKey::InitProducerId, handlers::init_producer_id::VERSIONS),
     (
@@ -275,6 +279,9 @@ async fn dispatch(
     Ok(Some(match request {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, r)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(state, ctx, r).await),
+        RequestKind::AllocateProducerIds(r) => {
+            ResponseKind::AllocateProducerIds(allocate_producer_ids::handle(state, ctx, r).await)
+        }
         RequestKind::BrokerRegistration(r) => {
             ResponseKind::BrokerRegistration(broker_registration::handle(state, ctx, r).await)
         }

@@ -25,9 +25,12 @@ pub enum BrokerError {
     /// A metadata write reached a node that is not the active controller.
     #[error("this node is not the active controller (active controller: {leader_id:?})")]
     NotController { leader_id: Option<i32> },
-    /// The active controller belongs to another cluster than this node's meta.properties.
-    #[error("this node's cluster id {ours} differs from the cluster of the active controller at {controller} (INCONSISTENT_CLUSTER_ID): format this node's directories with that cluster's id")]
+    /// The quorum belongs to another cluster than this node's meta.properties.
+    #[error("this node's cluster id {ours} differs from the cluster of {controller} (INCONSISTENT_CLUSTER_ID): format this node's directories with that cluster's id")]
     InconsistentClusterId { ours: String, controller: String },
+    /// A request the controller refuses with this Kafka error.
+    #[error("refused: {0:?}")]
+    Refused(kafka_protocol::ResponseError),
     /// The quorum did not commit a metadata write in time (no majority reachable).
     #[error("the metadata quorum did not commit the change in time")]
     MetadataWriteTimeout,
@@ -43,7 +46,9 @@ impl BrokerError {
     pub fn is_client_refusal(&self) -> bool {
         matches!(
             self,
-            BrokerError::TooManyRecords(_) | BrokerError::NotController { .. }
+            BrokerError::TooManyRecords(_)
+                | BrokerError::NotController { .. }
+                | BrokerError::Refused(_)
         )
     }
 
@@ -58,6 +63,7 @@ impl BrokerError {
             BrokerError::TooManyRecords(_) => ResponseError::PolicyViolation,
             BrokerError::NotController { .. } => ResponseError::NotController,
             BrokerError::MetadataWriteTimeout => ResponseError::RequestTimedOut,
+            BrokerError::Refused(error) => *error,
             _ => ResponseError::UnknownServerError,
         }
     }

@@ -65,18 +65,17 @@ impl InterBrokerClient {
         timeout: Duration,
     ) -> Result<Bytes, InterBrokerError> {
         let mut answer = self
-            .round_trip(addr, api_key, api_version, body, timeout)
+            .round_trip(addr, (api_key, api_version, 1), body, timeout)
             .await?;
         let _ = answer.split_to(4);
         Ok(answer)
     }
 
-    /// The whole answer, its correlation id checked.
+    /// The whole answer, its correlation id checked. `api`: key, version, header version.
     async fn round_trip(
         &self,
         addr: &str,
-        api_key: i16,
-        api_version: i16,
+        (api_key, api_version, header_version): (i16, i16, i16),
         body: &[u8],
         timeout: Duration,
     ) -> Result<Bytes, InterBrokerError> {
@@ -89,7 +88,7 @@ impl InterBrokerClient {
             .with_correlation_id(correlation_id)
             .with_client_id(Some(self.client_id.clone()));
         header
-            .encode(&mut frame, 1)
+            .encode(&mut frame, header_version)
             .map_err(|e| self.protocol(addr, e))?;
         frame.extend_from_slice(body);
         let len = (frame.len() - 4) as i32;
@@ -137,8 +136,9 @@ impl InterBrokerClient {
             .encode(&mut body, version)
             .map_err(|e| self.protocol(addr, e))?;
         let api_key = ApiKey::try_from(R::KEY).map_err(|_| self.protocol(addr, "api key"))?;
+        let header_version = api_key.request_header_version(version);
         let mut answer = self
-            .round_trip(addr, R::KEY, version, &body, timeout)
+            .round_trip(addr, (R::KEY, version, header_version), &body, timeout)
             .await?;
         ResponseHeader::decode(&mut answer, api_key.response_header_version(version))
             .map_err(|e| self.protocol(addr, e))?;

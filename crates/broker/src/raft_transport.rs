@@ -9,6 +9,12 @@
 //! `socket.request.max.bytes` is not sent: openraft is told to retry with fewer entries.
 //! Kafka's controllers speak Vote / BeginQuorumEpoch / Fetch instead; these messages are
 //! Moldau's, so a Moldau controller only forms a quorum with Moldau controllers.
+//!
+//! Every request carries the sender's cluster id (as Kafka's Raft requests do); a node of
+//! another cluster is answered INCONSISTENT_CLUSTER_ID and nothing reaches the Raft, and
+//! the refused node learns it too, from the refusal or from the requests it refuses
+//! itself ([`TcpControllerTransport::inconsistent_cluster`]); the side that finds no leader
+//! stops at start rather than waiting for a leader it can never have.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,10 +50,29 @@ enum RaftRequest {
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
 }
 
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    cluster_id: String,
+    from: NodeId,
+    rpc: RaftRequest,
+}
+
+#[derive(Serialize, Deserialize)]
+enum Answer<T> {
+    /// The receiving Raft's own result.
+    Raft(T),
+    /// The receiver belongs to cluster `cluster_id`.
+    InconsistentClusterId { cluster_id: String },
+}
+
 /// This node's end of the quorum's network: calls out through the inter-broker client,
 /// answers what arrives on the controller listener.
 pub struct TcpControllerTransport {
     client: Arc<InterBrokerClient>,
+    node_id: NodeId,
+    cluster_id: String,
+    /// A peer that answered (or sent) INCONSISTENT_CLUSTER_ID: (its node id, its cluster id).
+    inconsistent: RwLock<Option<(NodeId, String)>>,
     /// Voter addresses from `controller.quorum.voters`: the config, not the address a
     /// membership entry recorded when the quorum formed, says where a voter is now.
     voters: BTreeMap<NodeId, Node>,
@@ -58,11 +83,16 @@ pub struct TcpControllerTransport {
 impl TcpControllerTransport {
     pub fn new(
         client: Arc<InterBrokerClient>,
+        node_id: NodeId,
+        cluster_id: String,
         voters: BTreeMap<NodeId, Node>,
         max_frame_bytes: usize,
     ) -> Self {
         TcpControllerTransport {
             client,
+            node_id,
+            cluster_id,
+            inconsistent: RwLock::new(None),
             voters,
             raft: RwLock::new(None),
             max_frame_bytes,
@@ -77,7 +107,12 @@ impl TcpControllerTransport {
         entries: u64,
     ) -> Result<T, TransportError> {
         let unreachable = |reason: String| TransportError::Unreachable { target, reason };
-        let body = serde_json::to_vec(&request).map_err(|e| unreachable(e.to_string()))?;
+        let envelope = Envelope {
+            cluster_id: self.cluster_id.clone(),
+            from: self.node_id,
+            rpc: request,
+        };
+        let body = serde_json::to_vec(&envelope).map_err(|e| unreachable(e.to_string()))?;
         let room = self.max_frame_bytes.saturating_sub(HEADER_ALLOWANCE_BYTES);
         if body.len() > room {
             // Assume entries of about equal size; openraft sends at least one anyway.
@@ -93,7 +128,32 @@ impl TcpControllerTransport {
             .round_trip_raw(&addr, RAFT_API_KEY, RAFT_API_VERSION, &body, RPC_TIMEOUT)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
-        serde_json::from_slice(&answer).map_err(|e| unreachable(format!("bad answer: {e}")))
+        match serde_json::from_slice(&answer) {
+            Ok(Answer::Raft(answer)) => Ok(answer),
+            Ok(Answer::InconsistentClusterId { cluster_id }) => {
+                tracing::error!(
+                    voter = target,
+                    theirs = %cluster_id,
+                    ours = %self.cluster_id,
+                    "voter belongs to another cluster (INCONSISTENT_CLUSTER_ID)"
+                );
+                *self.inconsistent.write() = Some((target, cluster_id.clone()));
+                Err(unreachable(format!(
+                    "INCONSISTENT_CLUSTER_ID: voter {target} is in cluster {cluster_id}"
+                )))
+            }
+            Err(e) => Err(unreachable(format!("bad answer: {e}"))),
+        }
+    }
+
+    /// Where voter `node_id` listens for controller traffic (its controller listener).
+    pub fn voter_addr(&self, node_id: NodeId) -> Option<String> {
+        self.voters.get(&node_id).map(Node::to_string)
+    }
+
+    /// A voter of another cluster that refused this node's requests or sent its own.
+    pub fn inconsistent_cluster(&self) -> Option<(NodeId, String)> {
+        self.inconsistent.read().clone()
     }
 
     /// Answers one Raft RPC that arrived on a controller listener. `Err`: close the
@@ -104,12 +164,29 @@ impl TcpControllerTransport {
             .read()
             .clone()
             .ok_or("the metadata quorum is not running on this node")?;
-        let request: RaftRequest =
+        let envelope: Envelope =
             serde_json::from_slice(body).map_err(|e| format!("malformed raft rpc: {e}"))?;
-        let answer = match request {
-            RaftRequest::AppendEntries(r) => serde_json::to_vec(&raft.append_entries(r).await),
-            RaftRequest::Vote(r) => serde_json::to_vec(&raft.vote(r).await),
-            RaftRequest::InstallSnapshot(r) => serde_json::to_vec(&raft.install_snapshot(r).await),
+        if envelope.cluster_id != self.cluster_id {
+            tracing::warn!(
+                voter = envelope.from,
+                theirs = %envelope.cluster_id,
+                ours = %self.cluster_id,
+                "refusing a raft rpc from another cluster (INCONSISTENT_CLUSTER_ID)"
+            );
+            *self.inconsistent.write() = Some((envelope.from, envelope.cluster_id.clone()));
+            let refusal: Answer<()> = Answer::InconsistentClusterId {
+                cluster_id: self.cluster_id.clone(),
+            };
+            return serde_json::to_vec(&refusal).map_err(|e| e.to_string());
+        }
+        let answer = match envelope.rpc {
+            RaftRequest::AppendEntries(r) => {
+                serde_json::to_vec(&Answer::Raft(raft.append_entries(r).await))
+            }
+            RaftRequest::Vote(r) => serde_json::to_vec(&Answer::Raft(raft.vote(r).await)),
+            RaftRequest::InstallSnapshot(r) => {
+                serde_json::to_vec(&Answer::Raft(raft.install_snapshot(r).await))
+            }
         };
         answer.map_err(|e| format!("raft answer does not serialize: {e}"))
     }

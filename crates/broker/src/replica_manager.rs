@@ -85,11 +85,23 @@ impl ReplicaManager {
     }
 
     /// What a client gets for a partition this node does not serve: KAFKA_STORAGE_ERROR
-    /// while its log is offline, else UNKNOWN_TOPIC_OR_PARTITION.
+    /// while its log is offline, NOT_LEADER_OR_FOLLOWER when the partition exists on other
+    /// brokers (the client's metadata is stale, as Kafka answers), else
+    /// UNKNOWN_TOPIC_OR_PARTITION.
     pub fn missing_partition_error(&self, tp: &TopicPartition) -> kafka_protocol::ResponseError {
         use kafka_protocol::ResponseError as E;
-        if self.lock_pending().offline.contains_key(tp) {
-            E::KafkaStorageError
+        let pending = self.lock_pending();
+        if pending.offline.contains_key(tp) {
+            return E::KafkaStorageError;
+        }
+        let elsewhere = pending.image.as_ref().is_some_and(|image| {
+            image
+                .topic_by_name(&tp.topic)
+                .and_then(|topic| topic.partitions.get(&tp.partition))
+                .is_some_and(|p| !p.replicas.contains(&self.node_id))
+        });
+        if elsewhere {
+            E::NotLeaderOrFollower
         } else {
             E::UnknownTopicOrPartition
         }

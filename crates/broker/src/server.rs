@@ -96,6 +96,8 @@ impl Broker {
         ));
         let raft_transport = Arc::new(TcpControllerTransport::new(
             inter_broker.clone(),
+            config.node_id as NodeId,
+            cluster_id.clone(),
             voters.clone(),
             config.socket_request_max_bytes as usize,
         ));
@@ -332,7 +334,20 @@ async fn register_broker(
     let incarnation_id = Uuid::new_v4();
     let started = Instant::now();
     let mut last_report = started;
+    // Refusals are mutual: a voter of another cluster refuses us as we refuse it. The node
+    // that is wrong is the one that finds no leader: give up only after several election
+    // timeouts without one.
+    let give_up_after =
+        Duration::from_millis(state.config.controller_quorum_election_timeout_ms * 6);
     loop {
+        if let Some((voter, theirs)) = state.raft_transport.inconsistent_cluster() {
+            if state.controller.leader_id().is_none() && started.elapsed() > give_up_after {
+                return Err(BrokerError::InconsistentClusterId {
+                    ours: state.cluster_id.clone(),
+                    controller: format!("voter {voter} (cluster {theirs})"),
+                });
+            }
+        }
         let outcome = match state.controller.leader_id() {
             Some(leader) if leader == state.node_id => {
                 match crate::handlers::broker_registration::register(state, &registration).await {
@@ -415,7 +430,7 @@ async fn register_remotely(
         Some(kafka_protocol::ResponseError::InconsistentClusterId) => {
             Err(BrokerError::InconsistentClusterId {
                 ours: state.cluster_id.clone(),
-                controller: addr.to_string(),
+                controller: format!("the active controller at {addr}"),
             })
         }
         Some(error) => Ok(Err(format!(

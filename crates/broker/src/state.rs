@@ -2,17 +2,26 @@
 
 use std::sync::Arc;
 
-use moldau_metadata::{MetadataImage, MetadataRecord, PRODUCER_ID_BLOCK_SIZE};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::ResponseError;
+use moldau_metadata::{MetadataImage, PRODUCER_ID_BLOCK_SIZE};
 use parking_lot::Mutex;
 
 use crate::config::{Endpoint, ServerConfig};
 use crate::controller::Controller;
 use crate::error::BrokerError;
 use crate::group_coordinator::GroupCoordinator;
+use crate::handlers::allocate_producer_ids;
 use crate::inter_broker::InterBrokerClient;
 use crate::raft_transport::TcpControllerTransport;
 use crate::replica_manager::ReplicaManager;
 use crate::txn_coordinator::TxnCoordinator;
+
+/// How long a broker keeps asking the active controller for something it needs to answer
+/// a client (a producer id block) before the client gets a retriable error.
+const CONTROLLER_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const CONTROLLER_RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 pub struct BrokerState {
     pub config: ServerConfig,
@@ -83,21 +92,60 @@ impl BrokerState {
                 return Ok(block.0 - 1);
             }
         }
-        let node_id = self.node_id;
-        let start = self
-            .controller
-            .write(|image| {
-                let start = image.next_producer_id;
-                let record = MetadataRecord::ProducerIds {
-                    broker_id: node_id,
-                    broker_epoch: image.brokers.get(&node_id).map_or(0, |b| b.broker_epoch),
-                    next_producer_id: start + PRODUCER_ID_BLOCK_SIZE,
-                };
-                Ok::<_, BrokerError>((vec![record], start))
-            })
-            .await?;
+        let start = self.allocate_producer_ids().await?;
         let mut block = self.producer_id_block.lock();
         *block = (start + 1, start + PRODUCER_ID_BLOCK_SIZE);
         Ok(start)
+    }
+
+    /// A block of producer ids from the active controller: committed here when this node
+    /// is it, else asked for with AllocateProducerIds; retried while leadership is unknown
+    /// or moving, for up to [`CONTROLLER_REQUEST_TIMEOUT`].
+    async fn allocate_producer_ids(&self) -> Result<i64, BrokerError> {
+        use kafka_protocol::messages::{AllocateProducerIdsRequest, BrokerId};
+        let deadline = Instant::now() + CONTROLLER_REQUEST_TIMEOUT;
+        loop {
+            let retry_reason = match self.controller.leader_id() {
+                Some(leader) if leader == self.node_id => {
+                    match allocate_producer_ids::allocate(self, self.node_id, None).await {
+                        Err(BrokerError::NotController { .. }) => "leadership moved".to_string(),
+                        done => return done,
+                    }
+                }
+                Some(leader) => {
+                    let addr = self.raft_transport.voter_addr(leader as u64);
+                    let broker_epoch = self
+                        .image()
+                        .brokers
+                        .get(&self.node_id)
+                        .map_or(-1, |b| b.broker_epoch);
+                    let request = AllocateProducerIdsRequest::default()
+                        .with_broker_id(BrokerId(self.node_id))
+                        .with_broker_epoch(broker_epoch);
+                    let sent = match &addr {
+                        Some(addr) => self
+                            .inter_broker
+                            .send(addr, &request, 0, CONTROLLER_REQUEST_TIMEOUT)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        None => Err(format!("controller {leader} is not a configured voter")),
+                    };
+                    match sent {
+                        Ok(r) => match ResponseError::try_from_code(r.error_code) {
+                            None => return Ok(r.producer_id_start.0),
+                            Some(ResponseError::NotController) => "leadership moved".to_string(),
+                            Some(error) => return Err(BrokerError::Refused(error)),
+                        },
+                        Err(reason) => reason,
+                    }
+                }
+                None => "no active controller".to_string(),
+            };
+            if Instant::now() >= deadline {
+                tracing::warn!("no producer id block from the active controller: {retry_reason}");
+                return Err(BrokerError::MetadataWriteTimeout);
+            }
+            tokio::time::sleep(CONTROLLER_RETRY_BACKOFF).await;
+        }
     }
 }

@@ -10,6 +10,7 @@ mod output;
 
 mod args;
 mod client;
+mod cluster;
 mod configs;
 mod consume;
 mod group_admin;
@@ -62,6 +63,9 @@ enum Command {
     /// Format data directories (meta.properties) and show them, like kafka-storage.
     #[command(subcommand)]
     Storage(storage::StorageCommand),
+    /// Show the cluster: its id, the active controller and the brokers.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
 }
 
 /// A failure with the exit code it should produce.
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
         Command::Transactions(cmd) => transactions::run(cmd),
         Command::Perf(cmd) => perf::run(cmd).map_err(Failure::from),
         Command::Storage(cmd) => storage::run(cmd),
+        Command::Cluster(cmd) => cluster::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -111,8 +116,16 @@ fn main() -> ExitCode {
 /// Logs go to stderr so that command output on stdout stays clean for scripts.
 fn init_logging(default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter =
+    let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    // openraft narrates every vote and append at INFO: its warnings are what an operator
+    // needs, unless RUST_LOG asks for openraft by name.
+    let asked_for_openraft = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("openraft"));
+    if !asked_for_openraft {
+        if let Ok(directive) = "openraft=warn".parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -160,13 +160,13 @@ pub fn run(cmd: TransactionsCommand) -> Result<(), Failure> {
 
 /// These commands speak the protocol themselves: of librdkafka's properties only
 /// `client.id` means something to them.
-fn settings(conn: &ConnectArgs) -> anyhow::Result<ClientSettings> {
+pub(crate) fn settings(conn: &ConnectArgs) -> anyhow::Result<ClientSettings> {
     let mut client_id = "moldau-cli".to_string();
     for kv in &conn.client_properties {
         match kv.key.as_str() {
             "client.id" => client_id = kv.value.clone(),
             key => bail!(
-                "-X {key} is not supported by `moldau transactions`, which talks to the \
+                "-X {key} is not supported by this command, which talks to the \
                  brokers without librdkafka (PLAINTEXT only; -X client.id is honoured)"
             ),
         }
@@ -178,7 +178,7 @@ fn settings(conn: &ConnectArgs) -> anyhow::Result<ClientSettings> {
 }
 
 /// A wire error as one line, with a hint when the cluster was not reached.
-fn explain(conn: &ConnectArgs, action: &str, e: WireError) -> anyhow::Error {
+pub(crate) fn explain(conn: &ConnectArgs, action: &str, e: WireError) -> anyhow::Error {
     if e.is_unreachable() {
         anyhow!(
             "{action}: {e} (is a broker running at {}?)",
@@ -189,7 +189,10 @@ fn explain(conn: &ConnectArgs, action: &str, e: WireError) -> anyhow::Error {
     }
 }
 
-async fn connect(conn: &ConnectArgs, settings: ClientSettings) -> anyhow::Result<Cluster> {
+pub(crate) async fn connect(
+    conn: &ConnectArgs,
+    settings: ClientSettings,
+) -> anyhow::Result<Cluster> {
     Cluster::connect(&conn.bootstrap_server, settings)
         .await
         .map_err(|e| explain(conn, "cannot reach the cluster", e))

@@ -426,6 +426,11 @@ impl Cluster {
         }))
     }
 
+    /// The connection to the bootstrap broker (for requests any broker answers).
+    pub fn bootstrap(&mut self) -> &mut Connection {
+        &mut self.bootstrap
+    }
+
     /// The brokers of the cluster, by node id.
     pub fn brokers(&self) -> impl Iterator<Item = &Broker> {
         self.brokers.values()

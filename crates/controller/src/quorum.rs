@@ -23,8 +23,8 @@ pub struct QuorumConfig {
     /// `controller.quorum.election.timeout.ms` (Kafka default 1000): a follower that has not
     /// heard from a leader for a random time in `[t, 2t)` stands for election.
     pub controller_quorum_election_timeout_ms: u64,
-    /// `controller.quorum.fetch.timeout.ms` (Kafka default 2000): a quarter of it is the
-    /// leader's heartbeat interval, so several heartbeats fit in one election timeout.
+    /// `controller.quorum.fetch.timeout.ms` (Kafka default 2000): the leader heartbeats every
+    /// quarter of it (at most a third of the election timeout).
     pub controller_quorum_fetch_timeout_ms: u64,
     /// Stands in for `metadata.log.max.record.bytes.between.snapshots` (Kafka counts bytes,
     /// openraft counts entries): a snapshot is taken after this many applied entries.
@@ -52,7 +52,11 @@ impl QuorumConfig {
             cluster_name: "moldau-metadata".to_string(),
             election_timeout_min: election,
             election_timeout_max: election * 2,
-            heartbeat_interval: self.controller_quorum_fetch_timeout_ms / 4,
+            // Several heartbeats fit in both the fetch and the election timeout, whatever
+            // the two keys are set to (openraft wants heartbeats inside the election timeout).
+            heartbeat_interval: (self.controller_quorum_fetch_timeout_ms / 4)
+                .min(election / 3)
+                .max(1),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(
                 self.metadata_log_max_entries_between_snapshots,
             ),

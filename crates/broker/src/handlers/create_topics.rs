@@ -232,6 +232,17 @@ fn plan_topic(
     }
     let assignments = place_replicas(state, image, topic)?;
     let replication_factor = assignments[0].len() as i16;
+    if replication_factor > 1 {
+        // Fail closed until followers replicate: a second replica would be reported in
+        // sync (and acks=all acknowledged) with no copy behind it.
+        return Err((
+            ResponseError::InvalidReplicationFactor,
+            format!(
+                "Replication factor {replication_factor} is not supported yet: this version \
+                 keeps one replica per partition (followers do not replicate yet)."
+            ),
+        ));
+    }
     let configs = validate_configs(state, topic)?;
     let local = assignments
         .iter()

@@ -3,6 +3,7 @@
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod allocate_producer_ids;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod broker_registration;

@@ -41,10 +41,30 @@ impl Server {
 
     /// As `start_in`, with `moldau` run under a wrapper command (e.g. `prlimit --nofile=N`).
     pub fn start_wrapped(dir: &Path, wrapper: &[&str], extra: &[&str]) -> Server {
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let listeners = format!("listeners=PLAINTEXT://127.0.0.1:{}", free_port());
+        let mut server =
+            Server::spawn(dir, wrapper, &[&["--override", &listeners], extra].concat());
+        server.wait_until_accepting();
+        server
+    }
+
+    /// Starts `moldau server` without waiting for it to accept. `args` must set
+    /// `listeners`; the first listener is where clients connect (`addr`).
+    pub fn spawn(dir: &Path, wrapper: &[&str], args: &[&str]) -> Server {
+        // The last one wins, as in `moldau server`.
+        let listeners = args
+            .iter()
+            .rev()
+            .find_map(|a| a.strip_prefix("listeners="))
+            .expect("listeners= among the args");
+        let addr: SocketAddr = listeners
+            .split(',')
+            .next()
+            .and_then(|l| l.split_once("://"))
+            .map(|(_, hostport)| hostport.parse().expect("listener host:port"))
+            .expect("a listener");
         let data_dir = dir.join("data");
-        let log_path = dir.join(format!("server-{port}.log"));
+        let log_path = dir.join(format!("server-{}.log", addr.port()));
         let log = std::fs::File::create(&log_path).expect("server log");
         let mut cmd = match wrapper.split_first() {
             Some((program, args)) => {
@@ -56,10 +76,8 @@ impl Server {
         };
         cmd.arg("server")
             .arg("--override")
-            .arg(format!("listeners=PLAINTEXT://{addr}"))
-            .arg("--override")
             .arg(format!("log.dirs={}", data_dir.display()));
-        cmd.args(extra);
+        cmd.args(args);
         let child = cmd
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -67,15 +85,13 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("spawn moldau server");
-        let mut server = Server {
+        Server {
             child,
             addr,
             data_dir,
             log_path,
             _tmp: None,
-        };
-        server.wait_until_accepting();
-        server
+        }
     }
 
     pub fn wait_until_accepting(&mut self) {

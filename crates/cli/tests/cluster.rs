@@ -1,0 +1,331 @@
+//! Three `moldau server` processes as one cluster: a Raft metadata quorum over their
+//! controller listeners, driven by librdkafka (rdkafka) and the `moldau` CLI.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{free_port, Server};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::TopicPartitionList;
+
+/// Bound of every wait in these tests (elections take about one election timeout).
+const DEADLINE: Duration = Duration::from_secs(60);
+
+struct Node {
+    id: i32,
+    client_port: u16,
+    controller_port: u16,
+}
+
+struct Cluster {
+    tmp: tempfile::TempDir,
+    nodes: Vec<Node>,
+    servers: BTreeMap<i32, Server>,
+}
+
+impl Cluster {
+    fn new(size: i32) -> Cluster {
+        let nodes = (1..=size)
+            .map(|id| Node {
+                id,
+                client_port: free_port(),
+                controller_port: free_port(),
+            })
+            .collect();
+        Cluster {
+            tmp: tempfile::tempdir().unwrap(),
+            nodes,
+            servers: BTreeMap::new(),
+        }
+    }
+
+    fn voters(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("{}@127.0.0.1:{}", n.id, n.controller_port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn dir(&self, id: i32) -> std::path::PathBuf {
+        let dir = self.tmp.path().join(format!("node-{id}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Starts node `id` without waiting: a voter only serves clients once the quorum has
+    /// a leader, which takes a majority of the nodes.
+    fn spawn(&mut self, id: i32) {
+        let node = &self.nodes[(id - 1) as usize];
+        let args = [
+            format!("node.id={id}"),
+            format!(
+                "listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+                node.client_port, node.controller_port
+            ),
+            "controller.listener.names=CONTROLLER".to_string(),
+            format!("controller.quorum.voters={}", self.voters()),
+            "controller.quorum.election.timeout.ms=500".to_string(),
+            "controller.quorum.fetch.timeout.ms=1000".to_string(),
+        ];
+        let args: Vec<&str> = args
+            .iter()
+            .flat_map(|a| ["--override", a.as_str()])
+            .collect();
+        let server = Server::spawn(&self.dir(id), &[], &args);
+        self.servers.insert(id, server);
+    }
+
+    fn start_all(&mut self) {
+        let ids: Vec<i32> = self.nodes.iter().map(|n| n.id).collect();
+        for id in &ids {
+            self.spawn(*id);
+        }
+        for server in self.servers.values_mut() {
+            server.wait_until_accepting();
+        }
+    }
+
+    fn bootstrap(&self) -> String {
+        self.servers
+            .values()
+            .map(|s| s.addr.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn server(&self, id: i32) -> &Server {
+        &self.servers[&id]
+    }
+
+    fn logs(&self) -> String {
+        self.servers
+            .iter()
+            .map(|(id, s)| format!("--- node {id} ---\n{}", s.log()))
+            .collect()
+    }
+}
+
+/// The brokers node `addr` reports (librdkafka's Metadata).
+fn brokers(addr: &str) -> Option<BTreeSet<i32>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .create()
+        .ok()?;
+    let metadata = consumer.fetch_metadata(None, Duration::from_secs(5)).ok()?;
+    Some(metadata.brokers().iter().map(|b| b.id()).collect())
+}
+
+fn cluster_id(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("data").join("meta.properties")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("cluster.id="))
+        .unwrap()
+        .to_string()
+}
+
+/// The active controller, as `server` reports it (DescribeCluster, `moldau cluster
+/// describe`; rust-rdkafka does not expose Metadata's controller id).
+fn controller_id(server: &Server) -> Option<i32> {
+    let out = server.run(&["cluster", "describe", "--output", "json"]);
+    if out.code != Some(0) {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+    value["controller_id"]
+        .as_i64()
+        .map(|id| id as i32)
+        .filter(|id| *id >= 0)
+}
+
+fn wait_for<T>(what: &str, cluster: &Cluster, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {DEADLINE:?}\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn produce(bootstrap: &str, topic: &str, values: &[String]) {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "30000")
+        .create()
+        .unwrap();
+    for (i, value) in values.iter().enumerate() {
+        let key = i.to_string();
+        producer
+            .send(BaseRecord::to(topic).key(&key).payload(value))
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// Every value of `topic` (`partitions` partitions), read from the beginning.
+fn consume_all(bootstrap: &str, topic: &str, partitions: i32, count: usize) -> BTreeSet<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("reader-{topic}"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment
+            .add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut values = BTreeSet::new();
+    let deadline = Instant::now() + DEADLINE;
+    while values.len() < count && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(500)) {
+            let value = message.payload_view::<str>().unwrap().unwrap();
+            values.insert(value.to_string());
+        }
+    }
+    values
+}
+
+#[test]
+fn three_nodes_form_one_cluster_and_outlive_their_active_controller() {
+    let mut cluster = Cluster::new(3);
+    cluster.start_all();
+
+    // One cluster id, derived alike by every node started without `storage format`.
+    let ids: BTreeSet<String> = (1..=3).map(|id| cluster_id(&cluster.dir(id))).collect();
+    assert_eq!(ids.len(), 1, "cluster ids {ids:?}");
+
+    // Every node reports all three brokers and the same active controller.
+    let all: BTreeSet<i32> = [1, 2, 3].into();
+    for id in 1..=3 {
+        let addr = cluster.server(id).addr.to_string();
+        wait_for("all brokers in metadata", &cluster, || {
+            brokers(&addr).filter(|brokers| *brokers == all)
+        });
+    }
+    let leader = wait_for("an active controller", &cluster, || {
+        controller_id(cluster.server(1))
+    });
+    for id in 2..=3 {
+        let seen = wait_for("the same controller", &cluster, || {
+            controller_id(cluster.server(id)).filter(|c| *c == leader)
+        });
+        assert_eq!(seen, leader);
+    }
+
+    // A topic over three brokers, created through a node that is not the controller.
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    cluster
+        .server(follower)
+        .ok(&["topics", "create", "--topic", "spread", "--partitions", "6"]);
+    let values: Vec<String> = (0..300).map(|i| format!("v{i}")).collect();
+    produce(&cluster.bootstrap(), "spread", &values);
+    let read = consume_all(&cluster.bootstrap(), "spread", 6, values.len());
+    assert_eq!(read.len(), values.len(), "{}", cluster.logs());
+    for id in 1..=3 {
+        let dirs = std::fs::read_dir(cluster.dir(id).join("data"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with("spread-"))
+            .count();
+        assert_eq!(dirs, 2, "node {id} hosts two of the six partitions");
+    }
+
+    // kill -9 of the active controller: the other two elect one and take writes.
+    let killed = cluster.servers.remove(&leader).unwrap();
+    drop(killed);
+    let survivor = (1..=3).find(|id| *id != leader).unwrap();
+    let new_leader = wait_for("a new active controller", &cluster, || {
+        controller_id(cluster.server(survivor)).filter(|c| *c != leader)
+    });
+    assert_ne!(new_leader, leader);
+    wait_for("a topic created after the failover", &cluster, || {
+        let out = cluster
+            .server(survivor)
+            .run(&["topics", "create", "--topic", "after-failover"]);
+        (out.code == Some(0)).then_some(())
+    });
+
+    // The killed node comes back, catches up and serves what was committed without it.
+    cluster.spawn(leader);
+    cluster
+        .servers
+        .get_mut(&leader)
+        .unwrap()
+        .wait_until_accepting();
+    let addr = cluster.server(leader).addr.to_string();
+    wait_for("the restarted node to see the new topic", &cluster, || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &addr)
+            .create()
+            .ok()?;
+        let metadata = consumer
+            .fetch_metadata(Some("after-failover"), Duration::from_secs(5))
+            .ok()?;
+        let topic = metadata.topics().first()?;
+        (topic.error().is_none() && !topic.partitions().is_empty()).then_some(())
+    });
+    let read = consume_all(&addr, "spread", 6, values.len());
+    assert_eq!(read.len(), values.len());
+}
+
+#[test]
+fn a_node_of_another_cluster_is_refused_by_the_active_controller() {
+    let mut cluster = Cluster::new(3);
+    // Node 3 was formatted for another cluster.
+    let dir = cluster.dir(3);
+    let other = common::moldau(&["storage", "random-uuid"]).stdout;
+    let data = dir.join("data");
+    let formatted = common::moldau(&[
+        "storage",
+        "format",
+        "--cluster-id",
+        other.trim(),
+        "--override",
+        "node.id=3",
+        "--override",
+        &format!("log.dirs={}", data.display()),
+    ]);
+    assert_eq!(formatted.code, Some(0), "{}", formatted.stderr);
+    for id in 1..=3 {
+        cluster.spawn(id);
+    }
+    for id in 1..=2 {
+        cluster.servers.get_mut(&id).unwrap().wait_until_accepting();
+    }
+    let refused = cluster.servers.get_mut(&3).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = refused.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 3 still running:\n{}",
+            refused.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success());
+    let log = refused.log();
+    assert!(
+        log.contains("INCONSISTENT_CLUSTER_ID") && log.contains(other.trim()),
+        "{log}"
+    );
+}
