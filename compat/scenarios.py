@@ -2046,3 +2046,78 @@ def _kp_fencing(ctx: Ctx, bs: str, tf: str, wire: _KpTxnWire, problems: List[str
             z.close(timeout=5)
             if z2 is not None:
                 z2.close(timeout=10)
+
+
+# =========================================================================== 9. cluster
+
+def _cluster(ctx: Ctx, size: int) -> List[Broker]:
+    """`size` nodes, every one a voter of one Raft quorum over its CONTROLLER listener."""
+    from harness.broker import free_port
+    controller_ports = [free_port() for _ in range(size)]
+    voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(controller_ports))
+    nodes = []
+    for i in range(size):
+        b = Broker(ctx.workdir / f"node{i + 1}")
+        b.extra.update({
+            "node.id": str(i + 1),
+            "listeners": f"PLAINTEXT://127.0.0.1:{b.port},CONTROLLER://127.0.0.1:{controller_ports[i]}",
+            "controller.listener.names": "CONTROLLER",
+            "controller.quorum.voters": voters,
+            "controller.quorum.election.timeout.ms": "500",
+        })
+        ctx.brokers.append(b)
+        nodes.append(b)
+    # A voter serves clients once the quorum has a leader: start them all, then wait.
+    for b in nodes:
+        b.spawn()
+    for b in nodes:
+        b.wait_ready(60)
+    return nodes
+
+
+def _java_cluster_facts(ctx: Ctx, bootstrap: str, what: str, done: Callable[[Dict[str, str]], bool]) -> Dict[str, str]:
+    deadline = time.time() + 60
+    last = None
+    while time.time() < deadline:
+        try:
+            facts = C.java_cluster_describe(bootstrap)
+            last = facts
+            if done(facts):
+                return facts
+        except CheckFailed as e:  # an Admin call during an election
+            last = str(e)
+        time.sleep(0.5)
+    raise CheckFailed(f"{what}: not within 60 s; last answer: {last}")
+
+
+@scenario
+def cluster_java(ctx: Ctx):
+    """Three nodes, one quorum: Java Admin describeCluster / describeMetadataQuorum, Java producer and kafka-python reader across brokers, kill -9 of the active controller."""
+    nodes = _cluster(ctx, 3)
+    bs = ",".join(b.bootstrap for b in nodes)
+    facts = _java_cluster_facts(ctx, bs, "three brokers and one controller",
+                                lambda f: f.get("nodes") == "[1, 2, 3]" and f.get("controller") == f.get("quorum-leader"))
+    ctx.log(f"Java Admin sees {facts}")
+    check(facts["quorum-voters"] == "[1, 2, 3]", f"voters: {facts}")
+    check(int(facts["quorum-hw"]) > 0, f"high watermark: {facts}")
+    leader = int(facts["controller"])
+
+    lines = C.java_admin_create(bs, "cluster-java", 6)
+    check("partitions 6" in lines, f"describe after create: {lines}")
+    C.wait_topic_ck(bs, "cluster-java", 6)
+    sent = [Rec(topic="cluster-java", key=f"k{i}".encode(), value=f"v{i}".encode(), headers=[]) for i in range(60)]
+    acked = C.java_produce(bs, sent)
+    check(len(acked) == len(sent), f"Java producer acknowledged {len(acked)} of {len(sent)}")
+    read = C.kp_consume(bs, "cluster-java")
+    check(sorted(r.value for r in read) == sorted(r.value for r in sent),
+          f"kafka-python read {len(read)} records of {len(sent)}")
+    check(len({r.partition for r in read}) == 6, "records on all six partitions")
+
+    nodes[leader - 1].kill9()
+    survivors = ",".join(b.bootstrap for i, b in enumerate(nodes) if i != leader - 1)
+    facts = _java_cluster_facts(ctx, survivors, "a new active controller",
+                                lambda f: f.get("quorum-leader") not in (None, str(leader))
+                                and f.get("controller") == f.get("quorum-leader"))
+    ctx.log(f"after kill -9 of controller {leader}: {facts}")
+    lines = C.java_admin_create(survivors, "after-failover", 2)
+    check("partitions 2" in lines, f"create after the failover: {lines}")

@@ -90,6 +90,11 @@ class Broker:
         return cmd
 
     def start(self, timeout: float = 30.0) -> "Broker":
+        self.spawn()
+        return self.wait_ready(timeout)
+
+    def spawn(self) -> "Broker":
+        """Starts the process without waiting (a cluster's nodes serve once a majority is up)."""
         if self.proc is not None and self.proc.poll() is None:
             raise RuntimeError("broker already running")
         self.starts += 1
@@ -98,6 +103,9 @@ class Broker:
         env = dict(os.environ, NO_COLOR="1")
         self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=env, cwd=str(self.workdir))
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> "Broker":
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -401,6 +401,15 @@ def _hdrs_in(s: str):
     return out
 
 
+def java_cluster_describe(bootstrap: str) -> Dict[str, str]:
+    """Java Admin describeCluster + describeMetadataQuorum: {"controller": "2", ...}."""
+    facts = {}
+    for line in run_java(["cluster-describe", bootstrap], label="cluster"):
+        key, _, value = line.partition(" ")
+        facts.setdefault(key, value)
+    return facts
+
+
 def java_admin_create(bootstrap: str, topic: str, partitions: int = 3) -> List[str]:
     return run_java(["admin-create", bootstrap, topic, str(partitions)], label="admin")
 

@@ -123,6 +123,7 @@ public class Compat {
             case "txn-script": txnScript(args); break;
             case "txn-ctp": txnCtp(args); break;
             case "txn-admin": txnAdmin(args); break;
+            case "cluster-describe": clusterDescribe(args); break;
             default: throw new IllegalArgumentException("unknown command " + args[0]);
         }
         System.exit(0);
@@ -151,6 +152,32 @@ public class Compat {
                 OUT.println("recreate ok");
             } catch (ExecutionException e) {
                 OUT.println("recreate " + e.getCause().getClass().getSimpleName());
+            }
+        }
+    }
+
+    /** Admin describeCluster and describeMetadataQuorum, one fact per line. */
+    static void clusterDescribe(String[] a) throws Exception {
+        Properties p = props(a[1], a, 2);
+        try (Admin admin = Admin.create(p)) {
+            DescribeClusterResult c = admin.describeCluster();
+            OUT.println("cluster-id " + c.clusterId().get(30, TimeUnit.SECONDS));
+            Node controller = c.controller().get(30, TimeUnit.SECONDS);
+            OUT.println("controller " + (controller == null ? -1 : controller.id()));
+            List<Integer> nodes = new ArrayList<>();
+            for (Node n : c.nodes().get(30, TimeUnit.SECONDS)) nodes.add(n.id());
+            Collections.sort(nodes);
+            OUT.println("nodes " + nodes);
+            QuorumInfo q = admin.describeMetadataQuorum().quorumInfo().get(30, TimeUnit.SECONDS);
+            OUT.println("quorum-leader " + q.leaderId());
+            OUT.println("quorum-epoch " + q.leaderEpoch());
+            OUT.println("quorum-hw " + q.highWatermark());
+            List<Integer> voters = new ArrayList<>();
+            for (QuorumInfo.ReplicaState v : q.voters()) voters.add(v.replicaId());
+            Collections.sort(voters);
+            OUT.println("quorum-voters " + voters);
+            for (QuorumInfo.ReplicaState v : q.voters()) {
+                OUT.println("voter " + v.replicaId() + " leo " + v.logEndOffset());
             }
         }
     }

@@ -41,6 +41,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
         ApiKey::BrokerRegistration,
         handlers::broker_registration::VERSIONS,
     ),
+    (ApiKey::DescribeQuorum, handlers::describe_quorum::VERSIONS),
     (
         ApiKey::AllocateProducerIds,
         handlers::allocate_producer_ids::VERSIONS,
@@ -279,6 +280,9 @@ async fn dispatch(
     Ok(Some(match request {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, r)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(state, ctx, r).await),
+        RequestKind::DescribeQuorum(r) => {
+            ResponseKind::DescribeQuorum(describe_quorum::handle(state, ctx, r).await)
+        }
         RequestKind::AllocateProducerIds(r) => {
             ResponseKind::AllocateProducerIds(allocate_producer_ids::handle(state, ctx, r).await)
         }

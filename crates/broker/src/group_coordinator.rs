@@ -166,6 +166,18 @@ impl GroupCoordinator {
             .ok_or(ResponseError::NotCoordinator)
     }
 
+    /// Loads the shards of `__consumer_offsets` partitions this node has come to lead since the
+    /// last look (called on every metadata change).
+    pub async fn load_led_partitions(&self, state: &BrokerState) {
+        self.topic
+            .load_led(
+                state,
+                || self.shards.read().len(),
+                || self.load_partitions(),
+            )
+            .await
+    }
+
     /// FindCoordinator for a group: makes sure `__consumer_offsets` exists and is loaded.
     pub async fn ensure_offsets_topic(&self, state: &BrokerState) -> Result<(), ResponseError> {
         self.topic
@@ -175,6 +187,23 @@ impl GroupCoordinator {
                 || self.load_partitions(),
             )
             .await
+    }
+
+    /// FindCoordinator for a group: the broker leading its `__consumer_offsets` partition
+    /// (this node's shards loaded first, the topic created if missing).
+    pub async fn find_coordinator(
+        &self,
+        state: &BrokerState,
+        group_id: &str,
+    ) -> Result<i32, ResponseError> {
+        self.ensure_offsets_topic(state).await?;
+        let leader = self
+            .topic
+            .leader_of(&state.image(), self.partition_for_group(group_id));
+        if leader < 0 {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        Ok(leader)
     }
 
     fn park(&self, parked: Parked) -> Waiter {

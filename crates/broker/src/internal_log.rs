@@ -10,12 +10,13 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
+use moldau_metadata::MetadataImage;
 use moldau_storage::{BatchHeader, Log, TopicPartition};
 
 use kafka_protocol::ResponseError;
 
 use crate::error::BrokerError;
-use crate::handlers::create_topics::{create_topic, NewTopic};
+use crate::handlers::create_topics::{create_topic_via_controller, NewTopic};
 use crate::replica_manager::{Partition, ReplicaManager};
 use crate::state::BrokerState;
 
@@ -203,6 +204,14 @@ impl CoordinatorTopic {
         self.num_partitions.load(Ordering::Relaxed)
     }
 
+    /// The broker leading partition `partition_id` of the topic (-1: none), from the image.
+    pub fn leader_of(&self, image: &MetadataImage, partition_id: i32) -> i32 {
+        image
+            .topic_by_name(self.name)
+            .and_then(|topic| topic.partitions.get(&partition_id))
+            .map_or(-1, |p| p.leader)
+    }
+
     pub fn set_num_partitions(&self, num_partitions: i32) {
         self.num_partitions.store(num_partitions, Ordering::Relaxed);
     }
@@ -230,19 +239,50 @@ impl CoordinatorTopic {
             .collect()
     }
 
+    /// Loads the shards of partitions this node has come to lead (a metadata change), if
+    /// the topic exists; never creates it. Serialized with [`Self::ensure_loaded`].
+    pub async fn load_led(
+        &self,
+        state: &BrokerState,
+        loaded: impl Fn() -> usize,
+        load: impl FnOnce() -> Result<(), BrokerError>,
+    ) {
+        if state.image().topic_by_name(self.name).is_none() {
+            return;
+        }
+        let _guard = self.load_lock.lock().await;
+        if self.led_by(state) > loaded() {
+            if let Err(e) = load() {
+                tracing::error!("cannot load {}: {e}", self.name);
+            }
+        }
+    }
+
+    /// How many partitions of the topic this node leads, by the image.
+    fn led_by(&self, state: &BrokerState) -> usize {
+        let image = state.image();
+        image.topic_by_name(self.name).map_or(0, |topic| {
+            topic
+                .partitions
+                .values()
+                .filter(|p| p.leader == state.node_id)
+                .count()
+        })
+    }
+
     /// FindCoordinator's part: creates the topic if it is missing and has `load` build the
-    /// shards not yet built (`loaded` counts those built). COORDINATOR_NOT_AVAILABLE when
-    /// either fails.
+    /// shards of the partitions this node leads that are not yet built (`loaded` counts
+    /// those built). COORDINATOR_NOT_AVAILABLE when either fails.
     pub async fn ensure_loaded(
         &self,
         state: &BrokerState,
         loaded: impl Fn() -> usize,
         load: impl FnOnce() -> Result<(), BrokerError>,
     ) -> Result<(), ResponseError> {
+        // Ready once every partition this node leads has its shard (the others are other
+        // brokers' to coordinate).
         let ready = |this: &Self| {
-            let exists = state.image().topic_by_name(this.name).is_some();
-            let count = loaded();
-            exists && count > 0 && count >= this.num_partitions() as usize
+            state.image().topic_by_name(this.name).is_some() && loaded() >= this.led_by(state)
         };
         if ready(self) {
             return Ok(());
@@ -271,20 +311,20 @@ impl CoordinatorTopic {
 }
 
 /// Creates a coordinator's internal topic (`__consumer_offsets`, `__transaction_state`):
-/// compacted, with its own partition count and segment size. Kafka waits for the topic's
-/// replication factor (3) in brokers; a single node must work out of the box, so the
-/// factor is capped by the cluster. Another creator winning the race is fine.
+/// compacted, with its own partition count and segment size, through the active
+/// controller. One replica per partition until followers replicate (Kafka's
+/// `offsets.topic.replication.factor` default of 3 waits for that). Another creator
+/// winning the race is fine.
 async fn create_internal_topic(
     state: &BrokerState,
     name: &str,
     num_partitions: i32,
     segment_bytes: i32,
 ) -> Result<(), ResponseError> {
-    let brokers = state.image().brokers.len().max(1);
     let topic = NewTopic {
         name: name.to_string(),
         num_partitions,
-        replication_factor: brokers.min(3) as i16,
+        replication_factor: 1,
         assignments: vec![],
         configs: vec![
             ("cleanup.policy".into(), Some("compact".into())),
@@ -292,8 +332,8 @@ async fn create_internal_topic(
             ("compression.type".into(), Some("producer".into())),
         ],
     };
-    match create_topic(state, &topic, false).await {
-        Ok(_) => {
+    match create_topic_via_controller(state, &topic).await {
+        Ok(()) => {
             tracing::info!("created {name}");
             Ok(())
         }

@@ -42,6 +42,7 @@ const HEADER_ALLOWANCE_BYTES: usize = 1024;
 const RPC_TIMEOUT: Duration = Duration::from_secs(30);
 
 type Raft = openraft::Raft<TypeConfig>;
+type AppendAnswer = Result<AppendEntriesResponse<NodeId>, openraft::error::RaftError<NodeId>>;
 
 #[derive(Serialize, Deserialize)]
 enum RaftRequest {
@@ -78,6 +79,8 @@ pub struct TcpControllerTransport {
     voters: BTreeMap<NodeId, Node>,
     raft: RwLock<Option<Raft>>,
     max_frame_bytes: usize,
+    /// When each peer last acknowledged an AppendEntries (DescribeQuorum's fetch time).
+    last_append_ack_ms: RwLock<BTreeMap<NodeId, i64>>,
 }
 
 impl TcpControllerTransport {
@@ -96,6 +99,7 @@ impl TcpControllerTransport {
             voters,
             raft: RwLock::new(None),
             max_frame_bytes,
+            last_append_ack_ms: RwLock::new(BTreeMap::new()),
         }
     }
 
@@ -144,6 +148,11 @@ impl TcpControllerTransport {
             }
             Err(e) => Err(unreachable(format!("bad answer: {e}"))),
         }
+    }
+
+    /// When `node_id` last acknowledged an AppendEntries from this node (ms since epoch).
+    pub fn last_append_ack_ms(&self, node_id: NodeId) -> Option<i64> {
+        self.last_append_ack_ms.read().get(&node_id).copied()
     }
 
     /// Where voter `node_id` listens for controller traffic (its controller listener).
@@ -200,7 +209,17 @@ impl ControllerTransport for TcpControllerTransport {
         req: AppendEntriesRequest<TypeConfig>,
     ) -> BoxFuture<'_, RpcResult<AppendEntriesResponse<NodeId>>> {
         let entries = req.entries.len() as u64;
-        Box::pin(self.call(target, node, RaftRequest::AppendEntries(req), entries))
+        Box::pin(async move {
+            let answer: AppendAnswer = self
+                .call(target, node, RaftRequest::AppendEntries(req), entries)
+                .await?;
+            if matches!(answer, Ok(AppendEntriesResponse::Success)) {
+                self.last_append_ack_ms
+                    .write()
+                    .insert(target, crate::now_ms());
+            }
+            Ok(answer)
+        })
     }
 
     fn vote(

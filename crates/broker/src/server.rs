@@ -30,6 +30,7 @@ pub struct Broker {
     shutdown_tx: watch::Sender<bool>,
     accept_tasks: Vec<JoinHandle<()>>,
     reconcile_task: JoinHandle<()>,
+    coordinator_loader_task: JoinHandle<()>,
 }
 
 /// How often failed side effects of committed metadata (logs not created or not deleted)
@@ -150,6 +151,7 @@ impl Broker {
         crate::txn_coordinator::TxnCoordinator::start(&state).await?;
         log_manager.start_background_tasks();
         let reconcile_task = spawn_reconciler(state.clone());
+        let coordinator_loader_task = spawn_coordinator_loader(state.clone());
         if separate_metadata_dir {
             metadata_log_manager.start_background_tasks();
         }
@@ -168,6 +170,7 @@ impl Broker {
             shutdown_tx,
             accept_tasks,
             reconcile_task,
+            coordinator_loader_task,
         })
     }
 
@@ -190,6 +193,7 @@ impl Broker {
             let _ = task.await;
         }
         self.reconcile_task.abort();
+        self.coordinator_loader_task.abort();
         self.state.group_coordinator.shutdown();
         self.state.txn_coordinator.shutdown();
         // No more committed metadata is applied (and published into the logs) from here.
@@ -227,6 +231,25 @@ fn spawn_reconciler(state: Arc<BrokerState>) -> JoinHandle<()> {
                     tokio::task::spawn_blocking(move || state.replica_manager.reconcile());
                 if let Err(e) = reconcile.await {
                     tracing::error!(error = %e, "metadata reconcile pass failed");
+                }
+            }
+        }
+    })
+}
+
+/// Loads coordinator shards (`__consumer_offsets`, `__transaction_state`) for partitions
+/// this node comes to lead, as the metadata changes: the coordinator moves with the
+/// partition's leadership (created on another node, or led here after a change).
+fn spawn_coordinator_loader(state: Arc<BrokerState>) -> JoinHandle<()> {
+    crate::supervisor::spawn_supervised("coordinator loader", move || {
+        let state = state.clone();
+        async move {
+            let mut images = state.controller.quorum().subscribe();
+            loop {
+                state.group_coordinator.load_led_partitions(&state).await;
+                state.txn_coordinator.load_led_partitions(&state).await;
+                if images.changed().await.is_err() {
+                    return;
                 }
             }
         }

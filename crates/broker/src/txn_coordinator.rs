@@ -52,6 +52,9 @@ pub struct TxnCoordinator {
     /// Transactional ids whose markers are being written (by a request or the timer).
     inflight: Mutex<HashSet<String>>,
     timer_task: Mutex<Option<JoinHandle<()>>>,
+    /// The broker, for marker tasks that outlive a request (set at start; weak: the state
+    /// owns this coordinator).
+    state: std::sync::OnceLock<std::sync::Weak<BrokerState>>,
 }
 
 impl TxnCoordinator {
@@ -69,12 +72,14 @@ impl TxnCoordinator {
             shards: RwLock::new(HashMap::new()),
             inflight: Mutex::new(HashSet::new()),
             timer_task: Mutex::new(None),
+            state: std::sync::OnceLock::new(),
         }
     }
 
     /// Loads every hosted `__transaction_state` partition, completes the transactions left
     /// half-ended, and starts the timeout task.
     pub async fn start(state: &Arc<BrokerState>) -> Result<(), BrokerError> {
+        let _ = state.txn_coordinator.state.set(Arc::downgrade(state));
         let this = state.txn_coordinator.clone();
         tokio::task::spawn_blocking(move || this.load_partitions())
             .await
@@ -162,6 +167,18 @@ impl TxnCoordinator {
             .ok_or(ResponseError::NotCoordinator)
     }
 
+    /// Loads the shards of `__transaction_state` partitions this node has come to lead since the
+    /// last look (called on every metadata change).
+    pub async fn load_led_partitions(&self, state: &BrokerState) {
+        self.topic
+            .load_led(
+                state,
+                || self.shards.read().len(),
+                || self.load_partitions(),
+            )
+            .await
+    }
+
     /// FindCoordinator for a transactional id: makes sure `__transaction_state` exists and
     /// is loaded.
     pub async fn ensure_state_topic(&self, state: &BrokerState) -> Result<(), ResponseError> {
@@ -172,6 +189,32 @@ impl TxnCoordinator {
                 || self.load_partitions(),
             )
             .await
+    }
+
+    /// The broker that coordinates `transactional_id` now (the leader of its partition), if
+    /// the topic exists and the partition has a leader.
+    pub fn coordinator_node(&self, state: &BrokerState, transactional_id: &str) -> Option<i32> {
+        let leader = self
+            .topic
+            .leader_of(&state.image(), self.partition_for(transactional_id));
+        (leader >= 0).then_some(leader)
+    }
+
+    /// FindCoordinator for a transactional id: the broker leading its `__transaction_state`
+    /// partition (this node's shards loaded first, the topic created if missing).
+    pub async fn find_coordinator(
+        &self,
+        state: &BrokerState,
+        transactional_id: &str,
+    ) -> Result<i32, ResponseError> {
+        self.ensure_state_topic(state).await?;
+        let leader = self
+            .topic
+            .leader_of(&state.image(), self.partition_for(transactional_id));
+        if leader < 0 {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        Ok(leader)
     }
 
     /// Appends a state change to the shard's partition, then applies it. The caller holds
@@ -306,14 +349,26 @@ impl TxnCoordinator {
     }
 
     /// Writes a transaction's markers and, when every partition has its marker, records
-    /// the transaction complete. Failed markers are retried by the timer.
-    fn finish(&self, state: &BrokerState, partition_id: i32, shard: &LoadedShard, job: MarkerJob) {
+    /// the transaction complete. Markers for partitions this node leads are written here;
+    /// those led by other brokers go there by WriteTxnMarkers, from a task that completes
+    /// the transaction once they all landed. Failed markers are retried by the timer.
+    fn finish(&self, state: &BrokerState, partition_id: i32, shard: &Shard, job: MarkerJob) {
         if !self.inflight.lock().insert(job.transactional_id.clone()) {
             return;
         }
+        let image = state.image();
+        let mut remote: HashMap<i32, Vec<TopicPartition>> = HashMap::new();
         let mut done = true;
         for (topic, partition) in &job.partitions {
             let tp = TopicPartition::new(topic.clone(), *partition);
+            let leader = image
+                .topic_by_name(topic)
+                .and_then(|t| t.partitions.get(partition))
+                .map(|p| p.leader);
+            if let Some(leader) = leader.filter(|l| *l != state.node_id) {
+                remote.entry(leader).or_default().push(tp);
+                continue;
+            }
             match write_marker(
                 state,
                 &tp,
@@ -334,15 +389,36 @@ impl TxnCoordinator {
                 }
             }
         }
-        if done {
-            let mut guard = shard.shard.lock();
-            if let Some(write) = guard.complete(&job, crate::now_ms()) {
-                if let Err(e) = self.write(partition_id, &mut guard, &write) {
-                    tracing::warn!("cannot complete {}: {e:?}", job.transactional_id);
+        let task_state = self.state.get().and_then(std::sync::Weak::upgrade);
+        match task_state {
+            Some(task_state) if done && !remote.is_empty() => {
+                let shard = shard.clone();
+                tokio::spawn(async move {
+                    let coordinator = &task_state.txn_coordinator;
+                    let epoch = shard.coordinator_epoch;
+                    if send_markers(&task_state, &job, epoch, remote).await {
+                        coordinator.complete(partition_id, &shard, &job);
+                    }
+                    coordinator.inflight.lock().remove(&job.transactional_id);
+                });
+            }
+            _ => {
+                if done && remote.is_empty() {
+                    self.complete(partition_id, shard, &job);
                 }
+                self.inflight.lock().remove(&job.transactional_id);
             }
         }
-        self.inflight.lock().remove(&job.transactional_id);
+    }
+
+    /// Records a transaction complete once every partition has its marker.
+    fn complete(&self, partition_id: i32, shard: &LoadedShard, job: &MarkerJob) {
+        let mut guard = shard.shard.lock();
+        if let Some(write) = guard.complete(job, crate::now_ms()) {
+            if let Err(e) = self.write(partition_id, &mut guard, &write) {
+                tracing::warn!("cannot complete {}: {e:?}", job.transactional_id);
+            }
+        }
     }
 
     /// Completes half-ended transactions and aborts timed-out ones. Blocking (log writes).
@@ -495,4 +571,155 @@ fn append_error_code(error: &AppendError) -> ResponseError {
         }
         AppendError::Storage(_) => ResponseError::NotCoordinator,
     }
+}
+
+/// How long a partition leader waits for a remote coordinator's verification, and a
+/// coordinator for a remote partition leader's markers.
+const INTER_BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A broker's advertised `host:port`, from the image.
+fn broker_addr(state: &BrokerState, node_id: i32) -> Option<String> {
+    let image = state.image();
+    let broker = image.brokers.get(&node_id)?;
+    Some(format!("{}:{}", broker.host, broker.port))
+}
+
+/// KIP-890 verification by a coordinator on another broker: AddPartitionsToTxn v4 with
+/// `verify_only`, as Kafka's partition leaders send it. A coordinator that cannot be
+/// reached is NOT_COORDINATOR to the caller (retriable, like a moving coordinator).
+pub async fn verify_remotely(
+    state: &BrokerState,
+    coordinator: i32,
+    transactional_id: &str,
+    (producer_id, producer_epoch): (i64, i16),
+    tp: &TopicPartition,
+) -> Result<(), ResponseError> {
+    use kafka_protocol::messages::add_partitions_to_txn_request::{
+        AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+    };
+    use kafka_protocol::messages::{
+        AddPartitionsToTxnRequest, ProducerId, TopicName, TransactionalId,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    let addr = broker_addr(state, coordinator).ok_or(ResponseError::NotCoordinator)?;
+    let request = AddPartitionsToTxnRequest::default().with_transactions(vec![
+        AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_string(
+                transactional_id.to_string(),
+            )))
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(producer_epoch)
+            .with_verify_only(true)
+            .with_topics(vec![AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(StrBytes::from_string(tp.topic.clone())))
+                .with_partitions(vec![tp.partition])]),
+    ]);
+    let response = state
+        .inter_broker
+        .send(&addr, &request, 5, INTER_BROKER_TIMEOUT)
+        .await
+        .map_err(|e| {
+            tracing::debug!(%e, "transaction verification not answered");
+            ResponseError::NotCoordinator
+        })?;
+    if let Some(error) = ResponseError::try_from_code(response.error_code) {
+        return Err(error);
+    }
+    let error = response
+        .results_by_transaction
+        .iter()
+        .flat_map(|t| t.topic_results.iter())
+        .flat_map(|t| t.results_by_partition.iter())
+        .find_map(|p| ResponseError::try_from_code(p.partition_error_code));
+    error.map_or(Ok(()), Err)
+}
+
+/// Sends a transaction's markers to the brokers leading its other partitions (one
+/// WriteTxnMarkers per broker, as Kafka's marker channel). True when every partition took
+/// its marker (or no longer exists).
+async fn send_markers(
+    state: &BrokerState,
+    job: &MarkerJob,
+    coordinator_epoch: i32,
+    remote: HashMap<i32, Vec<TopicPartition>>,
+) -> bool {
+    use kafka_protocol::messages::write_txn_markers_request::{
+        WritableTxnMarker, WritableTxnMarkerTopic,
+    };
+    use kafka_protocol::messages::{ProducerId, TopicName, WriteTxnMarkersRequest};
+    use kafka_protocol::protocol::StrBytes;
+    let mut all_landed = true;
+    for (leader, partitions) in remote {
+        let mut topics: HashMap<String, Vec<i32>> = HashMap::new();
+        for tp in &partitions {
+            topics
+                .entry(tp.topic.clone())
+                .or_default()
+                .push(tp.partition);
+        }
+        let marker = WritableTxnMarker::default()
+            .with_producer_id(ProducerId(job.producer_id))
+            .with_producer_epoch(job.producer_epoch)
+            .with_transaction_result(job.commit)
+            .with_coordinator_epoch(coordinator_epoch)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(name, partitions)| {
+                        WritableTxnMarkerTopic::default()
+                            .with_name(TopicName(StrBytes::from_string(name)))
+                            .with_partition_indexes(partitions)
+                    })
+                    .collect(),
+            );
+        let request = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
+        let Some(addr) = broker_addr(state, leader) else {
+            all_landed = false;
+            continue;
+        };
+        match state
+            .inter_broker
+            .send(&addr, &request, 1, INTER_BROKER_TIMEOUT)
+            .await
+        {
+            Ok(response) => {
+                let failed = response
+                    .markers
+                    .iter()
+                    .flat_map(|m| m.topics.iter())
+                    .flat_map(|t| t.partitions.iter().map(move |p| (t, p)))
+                    .filter(|(_, p)| {
+                        !matches!(
+                            ResponseError::try_from_code(p.error_code),
+                            None | Some(ResponseError::UnknownTopicOrPartition)
+                        )
+                    })
+                    .map(|(t, p)| {
+                        format!(
+                            "{}-{}: {}",
+                            t.name.as_str(),
+                            p.partition_index,
+                            p.error_code
+                        )
+                    })
+                    .collect::<Vec<_>>();
+                if !failed.is_empty() {
+                    tracing::warn!(
+                        "markers for {} refused by broker {leader} ({}); retrying later",
+                        job.transactional_id,
+                        failed.join(", ")
+                    );
+                    all_landed = false;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "markers for {} not sent to broker {leader} ({e}); retrying later",
+                    job.transactional_id
+                );
+                all_landed = false;
+            }
+        }
+    }
+    all_landed
 }

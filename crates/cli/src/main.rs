@@ -16,6 +16,7 @@ mod consume;
 mod group_admin;
 mod groups;
 mod incremental_alter;
+mod metadata_quorum;
 mod perf;
 mod produce;
 mod server;
@@ -66,6 +67,9 @@ enum Command {
     /// Show the cluster: its id, the active controller and the brokers.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Describe the metadata quorum, like kafka-metadata-quorum.
+    #[command(subcommand)]
+    MetadataQuorum(metadata_quorum::MetadataQuorumCommand),
 }
 
 /// A failure with the exit code it should produce.
@@ -95,6 +99,7 @@ fn main() -> ExitCode {
         Command::Perf(cmd) => perf::run(cmd).map_err(Failure::from),
         Command::Storage(cmd) => storage::run(cmd),
         Command::Cluster(cmd) => cluster::run(cmd),
+        Command::MetadataQuorum(cmd) => metadata_quorum::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -229,6 +229,42 @@ fn three_nodes_form_one_cluster_and_outlive_their_active_controller() {
         assert_eq!(seen, leader);
     }
 
+    // DescribeQuorum, answered by the leader or forwarded to it by any other node.
+    for id in 1..=3 {
+        let status = cluster.server(id).json(&[
+            "metadata-quorum",
+            "describe",
+            "--status",
+            "--output",
+            "json",
+        ]);
+        assert_eq!(status["leader_id"], leader, "{status}");
+        assert_eq!(status["current_voters"], serde_json::json!([1, 2, 3]));
+        assert_eq!(
+            status["cluster_id"].as_str(),
+            ids.iter().next().map(String::as_str)
+        );
+        assert!(status["high_watermark"].as_i64().unwrap() > 0, "{status}");
+    }
+    let replication = wait_for("followers caught up", &cluster, || {
+        let r = cluster.server(1).json(&[
+            "metadata-quorum",
+            "describe",
+            "--replication",
+            "--output",
+            "json",
+        ]);
+        let rows = r.as_array()?.clone();
+        let caught_up = rows.len() == 3 && rows.iter().all(|row| row["lag"] == 0);
+        caught_up.then_some(rows)
+    });
+    let leaders: Vec<_> = replication
+        .iter()
+        .filter(|row| row["status"] == "Leader")
+        .map(|row| row["node_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(leaders, vec![leader as i64]);
+
     // A topic over three brokers, created through a node that is not the controller.
     let follower = (1..=3).find(|id| *id != leader).unwrap();
     cluster
@@ -327,5 +363,89 @@ fn a_node_of_another_cluster_is_refused_by_the_active_controller() {
     assert!(
         log.contains("INCONSISTENT_CLUSTER_ID") && log.contains(other.trim()),
         "{log}"
+    );
+}
+
+#[test]
+fn groups_and_transactions_span_the_brokers() {
+    use rdkafka::consumer::CommitMode;
+    let mut cluster = Cluster::new(3);
+    cluster.start_all();
+    let bootstrap = cluster.bootstrap();
+    let leader = wait_for("an active controller", &cluster, || {
+        controller_id(cluster.server(1))
+    });
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    cluster
+        .server(follower)
+        .ok(&["topics", "create", "--topic", "txn", "--partitions", "6"]);
+
+    // A transaction over partitions on all three brokers, committed; then one aborted.
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("transactional.id", "spanning")
+        .set("message.timeout.ms", "30000")
+        .create()
+        .unwrap();
+    producer.init_transactions(Duration::from_secs(30)).unwrap();
+    for (outcome, count) in [("committed", 60), ("aborted", 30)] {
+        producer.begin_transaction().unwrap();
+        for i in 0..count {
+            let value = format!("{outcome}-{i}");
+            producer
+                .send(
+                    BaseRecord::<str, str>::to("txn")
+                        .partition(i % 6)
+                        .payload(&value),
+                )
+                .map_err(|(e, _)| e)
+                .unwrap();
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+        if outcome == "committed" {
+            producer
+                .commit_transaction(Duration::from_secs(30))
+                .unwrap_or_else(|e| panic!("commit: {e}\n{}", cluster.logs()));
+        } else {
+            producer.abort_transaction(Duration::from_secs(30)).unwrap();
+        }
+    }
+    // read_committed: the committed sixty, none of the aborted, on every partition.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "spanning-readers")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["txn"]).unwrap();
+    let mut values = BTreeSet::new();
+    let mut partitions = BTreeSet::new();
+    let deadline = Instant::now() + DEADLINE;
+    while values.len() < 60 && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(500)) {
+            values.insert(message.payload_view::<str>().unwrap().unwrap().to_string());
+            partitions.insert(message.partition());
+        }
+    }
+    assert_eq!(values.len(), 60, "{values:?}\n{}", cluster.logs());
+    assert!(values.iter().all(|v| v.starts_with("committed-")));
+    assert_eq!(partitions.len(), 6);
+    // The group's offsets commit at its coordinator, wherever that is, and read back.
+    consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+    let committed = consumer
+        .committed(Duration::from_secs(10))
+        .unwrap()
+        .elements()
+        .iter()
+        .filter(|e| matches!(e.offset(), rdkafka::Offset::Offset(o) if o > 0))
+        .count();
+    assert_eq!(committed, 6, "{}", cluster.logs());
+    // Nothing more arrives: the aborted records stay hidden behind their markers.
+    let straggler = consumer.poll(Duration::from_secs(2));
+    assert!(
+        straggler.is_none(),
+        "unexpected record after the committed ones"
     );
 }

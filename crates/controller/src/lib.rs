@@ -46,7 +46,7 @@ pub use log_store::{
     metadata_log_dir, FileLogStore, LogStoreError, METADATA_TOPIC, QUORUM_STATE_FILE,
 };
 pub use network::{ControllerTransport, InProcessNetwork, TransportError};
-pub use quorum::{MetadataQuorum, QuorumConfig, QuorumError};
+pub use quorum::{MetadataQuorum, QuorumConfig, QuorumError, QuorumState, VoterState};
 pub use state_machine::{MetadataPublisher, MetadataStateMachine, NoPublisher};
 pub use storage_log_store::StorageLogStore;
 pub use types::{MetadataBatch, Node, NodeId, TypeConfig};

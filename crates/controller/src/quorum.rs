@@ -106,10 +106,32 @@ fn check_voter(node_id: NodeId, voters: &BTreeMap<NodeId, Node>) -> Result<(), Q
     })
 }
 
+/// A voter's replication state as the leader sees it (Kafka's DescribeQuorum ReplicaState).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoterState {
+    pub node_id: NodeId,
+    /// The metadata-log offset after the last entry the leader knows the voter holds; -1
+    /// when unknown.
+    pub log_end_offset: i64,
+}
+
+/// The quorum as its leader sees it (DescribeQuorum).
+#[derive(Clone, Debug)]
+pub struct QuorumState {
+    pub leader_id: NodeId,
+    /// The Raft term: Kafka's leader epoch of the metadata partition.
+    pub leader_epoch: u64,
+    /// The offset after the last applied committed entry.
+    pub high_watermark: i64,
+    pub voters: Vec<VoterState>,
+}
+
 /// One controller: its Raft, log store and state machine. Cheap to share behind an `Arc`.
 pub struct MetadataQuorum {
     node_id: NodeId,
     raft: Raft,
+    /// The Raft log on `__cluster_metadata-0`, for offsets (None with the file log store).
+    log_store: Option<StorageLogStore>,
     state_machine: MetadataStateMachine,
     transport: Arc<dyn ControllerTransport>,
 }
@@ -164,7 +186,17 @@ impl MetadataQuorum {
         let state_machine = MetadataStateMachine::open_in(metadata_log.dir(), publisher)?;
         let log_store =
             StorageLogStore::open(metadata_log)?.with_state_machine(state_machine.clone());
-        Self::start_with(node_id, voters, log_store, state_machine, transport, config).await
+        let mut quorum = Self::start_with(
+            node_id,
+            voters,
+            log_store.clone(),
+            state_machine,
+            transport,
+            config,
+        )
+        .await?;
+        quorum.log_store = Some(log_store);
+        Ok(quorum)
     }
 
     async fn start_with<LS: RaftLogStorage<TypeConfig>>(
@@ -214,6 +246,7 @@ impl MetadataQuorum {
         Ok(MetadataQuorum {
             node_id,
             raft,
+            log_store: None,
             state_machine,
             transport,
         })
@@ -257,6 +290,47 @@ impl MetadataQuorum {
             }
             Err(RaftError::Fatal(fatal)) => Err(QuorumError::Stopped(fatal.to_string())),
         }
+    }
+
+    /// The quorum's replication state; only the leader knows it (`NotController` elsewhere).
+    pub fn quorum_state(&self) -> Result<QuorumState, QuorumError> {
+        let metrics = self.raft.metrics().borrow().clone();
+        if metrics.current_leader != Some(self.node_id) {
+            return Err(QuorumError::NotController {
+                leader_id: metrics.current_leader,
+            });
+        }
+        let offset_after = |index: Option<u64>| {
+            index
+                .and_then(|i| self.log_store.as_ref()?.offset_after(i))
+                .unwrap_or(-1)
+        };
+        let replication = metrics.replication.clone().unwrap_or_default();
+        let voters = metrics
+            .membership_config
+            .membership()
+            .voter_ids()
+            .map(|node_id| {
+                let matched = if node_id == self.node_id {
+                    metrics.last_log_index
+                } else {
+                    replication
+                        .get(&node_id)
+                        .and_then(|m| m.as_ref())
+                        .map(|log_id| log_id.index)
+                };
+                VoterState {
+                    node_id,
+                    log_end_offset: offset_after(matched),
+                }
+            })
+            .collect();
+        Ok(QuorumState {
+            leader_id: self.node_id,
+            leader_epoch: metrics.current_term,
+            high_watermark: offset_after(metrics.last_applied.map(|l| l.index)),
+            voters,
+        })
     }
 
     /// The image of everything this node has applied (committed, never more).

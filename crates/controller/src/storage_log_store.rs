@@ -525,6 +525,23 @@ impl StorageLogStore {
         Ok(())
     }
 
+    /// The metadata-log offset after entry `index` (a voter's log end offset once it holds
+    /// that entry): from the entry's batch, or the purge point when it was purged.
+    pub fn offset_after(&self, index: u64) -> Option<i64> {
+        let inner = self.inner.lock();
+        if let Some(placed) = inner.table.get(&index) {
+            return Some(placed.next_offset);
+        }
+        let purged = inner.purged?;
+        if index == purged.log_id.index {
+            return purged.next_offset;
+        }
+        // Older than what is kept: it ends before the first kept entry.
+        (index < purged.log_id.index)
+            .then(|| inner.table.values().next().map(|p| p.base_offset))
+            .flatten()
+    }
+
     pub fn log_state(&self) -> LogState<TypeConfig> {
         let inner = self.inner.lock();
         let purged = inner.purged.map(|p| p.log_id);

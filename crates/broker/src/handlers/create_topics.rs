@@ -2,7 +2,9 @@
 //! Also serves auto-creation from Metadata (same validation and placement).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
@@ -158,6 +160,73 @@ pub async fn create_topic(
             }
             Err((e.response_error(), e.to_string()))
         }
+    }
+}
+
+/// How long a node waits for the active controller to create a topic it needs (internal
+/// topics, auto-creation) and for the topic to reach its own image.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Creates a topic wherever this node is: on the active controller directly, elsewhere by
+/// sending CreateTopics to it (as Kafka's brokers forward auto-creation), then waits until
+/// this node's image has the topic, so the caller can use it at once.
+pub async fn create_topic_via_controller(
+    state: &BrokerState,
+    topic: &NewTopic,
+) -> Result<(), TopicError> {
+    let leader = state.controller.leader_id();
+    if leader.is_none() || leader == Some(state.node_id) {
+        return create_topic(state, topic, false).await.map(|_| ());
+    }
+    let leader = leader.expect("checked above");
+    let unavailable = |why: String| (ResponseError::NotController, why);
+    let addr = state
+        .raft_transport
+        .voter_addr(leader as u64)
+        .ok_or_else(|| unavailable(format!("active controller {leader} is not a voter")))?;
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(FORWARD_TIMEOUT.as_millis() as i32)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name(&topic.name))
+            .with_num_partitions(topic.num_partitions)
+            .with_replication_factor(topic.replication_factor)
+            .with_configs(
+                topic
+                    .configs
+                    .iter()
+                    .map(|(name, value)| {
+                        CreatableTopicConfig::default()
+                            .with_name(str_bytes(name.clone()))
+                            .with_value(value.clone().map(str_bytes))
+                    })
+                    .collect(),
+            )]);
+    let response = state
+        .inter_broker
+        .send(&addr, &request, 5, FORWARD_TIMEOUT)
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    let result = response
+        .topics
+        .first()
+        .ok_or_else(|| unavailable("empty CreateTopics answer".into()))?;
+    if let Some(error) = ResponseError::try_from_code(result.error_code) {
+        let message = result.error_message.as_ref().map(|m| m.to_string());
+        return Err((error, message.unwrap_or_else(|| error.to_string())));
+    }
+    let mut images = state.controller.quorum().subscribe();
+    let name = topic.name.clone();
+    let arrived = tokio::time::timeout(
+        FORWARD_TIMEOUT,
+        images.wait_for(|image| image.topic_by_name(&name).is_some()),
+    )
+    .await;
+    match arrived {
+        Ok(Ok(_)) => Ok(()),
+        _ => Err((
+            ResponseError::RequestTimedOut,
+            format!("topic {name} created but not yet in this node's metadata"),
+        )),
     }
 }
 

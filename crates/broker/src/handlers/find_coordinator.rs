@@ -35,12 +35,22 @@ pub async fn handle(
     };
     let mut coordinators = Vec::with_capacity(keys.len());
     for key in keys {
-        let found = find(state, request.key_type, &key).await;
+        let found = find(state, request.key_type, &key)
+            .await
+            .and_then(|node_id| {
+                // The coordinator is the partition's leader, wherever it is.
+                let image = state.image();
+                let broker = image
+                    .brokers
+                    .get(&node_id)
+                    .ok_or(ResponseError::CoordinatorNotAvailable)?;
+                Ok((node_id, broker.host.clone(), broker.port))
+            });
         let coordinator = match found {
-            Ok(()) => Coordinator::default()
-                .with_node_id(BrokerId(state.node_id))
-                .with_host(str_bytes(state.advertised.host.clone()))
-                .with_port(i32::from(state.advertised.port)),
+            Ok((node_id, host, port)) => Coordinator::default()
+                .with_node_id(BrokerId(node_id))
+                .with_host(str_bytes(host))
+                .with_port(i32::from(port)),
             Err(e) => Coordinator::default()
                 .with_node_id(BrokerId(-1))
                 .with_port(-1)
@@ -65,12 +75,13 @@ pub async fn handle(
     response
 }
 
-async fn find(state: &BrokerState, key_type: i8, key: &str) -> Result<(), ResponseError> {
+/// The node id of the key's coordinator.
+async fn find(state: &BrokerState, key_type: i8, key: &str) -> Result<i32, ResponseError> {
     match key_type {
         KEY_TYPE_GROUP if key.is_empty() => Err(ResponseError::InvalidRequest),
-        KEY_TYPE_GROUP => state.group_coordinator.ensure_offsets_topic(state).await,
+        KEY_TYPE_GROUP => state.group_coordinator.find_coordinator(state, key).await,
         KEY_TYPE_TRANSACTION if key.is_empty() => Err(ResponseError::InvalidRequest),
-        KEY_TYPE_TRANSACTION => state.txn_coordinator.ensure_state_topic(state).await,
+        KEY_TYPE_TRANSACTION => state.txn_coordinator.find_coordinator(state, key).await,
         _ => Err(ResponseError::InvalidRequest),
     }
 }

@@ -115,8 +115,8 @@ async fn auto_create(state: &BrokerState, name: &str) -> Option<ResponseError> {
         assignments: vec![],
         configs: vec![],
     };
-    match create_topics::create_topic(state, &new_topic, false).await {
-        Ok(_) => None,
+    match create_topics::create_topic_via_controller(state, &new_topic).await {
+        Ok(()) => None,
         // Another request created it first: fine.
         Err((ResponseError::TopicAlreadyExists, _)) => None,
         Err((error, message)) => {

@@ -4,6 +4,7 @@
 //! only copy is from the request buffer into a mutable buffer whose base offsets are patched.
 
 use bytes::BytesMut;
+use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
@@ -39,48 +40,12 @@ pub async fn handle(
         } else {
             Some(topic.name.to_string())
         };
-        let partition_responses = topic
-            .partition_data
-            .into_iter()
-            .map(|partition| {
-                let error = |e: ResponseError, message: Option<String>| {
-                    error_response(partition.index, e.code(), message)
-                };
-                let Some(name) = &name else {
-                    return error(ResponseError::UnknownTopicId, None);
-                };
-                if !matches!(acks, -1..=1) {
-                    return error(ResponseError::InvalidRequiredAcks, None);
-                }
-                let Some(records) = partition.records.filter(|r| !r.is_empty()) else {
-                    return error(
-                        ResponseError::InvalidRecord,
-                        Some("produce request has no record batch".into()),
-                    );
-                };
-                let tp = TopicPartition::new(name.clone(), partition.index);
-                let guard = match verify_transaction(state, ctx, transactional_id, &tp, &records) {
-                    Ok(guard) => guard,
-                    Err(e) => return error(e, None),
-                };
-                let mut records = BytesMut::from(&records[..]);
-                match state.replica_manager.append_records(
-                    &tp,
-                    &mut records,
-                    acks,
-                    AppendOrigin::Client,
-                    guard,
-                ) {
-                    Ok(info) => PartitionProduceResponse::default()
-                        .with_index(partition.index)
-                        .with_base_offset(info.first_offset)
-                        .with_log_append_time_ms(info.log_append_time_ms)
-                        .with_log_start_offset(info.log_start_offset),
-                    Err(AppendError::Kafka(e)) => error(e, None),
-                    Err(AppendError::Storage(e)) => storage_error_response(partition.index, e),
-                }
-            })
-            .collect();
+        let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
+        for partition in topic.partition_data {
+            partition_responses.push(
+                produce_partition(state, ctx, acks, transactional_id, &name, partition).await,
+            );
+        }
         responses.push(
             TopicProduceResponse::default()
                 .with_name(topic.name.clone())
@@ -95,6 +60,50 @@ pub async fn handle(
         };
     }
     Ok(Some(ProduceResponse::default().with_responses(responses)))
+}
+
+/// One partition of a Produce request: verify (transactions), append, answer.
+async fn produce_partition(
+    state: &BrokerState,
+    ctx: &RequestContext,
+    acks: i16,
+    transactional_id: Option<&str>,
+    name: &Option<String>,
+    partition: PartitionProduceData,
+) -> PartitionProduceResponse {
+    let error = |e: ResponseError, message: Option<String>| {
+        error_response(partition.index, e.code(), message)
+    };
+    let Some(name) = &name else {
+        return error(ResponseError::UnknownTopicId, None);
+    };
+    if !matches!(acks, -1..=1) {
+        return error(ResponseError::InvalidRequiredAcks, None);
+    }
+    let Some(records) = partition.records.filter(|r| !r.is_empty()) else {
+        return error(
+            ResponseError::InvalidRecord,
+            Some("produce request has no record batch".into()),
+        );
+    };
+    let tp = TopicPartition::new(name.clone(), partition.index);
+    let guard = match verify_transaction(state, ctx, transactional_id, &tp, &records).await {
+        Ok(guard) => guard,
+        Err(e) => return error(e, None),
+    };
+    let mut records = BytesMut::from(&records[..]);
+    match state
+        .replica_manager
+        .append_records(&tp, &mut records, acks, AppendOrigin::Client, guard)
+    {
+        Ok(info) => PartitionProduceResponse::default()
+            .with_index(partition.index)
+            .with_base_offset(info.first_offset)
+            .with_log_append_time_ms(info.log_append_time_ms)
+            .with_log_start_offset(info.log_start_offset),
+        Err(AppendError::Kafka(e)) => error(e, None),
+        Err(AppendError::Storage(e)) => storage_error_response(partition.index, e),
+    }
 }
 
 /// The first failed partition of a response, for the log line of a closed acks=0 connection.
@@ -153,7 +162,7 @@ fn storage_error_response(index: i32, error: StorageError) -> PartitionProduceRe
 /// producer's transaction on the partition asks the coordinator; the guard it returns
 /// makes the append fail if the transaction ended meanwhile. Errors are converted for
 /// clients that predate them, as Kafka does.
-fn verify_transaction(
+async fn verify_transaction(
     state: &BrokerState,
     ctx: &RequestContext,
     transactional_id: Option<&str>,
@@ -186,15 +195,31 @@ fn verify_transaction(
         return Ok(Some(guard));
     }
     let partition = [(tp.topic.clone(), tp.partition)];
-    let result = state
+    let coordinator = state
         .txn_coordinator
-        .verify_partitions(
-            transactional_id,
-            header.producer_id,
-            header.producer_epoch,
-            &partition,
-        )
-        .and_then(|errors| errors.into_iter().next().map_or(Ok(()), |(_, e)| Err(e)));
+        .coordinator_node(state, transactional_id);
+    // The coordinator verifies: here directly, on another broker by AddPartitionsToTxn.
+    let result = match coordinator.filter(|c| *c != state.node_id) {
+        None => state
+            .txn_coordinator
+            .verify_partitions(
+                transactional_id,
+                header.producer_id,
+                header.producer_epoch,
+                &partition,
+            )
+            .and_then(|errors| errors.into_iter().next().map_or(Ok(()), |(_, e)| Err(e))),
+        Some(coordinator) => {
+            crate::txn_coordinator::verify_remotely(
+                state,
+                coordinator,
+                transactional_id,
+                (header.producer_id, header.producer_epoch),
+                tp,
+            )
+            .await
+        }
+    };
     result.map(|()| Some(guard)).map_err(|e| match e {
         // Producers expect INVALID_PRODUCER_EPOCH (abortable) from Produce, as the log's own
         // epoch check would answer; PRODUCER_FENCED comes from EndTxn and AddPartitionsToTxn.

@@ -1,0 +1,143 @@
+//! DescribeQuorum: the metadata quorum's leader, epoch, high watermark and every voter's
+//! log end offset, as `kafka-metadata-quorum describe --status|--replication` and the Java
+//! Admin's `describeMetadataQuorum` show them. Only the active controller knows the
+//! voters' progress: any other node forwards the request to it (as Kafka's brokers do),
+//! and answers NOT_LEADER_OR_FOLLOWER when there is none to forward to.
+
+use std::time::Duration;
+
+use kafka_protocol::messages::describe_quorum_response::{
+    Listener, Node, PartitionData, ReplicaState, TopicData,
+};
+use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumResponse};
+use kafka_protocol::protocol::{Message, VersionRange};
+use kafka_protocol::ResponseError;
+
+use super::{str_bytes, topic_name};
+use crate::api::RequestContext;
+use crate::controller::METADATA_TOPIC;
+use crate::state::BrokerState;
+
+pub const VERSIONS: VersionRange = DescribeQuorumRequest::VERSIONS;
+
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn handle(
+    state: &BrokerState,
+    ctx: &RequestContext,
+    request: DescribeQuorumRequest,
+) -> DescribeQuorumResponse {
+    let asks_for_metadata_partition = request.topics.len() == 1
+        && request.topics[0].topic_name.as_str() == METADATA_TOPIC
+        && request.topics[0].partitions.len() == 1
+        && request.topics[0].partitions[0].partition_index == 0;
+    if !asks_for_metadata_partition {
+        return partition_error(ResponseError::UnknownTopicOrPartition);
+    }
+    match state.controller.quorum().quorum_state() {
+        Ok(quorum) => describe(state, &quorum),
+        Err(_) => match state.controller.leader_id() {
+            Some(leader) if leader != state.node_id => forward(state, ctx, &request, leader).await,
+            _ => partition_error(ResponseError::NotLeaderOrFollower),
+        },
+    }
+}
+
+fn partition_error(error: ResponseError) -> DescribeQuorumResponse {
+    let partition = PartitionData::default()
+        .with_error_code(error.code())
+        .with_error_message(Some(str_bytes(error.to_string())))
+        .with_leader_id(BrokerId(-1))
+        .with_leader_epoch(-1)
+        .with_high_watermark(-1);
+    DescribeQuorumResponse::default().with_topics(vec![TopicData::default()
+        .with_topic_name(topic_name(METADATA_TOPIC))
+        .with_partitions(vec![partition])])
+}
+
+fn describe(
+    state: &BrokerState,
+    quorum: &moldau_controller::QuorumState,
+) -> DescribeQuorumResponse {
+    let now_ms = crate::now_ms();
+    let leader_end = quorum
+        .voters
+        .iter()
+        .find(|v| v.node_id == quorum.leader_id)
+        .map_or(-1, |v| v.log_end_offset);
+    let voters = quorum
+        .voters
+        .iter()
+        .map(|voter| {
+            let last_fetch = if voter.node_id == quorum.leader_id {
+                now_ms
+            } else {
+                state
+                    .raft_transport
+                    .last_append_ack_ms(voter.node_id)
+                    .unwrap_or(-1)
+            };
+            let caught_up = voter.log_end_offset >= 0 && voter.log_end_offset >= leader_end;
+            ReplicaState::default()
+                .with_replica_id(BrokerId(voter.node_id as i32))
+                .with_log_end_offset(voter.log_end_offset)
+                .with_last_fetch_timestamp(last_fetch)
+                .with_last_caught_up_timestamp(if caught_up { last_fetch } else { -1 })
+        })
+        .collect();
+    let partition = PartitionData::default()
+        .with_leader_id(BrokerId(quorum.leader_id as i32))
+        .with_leader_epoch(quorum.leader_epoch as i32)
+        .with_high_watermark(quorum.high_watermark)
+        .with_current_voters(voters);
+    let listener_name = state
+        .config
+        .controller_listener_names
+        .first()
+        .cloned()
+        .unwrap_or_else(|| state.advertised.listener_name.clone());
+    let nodes = quorum
+        .voters
+        .iter()
+        .filter_map(|voter| {
+            let addr = state.raft_transport.voter_addr(voter.node_id)?;
+            let (host, port) = addr.rsplit_once(':')?;
+            Some(
+                Node::default()
+                    .with_node_id(BrokerId(voter.node_id as i32))
+                    .with_listeners(vec![Listener::default()
+                        .with_name(str_bytes(listener_name.clone()))
+                        .with_host(str_bytes(host.to_string()))
+                        .with_port(port.parse().ok()?)]),
+            )
+        })
+        .collect();
+    DescribeQuorumResponse::default()
+        .with_topics(vec![TopicData::default()
+            .with_topic_name(topic_name(METADATA_TOPIC))
+            .with_partitions(vec![partition])])
+        .with_nodes(nodes)
+}
+
+/// Asks the active controller, at the client's version, and relays its answer.
+async fn forward(
+    state: &BrokerState,
+    ctx: &RequestContext,
+    request: &DescribeQuorumRequest,
+    leader: i32,
+) -> DescribeQuorumResponse {
+    let Some(addr) = state.raft_transport.voter_addr(leader as u64) else {
+        return partition_error(ResponseError::NotLeaderOrFollower);
+    };
+    match state
+        .inter_broker
+        .send(&addr, request, ctx.api_version, FORWARD_TIMEOUT)
+        .await
+    {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::debug!(%e, "DescribeQuorum not forwarded to the active controller");
+            partition_error(ResponseError::NotLeaderOrFollower)
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! `moldau metadata-quorum describe --status|--replication`, like kafka-metadata-quorum:
+//! the metadata quorum's leader, epoch, high watermark and lags (DescribeQuorum, which a
+//! broker forwards to the active controller).
+
+use anyhow::anyhow;
+use clap::{ArgGroup, Args, Subcommand};
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::describe_quorum_response::ReplicaState;
+use kafka_protocol::messages::{DescribeClusterRequest, DescribeQuorumRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use serde::Serialize;
+
+use crate::args::{ConnectArgs, OutputArgs, OutputFormat};
+use crate::output::{print_json, print_table, table};
+use crate::transactions::{connect, explain, settings};
+use crate::wire::check;
+use crate::Failure;
+
+#[derive(Subcommand)]
+pub enum MetadataQuorumCommand {
+    /// Show the quorum's status (--status) or each voter's replication (--replication).
+    Describe(DescribeArgs),
+}
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("what").required(true).args(["status", "replication"])))]
+pub struct DescribeArgs {
+    /// Leader, epoch, high watermark, maximum follower lag, voters.
+    #[arg(long)]
+    status: bool,
+    /// Every voter's log end offset, lag and last fetch.
+    #[arg(long)]
+    replication: bool,
+    #[command(flatten)]
+    conn: ConnectArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Serialize)]
+struct Status {
+    cluster_id: String,
+    leader_id: i32,
+    leader_epoch: i32,
+    high_watermark: i64,
+    max_follower_lag: i64,
+    max_follower_lag_time_ms: i64,
+    current_voters: Vec<i32>,
+    current_observers: Vec<i32>,
+}
+
+#[derive(Serialize)]
+struct Replica {
+    node_id: i32,
+    log_end_offset: i64,
+    lag: i64,
+    last_fetch_timestamp: i64,
+    last_caught_up_timestamp: i64,
+    status: &'static str,
+}
+
+pub fn run(cmd: MetadataQuorumCommand) -> Result<(), Failure> {
+    let MetadataQuorumCommand::Describe(args) = cmd;
+    let settings = settings(&args.conn).map_err(|error| Failure { code: 2, error })?;
+    let runtime = crate::client::runtime()?;
+    runtime
+        .block_on(describe(args, settings))
+        .map_err(Failure::from)
+}
+
+async fn describe(args: DescribeArgs, settings: crate::wire::ClientSettings) -> anyhow::Result<()> {
+    let conn = &args.conn;
+    let mut cluster = connect(conn, settings).await?;
+    let connection = cluster.bootstrap();
+    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let response = connection
+        .send(&request)
+        .await
+        .map_err(|e| explain(conn, "cannot describe the metadata quorum", e))?;
+    check(response.error_code, response.error_message.as_ref())
+        .map_err(|e| anyhow!("cannot describe the metadata quorum: {e}"))?;
+    let partition = response
+        .topics
+        .first()
+        .and_then(|t| t.partitions.first())
+        .ok_or_else(|| anyhow!("the answer holds no metadata partition"))?;
+    check(partition.error_code, partition.error_message.as_ref())
+        .map_err(|e| anyhow!("cannot describe the metadata quorum: {e}"))?;
+    let leader_id = partition.leader_id.0;
+    let leader_end = partition
+        .current_voters
+        .iter()
+        .find(|v| v.replica_id.0 == leader_id)
+        .map_or(partition.high_watermark, |v| v.log_end_offset);
+    let leader_caught_up = partition
+        .current_voters
+        .iter()
+        .find(|v| v.replica_id.0 == leader_id)
+        .map_or_else(
+            || chrono::Utc::now().timestamp_millis(),
+            |v| v.last_caught_up_timestamp,
+        );
+    let lag = |r: &ReplicaState| (leader_end - r.log_end_offset).max(0);
+    if args.status {
+        let cluster_response = cluster
+            .bootstrap()
+            .send(&DescribeClusterRequest::default().with_endpoint_type(1))
+            .await
+            .map_err(|e| explain(conn, "cannot describe the cluster", e))?;
+        let followers = || {
+            partition
+                .current_voters
+                .iter()
+                .filter(|v| v.replica_id.0 != leader_id)
+        };
+        let status = Status {
+            cluster_id: cluster_response.cluster_id.to_string(),
+            leader_id,
+            leader_epoch: partition.leader_epoch,
+            high_watermark: partition.high_watermark,
+            max_follower_lag: followers().map(lag).max().unwrap_or(0),
+            // As kafka-metadata-quorum: how far the least recently caught-up follower is
+            // behind the leader's own catch-up time.
+            max_follower_lag_time_ms: followers()
+                .map(|v| match v.last_caught_up_timestamp {
+                    -1 => -1,
+                    at => (leader_caught_up - at).max(0),
+                })
+                .max()
+                .unwrap_or(0),
+            current_voters: partition
+                .current_voters
+                .iter()
+                .map(|v| v.replica_id.0)
+                .collect(),
+            current_observers: partition.observers.iter().map(|v| v.replica_id.0).collect(),
+        };
+        if args.output.output == OutputFormat::Json {
+            return print_json(&status);
+        }
+        println!("ClusterId:              {}", status.cluster_id);
+        println!("LeaderId:               {}", status.leader_id);
+        println!("LeaderEpoch:            {}", status.leader_epoch);
+        println!("HighWatermark:          {}", status.high_watermark);
+        println!("MaxFollowerLag:         {}", status.max_follower_lag);
+        println!(
+            "MaxFollowerLagTimeMs:   {}",
+            status.max_follower_lag_time_ms
+        );
+        println!("CurrentVoters:          {:?}", status.current_voters);
+        println!("CurrentObservers:       {:?}", status.current_observers);
+        return Ok(());
+    }
+    let replicas: Vec<Replica> = partition
+        .current_voters
+        .iter()
+        .map(|v| (v, "Follower"))
+        .chain(partition.observers.iter().map(|v| (v, "Observer")))
+        .map(|(v, role)| Replica {
+            node_id: v.replica_id.0,
+            log_end_offset: v.log_end_offset,
+            lag: lag(v),
+            last_fetch_timestamp: v.last_fetch_timestamp,
+            last_caught_up_timestamp: v.last_caught_up_timestamp,
+            status: if v.replica_id.0 == leader_id {
+                "Leader"
+            } else {
+                role
+            },
+        })
+        .collect();
+    if args.output.output == OutputFormat::Json {
+        return print_json(&replicas);
+    }
+    let mut t = table([
+        "NodeId",
+        "LogEndOffset",
+        "Lag",
+        "LastFetchTimestamp",
+        "LastCaughtUpTimestamp",
+        "Status",
+    ]);
+    for r in &replicas {
+        t.add_row([
+            r.node_id.to_string(),
+            r.log_end_offset.to_string(),
+            r.lag.to_string(),
+            r.last_fetch_timestamp.to_string(),
+            r.last_caught_up_timestamp.to_string(),
+            r.status.to_string(),
+        ]);
+    }
+    print_table(&t);
+    Ok(())
+}
