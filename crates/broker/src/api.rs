@@ -41,6 +41,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
         ApiKey::BrokerRegistration,
         handlers::broker_registration::VERSIONS,
     ),
+    (
+        ApiKey::BrokerHeartbeat,
+        handlers::broker_heartbeat::VERSIONS,
+    ),
     (ApiKey::DescribeQuorum, handlers::describe_quorum::VERSIONS),
     (
         ApiKey::AllocateProducerIds,
@@ -285,6 +289,9 @@ async fn dispatch(
         }
         RequestKind::AllocateProducerIds(r) => {
             ResponseKind::AllocateProducerIds(allocate_producer_ids::handle(state, ctx, r).await)
+        }
+        RequestKind::BrokerHeartbeat(r) => {
+            ResponseKind::BrokerHeartbeat(broker_heartbeat::handle(state, ctx, r).await)
         }
         RequestKind::BrokerRegistration(r) => {
             ResponseKind::BrokerRegistration(broker_registration::handle(state, ctx, r).await)

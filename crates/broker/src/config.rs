@@ -112,6 +112,8 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
     ("controller.listener.names", "", "list"),
     ("controller.quorum.election.timeout.ms", "1000", "int"),
     ("controller.quorum.fetch.timeout.ms", "2000", "int"),
+    ("broker.heartbeat.interval.ms", "2000", "int"),
+    ("broker.session.timeout.ms", "9000", "int"),
     ("broker.rack", "", "string"),
     ("listeners", "PLAINTEXT://127.0.0.1:9092", "string"),
     ("advertised.listeners", "", "string"),
@@ -210,6 +212,10 @@ pub struct ServerConfig {
     pub controller_listener_names: Vec<String>,
     pub controller_quorum_election_timeout_ms: u64,
     pub controller_quorum_fetch_timeout_ms: u64,
+    /// How often a broker heartbeats to the active controller.
+    pub broker_heartbeat_interval_ms: u64,
+    /// A broker with no heartbeat for this long is fenced.
+    pub broker_session_timeout_ms: u64,
 }
 
 /// One entry of `controller.quorum.voters` (`{id}@{host}:{port}`).
@@ -541,6 +547,20 @@ impl ServerConfig {
                 i32::MAX as u64,
             )?,
             controller_listener_names,
+            broker_heartbeat_interval_ms: parse_opt(
+                &props,
+                "broker.heartbeat.interval.ms",
+                2000,
+                1,
+                i32::MAX as u64,
+            )?,
+            broker_session_timeout_ms: parse_opt(
+                &props,
+                "broker.session.timeout.ms",
+                9000,
+                1,
+                i32::MAX as u64,
+            )?,
             static_configs: props,
         };
         Ok((config, warnings))

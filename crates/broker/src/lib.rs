@@ -10,6 +10,7 @@ pub mod config;
 mod error;
 
 mod api;
+mod broker_lifecycle;
 mod controller;
 mod descriptors;
 mod group_coordinator;

@@ -31,7 +31,11 @@ pub struct Broker {
     accept_tasks: Vec<JoinHandle<()>>,
     reconcile_task: JoinHandle<()>,
     coordinator_loader_task: JoinHandle<()>,
+    heartbeat_task: JoinHandle<()>,
 }
+
+/// How long a stopping broker waits for the active controller to move its leadership away.
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often failed side effects of committed metadata (logs not created or not deleted)
 /// are retried.
@@ -147,6 +151,8 @@ impl Broker {
         // The quorum first: electing, replicating and registering go through it.
         serve(controller_listeners, true);
         register_broker(&state, &voters).await?;
+        crate::broker_lifecycle::wait_until_unfenced(&state).await;
+        let heartbeat_task = crate::broker_lifecycle::spawn_heartbeats(state.clone());
         state.group_coordinator.start().await?;
         crate::txn_coordinator::TxnCoordinator::start(&state).await?;
         log_manager.start_background_tasks();
@@ -171,6 +177,7 @@ impl Broker {
             accept_tasks,
             reconcile_task,
             coordinator_loader_task,
+            heartbeat_task,
         })
     }
 
@@ -184,10 +191,15 @@ impl Broker {
         Some(partition.log.clone())
     }
 
-    /// Stops accepting, closes connections (in-flight requests get
-    /// [`crate::network::SHUTDOWN_GRACE`], parked ones are then dropped), then flushes and checkpoints every log and
-    /// writes the clean-shutdown marker.
+    /// Controlled shutdown (the active controller fences this broker and moves its
+    /// leadership away), then stops accepting, closes connections (in-flight requests get
+    /// [`crate::network::SHUTDOWN_GRACE`], parked ones are then dropped), stops the quorum
+    /// member, flushes and checkpoints every log and writes the clean-shutdown marker.
     pub async fn shutdown(self) -> Result<(), BrokerError> {
+        // Leadership leaves first, while clients can still be told where it went.
+        crate::broker_lifecycle::controlled_shutdown(&self.state, CONTROLLED_SHUTDOWN_TIMEOUT)
+            .await;
+        self.heartbeat_task.abort();
         let _ = self.shutdown_tx.send(true);
         for task in self.accept_tasks {
             let _ = task.await;

@@ -8,6 +8,7 @@ use kafka_protocol::ResponseError;
 use moldau_metadata::{MetadataImage, PRODUCER_ID_BLOCK_SIZE};
 use parking_lot::Mutex;
 
+use crate::broker_lifecycle::BrokerHeartbeats;
 use crate::config::{Endpoint, ServerConfig};
 use crate::controller::Controller;
 use crate::error::BrokerError;
@@ -37,6 +38,8 @@ pub struct BrokerState {
     pub raft_transport: Arc<TcpControllerTransport>,
     /// Requests to other nodes (registration with the active controller).
     pub inter_broker: Arc<InterBrokerClient>,
+    /// Broker liveness as the active controller tracks it.
+    pub broker_heartbeats: BrokerHeartbeats,
     /// The producer-id block this broker hands ids out of: [next, end).
     producer_id_block: Mutex<(i64, i64)>,
 }
@@ -64,6 +67,7 @@ impl BrokerState {
             replica_manager,
             raft_transport,
             inter_broker,
+            broker_heartbeats: BrokerHeartbeats::default(),
             producer_id_block: Mutex::new((0, 0)),
         }
     }

@@ -73,6 +73,8 @@ impl Cluster {
             format!("controller.quorum.voters={}", self.voters()),
             "controller.quorum.election.timeout.ms=500".to_string(),
             "controller.quorum.fetch.timeout.ms=1000".to_string(),
+            "broker.heartbeat.interval.ms=300".to_string(),
+            "broker.session.timeout.ms=2000".to_string(),
         ];
         let args: Vec<&str> = args
             .iter()
@@ -291,12 +293,30 @@ fn three_nodes_form_one_cluster_and_outlive_their_active_controller() {
         controller_id(cluster.server(survivor)).filter(|c| *c != leader)
     });
     assert_ne!(new_leader, leader);
+    // The dead broker's session expires: fenced, it leaves the metadata clients see.
+    let survivors: BTreeSet<i32> = (1..=3).filter(|id| *id != leader).collect();
+    let survivor_addr = cluster.server(survivor).addr.to_string();
+    wait_for("the dead broker fenced", &cluster, || {
+        brokers(&survivor_addr).filter(|b| *b == survivors)
+    });
     wait_for("a topic created after the failover", &cluster, || {
-        let out = cluster
-            .server(survivor)
-            .run(&["topics", "create", "--topic", "after-failover"]);
+        let out = cluster.server(survivor).run(&[
+            "topics",
+            "create",
+            "--topic",
+            "after-failover",
+            "--partitions",
+            "4",
+        ]);
         (out.code == Some(0)).then_some(())
     });
+    // New partitions go only to live brokers.
+    let leaders = partition_leaders(&survivor_addr, "after-failover");
+    assert_eq!(leaders.len(), 4);
+    assert!(leaders.iter().all(|l| survivors.contains(l)), "{leaders:?}");
+    // The dead broker's partitions of `spread` have no leader meanwhile.
+    let spread = partition_leaders(&survivor_addr, "spread");
+    assert_eq!(spread.iter().filter(|l| **l == -1).count(), 2, "{spread:?}");
 
     // The killed node comes back, catches up and serves what was committed without it.
     cluster.spawn(leader);
@@ -319,6 +339,65 @@ fn three_nodes_form_one_cluster_and_outlive_their_active_controller() {
     });
     let read = consume_all(&addr, "spread", 6, values.len());
     assert_eq!(read.len(), values.len());
+    // Unfenced again, it leads its partitions again.
+    wait_for("the restarted broker leading again", &cluster, || {
+        let spread = partition_leaders(&addr, "spread");
+        (spread.iter().filter(|l| **l == leader).count() == 2).then_some(())
+    });
+}
+
+#[test]
+fn a_gracefully_stopped_broker_hands_over_before_it_exits() {
+    let mut cluster = Cluster::new(3);
+    cluster.start_all();
+    let leader = wait_for("an active controller", &cluster, || {
+        controller_id(cluster.server(1))
+    });
+    let stopping = (1..=3).find(|id| *id != leader).unwrap();
+    cluster.server(leader).ok(&[
+        "topics",
+        "create",
+        "--topic",
+        "handover",
+        "--partitions",
+        "3",
+    ]);
+    let addr = cluster.server(leader).addr.to_string();
+    wait_for("the topic on all brokers", &cluster, || {
+        let leaders = partition_leaders(&addr, "handover");
+        (leaders.len() == 3 && leaders.iter().all(|l| *l > 0)).then_some(())
+    });
+    // SIGTERM: controlled shutdown fences it and moves its leadership before it exits,
+    // well before its session (2 s) would have expired.
+    let server = cluster.servers.remove(&stopping).unwrap();
+    let started = Instant::now();
+    assert!(server.terminate().success());
+    let leaders = partition_leaders(&addr, "handover");
+    assert!(!leaders.contains(&stopping), "{leaders:?}");
+    assert_eq!(
+        leaders.iter().filter(|l| **l == -1).count(),
+        1,
+        "{leaders:?}"
+    );
+    let expected: BTreeSet<i32> = (1..=3).filter(|id| *id != stopping).collect();
+    assert_eq!(brokers(&addr), Some(expected));
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// The leader of each partition of `topic`, as node `addr` reports them (-1: none).
+fn partition_leaders(addr: &str, topic: &str) -> Vec<i32> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .create()
+        .unwrap();
+    let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) else {
+        return vec![];
+    };
+    metadata
+        .topics()
+        .first()
+        .map(|t| t.partitions().iter().map(|p| p.leader()).collect())
+        .unwrap_or_default()
 }
 
 #[test]

@@ -32,6 +32,8 @@ pub struct BrokerImage {
     pub host: String,
     pub port: u16,
     pub rack: Option<String>,
+    /// A fenced broker leads nothing and gets no new replicas; clients are not told of it.
+    pub fenced: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -79,6 +81,15 @@ impl MetadataImage {
         self.topics_by_id.get(topic_id)
     }
 
+    /// Brokers that may lead and take new replicas, by id.
+    pub fn unfenced_broker_ids(&self) -> Vec<i32> {
+        self.brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.broker_id)
+            .collect()
+    }
+
     /// Topics sorted by name, so listings are stable.
     pub fn topics(&self) -> Vec<&Arc<TopicImage>> {
         let mut topics: Vec<_> = self.topics_by_id.values().collect();
@@ -104,6 +115,7 @@ impl MetadataImage {
                 host: broker.host.clone(),
                 port: broker.port,
                 rack: broker.rack.clone(),
+                fenced: broker.fenced,
             });
         }
         for topic in self.topics() {
@@ -151,6 +163,8 @@ pub struct MetadataDelta {
     changed_topics: BTreeSet<Uuid>,
     deleted_topics: Vec<Arc<TopicImage>>,
     changed_configs: BTreeSet<ConfigResource>,
+    /// A broker registered, or was fenced or unfenced.
+    changed_brokers: bool,
 }
 
 /// A committed record that replay skipped: the image is unchanged by it (but for `offset`).
@@ -164,6 +178,12 @@ pub enum ReplayError {
         offset: i64,
         topic_id: Uuid,
         partition_id: i32,
+    },
+    #[error("record at offset {offset} refers to broker {broker_id} epoch {broker_epoch}, which is not registered")]
+    UnknownBroker {
+        offset: i64,
+        broker_id: i32,
+        broker_epoch: i64,
     },
     #[error("record at offset {offset} creates topic id {topic_id} as {name:?}, but that id is topic {existing:?}")]
     ConflictingTopicId {
@@ -181,6 +201,7 @@ impl MetadataDelta {
             changed_topics: BTreeSet::new(),
             deleted_topics: Vec::new(),
             changed_configs: BTreeSet::new(),
+            changed_brokers: false,
         }
     }
 
@@ -212,6 +233,7 @@ impl MetadataDelta {
             changed_topics,
             deleted_topics,
             changed_configs,
+            changed_brokers: old.brokers != new.brokers,
         }
     }
 
@@ -227,6 +249,10 @@ impl MetadataDelta {
 
     pub fn deleted_topics(&self) -> &[Arc<TopicImage>] {
         &self.deleted_topics
+    }
+
+    pub fn changed_brokers(&self) -> bool {
+        self.changed_brokers
     }
 
     pub fn changed_configs(&self) -> impl Iterator<Item = &ConfigResource> {
@@ -249,6 +275,7 @@ impl MetadataDelta {
                 host,
                 port,
                 rack,
+                fenced,
             } => {
                 image.brokers.insert(
                     *broker_id,
@@ -258,8 +285,27 @@ impl MetadataDelta {
                         host: host.clone(),
                         port: *port,
                         rack: rack.clone(),
+                        fenced: *fenced,
                     },
                 );
+                self.changed_brokers = true;
+            }
+            MetadataRecord::BrokerRegistrationChange {
+                broker_id,
+                broker_epoch,
+                fenced,
+            } => {
+                let broker = image
+                    .brokers
+                    .get_mut(broker_id)
+                    .filter(|b| b.broker_epoch == *broker_epoch)
+                    .ok_or(ReplayError::UnknownBroker {
+                        offset,
+                        broker_id: *broker_id,
+                        broker_epoch: *broker_epoch,
+                    })?;
+                broker.fenced = *fenced;
+                self.changed_brokers = true;
             }
             MetadataRecord::Topic { name, topic_id } => {
                 if let Some(existing) = image.topics_by_id.get(topic_id) {

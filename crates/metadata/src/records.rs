@@ -12,13 +12,25 @@ use crate::image::ConfigResourceType;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum MetadataRecord {
-    /// A broker joined (or re-joined) the cluster.
+    /// A broker joined (or re-joined) the cluster. A new registration is fenced until the
+    /// broker's first heartbeat finds it caught up (records of earlier versions, which
+    /// lack the field, were single nodes: unfenced).
     RegisterBroker {
         broker_id: i32,
         broker_epoch: i64,
         host: String,
         port: u16,
         rack: Option<String>,
+        #[serde(default)]
+        fenced: bool,
+    },
+    /// A registered broker was fenced (missed heartbeats, controlled shutdown) or unfenced
+    /// (caught up again), as Kafka's BrokerRegistrationChangeRecord. Applies only to the
+    /// registration of `broker_epoch`.
+    BrokerRegistrationChange {
+        broker_id: i32,
+        broker_epoch: i64,
+        fenced: bool,
     },
     /// A topic was created. Its partitions follow as `Partition` records.
     Topic { name: String, topic_id: Uuid },
@@ -65,6 +77,7 @@ impl MetadataRecord {
     pub fn type_name(&self) -> &'static str {
         match self {
             MetadataRecord::RegisterBroker { .. } => "RegisterBroker",
+            MetadataRecord::BrokerRegistrationChange { .. } => "BrokerRegistrationChange",
             MetadataRecord::Topic { .. } => "Topic",
             MetadataRecord::Partition { .. } => "Partition",
             MetadataRecord::PartitionChange { .. } => "PartitionChange",

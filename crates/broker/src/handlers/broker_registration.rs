@@ -88,6 +88,8 @@ pub async fn register(
                 host: registration.host.clone(),
                 port: registration.port,
                 rack: registration.rack.clone(),
+                // Unfenced by its first heartbeat once its metadata has caught up.
+                fenced: true,
             };
             Ok((vec![record], broker_epoch))
         })

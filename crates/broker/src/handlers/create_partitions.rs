@@ -174,7 +174,8 @@ fn plan(image: &MetadataImage, growth: &Growth) -> Result<Vec<MetadataRecord>, R
                 growth.name
             ),
         ))?;
-    let brokers: Vec<i32> = image.brokers.keys().copied().collect();
+    let registered: Vec<i32> = image.brokers.keys().copied().collect();
+    let brokers = image.unfenced_broker_ids();
     let assignments = match &growth.assignments {
         Some(assignments) => {
             if assignments.len() != additional {
@@ -187,7 +188,7 @@ fn plan(image: &MetadataImage, growth: &Growth) -> Result<Vec<MetadataRecord>, R
                 ));
             }
             for replicas in assignments {
-                check_assignment(&brokers, replicas, replication_factor)?;
+                check_assignment(&registered, replicas, replication_factor)?;
             }
             assignments.clone()
         }

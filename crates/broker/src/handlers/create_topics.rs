@@ -360,7 +360,9 @@ fn place_replicas(
     image: &MetadataImage,
     topic: &NewTopic,
 ) -> Result<Vec<Vec<i32>>, TopicError> {
-    let brokers: Vec<i32> = image.brokers.keys().copied().collect();
+    let registered: Vec<i32> = image.brokers.keys().copied().collect();
+    // New replicas go to brokers that can serve them (Kafka's usable brokers).
+    let brokers = image.unfenced_broker_ids();
     if !topic.assignments.is_empty() {
         if topic.num_partitions != -1 || topic.replication_factor != -1 {
             return Err((
@@ -391,7 +393,7 @@ fn place_replicas(
             if unique.len() != replicas.len() {
                 return invalid(format!("The manual partition assignment includes duplicate replicas for partition {partition}."));
             }
-            if let Some(b) = replicas.iter().find(|b| !brokers.contains(b)) {
+            if let Some(b) = replicas.iter().find(|b| !registered.contains(b)) {
                 return invalid(format!("The manual partition assignment includes broker {b}, but no such broker is registered."));
             }
         }

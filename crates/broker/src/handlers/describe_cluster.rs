@@ -48,16 +48,18 @@ pub fn handle(
         }
     }
     let image = state.image();
-    // No broker is fenced on a single node, so include_fenced_brokers changes nothing.
+    // Fenced brokers only when asked for (v2), flagged.
     let brokers: Vec<DescribeClusterBroker> = image
         .brokers
         .values()
+        .filter(|b| !b.fenced || request.include_fenced_brokers)
         .map(|b| {
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.broker_id))
                 .with_host(str_bytes(b.host.clone()))
                 .with_port(i32::from(b.port))
                 .with_rack(b.rack.clone().map(str_bytes))
+                .with_is_fenced(b.fenced)
         })
         .collect();
     let controller_id = state.controller_id(&image);

@@ -126,10 +126,12 @@ async fn auto_create(state: &BrokerState, name: &str) -> Option<ResponseError> {
     }
 }
 
+/// The brokers clients may use: registered and unfenced, as Kafka's alive brokers.
 fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
     image
         .brokers
         .values()
+        .filter(|b| !b.fenced)
         .map(|b| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.broker_id))
@@ -149,7 +151,14 @@ fn topic_response(
         .partitions
         .iter()
         .map(|(index, p)| {
+            // No leader (its only in-sync replica is fenced): Kafka's LEADER_NOT_AVAILABLE.
+            let error = if p.leader < 0 {
+                ResponseError::LeaderNotAvailable.code()
+            } else {
+                0
+            };
             MetadataResponsePartition::default()
+                .with_error_code(error)
                 .with_partition_index(*index)
                 .with_leader_id(BrokerId(p.leader))
                 .with_leader_epoch(p.leader_epoch)

@@ -6,6 +6,7 @@ pub mod add_partitions_to_txn;
 pub mod allocate_producer_ids;
 pub mod alter_configs;
 pub mod api_versions;
+pub mod broker_heartbeat;
 pub mod broker_registration;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;

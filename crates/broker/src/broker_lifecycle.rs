@@ -1,0 +1,460 @@
+//! Broker lifecycle, Kafka's KRaft model: heartbeats, fencing, unfencing, controlled
+//! shutdown.
+//!
+//! On the active controller ([`BrokerHeartbeats`]): a broker is registered fenced; its
+//! heartbeat unfences it once its metadata has caught up with its registration; a broker
+//! that sends no heartbeat for `broker.session.timeout.ms` is fenced. Fencing moves
+//! leadership away from the broker (to another in-sync, unfenced replica, else to none:
+//! leader -1, as Kafka leaves a partition whose only replica is fenced); unfencing gives
+//! leaderless partitions back to it. A new active controller gives every broker a whole
+//! session from the moment it took over, so a failover fences nobody by itself.
+//!
+//! On every broker ([`heartbeat_once`], [`spawn_heartbeats`]): a heartbeat every
+//! `broker.heartbeat.interval.ms` to the active controller (itself, or BrokerHeartbeat over
+//! the controller listener), and at shutdown a controlled shutdown (`want_shut_down`) that
+//! returns once the controller has moved this broker's leadership away.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::ResponseError;
+use moldau_metadata::{MetadataImage, MetadataRecord};
+use parking_lot::Mutex;
+use tokio::task::JoinHandle;
+
+use crate::controller::MAX_RECORDS_PER_USER_OP;
+use crate::error::BrokerError;
+use crate::state::BrokerState;
+
+const HEARTBEAT_RPC_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the active controller answers a heartbeat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeartbeatOutcome {
+    pub is_caught_up: bool,
+    pub is_fenced: bool,
+    pub should_shut_down: bool,
+}
+
+/// What a broker says in a heartbeat.
+#[derive(Clone, Copy, Debug)]
+pub struct Heartbeat {
+    pub broker_id: i32,
+    pub broker_epoch: i64,
+    pub current_metadata_offset: i64,
+    pub want_fence: bool,
+    pub want_shut_down: bool,
+}
+
+/// The active controller's view of broker liveness (in memory: a new controller starts
+/// every session afresh).
+#[derive(Default)]
+pub struct BrokerHeartbeats {
+    last_heartbeat: Mutex<HashMap<i32, Instant>>,
+    /// The Raft term this node leads in, and since when: sessions count from then.
+    leading_since: Mutex<Option<(u64, Instant)>>,
+}
+
+impl BrokerHeartbeats {
+    fn record(&self, broker_id: i32) {
+        self.last_heartbeat.lock().insert(broker_id, Instant::now());
+    }
+
+    /// The start of this node's current leadership (`term`), noting a new one.
+    fn leadership_start(&self, term: u64) -> Instant {
+        let mut since = self.leading_since.lock();
+        match *since {
+            Some((t, at)) if t == term => at,
+            _ => {
+                let now = Instant::now();
+                *since = Some((term, now));
+                now
+            }
+        }
+    }
+
+    /// Unfenced brokers whose session expired: no heartbeat since `session` before now,
+    /// counting from the start of this leadership at the earliest.
+    fn expired(&self, image: &MetadataImage, term: u64, session: Duration) -> Vec<(i32, i64)> {
+        let since = self.leadership_start(term);
+        let last = self.last_heartbeat.lock();
+        image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .filter(|b| {
+                let seen = last.get(&b.broker_id).copied().unwrap_or(since).max(since);
+                seen.elapsed() > session
+            })
+            .map(|b| (b.broker_id, b.broker_epoch))
+            .collect()
+    }
+}
+
+/// The active controller's answer to a heartbeat: records it, then fences, unfences or
+/// shuts the broker down as it asks and as its metadata allows.
+pub async fn handle_heartbeat(
+    state: &BrokerState,
+    heartbeat: Heartbeat,
+) -> Result<HeartbeatOutcome, BrokerError> {
+    let image = state.controller.quorum().leader_image().await?;
+    let registered = image
+        .brokers
+        .get(&heartbeat.broker_id)
+        .filter(|b| b.broker_epoch == heartbeat.broker_epoch)
+        .ok_or(BrokerError::Refused(ResponseError::StaleBrokerEpoch))?;
+    state.broker_heartbeats.record(heartbeat.broker_id);
+    // Caught up: the broker has applied its own registration.
+    let is_caught_up = heartbeat.current_metadata_offset >= heartbeat.broker_epoch;
+    let fence = heartbeat.want_fence || heartbeat.want_shut_down;
+    if fence && !registered.fenced {
+        set_fenced(state, heartbeat.broker_id, heartbeat.broker_epoch, true).await?;
+    } else if !fence && registered.fenced && is_caught_up {
+        set_fenced(state, heartbeat.broker_id, heartbeat.broker_epoch, false).await?;
+    }
+    // Leadership follows the fencing (also when an earlier move was cut short).
+    if !leader_changes(&state.image(), heartbeat.broker_id, 1).is_empty() {
+        move_leadership(state, heartbeat.broker_id).await?;
+    }
+    let image = state.image();
+    let is_fenced = image
+        .brokers
+        .get(&heartbeat.broker_id)
+        .is_none_or(|b| b.fenced);
+    let leads_nothing = !leads_any(&image, heartbeat.broker_id);
+    Ok(HeartbeatOutcome {
+        is_caught_up,
+        is_fenced,
+        should_shut_down: heartbeat.want_shut_down && is_fenced && leads_nothing,
+    })
+}
+
+fn leads_any(image: &MetadataImage, broker_id: i32) -> bool {
+    image
+        .topics()
+        .iter()
+        .any(|t| t.partitions.values().any(|p| p.leader == broker_id))
+}
+
+/// Commits a broker's fenced flag (nothing if its registration changed meanwhile).
+async fn set_fenced(
+    state: &BrokerState,
+    broker_id: i32,
+    broker_epoch: i64,
+    fenced: bool,
+) -> Result<(), BrokerError> {
+    state
+        .controller
+        .write(|image| {
+            let current = image
+                .brokers
+                .get(&broker_id)
+                .filter(|b| b.broker_epoch == broker_epoch && b.fenced != fenced);
+            let records = match current {
+                Some(_) => vec![MetadataRecord::BrokerRegistrationChange {
+                    broker_id,
+                    broker_epoch,
+                    fenced,
+                }],
+                None => vec![],
+            };
+            Ok::<_, BrokerError>((records, ()))
+        })
+        .await?;
+    tracing::info!(
+        broker_id,
+        broker_epoch,
+        "broker {}",
+        if fenced { "fenced" } else { "unfenced" }
+    );
+    Ok(())
+}
+
+/// Brings partition leadership in line with `broker_id`'s fencing: a fenced broker's
+/// partitions go to another in-sync unfenced replica (or to no leader); an unfenced
+/// broker takes back the leaderless partitions it is in sync for. In writes of at most
+/// `MAX_RECORDS_PER_USER_OP` records, each decided against the image of its moment.
+async fn move_leadership(state: &BrokerState, broker_id: i32) -> Result<(), BrokerError> {
+    loop {
+        let written = state
+            .controller
+            .write(|image| {
+                let records = leader_changes(image, broker_id, MAX_RECORDS_PER_USER_OP);
+                let count = records.len();
+                Ok::<_, BrokerError>((records, count))
+            })
+            .await?;
+        if written < MAX_RECORDS_PER_USER_OP {
+            return Ok(());
+        }
+    }
+}
+
+/// The leader changes fencing or unfencing `broker_id` calls for, at most `limit`.
+fn leader_changes(image: &MetadataImage, broker_id: i32, limit: usize) -> Vec<MetadataRecord> {
+    let Some(broker) = image.brokers.get(&broker_id) else {
+        return vec![];
+    };
+    let usable = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced);
+    let mut records = Vec::new();
+    for topic in image.topics() {
+        for (partition_id, p) in &topic.partitions {
+            let new_leader = if broker.fenced && p.leader == broker_id {
+                Some(
+                    p.isr
+                        .iter()
+                        .copied()
+                        .find(|id| *id != broker_id && usable(*id))
+                        .unwrap_or(-1),
+                )
+            } else if !broker.fenced && p.leader == -1 && p.isr.contains(&broker_id) {
+                Some(broker_id)
+            } else {
+                None
+            };
+            if let Some(leader) = new_leader {
+                records.push(MetadataRecord::PartitionChange {
+                    topic_id: topic.topic_id,
+                    partition_id: *partition_id,
+                    leader: Some(leader),
+                    isr: None,
+                });
+                if records.len() == limit {
+                    return records;
+                }
+            }
+        }
+    }
+    records
+}
+
+/// Fences every broker whose session expired, when this node is the active controller.
+pub async fn fence_expired(state: &BrokerState) {
+    if !state.controller.quorum().is_leader() {
+        return;
+    }
+    let term = state.controller.quorum().metrics().borrow().current_term;
+    let session = Duration::from_millis(state.config.broker_session_timeout_ms);
+    let expired = state
+        .broker_heartbeats
+        .expired(&state.image(), term, session);
+    for (broker_id, broker_epoch) in expired {
+        tracing::warn!(
+            broker_id,
+            "no heartbeat for {} ms (broker.session.timeout.ms): fencing",
+            session.as_millis()
+        );
+        let fenced = async {
+            set_fenced(state, broker_id, broker_epoch, true).await?;
+            move_leadership(state, broker_id).await
+        };
+        if let Err(e) = fenced.await {
+            tracing::warn!(broker_id, %e, "cannot fence broker");
+        }
+    }
+}
+
+/// One heartbeat from this broker to the active controller.
+pub async fn heartbeat_once(
+    state: &BrokerState,
+    want_shut_down: bool,
+) -> Result<HeartbeatOutcome, String> {
+    let image = state.image();
+    let broker_epoch = image
+        .brokers
+        .get(&state.node_id)
+        .map(|b| b.broker_epoch)
+        .ok_or("not registered")?;
+    let heartbeat = Heartbeat {
+        broker_id: state.node_id,
+        broker_epoch,
+        current_metadata_offset: image.offset,
+        want_fence: false,
+        want_shut_down,
+    };
+    match state.controller.leader_id() {
+        None => Err("no active controller".into()),
+        Some(leader) if leader == state.node_id => handle_heartbeat(state, heartbeat)
+            .await
+            .map_err(|e| e.to_string()),
+        Some(leader) => {
+            use kafka_protocol::messages::{BrokerHeartbeatRequest, BrokerId};
+            let addr = state
+                .raft_transport
+                .voter_addr(leader as u64)
+                .ok_or_else(|| format!("active controller {leader} is not a voter"))?;
+            let request = BrokerHeartbeatRequest::default()
+                .with_broker_id(BrokerId(heartbeat.broker_id))
+                .with_broker_epoch(heartbeat.broker_epoch)
+                .with_current_metadata_offset(heartbeat.current_metadata_offset)
+                .with_want_shut_down(want_shut_down);
+            let response = state
+                .inter_broker
+                .send(&addr, &request, 1, HEARTBEAT_RPC_TIMEOUT)
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(error) = ResponseError::try_from_code(response.error_code) {
+                return Err(format!("the active controller answered {error:?}"));
+            }
+            Ok(HeartbeatOutcome {
+                is_caught_up: response.is_caught_up,
+                is_fenced: response.is_fenced,
+                should_shut_down: response.should_shut_down,
+            })
+        }
+    }
+}
+
+/// Heartbeats until this broker is unfenced (at start, after registering).
+pub async fn wait_until_unfenced(state: &BrokerState) {
+    let started = Instant::now();
+    let mut last_report = started;
+    loop {
+        match heartbeat_once(state, false).await {
+            Ok(outcome) if !outcome.is_fenced => return,
+            Ok(_) => {}
+            Err(reason) if last_report.elapsed() >= Duration::from_secs(5) => {
+                last_report = Instant::now();
+                tracing::info!(
+                    waited_ms = started.elapsed().as_millis() as u64,
+                    "waiting to be unfenced by the active controller: {reason}"
+                );
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Controlled shutdown: asks the active controller to fence this broker and move its
+/// leadership away, and waits for it, up to `timeout` (then the broker stops anyway, as
+/// after a crash: its session expires on the controller).
+pub async fn controlled_shutdown(state: &BrokerState, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        match heartbeat_once(state, true).await {
+            Ok(outcome) if outcome.should_shut_down => {
+                tracing::info!("controlled shutdown: leadership moved away");
+                return;
+            }
+            Ok(_) => {}
+            Err(reason) => tracing::debug!("controlled shutdown: {reason}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tracing::warn!("controlled shutdown not confirmed within {timeout:?}; stopping anyway");
+}
+
+/// The broker's heartbeats, and on the active controller the session checks.
+pub fn spawn_heartbeats(state: Arc<BrokerState>) -> JoinHandle<()> {
+    crate::supervisor::spawn_supervised("broker heartbeats", move || {
+        let state = state.clone();
+        async move {
+            let interval = Duration::from_millis(state.config.broker_heartbeat_interval_ms);
+            // Sessions are checked several times per session timeout.
+            let check = Duration::from_millis((state.config.broker_session_timeout_ms / 4).max(50));
+            let mut next_heartbeat = Instant::now();
+            loop {
+                if Instant::now() >= next_heartbeat {
+                    if let Err(reason) = heartbeat_once(&state, false).await {
+                        tracing::debug!("heartbeat not answered: {reason}");
+                    }
+                    next_heartbeat = Instant::now() + interval;
+                }
+                fence_expired(&state).await;
+                tokio::time::sleep(check.min(interval)).await;
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use moldau_metadata::{MetadataDelta, Uuid};
+
+    use super::*;
+
+    fn image(fenced: &[i32]) -> MetadataImage {
+        let mut delta = MetadataDelta::new(&MetadataImage::empty());
+        let mut offset = 0;
+        let mut replay = |record: MetadataRecord| {
+            delta.replay(offset, &record).unwrap();
+            offset += 1;
+        };
+        for id in 1..=3 {
+            replay(MetadataRecord::RegisterBroker {
+                broker_id: id,
+                broker_epoch: id as i64,
+                host: "h".into(),
+                port: 1,
+                rack: None,
+                fenced: fenced.contains(&id),
+            });
+        }
+        let topic_id = Uuid::from_u128(7);
+        replay(MetadataRecord::Topic {
+            name: "t".into(),
+            topic_id,
+        });
+        // p0: only on 1; p1: 1 then 2 in sync; p2: leaderless, 1 in sync.
+        for (partition_id, replicas, leader) in
+            [(0, vec![1], 1), (1, vec![1, 2], 1), (2, vec![1], -1)]
+        {
+            replay(MetadataRecord::Partition {
+                topic_id,
+                partition_id,
+                isr: replicas.clone(),
+                replicas,
+                leader,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            });
+        }
+        delta.apply()
+    }
+
+    fn leaders(records: &[MetadataRecord]) -> Vec<(i32, i32)> {
+        records
+            .iter()
+            .map(|r| match r {
+                MetadataRecord::PartitionChange {
+                    partition_id,
+                    leader: Some(leader),
+                    ..
+                } => (*partition_id, *leader),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_fenced_broker_hands_its_partitions_to_in_sync_replicas_or_to_none() {
+        let changes = leader_changes(&image(&[1]), 1, 100);
+        assert_eq!(leaders(&changes), vec![(0, -1), (1, 2)]);
+        // Broker 2 fenced too: nobody can take partition 1.
+        let changes = leader_changes(&image(&[1, 2]), 1, 100);
+        assert_eq!(leaders(&changes), vec![(0, -1), (1, -1)]);
+    }
+
+    #[test]
+    fn an_unfenced_broker_takes_back_the_leaderless_partitions_it_is_in_sync_for() {
+        assert_eq!(leaders(&leader_changes(&image(&[]), 1, 100)), vec![(2, 1)]);
+        assert!(leader_changes(&image(&[]), 2, 100).is_empty());
+        assert_eq!(leader_changes(&image(&[1]), 1, 1).len(), 1, "bounded");
+    }
+
+    #[test]
+    fn sessions_count_from_the_last_heartbeat_or_the_leadership_start() {
+        let heartbeats = BrokerHeartbeats::default();
+        let image = image(&[3]);
+        let session = Duration::from_millis(50);
+        assert!(heartbeats.expired(&image, 1, session).is_empty());
+        std::thread::sleep(Duration::from_millis(80));
+        heartbeats.record(1);
+        // 2 is past its session; 1 just beat; 3 is fenced already.
+        assert_eq!(heartbeats.expired(&image, 1, session), vec![(2, 2)]);
+        // A new term (a new leadership) starts every session afresh.
+        assert!(heartbeats.expired(&image, 2, session).is_empty());
+    }
+}
