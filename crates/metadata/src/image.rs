@@ -642,6 +642,12 @@ mod tests {
             host: "h".into(),
             port: 9092,
             rack: None,
+            fenced: true,
+        });
+        records.push(MetadataRecord::BrokerRegistrationChange {
+            broker_id: 1,
+            broker_epoch: 7,
+            fenced: false,
         });
         records.push(MetadataRecord::Config {
             resource_type: ConfigResourceType::Topic,
@@ -687,5 +693,31 @@ mod tests {
             assert_eq!(MetadataRecord::decode(&record.encode()).unwrap(), record);
         }
         assert!(MetadataRecord::decode(b"{\"type\":\"Nope\"}").is_err());
+    }
+
+    #[test]
+    fn fencing_follows_the_registration_epoch_and_old_records_are_unfenced() {
+        // A RegisterBroker written before fencing existed has no `fenced` field.
+        let old = br#"{"type":"RegisterBroker","broker_id":1,"broker_epoch":3,"host":"h","port":9092,"rack":null}"#;
+        let record = MetadataRecord::decode(old).unwrap();
+        let mut delta = MetadataDelta::new(&MetadataImage::empty());
+        delta.replay(3, &record).unwrap();
+        assert!(!delta.current().brokers[&1].fenced);
+        let change = |broker_epoch, fenced| MetadataRecord::BrokerRegistrationChange {
+            broker_id: 1,
+            broker_epoch,
+            fenced,
+        };
+        delta.replay(4, &change(3, true)).unwrap();
+        assert!(delta.current().brokers[&1].fenced);
+        assert!(delta.changed_brokers());
+        // A change for an older registration is skipped.
+        assert!(matches!(
+            delta.replay(5, &change(2, false)),
+            Err(ReplayError::UnknownBroker { .. })
+        ));
+        let image = delta.apply();
+        assert!(image.brokers[&1].fenced);
+        assert!(image.unfenced_broker_ids().is_empty());
     }
 }
