@@ -68,9 +68,14 @@ fn raise_open_files_limit() {
 async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     // Caught from before startup, so that an early SIGTERM still shuts down cleanly.
     let mut signals = ShutdownSignals::new().context("cannot listen for SIGINT/SIGTERM")?;
-    let broker = Broker::start(config)
-        .await
-        .map_err(|e| anyhow!("cannot start broker: {e}"))?;
+    // A node may wait long at start (for a quorum majority): a signal stops that too.
+    let broker = tokio::select! {
+        started = Broker::start(config) => started.map_err(|e| anyhow!("cannot start broker: {e}"))?,
+        _ = signals.recv() => {
+            tracing::info!("stopped before the start completed (nothing was served)");
+            return Ok(());
+        }
+    };
     tracing::info!("moldau is ready on {}", broker.bound_addr());
     signals.recv().await;
     tracing::info!("shutting down (a second SIGINT or SIGTERM exits at once)");

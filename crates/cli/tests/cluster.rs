@@ -528,3 +528,55 @@ fn groups_and_transactions_span_the_brokers() {
         "unexpected record after the committed ones"
     );
 }
+
+#[test]
+fn cluster_local_starts_three_nodes_and_stops_them_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("local");
+    let mut child = Command::new(common::BIN)
+        .args(["cluster", "local", "--nodes", "3", "--dir"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let bootstrap = loop {
+        let line = rx
+            .recv_timeout(DEADLINE)
+            .expect("cluster local prints its bootstrap servers");
+        if let Some(b) = line.split("bootstrap servers: ").nth(1) {
+            break b.to_string();
+        }
+    };
+    assert_eq!(bootstrap.split(',').count(), 3, "{bootstrap}");
+    let described = common::moldau(&[
+        "cluster",
+        "describe",
+        "--bootstrap-server",
+        &bootstrap,
+        "--output",
+        "json",
+    ]);
+    let view: serde_json::Value = serde_json::from_str(&described.stdout).unwrap();
+    assert_eq!(view["brokers"].as_array().unwrap().len(), 3, "{view}");
+    assert!(dir.join("cluster.properties").exists());
+
+    let stopped = common::signal_and_wait(&mut child, "-TERM").expect("exits after SIGTERM");
+    assert!(stopped.success());
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(rest.iter().any(|l| l == "cluster stopped"), "{rest:?}");
+    // Every node shut down cleanly.
+    for id in 1..=3 {
+        let log = std::fs::read_to_string(dir.join(format!("node-{id}/server.log"))).unwrap();
+        assert!(log.contains("stopped cleanly"), "node {id}:\n{log}");
+    }
+}
