@@ -5,8 +5,9 @@
 //! batch of [`moldau_metadata::MetadataRecord`]s, committed atomically as one Raft entry and
 //! replayed on every node, in log order, into an immutable [`moldau_metadata::MetadataImage`].
 //!
-//! Parts: [`types`] (node ids are Kafka `node.id`s), [`log_store`] (the Raft log and vote on
-//! disk), [`state_machine`] (replay into the image, snapshots), [`network`] (the transport
+//! Parts: [`types`] (node ids are Kafka `node.id`s), [`storage_log_store`] (the Raft log on
+//! the storage crate's `Log`), [`raft_files`] (the vote and committed files beside it),
+//! [`state_machine`] (replay into the image, snapshots), [`network`] (the transport
 //! seam; an in-process implementation for tests), [`quorum`] (the facade).
 //!
 //! Invariants:
@@ -19,34 +20,30 @@
 //! - Durable before acknowledged: entries are fsynced before openraft counts this node's ack
 //!   (so a committed entry is on a majority's disks), and the vote is written to
 //!   `quorum-state` by temp + fsync + rename + dir fsync before a vote is answered.
-//! - Recovery truncates a torn tail at the first short or CRC-failing frame: a crash loses
-//!   only entries that were never acknowledged.
+//! - Recovery truncates a torn tail by CRC (the storage crate's loader): a crash loses only
+//!   entries that were never acknowledged.
 //! - The crate opens no sockets and does not depend on the broker: peers are reached
 //!   through [`network::ControllerTransport`].
 //!
-//! Two log stores, same contract: [`storage_log_store`] keeps the Raft log in the storage
-//! crate's `Log` for `__cluster_metadata-0` (Kafka's layout: one RecordBatch v2 per entry,
-//! the Raft term as partition_leader_epoch, record offsets equal to the image's offsets;
-//! [`MetadataQuorum::start_on_log`]), and [`log_store`] keeps it in a CRC-framed entry file
-//! of its own ([`MetadataQuorum::start`]). Where the storage layout still differs from
-//! Kafka's is listed in [`storage_log_store`]. Snapshots are JSON, not Kafka's
+//! The Raft log is the storage crate's `Log` for `__cluster_metadata-0` (Kafka's layout:
+//! one RecordBatch v2 per entry, the Raft term as partition_leader_epoch, record offsets
+//! equal to the image's offsets; [`MetadataQuorum::start_on_log`]). Where it still differs
+//! from Kafka's is listed in [`storage_log_store`]. Snapshots are JSON, not Kafka's
 //! `<offset>-<epoch>.checkpoint` record files.
 //!
 //! Simulation: openraft runs on tokio (its `TokioRuntime`: timers, spawn, randomized
 //! election timeouts); under a simulator it needs that simulator's `AsyncRuntime`.
 
-pub mod log_store;
 pub mod network;
 pub mod quorum;
+pub mod raft_files;
 pub mod state_machine;
 pub mod storage_log_store;
 pub mod types;
 
-pub use log_store::{
-    metadata_log_dir, FileLogStore, LogStoreError, METADATA_TOPIC, QUORUM_STATE_FILE,
-};
 pub use network::{ControllerTransport, InProcessNetwork, TransportError};
 pub use quorum::{MetadataQuorum, QuorumConfig, QuorumError, QuorumState, VoterState};
+pub use raft_files::{LogStoreError, METADATA_TOPIC, QUORUM_STATE_FILE};
 pub use state_machine::{MetadataPublisher, MetadataStateMachine, NoPublisher};
 pub use storage_log_store::StorageLogStore;
 pub use types::{MetadataBatch, Node, NodeId, TypeConfig};

@@ -1,21 +1,19 @@
 //! `MetadataQuorum`: one controller's handle on the metadata quorum.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use moldau_metadata::{MetadataImage, MetadataRecord};
 use moldau_storage::{CleanupPolicy, Log};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
-use openraft::storage::RaftLogStorage;
 use openraft::{Config, RaftMetrics, SnapshotPolicy};
 use tokio::sync::watch;
 
-use crate::log_store::{FileLogStore, LogStoreError};
 use crate::network::{ControllerTransport, NetworkFactory};
+use crate::raft_files::LogStoreError;
 use crate::state_machine::{MetadataPublisher, MetadataStateMachine};
 use crate::storage_log_store::StorageLogStore;
-use crate::types::{Node, NodeId, Raft, TypeConfig};
+use crate::types::{Node, NodeId, Raft};
 
 /// Timing and retention of the quorum, named after Kafka's KRaft settings.
 #[derive(Clone, Debug)]
@@ -130,35 +128,22 @@ pub struct QuorumState {
 pub struct MetadataQuorum {
     node_id: NodeId,
     raft: Raft,
-    /// The Raft log on `__cluster_metadata-0`, for offsets (None with the file log store).
-    log_store: Option<StorageLogStore>,
+    /// The Raft log on `__cluster_metadata-0`, for offsets.
+    log_store: StorageLogStore,
     state_machine: MetadataStateMachine,
     transport: Arc<dyn ControllerTransport>,
 }
 
 impl MetadataQuorum {
-    /// Opens the log under `dir` and starts the Raft. `voters` is the static voter set
-    /// (Kafka's `controller.quorum.voters`). On a fresh cluster the voter with the lowest id
-    /// initializes it (writes the first membership entry); the others wait to hear from it.
-    /// One initializer avoids racing initial logs; openraft would accept identical ones, but
-    /// one is simpler to reason about. Until the lowest voter has started once, no leader
-    /// can be elected. A node that has a log (a restart) never initializes again.
-    pub async fn start(
-        node_id: NodeId,
-        voters: BTreeMap<NodeId, Node>,
-        dir: &Path,
-        transport: Arc<dyn ControllerTransport>,
-        config: &QuorumConfig,
-    ) -> Result<MetadataQuorum, QuorumError> {
-        check_voter(node_id, &voters)?;
-        let log_store = FileLogStore::open(dir)?;
-        let state_machine = MetadataStateMachine::open(dir)?;
-        Self::start_with(node_id, voters, log_store, state_machine, transport, config).await
-    }
-
-    /// [`MetadataQuorum::start`] with the Raft log in `metadata_log`, the storage `Log` of
+    /// Starts this controller's Raft on `metadata_log`, the storage `Log` of
     /// `__cluster_metadata-0` (Kafka's layout: see `storage_log_store`). The log must have
-    /// retention off; the vote, purge point and snapshot live in its directory.
+    /// retention off; the vote, purge point and snapshot live in its directory. `voters` is
+    /// the static voter set (Kafka's `controller.quorum.voters`). On a fresh cluster the
+    /// voter with the lowest id initializes it (writes the first membership entry); the
+    /// others wait to hear from it. One initializer avoids racing initial logs; openraft
+    /// would accept identical ones, but one is simpler to reason about. Until the lowest
+    /// voter has started once, no leader can be elected. A node that has a log (a restart)
+    /// never initializes again.
     ///
     /// `publisher` sees every committed change before readers do (see `state_machine`). A
     /// log written by the quorum-of-one controller of earlier versions is migrated first
@@ -186,23 +171,13 @@ impl MetadataQuorum {
         let state_machine = MetadataStateMachine::open_in(metadata_log.dir(), publisher)?;
         let log_store =
             StorageLogStore::open(metadata_log)?.with_state_machine(state_machine.clone());
-        let mut quorum = Self::start_with(
-            node_id,
-            voters,
-            log_store.clone(),
-            state_machine,
-            transport,
-            config,
-        )
-        .await?;
-        quorum.log_store = Some(log_store);
-        Ok(quorum)
+        Self::start_with(node_id, voters, log_store, state_machine, transport, config).await
     }
 
-    async fn start_with<LS: RaftLogStorage<TypeConfig>>(
+    async fn start_with(
         node_id: NodeId,
         voters: BTreeMap<NodeId, Node>,
-        log_store: LS,
+        log_store: StorageLogStore,
         state_machine: MetadataStateMachine,
         transport: Arc<dyn ControllerTransport>,
         config: &QuorumConfig,
@@ -212,7 +187,7 @@ impl MetadataQuorum {
             node_id,
             raft_config,
             NetworkFactory::new(transport.clone()),
-            log_store,
+            log_store.clone(),
             state_machine.clone(),
         )
         .await
@@ -246,7 +221,7 @@ impl MetadataQuorum {
         Ok(MetadataQuorum {
             node_id,
             raft,
-            log_store: None,
+            log_store,
             state_machine,
             transport,
         })
@@ -302,7 +277,7 @@ impl MetadataQuorum {
         }
         let offset_after = |index: Option<u64>| {
             index
-                .and_then(|i| self.log_store.as_ref()?.offset_after(i))
+                .and_then(|i| self.log_store.offset_after(i))
                 .unwrap_or(-1)
         };
         let replication = metrics.replication.clone().unwrap_or_default();

@@ -31,7 +31,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::log_store::{metadata_log_dir, write_durably};
+use crate::raft_files::write_durably;
 use crate::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 
 pub const SNAPSHOT_FILE: &str = "raft-snapshot.json";
@@ -100,13 +100,8 @@ fn rebuild(content: &SnapshotContent) -> MetadataImage {
 }
 
 impl MetadataStateMachine {
-    /// Opens the state machine at the last persisted snapshot (or empty). Entries after it
-    /// are re-applied by openraft as they are known committed.
-    pub fn open(metadata_dir: &Path) -> io::Result<MetadataStateMachine> {
-        Self::open_in(&metadata_log_dir(metadata_dir), Arc::new(NoPublisher))
-    }
-
-    /// [`MetadataStateMachine::open`] with the snapshot in `dir` itself (the partition dir).
+    /// Opens the state machine at the last persisted snapshot in `dir` (the partition dir),
+    /// or empty. Entries after it are re-applied by openraft as they are known committed.
     /// Publishes the snapshot's image (if any) to `publisher` before returning.
     pub fn open_in(
         dir: &Path,
@@ -362,7 +357,7 @@ mod tests {
     #[tokio::test]
     async fn apply_numbers_offsets_skips_bad_records_and_snapshots_rebuild() {
         let dir = tempfile::tempdir().unwrap();
-        let mut sm = MetadataStateMachine::open(dir.path()).unwrap();
+        let mut sm = MetadataStateMachine::open_in(dir.path(), Arc::new(NoPublisher)).unwrap();
         let topic_id = Uuid::new_v4();
         let blank = Entry {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), 1),
@@ -397,7 +392,7 @@ mod tests {
         assert!(image.topic_by_id(&topic_id).is_some());
 
         sm.build_snapshot().await.unwrap();
-        let reopened = MetadataStateMachine::open(dir.path()).unwrap();
+        let reopened = MetadataStateMachine::open_in(dir.path(), Arc::new(NoPublisher)).unwrap();
         assert_eq!(reopened.last_applied().unwrap().index, 3);
         assert_eq!(reopened.image().to_records(), image.to_records());
         assert_eq!(reopened.image().offset, 3);

@@ -54,7 +54,7 @@ use openraft::{
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::log_store::{
+use crate::raft_files::{
     complete_append, read_committed_file, read_vote_file, write_committed_file, write_durably,
     write_logs_err, write_vote_file, LogStoreError,
 };
@@ -350,13 +350,13 @@ pub fn migrate_legacy_log(
         snapshot_id: format!("migrated-{end}"),
     };
     crate::state_machine::write_snapshot(&dir, meta, end, &image)
-        .map_err(crate::log_store::io_err(&dir))?;
+        .map_err(crate::raft_files::io_err(&dir))?;
     let purged = Purged {
         log_id,
         next_offset: Some(end),
     };
     let bytes = serde_json::to_vec(&purged).expect("purge point serializes");
-    write_durably(&dir, PURGED_FILE, &bytes).map_err(crate::log_store::io_err(&dir))?;
+    write_durably(&dir, PURGED_FILE, &bytes).map_err(crate::raft_files::io_err(&dir))?;
     log.update_high_watermark(end);
     log.delete_records_before(end)
         .map_err(|e| corrupt(e.to_string()))?;
@@ -381,7 +381,7 @@ impl StorageLogStore {
         let purged: Option<Purged> = match std::fs::read(dir.join(PURGED_FILE)) {
             Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(crate::log_store::io_err(&dir)(e)),
+            Err(e) => return Err(crate::raft_files::io_err(&dir)(e)),
         };
         let vote = read_vote_file(&dir)?;
         let mut table = BTreeMap::new();
@@ -681,7 +681,7 @@ mod tests {
     use moldau_storage::{LogConfig, LogManager, LogManagerConfig, TopicPartition};
 
     use super::*;
-    use crate::log_store::METADATA_TOPIC;
+    use crate::raft_files::METADATA_TOPIC;
 
     /// The metadata log's config (as the broker's `metadata_log_config`): also the manager's
     /// default, since a restart reopens existing logs with the default, not the create config.

@@ -29,15 +29,7 @@ fn config() -> QuorumConfig {
     }
 }
 
-/// Where the Raft log lives: the crate's own entry file, or a storage `Log` in Kafka's layout.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Backend {
-    File,
-    Storage,
-}
-
 struct Cluster {
-    backend: Backend,
     managers: BTreeMap<NodeId, Arc<LogManager>>,
     net: InProcessNetwork,
     voters: BTreeMap<NodeId, Node>,
@@ -47,16 +39,15 @@ struct Cluster {
 }
 
 impl Cluster {
-    async fn start(backend: Backend, config: QuorumConfig) -> Cluster {
-        Self::start_n(backend, config, 3).await
+    async fn start(config: QuorumConfig) -> Cluster {
+        Self::start_n(config, 3).await
     }
 
-    async fn start_n(backend: Backend, config: QuorumConfig, n: u64) -> Cluster {
+    async fn start_n(config: QuorumConfig, n: u64) -> Cluster {
         let voters: BTreeMap<NodeId, Node> = (1..=n)
             .map(|id| (id, Node::new("localhost", 9093 + id as u16)))
             .collect();
         let mut cluster = Cluster {
-            backend,
             managers: BTreeMap::new(),
             net: InProcessNetwork::new(),
             dirs: voters
@@ -77,26 +68,20 @@ impl Cluster {
         let dir = self.dirs[&id].path();
         let transport = self.net.endpoint(id);
         let voters = self.voters.clone();
-        let quorum = match self.backend {
-            Backend::File => MetadataQuorum::start(id, voters, dir, transport, &self.config).await,
-            Backend::Storage => {
-                let manager =
-                    LogManager::open(LogManagerConfig::new(dir), metadata_log_config()).unwrap();
-                let log = manager
-                    .get_or_create_log(&metadata_tp(), Uuid::nil(), metadata_log_config())
-                    .unwrap();
-                self.managers.insert(id, manager);
-                MetadataQuorum::start_on_log(
-                    id,
-                    voters,
-                    log,
-                    Arc::new(NoPublisher),
-                    transport,
-                    &self.config,
-                )
-                .await
-            }
-        }
+        let manager = LogManager::open(LogManagerConfig::new(dir), metadata_log_config()).unwrap();
+        let log = manager
+            .get_or_create_log(&metadata_tp(), Uuid::nil(), metadata_log_config())
+            .unwrap();
+        self.managers.insert(id, manager);
+        let quorum = MetadataQuorum::start_on_log(
+            id,
+            voters,
+            log,
+            Arc::new(NoPublisher),
+            transport,
+            &self.config,
+        )
+        .await
         .expect("start");
         self.nodes.insert(id, quorum);
     }
@@ -194,8 +179,9 @@ fn has(name: &str) -> impl Fn(&MetadataImage) -> bool + '_ {
     move |image| image.topic_by_name(name).is_some()
 }
 
-async fn three_nodes_elect_one_leader(backend: Backend) {
-    let cluster = Cluster::start(backend, config()).await;
+#[tokio::test]
+async fn three_nodes_elect_one_leader() {
+    let cluster = Cluster::start(config()).await;
     let leader = cluster.leader().await;
     let leaders: Vec<_> = cluster
         .nodes
@@ -206,8 +192,9 @@ async fn three_nodes_elect_one_leader(backend: Backend) {
     assert_eq!(leaders, vec![leader]);
 }
 
-async fn a_proposal_on_the_leader_is_applied_on_all_three(backend: Backend) {
-    let cluster = Cluster::start(backend, config()).await;
+#[tokio::test]
+async fn a_proposal_on_the_leader_is_applied_on_all_three() {
+    let cluster = Cluster::start(config()).await;
     let leader = cluster.leader().await;
     let first = bounded(
         ELECTION_BOUND,
@@ -241,8 +228,9 @@ async fn a_proposal_on_the_leader_is_applied_on_all_three(backend: Backend) {
     }
 }
 
-async fn a_proposal_on_a_follower_is_refused_with_the_leader_id(backend: Backend) {
-    let cluster = Cluster::start(backend, config()).await;
+#[tokio::test]
+async fn a_proposal_on_a_follower_is_refused_with_the_leader_id() {
+    let cluster = Cluster::start(config()).await;
     let leader = cluster.leader().await;
     for follower in cluster.followers(leader) {
         let err = cluster
@@ -258,8 +246,9 @@ async fn a_proposal_on_a_follower_is_refused_with_the_leader_id(backend: Backend
     assert!(cluster.node(leader).image().topic_by_name("nope").is_none());
 }
 
-async fn killing_the_leader_elects_another_and_loses_nothing_committed(backend: Backend) {
-    let mut cluster = Cluster::start(backend, config()).await;
+#[tokio::test]
+async fn killing_the_leader_elects_another_and_loses_nothing_committed() {
+    let mut cluster = Cluster::start(config()).await;
     let old = cluster.leader().await;
     cluster.node(old).propose(topic("before")).await.unwrap();
     cluster.stop_node(old).await;
@@ -280,8 +269,9 @@ async fn killing_the_leader_elects_another_and_loses_nothing_committed(backend: 
     }
 }
 
-async fn a_restarted_node_recovers_its_log_and_vote_and_catches_up(backend: Backend) {
-    let mut cluster = Cluster::start(backend, config()).await;
+#[tokio::test]
+async fn a_restarted_node_recovers_its_log_and_vote_and_catches_up() {
+    let mut cluster = Cluster::start(config()).await;
     let leader = cluster.leader().await;
     cluster.node(leader).propose(topic("one")).await.unwrap();
     let follower = cluster.followers(leader)[0];
@@ -324,8 +314,9 @@ async fn a_restarted_node_recovers_its_log_and_vote_and_catches_up(backend: Back
     );
 }
 
-async fn a_partitioned_minority_cannot_commit(backend: Backend) {
-    let cluster = Cluster::start(backend, config()).await;
+#[tokio::test]
+async fn a_partitioned_minority_cannot_commit() {
+    let cluster = Cluster::start(config()).await;
     let old = cluster.leader().await;
     cluster.node(old).propose(topic("shared")).await.unwrap();
     for id in 1..=3 {
@@ -369,15 +360,13 @@ async fn a_partitioned_minority_cannot_commit(backend: Backend) {
     assert_eq!(cluster.leader().await, new);
 }
 
-async fn a_node_behind_a_purged_log_catches_up_by_snapshot(backend: Backend) {
-    let mut cluster = Cluster::start(
-        backend,
-        QuorumConfig {
-            metadata_log_max_entries_between_snapshots: 5,
-            metadata_log_entries_kept_after_snapshot: 0,
-            ..config()
-        },
-    )
+#[tokio::test]
+async fn a_node_behind_a_purged_log_catches_up_by_snapshot() {
+    let mut cluster = Cluster::start(QuorumConfig {
+        metadata_log_max_entries_between_snapshots: 5,
+        metadata_log_entries_kept_after_snapshot: 0,
+        ..config()
+    })
     .await;
     let leader = cluster.leader().await;
     let follower = cluster.followers(leader)[0];
@@ -429,8 +418,9 @@ async fn a_node_behind_a_purged_log_catches_up_by_snapshot(backend: Backend) {
     }
 }
 
-async fn a_quorum_of_one_commits_alone_and_restarts_with_its_image(backend: Backend) {
-    let mut cluster = Cluster::start_n(backend, config(), 1).await;
+#[tokio::test]
+async fn a_quorum_of_one_commits_alone_and_restarts_with_its_image() {
+    let mut cluster = Cluster::start_n(config(), 1).await;
     let quorum = cluster.node(1);
     let offset = bounded(ELECTION_BOUND, "commit", async {
         loop {
@@ -451,32 +441,3 @@ async fn a_quorum_of_one_commits_alone_and_restarts_with_its_image(backend: Back
     assert_eq!(image.offset, offset);
     cluster.stop_node(1).await;
 }
-
-/// Each scenario on both log stores.
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod file_store {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::Backend::File).await
-            })*
-        }
-        mod storage_log {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::Backend::Storage).await
-            })*
-        }
-    };
-}
-
-on_both_stores!(
-    three_nodes_elect_one_leader,
-    a_proposal_on_the_leader_is_applied_on_all_three,
-    a_proposal_on_a_follower_is_refused_with_the_leader_id,
-    killing_the_leader_elects_another_and_loses_nothing_committed,
-    a_restarted_node_recovers_its_log_and_vote_and_catches_up,
-    a_partitioned_minority_cannot_commit,
-    a_node_behind_a_purged_log_catches_up_by_snapshot,
-    a_quorum_of_one_commits_alone_and_restarts_with_its_image,
-);
