@@ -7,6 +7,10 @@
 #   ... $kafka_pid is the JVM's pid ...
 #   kafka_stop                          # SIGTERM, bounded wait, then kill -9
 #
+# One node of a multi-node cluster: set KAFKA_NODE_ID, KAFKA_CONTROLLER_PORT, KAFKA_VOTERS
+# (`id@host:port,...`) and KAFKA_CLUSTER_ID (one `kafka_cluster_id` for all nodes) before
+# kafka_start; without them the broker is a cluster of one.
+#
 # or run alone: `bench/kafka.sh start DIR PORT` (prints the pid and stays up) and
 # `bench/kafka.sh stop DIR` (stops the JVM started in DIR). `bench/kafka.sh fetch` only
 # fetches the jars. The jars (kafka_2.13 and its runtime dependencies, plus a log4j2
@@ -68,12 +72,13 @@ kafka_start() {
   local jvm=(java ${KAFKA_HEAP:--Xmx1G -Xms1G} -XX:+UseG1GC -XX:MaxGCPauseMillis=20
              -Djava.awt.headless=true "-Dlog4j2.configurationFile=$dir/log4j2.yaml" -cp "$cp")
   if [ ! -f "$dir/data/meta.properties" ]; then
-    cport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    cport=${KAFKA_CONTROLLER_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+    local node=${KAFKA_NODE_ID:-1} voters=${KAFKA_VOTERS:-1@127.0.0.1:$cport}
     mkdir -p "$dir"
     cat >"$dir/server.properties" <<EOF
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$cport
+node.id=$node
+controller.quorum.voters=$voters
 listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
 advertised.listeners=PLAINTEXT://127.0.0.1:$port
 controller.listener.names=CONTROLLER
@@ -104,7 +109,7 @@ Configuration:
 EOF
     # Static voters (controller.quorum.voters): format without --standalone, which is only
     # for a dynamic quorum (controller.quorum.bootstrap.servers).
-    cluster=$("${jvm[@]}" kafka.tools.StorageTool random-uuid 2>>"$dir/kafka.out") || return 1
+    cluster=${KAFKA_CLUSTER_ID:-$("${jvm[@]}" kafka.tools.StorageTool random-uuid 2>>"$dir/kafka.out")} || return 1
     "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster" -c "$dir/server.properties" \
       >>"$dir/kafka.out" 2>&1 || { echo "kafka.sh: format failed:" >&2; tail -5 "$dir/kafka.out" >&2; return 1; }
   fi
@@ -120,6 +125,12 @@ EOF
   echo "kafka.sh: broker not listening on $port after ${KAFKA_START_TIMEOUT:-60} s" >&2
   kafka_stop
   return 1
+}
+
+# A new cluster id, for the nodes of one cluster (KAFKA_CLUSTER_ID).
+kafka_cluster_id() {
+  kafka_fetch || return 1
+  java -cp "$kafka_home/lib/*" kafka.tools.StorageTool random-uuid 2>/dev/null
 }
 
 # kafka_stop [PID]: SIGTERM, up to 60 s for a clean shutdown, then kill -9.

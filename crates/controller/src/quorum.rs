@@ -18,11 +18,12 @@ use crate::types::{Node, NodeId, Raft};
 /// Timing and retention of the quorum, named after Kafka's KRaft settings.
 #[derive(Clone, Debug)]
 pub struct QuorumConfig {
-    /// `controller.quorum.election.timeout.ms` (Kafka default 1000): a follower that has not
-    /// heard from a leader for a random time in `[t, 2t)` stands for election.
+    /// `controller.quorum.election.timeout.ms` (Kafka default 1000): the longest an election
+    /// round lasts before a candidate tries again.
     pub controller_quorum_election_timeout_ms: u64,
-    /// `controller.quorum.fetch.timeout.ms` (Kafka default 2000): the leader heartbeats every
-    /// quarter of it (at most a third of the election timeout).
+    /// `controller.quorum.fetch.timeout.ms` (Kafka default 2000): a follower that hears
+    /// nothing from the leader for about this long (between ¾ and all of it) stands for
+    /// election, as a Kafka voter whose fetches go unanswered.
     pub controller_quorum_fetch_timeout_ms: u64,
     /// Stands in for `metadata.log.max.record.bytes.between.snapshots` (Kafka counts bytes,
     /// openraft counts entries): a snapshot is taken after this many applied entries.
@@ -45,16 +46,21 @@ impl Default for QuorumConfig {
 
 impl QuorumConfig {
     fn raft_config(&self) -> Result<Config, QuorumError> {
-        let election = self.controller_quorum_election_timeout_ms;
+        // openraft's follower waits out the leader's lease (its `election_timeout_max`) and
+        // then a random election timeout in [min, max) before standing: with max = half the
+        // fetch timeout that is ¾ to all of `controller.quorum.fetch.timeout.ms`. A round
+        // never lasts longer than `controller.quorum.election.timeout.ms`. Heartbeats fit
+        // several times into the shortest timeout.
+        let election_timeout_max = self
+            .controller_quorum_election_timeout_ms
+            .min(self.controller_quorum_fetch_timeout_ms / 2)
+            .max(6);
+        let election_timeout_min = election_timeout_max / 2;
         let config = Config {
             cluster_name: "moldau-metadata".to_string(),
-            election_timeout_min: election,
-            election_timeout_max: election * 2,
-            // Several heartbeats fit in both the fetch and the election timeout, whatever
-            // the two keys are set to (openraft wants heartbeats inside the election timeout).
-            heartbeat_interval: (self.controller_quorum_fetch_timeout_ms / 4)
-                .min(election / 3)
-                .max(1),
+            election_timeout_min,
+            election_timeout_max,
+            heartbeat_interval: (election_timeout_min / 3).max(1),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(
                 self.metadata_log_max_entries_between_snapshots,
             ),
