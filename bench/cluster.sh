@@ -42,6 +42,12 @@ fi
 label=$([ "${KAFKA:-}" = 1 ] && echo "kafka 4.1.1" || echo moldau)
 
 now() { date +%s.%N; }
+# Returns once process $1 has exited: reaped if it is this shell's child, else polled
+# (kafka_start runs the JVM from a subshell).
+gone() {
+  wait "$1" 2>/dev/null || true
+  while kill -0 "$1" 2>/dev/null; do sleep 0.01; done
+}
 since() { python3 -c "print(f'{$(now) - $1:.2f}')"; }
 # Starts node $1 without waiting (a voter serves once the quorum has a leader).
 start_node() {
@@ -93,7 +99,9 @@ for round in $(seq "$rounds"); do
   leader=$(active_controller)
   survivors=$(bootstrap_without "$leader")
   t0=$(now)
-  kill -9 "${pid[$leader]}"; wait "${pid[$leader]}" 2>/dev/null || true; pid[$leader]=
+  kill -9 "${pid[$leader]}"
+  gone "${pid[$leader]}"
+  pid[$leader]=
   while :; do
     next=$(active_controller "$survivors" 300 || true)
     [ -n "$next" ] && [ "$next" != "$leader" ] && break
@@ -131,7 +139,8 @@ echo "create $partitions partitions over three brokers: $(since "$t0") s"
 leader=$(active_controller)
 victim=$(( leader % 3 + 1 ))
 t0=$(now)
-kill -TERM "${pid[$victim]}"; wait "${pid[$victim]}" 2>/dev/null || true
+kill -TERM "${pid[$victim]}"
+gone "${pid[$victim]}"
 stopped=$(since "$t0")
 t0=$(now)
 start_node "$victim"; wait_serving "$victim"

@@ -42,6 +42,20 @@ pub enum LogStoreError {
     Corrupt { path: PathBuf, reason: String },
 }
 
+/// Runs blocking disk work (fsyncs, creating partition logs) from the Raft's async tasks
+/// without stalling the runtime's worker: on a multi-thread runtime the worker's other tasks
+/// (answering peers' RPCs, heartbeats) move to another thread meanwhile. On a
+/// current-thread runtime (tests) it runs inline.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogStoreError + '_ {
     move |source| LogStoreError::Io {
         path: path.to_path_buf(),

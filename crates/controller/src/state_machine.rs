@@ -285,7 +285,8 @@ impl RaftStateMachine<TypeConfig> for MetadataStateMachine {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        Ok(self.apply_entries(entries))
+        // Publishing may create or delete many partition logs.
+        Ok(crate::raft_files::blocking(|| self.apply_entries(entries)))
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {

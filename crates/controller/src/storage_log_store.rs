@@ -55,8 +55,8 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::raft_files::{
-    complete_append, read_committed_file, read_vote_file, write_committed_file, write_durably,
-    write_logs_err, write_vote_file, LogStoreError,
+    blocking, complete_append, read_committed_file, read_vote_file, write_committed_file,
+    write_durably, write_logs_err, write_vote_file, LogStoreError,
 };
 use crate::state_machine::MetadataStateMachine;
 use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
@@ -660,15 +660,15 @@ impl RaftLogStorage<TypeConfig> for StorageLogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        complete_append(self.append_sync(entries), callback)
+        complete_append(blocking(|| self.append_sync(entries)), callback)
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.truncate_sync(log_id).map_err(|e| write_logs_err(&e))
+        blocking(|| self.truncate_sync(log_id)).map_err(|e| write_logs_err(&e))
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.purge_sync(log_id).map_err(|e| write_logs_err(&e))
+        blocking(|| self.purge_sync(log_id)).map_err(|e| write_logs_err(&e))
     }
 }
 
