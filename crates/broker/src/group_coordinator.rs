@@ -197,13 +197,8 @@ impl GroupCoordinator {
         group_id: &str,
     ) -> Result<i32, ResponseError> {
         self.ensure_offsets_topic(state).await?;
-        let leader = self
-            .topic
-            .leader_of(&state.image(), self.partition_for_group(group_id));
-        if leader < 0 {
-            return Err(ResponseError::CoordinatorNotAvailable);
-        }
-        Ok(leader)
+        self.topic
+            .coordinator_of(&state.image(), self.partition_for_group(group_id))
     }
 
     fn park(&self, parked: Parked) -> Waiter {

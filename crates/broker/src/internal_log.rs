@@ -204,12 +204,19 @@ impl CoordinatorTopic {
         self.num_partitions.load(Ordering::Relaxed)
     }
 
-    /// The broker leading partition `partition_id` of the topic (-1: none), from the image.
-    pub fn leader_of(&self, image: &MetadataImage, partition_id: i32) -> i32 {
+    /// The coordinator of keys in `partition_id`: the broker leading it, or
+    /// COORDINATOR_NOT_AVAILABLE when it has no leader (or the topic is not there yet).
+    pub fn coordinator_of(
+        &self,
+        image: &MetadataImage,
+        partition_id: i32,
+    ) -> Result<i32, ResponseError> {
         image
             .topic_by_name(self.name)
             .and_then(|topic| topic.partitions.get(&partition_id))
-            .map_or(-1, |p| p.leader)
+            .map(|p| p.leader)
+            .filter(|leader| *leader >= 0)
+            .ok_or(ResponseError::CoordinatorNotAvailable)
     }
 
     pub fn set_num_partitions(&self, num_partitions: i32) {

@@ -194,10 +194,9 @@ impl TxnCoordinator {
     /// The broker that coordinates `transactional_id` now (the leader of its partition), if
     /// the topic exists and the partition has a leader.
     pub fn coordinator_node(&self, state: &BrokerState, transactional_id: &str) -> Option<i32> {
-        let leader = self
-            .topic
-            .leader_of(&state.image(), self.partition_for(transactional_id));
-        (leader >= 0).then_some(leader)
+        self.topic
+            .coordinator_of(&state.image(), self.partition_for(transactional_id))
+            .ok()
     }
 
     /// FindCoordinator for a transactional id: the broker leading its `__transaction_state`
@@ -208,13 +207,8 @@ impl TxnCoordinator {
         transactional_id: &str,
     ) -> Result<i32, ResponseError> {
         self.ensure_state_topic(state).await?;
-        let leader = self
-            .topic
-            .leader_of(&state.image(), self.partition_for(transactional_id));
-        if leader < 0 {
-            return Err(ResponseError::CoordinatorNotAvailable);
-        }
-        Ok(leader)
+        self.topic
+            .coordinator_of(&state.image(), self.partition_for(transactional_id))
     }
 
     /// Appends a state change to the shard's partition, then applies it. The caller holds

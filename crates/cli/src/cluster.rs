@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::args::{ConnectArgs, OutputArgs, OutputFormat};
 use crate::output::{print_json, print_table, table};
-use crate::transactions::{connect, explain, settings};
+use crate::transactions::{connect, explain, run_wire};
 use crate::wire::check;
 use crate::Failure;
 
@@ -72,11 +72,8 @@ pub fn run(cmd: ClusterCommand) -> Result<(), Failure> {
         ClusterCommand::Describe(args) => args,
         ClusterCommand::Local(args) => return local(args).map_err(Failure::from),
     };
-    let settings = settings(&args.conn).map_err(|error| Failure { code: 2, error })?;
-    let runtime = crate::client::runtime()?;
-    runtime
-        .block_on(describe(args, settings))
-        .map_err(Failure::from)
+    let conn = args.conn.clone();
+    run_wire(&conn, |settings| describe(args, settings))
 }
 
 async fn describe(args: DescribeArgs, settings: crate::wire::ClientSettings) -> anyhow::Result<()> {

@@ -143,9 +143,8 @@ pub fn run(cmd: TransactionsCommand) -> Result<(), Failure> {
         TransactionsCommand::DescribeProducers(a) => &a.conn,
         TransactionsCommand::Abort(a) => &a.conn,
     };
-    let settings = settings(conn).map_err(|error| Failure { code: 2, error })?;
-    let runtime = crate::client::runtime()?;
-    let result = runtime.block_on(async {
+    let conn = conn.clone();
+    run_wire(&conn, |settings| async move {
         match cmd {
             TransactionsCommand::List(args) => list(args, settings).await,
             TransactionsCommand::Describe(args) => describe(args, settings).await,
@@ -154,13 +153,24 @@ pub fn run(cmd: TransactionsCommand) -> Result<(), Failure> {
             }
             TransactionsCommand::Abort(args) => abort(args, settings).await,
         }
-    });
-    result.map_err(Failure::from)
+    })
+}
+
+/// Runs a command that speaks the protocol itself (`wire`): its client settings from
+/// `conn` (exit code 2 when they are invalid), then `command` on a runtime.
+pub(crate) fn run_wire<F, Fut>(conn: &ConnectArgs, command: F) -> Result<(), Failure>
+where
+    F: FnOnce(ClientSettings) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let settings = settings(conn).map_err(|error| Failure { code: 2, error })?;
+    let runtime = crate::client::runtime()?;
+    runtime.block_on(command(settings)).map_err(Failure::from)
 }
 
 /// These commands speak the protocol themselves: of librdkafka's properties only
 /// `client.id` means something to them.
-pub(crate) fn settings(conn: &ConnectArgs) -> anyhow::Result<ClientSettings> {
+fn settings(conn: &ConnectArgs) -> anyhow::Result<ClientSettings> {
     let mut client_id = "moldau-cli".to_string();
     for kv in &conn.client_properties {
         match kv.key.as_str() {

@@ -881,22 +881,22 @@ mod tests {
         assert!(!log.dir().join(PURGED_FILE).exists());
 
         let one: BTreeMap<NodeId, _> = [(1, node)].into();
-        let network = crate::network::InProcessNetwork::new();
-        let config = crate::quorum::QuorumConfig {
-            controller_quorum_election_timeout_ms: 150,
-            controller_quorum_fetch_timeout_ms: 200,
-            ..Default::default()
+        let start = |log: Arc<Log>| {
+            let one = one.clone();
+            async move {
+                crate::quorum::MetadataQuorum::start_on_log(
+                    1,
+                    one,
+                    log,
+                    Arc::new(crate::state_machine::NoPublisher),
+                    crate::network::InProcessNetwork::new().endpoint(1),
+                    &crate::quorum::QuorumConfig::default(),
+                )
+                .await
+                .unwrap()
+            }
         };
-        let quorum = crate::quorum::MetadataQuorum::start_on_log(
-            1,
-            one.clone(),
-            log.clone(),
-            Arc::new(crate::state_machine::NoPublisher),
-            network.endpoint(1),
-            &config,
-        )
-        .await
-        .unwrap();
+        let quorum = start(log.clone()).await;
         let image = quorum.image();
         assert_eq!(image.offset, 3);
         assert!(image.topic_by_name("a").is_none());
@@ -924,16 +924,7 @@ mod tests {
             LogManager::open(LogManagerConfig::new(dir.path()), metadata_log_config()).unwrap();
         let log = manager.get_log(&tp).unwrap();
         assert!(!migrate_legacy_log(&log, 1, &one).unwrap());
-        let quorum = crate::quorum::MetadataQuorum::start_on_log(
-            1,
-            one,
-            log.clone(),
-            Arc::new(crate::state_machine::NoPublisher),
-            network.endpoint(1),
-            &config,
-        )
-        .await
-        .unwrap();
+        let quorum = start(log.clone()).await;
         let image = quorum.image();
         assert_eq!(image.topic_by_name("b").unwrap().partitions.len(), 1);
         assert!(image.offset >= first);
