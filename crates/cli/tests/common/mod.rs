@@ -103,7 +103,11 @@ impl Server {
                     self.log()
                 );
             }
-            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+            // Ready once it says so: its port accepts TCP connections before the node
+            // serves (and a port picked free may have been taken by another test's node).
+            if self.log().contains("moldau is ready on")
+                && TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok()
+            {
                 return;
             }
             assert!(
