@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::ResponseError;
-use moldau_metadata::{MetadataImage, MetadataRecord};
+use moldau_metadata::{MetadataImage, MetadataRecord, Uuid};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
@@ -51,14 +51,58 @@ pub struct Heartbeat {
 /// every session afresh).
 #[derive(Default)]
 pub struct BrokerHeartbeats {
-    last_heartbeat: Mutex<HashMap<i32, Instant>>,
+    /// Each broker's last contact (registration or heartbeat) and the term it came in.
+    last_heartbeat: Mutex<HashMap<i32, (Instant, u64)>>,
+    /// The incarnation (process) that registered each broker id, and in which term.
+    incarnations: Mutex<HashMap<i32, (Uuid, u64)>>,
     /// The Raft term this node leads in, and since when: sessions count from then.
     leading_since: Mutex<Option<(u64, Instant)>>,
 }
 
 impl BrokerHeartbeats {
-    fn record(&self, broker_id: i32) {
-        self.last_heartbeat.lock().insert(broker_id, Instant::now());
+    /// Ends a broker's session (it was fenced): a new process may take its id at once.
+    fn forget(&self, broker_id: i32) {
+        self.last_heartbeat.lock().remove(&broker_id);
+    }
+
+    fn record(&self, broker_id: i32, term: u64) {
+        self.last_heartbeat
+            .lock()
+            .insert(broker_id, (Instant::now(), term));
+    }
+
+    /// Whether `broker_id` has been heard from within `session` in this leadership (Kafka's
+    /// `hasValidSession`; a new active controller knows no sessions).
+    fn has_valid_session(&self, broker_id: i32, term: u64, session: Duration) -> bool {
+        self.last_heartbeat
+            .lock()
+            .get(&broker_id)
+            .is_some_and(|(at, t)| *t == term && at.elapsed() <= session)
+    }
+
+    /// A registration of `broker_id` by process `incarnation_id`: refused with
+    /// DUPLICATE_BROKER_REGISTRATION while another process holds that id with a live
+    /// session (two live brokers with one node id); else it becomes the id's incarnation.
+    pub fn register(
+        &self,
+        broker_id: i32,
+        incarnation_id: Uuid,
+        term: u64,
+        session: Duration,
+    ) -> Result<(), ResponseError> {
+        let mut incarnations = self.incarnations.lock();
+        let other_live = incarnations.get(&broker_id).is_some_and(|(holder, t)| {
+            *holder != incarnation_id
+                && *t == term
+                && self.has_valid_session(broker_id, term, session)
+        });
+        if other_live {
+            return Err(ResponseError::DuplicateBrokerRegistration);
+        }
+        incarnations.insert(broker_id, (incarnation_id, term));
+        drop(incarnations);
+        self.record(broker_id, term);
+        Ok(())
     }
 
     /// The start of this node's current leadership (`term`), noting a new one.
@@ -84,7 +128,10 @@ impl BrokerHeartbeats {
             .values()
             .filter(|b| !b.fenced)
             .filter(|b| {
-                let seen = last.get(&b.broker_id).copied().unwrap_or(since).max(since);
+                let seen = last
+                    .get(&b.broker_id)
+                    .map_or(since, |(at, _)| *at)
+                    .max(since);
                 seen.elapsed() > session
             })
             .map(|b| (b.broker_id, b.broker_epoch))
@@ -104,10 +151,14 @@ pub async fn handle_heartbeat(
         .get(&heartbeat.broker_id)
         .filter(|b| b.broker_epoch == heartbeat.broker_epoch)
         .ok_or(BrokerError::Refused(ResponseError::StaleBrokerEpoch))?;
-    state.broker_heartbeats.record(heartbeat.broker_id);
     // Caught up: the broker has applied its own registration.
     let is_caught_up = heartbeat.current_metadata_offset >= heartbeat.broker_epoch;
     let fence = heartbeat.want_fence || heartbeat.want_shut_down;
+    if !fence {
+        // A broker on its way out keeps no session (its restart is no duplicate).
+        let term = state.controller.quorum().metrics().borrow().current_term;
+        state.broker_heartbeats.record(heartbeat.broker_id, term);
+    }
     if fence && !registered.fenced {
         set_fenced(state, heartbeat.broker_id, heartbeat.broker_epoch, true).await?;
     } else if !fence && registered.fenced && is_caught_up {
@@ -162,6 +213,9 @@ async fn set_fenced(
             Ok::<_, BrokerError>((records, ()))
         })
         .await?;
+    if fenced {
+        state.broker_heartbeats.forget(broker_id);
+    }
     tracing::info!(
         broker_id,
         broker_epoch,
@@ -451,10 +505,35 @@ mod tests {
         let session = Duration::from_millis(50);
         assert!(heartbeats.expired(&image, 1, session).is_empty());
         std::thread::sleep(Duration::from_millis(80));
-        heartbeats.record(1);
+        heartbeats.record(1, 1);
         // 2 is past its session; 1 just beat; 3 is fenced already.
         assert_eq!(heartbeats.expired(&image, 1, session), vec![(2, 2)]);
         // A new term (a new leadership) starts every session afresh.
         assert!(heartbeats.expired(&image, 2, session).is_empty());
+    }
+
+    #[test]
+    fn a_second_live_process_with_one_node_id_is_a_duplicate_registration() {
+        let heartbeats = BrokerHeartbeats::default();
+        let (first, second) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let session = Duration::from_millis(50);
+        heartbeats.register(1, first, 1, session).unwrap();
+        // The same process registering again is fine; another one is not, while the
+        // first one's session lives.
+        heartbeats.register(1, first, 1, session).unwrap();
+        assert_eq!(
+            heartbeats.register(1, second, 1, session),
+            Err(ResponseError::DuplicateBrokerRegistration)
+        );
+        // A new leadership knows no sessions: the newcomer wins.
+        heartbeats.register(1, second, 2, session).unwrap();
+        // Once the holder's session expired (it crashed), a restart takes over.
+        std::thread::sleep(Duration::from_millis(80));
+        heartbeats.register(1, first, 2, session).unwrap();
+        // A fenced broker (a controlled shutdown) keeps no session: its restart is at once.
+        heartbeats.forget(1);
+        heartbeats
+            .register(1, second, 2, Duration::from_secs(60))
+            .unwrap();
     }
 }

@@ -362,11 +362,11 @@ async fn register_broker(
 ) -> Result<(), BrokerError> {
     let registration = BrokerRegistration {
         broker_id: state.node_id,
+        incarnation_id: Uuid::new_v4(),
         host: state.advertised.host.clone(),
         port: state.advertised.port,
         rack: state.config.broker_rack.clone(),
     };
-    let incarnation_id = Uuid::new_v4();
     let started = Instant::now();
     let mut last_report = started;
     // Refusals are mutual: a voter of another cluster refuses us as we refuse it. The node
@@ -392,10 +392,7 @@ async fn register_broker(
                 }
             }
             Some(leader) => match voters.get(&(leader as NodeId)) {
-                Some(node) => {
-                    register_remotely(state, &registration, incarnation_id, &node.to_string())
-                        .await?
-                }
+                Some(node) => register_remotely(state, &registration, &node.to_string()).await?,
                 None => Err(format!(
                     "active controller {leader} is not a configured voter"
                 )),
@@ -433,7 +430,6 @@ async fn register_broker(
 async fn register_remotely(
     state: &BrokerState,
     registration: &BrokerRegistration,
-    incarnation_id: Uuid,
     addr: &str,
 ) -> Result<Result<(), String>, BrokerError> {
     use kafka_protocol::messages::broker_registration_request::Listener;
@@ -443,7 +439,7 @@ async fn register_remotely(
     let request = BrokerRegistrationRequest::default()
         .with_broker_id(BrokerId(registration.broker_id))
         .with_cluster_id(StrBytes::from_string(state.cluster_id.clone()))
-        .with_incarnation_id(incarnation_id)
+        .with_incarnation_id(registration.incarnation_id)
         .with_rack(registration.rack.clone().map(StrBytes::from_string))
         .with_listeners(vec![Listener::default()
             .with_name(StrBytes::from_string(

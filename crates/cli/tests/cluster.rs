@@ -382,6 +382,42 @@ fn a_gracefully_stopped_broker_hands_over_before_it_exits() {
     let expected: BTreeSet<i32> = (1..=3).filter(|id| *id != stopping).collect();
     assert_eq!(brokers(&addr), Some(expected));
     assert!(started.elapsed() < Duration::from_secs(10));
+
+    // Restarted at once, a new process takes the id (a fenced broker holds no session) and
+    // leads its partition again.
+    cluster.spawn(stopping);
+    cluster
+        .servers
+        .get_mut(&stopping)
+        .unwrap()
+        .wait_until_accepting();
+    wait_for("the restarted broker leading again", &cluster, || {
+        partition_leaders(&addr, "handover")
+            .contains(&stopping)
+            .then_some(())
+    });
+    // After kill -9 its old session lives on until broker.session.timeout.ms (2 s here):
+    // meanwhile a new process with its id is a duplicate; then it takes over.
+    drop(cluster.servers.remove(&stopping).unwrap());
+    let killed = Instant::now();
+    cluster.spawn(stopping);
+    cluster
+        .servers
+        .get_mut(&stopping)
+        .unwrap()
+        .wait_until_accepting();
+    // Refused as a duplicate until the old session (last heartbeat at most 300 ms before
+    // the kill) expired.
+    assert!(
+        killed.elapsed() >= Duration::from_millis(1200),
+        "back after {:?}, before the old session expired",
+        killed.elapsed()
+    );
+    wait_for("the broker back after kill -9", &cluster, || {
+        partition_leaders(&addr, "handover")
+            .contains(&stopping)
+            .then_some(())
+    });
 }
 
 /// The leader of each partition of `topic`, as node `addr` reports them (-1: none).

@@ -7,7 +7,9 @@
 use kafka_protocol::messages::{BrokerRegistrationRequest, BrokerRegistrationResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
-use moldau_metadata::MetadataRecord;
+use std::time::Duration;
+
+use moldau_metadata::{MetadataRecord, Uuid};
 
 use crate::api::RequestContext;
 use crate::error::BrokerError;
@@ -40,6 +42,7 @@ pub async fn handle(
     };
     let registration = BrokerRegistration {
         broker_id: request.broker_id.0,
+        incarnation_id: request.incarnation_id,
         host: listener.host.to_string(),
         port: listener.port,
         rack: request.rack.as_ref().map(|r| r.to_string()),
@@ -59,17 +62,36 @@ pub async fn handle(
 #[derive(Clone, Debug, PartialEq)]
 pub struct BrokerRegistration {
     pub broker_id: i32,
+    /// The registering process (a new one on every start).
+    pub incarnation_id: Uuid,
     pub host: String,
     pub port: u16,
     pub rack: Option<String>,
 }
 
 /// Commits a registration on the active controller (nothing when it is unchanged) and
-/// returns the broker's epoch.
+/// returns the broker's epoch. DUPLICATE_BROKER_REGISTRATION while another live process
+/// holds the broker id.
 pub async fn register(
     state: &BrokerState,
     registration: &BrokerRegistration,
 ) -> Result<i64, BrokerError> {
+    if !state.controller.quorum().is_leader() {
+        return Err(BrokerError::NotController {
+            leader_id: state.controller.leader_id(),
+        });
+    }
+    let term = state.controller.quorum().metrics().borrow().current_term;
+    let session = Duration::from_millis(state.config.broker_session_timeout_ms);
+    state
+        .broker_heartbeats
+        .register(
+            registration.broker_id,
+            registration.incarnation_id,
+            term,
+            session,
+        )
+        .map_err(BrokerError::Refused)?;
     state
         .controller
         .write(|image| {
