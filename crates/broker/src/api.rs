@@ -45,6 +45,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
         ApiKey::BrokerHeartbeat,
         handlers::broker_heartbeat::VERSIONS,
     ),
+    (
+        ApiKey::UnregisterBroker,
+        handlers::unregister_broker::VERSIONS,
+    ),
     (ApiKey::DescribeQuorum, handlers::describe_quorum::VERSIONS),
     (
         ApiKey::AllocateProducerIds,
@@ -289,6 +293,9 @@ async fn dispatch(
         }
         RequestKind::AllocateProducerIds(r) => {
             ResponseKind::AllocateProducerIds(allocate_producer_ids::handle(state, ctx, r).await)
+        }
+        RequestKind::UnregisterBroker(r) => {
+            ResponseKind::UnregisterBroker(unregister_broker::handle(state, ctx, r).await)
         }
         RequestKind::BrokerHeartbeat(r) => {
             ResponseKind::BrokerHeartbeat(broker_heartbeat::handle(state, ctx, r).await)

@@ -245,16 +245,15 @@ async fn move_leadership(state: &BrokerState, broker_id: i32) -> Result<(), Brok
     }
 }
 
-/// The leader changes fencing or unfencing `broker_id` calls for, at most `limit`.
+/// The leader changes fencing, unfencing or unregistering `broker_id` calls for, at most
+/// `limit`: a broker that is fenced or no longer registered leads nothing.
 fn leader_changes(image: &MetadataImage, broker_id: i32, limit: usize) -> Vec<MetadataRecord> {
-    let Some(broker) = image.brokers.get(&broker_id) else {
-        return vec![];
-    };
+    let leaving = image.brokers.get(&broker_id).is_none_or(|b| b.fenced);
     let usable = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced);
     let mut records = Vec::new();
     for topic in image.topics() {
         for (partition_id, p) in &topic.partitions {
-            let new_leader = if broker.fenced && p.leader == broker_id {
+            let new_leader = if leaving && p.leader == broker_id {
                 Some(
                     p.isr
                         .iter()
@@ -262,7 +261,7 @@ fn leader_changes(image: &MetadataImage, broker_id: i32, limit: usize) -> Vec<Me
                         .find(|id| *id != broker_id && usable(*id))
                         .unwrap_or(-1),
                 )
-            } else if !broker.fenced && p.leader == -1 && p.isr.contains(&broker_id) {
+            } else if !leaving && p.leader == -1 && p.isr.contains(&broker_id) {
                 Some(broker_id)
             } else {
                 None
@@ -281,6 +280,29 @@ fn leader_changes(image: &MetadataImage, broker_id: i32, limit: usize) -> Vec<Me
         }
     }
     records
+}
+
+/// UnregisterBroker on the active controller: removes the broker's registration (Kafka's
+/// UnregisterBrokerRecord) and moves its leadership away, as fencing does.
+/// BROKER_ID_NOT_REGISTERED for an id with no registration.
+pub async fn unregister(state: &BrokerState, broker_id: i32) -> Result<(), BrokerError> {
+    state
+        .controller
+        .write(|image| {
+            let broker = image
+                .brokers
+                .get(&broker_id)
+                .ok_or(BrokerError::Refused(ResponseError::BrokerIdNotRegistered))?;
+            let record = MetadataRecord::UnregisterBroker {
+                broker_id,
+                broker_epoch: broker.broker_epoch,
+            };
+            Ok::<_, BrokerError>((vec![record], ()))
+        })
+        .await?;
+    state.broker_heartbeats.forget(broker_id);
+    tracing::info!(broker_id, "broker unregistered");
+    move_leadership(state, broker_id).await
 }
 
 /// Fences every broker whose session expired, when this node is the active controller.

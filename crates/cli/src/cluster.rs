@@ -24,6 +24,17 @@ pub enum ClusterCommand {
     Describe(DescribeArgs),
     /// Run an N-node cluster on this machine until Ctrl-C.
     Local(LocalArgs),
+    /// Remove a decommissioned broker's registration, like `kafka-cluster unregister`.
+    Unregister(UnregisterArgs),
+}
+
+#[derive(Args)]
+pub struct UnregisterArgs {
+    /// The broker's node id.
+    #[arg(long, value_parser = clap::value_parser!(i32).range(0..))]
+    id: i32,
+    #[command(flatten)]
+    conn: ConnectArgs,
 }
 
 #[derive(Args)]
@@ -71,6 +82,10 @@ pub fn run(cmd: ClusterCommand) -> Result<(), Failure> {
     let args = match cmd {
         ClusterCommand::Describe(args) => args,
         ClusterCommand::Local(args) => return local(args).map_err(Failure::from),
+        ClusterCommand::Unregister(args) => {
+            let conn = args.conn.clone();
+            return run_wire(&conn, |settings| unregister(args, settings));
+        }
     };
     let conn = args.conn.clone();
     run_wire(&conn, |settings| describe(args, settings))
@@ -122,6 +137,25 @@ async fn describe(args: DescribeArgs, settings: crate::wire::ClientSettings) -> 
         ]);
     }
     print_table(&t);
+    Ok(())
+}
+
+async fn unregister(
+    args: UnregisterArgs,
+    settings: crate::wire::ClientSettings,
+) -> anyhow::Result<()> {
+    use kafka_protocol::messages::{BrokerId, UnregisterBrokerRequest};
+    let conn = &args.conn;
+    let mut cluster = connect(conn, settings).await?;
+    let request = UnregisterBrokerRequest::default().with_broker_id(BrokerId(args.id));
+    let response = cluster
+        .bootstrap()
+        .send(&request)
+        .await
+        .map_err(|e| explain(conn, "cannot unregister the broker", e))?;
+    check(response.error_code, response.error_message.as_ref())
+        .map_err(|e| anyhow!("cannot unregister broker {}: {e}", args.id))?;
+    println!("Broker {} is no longer registered.", args.id);
     Ok(())
 }
 

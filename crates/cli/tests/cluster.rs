@@ -418,6 +418,34 @@ fn a_gracefully_stopped_broker_hands_over_before_it_exits() {
             .contains(&stopping)
             .then_some(())
     });
+
+    // Decommissioned: stopped, then unregistered through a node that forwards the request
+    // to the active controller. It is gone even from DescribeCluster's fenced brokers.
+    assert!(cluster
+        .servers
+        .remove(&stopping)
+        .unwrap()
+        .terminate()
+        .success());
+    let other = (1..=3).find(|id| *id != stopping && *id != leader).unwrap();
+    let id = stopping.to_string();
+    cluster
+        .server(other)
+        .ok(&["cluster", "unregister", "--id", &id]);
+    let view = cluster
+        .server(leader)
+        .json(&["cluster", "describe", "--output", "json"]);
+    let ids: Vec<i64> = view["brokers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_i64().unwrap())
+        .collect();
+    assert!(!ids.contains(&(stopping as i64)), "{view}");
+    let again = cluster
+        .server(other)
+        .run(&["cluster", "unregister", "--id", &id]);
+    again.assert_one_line_error(1, "is not currently registered");
 }
 
 /// The leader of each partition of `topic`, as node `addr` reports them (-1: none).

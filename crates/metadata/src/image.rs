@@ -307,6 +307,24 @@ impl MetadataDelta {
                 broker.fenced = *fenced;
                 self.changed_brokers = true;
             }
+            MetadataRecord::UnregisterBroker {
+                broker_id,
+                broker_epoch,
+            } => {
+                if image
+                    .brokers
+                    .get(broker_id)
+                    .is_none_or(|b| b.broker_epoch != *broker_epoch)
+                {
+                    return Err(ReplayError::UnknownBroker {
+                        offset,
+                        broker_id: *broker_id,
+                        broker_epoch: *broker_epoch,
+                    });
+                }
+                image.brokers.remove(broker_id);
+                self.changed_brokers = true;
+            }
             MetadataRecord::Topic { name, topic_id } => {
                 if let Some(existing) = image.topics_by_id.get(topic_id) {
                     if existing.name == *name {
@@ -716,8 +734,17 @@ mod tests {
             delta.replay(5, &change(2, false)),
             Err(ReplayError::UnknownBroker { .. })
         ));
+        delta
+            .replay(
+                6,
+                &MetadataRecord::UnregisterBroker {
+                    broker_id: 1,
+                    broker_epoch: 3,
+                },
+            )
+            .unwrap();
         let image = delta.apply();
-        assert!(image.brokers[&1].fenced);
+        assert!(image.brokers.is_empty());
         assert!(image.unfenced_broker_ids().is_empty());
     }
 }

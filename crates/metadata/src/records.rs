@@ -32,6 +32,9 @@ pub enum MetadataRecord {
         broker_epoch: i64,
         fenced: bool,
     },
+    /// A broker's registration was removed (UnregisterBroker: a decommissioned broker).
+    /// Applies only to the registration of `broker_epoch`.
+    UnregisterBroker { broker_id: i32, broker_epoch: i64 },
     /// A topic was created. Its partitions follow as `Partition` records.
     Topic { name: String, topic_id: Uuid },
     /// A partition's full state (creation, or growth by CreatePartitions).
@@ -78,6 +81,7 @@ impl MetadataRecord {
         match self {
             MetadataRecord::RegisterBroker { .. } => "RegisterBroker",
             MetadataRecord::BrokerRegistrationChange { .. } => "BrokerRegistrationChange",
+            MetadataRecord::UnregisterBroker { .. } => "UnregisterBroker",
             MetadataRecord::Topic { .. } => "Topic",
             MetadataRecord::Partition { .. } => "Partition",
             MetadataRecord::PartitionChange { .. } => "PartitionChange",

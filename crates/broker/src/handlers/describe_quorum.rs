@@ -4,8 +4,6 @@
 //! voters' progress: any other node forwards the request to it (as Kafka's brokers do),
 //! and answers NOT_LEADER_OR_FOLLOWER when there is none to forward to.
 
-use std::time::Duration;
-
 use kafka_protocol::messages::describe_quorum_response::{
     Listener, Node, PartitionData, ReplicaState, TopicData,
 };
@@ -13,14 +11,12 @@ use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumRe
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 
-use super::{str_bytes, topic_name};
+use super::{forward_to_controller, str_bytes, topic_name};
 use crate::api::RequestContext;
 use crate::controller::METADATA_TOPIC;
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = DescribeQuorumRequest::VERSIONS;
-
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn handle(
     state: &BrokerState,
@@ -36,10 +32,9 @@ pub async fn handle(
     }
     match state.controller.quorum().quorum_state() {
         Ok(quorum) => describe(state, &quorum),
-        Err(_) => match state.controller.leader_id() {
-            Some(leader) if leader != state.node_id => forward(state, ctx, &request, leader).await,
-            _ => partition_error(ResponseError::NotLeaderOrFollower),
-        },
+        Err(_) => forward_to_controller(state, ctx.api_version, &request)
+            .await
+            .unwrap_or_else(|| partition_error(ResponseError::NotLeaderOrFollower)),
     }
 }
 
@@ -117,27 +112,4 @@ fn describe(
             .with_topic_name(topic_name(METADATA_TOPIC))
             .with_partitions(vec![partition])])
         .with_nodes(nodes)
-}
-
-/// Asks the active controller, at the client's version, and relays its answer.
-async fn forward(
-    state: &BrokerState,
-    ctx: &RequestContext,
-    request: &DescribeQuorumRequest,
-    leader: i32,
-) -> DescribeQuorumResponse {
-    let Some(addr) = state.raft_transport.voter_addr(leader as u64) else {
-        return partition_error(ResponseError::NotLeaderOrFollower);
-    };
-    match state
-        .inter_broker
-        .send(&addr, request, ctx.api_version, FORWARD_TIMEOUT)
-        .await
-    {
-        Ok(response) => response,
-        Err(e) => {
-            tracing::debug!(%e, "DescribeQuorum not forwarded to the active controller");
-            partition_error(ResponseError::NotLeaderOrFollower)
-        }
-    }
 }

@@ -41,6 +41,7 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod unregister_broker;
 pub mod write_txn_markers;
 
 use kafka_protocol::messages::TopicName;
@@ -49,6 +50,40 @@ use kafka_protocol::ResponseError;
 
 use crate::replica_manager::Partition;
 use crate::state::BrokerState;
+
+/// How long a node waits for the active controller's answer to a request it forwards.
+const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Sends a request a client made to this node on to the active controller (as Kafka's
+/// brokers forward controller requests), at the client's version, over the controller
+/// listener. `None`: no other node is known to be the active controller, or it did not
+/// answer; the caller answers with its own error.
+pub(crate) async fn forward_to_controller<R>(
+    state: &BrokerState,
+    api_version: i16,
+    request: &R,
+) -> Option<R::Response>
+where
+    R: kafka_protocol::protocol::Request + kafka_protocol::protocol::Encodable,
+    R::Response: kafka_protocol::protocol::Decodable + kafka_protocol::protocol::HeaderVersion,
+{
+    let leader = state
+        .controller
+        .leader_id()
+        .filter(|l| *l != state.node_id)?;
+    let addr = state.raft_transport.voter_addr(leader as u64)?;
+    match state
+        .inter_broker
+        .send(&addr, request, api_version, FORWARD_TIMEOUT)
+        .await
+    {
+        Ok(response) => Some(response),
+        Err(e) => {
+            tracing::debug!(%e, "request not forwarded to the active controller");
+            None
+        }
+    }
+}
 
 pub(crate) fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
