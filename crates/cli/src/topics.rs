@@ -67,14 +67,56 @@ pub struct ListArgs {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("filter").multiple(false).args([
+    "under_replicated_partitions",
+    "unavailable_partitions",
+    "at_min_isr_partitions",
+    "under_min_isr_partitions",
+])))]
 pub struct DescribeArgs {
     /// Topic to describe (default: all topics).
     #[arg(long, short = 't', value_parser = parse_topic)]
     topic: Option<String>,
+    /// Only partitions whose in-sync replicas are fewer than their replicas.
+    #[arg(long)]
+    under_replicated_partitions: bool,
+    /// Only partitions without an available leader.
+    #[arg(long)]
+    unavailable_partitions: bool,
+    /// Only partitions whose in-sync replicas number exactly min.insync.replicas.
+    #[arg(long)]
+    at_min_isr_partitions: bool,
+    /// Only partitions whose in-sync replicas are fewer than min.insync.replicas.
+    #[arg(long)]
+    under_min_isr_partitions: bool,
     #[command(flatten)]
     conn: ConnectArgs,
     #[command(flatten)]
     output: OutputArgs,
+}
+
+impl DescribeArgs {
+    /// Whether partition `p` passes the kafka-topics filter given (all do without one).
+    fn keeps(&self, p: &crate::client::PartitionInfo, min_isr: usize) -> bool {
+        if self.under_replicated_partitions {
+            p.isr.len() < p.replicas.len()
+        } else if self.unavailable_partitions {
+            p.leader < 0
+        } else if self.at_min_isr_partitions {
+            p.isr.len() == min_isr
+        } else if self.under_min_isr_partitions {
+            p.isr.len() < min_isr
+        } else {
+            true
+        }
+    }
+
+    fn filters(&self) -> bool {
+        self.under_replicated_partitions
+            || self.unavailable_partitions
+            || self.at_min_isr_partitions
+            || self.under_min_isr_partitions
+    }
 }
 
 #[derive(Args)]
@@ -240,12 +282,22 @@ fn describe(args: DescribeArgs) -> anyhow::Result<()> {
     let admin = admin_client(conn)?;
     let rt = runtime()?;
     let mut descriptions = Vec::with_capacity(infos.len());
-    for info in infos {
+    for mut info in infos {
         let entries = rt.block_on(configs::describe(
             &admin,
             conn,
             ResourceSpecifier::Topic(&info.topic),
         ))?;
+        let min_isr = entries
+            .iter()
+            .find(|e| e.name == "min.insync.replicas")
+            .and_then(|e| e.value.as_deref()?.parse().ok())
+            .unwrap_or(1);
+        info.partitions.retain(|p| args.keeps(p, min_isr));
+        if args.filters() && info.partitions.is_empty() {
+            // As kafka-topics: with a filter, only topics with matching partitions.
+            continue;
+        }
         let configs = entries
             .into_iter()
             .filter(|e| configs::is_override(&e.source))

@@ -317,6 +317,35 @@ fn three_nodes_form_one_cluster_and_outlive_their_active_controller() {
     // The dead broker's partitions of `spread` have no leader meanwhile.
     let spread = partition_leaders(&survivor_addr, "spread");
     assert_eq!(spread.iter().filter(|l| **l == -1).count(), 2, "{spread:?}");
+    // kafka-topics' filters see them too.
+    let unavailable = cluster.server(survivor).json(&[
+        "topics",
+        "describe",
+        "--unavailable-partitions",
+        "--output",
+        "json",
+    ]);
+    let listed: Vec<(String, usize)> = unavailable
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let name = t["topic"].as_str().unwrap().to_string();
+            (name, t["partitions"].as_array().unwrap().len())
+        })
+        .filter(|(name, _)| name == "spread")
+        .collect();
+    assert_eq!(listed, vec![("spread".to_string(), 2)], "{unavailable}");
+    let under = cluster.server(survivor).json(&[
+        "topics",
+        "describe",
+        "--topic",
+        "spread",
+        "--under-replicated-partitions",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(under, serde_json::json!([]));
 
     // The killed node comes back, catches up and serves what was committed without it.
     cluster.spawn(leader);
