@@ -16,6 +16,7 @@ mod consume;
 mod group_admin;
 mod groups;
 mod incremental_alter;
+mod log_dirs;
 mod metadata_quorum;
 mod perf;
 mod produce;
@@ -70,6 +71,9 @@ enum Command {
     /// Describe the metadata quorum, like kafka-metadata-quorum.
     #[command(subcommand)]
     MetadataQuorum(metadata_quorum::MetadataQuorumCommand),
+    /// Describe every broker's log directories, like kafka-log-dirs.
+    #[command(subcommand)]
+    LogDirs(log_dirs::LogDirsCommand),
 }
 
 /// A failure with the exit code it should produce.
@@ -100,6 +104,7 @@ fn main() -> ExitCode {
         Command::Storage(cmd) => storage::run(cmd),
         Command::Cluster(cmd) => cluster::run(cmd),
         Command::MetadataQuorum(cmd) => metadata_quorum::run(cmd),
+        Command::LogDirs(cmd) => log_dirs::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -620,6 +620,28 @@ fn groups_and_transactions_span_the_brokers() {
         straggler.is_none(),
         "unexpected record after the committed ones"
     );
+
+    // kafka-log-dirs' view: each broker holds two of the six partitions, none empty.
+    let report = cluster.server(follower).json(&[
+        "log-dirs",
+        "describe",
+        "--topic-list",
+        "txn",
+        "--output",
+        "json",
+    ]);
+    let brokers = report["brokers"].as_array().unwrap();
+    assert_eq!(brokers.len(), 3, "{report}");
+    for broker in brokers {
+        let partitions: Vec<&serde_json::Value> = broker["logDirs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|d| d["partitions"].as_array().unwrap())
+            .collect();
+        assert_eq!(partitions.len(), 2, "{report}");
+        assert!(partitions.iter().all(|p| p["size"].as_i64().unwrap() > 0));
+    }
 }
 
 #[test]
