@@ -67,10 +67,13 @@ start_node() {
     --override "log.dirs=$dir/node$id/data" >>"$dir/node$id/server.log" 2>&1 &
   pid[$id]=$!
 }
+# Serving once it answers a request (a listening port accepts connections before the node
+# serves: it waits for the quorum and its registration first).
 wait_serving() {
   local id=$1
   for _ in $(seq 1200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/${client[$id]}") 2>/dev/null && return 0
+    "$bin" cluster describe --bootstrap-server "127.0.0.1:${client[$id]}" \
+      --request-timeout-ms 500 >/dev/null 2>&1 && return 0
     sleep 0.05
   done
   echo "node $id not serving" >&2; exit 1

@@ -148,7 +148,14 @@ impl MetaProperties {
 
 /// A new random id in Kafka's text form (what `kafka-storage random-uuid` prints).
 pub fn random_uuid() -> String {
-    crate::server::base64_url_uuid(Uuid::new_v4())
+    // As Kafka's Uuid.randomUuid: never one whose text starts with '-', which a command
+    // line would take for a flag (`storage format -t -Sx...`).
+    loop {
+        let id = crate::server::base64_url_uuid(Uuid::new_v4());
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
 }
 
 /// The cluster id of a quorum formed without `storage format`: a name-based UUID of its
@@ -160,7 +167,14 @@ pub fn derived_cluster_id(voters: &[crate::config::QuorumVoter]) -> String {
         .collect();
     entries.sort();
     let name = format!("moldau-cluster:{}", entries.join(","));
-    crate::server::base64_url_uuid(Uuid::new_v5(&Uuid::NAMESPACE_OID, name.as_bytes()))
+    // Deterministic, and like random ids never starting with '-'.
+    (0u32..)
+        .map(|salt| {
+            let salted = format!("{name}#{salt}");
+            crate::server::base64_url_uuid(Uuid::new_v5(&Uuid::NAMESPACE_OID, salted.as_bytes()))
+        })
+        .find(|id| !id.starts_with('-'))
+        .expect("some salt gives an id without a leading '-'")
 }
 
 /// Checks a cluster id as Kafka's `Uuid.fromString`: URL-safe base64 of 16 bytes.
@@ -299,6 +313,8 @@ mod tests {
     #[test]
     fn cluster_ids_are_checked_as_kafka_uuids() {
         validate_cluster_id(&random_uuid()).unwrap();
+        // One in 64 encodings starts with '-': never handed out, as Kafka.
+        assert!((0..2000).all(|_| !random_uuid().starts_with('-')));
         validate_cluster_id("MkU3OEVBNTcwNTJENDM2Qk").unwrap();
         for bad in [
             "",

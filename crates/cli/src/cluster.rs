@@ -266,12 +266,16 @@ fn local(args: LocalArgs) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(",");
         // Ready once every node accepts clients (a node serves once the quorum has a leader).
+        // Ready once every node answers ApiVersions: a node's port accepts connections
+        // before it serves (it waits for the quorum and its registration first).
         let ready = async {
+            let probe = crate::wire::ClientSettings {
+                client_id: "moldau-cluster-local".to_string(),
+                timeout: std::time::Duration::from_millis(500),
+            };
             for node in &nodes {
-                while tokio::net::TcpStream::connect(("127.0.0.1", node.client_port))
-                    .await
-                    .is_err()
-                {
+                let addr = format!("127.0.0.1:{}", node.client_port);
+                while crate::wire::Connection::open(&addr, &probe).await.is_err() {
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             }

@@ -198,10 +198,26 @@ impl Drop for Server {
     }
 }
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago, for a server a test starts. Drawn below Linux's
+/// ephemeral range (32768-60999), where the tests' own outgoing connections take their
+/// ports (a port picked by binding port 0 is often taken by a client before the server
+/// binds it), and never handed out twice in one test process.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    use std::collections::hash_map::RandomState;
+    use std::hash::BuildHasher;
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap();
+    loop {
+        let random = RandomState::new().hash_one(handed_out.len());
+        let port = 10_000 + (random % 20_000) as u16;
+        if handed_out.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 pub struct Output {
