@@ -354,22 +354,16 @@ pub async fn heartbeat_once(
         Some(leader) if leader == state.node_id => handle_heartbeat(state, heartbeat)
             .await
             .map_err(|e| e.to_string()),
-        Some(leader) => {
+        Some(_) => {
             use kafka_protocol::messages::{BrokerHeartbeatRequest, BrokerId};
-            let addr = state
-                .raft_transport
-                .voter_addr(leader as u64)
-                .ok_or_else(|| format!("active controller {leader} is not a voter"))?;
             let request = BrokerHeartbeatRequest::default()
                 .with_broker_id(BrokerId(heartbeat.broker_id))
                 .with_broker_epoch(heartbeat.broker_epoch)
                 .with_current_metadata_offset(heartbeat.current_metadata_offset)
                 .with_want_shut_down(want_shut_down);
             let response = state
-                .inter_broker
-                .send(&addr, &request, 1, HEARTBEAT_RPC_TIMEOUT)
-                .await
-                .map_err(|e| e.to_string())?;
+                .send_to_controller(&request, 1, HEARTBEAT_RPC_TIMEOUT)
+                .await?;
             if let Some(error) = ResponseError::try_from_code(response.error_code) {
                 return Err(format!("the active controller answered {error:?}"));
             }

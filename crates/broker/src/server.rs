@@ -150,7 +150,7 @@ impl Broker {
         };
         // The quorum first: electing, replicating and registering go through it.
         serve(controller_listeners, true);
-        register_broker(&state, &voters).await?;
+        register_broker(&state).await?;
         crate::broker_lifecycle::wait_until_unfenced(&state).await;
         let heartbeat_task = crate::broker_lifecycle::spawn_heartbeats(state.clone());
         state.group_coordinator.start().await?;
@@ -356,10 +356,7 @@ const REGISTRATION_RPC_TIMEOUT: Duration = Duration::from_secs(5);
 /// Registers this broker with the active controller (itself, or another voter through its
 /// controller listener), waiting for a leader as long as it takes, then waits until its
 /// own image holds the registration, so that what it serves next knows of itself.
-async fn register_broker(
-    state: &BrokerState,
-    voters: &BTreeMap<NodeId, Node>,
-) -> Result<(), BrokerError> {
+async fn register_broker(state: &BrokerState) -> Result<(), BrokerError> {
     let registration = BrokerRegistration {
         broker_id: state.node_id,
         incarnation_id: Uuid::new_v4(),
@@ -391,12 +388,7 @@ async fn register_broker(
                     Err(e) => return Err(e),
                 }
             }
-            Some(leader) => match voters.get(&(leader as NodeId)) {
-                Some(node) => register_remotely(state, &registration, &node.to_string()).await?,
-                None => Err(format!(
-                    "active controller {leader} is not a configured voter"
-                )),
-            },
+            Some(leader) => register_remotely(state, &registration, leader).await?,
             None => Err("no active controller yet".to_string()),
         };
         match outcome {
@@ -425,12 +417,12 @@ async fn register_broker(
     Ok(())
 }
 
-/// One BrokerRegistration to the active controller at `addr`. `Ok(Err(reason))`: try
-/// again; `Err`: this node must not start (another cluster).
+/// One BrokerRegistration to the active controller (node `leader`). `Ok(Err(reason))`:
+/// try again; `Err`: this node must not start (another cluster).
 async fn register_remotely(
     state: &BrokerState,
     registration: &BrokerRegistration,
-    addr: &str,
+    leader: i32,
 ) -> Result<Result<(), String>, BrokerError> {
     use kafka_protocol::messages::broker_registration_request::Listener;
     use kafka_protocol::messages::{BrokerId, BrokerRegistrationRequest};
@@ -449,23 +441,22 @@ async fn register_remotely(
             .with_port(registration.port)
             .with_security_protocol(PLAINTEXT)]);
     let response = match state
-        .inter_broker
-        .send(addr, &request, 1, REGISTRATION_RPC_TIMEOUT)
+        .send_to_controller(&request, 1, REGISTRATION_RPC_TIMEOUT)
         .await
     {
         Ok(response) => response,
-        Err(e) => return Ok(Err(e.to_string())),
+        Err(reason) => return Ok(Err(reason)),
     };
     match kafka_protocol::ResponseError::try_from_code(response.error_code) {
         None => Ok(Ok(())),
         Some(kafka_protocol::ResponseError::InconsistentClusterId) => {
             Err(BrokerError::InconsistentClusterId {
                 ours: state.cluster_id.clone(),
-                controller: format!("the active controller at {addr}"),
+                controller: format!("the active controller (node {leader})"),
             })
         }
         Some(error) => Ok(Err(format!(
-            "the active controller at {addr} answered {error:?}"
+            "the active controller (node {leader}) answered {error:?}"
         ))),
     }
 }

@@ -102,6 +102,36 @@ impl BrokerState {
         Ok(start)
     }
 
+    /// Sends `request` to the active controller when that is another node, over its
+    /// controller listener. `Err` says why it was not answered: no active controller
+    /// known, this node is it, not a configured voter, or not reached in `timeout`.
+    pub async fn send_to_controller<R>(
+        &self,
+        request: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response, String>
+    where
+        R: kafka_protocol::protocol::Request + kafka_protocol::protocol::Encodable,
+        R::Response: kafka_protocol::protocol::Decodable + kafka_protocol::protocol::HeaderVersion,
+    {
+        let leader = match self.controller.leader_id() {
+            None => return Err("no active controller yet".to_string()),
+            Some(leader) if leader == self.node_id => {
+                return Err("this node is the active controller".to_string())
+            }
+            Some(leader) => leader,
+        };
+        let addr = self
+            .raft_transport
+            .voter_addr(leader as u64)
+            .ok_or_else(|| format!("active controller {leader} is not a configured voter"))?;
+        self.inter_broker
+            .send(&addr, request, version, timeout)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// A block of producer ids from the active controller: committed here when this node
     /// is it, else asked for with AllocateProducerIds; retried while leadership is unknown
     /// or moving, for up to [`CONTROLLER_REQUEST_TIMEOUT`].
@@ -116,8 +146,7 @@ impl BrokerState {
                         done => return done,
                     }
                 }
-                Some(leader) => {
-                    let addr = self.raft_transport.voter_addr(leader as u64);
+                _ => {
                     let broker_epoch = self
                         .image()
                         .brokers
@@ -126,14 +155,9 @@ impl BrokerState {
                     let request = AllocateProducerIdsRequest::default()
                         .with_broker_id(BrokerId(self.node_id))
                         .with_broker_epoch(broker_epoch);
-                    let sent = match &addr {
-                        Some(addr) => self
-                            .inter_broker
-                            .send(addr, &request, 0, CONTROLLER_REQUEST_TIMEOUT)
-                            .await
-                            .map_err(|e| e.to_string()),
-                        None => Err(format!("controller {leader} is not a configured voter")),
-                    };
+                    let sent = self
+                        .send_to_controller(&request, 0, CONTROLLER_REQUEST_TIMEOUT)
+                        .await;
                     match sent {
                         Ok(r) => match ResponseError::try_from_code(r.error_code) {
                             None => return Ok(r.producer_id_start.0),
@@ -143,7 +167,6 @@ impl BrokerState {
                         Err(reason) => reason,
                     }
                 }
-                None => "no active controller".to_string(),
             };
             if Instant::now() >= deadline {
                 tracing::warn!("no producer id block from the active controller: {retry_reason}");

@@ -517,19 +517,10 @@ fn a_node_of_another_cluster_is_refused_by_the_active_controller() {
     for id in 1..=2 {
         cluster.servers.get_mut(&id).unwrap().wait_until_accepting();
     }
-    let refused = cluster.servers.get_mut(&3).unwrap();
-    let deadline = Instant::now() + DEADLINE;
-    let status = loop {
-        if let Some(status) = refused.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node 3 still running:\n{}",
-            refused.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let mut refused = cluster.servers.remove(&3).unwrap();
+    let status = wait_for("node 3 to stop", &cluster, || {
+        refused.child.try_wait().unwrap()
+    });
     assert!(!status.success());
     let log = refused.log();
     assert!(

@@ -178,12 +178,7 @@ pub async fn create_topic_via_controller(
     if leader.is_none() || leader == Some(state.node_id) {
         return create_topic(state, topic, false).await.map(|_| ());
     }
-    let leader = leader.expect("checked above");
     let unavailable = |why: String| (ResponseError::NotController, why);
-    let addr = state
-        .raft_transport
-        .voter_addr(leader as u64)
-        .ok_or_else(|| unavailable(format!("active controller {leader} is not a voter")))?;
     let request = CreateTopicsRequest::default()
         .with_timeout_ms(FORWARD_TIMEOUT.as_millis() as i32)
         .with_topics(vec![CreatableTopic::default()
@@ -202,10 +197,9 @@ pub async fn create_topic_via_controller(
                     .collect(),
             )]);
     let response = state
-        .inter_broker
-        .send(&addr, &request, 5, FORWARD_TIMEOUT)
+        .send_to_controller(&request, 5, FORWARD_TIMEOUT)
         .await
-        .map_err(|e| unavailable(e.to_string()))?;
+        .map_err(unavailable)?;
     let result = response
         .topics
         .first()

@@ -67,22 +67,11 @@ where
     R: kafka_protocol::protocol::Request + kafka_protocol::protocol::Encodable,
     R::Response: kafka_protocol::protocol::Decodable + kafka_protocol::protocol::HeaderVersion,
 {
-    let leader = state
-        .controller
-        .leader_id()
-        .filter(|l| *l != state.node_id)?;
-    let addr = state.raft_transport.voter_addr(leader as u64)?;
-    match state
-        .inter_broker
-        .send(&addr, request, api_version, FORWARD_TIMEOUT)
+    state
+        .send_to_controller(request, api_version, FORWARD_TIMEOUT)
         .await
-    {
-        Ok(response) => Some(response),
-        Err(e) => {
-            tracing::debug!(%e, "request not forwarded to the active controller");
-            None
-        }
-    }
+        .map_err(|e| tracing::debug!(%e, "request not forwarded to the active controller"))
+        .ok()
 }
 
 pub(crate) fn topic_name(name: &str) -> TopicName {
