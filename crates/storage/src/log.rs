@@ -646,6 +646,14 @@ impl Log {
     /// Records a new leader epoch. The data is already appended, so a failure to
     /// persist the checkpoint is logged, not returned: recovery rebuilds epochs
     /// from the batches' partition leader epochs.
+    /// A new leader epoch begins at the log end (Kafka's `assignEpochStartOffset` when
+    /// this replica becomes leader), so followers of an older epoch find where it ended
+    /// even before the new leader appends.
+    pub fn assign_epoch_start_offset(&self, epoch: i32) {
+        let _w = lock(&self.writer);
+        self.assign_epoch(epoch, self.log_end_offset());
+    }
+
     fn assign_epoch(&self, epoch: i32, start_offset: i64) {
         if epoch < 0 || self.latest_epoch().is_some_and(|e| epoch <= e) {
             return;

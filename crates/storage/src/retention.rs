@@ -168,9 +168,22 @@ impl Log {
 
     /// Follower truncation: removes every batch at or after `offset`.
     pub fn truncate_to(&self, offset: i64) -> Result<(), StorageError> {
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        self.truncate(offset, false)
+    }
+
+    /// Removes every segment and starts the log empty at `offset` (a follower whose log
+    /// ends below the leader's log start offset, Kafka's `truncateFullyAndStartAt`).
+    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<(), StorageError> {
+        self.truncate(offset, true)
+    }
+
+    fn truncate(&self, offset: i64, fully: bool) -> Result<(), StorageError> {
         let _maintenance = lock(&self.maintenance);
         let mut w = lock(&self.writer);
-        if offset >= self.log_end_offset() {
+        if !fully && offset >= self.log_end_offset() {
             return Ok(());
         }
         let config = self.config_arc();
@@ -178,7 +191,7 @@ impl Log {
         let mut segments: Vec<Arc<LogSegment>> = self.segments_snapshot().as_ref().clone();
         // Kafka truncates fully when the target is below the first segment.
         let below_first = segments.first().is_none_or(|s| offset < s.base_offset());
-        let keep = if offset < self.log_start_offset() || below_first {
+        let keep = if fully || offset < self.log_start_offset() || below_first {
             0
         } else {
             segment_index_for(&segments, offset) + 1
@@ -203,6 +216,16 @@ impl Log {
         // updateLogEndOffset(targetOffset)).
         let log_end = offset;
         self.publish_segments(segments);
+        if fully {
+            // Nothing below `offset` is left: the marks start there and no epoch is known.
+            self.high_watermark.store(offset, Ordering::Release);
+            self.recovery_point.store(offset, Ordering::Release);
+            self.cleaner_checkpoint.store(offset, Ordering::Release);
+            self.epochs
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .truncate_from_end(i64::MIN)?;
+        }
         self.after_truncation(&mut w, log_end)
     }
 

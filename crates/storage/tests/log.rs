@@ -898,3 +898,49 @@ fn shutdown_stops_background_tasks_and_marks_a_clean_shutdown() {
     );
     assert_eq!(h.log().log_end_offset(), 10);
 }
+
+#[test]
+fn truncate_fully_and_start_at_empties_the_log_at_an_offset() {
+    let mut h = nine_records();
+    h.log().truncate_fully_and_start_at(40).unwrap();
+    assert_eq!(
+        (
+            h.log().log_start_offset(),
+            h.log().log_end_offset(),
+            h.log().high_watermark()
+        ),
+        (40, 40, 40)
+    );
+    assert_eq!(h.log().latest_epoch(), None, "no epoch survives");
+    assert!(read_all_records(h.log()).is_empty());
+    // Appends continue at the new start, and a restart keeps it.
+    let info = append(
+        h.log(),
+        &mut sized_batch(2, 50, Compression::None, NOW),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(info.first_offset, 40);
+    h.reopen_unclean();
+    assert_eq!(h.log().log_start_offset(), 40);
+    assert_eq!(h.log().log_end_offset(), 42);
+}
+
+#[test]
+fn a_new_leader_epoch_starts_at_the_log_end() {
+    let h = nine_records();
+    let end = h.log().log_end_offset();
+    let before = h.log().latest_epoch().unwrap_or(0);
+    h.log().assign_epoch_start_offset(before + 3);
+    assert_eq!(h.log().latest_epoch(), Some(before + 3));
+    // The previous epoch now ends where the new one starts.
+    assert_eq!(
+        h.log()
+            .end_offset_for_epoch(before)
+            .map(|r| (r.leader_epoch, r.end_offset)),
+        Some((before, end))
+    );
+    // An older epoch is ignored.
+    h.log().assign_epoch_start_offset(before + 1);
+    assert_eq!(h.log().latest_epoch(), Some(before + 3));
+}
