@@ -45,6 +45,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
         ApiKey::BrokerHeartbeat,
         handlers::broker_heartbeat::VERSIONS,
     ),
+    (ApiKey::AlterPartition, handlers::alter_partition::VERSIONS),
     (
         ApiKey::UnregisterBroker,
         handlers::unregister_broker::VERSIONS,
@@ -300,6 +301,9 @@ async fn dispatch(
         RequestKind::BrokerHeartbeat(r) => {
             ResponseKind::BrokerHeartbeat(broker_heartbeat::handle(state, ctx, r).await)
         }
+        RequestKind::AlterPartition(r) => {
+            ResponseKind::AlterPartition(alter_partition::handle(state, ctx, r).await)
+        }
         RequestKind::BrokerRegistration(r) => {
             ResponseKind::BrokerRegistration(broker_registration::handle(state, ctx, r).await)
         }
@@ -318,17 +322,17 @@ async fn dispatch(
             ResponseKind::InitProducerId(init_producer_id::handle(state, ctx, r).await)
         }
         RequestKind::AddPartitionsToTxn(r) => {
-            ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(state, ctx, r))
+            ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(state, ctx, r).await)
         }
         RequestKind::AddOffsetsToTxn(r) => {
-            ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(state, ctx, r))
+            ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(state, ctx, r).await)
         }
-        RequestKind::EndTxn(r) => ResponseKind::EndTxn(end_txn::handle(state, ctx, r)),
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(end_txn::handle(state, ctx, r).await),
         RequestKind::WriteTxnMarkers(r) => {
-            ResponseKind::WriteTxnMarkers(write_txn_markers::handle(state, ctx, r))
+            ResponseKind::WriteTxnMarkers(write_txn_markers::handle(state, ctx, r).await)
         }
         RequestKind::TxnOffsetCommit(r) => {
-            ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(state, ctx, r))
+            ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(state, ctx, r).await)
         }
         RequestKind::DescribeProducers(r) => {
             ResponseKind::DescribeProducers(describe_producers::handle(state, ctx, r))
@@ -378,7 +382,7 @@ async fn dispatch(
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(state, ctx, r)),
         RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(leave_group::handle(state, ctx, r)),
         RequestKind::OffsetCommit(r) => {
-            ResponseKind::OffsetCommit(offset_commit::handle(state, ctx, r))
+            ResponseKind::OffsetCommit(offset_commit::handle(state, ctx, r).await)
         }
         RequestKind::OffsetFetch(r) => {
             ResponseKind::OffsetFetch(offset_fetch::handle(state, ctx, r))

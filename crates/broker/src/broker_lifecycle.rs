@@ -3,11 +3,13 @@
 //!
 //! On the active controller ([`BrokerHeartbeats`]): a broker is registered fenced; its
 //! heartbeat unfences it once its metadata has caught up with its registration; a broker
-//! that sends no heartbeat for `broker.session.timeout.ms` is fenced. Fencing moves
-//! leadership away from the broker (to another in-sync, unfenced replica, else to none:
-//! leader -1, as Kafka leaves a partition whose only replica is fenced); unfencing gives
-//! leaderless partitions back to it. A new active controller gives every broker a whole
-//! session from the moment it took over, so a failover fences nobody by itself.
+//! that sends no heartbeat for `broker.session.timeout.ms` is fenced. Fencing (or
+//! unregistering) takes the broker out of every ISR, unless it is the ISR's last member
+//! (KRaft keeps that one: without KIP-966's ELR it is the replica to wait for), and moves
+//! its leadership to another in-sync, unfenced replica, else to none (leader -1), or, with
+//! `unclean.leader.election.enable`, to any unfenced replica; unfencing gives leaderless
+//! partitions a leader again. A new active controller gives every broker a whole session
+//! from the moment it took over, so a failover fences nobody by itself.
 //!
 //! On every broker ([`heartbeat_once`], [`spawn_heartbeats`]): a heartbeat every
 //! `broker.heartbeat.interval.ms` to the active controller (itself, or BrokerHeartbeat over
@@ -19,7 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::ResponseError;
-use moldau_metadata::{MetadataImage, MetadataRecord, Uuid};
+use moldau_metadata::{
+    ConfigResource, ConfigResourceType, MetadataImage, MetadataRecord, PartitionImage, Uuid,
+};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
@@ -164,8 +168,9 @@ pub async fn handle_heartbeat(
     } else if !fence && registered.fenced && is_caught_up {
         set_fenced(state, heartbeat.broker_id, heartbeat.broker_epoch, false).await?;
     }
-    // Leadership follows the fencing (also when an earlier move was cut short).
-    if !leader_changes(&state.image(), heartbeat.broker_id, 1).is_empty() {
+    // Leadership and ISRs follow the fencing (also when an earlier move was cut short).
+    let unclean = UncleanElection::of(state);
+    if !leader_changes(&state.image(), heartbeat.broker_id, 1, unclean).is_empty() {
         move_leadership(state, heartbeat.broker_id).await?;
     }
     let image = state.image();
@@ -225,16 +230,16 @@ async fn set_fenced(
     Ok(())
 }
 
-/// Brings partition leadership in line with `broker_id`'s fencing: a fenced broker's
-/// partitions go to another in-sync unfenced replica (or to no leader); an unfenced
-/// broker takes back the leaderless partitions it is in sync for. In writes of at most
-/// `MAX_RECORDS_PER_USER_OP` records, each decided against the image of its moment.
+/// Brings partition leadership and ISRs in line with `broker_id`'s fencing (see
+/// [`leader_changes`]), in writes of at most `MAX_RECORDS_PER_USER_OP` records, each
+/// decided against the image of its moment.
 async fn move_leadership(state: &BrokerState, broker_id: i32) -> Result<(), BrokerError> {
+    let unclean = UncleanElection::of(state);
     loop {
         let written = state
             .controller
             .write(|image| {
-                let records = leader_changes(image, broker_id, MAX_RECORDS_PER_USER_OP);
+                let records = leader_changes(image, broker_id, MAX_RECORDS_PER_USER_OP, unclean);
                 let count = records.len();
                 Ok::<_, BrokerError>((records, count))
             })
@@ -245,45 +250,150 @@ async fn move_leadership(state: &BrokerState, broker_id: i32) -> Result<(), Brok
     }
 }
 
-/// The leader changes fencing, unfencing or unregistering `broker_id` calls for, at most
-/// `limit`: a broker that is fenced or no longer registered leads nothing.
-fn leader_changes(image: &MetadataImage, broker_id: i32, limit: usize) -> Vec<MetadataRecord> {
+/// Where the active controller finds `unclean.leader.election.enable` for a topic, as
+/// Kafka's `uncleanLeaderElectionEnabledForTopic`: the topic's config, else this
+/// controller's dynamic broker config, else the dynamic cluster default, else
+/// `server.properties` (Kafka's default: false).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UncleanElection {
+    pub node_id: i32,
+    pub static_default: bool,
+}
+
+impl UncleanElection {
+    const KEY: &'static str = "unclean.leader.election.enable";
+
+    pub fn of(state: &BrokerState) -> Self {
+        UncleanElection {
+            node_id: state.node_id,
+            static_default: state.config.unclean_leader_election_enable,
+        }
+    }
+
+    pub fn enabled(&self, image: &MetadataImage, topic: &str) -> bool {
+        let layers = [
+            (ConfigResourceType::Topic, topic.to_string()),
+            (ConfigResourceType::Broker, self.node_id.to_string()),
+            (ConfigResourceType::Broker, String::new()),
+        ];
+        layers
+            .into_iter()
+            .find_map(|(resource_type, name)| {
+                image
+                    .configs(&ConfigResource {
+                        resource_type,
+                        name,
+                    })
+                    .and_then(|configs| configs.get(Self::KEY))
+                    // Java's Boolean.parseBoolean: "true" in any case, anything else false.
+                    .map(|value| value.trim().eq_ignore_ascii_case("true"))
+            })
+            .unwrap_or(self.static_default)
+    }
+}
+
+/// The partition changes fencing, unfencing or unregistering `broker_id` calls for, at
+/// most `limit`, one `PartitionChange` per partition (new leader and new ISR together), as
+/// Kafka's controller makes them (`generateLeaderAndIsrUpdates`, ELR disabled). A broker
+/// that is fenced or no longer registered leaves the ISR of every partition that has it,
+/// unless it is the last member (the ISR stays), and leads nothing. On unfencing, every
+/// leaderless partition gets a leader if it now can.
+fn leader_changes(
+    image: &MetadataImage,
+    broker_id: i32,
+    limit: usize,
+    unclean: UncleanElection,
+) -> Vec<MetadataRecord> {
     let leaving = image.brokers.get(&broker_id).is_none_or(|b| b.fenced);
+    let removed = leaving.then_some(broker_id);
     let usable = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced);
     let mut records = Vec::new();
     for topic in image.topics() {
+        let mut unclean_enabled = None;
         for (partition_id, p) in &topic.partitions {
-            let new_leader = if leaving && p.leader == broker_id {
-                Some(
-                    p.isr
-                        .iter()
-                        .copied()
-                        .find(|id| *id != broker_id && usable(*id))
-                        .unwrap_or(-1),
-                )
-            } else if !leaving && p.leader == -1 && p.isr.contains(&broker_id) {
-                Some(broker_id)
+            let concerned = if leaving {
+                p.leader == broker_id || p.isr.contains(&broker_id)
             } else {
-                None
+                p.leader == -1
             };
-            if let Some(leader) = new_leader {
-                records.push(MetadataRecord::PartitionChange {
-                    topic_id: topic.topic_id,
-                    partition_id: *partition_id,
-                    leader: Some(leader),
-                    isr: None,
-                });
-                if records.len() == limit {
-                    return records;
-                }
+            if !concerned {
+                continue;
+            }
+            let unclean_enabled =
+                *unclean_enabled.get_or_insert_with(|| unclean.enabled(image, &topic.name));
+            let Some((leader, isr)) = partition_change(p, removed, unclean_enabled, usable) else {
+                continue;
+            };
+            if leader.is_some_and(|l| l != -1 && !p.isr.contains(&l)) {
+                tracing::warn!(
+                    topic = %topic.name,
+                    partition = partition_id,
+                    leader = leader.unwrap_or(-1),
+                    "unclean leader election: no in-sync replica is available; records the \
+                     old ISR had and this replica lacks are lost"
+                );
+            }
+            records.push(MetadataRecord::PartitionChange {
+                topic_id: topic.topic_id,
+                partition_id: *partition_id,
+                leader,
+                isr,
+            });
+            if records.len() == limit {
+                return records;
             }
         }
     }
     records
 }
 
+/// One partition's change (Kafka's `PartitionChangeBuilder`, without ELR and leader
+/// recovery): `removed` leaves the ISR unless that would empty it; the leader stays if it
+/// is still an in-sync usable replica, else the first replica (in replica order) that is
+/// in the new ISR and usable leads, else, with `unclean`, the first usable replica leads
+/// with itself as the ISR, else nobody (-1). `None` when nothing changes; else the new
+/// leader (`None`: unchanged) and the new ISR (`None`: unchanged).
+fn partition_change(
+    p: &PartitionImage,
+    removed: Option<i32>,
+    unclean: bool,
+    usable: impl Fn(i32) -> bool,
+) -> Option<(Option<i32>, Option<Vec<i32>>)> {
+    let acceptable = |id: i32| Some(id) != removed && usable(id);
+    let target_isr: Vec<i32> = p
+        .isr
+        .iter()
+        .copied()
+        .filter(|id| Some(*id) != removed)
+        .collect();
+    let in_sync = |id: i32| target_isr.contains(&id) && acceptable(id);
+    let (leader, unclean_election) = if in_sync(p.leader) {
+        (p.leader, false)
+    } else if let Some(id) = p.replicas.iter().copied().find(|id| in_sync(*id)) {
+        (id, false)
+    } else if let Some(id) = unclean
+        .then(|| p.replicas.iter().copied().find(|id| acceptable(*id)))
+        .flatten()
+    {
+        (id, true)
+    } else {
+        (-1, false)
+    };
+    let leader_changes = leader != p.leader;
+    let isr = if unclean_election && leader_changes {
+        Some(vec![leader])
+    } else if !target_isr.is_empty() && target_isr != p.isr {
+        Some(target_isr)
+    } else {
+        None
+    };
+    let leader = leader_changes.then_some(leader);
+    (leader.is_some() || isr.is_some()).then_some((leader, isr))
+}
+
 /// UnregisterBroker on the active controller: removes the broker's registration (Kafka's
-/// UnregisterBrokerRecord) and moves its leadership away, as fencing does.
+/// UnregisterBrokerRecord), then takes it out of the ISRs and moves its leadership away,
+/// as fencing does.
 /// BROKER_ID_NOT_REGISTERED for an id with no registration.
 pub async fn unregister(state: &BrokerState, broker_id: i32) -> Result<(), BrokerError> {
     state
@@ -445,7 +555,16 @@ mod tests {
 
     use super::*;
 
-    fn image(fenced: &[i32]) -> MetadataImage {
+    /// A partition: id, replicas, ISR, leader.
+    type Spec<'a> = (i32, &'a [i32], &'a [i32], i32);
+
+    /// Brokers 1-3 (`fenced` ones fenced), topic "t" with `partitions`, and `configs`:
+    /// (resource type, resource name, value of `unclean.leader.election.enable`).
+    fn image_with(
+        fenced: &[i32],
+        partitions: &[Spec],
+        configs: &[(ConfigResourceType, &str, &str)],
+    ) -> MetadataImage {
         let mut delta = MetadataDelta::new(&MetadataImage::empty());
         let mut offset = 0;
         let mut replay = |record: MetadataRecord| {
@@ -462,56 +581,229 @@ mod tests {
                 fenced: fenced.contains(&id),
             });
         }
-        let topic_id = Uuid::from_u128(7);
         replay(MetadataRecord::Topic {
             name: "t".into(),
-            topic_id,
+            topic_id: TOPIC,
         });
-        // p0: only on 1; p1: 1 then 2 in sync; p2: leaderless, 1 in sync.
-        for (partition_id, replicas, leader) in
-            [(0, vec![1], 1), (1, vec![1, 2], 1), (2, vec![1], -1)]
-        {
+        for (partition_id, replicas, isr, leader) in partitions {
             replay(MetadataRecord::Partition {
-                topic_id,
-                partition_id,
-                isr: replicas.clone(),
-                replicas,
-                leader,
+                topic_id: TOPIC,
+                partition_id: *partition_id,
+                replicas: replicas.to_vec(),
+                isr: isr.to_vec(),
+                leader: *leader,
                 leader_epoch: 0,
                 partition_epoch: 0,
+            });
+        }
+        for (resource_type, resource_name, value) in configs {
+            replay(MetadataRecord::Config {
+                resource_type: *resource_type,
+                resource_name: resource_name.to_string(),
+                name: "unclean.leader.election.enable".into(),
+                value: Some(value.to_string()),
             });
         }
         delta.apply()
     }
 
-    fn leaders(records: &[MetadataRecord]) -> Vec<(i32, i32)> {
+    const TOPIC: Uuid = Uuid::from_u128(7);
+
+    /// p0: only on 1; p1: 1 then 2, both in sync, led by 1; p2: leaderless, 1 in sync;
+    /// p3: 2 then 1, both in sync, led by 2.
+    const PARTITIONS: &[Spec] = &[
+        (0, &[1], &[1], 1),
+        (1, &[1, 2], &[1, 2], 1),
+        (2, &[1], &[1], -1),
+        (3, &[2, 1], &[2, 1], 2),
+    ];
+
+    fn image(fenced: &[i32]) -> MetadataImage {
+        image_with(fenced, PARTITIONS, &[])
+    }
+
+    const CLEAN: UncleanElection = UncleanElection {
+        node_id: 1,
+        static_default: false,
+    };
+
+    /// Each change: (partition, new leader if it changes, new ISR if it changes).
+    fn changes(records: &[MetadataRecord]) -> Vec<(i32, Option<i32>, Option<Vec<i32>>)> {
         records
             .iter()
             .map(|r| match r {
                 MetadataRecord::PartitionChange {
+                    topic_id,
                     partition_id,
-                    leader: Some(leader),
-                    ..
-                } => (*partition_id, *leader),
+                    leader,
+                    isr,
+                } if *topic_id == TOPIC => (*partition_id, *leader, isr.clone()),
                 other => panic!("unexpected {other:?}"),
             })
             .collect()
     }
 
     #[test]
-    fn a_fenced_broker_hands_its_partitions_to_in_sync_replicas_or_to_none() {
-        let changes = leader_changes(&image(&[1]), 1, 100);
-        assert_eq!(leaders(&changes), vec![(0, -1), (1, 2)]);
-        // Broker 2 fenced too: nobody can take partition 1.
-        let changes = leader_changes(&image(&[1, 2]), 1, 100);
-        assert_eq!(leaders(&changes), vec![(0, -1), (1, -1)]);
+    fn a_fenced_broker_leaves_every_isr_and_hands_its_partitions_to_in_sync_replicas() {
+        // p0: 1 was the last member: the ISR stays, nobody leads. p1: 2 takes over, alone
+        // in sync. p2: leaderless with 1 its last member already: nothing to do. p3: 1
+        // was a follower: it only leaves the ISR.
+        assert_eq!(
+            changes(&leader_changes(&image(&[1]), 1, 100, CLEAN)),
+            vec![
+                (0, Some(-1), None),
+                (1, Some(2), Some(vec![2])),
+                (3, None, Some(vec![2])),
+            ]
+        );
+        // Broker 2 fenced too: nobody can take partition 1 (2 stays its last member),
+        // and partition 3's leader 2 is no longer usable either.
+        assert_eq!(
+            changes(&leader_changes(&image(&[1, 2]), 1, 100, CLEAN)),
+            vec![
+                (0, Some(-1), None),
+                (1, Some(-1), Some(vec![2])),
+                (3, Some(-1), Some(vec![2])),
+            ]
+        );
+        // Applied, the changes leave nothing more to do (the heartbeat's check).
+        let image = apply(&image(&[1]), &leader_changes(&image(&[1]), 1, 100, CLEAN));
+        assert!(leader_changes(&image, 1, 100, CLEAN).is_empty());
+        let p3 = &image.topic_by_id(&TOPIC).unwrap().partitions[&3];
+        assert_eq!((p3.leader, p3.leader_epoch, p3.partition_epoch), (2, 0, 1));
+    }
+
+    #[test]
+    fn the_new_leader_is_the_first_in_sync_usable_replica_in_replica_order() {
+        // ISR [3, 2] in that order, replicas [1, 2, 3]: 2 comes first as a replica.
+        let image = image_with(&[1], &[(0, &[1, 2, 3], &[1, 3, 2], 1)], &[]);
+        assert_eq!(
+            changes(&leader_changes(&image, 1, 100, CLEAN)),
+            vec![(0, Some(2), Some(vec![3, 2]))]
+        );
+        // 2 fenced as well: 3.
+        let image = image_with(&[1, 2], &[(0, &[1, 2, 3], &[1, 3, 2], 1)], &[]);
+        assert_eq!(
+            changes(&leader_changes(&image, 1, 100, CLEAN)),
+            vec![(0, Some(3), Some(vec![3, 2]))]
+        );
+    }
+
+    #[test]
+    fn an_unregistered_broker_leaves_every_isr_as_a_fenced_one() {
+        let registered = image(&[]);
+        let mut delta = MetadataDelta::new(&registered);
+        delta
+            .replay(
+                registered.offset + 1,
+                &MetadataRecord::UnregisterBroker {
+                    broker_id: 1,
+                    broker_epoch: 1,
+                },
+            )
+            .unwrap();
+        let unregistered = delta.apply();
+        assert_eq!(
+            changes(&leader_changes(&unregistered, 1, 100, CLEAN)),
+            changes(&leader_changes(&image(&[1]), 1, 100, CLEAN))
+        );
+    }
+
+    #[test]
+    fn unclean_election_gives_a_partition_without_in_sync_replicas_to_any_usable_one() {
+        // p0: 1 in sync, 3 out of sync; p1: only on 1.
+        let partitions: &[Spec] = &[(0, &[1, 3], &[1], 1), (1, &[1], &[1], 1)];
+        let clean = image_with(&[1], partitions, &[]);
+        assert_eq!(
+            changes(&leader_changes(&clean, 1, 100, CLEAN)),
+            vec![(0, Some(-1), None), (1, Some(-1), None)]
+        );
+        let unclean_changes = vec![(0, Some(3), Some(vec![3])), (1, Some(-1), None)];
+        let topic = image_with(
+            &[1],
+            partitions,
+            &[(ConfigResourceType::Topic, "t", "true")],
+        );
+        assert_eq!(
+            changes(&leader_changes(&topic, 1, 100, CLEAN)),
+            unclean_changes
+        );
+        // The broker default: server.properties, the dynamic cluster default, this
+        // controller's own; a topic's "false" wins over all of them.
+        let everywhere = UncleanElection {
+            node_id: 1,
+            static_default: true,
+        };
+        assert_eq!(
+            changes(&leader_changes(&clean, 1, 100, everywhere)),
+            unclean_changes
+        );
+        for resource in ["", "1"] {
+            let dynamic = image_with(
+                &[1],
+                partitions,
+                &[(ConfigResourceType::Broker, resource, "TRUE")],
+            );
+            assert_eq!(
+                changes(&leader_changes(&dynamic, 1, 100, CLEAN)),
+                unclean_changes
+            );
+        }
+        let other_node = image_with(
+            &[1],
+            partitions,
+            &[(ConfigResourceType::Broker, "2", "true")],
+        );
+        assert_eq!(
+            changes(&leader_changes(&other_node, 1, 100, CLEAN)),
+            changes(&leader_changes(&clean, 1, 100, CLEAN))
+        );
+        let topic_off = image_with(
+            &[1],
+            partitions,
+            &[(ConfigResourceType::Topic, "t", "false")],
+        );
+        assert_eq!(
+            changes(&leader_changes(&topic_off, 1, 100, everywhere)),
+            changes(&leader_changes(&clean, 1, 100, CLEAN))
+        );
+        // A leaderless partition whose in-sync replica is gone is taken by a replica that
+        // comes back (unfencing), when unclean election is on.
+        let waiting = image_with(&[1], &[(0, &[1, 3], &[1], -1)], &[]);
+        assert!(leader_changes(&waiting, 3, 100, CLEAN).is_empty());
+        assert_eq!(
+            changes(&leader_changes(&waiting, 3, 100, everywhere)),
+            vec![(0, Some(3), Some(vec![3]))]
+        );
     }
 
     #[test]
     fn an_unfenced_broker_takes_back_the_leaderless_partitions_it_is_in_sync_for() {
-        assert_eq!(leaders(&leader_changes(&image(&[]), 1, 100)), vec![(2, 1)]);
-        assert!(leader_changes(&image(&[]), 2, 100).is_empty());
-        assert_eq!(leader_changes(&image(&[1]), 1, 1).len(), 1, "bounded");
+        let unfenced = image(&[]);
+        assert_eq!(
+            changes(&leader_changes(&unfenced, 1, 100, CLEAN)),
+            vec![(2, Some(1), None)]
+        );
+        // Any unfencing gives a leaderless partition a leader it now can have.
+        assert_eq!(
+            changes(&leader_changes(&unfenced, 2, 100, CLEAN)),
+            vec![(2, Some(1), None)]
+        );
+        // Nothing while its in-sync replica is still fenced.
+        assert!(leader_changes(&image(&[1]), 2, 100, CLEAN).is_empty());
+        assert_eq!(
+            leader_changes(&image(&[1]), 1, 1, CLEAN).len(),
+            1,
+            "bounded"
+        );
+    }
+
+    fn apply(image: &MetadataImage, records: &[MetadataRecord]) -> MetadataImage {
+        let mut delta = MetadataDelta::new(image);
+        for (i, record) in records.iter().enumerate() {
+            delta.replay(image.offset + 1 + i as i64, record).unwrap();
+        }
+        delta.apply()
     }
 
     #[test]

@@ -99,9 +99,6 @@ const ACCEPTED_KEYS: &[&str] = &[
     "num.io.threads",
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
-    "offsets.topic.replication.factor",
-    "transaction.state.log.replication.factor",
-    "transaction.state.log.min.isr",
 ];
 
 /// Broker settings that are not topic-config defaults: (key, default, type).
@@ -115,6 +112,16 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
     ("broker.heartbeat.interval.ms", "2000", "int"),
     ("broker.session.timeout.ms", "9000", "int"),
     ("broker.rack", "", "string"),
+    // Follower replication (`ReplicationConfig`).
+    ("replica.lag.time.max.ms", "30000", "long"),
+    ("replica.fetch.max.bytes", "1048576", "int"),
+    ("replica.fetch.min.bytes", "1", "int"),
+    ("replica.fetch.wait.max.ms", "500", "int"),
+    ("replica.fetch.response.max.bytes", "10485760", "int"),
+    ("replica.fetch.backoff.ms", "1000", "int"),
+    ("replica.socket.timeout.ms", "30000", "int"),
+    ("num.replica.fetchers", "1", "int"),
+    ("unclean.leader.election.enable", "false", "boolean"),
     ("listeners", "PLAINTEXT://127.0.0.1:9092", "string"),
     ("advertised.listeners", "", "string"),
     ("log.dirs", "./data", "string"),
@@ -143,12 +150,17 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
     ("group.consumer.heartbeat.interval.ms", "5000", "int"),
     ("offsets.topic.num.partitions", "50", "int"),
     ("offsets.topic.segment.bytes", "104857600", "int"),
+    // Default: min(3, voters); see `ServerConfig::effective_offsets_topic_replication_factor`.
+    ("offsets.topic.replication.factor", "", "short"),
     ("offsets.retention.minutes", "10080", "int"),
     ("offsets.retention.check.interval.ms", "600000", "long"),
     ("offset.metadata.max.bytes", "4096", "int"),
     // Transaction coordinator and `__transaction_state`.
     ("transaction.state.log.num.partitions", "50", "int"),
     ("transaction.state.log.segment.bytes", "104857600", "int"),
+    // Defaults: min(3, voters) and min(2, that replication factor).
+    ("transaction.state.log.replication.factor", "", "short"),
+    ("transaction.state.log.min.isr", "", "int"),
     ("transaction.max.timeout.ms", "900000", "int"),
     ("transactional.id.expiration.ms", "604800000", "int"),
     (
@@ -192,10 +204,17 @@ pub struct ServerConfig {
     pub group: moldau_coordinator::GroupConfig,
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_segment_bytes: i32,
+    /// `offsets.topic.replication.factor` as set; unset, the default depends on the voters
+    /// ([`ServerConfig::effective_offsets_topic_replication_factor`]).
+    pub offsets_topic_replication_factor: Option<i16>,
     /// `transaction.*` settings of the transaction coordinator.
     pub txn: moldau_coordinator::txn::TxnConfig,
     pub transaction_state_log_num_partitions: i32,
     pub transaction_state_log_segment_bytes: i32,
+    /// `transaction.state.log.replication.factor` and `transaction.state.log.min.isr` as
+    /// set; see [`ServerConfig::effective_transaction_state_log_replication_factor`].
+    pub transaction_state_log_replication_factor: Option<i16>,
+    pub transaction_state_log_min_isr: Option<i32>,
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
     /// Broker-level defaults for every topic config (`log.segment.bytes` -> `segment.bytes`, ...).
     pub log_defaults: LogConfig,
@@ -216,6 +235,123 @@ pub struct ServerConfig {
     pub broker_heartbeat_interval_ms: u64,
     /// A broker with no heartbeat for this long is fenced.
     pub broker_session_timeout_ms: u64,
+    /// `replica.*` and `num.replica.fetchers`: followers' fetching and the ISR.
+    pub replication: ReplicationConfig,
+    /// `unclean.leader.election.enable`: the default of topics without their own value
+    /// (on the active controller, after the dynamic broker configs).
+    pub unclean_leader_election_enable: bool,
+}
+
+/// How followers fetch from leaders and when a leader drops a follower from the ISR.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    /// A follower that has not caught up with the leader's log end for this long leaves
+    /// the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// Bytes a follower asks for per partition (a first batch may exceed it).
+    pub replica_fetch_max_bytes: i32,
+    pub replica_fetch_min_bytes: i32,
+    /// How long a follower's fetch waits at the leader for new data.
+    pub replica_fetch_wait_max_ms: i32,
+    /// Bytes a follower asks for per fetch, over all partitions.
+    pub replica_fetch_response_max_bytes: i32,
+    /// Pause after a failed fetch (leader unreachable, partition error).
+    pub replica_fetch_backoff_ms: u64,
+    /// How long a follower waits for a fetch's answer before it gives the connection up.
+    pub replica_socket_timeout_ms: u64,
+    /// Fetcher tasks per source broker; a partition always goes to the same one.
+    pub num_replica_fetchers: usize,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_max_bytes: 1_048_576,
+            replica_fetch_min_bytes: 1,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_response_max_bytes: 10_485_760,
+            replica_fetch_backoff_ms: 1_000,
+            replica_socket_timeout_ms: 30_000,
+            num_replica_fetchers: 1,
+        }
+    }
+}
+
+impl ReplicationConfig {
+    /// Parses the keys with Kafka's bounds and cross-checks: a fetch must not wait longer
+    /// than the socket timeout nor than the lag that drops a follower from the ISR.
+    fn parse(props: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let d = ReplicationConfig::default();
+        let config = ReplicationConfig {
+            replica_lag_time_max_ms: parse_opt(
+                props,
+                "replica.lag.time.max.ms",
+                d.replica_lag_time_max_ms,
+                1,
+                i64::MAX as u64,
+            )?,
+            replica_fetch_max_bytes: parse_opt(
+                props,
+                "replica.fetch.max.bytes",
+                d.replica_fetch_max_bytes,
+                0,
+                i32::MAX,
+            )?,
+            replica_fetch_min_bytes: parse_opt(
+                props,
+                "replica.fetch.min.bytes",
+                d.replica_fetch_min_bytes,
+                0,
+                i32::MAX,
+            )?,
+            replica_fetch_wait_max_ms: parse_opt(
+                props,
+                "replica.fetch.wait.max.ms",
+                d.replica_fetch_wait_max_ms,
+                0,
+                i32::MAX,
+            )?,
+            replica_fetch_response_max_bytes: parse_opt(
+                props,
+                "replica.fetch.response.max.bytes",
+                d.replica_fetch_response_max_bytes,
+                0,
+                i32::MAX,
+            )?,
+            replica_fetch_backoff_ms: parse_opt(
+                props,
+                "replica.fetch.backoff.ms",
+                d.replica_fetch_backoff_ms,
+                0,
+                i32::MAX as u64,
+            )?,
+            replica_socket_timeout_ms: parse_opt(
+                props,
+                "replica.socket.timeout.ms",
+                d.replica_socket_timeout_ms,
+                1,
+                i32::MAX as u64,
+            )?,
+            num_replica_fetchers: parse_opt(props, "num.replica.fetchers", 1, 1, 1024)?,
+        };
+        let wait_ms = config.replica_fetch_wait_max_ms as u64;
+        if wait_ms > config.replica_socket_timeout_ms {
+            return Err(ConfigError::invalid(
+                "replica.fetch.wait.max.ms",
+                &wait_ms.to_string(),
+                "must be at most replica.socket.timeout.ms",
+            ));
+        }
+        if wait_ms > config.replica_lag_time_max_ms {
+            return Err(ConfigError::invalid(
+                "replica.fetch.wait.max.ms",
+                &wait_ms.to_string(),
+                "must be at most replica.lag.time.max.ms, or followers leave the ISR while they wait",
+            ));
+        }
+        Ok(config)
+    }
 }
 
 /// One entry of `controller.quorum.voters` (`{id}@{host}:{port}`).
@@ -483,6 +619,12 @@ impl ServerConfig {
                 1,
                 i32::MAX,
             )?,
+            offsets_topic_replication_factor: parse_set(
+                &props,
+                "offsets.topic.replication.factor",
+                1,
+                i16::MAX,
+            )?,
             txn: moldau_coordinator::txn::TxnConfig {
                 max_timeout_ms: parse_opt(
                     &props,
@@ -510,6 +652,18 @@ impl ServerConfig {
                 &props,
                 "transaction.state.log.segment.bytes",
                 104_857_600,
+                1,
+                i32::MAX,
+            )?,
+            transaction_state_log_replication_factor: parse_set(
+                &props,
+                "transaction.state.log.replication.factor",
+                1,
+                i16::MAX,
+            )?,
+            transaction_state_log_min_isr: parse_set(
+                &props,
+                "transaction.state.log.min.isr",
                 1,
                 i32::MAX,
             )?,
@@ -561,9 +715,66 @@ impl ServerConfig {
                 1,
                 i32::MAX as u64,
             )?,
+            replication: ReplicationConfig::parse(&props)?,
+            unclean_leader_election_enable: parse_bool(
+                &props,
+                "unclean.leader.election.enable",
+                false,
+            )?,
             static_configs: props,
         };
         Ok((config, warnings))
+    }
+
+    /// The replication factor of `__consumer_offsets`: as set, else Kafka's 3 capped by the
+    /// number of voters (at least 1), so that a zero-config node and a three-node cluster
+    /// both work without setting it. Kafka's creation of the topic waits (fails, and
+    /// clients retry) while fewer brokers are unfenced; so does Moldau's.
+    pub fn effective_offsets_topic_replication_factor(&self) -> i16 {
+        self.offsets_topic_replication_factor
+            .unwrap_or_else(|| self.voters_capped(3))
+    }
+
+    /// The replication factor of `__transaction_state`: as set, else Kafka's 3 capped by
+    /// the number of voters (as [`Self::effective_offsets_topic_replication_factor`]).
+    pub fn effective_transaction_state_log_replication_factor(&self) -> i16 {
+        self.transaction_state_log_replication_factor
+            .unwrap_or_else(|| self.voters_capped(3))
+    }
+
+    /// `min.insync.replicas` of `__transaction_state`: as set, else Kafka's 2 capped by
+    /// that topic's replication factor.
+    pub fn effective_transaction_state_log_min_isr(&self) -> i32 {
+        self.transaction_state_log_min_isr.unwrap_or_else(|| {
+            2.min(i32::from(
+                self.effective_transaction_state_log_replication_factor(),
+            ))
+        })
+    }
+
+    /// `kafka_default`, or fewer when the quorum has fewer voters (an empty
+    /// `controller.quorum.voters` is this node alone).
+    fn voters_capped(&self, kafka_default: i16) -> i16 {
+        let voters = i16::try_from(self.controller_quorum_voters.len()).unwrap_or(i16::MAX);
+        kafka_default.min(voters.max(1))
+    }
+
+    /// Effective values of keys whose default is derived from other settings.
+    fn derived_default(&self, key: &str) -> Option<String> {
+        match key {
+            "offsets.topic.replication.factor" => Some(
+                self.effective_offsets_topic_replication_factor()
+                    .to_string(),
+            ),
+            "transaction.state.log.replication.factor" => Some(
+                self.effective_transaction_state_log_replication_factor()
+                    .to_string(),
+            ),
+            "transaction.state.log.min.isr" => {
+                Some(self.effective_transaction_state_log_min_isr().to_string())
+            }
+            _ => None,
+        }
     }
 
     /// The endpoint clients are told to connect to.
@@ -579,6 +790,7 @@ impl ServerConfig {
             let set = self.static_configs.get(*key);
             let value = set
                 .cloned()
+                .or_else(|| self.derived_default(key))
                 .or_else(|| (!default.is_empty()).then(|| default.to_string()));
             out.push((key.to_string(), value, set.is_some()));
         }
@@ -929,6 +1141,22 @@ where
         Some(v) => parse_int(key, v, min, max),
         None => Ok(default),
     }
+}
+
+/// A key without a fixed default: `None` when not set.
+fn parse_set<T>(
+    props: &BTreeMap<String, String>,
+    key: &str,
+    min: T,
+    max: T,
+) -> Result<Option<T>, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    props
+        .get(key)
+        .map(|v| parse_int(key, v, min, max))
+        .transpose()
 }
 
 fn parse_bool(
@@ -1384,6 +1612,62 @@ mod tests {
         assert_eq!(props["node.id"], "3");
         assert_eq!(props["listeners"], "PLAINTEXT://localhost:1234");
         assert!(parse_properties(Path::new("x"), "novalue\n").is_err());
+    }
+
+    #[test]
+    fn internal_topic_replication_defaults_follow_the_voters() {
+        let (c, warnings) = load(&[]).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(c.effective_offsets_topic_replication_factor(), 1);
+        assert_eq!(c.effective_transaction_state_log_replication_factor(), 1);
+        assert_eq!(c.effective_transaction_state_log_min_isr(), 1);
+        let cluster = |voters: &'static str| {
+            vec![
+                ("controller.quorum.voters", voters),
+                ("controller.listener.names", "CONTROLLER"),
+                (
+                    "listeners",
+                    "CONTROLLER://127.0.0.1:9093,PLAINTEXT://127.0.0.1:9092",
+                ),
+            ]
+        };
+        let (c, _) = load(&cluster("1@a:9093,2@b:9093")).unwrap();
+        assert_eq!(c.effective_offsets_topic_replication_factor(), 2);
+        assert_eq!(c.effective_transaction_state_log_min_isr(), 2);
+        let (c, _) = load(&cluster("1@a:1,2@b:1,3@c:1,4@d:1")).unwrap();
+        assert_eq!(c.effective_offsets_topic_replication_factor(), 3);
+        assert_eq!(c.effective_transaction_state_log_replication_factor(), 3);
+        assert_eq!(c.effective_transaction_state_log_min_isr(), 2);
+        let described: BTreeMap<String, Option<String>> =
+            c.describe().into_iter().map(|(k, v, _)| (k, v)).collect();
+        assert_eq!(
+            described["offsets.topic.replication.factor"].as_deref(),
+            Some("3")
+        );
+        // Set values are honoured as given, even above the voters (Kafka's creation then
+        // waits for that many brokers); min.isr defaults below the set factor.
+        let (c, warnings) = load(&[
+            ("offsets.topic.replication.factor", "3"),
+            ("transaction.state.log.replication.factor", "1"),
+        ])
+        .unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(c.effective_offsets_topic_replication_factor(), 3);
+        assert_eq!(c.effective_transaction_state_log_replication_factor(), 1);
+        assert_eq!(c.effective_transaction_state_log_min_isr(), 1);
+        let (c, _) = load(&[("transaction.state.log.min.isr", "3")]).unwrap();
+        assert_eq!(c.effective_transaction_state_log_min_isr(), 3);
+        for key in [
+            "offsets.topic.replication.factor",
+            "transaction.state.log.replication.factor",
+            "transaction.state.log.min.isr",
+        ] {
+            for value in ["0", "-1", "x", "40000000000"] {
+                let err = load(&[(key, value)]).unwrap_err().to_string();
+                assert!(err.contains(key) && err.contains(value), "{err}");
+            }
+        }
+        assert!(load(&[("offsets.topic.replication.factor", "32768")]).is_err());
     }
 }
 

@@ -166,6 +166,7 @@ mod tests {
             NODE_ID,
             log_manager.clone(),
             LogConfig::default(),
+            crate::config::ReplicationConfig::default(),
         ));
         let voters = [(NODE_ID as NodeId, Node::new("127.0.0.1", 1))].into();
         let network = moldau_controller::InProcessNetwork::new();

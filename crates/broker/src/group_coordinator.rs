@@ -57,7 +57,8 @@ pub struct GroupCoordinator {
     node_id: i32,
     replica_manager: Arc<ReplicaManager>,
     shards: RwLock<HashMap<i32, Arc<Mutex<GroupShard>>>>,
-    parked: Mutex<HashMap<Waiter, Parked>>,
+    /// Requests waiting on a shard, with the shard's partition.
+    parked: Mutex<HashMap<Waiter, (i32, Parked)>>,
     next_waiter: AtomicU64,
     timer_wake: Notify,
     timer_task: Mutex<Option<JoinHandle<()>>>,
@@ -149,6 +150,31 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// Drops the shards of partitions this node no longer leads (Kafka's coordinator
+    /// unload on resignation): their groups are served by the new leader, which loads
+    /// them from its log; requests parked on them are answered COORDINATOR_NOT_AVAILABLE
+    /// (clients look the coordinator up again). Leadership that comes back loads afresh.
+    pub fn unload_unled_partitions(&self, image: &MetadataImage) {
+        let lost =
+            self.topic
+                .unled_partitions(image, self.node_id, self.shards.read().keys().copied());
+        if lost.is_empty() {
+            return;
+        }
+        let mut shards = self.shards.write();
+        for partition_id in &lost {
+            shards.remove(partition_id);
+            tracing::info!("unloaded {OFFSETS_TOPIC}-{partition_id}: no longer its leader");
+        }
+        drop(shards);
+        self.pending_txn_offsets
+            .lock()
+            .retain(|(partition_id, _), _| !lost.contains(partition_id));
+        self.parked
+            .lock()
+            .retain(|_, (partition_id, _)| !lost.contains(partition_id));
+    }
+
     fn shard_at(&self, partition_id: i32) -> Option<Shard> {
         self.shards.read().get(&partition_id).cloned()
     }
@@ -201,9 +227,9 @@ impl GroupCoordinator {
             .coordinator_of(&state.image(), self.partition_for_group(group_id))
     }
 
-    fn park(&self, parked: Parked) -> Waiter {
+    fn park(&self, partition_id: i32, parked: Parked) -> Waiter {
         let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
-        self.parked.lock().insert(waiter, parked);
+        self.parked.lock().insert(waiter, (partition_id, parked));
         waiter
     }
 
@@ -251,12 +277,12 @@ impl GroupCoordinator {
         }
         let mut parked = self.parked.lock();
         for (waiter, response) in fx.join_replies {
-            if let Some(Parked::Join(tx)) = parked.remove(&waiter) {
+            if let Some((_, Parked::Join(tx))) = parked.remove(&waiter) {
                 let _ = tx.send(response);
             }
         }
         for (waiter, response) in fx.sync_replies {
-            if let Some(Parked::Sync(tx)) = parked.remove(&waiter) {
+            if let Some((_, Parked::Sync(tx))) = parked.remove(&waiter) {
                 let _ = tx.send(response);
             }
         }
@@ -296,7 +322,7 @@ impl GroupCoordinator {
             Err(e) => return join_error(&request, e),
         };
         let (tx, rx) = oneshot::channel();
-        let waiter = self.park(Parked::Join(tx));
+        let waiter = self.park(partition_id, Parked::Join(tx));
         {
             let mut shard = shard.lock();
             let fresh_id = Uuid::new_v4().to_string();
@@ -318,7 +344,7 @@ impl GroupCoordinator {
             Err(e) => return error(e),
         };
         let (tx, rx) = oneshot::channel();
-        let waiter = self.park(Parked::Sync(tx));
+        let waiter = self.park(partition_id, Parked::Sync(tx));
         {
             let mut shard = shard.lock();
             let fx = shard.sync_group(&info, waiter, &request);

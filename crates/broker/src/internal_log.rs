@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
+use moldau_coordinator::txn::TRANSACTION_STATE_TOPIC;
 use moldau_metadata::MetadataImage;
 use moldau_storage::{BatchHeader, Log, TopicPartition};
 
@@ -219,6 +220,24 @@ impl CoordinatorTopic {
             .ok_or(ResponseError::CoordinatorNotAvailable)
     }
 
+    /// Of `loaded` partitions, those this node does not lead in `image` (an unknown
+    /// partition or a deleted topic counts as not led).
+    pub fn unled_partitions(
+        &self,
+        image: &MetadataImage,
+        node_id: i32,
+        loaded: impl Iterator<Item = i32>,
+    ) -> Vec<i32> {
+        let topic = image.topic_by_name(self.name);
+        loaded
+            .filter(|partition_id| {
+                topic
+                    .and_then(|t| t.partitions.get(partition_id))
+                    .is_none_or(|p| p.leader != node_id)
+            })
+            .collect()
+    }
+
     pub fn set_num_partitions(&self, num_partitions: i32) {
         self.num_partitions.store(num_partitions, Ordering::Relaxed);
     }
@@ -319,25 +338,38 @@ impl CoordinatorTopic {
 
 /// Creates a coordinator's internal topic (`__consumer_offsets`, `__transaction_state`):
 /// compacted, with its own partition count and segment size, through the active
-/// controller. One replica per partition until followers replicate (Kafka's
-/// `offsets.topic.replication.factor` default of 3 waits for that). Another creator
-/// winning the race is fine.
+/// controller, its replicas placed as any topic's. The replication factor is
+/// `offsets.topic.replication.factor` / `transaction.state.log.replication.factor`
+/// (default: Kafka's 3 capped by the number of voters), and `__transaction_state` gets
+/// `min.insync.replicas` = `transaction.state.log.min.isr`. As in Kafka, creation fails
+/// (COORDINATOR_NOT_AVAILABLE, which clients retry) while fewer brokers are unfenced than
+/// the replication factor. Another creator winning the race is fine.
 async fn create_internal_topic(
     state: &BrokerState,
     name: &str,
     num_partitions: i32,
     segment_bytes: i32,
 ) -> Result<(), ResponseError> {
+    let mut configs = vec![
+        ("cleanup.policy".into(), Some("compact".into())),
+        ("segment.bytes".into(), Some(segment_bytes.to_string())),
+        ("compression.type".into(), Some("producer".into())),
+    ];
+    let replication_factor = if name == TRANSACTION_STATE_TOPIC {
+        let min_isr = state.config.effective_transaction_state_log_min_isr();
+        configs.push(("min.insync.replicas".into(), Some(min_isr.to_string())));
+        state
+            .config
+            .effective_transaction_state_log_replication_factor()
+    } else {
+        state.config.effective_offsets_topic_replication_factor()
+    };
     let topic = NewTopic {
         name: name.to_string(),
         num_partitions,
-        replication_factor: 1,
+        replication_factor,
         assignments: vec![],
-        configs: vec![
-            ("cleanup.policy".into(), Some("compact".into())),
-            ("segment.bytes".into(), Some(segment_bytes.to_string())),
-            ("compression.type".into(), Some("producer".into())),
-        ],
+        configs,
     };
     match create_topic_via_controller(state, &topic).await {
         Ok(()) => {

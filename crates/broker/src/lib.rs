@@ -9,6 +9,7 @@
 pub mod config;
 mod error;
 
+mod alter_partition_manager;
 mod api;
 mod broker_lifecycle;
 mod controller;
@@ -17,9 +18,12 @@ mod group_coordinator;
 mod handlers;
 mod inter_broker;
 mod internal_log;
+mod leader_state;
 pub mod meta_properties;
 mod network;
+pub mod placement;
 mod raft_transport;
+mod replica_fetcher;
 mod replica_manager;
 mod server;
 mod state;

@@ -22,25 +22,57 @@ use moldau_storage::{
     VerificationGuard,
 };
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
+use crate::config::ReplicationConfig;
 use crate::controller::MetadataPublisher;
 use crate::error::BrokerError;
+use crate::leader_state::{LeaderState, PendingIsrChange};
 use crate::topic_configs::dynamic_log_defaults;
 
 pub struct Partition {
     pub log: Arc<Log>,
+    pub topic_id: Uuid,
+    pub replicas: Vec<i32>,
     pub leader: i32,
     pub leader_epoch: i32,
     pub isr: Vec<i32>,
-    /// Carries the high watermark; Fetch waits on it.
-    high_watermark_tx: Arc<watch::Sender<i64>>,
+    pub partition_epoch: i32,
+    /// Survives the metadata changes that replace this snapshot of the partition.
+    shared: Arc<PartitionShared>,
+}
+
+struct PartitionShared {
+    /// Carries the high watermark; consumers' fetches and acks=all produces wait on it.
+    high_watermark_tx: watch::Sender<i64>,
+    /// Carries the log end offset; followers' fetches wait on it.
+    log_end_tx: watch::Sender<i64>,
+    /// The followers' progress, while this node leads the partition.
+    leader_state: Mutex<Option<LeaderState>>,
 }
 
 impl Partition {
+    /// The high watermark's channel: changed by appends that move it, by follower
+    /// fetches, and by every metadata change of the partition (leadership moves wake
+    /// waiters, which then look again).
     pub fn subscribe(&self) -> watch::Receiver<i64> {
-        self.high_watermark_tx.subscribe()
+        self.shared.high_watermark_tx.subscribe()
     }
+
+    /// The log end offset's channel (followers' long polls).
+    pub fn subscribe_log_end(&self) -> watch::Receiver<i64> {
+        self.shared.log_end_tx.subscribe()
+    }
+}
+
+/// An ISR change the leader asks the controller for (Kafka's AlterPartition item).
+#[derive(Clone, Debug)]
+pub struct IsrChangeRequest {
+    pub tp: TopicPartition,
+    pub topic_id: Uuid,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub new_isr: Vec<i32>,
 }
 
 /// Why an append was refused before reaching the log, as Kafka error codes.
@@ -60,6 +92,11 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     /// Side effects of committed metadata that failed, retried by `reconcile`.
     pending: Mutex<PendingEffects>,
+    replication: ReplicationConfig,
+    /// ISR changes for the AlterPartition sender; at most one in flight per partition
+    /// (the leader state's `pending`), so the queue is bounded by the partitions led here.
+    isr_change_tx: mpsc::UnboundedSender<IsrChangeRequest>,
+    isr_change_rx: Mutex<Option<mpsc::UnboundedReceiver<IsrChangeRequest>>>,
 }
 
 #[derive(Default)]
@@ -73,7 +110,13 @@ struct PendingEffects {
 }
 
 impl ReplicaManager {
-    pub fn new(node_id: i32, log_manager: Arc<LogManager>, log_defaults: LogConfig) -> Self {
+    pub fn new(
+        node_id: i32,
+        log_manager: Arc<LogManager>,
+        log_defaults: LogConfig,
+        replication: ReplicationConfig,
+    ) -> Self {
+        let (isr_change_tx, isr_change_rx) = mpsc::unbounded_channel();
         ReplicaManager {
             node_id,
             log_manager,
@@ -81,7 +124,16 @@ impl ReplicaManager {
             log_defaults,
             partitions: RwLock::new(HashMap::new()),
             pending: Mutex::new(PendingEffects::default()),
+            replication,
+            isr_change_tx,
+            isr_change_rx: Mutex::new(Some(isr_change_rx)),
         }
+    }
+
+    /// The ISR changes leaders ask for, for the one AlterPartition sender (None after the
+    /// first call).
+    pub fn take_isr_changes(&self) -> Option<mpsc::UnboundedReceiver<IsrChangeRequest>> {
+        self.isr_change_rx.lock().take()
     }
 
     /// What a client gets for a partition this node does not serve: KAFKA_STORAGE_ERROR
@@ -286,8 +338,9 @@ impl ReplicaManager {
     }
 
     /// Appends a produce request's records for one partition as leader and advances the
-    /// high watermark to the minimum log end offset over the ISR (this node alone until
-    /// replication lands).
+    /// high watermark as far as the ISR allows. acks=-1 is refused with
+    /// NOT_ENOUGH_REPLICAS when the ISR is below `min.insync.replicas`; waiting for the
+    /// high watermark to pass the records is the caller's ([`Self::wait_for_replication`]).
     pub fn append_records(
         &self,
         tp: &TopicPartition,
@@ -323,22 +376,228 @@ impl ReplicaManager {
                 .append_as_leader(records, partition.leader_epoch, origin, now_ms),
         }
         .map_err(AppendError::Storage)?;
-        self.advance_high_watermark(&partition);
+        self.after_leader_append(&partition);
         Ok(info)
     }
 
-    fn advance_high_watermark(&self, partition: &Partition) {
-        // With this node the only ISR member, the HW is its log end offset.
-        let high_watermark = partition.log.log_end_offset();
+    /// After anything is appended to a partition this node leads (records, markers):
+    /// wakes waiting followers and moves the high watermark if the ISR allows.
+    pub fn after_leader_append(&self, partition: &Partition) {
+        partition
+            .shared
+            .log_end_tx
+            .send_replace(partition.log.log_end_offset());
+        self.maybe_increment_high_watermark(partition);
+    }
+
+    /// Waits until the high watermark passes `required_offset` (Kafka's DelayedProduce
+    /// for acks=-1), or leadership moves (NOT_LEADER_OR_FOLLOWER), or `timeout` passes
+    /// (REQUEST_TIMED_OUT). Once passed, NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR is
+    /// below `min.insync.replicas`, as Kafka answers.
+    pub async fn wait_for_replication(
+        &self,
+        tp: &TopicPartition,
+        leader_epoch: i32,
+        required_offset: i64,
+        timeout: std::time::Duration,
+    ) -> Result<(), kafka_protocol::ResponseError> {
+        use kafka_protocol::ResponseError as E;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut watcher = match self.partition(tp) {
+            Some(p) => p.subscribe(),
+            None => return Err(E::NotLeaderOrFollower),
+        };
+        loop {
+            watcher.mark_unchanged();
+            let partition = self.partition(tp).ok_or(E::NotLeaderOrFollower)?;
+            if partition.leader != self.node_id || partition.leader_epoch != leader_epoch {
+                return Err(E::NotLeaderOrFollower);
+            }
+            if partition.log.high_watermark() >= required_offset {
+                let min_isr = partition.log.config().min_insync_replicas;
+                return if (partition.isr.len() as i32) < min_isr {
+                    Err(E::NotEnoughReplicasAfterAppend)
+                } else {
+                    Ok(())
+                };
+            }
+            match tokio::time::timeout_at(deadline, watcher.changed()).await {
+                Err(_) => return Err(E::RequestTimedOut),
+                // The partition's channel closed: it left this node.
+                Ok(Err(_)) => return Err(E::NotLeaderOrFollower),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+
+    /// Waits until everything in a led partition's log as of now is replicated to the ISR:
+    /// a coordinator's writes count once they are (Kafka's coordinators append with
+    /// acks=-1), so a leader change never loses what a client was told.
+    pub async fn wait_for_log_end_replicated(
+        &self,
+        tp: &TopicPartition,
+        timeout: std::time::Duration,
+    ) -> Result<(), kafka_protocol::ResponseError> {
+        let partition = self
+            .partition(tp)
+            .filter(|p| p.leader == self.node_id)
+            .ok_or(kafka_protocol::ResponseError::NotLeaderOrFollower)?;
+        let required_offset = partition.log.log_end_offset();
+        self.wait_for_replication(tp, partition.leader_epoch, required_offset, timeout)
+            .await
+    }
+
+    /// Moves a led partition's high watermark up to what the ISR allows; true if it moved.
+    fn maybe_increment_high_watermark(&self, partition: &Partition) -> bool {
+        let log_end_offset = partition.log.log_end_offset();
+        let now_ms = crate::now_ms();
+        let image = self.published_image();
+        let eligible = |id: i32| Self::isr_eligible(image.as_deref(), id);
+        let high_watermark = match partition.shared.leader_state.lock().as_ref() {
+            Some(leader) => leader.high_watermark(
+                &partition.isr,
+                log_end_offset,
+                now_ms,
+                self.replication.replica_lag_time_max_ms,
+                eligible,
+            ),
+            None => return false,
+        };
+        if high_watermark <= partition.log.high_watermark() {
+            return false;
+        }
         partition.log.update_high_watermark(high_watermark);
-        partition.high_watermark_tx.send_replace(high_watermark);
+        partition
+            .shared
+            .high_watermark_tx
+            .send_replace(partition.log.high_watermark());
+        true
+    }
+
+    /// Kafka's `isReplicaIsrEligible`: a registered, unfenced broker.
+    fn isr_eligible(image: Option<&MetadataImage>, broker_id: i32) -> bool {
+        image
+            .and_then(|image| image.brokers.get(&broker_id))
+            .is_some_and(|b| !b.fenced)
+    }
+
+    /// A follower fetched `fetch_offset` from a partition this node leads: records its
+    /// progress, moves the high watermark, and asks for its return to the ISR once it
+    /// has caught up. NOT_LEADER_OR_FOLLOWER if `replica_id` is not a follower here.
+    pub fn update_follower_fetch(
+        &self,
+        partition: &Partition,
+        replica_id: i32,
+        fetch_offset: i64,
+    ) -> Result<(), kafka_protocol::ResponseError> {
+        let now_ms = crate::now_ms();
+        let updated = match partition.shared.leader_state.lock().as_mut() {
+            Some(leader) => leader.update_follower(
+                replica_id,
+                fetch_offset,
+                partition.log.log_end_offset(),
+                now_ms,
+            ),
+            None => false,
+        };
+        if !updated {
+            return Err(kafka_protocol::ResponseError::NotLeaderOrFollower);
+        }
+        self.maybe_increment_high_watermark(partition);
+        self.maybe_change_isr(partition, now_ms);
+        Ok(())
+    }
+
+    /// Asks the controller to shrink the ISR of out-of-sync followers or to expand it
+    /// with caught-up ones, unless a change is already in flight.
+    fn maybe_change_isr(&self, partition: &Partition, now_ms: i64) {
+        let image = self.published_image();
+        let eligible = |id: i32| Self::isr_eligible(image.as_deref(), id);
+        let mut guard = partition.shared.leader_state.lock();
+        let Some(leader) = guard.as_mut() else {
+            return;
+        };
+        let Some(new_isr) = leader.isr_change(
+            &partition.isr,
+            partition.log.log_end_offset(),
+            partition.log.high_watermark(),
+            now_ms,
+            self.replication.replica_lag_time_max_ms,
+            eligible,
+        ) else {
+            return;
+        };
+        leader.pending = Some(PendingIsrChange {
+            isr: new_isr.clone(),
+            committed_partition_epoch: None,
+        });
+        let tp = partition.log.topic_partition().clone();
+        tracing::info!(%tp, isr = ?partition.isr, ?new_isr, "asking the controller to change the ISR");
+        let _ = self.isr_change_tx.send(IsrChangeRequest {
+            tp,
+            topic_id: partition.topic_id,
+            leader_epoch: partition.leader_epoch,
+            partition_epoch: partition.partition_epoch,
+            new_isr,
+        });
+    }
+
+    /// Kafka's ISR expiration pass (every `replica.lag.time.max.ms / 2`): every partition
+    /// led here drops followers that fell behind, and its high watermark moves if that
+    /// lets it.
+    pub fn shrink_isrs(&self) {
+        let now_ms = crate::now_ms();
+        for (_, partition) in self.partitions() {
+            if partition.leader == self.node_id && partition.isr.len() > 1 {
+                self.maybe_change_isr(&partition, now_ms);
+            }
+        }
+    }
+
+    /// The controller answered an ISR change: committed at `Ok(partition_epoch)` (it
+    /// stays pending until the image shows it), or refused (no longer pending; the next
+    /// fetch or expiration pass decides again from the image).
+    pub fn isr_change_completed(&self, request: &IsrChangeRequest, result: Result<i32, String>) {
+        let Some(partition) = self.partition(&request.tp) else {
+            return;
+        };
+        let mut guard = partition.shared.leader_state.lock();
+        let Some(leader) = guard
+            .as_mut()
+            .filter(|l| l.leader_epoch == request.leader_epoch)
+        else {
+            return;
+        };
+        match result {
+            Ok(partition_epoch) => {
+                if let Some(pending) = leader.pending.as_mut() {
+                    pending.committed_partition_epoch = Some(partition_epoch);
+                }
+                leader.observe_partition_epoch(partition.partition_epoch);
+            }
+            Err(why) => {
+                tracing::warn!(tp = %request.tp, new_isr = ?request.new_isr, %why, "ISR change refused");
+                leader.pending = None;
+            }
+        }
     }
 
     /// Wakes fetchers of a partition whose log changed outside append (DeleteRecords).
     pub fn notify(&self, partition: &Partition) {
         partition
+            .shared
             .high_watermark_tx
             .send_replace(partition.log.high_watermark());
+    }
+
+    /// After a follower appended fetched records or moved its marks: wakes local
+    /// readers of the high watermark.
+    pub fn notify_follower_progress(&self, partition: &Partition) {
+        partition
+            .shared
+            .log_end_tx
+            .send_replace(partition.log.log_end_offset());
+        self.notify(partition);
     }
 
     fn make_partition(
@@ -354,20 +613,59 @@ impl ReplicaManager {
             .log_manager
             .get_or_create_log(tp, topic_id, config.clone())?;
         log.update_config(config);
-        let high_watermark_tx = match existing {
-            Some(p) => p.high_watermark_tx.clone(),
-            None => Arc::new(watch::channel(log.high_watermark()).0),
+        let shared = match existing {
+            Some(p) => p.shared.clone(),
+            None => Arc::new(PartitionShared {
+                high_watermark_tx: watch::channel(log.high_watermark()).0,
+                log_end_tx: watch::channel(log.log_end_offset()).0,
+                leader_state: Mutex::new(None),
+            }),
         };
+        {
+            let mut leader_state = shared.leader_state.lock();
+            if state.leader != self.node_id {
+                *leader_state = None;
+            } else {
+                match leader_state.as_mut() {
+                    Some(leader) if leader.leader_epoch == state.leader_epoch => {
+                        leader.update_replicas(&state.replicas);
+                        leader.observe_partition_epoch(state.partition_epoch);
+                    }
+                    _ => {
+                        // A new leader epoch starts at this log's end; a fresh partition
+                        // (epoch 0, empty) has nothing for any follower to diverge from.
+                        if state.leader_epoch > 0 || log.log_end_offset() > 0 {
+                            log.assign_epoch_start_offset(state.leader_epoch);
+                        }
+                        *leader_state = Some(LeaderState::new(
+                            self.node_id,
+                            state.leader_epoch,
+                            &state.replicas,
+                            &state.isr,
+                            log.log_end_offset(),
+                            crate::now_ms(),
+                        ));
+                    }
+                }
+            }
+        }
         let partition = Partition {
             log,
+            topic_id,
+            replicas: state.replicas.clone(),
             leader: state.leader,
             leader_epoch: state.leader_epoch,
             isr: state.isr.clone(),
-            high_watermark_tx,
+            partition_epoch: state.partition_epoch,
+            shared,
         };
         if partition.leader == self.node_id {
-            self.advance_high_watermark(&partition);
+            // The ISR may have shrunk: the mark may move.
+            self.maybe_increment_high_watermark(&partition);
         }
+        // Leadership or the ISR changed: waiters look again (acks=-1 produces answer
+        // NOT_LEADER_OR_FOLLOWER once leadership left).
+        self.notify(&partition);
         Ok(partition)
     }
 }

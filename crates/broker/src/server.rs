@@ -32,6 +32,8 @@ pub struct Broker {
     reconcile_task: JoinHandle<()>,
     coordinator_loader_task: JoinHandle<()>,
     heartbeat_task: JoinHandle<()>,
+    /// Follower fetchers, ISR expiration and the AlterPartition sender.
+    replication_tasks: Vec<JoinHandle<()>>,
 }
 
 /// How long a stopping broker waits for the active controller to move its leadership away.
@@ -67,6 +69,7 @@ impl Broker {
             config.node_id,
             log_manager.clone(),
             config.log_defaults.clone(),
+            config.replication.clone(),
         ));
 
         // Bound before the quorum starts: peers reach this node's Raft through them.
@@ -153,6 +156,11 @@ impl Broker {
         register_broker(&state).await?;
         crate::broker_lifecycle::wait_until_unfenced(&state).await;
         let heartbeat_task = crate::broker_lifecycle::spawn_heartbeats(state.clone());
+        let replication_tasks = vec![
+            crate::alter_partition_manager::spawn_alter_partition_sender(state.clone()),
+            crate::alter_partition_manager::spawn_isr_expiration(state.clone()),
+            crate::replica_fetcher::spawn_replica_fetchers(state.clone()),
+        ];
         state.group_coordinator.start().await?;
         crate::txn_coordinator::TxnCoordinator::start(&state).await?;
         log_manager.start_background_tasks();
@@ -178,6 +186,7 @@ impl Broker {
             reconcile_task,
             coordinator_loader_task,
             heartbeat_task,
+            replication_tasks,
         })
     }
 
@@ -206,6 +215,9 @@ impl Broker {
         }
         self.reconcile_task.abort();
         self.coordinator_loader_task.abort();
+        for task in &self.replication_tasks {
+            task.abort();
+        }
         self.state.group_coordinator.shutdown();
         self.state.txn_coordinator.shutdown();
         // No more committed metadata is applied (and published into the logs) from here.
@@ -258,6 +270,9 @@ fn spawn_coordinator_loader(state: Arc<BrokerState>) -> JoinHandle<()> {
         async move {
             let mut images = state.controller.quorum().subscribe();
             loop {
+                let image = state.image();
+                state.group_coordinator.unload_unled_partitions(&image);
+                state.txn_coordinator.unload_unled_partitions(&image);
                 state.group_coordinator.load_led_partitions(&state).await;
                 state.txn_coordinator.load_led_partitions(&state).await;
                 if images.changed().await.is_err() {

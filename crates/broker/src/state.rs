@@ -76,6 +76,13 @@ impl BrokerState {
         self.controller.image()
     }
 
+    /// A broker's registered `host:port` (its advertised client listener), from the image.
+    pub fn broker_addr(&self, node_id: i32) -> Option<String> {
+        let image = self.image();
+        let broker = image.brokers.get(&node_id)?;
+        Some(format!("{}:{}", broker.host, broker.port))
+    }
+
     /// The controller id clients see (Metadata, DescribeCluster): the active controller,
     /// where metadata writes succeed, or -1 (Kafka's "none") when it is not known or not a
     /// registered broker.

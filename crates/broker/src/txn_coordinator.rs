@@ -24,6 +24,7 @@ use moldau_coordinator::txn::{
     MarkerJob, TxnConfig, TxnMetadata, TxnPartition, TxnShard, TxnWrite, TRANSACTION_STATE_TOPIC,
 };
 use moldau_coordinator::{partition_for, OFFSETS_TOPIC};
+use moldau_metadata::MetadataImage;
 use moldau_storage::{AppendOrigin, StorageError, TopicPartition};
 use parking_lot::{Mutex, RwLock};
 use tokio::task::JoinHandle;
@@ -158,6 +159,22 @@ impl TxnCoordinator {
 
     fn shard_at(&self, partition_id: i32) -> Option<Shard> {
         self.shards.read().get(&partition_id).cloned()
+    }
+
+    /// Drops the shards of partitions this node no longer leads: the new leader loads
+    /// them (and finishes their Prepare* transactions) from its log; leadership that
+    /// comes back loads afresh, under the new leader epoch as coordinator epoch.
+    pub fn unload_unled_partitions(&self, image: &MetadataImage) {
+        let lost =
+            self.topic
+                .unled_partitions(image, self.node_id, self.shards.read().keys().copied());
+        let mut shards = self.shards.write();
+        for partition_id in lost {
+            shards.remove(&partition_id);
+            tracing::info!(
+                "unloaded {TRANSACTION_STATE_TOPIC}-{partition_id}: no longer its leader"
+            );
+        }
     }
 
     fn shard_for(&self, transactional_id: &str) -> Result<(i32, Shard), ResponseError> {
@@ -352,6 +369,7 @@ impl TxnCoordinator {
         }
         let image = state.image();
         let mut remote: HashMap<i32, Vec<TopicPartition>> = HashMap::new();
+        let mut local: Vec<(TopicPartition, MarkerWritten)> = Vec::new();
         let mut done = true;
         for (topic, partition) in &job.partitions {
             let tp = TopicPartition::new(topic.clone(), *partition);
@@ -371,8 +389,9 @@ impl TxnCoordinator {
                 shard.coordinator_epoch,
                 job.commit,
             ) {
+                Ok(written) => local.push((tp, written)),
                 // A deleted partition needs no marker (Kafka drops it too).
-                Ok(()) | Err(ResponseError::UnknownTopicOrPartition) => {}
+                Err(ResponseError::UnknownTopicOrPartition) => {}
                 Err(e) => {
                     tracing::warn!(
                         "marker for {} on {tp:?} failed ({e:?}); retrying later",
@@ -384,20 +403,31 @@ impl TxnCoordinator {
             }
         }
         let task_state = self.state.get().and_then(std::sync::Weak::upgrade);
+        let replicating = local.iter().any(|(_, w)| w.replicated);
         match task_state {
-            Some(task_state) if done && !remote.is_empty() => {
+            Some(task_state) if done && (!remote.is_empty() || replicating) => {
                 let shard = shard.clone();
                 tokio::spawn(async move {
                     let coordinator = &task_state.txn_coordinator;
                     let epoch = shard.coordinator_epoch;
-                    if send_markers(&task_state, &job, epoch, remote).await {
+                    let local_landed = match markers_replicated(&task_state, &local).await {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::warn!(
+                                "markers for {} not replicated ({e:?}); retrying later",
+                                job.transactional_id
+                            );
+                            false
+                        }
+                    };
+                    if local_landed && send_markers(&task_state, &job, epoch, remote).await {
                         coordinator.complete(partition_id, &shard, &job);
                     }
                     coordinator.inflight.lock().remove(&job.transactional_id);
                 });
             }
             _ => {
-                if done && remote.is_empty() {
+                if done && remote.is_empty() && !replicating {
                     self.complete(partition_id, shard, &job);
                 }
                 self.inflight.lock().remove(&job.transactional_id);
@@ -518,7 +548,7 @@ pub fn write_marker(
     producer_epoch: i16,
     coordinator_epoch: i32,
     commit: bool,
-) -> Result<(), ResponseError> {
+) -> Result<MarkerWritten, ResponseError> {
     let partition = state
         .replica_manager
         .partition(tp)
@@ -546,12 +576,59 @@ pub fn write_marker(
             .group_coordinator
             .complete_txn_offsets(tp.partition, producer_id, commit);
     }
-    // A single replica: the marker is committed once written.
-    partition
-        .log
-        .update_high_watermark(partition.log.log_end_offset());
-    state.replica_manager.notify(&partition);
-    Ok(())
+    state.replica_manager.after_leader_append(&partition);
+    Ok(MarkerWritten {
+        leader_epoch: partition.leader_epoch,
+        next_offset: partition.log.log_end_offset(),
+        replicated: partition.replicas.len() > 1,
+    })
+}
+
+/// Where a marker went: it counts once the high watermark passes `next_offset` in
+/// `leader_epoch` (at once with one replica).
+#[derive(Clone, Copy, Debug)]
+pub struct MarkerWritten {
+    pub leader_epoch: i32,
+    pub next_offset: i64,
+    pub replicated: bool,
+}
+
+/// How long a marker waits to reach the ISR before the coordinator is told it failed
+/// (and retries): within the coordinator's [`INTER_BROKER_TIMEOUT`].
+pub const MARKER_REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Waits for a written marker to reach the ISR.
+pub async fn marker_replicated(
+    state: &BrokerState,
+    tp: &TopicPartition,
+    written: MarkerWritten,
+) -> Result<(), ResponseError> {
+    if !written.replicated {
+        return Ok(());
+    }
+    state
+        .replica_manager
+        .wait_for_replication(
+            tp,
+            written.leader_epoch,
+            written.next_offset,
+            MARKER_REPLICATION_TIMEOUT,
+        )
+        .await
+}
+
+/// Waits for written markers to reach the ISR; the first failure, if any.
+async fn markers_replicated(
+    state: &BrokerState,
+    written: &[(TopicPartition, MarkerWritten)],
+) -> Result<(), ResponseError> {
+    let waits = written
+        .iter()
+        .map(|(tp, w)| marker_replicated(state, tp, *w));
+    futures_util::future::join_all(waits)
+        .await
+        .into_iter()
+        .collect()
 }
 
 /// Kafka's mapping of a failed coordinator append to what the client sees.
@@ -571,13 +648,6 @@ fn append_error_code(error: &AppendError) -> ResponseError {
 /// coordinator for a remote partition leader's markers.
 const INTER_BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A broker's advertised `host:port`, from the image.
-fn broker_addr(state: &BrokerState, node_id: i32) -> Option<String> {
-    let image = state.image();
-    let broker = image.brokers.get(&node_id)?;
-    Some(format!("{}:{}", broker.host, broker.port))
-}
-
 /// KIP-890 verification by a coordinator on another broker: AddPartitionsToTxn v4 with
 /// `verify_only`, as Kafka's partition leaders send it. A coordinator that cannot be
 /// reached is NOT_COORDINATOR to the caller (retriable, like a moving coordinator).
@@ -595,7 +665,9 @@ pub async fn verify_remotely(
         AddPartitionsToTxnRequest, ProducerId, TopicName, TransactionalId,
     };
     use kafka_protocol::protocol::StrBytes;
-    let addr = broker_addr(state, coordinator).ok_or(ResponseError::NotCoordinator)?;
+    let addr = state
+        .broker_addr(coordinator)
+        .ok_or(ResponseError::NotCoordinator)?;
     let request = AddPartitionsToTxnRequest::default().with_transactions(vec![
         AddPartitionsToTxnTransaction::default()
             .with_transactional_id(TransactionalId(StrBytes::from_string(
@@ -667,7 +739,7 @@ async fn send_markers(
                     .collect(),
             );
         let request = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
-        let Some(addr) = broker_addr(state, leader) else {
+        let Some(addr) = state.broker_addr(leader) else {
             all_landed = false;
             continue;
         };

@@ -10,8 +10,11 @@ use std::time::{Duration, Instant};
 use common::{free_port, Server};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{
+    BaseRecord, DefaultProducerContext, FutureProducer, FutureRecord, Producer, ThreadedProducer,
+};
 use rdkafka::TopicPartitionList;
 
 /// Bound of every wait in these tests (elections take about one election timeout).
@@ -685,4 +688,251 @@ fn cluster_local_starts_three_nodes_and_stops_them_on_sigterm() {
         let log = std::fs::read_to_string(dir.join(format!("node-{id}/server.log"))).unwrap();
         assert!(log.contains("stopped cleanly"), "node {id}:\n{log}");
     }
+}
+
+/// (leader, replicas, isr) of every partition of `topic`, as `moldau topics describe`
+/// reports them through `server`.
+fn replica_states(server: &Server, topic: &str) -> Vec<(i32, Vec<i32>, Vec<i32>)> {
+    let out = server.run(&["topics", "describe", "--topic", topic, "--output", "json"]);
+    if out.code != Some(0) {
+        return vec![];
+    }
+    let value: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+    let ids = |v: &serde_json::Value| -> Vec<i32> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|i| i.as_i64())
+                    .map(|i| i as i32)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    value[0]["partitions"]
+        .as_array()
+        .map(|parts| {
+            parts
+                .iter()
+                .map(|p| {
+                    let leader = p["leader"].as_i64().unwrap_or(-1) as i32;
+                    let mut isr = ids(&p["isr"]);
+                    isr.sort();
+                    (leader, ids(&p["replicas"]), isr)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The values of one partition in offset order, read from `bootstrap`.
+fn partition_values(bootstrap: &str, topic: &str, partition: i32, count: usize) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("ordered-{topic}-{partition}"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, partition, rdkafka::Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut values = Vec::new();
+    let deadline = Instant::now() + DEADLINE;
+    while values.len() < count && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(500)) {
+            values.push(message.payload_view::<str>().unwrap().unwrap().to_string());
+        }
+    }
+    // Anything past the expected count shows too.
+    while let Some(Ok(message)) = consumer.poll(Duration::from_millis(1000)) {
+        values.push(message.payload_view::<str>().unwrap().unwrap().to_string());
+    }
+    values
+}
+
+/// An acks=all idempotent producer whose every send must be acknowledged.
+fn produce_acked(bootstrap: &str, topic: &str, partition: i32, values: &[String]) {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", "45000")
+        .create()
+        .unwrap();
+    for value in values {
+        producer
+            .send(
+                BaseRecord::to(topic)
+                    .partition(partition)
+                    .key(value)
+                    .payload(value),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+}
+
+#[test]
+fn a_replicated_topic_keeps_every_acknowledged_record_through_leader_failures() {
+    let mut cluster = Cluster::new(3);
+    cluster.start_all();
+    let server = |c: &Cluster, id: i32| c.server(id).addr.to_string();
+    wait_for("all brokers registered", &cluster, || {
+        brokers(&server(&cluster, 1)).filter(|b| b.len() == 3)
+    });
+    cluster.server(1).ok(&[
+        "topics",
+        "create",
+        "--topic",
+        "replicated",
+        "--partitions",
+        "2",
+        "--replication-factor",
+        "3",
+        "--config",
+        "min.insync.replicas=2",
+    ]);
+    cluster.server(1).ok(&[
+        "topics",
+        "create",
+        "--topic",
+        "strict",
+        "--partitions",
+        "1",
+        "--replication-factor",
+        "3",
+        "--config",
+        "min.insync.replicas=3",
+    ]);
+    let states = wait_for("the topic with three in-sync replicas", &cluster, || {
+        let states = replica_states(cluster.server(1), "replicated");
+        (states.len() == 2
+            && states
+                .iter()
+                .all(|(l, r, isr)| *l >= 0 && r.len() == 3 && isr.len() == 3))
+        .then_some(states)
+    });
+    let first: Vec<String> = (0..200).map(|i| format!("a{i}")).collect();
+    produce_acked(&cluster.bootstrap(), "replicated", 0, &first);
+
+    // Every replica holds the acknowledged records, byte for byte the leader's log.
+    let leader = states[0].0;
+    wait_for("followers caught up", &cluster, || {
+        let sizes: BTreeSet<u64> = (1..=3)
+            .map(|id| dir_bytes(&cluster.dir(id).join("data").join("replicated-0")))
+            .collect();
+        (sizes.len() == 1).then_some(())
+    });
+
+    // kill -9 of the partition's leader: an in-sync follower takes over, and acks=all
+    // writes go on with two replicas (min.insync.replicas=2).
+    drop(cluster.servers.remove(&leader).unwrap());
+    let survivor = (1..=3).find(|id| *id != leader).unwrap();
+    let new_leader = wait_for("a new leader from the ISR", &cluster, || {
+        let states = replica_states(cluster.server(survivor), "replicated");
+        let (l, _, isr) = states.first()?;
+        (*l >= 0 && *l != leader && !isr.contains(&leader)).then_some(*l)
+    });
+    let second: Vec<String> = (0..200).map(|i| format!("b{i}")).collect();
+    produce_acked(&cluster.bootstrap(), "replicated", 0, &second);
+    let expected: Vec<String> = first.iter().chain(&second).cloned().collect();
+    let read = partition_values(&server(&cluster, survivor), "replicated", 0, expected.len());
+    assert_eq!(
+        read,
+        expected,
+        "nothing lost, duplicated or reordered\n{}",
+        cluster.logs()
+    );
+
+    // A topic that needs all three replicas in sync refuses acks=all writes now
+    // (NOT_ENOUGH_REPLICAS), rather than acknowledging them with too few copies.
+    wait_for(
+        "the strict topic's ISR without the dead broker",
+        &cluster,
+        || {
+            let states = replica_states(cluster.server(survivor), "strict");
+            let (l, _, isr) = states.first()?;
+            (*l >= 0 && isr.len() == 2).then_some(())
+        },
+    );
+    let refused = send_once(&cluster.bootstrap(), "strict", "refused");
+    assert_eq!(
+        refused,
+        Err(RDKafkaErrorCode::NotEnoughReplicas),
+        "{}",
+        cluster.logs()
+    );
+
+    // The killed node comes back, catches up and rejoins the ISR of both topics; then
+    // the strict topic takes writes again.
+    cluster.spawn(leader);
+    cluster
+        .servers
+        .get_mut(&leader)
+        .unwrap()
+        .wait_until_accepting();
+    for topic in ["replicated", "strict"] {
+        wait_for("the ISR whole again", &cluster, || {
+            let states = replica_states(cluster.server(survivor), topic);
+            (!states.is_empty() && states.iter().all(|(_, _, isr)| isr.len() == 3)).then_some(())
+        });
+    }
+    let size = |id: i32| dir_bytes(&cluster.dir(id).join("data").join("replicated-0"));
+    wait_for(
+        "the returning replica the same as the leader",
+        &cluster,
+        || (size(leader) == size(new_leader)).then_some(()),
+    );
+    assert_eq!(
+        send_once(&cluster.bootstrap(), "strict", "accepted"),
+        Ok(())
+    );
+    let read = partition_values(&cluster.bootstrap(), "strict", 0, 1);
+    assert_eq!(
+        read,
+        vec!["accepted".to_string()],
+        "the refused record was never written"
+    );
+    let read = partition_values(&cluster.bootstrap(), "replicated", 0, expected.len());
+    assert_eq!(read, expected);
+}
+
+/// One acks=all send without retries: its delivery error, if any.
+fn send_once(bootstrap: &str, topic: &str, value: &str) -> Result<(), RDKafkaErrorCode> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("retries", "0")
+        .set("message.timeout.ms", "20000")
+        .create()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let record = FutureRecord::to(topic)
+        .partition(0)
+        .key(value)
+        .payload(value);
+    match runtime.block_on(producer.send(record, Duration::from_secs(20))) {
+        Ok(_) => Ok(()),
+        Err((KafkaError::MessageProduction(code), _)) => Err(code),
+        Err((e, _)) => panic!("unexpected produce failure: {e}"),
+    }
+}
+
+/// Bytes of the `.log` segments of a partition directory.
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }

@@ -11,7 +11,7 @@ use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = AddOffsetsToTxnRequest::VERSIONS;
 
-pub fn handle(
+pub async fn handle(
     state: &BrokerState,
     ctx: &RequestContext,
     request: AddOffsetsToTxnRequest,
@@ -19,12 +19,22 @@ pub fn handle(
     let partition = state
         .group_coordinator
         .partition_for_group(request.group_id.as_str());
-    let result = state.txn_coordinator.add_partitions(
-        request.transactional_id.as_str(),
+    let transactional_id = request.transactional_id.as_str();
+    let mut result = state.txn_coordinator.add_partitions(
+        transactional_id,
         request.producer_id.0,
         request.producer_epoch,
         &[(OFFSETS_TOPIC.to_string(), partition)],
     );
+    if result.is_ok() {
+        let partition_id = state.txn_coordinator.partition_for(transactional_id);
+        result = super::coordinator_write_replicated(
+            state,
+            moldau_coordinator::txn::TRANSACTION_STATE_TOPIC,
+            partition_id,
+        )
+        .await;
+    }
     let code = match result {
         Ok(()) => 0,
         // Clients before v2 know INVALID_PRODUCER_EPOCH, not PRODUCER_FENCED.

@@ -20,43 +20,75 @@ pub const VERSIONS: VersionRange = AddPartitionsToTxnRequest::VERSIONS;
 const MAX_TRANSACTIONS: usize = 1_000;
 const MAX_PARTITIONS: usize = 10_000;
 
-pub fn handle(
+pub async fn handle(
     state: &BrokerState,
     ctx: &RequestContext,
     request: AddPartitionsToTxnRequest,
 ) -> AddPartitionsToTxnResponse {
     if ctx.api_version < 4 {
+        let transactional_id = request.v3_and_below_transactional_id.as_str();
         let topics = add(
             state,
             ctx.api_version,
-            request.v3_and_below_transactional_id.as_str(),
+            transactional_id,
             request.v3_and_below_producer_id.0,
             request.v3_and_below_producer_epoch,
             false,
             &request.v3_and_below_topics,
         );
+        let topics = replicated(state, transactional_id, false, topics).await;
         return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(topics);
     }
-    let results = request
-        .transactions
-        .iter()
-        .take(MAX_TRANSACTIONS)
-        .map(|txn| {
-            let topics = add(
-                state,
-                ctx.api_version,
-                txn.transactional_id.as_str(),
-                txn.producer_id.0,
-                txn.producer_epoch,
-                txn.verify_only,
-                &txn.topics,
-            );
+    let mut results = Vec::new();
+    for txn in request.transactions.iter().take(MAX_TRANSACTIONS) {
+        let transactional_id = txn.transactional_id.as_str();
+        let topics = add(
+            state,
+            ctx.api_version,
+            transactional_id,
+            txn.producer_id.0,
+            txn.producer_epoch,
+            txn.verify_only,
+            &txn.topics,
+        );
+        let topics = replicated(state, transactional_id, txn.verify_only, topics).await;
+        results.push(
             AddPartitionsToTxnResult::default()
                 .with_transactional_id(txn.transactional_id.clone())
-                .with_topic_results(topics)
-        })
-        .collect();
+                .with_topic_results(topics),
+        );
+    }
     AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
+}
+
+/// Partitions added (not just verified) count once the coordinator's record of them is
+/// replicated; until then each gets the coordinator error.
+async fn replicated(
+    state: &BrokerState,
+    transactional_id: &str,
+    verify_only: bool,
+    mut topics: Vec<AddPartitionsToTxnTopicResult>,
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    let added = topics
+        .iter()
+        .flat_map(|t| &t.results_by_partition)
+        .any(|p| p.partition_error_code == 0);
+    if verify_only || !added {
+        return topics;
+    }
+    let partition_id = state.txn_coordinator.partition_for(transactional_id);
+    let written = super::coordinator_write_replicated(
+        state,
+        moldau_coordinator::txn::TRANSACTION_STATE_TOPIC,
+        partition_id,
+    )
+    .await;
+    if let Err(e) = written {
+        for p in topics.iter_mut().flat_map(|t| &mut t.results_by_partition) {
+            p.partition_error_code = e.code();
+        }
+    }
+    topics
 }
 
 fn add(

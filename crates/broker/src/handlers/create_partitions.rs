@@ -15,6 +15,7 @@ use crate::api::RequestContext;
 use crate::controller::MAX_RECORDS_PER_USER_OP;
 use crate::descriptors::DescriptorBudget;
 use crate::error::BrokerError;
+use crate::placement::{self, UsableBroker};
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = CreatePartitionsRequest::VERSIONS;
@@ -175,7 +176,6 @@ fn plan(image: &MetadataImage, growth: &Growth) -> Result<Vec<MetadataRecord>, R
             ),
         ))?;
     let registered: Vec<i32> = image.brokers.keys().copied().collect();
-    let brokers = image.unfenced_broker_ids();
     let assignments = match &growth.assignments {
         Some(assignments) => {
             if assignments.len() != additional {
@@ -192,25 +192,16 @@ fn plan(image: &MetadataImage, growth: &Growth) -> Result<Vec<MetadataRecord>, R
             }
             assignments.clone()
         }
-        None => {
-            if replication_factor > brokers.len() {
-                return Err((
-                    ResponseError::InvalidReplicationFactor,
-                    format!(
-                        "Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only {} broker(s) are registered.",
-                        brokers.len()
-                    ),
-                ));
-            }
-            // Round-robin from the partition's index, as CreateTopics places them.
-            (current as usize..growth.count as usize)
-                .map(|p| {
-                    (0..replication_factor)
-                        .map(|r| brokers[(p + r) % brokers.len()])
-                        .collect()
-                })
-                .collect()
-        }
+        // Placed as CreateTopics places them, over the unfenced brokers, with the
+        // replication factor of the topic's first partition; seeded by the topic id and
+        // the count it grows from, so that successive growths start elsewhere.
+        None => placement::place(
+            &UsableBroker::unfenced(image),
+            additional,
+            replication_factor,
+            placement::seed_from(topic.topic_id, current as u64),
+        )
+        .map_err(|e| (ResponseError::InvalidReplicationFactor, e.to_string()))?,
     };
     Ok(assignments
         .into_iter()

@@ -18,6 +18,7 @@ use crate::api::RequestContext;
 use crate::controller::METADATA_TOPIC;
 use crate::descriptors::DescriptorBudget;
 use crate::error::BrokerError;
+use crate::placement::{self, UsableBroker};
 use crate::state::BrokerState;
 use crate::topic_configs;
 
@@ -293,19 +294,9 @@ fn plan_topic(
             ),
         ));
     }
-    let assignments = place_replicas(state, image, topic)?;
+    let topic_id = Uuid::new_v4();
+    let assignments = place_replicas(state, image, topic, topic_id)?;
     let replication_factor = assignments[0].len() as i16;
-    if replication_factor > 1 {
-        // Fail closed until followers replicate: a second replica would be reported in
-        // sync (and acks=all acknowledged) with no copy behind it.
-        return Err((
-            ResponseError::InvalidReplicationFactor,
-            format!(
-                "Replication factor {replication_factor} is not supported yet: this version \
-                 keeps one replica per partition (followers do not replicate yet)."
-            ),
-        ));
-    }
     let configs = validate_configs(state, topic)?;
     let local = assignments
         .iter()
@@ -315,7 +306,6 @@ fn plan_topic(
         return Err((ResponseError::PolicyViolation, why));
     }
 
-    let topic_id = Uuid::new_v4();
     let mut records = vec![MetadataRecord::Topic {
         name: topic.name.clone(),
         topic_id,
@@ -347,16 +337,16 @@ fn plan_topic(
     })
 }
 
-/// Replica lists per partition: explicit assignments checked, or placed round-robin over
-/// the registered brokers starting at a partition-dependent offset (as Kafka does).
+/// Replica lists per partition: explicit assignments checked, or placed rack-aware over
+/// the unfenced brokers by Kafka's striped placement ([`placement`]), seeded by the new
+/// topic's (random) id.
 fn place_replicas(
     state: &BrokerState,
     image: &MetadataImage,
     topic: &NewTopic,
+    topic_id: Uuid,
 ) -> Result<Vec<Vec<i32>>, TopicError> {
     let registered: Vec<i32> = image.brokers.keys().copied().collect();
-    // New replicas go to brokers that can serve them (Kafka's usable brokers).
-    let brokers = image.unfenced_broker_ids();
     if !topic.assignments.is_empty() {
         if topic.num_partitions != -1 || topic.replication_factor != -1 {
             return Err((
@@ -416,30 +406,14 @@ fn place_replicas(
         }
         n => n,
     };
-    if replication_factor as usize > brokers.len() {
-        return Err((
-            ResponseError::InvalidReplicationFactor,
-            format!(
-                "Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only {} broker(s) are registered.",
-                brokers.len()
-            ),
-        ));
-    }
-    Ok(round_robin(
-        &brokers,
-        num_partitions,
+    // New replicas go to brokers that can serve them (Kafka's usable brokers).
+    placement::place(
+        &UsableBroker::unfenced(image),
+        num_partitions as usize,
         replication_factor as usize,
-    ))
-}
-
-fn round_robin(brokers: &[i32], num_partitions: i32, replication_factor: usize) -> Vec<Vec<i32>> {
-    (0..num_partitions as usize)
-        .map(|p| {
-            (0..replication_factor)
-                .map(|r| brokers[(p + r) % brokers.len()])
-                .collect()
-        })
-        .collect()
+        placement::seed_from(topic_id, 0),
+    )
+    .map_err(|e| (ResponseError::InvalidReplicationFactor, e.to_string()))
 }
 
 /// Topic configs must be known keys with valid values; returns them with values trimmed.

@@ -10,14 +10,29 @@ use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = EndTxnRequest::VERSIONS;
 
-pub fn handle(state: &BrokerState, ctx: &RequestContext, request: EndTxnRequest) -> EndTxnResponse {
-    let result = state.txn_coordinator.end_txn(
+pub async fn handle(
+    state: &BrokerState,
+    ctx: &RequestContext,
+    request: EndTxnRequest,
+) -> EndTxnResponse {
+    let transactional_id = request.transactional_id.as_str();
+    let mut result = state.txn_coordinator.end_txn(
         state,
-        request.transactional_id.as_str(),
+        transactional_id,
         request.producer_id.0,
         request.producer_epoch,
         request.committed,
     );
+    if result.is_ok() {
+        // The PrepareCommit / PrepareAbort is durable before the producer hears of it.
+        let partition_id = state.txn_coordinator.partition_for(transactional_id);
+        result = super::coordinator_write_replicated(
+            state,
+            moldau_coordinator::txn::TRANSACTION_STATE_TOPIC,
+            partition_id,
+        )
+        .await;
+    }
     let code = match result {
         Ok(()) => 0,
         // Clients before v2 know INVALID_PRODUCER_EPOCH, not PRODUCER_FENCED.

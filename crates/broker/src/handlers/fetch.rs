@@ -8,13 +8,19 @@
 //! position of the high watermark (or last stable offset); data is read once, to answer.
 //! Fetch sessions (KIP-227) are answered sessionless: every response is a full response
 //! with session id 0, which clients accept and then keep sending full requests.
+//!
+//! A fetch with a replica id is a follower's: it reads up to the log end (not the high
+//! watermark), waits on the log end, records the follower's progress (which moves the high
+//! watermark and the ISR), and gets a diverging epoch instead of records when its last
+//! fetched epoch shows its log went another way (KIP-595's truncation on fetch, Kafka's
+//! path since 2.7; OffsetForLeaderEpoch answers the same question on its own).
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::future::select_all;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::{Message, VersionRange};
@@ -48,6 +54,28 @@ struct Wanted {
     fetch_offset: i64,
     partition_max_bytes: i32,
     partition: Result<Arc<Partition>, ResponseError>,
+    /// Where the follower's log diverges from this one: (epoch, end offset), or
+    /// Err(OFFSET_OUT_OF_RANGE) when its last fetched epoch cannot be placed here.
+    diverging_epoch: Option<Result<(i32, i64), ResponseError>>,
+}
+
+/// How far a fetch may read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReadLimit {
+    HighWatermark,
+    LastStableOffset,
+    /// Followers replicate everything the leader has.
+    LogEnd,
+}
+
+impl ReadLimit {
+    fn offset(self, log: &moldau_storage::Log) -> i64 {
+        match self {
+            ReadLimit::HighWatermark => log.high_watermark(),
+            ReadLimit::LastStableOffset => log.last_stable_offset(),
+            ReadLimit::LogEnd => log.log_end_offset(),
+        }
+    }
 }
 
 pub async fn handle(
@@ -62,19 +90,39 @@ pub async fn handle(
         return FetchResponse::default()
             .with_error_code(ResponseError::FetchSessionIdNotFound.code());
     }
-    let wanted = resolve(state, ctx, &request);
+    // v15 moved the replica id into ReplicaState; consumers send -1.
+    let replica_id = if ctx.api_version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    let from_follower = replica_id >= 0;
+    let wanted = resolve(state, ctx, &request, replica_id);
     let max_bytes = request.max_bytes.min(FETCH_MAX_BYTES);
-    let read_committed = request.isolation_level == READ_COMMITTED;
+    let limit = if from_follower {
+        ReadLimit::LogEnd
+    } else if request.isolation_level == READ_COMMITTED {
+        ReadLimit::LastStableOffset
+    } else {
+        ReadLimit::HighWatermark
+    };
     let mut watchers: Vec<watch::Receiver<i64>> = wanted
         .iter()
-        .filter_map(|w| w.partition.as_ref().ok().map(|p| p.subscribe()))
+        .filter_map(|w| {
+            let partition = w.partition.as_ref().ok()?;
+            Some(if from_follower {
+                partition.subscribe_log_end()
+            } else {
+                partition.subscribe()
+            })
+        })
         .collect();
     let max_wait_ms = request.max_wait_ms.clamp(0, MAX_WAIT_MS_CAP);
     let deadline = Instant::now() + Duration::from_millis(max_wait_ms as u64);
     for watcher in &mut watchers {
         watcher.mark_unchanged();
     }
-    let (responses, bytes, any_error) = read_all(&wanted, max_bytes, read_committed);
+    let (responses, bytes, any_error) = read_all(&wanted, max_bytes, limit);
     let min_bytes = i64::from(request.min_bytes);
     if bytes >= min_bytes || any_error || watchers.is_empty() || Instant::now() >= deadline {
         return FetchResponse::default().with_responses(responses);
@@ -98,11 +146,11 @@ pub async fn handle(
         for watcher in &mut watchers {
             watcher.mark_unchanged();
         }
-        if can_complete(&wanted, &parked, read_committed, min_bytes) {
+        if can_complete(&wanted, &parked, limit, min_bytes) {
             break;
         }
     }
-    let (responses, _, _) = read_all(&wanted, max_bytes, read_committed);
+    let (responses, _, _) = read_all(&wanted, max_bytes, limit);
     FetchResponse::default().with_responses(responses)
 }
 
@@ -113,7 +161,7 @@ pub async fn handle(
 fn can_complete(
     wanted: &[Wanted],
     parked: &[Option<LogOffsetMetadata>],
-    read_committed: bool,
+    limit: ReadLimit,
     min_bytes: i64,
 ) -> bool {
     let mut accumulated_bytes = 0i64;
@@ -122,11 +170,7 @@ fn can_complete(
             continue;
         };
         let log = &partition.log;
-        let end_offset = if read_committed {
-            log.last_stable_offset()
-        } else {
-            log.high_watermark()
-        };
+        let end_offset = limit.offset(log);
         if end_offset == start.offset {
             continue;
         }
@@ -147,7 +191,12 @@ fn can_complete(
     accumulated_bytes >= min_bytes
 }
 
-fn resolve(state: &BrokerState, ctx: &RequestContext, request: &FetchRequest) -> Vec<Wanted> {
+fn resolve(
+    state: &BrokerState,
+    ctx: &RequestContext,
+    request: &FetchRequest,
+    replica_id: i32,
+) -> Vec<Wanted> {
     let image = state.image();
     let by_id = ctx.api_version >= 13;
     let mut wanted = Vec::new();
@@ -158,12 +207,26 @@ fn resolve(state: &BrokerState, ctx: &RequestContext, request: &FetchRequest) ->
             Some(topic.topic.to_string())
         };
         for p in &topic.partitions {
+            let mut diverging_epoch = None;
             let partition = match &name {
                 None => Err(ResponseError::UnknownTopicId),
                 Some(name) => state
                     .replica_manager
                     .hosted_partition(&TopicPartition::new(name.clone(), p.partition))
-                    .and_then(|partition| check_leader(state, partition, p.current_leader_epoch)),
+                    .and_then(|partition| check_leader(state, partition, p.current_leader_epoch))
+                    .and_then(|partition| {
+                        let last_fetched_epoch = if ctx.api_version >= 12 {
+                            p.last_fetched_epoch
+                        } else {
+                            -1
+                        };
+                        diverging_epoch =
+                            diverging(&partition.log, last_fetched_epoch, p.fetch_offset);
+                        if replica_id >= 0 && diverging_epoch.is_none() {
+                            follower_fetched(state, &partition, replica_id, p.fetch_offset)?;
+                        }
+                        Ok(partition)
+                    }),
             };
             wanted.push(Wanted {
                 topic: topic.topic.clone(),
@@ -172,10 +235,51 @@ fn resolve(state: &BrokerState, ctx: &RequestContext, request: &FetchRequest) ->
                 fetch_offset: p.fetch_offset,
                 partition_max_bytes: p.partition_max_bytes,
                 partition,
+                diverging_epoch,
             });
         }
     }
     wanted
+}
+
+/// Kafka's `validateFetchOffsetAndMaybeGetDivergingEpoch`: a fetcher's last fetched epoch
+/// that ends earlier here than its fetch offset, or is not an epoch here, means its log
+/// went another way: it gets this log's (epoch, end offset) for that epoch to truncate to.
+/// An epoch this log cannot place at all is OFFSET_OUT_OF_RANGE.
+fn diverging(
+    log: &moldau_storage::Log,
+    last_fetched_epoch: i32,
+    fetch_offset: i64,
+) -> Option<Result<(i32, i64), ResponseError>> {
+    if last_fetched_epoch < 0 {
+        return None;
+    }
+    match log.end_offset_for_epoch(last_fetched_epoch) {
+        None => Some(Err(ResponseError::OffsetOutOfRange)),
+        Some(found)
+            if found.leader_epoch < last_fetched_epoch || found.end_offset < fetch_offset =>
+        {
+            Some(Ok((found.leader_epoch, found.end_offset)))
+        }
+        Some(_) => None,
+    }
+}
+
+/// A follower's fetch offset is its log end: the leader records it (high watermark, ISR).
+/// An offset outside this log is left to the read, which answers OFFSET_OUT_OF_RANGE.
+fn follower_fetched(
+    state: &BrokerState,
+    partition: &Partition,
+    replica_id: i32,
+    fetch_offset: i64,
+) -> Result<(), ResponseError> {
+    let log = &partition.log;
+    if fetch_offset < log.log_start_offset() || fetch_offset > log.log_end_offset() {
+        return Ok(());
+    }
+    state
+        .replica_manager
+        .update_follower_fetch(partition, replica_id, fetch_offset)
 }
 
 fn check_leader(
@@ -192,22 +296,40 @@ fn check_leader(
 fn read_all(
     wanted: &[Wanted],
     max_bytes: i32,
-    read_committed: bool,
+    limit: ReadLimit,
 ) -> (Vec<FetchableTopicResponse>, i64, bool) {
     let mut remaining = i64::from(max_bytes.max(0));
     let mut total_bytes = 0i64;
     let mut any_error = false;
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
     for w in wanted {
-        let limit = remaining.min(i64::from(w.partition_max_bytes.max(0))) as u32;
+        let byte_limit = remaining.min(i64::from(w.partition_max_bytes.max(0))) as u32;
         let min_one_message = total_bytes == 0;
         let data = match &w.partition {
             Err(e) => {
                 any_error = true;
                 error_partition(w.partition_index, e.code())
             }
+            Ok(partition) if w.diverging_epoch.is_some() => {
+                // Answered at once, without records: the follower truncates first.
+                any_error = true;
+                match w.diverging_epoch {
+                    Some(Ok((epoch, end_offset))) => marks(partition, PartitionData::default())
+                        .with_partition_index(w.partition_index)
+                        .with_diverging_epoch(
+                            EpochEndOffset::default()
+                                .with_epoch(epoch)
+                                .with_end_offset(end_offset),
+                        )
+                        .with_records(Some(Bytes::new())),
+                    _ => marks(
+                        partition,
+                        error_partition(w.partition_index, ResponseError::OffsetOutOfRange.code()),
+                    ),
+                }
+            }
             Ok(partition) => {
-                match read_partition(partition, w, limit, min_one_message, read_committed) {
+                match read_partition(partition, w, byte_limit, min_one_message, limit) {
                     Ok((data, bytes)) => {
                         total_bytes += bytes;
                         remaining = (remaining - bytes).max(0);
@@ -215,11 +337,10 @@ fn read_all(
                     }
                     Err(e) => {
                         any_error = true;
-                        let mut data = error_partition(w.partition_index, storage_error_code(&e));
-                        data.high_watermark = partition.log.high_watermark();
-                        data.last_stable_offset = partition.log.last_stable_offset();
-                        data.log_start_offset = partition.log.log_start_offset();
-                        data
+                        marks(
+                            partition,
+                            error_partition(w.partition_index, storage_error_code(&e)),
+                        )
                     }
                 }
             }
@@ -237,22 +358,28 @@ fn read_all(
     (topics, total_bytes, any_error)
 }
 
+/// The partition's marks (high watermark, last stable offset, log start) on an answer: a
+/// follower learns from them where to go after OFFSET_OUT_OF_RANGE.
+fn marks(partition: &Partition, data: PartitionData) -> PartitionData {
+    let log = &partition.log;
+    data.with_high_watermark(log.high_watermark())
+        .with_last_stable_offset(log.last_stable_offset())
+        .with_log_start_offset(log.log_start_offset())
+}
+
 fn read_partition(
     partition: &Partition,
     w: &Wanted,
-    limit: u32,
+    byte_limit: u32,
     min_one_message: bool,
-    read_committed: bool,
+    limit: ReadLimit,
 ) -> Result<(PartitionData, i64), StorageError> {
     let log = &partition.log;
     let high_watermark = log.high_watermark();
     let last_stable_offset = log.last_stable_offset();
-    let max_offset = if read_committed {
-        last_stable_offset
-    } else {
-        high_watermark
-    };
-    let fetched = log.read(w.fetch_offset, limit, max_offset, min_one_message)?;
+    let read_committed = limit == ReadLimit::LastStableOffset;
+    let max_offset = limit.offset(log);
+    let fetched = log.read(w.fetch_offset, byte_limit, max_offset, min_one_message)?;
     let records = if fetched.is_empty() {
         Bytes::new()
     } else {

@@ -32,15 +32,27 @@ pub async fn handle(
         _ => return response.with_error_code(ResponseError::InvalidRequest.code()),
     };
     if let Some(transactional_id) = &request.transactional_id {
-        let result = state
+        let transactional_id = transactional_id.as_str();
+        let mut result = state
             .txn_coordinator
             .init_producer_id(
                 state,
-                transactional_id.as_str(),
+                transactional_id,
                 request.transaction_timeout_ms,
                 expected,
             )
             .await;
+        if result.is_ok() {
+            // The new epoch is durable before the producer uses it.
+            let partition_id = state.txn_coordinator.partition_for(transactional_id);
+            let written = super::coordinator_write_replicated(
+                state,
+                moldau_coordinator::txn::TRANSACTION_STATE_TOPIC,
+                partition_id,
+            )
+            .await;
+            result = written.and(result);
+        }
         return match result {
             Ok((producer_id, epoch)) => response
                 .with_producer_id(ProducerId(producer_id))

@@ -5,6 +5,7 @@ pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod allocate_producer_ids;
 pub mod alter_configs;
+pub mod alter_partition;
 pub mod api_versions;
 pub mod broker_heartbeat;
 pub mod broker_registration;
@@ -72,6 +73,31 @@ where
         .await
         .map_err(|e| tracing::debug!(%e, "request not forwarded to the active controller"))
         .ok()
+}
+
+/// How long a coordinator's answer waits for its write to reach the ISR.
+const COORDINATOR_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A coordinator's writes to `topic`-`partition_id` (`__consumer_offsets`,
+/// `__transaction_state`) so far, replicated to the ISR before the client is answered,
+/// with Kafka's coordinator error mapping: leadership gone is NOT_COORDINATOR, too few
+/// replicas or a timeout COORDINATOR_NOT_AVAILABLE (both make clients retry).
+pub(crate) async fn coordinator_write_replicated(
+    state: &BrokerState,
+    topic: &str,
+    partition_id: i32,
+) -> Result<(), ResponseError> {
+    let tp = moldau_storage::TopicPartition::new(topic, partition_id);
+    state
+        .replica_manager
+        .wait_for_log_end_replicated(&tp, COORDINATOR_WRITE_TIMEOUT)
+        .await
+        .map_err(|e| match e {
+            ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError => {
+                ResponseError::NotCoordinator
+            }
+            _ => ResponseError::CoordinatorNotAvailable,
+        })
 }
 
 pub(crate) fn topic_name(name: &str) -> TopicName {

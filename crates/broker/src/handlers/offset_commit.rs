@@ -10,13 +10,15 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, TopicN
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 
+use moldau_coordinator::OFFSETS_TOPIC;
+
 use crate::api::RequestContext;
 use crate::group_coordinator::request_info;
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = OffsetCommitRequest::VERSIONS;
 
-pub fn handle(
+pub async fn handle(
     state: &BrokerState,
     ctx: &RequestContext,
     mut request: OffsetCommitRequest,
@@ -25,7 +27,20 @@ pub fn handle(
     let mut response = if request.topics.is_empty() {
         OffsetCommitResponse::default()
     } else {
-        commit(state, ctx, &request)
+        let mut response = commit(state, ctx, &request);
+        let partition_id = state
+            .group_coordinator
+            .partition_for_group(request.group_id.as_str());
+        if let Err(e) =
+            super::coordinator_write_replicated(state, OFFSETS_TOPIC, partition_id).await
+        {
+            for p in response.topics.iter_mut().flat_map(|t| &mut t.partitions) {
+                if p.error_code == 0 {
+                    p.error_code = e.code();
+                }
+            }
+        }
+        response
     };
     for (name, partitions) in unknown {
         let partitions = partitions.into_iter().map(|partition_index| {

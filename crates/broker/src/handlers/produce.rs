@@ -2,8 +2,13 @@
 //!
 //! Batches are validated and written by the storage crate without decoding records; the
 //! only copy is from the request buffer into a mutable buffer whose base offsets are patched.
+//! With acks=-1 the answer waits, for all partitions at once, until each high watermark
+//! passes its records (Kafka's DelayedProduce), bounded by the request's `timeout_ms`.
+
+use std::time::Duration;
 
 use bytes::BytesMut;
+use futures_util::future::join_all;
 use kafka_protocol::messages::produce_request::PartitionProduceData;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -21,6 +26,10 @@ use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = ProduceRequest::VERSIONS;
 
+/// The longest an acks=-1 produce waits for the ISR, whatever its `timeout_ms` asks:
+/// Kafka sets no bound, but nothing a client sends may park forever.
+const MAX_TIMEOUT_MS: i32 = 300_000;
+
 /// Returns `Ok(None)` for acks=0: the client expects no response. An acks=0 request that
 /// failed anywhere is `Err`: as Kafka, the connection is closed, the only way such a client
 /// learns of the failure (it then refreshes metadata and reconnects).
@@ -33,6 +42,8 @@ pub async fn handle(
     let transactional_id = request.transactional_id.as_ref().map(|id| id.as_str());
     let image = state.image();
     let mut responses = Vec::with_capacity(request.topic_data.len());
+    // (topic index, partition index in it, what to wait for) of appends awaiting the ISR.
+    let mut waits: Vec<(usize, usize, Replication)> = Vec::new();
     for topic in request.topic_data {
         // v13+ names topics by id.
         let name = if ctx.api_version >= 13 {
@@ -42,9 +53,12 @@ pub async fn handle(
         };
         let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
         for partition in topic.partition_data {
-            partition_responses.push(
-                produce_partition(state, ctx, acks, transactional_id, &name, partition).await,
-            );
+            let (response, wait) =
+                produce_partition(state, ctx, acks, transactional_id, &name, partition).await;
+            if let Some(wait) = wait {
+                waits.push((responses.len(), partition_responses.len(), wait));
+            }
+            partition_responses.push(response);
         }
         responses.push(
             TopicProduceResponse::default()
@@ -52,6 +66,24 @@ pub async fn handle(
                 .with_topic_id(topic.topic_id)
                 .with_partition_responses(partition_responses),
         );
+    }
+    if !waits.is_empty() {
+        let timeout = Duration::from_millis(request.timeout_ms.clamp(0, MAX_TIMEOUT_MS) as u64);
+        let outcomes = join_all(waits.iter().map(|(_, _, wait)| {
+            state.replica_manager.wait_for_replication(
+                &wait.tp,
+                wait.leader_epoch,
+                wait.required_offset,
+                timeout,
+            )
+        }))
+        .await;
+        for ((topic, partition, _), outcome) in waits.iter().zip(outcomes) {
+            if let Err(e) = outcome {
+                let response = &mut responses[*topic].partition_responses[*partition];
+                *response = error_response(response.index, e.code(), None);
+            }
+        }
     }
     if acks == 0 {
         return match first_error(&responses) {
@@ -62,7 +94,16 @@ pub async fn handle(
     Ok(Some(ProduceResponse::default().with_responses(responses)))
 }
 
-/// One partition of a Produce request: verify (transactions), append, answer.
+/// What an acks=-1 append waits for: the high watermark past `required_offset` in the
+/// leader epoch it was appended in.
+struct Replication {
+    tp: TopicPartition,
+    leader_epoch: i32,
+    required_offset: i64,
+}
+
+/// One partition of a Produce request: verify (transactions), append, answer (and, for
+/// acks=-1, what the answer waits for).
 async fn produce_partition(
     state: &BrokerState,
     ctx: &RequestContext,
@@ -70,9 +111,9 @@ async fn produce_partition(
     transactional_id: Option<&str>,
     name: &Option<String>,
     partition: PartitionProduceData,
-) -> PartitionProduceResponse {
+) -> (PartitionProduceResponse, Option<Replication>) {
     let error = |e: ResponseError, message: Option<String>| {
-        error_response(partition.index, e.code(), message)
+        (error_response(partition.index, e.code(), message), None)
     };
     let Some(name) = &name else {
         return error(ResponseError::UnknownTopicId, None);
@@ -92,17 +133,32 @@ async fn produce_partition(
         Err(e) => return error(e, None),
     };
     let mut records = BytesMut::from(&records[..]);
+    // The epoch the records go in under: an acks=-1 wait ends if leadership moves.
+    let leader_epoch = state
+        .replica_manager
+        .partition(&tp)
+        .map_or(-1, |p| p.leader_epoch);
     match state
         .replica_manager
         .append_records(&tp, &mut records, acks, AppendOrigin::Client, guard)
     {
-        Ok(info) => PartitionProduceResponse::default()
-            .with_index(partition.index)
-            .with_base_offset(info.first_offset)
-            .with_log_append_time_ms(info.log_append_time_ms)
-            .with_log_start_offset(info.log_start_offset),
+        Ok(info) => {
+            let response = PartitionProduceResponse::default()
+                .with_index(partition.index)
+                .with_base_offset(info.first_offset)
+                .with_log_append_time_ms(info.log_append_time_ms)
+                .with_log_start_offset(info.log_start_offset);
+            // A duplicate was appended before; it waits too, as its first append may not
+            // be replicated yet.
+            let wait = (acks == -1).then(|| Replication {
+                tp,
+                leader_epoch,
+                required_offset: info.last_offset + 1,
+            });
+            (response, wait)
+        }
         Err(AppendError::Kafka(e)) => error(e, None),
-        Err(AppendError::Storage(e)) => storage_error_response(partition.index, e),
+        Err(AppendError::Storage(e)) => (storage_error_response(partition.index, e), None),
     }
 }
 

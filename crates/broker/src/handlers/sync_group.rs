@@ -15,8 +15,24 @@ pub async fn handle(
     ctx: &RequestContext,
     request: SyncGroupRequest,
 ) -> SyncGroupResponse {
-    state
+    let group_id = request.group_id.to_string();
+    let response = state
         .group_coordinator
         .sync_group(request_info(ctx), request)
-        .await
+        .await;
+    if response.error_code != 0 {
+        return response;
+    }
+    // The assignment the leader wrote is durable before members act on it.
+    let partition_id = state.group_coordinator.partition_for_group(&group_id);
+    match super::coordinator_write_replicated(
+        state,
+        moldau_coordinator::OFFSETS_TOPIC,
+        partition_id,
+    )
+    .await
+    {
+        Ok(()) => response,
+        Err(e) => response.with_error_code(e.code()),
+    }
 }

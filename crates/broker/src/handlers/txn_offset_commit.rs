@@ -25,7 +25,7 @@ pub const VERSIONS: VersionRange = TxnOffsetCommitRequest::VERSIONS;
 /// member id, group instance id; no retention time).
 const OFFSET_COMMIT_EQUIVALENT_VERSION: i16 = 7;
 
-pub fn handle(
+pub async fn handle(
     state: &BrokerState,
     ctx: &RequestContext,
     request: TxnOffsetCommitRequest,
@@ -90,6 +90,24 @@ pub fn handle(
             .collect(),
         Err(e) => error_topics(&commit, e),
     };
+    if !commit.topics.is_empty() {
+        let partition_id = state
+            .group_coordinator
+            .partition_for_group(request.group_id.as_str());
+        if let Err(e) = super::coordinator_write_replicated(
+            state,
+            moldau_coordinator::OFFSETS_TOPIC,
+            partition_id,
+        )
+        .await
+        {
+            for p in topics.iter_mut().flat_map(|t| &mut t.partitions) {
+                if p.error_code == 0 {
+                    p.error_code = e.code();
+                }
+            }
+        }
+    }
     // As Kafka: a topic that does not exist is answered before the coordinator sees it.
     for (name, partitions) in unknown {
         let partitions = partitions.into_iter().map(|partition_index| {
