@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod cluster;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_moldau");
 /// Upper bound for any one command; commands bound their own requests far below it.
 pub const COMMAND_DEADLINE: Duration = Duration::from_secs(90);
