@@ -5,7 +5,11 @@
 #      DescribeQuorum names it) to DescribeQuorum through a survivor naming a new one, and
 #      to the first CreateTopics acknowledged through a survivor (clients poll every 20 ms
 #      with 300 ms request timeouts); the killed node is restarted before the next round;
-#   3. metadata at scale: a topic of PARTITIONS partitions (default 10000, in two requests:
+#   3. replication: produce throughput and latency to an RF=1 topic with acks=1 and to an
+#      RF=3 (min.insync.replicas=2) topic with acks=all, PERF_RECORDS records (500000);
+#   4. leader failover, ROUNDS times: kill -9 of a partition's leader to the first acks=all
+#      record acknowledged on that partition;
+#   5. metadata at scale: a topic of PARTITIONS partitions (default 10000, in two requests:
 #      create half, then CreatePartitions) over the three brokers, then a restart of one
 #      node after SIGTERM, timed until Metadata through it lists every partition again.
 #
@@ -17,6 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
 partitions=${2:-10000}
+PERF_RECORDS=${PERF_RECORDS:-500000}
 nofile=20000
 if [ -z "${MOLDAU_BIN:-}" ]; then
   cargo build --release -p moldau >/dev/null 2>&1
@@ -125,6 +130,51 @@ echo "controller failover, new controller (s): ${elections[*]}"
 echo "controller failover, first CreateTopics (s): ${failovers[*]}"
 
 all=$(bootstrap_without 0)
+
+# Replication: the same load to an RF=1 topic with acks=1 and to an RF=3,
+# min.insync.replicas=2 topic with acks=all (every record on all three nodes before its
+# acknowledgement), one after the other, with the perf client of the same binary.
+for spec in "rf1 1 1" "rf3 3 all"; do
+  read -r topic rf acks <<<"$spec"
+  "$bin" topics create --topic "$topic" --partitions 6 --replication-factor "$rf" \
+    --config min.insync.replicas=$(( rf > 1 ? 2 : 1 )) --bootstrap-server "$all" >/dev/null
+  sleep 1
+  echo "produce, RF=$rf acks=$acks, $PERF_RECORDS records of 100 bytes:"
+  "$bin" perf produce --topic "$topic" --num-records "$PERF_RECORDS" --record-size 100 \
+    --producer-props "acks=$acks" linger.ms=5 --bootstrap-server "$all" | tail -1
+done
+
+# Leader failover, ROUNDS times: kill -9 of the leader of partition 0 of an RF=3 topic to
+# the first acks=all record acknowledged on that partition (one record per attempt, 300 ms
+# request timeout, retried at once).
+"$bin" topics create --topic failover --partitions 1 --replication-factor 3 \
+  --config min.insync.replicas=2 --bootstrap-server "$all" >/dev/null
+partition_leader() {
+  "$bin" topics describe --topic failover -o json --bootstrap-server "$1" 2>/dev/null |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["partitions"][0]["leader"])' 2>/dev/null
+}
+leader_failovers=()
+for round in $(seq "$rounds"); do
+  until echo warm | "$bin" produce -t failover -p 0 --acks all --request-timeout-ms 2000 \
+      --bootstrap-server "$all" >/dev/null 2>&1; do sleep 0.1; done
+  leader=$(partition_leader "$all")
+  survivors=$(bootstrap_without "$leader")
+  t0=$(now)
+  kill -9 "${pid[$leader]}"
+  gone "${pid[$leader]}"
+  pid[$leader]=
+  until echo "after-$round" | "$bin" produce -t failover -p 0 --acks all \
+      --request-timeout-ms 300 --bootstrap-server "$survivors" >/dev/null 2>&1; do :; done
+  took=$(since "$t0")
+  leader_failovers+=("$took")
+  echo "round $round: kill -9 of partition leader $leader -> first acks=all record acknowledged after $took s"
+  start_node "$leader"; wait_serving "$leader"
+  # The next round starts from a whole ISR.
+  until [ "$("$bin" topics describe --topic failover --under-replicated-partitions -o json \
+      --bootstrap-server "$all" 2>/dev/null)" = "[]" ]; do sleep 0.2; done
+done
+echo "leader failover, first acks=all produce (s): ${leader_failovers[*]}"
+
 half=$((partitions / 2))
 t0=$(now)
 "$bin" topics create --topic many --partitions "$half" --request-timeout-ms 600000 \

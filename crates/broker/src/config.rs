@@ -121,6 +121,7 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
     ("replica.fetch.backoff.ms", "1000", "int"),
     ("replica.socket.timeout.ms", "30000", "int"),
     ("num.replica.fetchers", "1", "int"),
+    ("replica.selector.class", "", "string"),
     ("unclean.leader.election.enable", "false", "boolean"),
     ("listeners", "PLAINTEXT://127.0.0.1:9092", "string"),
     ("advertised.listeners", "", "string"),
@@ -261,7 +262,14 @@ pub struct ReplicationConfig {
     pub replica_socket_timeout_ms: u64,
     /// Fetcher tasks per source broker; a partition always goes to the same one.
     pub num_replica_fetchers: usize,
+    /// `replica.selector.class` is Kafka's RackAwareReplicaSelector (KIP-392): a consumer
+    /// that names its rack is sent to an in-sync replica in that rack.
+    pub rack_aware_replica_selector: bool,
 }
+
+/// The one `replica.selector.class` Kafka ships besides the leader-only default.
+pub const RACK_AWARE_REPLICA_SELECTOR: &str =
+    "org.apache.kafka.common.replica.RackAwareReplicaSelector";
 
 impl Default for ReplicationConfig {
     fn default() -> Self {
@@ -274,6 +282,7 @@ impl Default for ReplicationConfig {
             replica_fetch_backoff_ms: 1_000,
             replica_socket_timeout_ms: 30_000,
             num_replica_fetchers: 1,
+            rack_aware_replica_selector: false,
         }
     }
 }
@@ -334,6 +343,21 @@ impl ReplicationConfig {
                 i32::MAX as u64,
             )?,
             num_replica_fetchers: parse_opt(props, "num.replica.fetchers", 1, 1, 1024)?,
+            rack_aware_replica_selector: match props
+                .get("replica.selector.class")
+                .map(|v| v.trim())
+            {
+                None | Some("") => false,
+                Some(RACK_AWARE_REPLICA_SELECTOR) => true,
+                // Fail closed: a selector class is code Moldau cannot load.
+                Some(other) => {
+                    return Err(ConfigError::invalid(
+                        "replica.selector.class",
+                        other,
+                        format!("the only selector available is {RACK_AWARE_REPLICA_SELECTOR}"),
+                    ))
+                }
+            },
         };
         let wait_ms = config.replica_fetch_wait_max_ms as u64;
         if wait_ms > config.replica_socket_timeout_ms {
@@ -1612,6 +1636,30 @@ mod tests {
         assert_eq!(props["node.id"], "3");
         assert_eq!(props["listeners"], "PLAINTEXT://localhost:1234");
         assert!(parse_properties(Path::new("x"), "novalue\n").is_err());
+    }
+
+    #[test]
+    fn replication_keys_are_checked_as_kafka_checks_them() {
+        let (c, _) = load(&[]).unwrap();
+        assert_eq!(c.replication, ReplicationConfig::default());
+        let (c, _) = load(&[
+            ("replica.lag.time.max.ms", "5000"),
+            ("num.replica.fetchers", "4"),
+            ("replica.selector.class", RACK_AWARE_REPLICA_SELECTOR),
+        ])
+        .unwrap();
+        assert_eq!(c.replication.replica_lag_time_max_ms, 5000);
+        assert_eq!(c.replication.num_replica_fetchers, 4);
+        assert!(c.replication.rack_aware_replica_selector);
+        for (key, value, needle) in [
+            ("replica.fetch.wait.max.ms", "40000", "replica.socket.timeout.ms"),
+            ("replica.lag.time.max.ms", "100", "replica.lag.time.max.ms"),
+            ("num.replica.fetchers", "0", "num.replica.fetchers"),
+            ("replica.selector.class", "com.example.Mine", "RackAwareReplicaSelector"),
+        ] {
+            let err = load(&[(key, value)]).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains(needle), "{key}: {err}");
+        }
     }
 
     #[test]

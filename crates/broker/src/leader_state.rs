@@ -104,7 +104,6 @@ impl LeaderState {
         }
     }
 
-    #[cfg(test)]
     pub fn follower(&self, replica_id: i32) -> Option<&FollowerState> {
         self.followers.get(&replica_id)
     }

@@ -474,6 +474,14 @@ impl ReplicaManager {
         true
     }
 
+    /// A follower's log end offset as this leader last saw it (None: not a follower
+    /// here, or not fetched in this leader epoch).
+    pub fn follower_log_end_offset(&self, partition: &Partition, replica_id: i32) -> Option<i64> {
+        let leader_state = partition.shared.leader_state.lock();
+        let log_end_offset = leader_state.as_ref()?.follower(replica_id)?.log_end_offset;
+        (log_end_offset >= 0).then_some(log_end_offset)
+    }
+
     /// Kafka's `isReplicaIsrEligible`: a registered, unfenced broker.
     fn isr_eligible(image: Option<&MetadataImage>, broker_id: i32) -> bool {
         image

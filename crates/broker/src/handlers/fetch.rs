@@ -22,7 +22,7 @@ use futures_util::future::select_all;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 use moldau_storage::{LogOffsetMetadata, StorageError, TopicPartition, Uuid};
@@ -57,6 +57,8 @@ struct Wanted {
     /// Where the follower's log diverges from this one: (epoch, end offset), or
     /// Err(OFFSET_OUT_OF_RANGE) when its last fetched epoch cannot be placed here.
     diverging_epoch: Option<Result<(i32, i64), ResponseError>>,
+    /// KIP-392: the replica in the consumer's rack it should fetch from instead.
+    preferred_read_replica: Option<i32>,
 }
 
 /// How far a fetch may read.
@@ -208,12 +210,15 @@ fn resolve(
         };
         for p in &topic.partitions {
             let mut diverging_epoch = None;
+            let mut preferred_read_replica = None;
             let partition = match &name {
                 None => Err(ResponseError::UnknownTopicId),
                 Some(name) => state
                     .replica_manager
                     .hosted_partition(&TopicPartition::new(name.clone(), p.partition))
-                    .and_then(|partition| check_leader(state, partition, p.current_leader_epoch))
+                    .and_then(|partition| {
+                        check_replica(state, ctx, partition, replica_id, p.current_leader_epoch)
+                    })
                     .and_then(|partition| {
                         let last_fetched_epoch = if ctx.api_version >= 12 {
                             p.last_fetched_epoch
@@ -224,6 +229,14 @@ fn resolve(
                             diverging(&partition.log, last_fetched_epoch, p.fetch_offset);
                         if replica_id >= 0 && diverging_epoch.is_none() {
                             follower_fetched(state, &partition, replica_id, p.fetch_offset)?;
+                        }
+                        if replica_id < 0 && ctx.api_version >= 11 {
+                            preferred_read_replica = preferred_replica(
+                                state,
+                                &partition,
+                                request.rack_id.as_str(),
+                                p.fetch_offset,
+                            );
                         }
                         Ok(partition)
                     }),
@@ -236,6 +249,7 @@ fn resolve(
                 partition_max_bytes: p.partition_max_bytes,
                 partition,
                 diverging_epoch,
+                preferred_read_replica,
             });
         }
     }
@@ -282,13 +296,69 @@ fn follower_fetched(
         .update_follower_fetch(partition, replica_id, fetch_offset)
 }
 
-fn check_leader(
+/// Who may be fetched from: the leader always; a follower by a consumer that sent client
+/// metadata (Fetch v11+, KIP-392: it was pointed there), with the leader epoch checked
+/// against the one the follower knows.
+fn check_replica(
     state: &BrokerState,
+    ctx: &RequestContext,
     partition: Arc<Partition>,
+    replica_id: i32,
     current_leader_epoch: i32,
 ) -> Result<Arc<Partition>, ResponseError> {
-    super::check_leader_epoch(state, &partition, current_leader_epoch)?;
+    let follower_read = replica_id < 0
+        && ctx.api_version >= 11
+        && partition.leader != state.node_id
+        && partition.replicas.contains(&state.node_id);
+    if !follower_read {
+        super::check_leader_epoch(state, &partition, current_leader_epoch)?;
+        return Ok(partition);
+    }
+    if current_leader_epoch >= 0 && current_leader_epoch < partition.leader_epoch {
+        return Err(ResponseError::FencedLeaderEpoch);
+    }
+    if current_leader_epoch > partition.leader_epoch {
+        return Err(ResponseError::UnknownLeaderEpoch);
+    }
     Ok(partition)
+}
+
+/// Kafka's RackAwareReplicaSelector on the leader (KIP-392): for a consumer that names its
+/// rack, an in-sync replica in that rack that already holds the fetch offset, unless the
+/// leader is in that rack too (then None: fetch here).
+fn preferred_replica(
+    state: &BrokerState,
+    partition: &Partition,
+    client_rack: &str,
+    fetch_offset: i64,
+) -> Option<i32> {
+    if !state.config.replication.rack_aware_replica_selector
+        || client_rack.is_empty()
+        || partition.leader != state.node_id
+    {
+        return None;
+    }
+    let image = state.image();
+    let in_rack = |id: &i32| {
+        image
+            .brokers
+            .get(id)
+            .is_some_and(|b| !b.fenced && b.rack.as_deref() == Some(client_rack))
+    };
+    if in_rack(&state.node_id) {
+        return None;
+    }
+    partition
+        .isr
+        .iter()
+        .filter(|id| **id != state.node_id && in_rack(id))
+        .find(|id| {
+            state
+                .replica_manager
+                .follower_log_end_offset(partition, **id)
+                .is_some_and(|end| end >= fetch_offset)
+        })
+        .copied()
 }
 
 /// Reads every partition within the response's byte budget. The first partition with data
@@ -309,6 +379,14 @@ fn read_all(
             Err(e) => {
                 any_error = true;
                 error_partition(w.partition_index, e.code())
+            }
+            Ok(partition) if w.preferred_read_replica.is_some() => {
+                // Answered at once, without records: the consumer goes to that replica.
+                any_error = true;
+                marks(partition, PartitionData::default())
+                    .with_partition_index(w.partition_index)
+                    .with_preferred_read_replica(BrokerId(w.preferred_read_replica.unwrap_or(-1)))
+                    .with_records(Some(Bytes::new()))
             }
             Ok(partition) if w.diverging_epoch.is_some() => {
                 // Answered at once, without records: the follower truncates first.
