@@ -168,9 +168,6 @@ impl Log {
 
     /// Follower truncation: removes every batch at or after `offset`.
     pub fn truncate_to(&self, offset: i64) -> Result<(), StorageError> {
-        if offset >= self.log_end_offset() {
-            return Ok(());
-        }
         self.truncate(offset, false)
     }
 
@@ -184,6 +181,13 @@ impl Log {
         let _maintenance = lock(&self.maintenance);
         let mut w = lock(&self.writer);
         if !fully && offset >= self.log_end_offset() {
+            // No batch to remove, but an epoch may start at the log end: this node led
+            // that epoch briefly without appending. The leader does not know it, so
+            // keeping it would make every fetch report the same divergence again.
+            self.epochs
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .truncate_from_end(self.log_end_offset())?;
             return Ok(());
         }
         let config = self.config_arc();

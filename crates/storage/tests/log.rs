@@ -944,3 +944,16 @@ fn a_new_leader_epoch_starts_at_the_log_end() {
     h.log().assign_epoch_start_offset(before + 1);
     assert_eq!(h.log().latest_epoch(), Some(before + 3));
 }
+
+#[test]
+fn truncating_at_the_log_end_forgets_an_epoch_led_without_appending() {
+    // A node became leader (its epoch starts at the log end), appended nothing, and
+    // follows again: the new leader never knew that epoch, so truncation drops it.
+    let h = nine_records();
+    let end = h.log().log_end_offset();
+    let before = h.log().latest_epoch();
+    h.log().assign_epoch_start_offset(before.unwrap_or(0) + 1);
+    h.log().truncate_to(end).unwrap();
+    assert_eq!(h.log().log_end_offset(), end);
+    assert_eq!(h.log().latest_epoch(), before);
+}
