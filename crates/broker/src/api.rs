@@ -28,6 +28,9 @@ pub struct RequestContext {
     pub header: RequestHeader,
     pub api_version: i16,
     pub peer: SocketAddr,
+    /// Came over a controller listener: from another node (a forwarded request) or a
+    /// tool that talks to the controllers, as Kafka's ControllerApis serve them.
+    pub controller_listener: bool,
 }
 
 /// Every API this broker serves, with the versions its handler supports.
@@ -47,10 +50,19 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
     ),
     (ApiKey::AlterPartition, handlers::alter_partition::VERSIONS),
     (
+        ApiKey::AlterPartitionReassignments,
+        handlers::alter_partition_reassignments::VERSIONS,
+    ),
+    (
+        ApiKey::ListPartitionReassignments,
+        handlers::list_partition_reassignments::VERSIONS,
+    ),
+    (
         ApiKey::UnregisterBroker,
         handlers::unregister_broker::VERSIONS,
     ),
     (ApiKey::DescribeQuorum, handlers::describe_quorum::VERSIONS),
+    (ApiKey::ElectLeaders, handlers::elect_leaders::VERSIONS),
     (
         ApiKey::AllocateProducerIds,
         handlers::allocate_producer_ids::VERSIONS,
@@ -253,6 +265,7 @@ pub async fn handle_frame(
         header,
         api_version,
         peer,
+        controller_listener,
     };
     let response = match dispatch(state, &ctx, request).await {
         Ok(Some(response)) => response,
@@ -298,12 +311,21 @@ async fn dispatch(
         RequestKind::UnregisterBroker(r) => {
             ResponseKind::UnregisterBroker(unregister_broker::handle(state, ctx, r).await)
         }
+        RequestKind::ElectLeaders(r) => {
+            ResponseKind::ElectLeaders(elect_leaders::handle(state, ctx, r).await)
+        }
         RequestKind::BrokerHeartbeat(r) => {
             ResponseKind::BrokerHeartbeat(broker_heartbeat::handle(state, ctx, r).await)
         }
         RequestKind::AlterPartition(r) => {
             ResponseKind::AlterPartition(alter_partition::handle(state, ctx, r).await)
         }
+        RequestKind::AlterPartitionReassignments(r) => ResponseKind::AlterPartitionReassignments(
+            alter_partition_reassignments::handle(state, ctx, r).await,
+        ),
+        RequestKind::ListPartitionReassignments(r) => ResponseKind::ListPartitionReassignments(
+            list_partition_reassignments::handle(state, ctx, r).await,
+        ),
         RequestKind::BrokerRegistration(r) => {
             ResponseKind::BrokerRegistration(broker_registration::handle(state, ctx, r).await)
         }

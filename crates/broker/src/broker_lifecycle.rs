@@ -338,6 +338,9 @@ fn leader_changes(
                 partition_id: *partition_id,
                 leader,
                 isr,
+                replicas: None,
+                adding_replicas: None,
+                removing_replicas: None,
             });
             if records.len() == limit {
                 return records;
@@ -579,6 +582,7 @@ mod tests {
                 port: 1,
                 rack: None,
                 fenced: fenced.contains(&id),
+                incarnation_id: None,
             });
         }
         replay(MetadataRecord::Topic {
@@ -594,6 +598,8 @@ mod tests {
                 leader: *leader,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                adding_replicas: vec![],
+                removing_replicas: vec![],
             });
         }
         for (resource_type, resource_name, value) in configs {
@@ -637,6 +643,7 @@ mod tests {
                     partition_id,
                     leader,
                     isr,
+                    ..
                 } if *topic_id == TOPIC => (*partition_id, *leader, isr.clone()),
                 other => panic!("unexpected {other:?}"),
             })

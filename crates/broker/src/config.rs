@@ -123,6 +123,10 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
     ("num.replica.fetchers", "1", "int"),
     ("replica.selector.class", "", "string"),
     ("unclean.leader.election.enable", "false", "boolean"),
+    // Leader balancing on the active controller.
+    ("auto.leader.rebalance.enable", "true", "boolean"),
+    ("leader.imbalance.check.interval.seconds", "300", "long"),
+    ("leader.imbalance.per.broker.percentage", "10", "int"),
     ("listeners", "PLAINTEXT://127.0.0.1:9092", "string"),
     ("advertised.listeners", "", "string"),
     ("log.dirs", "./data", "string"),
@@ -241,6 +245,13 @@ pub struct ServerConfig {
     /// `unclean.leader.election.enable`: the default of topics without their own value
     /// (on the active controller, after the dynamic broker configs).
     pub unclean_leader_election_enable: bool,
+    /// `auto.leader.rebalance.enable`: the active controller moves leadership back to
+    /// preferred replicas every `leader.imbalance.check.interval.seconds`.
+    pub auto_leader_rebalance_enable: bool,
+    pub leader_imbalance_check_interval_seconds: u64,
+    /// `leader.imbalance.per.broker.percentage`: a broker's partitions are rebalanced once
+    /// more than this share of those it is the preferred leader of are led elsewhere.
+    pub leader_imbalance_per_broker_percentage: i32,
 }
 
 /// How followers fetch from leaders and when a leader drops a follower from the ISR.
@@ -343,9 +354,7 @@ impl ReplicationConfig {
                 i32::MAX as u64,
             )?,
             num_replica_fetchers: parse_opt(props, "num.replica.fetchers", 1, 1, 1024)?,
-            rack_aware_replica_selector: match props
-                .get("replica.selector.class")
-                .map(|v| v.trim())
+            rack_aware_replica_selector: match props.get("replica.selector.class").map(|v| v.trim())
             {
                 None | Some("") => false,
                 Some(RACK_AWARE_REPLICA_SELECTOR) => true,
@@ -744,6 +753,22 @@ impl ServerConfig {
                 &props,
                 "unclean.leader.election.enable",
                 false,
+            )?,
+            auto_leader_rebalance_enable: parse_bool(&props, "auto.leader.rebalance.enable", true)?,
+            // Kafka: a long of at least 1; the percentage is an int without bounds.
+            leader_imbalance_check_interval_seconds: parse_opt(
+                &props,
+                "leader.imbalance.check.interval.seconds",
+                300,
+                1,
+                i64::MAX as u64,
+            )?,
+            leader_imbalance_per_broker_percentage: parse_opt(
+                &props,
+                "leader.imbalance.per.broker.percentage",
+                10,
+                i32::MIN,
+                i32::MAX,
             )?,
             static_configs: props,
         };
@@ -1652,10 +1677,18 @@ mod tests {
         assert_eq!(c.replication.num_replica_fetchers, 4);
         assert!(c.replication.rack_aware_replica_selector);
         for (key, value, needle) in [
-            ("replica.fetch.wait.max.ms", "40000", "replica.socket.timeout.ms"),
+            (
+                "replica.fetch.wait.max.ms",
+                "40000",
+                "replica.socket.timeout.ms",
+            ),
             ("replica.lag.time.max.ms", "100", "replica.lag.time.max.ms"),
             ("num.replica.fetchers", "0", "num.replica.fetchers"),
-            ("replica.selector.class", "com.example.Mine", "RackAwareReplicaSelector"),
+            (
+                "replica.selector.class",
+                "com.example.Mine",
+                "RackAwareReplicaSelector",
+            ),
         ] {
             let err = load(&[(key, value)]).unwrap_err().to_string();
             assert!(err.contains(key) && err.contains(needle), "{key}: {err}");
@@ -1716,6 +1749,38 @@ mod tests {
             }
         }
         assert!(load(&[("offsets.topic.replication.factor", "32768")]).is_err());
+    }
+
+    #[test]
+    fn leader_balancing_keys_are_validated_as_kafka() {
+        let (c, _) = load(&[]).unwrap();
+        assert!(c.auto_leader_rebalance_enable);
+        assert_eq!(c.leader_imbalance_check_interval_seconds, 300);
+        assert_eq!(c.leader_imbalance_per_broker_percentage, 10);
+        assert!(!c.unclean_leader_election_enable);
+        let (c, _) = load(&[
+            ("auto.leader.rebalance.enable", "FALSE"),
+            ("leader.imbalance.check.interval.seconds", "1"),
+            // An int without bounds in Kafka.
+            ("leader.imbalance.per.broker.percentage", "-5"),
+            ("unclean.leader.election.enable", "true"),
+        ])
+        .unwrap();
+        assert!(!c.auto_leader_rebalance_enable);
+        assert_eq!(c.leader_imbalance_check_interval_seconds, 1);
+        assert_eq!(c.leader_imbalance_per_broker_percentage, -5);
+        // Both the controller's default and the topic-config default.
+        assert!(c.unclean_leader_election_enable);
+        assert!(c.log_defaults.unclean_leader_election_enable);
+        for (key, value) in [
+            ("auto.leader.rebalance.enable", "yes"),
+            ("leader.imbalance.check.interval.seconds", "0"),
+            ("leader.imbalance.per.broker.percentage", "ten"),
+            ("unclean.leader.election.enable", "1"),
+        ] {
+            let err = load(&[(key, value)]).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains(value), "{err}");
+        }
     }
 }
 

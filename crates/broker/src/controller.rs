@@ -227,6 +227,8 @@ mod tests {
                 leader: NODE_ID,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                adding_replicas: vec![],
+                removing_replicas: vec![],
             }),
         );
         records

@@ -25,6 +25,7 @@ pub mod placement;
 mod raft_transport;
 mod replica_fetcher;
 mod replica_manager;
+mod replication_quota;
 mod server;
 mod state;
 mod supervisor;

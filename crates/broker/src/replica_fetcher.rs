@@ -8,8 +8,12 @@
 //! the leader), appends what comes back as a follower (offsets, epochs and producer state
 //! as the leader wrote them) and takes the leader's high watermark and log start offset.
 //! A diverging epoch in the answer truncates the log to where it diverged before anything
-//! else is fetched; OFFSET_OUT_OF_RANGE truncates to the leader's range. A partition whose
-//! fetch fails waits `replica.fetch.backoff.ms` (or the next metadata change).
+//! else is fetched; OFFSET_OUT_OF_RANGE truncates to the leader's range (an empty new
+//! replica of a partition whose leader deleted its first offsets starts over at the
+//! leader's log start). A partition whose fetch fails waits `replica.fetch.backoff.ms` (or
+//! the next metadata change). A throttled partition (`follower.replication.throttled.*`,
+//! see `replication_quota`) is left out of the fetch while the follower rate is exceeded,
+//! and asks for at most one second's worth of bytes.
 //!
 //! Invariant: a follower's log is always a prefix of some leader's log at its epoch
 //! boundaries: it appends only batches that continue its own log end, and cuts anything
@@ -195,7 +199,8 @@ async fn run_fetcher(
         }
         let (request, sent) = build_request(&state, leader, &ready);
         if sent.is_empty() {
-            // The image moved on (leader or epoch changed): the manager reassigns.
+            // The image moved on (leader or epoch changed: the manager reassigns), or
+            // every ready partition is throttled for now.
             back_off(&partitions, &ready, backoff);
             continue;
         }
@@ -262,6 +267,17 @@ fn back_off(
 struct Sent {
     tp: TopicPartition,
     leader_epoch: i32,
+    /// Its bytes count against the follower's replication throttle.
+    throttled: bool,
+}
+
+/// The most a throttled partition asks for in one fetch: one second at `rate` (at least a
+/// byte: the leader still sends one whole batch), never more than unthrottled.
+fn throttled_max_bytes(rate: Option<u64>, max_bytes: i32) -> i32 {
+    match rate {
+        Some(rate) => rate.clamp(1, max_bytes.max(1) as u64) as i32,
+        None => max_bytes,
+    }
 }
 
 fn build_request(
@@ -284,6 +300,14 @@ fn build_request(
         if partition.leader != leader || partition.leader_epoch != following.leader_epoch {
             continue;
         }
+        let throttle = state.replica_manager.follower_throttle(&partition);
+        if throttle.is_some_and(|(_, exceeded)| exceeded) {
+            continue;
+        }
+        let max_bytes = match throttle {
+            Some((rate, _)) => throttled_max_bytes(rate, config.replica_fetch_max_bytes),
+            None => config.replica_fetch_max_bytes,
+        };
         let log = &partition.log;
         topics.entry(following.topic_id).or_default().push(
             FetchPartition::default()
@@ -292,13 +316,14 @@ fn build_request(
                 .with_fetch_offset(log.log_end_offset())
                 .with_last_fetched_epoch(log.latest_epoch().unwrap_or(-1))
                 .with_log_start_offset(log.log_start_offset())
-                .with_partition_max_bytes(config.replica_fetch_max_bytes),
+                .with_partition_max_bytes(max_bytes),
         );
         sent.insert(
             (following.topic_id, tp.partition),
             Sent {
                 tp: tp.clone(),
                 leader_epoch: following.leader_epoch,
+                throttled: throttle.is_some(),
             },
         );
     }
@@ -342,6 +367,10 @@ fn handle_response(
             let Some(partition) = state.replica_manager.partition(&sent.tp) else {
                 continue;
             };
+            if sent.throttled {
+                let bytes = data.records.as_ref().map_or(0, |r| r.len() as u64);
+                state.replica_manager.record_follower_throttled_bytes(bytes);
+            }
             // Applied only in the epoch it was asked in: a newer leader decides anew.
             if partition.leader != leader || partition.leader_epoch != sent.leader_epoch {
                 continue;
@@ -488,7 +517,72 @@ fn truncate_out_of_range(log: &Log, data: &PartitionData) -> Result<(), String> 
 
 #[cfg(test)]
 mod tests {
+    use moldau_storage::{LogConfig, LogManager, LogManagerConfig};
+
     use super::*;
+
+    /// A batch of `count` records at `base_offset` in leader epoch `epoch`, as a leader
+    /// serves it (the offset and epoch fields are outside the CRC).
+    fn batch_at(base_offset: i64, count: usize, epoch: i32) -> Vec<u8> {
+        let records = (0..count).map(|i| {
+            let value = bytes::Bytes::from(format!("v{i}"));
+            (bytes::Bytes::from_static(b"k"), Some(value))
+        });
+        let mut batch = crate::internal_log::encode_batch(records, 1)
+            .unwrap()
+            .to_vec();
+        batch[..8].copy_from_slice(&base_offset.to_be_bytes());
+        batch[12..16].copy_from_slice(&epoch.to_be_bytes());
+        batch
+    }
+
+    /// A new replica's empty log fetching from a leader whose retention (or DeleteRecords)
+    /// removed its first offsets: the leader answers OFFSET_OUT_OF_RANGE with its log
+    /// start, the follower starts over there, and a first batch that straddles that start
+    /// is appended whole (Kafka's UnexpectedAppendOffsetException path).
+    #[test]
+    fn an_empty_new_replica_starts_at_the_leaders_log_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager =
+            LogManager::open(LogManagerConfig::new(dir.path()), LogConfig::default()).unwrap();
+        let tp = TopicPartition::new("moved", 0);
+        let log = manager
+            .get_or_create_log(&tp, Uuid::from_u128(1), LogConfig::default())
+            .unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+        let out_of_range = PartitionData::default()
+            .with_error_code(ResponseError::OffsetOutOfRange.code())
+            .with_log_start_offset(100)
+            .with_high_watermark(110);
+        truncate_out_of_range(&log, &out_of_range).unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 100));
+        // The leader's log starts at 100 inside a batch of 95..=104.
+        let fetched = PartitionData::default()
+            .with_records(Some(Bytes::from(batch_at(95, 10, 3))))
+            .with_log_start_offset(100)
+            .with_high_watermark(105);
+        append_fetched(&log, &fetched).unwrap();
+        assert_eq!(log.log_end_offset(), 105);
+        assert_eq!(log.high_watermark(), 105);
+        assert_eq!(log.log_start_offset(), 100);
+        assert_eq!(log.latest_epoch(), Some(3));
+        // And it goes on from there.
+        let next = PartitionData::default()
+            .with_records(Some(Bytes::from(batch_at(105, 2, 3))))
+            .with_log_start_offset(100)
+            .with_high_watermark(107);
+        append_fetched(&log, &next).unwrap();
+        assert_eq!(log.log_end_offset(), 107);
+        manager.shutdown().unwrap();
+    }
+
+    #[test]
+    fn a_throttled_partition_asks_for_one_seconds_worth() {
+        assert_eq!(throttled_max_bytes(Some(10_000), 1 << 20), 10_000);
+        assert_eq!(throttled_max_bytes(Some(10 << 20), 1 << 20), 1 << 20);
+        assert_eq!(throttled_max_bytes(Some(0), 1 << 20), 1);
+        assert_eq!(throttled_max_bytes(None, 1 << 20), 1 << 20);
+    }
 
     #[test]
     fn a_partition_always_goes_to_the_same_fetcher() {

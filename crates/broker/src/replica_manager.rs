@@ -1,7 +1,8 @@
 //! The replica manager: the partitions this node hosts, their logs and high watermarks.
 //!
 //! It follows the metadata image (as a [`MetadataPublisher`]): a partition assigned to this
-//! node gets a log, a deleted topic's logs go away, a topic config change (or a dynamic
+//! node gets a log, a deleted topic's logs go away, and so does the log of a replica moved
+//! off this node (Kafka's StopReplica with delete), a topic config change (or a dynamic
 //! broker default, for topics without their own override) reaches its logs.
 //! Produce appends through it; Fetch reads through it and parks on a partition's
 //! high-watermark channel to be woken by appends rather than by polling.
@@ -10,6 +11,14 @@
 //! node. Publishing never fails: a log that cannot be opened or created leaves its partition
 //! offline (clients get KAFKA_STORAGE_ERROR) and a removed topic's log that cannot be
 //! deleted stays pending; [`ReplicaManager::reconcile`] retries both against the image.
+//!
+//! A replica moved off this node leaves the map at once (it serves nothing from then on);
+//! its log is deleted by the next [`ReplicaManager::reconcile`], if the latest image still
+//! does not assign the partition here. Deleting at publish time would act on every
+//! intermediate image a restarting node replays: a partition moved away and back again
+//! would lose the log it holds now. Reconcile runs only once the node has caught up with
+//! the metadata (it starts after the broker is unfenced), every 2 s; a partition assigned
+//! here again before that keeps its log (the follower's truncation rules apply to it).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +37,7 @@ use crate::config::ReplicationConfig;
 use crate::controller::MetadataPublisher;
 use crate::error::BrokerError;
 use crate::leader_state::{LeaderState, PendingIsrChange};
+use crate::replication_quota::{ReplicationQuota, Throttles};
 use crate::topic_configs::dynamic_log_defaults;
 
 pub struct Partition {
@@ -97,6 +107,10 @@ pub struct ReplicaManager {
     /// (the leader state's `pending`), so the queue is bounded by the partitions led here.
     isr_change_tx: mpsc::UnboundedSender<IsrChangeRequest>,
     isr_change_rx: Mutex<Option<mpsc::UnboundedReceiver<IsrChangeRequest>>>,
+    /// The replication throttles of the published image (see `replication_quota`).
+    throttles: RwLock<Arc<Throttles>>,
+    leader_quota: ReplicationQuota,
+    follower_quota: ReplicationQuota,
 }
 
 #[derive(Default)]
@@ -105,6 +119,9 @@ struct PendingEffects {
     offline: HashMap<TopicPartition, String>,
     /// Partitions of removed topics whose log is not deleted yet, with the topic id.
     deletions: HashMap<TopicPartition, Uuid>,
+    /// Replicas moved off this node whose log is still here, with the topic id; deleted by
+    /// `reconcile` unless the partition is assigned here again first.
+    removed_replicas: HashMap<TopicPartition, Uuid>,
     /// The last published image, which `reconcile` works from.
     image: Option<Arc<MetadataImage>>,
 }
@@ -127,7 +144,53 @@ impl ReplicaManager {
             replication,
             isr_change_tx,
             isr_change_rx: Mutex::new(Some(isr_change_rx)),
+            throttles: RwLock::new(Arc::new(Throttles::default())),
+            leader_quota: ReplicationQuota::default(),
+            follower_quota: ReplicationQuota::default(),
         }
+    }
+
+    /// Whether the leader holds back `replica_id`'s fetch of `partition` now: a throttled
+    /// replica outside the ISR while the leader's replication rate is exceeded (Kafka's
+    /// `shouldLeaderThrottle`). `Some(false)`: throttled but within the rate (count its
+    /// bytes with [`Self::record_leader_throttled_bytes`]); `None`: not throttled.
+    pub fn leader_throttle(&self, partition: &Partition, replica_id: i32) -> Option<bool> {
+        let throttles = self.throttles.read().clone();
+        let tp = partition.log.topic_partition();
+        if !throttles.leader.contains(&tp.topic, tp.partition)
+            || partition.isr.contains(&replica_id)
+        {
+            return None;
+        }
+        Some(
+            self.leader_quota
+                .is_exceeded(throttles.leader_rate, crate::now_ms()),
+        )
+    }
+
+    pub fn record_leader_throttled_bytes(&self, bytes: u64) {
+        self.leader_quota.record(bytes, crate::now_ms());
+    }
+
+    /// This follower's throttle on `partition` (Kafka's `shouldFollowerThrottle`): `None`
+    /// when not throttled (listed and this node outside the ISR); else `Some(rate)`, the
+    /// follower rate (bytes/s, `None`: unlimited) and whether it is exceeded now.
+    pub fn follower_throttle(&self, partition: &Partition) -> Option<(Option<u64>, bool)> {
+        let throttles = self.throttles.read().clone();
+        let tp = partition.log.topic_partition();
+        if !throttles.follower.contains(&tp.topic, tp.partition)
+            || partition.isr.contains(&self.node_id)
+        {
+            return None;
+        }
+        let exceeded = self
+            .follower_quota
+            .is_exceeded(throttles.follower_rate, crate::now_ms());
+        Some((throttles.follower_rate, exceeded))
+    }
+
+    pub fn record_follower_throttled_bytes(&self, bytes: u64) {
+        self.follower_quota.record(bytes, crate::now_ms());
     }
 
     /// The ISR changes leaders ask for, for the one AlterPartition sender (None after the
@@ -167,17 +230,20 @@ impl ReplicaManager {
     /// Whether some committed change is not yet reflected on disk.
     pub fn has_pending_effects(&self) -> bool {
         let pending = self.lock_pending();
-        !pending.offline.is_empty() || !pending.deletions.is_empty()
+        !pending.offline.is_empty()
+            || !pending.deletions.is_empty()
+            || !pending.removed_replicas.is_empty()
     }
 
     /// Retries failed side effects against the last published image: deletes what removed
-    /// topics left and opens (or re-creates) the logs of offline partitions still assigned
+    /// topics left and the logs of replicas moved off this node (unless assigned here
+    /// again), and opens (or re-creates) the logs of offline partitions still assigned
     /// here. Under the partitions lock, so it never acts on an image older than one
     /// `publish` already applied.
     pub fn reconcile(&self) {
         let mut map = self.partitions.write();
-        let (image, offline, deletions) = {
-            let pending = self.lock_pending();
+        let (image, offline, deletions, removed_replicas) = {
+            let mut pending = self.lock_pending();
             let Some(image) = pending.image.clone() else {
                 return;
             };
@@ -185,10 +251,26 @@ impl ReplicaManager {
                 image,
                 pending.offline.keys().cloned().collect::<Vec<_>>(),
                 pending.deletions.clone(),
+                std::mem::take(&mut pending.removed_replicas),
             )
         };
         for (tp, topic_id) in deletions {
             self.delete_partition(&tp, topic_id);
+        }
+        for (tp, topic_id) in removed_replicas {
+            if self.assigned_here(&image, &tp) {
+                continue;
+            }
+            // The log's own topic id: whatever topic of this name wrote it, no replica of
+            // the partition is assigned here.
+            let topic_id = self
+                .log_manager
+                .get_log(&tp)
+                .and_then(|log| log.topic_id())
+                .unwrap_or(topic_id);
+            if self.delete_partition(&tp, topic_id) {
+                tracing::info!(%tp, "deleted the log of a replica moved off this node");
+            }
         }
         for tp in offline {
             let assigned = image.topic_by_name(&tp.topic).and_then(|topic| {
@@ -211,6 +293,14 @@ impl ReplicaManager {
 
     fn lock_pending(&self) -> parking_lot::MutexGuard<'_, PendingEffects> {
         self.pending.lock()
+    }
+
+    /// Whether `image` assigns a replica of `tp` to this node.
+    fn assigned_here(&self, image: &MetadataImage, tp: &TopicPartition) -> bool {
+        image
+            .topic_by_name(&tp.topic)
+            .and_then(|topic| topic.partitions.get(&tp.partition))
+            .is_some_and(|p| p.replicas.contains(&self.node_id))
     }
 
     /// Deletes a removed topic's partition log, or leaves it pending. A log whose delete
@@ -253,7 +343,15 @@ impl ReplicaManager {
         topic_id: Uuid,
         state: &PartitionImage,
     ) {
-        let removed_id = self.lock_pending().deletions.get(tp).copied();
+        let removed_id = {
+            let mut pending = self.lock_pending();
+            // Assigned here again before its log went: the log stays (a follower's
+            // truncation on fetch brings it in line with the leader).
+            if pending.removed_replicas.remove(tp).is_some() {
+                tracing::info!(%tp, "replica assigned to this node again; its log is kept");
+            }
+            pending.deletions.get(tp).copied()
+        };
         // A re-created topic must not pick up the removed one's log.
         let result = if removed_id.is_some_and(|id| !self.delete_partition(tp, id)) {
             Err("the log of a removed topic of that name is not deleted yet".to_string())
@@ -583,6 +681,11 @@ impl ReplicaManager {
                 }
                 leader.observe_partition_epoch(partition.partition_epoch);
             }
+            Err(why) if why == "NewLeaderElected" => {
+                // Committed, and it completed a reassignment that moved the leadership.
+                tracing::info!(tp = %request.tp, new_isr = ?request.new_isr, "ISR change committed with a new leader");
+                leader.pending = None;
+            }
             Err(why) => {
                 tracing::warn!(tp = %request.tp, new_isr = ?request.new_isr, %why, "ISR change refused");
                 leader.pending = None;
@@ -686,7 +789,11 @@ impl MetadataPublisher for ReplicaManager {
             for partition_id in topic.partitions.keys() {
                 let tp = TopicPartition::new(topic.name.clone(), *partition_id);
                 map.remove(&tp);
-                self.lock_pending().offline.remove(&tp);
+                {
+                    let mut pending = self.lock_pending();
+                    pending.offline.remove(&tp);
+                    pending.removed_replicas.remove(&tp);
+                }
                 self.delete_partition(&tp, topic.topic_id);
             }
         }
@@ -705,6 +812,9 @@ impl MetadataPublisher for ReplicaManager {
                 }
             }
         }
+        if delta.changed_configs().next().is_some() || !delta.deleted_topics().is_empty() {
+            *self.throttles.write() = Arc::new(Throttles::of(image, self.node_id));
+        }
         if defaults_changed {
             // Dynamic broker defaults apply to every topic without its own override.
             let defaults = dynamic_log_defaults(&self.log_defaults, image, self.node_id);
@@ -720,12 +830,176 @@ impl MetadataPublisher for ReplicaManager {
             for (partition_id, state) in &topic.partitions {
                 let tp = TopicPartition::new(topic.name.clone(), *partition_id);
                 if !state.replicas.contains(&self.node_id) {
-                    map.remove(&tp);
-                    self.lock_pending().offline.remove(&tp);
+                    let hosted = map.remove(&tp).is_some();
+                    let mut pending = self.lock_pending();
+                    pending.offline.remove(&tp);
+                    // A replica moved off this node (or a stray log found at start): its
+                    // log goes once `reconcile` confirms it against the latest image.
+                    if hosted || self.log_manager.get_log(&tp).is_some() {
+                        pending.removed_replicas.insert(tp, topic_id);
+                    }
                     continue;
                 }
                 self.open_partition(&mut map, image, &tp, topic_id, state);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use moldau_metadata::MetadataRecord;
+    use moldau_storage::LogManagerConfig;
+
+    use super::*;
+
+    const TOPIC: Uuid = Uuid::from_u128(3);
+
+    /// Node 1's replica manager on a fresh dir.
+    fn node(dir: &std::path::Path) -> (Arc<LogManager>, ReplicaManager) {
+        let log_manager =
+            LogManager::open(LogManagerConfig::new(dir), LogConfig::default()).expect("open logs");
+        let replica_manager = ReplicaManager::new(
+            1,
+            log_manager.clone(),
+            LogConfig::default(),
+            ReplicationConfig::default(),
+        );
+        (log_manager, replica_manager)
+    }
+
+    /// Publishes `records` on top of `image`, as the state machine does.
+    fn publish(
+        rm: &ReplicaManager,
+        image: &Arc<MetadataImage>,
+        records: &[MetadataRecord],
+    ) -> Arc<MetadataImage> {
+        let mut delta = MetadataDelta::new(image);
+        for (i, record) in records.iter().enumerate() {
+            delta.replay(image.offset + 1 + i as i64, record).unwrap();
+        }
+        let next = Arc::new(delta.current().clone());
+        rm.publish(&delta, &next);
+        next
+    }
+
+    fn created() -> Vec<MetadataRecord> {
+        let mut records: Vec<MetadataRecord> = (1..=2)
+            .map(|id| MetadataRecord::RegisterBroker {
+                broker_id: id,
+                broker_epoch: id as i64,
+                host: "h".into(),
+                port: 1,
+                rack: None,
+                fenced: false,
+                incarnation_id: None,
+            })
+            .collect();
+        records.push(MetadataRecord::Topic {
+            name: "t".into(),
+            topic_id: TOPIC,
+        });
+        records.push(MetadataRecord::Partition {
+            topic_id: TOPIC,
+            partition_id: 0,
+            replicas: vec![1],
+            isr: vec![1],
+            adding_replicas: vec![],
+            removing_replicas: vec![],
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        });
+        records
+    }
+
+    fn moved_to(replicas: &[i32]) -> MetadataRecord {
+        MetadataRecord::PartitionChange {
+            topic_id: TOPIC,
+            partition_id: 0,
+            leader: Some(replicas[0]),
+            isr: Some(replicas.to_vec()),
+            replicas: Some(replicas.to_vec()),
+            adding_replicas: None,
+            removing_replicas: None,
+        }
+    }
+
+    fn append_one(rm: &ReplicaManager, tp: &TopicPartition) {
+        let mut batch = crate::internal_log::encode_batch(
+            [(
+                bytes::Bytes::from_static(b"k"),
+                Some(bytes::Bytes::from_static(b"v")),
+            )],
+            1,
+        )
+        .unwrap();
+        rm.append_records(tp, &mut batch, 1, AppendOrigin::Client, None)
+            .map_err(|e| format!("{e:?}"))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_replica_moved_off_this_node_leaves_at_once_and_its_log_goes_at_reconcile() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log_manager, rm) = node(dir.path());
+        let tp = TopicPartition::new("t", 0);
+        let image = publish(&rm, &Arc::new(MetadataImage::empty()), &created());
+        assert!(rm.partition(&tp).is_some());
+        append_one(&rm, &tp);
+        let image = publish(&rm, &image, &[moved_to(&[2])]);
+        // Serves nothing at once; the log waits for the reconcile pass.
+        assert!(rm.partition(&tp).is_none());
+        assert!(dir.path().join("t-0").exists());
+        assert!(rm.has_pending_effects());
+        rm.reconcile();
+        assert!(!dir.path().join("t-0").exists());
+        assert!(log_manager.get_log(&tp).is_none());
+        assert!(!rm.has_pending_effects());
+        // Assigned here again: a new, empty log (the follower fetches it all).
+        publish(&rm, &image, &[moved_to(&[2, 1])]);
+        let back = rm.partition(&tp).expect("hosted again");
+        assert_eq!(back.log.log_end_offset(), 0);
+        log_manager.shutdown().unwrap();
+    }
+
+    #[test]
+    fn a_replica_moved_away_and_back_before_reconcile_keeps_its_log() {
+        // What a restarting node replaying an away-and-back move sees: the log it holds
+        // now must survive the intermediate image.
+        let dir = tempfile::tempdir().unwrap();
+        let (log_manager, rm) = node(dir.path());
+        let tp = TopicPartition::new("t", 0);
+        let image = publish(&rm, &Arc::new(MetadataImage::empty()), &created());
+        append_one(&rm, &tp);
+        let image = publish(&rm, &image, &[moved_to(&[2])]);
+        publish(&rm, &image, &[moved_to(&[1])]);
+        rm.reconcile();
+        let kept = rm.partition(&tp).expect("hosted");
+        assert_eq!(kept.log.log_end_offset(), 1);
+        assert!(!rm.has_pending_effects());
+        log_manager.shutdown().unwrap();
+    }
+
+    #[test]
+    fn a_stray_log_found_at_start_is_deleted_once_reconciled() {
+        let dir = tempfile::tempdir().unwrap();
+        let tp = TopicPartition::new("t", 0);
+        {
+            let (log_manager, rm) = node(dir.path());
+            publish(&rm, &Arc::new(MetadataImage::empty()), &created());
+            append_one(&rm, &tp);
+            log_manager.shutdown().unwrap();
+        }
+        // The node restarts on a snapshot in which the partition moved away meanwhile.
+        let (log_manager, rm) = node(dir.path());
+        let mut records = created();
+        records.push(moved_to(&[2]));
+        publish(&rm, &Arc::new(MetadataImage::empty()), &records);
+        assert!(rm.partition(&tp).is_none());
+        assert!(rm.has_pending_effects());
+        rm.reconcile();
+        assert!(!dir.path().join("t-0").exists());
+        log_manager.shutdown().unwrap();
     }
 }

@@ -34,6 +34,8 @@ pub struct Broker {
     heartbeat_task: JoinHandle<()>,
     /// Follower fetchers, ISR expiration and the AlterPartition sender.
     replication_tasks: Vec<JoinHandle<()>>,
+    /// The active controller's leader balancing (auto rebalance, unclean elections).
+    leader_balancer_task: JoinHandle<()>,
 }
 
 /// How long a stopping broker waits for the active controller to move its leadership away.
@@ -161,6 +163,8 @@ impl Broker {
             crate::alter_partition_manager::spawn_isr_expiration(state.clone()),
             crate::replica_fetcher::spawn_replica_fetchers(state.clone()),
         ];
+        let leader_balancer_task =
+            crate::handlers::elect_leaders::spawn_leader_balancer(state.clone());
         state.group_coordinator.start().await?;
         crate::txn_coordinator::TxnCoordinator::start(&state).await?;
         log_manager.start_background_tasks();
@@ -187,6 +191,7 @@ impl Broker {
             coordinator_loader_task,
             heartbeat_task,
             replication_tasks,
+            leader_balancer_task,
         })
     }
 
@@ -218,6 +223,7 @@ impl Broker {
         for task in &self.replication_tasks {
             task.abort();
         }
+        self.leader_balancer_task.abort();
         self.state.group_coordinator.shutdown();
         self.state.txn_coordinator.shutdown();
         // No more committed metadata is applied (and published into the logs) from here.

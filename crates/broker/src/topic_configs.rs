@@ -12,7 +12,9 @@ use std::sync::OnceLock;
 
 use kafka_protocol::ResponseError;
 use moldau_metadata::{ConfigResource, ConfigResourceType, MetadataImage};
-use moldau_storage::{LogConfig, TopicConfigDef, TOPIC_CONFIGS};
+use moldau_storage::{
+    LogConfig, TopicConfigDef, TOPIC_CONFIGS, TOPIC_CONFIGS_WITHOUT_SERVER_DEFAULT,
+};
 
 use crate::config::ServerConfig;
 use crate::state::BrokerState;
@@ -109,11 +111,35 @@ pub fn broker_synonym_group(name: &str) -> Vec<&str> {
     }
 }
 
+/// The replication throttle rates (Kafka's `QuotaConfig.brokerQuotaConfigs`: dynamic only,
+/// a long of at least 0 in bytes/s, default `Long.MAX_VALUE`), enforced by the replica
+/// fetchers and the leaders' fetch answers (see `replication_quota`).
+const REPLICATION_THROTTLE_RATES: &[(&str, &str)] = &[
+    (
+        crate::replication_quota::LEADER_RATE,
+        "The upper bound (bytes/sec) on replication traffic for leaders enumerated in the \
+         property leader.replication.throttled.replicas (for each topic).",
+    ),
+    (
+        crate::replication_quota::FOLLOWER_RATE,
+        "The upper bound (bytes/sec) on replication traffic for followers enumerated in the \
+         property follower.replication.throttled.replicas (for each topic).",
+    ),
+];
+
+fn throttle_rate(name: &str) -> Option<&'static str> {
+    REPLICATION_THROTTLE_RATES
+        .iter()
+        .find(|(key, _)| *key == name)
+        .map(|(_, doc)| *doc)
+}
+
 /// Whether a broker key can be changed at runtime here: the broker-level defaults of topic
-/// configs (Kafka's `DynamicLogConfig.ReconfigurableConfigs`). Kafka can also change thread
-/// pools, listeners and the cleaner at runtime; Moldau cannot yet.
+/// configs (Kafka's `DynamicLogConfig.ReconfigurableConfigs`) and the replication throttle
+/// rates. Kafka can also change thread pools, listeners and the cleaner at runtime; Moldau
+/// cannot yet.
 pub fn is_dynamic_broker_key(name: &str) -> bool {
-    TOPIC_CONFIGS.iter().any(|d| d.broker_synonym == name)
+    throttle_rate(name).is_some() || TOPIC_CONFIGS.iter().any(|d| d.broker_synonym == name)
 }
 
 /// Whether the broker knows this key (dynamic or not); unknown keys are custom configs,
@@ -146,6 +172,9 @@ fn default_broker_configs() -> &'static BTreeMap<String, Option<String>> {
         }
         for (key, value) in SECONDARY_SYNONYM_DEFAULTS {
             defaults.insert(key.to_string(), Some(value.to_string()));
+        }
+        for (key, _) in REPLICATION_THROTTLE_RATES {
+            defaults.insert(key.to_string(), Some(i64::MAX.to_string()));
         }
         defaults
     })
@@ -273,8 +302,11 @@ impl<'a> BrokerConfigs<'a> {
                 .map_or(ConfigSource::DefaultConfig, |s| s.source),
             read_only: !is_dynamic_broker_key(name),
             synonyms,
-            config_type: config_type_id(ServerConfig::config_type(name)),
-            documentation: topic_def.map(|d| d.doc),
+            config_type: match throttle_rate(name) {
+                Some(_) => config_type_id(Some("long")),
+                None => config_type_id(ServerConfig::config_type(name)),
+            },
+            documentation: topic_def.map(|d| d.doc).or_else(|| throttle_rate(name)),
         }
     }
 
@@ -345,6 +377,7 @@ pub fn describe_topic(
     let layers = BrokerConfigs::new(state, image);
     TOPIC_CONFIGS
         .iter()
+        .chain(TOPIC_CONFIGS_WITHOUT_SERVER_DEFAULT)
         .map(|def| layers.topic_entry(def, &effective, overrides))
         .collect()
 }
@@ -430,6 +463,20 @@ pub fn validate_broker_configs(configs: &BTreeMap<String, String>) -> Result<(),
             ),
         ));
     }
+    for (key, _) in REPLICATION_THROTTLE_RATES {
+        if let Some(value) = configs.get(*key) {
+            let valid = value.trim().parse::<i64>().is_ok_and(|v| v >= 0);
+            if !valid {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!(
+                        "Invalid value {value} for configuration {key}: expected a long of \
+                         at least 0"
+                    ),
+                ));
+            }
+        }
+    }
     let mut scratch = LogConfig::default();
     for def in TOPIC_CONFIGS {
         if let Some(value) = configs.get(def.broker_synonym) {
@@ -513,6 +560,46 @@ mod tests {
             message,
             "Cannot update these configs dynamically: Set(log.dirs)"
         );
+    }
+
+    #[test]
+    fn replication_throttles_are_dynamic_checked_and_known() {
+        for key in [
+            "leader.replication.throttled.rate",
+            "follower.replication.throttled.rate",
+        ] {
+            assert!(is_dynamic_broker_key(key) && is_known_broker_key(key));
+            assert_eq!(
+                default_broker_configs()[key].as_deref(),
+                Some("9223372036854775807")
+            );
+            let ok: BTreeMap<String, String> = [(key.into(), "1048576".into())].into();
+            assert!(validate_broker_configs(&ok).is_ok());
+            for bad in ["-1", "fast", "1.5"] {
+                let configs: BTreeMap<String, String> = [(key.into(), bad.into())].into();
+                let (code, message) = validate_broker_configs(&configs).unwrap_err();
+                assert_eq!(code, ResponseError::InvalidRequest);
+                assert!(message.contains(key), "{message}");
+            }
+        }
+        let throttled: BTreeMap<String, String> = [
+            (
+                "leader.replication.throttled.replicas".into(),
+                "0:1,1:2".into(),
+            ),
+            ("follower.replication.throttled.replicas".into(), "*".into()),
+        ]
+        .into();
+        assert!(validate_topic_overrides(&LogConfig::default(), &throttled).is_ok());
+        let bad: BTreeMap<String, String> =
+            [("leader.replication.throttled.replicas".into(), "0-1".into())].into();
+        let (code, message) = validate_topic_overrides(&LogConfig::default(), &bad).unwrap_err();
+        assert_eq!(code, ResponseError::InvalidConfig);
+        assert!(message.contains("must be the literal '*'"), "{message}");
+        assert!(is_list_config(
+            ConfigResourceType::Topic,
+            "follower.replication.throttled.replicas"
+        ));
     }
 
     #[test]

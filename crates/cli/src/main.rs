@@ -16,10 +16,12 @@ mod consume;
 mod group_admin;
 mod groups;
 mod incremental_alter;
+mod leaders;
 mod log_dirs;
 mod metadata_quorum;
 mod perf;
 mod produce;
+mod reassign;
 mod server;
 mod storage;
 mod topics;
@@ -74,6 +76,12 @@ enum Command {
     /// Describe every broker's log directories, like kafka-log-dirs.
     #[command(subcommand)]
     LogDirs(log_dirs::LogDirsCommand),
+    /// Elect partition leaders on demand, like kafka-leader-election.
+    #[command(subcommand)]
+    Leaders(leaders::LeadersCommand),
+    /// Move partitions between brokers, like kafka-reassign-partitions.
+    #[command(subcommand)]
+    Reassign(reassign::ReassignCommand),
 }
 
 /// A failure with the exit code it should produce.
@@ -105,6 +113,8 @@ fn main() -> ExitCode {
         Command::Cluster(cmd) => cluster::run(cmd),
         Command::MetadataQuorum(cmd) => metadata_quorum::run(cmd),
         Command::LogDirs(cmd) => log_dirs::run(cmd),
+        Command::Leaders(cmd) => leaders::run(cmd),
+        Command::Reassign(cmd) => reassign::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! A small Kafka protocol client for the admin requests librdkafka has no API for
-//! (ListTransactions, DescribeTransactions, DescribeProducers, WriteTxnMarkers).
+//! (ListTransactions, DescribeTransactions, DescribeProducers, WriteTxnMarkers,
+//! AlterPartitionReassignments, ListPartitionReassignments).
 //!
 //! Requests and responses are encoded and decoded by the `kafka-protocol` crate; this
 //! module only frames them (4-byte length prefix, request and response headers),
@@ -424,6 +425,11 @@ impl Cluster {
             addr: bootstrap.to_string(),
             reason: "no bootstrap address given".to_string(),
         }))
+    }
+
+    /// How this client identifies itself and how long it waits.
+    pub fn settings(&self) -> &ClientSettings {
+        &self.settings
     }
 
     /// The connection to the bootstrap broker (for requests any broker answers).

@@ -844,6 +844,8 @@ mod tests {
             leader: 1,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         };
         let manager =
             LogManager::open(LogManagerConfig::new(dir.path()), metadata_log_config()).unwrap();

@@ -34,15 +34,81 @@ pub struct BrokerImage {
     pub rack: Option<String>,
     /// A fenced broker leads nothing and gets no new replicas; clients are not told of it.
     pub fenced: bool,
+    /// The process that registered (see `MetadataRecord::RegisterBroker`).
+    pub incarnation_id: Option<Uuid>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct PartitionImage {
+    /// Every replica; while a reassignment runs, the target's replicas first, then the
+    /// ones it removes (Kafka's order).
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// Replicas an ongoing reassignment adds (empty when none runs).
+    pub adding_replicas: Vec<i32>,
+    /// Replicas an ongoing reassignment removes (empty when none runs).
+    pub removing_replicas: Vec<i32>,
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+}
+
+impl PartitionImage {
+    /// A new partition (no reassignment).
+    pub fn new(
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+    ) -> Self {
+        PartitionImage {
+            replicas,
+            isr,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
+            leader,
+            leader_epoch,
+            partition_epoch,
+        }
+    }
+
+    /// Whether a reassignment is in progress (Kafka's `isReassignmentInProgress`).
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The partition after a `PartitionChange` of these fields (Kafka's
+    /// `PartitionRegistration.merge`): `None` keeps a field; a `leader` (even the same
+    /// one) bumps the leader epoch; the partition epoch always goes up by one.
+    pub fn merge(
+        &self,
+        leader: Option<i32>,
+        isr: Option<&[i32]>,
+        replicas: Option<&[i32]>,
+        adding_replicas: Option<&[i32]>,
+        removing_replicas: Option<&[i32]>,
+    ) -> PartitionImage {
+        let mut next = self.clone();
+        if let Some(leader) = leader {
+            next.leader = leader;
+            next.leader_epoch += 1;
+        }
+        if let Some(isr) = isr {
+            next.isr = isr.to_vec();
+        }
+        if let Some(replicas) = replicas {
+            next.replicas = replicas.to_vec();
+        }
+        if let Some(adding) = adding_replicas {
+            next.adding_replicas = adding.to_vec();
+        }
+        if let Some(removing) = removing_replicas {
+            next.removing_replicas = removing.to_vec();
+        }
+        next.partition_epoch += 1;
+        next
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -116,6 +182,7 @@ impl MetadataImage {
                 port: broker.port,
                 rack: broker.rack.clone(),
                 fenced: broker.fenced,
+                incarnation_id: broker.incarnation_id,
             });
         }
         for topic in self.topics() {
@@ -129,6 +196,8 @@ impl MetadataImage {
                     partition_id: *partition_id,
                     replicas: partition.replicas.clone(),
                     isr: partition.isr.clone(),
+                    adding_replicas: partition.adding_replicas.clone(),
+                    removing_replicas: partition.removing_replicas.clone(),
                     leader: partition.leader,
                     leader_epoch: partition.leader_epoch,
                     partition_epoch: partition.partition_epoch,
@@ -276,6 +345,7 @@ impl MetadataDelta {
                 port,
                 rack,
                 fenced,
+                incarnation_id,
             } => {
                 image.brokers.insert(
                     *broker_id,
@@ -286,6 +356,7 @@ impl MetadataDelta {
                         port: *port,
                         rack: rack.clone(),
                         fenced: *fenced,
+                        incarnation_id: *incarnation_id,
                     },
                 );
                 self.changed_brokers = true;
@@ -356,6 +427,8 @@ impl MetadataDelta {
                 partition_id,
                 replicas,
                 isr,
+                adding_replicas,
+                removing_replicas,
                 leader,
                 leader_epoch,
                 partition_epoch,
@@ -366,6 +439,8 @@ impl MetadataDelta {
                     PartitionImage {
                         replicas: replicas.clone(),
                         isr: isr.clone(),
+                        adding_replicas: adding_replicas.clone(),
+                        removing_replicas: removing_replicas.clone(),
                         leader: *leader,
                         leader_epoch: *leader_epoch,
                         partition_epoch: *partition_epoch,
@@ -378,6 +453,9 @@ impl MetadataDelta {
                 partition_id,
                 leader,
                 isr,
+                replicas,
+                adding_replicas,
+                removing_replicas,
             } => {
                 let topic = topic_mut(image, offset, topic_id)?;
                 let partition = topic.partitions.get_mut(partition_id).ok_or(
@@ -387,14 +465,13 @@ impl MetadataDelta {
                         partition_id: *partition_id,
                     },
                 )?;
-                if let Some(leader) = leader {
-                    partition.leader = *leader;
-                    partition.leader_epoch += 1;
-                }
-                if let Some(isr) = isr {
-                    partition.isr = isr.clone();
-                }
-                partition.partition_epoch += 1;
+                *partition = partition.merge(
+                    *leader,
+                    isr.as_deref(),
+                    replicas.as_deref(),
+                    adding_replicas.as_deref(),
+                    removing_replicas.as_deref(),
+                );
                 self.changed_topics.insert(*topic_id);
             }
             MetadataRecord::RemoveTopic { topic_id } => {
@@ -483,6 +560,8 @@ mod tests {
                 partition_id,
                 replicas: vec![1],
                 isr: vec![1],
+                adding_replicas: vec![],
+                removing_replicas: vec![],
                 leader: 1,
                 leader_epoch: 0,
                 partition_epoch: 0,
@@ -532,6 +611,9 @@ mod tests {
                 partition_id: 0,
                 leader: Some(2),
                 isr: Some(vec![2]),
+                replicas: None,
+                adding_replicas: None,
+                removing_replicas: None,
             }],
         );
         let p = &image.topic_by_id(&topic_id).unwrap().partitions[&0];
@@ -653,6 +735,19 @@ mod tests {
             partition_id: 1,
             leader: Some(2),
             isr: Some(vec![2]),
+            replicas: None,
+            adding_replicas: None,
+            removing_replicas: None,
+        });
+        // Partition 0 is reassigning from [1] to [2, 3]: a snapshot keeps that.
+        records.push(MetadataRecord::PartitionChange {
+            topic_id,
+            partition_id: 0,
+            leader: None,
+            isr: None,
+            replicas: Some(vec![2, 3, 1]),
+            adding_replicas: Some(vec![2, 3]),
+            removing_replicas: Some(vec![1]),
         });
         records.push(MetadataRecord::RegisterBroker {
             broker_id: 1,
@@ -661,6 +756,7 @@ mod tests {
             port: 9092,
             rack: None,
             fenced: true,
+            incarnation_id: Some(Uuid::from_u128(5)),
         });
         records.push(MetadataRecord::BrokerRegistrationChange {
             broker_id: 1,
@@ -690,6 +786,12 @@ mod tests {
             ),
             (2, 1, 1)
         );
+        let reassigning = &rebuilt.topic_by_id(&topic_id).unwrap().partitions[&0];
+        assert_eq!(reassigning.replicas, vec![2, 3, 1]);
+        assert_eq!(
+            (&reassigning.adding_replicas, &reassigning.removing_replicas),
+            (&vec![2, 3], &vec![1])
+        );
         assert_eq!(rebuilt.next_producer_id, 2000);
         assert_eq!(rebuilt.brokers.len(), 1);
         assert_eq!(
@@ -702,6 +804,110 @@ mod tests {
                 name: "orders".into()
             })
         );
+    }
+
+    fn change(
+        topic_id: Uuid,
+        leader: Option<i32>,
+        isr: Option<Vec<i32>>,
+        replicas: Option<Vec<i32>>,
+        adding: Option<Vec<i32>>,
+        removing: Option<Vec<i32>>,
+    ) -> MetadataRecord {
+        MetadataRecord::PartitionChange {
+            topic_id,
+            partition_id: 0,
+            leader,
+            isr,
+            replicas,
+            adding_replicas: adding,
+            removing_replicas: removing,
+        }
+    }
+
+    #[test]
+    fn a_change_of_replicas_keeps_the_leader_epoch_unless_the_leader_is_set() {
+        let (topic_id, records) = topic_records("t", 1);
+        let image = replay_all(&MetadataImage::empty(), &records);
+        // Start: the target [2, 3] first, then the replica it removes.
+        let start = change(
+            topic_id,
+            None,
+            None,
+            Some(vec![2, 3, 1]),
+            Some(vec![2, 3]),
+            Some(vec![1]),
+        );
+        let image = replay_all(&image, &[start]);
+        let p = &image.topic_by_id(&topic_id).unwrap().partitions[&0];
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (1, 0, 1));
+        assert!(p.is_reassigning());
+        assert_eq!(p.replicas, vec![2, 3, 1]);
+        // Completion with a new leader: the leader epoch goes up once.
+        let complete = change(
+            topic_id,
+            Some(2),
+            Some(vec![2, 3]),
+            Some(vec![2, 3]),
+            Some(vec![]),
+            Some(vec![]),
+        );
+        let image = replay_all(&image, &[complete]);
+        let p = &image.topic_by_id(&topic_id).unwrap().partitions[&0];
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (2, 1, 2));
+        assert!(!p.is_reassigning());
+        assert_eq!(
+            (p.replicas.clone(), p.isr.clone()),
+            (vec![2, 3], vec![2, 3])
+        );
+        // The same leader named again is a new epoch too (Kafka's bump on removal).
+        let bump = change(topic_id, Some(2), None, Some(vec![2]), None, None);
+        let image = replay_all(&image, &[bump]);
+        let p = &image.topic_by_id(&topic_id).unwrap().partitions[&0];
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (2, 2, 3));
+        assert_eq!(p.isr, vec![2, 3]);
+    }
+
+    #[test]
+    fn records_of_earlier_versions_replay_unchanged() {
+        let topic_id = Uuid::from_u128(5);
+        let old_partition = format!(
+            r#"{{"type":"Partition","topic_id":"{topic_id}","partition_id":0,"replicas":[1,2],"isr":[1,2],"leader":1,"leader_epoch":3,"partition_epoch":4}}"#
+        );
+        let old_change = format!(
+            r#"{{"type":"PartitionChange","topic_id":"{topic_id}","partition_id":0,"leader":null,"isr":[1]}}"#
+        );
+        let topic = MetadataRecord::Topic {
+            name: "t".into(),
+            topic_id,
+        };
+        let records = vec![
+            topic,
+            MetadataRecord::decode(old_partition.as_bytes()).unwrap(),
+            MetadataRecord::decode(old_change.as_bytes()).unwrap(),
+        ];
+        let image = replay_all(&MetadataImage::empty(), &records);
+        let p = &image.topic_by_id(&topic_id).unwrap().partitions[&0];
+        assert_eq!(
+            p,
+            &PartitionImage {
+                replicas: vec![1, 2],
+                isr: vec![1],
+                adding_replicas: vec![],
+                removing_replicas: vec![],
+                leader: 1,
+                leader_epoch: 3,
+                partition_epoch: 5,
+            }
+        );
+        // Written back, a record without replica changes has no replica fields at all.
+        let encoded = String::from_utf8(records[2].encode()).unwrap();
+        assert!(!encoded.contains("replicas"), "{encoded}");
+        let encoded = String::from_utf8(records[1].encode()).unwrap();
+        assert!(!encoded.contains("adding_replicas"), "{encoded}");
+        // A change of replicas round-trips with them.
+        let start = change(topic_id, None, None, Some(vec![3, 1]), Some(vec![3]), None);
+        assert_eq!(MetadataRecord::decode(&start.encode()).unwrap(), start);
     }
 
     #[test]

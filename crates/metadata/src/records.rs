@@ -23,6 +23,11 @@ pub enum MetadataRecord {
         rack: Option<String>,
         #[serde(default)]
         fenced: bool,
+        /// The process that registered: a restarted broker is a new incarnation and gets a
+        /// new registration (and broker epoch) even with the same endpoint. Records of
+        /// earlier versions lack it.
+        #[serde(default)]
+        incarnation_id: Option<Uuid>,
     },
     /// A registered broker was fenced (missed heartbeats, controlled shutdown) or unfenced
     /// (caught up again), as Kafka's BrokerRegistrationChangeRecord. Applies only to the
@@ -37,22 +42,37 @@ pub enum MetadataRecord {
     UnregisterBroker { broker_id: i32, broker_epoch: i64 },
     /// A topic was created. Its partitions follow as `Partition` records.
     Topic { name: String, topic_id: Uuid },
-    /// A partition's full state (creation, or growth by CreatePartitions).
+    /// A partition's full state (creation, growth by CreatePartitions, or a snapshot of
+    /// one that may be reassigning: Kafka's PartitionRecord carries the adding and
+    /// removing replicas too). Records of earlier versions have neither: empty.
     Partition {
         topic_id: Uuid,
         partition_id: i32,
         replicas: Vec<i32>,
         isr: Vec<i32>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        adding_replicas: Vec<i32>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removing_replicas: Vec<i32>,
         leader: i32,
         leader_epoch: i32,
         partition_epoch: i32,
     },
-    /// A change of leader or ISR; fields left `None` are unchanged.
+    /// A change of leader, ISR or replica assignment (Kafka's PartitionChangeRecord);
+    /// fields left `None` are unchanged. Setting `leader` (even to the same broker) starts
+    /// a new leader epoch; a change of `replicas` alone keeps it. Records of earlier
+    /// versions carry no replica fields, and are written without them when unchanged.
     PartitionChange {
         topic_id: Uuid,
         partition_id: i32,
         leader: Option<i32>,
         isr: Option<Vec<i32>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replicas: Option<Vec<i32>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        adding_replicas: Option<Vec<i32>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        removing_replicas: Option<Vec<i32>>,
     },
     /// A topic and all its partitions were deleted.
     RemoveTopic { topic_id: Uuid },

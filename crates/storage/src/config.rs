@@ -244,6 +244,34 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "long",
         "Time after which a segment is rolled even if not full.",
     ),
+    def(
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+        "false",
+        "boolean",
+        "Whether a replica outside the ISR may become leader as a last resort (data may be lost).",
+    ),
+];
+
+/// Topic keys without a broker-level default (Kafka's `CONFIGS_WITH_NO_SERVER_DEFAULTS`):
+/// the replication throttles, which name `partition:broker` replicas (or `*`).
+pub static TOPIC_CONFIGS_WITHOUT_SERVER_DEFAULT: &[TopicConfigDef] = &[
+    def(
+        "follower.replication.throttled.replicas",
+        "",
+        "",
+        "list",
+        "Replicas whose replication is throttled on the follower side: \
+         [PartitionId]:[BrokerId],... or * for every replica of the topic.",
+    ),
+    def(
+        "leader.replication.throttled.replicas",
+        "",
+        "",
+        "list",
+        "Replicas whose replication is throttled on the leader side: \
+         [PartitionId]:[BrokerId],... or * for every replica of the topic.",
+    ),
 ];
 
 /// An invalid or unknown config value; `key` names the config.
@@ -290,6 +318,12 @@ pub struct LogConfig {
     pub file_delete_delay_ms: i64,
     /// `min.insync.replicas`; stored here so all topic configs live in one place.
     pub min_insync_replicas: i32,
+    /// `unclean.leader.election.enable`; read by the active controller, not by the log.
+    pub unclean_leader_election_enable: bool,
+    /// `leader.replication.throttled.replicas`, normalized (items trimmed, joined by ",").
+    pub leader_replication_throttled_replicas: String,
+    /// `follower.replication.throttled.replicas`, normalized.
+    pub follower_replication_throttled_replicas: String,
 }
 
 impl Default for LogConfig {
@@ -317,8 +351,42 @@ impl Default for LogConfig {
             flush_ms: i64::MAX,
             file_delete_delay_ms: 60_000,
             min_insync_replicas: 1,
+            unclean_leader_election_enable: false,
+            leader_replication_throttled_replicas: String::new(),
+            follower_replication_throttled_replicas: String::new(),
         }
     }
+}
+
+/// Kafka's `ThrottledReplicaListValidator`: the literal `*`, or a list of
+/// `partition:broker` items (empty items allowed); returned normalized.
+fn parse_throttled_replicas(key: &str, value: &str) -> Result<String, ConfigError> {
+    let items: Vec<&str> = value.split(',').map(str::trim).collect();
+    if items.concat() == "*" {
+        return Ok("*".to_string());
+    }
+    let replica = |item: &str| match item.split_once(':') {
+        Some((p, b)) => {
+            let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+            digits(p) && digits(b)
+        }
+        None => item.is_empty(),
+    };
+    if !items.iter().all(|item| replica(item)) {
+        return Err(ConfigError::new(
+            key,
+            value,
+            format!(
+                "{key} must be the literal '*' or a list of replicas in the following format: \
+                 [partitionId]:[brokerId],[partitionId]:[brokerId],..."
+            ),
+        ));
+    }
+    Ok(items
+        .into_iter()
+        .filter(|item| !item.is_empty())
+        .collect::<Vec<_>>()
+        .join(","))
 }
 
 /// Kafka 4.x lower bound of `segment.bytes` (KIP-1030).
@@ -367,6 +435,22 @@ fn parse_ratio(key: &str, value: &str) -> Result<f64, ConfigError> {
         ));
     }
     Ok(v)
+}
+
+/// A boolean as Kafka's `ConfigDef` reads one: `true` or `false` in any case.
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    let v = value.trim();
+    if v.eq_ignore_ascii_case("true") {
+        Ok(true)
+    } else if v.eq_ignore_ascii_case("false") {
+        Ok(false)
+    } else {
+        Err(ConfigError::new(
+            key,
+            value,
+            "expected value to be either true or false",
+        ))
+    }
 }
 
 fn parse_cleanup_policy(key: &str, value: &str) -> Result<CleanupPolicy, ConfigError> {
@@ -457,6 +541,15 @@ impl LogConfig {
             "flush.ms" => self.flush_ms = parse_long(key, value, 0)?,
             "file.delete.delay.ms" => self.file_delete_delay_ms = parse_long(key, value, 0)?,
             "min.insync.replicas" => self.min_insync_replicas = parse_int(key, value, 1)?,
+            "unclean.leader.election.enable" => {
+                self.unclean_leader_election_enable = parse_bool(key, value)?
+            }
+            "leader.replication.throttled.replicas" => {
+                self.leader_replication_throttled_replicas = parse_throttled_replicas(key, value)?
+            }
+            "follower.replication.throttled.replicas" => {
+                self.follower_replication_throttled_replicas = parse_throttled_replicas(key, value)?
+            }
             _ => return Err(ConfigError::new(key, value, "unknown topic config")),
         }
         Ok(())
@@ -498,6 +591,13 @@ impl LogConfig {
             "flush.ms" => self.flush_ms.to_string(),
             "file.delete.delay.ms" => self.file_delete_delay_ms.to_string(),
             "min.insync.replicas" => self.min_insync_replicas.to_string(),
+            "unclean.leader.election.enable" => self.unclean_leader_election_enable.to_string(),
+            "leader.replication.throttled.replicas" => {
+                self.leader_replication_throttled_replicas.clone()
+            }
+            "follower.replication.throttled.replicas" => {
+                self.follower_replication_throttled_replicas.clone()
+            }
             _ => return None,
         };
         Some(v)
@@ -505,7 +605,10 @@ impl LogConfig {
 
     /// Definition of a topic key, if supported.
     pub fn definition(key: &str) -> Option<&'static TopicConfigDef> {
-        TOPIC_CONFIGS.iter().find(|d| d.name == key)
+        TOPIC_CONFIGS
+            .iter()
+            .chain(TOPIC_CONFIGS_WITHOUT_SERVER_DEFAULT)
+            .find(|d| d.name == key)
     }
 }
 
@@ -558,6 +661,33 @@ mod tests {
     }
 
     #[test]
+    fn throttled_replica_lists_are_checked_as_kafka_checks_them() {
+        let key = "leader.replication.throttled.replicas";
+        let mut c = LogConfig::default();
+        for ok in ["", "*", " * ", "0:1", "0:1, 1:2", "0:1,,2:3"] {
+            c.set(key, ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+        }
+        assert_eq!(c.get(key).unwrap(), "0:1,2:3");
+        c.set(key, " * ").unwrap();
+        assert_eq!(c.get(key).unwrap(), "*");
+        for bad in ["1", "a:b", "0:1,*", "0:-1", "0:1:2", "*,*"] {
+            let err = c.set(key, bad).unwrap_err();
+            assert!(
+                err.reason.contains("must be the literal '*'"),
+                "{bad:?}: {err}"
+            );
+        }
+        let follower = "follower.replication.throttled.replicas";
+        assert_eq!(LogConfig::definition(follower).unwrap().config_type, "list");
+        for def in TOPIC_CONFIGS_WITHOUT_SERVER_DEFAULT {
+            let mut c = LogConfig::default();
+            c.set(def.name, def.default).unwrap();
+            assert_eq!(c, LogConfig::default());
+            assert_eq!(c.get(def.name).as_deref(), Some(def.default));
+        }
+    }
+
+    #[test]
     fn invalid_values_name_the_key() {
         let mut c = LogConfig::default();
         let err = c.set("retention.ms", "-2").unwrap_err();
@@ -566,6 +696,9 @@ mod tests {
         assert!(c.set("min.cleanable.dirty.ratio", "1.5").is_err());
         assert!(c.set("cleanup.policy", "compact,bogus").is_err());
         assert!(c.set("no.such.key", "1").is_err());
+        assert!(c.set("unclean.leader.election.enable", "yes").is_err());
+        c.set("unclean.leader.election.enable", " TRUE ").unwrap();
+        assert_eq!(c.get("unclean.leader.election.enable").unwrap(), "true");
         c.set("cleanup.policy", "delete, compact").unwrap();
         assert_eq!(c.get("cleanup.policy").unwrap(), "compact,delete");
         let c = LogConfig::with_overrides(&c, [("min.cleanable.dirty.ratio", "1")]).unwrap();

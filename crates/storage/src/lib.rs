@@ -54,7 +54,7 @@ mod validator;
 pub use batch::BatchHeader;
 pub use config::{
     CleanupPolicy, CompressionType, ConfigError, LogConfig, TimestampType, TopicConfigDef,
-    TOPIC_CONFIGS,
+    TOPIC_CONFIGS, TOPIC_CONFIGS_WITHOUT_SERVER_DEFAULT,
 };
 pub use error::{RecordError, StorageError};
 pub use log::{

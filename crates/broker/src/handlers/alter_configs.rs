@@ -18,7 +18,7 @@ use kafka_protocol::ResponseError;
 use moldau_metadata::{ConfigResource, ConfigResourceType, MetadataImage, MetadataRecord};
 
 use super::create_topics::validate_topic_name;
-use super::str_bytes;
+use super::{forward_to_controller, str_bytes};
 use crate::api::RequestContext;
 use crate::error::BrokerError;
 use crate::state::BrokerState;
@@ -31,7 +31,7 @@ pub const VERSIONS: VersionRange = AlterConfigsRequest::VERSIONS;
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
     let changes: Vec<ResourceChange> = request
@@ -48,7 +48,28 @@ pub async fn handle(
             ),
         })
         .collect();
-    let outcomes = alter(state, &changes, request.validate_only).await;
+    let forwarded = forward_to_controller_if_needed(state, ctx, &changes, |indexes| {
+        let mut subset = request.clone();
+        subset.resources = indexes
+            .iter()
+            .map(|i| request.resources[*i].clone())
+            .collect();
+        async move {
+            let response = forward_to_controller(state, ctx.api_version, &subset).await?;
+            Some(
+                response
+                    .responses
+                    .iter()
+                    .map(|r| outcome_of(r.error_code, r.error_message.as_ref()))
+                    .collect(),
+            )
+        }
+    })
+    .await;
+    let outcomes = match forwarded {
+        Some(outcomes) => outcomes,
+        None => alter(state, ctx, &changes, request.validate_only).await,
+    };
     let responses = request
         .resources
         .iter()
@@ -63,6 +84,69 @@ pub async fn handle(
         })
         .collect();
     AlterConfigsResponse::default().with_responses(responses)
+}
+
+/// A resource's outcome from the code and message of a (forwarded) answer.
+pub(super) fn outcome_of(code: i16, message: Option<&StrBytes>) -> Result<(), ConfigRefusal> {
+    match ResponseError::try_from_code(code) {
+        None => Ok(()),
+        Some(error) => Err((
+            error,
+            message.map_or_else(|| error.to_string(), |m| m.to_string()),
+        )),
+    }
+}
+
+/// Kafka's brokers check a config change themselves (`ConfigAdminManager.preprocess`,
+/// with the broker id a broker resource must name) and forward the resources that passed
+/// to the active controller, which applies them without that check (a broker's dynamic
+/// configs are set through the broker itself, wherever the controller is). `None`: this
+/// node decides (it is the active controller, or the request came over a controller
+/// listener). Else every resource's outcome: the refusals made here, and for the rest the
+/// controller's answers from `forward` (given their indexes; `None` when there is no
+/// active controller to reach: NOT_CONTROLLER).
+pub(super) async fn forward_to_controller_if_needed<F, Fut>(
+    state: &BrokerState,
+    ctx: &RequestContext,
+    changes: &[ResourceChange],
+    forward: F,
+) -> Option<Vec<Result<(), ConfigRefusal>>>
+where
+    F: FnOnce(Vec<usize>) -> Fut,
+    Fut: std::future::Future<Output = Option<Vec<Result<(), ConfigRefusal>>>>,
+{
+    if ctx.controller_listener || state.controller.quorum().is_leader() {
+        return None;
+    }
+    let image = state.image();
+    let mut outcomes: Vec<Option<Result<(), ConfigRefusal>>> = changes
+        .iter()
+        .map(|change| preprocess(state, &image, change, true).err().map(Err))
+        .collect();
+    let passed: Vec<usize> = (0..changes.len())
+        .filter(|i| outcomes[*i].is_none())
+        .collect();
+    if !passed.is_empty() {
+        let answers = forward(passed.clone())
+            .await
+            .filter(|answers| answers.len() == passed.len());
+        match answers {
+            Some(answers) => {
+                for (i, answer) in passed.into_iter().zip(answers) {
+                    outcomes[i] = Some(answer);
+                }
+            }
+            None => {
+                for i in passed {
+                    outcomes[i] = Some(Err((
+                        ResponseError::NotController,
+                        "no active controller could be reached".to_string(),
+                    )));
+                }
+            }
+        }
+    }
+    Some(outcomes.into_iter().map(|o| o.unwrap_or(Ok(()))).collect())
 }
 
 /// The error code and message of one resource's outcome.
@@ -123,9 +207,12 @@ struct Accepted<'a> {
     change: &'a ResourceChange,
 }
 
-/// Applies config changes as Kafka does; one outcome per resource, in request order.
+/// Applies config changes as Kafka does; one outcome per resource, in request order. A
+/// request that came over a controller listener (forwarded by the broker it names) may
+/// name any broker.
 pub(super) async fn alter(
     state: &BrokerState,
+    ctx: &RequestContext,
     changes: &[ResourceChange],
     validate_only: bool,
 ) -> Vec<Result<(), ConfigRefusal>> {
@@ -143,7 +230,7 @@ pub(super) async fn alter(
             outcomes[index] = Some(Err(invalid("Each resource must appear at most once.")));
             continue;
         }
-        match preprocess(state, &image, change) {
+        match preprocess(state, &image, change, !ctx.controller_listener) {
             Ok(resource) => accepted.push(Accepted {
                 index,
                 resource,
@@ -196,11 +283,13 @@ fn invalid(message: &str) -> ConfigRefusal {
     (ResponseError::InvalidRequest, message.to_string())
 }
 
-/// Kafka's broker-side checks (`ConfigAdminManager.preprocess`).
+/// Kafka's broker-side checks (`ConfigAdminManager.preprocess`); `check_broker_id`: a
+/// broker resource must name this broker (or "", every broker).
 fn preprocess(
     state: &BrokerState,
     image: &MetadataImage,
     change: &ResourceChange,
+    check_broker_id: bool,
 ) -> Result<ConfigResource, ConfigRefusal> {
     let mut keys = change.keys();
     keys.sort_unstable();
@@ -236,7 +325,7 @@ fn preprocess(
                         change.name
                     ))
                 })?;
-                if id != state.node_id {
+                if check_broker_id && id != state.node_id {
                     return Err(invalid(&format!(
                         "Unexpected broker id, expected {}, but received {}",
                         state.node_id, change.name

@@ -14,8 +14,16 @@
 //! leader out, or asks for leader recovery (Moldau has no unclean-recovery state), and
 //! INELIGIBLE_REPLICA when a member is not registered, is fenced, or (v3) is registered
 //! with another broker epoch than the one given. A valid change commits a
-//! `PartitionChange` of the ISR alone (the partition epoch goes up by one, the leader
-//! epoch stays); an unchanged ISR is answered with the current state and writes nothing.
+//! `PartitionChange` of the ISR (the partition epoch goes up by one, the leader epoch
+//! stays); an unchanged ISR is answered with the current state and writes nothing.
+//!
+//! The change goes through Kafka's `PartitionChangeBuilder`
+//! ([`super::alter_partition_reassignments::ChangeBuilder`]): an ISR that now holds every
+//! replica a reassignment keeps completes it in the same record (replicas become the
+//! target, the removed replicas leave the ISR, a new leader epoch), and when that takes the
+//! leadership from the sender (it was being removed) the partition is answered
+//! NEW_LEADER_ELECTED (FENCED_LEADER_EPOCH before v2), as Kafka does: the change is
+//! committed, and the old leader learns the new state from the metadata.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -28,7 +36,9 @@ use kafka_protocol::ResponseError;
 use moldau_metadata::{MetadataImage, MetadataRecord, PartitionImage, Uuid};
 use moldau_storage::TopicPartition;
 
+use super::alter_partition_reassignments::{BuiltChange, ChangeBuilder, Election};
 use crate::api::RequestContext;
+use crate::broker_lifecycle::UncleanElection;
 use crate::error::BrokerError;
 use crate::state::BrokerState;
 
@@ -104,14 +114,18 @@ pub(crate) struct Decision {
     pub topics: Vec<TopicOutcome>,
 }
 
-/// Decides an AlterPartition request from `sender` (registered at `sender_epoch`) against
-/// `image`. `Err` is the top-level error (STALE_BROKER_EPOCH). A partition named twice is
-/// decided the second time against the state the first one leads to.
+/// Decides an AlterPartition request (of `version`) from `sender` (registered at
+/// `sender_epoch`) against `image`. `Err` is the top-level error (STALE_BROKER_EPOCH). A
+/// partition named twice is decided the second time against the state the first one
+/// leads to. `unclean`: where `unclean.leader.election.enable` is found, for the election
+/// a completed reassignment may need (Kafka elects UNCLEAN here when the topic allows).
 pub(crate) fn decide(
     image: &MetadataImage,
+    version: i16,
     sender: i32,
     sender_epoch: i64,
     topics: &[(Uuid, Vec<IsrChange>)],
+    unclean: UncleanElection,
 ) -> Result<Decision, ResponseError> {
     if image
         .brokers
@@ -135,20 +149,38 @@ pub(crate) fn decide(
             let current = decided
                 .get(&key)
                 .or_else(|| topic.partitions.get(&change.partition_id));
-            let answer = match decide_partition(image, sender, current, change) {
-                Ok((next, changed)) => {
-                    let state = IsrState::of(&next);
-                    if changed {
-                        records.push(MetadataRecord::PartitionChange {
-                            topic_id: *topic_id,
-                            partition_id: change.partition_id,
-                            leader: None,
-                            isr: Some(next.isr.clone()),
-                        });
-                        decided.insert(key, next);
+            let election = if unclean.enabled(image, &topic.name) {
+                Election::Unclean
+            } else {
+                Election::Online
+            };
+            let answer = match decide_partition(image, sender, current, change, election) {
+                Ok((_, Some(built))) => {
+                    records.push(built.record(*topic_id, change.partition_id));
+                    let new_leader = built.leader.filter(|leader| *leader != sender);
+                    let state = IsrState::of(&built.next);
+                    decided.insert(key, built.next);
+                    match new_leader {
+                        // Committed, yet answered as an error: the sender no longer leads.
+                        Some(leader) => {
+                            tracing::info!(
+                                sender,
+                                %topic_id,
+                                partition = change.partition_id,
+                                leader,
+                                "AlterPartition completed a reassignment that moved the \
+                                 leadership"
+                            );
+                            Err(if version > 1 {
+                                ResponseError::NewLeaderElected
+                            } else {
+                                ResponseError::FencedLeaderEpoch
+                            })
+                        }
+                        None => Ok(state),
                     }
-                    Ok(state)
                 }
+                Ok((unchanged, None)) => Ok(IsrState::of(&unchanged)),
                 Err(error) => Err(error),
             };
             if let Err(error) = &answer {
@@ -171,14 +203,16 @@ pub(crate) fn decide(
 }
 
 /// Kafka's `validateAlterPartitionData` for one partition (`current`: its state, `None`
-/// when the topic has no such partition), in Kafka's order. `Ok`: the partition's state
-/// after the change, and whether it changed (an ISR already in place writes nothing).
+/// when the topic has no such partition), in Kafka's order, then the change as Kafka's
+/// `PartitionChangeBuilder` makes it. `Ok`: the partition as it is, and the change (`None`
+/// when nothing changes: an ISR already in place writes nothing).
 pub(crate) fn decide_partition(
     image: &MetadataImage,
     sender: i32,
     current: Option<&PartitionImage>,
     change: &IsrChange,
-) -> Result<(PartitionImage, bool), ResponseError> {
+    election: Election,
+) -> Result<(PartitionImage, Option<BuiltChange>), ResponseError> {
     let partition = current.ok_or(ResponseError::UnknownTopicOrPartition)?;
     // The leader knows a newer state than this controller: it is not the active one
     // (any more), or has not caught up; the leader retries and finds the right one.
@@ -219,19 +253,17 @@ pub(crate) fn decide_partition(
     if ineligible {
         return Err(ResponseError::IneligibleReplica);
     }
-    if new_isr == partition.isr {
-        return Ok((partition.clone(), false));
-    }
-    // What replaying the PartitionChange (ISR only) gives.
-    let mut next = partition.clone();
-    next.isr = new_isr;
-    next.partition_epoch += 1;
-    Ok((next, true))
+    let mut builder = ChangeBuilder::new(partition);
+    builder.target_isr = new_isr;
+    builder.election = election;
+    let usable = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced);
+    Ok((partition.clone(), builder.build(usable)))
 }
 
 /// Decides and commits a request on this node, which must be the active controller.
 async fn decide_and_write(
     state: &BrokerState,
+    version: i16,
     sender: i32,
     sender_epoch: i64,
     topics: &[(Uuid, Vec<IsrChange>)],
@@ -241,11 +273,12 @@ async fn decide_and_write(
             leader_id: state.controller.leader_id(),
         });
     }
+    let unclean = UncleanElection::of(state);
     let outcomes = state
         .controller
         .write(|image| {
-            let decision =
-                decide(image, sender, sender_epoch, topics).map_err(BrokerError::Refused)?;
+            let decision = decide(image, version, sender, sender_epoch, topics, unclean)
+                .map_err(BrokerError::Refused)?;
             Ok::<_, BrokerError>((decision.records, decision.topics))
         })
         .await?;
@@ -283,7 +316,15 @@ pub async fn handle(
             (t.topic_id, changes)
         })
         .collect();
-    match decide_and_write(state, request.broker_id.0, request.broker_epoch, &topics).await {
+    let decided = decide_and_write(
+        state,
+        ctx.api_version,
+        request.broker_id.0,
+        request.broker_epoch,
+        &topics,
+    )
+    .await;
+    match decided {
         Ok(outcomes) => AlterPartitionResponse::default().with_topics(
             outcomes
                 .into_iter()
@@ -406,7 +447,7 @@ async fn alter_isr_here(
     change: &IsrChange,
 ) -> Attempt {
     let topics = [(topic_id, vec![change.clone()])];
-    match decide_and_write(state, state.node_id, broker_epoch, &topics).await {
+    match decide_and_write(state, VERSIONS.max, state.node_id, broker_epoch, &topics).await {
         Ok(outcomes) => retry_or_answer(find_answer(outcomes, topic_id, change.partition_id)),
         Err(BrokerError::NotController { .. }) => Err("leadership moved".into()),
         Err(e) => Ok(Err(e.response_error())),
@@ -496,6 +537,21 @@ mod tests {
 
     const TOPIC: Uuid = Uuid::from_u128(7);
 
+    const CLEAN: UncleanElection = UncleanElection {
+        node_id: 1,
+        static_default: false,
+    };
+
+    /// A v3 request's decision.
+    fn decided(
+        image: &MetadataImage,
+        sender: i32,
+        sender_epoch: i64,
+        topics: &[(Uuid, Vec<IsrChange>)],
+    ) -> Result<Decision, ResponseError> {
+        decide(image, 3, sender, sender_epoch, topics, CLEAN)
+    }
+
     /// Brokers 1-4 registered at epochs 10, 20, 30, 40 (`fenced` ones fenced), broker 5
     /// not registered; partition 0 of TOPIC on [1, 2, 3, 5], led by 1 at leader epoch 4
     /// and partition epoch 6, ISR [1, 2].
@@ -514,6 +570,7 @@ mod tests {
                 port: 1,
                 rack: None,
                 fenced: fenced.contains(&id),
+                incarnation_id: None,
             });
         }
         replay(MetadataRecord::Topic {
@@ -525,11 +582,50 @@ mod tests {
             partition_id: 0,
             replicas: vec![1, 2, 3, 5],
             isr: vec![1, 2],
+            adding_replicas: vec![],
+            removing_replicas: vec![],
             leader: 1,
             leader_epoch: 4,
             partition_epoch: 6,
         });
         delta.apply()
+    }
+
+    /// `image` with a reassignment of partition 0 from [1, 2] to `target` begun (written
+    /// as the reassignment handler writes it; broker 5 dropped from the replicas first).
+    fn reassigning(fenced: &[i32], target: &[i32]) -> MetadataImage {
+        let base = image(fenced);
+        let p = base.topic_by_id(&TOPIC).unwrap().partitions[&0].clone();
+        let moving =
+            super::super::alter_partition_reassignments::reassignment_replicas(&[1, 2], target);
+        let mut delta = MetadataDelta::new(&base);
+        delta
+            .replay(
+                base.offset + 1,
+                &MetadataRecord::PartitionChange {
+                    topic_id: TOPIC,
+                    partition_id: 0,
+                    leader: None,
+                    isr: None,
+                    replicas: Some(moving.replicas),
+                    adding_replicas: Some(moving.adding),
+                    removing_replicas: Some(moving.removing),
+                },
+            )
+            .unwrap();
+        let image = delta.apply();
+        assert_eq!(
+            image.topic_by_id(&TOPIC).unwrap().partitions[&0].partition_epoch,
+            p.partition_epoch + 1
+        );
+        image
+    }
+
+    /// A change of partition 0 at partition epoch 7 (after `reassigning`).
+    fn change_at_7(new_isr: &[i32]) -> IsrChange {
+        let mut c = change(new_isr);
+        c.partition_epoch = 7;
+        c
     }
 
     /// A change of partition 0 at the image's epochs, members' epochs unchecked.
@@ -545,7 +641,7 @@ mod tests {
 
     /// The one partition's answer to a request of `changes` from broker 1 at epoch 10.
     fn answer(image: &MetadataImage, change: IsrChange) -> Result<IsrState, ResponseError> {
-        let decision = decide(image, 1, 10, &[(TOPIC, vec![change])]).unwrap();
+        let decision = decided(image, 1, 10, &[(TOPIC, vec![change])]).unwrap();
         assert_eq!(decision.topics.len(), 1);
         decision.topics[0].1[0].1.clone()
     }
@@ -553,7 +649,7 @@ mod tests {
     #[test]
     fn a_valid_change_commits_the_isr_and_bumps_the_partition_epoch() {
         let image = image(&[]);
-        let decision = decide(&image, 1, 10, &[(TOPIC, vec![change(&[1, 2, 3])])]).unwrap();
+        let decision = decided(&image, 1, 10, &[(TOPIC, vec![change(&[1, 2, 3])])]).unwrap();
         let expected = IsrState {
             leader: 1,
             leader_epoch: 4,
@@ -571,6 +667,9 @@ mod tests {
                 partition_id: 0,
                 leader: None,
                 isr: Some(vec![1, 2, 3]),
+                replicas: None,
+                adding_replicas: None,
+                removing_replicas: None,
             }]
         );
         // Replaying the record gives the state the answer announced.
@@ -590,7 +689,7 @@ mod tests {
     #[test]
     fn an_unchanged_isr_is_answered_with_the_current_state_and_writes_nothing() {
         let image = image(&[]);
-        let decision = decide(&image, 1, 10, &[(TOPIC, vec![change(&[1, 2])])]).unwrap();
+        let decision = decided(&image, 1, 10, &[(TOPIC, vec![change(&[1, 2])])]).unwrap();
         assert!(decision.records.is_empty());
         assert_eq!(
             decision.topics[0].1[0].1,
@@ -608,7 +707,7 @@ mod tests {
         let image = image(&[]);
         let mut second = change(&[1, 2, 3]);
         second.partition_epoch = 7;
-        let decision = decide(&image, 1, 10, &[(TOPIC, vec![change(&[1]), second])]).unwrap();
+        let decision = decided(&image, 1, 10, &[(TOPIC, vec![change(&[1]), second])]).unwrap();
         assert_eq!(decision.records.len(), 2);
         let answers = &decision.topics[0].1;
         assert_eq!(answers[0].1.as_ref().unwrap().partition_epoch, 7);
@@ -621,11 +720,11 @@ mod tests {
         let image = image(&[]);
         let topics = [(TOPIC, vec![change(&[1, 2, 3])])];
         assert_eq!(
-            decide(&image, 1, 11, &topics).unwrap_err(),
+            decided(&image, 1, 11, &topics).unwrap_err(),
             ResponseError::StaleBrokerEpoch
         );
         assert_eq!(
-            decide(&image, 5, -1, &topics).unwrap_err(),
+            decided(&image, 5, -1, &topics).unwrap_err(),
             ResponseError::StaleBrokerEpoch
         );
     }
@@ -634,7 +733,7 @@ mod tests {
     fn unknown_topics_and_partitions() {
         let image = image(&[]);
         let unknown = Uuid::from_u128(8);
-        let decision = decide(
+        let decision = decided(
             &image,
             1,
             10,
@@ -684,7 +783,7 @@ mod tests {
     #[test]
     fn only_the_leader_may_change_the_isr() {
         let image = image(&[]);
-        let decision = decide(&image, 2, 20, &[(TOPIC, vec![change(&[1, 2, 3])])]).unwrap();
+        let decision = decided(&image, 2, 20, &[(TOPIC, vec![change(&[1, 2, 3])])]).unwrap();
         assert_eq!(
             decision.topics[0].1[0].1,
             Err(ResponseError::InvalidRequest)
@@ -732,6 +831,99 @@ mod tests {
         let mut fresh = change(&[1, 2, 3]);
         fresh.new_isr = vec![(1, 10), (2, 20), (3, 30)];
         assert!(answer(&image(&[]), fresh).is_ok());
+    }
+
+    #[test]
+    fn the_isr_change_that_brings_the_last_target_replica_in_completes_the_reassignment() {
+        // [1, 2] -> [1, 3, 4]: replicas [1, 3, 4, 2], adding [3, 4], removing [2].
+        let image = reassigning(&[], &[1, 3, 4]);
+        let p = &image.topic_by_id(&TOPIC).unwrap().partitions[&0];
+        assert_eq!(p.replicas, vec![1, 3, 4, 2]);
+        // 3 joins: not complete, an ISR change alone.
+        let decision = decided(&image, 1, 10, &[(TOPIC, vec![change_at_7(&[1, 2, 3])])]).unwrap();
+        assert_eq!(
+            decision.topics[0].1[0].1.as_ref().unwrap().isr,
+            vec![1, 2, 3]
+        );
+        assert!(matches!(
+            &decision.records[0],
+            MetadataRecord::PartitionChange {
+                replicas: None,
+                leader: None,
+                ..
+            }
+        ));
+        // 3 and 4 join: complete in the same record; 1 stays leader in a new epoch.
+        let decision =
+            decided(&image, 1, 10, &[(TOPIC, vec![change_at_7(&[1, 2, 3, 4])])]).unwrap();
+        assert_eq!(
+            decision.records,
+            vec![MetadataRecord::PartitionChange {
+                topic_id: TOPIC,
+                partition_id: 0,
+                leader: Some(1),
+                isr: Some(vec![1, 3, 4]),
+                replicas: Some(vec![1, 3, 4]),
+                adding_replicas: Some(vec![]),
+                removing_replicas: Some(vec![]),
+            }]
+        );
+        assert_eq!(
+            decision.topics[0].1[0].1,
+            Ok(IsrState {
+                leader: 1,
+                leader_epoch: 5,
+                isr: vec![1, 3, 4],
+                partition_epoch: 8,
+            })
+        );
+    }
+
+    #[test]
+    fn a_completion_that_removes_the_leader_elects_another_and_answers_new_leader_elected() {
+        // [1, 2] -> [3, 2]: the leader 1 goes.
+        let image = reassigning(&[], &[3, 2]);
+        let decision = decided(&image, 1, 10, &[(TOPIC, vec![change_at_7(&[1, 2, 3])])]).unwrap();
+        assert_eq!(
+            decision.topics[0].1[0].1,
+            Err(ResponseError::NewLeaderElected)
+        );
+        // Committed all the same: the first target replica in the ISR leads.
+        assert_eq!(
+            decision.records,
+            vec![MetadataRecord::PartitionChange {
+                topic_id: TOPIC,
+                partition_id: 0,
+                leader: Some(3),
+                isr: Some(vec![2, 3]),
+                replicas: Some(vec![3, 2]),
+                adding_replicas: Some(vec![]),
+                removing_replicas: Some(vec![]),
+            }]
+        );
+        // v1 and older have no NEW_LEADER_ELECTED.
+        let old = decide(
+            &image,
+            1,
+            1,
+            10,
+            &[(TOPIC, vec![change_at_7(&[1, 2, 3])])],
+            CLEAN,
+        )
+        .unwrap();
+        assert_eq!(old.topics[0].1[0].1, Err(ResponseError::FencedLeaderEpoch));
+    }
+
+    #[test]
+    fn an_unchanged_isr_of_a_satisfied_reassignment_completes_it() {
+        // [1, 2] -> [2]: completes as soon as anything is decided (the ISR holds 2).
+        let image = reassigning(&[], &[2]);
+        let decision = decided(&image, 1, 10, &[(TOPIC, vec![change_at_7(&[1, 2])])]).unwrap();
+        assert_eq!(
+            decision.topics[0].1[0].1,
+            Err(ResponseError::NewLeaderElected)
+        );
+        assert_eq!(decision.records.len(), 1);
     }
 
     #[test]

@@ -96,8 +96,12 @@ pub async fn register(
         .controller
         .write(|image| {
             let current = image.brokers.get(&registration.broker_id);
+            // The same process registering again (a retry, a new controller) keeps its
+            // epoch; a restarted one is a new incarnation and must catch up afresh, so
+            // it gets a new, fenced registration even with the same endpoint.
             if let Some(b) = current.filter(|b| {
-                b.host == registration.host
+                b.incarnation_id == Some(registration.incarnation_id)
+                    && b.host == registration.host
                     && b.port == registration.port
                     && b.rack == registration.rack
             }) {
@@ -112,6 +116,7 @@ pub async fn register(
                 rack: registration.rack.clone(),
                 // Unfenced by its first heartbeat once its metadata has caught up.
                 fenced: true,
+                incarnation_id: Some(registration.incarnation_id),
             };
             Ok((vec![record], broker_epoch))
         })

@@ -214,6 +214,8 @@ fn plan(image: &MetadataImage, growth: &Growth) -> Result<Vec<MetadataRecord>, R
             replicas,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         })
         .collect())
 }

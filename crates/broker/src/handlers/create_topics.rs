@@ -327,6 +327,8 @@ fn plan_topic(
             leader: replicas[0],
             leader_epoch: 0,
             partition_epoch: 0,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         });
     }
     Ok(PlannedTopic {

@@ -59,6 +59,9 @@ struct Wanted {
     diverging_epoch: Option<Result<(i32, i64), ResponseError>>,
     /// KIP-392: the replica in the consumer's rack it should fetch from instead.
     preferred_read_replica: Option<i32>,
+    /// A follower's fetch of a replica under the leader's replication throttle:
+    /// `Some(true)` while the rate is exceeded (answered without records).
+    leader_throttle: Option<bool>,
 }
 
 /// How far a fetch may read.
@@ -124,7 +127,7 @@ pub async fn handle(
     for watcher in &mut watchers {
         watcher.mark_unchanged();
     }
-    let (responses, bytes, any_error) = read_all(&wanted, max_bytes, limit);
+    let (responses, bytes, any_error) = read_all(state, &wanted, max_bytes, limit);
     let min_bytes = i64::from(request.min_bytes);
     if bytes >= min_bytes || any_error || watchers.is_empty() || Instant::now() >= deadline {
         return FetchResponse::default().with_responses(responses);
@@ -152,7 +155,7 @@ pub async fn handle(
             break;
         }
     }
-    let (responses, _, _) = read_all(&wanted, max_bytes, limit);
+    let (responses, _, _) = read_all(state, &wanted, max_bytes, limit);
     FetchResponse::default().with_responses(responses)
 }
 
@@ -211,6 +214,7 @@ fn resolve(
         for p in &topic.partitions {
             let mut diverging_epoch = None;
             let mut preferred_read_replica = None;
+            let mut leader_throttle = None;
             let partition = match &name {
                 None => Err(ResponseError::UnknownTopicId),
                 Some(name) => state
@@ -229,6 +233,9 @@ fn resolve(
                             diverging(&partition.log, last_fetched_epoch, p.fetch_offset);
                         if replica_id >= 0 && diverging_epoch.is_none() {
                             follower_fetched(state, &partition, replica_id, p.fetch_offset)?;
+                            leader_throttle = state
+                                .replica_manager
+                                .leader_throttle(&partition, replica_id);
                         }
                         if replica_id < 0 && ctx.api_version >= 11 {
                             preferred_read_replica = preferred_replica(
@@ -250,6 +257,7 @@ fn resolve(
                 partition,
                 diverging_epoch,
                 preferred_read_replica,
+                leader_throttle,
             });
         }
     }
@@ -364,6 +372,7 @@ fn preferred_replica(
 /// Reads every partition within the response's byte budget. The first partition with data
 /// may exceed the budget by one batch, so a consumer always makes progress.
 fn read_all(
+    state: &BrokerState,
     wanted: &[Wanted],
     max_bytes: i32,
     limit: ReadLimit,
@@ -406,9 +415,19 @@ fn read_all(
                     ),
                 }
             }
+            // Held back by the leader's replication throttle: marks, no records.
+            Ok(partition) if w.leader_throttle == Some(true) => {
+                marks(partition, PartitionData::default())
+                    .with_partition_index(w.partition_index)
+                    .with_records(Some(Bytes::new()))
+            }
             Ok(partition) => {
                 match read_partition(partition, w, byte_limit, min_one_message, limit) {
                     Ok((data, bytes)) => {
+                        if w.leader_throttle.is_some() {
+                            let sent = u64::try_from(bytes).unwrap_or(0);
+                            state.replica_manager.record_leader_throttled_bytes(sent);
+                        }
                         total_bytes += bytes;
                         remaining = (remaining - bytes).max(0);
                         data

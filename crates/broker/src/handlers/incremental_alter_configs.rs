@@ -5,7 +5,10 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 
-use super::alter_configs::{alter, response_error, Ops, ResourceChange};
+use super::alter_configs::{
+    alter, forward_to_controller_if_needed, outcome_of, response_error, Ops, ResourceChange,
+};
+use super::forward_to_controller;
 use crate::api::RequestContext;
 use crate::state::BrokerState;
 
@@ -13,7 +16,7 @@ pub const VERSIONS: VersionRange = IncrementalAlterConfigsRequest::VERSIONS;
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let changes: Vec<ResourceChange> = request
@@ -36,7 +39,28 @@ pub async fn handle(
             ),
         })
         .collect();
-    let outcomes = alter(state, &changes, request.validate_only).await;
+    let forwarded = forward_to_controller_if_needed(state, ctx, &changes, |indexes| {
+        let mut subset = request.clone();
+        subset.resources = indexes
+            .iter()
+            .map(|i| request.resources[*i].clone())
+            .collect();
+        async move {
+            let response = forward_to_controller(state, ctx.api_version, &subset).await?;
+            Some(
+                response
+                    .responses
+                    .iter()
+                    .map(|r| outcome_of(r.error_code, r.error_message.as_ref()))
+                    .collect(),
+            )
+        }
+    })
+    .await;
+    let outcomes = match forwarded {
+        Some(outcomes) => outcomes,
+        None => alter(state, ctx, &changes, request.validate_only).await,
+    };
     let responses = request
         .resources
         .iter()

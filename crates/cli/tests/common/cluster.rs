@@ -30,10 +30,20 @@ pub struct Cluster {
     pub tmp: tempfile::TempDir,
     pub nodes: Vec<Node>,
     pub servers: BTreeMap<i32, Server>,
+    /// `--override`s for every node, after the helper's own (the last one wins).
+    pub overrides: Vec<String>,
+    /// `--override`s for one node, after those for every node.
+    pub node_overrides: BTreeMap<i32, Vec<String>>,
 }
 
 impl Cluster {
     pub fn new(size: i32) -> Cluster {
+        Cluster::with_overrides(size, &[])
+    }
+
+    /// A cluster whose nodes all get these `--override`s (`KEY=VALUE`) besides the
+    /// helper's short timeouts, which they may replace.
+    pub fn with_overrides(size: i32, overrides: &[&str]) -> Cluster {
         let nodes = (1..=size)
             .map(|id| Node {
                 id,
@@ -45,6 +55,8 @@ impl Cluster {
             tmp: tempfile::tempdir().unwrap(),
             nodes,
             servers: BTreeMap::new(),
+            overrides: overrides.iter().map(|o| o.to_string()).collect(),
+            node_overrides: BTreeMap::new(),
         }
     }
 
@@ -66,7 +78,7 @@ impl Cluster {
     /// a leader, which takes a majority of the nodes.
     pub fn spawn(&mut self, id: i32) {
         let node = &self.nodes[(id - 1) as usize];
-        let args = [
+        let mut args = vec![
             format!("node.id={id}"),
             format!(
                 "listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
@@ -79,6 +91,8 @@ impl Cluster {
             "broker.heartbeat.interval.ms=300".to_string(),
             "broker.session.timeout.ms=2000".to_string(),
         ];
+        args.extend(self.overrides.iter().cloned());
+        args.extend(self.node_overrides.get(&id).into_iter().flatten().cloned());
         let args: Vec<&str> = args
             .iter()
             .flat_map(|a| ["--override", a.as_str()])

@@ -1,0 +1,379 @@
+//! Partition reassignment on a three-node cluster with `moldau reassign`, as an operator
+//! runs kafka-reassign-partitions: a partition moves off its only broker onto two others
+//! (execute, then verify until completed), its records all readable from the new replicas
+//! with the old broker gone, the old broker's log deleted; a reassignment that cannot
+//! finish (its target broker is down) is cancelled and the partition is back where it was;
+//! a throttled move keeps to its byte rate, and verify clears the throttles.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::cluster::*;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::TopicPartitionList;
+
+/// The reassignment JSON of kafka-reassign-partitions for partition 0 of `topic`.
+fn reassignment_json(topic: &str, replicas: &[i32]) -> String {
+    let dirs = vec!["\"any\""; replicas.len()].join(",");
+    let ids = replicas
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    format!(
+        r#"{{"version":1,"partitions":[{{"topic":"{topic}","partition":0,"replicas":[{ids}],"log_dirs":[{dirs}]}}]}}"#
+    )
+}
+
+/// DeleteRecords before `offset` on partition 0 of `topic` (the leader's log then starts
+/// there, as after retention).
+fn delete_records_before(bootstrap: &str, topic: &str, offset: i64) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset(topic, 0, rdkafka::Offset::Offset(offset))
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
+    let result = runtime
+        .block_on(admin.delete_records(&offsets, &options))
+        .unwrap();
+    let low = result.find_partition(topic, 0).unwrap();
+    assert!(low.error().is_ok(), "{:?}", low.error());
+    assert_eq!(low.offset(), rdkafka::Offset::Offset(offset));
+}
+
+#[test]
+fn a_partition_moves_to_other_brokers_and_a_stuck_move_is_cancelled() {
+    let mut cluster = Cluster::new(3);
+    cluster.start_all();
+    let addr = |c: &Cluster, id: i32| c.server(id).addr.to_string();
+    wait_for("all brokers registered", &cluster, || {
+        brokers(&addr(&cluster, 1)).filter(|b| b.len() == 3)
+    });
+
+    // An RF=1 partition with records, the first 50 removed (its log starts at 50).
+    cluster.server(1).ok(&[
+        "topics",
+        "create",
+        "--topic",
+        "moved",
+        "--partitions",
+        "1",
+        "--replication-factor",
+        "1",
+    ]);
+    let old = wait_for("the topic's leader", &cluster, || {
+        let states = replica_states(cluster.server(1), "moved");
+        let (leader, _, _) = states.first()?;
+        (*leader >= 0).then_some(*leader)
+    });
+    let values: Vec<String> = (0..300).map(|i| format!("m{i}")).collect();
+    produce_acked(&cluster.bootstrap(), "moved", 0, &values);
+    delete_records_before(&cluster.bootstrap(), "moved", 50);
+    let target: Vec<i32> = (1..=3).filter(|id| *id != old).collect();
+
+    // generate proposes the partition over the given brokers.
+    let topics_file = cluster.tmp.path().join("topics.json");
+    std::fs::write(
+        &topics_file,
+        r#"{"topics":[{"topic":"moved"}],"version":1}"#,
+    )
+    .unwrap();
+    let broker_list = target
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let generated = cluster.server(1).ok(&[
+        "reassign",
+        "generate",
+        "--topics-to-move-json-file",
+        topics_file.to_str().unwrap(),
+        "--broker-list",
+        &broker_list,
+    ]);
+    let lines: Vec<&str> = generated.stdout.lines().collect();
+    assert_eq!(lines[0], "Current partition replica assignment");
+    assert_eq!(
+        lines[1],
+        format!(
+            r#"{{"version":1,"partitions":[{{"topic":"moved","partition":0,"replicas":[{old}],"log_dirs":["any"]}}]}}"#
+        )
+    );
+    assert_eq!(lines[3], "Proposed partition reassignment configuration");
+    let proposed: serde_json::Value = serde_json::from_str(lines[4]).unwrap();
+    let proposed_replica = proposed["partitions"][0]["replicas"][0].as_i64().unwrap() as i32;
+    assert!(target.contains(&proposed_replica), "{}", generated.stdout);
+
+    // execute prints the assignment to roll back to, and starts the move.
+    let plan = cluster.tmp.path().join("move.json");
+    std::fs::write(&plan, reassignment_json("moved", &target)).unwrap();
+    let plan_arg = plan.to_str().unwrap();
+    let executed =
+        cluster
+            .server(1)
+            .ok(&["reassign", "execute", "--reassignment-json-file", plan_arg]);
+    assert!(
+        executed.stdout.contains(&format!(
+            "Current partition replica assignment\n\n{}\n\nSave this to use as the \
+             --reassignment-json-file option during rollback",
+            reassignment_json("moved", &[old])
+        )),
+        "{}",
+        executed.stdout
+    );
+    assert!(
+        executed
+            .stdout
+            .contains("Successfully started partition reassignment for moved-0"),
+        "{}",
+        executed.stdout
+    );
+
+    // verify, until it reports the move completed.
+    wait_for("the reassignment completed", &cluster, || {
+        let out =
+            cluster
+                .server(1)
+                .ok(&["reassign", "verify", "--reassignment-json-file", plan_arg]);
+        assert!(out
+            .stdout
+            .starts_with("Status of partition reassignment:\n"));
+        if out
+            .stdout
+            .contains("Reassignment of partition moved-0 is still in progress.")
+        {
+            return None;
+        }
+        assert!(
+            out.stdout
+                .contains("Reassignment of partition moved-0 is completed."),
+            "{}",
+            out.stdout
+        );
+        Some(())
+    });
+    let (leader, replicas, isr) = replica_states(cluster.server(1), "moved")[0].clone();
+    assert_eq!(replicas, target);
+    assert_eq!(isr, target);
+    assert_eq!(leader, target[0]);
+    let listed = cluster.server(1).ok(&["reassign", "list"]);
+    assert_eq!(listed.stdout.trim(), "No partition reassignments found.");
+
+    // The old broker's log is deleted; both new replicas hold the same bytes.
+    wait_for("the old replica's log deleted", &cluster, || {
+        (!cluster.dir(old).join("data").join("moved-0").exists()).then_some(())
+    });
+    let size = |id: i32| dir_bytes(&cluster.dir(id).join("data").join("moved-0"));
+    wait_for("both new replicas alike", &cluster, || {
+        (size(target[0]) > 0 && size(target[0]) == size(target[1])).then_some(())
+    });
+
+    // Everything from the log start is read from the new replicas, the old broker down.
+    drop(cluster.servers.remove(&old).unwrap());
+    let read = partition_values(&cluster.bootstrap(), "moved", 0, 250);
+    assert_eq!(read, values[50..], "{}", cluster.logs());
+
+    // A move onto the broker that is down cannot finish: cancel puts the partition back.
+    let up = target[0];
+    wait_for("the stopped broker fenced", &cluster, || {
+        brokers(&addr(&cluster, up)).filter(|b| b.len() == 2)
+    });
+    cluster.server(up).ok(&[
+        "topics",
+        "create",
+        "--topic",
+        "stuck",
+        "--partitions",
+        "1",
+        "--replication-factor",
+        "1",
+    ]);
+    let original = wait_for("the second topic's leader", &cluster, || {
+        let states = replica_states(cluster.server(up), "stuck");
+        let (leader, replicas, _) = states.first()?;
+        (*leader >= 0).then_some(replicas.clone())
+    });
+    produce_acked(&cluster.bootstrap(), "stuck", 0, &values[..10]);
+    let mut onto_down = original.clone();
+    onto_down.push(old);
+    let stuck_plan = cluster.tmp.path().join("stuck.json");
+    std::fs::write(&stuck_plan, reassignment_json("stuck", &onto_down)).unwrap();
+    let stuck_arg = stuck_plan.to_str().unwrap();
+    cluster
+        .server(up)
+        .ok(&["reassign", "execute", "--reassignment-json-file", stuck_arg]);
+    let listed = cluster.server(up).ok(&["reassign", "list"]);
+    assert_eq!(
+        listed.stdout,
+        format!(
+            "Current partition reassignments:\nstuck-0: replicas: {}. adding: {old}.\n",
+            onto_down
+                .iter()
+                .map(i32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    );
+    let verified =
+        cluster
+            .server(up)
+            .ok(&["reassign", "verify", "--reassignment-json-file", stuck_arg]);
+    assert!(
+        verified
+            .stdout
+            .contains("Reassignment of partition stuck-0 is still in progress."),
+        "{}",
+        verified.stdout
+    );
+    let cancelled =
+        cluster
+            .server(up)
+            .ok(&["reassign", "cancel", "--reassignment-json-file", stuck_arg]);
+    assert!(
+        cancelled
+            .stdout
+            .contains("Successfully cancelled partition reassignment for: stuck-0"),
+        "{}",
+        cancelled.stdout
+    );
+    let states = replica_states(cluster.server(up), "stuck");
+    let (leader, replicas, _) = &states[0];
+    assert_eq!(replicas, &original);
+    assert!(original.contains(leader));
+    let listed = cluster.server(up).ok(&["reassign", "list"]);
+    assert_eq!(listed.stdout.trim(), "No partition reassignments found.");
+    let again = cluster.server(up).ok(&[
+        "reassign",
+        "cancel",
+        "--reassignment-json-file",
+        stuck_arg,
+        "--preserve-throttles",
+    ]);
+    assert_eq!(
+        again.stdout.trim(),
+        "None of the specified partition reassignments are active."
+    );
+    let read: BTreeSet<String> = partition_values(&cluster.bootstrap(), "stuck", 0, 10)
+        .into_iter()
+        .collect();
+    assert_eq!(read, values[..10].iter().cloned().collect());
+
+    // A throttled move holds its rate: 100 KB/s lets about 1 MB through in the first ten
+    // seconds (Kafka's rate window), so ~1.7 MB take over ten seconds, where an unthrottled
+    // move takes about one.
+    let other = target[1];
+    cluster.server(up).ok(&[
+        "topics",
+        "create",
+        "--topic",
+        "slow",
+        "--partitions",
+        "1",
+        "--replication-factor",
+        "1",
+    ]);
+    let source = wait_for("the third topic's leader", &cluster, || {
+        let states = replica_states(cluster.server(up), "slow");
+        let (leader, _, _) = states.first()?;
+        (*leader >= 0).then_some(*leader)
+    });
+    let destination = if source == up { other } else { up };
+    let big: Vec<String> = (0..800)
+        .map(|i| format!("{i:04}{}", "x".repeat(1020)))
+        .collect();
+    produce_acked(&cluster.bootstrap(), "slow", 0, &big);
+    let slow_plan = cluster.tmp.path().join("slow.json");
+    std::fs::write(&slow_plan, reassignment_json("slow", &[destination])).unwrap();
+    let slow_arg = slow_plan.to_str().unwrap();
+    let started = std::time::Instant::now();
+    let executed = cluster.server(up).ok(&[
+        "reassign",
+        "execute",
+        "--reassignment-json-file",
+        slow_arg,
+        "--throttle",
+        "100000",
+    ]);
+    assert!(
+        executed
+            .stdout
+            .contains("The inter-broker throttle limit was set to 100000 B/s"),
+        "{}",
+        executed.stdout
+    );
+    let topic_configs = cluster
+        .server(up)
+        .ok(&["configs", "describe", "--topic", "slow"]);
+    let value_of = |table: &str, key: &str| -> Option<String> {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} ")))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(str::to_string)
+    };
+    assert_eq!(
+        value_of(
+            &topic_configs.stdout,
+            "leader.replication.throttled.replicas"
+        ),
+        Some(format!("0:{source}"))
+    );
+    assert_eq!(
+        value_of(
+            &topic_configs.stdout,
+            "follower.replication.throttled.replicas"
+        ),
+        Some(format!("0:{destination}"))
+    );
+    let broker_configs =
+        cluster
+            .server(up)
+            .ok(&["configs", "describe", "--broker", &destination.to_string()]);
+    assert_eq!(
+        value_of(
+            &broker_configs.stdout,
+            "follower.replication.throttled.rate"
+        )
+        .as_deref(),
+        Some("100000"),
+        "{}",
+        broker_configs.stdout
+    );
+    wait_for("the throttled move completed", &cluster, || {
+        let out =
+            cluster
+                .server(up)
+                .ok(&["reassign", "verify", "--reassignment-json-file", slow_arg]);
+        out.stdout
+            .contains("Reassignment of partition slow-0 is completed.")
+            .then_some(())
+    });
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(6),
+        "a throttled move took {took:?}"
+    );
+    // verify cleared the throttles once nothing was moving.
+    let topic_configs = cluster
+        .server(up)
+        .ok(&["configs", "describe", "--topic", "slow"]);
+    assert!(
+        !topic_configs.stdout.contains("throttled"),
+        "{}",
+        topic_configs.stdout
+    );
+    let read = partition_values(&cluster.bootstrap(), "slow", 0, big.len());
+    assert_eq!(read, big);
+}
