@@ -445,7 +445,11 @@ def restart(ctx: Ctx):
 
 def _verify_acked(bs: str, topic: str, acked: Dict[bytes, tuple], label: str, check_dups=True) -> List[str]:
     """acked: value -> (partition, offset). Every acked value must be at its offset."""
-    got = C.ck_consume(bs, topic, timeout=90)
+    return _acked_problems(C.ck_consume(bs, topic, timeout=90), topic, acked, label, check_dups)
+
+
+def _acked_problems(got: List[Rec], topic: str, acked: Dict[bytes, tuple], label: str, check_dups=True) -> List[str]:
+    """got: one client's read of topic; every acked value (value -> (partition, offset)) must be there."""
     at = {(r.partition, r.offset): r for r in got}
     problems = []
     missing = wrong = 0
@@ -454,7 +458,7 @@ def _verify_acked(bs: str, topic: str, acked: Dict[bytes, tuple], label: str, ch
         if r is None:
             missing += 1
             if missing <= 5:
-                problems.append(f"{label}: acked {v!r} at {topic}[{p}]@{o}: no record there after restart")
+                problems.append(f"{label}: acked {v!r} at {topic}[{p}]@{o}: no record there")
         elif r.value != v:
             wrong += 1
             if wrong <= 5:
@@ -2050,8 +2054,9 @@ def _kp_fencing(ctx: Ctx, bs: str, tf: str, wire: _KpTxnWire, problems: List[str
 
 # =========================================================================== 9. cluster
 
-def _cluster(ctx: Ctx, size: int) -> List[Broker]:
-    """`size` nodes, every one a voter of one Raft quorum over its CONTROLLER listener."""
+def _cluster(ctx: Ctx, size: int, **extra: str) -> List[Broker]:
+    """`size` nodes, every one a voter of one Raft quorum over its CONTROLLER listener
+    (`extra`: further `--override`s for every node)."""
     from harness.broker import free_port
     controller_ports = [free_port() for _ in range(size)]
     voters = ",".join(f"{i + 1}@127.0.0.1:{p}" for i, p in enumerate(controller_ports))
@@ -2064,6 +2069,7 @@ def _cluster(ctx: Ctx, size: int) -> List[Broker]:
             "controller.listener.names": "CONTROLLER",
             "controller.quorum.voters": voters,
             "controller.quorum.election.timeout.ms": "500",
+            **extra,
         })
         ctx.brokers.append(b)
         nodes.append(b)
@@ -2121,3 +2127,525 @@ def cluster_java(ctx: Ctx):
     ctx.log(f"after kill -9 of controller {leader}: {facts}")
     lines = C.java_admin_create(survivors, "after-failover", 2)
     check("partitions 2" in lines, f"create after the failover: {lines}")
+
+
+# --------------------------------------------------------------------------- replication with the real clients
+
+# As in the cli cluster tests: a killed broker is fenced about 2 s after its last heartbeat (its
+# partitions then move to the next in-sync replica and it leaves every ISR), a killed active
+# controller is replaced within about a second. No automatic leader rebalancing: leadership goes
+# back to the preferred replicas only when a client asks (ElectLeaders).
+_REPLICATION = {
+    "broker.heartbeat.interval.ms": "300",
+    "broker.session.timeout.ms": "2000",
+    "controller.quorum.fetch.timeout.ms": "1000",
+    "auto.leader.rebalance.enable": "false",
+}
+
+# (leader, replicas, isr) of each partition, in partition order
+_States = List[tuple]
+
+
+def _poll(what: str, get: Callable, done: Callable, timeout: float = 60.0, interval: float = 0.3):
+    """get() until done(its value), which is returned. A CheckFailed from get() (a client call
+    during an election) counts as not yet."""
+    deadline = time.time() + timeout
+    last = None
+    while True:
+        try:
+            last = get()
+            if done(last):
+                return last
+        except CheckFailed as e:
+            last = f"({e})"
+        if time.time() > deadline:
+            raise CheckFailed(f"{what}: not within {timeout:.0f} s; last seen: {last}")
+        time.sleep(interval)
+
+
+def _in_sync(states: _States, rf: int) -> bool:
+    """Every partition has a leader, rf replicas and all of them in its ISR."""
+    return bool(states) and all(ld >= 0 and len(r) == rf and sorted(isr) == sorted(r) for ld, r, isr in states)
+
+
+def _fmt_states(states: _States) -> str:
+    return "; ".join(f"p{p}: leader {ld} replicas {r} isr {isr}" for p, (ld, r, isr) in enumerate(states))
+
+
+def _fresh_rf3_problems(states: _States, label: str) -> List[str]:
+    """A fresh 3-partition RF=3 topic on three brokers, as Kafka's StripedReplicaPlacer lays it
+    out: every broker a replica of every partition, each partition led by its first replica,
+    the three leaders on three brokers; every replica in sync."""
+    problems = []
+    if len(states) != 3:
+        return [f"{label}: {len(states)} partitions, want 3: {_fmt_states(states)}"]
+    for p, (ld, r, isr) in enumerate(states):
+        if sorted(r) != [1, 2, 3]:
+            problems.append(f"{label}: partition {p} has replicas {r}, want brokers 1, 2 and 3")
+        if sorted(isr) != sorted(r):
+            problems.append(f"{label}: partition {p} has ISR {isr}, want all of {r}")
+        if not r or ld != r[0]:
+            problems.append(f"{label}: partition {p} led by {ld}, not by its first (preferred) replica ({r})")
+    if sorted(ld for ld, _, _ in states) != [1, 2, 3]:
+        problems.append(f"{label}: leaders {[ld for ld, _, _ in states]} are not one per broker")
+    return problems
+
+
+def _failover_problems(before: _States, after: _States, victim: int, label: str) -> List[str]:
+    """After `victim` was killed and fenced: same replicas, `victim` out of every ISR, its
+    partitions led by their next in-sync replica (Kafka's election: the first replica in
+    replica order that is in the ISR and unfenced), every other leader unchanged."""
+    problems = []
+    for p, ((ld0, r0, _), (ld, r, isr)) in enumerate(zip(before, after)):
+        if r != r0:
+            problems.append(f"{label}: partition {p} replicas changed from {r0} to {r}")
+        want_isr = sorted(x for x in r0 if x != victim)
+        if sorted(isr) != want_isr:
+            problems.append(f"{label}: partition {p} has ISR {isr}, want {want_isr} (all but the killed node {victim})")
+        if ld0 == victim:
+            want = next(x for x in r0 if x != victim)
+            if ld != want:
+                problems.append(f"{label}: partition {p} (led by the killed node {victim}) is led by {ld}, "
+                                f"want {want}, its next in-sync replica")
+        elif ld != ld0:
+            problems.append(f"{label}: partition {p} moved from {ld0} to {ld} though {ld0} was not killed")
+    return problems
+
+
+def _moving(lines: List[str]) -> Dict[tuple, tuple]:
+    """Compat.java list-reassign lines: {(topic, partition): (replicas, adding, removing)}."""
+    ints = lambda s: [] if s == "-" else [int(x) for x in s.split(",")]
+    out = {}
+    for ln in lines:
+        f = ln.split()
+        if f[0] == "moving":
+            out[(f[1], int(f[2]))] = (ints(f[3]), ints(f[4]), ints(f[5]))
+    return out
+
+
+def _wait_acks(what: str, count: Callable[[], int], n: int, errors: Callable[[], list], timeout: float = 45.0,
+               min_secs: float = 0.0):
+    t0 = time.time()
+    deadline = t0 + timeout
+    while (count() < n or time.time() - t0 < min_secs) and time.time() < deadline:
+        time.sleep(0.05)
+    check(count() >= n, f"{what}: {count()} of {n} acknowledgements after {timeout:.0f} s; errors: {errors()[:3]}")
+
+
+@scenario
+def replication_java(ctx: Ctx):
+    """Three nodes, an RF=3 topic with min.insync.replicas=2 and an idempotent acks=all Java producer (3.9): kill -9 of a leader, the ISR shrinks and regrows, electLeaders(PREFERRED), alter/listPartitionReassignments and cancel, describeMetadataQuorum, nothing acknowledged lost or doubled."""
+    nodes = _cluster(ctx, 3, **_REPLICATION)
+    bs = ",".join(b.bootstrap for b in nodes)
+    admin = C.JavaAdminSession(bs)
+    try:
+        _replication_java(ctx, nodes, bs, admin)
+    finally:
+        admin.close()
+
+
+def _replication_java(ctx: Ctx, nodes: List[Broker], bs: str, admin: C.JavaAdminSession):
+    topic, moved, strict = "repl", "repl-move", "repl-strict"
+    problems: List[str] = []
+
+    def expect(what, got, want):
+        if got != want:
+            problems.append(f"{what}: got {got}, want {want}")
+
+    def quorum_facts():
+        f = next(ln for ln in admin.ok("quorum") if ln.startswith("quorum ")).split()
+        return {"leader": int(f[1]), "epoch": int(f[2]), "hw": int(f[3]), "voters": f[4], "observers": f[5]}
+
+    _poll("Java Admin describeCluster: brokers 1, 2, 3", lambda: admin.ok("cluster"),
+          lambda out: out and out[0].split()[2] == "1,2,3")
+    q = _poll("describeMetadataQuorum with a leader", quorum_facts, lambda f: f["leader"] in (1, 2, 3))
+    ctx.log(f"describeMetadataQuorum: {q}")
+    expect("describeMetadataQuorum voters", q["voters"], "1,2,3")
+    expect("describeMetadataQuorum observers", q["observers"], "-")
+
+    # ---- an RF=3 topic with min.insync.replicas=2
+    expect("createTopics(repl, 3 partitions, RF 3, min.insync.replicas=2)",
+           admin.call(f"create {topic} 3 3 min.insync.replicas=2"), [f"created {topic}"])
+    start = _poll("describeTopics: every replica of repl in sync", lambda: admin.describe(topic)[topic],
+                  lambda s: len(s) == 3 and _in_sync(s, 3), timeout=30)
+    ctx.log(f"describeTopics {topic}: {_fmt_states(start)}")
+    problems += _fresh_rf3_problems(start, "describeTopics after create")
+    fail_if(problems, "the new RF=3 topic")
+    victim = start[0][0]
+    src = next(i for i in (1, 2, 3) if i != victim)
+    third = next(i for i in (1, 2, 3) if i not in (victim, src))
+
+    # ---- an RF=1 topic that will move (explicit assignment: both partitions only on src)
+    expect("createTopics(repl-move, replicas [src] [src])", admin.call(f"create-at {moved} {src} {src}"),
+           [f"created {moved}"])
+    _poll("repl-move led by its only replica", lambda: admin.describe(moved)[moved],
+          lambda s: s == [(src, [src], [src])] * 2, timeout=30)
+    moved_sent = [Rec(topic=moved, key=f"m{i}".encode(), value=f"move-{i}".encode() + b"." * 500, headers=[],
+                      partition=i % 2) for i in range(400)]
+    moved_acked = C.java_produce(bs, moved_sent)
+
+    # ---- min.insync.replicas=3 on RF=3, led by src (which stays up): no acks=all write while one is down
+    expect("createTopics(repl-strict, replicas [src, victim, third], min.insync.replicas=3)",
+           admin.call(f"create-at {strict} {src},{victim},{third} min.insync.replicas=3"), [f"created {strict}"])
+    _poll("repl-strict in sync", lambda: admin.describe(strict)[strict], lambda s: _in_sync(s, 3), timeout=30)
+
+    def strict_send(value: str, acks: str) -> str:
+        """One record, no retries (a refused write fails at once): "ack ..." or "err IDX exception"."""
+        rec = Rec(topic=strict, key=None, value=value.encode(), headers=[], partition=0)
+        return C.java_produce_lines(bs, [rec], {"acks": acks, "retries": "0", "enable.idempotence": "false",
+                                                "linger.ms": "0"})[0]
+
+    # ---- an idempotent acks=all producer on repl, kill -9 the leader of partition 0
+    jp = C.JavaSustainedProducer(bs, topic, {"acks": "all", "enable.idempotence": "true", "linger.ms": "5"})
+    try:
+        _wait_acks("the Java producer before the kill", lambda: len(jp.acks), 300, lambda: jp.errors, 30, min_secs=2)
+        n_kill = len(jp.acks)
+        nodes[victim - 1].kill9()
+        t_kill = time.time()
+        ctx.log(f"kill -9 of node {victim} (leader of {topic}-0) after {n_kill} acks")
+        both = _poll(f"describeTopics: no node {victim} as leader or in any ISR",
+                     lambda: admin.describe(topic, strict),
+                     lambda d: len(d[topic]) == 3 and all(ld >= 0 and ld != victim and victim not in isr
+                                                          for ld, _, isr in d[topic] + d[strict]),
+                     timeout=30)
+        after = both[topic]
+        ctx.log(f"failover seen after {time.time() - t_kill:.1f} s: {_fmt_states(after)}")
+        problems += _failover_problems(start, after, victim, "describeTopics after the kill")
+        problems += _failover_problems([(src, [src, victim, third], [])], both[strict], victim,
+                                       "describeTopics repl-strict after the kill")
+        # Kafka refuses an acks=all write while the ISR is smaller than min.insync.replicas
+        # (NOT_ENOUGH_REPLICAS, nothing appended); acks=1 does not care. The describe above may
+        # come from a broker a moment ahead of the leader: give the shrink time to reach it.
+        time.sleep(1)
+        ln = strict_send("strict-1-of-3-down-acks-all", "all")
+        if "NotEnoughReplicasException" not in ln:
+            problems.append(f"acks=all to repl-strict (ISR 2 < min.insync.replicas 3): got `{ln}`, "
+                            f"want NotEnoughReplicasException")
+        ln = strict_send("strict-1-of-3-down-acks-1", "1")
+        if not ln.startswith("ack 0 0 0 "):
+            problems.append(f"acks=1 to repl-strict with one replica down: got `{ln}`, want ack at offset 0")
+        # Kafka: the preferred replica is fenced, so PREFERRED_LEADER_NOT_AVAILABLE
+        expect("electLeaders(PREFERRED, repl-0) with its preferred replica down", admin.call(f"elect preferred {topic}:0"),
+               [f"elect {topic} 0 exc PreferredLeaderNotAvailableException -"])
+        _wait_acks("the Java producer after the failover (acks on partition 0)",
+                   lambda: sum(1 for a in jp.acks[n_kill:] if a[1] == 0), 100, lambda: jp.errors)
+        _wait_acks("the Java producer after the failover", lambda: len(jp.acks), n_kill + 300, lambda: jp.errors)
+        ctx.log(f"{len(jp.acks)} acks, the producer goes on with min.insync.replicas=2 of 3")
+
+        # ---- reassignment while the victim is down: it cannot finish until the victim is back
+        target = [victim, third]
+        expect("alterPartitionReassignments(repl-move-0/1 -> [victim, third])",
+               admin.call(f"reassign {moved}:0:{victim},{third} {moved}:1:{victim},{third}"),
+               [f"reassign {moved} 0 ok", f"reassign {moved} 1 ok"])
+        # Kafka's PartitionReassignmentReplicas: replicas = the target, then the removed ones;
+        # adding and removing are sorted (TreeSet differences)
+        moving = (target + [src], sorted(target), [src])
+        listed = _poll("listPartitionReassignments: both partitions moving", lambda: _moving(admin.ok("list-reassign")),
+                       lambda m: len(m) == 2, timeout=15)
+        expect("listPartitionReassignments()", listed, {(moved, 0): moving, (moved, 1): moving})
+        expect(f"listPartitionReassignments({moved}-1)", _moving(admin.ok(f"list-reassign {moved}:1")),
+               {(moved, 1): moving})
+        st = admin.describe(moved)[moved]
+        expect("describeTopics repl-move replicas while moving", [r for _, r, _ in st], [target + [src]] * 2)
+        expect("describeTopics repl-move leaders while moving", [ld for ld, _, _ in st], [src, src])
+        # cancel the move of partition 1 (Optional.empty()): back to [src]
+        expect("alterPartitionReassignments(repl-move-1 -> Optional.empty())",
+               admin.call(f"reassign {moved}:1:cancel"), [f"reassign {moved} 1 ok"])
+        expect("listPartitionReassignments() after the cancel", _moving(admin.ok("list-reassign")),
+               {(moved, 0): moving})
+        _poll("describeTopics: repl-move-1 back on [src] after the cancel", lambda: admin.describe(moved)[moved][1],
+              lambda p: p == (src, [src], [src]), timeout=15)
+        # Kafka answers a cancel of a partition that is not moving with NO_REASSIGNMENT_IN_PROGRESS
+        expect("cancel of repl-0 (never moved)", admin.call(f"reassign {topic}:0:cancel"),
+               [f"reassign {topic} 0 exc NoReassignmentInProgressException -"])
+        expect("cancel of repl-move-1 again", admin.call(f"reassign {moved}:1:cancel"),
+               [f"reassign {moved} 1 exc NoReassignmentInProgressException -"])
+        fail_if(problems, "failover and reassignment with the Java Admin")
+
+        # ---- the victim comes back: the ISR is whole again, the move completes
+        nodes[victim - 1].start(timeout=40)
+        t_back = time.time()
+        back = _poll(f"describeTopics: node {victim} back in every ISR of {topic}", lambda: admin.describe(topic)[topic],
+                     lambda s: len(s) == 3 and _in_sync(s, 3), timeout=45)
+        ctx.log(f"ISR whole {time.time() - t_back:.1f} s after the restart: {_fmt_states(back)}")
+        expect("leaders after the restart (no automatic rebalance)", [ld for ld, _, _ in back],
+               [ld for ld, _, _ in after])
+        _poll("repl-strict in sync again", lambda: admin.describe(strict)[strict], lambda s: _in_sync(s, 3), timeout=30)
+        ln = strict_send("strict-all-up-acks-all", "all")
+        if not ln.startswith("ack 0 0 1 "):
+            problems.append(f"acks=all to repl-strict with every replica back: got `{ln}`, want ack at offset 1")
+        done = _poll("describeTopics: repl-move-0 on its target replicas", lambda: admin.describe(moved)[moved][0],
+                     lambda p: p[1] == target and sorted(p[2]) == sorted(target), timeout=45)
+        ctx.log(f"{moved}-0 moved: leader {done[0]} replicas {done[1]} isr {done[2]}")
+        # the removed leader hands over to the first target replica in the ISR
+        expect("repl-move-0 leader after the move", done[0], victim)
+        expect("listPartitionReassignments() after the move", _moving(admin.ok("list-reassign")), {})
+        expect("repl-move-1 after the cancel", admin.describe(moved)[moved][1], (src, [src], [src]))
+
+        # ---- preferred election: the victim leads partition 0 again
+        n_elect = len(jp.acks)
+        expect(f"electLeaders(PREFERRED, {topic}-0,1,2)", admin.call(f"elect preferred {topic}:0 {topic}:1 {topic}:2"),
+               [f"elect {topic} 0 ok", f"elect {topic} 1 exc ElectionNotNeededException -",
+                f"elect {topic} 2 exc ElectionNotNeededException -"])
+        pref = _poll("describeTopics: every partition led by its first replica", lambda: admin.describe(topic)[topic],
+                     lambda s: len(s) == 3 and all(ld == r[0] for ld, r, _ in s), timeout=15)
+        problems += _fresh_rf3_problems(pref, "describeTopics after electLeaders")
+        _wait_acks("the Java producer after the preferred election (acks on partition 0)",
+                   lambda: sum(1 for a in jp.acks[n_elect:] if a[1] == 0), 50, lambda: jp.errors)
+        q = quorum_facts()
+        ctx.log(f"describeMetadataQuorum: {q}")
+        expect("describeMetadataQuorum voters at the end", q["voters"], "1,2,3")
+        check(q["leader"] in (1, 2, 3), f"describeMetadataQuorum without a leader: {q}")
+    except BaseException:
+        jp.proc.kill()
+        raise
+    jp.stop()
+    ctx.log(f"Java producer: {jp.done_line}")
+    if jp.errors:
+        problems.append(f"{len(jp.errors)} delivery failures, e.g. {jp.errors[:3]}")
+
+    # ---- everything acknowledged is there, once
+    got = C.java_consume(bs, [topic, moved, strict])
+    acked = {f"java-{i}".encode(): (p, o) for i, p, o, _ in jp.acks}
+    ctx.log(f"Java consumer read {len(got[topic])} records of {topic} ({len(acked)} acknowledged), "
+            f"{len(got[moved])} of {moved}")
+    problems += _acked_problems(got[topic], topic, acked, "Java consumer")
+    if len(got[topic]) != len(acked):
+        problems.append(f"Java consumer read {len(got[topic])} records of {topic}, {len(acked)} were acknowledged")
+    problems += compare(moved_acked, got[moved], f"Java consumer {moved}")
+    expect(f"Java consumer {strict} (the refused acks=all record must not be there)",
+           [(r.offset, r.value) for r in got[strict]],
+           [(0, b"strict-1-of-3-down-acks-1"), (1, b"strict-all-up-acks-all")])
+    fail_if(problems, "replication with the Java clients")
+
+
+def _kp_states(a, topic: str) -> _States:
+    """kafka-python KafkaAdminClient.describe_topics (its Metadata request)."""
+    try:
+        ts = a.describe_topics([topic])
+    except Exception as e:  # a node went away under the admin client
+        raise CheckFailed(f"kafka-python describe_topics: {type(e).__name__}: {e}")
+    t = next((t for t in ts if t["name"] == topic), None)
+    check(t is not None and t["error_code"] == 0, f"kafka-python describe_topics({topic}): {t}")
+    return [(p["leader_id"], list(p["replica_nodes"]), list(p["isr_nodes"]))
+            for p in sorted(t["partitions"], key=lambda p: p["partition_index"])]
+
+
+def _ck_states(a, topic: str) -> _States:
+    """confluent-kafka AdminClient.describe_topics (librdkafka's DescribeTopics)."""
+    from confluent_kafka import TopicCollection
+    try:
+        d = a.describe_topics(TopicCollection([topic]), request_timeout=15)[topic].result(20)
+    except Exception as e:
+        raise CheckFailed(f"confluent-kafka describe_topics: {type(e).__name__}: {e}")
+    return [(-1 if p.leader is None else p.leader.id, [n.id for n in p.replicas], [n.id for n in p.isr])
+            for p in sorted(d.partitions, key=lambda p: p.id)]
+
+
+def _ck_md_states(a, topic: str) -> _States:
+    """confluent-kafka AdminClient.list_topics (librdkafka's Metadata): leader, replicas, isrs."""
+    try:
+        t = a.list_topics(topic, timeout=15).topics.get(topic)
+    except Exception as e:
+        raise CheckFailed(f"confluent-kafka list_topics: {type(e).__name__}: {e}")
+    check(t is not None and t.error is None, f"confluent-kafka list_topics({topic}): {t and t.error}")
+    return [(p.leader, list(p.replicas), list(p.isrs)) for _, p in sorted(t.partitions.items())]
+
+
+def _ck_agrees(problems: List[str], ca, topic: str, want: _States, when: str):
+    """Both confluent-kafka views must come to show what kafka-python showed (a broker may
+    answer from an image a moment older)."""
+    for name, get in (("describe_topics", _ck_states), ("list_topics", _ck_md_states)):
+        try:
+            _poll(f"confluent-kafka {name} {when}", lambda: get(ca, topic), lambda s: s == want, timeout=15)
+        except CheckFailed as e:
+            problems.append(f"{e} (kafka-python saw {_fmt_states(want)})")
+
+
+@scenario
+def replication_kafka_python(ctx: Ctx):
+    """Three nodes, RF=3 with kafka-python 3.0.12 (create_topics, describe_topics, elect_leaders, describe_metadata_quorum) and confluent-kafka describe_topics/list_topics: an idempotent acks='all' KafkaProducer across kill -9 of a leader, nothing acknowledged lost or doubled."""
+    C._kp_logging()
+    from kafka.admin import KafkaAdminClient
+    from confluent_kafka.admin import AdminClient
+    nodes = _cluster(ctx, 3, **_REPLICATION)
+    bs = ",".join(b.bootstrap for b in nodes)
+    a = KafkaAdminClient(bootstrap_servers=bs, client_id="compat-kp-admin", request_timeout_ms=15000)
+    ca = AdminClient({"bootstrap.servers": bs, **C.ck_log_config("admin")})
+    try:
+        _replication_kafka_python(ctx, nodes, bs, a, ca)
+    finally:
+        a.close()
+
+
+def _replication_kafka_python(ctx: Ctx, nodes: List[Broker], bs: str, a, ca):
+    import kafka.errors as KE
+    from kafka import KafkaProducer, TopicPartition
+    topic, strict = "repl-kp", "repl-kp-strict"
+    problems: List[str] = []
+
+    def expect(what, got, want):
+        if got != want:
+            problems.append(f"{what}: got {got}, want {want}")
+
+    def brokers():
+        try:
+            # DescribeCluster with include_fenced_brokers: the unfenced ones
+            return sorted(b["broker_id"] for b in a.describe_cluster()["brokers"] if not b.get("is_fenced"))
+        except Exception as e:
+            raise CheckFailed(f"kafka-python describe_cluster: {type(e).__name__}: {e}")
+
+    def quorum():
+        part = a.describe_metadata_quorum()["topics"][0]["partitions"][0]
+        return part["leader_id"], sorted(v["replica_id"] for v in part["current_voters"]), part
+
+    _poll("kafka-python describe_cluster: brokers 1, 2, 3", brokers, lambda b: b == [1, 2, 3])
+    leader, voters, part = quorum()
+    ctx.log(f"kafka-python describe_metadata_quorum: leader {leader}, voters {voters}, hw {part['high_watermark']}")
+    expect("describe_metadata_quorum voters", voters, [1, 2, 3])
+    check(leader in (1, 2, 3), f"describe_metadata_quorum without a leader: {part}")
+
+    # ---- create with replication_factor=3
+    a.create_topics({topic: {"num_partitions": 3, "replication_factor": 3, "configs": {"min.insync.replicas": "2"}}})
+    start = _poll("kafka-python describe_topics: every replica in sync", lambda: _kp_states(a, topic),
+                  lambda s: len(s) == 3 and _in_sync(s, 3), timeout=30)
+    ctx.log(f"describe_topics {topic}: {_fmt_states(start)}")
+    problems += _fresh_rf3_problems(start, "kafka-python describe_topics after create")
+    _ck_agrees(problems, ca, topic, start, "after create")
+    fail_if(problems, "the new RF=3 topic")
+    victim = start[0][0]
+    src = next(i for i in (1, 2, 3) if i != victim)
+    third = next(i for i in (1, 2, 3) if i not in (victim, src))
+
+    # ---- min.insync.replicas=3 on RF=3 (explicit assignment), led by src, which stays up
+    a.create_topics({strict: {"assignments": {0: [src, victim, third]}, "configs": {"min.insync.replicas": "3"}}})
+    _poll("repl-kp-strict in sync", lambda: _kp_states(a, strict), lambda s: _in_sync(s, 3), timeout=30)
+    expect("kafka-python describe_topics repl-kp-strict", _kp_states(a, strict)[0][:2], (src, [src, victim, third]))
+
+    def strict_send(value: str, acks) -> str:
+        """One record, no retries (a refused write fails at once): "ack OFFSET" or the exception's class."""
+        sp = KafkaProducer(bootstrap_servers=bs, acks=acks, enable_idempotence=False, retries=0, linger_ms=0,
+                           client_id="compat-kp-strict")
+        try:
+            return f"ack {sp.send(strict, value=value.encode(), partition=0).get(timeout=30).offset}"
+        except Exception as e:
+            return type(e).__name__
+        finally:
+            sp.close(timeout=5)
+
+    # ---- an idempotent acks='all' producer across kill -9 of the leader of partition 0
+    p = KafkaProducer(bootstrap_servers=bs, acks="all", enable_idempotence=True, linger_ms=5,
+                      client_id="compat-kp-repl")
+    ack_log: List[tuple] = []  # (value, partition, offset) in the order acknowledged
+    failed: List[str] = []
+    fatal: List[str] = []
+    stop = threading.Event()
+
+    def run():
+        i = 0
+        while not stop.is_set():
+            v = f"kp-{i}".encode()
+            try:
+                fut = p.send(topic, key=f"k{i % 37}".encode(), value=v)
+            except Exception as e:
+                fatal.append(f"send(): {e!r}")
+                return
+            fut.add_callback(lambda md, v=v: ack_log.append((v, md.partition, md.offset)))
+            fut.add_errback(lambda e, v=v: failed.append(f"{v!r}: {e!r}"))
+            i += 1
+            if i % 20 == 0:
+                time.sleep(0.01)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    errors = lambda: fatal + failed
+    try:
+        _wait_acks("kafka-python producer before the kill", lambda: len(ack_log), 300, errors, 30, min_secs=2)
+        n_kill = len(ack_log)
+        nodes[victim - 1].kill9()
+        t_kill = time.time()
+        ctx.log(f"kill -9 of node {victim} (leader of {topic}-0) after {n_kill} acks")
+        after = _poll(f"kafka-python describe_topics: no node {victim} as leader or in an ISR",
+                      lambda: _kp_states(a, topic),
+                      lambda s: len(s) == 3 and all(ld >= 0 and ld != victim and victim not in isr for ld, _, isr in s),
+                      timeout=30)
+        ctx.log(f"failover seen after {time.time() - t_kill:.1f} s: {_fmt_states(after)}")
+        problems += _failover_problems(start, after, victim, "kafka-python describe_topics after the kill")
+        st = _poll("repl-kp-strict without the killed node in its ISR", lambda: _kp_states(a, strict),
+                   lambda s: s and victim not in s[0][2], timeout=15)
+        problems += _failover_problems([(src, [src, victim, third], [])], st, victim,
+                                       "kafka-python describe_topics repl-kp-strict after the kill")
+        # Kafka: NOT_ENOUGH_REPLICAS for acks=all while ISR < min.insync.replicas (nothing appended);
+        # the describe above may come from a broker a moment ahead of the leader
+        time.sleep(1)
+        expect("acks='all' to repl-kp-strict (ISR 2 < min.insync.replicas 3)",
+               strict_send("strict-1-of-3-down-acks-all", "all"), "NotEnoughReplicasError")
+        expect("acks=1 to repl-kp-strict with one replica down", strict_send("strict-1-of-3-down-acks-1", 1), "ack 0")
+        ctx.log("repl-kp-strict: acks='all' refused, acks=1 taken")
+        _ck_agrees(problems, ca, topic, after, "after the kill")
+        ctx.log("confluent-kafka describe_topics and list_topics agree")
+        _wait_acks("kafka-python producer after the failover (acks on partition 0)",
+                   lambda: sum(1 for x in ack_log[n_kill:] if x[1] == 0), 100, errors)
+        _wait_acks("kafka-python producer after the failover", lambda: len(ack_log), n_kill + 300, errors)
+        ctx.log(f"{len(ack_log)} acks, the producer goes on with min.insync.replicas=2 of 3")
+
+        # ---- the node comes back
+        nodes[victim - 1].start(timeout=40)
+        t_back = time.time()
+        back = _poll(f"kafka-python describe_topics: node {victim} back in every ISR",
+                     lambda: _kp_states(a, topic), lambda s: len(s) == 3 and _in_sync(s, 3), timeout=45)
+        ctx.log(f"ISR whole {time.time() - t_back:.1f} s after the restart: {_fmt_states(back)}")
+        expect("leaders after the restart (no automatic rebalance)", [ld for ld, _, _ in back],
+               [ld for ld, _, _ in after])
+        _ck_agrees(problems, ca, topic, back, "after the restart")
+        _poll("repl-kp-strict in sync again", lambda: _kp_states(a, strict), lambda s: _in_sync(s, 3), timeout=30)
+        expect("acks='all' to repl-kp-strict with every replica back", strict_send("strict-all-up-acks-all", "all"),
+               "ack 1")
+
+        # ---- elect_leaders(PREFERRED): partition 0 goes back, the others need nothing
+        n_elect = len(ack_log)
+        r = a.elect_leaders(0, {topic: [0, 1, 2]}, raise_errors=False)
+        codes = {(res.topic, pr.partition_id): pr.error_code
+                 for res in r.replica_election_results for pr in res.partition_result}
+        expect("elect_leaders(PREFERRED) error codes (0 = moved, 84 = ELECTION_NOT_NEEDED)", codes,
+               {(topic, 0): 0, (topic, 1): KE.ElectionNotNeededError.errno, (topic, 2): KE.ElectionNotNeededError.errno})
+        pref = _poll("kafka-python describe_topics: every partition led by its first replica",
+                     lambda: _kp_states(a, topic), lambda s: len(s) == 3 and all(ld == rs[0] for ld, rs, _ in s),
+                     timeout=15)
+        problems += _fresh_rf3_problems(pref, "kafka-python describe_topics after elect_leaders")
+        _ck_agrees(problems, ca, topic, pref, "after elect_leaders")
+        _wait_acks("kafka-python producer after the preferred election (acks on partition 0)",
+                   lambda: sum(1 for x in ack_log[n_elect:] if x[1] == 0), 50, errors)
+
+        # ---- cancelling a reassignment that does not exist: Kafka's NO_REASSIGNMENT_IN_PROGRESS
+        tp = TopicPartition(topic, 0)
+        expect("alter_partition_reassignments({repl-kp-0: None})", a.alter_partition_reassignments({tp: None}),
+               {tp: KE.NoReassignmentInProgressError})
+        expect("list_partition_reassignments()", a.list_partition_reassignments(), {})
+        leader, voters, part = quorum()
+        expect("describe_metadata_quorum voters at the end", voters, [1, 2, 3])
+        check(leader in (1, 2, 3), f"describe_metadata_quorum without a leader: {part}")
+    finally:
+        stop.set()
+        t.join(10)
+    try:
+        p.flush(timeout=60)
+    except Exception as e:
+        fatal.append(f"flush(): {e!r}")
+    finally:
+        p.close(timeout=10)
+    ctx.log(f"kafka-python producer: {len(ack_log)} acked, {len(failed)} failed")
+    check(not fatal, f"fatal producer error: {fatal[:2]}")
+    if failed:
+        problems.append(f"{len(failed)} delivery failures, e.g. {failed[:3]}")
+
+    got = C.kp_consume(bs, topic, timeout=90)
+    acked = {v: (pt, o) for v, pt, o in ack_log}
+    ctx.log(f"kafka-python consumer read {len(got)} records ({len(acked)} acknowledged)")
+    problems += _acked_problems(got, topic, acked, "kafka-python consumer")
+    if len(got) != len(acked):
+        problems.append(f"kafka-python consumer read {len(got)} records, {len(acked)} were acknowledged")
+    expect(f"kafka-python consumer {strict} (the refused acks='all' record must not be there)",
+           [(r.offset, r.value) for r in C.kp_consume(bs, strict)],
+           [(0, b"strict-1-of-3-down-acks-1"), (1, b"strict-all-up-acks-all")])
+    fail_if(problems, "replication with kafka-python and confluent-kafka")

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import subprocess
 import threading
 import time
@@ -414,21 +415,27 @@ def java_admin_create(bootstrap: str, topic: str, partitions: int = 3) -> List[s
     return run_java(["admin-create", bootstrap, topic, str(partitions)], label="admin")
 
 
-def java_produce(bootstrap: str, recs: Sequence[Rec], *, codec: Optional[str] = "none",
-                 conf: Optional[dict] = None, timeout: float = 120.0) -> List[Rec]:
-    """codec None: leave compression.type at its default. conf None + codec None = all defaults."""
+def java_produce_lines(bootstrap: str, recs: Sequence[Rec], conf: dict, timeout: float = 120.0) -> List[str]:
+    """Compat.java produce with exactly these producer configs: its "ack IDX partition offset ts" /
+    "err IDX exception" lines, one a record, in order."""
     infile = _logfile(f"java-in-{uuid.uuid4().hex[:8]}.tsv")
     with open(infile, "w") as f:
         for r in recs:
             f.write("\t".join([r.topic, "-" if r.timestamp is None else str(r.timestamp), _hex(r.key),
                                _hex(r.value), _hdrs_out(r.headers),
                                "-" if r.partition is None else str(r.partition)]) + "\n")
+    return run_java(["produce", bootstrap, str(infile), *[f"{k}={v}" for k, v in conf.items()]], timeout=timeout,
+                    label="producer")
+
+
+def java_produce(bootstrap: str, recs: Sequence[Rec], *, codec: Optional[str] = "none",
+                 conf: Optional[dict] = None, timeout: float = 120.0) -> List[Rec]:
+    """codec None: leave compression.type at its default. conf None + codec None = all defaults."""
     c = {}
     if codec is not None:
         c.update({"compression.type": codec, "linger.ms": "20", "acks": "all"})
     c.update(conf or {})
-    lines = run_java(["produce", bootstrap, str(infile), *[f"{k}={v}" for k, v in c.items()]], timeout=timeout,
-                     label="producer")
+    lines = java_produce_lines(bootstrap, recs, c, timeout=timeout)
     out: List[Rec] = []
     errors = []
     for ln in lines:
@@ -486,6 +493,75 @@ def java_list_offsets(bootstrap: str, topic: str) -> Dict[int, Tuple[int, int, i
         if f[0] == "lo":
             out[int(f[1])] = tuple(int(x) if x.lstrip("-").isdigit() else x for x in f[2:6])
     return out
+
+
+class JavaAdminSession:
+    """One Java Admin client (Compat.java admin-session) kept for a whole scenario, so it lives
+    through broker failures as an application's Admin would; commands go in on stdin, each
+    answer ends with "end" (a failed call prints "exc CLASS CAUSE" before it)."""
+
+    def __init__(self, bootstrap: str, conf: Optional[dict] = None):
+        self.err = open(_logfile("java-admin-session.log"), "ab")
+        args = ["admin-session", bootstrap, *[f"{k}={v}" for k, v in (conf or {}).items()]]
+        self.proc = subprocess.Popen(java_cmd(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err)
+        self.lines = queue.Queue()
+        self.transcript = open(_logfile("java-admin-session.out"), "a")
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            self.lines.put(raw.decode(errors="replace").rstrip("\n"))
+        self.lines.put(None)
+
+    def call(self, command: str, timeout: float = 60.0) -> List[str]:
+        """The lines the command printed (without "end"); a failed Admin call's "exc ..." line included."""
+        check(self.proc.poll() is None, f"Java admin session exited with {self.proc.returncode}; stderr:\n"
+              + _tail(Path(self.err.name)))
+        self.transcript.write(f"> {command}\n")
+        self.proc.stdin.write((command + "\n").encode())
+        self.proc.stdin.flush()
+        out = []
+        deadline = time.time() + timeout
+        while True:
+            try:
+                ln = self.lines.get(timeout=max(0.1, deadline - time.time()))
+            except queue.Empty:
+                raise CheckFailed(f"Java admin session: no answer to `{command}` within {timeout}s (so far: {out})")
+            if ln is None:
+                raise CheckFailed(f"Java admin session exited during `{command}`; stderr:\n" + _tail(Path(self.err.name)))
+            self.transcript.write(ln + "\n")
+            self.transcript.flush()
+            if ln == "end":
+                return out
+            out.append(ln)
+
+    def ok(self, command: str, timeout: float = 60.0) -> List[str]:
+        """call(), which must not have failed."""
+        out = self.call(command, timeout)
+        check(not any(ln.startswith("exc ") for ln in out), f"Java Admin `{command}` failed: {out}")
+        return out
+
+    def describe(self, *topics: str) -> Dict[str, List[Tuple[int, List[int], List[int]]]]:
+        """{topic: [(leader, replicas, isr) by partition]} from describeTopics (raises on failure)."""
+        parts = {t: {} for t in topics}
+        for ln in self.ok("describe " + " ".join(topics)):
+            f = ln.split()
+            if f[0] == "part":
+                ints = lambda s: [] if s == "-" else [int(x) for x in s.split(",")]
+                parts[f[1]][int(f[2])] = (int(f[3]), ints(f[4]), ints(f[5]))
+        return {t: [ps[p] for p in sorted(ps)] for t, ps in parts.items()}
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write(b"quit\n")
+                self.proc.stdin.flush()
+                self.proc.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        self.err.close()
+        self.transcript.close()
 
 
 class JavaSustainedProducer:

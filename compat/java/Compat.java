@@ -39,6 +39,22 @@
 //                                                                                      COORDEPOCH" | "spec TAG none", then "abort TAG ok|exc CLASS CAUSE"
 //                                                       abort:TOPIC:P:PID:EPOCH:CEPOCH "abort TAG ok" | "abort TAG exc CLASS CAUSE"
 //                                                       fence:ID,..                    "fence TAG ID ok PID EPOCH" | "fence TAG ID exc CLASS CAUSE"
+//   cluster-describe BOOTSTRAP                          Admin describeCluster + describeMetadataQuorum, one fact a line:
+//                                                       "cluster-id ID", "controller ID", "nodes [..]", "quorum-leader ID", ...
+//   admin-session BOOTSTRAP [k=v ...]                   one Admin client driven from stdin, one command a line (words
+//                                                       separated by spaces); each answer ends with the line "end", a
+//                                                       failed call with "exc CLASS CAUSECLASS|-" before it:
+//                                                       create TOPIC PARTITIONS RF [k=v ..]        "created TOPIC"
+//                                                       create-at TOPIC R,R.. [R,R.. ..] [k=v ..]   explicit replicas of partition 0, 1, ..
+//                                                       describe TOPIC [TOPIC ..]   "part TOPIC P LEADER|-1 R,R.. ISR,ISR..|-" a partition
+//                                                       elect preferred|unclean TOPIC:P [TOPIC:P ..]
+//                                                                                   "elect TOPIC P ok" | "elect TOPIC P exc CLASS CAUSE"
+//                                                       reassign TOPIC:P:B,B..|TOPIC:P:cancel [..]  alterPartitionReassignments (cancel:
+//                                                                                   Optional.empty()): "reassign TOPIC P ok|exc CLASS CAUSE"
+//                                                       list-reassign [TOPIC:P ..]  "moving TOPIC P REPLICAS ADDING|- REMOVING|-" ..,
+//                                                                                   "listed N"
+//                                                       quorum                      "quorum LEADER EPOCH HW V,V.. O,O..|-", "voter ID LEO" ..
+//                                                       cluster                     "cluster CONTROLLER N,N.."
 //   txn-ctp       BOOTSTRAP IN OUT GROUP TXNID ABORT_AT [c.k=v|p.k=v ...]
 //                                                       consume-transform-produce: a group consumer (read_committed) on IN,
 //                                                       a transactional producer writing "out:"+value (same key) to OUT and the
@@ -124,6 +140,7 @@ public class Compat {
             case "txn-ctp": txnCtp(args); break;
             case "txn-admin": txnAdmin(args); break;
             case "cluster-describe": clusterDescribe(args); break;
+            case "admin-session": adminSession(args); break;
             default: throw new IllegalArgumentException("unknown command " + args[0]);
         }
         System.exit(0);
@@ -179,6 +196,161 @@ public class Compat {
             for (QuorumInfo.ReplicaState v : q.voters()) {
                 OUT.println("voter " + v.replicaId() + " leo " + v.logEndOffset());
             }
+        }
+    }
+
+    // ---------------------------------------------------------------- replication admin (admin-session)
+
+    static String ids(Collection<Node> nodes) {
+        StringBuilder sb = new StringBuilder();
+        for (Node n : nodes) { if (sb.length() > 0) sb.append(','); sb.append(n.id()); }
+        return sb.length() == 0 ? "-" : sb.toString();
+    }
+
+    static String ints(Collection<Integer> xs) {
+        StringBuilder sb = new StringBuilder();
+        for (int x : xs) { if (sb.length() > 0) sb.append(','); sb.append(x); }
+        return sb.length() == 0 ? "-" : sb.toString();
+    }
+
+    static List<Integer> parseInts(String s) {
+        List<Integer> out = new ArrayList<>();
+        for (String x : s.split(",")) out.add(Integer.parseInt(x));
+        return out;
+    }
+
+    static TopicPartition parseTp(String s) {
+        int i = s.lastIndexOf(':');
+        return new TopicPartition(s.substring(0, i), Integer.parseInt(s.substring(i + 1)));
+    }
+
+    /** One Admin client for the whole session (it lives through broker failures), commands from stdin. */
+    static void adminSession(String[] a) throws Exception {
+        Properties p = props(a[1], a, 2);
+        p.putIfAbsent("request.timeout.ms", "10000");
+        p.putIfAbsent("default.api.timeout.ms", "20000");
+        p.putIfAbsent("client.id", "compat-admin-session");
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in));
+        try (Admin admin = Admin.create(p)) {
+            String line;
+            while ((line = in.readLine()) != null) {
+                line = line.trim();
+                if (line.isEmpty()) continue;
+                if (line.equals("quit")) break;
+                try {
+                    sessionCmd(admin, line.split(" +"));
+                } catch (IllegalArgumentException e) {
+                    throw e;
+                } catch (Exception e) {
+                    OUT.println("exc " + excName(e));
+                    System.err.println(line + ": " + e);
+                }
+                OUT.println("end");
+            }
+        }
+    }
+
+    static void sessionCmd(Admin admin, String[] f) throws Exception {
+        switch (f[0]) {
+            case "create":
+            case "create-at": {
+                Map<String, String> configs = new HashMap<>();
+                Map<Integer, List<Integer>> assignment = new HashMap<>();
+                int rest = f[0].equals("create") ? 4 : 2;
+                for (int i = rest; i < f.length; i++) {
+                    if (f[i].contains("=")) {
+                        String[] kv = f[i].split("=", 2);
+                        configs.put(kv[0], kv[1]);
+                    } else {
+                        assignment.put(assignment.size(), parseInts(f[i]));
+                    }
+                }
+                NewTopic t = f[0].equals("create")
+                    ? new NewTopic(f[1], Integer.parseInt(f[2]), Short.parseShort(f[3]))
+                    : new NewTopic(f[1], assignment);
+                t.configs(configs);
+                get(admin.createTopics(List.of(t)).all());
+                OUT.println("created " + f[1]);
+                break;
+            }
+            case "describe": {
+                List<String> topics = Arrays.asList(f).subList(1, f.length);
+                Map<String, TopicDescription> ds = get(admin.describeTopics(topics).allTopicNames());
+                for (String topic : topics) {
+                    for (TopicPartitionInfo pi : ds.get(topic).partitions()) {
+                        OUT.println("part " + topic + " " + pi.partition() + " " + (pi.leader() == null ? -1 : pi.leader().id())
+                            + " " + ids(pi.replicas()) + " " + ids(pi.isr()));
+                    }
+                }
+                break;
+            }
+            case "elect": {
+                ElectionType type = f[1].equals("preferred") ? ElectionType.PREFERRED : ElectionType.UNCLEAN;
+                Set<TopicPartition> tps = new LinkedHashSet<>();
+                for (int i = 2; i < f.length; i++) tps.add(parseTp(f[i]));
+                Map<TopicPartition, Optional<Throwable>> r = get(admin.electLeaders(type, tps).partitions());
+                for (TopicPartition tp : tps) {
+                    Optional<Throwable> e = r.get(tp);
+                    OUT.println("elect " + tp.topic() + " " + tp.partition() + " "
+                        + (e == null ? "missing" : e.isPresent() ? "exc " + excName(e.get()) : "ok"));
+                }
+                break;
+            }
+            case "reassign": {
+                Map<TopicPartition, Optional<NewPartitionReassignment>> m = new LinkedHashMap<>();
+                for (int i = 1; i < f.length; i++) {
+                    int c = f[i].lastIndexOf(':');
+                    TopicPartition tp = parseTp(f[i].substring(0, c));
+                    String target = f[i].substring(c + 1);
+                    m.put(tp, target.equals("cancel") ? Optional.empty() : Optional.of(new NewPartitionReassignment(parseInts(target))));
+                }
+                Map<TopicPartition, KafkaFuture<Void>> r = admin.alterPartitionReassignments(m).values();
+                for (TopicPartition tp : m.keySet()) {
+                    String res;
+                    try {
+                        get(r.get(tp));
+                        res = "ok";
+                    } catch (ExecutionException e) {
+                        res = "exc " + excName(e);
+                    }
+                    OUT.println("reassign " + tp.topic() + " " + tp.partition() + " " + res);
+                }
+                break;
+            }
+            case "list-reassign": {
+                Set<TopicPartition> tps = new LinkedHashSet<>();
+                for (int i = 1; i < f.length; i++) tps.add(parseTp(f[i]));
+                ListPartitionReassignmentsResult r = tps.isEmpty() ? admin.listPartitionReassignments() : admin.listPartitionReassignments(tps);
+                Map<TopicPartition, PartitionReassignment> m = get(r.reassignments());
+                for (Map.Entry<TopicPartition, PartitionReassignment> e : m.entrySet()) {
+                    PartitionReassignment pr = e.getValue();
+                    OUT.println("moving " + e.getKey().topic() + " " + e.getKey().partition() + " " + ints(pr.replicas()) + " "
+                        + ints(pr.addingReplicas()) + " " + ints(pr.removingReplicas()));
+                }
+                OUT.println("listed " + m.size());
+                break;
+            }
+            case "quorum": {
+                QuorumInfo q = get(admin.describeMetadataQuorum().quorumInfo());
+                List<Integer> voters = new ArrayList<>(), observers = new ArrayList<>();
+                for (QuorumInfo.ReplicaState v : q.voters()) voters.add(v.replicaId());
+                for (QuorumInfo.ReplicaState o : q.observers()) observers.add(o.replicaId());
+                Collections.sort(voters);
+                Collections.sort(observers);
+                OUT.println("quorum " + q.leaderId() + " " + q.leaderEpoch() + " " + q.highWatermark() + " " + ints(voters) + " " + ints(observers));
+                for (QuorumInfo.ReplicaState v : q.voters()) OUT.println("voter " + v.replicaId() + " " + v.logEndOffset());
+                break;
+            }
+            case "cluster": {
+                DescribeClusterResult c = admin.describeCluster();
+                Node controller = get(c.controller());
+                List<Integer> nodes = new ArrayList<>();
+                for (Node n : get(c.nodes())) nodes.add(n.id());
+                Collections.sort(nodes);
+                OUT.println("cluster " + (controller == null ? -1 : controller.id()) + " " + ints(nodes));
+                break;
+            }
+            default: throw new IllegalArgumentException("unknown admin-session command " + f[0]);
         }
     }
 

@@ -235,12 +235,18 @@ pub async fn handle_frame(
     controller_listener: bool,
 ) -> Outcome {
     if frame.get(..2) == Some(&crate::raft_transport::RAFT_API_KEY.to_be_bytes()[..]) {
-        if !controller_listener {
+        // An observer (broker-only) binds no controller listener: the active controller
+        // replicates to it on the endpoint it registered.
+        if !controller_listener && !state.controller.quorum().is_observer() {
             return Outcome::Close(
                 "raft rpc on a listener that is not a controller listener".into(),
             );
         }
-        return handle_raft_frame(state, frame).await;
+        return handle_raft_frame(state, frame, controller_listener).await;
+    }
+    if !controller_listener && !state.serving_clients() {
+        // A broker-only node listens early for the metadata log's replication only.
+        return Outcome::Close("not serving clients yet: the broker is starting".into());
     }
     let (header, api_key, api_version, request) = match decode_request(frame) {
         Ok(DecodedRequest::Request {
@@ -277,12 +283,20 @@ pub async fn handle_frame(
 
 /// A Raft RPC between controllers (see `raft_transport`): header v1, JSON body; the answer
 /// is the correlation id and the receiving Raft's answer as JSON.
-async fn handle_raft_frame(state: &BrokerState, mut frame: Bytes) -> Outcome {
+async fn handle_raft_frame(
+    state: &BrokerState,
+    mut frame: Bytes,
+    controller_listener: bool,
+) -> Outcome {
     let header = match RequestHeader::decode(&mut frame, 1) {
         Ok(header) => header,
         Err(e) => return Outcome::Close(format!("bad raft rpc header: {e}")),
     };
-    match state.raft_transport.handle(&frame).await {
+    match state
+        .raft_transport
+        .handle(&frame, controller_listener)
+        .await
+    {
         Ok(body) => {
             let mut response = BytesMut::with_capacity(4 + body.len());
             response.put_i32(header.correlation_id);

@@ -395,7 +395,8 @@ fn partition_change(
 }
 
 /// UnregisterBroker on the active controller: removes the broker's registration (Kafka's
-/// UnregisterBrokerRecord), then takes it out of the ISRs and moves its leadership away,
+/// UnregisterBrokerRecord), stops replicating the metadata log to it when it is an
+/// observer (broker-only), then takes it out of the ISRs and moves its leadership away,
 /// as fencing does.
 /// BROKER_ID_NOT_REGISTERED for an id with no registration.
 pub async fn unregister(state: &BrokerState, broker_id: i32) -> Result<(), BrokerError> {
@@ -415,7 +416,12 @@ pub async fn unregister(state: &BrokerState, broker_id: i32) -> Result<(), Broke
         .await?;
     state.broker_heartbeats.forget(broker_id);
     tracing::info!(broker_id, "broker unregistered");
-    move_leadership(state, broker_id).await
+    move_leadership(state, broker_id).await?;
+    // Voters stay voters (a combined node is a broker and a voter).
+    if !state.raft_transport.is_voter(broker_id as u64) {
+        state.controller.remove_observer(broker_id).await?;
+    }
+    Ok(())
 }
 
 /// Fences every broker whose session expired, when this node is the active controller.
@@ -529,7 +535,8 @@ pub async fn controlled_shutdown(state: &BrokerState, timeout: Duration) {
     tracing::warn!("controlled shutdown not confirmed within {timeout:?}; stopping anyway");
 }
 
-/// The broker's heartbeats, and on the active controller the session checks.
+/// The broker's heartbeats (a broker), and on the active controller the session checks
+/// (a controller).
 pub fn spawn_heartbeats(state: Arc<BrokerState>) -> JoinHandle<()> {
     crate::supervisor::spawn_supervised("broker heartbeats", move || {
         let state = state.clone();
@@ -538,8 +545,10 @@ pub fn spawn_heartbeats(state: Arc<BrokerState>) -> JoinHandle<()> {
             // Sessions are checked several times per session timeout.
             let check = Duration::from_millis((state.config.broker_session_timeout_ms / 4).max(50));
             let mut next_heartbeat = Instant::now();
+            // A controller-only node is no broker: it only checks the sessions.
+            let is_broker = state.config.is_broker();
             loop {
-                if Instant::now() >= next_heartbeat {
+                if is_broker && Instant::now() >= next_heartbeat {
                     if let Err(reason) = heartbeat_once(&state, false).await {
                         tracing::debug!("heartbeat not answered: {reason}");
                     }

@@ -396,8 +396,9 @@ pub struct QuorumVoter {
 }
 
 /// Parses `controller.quorum.voters` as Kafka does and checks it against this node: a
-/// controller must be one of the voters, and voters beyond this node are reached through
-/// a controller listener, so one must be named.
+/// controller must be one of the voters, and a controller reaches the voters beyond
+/// itself through a controller listener, so one must be named (a broker-only node's rules
+/// are in [`check_process_roles`]).
 fn quorum_voters(
     value: Option<&str>,
     node_id: i32,
@@ -448,7 +449,10 @@ fn quorum_voters(
             format!("this node (node.id {node_id}) has the controller role but is not a voter"),
         ));
     }
-    if voters.iter().any(|v| v.node_id != node_id) && controller_listener_names.is_empty() {
+    if is_controller
+        && voters.iter().any(|v| v.node_id != node_id)
+        && controller_listener_names.is_empty()
+    {
         return Err(ConfigError::invalid(
             KEY,
             value,
@@ -483,7 +487,7 @@ impl ServerConfig {
     pub fn from_properties(
         props: BTreeMap<String, String>,
     ) -> Result<(ServerConfig, Vec<String>), ConfigError> {
-        let warnings = props
+        let warnings: Vec<String> = props
             .keys()
             .filter(|k| !is_known_key(k))
             .map(|k| format!("unknown config key {k} is ignored"))
@@ -494,31 +498,9 @@ impl ServerConfig {
             Some(v) => parse_int::<i32>("node.id", v, 0, i32::MAX)?,
             None => 1,
         };
-        let process_roles: Vec<String> = get("process.roles")
-            .unwrap_or("broker,controller")
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect();
-        for role in &process_roles {
-            if role != "broker" && role != "controller" {
-                return Err(ConfigError::invalid(
-                    "process.roles",
-                    &process_roles.join(","),
-                    "roles are broker and/or controller",
-                ));
-            }
-        }
-        if !(process_roles.iter().any(|r| r == "broker")
-            && process_roles.iter().any(|r| r == "controller"))
-        {
-            return Err(ConfigError::invalid(
-                "process.roles",
-                &process_roles.join(","),
-                "only combined mode (broker,controller) is supported until the cluster work lands",
-            ));
-        }
-        let is_controller = process_roles.iter().any(|r| r == "controller");
+        let process_roles = parse_process_roles(get("process.roles"))?;
+        let is_broker = process_roles.iter().any(|r| r == BROKER_ROLE);
+        let is_controller = process_roles.iter().any(|r| r == CONTROLLER_ROLE);
         let listeners_value = get("listeners").unwrap_or("PLAINTEXT://127.0.0.1:9092");
         let listeners = Endpoint::parse_list("listeners", listeners_value)?;
         let listeners_for_validation = listeners.clone();
@@ -528,21 +510,43 @@ impl ServerConfig {
             .map(|s| s.trim().to_ascii_uppercase())
             .filter(|s| !s.is_empty())
             .collect();
-        let mut advertised_listeners = match get("advertised.listeners") {
+        let advertised_all = match get("advertised.listeners") {
             Some(v) if !v.is_empty() => Endpoint::parse_list("advertised.listeners", v)?,
             _ => listeners.clone(),
         };
+        let is_controller_listener = |e: &Endpoint| {
+            controller_listener_names.contains(&e.listener_name.to_ascii_uppercase())
+        };
         // Clients are never sent to a controller listener (Kafka's brokers do not
-        // advertise them either).
-        advertised_listeners
-            .retain(|e| !controller_listener_names.contains(&e.listener_name.to_ascii_uppercase()));
-        if advertised_listeners.is_empty() {
-            return Err(ConfigError::invalid(
-                "listeners",
-                listeners_value,
-                "every listener is a controller listener: clients need one that is not",
-            ));
-        }
+        // advertise them either). A controller-only node serves no client: its endpoint
+        // is its controller listener, and it never registers as a broker.
+        let advertised_listeners: Vec<Endpoint> = if is_broker {
+            let brokers: Vec<Endpoint> = advertised_all
+                .iter()
+                .filter(|e| !is_controller_listener(e))
+                .cloned()
+                .collect();
+            if brokers.is_empty() {
+                return Err(ConfigError::invalid(
+                    "listeners",
+                    listeners_value,
+                    "every listener is a controller listener: clients need one that is not \
+                     (there must be at least one broker advertised listener)",
+                ));
+            }
+            brokers
+        } else {
+            let controllers: Vec<Endpoint> = advertised_all
+                .iter()
+                .filter(|e| is_controller_listener(e))
+                .cloned()
+                .collect();
+            if controllers.is_empty() {
+                listeners.clone()
+            } else {
+                controllers
+            }
+        };
         if let Some(meta) = advertised_listeners
             .iter()
             .find(|e| e.host == "0.0.0.0" || e.host == "::")
@@ -559,6 +563,22 @@ impl ServerConfig {
         }
         reject_security_keys(&props)?;
         check_listener_protocols(&props, &listeners, &advertised_listeners)?;
+        let controller_quorum_voters = quorum_voters(
+            get("controller.quorum.voters"),
+            node_id,
+            is_controller,
+            &controller_listener_names,
+        )?;
+        let mut warnings = warnings;
+        check_process_roles(
+            &props,
+            &process_roles,
+            node_id,
+            &listeners,
+            &controller_listener_names,
+            &controller_quorum_voters,
+            &mut warnings,
+        )?;
         let log_dirs = get("log.dirs").or(get("log.dir")).unwrap_or("./data");
         let dirs: Vec<&str> = log_dirs
             .split(',')
@@ -713,12 +733,7 @@ impl ServerConfig {
                 .map(str::trim)
                 .filter(|r| !r.is_empty())
                 .map(str::to_string),
-            controller_quorum_voters: quorum_voters(
-                get("controller.quorum.voters"),
-                node_id,
-                is_controller,
-                &controller_listener_names,
-            )?,
+            controller_quorum_voters,
             controller_quorum_election_timeout_ms: parse_opt(
                 &props,
                 "controller.quorum.election.timeout.ms",
@@ -826,9 +841,20 @@ impl ServerConfig {
         }
     }
 
-    /// The endpoint clients are told to connect to.
+    /// The endpoint clients are told to connect to (a controller-only node: its
+    /// controller listener, which it never advertises to clients).
     pub fn advertised(&self) -> &Endpoint {
         &self.advertised_listeners[0]
+    }
+
+    /// `process.roles` has `broker`: the node registers, hosts replicas, serves clients.
+    pub fn is_broker(&self) -> bool {
+        self.process_roles.iter().any(|r| r == BROKER_ROLE)
+    }
+
+    /// `process.roles` has `controller`: the node is a voter of the metadata quorum.
+    pub fn is_controller(&self) -> bool {
+        self.process_roles.iter().any(|r| r == CONTROLLER_ROLE)
     }
 
     /// Every broker-level key with its effective value, for DescribeConfigs on a broker:
@@ -997,20 +1023,6 @@ fn check_listener_protocols(
         }
         map.insert(upper, "PLAINTEXT".to_string());
     }
-    // As Kafka for the controller role: a controller listener must be one that is bound.
-    if !controller_names.is_empty()
-        && !controller_names.iter().any(|name| {
-            listeners
-                .iter()
-                .any(|l| l.listener_name.eq_ignore_ascii_case(name))
-        })
-    {
-        return Err(ConfigError::invalid(
-            CONTROLLER_KEY,
-            &props[CONTROLLER_KEY],
-            "must contain at least one listener name that appears in listeners",
-        ));
-    }
     let endpoints = [
         ("listeners", listeners),
         ("advertised.listeners", advertised_listeners),
@@ -1040,6 +1052,177 @@ fn check_listener_protocols(
                 }
             }
         }
+    }
+    Ok(())
+}
+
+const BROKER_ROLE: &str = "broker";
+const CONTROLLER_ROLE: &str = "controller";
+
+/// `process.roles` as Kafka's `parseProcessRoles`: `broker` and/or `controller`, each at
+/// most once. Unset, Moldau runs combined (Kafka has no default); set, it must name a role.
+fn parse_process_roles(value: Option<&str>) -> Result<Vec<String>, ConfigError> {
+    const KEY: &str = "process.roles";
+    let Some(value) = value else {
+        return Ok(vec![BROKER_ROLE.to_string(), CONTROLLER_ROLE.to_string()]);
+    };
+    let roles: Vec<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if roles.is_empty() {
+        return Err(ConfigError::invalid(
+            KEY,
+            value,
+            "must name at least one role: broker, controller, or both (broker,controller)",
+        ));
+    }
+    for (i, role) in roles.iter().enumerate() {
+        if role != BROKER_ROLE && role != CONTROLLER_ROLE {
+            return Err(ConfigError::invalid(
+                KEY,
+                value,
+                format!(
+                    "unknown process role '{role}' (only 'broker' and 'controller' are allowed roles)"
+                ),
+            ));
+        }
+        if roles[..i].contains(role) {
+            return Err(ConfigError::invalid(
+                KEY,
+                value,
+                format!("duplicate role name '{role}'"),
+            ));
+        }
+    }
+    Ok(roles)
+}
+
+/// Kafka's `KafkaConfig.validateValues` rules for each `process.roles`:
+/// - broker-only: voters are required and do not include this node; it reaches them
+///   through `controller.listener.names` (at least one name, only the first used), which
+///   it must not bind (no name in `listeners`).
+/// - controller-only: voters are required (this node among them, checked with them);
+///   `listeners` holds controller listeners only; `controller.listener.names` must not
+///   name an explicitly set `inter.broker.listener.name`.
+/// - any controller role: every `controller.listener.names` entry is in `listeners`, at
+///   least one (Moldau lets a combined node that is its own only voter leave it empty).
+fn check_process_roles(
+    props: &BTreeMap<String, String>,
+    roles: &[String],
+    node_id: i32,
+    listeners: &[Endpoint],
+    controller_listener_names: &[String],
+    voters: &[QuorumVoter],
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    const VOTERS_KEY: &str = "controller.quorum.voters";
+    const NAMES_KEY: &str = "controller.listener.names";
+    let is_broker = roles.iter().any(|r| r == BROKER_ROLE);
+    let is_controller = roles.iter().any(|r| r == CONTROLLER_ROLE);
+    let value = |key: &str| props.get(key).map_or("", String::as_str).to_string();
+    let bound = |name: &str| {
+        listeners
+            .iter()
+            .any(|l| l.listener_name.eq_ignore_ascii_case(name))
+    };
+    let roles_value = roles.join(",");
+    if !(is_broker && is_controller) && voters.is_empty() {
+        return Err(ConfigError::invalid(
+            VOTERS_KEY,
+            &value(VOTERS_KEY),
+            format!(
+                "with process.roles={roles_value}, controller.quorum.voters must contain a \
+                 parseable set of controllers (controller.quorum.bootstrap.servers is not \
+                 supported)"
+            ),
+        ));
+    }
+    if is_broker && !is_controller {
+        if voters.iter().any(|v| v.node_id == node_id) {
+            let ids: Vec<i32> = voters.iter().map(|v| v.node_id).collect();
+            return Err(ConfigError::invalid(
+                VOTERS_KEY,
+                &value(VOTERS_KEY),
+                format!(
+                    "if process.roles contains just the 'broker' role, the node id {node_id} \
+                     must not be included in the set of voters {ids:?}"
+                ),
+            ));
+        }
+        if controller_listener_names.is_empty() {
+            return Err(ConfigError::invalid(
+                NAMES_KEY,
+                &value(NAMES_KEY),
+                "must contain at least one value when running KRaft with just the broker role",
+            ));
+        }
+        if controller_listener_names.iter().any(|name| bound(name)) {
+            return Err(ConfigError::invalid(
+                NAMES_KEY,
+                &value(NAMES_KEY),
+                "must not contain a value appearing in the 'listeners' configuration when \
+                 running KRaft with just the broker role",
+            ));
+        }
+        if controller_listener_names.len() > 1 {
+            warnings.push(format!(
+                "{NAMES_KEY} has multiple entries; only the first will be used since \
+                 process.roles=broker: {controller_listener_names:?}"
+            ));
+        }
+        return Ok(());
+    }
+    // The controller role (alone or combined).
+    if !is_broker {
+        if let Some(extra) = listeners
+            .iter()
+            .find(|l| !controller_listener_names.contains(&l.listener_name.to_ascii_uppercase()))
+        {
+            return Err(ConfigError::invalid(
+                "listeners",
+                &value("listeners"),
+                format!(
+                    "the listeners config must only contain KRaft controller listeners from \
+                     controller.listener.names when process.roles=controller ({} is not one)",
+                    extra.listener_name
+                ),
+            ));
+        }
+        if let Some(inter_broker) = props
+            .get("inter.broker.listener.name")
+            .map(|v| v.trim().to_ascii_uppercase())
+            .filter(|v| controller_listener_names.contains(v))
+        {
+            return Err(ConfigError::invalid(
+                NAMES_KEY,
+                &value(NAMES_KEY),
+                format!(
+                    "must not contain the explicitly set inter.broker.listener.name \
+                     ({inter_broker}) when process.roles=controller"
+                ),
+            ));
+        }
+    }
+    if let Some(unbound) = controller_listener_names.iter().find(|name| !bound(name)) {
+        return Err(ConfigError::invalid(
+            NAMES_KEY,
+            &value(NAMES_KEY),
+            format!(
+                "must only contain values appearing in the 'listeners' configuration when \
+                 running the KRaft controller role ({unbound} is not in listeners)"
+            ),
+        ));
+    }
+    if !is_broker && controller_listener_names.is_empty() {
+        return Err(ConfigError::invalid(
+            NAMES_KEY,
+            &value(NAMES_KEY),
+            "must contain at least one value appearing in the 'listeners' configuration when \
+             running the KRaft controller role",
+        ));
     }
     Ok(())
 }
@@ -1644,6 +1827,204 @@ mod tests {
             ),
         ])
         .unwrap();
+    }
+
+    #[test]
+    fn process_roles_are_parsed_as_kafka_parses_them() {
+        let key = "process.roles";
+        let (c, _) = load(&[]).unwrap();
+        assert!(c.is_broker() && c.is_controller());
+        for (value, reason) in [
+            ("", "at least one role"),
+            (" , ", "at least one role"),
+            ("broker,zookeeper", "unknown process role 'zookeeper'"),
+            ("Broker", "unknown process role 'Broker'"),
+            ("broker,broker", "duplicate role name 'broker'"),
+        ] {
+            let err = load(&[(key, value)]).unwrap_err().to_string();
+            assert!(
+                err.contains(key) && err.contains(reason),
+                "{value:?}: {err}"
+            );
+        }
+        let (c, _) = load(&[(key, "controller, broker")]).unwrap();
+        assert!(c.is_broker() && c.is_controller());
+    }
+
+    /// A broker-only node's keys, with `changes` on top (an empty value removes a key).
+    fn broker_only(changes: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut props: BTreeMap<&str, &str> = [
+            ("process.roles", "broker"),
+            ("node.id", "4"),
+            ("controller.quorum.voters", "1@c1:9093,2@c2:9093,3@c3:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+            ("listeners", "PLAINTEXT://127.0.0.1:9092"),
+        ]
+        .into();
+        for (k, v) in changes {
+            if v.is_empty() {
+                props.remove(k);
+            } else {
+                props.insert(k, v);
+            }
+        }
+        props.into_iter().collect()
+    }
+
+    #[test]
+    fn a_broker_only_node_follows_kafkas_rules() {
+        let (c, warnings) = load(&broker_only(&[])).unwrap();
+        assert!(c.is_broker() && !c.is_controller());
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.controller_quorum_voters.len(), 3);
+        assert_eq!(c.advertised().listener_name, "PLAINTEXT");
+        for (changes, key, reason) in [
+            (
+                vec![("controller.quorum.voters", "")],
+                "controller.quorum.voters",
+                "parseable set of controllers",
+            ),
+            (
+                vec![("controller.quorum.voters", "1@c1:9093,4@b4:9093")],
+                "controller.quorum.voters",
+                "the node id 4 must not be included in the set of voters",
+            ),
+            (
+                vec![("controller.listener.names", "")],
+                "controller.listener.names",
+                "at least one value when running KRaft with just the broker role",
+            ),
+            (
+                vec![(
+                    "listeners",
+                    "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+                )],
+                "controller.listener.names",
+                "must not contain a value appearing in the 'listeners'",
+            ),
+            (
+                vec![
+                    ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT"),
+                    ("controller.listener.names", "CONTROLLER"),
+                ],
+                "controller.listener.names",
+                "listener.security.protocol.map",
+            ),
+        ] {
+            let err = load(&broker_only(&changes)).unwrap_err().to_string();
+            assert!(
+                err.contains(key) && err.contains(reason),
+                "{changes:?}: {err}"
+            );
+        }
+        // Only the first controller listener name is used: said as a warning, as Kafka.
+        let (_, warnings) = load(&broker_only(&[(
+            "controller.listener.names",
+            "CONTROLLER,OTHER",
+        )]))
+        .unwrap();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("only the first will be used")),
+            "{warnings:?}"
+        );
+    }
+
+    /// A controller-only node's keys, with `changes` on top (an empty value removes a key).
+    fn controller_only(
+        changes: &[(&'static str, &'static str)],
+    ) -> Vec<(&'static str, &'static str)> {
+        let mut props: BTreeMap<&str, &str> = [
+            ("process.roles", "controller"),
+            ("node.id", "1"),
+            ("controller.quorum.voters", "1@c1:9093,2@c2:9093,3@c3:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+            ("listeners", "CONTROLLER://127.0.0.1:9093"),
+        ]
+        .into();
+        for (k, v) in changes {
+            if v.is_empty() {
+                props.remove(k);
+            } else {
+                props.insert(k, v);
+            }
+        }
+        props.into_iter().collect()
+    }
+
+    #[test]
+    fn a_controller_only_node_follows_kafkas_rules() {
+        let (c, warnings) = load(&controller_only(&[])).unwrap();
+        assert!(c.is_controller() && !c.is_broker());
+        assert!(warnings.is_empty(), "{warnings:?}");
+        // Its only endpoint is its controller listener; it is never registered.
+        assert_eq!(c.advertised().listener_name, "CONTROLLER");
+        // A single controller is fine, as long as it is named.
+        load(&controller_only(&[(
+            "controller.quorum.voters",
+            "1@c1:9093",
+        )]))
+        .unwrap();
+        for (changes, key, reason) in [
+            (
+                vec![("controller.quorum.voters", "")],
+                "controller.quorum.voters",
+                "parseable set of controllers",
+            ),
+            (
+                vec![("node.id", "7")],
+                "controller.quorum.voters",
+                "has the controller role but is not a voter",
+            ),
+            (
+                vec![(
+                    "listeners",
+                    "CONTROLLER://127.0.0.1:9093,PLAINTEXT://127.0.0.1:9092",
+                )],
+                "listeners",
+                "must only contain KRaft controller listeners",
+            ),
+            // Without the name, CONTROLLER is an unknown listener (as in Kafka).
+            (
+                vec![("controller.listener.names", "")],
+                "listeners",
+                "no security protocol defined for listener CONTROLLER",
+            ),
+            (
+                vec![("controller.listener.names", "CONTROLLER,OTHER")],
+                "controller.listener.names",
+                "OTHER is not in listeners",
+            ),
+            (
+                vec![("inter.broker.listener.name", "CONTROLLER")],
+                "controller.listener.names",
+                "inter.broker.listener.name",
+            ),
+        ] {
+            let err = load(&controller_only(&changes)).unwrap_err().to_string();
+            assert!(
+                err.contains(key) && err.contains(reason),
+                "{changes:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_combined_node_binds_every_controller_listener_it_names() {
+        let err = load(&[
+            ("controller.listener.names", "CONTROLLER,OTHER"),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+            ),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("controller.listener.names") && err.contains("OTHER is not in listeners"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -73,6 +73,56 @@ impl Controller {
         })
     }
 
+    /// Starts a broker-only node's member of the quorum: an observer (openraft learner)
+    /// that applies the committed log once the active controller adds it, and never
+    /// becomes the active controller (its writes all answer NOT_CONTROLLER).
+    pub async fn start_observer(
+        node_id: i32,
+        voters: BTreeMap<NodeId, Node>,
+        metadata_log: Arc<Log>,
+        publisher: Arc<dyn MetadataPublisher>,
+        transport: Arc<dyn ControllerTransport>,
+        config: &QuorumConfig,
+    ) -> Result<Controller, BrokerError> {
+        let quorum = MetadataQuorum::start_observer_on_log(
+            node_id as NodeId,
+            voters,
+            metadata_log,
+            publisher,
+            transport,
+            config,
+        )
+        .await
+        .map_err(BrokerError::from)?;
+        Ok(Controller {
+            quorum,
+            write_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// On the active controller: replicate the metadata log to broker `broker_id` (not a
+    /// voter), reached at `host:port`.
+    pub async fn add_observer(
+        &self,
+        broker_id: i32,
+        host: &str,
+        port: u16,
+    ) -> Result<(), BrokerError> {
+        self.quorum
+            .add_observer(broker_id as NodeId, Node::new(host, port))
+            .await
+            .map_err(BrokerError::from)
+    }
+
+    /// On the active controller: stop replicating to broker `broker_id` (nothing when it is
+    /// no observer).
+    pub async fn remove_observer(&self, broker_id: i32) -> Result<(), BrokerError> {
+        self.quorum
+            .remove_observer(broker_id as NodeId)
+            .await
+            .map_err(BrokerError::from)
+    }
+
     /// The latest image applied on this node. Cheap: readers share it and never lock
     /// while using it.
     pub fn image(&self) -> Arc<MetadataImage> {

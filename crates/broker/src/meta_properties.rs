@@ -248,10 +248,11 @@ pub fn format(
 
 /// At start: the cluster id every formatted directory agrees on, after checking each one's
 /// node id. Directories not yet formatted are formatted with it, so a zero-config node
-/// starts on empty directories. With nothing formatted, a node alone takes a random id,
-/// and a node of a multi-voter quorum the id its voters derive (every node of a new quorum
-/// started without `storage format` then agrees; the active controller refuses a broker
-/// whose id differs with INCONSISTENT_CLUSTER_ID).
+/// starts on empty directories. With nothing formatted, a combined node that is its own
+/// only voter takes a random id, and any other node (of a multi-voter quorum, or with one
+/// role only: its controllers or brokers are other nodes) the id its voters derive (every
+/// node of a new cluster started without `storage format` then agrees; the active
+/// controller refuses a broker whose id differs with INCONSISTENT_CLUSTER_ID).
 pub fn ensure_formatted(config: &ServerConfig) -> Result<String, MetaPropertiesError> {
     let dirs = data_dirs(config);
     let mut agreed: Option<(String, PathBuf)> = None;
@@ -284,7 +285,9 @@ pub fn ensure_formatted(config: &ServerConfig) -> Result<String, MetaPropertiesE
     }
     let cluster_id = match agreed {
         Some((id, _)) => id,
-        None if config.controller_quorum_voters.len() > 1 => {
+        None if config.controller_quorum_voters.len() > 1
+            || !(config.is_broker() && config.is_controller()) =>
+        {
             derived_cluster_id(&config.controller_quorum_voters)
         }
         None => random_uuid(),

@@ -10,6 +10,10 @@
 //! Kafka's controllers speak Vote / BeginQuorumEpoch / Fetch instead; these messages are
 //! Moldau's, so a Moldau controller only forms a quorum with Moldau controllers.
 //!
+//! Observers (broker-only nodes, openraft learners) bind no controller listener: the
+//! active controller sends them AppendEntries and InstallSnapshot on the endpoint they
+//! registered as brokers, and they accept those only, only from a configured voter.
+//!
 //! Every request carries the sender's cluster id (as Kafka's Raft requests do); a node of
 //! another cluster is answered INCONSISTENT_CLUSTER_ID and nothing reaches the Raft, and
 //! the refused node learns it too, from the refusal or from the requests it refuses
@@ -22,6 +26,7 @@ use std::time::Duration;
 
 use moldau_controller::network::{BoxFuture, RpcResult};
 use moldau_controller::{ControllerTransport, Node, NodeId, TransportError, TypeConfig};
+use moldau_metadata::MetadataImage;
 use openraft::error::InstallSnapshotError;
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -30,6 +35,7 @@ use openraft::raft::{
 use parking_lot::RwLock;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use crate::inter_broker::InterBrokerClient;
 
@@ -77,6 +83,9 @@ pub struct TcpControllerTransport {
     /// Voter addresses from `controller.quorum.voters`: the config, not the address a
     /// membership entry recorded when the quorum formed, says where a voter is now.
     voters: BTreeMap<NodeId, Node>,
+    /// The image this node applies: where observers (registered brokers that are not
+    /// voters) are reached now, whatever address their membership entry recorded.
+    image: RwLock<Option<watch::Receiver<Arc<MetadataImage>>>>,
     raft: RwLock<Option<Raft>>,
     max_frame_bytes: usize,
     /// When each peer last acknowledged an AppendEntries (DescribeQuorum's fetch time).
@@ -97,6 +106,7 @@ impl TcpControllerTransport {
             cluster_id,
             inconsistent: RwLock::new(None),
             voters,
+            image: RwLock::new(None),
             raft: RwLock::new(None),
             max_frame_bytes,
             last_append_ack_ms: RwLock::new(BTreeMap::new()),
@@ -126,7 +136,10 @@ impl TcpControllerTransport {
                 entries_hint: fits.max(1),
             });
         }
-        let addr = self.voters.get(&target).unwrap_or(&node).to_string();
+        let addr = self
+            .voter_addr(target)
+            .or_else(|| self.broker_addr(target))
+            .unwrap_or_else(|| node.to_string());
         let answer = self
             .client
             .round_trip_raw(&addr, RAFT_API_KEY, RAFT_API_VERSION, &body, RPC_TIMEOUT)
@@ -160,14 +173,37 @@ impl TcpControllerTransport {
         self.voters.get(&node_id).map(Node::to_string)
     }
 
+    /// Follows `image` for the addresses of observers (see [`Self::broker_addr`]).
+    pub fn follow_image(&self, image: watch::Receiver<Arc<MetadataImage>>) {
+        *self.image.write() = Some(image);
+    }
+
+    /// Whether `node_id` is one of the configured voters.
+    pub fn is_voter(&self, node_id: NodeId) -> bool {
+        self.voters.contains_key(&node_id)
+    }
+
+    /// The configured voters' ids.
+    pub fn voter_ids(&self) -> Vec<NodeId> {
+        self.voters.keys().copied().collect()
+    }
+
+    /// Where broker `node_id` registered (its advertised listener), from the image.
+    fn broker_addr(&self, node_id: NodeId) -> Option<String> {
+        let image = self.image.read().as_ref()?.borrow().clone();
+        let broker = image.brokers.get(&i32::try_from(node_id).ok()?)?;
+        Some(format!("{}:{}", broker.host, broker.port))
+    }
+
     /// A voter of another cluster that refused this node's requests or sent its own.
     pub fn inconsistent_cluster(&self) -> Option<(NodeId, String)> {
         self.inconsistent.read().clone()
     }
 
-    /// Answers one Raft RPC that arrived on a controller listener. `Err`: close the
-    /// connection (not serving, or not a request this transport sent).
-    pub async fn handle(&self, body: &[u8]) -> Result<Vec<u8>, String> {
+    /// Answers one Raft RPC. `controller_listener`: it arrived on a controller listener;
+    /// else this is an observer and takes only replication from a configured voter.
+    /// `Err`: close the connection (not serving, or not a request this transport sent).
+    pub async fn handle(&self, body: &[u8], controller_listener: bool) -> Result<Vec<u8>, String> {
         let raft = self
             .raft
             .read()
@@ -175,6 +211,18 @@ impl TcpControllerTransport {
             .ok_or("the metadata quorum is not running on this node")?;
         let envelope: Envelope =
             serde_json::from_slice(body).map_err(|e| format!("malformed raft rpc: {e}"))?;
+        if !controller_listener {
+            // An observer follows the leader; nobody else may write to its log.
+            if !self.voters.contains_key(&envelope.from) {
+                return Err(format!(
+                    "raft rpc from node {} that is not a configured voter",
+                    envelope.from
+                ));
+            }
+            if matches!(envelope.rpc, RaftRequest::Vote(_)) {
+                return Err("vote request to an observer".to_string());
+            }
+        }
         if envelope.cluster_id != self.cluster_id {
             tracing::warn!(
                 voter = envelope.from,

@@ -47,8 +47,14 @@ const RECONCILE_INTERVAL_MS: u64 = 2_000;
 
 impl Broker {
     /// Opens (recovering if needed) the logs, replays the metadata log, registers this
-    /// broker, and starts accepting connections.
+    /// broker, and starts accepting connections. By `process.roles`: a controller (alone
+    /// or combined) is a voter of the metadata quorum and serves its controller
+    /// listeners; a broker (alone or combined) registers, hosts replicas and serves
+    /// clients; a broker-only node follows the quorum as an observer, and a
+    /// controller-only node never registers as a broker.
     pub async fn start(config: ServerConfig) -> Result<Broker, BrokerError> {
+        let is_broker = config.is_broker();
+        let is_controller = config.is_controller();
         std::fs::create_dir_all(&config.log_dir)?;
         std::fs::create_dir_all(&config.metadata_log_dir)?;
         // The log manager locks the dir first: a second broker on it must not format it.
@@ -116,15 +122,29 @@ impl Broker {
             controller_quorum_fetch_timeout_ms: config.controller_quorum_fetch_timeout_ms,
             ..QuorumConfig::default()
         };
-        let controller = Controller::start(
-            config.node_id,
-            voters.clone(),
-            metadata_log,
-            replica_manager.clone(),
-            raft_transport.clone(),
-            &quorum_config,
-        )
-        .await?;
+        let controller = if is_controller {
+            Controller::start(
+                config.node_id,
+                voters.clone(),
+                metadata_log,
+                replica_manager.clone(),
+                raft_transport.clone(),
+                &quorum_config,
+            )
+            .await?
+        } else {
+            Controller::start_observer(
+                config.node_id,
+                voters.clone(),
+                metadata_log,
+                replica_manager.clone(),
+                raft_transport.clone(),
+                &quorum_config,
+            )
+            .await?
+        };
+        // As the active controller, this node reaches observers where they registered.
+        raft_transport.follow_image(controller.quorum().subscribe());
 
         let state = Arc::new(BrokerState::new(
             config,
@@ -155,25 +175,44 @@ impl Broker {
         };
         // The quorum first: electing, replicating and registering go through it.
         serve(controller_listeners, true);
-        register_broker(&state).await?;
-        crate::broker_lifecycle::wait_until_unfenced(&state).await;
+        let mut client_listeners = Some(client_listeners);
+        if !is_controller {
+            // An observer catches up through its broker listener (the active controller
+            // replicates to where it registers); clients wait for `enable_clients`.
+            serve(client_listeners.take().unwrap_or_default(), false);
+        }
+        if is_broker {
+            register_broker(&state).await?;
+            crate::broker_lifecycle::wait_until_unfenced(&state).await;
+        }
+        // Heartbeats on a broker; on a controller the session checks of the active one.
         let heartbeat_task = crate::broker_lifecycle::spawn_heartbeats(state.clone());
-        let replication_tasks = vec![
-            crate::alter_partition_manager::spawn_alter_partition_sender(state.clone()),
-            crate::alter_partition_manager::spawn_isr_expiration(state.clone()),
-            crate::replica_fetcher::spawn_replica_fetchers(state.clone()),
-        ];
+        let replication_tasks = if is_broker {
+            vec![
+                crate::alter_partition_manager::spawn_alter_partition_sender(state.clone()),
+                crate::alter_partition_manager::spawn_isr_expiration(state.clone()),
+                crate::replica_fetcher::spawn_replica_fetchers(state.clone()),
+            ]
+        } else {
+            Vec::new()
+        };
+        // Acts only on the active controller: a broker-only node never is one.
         let leader_balancer_task =
             crate::handlers::elect_leaders::spawn_leader_balancer(state.clone());
-        state.group_coordinator.start().await?;
-        crate::txn_coordinator::TxnCoordinator::start(&state).await?;
+        if is_broker {
+            state.group_coordinator.start().await?;
+            crate::txn_coordinator::TxnCoordinator::start(&state).await?;
+        }
         log_manager.start_background_tasks();
         let reconcile_task = spawn_reconciler(state.clone());
         let coordinator_loader_task = spawn_coordinator_loader(state.clone());
         if separate_metadata_dir {
             metadata_log_manager.start_background_tasks();
         }
-        serve(client_listeners, false);
+        state.enable_clients();
+        if let Some(client_listeners) = client_listeners {
+            serve(client_listeners, false);
+        }
         tracing::info!(
             node_id = state.node_id,
             cluster_id = %state.cluster_id,
@@ -210,9 +249,12 @@ impl Broker {
     /// [`crate::network::SHUTDOWN_GRACE`], parked ones are then dropped), stops the quorum
     /// member, flushes and checkpoints every log and writes the clean-shutdown marker.
     pub async fn shutdown(self) -> Result<(), BrokerError> {
-        // Leadership leaves first, while clients can still be told where it went.
-        crate::broker_lifecycle::controlled_shutdown(&self.state, CONTROLLED_SHUTDOWN_TIMEOUT)
-            .await;
+        // Leadership leaves first, while clients can still be told where it went. A
+        // controller-only node leads no partition.
+        if self.state.config.is_broker() {
+            crate::broker_lifecycle::controlled_shutdown(&self.state, CONTROLLED_SHUTDOWN_TIMEOUT)
+                .await;
+        }
         self.heartbeat_task.abort();
         let _ = self.shutdown_tx.send(true);
         for task in self.accept_tasks {
@@ -374,9 +416,16 @@ fn quorum_voters(
 const REGISTRATION_RETRY: Duration = Duration::from_millis(200);
 const REGISTRATION_RPC_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a registered broker waits for its registration to reach its own image before
+/// it registers again (which also has the active controller add it as an observer again).
+const REGISTRATION_APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Registers this broker with the active controller (itself, or another voter through its
 /// controller listener), waiting for a leader as long as it takes, then waits until its
-/// own image holds the registration, so that what it serves next knows of itself.
+/// own image holds the registration, so that what it serves next knows of itself. A
+/// broker-only node finds the active controller through `controller.quorum.voters`: it
+/// learns the leader from the quorum only once it is replicated to, so until then (and
+/// while the leader it knew is gone) it asks the voters in turn.
 async fn register_broker(state: &BrokerState) -> Result<(), BrokerError> {
     let registration = BrokerRegistration {
         broker_id: state.node_id,
@@ -385,8 +434,11 @@ async fn register_broker(state: &BrokerState) -> Result<(), BrokerError> {
         port: state.advertised.port,
         rack: state.config.broker_rack.clone(),
     };
+    let observer = state.controller.quorum().is_observer();
+    let voter_ids = state.raft_transport.voter_ids();
     let started = Instant::now();
     let mut last_report = started;
+    let mut attempt = 0usize;
     // Refusals are mutual: a voter of another cluster refuses us as we refuse it. The node
     // that is wrong is the one that finds no leader: give up only after several election
     // timeouts without one.
@@ -409,23 +461,37 @@ async fn register_broker(state: &BrokerState) -> Result<(), BrokerError> {
                     Err(e) => return Err(e),
                 }
             }
-            Some(leader) => register_remotely(state, &registration, leader).await?,
-            None => Err("no active controller yet".to_string()),
-        };
-        match outcome {
-            Ok(()) => break,
-            Err(reason) => {
-                if last_report.elapsed() >= Duration::from_secs(5) {
-                    last_report = Instant::now();
-                    tracing::info!(
-                        waited_ms = started.elapsed().as_millis() as u64,
-                        "waiting to register with the active controller: {reason}"
-                    );
-                }
-                tokio::time::sleep(REGISTRATION_RETRY).await;
+            Some(leader) if !observer || attempt.is_multiple_of(2) => {
+                register_remotely(state, &registration, leader).await?
             }
+            _ if observer && !voter_ids.is_empty() => {
+                let voter = voter_ids[attempt % voter_ids.len()] as i32;
+                register_remotely(state, &registration, voter).await?
+            }
+            _ => Err("no active controller yet".to_string()),
+        };
+        attempt = attempt.wrapping_add(1);
+        let reason = match outcome {
+            Ok(()) => match wait_until_registered(state, &registration).await {
+                true => return Ok(()),
+                false => "the registration did not reach this node's metadata".to_string(),
+            },
+            Err(reason) => reason,
+        };
+        if last_report.elapsed() >= Duration::from_secs(5) {
+            last_report = Instant::now();
+            tracing::info!(
+                waited_ms = started.elapsed().as_millis() as u64,
+                "waiting to register with the active controller: {reason}"
+            );
         }
+        tokio::time::sleep(REGISTRATION_RETRY).await;
     }
+}
+
+/// Waits (up to [`REGISTRATION_APPLY_TIMEOUT`]) until this node's image holds
+/// `registration`.
+async fn wait_until_registered(state: &BrokerState, registration: &BrokerRegistration) -> bool {
     let mut images = state.controller.quorum().subscribe();
     let registered = |image: &MetadataImage| {
         image.brokers.get(&state.node_id).is_some_and(|b| {
@@ -434,12 +500,16 @@ async fn register_broker(state: &BrokerState) -> Result<(), BrokerError> {
                 && b.rack == registration.rack
         })
     };
-    let _ = images.wait_for(|image| registered(image)).await;
-    Ok(())
+    let waited = tokio::time::timeout(
+        REGISTRATION_APPLY_TIMEOUT,
+        images.wait_for(|image| registered(image)),
+    )
+    .await;
+    matches!(waited, Ok(Ok(_)))
 }
 
-/// One BrokerRegistration to the active controller (node `leader`). `Ok(Err(reason))`:
-/// try again; `Err`: this node must not start (another cluster).
+/// One BrokerRegistration to voter `leader` (the active controller, or a voter that may
+/// be). `Ok(Err(reason))`: try again; `Err`: this node must not start (another cluster).
 async fn register_remotely(
     state: &BrokerState,
     registration: &BrokerRegistration,
@@ -462,7 +532,7 @@ async fn register_remotely(
             .with_port(registration.port)
             .with_security_protocol(PLAINTEXT)]);
     let response = match state
-        .send_to_controller(&request, 1, REGISTRATION_RPC_TIMEOUT)
+        .send_to_voter(leader, &request, 1, REGISTRATION_RPC_TIMEOUT)
         .await
     {
         Ok(response) => response,

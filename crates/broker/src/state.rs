@@ -1,5 +1,6 @@
 //! What every handler can reach: the config, the controller and the replica manager.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use std::time::{Duration, Instant};
@@ -42,6 +43,9 @@ pub struct BrokerState {
     pub broker_heartbeats: BrokerHeartbeats,
     /// The producer-id block this broker hands ids out of: [next, end).
     producer_id_block: Mutex<(i64, i64)>,
+    /// Client requests are served (the node has started). Until then a broker listener
+    /// carries only the metadata log's replication to an observer.
+    clients_enabled: AtomicBool,
 }
 
 impl BrokerState {
@@ -69,7 +73,18 @@ impl BrokerState {
             inter_broker,
             broker_heartbeats: BrokerHeartbeats::default(),
             producer_id_block: Mutex::new((0, 0)),
+            clients_enabled: AtomicBool::new(false),
         }
+    }
+
+    /// Whether client requests on broker listeners are served yet.
+    pub fn serving_clients(&self) -> bool {
+        self.clients_enabled.load(Ordering::Acquire)
+    }
+
+    /// From now on client requests on broker listeners are served.
+    pub fn enable_clients(&self) {
+        self.clients_enabled.store(true, Ordering::Release);
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {
@@ -83,14 +98,31 @@ impl BrokerState {
         Some(format!("{}:{}", broker.host, broker.port))
     }
 
-    /// The controller id clients see (Metadata, DescribeCluster): the active controller,
-    /// where metadata writes succeed, or -1 (Kafka's "none") when it is not known or not a
-    /// registered broker.
+    /// The controller id clients see (Metadata, DescribeCluster). Kafka's KRaft brokers
+    /// answer a random unfenced broker (`getRandomAliveBrokerId`), which forwards what
+    /// only the active controller does. Moldau names the active controller itself when it
+    /// is a registered broker (combined mode: one of Kafka's candidates, and admin
+    /// requests then skip a forward), a random unfenced broker when it is a dedicated
+    /// controller (no broker, so clients could not reach it), and -1 (none) while no
+    /// active controller is known (nobody could carry the request out yet).
     pub fn controller_id(&self, image: &MetadataImage) -> i32 {
-        match self.controller.leader_id() {
-            Some(id) if image.brokers.contains_key(&id) => id,
-            _ => -1,
+        let Some(leader) = self.controller.leader_id() else {
+            return -1;
+        };
+        if image.brokers.contains_key(&leader) {
+            return leader;
         }
+        let alive: Vec<i32> = image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.broker_id)
+            .collect();
+        if alive.is_empty() {
+            return -1;
+        }
+        let pick = (moldau_metadata::Uuid::new_v4().as_u128() % alive.len() as u128) as usize;
+        alive[pick]
     }
 
     /// The next producer id, taking a new block through the metadata log when the current
@@ -129,10 +161,26 @@ impl BrokerState {
             }
             Some(leader) => leader,
         };
+        self.send_to_voter(leader, request, version, timeout).await
+    }
+
+    /// Sends `request` to voter `voter` over its controller listener (as configured in
+    /// `controller.quorum.voters`).
+    pub async fn send_to_voter<R>(
+        &self,
+        voter: i32,
+        request: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response, String>
+    where
+        R: kafka_protocol::protocol::Request + kafka_protocol::protocol::Encodable,
+        R::Response: kafka_protocol::protocol::Decodable + kafka_protocol::protocol::HeaderVersion,
+    {
         let addr = self
             .raft_transport
-            .voter_addr(leader as u64)
-            .ok_or_else(|| format!("active controller {leader} is not a configured voter"))?;
+            .voter_addr(voter as u64)
+            .ok_or_else(|| format!("controller {voter} is not a configured voter"))?;
         self.inter_broker
             .send(&addr, request, version, timeout)
             .await

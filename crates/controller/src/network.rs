@@ -40,7 +40,8 @@ pub type RpcResult<T, E = openraft::error::Infallible> =
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     /// The peer could not be reached (down, partitioned, not listening): openraft backs off.
-    #[error("controller {target} unreachable: {reason}")]
+    /// A peer is a voter or an observer (a broker-only node).
+    #[error("quorum member {target} unreachable: {reason}")]
     Unreachable { target: NodeId, reason: String },
     /// The request would not fit in one frame: openraft retries with fewer entries.
     #[error("rpc to controller {target} too large; retry with at most {entries_hint} entries")]

@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use moldau_metadata::{MetadataImage, MetadataRecord};
 use moldau_storage::{CleanupPolicy, Log};
-use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
-use openraft::{Config, RaftMetrics, SnapshotPolicy};
+use openraft::error::{
+    ChangeMembershipError, CheckIsLeaderError, ClientWriteError, InitializeError, RaftError,
+};
+use openraft::{ChangeMembers, Config, RaftMetrics, SnapshotPolicy};
 use tokio::sync::watch;
 
 use crate::network::{ControllerTransport, NetworkFactory};
@@ -89,6 +91,13 @@ pub enum QuorumError {
         node_id: NodeId,
         voters: Vec<NodeId>,
     },
+    /// An observer (a broker-only node) must not be a voter, and a voter cannot be added
+    /// as an observer.
+    #[error("node {node_id} is a voter ({voters:?}), not an observer")]
+    IsAVoter {
+        node_id: NodeId,
+        voters: Vec<NodeId>,
+    },
     #[error(transparent)]
     LogStore(#[from] LogStoreError),
     #[error("metadata state machine: {0}")]
@@ -98,6 +107,30 @@ pub enum QuorumError {
     Stopped(String),
     #[error("metadata quorum: {0}")]
     Raft(String),
+}
+
+/// The log store and state machine on `metadata_log`, after its checks and the migration
+/// of a log from before the quorum.
+fn open_log(
+    node_id: NodeId,
+    voters: &BTreeMap<NodeId, Node>,
+    metadata_log: Arc<Log>,
+    publisher: Arc<dyn MetadataPublisher>,
+) -> Result<(StorageLogStore, MetadataStateMachine), QuorumError> {
+    // Only Raft may remove entries: retention or compaction would cut the log under it.
+    let log_config = metadata_log.config();
+    if log_config.retention_ms != -1
+        || log_config.retention_bytes != -1
+        || !matches!(log_config.cleanup_policy, CleanupPolicy::Delete)
+    {
+        return Err(QuorumError::Config(
+            "the metadata log needs retention.ms = retention.bytes = -1 and cleanup.policy = delete".into(),
+        ));
+    }
+    crate::storage_log_store::migrate_legacy_log(&metadata_log, node_id, voters)?;
+    let state_machine = MetadataStateMachine::open_in(metadata_log.dir(), publisher)?;
+    let log_store = StorageLogStore::open(metadata_log)?.with_state_machine(state_machine.clone());
+    Ok((log_store, state_machine))
 }
 
 fn check_voter(node_id: NodeId, voters: &BTreeMap<NodeId, Node>) -> Result<(), QuorumError> {
@@ -110,7 +143,8 @@ fn check_voter(node_id: NodeId, voters: &BTreeMap<NodeId, Node>) -> Result<(), Q
     })
 }
 
-/// A voter's replication state as the leader sees it (Kafka's DescribeQuorum ReplicaState).
+/// A voter's or observer's replication state as the leader sees it (Kafka's
+/// DescribeQuorum ReplicaState).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VoterState {
     pub node_id: NodeId,
@@ -128,16 +162,28 @@ pub struct QuorumState {
     /// The offset after the last applied committed entry.
     pub high_watermark: i64,
     pub voters: Vec<VoterState>,
+    /// The observers (openraft learners: broker-only nodes) the leader replicates to.
+    pub observers: Vec<VoterState>,
 }
+
+/// How long a membership change (adding or removing an observer) may wait for an earlier
+/// one to commit and for its own commit.
+const MEMBERSHIP_CHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const MEMBERSHIP_RETRY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// One controller: its Raft, log store and state machine. Cheap to share behind an `Arc`.
 pub struct MetadataQuorum {
     node_id: NodeId,
+    /// A broker-only node: an openraft learner that follows the committed log and never
+    /// stands for election (Kafka's observer).
+    observer: bool,
     raft: Raft,
     /// The Raft log on `__cluster_metadata-0`, for offsets.
     log_store: StorageLogStore,
     state_machine: MetadataStateMachine,
     transport: Arc<dyn ControllerTransport>,
+    /// openraft accepts one membership change at a time (`InProgress` otherwise).
+    membership_lock: tokio::sync::Mutex<()>,
 }
 
 impl MetadataQuorum {
@@ -163,32 +209,77 @@ impl MetadataQuorum {
         config: &QuorumConfig,
     ) -> Result<MetadataQuorum, QuorumError> {
         check_voter(node_id, &voters)?;
-        // Only Raft may remove entries: retention or compaction would cut the log under it.
-        let log_config = metadata_log.config();
-        if log_config.retention_ms != -1
-            || log_config.retention_bytes != -1
-            || !matches!(log_config.cleanup_policy, CleanupPolicy::Delete)
-        {
-            return Err(QuorumError::Config(
-                "the metadata log needs retention.ms = retention.bytes = -1 and cleanup.policy = delete".into(),
-            ));
+        let (log_store, state_machine) = open_log(node_id, &voters, metadata_log, publisher)?;
+        Self::start_with(
+            node_id,
+            voters,
+            false,
+            log_store,
+            state_machine,
+            transport,
+            config,
+        )
+        .await
+    }
+
+    /// Starts this node as an observer of the quorum (Kafka's broker-only node): an
+    /// openraft learner on `metadata_log` that never votes nor stands for election. It
+    /// receives the committed log once the active controller adds it
+    /// ([`MetadataQuorum::add_observer`], done when it registers as a broker) and applies it
+    /// like a voter does. `voters` are the controllers; this node must not be one of them.
+    pub async fn start_observer_on_log(
+        node_id: NodeId,
+        voters: BTreeMap<NodeId, Node>,
+        metadata_log: Arc<Log>,
+        publisher: Arc<dyn MetadataPublisher>,
+        transport: Arc<dyn ControllerTransport>,
+        config: &QuorumConfig,
+    ) -> Result<MetadataQuorum, QuorumError> {
+        if voters.contains_key(&node_id) || voters.is_empty() {
+            return Err(QuorumError::IsAVoter {
+                node_id,
+                voters: voters.keys().copied().collect(),
+            });
         }
-        crate::storage_log_store::migrate_legacy_log(&metadata_log, node_id, &voters)?;
-        let state_machine = MetadataStateMachine::open_in(metadata_log.dir(), publisher)?;
-        let log_store =
-            StorageLogStore::open(metadata_log)?.with_state_machine(state_machine.clone());
-        Self::start_with(node_id, voters, log_store, state_machine, transport, config).await
+        let (log_store, state_machine) = open_log(node_id, &voters, metadata_log, publisher)?;
+        Self::start_with(
+            node_id,
+            voters,
+            true,
+            log_store,
+            state_machine,
+            transport,
+            config,
+        )
+        .await
     }
 
     async fn start_with(
         node_id: NodeId,
         voters: BTreeMap<NodeId, Node>,
+        observer: bool,
         log_store: StorageLogStore,
         state_machine: MetadataStateMachine,
         transport: Arc<dyn ControllerTransport>,
         config: &QuorumConfig,
     ) -> Result<MetadataQuorum, QuorumError> {
         let raft_config = Arc::new(config.raft_config()?);
+        if observer {
+            // The voter set is fixed when the quorum forms: a node that was a voter (say,
+            // combined before) stays one in the log's membership, whatever its config says.
+            let (mut log_store, mut state_machine) = (log_store.clone(), state_machine.clone());
+            let membership = openraft::StorageHelper::new(&mut log_store, &mut state_machine)
+                .get_membership()
+                .await
+                .map_err(|e| QuorumError::Stopped(e.to_string()))?;
+            let membership = membership.effective().membership();
+            if membership.voter_ids().any(|id| id == node_id) {
+                return Err(QuorumError::IsAVoter {
+                    node_id,
+                    voters: membership.voter_ids().collect(),
+                });
+            }
+        }
         let raft = Raft::new(
             node_id,
             raft_config,
@@ -198,6 +289,11 @@ impl MetadataQuorum {
         )
         .await
         .map_err(|e| QuorumError::Stopped(e.to_string()))?;
+        if observer {
+            // A learner never stands anyway; this also holds should a membership entry
+            // ever name it a voter: a broker-only node never becomes the active controller.
+            raft.runtime_config().elect(false);
+        }
         transport.serve(node_id, raft.clone());
 
         let lowest = voters.keys().next().copied();
@@ -205,8 +301,8 @@ impl MetadataQuorum {
             .is_initialized()
             .await
             .map_err(|e| QuorumError::Stopped(e.to_string()))?;
-        let alone = voters.len() == 1;
-        if lowest == Some(node_id) && !initialized {
+        let alone = voters.len() == 1 && !observer;
+        if lowest == Some(node_id) && !initialized && !observer {
             match raft.initialize(voters).await {
                 Ok(()) => tracing::info!(node_id, "initialized the metadata quorum"),
                 // Another path (a vote or entries received meanwhile) got there first.
@@ -226,15 +322,106 @@ impl MetadataQuorum {
         }
         Ok(MetadataQuorum {
             node_id,
+            observer,
             raft,
             log_store,
             state_machine,
             transport,
+            membership_lock: tokio::sync::Mutex::new(()),
         })
     }
 
     pub fn node_id(&self) -> NodeId {
         self.node_id
+    }
+
+    /// Whether this node only observes the quorum (broker-only: a learner, no vote).
+    pub fn is_observer(&self) -> bool {
+        self.observer
+    }
+
+    /// Makes `node_id` an observer that the leader replicates the log to (openraft's
+    /// `add_learner`, not waiting for it to catch up); `node` is where it is reached. Done
+    /// on the active controller when a broker that is not a voter registers. Nothing to do
+    /// when it already is one at that address. `NotController` on a follower; `IsAVoter`
+    /// for a voter.
+    pub async fn add_observer(&self, node_id: NodeId, node: Node) -> Result<(), QuorumError> {
+        self.change_membership(node_id, |membership| {
+            if membership.voter_ids().any(|id| id == node_id) {
+                return Err(QuorumError::IsAVoter {
+                    node_id,
+                    voters: membership.voter_ids().collect(),
+                });
+            }
+            Ok(match membership.get_node(&node_id) {
+                Some(known) if *known == node => None,
+                // A restarted broker may be elsewhere: replace a learner's address.
+                Some(_) => Some(ChangeMembers::SetNodes([(node_id, node.clone())].into())),
+                None => Some(ChangeMembers::AddNodes([(node_id, node.clone())].into())),
+            })
+        })
+        .await
+    }
+
+    /// Stops replicating to observer `node_id` and drops it from the membership (the
+    /// voters stay as they are). Nothing to do when it is not an observer; voters are
+    /// never removed here. `NotController` on a follower.
+    pub async fn remove_observer(&self, node_id: NodeId) -> Result<(), QuorumError> {
+        self.change_membership(node_id, |membership| {
+            let learner = membership.learner_ids().any(|id| id == node_id);
+            Ok(learner.then(|| ChangeMembers::RemoveNodes([node_id].into())))
+        })
+        .await
+    }
+
+    /// One membership change decided against the current membership (`None`: nothing to
+    /// change), retried while an earlier change is still committing, bounded by
+    /// [`MEMBERSHIP_CHANGE_TIMEOUT`].
+    async fn change_membership(
+        &self,
+        node_id: NodeId,
+        decide: impl Fn(
+            &openraft::Membership<NodeId, Node>,
+        ) -> Result<Option<ChangeMembers<NodeId, Node>>, QuorumError>,
+    ) -> Result<(), QuorumError> {
+        let deadline = tokio::time::Instant::now() + MEMBERSHIP_CHANGE_TIMEOUT;
+        let _serialized = tokio::time::timeout_at(deadline, self.membership_lock.lock())
+            .await
+            .map_err(|_| QuorumError::Raft("membership change timed out".into()))?;
+        loop {
+            let metrics = self.raft.metrics().borrow().clone();
+            if metrics.current_leader != Some(self.node_id) {
+                return Err(QuorumError::NotController {
+                    leader_id: metrics.current_leader,
+                });
+            }
+            let Some(change) = decide(metrics.membership_config.membership())? else {
+                return Ok(());
+            };
+            tracing::info!(node_id, ?change, "changing the metadata quorum's observers");
+            let outcome =
+                tokio::time::timeout_at(deadline, self.raft.change_membership(change, true))
+                    .await
+                    .map_err(|_| QuorumError::Raft("membership change timed out".into()))?;
+            match outcome {
+                Ok(_) => return Ok(()),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                    return Err(QuorumError::NotController {
+                        leader_id: forward.leader_id,
+                    })
+                }
+                // An earlier change (perhaps a previous leader's) is not committed yet.
+                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                    ChangeMembershipError::InProgress(_),
+                ))) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(MEMBERSHIP_RETRY).await;
+                }
+                Err(RaftError::Fatal(fatal)) => {
+                    return Err(QuorumError::Stopped(fatal.to_string()))
+                }
+                Err(e) => return Err(QuorumError::Raft(e.to_string())),
+            }
+        }
     }
 
     /// Commits `records` as one batch and returns the offset of its first record, once it
@@ -287,30 +474,27 @@ impl MetadataQuorum {
                 .unwrap_or(-1)
         };
         let replication = metrics.replication.clone().unwrap_or_default();
-        let voters = metrics
-            .membership_config
-            .membership()
-            .voter_ids()
-            .map(|node_id| {
-                let matched = if node_id == self.node_id {
-                    metrics.last_log_index
-                } else {
-                    replication
-                        .get(&node_id)
-                        .and_then(|m| m.as_ref())
-                        .map(|log_id| log_id.index)
-                };
-                VoterState {
-                    node_id,
-                    log_end_offset: offset_after(matched),
-                }
-            })
-            .collect();
+        let state_of = |node_id: NodeId| {
+            let matched = if node_id == self.node_id {
+                metrics.last_log_index
+            } else {
+                replication
+                    .get(&node_id)
+                    .and_then(|m| m.as_ref())
+                    .map(|log_id| log_id.index)
+            };
+            VoterState {
+                node_id,
+                log_end_offset: offset_after(matched),
+            }
+        };
+        let membership = metrics.membership_config.membership();
         Ok(QuorumState {
             leader_id: self.node_id,
             leader_epoch: metrics.current_term,
             high_watermark: offset_after(metrics.last_applied.map(|l| l.index)),
-            voters,
+            voters: membership.voter_ids().map(state_of).collect(),
+            observers: membership.learner_ids().map(state_of).collect(),
         })
     }
 

@@ -2,7 +2,9 @@
 //! its registration (endpoint, rack) and answers with its broker epoch (the offset of the
 //! registration record). Sent by Moldau nodes to the active controller's controller
 //! listener at start. NOT_CONTROLLER from any other node; INCONSISTENT_CLUSTER_ID when the
-//! broker's meta.properties names another cluster.
+//! broker's meta.properties names another cluster. A broker that is not a voter
+//! (broker-only) is made an observer of the metadata quorum, so the committed log is
+//! replicated to it from then on.
 
 use kafka_protocol::messages::{BrokerRegistrationRequest, BrokerRegistrationResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
@@ -92,7 +94,7 @@ pub async fn register(
             session,
         )
         .map_err(BrokerError::Refused)?;
-    state
+    let broker_epoch = state
         .controller
         .write(|image| {
             let current = image.brokers.get(&registration.broker_id);
@@ -120,5 +122,18 @@ pub async fn register(
             };
             Ok((vec![record], broker_epoch))
         })
-        .await
+        .await?;
+    // Every time, not only for a new registration: a retry after a lost answer, or a new
+    // active controller, makes sure the broker is replicated to (nothing when it is).
+    if !state.raft_transport.is_voter(registration.broker_id as u64) {
+        state
+            .controller
+            .add_observer(
+                registration.broker_id,
+                &registration.host,
+                registration.port,
+            )
+            .await?;
+    }
+    Ok(broker_epoch)
 }

@@ -31,9 +31,12 @@ struct Growth {
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
+    if let Some(response) = super::forward_unless_controller(state, ctx, &request).await {
+        return response;
+    }
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for topic in &request.topics {
         *counts.entry(topic.name.to_string()).or_default() += 1;

@@ -56,9 +56,15 @@ pub struct PlannedTopic {
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
+    if let Some(response) = super::forward_unless_controller(state, ctx, &request).await {
+        if !request.validate_only {
+            await_created_topics(state, &response).await;
+        }
+        return response;
+    }
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for topic in &request.topics {
         *counts.entry(topic.name.to_string()).or_default() += 1;
@@ -223,6 +229,27 @@ pub async fn create_topic_via_controller(
             format!("topic {name} created but not yet in this node's metadata"),
         )),
     }
+}
+
+/// After a forwarded CreateTopics: waits (bounded) until this node's image has the
+/// topics the active controller created, so that the client's next Metadata here finds
+/// them. A topic that has not arrived in time is still created; the client retries.
+async fn await_created_topics(state: &BrokerState, response: &CreateTopicsResponse) {
+    let created: Vec<String> = response
+        .topics
+        .iter()
+        .filter(|t| t.error_code == 0)
+        .map(|t| t.name.to_string())
+        .collect();
+    if created.is_empty() {
+        return;
+    }
+    let mut images = state.controller.quorum().subscribe();
+    let _ = tokio::time::timeout(
+        FORWARD_TIMEOUT,
+        images.wait_for(|image| created.iter().all(|n| image.topic_by_name(n).is_some())),
+    )
+    .await;
 }
 
 enum TopicWriteError {

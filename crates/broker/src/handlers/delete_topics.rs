@@ -24,9 +24,12 @@ pub const VERSIONS: VersionRange = DeleteTopicsRequest::VERSIONS;
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
+    if let Some(response) = super::forward_unless_controller(state, ctx, &request).await {
+        return response;
+    }
     let mut responses = Vec::new();
     let mut respond =
         |name: Option<&str>, topic_id: Uuid, error: Option<(ResponseError, String)>| {

@@ -1,5 +1,5 @@
 //! DescribeQuorum: the metadata quorum's leader, epoch, high watermark and every voter's
-//! log end offset, as `kafka-metadata-quorum describe --status|--replication` and the Java
+//! and observer's (broker-only nodes the log is replicated to) log end offset, as `kafka-metadata-quorum describe --status|--replication` and the Java
 //! Admin's `describeMetadataQuorum` show them. Only the active controller knows the
 //! voters' progress: any other node forwards the request to it (as Kafka's brokers do),
 //! and answers NOT_LEADER_OR_FOLLOWER when there is none to forward to.
@@ -60,31 +60,28 @@ fn describe(
         .iter()
         .find(|v| v.node_id == quorum.leader_id)
         .map_or(-1, |v| v.log_end_offset);
-    let voters = quorum
-        .voters
-        .iter()
-        .map(|voter| {
-            let last_fetch = if voter.node_id == quorum.leader_id {
-                now_ms
-            } else {
-                state
-                    .raft_transport
-                    .last_append_ack_ms(voter.node_id)
-                    .unwrap_or(-1)
-            };
-            let caught_up = voter.log_end_offset >= 0 && voter.log_end_offset >= leader_end;
-            ReplicaState::default()
-                .with_replica_id(BrokerId(voter.node_id as i32))
-                .with_log_end_offset(voter.log_end_offset)
-                .with_last_fetch_timestamp(last_fetch)
-                .with_last_caught_up_timestamp(if caught_up { last_fetch } else { -1 })
-        })
-        .collect();
+    let replica_state = |replica: &moldau_controller::VoterState| {
+        let last_fetch = if replica.node_id == quorum.leader_id {
+            now_ms
+        } else {
+            state
+                .raft_transport
+                .last_append_ack_ms(replica.node_id)
+                .unwrap_or(-1)
+        };
+        let caught_up = replica.log_end_offset >= 0 && replica.log_end_offset >= leader_end;
+        ReplicaState::default()
+            .with_replica_id(BrokerId(replica.node_id as i32))
+            .with_log_end_offset(replica.log_end_offset)
+            .with_last_fetch_timestamp(last_fetch)
+            .with_last_caught_up_timestamp(if caught_up { last_fetch } else { -1 })
+    };
     let partition = PartitionData::default()
         .with_leader_id(BrokerId(quorum.leader_id as i32))
         .with_leader_epoch(quorum.leader_epoch as i32)
         .with_high_watermark(quorum.high_watermark)
-        .with_current_voters(voters);
+        .with_current_voters(quorum.voters.iter().map(replica_state).collect())
+        .with_observers(quorum.observers.iter().map(replica_state).collect());
     let listener_name = state
         .config
         .controller_listener_names

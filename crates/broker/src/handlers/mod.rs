@@ -78,6 +78,26 @@ where
         .ok()
 }
 
+/// A client's request that only the active controller carries out, arrived elsewhere:
+/// forwarded to it, as Kafka's brokers forward them (clients send them to the Metadata
+/// controller id, any unfenced broker). Not when it came over a controller listener
+/// (forwarded already, or a tool talking to the controllers). `None`: handle it here (this
+/// node leads, or no other leader answered: the handler then says NOT_CONTROLLER).
+pub(crate) async fn forward_unless_controller<R>(
+    state: &BrokerState,
+    ctx: &crate::api::RequestContext,
+    request: &R,
+) -> Option<R::Response>
+where
+    R: kafka_protocol::protocol::Request + kafka_protocol::protocol::Encodable,
+    R::Response: kafka_protocol::protocol::Decodable + kafka_protocol::protocol::HeaderVersion,
+{
+    if ctx.controller_listener || state.controller.quorum().is_leader() {
+        return None;
+    }
+    forward_to_controller(state, ctx.api_version, request).await
+}
+
 /// How long a coordinator's answer waits for its write to reach the ISR.
 const COORDINATOR_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 

@@ -24,6 +24,22 @@ pub struct Node {
     pub id: i32,
     pub client_port: u16,
     pub controller_port: u16,
+    /// `process.roles`: `broker,controller` (combined, the default), `broker` (listens on
+    /// `client_port` only) or `controller` (on `controller_port` only).
+    pub roles: &'static str,
+}
+
+/// Combined mode, every node's roles unless a test says otherwise.
+pub const COMBINED: &str = "broker,controller";
+
+impl Node {
+    pub fn is_broker(&self) -> bool {
+        self.roles.contains("broker")
+    }
+
+    pub fn is_controller(&self) -> bool {
+        self.roles.contains("controller")
+    }
 }
 
 pub struct Cluster {
@@ -44,11 +60,21 @@ impl Cluster {
     /// A cluster whose nodes all get these `--override`s (`KEY=VALUE`) besides the
     /// helper's short timeouts, which they may replace.
     pub fn with_overrides(size: i32, overrides: &[&str]) -> Cluster {
-        let nodes = (1..=size)
-            .map(|id| Node {
+        let roles = vec![COMBINED; size.max(0) as usize];
+        Cluster::with_roles(&roles, overrides)
+    }
+
+    /// Nodes 1, 2, ... with these `process.roles` each (see [`Node::roles`]); the voters
+    /// are the nodes with the controller role.
+    pub fn with_roles(roles: &[&'static str], overrides: &[&str]) -> Cluster {
+        let nodes = roles
+            .iter()
+            .zip(1..)
+            .map(|(roles, id)| Node {
                 id,
                 client_port: free_port(),
                 controller_port: free_port(),
+                roles,
             })
             .collect();
         Cluster {
@@ -63,6 +89,7 @@ impl Cluster {
     pub fn voters(&self) -> String {
         self.nodes
             .iter()
+            .filter(|n| n.is_controller())
             .map(|n| format!("{}@127.0.0.1:{}", n.id, n.controller_port))
             .collect::<Vec<_>>()
             .join(",")
@@ -78,12 +105,18 @@ impl Cluster {
     /// a leader, which takes a majority of the nodes.
     pub fn spawn(&mut self, id: i32) {
         let node = &self.nodes[(id - 1) as usize];
-        let mut args = vec![
-            format!("node.id={id}"),
-            format!(
-                "listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+        // The first listener is where the test helper reaches the node.
+        let listeners = match (node.is_broker(), node.is_controller()) {
+            (true, false) => format!("PLAINTEXT://127.0.0.1:{}", node.client_port),
+            (false, true) => format!("CONTROLLER://127.0.0.1:{}", node.controller_port),
+            _ => format!(
+                "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
                 node.client_port, node.controller_port
             ),
+        };
+        let mut args = vec![
+            format!("node.id={id}"),
+            format!("listeners={listeners}"),
             "controller.listener.names=CONTROLLER".to_string(),
             format!("controller.quorum.voters={}", self.voters()),
             "controller.quorum.election.timeout.ms=500".to_string(),
@@ -91,6 +124,9 @@ impl Cluster {
             "broker.heartbeat.interval.ms=300".to_string(),
             "broker.session.timeout.ms=2000".to_string(),
         ];
+        if node.roles != COMBINED {
+            args.push(format!("process.roles={}", node.roles));
+        }
         args.extend(self.overrides.iter().cloned());
         args.extend(self.node_overrides.get(&id).into_iter().flatten().cloned());
         let args: Vec<&str> = args
@@ -111,10 +147,12 @@ impl Cluster {
         }
     }
 
+    /// The running brokers' client listeners (controller-only nodes serve no clients).
     pub fn bootstrap(&self) -> String {
         self.servers
-            .values()
-            .map(|s| s.addr.to_string())
+            .iter()
+            .filter(|(id, _)| self.nodes[(**id - 1) as usize].is_broker())
+            .map(|(_, s)| s.addr.to_string())
             .collect::<Vec<_>>()
             .join(",")
     }
