@@ -1851,16 +1851,12 @@ mod tests {
         assert!(c.is_broker() && c.is_controller());
     }
 
-    /// A broker-only node's keys, with `changes` on top (an empty value removes a key).
-    fn broker_only(changes: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
-        let mut props: BTreeMap<&str, &str> = [
-            ("process.roles", "broker"),
-            ("node.id", "4"),
-            ("controller.quorum.voters", "1@c1:9093,2@c2:9093,3@c3:9093"),
-            ("controller.listener.names", "CONTROLLER"),
-            ("listeners", "PLAINTEXT://127.0.0.1:9092"),
-        ]
-        .into();
+    /// `base` keys with `changes` on top (an empty value removes a key).
+    fn with_changes(
+        base: &[(&'static str, &'static str)],
+        changes: &[(&'static str, &'static str)],
+    ) -> Vec<(&'static str, &'static str)> {
+        let mut props: BTreeMap<&str, &str> = base.iter().copied().collect();
         for (k, v) in changes {
             if v.is_empty() {
                 props.remove(k);
@@ -1869,6 +1865,18 @@ mod tests {
             }
         }
         props.into_iter().collect()
+    }
+
+    /// A broker-only node's keys, with `changes` on top.
+    fn broker_only(changes: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let base = [
+            ("process.roles", "broker"),
+            ("node.id", "4"),
+            ("controller.quorum.voters", "1@c1:9093,2@c2:9093,3@c3:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+            ("listeners", "PLAINTEXT://127.0.0.1:9092"),
+        ];
+        with_changes(&base, changes)
     }
 
     #[test]
@@ -1931,26 +1939,18 @@ mod tests {
         );
     }
 
-    /// A controller-only node's keys, with `changes` on top (an empty value removes a key).
+    /// A controller-only node's keys, with `changes` on top.
     fn controller_only(
         changes: &[(&'static str, &'static str)],
     ) -> Vec<(&'static str, &'static str)> {
-        let mut props: BTreeMap<&str, &str> = [
+        let base = [
             ("process.roles", "controller"),
             ("node.id", "1"),
             ("controller.quorum.voters", "1@c1:9093,2@c2:9093,3@c3:9093"),
             ("controller.listener.names", "CONTROLLER"),
             ("listeners", "CONTROLLER://127.0.0.1:9093"),
-        ]
-        .into();
-        for (k, v) in changes {
-            if v.is_empty() {
-                props.remove(k);
-            } else {
-                props.insert(k, v);
-            }
-        }
-        props.into_iter().collect()
+        ];
+        with_changes(&base, changes)
     }
 
     #[test]

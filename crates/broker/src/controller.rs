@@ -48,51 +48,41 @@ pub struct Controller {
 
 impl Controller {
     /// Starts this node's member of the metadata quorum on `metadata_log`; the image it
-    /// recovers (snapshot, then committed entries) is published as it is applied.
+    /// recovers (snapshot, then committed entries) is published as it is applied. An
+    /// `observer` (a broker-only node) is an openraft learner that applies the committed
+    /// log once the active controller adds it and never becomes the active controller
+    /// (its writes all answer NOT_CONTROLLER).
     pub async fn start(
         node_id: i32,
+        observer: bool,
         voters: BTreeMap<NodeId, Node>,
         metadata_log: Arc<Log>,
         publisher: Arc<dyn MetadataPublisher>,
         transport: Arc<dyn ControllerTransport>,
         config: &QuorumConfig,
     ) -> Result<Controller, BrokerError> {
-        let quorum = MetadataQuorum::start_on_log(
-            node_id as NodeId,
-            voters,
-            metadata_log,
-            publisher,
-            transport,
-            config,
-        )
-        .await
-        .map_err(BrokerError::from)?;
-        Ok(Controller {
-            quorum,
-            write_lock: tokio::sync::Mutex::new(()),
-        })
-    }
-
-    /// Starts a broker-only node's member of the quorum: an observer (openraft learner)
-    /// that applies the committed log once the active controller adds it, and never
-    /// becomes the active controller (its writes all answer NOT_CONTROLLER).
-    pub async fn start_observer(
-        node_id: i32,
-        voters: BTreeMap<NodeId, Node>,
-        metadata_log: Arc<Log>,
-        publisher: Arc<dyn MetadataPublisher>,
-        transport: Arc<dyn ControllerTransport>,
-        config: &QuorumConfig,
-    ) -> Result<Controller, BrokerError> {
-        let quorum = MetadataQuorum::start_observer_on_log(
-            node_id as NodeId,
-            voters,
-            metadata_log,
-            publisher,
-            transport,
-            config,
-        )
-        .await
+        let node_id = node_id as NodeId;
+        let quorum = if observer {
+            MetadataQuorum::start_observer_on_log(
+                node_id,
+                voters,
+                metadata_log,
+                publisher,
+                transport,
+                config,
+            )
+            .await
+        } else {
+            MetadataQuorum::start_on_log(
+                node_id,
+                voters,
+                metadata_log,
+                publisher,
+                transport,
+                config,
+            )
+            .await
+        }
         .map_err(BrokerError::from)?;
         Ok(Controller {
             quorum,
@@ -222,6 +212,7 @@ mod tests {
         let network = moldau_controller::InProcessNetwork::new();
         let controller = Controller::start(
             NODE_ID,
+            false,
             voters,
             metadata_log,
             replica_manager.clone(),

@@ -122,27 +122,16 @@ impl Broker {
             controller_quorum_fetch_timeout_ms: config.controller_quorum_fetch_timeout_ms,
             ..QuorumConfig::default()
         };
-        let controller = if is_controller {
-            Controller::start(
-                config.node_id,
-                voters.clone(),
-                metadata_log,
-                replica_manager.clone(),
-                raft_transport.clone(),
-                &quorum_config,
-            )
-            .await?
-        } else {
-            Controller::start_observer(
-                config.node_id,
-                voters.clone(),
-                metadata_log,
-                replica_manager.clone(),
-                raft_transport.clone(),
-                &quorum_config,
-            )
-            .await?
-        };
+        let controller = Controller::start(
+            config.node_id,
+            !is_controller,
+            voters.clone(),
+            metadata_log,
+            replica_manager.clone(),
+            raft_transport.clone(),
+            &quorum_config,
+        )
+        .await?;
         // As the active controller, this node reaches observers where they registered.
         raft_transport.follow_image(controller.quorum().subscribe());
 

@@ -281,23 +281,8 @@ async fn an_observer_must_not_be_a_voter() {
     let voters: BTreeMap<NodeId, Node> = [(1, Node::new("localhost", 9094))].into();
     let net = InProcessNetwork::new();
     let dir = tempfile::tempdir().unwrap();
-    let manager =
-        LogManager::open(LogManagerConfig::new(dir.path()), metadata_log_config()).unwrap();
-    let tp = TopicPartition::new(moldau_controller::METADATA_TOPIC, 0);
-    let log = manager
-        .get_or_create_log(&tp, Uuid::nil(), metadata_log_config())
-        .unwrap();
-    let refused = MetadataQuorum::start_observer_on_log(
-        1,
-        voters,
-        log,
-        Arc::new(NoPublisher),
-        net.endpoint(1),
-        &config(),
-    )
-    .await;
-    assert!(matches!(refused, Err(QuorumError::IsAVoter { .. })));
-    manager.shutdown().unwrap();
+    let refused = start_observer_1(&dir, voters, &net).await;
+    assert!(matches!(refused, Some(QuorumError::IsAVoter { .. })));
 }
 
 #[tokio::test]
@@ -319,25 +304,42 @@ async fn a_former_voter_cannot_come_back_as_an_observer() {
         .unwrap();
     stop(node).await;
     let elsewhere: BTreeMap<NodeId, Node> = [(2, Node::new("localhost", 9095))].into();
+    let refused = start_observer_1(&dir, elsewhere, &net).await;
+    assert!(
+        matches!(refused, Some(QuorumError::IsAVoter { ref voters, .. }) if *voters == vec![1]),
+        "{refused:?}"
+    );
+}
+
+/// Starts node 1 as an observer of `voters` on the metadata log in `dir`; the error, if
+/// refused (a started one is shut down again).
+async fn start_observer_1(
+    dir: &tempfile::TempDir,
+    voters: BTreeMap<NodeId, Node>,
+    net: &InProcessNetwork,
+) -> Option<QuorumError> {
     let manager =
         LogManager::open(LogManagerConfig::new(dir.path()), metadata_log_config()).unwrap();
     let tp = TopicPartition::new(moldau_controller::METADATA_TOPIC, 0);
     let log = manager
         .get_or_create_log(&tp, Uuid::nil(), metadata_log_config())
         .unwrap();
-    let refused = MetadataQuorum::start_observer_on_log(
+    let started = MetadataQuorum::start_observer_on_log(
         1,
-        elsewhere,
+        voters,
         log,
         Arc::new(NoPublisher),
         net.endpoint(1),
         &config(),
     )
     .await;
-    let refused = refused.err();
-    assert!(
-        matches!(refused, Some(QuorumError::IsAVoter { ref voters, .. }) if *voters == vec![1]),
-        "{refused:?}"
-    );
+    let refused = match started {
+        Ok(quorum) => {
+            quorum.shutdown().await.unwrap();
+            None
+        }
+        Err(e) => Some(e),
+    };
     manager.shutdown().unwrap();
+    refused
 }
