@@ -109,6 +109,12 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
     ("controller.listener.names", "", "list"),
     ("controller.quorum.election.timeout.ms", "1000", "int"),
     ("controller.quorum.fetch.timeout.ms", "2000", "int"),
+    (
+        "metadata.log.max.record.bytes.between.snapshots",
+        "20971520",
+        "long",
+    ),
+    ("metadata.log.max.snapshot.interval.ms", "3600000", "long"),
     ("broker.heartbeat.interval.ms", "2000", "int"),
     ("broker.session.timeout.ms", "9000", "int"),
     ("broker.rack", "", "string"),
@@ -236,6 +242,12 @@ pub struct ServerConfig {
     pub controller_listener_names: Vec<String>,
     pub controller_quorum_election_timeout_ms: u64,
     pub controller_quorum_fetch_timeout_ms: u64,
+    /// `metadata.log.max.record.bytes.between.snapshots`: record bytes applied before the
+    /// metadata image is snapshotted (and the log behind it purged).
+    pub metadata_log_max_record_bytes_between_snapshots: u64,
+    /// `metadata.log.max.snapshot.interval.ms`: the longest a snapshot waits once records
+    /// were applied; 0 turns the time rule off.
+    pub metadata_log_max_snapshot_interval_ms: u64,
     /// How often a broker heartbeats to the active controller.
     pub broker_heartbeat_interval_ms: u64,
     /// A broker with no heartbeat for this long is fenced.
@@ -747,6 +759,20 @@ impl ServerConfig {
                 2000,
                 1,
                 i32::MAX as u64,
+            )?,
+            metadata_log_max_record_bytes_between_snapshots: parse_opt(
+                &props,
+                "metadata.log.max.record.bytes.between.snapshots",
+                20 * 1024 * 1024,
+                1,
+                i64::MAX as u64,
+            )?,
+            metadata_log_max_snapshot_interval_ms: parse_opt(
+                &props,
+                "metadata.log.max.snapshot.interval.ms",
+                3_600_000,
+                0,
+                i64::MAX as u64,
             )?,
             controller_listener_names,
             broker_heartbeat_interval_ms: parse_opt(
@@ -1849,6 +1875,31 @@ mod tests {
         }
         let (c, _) = load(&[(key, "controller, broker")]).unwrap();
         assert!(c.is_broker() && c.is_controller());
+    }
+
+    #[test]
+    fn metadata_snapshot_keys_take_kafkas_defaults_and_bounds() {
+        let (c, _) = load(&[]).unwrap();
+        assert_eq!(
+            c.metadata_log_max_record_bytes_between_snapshots,
+            20_971_520
+        );
+        assert_eq!(c.metadata_log_max_snapshot_interval_ms, 3_600_000);
+        let (c, _) = load(&[
+            ("metadata.log.max.record.bytes.between.snapshots", "1"),
+            ("metadata.log.max.snapshot.interval.ms", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.metadata_log_max_record_bytes_between_snapshots, 1);
+        assert_eq!(c.metadata_log_max_snapshot_interval_ms, 0);
+        for (key, value) in [
+            ("metadata.log.max.record.bytes.between.snapshots", "0"),
+            ("metadata.log.max.record.bytes.between.snapshots", "lots"),
+            ("metadata.log.max.snapshot.interval.ms", "-1"),
+        ] {
+            let err = load(&[(key, value)]).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}={value}: {err}");
+        }
     }
 
     /// `base` keys with `changes` on top (an empty value removes a key).

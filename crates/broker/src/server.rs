@@ -120,6 +120,9 @@ impl Broker {
         let quorum_config = QuorumConfig {
             controller_quorum_election_timeout_ms: config.controller_quorum_election_timeout_ms,
             controller_quorum_fetch_timeout_ms: config.controller_quorum_fetch_timeout_ms,
+            metadata_log_max_record_bytes_between_snapshots: config
+                .metadata_log_max_record_bytes_between_snapshots,
+            metadata_log_max_snapshot_interval_ms: config.metadata_log_max_snapshot_interval_ms,
             ..QuorumConfig::default()
         };
         let controller = Controller::start(

@@ -27,9 +27,13 @@ pub struct QuorumConfig {
     /// nothing from the leader for about this long (between ¾ and all of it) stands for
     /// election, as a Kafka voter whose fetches go unanswered.
     pub controller_quorum_fetch_timeout_ms: u64,
-    /// Stands in for `metadata.log.max.record.bytes.between.snapshots` (Kafka counts bytes,
-    /// openraft counts entries): a snapshot is taken after this many applied entries.
-    pub metadata_log_max_entries_between_snapshots: u64,
+    /// `metadata.log.max.record.bytes.between.snapshots` (Kafka default 20 MiB): a snapshot
+    /// is taken once this many bytes of records have been applied since the last one.
+    pub metadata_log_max_record_bytes_between_snapshots: u64,
+    /// `metadata.log.max.snapshot.interval.ms` (Kafka default one hour; 0 turns it off): a
+    /// snapshot is taken once this long has passed since the last one if any record was
+    /// applied meanwhile.
+    pub metadata_log_max_snapshot_interval_ms: u64,
     /// Entries kept in the log behind a snapshot, so a slightly lagging follower catches up
     /// from the log rather than by a snapshot.
     pub metadata_log_entries_kept_after_snapshot: u64,
@@ -40,7 +44,8 @@ impl Default for QuorumConfig {
         QuorumConfig {
             controller_quorum_election_timeout_ms: 1000,
             controller_quorum_fetch_timeout_ms: 2000,
-            metadata_log_max_entries_between_snapshots: 5000,
+            metadata_log_max_record_bytes_between_snapshots: 20 * 1024 * 1024,
+            metadata_log_max_snapshot_interval_ms: 3_600_000,
             metadata_log_entries_kept_after_snapshot: 1000,
         }
     }
@@ -63,9 +68,9 @@ impl QuorumConfig {
             election_timeout_min,
             election_timeout_max,
             heartbeat_interval: (election_timeout_min / 3).max(1),
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(
-                self.metadata_log_max_entries_between_snapshots,
-            ),
+            // Kafka's rules count bytes and time, which openraft's policy cannot: the
+            // quorum's snapshot task triggers snapshots (`snapshot_when_due`).
+            snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: self.metadata_log_entries_kept_after_snapshot,
             // An entry holds up to 10,000 records (MAX_RECORDS_PER_USER_OP): a few per
             // AppendEntries keep a frame well under socket.request.max.bytes.
@@ -184,6 +189,30 @@ pub struct MetadataQuorum {
     transport: Arc<dyn ControllerTransport>,
     /// openraft accepts one membership change at a time (`InProgress` otherwise).
     membership_lock: tokio::sync::Mutex<()>,
+    /// `snapshot_when_due`, stopped at shutdown.
+    snapshot_task: tokio::task::AbortHandle,
+}
+
+/// How often the snapshot rules are checked: a check is one lock and two comparisons.
+const SNAPSHOT_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Asks openraft for a snapshot whenever Kafka's rules say one is due (every node snapshots
+/// its own state machine, as every Kafka controller and broker does). openraft ignores a
+/// request while a snapshot is being built, and purges the log behind a new snapshot
+/// (keeping `max_in_snapshot_log_to_keep` entries). Ends when the Raft core stops.
+async fn snapshot_when_due(raft: Raft, state_machine: MetadataStateMachine, config: QuorumConfig) {
+    let max_interval = (config.metadata_log_max_snapshot_interval_ms > 0)
+        .then(|| std::time::Duration::from_millis(config.metadata_log_max_snapshot_interval_ms));
+    loop {
+        tokio::time::sleep(SNAPSHOT_CHECK_INTERVAL).await;
+        if state_machine.snapshot_due(
+            config.metadata_log_max_record_bytes_between_snapshots,
+            max_interval,
+        ) && raft.trigger().snapshot().await.is_err()
+        {
+            return;
+        }
+    }
 }
 
 impl MetadataQuorum {
@@ -320,6 +349,12 @@ impl MetadataQuorum {
                 .await
                 .map_err(|e| QuorumError::Stopped(e.to_string()))?;
         }
+        let snapshot_task = tokio::spawn(snapshot_when_due(
+            raft.clone(),
+            state_machine.clone(),
+            config.clone(),
+        ))
+        .abort_handle();
         Ok(MetadataQuorum {
             node_id,
             observer,
@@ -328,6 +363,7 @@ impl MetadataQuorum {
             state_machine,
             transport,
             membership_lock: tokio::sync::Mutex::new(()),
+            snapshot_task,
         })
     }
 
@@ -537,6 +573,7 @@ impl MetadataQuorum {
 
     /// Stops serving and stops the Raft core; the log and vote stay on disk for a restart.
     pub async fn shutdown(&self) -> Result<(), QuorumError> {
+        self.snapshot_task.abort();
         self.transport.stop_serving(self.node_id);
         self.raft
             .shutdown()

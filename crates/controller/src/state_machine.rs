@@ -18,11 +18,15 @@
 //!
 //! Snapshots are the image as records (`MetadataImage::to_records`) plus the next offset,
 //! as JSON, kept in `__cluster_metadata-0/raft-snapshot.json` (temp + fsync + rename) so
-//! that a node whose log was purged restarts from it.
+//! that a node whose log was purged restarts from it. When to take one is Kafka's rule
+//! (`metadata.log.max.record.bytes.between.snapshots`, `metadata.log.max.snapshot.interval.ms`):
+//! the state machine counts the record bytes applied since its last snapshot and the time
+//! since it ([`MetadataStateMachine::snapshot_due`]); the quorum asks openraft for one.
 
 use std::io::{self, Cursor};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use moldau_metadata::{MetadataDelta, MetadataImage, MetadataRecord};
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -30,6 +34,7 @@ use openraft::{AnyError, EntryPayload, RaftSnapshotBuilder, StorageIOError};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::raft_files::write_durably;
 use crate::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
@@ -70,6 +75,28 @@ struct Applied {
     /// The offset the next committed record (or control entry) takes.
     next_offset: i64,
     image: Arc<MetadataImage>,
+    /// Encoded bytes of the records applied since the last snapshot built or installed.
+    record_bytes_since_snapshot: u64,
+    /// When the last snapshot was built or installed (or the state machine opened).
+    last_snapshot_at: Instant,
+}
+
+impl Applied {
+    fn at_snapshot(
+        last_applied: Option<LogId>,
+        membership: StoredMembership,
+        next_offset: i64,
+        image: Arc<MetadataImage>,
+    ) -> Applied {
+        Applied {
+            last_applied,
+            membership,
+            next_offset,
+            image,
+            record_bytes_since_snapshot: 0,
+            last_snapshot_at: Instant::now(),
+        }
+    }
 }
 
 struct Shared {
@@ -109,23 +136,23 @@ impl MetadataStateMachine {
     ) -> io::Result<MetadataStateMachine> {
         let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir)?;
-        let mut applied = Applied {
-            last_applied: None,
-            membership: StoredMembership::default(),
-            next_offset: 0,
-            image: Arc::new(MetadataImage::empty()),
-        };
+        let mut applied = Applied::at_snapshot(
+            None,
+            StoredMembership::default(),
+            0,
+            Arc::new(MetadataImage::empty()),
+        );
         let mut snapshot = None;
         match std::fs::read(dir.join(SNAPSHOT_FILE)) {
             Ok(bytes) => {
                 let persisted: PersistedSnapshot = serde_json::from_slice(&bytes)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                applied = Applied {
-                    last_applied: persisted.meta.last_log_id,
-                    membership: persisted.meta.last_membership.clone(),
-                    next_offset: persisted.content.next_offset,
-                    image: Arc::new(rebuild(&persisted.content)),
-                };
+                applied = Applied::at_snapshot(
+                    persisted.meta.last_log_id,
+                    persisted.meta.last_membership.clone(),
+                    persisted.content.next_offset,
+                    Arc::new(rebuild(&persisted.content)),
+                );
                 let data = serde_json::to_vec(&persisted.content).expect("snapshot serializes");
                 snapshot = Some((persisted.meta, data, persisted.content.next_offset));
             }
@@ -171,6 +198,17 @@ impl MetadataStateMachine {
         self.shared.applied.lock().last_applied
     }
 
+    /// Whether a snapshot is due by Kafka's rule: `max_record_bytes` of records applied
+    /// since the last one (`metadata.log.max.record.bytes.between.snapshots`), or any
+    /// record applied and `max_interval` passed since it
+    /// (`metadata.log.max.snapshot.interval.ms`; `None` turns the time rule off).
+    pub fn snapshot_due(&self, max_record_bytes: u64, max_interval: Option<Duration>) -> bool {
+        let applied = self.shared.applied.lock();
+        let bytes = applied.record_bytes_since_snapshot;
+        bytes >= max_record_bytes
+            || (bytes > 0 && max_interval.is_some_and(|i| applied.last_snapshot_at.elapsed() >= i))
+    }
+
     /// Applies committed entries in order. Infallible by design: see the module docs.
     pub fn apply_entries(&self, entries: impl IntoIterator<Item = Entry>) -> Vec<i64> {
         let mut applied = self.shared.applied.lock();
@@ -191,6 +229,7 @@ impl MetadataStateMachine {
                     let mut delta = MetadataDelta::new(&applied.image);
                     for record in &batch {
                         let offset = applied.next_offset;
+                        applied.record_bytes_since_snapshot += record.encode().len() as u64;
                         if let Err(e) = delta.replay(offset, record) {
                             tracing::error!(offset, %e, "skipping committed metadata record");
                         }
@@ -264,6 +303,15 @@ impl RaftSnapshotBuilder<TypeConfig> for MetadataStateMachine {
             records: applied.image.to_records(),
         };
         let data = self.persist(&meta, content).map_err(|e| snapshot_err(&e))?;
+        {
+            // Records applied while this snapshot was written are not in it: they count
+            // towards the next one.
+            let mut now_applied = self.shared.applied.lock();
+            now_applied.record_bytes_since_snapshot = now_applied
+                .record_bytes_since_snapshot
+                .saturating_sub(applied.record_bytes_since_snapshot);
+            now_applied.last_snapshot_at = Instant::now();
+        }
         *self.shared.snapshot.lock() = Some((meta.clone(), data.clone(), applied.next_offset));
         Ok(Snapshot {
             meta,
@@ -316,12 +364,12 @@ impl RaftStateMachine<TypeConfig> for MetadataStateMachine {
             let mut applied = self.shared.applied.lock();
             let delta = MetadataDelta::between(&applied.image, &image);
             self.shared.publisher.publish(&delta, &image);
-            *applied = Applied {
-                last_applied: meta.last_log_id,
-                membership: meta.last_membership.clone(),
+            *applied = Applied::at_snapshot(
+                meta.last_log_id,
+                meta.last_membership.clone(),
                 next_offset,
-                image: image.clone(),
-            };
+                image.clone(),
+            );
         }
         *self.shared.snapshot.lock() = Some((meta.clone(), data, next_offset));
         self.shared.image_tx.send_replace(image);
@@ -398,5 +446,32 @@ mod tests {
         assert_eq!(reopened.image().to_records(), image.to_records());
         assert_eq!(reopened.image().offset, 3);
         assert_eq!(reopened.shared.applied.lock().next_offset, 4);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_is_due_by_record_bytes_or_by_time_with_records_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = MetadataStateMachine::open_in(dir.path(), Arc::new(NoPublisher)).unwrap();
+        let interval = Duration::from_millis(50);
+        let record = MetadataRecord::Topic {
+            name: "t".into(),
+            topic_id: Uuid::new_v4(),
+        };
+        let record_bytes = record.encode().len() as u64;
+        // Nothing applied: never due, however long it has been.
+        tokio::time::sleep(2 * interval).await;
+        assert!(!sm.snapshot_due(1, Some(interval)));
+
+        sm.apply(vec![normal(1, vec![record])]).await.unwrap();
+        assert!(sm.snapshot_due(record_bytes, None));
+        assert!(!sm.snapshot_due(record_bytes + 1, None));
+        // The clock started at open: the interval has passed with a record applied.
+        assert!(sm.snapshot_due(u64::MAX, Some(interval)));
+
+        sm.build_snapshot().await.unwrap();
+        assert!(!sm.snapshot_due(1, Some(Duration::ZERO)));
+        sm.apply(vec![normal(2, vec![])]).await.unwrap();
+        // An empty batch carries no record bytes.
+        assert!(!sm.snapshot_due(1, Some(Duration::ZERO)));
     }
 }

@@ -361,9 +361,37 @@ async fn a_partitioned_minority_cannot_commit() {
 }
 
 #[tokio::test]
+async fn every_node_snapshots_by_time_once_records_were_applied() {
+    let cluster = Cluster::start(QuorumConfig {
+        metadata_log_max_record_bytes_between_snapshots: u64::MAX,
+        metadata_log_max_snapshot_interval_ms: 300,
+        ..config()
+    })
+    .await;
+    let leader = cluster.leader().await;
+    cluster.node(leader).propose(topic("t")).await.unwrap();
+    for id in 1..=3 {
+        cluster.wait_image(id, "t", has("t")).await;
+        let applied = cluster.node(id).metrics().borrow().last_applied;
+        let mut metrics = cluster.node(id).metrics();
+        bounded(ELECTION_BOUND, "a snapshot by time", async {
+            loop {
+                let snapshot = metrics.borrow_and_update().snapshot;
+                if snapshot >= applied {
+                    return;
+                }
+                let _ = metrics.changed().await;
+            }
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
 async fn a_node_behind_a_purged_log_catches_up_by_snapshot() {
     let mut cluster = Cluster::start(QuorumConfig {
-        metadata_log_max_entries_between_snapshots: 5,
+        // A few topic records.
+        metadata_log_max_record_bytes_between_snapshots: 200,
         metadata_log_entries_kept_after_snapshot: 0,
         ..config()
     })
