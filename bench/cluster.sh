@@ -59,6 +59,8 @@ start_node() {
   local id=$1
   if [ "${KAFKA:-}" = 1 ]; then
     # kafka_start waits for its port; the others must start meanwhile, so in a subshell.
+    # A restarted node's pid file still names the killed JVM until the new one writes it.
+    rm -f "$dir/node$id/kafka.pid"
     (KAFKA_NODE_ID=$id KAFKA_CONTROLLER_PORT=${controller[$id]} \
       kafka_start "$dir/node$id" "${client[$id]}" prlimit --nofile=$nofile:$nofile >/dev/null) &
     for _ in $(seq 100); do [ -s "$dir/node$id/kafka.pid" ] && break; sleep 0.1; done
@@ -159,7 +161,12 @@ leader_failovers=()
 for round in $(seq "$rounds"); do
   until echo warm | "$bin" produce -t failover -p 0 --acks all --request-timeout-ms 2000 \
       --bootstrap-server "$all" >/dev/null 2>&1; do sleep 0.1; done
+  # A leader the metadata names among the running nodes (not -1 during an election).
   leader=$(partition_leader "$all")
+  until [ -n "$leader" ] && [ -n "${pid[$leader]:-}" ]; do
+    sleep 0.2
+    leader=$(partition_leader "$all")
+  done
   survivors=$(bootstrap_without "$leader")
   t0=$(now)
   kill -9 "${pid[$leader]}"

@@ -2081,12 +2081,19 @@ def _cluster(ctx: Ctx, size: int, **extra: str) -> List[Broker]:
     return nodes
 
 
-def _java_cluster_facts(ctx: Ctx, bootstrap: str, what: str, done: Callable[[Dict[str, str]], bool]) -> Dict[str, str]:
+def _controller_endpoint(b: Broker) -> str:
+    """host:port of a `_cluster` node's CONTROLLER listener."""
+    listeners = b.extra["listeners"].split(",")
+    return next(l.split("://", 1)[1] for l in listeners if l.startswith("CONTROLLER://"))
+
+
+def _java_cluster_facts(ctx: Ctx, bootstrap: str, what: str, done: Callable[[Dict[str, str]], bool],
+                        *props: str) -> Dict[str, str]:
     deadline = time.time() + 60
     last = None
     while time.time() < deadline:
         try:
-            facts = C.java_cluster_describe(bootstrap)
+            facts = C.java_cluster_describe(bootstrap, *props)
             last = facts
             if done(facts):
                 return facts
@@ -2107,6 +2114,18 @@ def cluster_java(ctx: Ctx):
     check(facts["quorum-voters"] == "[1, 2, 3]", f"voters: {facts}")
     check(int(facts["quorum-hw"]) > 0, f"high watermark: {facts}")
     leader = int(facts["controller"])
+
+    # The same Admin through the controllers' own listeners (KIP-919 bootstrap.controllers):
+    # the nodes are the controllers at their controller endpoints, the controller the leader.
+    controllers = ",".join(_controller_endpoint(b) for b in nodes)
+    expected = ",".join(sorted(f"{i + 1}@{_controller_endpoint(b)}" for i, b in enumerate(nodes)))
+    via = _java_cluster_facts(ctx, bs, "the controllers through bootstrap.controllers",
+                              lambda f: f.get("controller") == str(leader),
+                              f"bootstrap.controllers={controllers}")
+    ctx.log(f"Java Admin with bootstrap.controllers sees {via}")
+    check(via["endpoints"] == expected, f"controller endpoints: {via} (expected {expected})")
+    check(via["quorum-leader"] == str(leader) and via["quorum-voters"] == "[1, 2, 3]",
+          f"quorum through the controllers: {via}")
 
     lines = C.java_admin_create(bs, "cluster-java", 6)
     check("partitions 6" in lines, f"describe after create: {lines}")

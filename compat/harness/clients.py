@@ -402,10 +402,11 @@ def _hdrs_in(s: str):
     return out
 
 
-def java_cluster_describe(bootstrap: str) -> Dict[str, str]:
-    """Java Admin describeCluster + describeMetadataQuorum: {"controller": "2", ...}."""
+def java_cluster_describe(bootstrap: str, *props: str) -> Dict[str, str]:
+    """Java Admin describeCluster + describeMetadataQuorum: {"controller": "2", ...}. `props`:
+    further Admin configs as KEY=VALUE (`bootstrap.controllers=...` replaces `bootstrap`)."""
     facts = {}
-    for line in run_java(["cluster-describe", bootstrap], label="cluster"):
+    for line in run_java(["cluster-describe", bootstrap, *props], label="cluster"):
         key, _, value = line.partition(" ")
         facts.setdefault(key, value)
     return facts

@@ -124,6 +124,8 @@ public class Compat {
             String[] kv = args[i].split("=", 2);
             p.put(kv[0], kv[1]);
         }
+        // An Admin talks to the controllers (KIP-919) or to the brokers, never both.
+        if (p.containsKey("bootstrap.controllers")) p.remove("bootstrap.servers");
         return p;
     }
 
@@ -182,9 +184,15 @@ public class Compat {
             Node controller = c.controller().get(30, TimeUnit.SECONDS);
             OUT.println("controller " + (controller == null ? -1 : controller.id()));
             List<Integer> nodes = new ArrayList<>();
-            for (Node n : c.nodes().get(30, TimeUnit.SECONDS)) nodes.add(n.id());
+            List<String> endpoints = new ArrayList<>();
+            for (Node n : c.nodes().get(30, TimeUnit.SECONDS)) {
+                nodes.add(n.id());
+                endpoints.add(n.id() + "@" + n.host() + ":" + n.port());
+            }
             Collections.sort(nodes);
+            Collections.sort(endpoints);
             OUT.println("nodes " + nodes);
+            OUT.println("endpoints " + String.join(",", endpoints));
             QuorumInfo q = admin.describeMetadataQuorum().quorumInfo().get(30, TimeUnit.SECONDS);
             OUT.println("quorum-leader " + q.leaderId());
             OUT.println("quorum-epoch " + q.leaderEpoch());

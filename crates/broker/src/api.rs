@@ -5,6 +5,7 @@
 //! advertises is exactly what it routes.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
@@ -28,6 +29,9 @@ pub struct RequestContext {
     pub header: RequestHeader,
     pub api_version: i16,
     pub peer: SocketAddr,
+    /// The listener the request came in on (upper case): clients are answered with the
+    /// brokers' endpoints on it.
+    pub listener_name: Arc<str>,
     /// Came over a controller listener: from another node (a forwarded request) or a
     /// tool that talks to the controllers, as Kafka's ControllerApis serve them.
     pub controller_listener: bool,
@@ -140,6 +144,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
         handlers::describe_cluster::VERSIONS,
     ),
     (
+        ApiKey::AlterReplicaLogDirs,
+        handlers::alter_replica_log_dirs::VERSIONS,
+    ),
+    (
         ApiKey::DescribeLogDirs,
         handlers::describe_log_dirs::VERSIONS,
     ),
@@ -232,8 +240,9 @@ pub async fn handle_frame(
     state: &BrokerState,
     frame: Bytes,
     peer: SocketAddr,
-    controller_listener: bool,
+    listener: &crate::network::ListenerKind,
 ) -> Outcome {
+    let controller_listener = listener.controller;
     if frame.get(..2) == Some(&crate::raft_transport::RAFT_API_KEY.to_be_bytes()[..]) {
         // An observer (broker-only) binds no controller listener: the active controller
         // replicates to it on the endpoint it registered.
@@ -271,6 +280,7 @@ pub async fn handle_frame(
         header,
         api_version,
         peer,
+        listener_name: listener.name.clone(),
         controller_listener,
     };
     let response = match dispatch(state, &ctx, request).await {
@@ -399,6 +409,9 @@ async fn dispatch(
         }
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(state, ctx, r))
+        }
+        RequestKind::AlterReplicaLogDirs(r) => {
+            ResponseKind::AlterReplicaLogDirs(alter_replica_log_dirs::handle(state, ctx, r))
         }
         RequestKind::DescribeLogDirs(r) => {
             ResponseKind::DescribeLogDirs(describe_log_dirs::handle(state, ctx, r))

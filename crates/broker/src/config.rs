@@ -93,7 +93,6 @@ impl Endpoint {
 const ACCEPTED_KEYS: &[&str] = &[
     "broker.id",
     "controller.quorum.bootstrap.servers",
-    "inter.broker.listener.name",
     "listener.security.protocol.map",
     "num.network.threads",
     "num.io.threads",
@@ -107,6 +106,7 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
     ("process.roles", "broker,controller", "list"),
     ("controller.quorum.voters", "", "list"),
     ("controller.listener.names", "", "list"),
+    ("inter.broker.listener.name", "", "string"),
     ("controller.quorum.election.timeout.ms", "1000", "int"),
     ("controller.quorum.fetch.timeout.ms", "2000", "int"),
     (
@@ -198,7 +198,13 @@ pub struct ServerConfig {
     pub node_id: i32,
     pub process_roles: Vec<String>,
     pub listeners: Vec<Endpoint>,
+    /// What this node registers (a broker: its non-controller advertised listeners; a
+    /// controller-only node: its controller listeners, never registered).
     pub advertised_listeners: Vec<Endpoint>,
+    /// `inter.broker.listener.name` (upper case): the listener of other brokers this node
+    /// replicates from, sends markers and forwarded requests to, and (as the active
+    /// controller) reaches observers on.
+    pub inter_broker_listener_name: String,
     pub log_dir: PathBuf,
     pub metadata_log_dir: PathBuf,
     pub num_partitions: i32,
@@ -610,11 +616,16 @@ impl ServerConfig {
             _ => log_dir.clone(),
         };
 
+        // After the listeners' own checks (unique names and ports).
+        let connections = connection_config(&props, &listeners_for_validation)?;
+        let inter_broker_listener_name =
+            inter_broker_listener_name(&props, is_broker, &advertised_listeners)?;
         let config = ServerConfig {
             node_id,
             process_roles,
             listeners,
             advertised_listeners,
+            inter_broker_listener_name,
             log_dir,
             metadata_log_dir,
             num_partitions: parse_opt(&props, "num.partitions", 1, 1, i32::MAX)?,
@@ -740,7 +751,7 @@ impl ServerConfig {
                 i32::MAX as u64,
             )?,
             log_defaults: log_defaults(&props)?,
-            connections: connection_config(&props, &listeners_for_validation)?,
+            connections,
             broker_rack: get("broker.rack")
                 .map(str::trim)
                 .filter(|r| !r.is_empty())
@@ -918,6 +929,52 @@ impl ServerConfig {
                     .map(|d| d.config_type)
             })
     }
+}
+
+/// `inter.broker.listener.name`, or as Kafka derives it when unset: the listener named
+/// after `security.inter.broker.protocol` (PLAINTEXT, the only protocol served yet). A
+/// broker must advertise it; the two keys exclude each other.
+fn inter_broker_listener_name(
+    props: &BTreeMap<String, String>,
+    is_broker: bool,
+    advertised_listeners: &[Endpoint],
+) -> Result<String, ConfigError> {
+    const KEY: &str = "inter.broker.listener.name";
+    const PROTOCOL_KEY: &str = "security.inter.broker.protocol";
+    let set = |key: &str| props.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let name = match (set(KEY), set(PROTOCOL_KEY)) {
+        (Some(name), Some(_)) => {
+            return Err(ConfigError::invalid(
+                KEY,
+                name,
+                format!("only one of {KEY} and {PROTOCOL_KEY} should be set"),
+            ))
+        }
+        (Some(name), None) => name.to_ascii_uppercase(),
+        (None, Some(protocol)) => protocol.to_ascii_uppercase(),
+        (None, None) => "PLAINTEXT".to_string(),
+    };
+    if is_broker
+        && !advertised_listeners
+            .iter()
+            .any(|e| e.listener_name.eq_ignore_ascii_case(&name))
+    {
+        let valid: Vec<&str> = advertised_listeners
+            .iter()
+            .map(|e| e.listener_name.as_str())
+            .collect();
+        return Err(ConfigError::invalid(
+            KEY,
+            &name,
+            format!(
+                "must be a listener name defined in advertised.listeners (a broker listener, \
+                 not a controller listener). The valid options based on currently \
+                 configured listeners are {}",
+                valid.join(",")
+            ),
+        ));
+    }
+    Ok(name)
 }
 
 /// Kafka's security protocols; `listener.security.protocol.map` values must be one of them.
@@ -1634,7 +1691,13 @@ mod connection_config_tests {
         assert!(err.contains("used twice"), "{err}");
         let err = load(&[("listeners", "A://:9092,B://127.0.0.1:9092"), map]).unwrap_err();
         assert!(err.contains("port 9092"), "{err}");
-        load(&[("listeners", "A://127.0.0.1:0,B://127.0.0.1:0"), map]).unwrap();
+        let inter_broker = ("inter.broker.listener.name", "A");
+        load(&[
+            ("listeners", "A://127.0.0.1:0,B://127.0.0.1:0"),
+            map,
+            inter_broker,
+        ])
+        .unwrap();
     }
 }
 
@@ -1744,6 +1807,7 @@ mod tests {
         let (c, _) = load(&[
             ("listeners", "internal://127.0.0.1:9093"),
             ("listener.security.protocol.map", "INTERNAL:PLAINTEXT"),
+            ("inter.broker.listener.name", "INTERNAL"),
         ])
         .unwrap();
         assert_eq!(c.listeners[0].listener_name, "internal");
@@ -1899,6 +1963,69 @@ mod tests {
         ] {
             let err = load(&[(key, value)]).unwrap_err().to_string();
             assert!(err.contains(key), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn inter_broker_listener_name_is_an_advertised_broker_listener() {
+        let (c, _) = load(&[]).unwrap();
+        assert_eq!(c.inter_broker_listener_name, "PLAINTEXT");
+        let two = [
+            (
+                "listeners",
+                "INTERNAL://127.0.0.1:9092,EXTERNAL://127.0.0.1:9094",
+            ),
+            (
+                "listener.security.protocol.map",
+                "INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT",
+            ),
+        ];
+        let (c, _) = load(&with_changes(
+            &two,
+            &[("inter.broker.listener.name", "internal")],
+        ))
+        .unwrap();
+        assert_eq!(c.inter_broker_listener_name, "INTERNAL");
+        assert_eq!(c.advertised_listeners.len(), 2);
+        // As Kafka: unset, it is the listener named after security.inter.broker.protocol.
+        let (c, _) = load(&[("security.inter.broker.protocol", "PLAINTEXT")]).unwrap();
+        assert_eq!(c.inter_broker_listener_name, "PLAINTEXT");
+        for (changes, reason) in [
+            (
+                with_changes(&two, &[]),
+                "\"PLAINTEXT\" for config inter.broker.listener.name: must be a listener name \
+                 defined in advertised.listeners",
+            ),
+            (
+                with_changes(&two, &[("inter.broker.listener.name", "OTHER")]),
+                "valid options based on currently configured listeners are INTERNAL,EXTERNAL",
+            ),
+            (
+                with_changes(
+                    &two,
+                    &[
+                        ("inter.broker.listener.name", "INTERNAL"),
+                        ("security.inter.broker.protocol", "PLAINTEXT"),
+                    ],
+                ),
+                "only one of inter.broker.listener.name and security.inter.broker.protocol",
+            ),
+            (
+                with_changes(
+                    &two,
+                    &[
+                        ("inter.broker.listener.name", "INTERNAL"),
+                        ("advertised.listeners", "EXTERNAL://h:9094"),
+                    ],
+                ),
+                "valid options based on currently configured listeners are EXTERNAL",
+            ),
+        ] {
+            let err = load(&changes).unwrap_err().to_string();
+            assert!(
+                err.contains("inter.broker.listener.name") && err.contains(reason),
+                "{changes:?}: {err}"
+            );
         }
     }
 

@@ -171,13 +171,21 @@ impl Drop for ConnectionSlot {
     }
 }
 
-/// Accepts connections on one listener. `controller_listener`: it is named in
-/// `controller.listener.names`, so it also carries the quorum's Raft RPCs.
+/// Which listener a connection came in on.
+#[derive(Clone)]
+pub struct ListenerKind {
+    /// Its name, upper case.
+    pub name: Arc<str>,
+    /// Named in `controller.listener.names`: it also carries the quorum's Raft RPCs.
+    pub controller: bool,
+}
+
+/// Accepts connections on one listener.
 pub async fn accept_loop(
     state: Arc<BrokerState>,
     limits: Arc<NetworkLimits>,
     listener: TcpListener,
-    controller_listener: bool,
+    kind: ListenerKind,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = tokio::task::JoinSet::new();
@@ -198,7 +206,7 @@ pub async fn accept_loop(
                         slot,
                         stream,
                         peer,
-                        controller_listener,
+                        kind.clone(),
                         shutdown.clone(),
                     ));
                 }
@@ -236,7 +244,7 @@ async fn serve_connection(
     _slot: ConnectionSlot,
     stream: TcpStream,
     peer: SocketAddr,
-    controller_listener: bool,
+    kind: ListenerKind,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
@@ -271,7 +279,7 @@ async fn serve_connection(
         // and close at once, and Kafka appends what it read.
         let watch_client = frame.get(..2) != Some(&PRODUCE_API_KEY.to_be_bytes()[..]);
         let handled = tokio::select! {
-            outcome = api::handle_frame(&state, frame.freeze(), peer, controller_listener) => outcome,
+            outcome = api::handle_frame(&state, frame.freeze(), peer, &kind) => outcome,
             _ = client_gone(reader.get_mut()), if watch_client => return,
             _ = shutdown_with_grace(&mut shutdown) => return,
         };

@@ -86,6 +86,8 @@ pub struct TcpControllerTransport {
     /// The image this node applies: where observers (registered brokers that are not
     /// voters) are reached now, whatever address their membership entry recorded.
     image: RwLock<Option<watch::Receiver<Arc<MetadataImage>>>>,
+    /// The brokers' listener observers are reached on.
+    inter_broker_listener_name: String,
     raft: RwLock<Option<Raft>>,
     max_frame_bytes: usize,
     /// When each peer last acknowledged an AppendEntries (DescribeQuorum's fetch time).
@@ -98,12 +100,14 @@ impl TcpControllerTransport {
         node_id: NodeId,
         cluster_id: String,
         voters: BTreeMap<NodeId, Node>,
+        inter_broker_listener_name: String,
         max_frame_bytes: usize,
     ) -> Self {
         TcpControllerTransport {
             client,
             node_id,
             cluster_id,
+            inter_broker_listener_name,
             inconsistent: RwLock::new(None),
             voters,
             image: RwLock::new(None),
@@ -188,11 +192,13 @@ impl TcpControllerTransport {
         self.voters.keys().copied().collect()
     }
 
-    /// Where broker `node_id` registered (its advertised listener), from the image.
+    /// Where broker `node_id` registered its `inter.broker.listener.name` listener, from
+    /// the image.
     fn broker_addr(&self, node_id: NodeId) -> Option<String> {
         let image = self.image.read().as_ref()?.borrow().clone();
         let broker = image.brokers.get(&i32::try_from(node_id).ok()?)?;
-        Some(format!("{}:{}", broker.host, broker.port))
+        let (host, port) = broker.endpoint(&self.inter_broker_listener_name)?;
+        Some(format!("{host}:{port}"))
     }
 
     /// A voter of another cluster that refused this node's requests or sent its own.

@@ -893,6 +893,7 @@ mod tests {
                 rack: None,
                 fenced: false,
                 incarnation_id: None,
+                listeners: vec![],
             })
             .collect();
         records.push(MetadataRecord::Topic {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moldau_controller::{Node, NodeId, QuorumConfig};
-use moldau_metadata::MetadataImage;
+use moldau_metadata::{BrokerEndpoint, MetadataImage};
 use moldau_storage::{LogConfig, LogManager, LogManagerConfig, TopicPartition, Uuid};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -90,20 +90,28 @@ impl Broker {
             .iter()
             .find(|(endpoint, _, _)| !is_controller_listener(endpoint))
             .map_or(listeners[0].1, |(_, addr, _)| *addr);
-        let mut advertised = config.advertised().clone();
-        if advertised.port == 0 {
-            // The port picked for the listener of the same name (tests bind port 0).
-            advertised.port = listeners
-                .iter()
-                .find(|(endpoint, _, _)| endpoint.listener_name == advertised.listener_name)
-                .map_or(bound_addr, |(_, addr, _)| *addr)
-                .port();
-        }
-        if advertised.host.is_empty() {
-            // As Kafka: a listener with no host binds every interface and is advertised
-            // by this machine's host name.
-            advertised.host = local_host_name().unwrap_or_else(|| bound_addr.ip().to_string());
-        }
+        let advertised_listeners: Vec<Endpoint> = config
+            .advertised_listeners
+            .iter()
+            .map(|endpoint| {
+                let mut advertised = endpoint.clone();
+                if advertised.port == 0 {
+                    // The port picked for the listener of the same name (tests bind port 0).
+                    advertised.port = listeners
+                        .iter()
+                        .find(|(bound, _, _)| bound.listener_name == advertised.listener_name)
+                        .map_or(bound_addr, |(_, addr, _)| *addr)
+                        .port();
+                }
+                if advertised.host.is_empty() {
+                    // As Kafka: a listener with no host binds every interface and is
+                    // advertised by this machine's host name.
+                    advertised.host =
+                        local_host_name().unwrap_or_else(|| bound_addr.ip().to_string());
+                }
+                advertised
+            })
+            .collect();
 
         let voters = quorum_voters(&config, &listeners, &is_controller_listener);
         let inter_broker = Arc::new(InterBrokerClient::new(
@@ -115,6 +123,7 @@ impl Broker {
             config.node_id as NodeId,
             cluster_id.clone(),
             voters.clone(),
+            config.inter_broker_listener_name.clone(),
             config.socket_request_max_bytes as usize,
         ));
         let quorum_config = QuorumConfig {
@@ -141,7 +150,7 @@ impl Broker {
         let state = Arc::new(BrokerState::new(
             config,
             cluster_id,
-            advertised,
+            advertised_listeners,
             controller,
             replica_manager,
             raft_transport,
@@ -160,7 +169,10 @@ impl Broker {
                     state.clone(),
                     limits.clone(),
                     listener,
-                    controller,
+                    crate::network::ListenerKind {
+                        name: endpoint.listener_name.to_ascii_uppercase().into(),
+                        controller,
+                    },
                     shutdown_rx.clone(),
                 )));
             }
@@ -208,9 +220,13 @@ impl Broker {
         tracing::info!(
             node_id = state.node_id,
             cluster_id = %state.cluster_id,
-            "listening on {bound_addr}, advertised as {}:{}",
-            state.advertised.host,
-            state.advertised.port
+            "listening on {bound_addr}, advertised as {}",
+            state
+                .advertised_listeners
+                .iter()
+                .map(|e| format!("{}://{}:{}", e.listener_name, e.host, e.port))
+                .collect::<Vec<_>>()
+                .join(",")
         );
         Ok(Broker {
             state,
@@ -422,8 +438,15 @@ async fn register_broker(state: &BrokerState) -> Result<(), BrokerError> {
     let registration = BrokerRegistration {
         broker_id: state.node_id,
         incarnation_id: Uuid::new_v4(),
-        host: state.advertised.host.clone(),
-        port: state.advertised.port,
+        listeners: state
+            .advertised_listeners
+            .iter()
+            .map(|e| BrokerEndpoint {
+                name: e.listener_name.to_ascii_uppercase(),
+                host: e.host.clone(),
+                port: e.port,
+            })
+            .collect(),
         rack: state.config.broker_rack.clone(),
     };
     let observer = state.controller.quorum().is_observer();
@@ -486,11 +509,10 @@ async fn register_broker(state: &BrokerState) -> Result<(), BrokerError> {
 async fn wait_until_registered(state: &BrokerState, registration: &BrokerRegistration) -> bool {
     let mut images = state.controller.quorum().subscribe();
     let registered = |image: &MetadataImage| {
-        image.brokers.get(&state.node_id).is_some_and(|b| {
-            b.host == registration.host
-                && b.port == registration.port
-                && b.rack == registration.rack
-        })
+        image
+            .brokers
+            .get(&state.node_id)
+            .is_some_and(|b| b.listeners == registration.listeners && b.rack == registration.rack)
     };
     let waited = tokio::time::timeout(
         REGISTRATION_APPLY_TIMEOUT,
@@ -516,13 +538,19 @@ async fn register_remotely(
         .with_cluster_id(StrBytes::from_string(state.cluster_id.clone()))
         .with_incarnation_id(registration.incarnation_id)
         .with_rack(registration.rack.clone().map(StrBytes::from_string))
-        .with_listeners(vec![Listener::default()
-            .with_name(StrBytes::from_string(
-                state.advertised.listener_name.clone(),
-            ))
-            .with_host(StrBytes::from_string(registration.host.clone()))
-            .with_port(registration.port)
-            .with_security_protocol(PLAINTEXT)]);
+        .with_listeners(
+            registration
+                .listeners
+                .iter()
+                .map(|l| {
+                    Listener::default()
+                        .with_name(StrBytes::from_string(l.name.clone()))
+                        .with_host(StrBytes::from_string(l.host.clone()))
+                        .with_port(l.port)
+                        .with_security_protocol(PLAINTEXT)
+                })
+                .collect(),
+        );
     let response = match state
         .send_to_voter(leader, &request, 1, REGISTRATION_RPC_TIMEOUT)
         .await

@@ -29,7 +29,11 @@ pub struct BrokerState {
     pub config: ServerConfig,
     pub node_id: i32,
     pub cluster_id: String,
-    /// The advertised endpoint with the port actually bound (when configured as 0).
+    /// Every advertised listener, with the port actually bound (when configured as 0) and
+    /// the host name filled in (when configured empty): what this broker registers.
+    pub advertised_listeners: Vec<Endpoint>,
+    /// Of those, the one peers use (`inter.broker.listener.name`); a controller-only node's
+    /// controller listener.
     pub advertised: Endpoint,
     pub controller: Controller,
     pub replica_manager: Arc<ReplicaManager>,
@@ -52,7 +56,7 @@ impl BrokerState {
     pub fn new(
         config: ServerConfig,
         cluster_id: String,
-        advertised: Endpoint,
+        advertised_listeners: Vec<Endpoint>,
         controller: Controller,
         replica_manager: Arc<ReplicaManager>,
         raft_transport: Arc<TcpControllerTransport>,
@@ -60,10 +64,19 @@ impl BrokerState {
     ) -> Self {
         let group_coordinator = Arc::new(GroupCoordinator::new(&config, replica_manager.clone()));
         let txn_coordinator = Arc::new(TxnCoordinator::new(&config, replica_manager.clone()));
+        let advertised = advertised_listeners
+            .iter()
+            .find(|e| {
+                e.listener_name
+                    .eq_ignore_ascii_case(&config.inter_broker_listener_name)
+            })
+            .unwrap_or(&advertised_listeners[0])
+            .clone();
         BrokerState {
             node_id: config.node_id,
             config,
             cluster_id,
+            advertised_listeners,
             advertised,
             controller,
             group_coordinator,
@@ -91,11 +104,15 @@ impl BrokerState {
         self.controller.image()
     }
 
-    /// A broker's registered `host:port` (its advertised client listener), from the image.
+    /// Where another broker is reached: its registered endpoint on
+    /// `inter.broker.listener.name`, from the image.
     pub fn broker_addr(&self, node_id: i32) -> Option<String> {
         let image = self.image();
-        let broker = image.brokers.get(&node_id)?;
-        Some(format!("{}:{}", broker.host, broker.port))
+        let (host, port) = image
+            .brokers
+            .get(&node_id)?
+            .endpoint(&self.config.inter_broker_listener_name)?;
+        Some(format!("{host}:{port}"))
     }
 
     /// The controller id clients see (Metadata, DescribeCluster). Kafka's KRaft brokers

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::args::{ConnectArgs, OutputArgs, OutputFormat};
 use crate::output::{print_json, print_table, table};
 use crate::transactions::{connect, explain, run_wire};
-use crate::wire::check;
+use crate::wire::{check, ClientSettings, Connection};
 use crate::Failure;
 
 #[derive(Subcommand)]
@@ -31,6 +31,10 @@ pub struct DescribeArgs {
     /// Every voter's log end offset, lag and last fetch.
     #[arg(long)]
     replication: bool,
+    /// Ask the controllers directly (their controller listeners, comma separated) instead
+    /// of a broker, as kafka-metadata-quorum --bootstrap-controller.
+    #[arg(long, value_name = "HOST:PORT")]
+    bootstrap_controller: Option<String>,
     #[command(flatten)]
     conn: ConnectArgs,
     #[command(flatten)]
@@ -65,10 +69,19 @@ pub fn run(cmd: MetadataQuorumCommand) -> Result<(), Failure> {
     run_wire(&conn, |settings| describe(args, settings))
 }
 
-async fn describe(args: DescribeArgs, settings: crate::wire::ClientSettings) -> anyhow::Result<()> {
+async fn describe(args: DescribeArgs, settings: ClientSettings) -> anyhow::Result<()> {
     let conn = &args.conn;
-    let mut cluster = connect(conn, settings).await?;
-    let connection = cluster.bootstrap();
+    // A controller answers for the controllers (KIP-919 endpoint type CONTROLLER), a broker
+    // for the brokers; either forwards DescribeQuorum to the active controller.
+    let (mut cluster, mut direct, endpoint_type) = match &args.bootstrap_controller {
+        Some(controllers) => (None, Some(open_first(controllers, &settings).await?), 2),
+        None => (Some(connect(conn, settings).await?), None, 1),
+    };
+    let connection = match (&mut cluster, &mut direct) {
+        (Some(cluster), _) => cluster.bootstrap(),
+        (None, Some(direct)) => direct,
+        (None, None) => unreachable!("one of the two is open"),
+    };
     let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
         .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
         .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
@@ -101,9 +114,8 @@ async fn describe(args: DescribeArgs, settings: crate::wire::ClientSettings) -> 
         );
     let lag = |r: &ReplicaState| (leader_end - r.log_end_offset).max(0);
     if args.status {
-        let cluster_response = cluster
-            .bootstrap()
-            .send(&DescribeClusterRequest::default().with_endpoint_type(1))
+        let cluster_response = connection
+            .send(&DescribeClusterRequest::default().with_endpoint_type(endpoint_type))
             .await
             .map_err(|e| explain(conn, "cannot describe the cluster", e))?;
         let followers = || {
@@ -191,4 +203,19 @@ async fn describe(args: DescribeArgs, settings: crate::wire::ClientSettings) -> 
     }
     print_table(&t);
     Ok(())
+}
+
+/// A connection to the first of `addrs` (comma separated) that accepts one.
+async fn open_first(addrs: &str, settings: &ClientSettings) -> anyhow::Result<Connection> {
+    let mut last_error = None;
+    for addr in addrs.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        match Connection::open(addr, settings).await {
+            Ok(connection) => return Ok(connection),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(match last_error {
+        Some(e) => anyhow!("cannot reach the controllers at {addrs}: {e}"),
+        None => anyhow!("--bootstrap-controller names no address"),
+    })
 }

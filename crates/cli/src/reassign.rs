@@ -11,6 +11,10 @@
 //!   (AlterPartitionReassignments); `--throttle B` first sets Kafka's replication throttles
 //!   (the moving replicas in `leader.`/`follower.replication.throttled.replicas`, the rates
 //!   on every broker involved); `--additional` is needed while other reassignments run.
+//!   Then each replica given a log dir other than "any" is sent to it (AlterReplicaLogDirs
+//!   to its broker, retried while the broker does not have the replica yet, for up to
+//!   `--timeout` ms); a dir the broker does not have fails the command. A Moldau broker has
+//!   one log dir, so the only dir a replica can be given is the one it is in.
 //! - `verify`: whether each partition of the file has its target replicas; once no
 //!   reassignment runs anywhere, clears the throttles (unless `--preserve-throttles`).
 //! - `cancel`: cancels the file's reassignments that are in progress (the partitions
@@ -29,13 +33,17 @@ use clap::{Args, Subcommand};
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
 };
+use kafka_protocol::messages::alter_replica_log_dirs_request::{
+    AlterReplicaLogDir, AlterReplicaLogDirTopic,
+};
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
 use kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
 use kafka_protocol::messages::{
-    AlterPartitionReassignmentsRequest, BrokerId, DescribeClusterRequest,
-    IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest, TopicName,
+    AlterPartitionReassignmentsRequest, AlterReplicaLogDirsRequest, BrokerId,
+    DescribeClusterRequest, IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -89,6 +97,9 @@ pub struct ExecuteArgs {
     /// Refuse a target with another number of replicas than the partition has (KIP-860).
     #[arg(long)]
     disallow_replication_factor_change: bool,
+    /// How long to wait for the replicas' log directory moves to start, in ms.
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    timeout: u64,
     #[command(flatten)]
     conn: ConnectArgs,
 }
@@ -207,9 +218,36 @@ fn read_file(path: &std::path::Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-/// Kafka's `parsePartitionReassignmentData`: version 1 only (the default), `log_dirs` as
-/// long as `replicas` when given. Moldau has one log dir per broker: only "any".
+/// A replica: a partition on a broker, printed as Kafka prints a TopicPartitionReplica:
+/// `topic-0-1`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Replica {
+    tp: Tp,
+    broker: i32,
+}
+
+impl std::fmt::Display for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.tp, self.broker)
+    }
+}
+
+/// A reassignment file as read.
+struct Reassignment {
+    /// Each partition's target replicas, in file order.
+    partitions: Vec<(Tp, Vec<i32>)>,
+    /// The replicas given a log dir other than "any", with it.
+    log_dirs: BTreeMap<Replica, String>,
+}
+
+/// The partitions' target replicas, without the log dirs.
 fn parse_reassignment(text: &str) -> anyhow::Result<Vec<(Tp, Vec<i32>)>> {
+    Ok(parse_reassignment_with_dirs(text)?.partitions)
+}
+
+/// Kafka's `parsePartitionReassignmentData`: version 1 only (the default), `log_dirs` as
+/// long as `replicas` when given.
+fn parse_reassignment_with_dirs(text: &str) -> anyhow::Result<Reassignment> {
     let value: serde_json::Value =
         serde_json::from_str(text).context("the reassignment file is not valid JSON")?;
     let version = value.get("version").and_then(|v| v.as_i64()).unwrap_or(1);
@@ -222,12 +260,13 @@ fn parse_reassignment(text: &str) -> anyhow::Result<Vec<(Tp, Vec<i32>)>> {
             .context("the reassignment file's partitions are not as expected")?,
     };
     let mut parsed = Vec::with_capacity(partitions.len());
+    let mut log_dirs = BTreeMap::new();
     for p in partitions {
         let tp = Tp {
             topic: p.topic,
             partition: p.partition,
         };
-        if let Some(dirs) = &p.log_dirs {
+        if let Some(dirs) = p.log_dirs {
             if dirs.len() != p.replicas.len() {
                 bail!(
                     "Size of replicas list {:?} is different from size of log dirs list {:?} \
@@ -236,16 +275,22 @@ fn parse_reassignment(text: &str) -> anyhow::Result<Vec<(Tp, Vec<i32>)>> {
                     dirs
                 );
             }
-            if let Some(dir) = dirs.iter().find(|d| *d != ANY_LOG_DIR) {
-                bail!(
-                    "log dir {dir:?} for partition {tp}: moving replicas between log \
-                     directories is not supported (one log dir per broker); use \"any\""
-                );
+            for (broker, dir) in p.replicas.iter().zip(dirs) {
+                if dir != ANY_LOG_DIR {
+                    let replica = Replica {
+                        tp: tp.clone(),
+                        broker: *broker,
+                    };
+                    log_dirs.insert(replica, dir);
+                }
             }
         }
         parsed.push((tp, p.replicas));
     }
-    Ok(parsed)
+    Ok(Reassignment {
+        partitions: parsed,
+        log_dirs,
+    })
 }
 
 /// Kafka's `parseExecuteAssignmentArgs` checks.
@@ -806,7 +851,11 @@ fn throttled_replicas(
 async fn execute(args: ExecuteArgs, settings: ClientSettings) -> anyhow::Result<()> {
     let conn = &args.conn;
     let text = read_file(&args.reassignment_json_file)?;
-    let proposed = check_execute_assignment(&parse_reassignment(&text)?)?;
+    let Reassignment {
+        partitions,
+        log_dirs,
+    } = parse_reassignment_with_dirs(&text)?;
+    let proposed = check_execute_assignment(&partitions)?;
     let mut cluster = connect(conn, settings).await?;
     let running = ongoing(&mut cluster, None)
         .await
@@ -925,7 +974,155 @@ async fn execute(args: ExecuteArgs, settings: ClientSettings) -> anyhow::Result<
             .collect::<Vec<_>>()
             .join(",")
     );
+    if !log_dirs.is_empty() {
+        let timeout = std::time::Duration::from_millis(args.timeout);
+        execute_log_dir_moves(&mut cluster, conn, log_dirs, timeout).await?;
+    }
     Ok(())
+}
+
+/// Kafka's `executeMoves`: AlterReplicaLogDirs for the replicas given a log dir, until
+/// every broker took its replicas. A broker that does not have a replica yet (it is being
+/// moved there) answers REPLICA_NOT_AVAILABLE: asked again every 100 ms for up to
+/// `timeout`. Any other error fails, naming the replica, its broker and the dir.
+async fn execute_log_dir_moves(
+    cluster: &mut Cluster,
+    conn: &ConnectArgs,
+    mut pending: BTreeMap<Replica, String>,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let brokers: BTreeSet<i32> = pending.keys().map(|r| r.broker).collect();
+        let mut failed = Vec::new();
+        for broker in brokers {
+            let errors = alter_replica_log_dirs(cluster, broker, &pending)
+                .await
+                .map_err(|e| {
+                    explain(
+                        conn,
+                        &format!("cannot alter the log dirs of replicas on broker {broker}"),
+                        e,
+                    )
+                })?;
+            for (replica, error) in errors {
+                match error {
+                    None => {
+                        let dir = pending.remove(&replica).expect("a pending replica");
+                        say!(
+                            "Successfully started moving log directory to {dir} for replica \
+                             {} with broker {}",
+                            replica.tp,
+                            replica.broker
+                        );
+                    }
+                    Some(ResponseError::ReplicaNotAvailable) => {}
+                    Some(error) => failed.push(format!(
+                        "replica {} on broker {} to log dir {}: {}",
+                        replica.tp,
+                        replica.broker,
+                        pending[&replica],
+                        error_name(error)
+                    )),
+                }
+            }
+        }
+        if !failed.is_empty() {
+            bail!("Failed to alter dir for {}", failed.join("; "));
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!(
+                "Timed out before log directory move{} could be started for: {}",
+                if pending.len() == 1 { "" } else { "s" },
+                pending
+                    .keys()
+                    .map(Replica::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// One AlterReplicaLogDirs to `broker` for its replicas in `log_dirs`: each one's error
+/// (`None`: the broker took it). An answer that leaves a replica out is an error, as
+/// Kafka's Admin makes it.
+async fn alter_replica_log_dirs(
+    cluster: &mut Cluster,
+    broker: i32,
+    log_dirs: &BTreeMap<Replica, String>,
+) -> Result<Vec<(Replica, Option<ResponseError>)>, WireError> {
+    let mut by_dir: BTreeMap<&str, BTreeMap<&str, Vec<i32>>> = BTreeMap::new();
+    for (replica, dir) in log_dirs.iter().filter(|(r, _)| r.broker == broker) {
+        by_dir
+            .entry(dir)
+            .or_default()
+            .entry(&replica.tp.topic)
+            .or_default()
+            .push(replica.tp.partition);
+    }
+    let request = AlterReplicaLogDirsRequest::default().with_dirs(
+        by_dir
+            .into_iter()
+            .map(|(dir, topics)| {
+                AlterReplicaLogDir::default()
+                    .with_path(StrBytes::from_string(dir.to_string()))
+                    .with_topics(
+                        topics
+                            .into_iter()
+                            .map(|(topic, partitions)| {
+                                AlterReplicaLogDirTopic::default()
+                                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                                    .with_partitions(partitions)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    );
+    let connection = cluster.broker(broker).await?;
+    let response = connection.send(&request).await?;
+    let mut answered: BTreeMap<Tp, Option<ResponseError>> = BTreeMap::new();
+    for topic in &response.results {
+        for p in &topic.partitions {
+            let tp = Tp {
+                topic: topic.topic_name.to_string(),
+                partition: p.partition_index,
+            };
+            answered.insert(tp, ResponseError::try_from_code(p.error_code));
+        }
+    }
+    log_dirs
+        .keys()
+        .filter(|r| r.broker == broker)
+        .map(|replica| match answered.get(&replica.tp) {
+            Some(error) => Ok((replica.clone(), *error)),
+            None => Err(WireError::Protocol {
+                addr: connection.addr().to_string(),
+                message: format!("the answer did not contain a result for replica {replica}"),
+            }),
+        })
+        .collect()
+}
+
+/// Kafka's name of an error code: `LOG_DIR_NOT_FOUND`.
+fn error_name(error: ResponseError) -> String {
+    let camel = error.to_string();
+    if matches!(error, ResponseError::Unknown(_)) {
+        return camel;
+    }
+    let mut name = String::with_capacity(camel.len() + 8);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
 }
 
 /// What `verify` reports of one partition.
@@ -1168,24 +1365,44 @@ mod tests {
             assignment_json(&assignment),
             r#"{"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[2,3],"log_dirs":["any","any"]},{"topic":"t","partition":1,"replicas":[1],"log_dirs":["any"]}]}"#
         );
-        // No version means 1; others are refused, as are log dirs other than "any".
+        // No version means 1; others are refused.
         assert!(parse_reassignment(r#"{"partitions":[]}"#)
             .unwrap()
             .is_empty());
         let err = parse_reassignment(r#"{"version":2,"partitions":[]}"#).unwrap_err();
         assert_eq!(err.to_string(), "Not supported version field value 2");
-        let dirs =
-            r#"{"partitions":[{"topic":"t","partition":0,"replicas":[1],"log_dirs":["/d"]}]}"#;
-        assert!(parse_reassignment(dirs)
-            .unwrap_err()
-            .to_string()
-            .contains("\"any\""));
+        // Log dirs other than "any" are the replicas' (replica i on broker replicas[i]).
+        let dirs = r#"{"partitions":[{"topic":"t","partition":0,"replicas":[1,2],"log_dirs":["any","/d"]}]}"#;
+        let parsed = parse_reassignment_with_dirs(dirs).unwrap();
+        assert_eq!(parsed.partitions, vec![(tp("t", 0), vec![1, 2])]);
+        let replica = Replica {
+            tp: tp("t", 0),
+            broker: 2,
+        };
+        assert_eq!(replica.to_string(), "t-0-2");
+        assert_eq!(parsed.log_dirs, [(replica, "/d".to_string())].into());
         let mismatch =
             r#"{"partitions":[{"topic":"t","partition":0,"replicas":[1,2],"log_dirs":["any"]}]}"#;
         assert!(parse_reassignment(mismatch)
             .unwrap_err()
             .to_string()
             .starts_with("Size of replicas list [1, 2] is different"));
+    }
+
+    #[test]
+    fn errors_are_named_as_kafka_names_them() {
+        assert_eq!(
+            error_name(ResponseError::LogDirNotFound),
+            "LOG_DIR_NOT_FOUND"
+        );
+        assert_eq!(
+            error_name(ResponseError::KafkaStorageError),
+            "KAFKA_STORAGE_ERROR"
+        );
+        assert_eq!(
+            error_name(ResponseError::Unknown(-42)),
+            "Unknown error code: -42"
+        );
     }
 
     #[test]

@@ -57,6 +57,25 @@ fn three_nodes_form_one_cluster_and_outlive_their_active_controller() {
         );
         assert!(status["high_watermark"].as_i64().unwrap() > 0, "{status}");
     }
+    // The same through the controllers' own listeners (KIP-919's endpoint type
+    // CONTROLLER, kafka-metadata-quorum --bootstrap-controller).
+    for node in &cluster.nodes {
+        let controller = format!("127.0.0.1:{}", node.controller_port);
+        let status = cluster.server(1).json(&[
+            "metadata-quorum",
+            "describe",
+            "--status",
+            "--bootstrap-controller",
+            &controller,
+            "--output",
+            "json",
+        ]);
+        assert_eq!(status["leader_id"], leader, "{status}");
+        assert_eq!(
+            status["cluster_id"].as_str(),
+            ids.iter().next().map(String::as_str)
+        );
+    }
     let replication = wait_for("followers caught up", &cluster, || {
         let r = cluster.server(1).json(&[
             "metadata-quorum",

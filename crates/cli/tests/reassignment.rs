@@ -3,7 +3,9 @@
 //! (execute, then verify until completed), its records all readable from the new replicas
 //! with the old broker gone, the old broker's log deleted; a reassignment that cannot
 //! finish (its target broker is down) is cancelled and the partition is back where it was;
-//! a throttled move keeps to its byte rate, and verify clears the throttles.
+//! a throttled move keeps to its byte rate, and verify clears the throttles. Replicas
+//! given log dirs are placed in them (AlterReplicaLogDirs), and a log dir a broker does
+//! not have fails the command.
 
 mod common;
 
@@ -376,4 +378,115 @@ fn a_partition_moves_to_other_brokers_and_a_stuck_move_is_cancelled() {
     );
     let read = partition_values(&cluster.bootstrap(), "slow", 0, big.len());
     assert_eq!(read, big);
+}
+
+/// The reassignment JSON of kafka-reassign-partitions for partition 0 of `topic`, each
+/// replica with its log dir.
+fn reassignment_json_with_dirs(topic: &str, replicas: &[(i32, &str)]) -> String {
+    serde_json::json!({
+        "version": 1,
+        "partitions": [{
+            "topic": topic,
+            "partition": 0,
+            "replicas": replicas.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            "log_dirs": replicas.iter().map(|(_, dir)| *dir).collect::<Vec<_>>(),
+        }],
+    })
+    .to_string()
+}
+
+#[test]
+fn replicas_go_to_the_log_dirs_a_reassignment_names() {
+    let mut cluster = Cluster::new(2);
+    cluster.start_all();
+    let first = cluster.server(1).addr.to_string();
+    wait_for("both brokers registered", &cluster, || {
+        brokers(&first).filter(|b| b.len() == 2)
+    });
+    cluster.server(1).ok(&[
+        "topics",
+        "create",
+        "--topic",
+        "placed",
+        "--partitions",
+        "1",
+        "--replication-factor",
+        "1",
+    ]);
+    let old = wait_for("the topic's leader", &cluster, || {
+        let states = replica_states(cluster.server(1), "placed");
+        let (leader, _, _) = states.first()?;
+        (*leader >= 0).then_some(*leader)
+    });
+    let new = 3 - old;
+    let values: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
+    produce_acked(&cluster.bootstrap(), "placed", 0, &values);
+    let data_dir = |id: i32| cluster.dir(id).join("data").to_str().unwrap().to_string();
+    let (old_dir, new_dir) = (data_dir(old), data_dir(new));
+
+    // Onto both brokers, each replica in the broker's own (only) log dir: the move starts
+    // on the new broker once it has the replica, and there is nothing to move on the old.
+    let plan = cluster.tmp.path().join("placed.json");
+    std::fs::write(
+        &plan,
+        reassignment_json_with_dirs("placed", &[(new, &new_dir), (old, &old_dir)]),
+    )
+    .unwrap();
+    let plan_arg = plan.to_str().unwrap();
+    let executed =
+        cluster
+            .server(1)
+            .ok(&["reassign", "execute", "--reassignment-json-file", plan_arg]);
+    for (id, dir) in [(new, &new_dir), (old, &old_dir)] {
+        let line = format!(
+            "Successfully started moving log directory to {dir} for replica placed-0 with \
+             broker {id}"
+        );
+        assert!(executed.stdout.contains(&line), "{}", executed.stdout);
+    }
+    wait_for("the reassignment completed", &cluster, || {
+        let out =
+            cluster
+                .server(1)
+                .ok(&["reassign", "verify", "--reassignment-json-file", plan_arg]);
+        out.stdout
+            .contains("Reassignment of partition placed-0 is completed.")
+            .then_some(())
+    });
+    let (_, replicas, isr) = replica_states(cluster.server(1), "placed")[0].clone();
+    assert_eq!(replicas, vec![new, old]);
+    assert_eq!(isr.len(), 2);
+    assert!(std::path::Path::new(&new_dir).join("placed-0").is_dir());
+    assert_eq!(
+        partition_values(&cluster.bootstrap(), "placed", 0, values.len()),
+        values
+    );
+
+    // A log dir the broker does not have fails the command, naming the replica, its broker
+    // and the dir; the replicas stay where they are.
+    let bogus = cluster.tmp.path().join("no-such-log-dir");
+    let bogus = bogus.to_str().unwrap();
+    let bad_plan = cluster.tmp.path().join("bogus.json");
+    std::fs::write(
+        &bad_plan,
+        reassignment_json_with_dirs("placed", &[(new, bogus), (old, "any")]),
+    )
+    .unwrap();
+    let failed = cluster.server(1).run(&[
+        "reassign",
+        "execute",
+        "--reassignment-json-file",
+        bad_plan.to_str().unwrap(),
+    ]);
+    failed.assert_last_line_error(
+        1,
+        &format!("replica placed-0 on broker {new} to log dir {bogus}: LOG_DIR_NOT_FOUND"),
+    );
+    assert!(!std::path::Path::new(bogus).exists());
+    let (_, replicas, _) = replica_states(cluster.server(1), "placed")[0].clone();
+    assert_eq!(replicas, vec![new, old]);
+    assert_eq!(
+        partition_values(&cluster.bootstrap(), "placed", 0, values.len()),
+        values
+    );
 }

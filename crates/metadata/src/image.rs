@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::records::MetadataRecord;
+use crate::records::{BrokerEndpoint, MetadataRecord};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ConfigResourceType {
@@ -36,6 +36,23 @@ pub struct BrokerImage {
     pub fenced: bool,
     /// The process that registered (see `MetadataRecord::RegisterBroker`).
     pub incarnation_id: Option<Uuid>,
+    /// Its advertised listeners; empty for a registration of earlier versions.
+    pub listeners: Vec<BrokerEndpoint>,
+}
+
+impl BrokerImage {
+    /// The broker's endpoint on listener `name` (case-insensitive), as Kafka answers each
+    /// client with the endpoints of the listener it connected to. A registration of earlier
+    /// versions had one endpoint, which serves any name.
+    pub fn endpoint(&self, name: &str) -> Option<(&str, u16)> {
+        if self.listeners.is_empty() {
+            return Some((&self.host, self.port));
+        }
+        self.listeners
+            .iter()
+            .find(|l| l.name.eq_ignore_ascii_case(name))
+            .map(|l| (l.host.as_str(), l.port))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -183,6 +200,7 @@ impl MetadataImage {
                 rack: broker.rack.clone(),
                 fenced: broker.fenced,
                 incarnation_id: broker.incarnation_id,
+                listeners: broker.listeners.clone(),
             });
         }
         for topic in self.topics() {
@@ -346,6 +364,7 @@ impl MetadataDelta {
                 rack,
                 fenced,
                 incarnation_id,
+                listeners,
             } => {
                 image.brokers.insert(
                     *broker_id,
@@ -357,6 +376,7 @@ impl MetadataDelta {
                         rack: rack.clone(),
                         fenced: *fenced,
                         incarnation_id: *incarnation_id,
+                        listeners: listeners.clone(),
                     },
                 );
                 self.changed_brokers = true;
@@ -757,6 +777,7 @@ mod tests {
             rack: None,
             fenced: true,
             incarnation_id: Some(Uuid::from_u128(5)),
+            listeners: vec![],
         });
         records.push(MetadataRecord::BrokerRegistrationChange {
             broker_id: 1,

@@ -13,7 +13,7 @@ pub use image::{
     BrokerImage, ConfigResource, ConfigResourceType, MetadataDelta, MetadataImage, PartitionImage,
     ReplayError, TopicImage,
 };
-pub use records::{MetadataRecord, RecordCodecError};
+pub use records::{BrokerEndpoint, MetadataRecord, RecordCodecError};
 pub use uuid::Uuid;
 
 /// Producer ids are handed to brokers in blocks of this size (Kafka's ProducerIdsBlock size).

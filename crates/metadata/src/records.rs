@@ -9,6 +9,15 @@ use uuid::Uuid;
 
 use crate::image::ConfigResourceType;
 
+/// One advertised listener of a registered broker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerEndpoint {
+    /// The listener name, upper case (`PLAINTEXT`, `INTERNAL`, ...).
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum MetadataRecord {
@@ -28,6 +37,11 @@ pub enum MetadataRecord {
         /// earlier versions lack it.
         #[serde(default)]
         incarnation_id: Option<Uuid>,
+        /// Every listener the broker advertises to clients and peers (Kafka's
+        /// RegisterBrokerRecord endpoints); `host`/`port` repeat the first. Records of
+        /// earlier versions lack it: their one endpoint serves every listener name.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        listeners: Vec<BrokerEndpoint>,
     },
     /// A registered broker was fenced (missed heartbeats, controlled shutdown) or unfenced
     /// (caught up again), as Kafka's BrokerRegistrationChangeRecord. Applies only to the

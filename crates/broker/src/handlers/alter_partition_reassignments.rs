@@ -635,6 +635,7 @@ mod tests {
                 rack: None,
                 fenced: fenced.contains(&id),
                 incarnation_id: None,
+                listeners: vec![],
             });
         }
         replay(MetadataRecord::Topic {

@@ -11,7 +11,7 @@ use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 use std::time::Duration;
 
-use moldau_metadata::{MetadataRecord, Uuid};
+use moldau_metadata::{BrokerEndpoint, MetadataRecord, Uuid};
 
 use crate::api::RequestContext;
 use crate::error::BrokerError;
@@ -38,15 +38,23 @@ pub async fn handle(
         );
         return refuse(ResponseError::InconsistentClusterId);
     }
-    // Moldau brokers register the endpoint clients use: the first listener they send.
-    let Some(listener) = request.listeners.first() else {
+    // Every advertised listener (clients are answered with the one they came in on, peers
+    // use inter.broker.listener.name); a broker without one cannot be reached.
+    if request.listeners.is_empty() {
         return refuse(ResponseError::InvalidRequest);
-    };
+    }
     let registration = BrokerRegistration {
         broker_id: request.broker_id.0,
         incarnation_id: request.incarnation_id,
-        host: listener.host.to_string(),
-        port: listener.port,
+        listeners: request
+            .listeners
+            .iter()
+            .map(|l| BrokerEndpoint {
+                name: l.name.to_ascii_uppercase(),
+                host: l.host.to_string(),
+                port: l.port,
+            })
+            .collect(),
         rack: request.rack.as_ref().map(|r| r.to_string()),
     };
     match register(state, &registration).await {
@@ -60,14 +68,14 @@ pub async fn handle(
     }
 }
 
-/// What a broker registers: where clients reach it, and its rack.
+/// What a broker registers: where clients and peers reach it, and its rack.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BrokerRegistration {
     pub broker_id: i32,
     /// The registering process (a new one on every start).
     pub incarnation_id: Uuid,
-    pub host: String,
-    pub port: u16,
+    /// Its advertised listeners, at least one.
+    pub listeners: Vec<BrokerEndpoint>,
     pub rack: Option<String>,
 }
 
@@ -103,18 +111,20 @@ pub async fn register(
             // it gets a new, fenced registration even with the same endpoint.
             if let Some(b) = current.filter(|b| {
                 b.incarnation_id == Some(registration.incarnation_id)
-                    && b.host == registration.host
-                    && b.port == registration.port
+                    && b.listeners == registration.listeners
                     && b.rack == registration.rack
             }) {
                 return Ok::<_, BrokerError>((vec![], b.broker_epoch));
             }
             let broker_epoch = image.offset + 1;
+            // Not empty: checked when the registration arrived.
+            let first = &registration.listeners[0];
             let record = MetadataRecord::RegisterBroker {
                 broker_id: registration.broker_id,
                 broker_epoch,
-                host: registration.host.clone(),
-                port: registration.port,
+                host: first.host.clone(),
+                port: first.port,
+                listeners: registration.listeners.clone(),
                 rack: registration.rack.clone(),
                 // Unfenced by its first heartbeat once its metadata has caught up.
                 fenced: true,
@@ -126,12 +136,19 @@ pub async fn register(
     // Every time, not only for a new registration: a retry after a lost answer, or a new
     // active controller, makes sure the broker is replicated to (nothing when it is).
     if !state.raft_transport.is_voter(registration.broker_id as u64) {
+        // Recorded in the membership for information only: the transport looks the
+        // observer up in the image on every call (`raft_transport::broker_addr`).
+        let inter_broker = registration
+            .listeners
+            .iter()
+            .find(|l| l.name == state.config.inter_broker_listener_name)
+            .unwrap_or(&registration.listeners[0]);
         state
             .controller
             .add_observer(
                 registration.broker_id,
-                &registration.host,
-                registration.port,
+                &inter_broker.host,
+                inter_broker.port,
             )
             .await?;
     }

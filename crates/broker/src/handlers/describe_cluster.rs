@@ -1,6 +1,10 @@
-//! DescribeCluster: cluster id, controller id and the registered brokers, as Kafka's
-//! brokers answer it (endpoint type BROKER; a CONTROLLER request is MISMATCHED_ENDPOINT_TYPE,
-//! an unknown type UNSUPPORTED_ENDPOINT_TYPE, and INVALID_REQUEST for both in v0).
+//! DescribeCluster, as Kafka answers it on each kind of listener. On a broker listener
+//! (endpoint type BROKER): the cluster id, the controller id clients see and the registered
+//! brokers' endpoints on that listener. On a controller listener (KIP-919, what an Admin
+//! with `bootstrap.controllers` asks): endpoint type CONTROLLER, the voters' controller
+//! endpoints and the active controller (-1 while none is known). A request for the other
+//! type is MISMATCHED_ENDPOINT_TYPE, an unknown type UNSUPPORTED_ENDPOINT_TYPE, and both
+//! are INVALID_REQUEST in v0.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -8,7 +12,7 @@ use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 
 use super::metadata::CLUSTER_OPERATIONS_ALL;
-use super::str_bytes;
+use super::{client_listener, str_bytes};
 use crate::api::RequestContext;
 use crate::state::BrokerState;
 
@@ -32,14 +36,27 @@ pub fn handle(
             .with_error_code(error.code())
             .with_error_message(Some(str_bytes(message)))
     };
+    let (served, served_name) = if ctx.controller_listener {
+        (ENDPOINT_CONTROLLER, "CONTROLLER")
+    } else {
+        (ENDPOINT_BROKER, "BROKER")
+    };
     match request.endpoint_type {
-        ENDPOINT_BROKER => {}
-        ENDPOINT_CONTROLLER => {
+        ENDPOINT_BROKER | ENDPOINT_CONTROLLER if request.endpoint_type != served => {
+            let wanted = if request.endpoint_type == ENDPOINT_BROKER {
+                "BROKER"
+            } else {
+                "CONTROLLER"
+            };
             return refuse(
                 ResponseError::MismatchedEndpointType,
-                "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER".into(),
-            )
+                format!(
+                    "The request was sent to an endpoint of type {served_name}, but we wanted \
+                     an endpoint of type {wanted}"
+                ),
+            );
         }
+        ENDPOINT_BROKER | ENDPOINT_CONTROLLER => {}
         other => {
             return refuse(
                 ResponseError::UnsupportedEndpointType,
@@ -47,27 +64,73 @@ pub fn handle(
             )
         }
     }
+    if ctx.controller_listener {
+        return with_operations(describe_controllers(state), &request);
+    }
     let image = state.image();
-    // Fenced brokers only when asked for (v2), flagged.
+    let listener = client_listener(state, ctx);
+    // Fenced brokers only when asked for (v2), flagged; each on the client's listener
+    // (a broker without it is left out, as Kafka does).
     let brokers: Vec<DescribeClusterBroker> = image
         .brokers
         .values()
         .filter(|b| !b.fenced || request.include_fenced_brokers)
-        .map(|b| {
-            DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(b.broker_id))
-                .with_host(str_bytes(b.host.clone()))
-                .with_port(i32::from(b.port))
-                .with_rack(b.rack.clone().map(str_bytes))
-                .with_is_fenced(b.fenced)
+        .filter_map(|b| {
+            let (host, port) = b.endpoint(listener)?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.broker_id))
+                    .with_host(str_bytes(host))
+                    .with_port(i32::from(port))
+                    .with_rack(b.rack.clone().map(str_bytes))
+                    .with_is_fenced(b.fenced),
+            )
         })
         .collect();
     let controller_id = state.controller_id(&image);
-    let mut response = DescribeClusterResponse::default()
+    let response = DescribeClusterResponse::default()
         .with_endpoint_type(ENDPOINT_BROKER)
         .with_cluster_id(str_bytes(state.cluster_id.clone()))
         .with_controller_id(BrokerId(controller_id))
         .with_brokers(brokers);
+    with_operations(response, &request)
+}
+
+/// The controllers (the voters, at their controller listener's address) and the active
+/// controller among them, as Kafka's controllers answer (a controller id not among the
+/// nodes is -1).
+fn describe_controllers(state: &BrokerState) -> DescribeClusterResponse {
+    let transport = &state.raft_transport;
+    let controllers: Vec<DescribeClusterBroker> = transport
+        .voter_ids()
+        .into_iter()
+        .filter_map(|id| {
+            let addr = transport.voter_addr(id)?;
+            let (host, port) = addr.rsplit_once(':')?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(i32::try_from(id).ok()?))
+                    .with_host(str_bytes(host))
+                    .with_port(port.parse().ok()?),
+            )
+        })
+        .collect();
+    let controller_id = state
+        .controller
+        .leader_id()
+        .filter(|leader| controllers.iter().any(|c| c.broker_id.0 == *leader))
+        .unwrap_or(-1);
+    DescribeClusterResponse::default()
+        .with_endpoint_type(ENDPOINT_CONTROLLER)
+        .with_cluster_id(str_bytes(state.cluster_id.clone()))
+        .with_controller_id(BrokerId(controller_id))
+        .with_brokers(controllers)
+}
+
+fn with_operations(
+    mut response: DescribeClusterResponse,
+    request: &DescribeClusterRequest,
+) -> DescribeClusterResponse {
     if request.include_cluster_authorized_operations {
         response.cluster_authorized_operations = CLUSTER_OPERATIONS_ALL;
     }

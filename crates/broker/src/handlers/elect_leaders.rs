@@ -561,6 +561,7 @@ mod tests {
                 rack: None,
                 fenced: fenced.contains(&id),
                 incarnation_id: None,
+                listeners: vec![],
             });
         }
         records.push(MetadataRecord::Topic {

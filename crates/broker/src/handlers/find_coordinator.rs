@@ -7,7 +7,7 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::{Message, StrBytes, VersionRange};
 use kafka_protocol::ResponseError;
 
-use super::str_bytes;
+use super::{client_listener, str_bytes};
 use crate::api::RequestContext;
 use crate::state::BrokerState;
 
@@ -38,13 +38,15 @@ pub async fn handle(
         let found = find(state, request.key_type, &key)
             .await
             .and_then(|node_id| {
-                // The coordinator is the partition's leader, wherever it is.
+                // The coordinator is the partition's leader, wherever it is, reached on
+                // the client's listener.
                 let image = state.image();
-                let broker = image
+                let (host, port) = image
                     .brokers
                     .get(&node_id)
+                    .and_then(|b| b.endpoint(client_listener(state, ctx)))
                     .ok_or(ResponseError::CoordinatorNotAvailable)?;
-                Ok((node_id, broker.host.clone(), broker.port))
+                Ok((node_id, host.to_string(), port))
             });
         let coordinator = match found {
             Ok((node_id, host, port)) => Coordinator::default()

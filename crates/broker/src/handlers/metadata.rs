@@ -9,7 +9,7 @@ use kafka_protocol::ResponseError;
 use moldau_metadata::{MetadataImage, TopicImage, Uuid};
 
 use super::create_topics::{self, NewTopic};
-use super::{str_bytes, topic_name};
+use super::{client_listener, str_bytes, topic_name};
 use crate::api::RequestContext;
 use crate::state::BrokerState;
 use moldau_coordinator::OFFSETS_TOPIC;
@@ -47,13 +47,14 @@ pub async fn handle(
     let allow_auto_create = state.config.auto_create_topics_enable
         && (ctx.api_version < 4 || request.allow_auto_topic_creation);
 
+    let listener = client_listener(state, ctx);
     let mut image = state.image();
     let mut topics = Vec::new();
     if all_topics {
         topics = image
             .topics()
             .iter()
-            .map(|t| topic_response(state, t, &request))
+            .map(|t| topic_response(&image, listener, ctx.api_version, t, &request))
             .collect();
     } else {
         for requested in request.topics.iter().flatten() {
@@ -67,7 +68,9 @@ pub async fn handle(
                     image = state.image();
                 }
                 topics.push(match image.topic_by_name(&name) {
-                    Some(topic) => topic_response(state, topic, &request),
+                    Some(topic) => {
+                        topic_response(&image, listener, ctx.api_version, topic, &request)
+                    }
                     None => error_topic(
                         Some(&name),
                         Uuid::nil(),
@@ -79,14 +82,16 @@ pub async fn handle(
                 });
             } else {
                 topics.push(match image.topic_by_id(&requested.topic_id) {
-                    Some(topic) => topic_response(state, topic, &request),
+                    Some(topic) => {
+                        topic_response(&image, listener, ctx.api_version, topic, &request)
+                    }
                     None => error_topic(None, requested.topic_id, ResponseError::UnknownTopicId),
                 });
             }
         }
     }
     let mut response = MetadataResponse::default()
-        .with_brokers(brokers(&image))
+        .with_brokers(brokers(&image, listener))
         .with_cluster_id(Some(str_bytes(state.cluster_id.clone())))
         .with_controller_id(BrokerId(state.controller_id(&image)))
         .with_topics(topics);
@@ -126,24 +131,30 @@ async fn auto_create(state: &BrokerState, name: &str) -> Option<ResponseError> {
     }
 }
 
-/// The brokers clients may use: registered and unfenced, as Kafka's alive brokers.
-fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+/// The brokers clients may use: registered and unfenced, as Kafka's alive brokers, with
+/// their endpoints on the client's listener (a broker without it is left out).
+fn brokers(image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker> {
     image
         .brokers
         .values()
         .filter(|b| !b.fenced)
-        .map(|b| {
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(b.broker_id))
-                .with_host(str_bytes(b.host.clone()))
-                .with_port(i32::from(b.port))
-                .with_rack(b.rack.clone().map(str_bytes))
+        .filter_map(|b| {
+            let (host, port) = b.endpoint(listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.broker_id))
+                    .with_host(str_bytes(host))
+                    .with_port(i32::from(port))
+                    .with_rack(b.rack.clone().map(str_bytes)),
+            )
         })
         .collect()
 }
 
 fn topic_response(
-    _state: &BrokerState,
+    image: &MetadataImage,
+    listener: &str,
+    api_version: i16,
     topic: &TopicImage,
     request: &MetadataRequest,
 ) -> MetadataResponseTopic {
@@ -152,15 +163,28 @@ fn topic_response(
         .iter()
         .map(|(index, p)| {
             // No leader (its only in-sync replica is fenced): Kafka's LEADER_NOT_AVAILABLE.
-            let error = if p.leader < 0 {
-                ResponseError::LeaderNotAvailable.code()
+            // A leader the client cannot reach on its listener: LISTENER_NOT_FOUND from v6
+            // (LEADER_NOT_AVAILABLE before), and no leader id, as Kafka answers.
+            let (leader, error) = if p.leader < 0 {
+                (p.leader, ResponseError::LeaderNotAvailable.code())
+            } else if image
+                .brokers
+                .get(&p.leader)
+                .is_some_and(|b| b.endpoint(listener).is_none())
+            {
+                let error = if api_version >= 6 {
+                    ResponseError::ListenerNotFound
+                } else {
+                    ResponseError::LeaderNotAvailable
+                };
+                (-1, error.code())
             } else {
-                0
+                (p.leader, 0)
             };
             MetadataResponsePartition::default()
                 .with_error_code(error)
                 .with_partition_index(*index)
-                .with_leader_id(BrokerId(p.leader))
+                .with_leader_id(BrokerId(leader))
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
                 .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())

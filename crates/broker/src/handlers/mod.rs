@@ -7,6 +7,7 @@ pub mod allocate_producer_ids;
 pub mod alter_configs;
 pub mod alter_partition;
 pub mod alter_partition_reassignments;
+pub mod alter_replica_log_dirs;
 pub mod api_versions;
 pub mod broker_heartbeat;
 pub mod broker_registration;
@@ -121,6 +122,20 @@ pub(crate) async fn coordinator_write_replicated(
             }
             _ => ResponseError::CoordinatorNotAvailable,
         })
+}
+
+/// The listener whose endpoints a client is told of: the one it came in on (Kafka answers
+/// Metadata, DescribeCluster and FindCoordinator per listener). A request over a controller
+/// listener (forwarded by a broker) is answered for `inter.broker.listener.name`.
+pub(crate) fn client_listener<'a>(
+    state: &'a BrokerState,
+    ctx: &'a crate::api::RequestContext,
+) -> &'a str {
+    if ctx.controller_listener {
+        &state.config.inter_broker_listener_name
+    } else {
+        &ctx.listener_name
+    }
 }
 
 pub(crate) fn topic_name(name: &str) -> TopicName {
