@@ -405,7 +405,7 @@ async fn dispatch(
             incremental_alter_configs::handle(state, ctx, r).await,
         ),
         RequestKind::DeleteRecords(r) => {
-            ResponseKind::DeleteRecords(delete_records::handle(state, ctx, r))
+            ResponseKind::DeleteRecords(delete_records::handle(state, ctx, r).await)
         }
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(state, ctx, r))

@@ -542,8 +542,10 @@ pub fn spawn_heartbeats(state: Arc<BrokerState>) -> JoinHandle<()> {
         let state = state.clone();
         async move {
             let interval = Duration::from_millis(state.config.broker_heartbeat_interval_ms);
-            // Sessions are checked several times per session timeout.
-            let check = Duration::from_millis((state.config.broker_session_timeout_ms / 4).max(50));
+            // Sessions are checked often, so a broker is fenced close to its expiry (Kafka
+            // schedules the check for the next expiry); a check is a map scan.
+            let check =
+                Duration::from_millis((state.config.broker_session_timeout_ms / 20).clamp(10, 100));
             let mut next_heartbeat = Instant::now();
             // A controller-only node is no broker: it only checks the sessions.
             let is_broker = state.config.is_broker();
@@ -555,7 +557,12 @@ pub fn spawn_heartbeats(state: Arc<BrokerState>) -> JoinHandle<()> {
                     next_heartbeat = Instant::now() + interval;
                 }
                 fence_expired(&state).await;
-                tokio::time::sleep(check.min(interval)).await;
+                let pause = if is_broker {
+                    check.min(next_heartbeat.saturating_duration_since(Instant::now()))
+                } else {
+                    check
+                };
+                tokio::time::sleep(pause.max(Duration::from_millis(1))).await;
             }
         }
     })

@@ -18,6 +18,9 @@ pub struct FollowerState {
     /// The last time the follower had everything the leader had (Kafka's
     /// `lastCaughtUpTimeMs`).
     pub last_caught_up_time_ms: i64,
+    /// The follower's log start offset as its last fetch reported it; -1 until it
+    /// fetches in this leader epoch.
+    pub log_start_offset: i64,
     /// The leader's log end offset and the time at the follower's previous fetch.
     last_fetch_leader_log_end_offset: i64,
     last_fetch_time_ms: i64,
@@ -27,6 +30,7 @@ impl FollowerState {
     fn new(last_caught_up_time_ms: i64) -> Self {
         FollowerState {
             log_end_offset: -1,
+            log_start_offset: -1,
             last_caught_up_time_ms,
             last_fetch_leader_log_end_offset: -1,
             last_fetch_time_ms: -1,
@@ -130,6 +134,28 @@ impl LeaderState {
         f.last_fetch_leader_log_end_offset = leader_log_end_offset;
         f.last_fetch_time_ms = now_ms;
         true
+    }
+
+    /// Records the log start offset a follower's fetch reported; true if it changed.
+    pub fn update_follower_log_start(&mut self, replica_id: i32, log_start_offset: i64) -> bool {
+        match self.followers.get_mut(&replica_id) {
+            Some(f) if f.log_start_offset != log_start_offset => {
+                f.log_start_offset = log_start_offset;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The partition's low watermark (Kafka's `lowWatermarkIfLeader`): the least log start
+    /// offset over the leader and every follower on an `alive` broker. A follower that has
+    /// not fetched in this epoch counts as -1, so DeleteRecords waits for it.
+    pub fn low_watermark(&self, leader_log_start_offset: i64, alive: impl Fn(i32) -> bool) -> i64 {
+        self.followers
+            .iter()
+            .filter(|(id, _)| alive(**id))
+            .map(|(_, f)| f.log_start_offset)
+            .fold(leader_log_start_offset, i64::min)
     }
 
     /// The ISR for safety decisions: the committed one plus what a pending change adds
@@ -365,6 +391,20 @@ mod tests {
         assert!(s.pending.is_some());
         s.observe_partition_epoch(4);
         assert!(s.pending.is_none());
+    }
+
+    #[test]
+    fn the_low_watermark_is_the_least_log_start_over_live_replicas() {
+        let mut s = state();
+        // Followers 2 and 3 have not fetched: unknown, so nothing is known deleted.
+        assert_eq!(s.low_watermark(50, |_| true), -1);
+        assert!(s.update_follower_log_start(2, 50));
+        assert!(!s.update_follower_log_start(2, 50));
+        assert!(s.update_follower_log_start(3, 20));
+        assert_eq!(s.low_watermark(50, |_| true), 20);
+        // A follower on a fenced or unregistered broker does not hold it back.
+        assert_eq!(s.low_watermark(50, |id| id != 3), 50);
+        assert!(!s.update_follower_log_start(9, 50));
     }
 
     #[test]

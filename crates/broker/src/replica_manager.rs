@@ -528,6 +528,46 @@ impl ReplicaManager {
         }
     }
 
+    /// Waits until the low watermark of a partition this node leads in `leader_epoch`
+    /// reaches `required_offset` (Kafka's DelayedDeleteRecords): every follower on a live
+    /// broker has moved its log start there. Returns the low watermark; REQUEST_TIMED_OUT
+    /// past `timeout`, NOT_LEADER_OR_FOLLOWER if leadership moves.
+    pub async fn wait_for_low_watermark(
+        &self,
+        tp: &TopicPartition,
+        leader_epoch: i32,
+        required_offset: i64,
+        timeout: std::time::Duration,
+    ) -> Result<i64, kafka_protocol::ResponseError> {
+        use kafka_protocol::ResponseError as E;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut watcher = self
+            .partition(tp)
+            .ok_or(E::NotLeaderOrFollower)?
+            .subscribe();
+        loop {
+            watcher.mark_unchanged();
+            let partition = self.partition(tp).ok_or(E::NotLeaderOrFollower)?;
+            if partition.leader != self.node_id || partition.leader_epoch != leader_epoch {
+                return Err(E::NotLeaderOrFollower);
+            }
+            let image = self.published_image();
+            let alive = |id: i32| Self::isr_eligible(image.as_deref(), id);
+            let low_watermark = match partition.shared.leader_state.lock().as_ref() {
+                Some(leader) => leader.low_watermark(partition.log.log_start_offset(), alive),
+                None => return Err(E::NotLeaderOrFollower),
+            };
+            if low_watermark >= required_offset {
+                return Ok(low_watermark);
+            }
+            match tokio::time::timeout_at(deadline, watcher.changed()).await {
+                Err(_) => return Err(E::RequestTimedOut),
+                Ok(Err(_)) => return Err(E::NotLeaderOrFollower),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+
     /// Waits until everything in a led partition's log as of now is replicated to the ISR:
     /// a coordinator's writes count once they are (Kafka's coordinators append with
     /// acks=-1), so a leader change never loses what a client was told.
@@ -595,21 +635,28 @@ impl ReplicaManager {
         partition: &Partition,
         replica_id: i32,
         fetch_offset: i64,
+        log_start_offset: i64,
     ) -> Result<(), kafka_protocol::ResponseError> {
         let now_ms = crate::now_ms();
-        let updated = match partition.shared.leader_state.lock().as_mut() {
-            Some(leader) => leader.update_follower(
-                replica_id,
-                fetch_offset,
-                partition.log.log_end_offset(),
-                now_ms,
+        let (updated, log_start_moved) = match partition.shared.leader_state.lock().as_mut() {
+            Some(leader) => (
+                leader.update_follower(
+                    replica_id,
+                    fetch_offset,
+                    partition.log.log_end_offset(),
+                    now_ms,
+                ),
+                leader.update_follower_log_start(replica_id, log_start_offset),
             ),
-            None => false,
+            None => (false, false),
         };
         if !updated {
             return Err(kafka_protocol::ResponseError::NotLeaderOrFollower);
         }
-        self.maybe_increment_high_watermark(partition);
+        if !self.maybe_increment_high_watermark(partition) && log_start_moved {
+            // A DeleteRecords may be waiting for this follower's log start.
+            self.notify(partition);
+        }
         self.maybe_change_isr(partition, now_ms);
         Ok(())
     }

@@ -623,3 +623,92 @@ fn a_replicated_topic_keeps_every_acknowledged_record_through_leader_failures() 
     let read = partition_values(&cluster.bootstrap(), "replicated", 0, expected.len());
     assert_eq!(read, expected);
 }
+
+/// One DeleteRecords through librdkafka's admin: the partition's low watermark, or its error.
+fn delete_records(
+    bootstrap: &str,
+    topic: &str,
+    offset: i64,
+    timeout: Duration,
+) -> Result<i64, RDKafkaErrorCode> {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let mut offsets = rdkafka::TopicPartitionList::new();
+    offsets
+        .add_partition_offset(topic, 0, rdkafka::Offset::Offset(offset))
+        .unwrap();
+    let options = AdminOptions::new()
+        .operation_timeout(Some(timeout))
+        .request_timeout(Some(timeout + Duration::from_secs(10)));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = runtime
+        .block_on(admin.delete_records(&offsets, &options))
+        .unwrap();
+    let element = &result.elements()[0];
+    match element.error() {
+        Err(rdkafka::error::KafkaError::OffsetFetch(code)) => Err(code),
+        Err(e) => panic!("unexpected DeleteRecords failure: {e}"),
+        Ok(()) => match element.offset() {
+            rdkafka::Offset::Offset(low_watermark) => Ok(low_watermark),
+            other => panic!("low watermark {other:?}"),
+        },
+    }
+}
+
+#[test]
+fn delete_records_waits_until_every_live_follower_has_deleted() {
+    let mut cluster = Cluster::new(3);
+    cluster.start_all();
+    let bootstrap = cluster.bootstrap();
+    cluster.server(1).ok(&[
+        "topics",
+        "create",
+        "--topic",
+        "trimmed",
+        "--replication-factor",
+        "3",
+    ]);
+    let values: Vec<String> = (0..100).map(|i| format!("v{i}")).collect();
+    produce_acked(&bootstrap, "trimmed", 0, &values);
+    wait_for("a whole ISR", &cluster, || {
+        let states = replica_states(cluster.server(1), "trimmed");
+        (states.len() == 1 && states[0].2 == vec![1, 2, 3]).then_some(())
+    });
+    let leader = replica_states(cluster.server(1), "trimmed")[0].0;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let pid = cluster.server(follower).child.id().to_string();
+
+    // A paused follower (still registered: its session has 2 s to run) has not deleted:
+    // the request waits for it and times out, as Kafka's DelayedDeleteRecords does.
+    let stop = std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap();
+    assert!(stop.success());
+    let waited = delete_records(&bootstrap, "trimmed", 40, Duration::from_millis(700));
+    std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap();
+    assert_eq!(
+        waited,
+        Err(RDKafkaErrorCode::RequestTimedOut),
+        "{}",
+        cluster.logs()
+    );
+
+    // Running again, it follows the leader's log start and reports it: answered with the
+    // low watermark every replica has reached.
+    let low_watermark = delete_records(&bootstrap, "trimmed", 60, Duration::from_secs(30));
+    assert_eq!(low_watermark, Ok(60), "{}", cluster.logs());
+    // Whichever replica leads next serves from there.
+    let remaining = partition_values(&bootstrap, "trimmed", 0, 40);
+    assert_eq!(remaining, values[60..].to_vec());
+}

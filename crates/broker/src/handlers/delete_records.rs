@@ -2,13 +2,18 @@
 //! `Partition.deleteRecordsOnLeader` does. Offset -1 means the high watermark; an offset
 //! past the high watermark is OFFSET_OUT_OF_RANGE; a log whose cleanup policy does not
 //! include `delete` refuses with POLICY_VIOLATION; internal topics refuse with
-//! INVALID_TOPIC_EXCEPTION. Fetchers parked on the partition are woken.
+//! INVALID_TOPIC_EXCEPTION. Fetchers parked on the partition are woken. The answer waits
+//! until every follower on a live broker has moved its log start there too (Kafka's
+//! DelayedDeleteRecords, bounded by the request's `timeout_ms`: REQUEST_TIMED_OUT past
+//! it), and carries that low watermark.
 
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
+use std::time::Duration;
+
 use kafka_protocol::ResponseError;
 use moldau_storage::TopicPartition;
 
@@ -23,54 +28,85 @@ const HIGH_WATERMARK: i64 = -1;
 /// Kafka's `DeleteRecordsResponse.INVALID_LOW_WATERMARK`.
 const INVALID_LOW_WATERMARK: i64 = -1;
 
-pub fn handle(
+/// The longest a DeleteRecords waits for followers, whatever its `timeout_ms`.
+const MAX_TIMEOUT_MS: i32 = 300_000;
+
+pub async fn handle(
     state: &BrokerState,
     _ctx: &RequestContext,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
     let image = state.image();
-    let topics = request
-        .topics
-        .iter()
-        .map(|topic| {
-            let name = topic.name.as_str();
-            let known = image.topic_by_name(name);
-            let partitions = topic
-                .partitions
-                .iter()
-                .map(|p| {
-                    let exists =
-                        known.is_some_and(|t| t.partitions.contains_key(&p.partition_index));
-                    let outcome = if !exists {
-                        Err(ResponseError::UnknownTopicOrPartition)
-                    } else {
-                        delete_before(state, name, p.partition_index, p.offset)
-                    };
-                    let result = DeleteRecordsPartitionResult::default()
-                        .with_partition_index(p.partition_index);
-                    match outcome {
-                        Ok(low_watermark) => result.with_low_watermark(low_watermark),
-                        Err(e) => result
-                            .with_low_watermark(INVALID_LOW_WATERMARK)
-                            .with_error_code(e.code()),
-                    }
-                })
-                .collect();
+    let timeout = Duration::from_millis(request.timeout_ms.clamp(0, MAX_TIMEOUT_MS) as u64);
+    let mut topics = Vec::with_capacity(request.topics.len());
+    // Deleted here: each partition then waits for its followers (Kafka's
+    // DelayedDeleteRecords), all at once.
+    let mut waits = Vec::new();
+    for (topic_index, topic) in request.topics.iter().enumerate() {
+        let name = topic.name.as_str();
+        let known = image.topic_by_name(name);
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for (partition_index, p) in topic.partitions.iter().enumerate() {
+            let exists = known.is_some_and(|t| t.partitions.contains_key(&p.partition_index));
+            let outcome = if !exists {
+                Err(ResponseError::UnknownTopicOrPartition)
+            } else {
+                delete_before(state, name, p.partition_index, p.offset)
+            };
+            let result =
+                DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
+            partitions.push(match outcome {
+                Ok(deleted) => {
+                    waits.push((topic_index, partition_index, deleted));
+                    result
+                }
+                Err(e) => result
+                    .with_low_watermark(INVALID_LOW_WATERMARK)
+                    .with_error_code(e.code()),
+            });
+        }
+        topics.push(
             DeleteRecordsTopicResult::default()
                 .with_name(topic.name.clone())
-                .with_partitions(partitions)
-        })
-        .collect();
+                .with_partitions(partitions),
+        );
+    }
+    let outcomes = futures_util::future::join_all(waits.iter().map(|(_, _, deleted)| {
+        state.replica_manager.wait_for_low_watermark(
+            &deleted.tp,
+            deleted.leader_epoch,
+            deleted.offset,
+            timeout,
+        )
+    }))
+    .await;
+    for ((topic_index, partition_index, _), outcome) in waits.iter().zip(outcomes) {
+        let result = &mut topics[*topic_index].partitions[*partition_index];
+        match outcome {
+            Ok(low_watermark) => result.low_watermark = low_watermark,
+            Err(e) => {
+                result.low_watermark = INVALID_LOW_WATERMARK;
+                result.error_code = e.code();
+            }
+        }
+    }
     DeleteRecordsResponse::default().with_topics(topics)
 }
 
-/// Deletes one partition's records before `offset`; returns the new low watermark.
+/// A partition whose records before `offset` this leader deleted in `leader_epoch`.
+struct Deleted {
+    tp: TopicPartition,
+    leader_epoch: i32,
+    offset: i64,
+}
+
+/// Deletes one partition's records before `offset` on this leader.
 fn delete_before(
     state: &BrokerState,
     topic: &str,
     partition_index: i32,
     offset: i64,
-) -> Result<i64, ResponseError> {
+) -> Result<Deleted, ResponseError> {
     if is_internal(topic) {
         return Err(ResponseError::InvalidTopicException);
     }
@@ -100,7 +136,11 @@ fn delete_before(
     // Fetchers parked at the old start offset must see the new one.
     state.replica_manager.notify(&partition);
     match result {
-        Ok(_) => Ok(log.log_start_offset()),
+        Ok(_) => Ok(Deleted {
+            tp,
+            leader_epoch: partition.leader_epoch,
+            offset,
+        }),
         Err(e) => Err(ResponseError::try_from_code(e.kafka_error_code())
             .unwrap_or(ResponseError::UnknownServerError)),
     }

@@ -232,7 +232,13 @@ fn resolve(
                         diverging_epoch =
                             diverging(&partition.log, last_fetched_epoch, p.fetch_offset);
                         if replica_id >= 0 && diverging_epoch.is_none() {
-                            follower_fetched(state, &partition, replica_id, p.fetch_offset)?;
+                            follower_fetched(
+                                state,
+                                &partition,
+                                replica_id,
+                                p.fetch_offset,
+                                p.log_start_offset,
+                            )?;
                             leader_throttle = state
                                 .replica_manager
                                 .leader_throttle(&partition, replica_id);
@@ -294,14 +300,18 @@ fn follower_fetched(
     partition: &Partition,
     replica_id: i32,
     fetch_offset: i64,
+    log_start_offset: i64,
 ) -> Result<(), ResponseError> {
     let log = &partition.log;
     if fetch_offset < log.log_start_offset() || fetch_offset > log.log_end_offset() {
         return Ok(());
     }
-    state
-        .replica_manager
-        .update_follower_fetch(partition, replica_id, fetch_offset)
+    state.replica_manager.update_follower_fetch(
+        partition,
+        replica_id,
+        fetch_offset,
+        log_start_offset,
+    )
 }
 
 /// Who may be fetched from: the leader always; a follower by a consumer that sent client
