@@ -148,6 +148,15 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
         handlers::alter_replica_log_dirs::VERSIONS,
     ),
     (
+        ApiKey::ControllerRegistration,
+        handlers::controller_registration::VERSIONS,
+    ),
+    (ApiKey::AddRaftVoter, handlers::add_raft_voter::VERSIONS),
+    (
+        ApiKey::RemoveRaftVoter,
+        handlers::remove_raft_voter::VERSIONS,
+    ),
+    (
         ApiKey::DescribeLogDirs,
         handlers::describe_log_dirs::VERSIONS,
     ),
@@ -409,6 +418,15 @@ async fn dispatch(
         }
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(state, ctx, r))
+        }
+        RequestKind::ControllerRegistration(r) => ResponseKind::ControllerRegistration(
+            controller_registration::handle(state, ctx, r).await,
+        ),
+        RequestKind::AddRaftVoter(r) => {
+            ResponseKind::AddRaftVoter(add_raft_voter::handle(state, ctx, r).await)
+        }
+        RequestKind::RemoveRaftVoter(r) => {
+            ResponseKind::RemoveRaftVoter(remove_raft_voter::handle(state, ctx, r).await)
         }
         RequestKind::AlterReplicaLogDirs(r) => {
             ResponseKind::AlterReplicaLogDirs(alter_replica_log_dirs::handle(state, ctx, r))

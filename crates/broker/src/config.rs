@@ -92,7 +92,6 @@ impl Endpoint {
 /// they are not "unknown", so no warning.
 const ACCEPTED_KEYS: &[&str] = &[
     "broker.id",
-    "controller.quorum.bootstrap.servers",
     "listener.security.protocol.map",
     "num.network.threads",
     "num.io.threads",
@@ -105,6 +104,7 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
     ("node.id", "1", "int"),
     ("process.roles", "broker,controller", "list"),
     ("controller.quorum.voters", "", "list"),
+    ("controller.quorum.bootstrap.servers", "", "list"),
     ("controller.listener.names", "", "list"),
     ("inter.broker.listener.name", "", "string"),
     ("controller.quorum.election.timeout.ms", "1000", "int"),
@@ -241,8 +241,12 @@ pub struct ServerConfig {
     pub connections: ConnectionConfig,
     /// `broker.rack`, reported in Metadata and DescribeCluster.
     pub broker_rack: Option<String>,
-    /// `controller.quorum.voters` as (node id, host, port); empty means this node alone.
+    /// `controller.quorum.voters` as (node id, host, port); empty means this node alone,
+    /// or a dynamic quorum when bootstrap servers are set.
     pub controller_quorum_voters: Vec<QuorumVoter>,
+    /// `controller.quorum.bootstrap.servers` (KIP-853) as (host, port): where a node of a
+    /// dynamic quorum (no `controller.quorum.voters`) finds the controllers.
+    pub controller_quorum_bootstrap_servers: Vec<(String, u16)>,
     /// `controller.listener.names`: listeners that carry the quorum's traffic, never
     /// advertised to clients.
     pub controller_listener_names: Vec<String>,
@@ -411,6 +415,29 @@ pub struct QuorumVoter {
     pub node_id: i32,
     pub host: String,
     pub port: u16,
+}
+
+/// Parses `controller.quorum.bootstrap.servers`: `host:port` entries (`[v6]:port`).
+fn bootstrap_servers(value: Option<&str>) -> Result<Vec<(String, u16)>, ConfigError> {
+    const KEY: &str = "controller.quorum.bootstrap.servers";
+    let Some(value) = value.filter(|v| !v.trim().is_empty()) else {
+        return Ok(Vec::new());
+    };
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|entry| {
+            let bad = || ConfigError::invalid(KEY, value, format!("{entry}: expected host:port"));
+            let (host, port) = entry.rsplit_once(':').ok_or_else(bad)?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+            if host.is_empty() {
+                return Err(bad());
+            }
+            Ok((host.to_string(), port))
+        })
+        .collect()
 }
 
 /// Parses `controller.quorum.voters` as Kafka does and checks it against this node: a
@@ -587,6 +614,8 @@ impl ServerConfig {
             is_controller,
             &controller_listener_names,
         )?;
+        let controller_quorum_bootstrap_servers =
+            bootstrap_servers(get("controller.quorum.bootstrap.servers"))?;
         let mut warnings = warnings;
         check_process_roles(
             &props,
@@ -757,6 +786,7 @@ impl ServerConfig {
                 .filter(|r| !r.is_empty())
                 .map(str::to_string),
             controller_quorum_voters,
+            controller_quorum_bootstrap_servers,
             controller_quorum_election_timeout_ms: parse_opt(
                 &props,
                 "controller.quorum.election.timeout.ms",
@@ -882,6 +912,12 @@ impl ServerConfig {
     /// controller listener, which it never advertises to clients).
     pub fn advertised(&self) -> &Endpoint {
         &self.advertised_listeners[0]
+    }
+
+    /// A dynamic quorum (KIP-853): no `controller.quorum.voters`, bootstrap servers set.
+    pub fn is_dynamic_quorum(&self) -> bool {
+        self.controller_quorum_voters.is_empty()
+            && !self.controller_quorum_bootstrap_servers.is_empty()
     }
 
     /// `process.roles` has `broker`: the node registers, hosts replicas, serves clients.
@@ -1201,6 +1237,10 @@ fn check_process_roles(
     voters: &[QuorumVoter],
     warnings: &mut Vec<String>,
 ) -> Result<(), ConfigError> {
+    // A dynamic quorum (KIP-853) finds its voters through bootstrap servers.
+    let dynamic = props
+        .get("controller.quorum.bootstrap.servers")
+        .is_some_and(|v| !v.trim().is_empty());
     const VOTERS_KEY: &str = "controller.quorum.voters";
     const NAMES_KEY: &str = "controller.listener.names";
     let is_broker = roles.iter().any(|r| r == BROKER_ROLE);
@@ -1212,15 +1252,23 @@ fn check_process_roles(
             .any(|l| l.listener_name.eq_ignore_ascii_case(name))
     };
     let roles_value = roles.join(",");
-    if !(is_broker && is_controller) && voters.is_empty() {
+    if !(is_broker && is_controller) && voters.is_empty() && !dynamic {
         return Err(ConfigError::invalid(
             VOTERS_KEY,
             &value(VOTERS_KEY),
             format!(
-                "with process.roles={roles_value}, controller.quorum.voters must contain a \
-                 parseable set of controllers (controller.quorum.bootstrap.servers is not \
-                 supported)"
+                "with process.roles={roles_value}, controller.quorum.voters or \
+                 controller.quorum.bootstrap.servers must contain a parseable set of \
+                 controllers"
             ),
+        ));
+    }
+    if is_controller && voters.is_empty() && dynamic && controller_listener_names.is_empty() {
+        return Err(ConfigError::invalid(
+            NAMES_KEY,
+            &value(NAMES_KEY),
+            "a controller of a dynamic quorum (controller.quorum.bootstrap.servers) is \
+             reached through its controller listener: name one in listeners",
         ));
     }
     if is_broker && !is_controller {

@@ -41,6 +41,18 @@ pub const MAX_RECORDS_PER_USER_OP: usize = 10_000;
 /// timed out is unknown: it may still commit.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How this node takes part in the metadata quorum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuorumRole {
+    /// A controller of a static quorum (`controller.quorum.voters`, or alone).
+    Voter,
+    /// A broker-only node: an openraft learner that never votes.
+    Observer,
+    /// A controller of a dynamic quorum (KIP-853): `voters` are the initial voters
+    /// `storage format` wrote, or none when it joins an existing quorum.
+    DynamicController,
+}
+
 pub struct Controller {
     quorum: MetadataQuorum,
     write_lock: tokio::sync::Mutex<()>,
@@ -54,7 +66,7 @@ impl Controller {
     /// (its writes all answer NOT_CONTROLLER).
     pub async fn start(
         node_id: i32,
-        observer: bool,
+        role: QuorumRole,
         voters: BTreeMap<NodeId, Node>,
         metadata_log: Arc<Log>,
         publisher: Arc<dyn MetadataPublisher>,
@@ -62,26 +74,40 @@ impl Controller {
         config: &QuorumConfig,
     ) -> Result<Controller, BrokerError> {
         let node_id = node_id as NodeId;
-        let quorum = if observer {
-            MetadataQuorum::start_observer_on_log(
-                node_id,
-                voters,
-                metadata_log,
-                publisher,
-                transport,
-                config,
-            )
-            .await
-        } else {
-            MetadataQuorum::start_on_log(
-                node_id,
-                voters,
-                metadata_log,
-                publisher,
-                transport,
-                config,
-            )
-            .await
+        let quorum = match role {
+            QuorumRole::Observer => {
+                MetadataQuorum::start_observer_on_log(
+                    node_id,
+                    voters,
+                    metadata_log,
+                    publisher,
+                    transport,
+                    config,
+                )
+                .await
+            }
+            QuorumRole::Voter => {
+                MetadataQuorum::start_on_log(
+                    node_id,
+                    voters,
+                    metadata_log,
+                    publisher,
+                    transport,
+                    config,
+                )
+                .await
+            }
+            QuorumRole::DynamicController => {
+                MetadataQuorum::start_dynamic_on_log(
+                    node_id,
+                    voters,
+                    metadata_log,
+                    publisher,
+                    transport,
+                    config,
+                )
+                .await
+            }
         }
         .map_err(BrokerError::from)?;
         Ok(Controller {
@@ -100,6 +126,34 @@ impl Controller {
     ) -> Result<(), BrokerError> {
         self.quorum
             .add_observer(broker_id as NodeId, Node::new(host, port))
+            .await
+            .map_err(BrokerError::from)
+    }
+
+    /// On the active controller (KIP-853 AddRaftVoter): make controller `node_id`, reached
+    /// at `node`, a voter once it has caught up, within `timeout`.
+    pub async fn add_voter(
+        &self,
+        node_id: i32,
+        node: Node,
+        timeout: Duration,
+    ) -> Result<(), BrokerError> {
+        self.quorum
+            .add_voter(node_id as NodeId, node, timeout)
+            .await
+            .map_err(BrokerError::from)
+    }
+
+    /// On the active controller (KIP-853 RemoveRaftVoter): `node_id` stops voting; a node
+    /// that is also a registered broker goes on as an observer.
+    pub async fn remove_voter(
+        &self,
+        node_id: i32,
+        directory_id: Option<&str>,
+        keep_as_observer: bool,
+    ) -> Result<(), BrokerError> {
+        self.quorum
+            .remove_voter(node_id as NodeId, directory_id, keep_as_observer)
             .await
             .map_err(BrokerError::from)
     }
@@ -170,6 +224,13 @@ impl From<QuorumError> for BrokerError {
             QuorumError::NotController { leader_id } => BrokerError::NotController {
                 leader_id: leader_id.map(|id| id as i32),
             },
+            QuorumError::DuplicateVoter { .. } => {
+                BrokerError::Refused(kafka_protocol::ResponseError::DuplicateVoter)
+            }
+            QuorumError::VoterNotFound { .. } => {
+                BrokerError::Refused(kafka_protocol::ResponseError::VoterNotFound)
+            }
+            QuorumError::Timeout(_) => BrokerError::MetadataWriteTimeout,
             other => BrokerError::MetadataLog(other.to_string()),
         }
     }
@@ -212,7 +273,7 @@ mod tests {
         let network = moldau_controller::InProcessNetwork::new();
         let controller = Controller::start(
             NODE_ID,
-            false,
+            QuorumRole::Voter,
             voters,
             metadata_log,
             replica_manager.clone(),

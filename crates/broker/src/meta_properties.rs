@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use moldau_storage::Uuid;
+pub use moldau_storage::Uuid;
 
 use crate::config::ServerConfig;
 
@@ -43,6 +43,101 @@ pub enum MetaPropertiesError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// KIP-853 rules for `storage format` of a dynamic quorum, in Kafka's words.
+    #[error("{0}")]
+    InitialControllers(String),
+    /// A node of a dynamic quorum starts only on formatted directories.
+    #[error("a node of a dynamic quorum (controller.quorum.bootstrap.servers, no controller.quorum.voters) must be formatted first: moldau storage format (--standalone, --initial-controllers or --no-initial-controllers for a controller)")]
+    DynamicQuorumUnformatted,
+}
+
+/// One voter of a new dynamic quorum, as `storage format --standalone|--initial-controllers`
+/// names it (`id@host:port:directory-id`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InitialVoter {
+    pub node_id: i32,
+    pub host: String,
+    pub port: u16,
+    pub directory_id: String,
+}
+
+/// Where `storage format` leaves a dynamic quorum's initial voters (Kafka's bootstrap
+/// checkpoint), in the metadata log directory; read at every start, used once.
+pub const INITIAL_VOTERS_FILE: &str = "bootstrap-voters.json";
+
+impl InitialVoter {
+    /// Parses Kafka's `--initial-controllers` value: `id@host:port:directory-id,...`.
+    pub fn parse_list(value: &str) -> Result<Vec<InitialVoter>, MetaPropertiesError> {
+        let bad = |entry: &str| {
+            MetaPropertiesError::InitialControllers(format!(
+                "invalid --initial-controllers entry {entry:?}: expected id@host:port:directory-id"
+            ))
+        };
+        let mut voters: Vec<InitialVoter> = Vec::new();
+        for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (id, rest) = entry.split_once('@').ok_or_else(|| bad(entry))?;
+            let (address, directory_id) = rest.rsplit_once(':').ok_or_else(|| bad(entry))?;
+            let (host, port) = address.rsplit_once(':').ok_or_else(|| bad(entry))?;
+            let node_id: i32 = id
+                .parse()
+                .ok()
+                .filter(|id| *id >= 0)
+                .ok_or_else(|| bad(entry))?;
+            let port: u16 = port
+                .parse()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad(entry))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if host.is_empty() || directory_id.len() != 22 {
+                return Err(bad(entry));
+            }
+            if voters.iter().any(|v| v.node_id == node_id) {
+                return Err(MetaPropertiesError::InitialControllers(format!(
+                    "node id {node_id} appears twice in --initial-controllers"
+                )));
+            }
+            voters.push(InitialVoter {
+                node_id,
+                host: host.to_string(),
+                port,
+                directory_id: directory_id.to_string(),
+            });
+        }
+        if voters.is_empty() {
+            return Err(bad(value));
+        }
+        Ok(voters)
+    }
+
+    /// The initial voters `storage format` wrote into `metadata_log_dir`, if any.
+    pub fn read(metadata_log_dir: &Path) -> Result<Vec<InitialVoter>, MetaPropertiesError> {
+        let path = metadata_log_dir.join(INITIAL_VOTERS_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| MetaPropertiesError::Unreadable {
+                    path,
+                    why: e.to_string(),
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(source) => Err(MetaPropertiesError::Io { path, source }),
+        }
+    }
+}
+
+/// How `storage format` sets up a controller of a dynamic quorum (Kafka's three flags).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum InitialControllers {
+    /// No flag: a static quorum (`controller.quorum.voters`) or a broker-only node.
+    #[default]
+    None,
+    /// `--standalone`: this controller alone is the first voter.
+    Standalone,
+    /// `--initial-controllers`: these are the first voters.
+    List(Vec<InitialVoter>),
+    /// `--no-initial-controllers`: this controller joins an existing quorum.
+    Join,
 }
 
 /// The contents of one directory's `meta.properties`.
@@ -147,6 +242,15 @@ impl MetaProperties {
 }
 
 /// A new random id in Kafka's text form (what `kafka-storage random-uuid` prints).
+/// A UUID as Kafka writes it (22 characters of URL-safe base64: cluster and directory ids).
+pub fn parse_base64_uuid(text: &str) -> Option<Uuid> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()?;
+    Uuid::from_slice(&bytes).ok()
+}
+
 pub fn random_uuid() -> String {
     // As Kafka's Uuid.randomUuid: never one whose text starts with '-', which a command
     // line would take for a flag (`storage format -t -Sx...`).
@@ -223,8 +327,10 @@ pub fn format(
     config: &ServerConfig,
     cluster_id: &str,
     ignore_formatted: bool,
+    initial: &InitialControllers,
 ) -> Result<Vec<(PathBuf, FormatOutcome)>, MetaPropertiesError> {
     validate_cluster_id(cluster_id)?;
+    check_initial_controllers(config, initial)?;
     let dirs = data_dirs(config);
     let mut plan = Vec::with_capacity(dirs.len());
     for dir in dirs {
@@ -240,10 +346,98 @@ pub fn format(
             outcomes.push((dir, FormatOutcome::Skipped));
             continue;
         }
-        MetaProperties::new_dir(cluster_id, config.node_id).write(&dir)?;
+        let meta = MetaProperties::new_dir(cluster_id, config.node_id);
+        // The voters first: a directory without meta.properties is not formatted yet, so
+        // a crash in between leaves it to format again.
+        if dir == config.metadata_log_dir {
+            write_initial_voters(config, &dir, &meta, initial)?;
+        }
+        meta.write(&dir)?;
         outcomes.push((dir, FormatOutcome::Formatted));
     }
     Ok(outcomes)
+}
+
+/// Kafka's rules: a controller of a dynamic quorum takes exactly one of the three flags;
+/// a static quorum's nodes and broker-only nodes take none of the first two; an
+/// `--initial-controllers` list names this controller.
+fn check_initial_controllers(
+    config: &ServerConfig,
+    initial: &InitialControllers,
+) -> Result<(), MetaPropertiesError> {
+    let fail = |why: &str| Err(MetaPropertiesError::InitialControllers(why.to_string()));
+    let dynamic = config.controller_quorum_voters.is_empty()
+        && !config.controller_quorum_bootstrap_servers.is_empty();
+    match initial {
+        InitialControllers::None if config.is_controller() && dynamic => fail(
+            "Because controller.quorum.voters is not set on this controller, you must specify \
+             one of the following: --standalone, --initial-controllers, or \
+             --no-initial-controllers.",
+        ),
+        InitialControllers::None | InitialControllers::Join => Ok(()),
+        _ if !config.controller_quorum_voters.is_empty() => fail(
+            "You cannot specify --standalone or --initial-controllers when \
+             controller.quorum.voters is set (a static quorum)",
+        ),
+        _ if !config.is_controller() => fail(
+            "You can only specify --standalone or --initial-controllers for a node with the \
+             controller role",
+        ),
+        InitialControllers::List(voters) if !voters.iter().any(|v| v.node_id == config.node_id) => {
+            fail("--initial-controllers must include this controller's node.id")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Writes the initial voters into the metadata log directory: `--standalone` names this
+/// node at its first controller listener with the directory's own id.
+fn write_initial_voters(
+    config: &ServerConfig,
+    dir: &Path,
+    meta: &MetaProperties,
+    initial: &InitialControllers,
+) -> Result<(), MetaPropertiesError> {
+    let voters = match initial {
+        InitialControllers::None | InitialControllers::Join => return Ok(()),
+        InitialControllers::List(voters) => voters.clone(),
+        InitialControllers::Standalone => {
+            let listener = config
+                .controller_listener_names
+                .first()
+                .and_then(|name| {
+                    config
+                        .advertised_listeners
+                        .iter()
+                        .chain(&config.listeners)
+                        .find(|l| l.listener_name.eq_ignore_ascii_case(name))
+                })
+                .filter(|l| !l.host.is_empty() && l.port != 0)
+                .ok_or_else(|| {
+                    MetaPropertiesError::InitialControllers(
+                        "--standalone needs a controller listener with a host and a port \
+                         (controller.listener.names, listeners)"
+                            .into(),
+                    )
+                })?;
+            vec![InitialVoter {
+                node_id: config.node_id,
+                host: listener.host.clone(),
+                port: listener.port,
+                directory_id: meta.directory_id.clone().unwrap_or_default(),
+            }]
+        }
+    };
+    let path = dir.join(INITIAL_VOTERS_FILE);
+    let io = |source| MetaPropertiesError::Io {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let bytes = serde_json::to_vec(&voters).expect("voters serialize");
+    let file = std::fs::File::create(&path).map_err(io)?;
+    std::io::Write::write_all(&mut &file, &bytes).map_err(io)?;
+    file.sync_all().map_err(io)
 }
 
 /// At start: the cluster id every formatted directory agrees on, after checking each one's
@@ -283,8 +477,11 @@ pub fn ensure_formatted(config: &ServerConfig) -> Result<String, MetaPropertiesE
             None => agreed = Some((meta.cluster_id, path)),
         }
     }
+    let dynamic = config.controller_quorum_voters.is_empty()
+        && !config.controller_quorum_bootstrap_servers.is_empty();
     let cluster_id = match agreed {
         Some((id, _)) => id,
+        None if dynamic => return Err(MetaPropertiesError::DynamicQuorumUnformatted),
         None if config.controller_quorum_voters.len() > 1
             || !(config.is_broker() && config.is_controller()) =>
         {
@@ -335,7 +532,7 @@ mod tests {
         let (logs, meta) = (tmp.path().join("logs"), tmp.path().join("meta"));
         let c = config(&logs, Some(&meta), 3);
         let id = random_uuid();
-        let outcomes = format(&c, &id, false).unwrap();
+        let outcomes = format(&c, &id, false, &InitialControllers::None).unwrap();
         assert_eq!(outcomes.len(), 2);
         let written = MetaProperties::read(&logs).unwrap().unwrap();
         assert_eq!(
@@ -348,12 +545,14 @@ mod tests {
             MetaProperties::read(&meta).unwrap().unwrap().directory_id
         );
         // A second format refuses, naming the directory; --ignore-formatted skips.
-        let err = format(&c, &random_uuid(), false).unwrap_err().to_string();
+        let err = format(&c, &random_uuid(), false, &InitialControllers::None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("already formatted"), "{err}");
-        let outcomes = format(&c, &random_uuid(), true).unwrap();
+        let outcomes = format(&c, &random_uuid(), true, &InitialControllers::None).unwrap();
         assert!(outcomes.iter().all(|(_, o)| *o == FormatOutcome::Skipped));
         assert_eq!(ensure_formatted(&c).unwrap(), id);
-        assert!(format(&c, "not-a-uuid", true).is_err());
+        assert!(format(&c, "not-a-uuid", true, &InitialControllers::None).is_err());
     }
 
     #[test]

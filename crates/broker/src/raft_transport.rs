@@ -140,8 +140,11 @@ impl TcpControllerTransport {
                 entries_hint: fits.max(1),
             });
         }
+        // A controller of a dynamic quorum is at the controller listener its membership
+        // entry names (a learner about to vote too); an observer where it registered now.
         let addr = self
             .voter_addr(target)
+            .or_else(|| node.controller.then(|| node.to_string()))
             .or_else(|| self.broker_addr(target))
             .unwrap_or_else(|| node.to_string());
         let answer = self
@@ -172,9 +175,29 @@ impl TcpControllerTransport {
         self.last_append_ack_ms.read().get(&node_id).copied()
     }
 
-    /// Where voter `node_id` listens for controller traffic (its controller listener).
+    /// Where voter `node_id` listens for controller traffic (its controller listener): from
+    /// `controller.quorum.voters`, or, in a dynamic quorum, from the membership.
     pub fn voter_addr(&self, node_id: NodeId) -> Option<String> {
-        self.voters.get(&node_id).map(Node::to_string)
+        if let Some(node) = self.voters.get(&node_id) {
+            return Some(node.to_string());
+        }
+        self.membership_voters()
+            .into_iter()
+            .find(|(id, _)| *id == node_id)
+            .map(|(_, node)| node.to_string())
+    }
+
+    /// The voters of the membership this node's Raft knows, with their addresses.
+    fn membership_voters(&self) -> Vec<(NodeId, Node)> {
+        let Some(raft) = self.raft.read().clone() else {
+            return Vec::new();
+        };
+        let metrics = raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        membership
+            .voter_ids()
+            .filter_map(|id| Some((id, membership.get_node(&id)?.clone())))
+            .collect()
     }
 
     /// Follows `image` for the addresses of observers (see [`Self::broker_addr`]).
@@ -182,14 +205,22 @@ impl TcpControllerTransport {
         *self.image.write() = Some(image);
     }
 
-    /// Whether `node_id` is one of the configured voters.
+    /// Whether `node_id` is a voter: configured, or in the membership (a dynamic quorum).
     pub fn is_voter(&self, node_id: NodeId) -> bool {
         self.voters.contains_key(&node_id)
+            || self
+                .membership_voters()
+                .iter()
+                .any(|(id, _)| *id == node_id)
     }
 
-    /// The configured voters' ids.
+    /// The voters' ids: the configured ones and those of the membership.
     pub fn voter_ids(&self) -> Vec<NodeId> {
-        self.voters.keys().copied().collect()
+        let mut ids: Vec<NodeId> = self.voters.keys().copied().collect();
+        ids.extend(self.membership_voters().into_iter().map(|(id, _)| id));
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
     /// Where broker `node_id` registered its `inter.broker.listener.name` listener, from

@@ -14,10 +14,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Endpoint, ServerConfig};
-use crate::controller::{Controller, METADATA_TOPIC};
+use crate::controller::{Controller, QuorumRole, METADATA_TOPIC};
 use crate::error::BrokerError;
 use crate::handlers::broker_registration::BrokerRegistration;
 use crate::inter_broker::InterBrokerClient;
+use crate::meta_properties::InitialVoter;
 use crate::network::NetworkLimits;
 use crate::raft_transport::TcpControllerTransport;
 use crate::replica_manager::ReplicaManager;
@@ -113,7 +114,7 @@ impl Broker {
             })
             .collect();
 
-        let voters = quorum_voters(&config, &listeners, &is_controller_listener);
+        let voters = quorum_voters(&config, &listeners, &is_controller_listener)?;
         let inter_broker = Arc::new(InterBrokerClient::new(
             config.node_id,
             config.socket_request_max_bytes as usize,
@@ -134,9 +135,16 @@ impl Broker {
             metadata_log_max_snapshot_interval_ms: config.metadata_log_max_snapshot_interval_ms,
             ..QuorumConfig::default()
         };
+        let role = if !is_controller {
+            QuorumRole::Observer
+        } else if config.is_dynamic_quorum() {
+            QuorumRole::DynamicController
+        } else {
+            QuorumRole::Voter
+        };
         let controller = Controller::start(
             config.node_id,
-            !is_controller,
+            role,
             voters.clone(),
             metadata_log,
             replica_manager.clone(),
@@ -184,6 +192,10 @@ impl Broker {
             // An observer catches up through its broker listener (the active controller
             // replicates to where it registers); clients wait for `enable_clients`.
             serve(client_listeners.take().unwrap_or_default(), false);
+        }
+        if role == QuorumRole::DynamicController {
+            // Not awaited: it ends once the active controller replicates to this node.
+            tokio::spawn(register_controller(state.clone()));
         }
         if is_broker {
             register_broker(&state).await?;
@@ -403,7 +415,19 @@ fn quorum_voters(
     config: &ServerConfig,
     listeners: &[(Endpoint, SocketAddr, TcpListener)],
     is_controller_listener: &dyn Fn(&Endpoint) -> bool,
-) -> BTreeMap<NodeId, Node> {
+) -> Result<BTreeMap<NodeId, Node>, BrokerError> {
+    if config.is_dynamic_quorum() {
+        // KIP-853: the initial voters `storage format` wrote (none on a joining node or a
+        // broker-only one); after the first start the log's membership rules.
+        let voters = InitialVoter::read(&config.metadata_log_dir)?;
+        return Ok(voters
+            .into_iter()
+            .map(|v| {
+                let node = Node::controller(v.host, v.port, Some(v.directory_id));
+                (v.node_id as NodeId, node)
+            })
+            .collect());
+    }
     if config.controller_quorum_voters.is_empty() {
         let addr = listeners
             .iter()
@@ -411,13 +435,13 @@ fn quorum_voters(
             .unwrap_or(&listeners[0])
             .1;
         let node = Node::new(addr.ip().to_string(), addr.port());
-        return [(config.node_id as NodeId, node)].into();
+        return Ok([(config.node_id as NodeId, node)].into());
     }
-    config
+    Ok(config
         .controller_quorum_voters
         .iter()
         .map(|v| (v.node_id as NodeId, Node::new(v.host.clone(), v.port)))
-        .collect()
+        .collect())
 }
 
 /// How long a node waits between two tries to register with the active controller.
@@ -450,7 +474,7 @@ async fn register_broker(state: &BrokerState) -> Result<(), BrokerError> {
         rack: state.config.broker_rack.clone(),
     };
     let observer = state.controller.quorum().is_observer();
-    let voter_ids = state.raft_transport.voter_ids();
+    let controllers = controller_addresses(state);
     let started = Instant::now();
     let mut last_report = started;
     let mut attempt = 0usize;
@@ -477,11 +501,14 @@ async fn register_broker(state: &BrokerState) -> Result<(), BrokerError> {
                 }
             }
             Some(leader) if !observer || attempt.is_multiple_of(2) => {
-                register_remotely(state, &registration, leader).await?
+                match state.raft_transport.voter_addr(leader as NodeId) {
+                    Some(addr) => register_remotely(state, &registration, &addr).await?,
+                    None => Err(format!("no address for the active controller {leader}")),
+                }
             }
-            _ if observer && !voter_ids.is_empty() => {
-                let voter = voter_ids[attempt % voter_ids.len()] as i32;
-                register_remotely(state, &registration, voter).await?
+            _ if observer && !controllers.is_empty() => {
+                let addr = &controllers[attempt % controllers.len()];
+                register_remotely(state, &registration, addr).await?
             }
             _ => Err("no active controller yet".to_string()),
         };
@@ -522,12 +549,12 @@ async fn wait_until_registered(state: &BrokerState, registration: &BrokerRegistr
     matches!(waited, Ok(Ok(_)))
 }
 
-/// One BrokerRegistration to voter `leader` (the active controller, or a voter that may
-/// be). `Ok(Err(reason))`: try again; `Err`: this node must not start (another cluster).
+/// One BrokerRegistration to the controller at `addr` (the active controller, or one that
+/// may be). `Ok(Err(reason))`: try again; `Err`: this node must not start (another cluster).
 async fn register_remotely(
     state: &BrokerState,
     registration: &BrokerRegistration,
-    leader: i32,
+    addr: &str,
 ) -> Result<Result<(), String>, BrokerError> {
     use kafka_protocol::messages::broker_registration_request::Listener;
     use kafka_protocol::messages::{BrokerId, BrokerRegistrationRequest};
@@ -552,23 +579,103 @@ async fn register_remotely(
                 .collect(),
         );
     let response = match state
-        .send_to_voter(leader, &request, 1, REGISTRATION_RPC_TIMEOUT)
+        .inter_broker
+        .send(addr, &request, 1, REGISTRATION_RPC_TIMEOUT)
         .await
     {
         Ok(response) => response,
-        Err(reason) => return Ok(Err(reason)),
+        Err(e) => return Ok(Err(e.to_string())),
     };
     match kafka_protocol::ResponseError::try_from_code(response.error_code) {
         None => Ok(Ok(())),
         Some(kafka_protocol::ResponseError::InconsistentClusterId) => {
             Err(BrokerError::InconsistentClusterId {
                 ours: state.cluster_id.clone(),
-                controller: format!("the active controller (node {leader})"),
+                controller: format!("the controller at {addr}"),
             })
         }
-        Some(error) => Ok(Err(format!(
-            "the active controller (node {leader}) answered {error:?}"
-        ))),
+        Some(error) => Ok(Err(format!("the controller at {addr} answered {error:?}"))),
+    }
+}
+
+/// Where the controllers may be reached: the voters this node knows of, and the bootstrap
+/// servers of a dynamic quorum (which name no ids).
+fn controller_addresses(state: &BrokerState) -> Vec<String> {
+    let transport = &state.raft_transport;
+    let mut addrs: Vec<String> = transport
+        .voter_ids()
+        .into_iter()
+        .filter_map(|id| transport.voter_addr(id))
+        .collect();
+    for (host, port) in &state.config.controller_quorum_bootstrap_servers {
+        let addr = format!("{host}:{port}");
+        if !addrs.contains(&addr) {
+            addrs.push(addr);
+        }
+    }
+    addrs
+}
+
+/// A controller of a dynamic quorum that is not a voter yet (formatted to join) registers
+/// with the active controller (ControllerRegistration, through the bootstrap servers in
+/// turn), which then replicates the metadata log to it; AddRaftVoter makes it a voter.
+/// Ends once registered, or once it is a voter.
+async fn register_controller(state: Arc<BrokerState>) {
+    use kafka_protocol::messages::controller_registration_request::Listener;
+    use kafka_protocol::messages::ControllerRegistrationRequest;
+    use kafka_protocol::protocol::StrBytes;
+    const PLAINTEXT: i16 = 0;
+    let Some(listener) = state
+        .config
+        .controller_listener_names
+        .first()
+        .and_then(|name| {
+            state
+                .config
+                .advertised_listeners
+                .iter()
+                .chain(&state.config.listeners)
+                .find(|l| l.listener_name.eq_ignore_ascii_case(name))
+        })
+        .cloned()
+    else {
+        return;
+    };
+    let request = ControllerRegistrationRequest::default()
+        .with_controller_id(state.node_id)
+        .with_incarnation_id(Uuid::new_v4())
+        .with_listeners(vec![Listener::default()
+            .with_name(StrBytes::from_string(
+                listener.listener_name.to_ascii_uppercase(),
+            ))
+            .with_host(StrBytes::from_string(listener.host.clone()))
+            .with_port(listener.port)
+            .with_security_protocol(PLAINTEXT)]);
+    let mut attempt = 0usize;
+    loop {
+        if state.raft_transport.is_voter(state.node_id as NodeId) {
+            return;
+        }
+        let addrs = controller_addresses(&state);
+        if !addrs.is_empty() {
+            let addr = &addrs[attempt % addrs.len()];
+            attempt = attempt.wrapping_add(1);
+            match state
+                .inter_broker
+                .send(addr, &request, 0, REGISTRATION_RPC_TIMEOUT)
+                .await
+            {
+                Ok(response) if response.error_code == 0 => {
+                    tracing::info!(%addr, "registered as a controller with the active controller");
+                    return;
+                }
+                Ok(response) => {
+                    tracing::debug!(%addr, code = response.error_code, "controller registration refused")
+                }
+                Err(e) => tracing::debug!(%addr, %e, "controller registration not answered"),
+            }
+        }
+        tokio::time::sleep(REGISTRATION_RETRY).await;
     }
 }
 

@@ -20,6 +20,39 @@ use crate::Failure;
 pub enum MetadataQuorumCommand {
     /// Show the quorum's status (--status) or each voter's replication (--replication).
     Describe(DescribeArgs),
+    /// Make a controller a voter of a dynamic quorum (AddRaftVoter, KIP-853): the one the
+    /// config file describes (node.id, controller listener, metadata log dir's directory.id).
+    AddController(AddControllerArgs),
+    /// Remove a voter from a dynamic quorum (RemoveRaftVoter, KIP-853).
+    RemoveController(RemoveControllerArgs),
+}
+
+#[derive(Args)]
+pub struct AddControllerArgs {
+    /// The server config of the controller to add, as kafka-metadata-quorum's
+    /// --command-config.
+    #[arg(long, value_name = "FILE")]
+    command_config: std::path::PathBuf,
+    /// Ask the controllers directly (their controller listeners, comma separated).
+    #[arg(long, value_name = "HOST:PORT")]
+    bootstrap_controller: Option<String>,
+    #[command(flatten)]
+    conn: ConnectArgs,
+}
+
+#[derive(Args)]
+pub struct RemoveControllerArgs {
+    /// The voter's node id.
+    #[arg(long)]
+    controller_id: i32,
+    /// The voter's metadata log directory id (its meta.properties directory.id).
+    #[arg(long, value_name = "ID")]
+    controller_directory_id: String,
+    /// Ask the controllers directly (their controller listeners, comma separated).
+    #[arg(long, value_name = "HOST:PORT")]
+    bootstrap_controller: Option<String>,
+    #[command(flatten)]
+    conn: ConnectArgs,
 }
 
 #[derive(Args)]
@@ -64,9 +97,135 @@ struct Replica {
 }
 
 pub fn run(cmd: MetadataQuorumCommand) -> Result<(), Failure> {
-    let MetadataQuorumCommand::Describe(args) = cmd;
-    let conn = args.conn.clone();
-    run_wire(&conn, |settings| describe(args, settings))
+    match cmd {
+        MetadataQuorumCommand::Describe(args) => {
+            let conn = args.conn.clone();
+            run_wire(&conn, |settings| describe(args, settings))
+        }
+        MetadataQuorumCommand::AddController(args) => {
+            let conn = args.conn.clone();
+            run_wire(&conn, |settings| add_controller(args, settings))
+        }
+        MetadataQuorumCommand::RemoveController(args) => {
+            let conn = args.conn.clone();
+            run_wire(&conn, |settings| remove_controller(args, settings))
+        }
+    }
+}
+
+/// A connection that reaches the active controller: a broker (which forwards), or with
+/// `--bootstrap-controller` the active controller itself, found through DescribeCluster's
+/// CONTROLLER endpoints.
+async fn to_active_controller(
+    conn: &ConnectArgs,
+    bootstrap_controller: Option<&str>,
+    settings: ClientSettings,
+) -> anyhow::Result<Connection> {
+    let Some(controllers) = bootstrap_controller else {
+        let mut cluster = connect(conn, settings.clone()).await?;
+        let addr = cluster.bootstrap().addr().to_string();
+        return Ok(Connection::open(&addr, &settings).await?);
+    };
+    let mut any = open_first(controllers, &settings).await?;
+    let cluster = any
+        .send(&DescribeClusterRequest::default().with_endpoint_type(2))
+        .await
+        .map_err(|e| anyhow!("cannot describe the controllers: {e}"))?;
+    check(cluster.error_code, cluster.error_message.as_ref())
+        .map_err(|e| anyhow!("cannot describe the controllers: {e}"))?;
+    let leader = cluster
+        .brokers
+        .iter()
+        .find(|b| b.broker_id == cluster.controller_id)
+        .ok_or_else(|| anyhow!("the controllers know of no active controller yet"))?;
+    Ok(Connection::open(&format!("{}:{}", leader.host, leader.port), &settings).await?)
+}
+
+async fn add_controller(args: AddControllerArgs, settings: ClientSettings) -> anyhow::Result<()> {
+    use kafka_protocol::messages::add_raft_voter_request::Listener;
+    use kafka_protocol::messages::AddRaftVoterRequest;
+    let (config, _) = moldau_broker::ServerConfig::load(Some(&args.command_config), &[])
+        .map_err(|e| anyhow!("{}: {e}", args.command_config.display()))?;
+    if !config.is_controller() {
+        return Err(anyhow!(
+            "{}: process.roles has no controller role",
+            args.command_config.display()
+        ));
+    }
+    let name = config
+        .controller_listener_names
+        .first()
+        .ok_or_else(|| anyhow!("controller.listener.names is empty"))?;
+    let listener = config
+        .advertised_listeners
+        .iter()
+        .chain(&config.listeners)
+        .find(|l| l.listener_name.eq_ignore_ascii_case(name))
+        .filter(|l| !l.host.is_empty() && l.port != 0)
+        .ok_or_else(|| anyhow!("no controller listener {name} with a host and a port"))?;
+    let meta = moldau_broker::meta_properties::MetaProperties::read(&config.metadata_log_dir)
+        .map_err(|e| anyhow!(e))?
+        .ok_or_else(|| {
+            anyhow!(
+                "{} is not formatted (moldau storage format --no-initial-controllers)",
+                config.metadata_log_dir.display()
+            )
+        })?;
+    let directory_id = meta
+        .directory_id
+        .ok_or_else(|| anyhow!("meta.properties has no directory.id"))?;
+    let request = AddRaftVoterRequest::default()
+        .with_cluster_id(Some(StrBytes::from_string(meta.cluster_id.clone())))
+        .with_timeout_ms(args.conn.request_timeout_ms.min(i32::MAX as u64) as i32)
+        .with_voter_id(config.node_id)
+        .with_voter_directory_id(parse_directory_id(&directory_id)?)
+        .with_listeners(vec![Listener::default()
+            .with_name(StrBytes::from_string(name.clone()))
+            .with_host(StrBytes::from_string(listener.host.clone()))
+            .with_port(listener.port)]);
+    let mut connection =
+        to_active_controller(&args.conn, args.bootstrap_controller.as_deref(), settings).await?;
+    let response = connection
+        .send(&request)
+        .await
+        .map_err(|e| explain(&args.conn, "cannot add the controller", e))?;
+    check(response.error_code, response.error_message.as_ref())
+        .map_err(|e| anyhow!("cannot add controller {}: {e}", config.node_id))?;
+    println!(
+        "Added controller {} with directory id {directory_id} and endpoints: {name}://{}:{}",
+        config.node_id, listener.host, listener.port
+    );
+    Ok(())
+}
+
+async fn remove_controller(
+    args: RemoveControllerArgs,
+    settings: ClientSettings,
+) -> anyhow::Result<()> {
+    use kafka_protocol::messages::RemoveRaftVoterRequest;
+    let request = RemoveRaftVoterRequest::default()
+        .with_voter_id(args.controller_id)
+        .with_voter_directory_id(parse_directory_id(&args.controller_directory_id)?);
+    let mut connection =
+        to_active_controller(&args.conn, args.bootstrap_controller.as_deref(), settings).await?;
+    let response = connection
+        .send(&request)
+        .await
+        .map_err(|e| explain(&args.conn, "cannot remove the controller", e))?;
+    check(response.error_code, response.error_message.as_ref())
+        .map_err(|e| anyhow!("cannot remove controller {}: {e}", args.controller_id))?;
+    println!(
+        "Removed KRaft controller {} with directory id {}",
+        args.controller_id, args.controller_directory_id
+    );
+    Ok(())
+}
+
+/// A directory id as meta.properties writes it (22 characters of URL-safe base64).
+fn parse_directory_id(id: &str) -> anyhow::Result<moldau_broker::meta_properties::Uuid> {
+    moldau_broker::meta_properties::parse_base64_uuid(id).ok_or_else(|| {
+        anyhow!("invalid directory id {id:?}: expected 22 characters of URL-safe base64")
+    })
 }
 
 async fn describe(args: DescribeArgs, settings: ClientSettings) -> anyhow::Result<()> {

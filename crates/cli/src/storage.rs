@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use moldau_broker::meta_properties::{self, FormatOutcome, MetaProperties};
+use moldau_broker::meta_properties::{
+    self, FormatOutcome, InitialControllers, InitialVoter, MetaProperties,
+};
 use moldau_broker::ServerConfig;
 
 use crate::args::{parse_key_value, KeyValue};
@@ -42,6 +44,18 @@ pub struct FormatArgs {
     /// Skip directories that are already formatted instead of failing.
     #[arg(long, short = 'g')]
     ignore_formatted: bool,
+    /// A dynamic quorum (controller.quorum.bootstrap.servers) whose only first voter is
+    /// this controller.
+    #[arg(long, short = 's', group = "initial")]
+    standalone: bool,
+    /// A dynamic quorum's first voters: id@host:port:directory-id,... (this controller
+    /// among them).
+    #[arg(long, short = 'I', value_name = "VOTERS", group = "initial")]
+    initial_controllers: Option<String>,
+    /// A controller that joins an existing dynamic quorum (added later with
+    /// `moldau metadata-quorum add-controller`).
+    #[arg(long, short = 'N', group = "initial")]
+    no_initial_controllers: bool,
 }
 
 pub fn run(command: StorageCommand) -> Result<(), Failure> {
@@ -52,8 +66,17 @@ pub fn run(command: StorageCommand) -> Result<(), Failure> {
         }
         StorageCommand::Format(args) => {
             let config = load(&args.config)?;
+            let initial = if args.standalone {
+                InitialControllers::Standalone
+            } else if let Some(voters) = &args.initial_controllers {
+                InitialControllers::List(InitialVoter::parse_list(voters).map_err(|e| anyhow!(e))?)
+            } else if args.no_initial_controllers {
+                InitialControllers::Join
+            } else {
+                InitialControllers::None
+            };
             let outcomes =
-                meta_properties::format(&config, &args.cluster_id, args.ignore_formatted)
+                meta_properties::format(&config, &args.cluster_id, args.ignore_formatted, &initial)
                     .map_err(|e| anyhow!(e))?;
             for (dir, outcome) in outcomes {
                 match outcome {

@@ -110,6 +110,14 @@ pub enum QuorumError {
     /// The Raft core stopped (storage failure or shutdown): this node writes nothing more.
     #[error("metadata quorum stopped: {0}")]
     Stopped(String),
+    /// AddRaftVoter of a voter (Kafka's DUPLICATE_VOTER).
+    #[error("node {node_id} is already a voter")]
+    DuplicateVoter { node_id: NodeId },
+    /// RemoveRaftVoter of a node that is no voter (Kafka's VOTER_NOT_FOUND).
+    #[error("node {node_id} is not a voter (with that directory id)")]
+    VoterNotFound { node_id: NodeId },
+    #[error("{0}")]
+    Timeout(String),
     #[error("metadata quorum: {0}")]
     Raft(String),
 }
@@ -251,6 +259,34 @@ impl MetadataQuorum {
         .await
     }
 
+    /// Starts this controller in a dynamic quorum (KIP-853, `controller.quorum.bootstrap.
+    /// servers`): `initial_voters` are the voters `storage format` wrote (`--standalone` or
+    /// `--initial-controllers`; the lowest of them initializes a fresh quorum), or none
+    /// (`--no-initial-controllers`): the node then waits, uninitialized, until the active
+    /// controller adds it (AddRaftVoter). After the first start the log's membership says
+    /// who the voters are.
+    pub async fn start_dynamic_on_log(
+        node_id: NodeId,
+        initial_voters: BTreeMap<NodeId, Node>,
+        metadata_log: Arc<Log>,
+        publisher: Arc<dyn MetadataPublisher>,
+        transport: Arc<dyn ControllerTransport>,
+        config: &QuorumConfig,
+    ) -> Result<MetadataQuorum, QuorumError> {
+        let (log_store, state_machine) =
+            open_log(node_id, &initial_voters, metadata_log, publisher)?;
+        Self::start_with(
+            node_id,
+            initial_voters,
+            false,
+            log_store,
+            state_machine,
+            transport,
+            config,
+        )
+        .await
+    }
+
     /// Starts this node as an observer of the quorum (Kafka's broker-only node): an
     /// openraft learner on `metadata_log` that never votes nor stands for election. It
     /// receives the committed log once the active controller adds it
@@ -264,7 +300,7 @@ impl MetadataQuorum {
         transport: Arc<dyn ControllerTransport>,
         config: &QuorumConfig,
     ) -> Result<MetadataQuorum, QuorumError> {
-        if voters.contains_key(&node_id) || voters.is_empty() {
+        if voters.contains_key(&node_id) {
             return Err(QuorumError::IsAVoter {
                 node_id,
                 voters: voters.keys().copied().collect(),
@@ -391,12 +427,115 @@ impl MetadataQuorum {
             }
             Ok(match membership.get_node(&node_id) {
                 Some(known) if *known == node => None,
+                // A controller about to vote (a combined node of a dynamic quorum) is
+                // replicated to at its controller listener, not where it registered.
+                Some(known) if known.controller => None,
                 // A restarted broker may be elsewhere: replace a learner's address.
                 Some(_) => Some(ChangeMembers::SetNodes([(node_id, node.clone())].into())),
                 None => Some(ChangeMembers::AddNodes([(node_id, node.clone())].into())),
             })
         })
         .await
+    }
+
+    /// KIP-853 AddRaftVoter: makes `node_id`, reached at `node` (its controller listener),
+    /// a voter: first a learner that catches up with the log (within `timeout`), then a
+    /// voter in a joint change. `DuplicateVoter` if it is one already.
+    pub async fn add_voter(
+        &self,
+        node_id: NodeId,
+        node: Node,
+        timeout: std::time::Duration,
+    ) -> Result<(), QuorumError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        // A learner elsewhere (a combined node observing on its broker listener) is
+        // reached at its controller listener from now on.
+        self.change_membership(node_id, |membership| {
+            if membership.voter_ids().any(|id| id == node_id) {
+                return Err(QuorumError::DuplicateVoter { node_id });
+            }
+            Ok(match membership.get_node(&node_id) {
+                Some(known) if *known == node => None,
+                Some(_) => Some(ChangeMembers::SetNodes([(node_id, node.clone())].into())),
+                None => Some(ChangeMembers::AddNodes([(node_id, node.clone())].into())),
+            })
+        })
+        .await?;
+        self.wait_caught_up(node_id, deadline).await?;
+        self.change_membership(node_id, |membership| {
+            Ok((!membership.voter_ids().any(|id| id == node_id))
+                .then(|| ChangeMembers::AddVoterIds([node_id].into())))
+        })
+        .await
+    }
+
+    /// KIP-853 RemoveRaftVoter: `node_id` stops being a voter; it stays a learner when
+    /// `keep_as_observer` (a combined node goes on as a broker). `VoterNotFound` if it is
+    /// no voter (or one of another directory).
+    pub async fn remove_voter(
+        &self,
+        node_id: NodeId,
+        directory_id: Option<&str>,
+        keep_as_observer: bool,
+    ) -> Result<(), QuorumError> {
+        self.change_membership(node_id, |membership| {
+            let voter = membership.voter_ids().any(|id| id == node_id);
+            let same_dir = match (directory_id, membership.get_node(&node_id)) {
+                (Some(wanted), Some(node)) => {
+                    node.directory_id.as_deref().is_none_or(|dir| dir == wanted)
+                }
+                _ => true,
+            };
+            if !voter || !same_dir {
+                return Err(QuorumError::VoterNotFound { node_id });
+            }
+            if membership.voter_ids().count() == 1 {
+                return Err(QuorumError::Raft(
+                    "cannot remove the only voter of the metadata quorum".into(),
+                ));
+            }
+            Ok(Some(ChangeMembers::RemoveVoters([node_id].into())))
+        })
+        .await?;
+        if !keep_as_observer {
+            self.remove_observer(node_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until learner `node_id` holds everything committed when the wait began.
+    async fn wait_caught_up(
+        &self,
+        node_id: NodeId,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), QuorumError> {
+        let mut metrics = self.raft.metrics();
+        let target = metrics.borrow().last_applied.map(|l| l.index);
+        loop {
+            let caught_up = {
+                let m = metrics.borrow_and_update();
+                if m.current_leader != Some(self.node_id) {
+                    return Err(QuorumError::NotController {
+                        leader_id: m.current_leader,
+                    });
+                }
+                m.replication
+                    .as_ref()
+                    .and_then(|r| r.get(&node_id))
+                    .is_some_and(|matched| matched.map(|l| l.index) >= target)
+            };
+            if caught_up {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, metrics.changed())
+                .await
+                .is_err()
+            {
+                return Err(QuorumError::Timeout(format!(
+                    "node {node_id} did not catch up with the metadata log in time"
+                )));
+            }
+        }
     }
 
     /// Stops replicating to observer `node_id` and drops it from the membership (the
@@ -434,7 +573,11 @@ impl MetadataQuorum {
             let Some(change) = decide(metrics.membership_config.membership())? else {
                 return Ok(());
             };
-            tracing::info!(node_id, ?change, "changing the metadata quorum's observers");
+            tracing::info!(
+                node_id,
+                ?change,
+                "changing the metadata quorum's membership"
+            );
             let outcome =
                 tokio::time::timeout_at(deadline, self.raft.change_membership(change, true))
                     .await

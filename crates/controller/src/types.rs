@@ -13,12 +13,21 @@ pub type NodeId = u64;
 /// entry (Kafka's controller appends an operation's records as one atomic batch).
 pub type MetadataBatch = Vec<MetadataRecord>;
 
-/// Where a voter listens for controller traffic (an entry of Kafka's
-/// `controller.quorum.voters`, `id@host:port`).
+/// Where a member of the quorum is reached: a voter's controller listener (an entry of
+/// Kafka's `controller.quorum.voters`, `id@host:port`), or an observer's broker listener.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Node {
     pub host: String,
     pub port: u16,
+    /// A controller of a dynamic quorum (KIP-853: formatted as an initial voter, registered
+    /// to join, or added by AddRaftVoter): its address is its controller listener. False
+    /// for static voters (their addresses come from the config) and observers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub controller: bool,
+    /// A dynamic quorum's voter: its metadata log directory's `directory.id`, which
+    /// RemoveRaftVoter must name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory_id: Option<String>,
 }
 
 impl Node {
@@ -26,6 +35,18 @@ impl Node {
         Node {
             host: host.into(),
             port,
+            controller: false,
+            directory_id: None,
+        }
+    }
+
+    /// A dynamic quorum's controller at its controller listener.
+    pub fn controller(host: impl Into<String>, port: u16, directory_id: Option<String>) -> Self {
+        Node {
+            host: host.into(),
+            port,
+            controller: true,
+            directory_id,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
+pub mod add_raft_voter;
 pub mod allocate_producer_ids;
 pub mod alter_configs;
 pub mod alter_partition;
@@ -13,6 +14,7 @@ pub mod broker_heartbeat;
 pub mod broker_registration;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
+pub mod controller_registration;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -44,6 +46,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod remove_raft_voter;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod unregister_broker;
