@@ -2668,3 +2668,71 @@ def _replication_kafka_python(ctx: Ctx, nodes: List[Broker], bs: str, a, ca):
            [(r.offset, r.value) for r in C.kp_consume(bs, strict)],
            [(0, b"strict-1-of-3-down-acks-1"), (1, b"strict-all-up-acks-all")])
     fail_if(problems, "replication with kafka-python and confluent-kafka")
+
+
+# --------------------------------------------------------------------------- KIP-853 dynamic quorum
+
+
+@scenario
+def dynamic_quorum_java(ctx: Ctx):
+    """A dynamic metadata quorum (KIP-853): one controller formatted --standalone, two --no-initial-controllers, made voters with the Java Admin's addRaftVoter (through a broker and through bootstrap.controllers), DuplicateVoter and VoterNotFound as Kafka's, removeRaftVoter after a kill -9 of the first controller."""
+    import subprocess
+    from harness.broker import free_port
+    controller_ports = [free_port() for _ in range(3)]
+    bootstrap = f"127.0.0.1:{controller_ports[0]}"
+    nodes: List[Broker] = []
+    for i in range(3):
+        b = Broker(ctx.workdir / f"node{i + 1}")
+        b.extra.update({
+            "node.id": str(i + 1),
+            "listeners": f"PLAINTEXT://127.0.0.1:{b.port},CONTROLLER://127.0.0.1:{controller_ports[i]}",
+            "controller.listener.names": "CONTROLLER",
+            "controller.quorum.bootstrap.servers": bootstrap,
+            "controller.quorum.election.timeout.ms": "500",
+            **_REPLICATION,
+        })
+        ctx.brokers.append(b)
+        nodes.append(b)
+    cluster_id = subprocess.run([nodes[0].binary, "storage", "random-uuid"], check=True,
+                                capture_output=True, text=True).stdout.strip()
+    directory_ids = []
+    for i, b in enumerate(nodes):
+        args = [b.binary, "storage", "format", "-t", cluster_id,
+                "--standalone" if i == 0 else "--no-initial-controllers"]
+        cmd = b.command()
+        for j in range(2, len(cmd), 2):
+            args += ["--override", cmd[j + 1]]
+        out = subprocess.run(args, capture_output=True, text=True)
+        check(out.returncode == 0, f"storage format node {i + 1}: {out.stdout}{out.stderr}")
+        meta = (b.datadir / "meta" / "meta.properties").read_text()
+        directory_ids.append(next(l.split("=", 1)[1] for l in meta.splitlines() if l.startswith("directory.id=")))
+    for b in nodes:
+        b.spawn()
+    for b in nodes:
+        b.wait_ready(60)
+    bs = ",".join(b.bootstrap for b in nodes)
+    _poll("the first controller alone in the quorum", lambda: C.java_raft_voters(bs, "voters"),
+          lambda lines: lines == ["voters [1]"])
+
+    add = lambda i: f"add {i + 1} {directory_ids[i]} 127.0.0.1 {controller_ports[i]}"
+    lines = C.java_raft_voters(bs, add(1), "voters")
+    ctx.log(f"addRaftVoter(2) through a broker: {lines}")
+    check(lines == ["ok", "voters [1, 2]"], f"addRaftVoter(2): {lines}")
+    lines = C.java_raft_voters(f"controllers:{bootstrap}", add(2), "voters", add(1))
+    ctx.log(f"addRaftVoter(3) through bootstrap.controllers, then 2 again: {lines}")
+    check(lines == ["ok", "voters [1, 2, 3]", "err DuplicateVoterException"], f"addRaftVoter(3): {lines}")
+
+    nodes[0].kill9()
+    survivors = ",".join(b.bootstrap for b in nodes[1:])
+    lines = _poll("a new active controller among the added voters",
+                  lambda: C.java_raft_voters(survivors, f"remove 1 {directory_ids[1]}", "voters"),
+                  # NotLeaderOrFollower / a timeout while the two elect: not yet
+                  lambda lines: lines[0] not in ("err NotLeaderOrFollowerException", "err TimeoutException",
+                                                 "err NotControllerException"))
+    ctx.log(f"removeRaftVoter(1) with node 2's directory id: {lines}")
+    check(lines[0] == "err VoterNotFoundException", f"a wrong directory id: {lines}")
+    lines = C.java_raft_voters(survivors, f"remove 1 {directory_ids[0]}", "voters")
+    ctx.log(f"removeRaftVoter(1): {lines}")
+    check(lines == ["ok", "voters [2, 3]"], f"removeRaftVoter(1): {lines}")
+    out = C.java_admin_create(survivors, "after-removal", 2)
+    check("partitions 2" in out, f"create after the removal: {out}")

@@ -412,6 +412,12 @@ def java_cluster_describe(bootstrap: str, *props: str) -> Dict[str, str]:
     return facts
 
 
+def java_raft_voters(bootstrap: str, *ops: str) -> List[str]:
+    """Compat.java raft-voters: KIP-853 addRaftVoter / removeRaftVoter / describeMetadataQuorum
+    through the Admin, one answer line an op (see Compat.java)."""
+    return run_java(["raft-voters", bootstrap, *ops], label="raft-voters")
+
+
 def java_admin_create(bootstrap: str, topic: str, partitions: int = 3) -> List[str]:
     return run_java(["admin-create", bootstrap, topic, str(partitions)], label="admin")
 

@@ -143,6 +143,7 @@ public class Compat {
             case "txn-admin": txnAdmin(args); break;
             case "cluster-describe": clusterDescribe(args); break;
             case "admin-session": adminSession(args); break;
+            case "raft-voters": raftVoters(args); break;
             default: throw new IllegalArgumentException("unknown command " + args[0]);
         }
         System.exit(0);
@@ -203,6 +204,47 @@ public class Compat {
             OUT.println("quorum-voters " + voters);
             for (QuorumInfo.ReplicaState v : q.voters()) {
                 OUT.println("voter " + v.replicaId() + " leo " + v.logEndOffset());
+            }
+        }
+    }
+
+    /**
+     * KIP-853 through the Admin: raft-voters BOOTSTRAP OP... where BOOTSTRAP is
+     * bootstrap.servers, or controllers:HOST:PORT for bootstrap.controllers, and each OP is
+     * "add ID DIR HOST PORT", "remove ID DIR" or "voters". One line an OP: "ok", "err
+     * ExceptionName" or "voters [ids]".
+     */
+    static void raftVoters(String[] a) throws Exception {
+        Properties p = new Properties();
+        if (a[1].startsWith("controllers:")) p.put("bootstrap.controllers", a[1].substring(12));
+        else p.put("bootstrap.servers", a[1]);
+        try (Admin admin = Admin.create(p)) {
+            for (int i = 2; i < a.length; i++) {
+                String[] op = a[i].split(" ");
+                try {
+                    switch (op[0]) {
+                        case "add":
+                            get(admin.addRaftVoter(Integer.parseInt(op[1]), Uuid.fromString(op[2]),
+                                Collections.singleton(new RaftVoterEndpoint("CONTROLLER", op[3], Integer.parseInt(op[4])))).all());
+                            OUT.println("ok");
+                            break;
+                        case "remove":
+                            get(admin.removeRaftVoter(Integer.parseInt(op[1]), Uuid.fromString(op[2])).all());
+                            OUT.println("ok");
+                            break;
+                        case "voters": {
+                            QuorumInfo q = get(admin.describeMetadataQuorum().quorumInfo());
+                            List<Integer> voters = new ArrayList<>();
+                            for (QuorumInfo.ReplicaState v : q.voters()) voters.add(v.replicaId());
+                            Collections.sort(voters);
+                            OUT.println("voters " + voters);
+                            break;
+                        }
+                        default: throw new IllegalArgumentException(op[0]);
+                    }
+                } catch (ExecutionException e) {
+                    OUT.println("err " + e.getCause().getClass().getSimpleName());
+                }
             }
         }
     }
