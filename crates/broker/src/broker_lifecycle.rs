@@ -69,10 +69,11 @@ impl BrokerHeartbeats {
         self.last_heartbeat.lock().remove(&broker_id);
     }
 
-    fn record(&self, broker_id: i32, term: u64) {
+    /// A heartbeat of `broker_id` that arrived at `received`.
+    fn record(&self, broker_id: i32, term: u64, received: Instant) {
         self.last_heartbeat
             .lock()
-            .insert(broker_id, (Instant::now(), term));
+            .insert(broker_id, (received, term));
     }
 
     /// Whether `broker_id` has been heard from within `session` in this leadership (Kafka's
@@ -105,7 +106,7 @@ impl BrokerHeartbeats {
         }
         incarnations.insert(broker_id, (incarnation_id, term));
         drop(incarnations);
-        self.record(broker_id, term);
+        self.record(broker_id, term, Instant::now());
         Ok(())
     }
 
@@ -149,6 +150,9 @@ pub async fn handle_heartbeat(
     state: &BrokerState,
     heartbeat: Heartbeat,
 ) -> Result<HeartbeatOutcome, BrokerError> {
+    // The session counts from the heartbeat's arrival, not from when the leader's image
+    // was confirmed (which waits for a quorum round).
+    let received = Instant::now();
     let image = state.controller.quorum().leader_image().await?;
     let registered = image
         .brokers
@@ -161,7 +165,9 @@ pub async fn handle_heartbeat(
     if !fence {
         // A broker on its way out keeps no session (its restart is no duplicate).
         let term = state.controller.quorum().metrics().borrow().current_term;
-        state.broker_heartbeats.record(heartbeat.broker_id, term);
+        state
+            .broker_heartbeats
+            .record(heartbeat.broker_id, term, received);
     }
     if fence && !registered.fenced {
         set_fenced(state, heartbeat.broker_id, heartbeat.broker_epoch, true).await?;
@@ -837,7 +843,7 @@ mod tests {
         let session = Duration::from_millis(50);
         assert!(heartbeats.expired(&image, 1, session).is_empty());
         std::thread::sleep(Duration::from_millis(80));
-        heartbeats.record(1, 1);
+        heartbeats.record(1, 1, Instant::now());
         // 2 is past its session; 1 just beat; 3 is fenced already.
         assert_eq!(heartbeats.expired(&image, 1, session), vec![(2, 2)]);
         // A new term (a new leadership) starts every session afresh.
