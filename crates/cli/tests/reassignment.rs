@@ -490,3 +490,90 @@ fn replicas_go_to_the_log_dirs_a_reassignment_names() {
         values
     );
 }
+
+#[test]
+fn a_broker_that_joins_takes_the_partitions_of_one_that_is_drained() {
+    // Three combined nodes first; node 4 (broker-only) joins the running cluster later.
+    let mut cluster = Cluster::with_roles(&[COMBINED, COMBINED, COMBINED, "broker"], &[]);
+    for id in 1..=3 {
+        cluster.spawn(id);
+    }
+    for id in 1..=3 {
+        cluster.servers.get_mut(&id).unwrap().wait_until_accepting();
+    }
+    let b1 = cluster.server(1).addr.to_string();
+    cluster.server(1).ok(&[
+        "topics",
+        "create",
+        "--topic",
+        "drained",
+        "--partitions",
+        "3",
+        "--replication-factor",
+        "2",
+    ]);
+    let values: Vec<String> = (0..90).map(|i| format!("d{i}")).collect();
+    for partition in 0..3 {
+        let slice = &values[partition as usize * 30..][..30];
+        produce_acked(&b1, "drained", partition, slice);
+    }
+    cluster.spawn(4);
+    cluster.servers.get_mut(&4).unwrap().wait_until_accepting();
+    let all: BTreeSet<i32> = [1, 2, 3, 4].into();
+    wait_for("broker 4 registered", &cluster, || {
+        brokers(&b1).filter(|b| *b == all)
+    });
+
+    // kafka-reassign-partitions' way to drain broker 1: propose over 2, 3, 4, execute.
+    let topics_file = cluster.tmp.path().join("drain-topics.json");
+    std::fs::write(
+        &topics_file,
+        r#"{"topics":[{"topic":"drained"}],"version":1}"#,
+    )
+    .unwrap();
+    let generated = cluster.server(1).ok(&[
+        "reassign",
+        "generate",
+        "--topics-to-move-json-file",
+        topics_file.to_str().unwrap(),
+        "--broker-list",
+        "2,3,4",
+    ]);
+    let proposal = generated.stdout.lines().nth(4).unwrap().to_string();
+    let plan = cluster.tmp.path().join("drain.json");
+    std::fs::write(&plan, &proposal).unwrap();
+    let plan_arg = plan.to_str().unwrap();
+    cluster
+        .server(1)
+        .ok(&["reassign", "execute", "--reassignment-json-file", plan_arg]);
+    wait_for("the drain completed", &cluster, || {
+        let out =
+            cluster
+                .server(1)
+                .ok(&["reassign", "verify", "--reassignment-json-file", plan_arg]);
+        (!out.stdout.contains("still in progress")).then_some(())
+    });
+    let states = replica_states(cluster.server(1), "drained");
+    assert_eq!(states.len(), 3);
+    for (leader, replicas, isr) in &states {
+        assert!(!replicas.contains(&1) && leader != &1, "{states:?}");
+        let mut sorted = replicas.clone();
+        sorted.sort();
+        assert_eq!(&sorted, isr, "{states:?}");
+    }
+    assert!(
+        states.iter().any(|(_, replicas, _)| replicas.contains(&4)),
+        "the new broker got nothing: {states:?}"
+    );
+    // (A deleted log's directory is renamed `<partition>.<id>-delete` before it goes.)
+    wait_for("broker 1 holds no replica of the topic", &cluster, || {
+        let data = cluster.dir(1).join("data");
+        let held = (0..3).any(|p| data.join(format!("drained-{p}")).exists());
+        (!held).then_some(())
+    });
+    // Every record is still there, read with broker 1 gone.
+    drop(cluster.servers.remove(&1).unwrap());
+    let bootstrap = cluster.bootstrap();
+    let read = consume_all(&bootstrap, "drained", 3, values.len());
+    assert_eq!(read.len(), values.len(), "{}", cluster.logs());
+}
