@@ -242,6 +242,11 @@ impl MetaProperties {
 }
 
 /// A new random id in Kafka's text form (what `kafka-storage random-uuid` prints).
+/// Kafka's text form of a UUID (22 characters of URL-safe base64).
+pub fn base64_uuid(id: Uuid) -> String {
+    crate::server::base64_url_uuid(id)
+}
+
 /// A UUID as Kafka writes it (22 characters of URL-safe base64: cluster and directory ids).
 pub fn parse_base64_uuid(text: &str) -> Option<Uuid> {
     use base64::Engine;

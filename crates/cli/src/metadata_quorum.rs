@@ -89,6 +89,8 @@ struct Status {
 #[derive(Serialize)]
 struct Replica {
     node_id: i32,
+    /// Kafka's text form (22 characters); all `A`s (the zero id) for a static quorum.
+    directory_id: String,
     log_end_offset: i64,
     lag: i64,
     last_fetch_timestamp: i64,
@@ -328,6 +330,7 @@ async fn describe(args: DescribeArgs, settings: ClientSettings) -> anyhow::Resul
         .chain(partition.observers.iter().map(|v| (v, "Observer")))
         .map(|(v, role)| Replica {
             node_id: v.replica_id.0,
+            directory_id: moldau_broker::meta_properties::base64_uuid(v.replica_directory_id),
             log_end_offset: v.log_end_offset,
             lag: lag(v),
             last_fetch_timestamp: v.last_fetch_timestamp,
@@ -344,6 +347,7 @@ async fn describe(args: DescribeArgs, settings: ClientSettings) -> anyhow::Resul
     }
     let mut t = table([
         "NodeId",
+        "DirectoryId",
         "LogEndOffset",
         "Lag",
         "LastFetchTimestamp",
@@ -353,6 +357,7 @@ async fn describe(args: DescribeArgs, settings: ClientSettings) -> anyhow::Resul
     for r in &replicas {
         t.add_row([
             r.node_id.to_string(),
+            r.directory_id.clone(),
             r.log_end_offset.to_string(),
             r.lag.to_string(),
             r.last_fetch_timestamp.to_string(),

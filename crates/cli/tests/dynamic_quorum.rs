@@ -228,6 +228,17 @@ fn controllers_join_and_leave_a_dynamic_quorum() {
     );
     let (_, voters, _) = quorum(s1).unwrap();
     assert_eq!(voters, vec![1, 2, 3]);
+    // --replication names each voter's directory id, as kafka-metadata-quorum does.
+    let replication = s1.json(&["metadata-quorum", "describe", "--replication", "-o", "json"]);
+    for (i, node) in nodes.iter().enumerate() {
+        let row = replication
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["node_id"] == (i + 1) as i64)
+            .unwrap_or_else(|| panic!("no row for {}: {replication}", i + 1));
+        assert_eq!(row["directory_id"], node.directory_id(), "{replication}");
+    }
     // Again: DUPLICATE_VOTER.
     let out = s1.run(&[
         "metadata-quorum",

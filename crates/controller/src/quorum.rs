@@ -164,6 +164,8 @@ pub struct VoterState {
     /// The metadata-log offset after the last entry the leader knows the voter holds; -1
     /// when unknown.
     pub log_end_offset: i64,
+    /// A dynamic quorum's voter: its metadata log directory's id (KIP-853).
+    pub directory_id: Option<String>,
 }
 
 /// The quorum as its leader sees it (DescribeQuorum).
@@ -665,6 +667,11 @@ impl MetadataQuorum {
             VoterState {
                 node_id,
                 log_end_offset: offset_after(matched),
+                directory_id: metrics
+                    .membership_config
+                    .membership()
+                    .get_node(&node_id)
+                    .and_then(|node| node.directory_id.clone()),
             }
         };
         let membership = metrics.membership_config.membership();

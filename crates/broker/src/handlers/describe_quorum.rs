@@ -70,8 +70,14 @@ fn describe(
                 .unwrap_or(-1)
         };
         let caught_up = replica.log_end_offset >= 0 && replica.log_end_offset >= leader_end;
+        let directory_id = replica
+            .directory_id
+            .as_deref()
+            .and_then(crate::meta_properties::parse_base64_uuid)
+            .unwrap_or_default();
         ReplicaState::default()
             .with_replica_id(BrokerId(replica.node_id as i32))
+            .with_replica_directory_id(directory_id)
             .with_log_end_offset(replica.log_end_offset)
             .with_last_fetch_timestamp(last_fetch)
             .with_last_caught_up_timestamp(if caught_up { last_fetch } else { -1 })
