@@ -157,6 +157,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
         handlers::remove_raft_voter::VERSIONS,
     ),
     (
+        ApiKey::UpdateRaftVoter,
+        handlers::update_raft_voter::VERSIONS,
+    ),
+    (
         ApiKey::DescribeLogDirs,
         handlers::describe_log_dirs::VERSIONS,
     ),
@@ -424,6 +428,9 @@ async fn dispatch(
         ),
         RequestKind::AddRaftVoter(r) => {
             ResponseKind::AddRaftVoter(add_raft_voter::handle(state, ctx, r).await)
+        }
+        RequestKind::UpdateRaftVoter(r) => {
+            ResponseKind::UpdateRaftVoter(update_raft_voter::handle(state, ctx, r).await)
         }
         RequestKind::RemoveRaftVoter(r) => {
             ResponseKind::RemoveRaftVoter(remove_raft_voter::handle(state, ctx, r).await)

@@ -144,6 +144,20 @@ impl Controller {
             .map_err(BrokerError::from)
     }
 
+    /// On the active controller (KIP-853 UpdateRaftVoter): voter `node_id` is reached at
+    /// `node` from now on.
+    pub async fn update_voter(
+        &self,
+        node_id: i32,
+        directory_id: Option<&str>,
+        node: Node,
+    ) -> Result<(), BrokerError> {
+        self.quorum
+            .update_voter(node_id as NodeId, directory_id, node)
+            .await
+            .map_err(BrokerError::from)
+    }
+
     /// On the active controller (KIP-853 RemoveRaftVoter): `node_id` stops voting; a node
     /// that is also a registered broker goes on as an observer.
     pub async fn remove_voter(

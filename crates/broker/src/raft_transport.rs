@@ -187,6 +187,14 @@ impl TcpControllerTransport {
             .map(|(_, node)| node.to_string())
     }
 
+    /// Where the membership this node's Raft knows says voter `node_id` is.
+    pub fn membership_voter(&self, node_id: NodeId) -> Option<Node> {
+        self.membership_voters()
+            .into_iter()
+            .find(|(id, _)| *id == node_id)
+            .map(|(_, node)| node)
+    }
+
     /// The voters of the membership this node's Raft knows, with their addresses.
     fn membership_voters(&self) -> Vec<(NodeId, Node)> {
         let Some(raft) = self.raft.read().clone() else {

@@ -616,13 +616,18 @@ fn controller_addresses(state: &BrokerState) -> Vec<String> {
     addrs
 }
 
-/// A controller of a dynamic quorum that is not a voter yet (formatted to join) registers
-/// with the active controller (ControllerRegistration, through the bootstrap servers in
-/// turn), which then replicates the metadata log to it; AddRaftVoter makes it a voter.
-/// Ends once registered, or once it is a voter.
+/// A controller of a dynamic quorum makes sure the quorum can reach it (KIP-853): one that
+/// is not a voter yet (formatted to join) registers with the active controller
+/// (ControllerRegistration), which then replicates the metadata log to it until
+/// AddRaftVoter makes it a voter; a voter whose recorded controller endpoint is not its own
+/// (it restarted elsewhere) sends UpdateRaftVoter. Requests go to the known voters and the
+/// bootstrap servers in turn; the active controller accepts, the others refuse. Ends once
+/// registered, or once the membership holds this node's endpoint.
 async fn register_controller(state: Arc<BrokerState>) {
-    use kafka_protocol::messages::controller_registration_request::Listener;
-    use kafka_protocol::messages::ControllerRegistrationRequest;
+    use kafka_protocol::messages::{
+        controller_registration_request, update_raft_voter_request, ControllerRegistrationRequest,
+        UpdateRaftVoterRequest,
+    };
     use kafka_protocol::protocol::StrBytes;
     const PLAINTEXT: i16 = 0;
     let Some(listener) = state
@@ -641,37 +646,78 @@ async fn register_controller(state: Arc<BrokerState>) {
     else {
         return;
     };
-    let request = ControllerRegistrationRequest::default()
+    let name = StrBytes::from_string(listener.listener_name.to_ascii_uppercase());
+    let host = StrBytes::from_string(listener.host.clone());
+    let directory_id = crate::meta_properties::MetaProperties::read(&state.config.metadata_log_dir)
+        .ok()
+        .flatten()
+        .and_then(|meta| meta.directory_id);
+    let registration = ControllerRegistrationRequest::default()
         .with_controller_id(state.node_id)
         .with_incarnation_id(Uuid::new_v4())
-        .with_listeners(vec![Listener::default()
-            .with_name(StrBytes::from_string(
-                listener.listener_name.to_ascii_uppercase(),
-            ))
-            .with_host(StrBytes::from_string(listener.host.clone()))
+        .with_listeners(vec![controller_registration_request::Listener::default()
+            .with_name(name.clone())
+            .with_host(host.clone())
             .with_port(listener.port)
             .with_security_protocol(PLAINTEXT)]);
+    let update = UpdateRaftVoterRequest::default()
+        .with_cluster_id(Some(StrBytes::from_string(state.cluster_id.clone())))
+        .with_voter_id(state.node_id)
+        .with_voter_directory_id(
+            directory_id
+                .as_deref()
+                .and_then(crate::meta_properties::parse_base64_uuid)
+                .unwrap_or_default(),
+        )
+        .with_listeners(vec![update_raft_voter_request::Listener::default()
+            .with_name(name)
+            .with_host(host)
+            .with_port(listener.port)]);
+    let me = state.node_id as NodeId;
     let mut attempt = 0usize;
     loop {
-        if state.raft_transport.is_voter(state.node_id as NodeId) {
-            return;
+        let recorded = state.raft_transport.membership_voter(me);
+        let stale = recorded
+            .as_ref()
+            .is_some_and(|node| node.host != listener.host || node.port != listener.port);
+        if stale && state.controller.quorum().is_leader() {
+            // The active controller itself: no one to ask.
+            let node = Node::controller(listener.host.clone(), listener.port, directory_id.clone());
+            match state
+                .controller
+                .update_voter(state.node_id, directory_id.as_deref(), node)
+                .await
+            {
+                Ok(()) => tracing::info!("updated this voter's controller endpoint"),
+                Err(e) => tracing::debug!(%e, "cannot update this voter's controller endpoint"),
+            }
+            tokio::time::sleep(REGISTRATION_RETRY).await;
+            continue;
         }
         let addrs = controller_addresses(&state);
         if !addrs.is_empty() {
             let addr = &addrs[attempt % addrs.len()];
             attempt = attempt.wrapping_add(1);
-            match state
-                .inter_broker
-                .send(addr, &request, 0, REGISTRATION_RPC_TIMEOUT)
-                .await
-            {
-                Ok(response) if response.error_code == 0 => {
+            let outcome = match &recorded {
+                Some(node) if node.host == listener.host && node.port == listener.port => return,
+                Some(_) => state
+                    .inter_broker
+                    .send(addr, &update, 0, REGISTRATION_RPC_TIMEOUT)
+                    .await
+                    .map(|r| r.error_code),
+                None => state
+                    .inter_broker
+                    .send(addr, &registration, 0, REGISTRATION_RPC_TIMEOUT)
+                    .await
+                    .map(|r| r.error_code),
+            };
+            match outcome {
+                Ok(0) if recorded.is_none() => {
                     tracing::info!(%addr, "registered as a controller with the active controller");
                     return;
                 }
-                Ok(response) => {
-                    tracing::debug!(%addr, code = response.error_code, "controller registration refused")
-                }
+                Ok(0) => tracing::info!(%addr, "updated this voter's controller endpoint"),
+                Ok(code) => tracing::debug!(%addr, code, "controller registration refused"),
                 Err(e) => tracing::debug!(%addr, %e, "controller registration not answered"),
             }
         }

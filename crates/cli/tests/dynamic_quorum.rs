@@ -135,7 +135,7 @@ fn wait<T>(what: &str, logs: impl Fn() -> String, mut probe: impl FnMut() -> Opt
 fn controllers_join_and_leave_a_dynamic_quorum() {
     let tmp = tempfile::tempdir().unwrap();
     let first = DynamicNode::new(tmp.path(), 1, None);
-    let nodes = [
+    let mut nodes = [
         first,
         DynamicNode::new(tmp.path(), 2, Some(0)),
         DynamicNode::new(tmp.path(), 3, Some(0)),
@@ -302,10 +302,18 @@ fn controllers_join_and_leave_a_dynamic_quorum() {
     assert_eq!(voters, vec![2, 3]);
     s2.ok(&["topics", "create", "--topic", "after-removal"]);
 
-    // A voter added at run time restarts on its own data: the log's membership, not a
-    // config, names the voters and where they are.
+    // A voter added at run time restarts on its own data (the log's membership, not a
+    // config, names the voters), here on another controller port: it tells the active
+    // controller (UpdateRaftVoter), which reaches it there from then on.
     let restarted = servers[2].take().unwrap();
     assert!(restarted.terminate().success());
+    let new_port = free_port();
+    let text = std::fs::read_to_string(&nodes[2].config).unwrap().replace(
+        &format!("CONTROLLER://127.0.0.1:{}", nodes[2].controller_port),
+        &format!("CONTROLLER://127.0.0.1:{new_port}"),
+    );
+    std::fs::write(&nodes[2].config, text).unwrap();
+    nodes[2].controller_port = new_port;
     let mut s3 = nodes[2].spawn();
     s3.wait_until_accepting();
     servers[2] = Some(s3);
@@ -322,4 +330,31 @@ fn controllers_join_and_leave_a_dynamic_quorum() {
     );
     let (_, voters, _) = quorum(servers[2].as_ref().unwrap()).unwrap();
     assert_eq!(voters, vec![2, 3]);
+    // The membership now names node 3 at its new endpoint (whoever leads applied it).
+    wait(
+        "node 3's new endpoint recorded",
+        || logs(&servers),
+        || {
+            servers
+                .iter()
+                .flatten()
+                .any(|s| s.log().contains("SetNodes") && s.log().contains(&new_port.to_string()))
+                .then_some(())
+        },
+    );
+    // The controllers now name node 3 at its new endpoint.
+    let status = servers[1].as_ref().unwrap().json(&[
+        "metadata-quorum",
+        "describe",
+        "--status",
+        "--bootstrap-controller",
+        &nodes[2].controller_addr(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        status["current_voters"],
+        serde_json::json!([2, 3]),
+        "{status}"
+    );
 }

@@ -471,6 +471,33 @@ impl MetadataQuorum {
         .await
     }
 
+    /// KIP-853 UpdateRaftVoter: voter `node_id` (of `directory_id`) is now reached at
+    /// `node` (it restarted with another controller endpoint). `VoterNotFound` if it is no
+    /// voter of that directory.
+    pub async fn update_voter(
+        &self,
+        node_id: NodeId,
+        directory_id: Option<&str>,
+        node: Node,
+    ) -> Result<(), QuorumError> {
+        self.change_membership(node_id, |membership| {
+            let known = membership
+                .voter_ids()
+                .any(|id| id == node_id)
+                .then(|| membership.get_node(&node_id))
+                .flatten()
+                .filter(
+                    |known| match (directory_id, known.directory_id.as_deref()) {
+                        (Some(wanted), Some(dir)) => wanted == dir,
+                        _ => true,
+                    },
+                )
+                .ok_or(QuorumError::VoterNotFound { node_id })?;
+            Ok((*known != node).then(|| ChangeMembers::SetNodes([(node_id, node.clone())].into())))
+        })
+        .await
+    }
+
     /// KIP-853 RemoveRaftVoter: `node_id` stops being a voter; it stays a learner when
     /// `keep_as_observer` (a combined node goes on as a broker). `VoterNotFound` if it is
     /// no voter (or one of another directory).

@@ -50,6 +50,7 @@ pub mod remove_raft_voter;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod unregister_broker;
+pub mod update_raft_voter;
 pub mod write_txn_markers;
 
 use kafka_protocol::messages::TopicName;

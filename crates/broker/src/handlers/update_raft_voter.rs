@@ -1,0 +1,63 @@
+//! UpdateRaftVoter (KIP-853): a voter of a dynamic quorum that restarted with another
+//! controller endpoint tells the active controller, which records the new address in the
+//! membership (one change), so that the quorum reaches it again. Only the active
+//! controller answers (NOT_LEADER_OR_FOLLOWER elsewhere: the voter tries the next one);
+//! VOTER_NOT_FOUND for an id and directory id that name no voter, UNSUPPORTED_VERSION on a
+//! static quorum, INVALID_REQUEST without the controller listener.
+
+use kafka_protocol::messages::{UpdateRaftVoterRequest, UpdateRaftVoterResponse};
+use kafka_protocol::protocol::{Message, VersionRange};
+use kafka_protocol::ResponseError;
+use moldau_controller::Node;
+
+use super::add_raft_voter::{check_cluster, check_dynamic, raft_error};
+use crate::api::RequestContext;
+use crate::state::BrokerState;
+
+pub const VERSIONS: VersionRange = UpdateRaftVoterRequest::VERSIONS;
+
+pub async fn handle(
+    state: &BrokerState,
+    _ctx: &RequestContext,
+    request: UpdateRaftVoterRequest,
+) -> UpdateRaftVoterResponse {
+    let outcome = async {
+        check_dynamic(state)?;
+        check_cluster(state, request.cluster_id.as_deref())?;
+        let wanted = state
+            .config
+            .controller_listener_names
+            .first()
+            .cloned()
+            .unwrap_or_default();
+        let listener = request
+            .listeners
+            .iter()
+            .find(|l| l.name.eq_ignore_ascii_case(&wanted))
+            .ok_or_else(|| {
+                (
+                    ResponseError::InvalidRequest,
+                    format!("no listener named {wanted} (the controller listener)"),
+                )
+            })?;
+        let directory_id = crate::server::base64_url_uuid(request.voter_directory_id);
+        let node = Node::controller(
+            listener.host.to_string(),
+            listener.port,
+            Some(directory_id.clone()),
+        );
+        state
+            .controller
+            .update_voter(request.voter_id, Some(&directory_id), node)
+            .await
+            .map_err(raft_error)
+    }
+    .await;
+    match outcome {
+        Ok(()) => UpdateRaftVoterResponse::default(),
+        Err((error, message)) => {
+            tracing::debug!(voter = request.voter_id, %message, "UpdateRaftVoter refused");
+            UpdateRaftVoterResponse::default().with_error_code(error.code())
+        }
+    }
+}
