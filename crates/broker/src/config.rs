@@ -914,6 +914,16 @@ impl ServerConfig {
         &self.advertised_listeners[0]
     }
 
+    /// This node's controller endpoint: the first of `controller.listener.names`, as
+    /// advertised (else as bound). What a dynamic quorum's voter is reached at.
+    pub fn controller_endpoint(&self) -> Option<&Endpoint> {
+        let name = self.controller_listener_names.first()?;
+        self.advertised_listeners
+            .iter()
+            .chain(&self.listeners)
+            .find(|l| l.listener_name.eq_ignore_ascii_case(name))
+    }
+
     /// A dynamic quorum (KIP-853): no `controller.quorum.voters`, bootstrap servers set.
     pub fn is_dynamic_quorum(&self) -> bool {
         self.controller_quorum_voters.is_empty()

@@ -408,15 +408,7 @@ fn write_initial_voters(
         InitialControllers::List(voters) => voters.clone(),
         InitialControllers::Standalone => {
             let listener = config
-                .controller_listener_names
-                .first()
-                .and_then(|name| {
-                    config
-                        .advertised_listeners
-                        .iter()
-                        .chain(&config.listeners)
-                        .find(|l| l.listener_name.eq_ignore_ascii_case(name))
-                })
+                .controller_endpoint()
                 .filter(|l| !l.host.is_empty() && l.port != 0)
                 .ok_or_else(|| {
                     MetaPropertiesError::InitialControllers(

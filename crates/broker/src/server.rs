@@ -630,20 +630,7 @@ async fn register_controller(state: Arc<BrokerState>) {
     };
     use kafka_protocol::protocol::StrBytes;
     const PLAINTEXT: i16 = 0;
-    let Some(listener) = state
-        .config
-        .controller_listener_names
-        .first()
-        .and_then(|name| {
-            state
-                .config
-                .advertised_listeners
-                .iter()
-                .chain(&state.config.listeners)
-                .find(|l| l.listener_name.eq_ignore_ascii_case(name))
-        })
-        .cloned()
-    else {
+    let Some(listener) = state.config.controller_endpoint().cloned() else {
         return;
     };
     let name = StrBytes::from_string(listener.listener_name.to_ascii_uppercase());

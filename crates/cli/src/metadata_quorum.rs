@@ -154,17 +154,13 @@ async fn add_controller(args: AddControllerArgs, settings: ClientSettings) -> an
             args.command_config.display()
         ));
     }
-    let name = config
-        .controller_listener_names
-        .first()
-        .ok_or_else(|| anyhow!("controller.listener.names is empty"))?;
     let listener = config
-        .advertised_listeners
-        .iter()
-        .chain(&config.listeners)
-        .find(|l| l.listener_name.eq_ignore_ascii_case(name))
+        .controller_endpoint()
         .filter(|l| !l.host.is_empty() && l.port != 0)
-        .ok_or_else(|| anyhow!("no controller listener {name} with a host and a port"))?;
+        .ok_or_else(|| {
+            anyhow!("no controller listener (controller.listener.names) with a host and a port")
+        })?;
+    let name = &listener.listener_name;
     let meta = moldau_broker::meta_properties::MetaProperties::read(&config.metadata_log_dir)
         .map_err(|e| anyhow!(e))?
         .ok_or_else(|| {

@@ -46,28 +46,16 @@ async fn add(
 ) -> Result<(), (ResponseError, String)> {
     check_dynamic(state)?;
     check_cluster(state, request.cluster_id.as_deref())?;
-    let controller_listener = state
-        .config
-        .controller_listener_names
-        .first()
-        .cloned()
-        .unwrap_or_default();
-    let listener = request
-        .listeners
-        .iter()
-        .find(|l| l.name.eq_ignore_ascii_case(&controller_listener))
-        .ok_or_else(|| {
-            (
-                ResponseError::InvalidRequest,
-                format!(
-                    "the new voter must have a listener named {controller_listener} (the \
-                     controller listener)"
-                ),
-            )
-        })?;
+    let (host, port) = controller_endpoint(
+        state,
+        request
+            .listeners
+            .iter()
+            .map(|l| (l.name.as_str(), l.host.as_str(), l.port)),
+    )?;
     let node = Node::controller(
-        listener.host.to_string(),
-        listener.port,
+        host,
+        port,
         Some(crate::server::base64_url_uuid(request.voter_directory_id)),
     );
     let timeout = Duration::from_millis(request.timeout_ms.clamp(1, MAX_TIMEOUT_MS) as u64);
@@ -76,6 +64,29 @@ async fn add(
         .add_voter(request.voter_id, node, timeout)
         .await
         .map_err(raft_error)
+}
+
+/// The endpoint a controller names for this cluster's controller listener (the first of
+/// `controller.listener.names`) among the `(name, host, port)` listeners of its request;
+/// INVALID_REQUEST without one.
+pub(crate) fn controller_endpoint<'a>(
+    state: &BrokerState,
+    mut listeners: impl Iterator<Item = (&'a str, &'a str, u16)>,
+) -> Result<(String, u16), (ResponseError, String)> {
+    let wanted = state
+        .config
+        .controller_listener_names
+        .first()
+        .map_or("", String::as_str);
+    listeners
+        .find(|(name, _, _)| name.eq_ignore_ascii_case(wanted))
+        .map(|(_, host, port)| (host.to_string(), port))
+        .ok_or_else(|| {
+            (
+                ResponseError::InvalidRequest,
+                format!("no listener named {wanted} (the controller listener)"),
+            )
+        })
 }
 
 /// Kafka's kraft.version 0: a static quorum has no voter changes.

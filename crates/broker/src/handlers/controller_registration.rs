@@ -42,23 +42,18 @@ pub async fn handle(
     if state.raft_transport.is_voter(controller_id as NodeId) {
         return ControllerRegistrationResponse::default();
     }
-    let wanted = state
-        .config
-        .controller_listener_names
-        .first()
-        .cloned()
-        .unwrap_or_default();
-    let Some(listener) = request
-        .listeners
-        .iter()
-        .find(|l| l.name.eq_ignore_ascii_case(&wanted))
-    else {
-        return refuse(
-            ResponseError::InvalidRequest,
-            format!("no listener named {wanted} (the controller listener)"),
-        );
+    let endpoint = super::add_raft_voter::controller_endpoint(
+        state,
+        request
+            .listeners
+            .iter()
+            .map(|l| (l.name.as_str(), l.host.as_str(), l.port)),
+    );
+    let (host, port) = match endpoint {
+        Ok(endpoint) => endpoint,
+        Err((error, message)) => return refuse(error, message),
     };
-    let node = Node::controller(listener.host.to_string(), listener.port, None);
+    let node = Node::controller(host, port, None);
     match state
         .controller
         .quorum()

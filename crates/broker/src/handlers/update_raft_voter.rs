@@ -7,10 +7,9 @@
 
 use kafka_protocol::messages::{UpdateRaftVoterRequest, UpdateRaftVoterResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
-use kafka_protocol::ResponseError;
 use moldau_controller::Node;
 
-use super::add_raft_voter::{check_cluster, check_dynamic, raft_error};
+use super::add_raft_voter::{check_cluster, check_dynamic, controller_endpoint, raft_error};
 use crate::api::RequestContext;
 use crate::state::BrokerState;
 
@@ -24,28 +23,15 @@ pub async fn handle(
     let outcome = async {
         check_dynamic(state)?;
         check_cluster(state, request.cluster_id.as_deref())?;
-        let wanted = state
-            .config
-            .controller_listener_names
-            .first()
-            .cloned()
-            .unwrap_or_default();
-        let listener = request
-            .listeners
-            .iter()
-            .find(|l| l.name.eq_ignore_ascii_case(&wanted))
-            .ok_or_else(|| {
-                (
-                    ResponseError::InvalidRequest,
-                    format!("no listener named {wanted} (the controller listener)"),
-                )
-            })?;
+        let (host, port) = controller_endpoint(
+            state,
+            request
+                .listeners
+                .iter()
+                .map(|l| (l.name.as_str(), l.host.as_str(), l.port)),
+        )?;
         let directory_id = crate::server::base64_url_uuid(request.voter_directory_id);
-        let node = Node::controller(
-            listener.host.to_string(),
-            listener.port,
-            Some(directory_id.clone()),
-        );
+        let node = Node::controller(host, port, Some(directory_id.clone()));
         state
             .controller
             .update_voter(request.voter_id, Some(&directory_id), node)
