@@ -244,6 +244,9 @@ impl From<QuorumError> for BrokerError {
             QuorumError::VoterNotFound { .. } => {
                 BrokerError::Refused(kafka_protocol::ResponseError::VoterNotFound)
             }
+            QuorumError::LastVoter { .. } => {
+                BrokerError::Refused(kafka_protocol::ResponseError::InvalidRequest)
+            }
             QuorumError::Timeout(_) => BrokerError::MetadataWriteTimeout,
             other => BrokerError::MetadataLog(other.to_string()),
         }

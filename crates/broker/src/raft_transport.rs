@@ -200,7 +200,9 @@ impl TcpControllerTransport {
         let Some(raft) = self.raft.read().clone() else {
             return Vec::new();
         };
-        let metrics = raft.metrics().borrow().clone();
+        // Borrowed, not cloned: this is on every Raft RPC to a non-configured node.
+        let metrics = raft.metrics();
+        let metrics = metrics.borrow();
         let membership = metrics.membership_config.membership();
         membership
             .voter_ids()

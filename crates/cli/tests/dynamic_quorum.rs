@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::cluster::{brokers, controller_id, DEADLINE};
+use common::cluster::{brokers, controller_id, quorum, DEADLINE};
 use common::{free_port, moldau, Server};
 
 struct DynamicNode {
@@ -92,28 +92,6 @@ impl DynamicNode {
     fn controller_addr(&self) -> String {
         format!("127.0.0.1:{}", self.controller_port)
     }
-}
-
-/// (leader, voters, observers) as DescribeQuorum through `server` reports them.
-fn quorum(server: &Server) -> Option<(i64, Vec<i64>, Vec<i64>)> {
-    let out = server.run(&["metadata-quorum", "describe", "--status", "-o", "json"]);
-    if out.code != Some(0) {
-        return None;
-    }
-    let status: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
-    let ids = |v: &serde_json::Value| -> Vec<i64> {
-        let mut ids: Vec<i64> = v
-            .as_array()
-            .map(|a| a.iter().filter_map(|i| i.as_i64()).collect())
-            .unwrap_or_default();
-        ids.sort_unstable();
-        ids
-    };
-    Some((
-        status["leader_id"].as_i64()?,
-        ids(&status["current_voters"]),
-        ids(&status["current_observers"]),
-    ))
 }
 
 fn wait<T>(what: &str, logs: impl Fn() -> String, mut probe: impl FnMut() -> Option<T>) -> T {

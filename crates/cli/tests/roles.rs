@@ -10,48 +10,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::cluster::*;
-use common::Server;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 
 /// Five or four server processes each: one such cluster at a time on a small machine.
 static ONE_CLUSTER_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// The metadata quorum as `server` reports it (DescribeQuorum, forwarded by a broker to
-/// the active controller): leader, voters, observers.
-fn quorum(server: &Server) -> Option<(i32, Vec<i32>, Vec<i32>)> {
-    let out = server.run(&[
-        "metadata-quorum",
-        "describe",
-        "--status",
-        "--output",
-        "json",
-    ]);
-    if out.code != Some(0) {
-        return None;
-    }
-    let status: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
-    let ids = |v: &serde_json::Value| -> Vec<i32> {
-        let mut ids: Vec<i32> = v
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|i| i.as_i64())
-                    .map(|i| i as i32)
-                    .collect()
-            })
-            .unwrap_or_default();
-        ids.sort();
-        ids
-    };
-    let leader = status["leader_id"].as_i64().filter(|l| *l >= 0)? as i32;
-    Some((
-        leader,
-        ids(&status["current_voters"]),
-        ids(&status["current_observers"]),
-    ))
-}
 
 /// Partition directories of `topic` in node `id`'s data directory.
 fn partition_dirs(cluster: &Cluster, id: i32, topic: &str) -> usize {

@@ -116,6 +116,9 @@ pub enum QuorumError {
     /// RemoveRaftVoter of a node that is no voter (Kafka's VOTER_NOT_FOUND).
     #[error("node {node_id} is not a voter (with that directory id)")]
     VoterNotFound { node_id: NodeId },
+    /// RemoveRaftVoter of the only voter (Kafka's INVALID_REQUEST).
+    #[error("cannot remove node {node_id}, the only voter of the metadata quorum")]
+    LastVoter { node_id: NodeId },
     #[error("{0}")]
     Timeout(String),
     #[error("metadata quorum: {0}")]
@@ -144,6 +147,26 @@ fn open_log(
     let state_machine = MetadataStateMachine::open_in(metadata_log.dir(), publisher)?;
     let log_store = StorageLogStore::open(metadata_log)?.with_state_machine(state_machine.clone());
     Ok((log_store, state_machine))
+}
+
+/// Voter `node_id`'s membership entry, if it is a voter of `directory_id` (an entry without
+/// a directory id, a static voter's, matches any); else `VoterNotFound`, as Kafka answers a
+/// voter key (id and directory id) it does not know.
+fn voter_of_directory<'a>(
+    membership: &'a openraft::Membership<NodeId, Node>,
+    node_id: NodeId,
+    directory_id: Option<&str>,
+) -> Result<&'a Node, QuorumError> {
+    membership
+        .voter_ids()
+        .any(|id| id == node_id)
+        .then(|| membership.get_node(&node_id))
+        .flatten()
+        .filter(|node| match (directory_id, node.directory_id.as_deref()) {
+            (Some(wanted), Some(dir)) => wanted == dir,
+            _ => true,
+        })
+        .ok_or(QuorumError::VoterNotFound { node_id })
 }
 
 fn check_voter(node_id: NodeId, voters: &BTreeMap<NodeId, Node>) -> Result<(), QuorumError> {
@@ -481,18 +504,7 @@ impl MetadataQuorum {
         node: Node,
     ) -> Result<(), QuorumError> {
         self.change_membership(node_id, |membership| {
-            let known = membership
-                .voter_ids()
-                .any(|id| id == node_id)
-                .then(|| membership.get_node(&node_id))
-                .flatten()
-                .filter(
-                    |known| match (directory_id, known.directory_id.as_deref()) {
-                        (Some(wanted), Some(dir)) => wanted == dir,
-                        _ => true,
-                    },
-                )
-                .ok_or(QuorumError::VoterNotFound { node_id })?;
+            let known = voter_of_directory(membership, node_id, directory_id)?;
             Ok((*known != node).then(|| ChangeMembers::SetNodes([(node_id, node.clone())].into())))
         })
         .await
@@ -500,7 +512,7 @@ impl MetadataQuorum {
 
     /// KIP-853 RemoveRaftVoter: `node_id` stops being a voter; it stays a learner when
     /// `keep_as_observer` (a combined node goes on as a broker). `VoterNotFound` if it is
-    /// no voter (or one of another directory).
+    /// no voter (or one of another directory), `LastVoter` if it is the only one.
     pub async fn remove_voter(
         &self,
         node_id: NodeId,
@@ -508,20 +520,9 @@ impl MetadataQuorum {
         keep_as_observer: bool,
     ) -> Result<(), QuorumError> {
         self.change_membership(node_id, |membership| {
-            let voter = membership.voter_ids().any(|id| id == node_id);
-            let same_dir = match (directory_id, membership.get_node(&node_id)) {
-                (Some(wanted), Some(node)) => {
-                    node.directory_id.as_deref().is_none_or(|dir| dir == wanted)
-                }
-                _ => true,
-            };
-            if !voter || !same_dir {
-                return Err(QuorumError::VoterNotFound { node_id });
-            }
+            voter_of_directory(membership, node_id, directory_id)?;
             if membership.voter_ids().count() == 1 {
-                return Err(QuorumError::Raft(
-                    "cannot remove the only voter of the metadata quorum".into(),
-                ));
+                return Err(QuorumError::LastVoter { node_id });
             }
             Ok(Some(ChangeMembers::RemoveVoters([node_id].into())))
         })

@@ -169,6 +169,41 @@ impl Cluster {
     }
 }
 
+/// The metadata quorum as `server` reports it (DescribeQuorum, forwarded by a broker to
+/// the active controller): leader, voters, observers.
+pub fn quorum(server: &Server) -> Option<(i32, Vec<i32>, Vec<i32>)> {
+    let out = server.run(&[
+        "metadata-quorum",
+        "describe",
+        "--status",
+        "--output",
+        "json",
+    ]);
+    if out.code != Some(0) {
+        return None;
+    }
+    let status: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+    let ids = |v: &serde_json::Value| -> Vec<i32> {
+        let mut ids: Vec<i32> = v
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|i| i.as_i64())
+                    .map(|i| i as i32)
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    };
+    let leader = status["leader_id"].as_i64().filter(|l| *l >= 0)? as i32;
+    Some((
+        leader,
+        ids(&status["current_voters"]),
+        ids(&status["current_observers"]),
+    ))
+}
+
 /// The brokers node `addr` reports (librdkafka's Metadata).
 pub fn brokers(addr: &str) -> Option<BTreeSet<i32>> {
     let consumer: BaseConsumer = ClientConfig::new()
