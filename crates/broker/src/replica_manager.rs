@@ -500,32 +500,17 @@ impl ReplicaManager {
         timeout: std::time::Duration,
     ) -> Result<(), kafka_protocol::ResponseError> {
         use kafka_protocol::ResponseError as E;
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut watcher = match self.partition(tp) {
-            Some(p) => p.subscribe(),
-            None => return Err(E::NotLeaderOrFollower),
-        };
-        loop {
-            watcher.mark_unchanged();
-            let partition = self.partition(tp).ok_or(E::NotLeaderOrFollower)?;
-            if partition.leader != self.node_id || partition.leader_epoch != leader_epoch {
-                return Err(E::NotLeaderOrFollower);
-            }
-            if partition.log.high_watermark() >= required_offset {
+        self.wait_while_leading(tp, leader_epoch, timeout, |partition| {
+            (partition.log.high_watermark() >= required_offset).then(|| {
                 let min_isr = partition.log.config().min_insync_replicas;
-                return if (partition.isr.len() as i32) < min_isr {
+                if (partition.isr.len() as i32) < min_isr {
                     Err(E::NotEnoughReplicasAfterAppend)
                 } else {
                     Ok(())
-                };
-            }
-            match tokio::time::timeout_at(deadline, watcher.changed()).await {
-                Err(_) => return Err(E::RequestTimedOut),
-                // The partition's channel closed: it left this node.
-                Ok(Err(_)) => return Err(E::NotLeaderOrFollower),
-                Ok(Ok(())) => {}
-            }
-        }
+                }
+            })
+        })
+        .await
     }
 
     /// Waits until the low watermark of a partition this node leads in `leader_epoch`
@@ -540,6 +525,33 @@ impl ReplicaManager {
         timeout: std::time::Duration,
     ) -> Result<i64, kafka_protocol::ResponseError> {
         use kafka_protocol::ResponseError as E;
+        self.wait_while_leading(tp, leader_epoch, timeout, |partition| {
+            let image = self.published_image();
+            let alive = |id: i32| Self::isr_eligible(image.as_deref(), id);
+            match partition.shared.leader_state.lock().as_ref() {
+                Some(leader) => {
+                    let low_watermark =
+                        leader.low_watermark(partition.log.log_start_offset(), alive);
+                    (low_watermark >= required_offset).then_some(Ok(low_watermark))
+                }
+                None => Some(Err(E::NotLeaderOrFollower)),
+            }
+        })
+        .await
+    }
+
+    /// Kafka's delayed operations on a led partition: `done` is asked on every change of
+    /// the partition's high-watermark channel (follower progress, appends, metadata) until
+    /// it answers, while this node leads in `leader_epoch` (else NOT_LEADER_OR_FOLLOWER),
+    /// for at most `timeout` (then REQUEST_TIMED_OUT).
+    async fn wait_while_leading<T>(
+        &self,
+        tp: &TopicPartition,
+        leader_epoch: i32,
+        timeout: std::time::Duration,
+        done: impl Fn(&Partition) -> Option<Result<T, kafka_protocol::ResponseError>>,
+    ) -> Result<T, kafka_protocol::ResponseError> {
+        use kafka_protocol::ResponseError as E;
         let deadline = tokio::time::Instant::now() + timeout;
         let mut watcher = self
             .partition(tp)
@@ -551,17 +563,12 @@ impl ReplicaManager {
             if partition.leader != self.node_id || partition.leader_epoch != leader_epoch {
                 return Err(E::NotLeaderOrFollower);
             }
-            let image = self.published_image();
-            let alive = |id: i32| Self::isr_eligible(image.as_deref(), id);
-            let low_watermark = match partition.shared.leader_state.lock().as_ref() {
-                Some(leader) => leader.low_watermark(partition.log.log_start_offset(), alive),
-                None => return Err(E::NotLeaderOrFollower),
-            };
-            if low_watermark >= required_offset {
-                return Ok(low_watermark);
+            if let Some(outcome) = done(&partition) {
+                return outcome;
             }
             match tokio::time::timeout_at(deadline, watcher.changed()).await {
                 Err(_) => return Err(E::RequestTimedOut),
+                // The partition's channel closed: it left this node.
                 Ok(Err(_)) => return Err(E::NotLeaderOrFollower),
                 Ok(Ok(())) => {}
             }

@@ -32,9 +32,6 @@ pub struct BrokerState {
     /// Every advertised listener, with the port actually bound (when configured as 0) and
     /// the host name filled in (when configured empty): what this broker registers.
     pub advertised_listeners: Vec<Endpoint>,
-    /// Of those, the one peers use (`inter.broker.listener.name`); a controller-only node's
-    /// controller listener.
-    pub advertised: Endpoint,
     pub controller: Controller,
     pub replica_manager: Arc<ReplicaManager>,
     pub group_coordinator: Arc<GroupCoordinator>,
@@ -64,20 +61,11 @@ impl BrokerState {
     ) -> Self {
         let group_coordinator = Arc::new(GroupCoordinator::new(&config, replica_manager.clone()));
         let txn_coordinator = Arc::new(TxnCoordinator::new(&config, replica_manager.clone()));
-        let advertised = advertised_listeners
-            .iter()
-            .find(|e| {
-                e.listener_name
-                    .eq_ignore_ascii_case(&config.inter_broker_listener_name)
-            })
-            .unwrap_or(&advertised_listeners[0])
-            .clone();
         BrokerState {
             node_id: config.node_id,
             config,
             cluster_id,
             advertised_listeners,
-            advertised,
             controller,
             group_coordinator,
             txn_coordinator,

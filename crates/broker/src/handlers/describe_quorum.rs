@@ -93,7 +93,7 @@ fn describe(
         .controller_listener_names
         .first()
         .cloned()
-        .unwrap_or_else(|| state.advertised.listener_name.clone());
+        .unwrap_or_else(|| state.config.inter_broker_listener_name.clone());
     let nodes = quorum
         .voters
         .iter()
