@@ -18,7 +18,8 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use kafka_protocol::ResponseError;
 use moldau_metadata::{

@@ -92,7 +92,7 @@ impl GroupCoordinator {
     /// Loads every hosted `__consumer_offsets` partition and starts the timer task.
     pub async fn start(self: &Arc<Self>) -> Result<(), BrokerError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.load_partitions())
+        crate::spawn_blocking(move || this.load_partitions())
             .await
             .map_err(|e| BrokerError::MetadataLog(format!("group load task failed: {e}")))??;
         // Aborted by `shutdown`, which also breaks the Arc cycle.

@@ -16,7 +16,8 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+use crate::net::Connection;
 
 /// Idle connections kept per peer (concurrent RPCs to one peer open more, then close them).
 const IDLE_CONNECTIONS_PER_PEER: usize = 4;
@@ -40,7 +41,7 @@ pub enum InterBrokerError {
 pub struct InterBrokerClient {
     client_id: StrBytes,
     max_response_bytes: usize,
-    idle: Mutex<HashMap<String, Vec<TcpStream>>>,
+    idle: Mutex<HashMap<String, Vec<Connection>>>,
     correlation_id: AtomicI32,
 }
 
@@ -152,21 +153,20 @@ impl InterBrokerClient {
         }
     }
 
-    async fn connection(&self, addr: &str) -> Result<TcpStream, InterBrokerError> {
+    async fn connection(&self, addr: &str) -> Result<Connection, InterBrokerError> {
         if let Some(stream) = self.idle.lock().get_mut(addr).and_then(Vec::pop) {
             return Ok(stream);
         }
-        let stream = TcpStream::connect(addr)
+        crate::net::network()
+            .connect(addr)
             .await
             .map_err(|e| InterBrokerError::Connect {
                 addr: addr.to_string(),
                 reason: e.to_string(),
-            })?;
-        let _ = stream.set_nodelay(true);
-        Ok(stream)
+            })
     }
 
-    fn give_back(&self, addr: &str, stream: TcpStream) {
+    fn give_back(&self, addr: &str, stream: Connection) {
         let mut idle = self.idle.lock();
         let pool = idle.entry(addr.to_string()).or_default();
         if pool.len() < IDLE_CONNECTIONS_PER_PEER {
@@ -176,7 +176,7 @@ impl InterBrokerClient {
 
     async fn exchange(
         &self,
-        stream: &mut TcpStream,
+        stream: &mut Connection,
         addr: &str,
         frame: &[u8],
     ) -> Result<Bytes, InterBrokerError> {
@@ -184,8 +184,8 @@ impl InterBrokerClient {
             addr: addr.to_string(),
             source,
         };
-        stream.write_all(frame).await.map_err(io)?;
-        let len = stream.read_i32().await.map_err(io)?;
+        stream.writer.write_all(frame).await.map_err(io)?;
+        let len = stream.reader.read_i32().await.map_err(io)?;
         if len < 0 || len as usize > self.max_response_bytes {
             return Err(self.protocol(
                 addr,
@@ -196,7 +196,7 @@ impl InterBrokerClient {
             ));
         }
         let mut answer = vec![0u8; len as usize];
-        stream.read_exact(&mut answer).await.map_err(io)?;
+        stream.reader.read_exact(&mut answer).await.map_err(io)?;
         Ok(Bytes::from(answer))
     }
 }

@@ -20,6 +20,7 @@ mod inter_broker;
 mod internal_log;
 mod leader_state;
 pub mod meta_properties;
+pub mod net;
 mod network;
 pub mod placement;
 mod raft_transport;
@@ -39,10 +40,16 @@ pub use descriptors::raise_nofile_limit;
 pub use error::BrokerError;
 pub use server::Broker;
 
-/// Wall-clock milliseconds since the epoch, as Kafka timestamps are.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+/// Wall-clock milliseconds since the epoch, as Kafka timestamps are (the clock seam).
+pub(crate) use moldau_storage::seams::now_ms;
+
+/// Runs blocking disk work off the async workers: on tokio's blocking pool, or inline
+/// under the simulation, which drives every host from one thread.
+pub(crate) async fn spawn_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    if moldau_storage::seams::simulated() {
+        return Ok(f());
+    }
+    tokio::task::spawn_blocking(f).await
 }

@@ -28,8 +28,6 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::tcp::OwnedReadHalf;
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -184,7 +182,7 @@ pub struct ListenerKind {
 pub async fn accept_loop(
     state: Arc<BrokerState>,
     limits: Arc<NetworkLimits>,
-    listener: TcpListener,
+    listener: Box<dyn crate::net::Listener>,
     kind: ListenerKind,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -242,13 +240,15 @@ async fn serve_connection(
     state: Arc<BrokerState>,
     limits: Arc<NetworkLimits>,
     _slot: ConnectionSlot,
-    stream: TcpStream,
+    connection: crate::net::Connection,
     peer: SocketAddr,
     kind: ListenerKind,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
-    let (read_half, write_half) = stream.into_split();
+    let crate::net::Connection {
+        reader: read_half,
+        writer: write_half,
+    } = connection;
     let mut reader = BufReader::with_capacity(SOCKET_BUFFER_BYTES, read_half);
     let mut writer = BufWriter::with_capacity(SOCKET_BUFFER_BYTES, write_half);
     let max_frame_bytes = state.config.socket_request_max_bytes;
@@ -280,7 +280,7 @@ async fn serve_connection(
         let watch_client = frame.get(..2) != Some(&PRODUCE_API_KEY.to_be_bytes()[..]);
         let handled = tokio::select! {
             outcome = api::handle_frame(&state, frame.freeze(), peer, &kind) => outcome,
-            _ = client_gone(reader.get_mut()), if watch_client => return,
+            _ = crate::net::peer_closed(reader.get_mut().as_mut()), if watch_client => return,
             _ = shutdown_with_grace(&mut shutdown) => return,
         };
         // The request's bytes (records are slices of the frame) are gone once it is handled.
@@ -321,7 +321,7 @@ async fn serve_connection(
 /// Reads one frame: its announced size is taken from the budget first, its buffer grows as
 /// the bytes arrive. `Ok(None)`: the size prefix is out of bounds.
 async fn read_frame(
-    reader: &mut BufReader<OwnedReadHalf>,
+    reader: &mut BufReader<Box<dyn crate::net::ReadHalf>>,
     limits: &NetworkLimits,
     max_frame_bytes: i32,
     deadline: Instant,
@@ -365,17 +365,6 @@ async fn read_frame(
         read = read => read,
         _ = tokio::time::sleep_until(deadline) => Err(Stop::Idle),
         _ = shutdown.wait_for(|stop| *stop) => Err(Stop::Shutdown),
-    }
-}
-
-/// Resolves when the client has closed its side (or reset). Pipelined bytes are only
-/// peeked, never consumed; once some are waiting this never resolves, as the next
-/// request will find out about the close anyway.
-async fn client_gone(read_half: &mut OwnedReadHalf) {
-    let mut byte = [0u8; 1];
-    match read_half.peek(&mut byte).await {
-        Ok(0) | Err(_) => {}
-        Ok(_) => std::future::pending().await,
     }
 }
 

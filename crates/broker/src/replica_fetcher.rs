@@ -232,11 +232,10 @@ async fn run_fetcher(
             continue;
         }
         let task_state = state.clone();
-        let outcomes = tokio::task::spawn_blocking(move || {
-            handle_response(&task_state, leader, &sent, response)
-        })
-        .await
-        .unwrap_or_default();
+        let outcomes =
+            crate::spawn_blocking(move || handle_response(&task_state, leader, &sent, response))
+                .await
+                .unwrap_or_default();
         let failed: Vec<(TopicPartition, Following)> = ready
             .into_iter()
             .filter(|(tp, _)| outcomes.contains(tp))

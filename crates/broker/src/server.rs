@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use moldau_controller::{Node, NodeId, QuorumConfig};
 use moldau_metadata::{BrokerEndpoint, MetadataImage};
 use moldau_storage::{LogConfig, LogManager, LogManagerConfig, TopicPartition, Uuid};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -170,7 +170,8 @@ impl Broker {
         let (controller_listeners, client_listeners): (Vec<_>, Vec<_>) = listeners
             .into_iter()
             .partition(|(endpoint, _, _)| is_controller_listener(endpoint));
-        let mut serve = |listeners: Vec<(Endpoint, SocketAddr, TcpListener)>, controller| {
+        let mut serve = |listeners: Vec<(Endpoint, SocketAddr, Box<dyn crate::net::Listener>)>,
+                         controller| {
             for (endpoint, addr, listener) in listeners {
                 tracing::info!("listener {} bound to {addr}", endpoint.listener_name);
                 accept_tasks.push(tokio::spawn(crate::network::accept_loop(
@@ -258,6 +259,16 @@ impl Broker {
         self.bound_addr
     }
 
+    /// This node's metadata image (for tests and tools that compare nodes).
+    pub fn metadata_image(&self) -> Arc<moldau_metadata::MetadataImage> {
+        self.state.image()
+    }
+
+    /// The metadata quorum's leader (the active controller) as this node knows it.
+    pub fn active_controller_id(&self) -> Option<i32> {
+        self.state.controller.leader_id()
+    }
+
     /// The log of a partition this node hosts (for tests and tools that inspect it).
     pub fn partition_log(&self, tp: &TopicPartition) -> Option<Arc<moldau_storage::Log>> {
         let partition = self.state.replica_manager.partition(tp)?;
@@ -294,7 +305,7 @@ impl Broker {
         }
         let log_manager = self.state.replica_manager.log_manager().clone();
         let metadata_log_manager = self.metadata_log_manager;
-        tokio::task::spawn_blocking(move || {
+        crate::spawn_blocking(move || {
             // Both, whatever the first did: each releases its dir's lock.
             let logs = log_manager.shutdown();
             let metadata = metadata_log_manager.map_or(Ok(()), |m| m.shutdown());
@@ -319,8 +330,7 @@ fn spawn_reconciler(state: Arc<BrokerState>) -> JoinHandle<()> {
                     continue;
                 }
                 let state = state.clone();
-                let reconcile =
-                    tokio::task::spawn_blocking(move || state.replica_manager.reconcile());
+                let reconcile = crate::spawn_blocking(move || state.replica_manager.reconcile());
                 if let Err(e) = reconcile.await {
                     tracing::error!(error = %e, "metadata reconcile pass failed");
                 }
@@ -355,7 +365,7 @@ fn spawn_coordinator_loader(state: Arc<BrokerState>) -> JoinHandle<()> {
 /// (`PLAINTEXT://:9092`) binds every interface, as Kafka.
 async fn bind_listeners(
     endpoints: &[Endpoint],
-) -> Result<Vec<(Endpoint, SocketAddr, TcpListener)>, BrokerError> {
+) -> Result<Vec<(Endpoint, SocketAddr, Box<dyn crate::net::Listener>)>, BrokerError> {
     let mut bound = Vec::with_capacity(endpoints.len());
     for endpoint in endpoints {
         let host = if endpoint.host.is_empty() {
@@ -370,7 +380,8 @@ async fn bind_listeners(
             ),
             source,
         };
-        let listener = TcpListener::bind((host, endpoint.port))
+        let listener = crate::net::network()
+            .bind(host, endpoint.port)
             .await
             .map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
@@ -393,7 +404,7 @@ async fn open_log_manager(
     manager_config.recovery_threads = config.num_recovery_threads_per_data_dir as usize;
     let defaults = config.log_defaults.clone();
     // Recovery reads whole segments: keep it off the async workers.
-    tokio::task::spawn_blocking(move || LogManager::open(manager_config, defaults))
+    crate::spawn_blocking(move || LogManager::open(manager_config, defaults))
         .await
         .map_err(|e| BrokerError::MetadataLog(format!("log recovery task failed: {e}")))?
         .map_err(BrokerError::from)
@@ -413,7 +424,7 @@ pub(crate) fn metadata_log_config() -> LogConfig {
 /// its first listener when none are configured.
 fn quorum_voters(
     config: &ServerConfig,
-    listeners: &[(Endpoint, SocketAddr, TcpListener)],
+    listeners: &[(Endpoint, SocketAddr, Box<dyn crate::net::Listener>)],
     is_controller_listener: &dyn Fn(&Endpoint) -> bool,
 ) -> Result<BTreeMap<NodeId, Node>, BrokerError> {
     if config.is_dynamic_quorum() {

@@ -3,7 +3,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use kafka_protocol::ResponseError;
 use moldau_metadata::{MetadataImage, PRODUCER_ID_BLOCK_SIZE};

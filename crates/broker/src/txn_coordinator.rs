@@ -82,7 +82,7 @@ impl TxnCoordinator {
     pub async fn start(state: &Arc<BrokerState>) -> Result<(), BrokerError> {
         let _ = state.txn_coordinator.state.set(Arc::downgrade(state));
         let this = state.txn_coordinator.clone();
-        tokio::task::spawn_blocking(move || this.load_partitions())
+        crate::spawn_blocking(move || this.load_partitions())
             .await
             .map_err(|e| BrokerError::MetadataLog(format!("txn load task failed: {e}")))??;
         state.txn_coordinator.tick(state);
@@ -97,7 +97,7 @@ impl TxnCoordinator {
                         tokio::time::sleep(interval).await;
                         let state = task_state.clone();
                         let tick =
-                            tokio::task::spawn_blocking(move || state.txn_coordinator.tick(&state));
+                            crate::spawn_blocking(move || state.txn_coordinator.tick(&state));
                         if let Err(e) = tick.await {
                             // The next tick starts afresh: the shards change only through writes.
                             tracing::error!(error = %e, "transaction coordinator tick failed");

@@ -31,12 +31,14 @@
 //! from Kafka's is listed in [`storage_log_store`]. Snapshots are JSON, not Kafka's
 //! `<offset>-<epoch>.checkpoint` record files.
 //!
-//! Simulation: openraft runs on tokio (its `TokioRuntime`: timers, spawn, randomized
-//! election timeouts); under a simulator it needs that simulator's `AsyncRuntime`.
+//! Simulation: openraft runs on tokio through [`runtime::QuorumRuntime`], whose election
+//! jitter comes through the C library's `getrandom` (the seam `crates/sim` seeds), and its
+//! timers are tokio's (simulated time under turmoil).
 
 pub mod network;
 pub mod quorum;
 pub mod raft_files;
+pub mod runtime;
 pub mod state_machine;
 pub mod storage_log_store;
 pub mod types;

@@ -127,10 +127,7 @@ fn encode_entry(entry: &Entry, base_offset: i64) -> Result<BytesMut, CodecError>
             .map(|r| record(r.type_name(), Some(r.encode())))
             .collect(),
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now = moldau_storage::seams::now_ms();
     let records: Vec<Record> = kvs
         .into_iter()
         .enumerate()

@@ -67,7 +67,8 @@ openraft::declare_raft_types!(
         Node = Node,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = Cursor<Vec<u8>>,
-        AsyncRuntime = openraft::TokioRuntime,
+        // tokio, with election jitter drawn through the getrandom seam (see `runtime`).
+        AsyncRuntime = crate::runtime::QuorumRuntime,
 );
 
 pub type Entry = openraft::Entry<TypeConfig>;

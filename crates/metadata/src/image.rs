@@ -135,7 +135,7 @@ pub struct TopicImage {
     pub partitions: BTreeMap<i32, PartitionImage>,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct MetadataImage {
     pub offset: i64,
     pub brokers: BTreeMap<i32, BrokerImage>,

@@ -22,6 +22,8 @@
 //!   the first unstable offset) and its snapshots; `epoch_cache`:
 //!   `LeaderEpochFileCache`; `checkpoint`: Kafka's small text files.
 //! - `cleaner`: `LogCleaner`, key compaction with a crash-safe `.cleaned`/`.swap` swap.
+//! - `seams`: the wall clock and background threads, which the deterministic simulation
+//!   replaces for every crate.
 //!
 //! Invariants: a log is always a sequence of whole, CRC-valid batches in offset
 //! order (recovery truncates at the first bad byte, so a crash leaves a prefix);
@@ -47,6 +49,7 @@ pub mod manager;
 pub mod producer_state;
 mod records;
 mod retention;
+pub mod seams;
 mod segment;
 pub mod txn_index;
 mod validator;

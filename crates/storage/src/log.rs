@@ -1098,9 +1098,4 @@ fn parse_markers(
         .collect()
 }
 
-/// Wall-clock milliseconds, for paths that are not given `now_ms`.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub(crate) use crate::seams::now_ms;

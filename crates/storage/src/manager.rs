@@ -20,7 +20,8 @@ use crate::checkpoint::{
 use crate::config::LogConfig;
 use crate::error::StorageError;
 use crate::loader::LoadParams;
-use crate::log::{lock, now_ms, Log};
+use crate::log::{lock, Log};
+use crate::seams::now_ms;
 use crate::{TopicPartition, Uuid};
 
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
@@ -355,19 +356,19 @@ impl LogManager {
             return;
         }
         let retention_ms = self.config.retention_check_interval_ms;
-        threads.push(
+        threads.extend(
             self.spawn_periodic("log-retention", retention_ms, |m, now| {
                 m.run_retention_once(now)
             }),
         );
         if self.config.cleaner_enabled {
             let backoff_ms = self.config.cleaner_backoff_ms;
-            threads.push(
+            threads.extend(
                 self.spawn_periodic("log-cleaner", backoff_ms, |m, now| m.run_cleaner_once(now)),
             );
         }
         let flush_ms = self.config.flush_check_interval_ms.min(1_000);
-        threads.push(
+        threads.extend(
             self.spawn_periodic("log-flusher", flush_ms, |m, now| m.flush_and_housekeep(now)),
         );
     }
@@ -377,39 +378,29 @@ impl LogManager {
         name: &str,
         interval_ms: i64,
         task: fn(&LogManager, i64) -> Result<(), StorageError>,
-    ) -> JoinHandle<()> {
+    ) -> Option<JoinHandle<()>> {
         let manager = Arc::downgrade(self);
-        let stop = self.stop.clone();
         let interval = Duration::from_millis(interval_ms.clamp(1, 86_400_000) as u64);
-        let name = name.to_string();
-        std::thread::Builder::new()
-            .name(name.clone())
-            .spawn(move || loop {
-                let (flag, cvar) = &*stop;
-                let stopped = cvar
-                    .wait_timeout_while(lock(flag), interval, |s| !*s)
-                    .map(|(g, _)| *g);
-                if stopped.unwrap_or(true) {
-                    return;
-                }
-                let Some(manager) = manager.upgrade() else {
-                    return;
-                };
-                // A panic is a bug, but it must not silently end the task for good.
-                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    task(&manager, now_ms())
-                }));
-                match run {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::error!(task = %name, %e, "background log task failed"),
-                    Err(panic) => tracing::error!(
-                        task = %name,
-                        panic = panic_message(&*panic),
-                        "background log task panicked; it runs again next interval"
-                    ),
-                }
-            })
-            .expect("spawn log manager thread")
+        let task_name = name.to_string();
+        let run_once = move || {
+            let Some(manager) = manager.upgrade() else {
+                return false;
+            };
+            // A panic is a bug, but it must not silently end the task for good.
+            let run =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(&manager, now_ms())));
+            match run {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(task = %task_name, %e, "background log task failed"),
+                Err(panic) => tracing::error!(
+                    task = %task_name,
+                    panic = panic_message(&*panic),
+                    "background log task panicked; it runs again next interval"
+                ),
+            }
+            true
+        };
+        crate::seams::spawn_periodic(name, interval, Box::new(run_once), self.stop.clone())
     }
 
     fn stop_background_tasks(&self) {
@@ -530,6 +521,10 @@ fn parallel_map<T: Sync, R: Send>(
     items: Vec<T>,
     f: impl Fn(&T) -> R + Sync,
 ) -> Vec<Option<R>> {
+    if crate::seams::simulated() {
+        // One thread drives the simulation: recovery runs on it, in order.
+        return items.iter().map(|item| Some(f(item))).collect();
+    }
     let chunk = items.len().div_ceil(threads.max(1)).max(1);
     let f = &f;
     std::thread::scope(|s| {

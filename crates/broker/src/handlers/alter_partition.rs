@@ -26,7 +26,8 @@
 //! committed, and the old leader learns the new state from the metadata.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use kafka_protocol::messages::alter_partition_request;
 use kafka_protocol::messages::alter_partition_response;

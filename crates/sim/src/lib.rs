@@ -1,0 +1,464 @@
+//! moldau-sim: a Moldau cluster in a deterministic simulator.
+//!
+//! Every node runs the real broker, controller (openraft), replica manager and
+//! coordinators as a turmoil host; the network, the clock, background work and the OS
+//! randomness go through the seams of [`seams`], so one seed decides everything that
+//! happens. A fault schedule drawn from the seed ([`faults`]) crashes, partitions, slows
+//! and stalls nodes and steps the clock while simulated clients ([`workload`]) speak the
+//! Kafka protocol to the cluster; [`checker`] then checks the invariants. A failing seed
+//! replays exactly: `MOLDAU_SIM_SEED=<seed> cargo test -p moldau-sim`.
+
+pub mod checker;
+pub mod client;
+pub mod faults;
+pub mod seams;
+pub mod workload;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use moldau_broker::config::ServerConfig;
+use moldau_broker::Broker;
+
+use crate::faults::{Fault, Scheduled};
+use crate::workload::{Observations, Shared, WorkloadSpec};
+
+/// The shape of one simulated run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Voters with both roles (3 or 5).
+    pub combined_nodes: usize,
+    /// Broker-only nodes (observers of the quorum).
+    pub broker_only_nodes: usize,
+    pub partitions: i32,
+    pub batches: usize,
+    /// Faults are drawn over this much simulated time, after the cluster has formed.
+    pub fault_window: Duration,
+    /// After healing, how long the cluster gets to bring every replica back in sync.
+    pub settle: Duration,
+    /// A run longer than this (simulated) is a liveness failure.
+    pub limit: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            combined_nodes: 3,
+            broker_only_nodes: 0,
+            partitions: 3,
+            batches: 300,
+            fault_window: Duration::from_secs(60),
+            settle: Duration::from_secs(20),
+            limit: Duration::from_secs(900),
+        }
+    }
+}
+
+/// What a passing run did.
+#[derive(Debug)]
+pub struct Report {
+    pub seed: u64,
+    pub simulated: Duration,
+    pub acknowledged_records: usize,
+    pub faults: usize,
+    /// Hash of everything observed: equal for two runs of one seed.
+    pub fingerprint: u64,
+    pub events: Vec<String>,
+}
+
+/// A failing run: the seed that replays it and what happened up to the failure.
+#[derive(Debug)]
+pub struct Failure {
+    pub seed: u64,
+    pub reason: String,
+    pub events: Vec<String>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "simulation seed {} failed: {}", self.seed, self.reason)?;
+        writeln!(
+            f,
+            "replay: MOLDAU_SIM_SEED={} cargo test -p moldau-sim --test seeds",
+            self.seed
+        )?;
+        let skip = self.events.len().saturating_sub(80);
+        if skip > 0 {
+            writeln!(f, "  ... {skip} earlier events")?;
+        }
+        for event in &self.events[skip..] {
+            writeln!(f, "  {event}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs one seed on a fresh thread (its OS randomness and clock are the seed's alone).
+pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
+    let options = options.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("sim-{seed}"))
+        .spawn(move || {
+            seams::seed_os_randomness(seed);
+            seams::reset_clock();
+            run_on_this_thread(seed, &options)
+        })
+        .expect("spawn a simulation thread");
+    thread.join().unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panic".to_string());
+        Err(Failure {
+            seed,
+            reason: format!("panicked: {message}"),
+            events: Vec::new(),
+        })
+    })
+}
+
+type Registry = Rc<RefCell<BTreeMap<usize, Weak<Broker>>>>;
+
+fn host_name(index: usize) -> String {
+    format!("n{}", index + 1)
+}
+
+fn node_config(index: usize, options: &Options, root: &std::path::Path) -> ServerConfig {
+    let voters: Vec<String> = (0..options.combined_nodes)
+        .map(|i| format!("{}@{}:9093", i + 1, host_name(i)))
+        .collect();
+    let combined = index < options.combined_nodes;
+    let name = host_name(index);
+    let mut props: BTreeMap<String, String> = [
+        ("node.id", (index + 1).to_string()),
+        ("controller.listener.names", "CONTROLLER".to_string()),
+        ("controller.quorum.voters", voters.join(",")),
+        ("advertised.listeners", format!("PLAINTEXT://{name}:9092")),
+        ("log.dirs", root.join(&name).display().to_string()),
+        ("controller.quorum.election.timeout.ms", "1000".to_string()),
+        ("controller.quorum.fetch.timeout.ms", "2000".to_string()),
+        ("broker.heartbeat.interval.ms", "500".to_string()),
+        ("broker.session.timeout.ms", "3000".to_string()),
+        ("replica.lag.time.max.ms", "5000".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    if combined {
+        props.insert(
+            "listeners".into(),
+            "PLAINTEXT://0.0.0.0:9092,CONTROLLER://0.0.0.0:9093".into(),
+        );
+    } else {
+        props.insert("process.roles".into(), "broker".into());
+        props.insert("listeners".into(), "PLAINTEXT://0.0.0.0:9092".into());
+    }
+    match ServerConfig::from_properties(props) {
+        Ok((config, _)) => config,
+        Err(e) => panic!("the simulation's node config is invalid: {e}"),
+    }
+}
+
+/// What the harness must undo, and when.
+enum Undo {
+    Restart(usize),
+    Repair(usize, usize),
+    RepairOneWay(usize, usize),
+    Release(usize),
+    Latency,
+}
+
+struct Harness {
+    names: Vec<String>,
+    crashed: BTreeSet<usize>,
+    undo: Vec<(Duration, Undo)>,
+    shared: Shared,
+}
+
+impl Harness {
+    fn note(&self, at: Duration, event: String) {
+        self.shared
+            .borrow_mut()
+            .events
+            .push(format!("{:>7} ms fault: {event}", at.as_millis()));
+    }
+
+    fn apply(
+        &mut self,
+        sim: &mut turmoil::Sim<'_>,
+        registry: &Registry,
+        at: Duration,
+        fault: &Fault,
+    ) {
+        let n = &self.names;
+        match fault {
+            Fault::Crash { node, down } => self.crash(sim, at, *node, *down),
+            Fault::CrashActiveController { down } => {
+                let active = registry
+                    .borrow()
+                    .values()
+                    .filter_map(Weak::upgrade)
+                    .find_map(|b| b.active_controller_id());
+                match active {
+                    Some(id) => self.crash(sim, at, (id - 1) as usize, *down),
+                    None => self.note(at, "no active controller to crash".into()),
+                }
+            }
+            Fault::Partition { a, b, heal_after } => {
+                sim.partition(n[*a].as_str(), n[*b].as_str());
+                self.note(at, format!("partition {} | {}", n[*a], n[*b]));
+                self.undo.push((at + *heal_after, Undo::Repair(*a, *b)));
+            }
+            Fault::Bridge { a, b, heal_after } => {
+                sim.partition(n[*a].as_str(), n[*b].as_str());
+                self.note(
+                    at,
+                    format!("bridge: {} and {} apart, both reach the rest", n[*a], n[*b]),
+                );
+                self.undo.push((at + *heal_after, Undo::Repair(*a, *b)));
+            }
+            Fault::Isolate { node, heal_after } => {
+                for other in 0..n.len() {
+                    if other != *node {
+                        sim.partition(n[*node].as_str(), n[other].as_str());
+                        self.undo
+                            .push((at + *heal_after, Undo::Repair(*node, other)));
+                    }
+                }
+                self.note(at, format!("isolate {}", n[*node]));
+            }
+            Fault::OneWay {
+                from,
+                to,
+                heal_after,
+            } => {
+                sim.partition_oneway(n[*from].as_str(), n[*to].as_str());
+                self.note(at, format!("one-way loss {} -> {}", n[*from], n[*to]));
+                self.undo
+                    .push((at + *heal_after, Undo::RepairOneWay(*from, *to)));
+            }
+            Fault::Latency { max, restore_after } => {
+                sim.set_max_message_latency(*max);
+                self.note(at, format!("latency up to {} ms", max.as_millis()));
+                self.undo.push((at + *restore_after, Undo::Latency));
+            }
+            Fault::Stall {
+                node,
+                release_after,
+            } => {
+                for other in 0..n.len() {
+                    if other != *node {
+                        sim.hold(n[*node].as_str(), n[other].as_str());
+                    }
+                }
+                self.note(
+                    at,
+                    format!("stall {} for {} ms", n[*node], release_after.as_millis()),
+                );
+                self.undo.push((at + *release_after, Undo::Release(*node)));
+            }
+            Fault::ClockJump { delta_ms } => {
+                seams::jump_clock(*delta_ms);
+                self.note(at, format!("wall clock steps {delta_ms} ms"));
+            }
+        }
+    }
+
+    fn crash(&mut self, sim: &mut turmoil::Sim<'_>, at: Duration, node: usize, down: Duration) {
+        // One node down at a time: the quorum and min.insync.replicas=2 stay reachable,
+        // so every run also checks that the cluster recovers.
+        if !self.crashed.is_empty() {
+            self.note(
+                at,
+                format!("skip crash of {}: a node is down", self.names[node]),
+            );
+            return;
+        }
+        sim.crash(self.names[node].as_str());
+        self.crashed.insert(node);
+        self.note(
+            at,
+            format!("crash {} for {} ms", self.names[node], down.as_millis()),
+        );
+        self.undo.push((at + down, Undo::Restart(node)));
+    }
+
+    fn undo_due(&mut self, sim: &mut turmoil::Sim<'_>, now: Duration, all: bool) {
+        let (due, later): (Vec<_>, Vec<_>) =
+            self.undo.drain(..).partition(|(at, _)| all || *at <= now);
+        self.undo = later;
+        let n = self.names.clone();
+        for (_, undo) in due {
+            match undo {
+                Undo::Restart(node) => {
+                    if self.crashed.remove(&node) {
+                        sim.bounce(n[node].as_str());
+                        self.note(now, format!("restart {}", n[node]));
+                    }
+                }
+                Undo::Repair(a, b) => {
+                    sim.repair(n[a].as_str(), n[b].as_str());
+                    self.note(now, format!("repair {} | {}", n[a], n[b]));
+                }
+                Undo::RepairOneWay(from, to) => {
+                    sim.repair_oneway(n[from].as_str(), n[to].as_str());
+                    self.note(now, format!("repair {} -> {}", n[from], n[to]));
+                }
+                Undo::Release(node) => {
+                    for other in 0..n.len() {
+                        if other != node {
+                            sim.release(n[node].as_str(), n[other].as_str());
+                        }
+                    }
+                    self.note(now, format!("release {}", n[node]));
+                }
+                Undo::Latency => {
+                    sim.set_max_message_latency(Duration::from_millis(2));
+                    self.note(now, "latency back to normal".into());
+                }
+            }
+        }
+    }
+}
+
+fn run_on_this_thread(seed: u64, options: &Options) -> Result<Report, Failure> {
+    seams::install();
+    let fail = |reason: String, shared: &Shared| Failure {
+        seed,
+        reason,
+        events: shared.borrow().events.clone(),
+    };
+    let root = tempfile::tempdir().map_err(|e| Failure {
+        seed,
+        reason: format!("no temp dir: {e}"),
+        events: Vec::new(),
+    })?;
+    let node_count = options.combined_nodes + options.broker_only_nodes;
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(seed)
+        .epoch(std::time::UNIX_EPOCH + Duration::from_secs(1_790_000_000))
+        .simulation_duration(options.limit)
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(Duration::from_micros(100))
+        .max_message_latency(Duration::from_millis(2))
+        .tcp_capacity(4096)
+        .build();
+    let registry: Registry = Rc::new(RefCell::new(BTreeMap::new()));
+    let names: Vec<String> = (0..node_count).map(host_name).collect();
+    for (index, name) in names.iter().enumerate() {
+        let config = node_config(index, options, root.path());
+        let registry = registry.clone();
+        sim.host(name.as_str(), move || {
+            let config = config.clone();
+            let registry = registry.clone();
+            async move {
+                let broker = Rc::new(Broker::start(config).await?);
+                registry.borrow_mut().insert(index, Rc::downgrade(&broker));
+                std::future::pending::<()>().await;
+                drop(broker);
+                Ok(())
+            }
+        });
+    }
+    let shared: Shared = Rc::new(RefCell::new(Observations::default()));
+    let heal = Rc::new(RefCell::new(false));
+    let spec = Rc::new(WorkloadSpec {
+        bootstrap: names.iter().map(|n| format!("{n}:9092")).collect(),
+        partitions: options.partitions,
+        batches: options.batches,
+        max_records_per_batch: 8,
+        batch_sizes: {
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0xba7c);
+            (0..64).map(|_| rng.random_range(1..=8)).collect()
+        },
+    });
+    sim.client("client", workload::run(spec, shared.clone(), heal.clone()));
+
+    let fault_start = Duration::from_secs(5);
+    let fault_end = fault_start + options.fault_window;
+    let mut schedule: Vec<Scheduled> = faults::schedule(
+        seed,
+        options.combined_nodes,
+        fault_start,
+        options.fault_window,
+    );
+    let fault_count = schedule.len();
+    schedule.reverse();
+    let mut harness = Harness {
+        names: names.clone(),
+        crashed: BTreeSet::new(),
+        undo: Vec::new(),
+        shared: shared.clone(),
+    };
+    let mut healed_at: Option<Duration> = None;
+    loop {
+        let now = sim.elapsed();
+        while schedule.last().is_some_and(|s| s.at <= now) {
+            let next = schedule.pop().expect("checked");
+            harness.apply(&mut sim, &registry, now, &next.fault);
+        }
+        harness.undo_due(&mut sim, now, false);
+        if healed_at.is_none() && now >= fault_end && shared.borrow().producing_done {
+            harness.undo_due(&mut sim, now, true);
+            harness.note(now, "all faults healed".into());
+            healed_at = Some(now);
+        }
+        if healed_at.is_some_and(|at| now >= at + options.settle) && !*heal.borrow() {
+            *heal.borrow_mut() = true;
+        }
+        if shared.borrow().done {
+            break;
+        }
+        match sim.step() {
+            Ok(_) => {}
+            Err(e) => return Err(fail(format!("simulation stopped: {e}"), &shared)),
+        }
+    }
+    let simulated = sim.elapsed();
+    let brokers: BTreeMap<usize, Rc<Broker>> = registry
+        .borrow()
+        .iter()
+        .filter_map(|(i, b)| b.upgrade().map(|b| (*i, b)))
+        .collect();
+    let observations = shared.borrow();
+    let outcome = checker::check(&observations, &brokers, options.partitions);
+    let events = observations.events.clone();
+    drop(observations);
+    if let Err(reason) = outcome {
+        return Err(fail(reason, &shared));
+    }
+    let fingerprint = fingerprint(&shared.borrow());
+    let acknowledged_records = shared
+        .borrow()
+        .acknowledged
+        .iter()
+        .map(|a| a.values.len())
+        .sum();
+    drop(brokers);
+    drop(sim);
+    Ok(Report {
+        seed,
+        simulated,
+        acknowledged_records,
+        faults: fault_count,
+        fingerprint,
+        events,
+    })
+}
+
+fn fingerprint(observations: &Observations) -> u64 {
+    // SipHash with fixed keys: the same on every run and machine.
+    #[allow(deprecated)]
+    let mut hasher = std::hash::SipHasher::new();
+    observations.events.hash(&mut hasher);
+    for a in &observations.acknowledged {
+        (a.partition, a.base_offset, &a.values).hash(&mut hasher);
+    }
+    observations.read_back.hash(&mut hasher);
+    hasher.finish()
+}
