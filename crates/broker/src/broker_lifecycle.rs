@@ -22,14 +22,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use kafka_protocol::ResponseError;
-use moldau_metadata::{
-    ConfigResource, ConfigResourceType, MetadataImage, MetadataRecord, PartitionImage, Uuid,
-};
+use moldau_metadata::{ConfigResource, ConfigResourceType, MetadataImage, MetadataRecord, Uuid};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
 use crate::controller::MAX_RECORDS_PER_USER_OP;
 use crate::error::BrokerError;
+use crate::handlers::alter_partition_reassignments::{ChangeBuilder, Election};
 use crate::state::BrokerState;
 
 const HEARTBEAT_RPC_TIMEOUT: Duration = Duration::from_secs(5);
@@ -176,7 +175,7 @@ pub async fn handle_heartbeat(
         set_fenced(state, heartbeat.broker_id, heartbeat.broker_epoch, false).await?;
     }
     // Leadership and ISRs follow the fencing (also when an earlier move was cut short).
-    let unclean = UncleanElection::of(state);
+    let unclean = ElectionConfig::of(state);
     if !leader_changes(&state.image(), heartbeat.broker_id, 1, unclean).is_empty() {
         move_leadership(state, heartbeat.broker_id).await?;
     }
@@ -240,8 +239,11 @@ async fn set_fenced(
 /// Brings partition leadership and ISRs in line with `broker_id`'s fencing (see
 /// [`leader_changes`]), in writes of at most `MAX_RECORDS_PER_USER_OP` records, each
 /// decided against the image of its moment.
-async fn move_leadership(state: &BrokerState, broker_id: i32) -> Result<(), BrokerError> {
-    let unclean = UncleanElection::of(state);
+pub(crate) async fn move_leadership(
+    state: &BrokerState,
+    broker_id: i32,
+) -> Result<(), BrokerError> {
+    let unclean = ElectionConfig::of(state);
     loop {
         let written = state
             .controller
@@ -257,148 +259,156 @@ async fn move_leadership(state: &BrokerState, broker_id: i32) -> Result<(), Brok
     }
 }
 
-/// Where the active controller finds `unclean.leader.election.enable` for a topic, as
-/// Kafka's `uncleanLeaderElectionEnabledForTopic`: the topic's config, else this
-/// controller's dynamic broker config, else the dynamic cluster default, else
-/// `server.properties` (Kafka's default: false).
+/// The topic configs the active controller's elections read, each as Kafka's controller
+/// finds it (`uncleanLeaderElectionEnabledForTopic`, `getTopicEffectiveMinIsr`): the
+/// topic's config, else this controller's dynamic broker config, else the dynamic
+/// cluster default, else `server.properties`.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct UncleanElection {
+pub(crate) struct ElectionConfig {
     pub node_id: i32,
-    pub static_default: bool,
+    /// `unclean.leader.election.enable` in `server.properties` (Kafka's default: false).
+    pub unclean_default: bool,
+    /// `min.insync.replicas` in `server.properties` (Kafka's default: 1).
+    pub min_isr_default: i32,
 }
 
-impl UncleanElection {
-    const KEY: &'static str = "unclean.leader.election.enable";
-
+impl ElectionConfig {
     pub fn of(state: &BrokerState) -> Self {
-        UncleanElection {
+        ElectionConfig {
             node_id: state.node_id,
-            static_default: state.config.unclean_leader_election_enable,
+            unclean_default: state.config.unclean_leader_election_enable,
+            min_isr_default: state.config.log_defaults.min_insync_replicas,
         }
     }
 
-    pub fn enabled(&self, image: &MetadataImage, topic: &str) -> bool {
+    fn layered<'a>(&self, image: &'a MetadataImage, topic: &str, key: &str) -> Option<&'a str> {
         let layers = [
             (ConfigResourceType::Topic, topic.to_string()),
             (ConfigResourceType::Broker, self.node_id.to_string()),
             (ConfigResourceType::Broker, String::new()),
         ];
-        layers
-            .into_iter()
-            .find_map(|(resource_type, name)| {
-                image
-                    .configs(&ConfigResource {
-                        resource_type,
-                        name,
-                    })
-                    .and_then(|configs| configs.get(Self::KEY))
-                    // Java's Boolean.parseBoolean: "true" in any case, anything else false.
-                    .map(|value| value.trim().eq_ignore_ascii_case("true"))
-            })
-            .unwrap_or(self.static_default)
+        layers.into_iter().find_map(|(resource_type, name)| {
+            image
+                .configs(&ConfigResource {
+                    resource_type,
+                    name,
+                })
+                .and_then(|configs| configs.get(key))
+                .map(String::as_str)
+        })
+    }
+
+    pub fn unclean_enabled(&self, image: &MetadataImage, topic: &str) -> bool {
+        self.layered(image, topic, "unclean.leader.election.enable")
+            // Java's Boolean.parseBoolean: "true" in any case, anything else false.
+            .map(|value| value.trim().eq_ignore_ascii_case("true"))
+            .unwrap_or(self.unclean_default)
+    }
+
+    /// The topic's effective `min.insync.replicas` (validated when it was set: at least 1).
+    pub fn min_isr(&self, image: &MetadataImage, topic: &str) -> usize {
+        self.layered(image, topic, "min.insync.replicas")
+            .and_then(|value| value.trim().parse::<i32>().ok())
+            .unwrap_or(self.min_isr_default)
+            .max(1) as usize
     }
 }
 
 /// The partition changes fencing, unfencing or unregistering `broker_id` calls for, at
-/// most `limit`, one `PartitionChange` per partition (new leader and new ISR together), as
-/// Kafka's controller makes them (`generateLeaderAndIsrUpdates`, ELR disabled). A broker
-/// that is fenced or no longer registered leaves the ISR of every partition that has it,
-/// unless it is the last member (the ISR stays), and leads nothing. On unfencing, every
-/// leaderless partition gets a leader if it now can.
+/// most `limit`, one `PartitionChange` per partition (new leader, ISR and eligible leader
+/// replicas together), as Kafka's controller makes them (`generateLeaderAndIsrUpdates`
+/// with ELR on, Kafka 4.1's default). A broker that is fenced or no longer registered
+/// leaves the ISR of every partition that has it, even as its last member (below
+/// `min.insync.replicas` it becomes an eligible leader replica), and leads nothing. On
+/// unfencing, every leaderless partition gets a leader if it now can (from the ISR, else,
+/// when the ISR is empty, from the eligible leader replicas).
 fn leader_changes(
     image: &MetadataImage,
     broker_id: i32,
     limit: usize,
-    unclean: UncleanElection,
+    config: ElectionConfig,
 ) -> Vec<MetadataRecord> {
     let leaving = image.brokers.get(&broker_id).is_none_or(|b| b.fenced);
-    let removed = leaving.then_some(broker_id);
-    let usable = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced);
+    let departure = leaving.then_some(Departure::Fenced);
+    partition_changes(image, broker_id, departure, limit, config)
+}
+
+/// How a broker leaves the ISRs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Departure {
+    /// Fenced or unregistered: its log is intact, it may be an eligible leader replica.
+    Fenced,
+    /// Restarted without a clean shutdown (a new incarnation registering): it may have
+    /// lost records below the high watermark, so it leaves the eligible leader replicas
+    /// too (Kafka's `handleBrokerUncleanShutdown`).
+    UncleanShutdown,
+}
+
+/// [`leader_changes`] with the broker's departure given (`None`: it is usable).
+pub(crate) fn partition_changes(
+    image: &MetadataImage,
+    broker_id: i32,
+    departure: Option<Departure>,
+    limit: usize,
+    config: ElectionConfig,
+) -> Vec<MetadataRecord> {
+    let usable = |id: i32| {
+        (departure.is_none() || id != broker_id)
+            && image.brokers.get(&id).is_some_and(|b| !b.fenced)
+    };
     let mut records = Vec::new();
     for topic in image.topics() {
-        let mut unclean_enabled = None;
+        let mut topic_config = None;
         for (partition_id, p) in &topic.partitions {
-            let concerned = if leaving {
-                p.leader == broker_id || p.isr.contains(&broker_id)
-            } else {
-                p.leader == -1
+            let concerned = match departure {
+                Some(Departure::Fenced) => p.leader == broker_id || p.isr.contains(&broker_id),
+                Some(Departure::UncleanShutdown) => {
+                    p.leader == broker_id
+                        || p.isr.contains(&broker_id)
+                        || p.eligible_leader_replicas.contains(&broker_id)
+                }
+                None => p.leader == -1,
             };
             if !concerned {
                 continue;
             }
-            let unclean_enabled =
-                *unclean_enabled.get_or_insert_with(|| unclean.enabled(image, &topic.name));
-            let Some((leader, isr)) = partition_change(p, removed, unclean_enabled, usable) else {
+            let (unclean_enabled, min_isr) = *topic_config.get_or_insert_with(|| {
+                (
+                    config.unclean_enabled(image, &topic.name),
+                    config.min_isr(image, &topic.name),
+                )
+            });
+            let mut builder = ChangeBuilder::new(p, min_isr);
+            if departure.is_some() {
+                builder.target_isr.retain(|id| *id != broker_id);
+            }
+            if departure == Some(Departure::UncleanShutdown) {
+                builder.unclean_shutdown = Some(broker_id);
+            }
+            if unclean_enabled {
+                builder.election = Election::Unclean;
+            }
+            let Some(change) = builder.build(usable) else {
                 continue;
             };
-            if leader.is_some_and(|l| l != -1 && !p.isr.contains(&l)) {
+            if let Some(leader) = change.leader.filter(|l| {
+                *l != -1 && !p.isr.contains(l) && !p.eligible_leader_replicas.contains(l)
+            }) {
                 tracing::warn!(
                     topic = %topic.name,
                     partition = partition_id,
-                    leader = leader.unwrap_or(-1),
-                    "unclean leader election: no in-sync replica is available; records the \
-                     old ISR had and this replica lacks are lost"
+                    leader,
+                    "unclean leader election: no in-sync or eligible replica is available; \
+                     records the old ISR had and this replica lacks are lost"
                 );
             }
-            records.push(MetadataRecord::PartitionChange {
-                topic_id: topic.topic_id,
-                partition_id: *partition_id,
-                leader,
-                isr,
-                replicas: None,
-                adding_replicas: None,
-                removing_replicas: None,
-            });
+            records.push(change.record(topic.topic_id, *partition_id));
             if records.len() == limit {
                 return records;
             }
         }
     }
     records
-}
-
-/// One partition's change (Kafka's `PartitionChangeBuilder`, without ELR and leader
-/// recovery): `removed` leaves the ISR unless that would empty it; the leader stays if it
-/// is still an in-sync usable replica, else the first replica (in replica order) that is
-/// in the new ISR and usable leads, else, with `unclean`, the first usable replica leads
-/// with itself as the ISR, else nobody (-1). `None` when nothing changes; else the new
-/// leader (`None`: unchanged) and the new ISR (`None`: unchanged).
-fn partition_change(
-    p: &PartitionImage,
-    removed: Option<i32>,
-    unclean: bool,
-    usable: impl Fn(i32) -> bool,
-) -> Option<(Option<i32>, Option<Vec<i32>>)> {
-    let acceptable = |id: i32| Some(id) != removed && usable(id);
-    let target_isr: Vec<i32> = p
-        .isr
-        .iter()
-        .copied()
-        .filter(|id| Some(*id) != removed)
-        .collect();
-    let in_sync = |id: i32| target_isr.contains(&id) && acceptable(id);
-    let (leader, unclean_election) = if in_sync(p.leader) {
-        (p.leader, false)
-    } else if let Some(id) = p.replicas.iter().copied().find(|id| in_sync(*id)) {
-        (id, false)
-    } else if let Some(id) = unclean
-        .then(|| p.replicas.iter().copied().find(|id| acceptable(*id)))
-        .flatten()
-    {
-        (id, true)
-    } else {
-        (-1, false)
-    };
-    let leader_changes = leader != p.leader;
-    let isr = if unclean_election && leader_changes {
-        Some(vec![leader])
-    } else if !target_isr.is_empty() && target_isr != p.isr {
-        Some(target_isr)
-    } else {
-        None
-    };
-    let leader = leader_changes.then_some(leader);
-    (leader.is_some() || isr.is_some()).then_some((leader, isr))
 }
 
 /// UnregisterBroker on the active controller: removes the broker's registration (Kafka's
@@ -577,7 +587,7 @@ pub fn spawn_heartbeats(state: Arc<BrokerState>) -> JoinHandle<()> {
 
 #[cfg(test)]
 mod tests {
-    use moldau_metadata::{MetadataDelta, Uuid};
+    use moldau_metadata::{MetadataDelta, PartitionImage, Uuid};
 
     use super::*;
 
@@ -624,6 +634,8 @@ mod tests {
                 partition_epoch: 0,
                 adding_replicas: vec![],
                 removing_replicas: vec![],
+                eligible_leader_replicas: Vec::new(),
+                last_known_elr: Vec::new(),
             });
         }
         for (resource_type, resource_name, value) in configs {
@@ -652,9 +664,10 @@ mod tests {
         image_with(fenced, PARTITIONS, &[])
     }
 
-    const CLEAN: UncleanElection = UncleanElection {
+    const CLEAN: ElectionConfig = ElectionConfig {
         node_id: 1,
-        static_default: false,
+        unclean_default: false,
+        min_isr_default: 1,
     };
 
     /// Each change: (partition, new leader if it changes, new ISR if it changes).
@@ -676,24 +689,26 @@ mod tests {
 
     #[test]
     fn a_fenced_broker_leaves_every_isr_and_hands_its_partitions_to_in_sync_replicas() {
-        // p0: 1 was the last member: the ISR stays, nobody leads. p1: 2 takes over, alone
-        // in sync. p2: leaderless with 1 its last member already: nothing to do. p3: 1
-        // was a follower: it only leaves the ISR.
+        // p0: 1 was the last member: the ISR empties (1 becomes an eligible leader
+        // replica), nobody leads. p1: 2 takes over, alone in sync. p2: leaderless with 1
+        // its last member: the ISR empties too. p3: 1 was a follower: it only leaves.
         assert_eq!(
             changes(&leader_changes(&image(&[1]), 1, 100, CLEAN)),
             vec![
-                (0, Some(-1), None),
+                (0, Some(-1), Some(vec![])),
                 (1, Some(2), Some(vec![2])),
+                (2, None, Some(vec![])),
                 (3, None, Some(vec![2])),
             ]
         );
-        // Broker 2 fenced too: nobody can take partition 1 (2 stays its last member),
-        // and partition 3's leader 2 is no longer usable either.
+        // Broker 2 fenced too: nobody can take partition 1 (2 is its last member), and
+        // partition 3's leader 2 is no longer usable either.
         assert_eq!(
             changes(&leader_changes(&image(&[1, 2]), 1, 100, CLEAN)),
             vec![
-                (0, Some(-1), None),
+                (0, Some(-1), Some(vec![])),
                 (1, Some(-1), Some(vec![2])),
+                (2, None, Some(vec![])),
                 (3, Some(-1), Some(vec![2])),
             ]
         );
@@ -740,6 +755,88 @@ mod tests {
         );
     }
 
+    /// The partition after `records` (one partition, topic `t`).
+    fn partition_after(image: &MetadataImage, records: &[MetadataRecord]) -> PartitionImage {
+        apply(image, records)
+            .topic_by_id(&TOPIC)
+            .unwrap()
+            .partitions[&0]
+            .clone()
+    }
+
+    /// `image` with `broker_id`'s fenced flag set.
+    fn with_fenced(image: &MetadataImage, broker_id: i32, fenced: bool) -> MetadataImage {
+        let record = MetadataRecord::BrokerRegistrationChange {
+            broker_id,
+            broker_epoch: image.brokers[&broker_id].broker_epoch,
+            fenced,
+        };
+        apply(image, &[record])
+    }
+
+    #[test]
+    fn below_min_isr_replicas_leaving_the_isr_become_eligible_leaders() {
+        let min_isr_2 = ElectionConfig {
+            min_isr_default: 2,
+            ..CLEAN
+        };
+        // Replicas 1, 2, 3 in sync, 1 leads. 3 is fenced: the ISR keeps 2 members, 3 is
+        // not eligible (the high watermark moves on without it).
+        let image = image_with(&[3], &[(0, &[1, 2, 3], &[1, 2, 3], 1)], &[]);
+        let records = leader_changes(&image, 3, 100, min_isr_2);
+        let p = partition_after(&image, &records);
+        assert_eq!(
+            (p.isr.clone(), p.eligible_leader_replicas.clone()),
+            (vec![1, 2], vec![])
+        );
+        // 2 is fenced next: below min ISR, it becomes an eligible leader replica.
+        let image = with_fenced(&apply(&image, &records), 2, true);
+        let records = leader_changes(&image, 2, 100, min_isr_2);
+        let p = partition_after(&image, &records);
+        assert_eq!(
+            (p.isr.clone(), p.eligible_leader_replicas.clone()),
+            (vec![1], vec![2])
+        );
+        // 1, the last member, restarts uncleanly (it may have lost what it had): it leaves
+        // the ISR, is not eligible, and 2 would lead once unfenced.
+        let image = apply(&image, &records);
+        let unclean =
+            partition_changes(&image, 1, Some(Departure::UncleanShutdown), 100, min_isr_2);
+        let p = partition_after(&image, &unclean);
+        assert_eq!(
+            (p.leader, p.isr.clone(), p.eligible_leader_replicas.clone()),
+            (-1, vec![], vec![2])
+        );
+        let image = with_fenced(&apply(&image, &unclean), 2, false);
+        let p = partition_after(&image, &leader_changes(&image, 2, 100, min_isr_2));
+        assert_eq!(
+            (p.leader, p.isr.clone(), p.eligible_leader_replicas.clone()),
+            (2, vec![2], vec![])
+        );
+    }
+
+    #[test]
+    fn the_last_known_leader_leads_again_when_no_replica_is_eligible() {
+        // A single replica whose broker restarts uncleanly: no ISR, no ELR; once it is
+        // unfenced it leads again (as before ELR: it is all there is).
+        let image = image_with(&[], &[(0, &[1], &[1], 1)], &[]);
+        let unclean = partition_changes(&image, 1, Some(Departure::UncleanShutdown), 100, CLEAN);
+        let p = partition_after(&image, &unclean);
+        assert_eq!(
+            (p.leader, p.isr.clone(), p.last_known_elr.clone()),
+            (-1, vec![], vec![1])
+        );
+        // Registered anew, it is fenced until caught up: nothing more to do meanwhile.
+        let image = with_fenced(&apply(&image, &unclean), 1, true);
+        assert!(leader_changes(&image, 1, 100, CLEAN).is_empty());
+        let image = with_fenced(&image, 1, false);
+        let p = partition_after(&image, &leader_changes(&image, 1, 100, CLEAN));
+        assert_eq!(
+            (p.leader, p.isr.clone(), p.last_known_elr.clone()),
+            (1, vec![1], vec![])
+        );
+    }
+
     #[test]
     fn unclean_election_gives_a_partition_without_in_sync_replicas_to_any_usable_one() {
         // p0: 1 in sync, 3 out of sync; p1: only on 1.
@@ -747,9 +844,9 @@ mod tests {
         let clean = image_with(&[1], partitions, &[]);
         assert_eq!(
             changes(&leader_changes(&clean, 1, 100, CLEAN)),
-            vec![(0, Some(-1), None), (1, Some(-1), None)]
+            vec![(0, Some(-1), Some(vec![])), (1, Some(-1), Some(vec![]))]
         );
-        let unclean_changes = vec![(0, Some(3), Some(vec![3])), (1, Some(-1), None)];
+        let unclean_changes = vec![(0, Some(3), Some(vec![3])), (1, Some(-1), Some(vec![]))];
         let topic = image_with(
             &[1],
             partitions,
@@ -761,9 +858,10 @@ mod tests {
         );
         // The broker default: server.properties, the dynamic cluster default, this
         // controller's own; a topic's "false" wins over all of them.
-        let everywhere = UncleanElection {
+        let everywhere = ElectionConfig {
             node_id: 1,
-            static_default: true,
+            unclean_default: true,
+            min_isr_default: 1,
         };
         assert_eq!(
             changes(&leader_changes(&clean, 1, 100, everywhere)),

@@ -348,6 +348,8 @@ mod tests {
                 partition_epoch: 0,
                 adding_replicas: vec![],
                 removing_replicas: vec![],
+                eligible_leader_replicas: Vec::new(),
+                last_known_elr: Vec::new(),
             }),
         );
         records

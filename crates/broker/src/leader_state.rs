@@ -24,6 +24,10 @@ pub struct FollowerState {
     /// The leader's log end offset and the time at the follower's previous fetch.
     last_fetch_leader_log_end_offset: i64,
     last_fetch_time_ms: i64,
+    /// The broker epoch the follower fetched with (KIP-903; -1 from fetchers too old to
+    /// send it): a restarted follower's new registration has a new epoch, so what this
+    /// leader learned from its previous incarnation cannot put it back in the ISR.
+    pub broker_epoch: Option<i64>,
 }
 
 impl FollowerState {
@@ -34,6 +38,7 @@ impl FollowerState {
             last_caught_up_time_ms,
             last_fetch_leader_log_end_offset: -1,
             last_fetch_time_ms: -1,
+            broker_epoch: None,
         }
     }
 
@@ -136,6 +141,13 @@ impl LeaderState {
         true
     }
 
+    /// Records the broker epoch a follower's fetch carried.
+    pub fn update_follower_broker_epoch(&mut self, replica_id: i32, broker_epoch: i64) {
+        if let Some(f) = self.followers.get_mut(&replica_id) {
+            f.broker_epoch = Some(broker_epoch);
+        }
+    }
+
     /// Records the log start offset a follower's fetch reported; true if it changed.
     pub fn update_follower_log_start(&mut self, replica_id: i32, log_start_offset: i64) -> bool {
         match self.followers.get_mut(&replica_id) {
@@ -226,6 +238,9 @@ impl LeaderState {
 
     /// The ISR change to ask for now, if any: shrink away out-of-sync followers, or add
     /// `joining` followers that caught up. Nothing while another change is in flight.
+    /// `registered_epoch`: the broker epoch of a follower that may join (registered,
+    /// unfenced); Kafka's `isReplicaIsrEligible` also wants the follower's fetches to
+    /// come from that registration (KIP-903).
     pub fn isr_change(
         &self,
         isr: &[i32],
@@ -233,7 +248,7 @@ impl LeaderState {
         high_watermark: i64,
         now_ms: i64,
         lag_max_ms: u64,
-        eligible: impl Fn(i32) -> bool,
+        registered_epoch: impl Fn(i32) -> Option<i64>,
     ) -> Option<Vec<i32>> {
         if self.pending.is_some() {
             return None;
@@ -246,7 +261,7 @@ impl LeaderState {
             .followers
             .keys()
             .copied()
-            .filter(|id| !isr.contains(id) && eligible(*id))
+            .filter(|id| !isr.contains(id) && self.epoch_is_current(*id, &registered_epoch))
             .filter(|id| self.can_join_isr(*id, high_watermark))
             .collect();
         if joining.is_empty() {
@@ -255,6 +270,18 @@ impl LeaderState {
         let mut new_isr = isr.to_vec();
         new_isr.extend(joining);
         Some(new_isr)
+    }
+
+    /// Whether `replica_id` is registered and unfenced, its fetches coming from that
+    /// registration (or from a fetcher too old to say).
+    fn epoch_is_current(
+        &self,
+        replica_id: i32,
+        registered_epoch: impl Fn(i32) -> Option<i64>,
+    ) -> bool {
+        let fetched_with = self.followers.get(&replica_id).and_then(|f| f.broker_epoch);
+        registered_epoch(replica_id)
+            .is_some_and(|current| fetched_with.is_none_or(|e| e == -1 || e == current))
     }
 
     /// The image now holds partition epoch `partition_epoch`: a pending change the
@@ -332,7 +359,7 @@ mod tests {
         // Past it: 3 never reached the leader's end; 2 did at 2_000.
         assert_eq!(s.out_of_sync(&[1, 2, 3], 120, 31_500, LAG_MS), vec![3]);
         assert_eq!(
-            s.isr_change(&[1, 2, 3], 120, 100, 31_500, LAG_MS, |_| true),
+            s.isr_change(&[1, 2, 3], 120, 100, 31_500, LAG_MS, |_| Some(1)),
             Some(vec![1, 2])
         );
         // At the leader's end, a follower is in sync however long ago it caught up.
@@ -365,16 +392,43 @@ mod tests {
         assert!(s.can_join_isr(2, 110));
         assert!(!s.can_join_isr(2, 115));
         assert_eq!(
-            s.isr_change(&[1], 120, 110, 1_200, LAG_MS, |_| true),
+            s.isr_change(&[1], 120, 110, 1_200, LAG_MS, |_| Some(1)),
             Some(vec![1, 2])
         );
-        assert_eq!(s.isr_change(&[1], 120, 110, 1_200, LAG_MS, |_| false), None);
+        assert_eq!(s.isr_change(&[1], 120, 110, 1_200, LAG_MS, |_| None), None);
         // One change at a time.
         s.pending = Some(PendingIsrChange {
             isr: vec![1, 2],
             committed_partition_epoch: None,
         });
-        assert_eq!(s.isr_change(&[1], 120, 110, 1_200, LAG_MS, |_| true), None);
+        assert_eq!(
+            s.isr_change(&[1], 120, 110, 1_200, LAG_MS, |_| Some(1)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_follower_restarted_as_a_new_registration_must_fetch_again_to_rejoin() {
+        let mut s = LeaderState::new(1, 5, &[1, 2], &[1], 100, 1_000);
+        s.update_follower(2, 120, 120, 1_100);
+        s.update_follower_broker_epoch(2, 7);
+        // Its registration is still epoch 7: it may join.
+        assert_eq!(
+            s.isr_change(&[1], 120, 110, 1_200, LAG_MS, |_| Some(7)),
+            Some(vec![1, 2])
+        );
+        // It restarted and registered anew (epoch 9): what it fetched before says
+        // nothing of what its log holds now.
+        assert_eq!(
+            s.isr_change(&[1], 120, 110, 1_200, LAG_MS, |_| Some(9)),
+            None
+        );
+        s.update_follower(2, 120, 120, 1_300);
+        s.update_follower_broker_epoch(2, 9);
+        assert_eq!(
+            s.isr_change(&[1], 120, 110, 1_300, LAG_MS, |_| Some(9)),
+            Some(vec![1, 2])
+        );
     }
 
     #[test]

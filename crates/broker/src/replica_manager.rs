@@ -82,7 +82,8 @@ pub struct IsrChangeRequest {
     pub topic_id: Uuid,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
-    pub new_isr: Vec<i32>,
+    /// Each member with the broker epoch it fetched with (the leader: its own).
+    pub new_isr: Vec<(i32, i64)>,
 }
 
 /// Why an append was refused before reaching the log, as Kafka error codes.
@@ -594,6 +595,12 @@ impl ReplicaManager {
 
     /// Moves a led partition's high watermark up to what the ISR allows; true if it moved.
     fn maybe_increment_high_watermark(&self, partition: &Partition) -> bool {
+        // KIP-966's strict min ISR: below `min.insync.replicas` the high watermark stays,
+        // so the replicas that left the ISR meanwhile (the eligible leader replicas) hold
+        // every committed record and may lead if the ISR empties.
+        if (partition.isr.len() as i32) < partition.log.config().min_insync_replicas {
+            return false;
+        }
         let log_end_offset = partition.log.log_end_offset();
         let now_ms = crate::now_ms();
         let image = self.published_image();
@@ -641,20 +648,24 @@ impl ReplicaManager {
         &self,
         partition: &Partition,
         replica_id: i32,
+        broker_epoch: i64,
         fetch_offset: i64,
         log_start_offset: i64,
     ) -> Result<(), kafka_protocol::ResponseError> {
         let now_ms = crate::now_ms();
         let (updated, log_start_moved) = match partition.shared.leader_state.lock().as_mut() {
-            Some(leader) => (
-                leader.update_follower(
-                    replica_id,
-                    fetch_offset,
-                    partition.log.log_end_offset(),
-                    now_ms,
-                ),
-                leader.update_follower_log_start(replica_id, log_start_offset),
-            ),
+            Some(leader) => {
+                leader.update_follower_broker_epoch(replica_id, broker_epoch);
+                (
+                    leader.update_follower(
+                        replica_id,
+                        fetch_offset,
+                        partition.log.log_end_offset(),
+                        now_ms,
+                    ),
+                    leader.update_follower_log_start(replica_id, log_start_offset),
+                )
+            }
             None => (false, false),
         };
         if !updated {
@@ -672,7 +683,13 @@ impl ReplicaManager {
     /// with caught-up ones, unless a change is already in flight.
     fn maybe_change_isr(&self, partition: &Partition, now_ms: i64) {
         let image = self.published_image();
-        let eligible = |id: i32| Self::isr_eligible(image.as_deref(), id);
+        let registered_epoch = |id: i32| {
+            image
+                .as_deref()
+                .and_then(|image| image.brokers.get(&id))
+                .filter(|b| !b.fenced)
+                .map(|b| b.broker_epoch)
+        };
         let mut guard = partition.shared.leader_state.lock();
         let Some(leader) = guard.as_mut() else {
             return;
@@ -683,10 +700,24 @@ impl ReplicaManager {
             partition.log.high_watermark(),
             now_ms,
             self.replication.replica_lag_time_max_ms,
-            eligible,
+            registered_epoch,
         ) else {
             return;
         };
+        let own_epoch = registered_epoch(self.node_id).unwrap_or(-1);
+        let new_isr_with_epochs: Vec<(i32, i64)> = new_isr
+            .iter()
+            .map(|id| match *id == self.node_id {
+                true => (*id, own_epoch),
+                false => (
+                    *id,
+                    leader
+                        .follower(*id)
+                        .and_then(|f| f.broker_epoch)
+                        .unwrap_or(-1),
+                ),
+            })
+            .collect();
         leader.pending = Some(PendingIsrChange {
             isr: new_isr.clone(),
             committed_partition_epoch: None,
@@ -698,7 +729,7 @@ impl ReplicaManager {
             topic_id: partition.topic_id,
             leader_epoch: partition.leader_epoch,
             partition_epoch: partition.partition_epoch,
-            new_isr,
+            new_isr: new_isr_with_epochs,
         });
     }
 
@@ -964,6 +995,8 @@ mod tests {
             leader: 1,
             leader_epoch: 0,
             partition_epoch: 0,
+            eligible_leader_replicas: Vec::new(),
+            last_known_elr: Vec::new(),
         });
         records
     }
@@ -977,6 +1010,8 @@ mod tests {
             replicas: Some(replicas.to_vec()),
             adding_replicas: None,
             removing_replicas: None,
+            eligible_leader_replicas: None,
+            last_known_elr: None,
         }
     }
 

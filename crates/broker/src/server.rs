@@ -269,6 +269,16 @@ impl Broker {
         self.state.controller.leader_id()
     }
 
+    /// Every log this node holds, partitions and the metadata log (for tools that inspect
+    /// them, and for the simulation's power loss, which cuts them at their recovery point).
+    pub fn logs(&self) -> Vec<Arc<moldau_storage::Log>> {
+        let mut logs = self.state.replica_manager.log_manager().all_logs();
+        if let Some(metadata) = &self.metadata_log_manager {
+            logs.extend(metadata.all_logs());
+        }
+        logs
+    }
+
     /// The log of a partition this node hosts (for tests and tools that inspect it).
     pub fn partition_log(&self, tp: &TopicPartition) -> Option<Arc<moldau_storage::Log>> {
         let partition = self.state.replica_manager.partition(tp)?;

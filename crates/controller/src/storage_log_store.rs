@@ -843,6 +843,8 @@ mod tests {
             partition_epoch: 0,
             adding_replicas: vec![],
             removing_replicas: vec![],
+            eligible_leader_replicas: Vec::new(),
+            last_known_elr: Vec::new(),
         };
         let manager =
             LogManager::open(LogManagerConfig::new(dir.path()), metadata_log_config()).unwrap();

@@ -65,6 +65,13 @@ pub struct PartitionImage {
     pub adding_replicas: Vec<i32>,
     /// Replicas an ongoing reassignment removes (empty when none runs).
     pub removing_replicas: Vec<i32>,
+    /// KIP-966's eligible leader replicas: they left the ISR while it was below
+    /// `min.insync.replicas`, when the high watermark could not advance, so they hold
+    /// every committed record and may lead once the ISR is empty.
+    pub eligible_leader_replicas: Vec<i32>,
+    /// KIP-966's last known ELR, as Kafka 4.1 keeps it: the leader of the moment the ISR
+    /// emptied, which may lead again when neither ISR nor ELR has anyone.
+    pub last_known_elr: Vec<i32>,
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
@@ -84,6 +91,8 @@ impl PartitionImage {
             isr,
             adding_replicas: Vec::new(),
             removing_replicas: Vec::new(),
+            eligible_leader_replicas: Vec::new(),
+            last_known_elr: Vec::new(),
             leader,
             leader_epoch,
             partition_epoch,
@@ -106,6 +115,29 @@ impl PartitionImage {
         adding_replicas: Option<&[i32]>,
         removing_replicas: Option<&[i32]>,
     ) -> PartitionImage {
+        self.merge_with_elr(
+            leader,
+            isr,
+            replicas,
+            adding_replicas,
+            removing_replicas,
+            None,
+            None,
+        )
+    }
+
+    /// [`Self::merge`] with KIP-966's eligible leader replicas and last known ELR.
+    #[allow(clippy::too_many_arguments)]
+    pub fn merge_with_elr(
+        &self,
+        leader: Option<i32>,
+        isr: Option<&[i32]>,
+        replicas: Option<&[i32]>,
+        adding_replicas: Option<&[i32]>,
+        removing_replicas: Option<&[i32]>,
+        eligible_leader_replicas: Option<&[i32]>,
+        last_known_elr: Option<&[i32]>,
+    ) -> PartitionImage {
         let mut next = self.clone();
         if let Some(leader) = leader {
             next.leader = leader;
@@ -122,6 +154,12 @@ impl PartitionImage {
         }
         if let Some(removing) = removing_replicas {
             next.removing_replicas = removing.to_vec();
+        }
+        if let Some(elr) = eligible_leader_replicas {
+            next.eligible_leader_replicas = elr.to_vec();
+        }
+        if let Some(last_known) = last_known_elr {
+            next.last_known_elr = last_known.to_vec();
         }
         next.partition_epoch += 1;
         next
@@ -216,6 +254,8 @@ impl MetadataImage {
                     isr: partition.isr.clone(),
                     adding_replicas: partition.adding_replicas.clone(),
                     removing_replicas: partition.removing_replicas.clone(),
+                    eligible_leader_replicas: partition.eligible_leader_replicas.clone(),
+                    last_known_elr: partition.last_known_elr.clone(),
                     leader: partition.leader,
                     leader_epoch: partition.leader_epoch,
                     partition_epoch: partition.partition_epoch,
@@ -449,6 +489,8 @@ impl MetadataDelta {
                 isr,
                 adding_replicas,
                 removing_replicas,
+                eligible_leader_replicas,
+                last_known_elr,
                 leader,
                 leader_epoch,
                 partition_epoch,
@@ -461,6 +503,8 @@ impl MetadataDelta {
                         isr: isr.clone(),
                         adding_replicas: adding_replicas.clone(),
                         removing_replicas: removing_replicas.clone(),
+                        eligible_leader_replicas: eligible_leader_replicas.clone(),
+                        last_known_elr: last_known_elr.clone(),
                         leader: *leader,
                         leader_epoch: *leader_epoch,
                         partition_epoch: *partition_epoch,
@@ -476,6 +520,8 @@ impl MetadataDelta {
                 replicas,
                 adding_replicas,
                 removing_replicas,
+                eligible_leader_replicas,
+                last_known_elr,
             } => {
                 let topic = topic_mut(image, offset, topic_id)?;
                 let partition = topic.partitions.get_mut(partition_id).ok_or(
@@ -485,12 +531,14 @@ impl MetadataDelta {
                         partition_id: *partition_id,
                     },
                 )?;
-                *partition = partition.merge(
+                *partition = partition.merge_with_elr(
                     *leader,
                     isr.as_deref(),
                     replicas.as_deref(),
                     adding_replicas.as_deref(),
                     removing_replicas.as_deref(),
+                    eligible_leader_replicas.as_deref(),
+                    last_known_elr.as_deref(),
                 );
                 self.changed_topics.insert(*topic_id);
             }
@@ -585,6 +633,8 @@ mod tests {
                 leader: 1,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                eligible_leader_replicas: Vec::new(),
+                last_known_elr: Vec::new(),
             });
         }
         (topic_id, records)
@@ -634,6 +684,8 @@ mod tests {
                 replicas: None,
                 adding_replicas: None,
                 removing_replicas: None,
+                eligible_leader_replicas: None,
+                last_known_elr: None,
             }],
         );
         let p = &image.topic_by_id(&topic_id).unwrap().partitions[&0];
@@ -758,6 +810,8 @@ mod tests {
             replicas: None,
             adding_replicas: None,
             removing_replicas: None,
+            eligible_leader_replicas: None,
+            last_known_elr: None,
         });
         // Partition 0 is reassigning from [1] to [2, 3]: a snapshot keeps that.
         records.push(MetadataRecord::PartitionChange {
@@ -768,6 +822,8 @@ mod tests {
             replicas: Some(vec![2, 3, 1]),
             adding_replicas: Some(vec![2, 3]),
             removing_replicas: Some(vec![1]),
+            eligible_leader_replicas: None,
+            last_known_elr: None,
         });
         records.push(MetadataRecord::RegisterBroker {
             broker_id: 1,
@@ -843,6 +899,8 @@ mod tests {
             replicas,
             adding_replicas: adding,
             removing_replicas: removing,
+            eligible_leader_replicas: None,
+            last_known_elr: None,
         }
     }
 
@@ -919,6 +977,8 @@ mod tests {
                 leader: 1,
                 leader_epoch: 3,
                 partition_epoch: 5,
+                eligible_leader_replicas: Vec::new(),
+                last_known_elr: Vec::new(),
             }
         );
         // Written back, a record without replica changes has no replica fields at all.

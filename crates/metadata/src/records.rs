@@ -68,6 +68,15 @@ pub enum MetadataRecord {
         adding_replicas: Vec<i32>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         removing_replicas: Vec<i32>,
+        /// KIP-966: replicas that left the ISR while it was below `min.insync.replicas`
+        /// and still hold everything below the high watermark (it could not advance), so
+        /// they may lead when the ISR is empty. Records of earlier versions: empty.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        eligible_leader_replicas: Vec<i32>,
+        /// KIP-966: the leader of the moment the ISR emptied (Kafka 4.1's last known
+        /// leader), elected again when neither ISR nor ELR has anyone.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        last_known_elr: Vec<i32>,
         leader: i32,
         leader_epoch: i32,
         partition_epoch: i32,
@@ -87,6 +96,10 @@ pub enum MetadataRecord {
         adding_replicas: Option<Vec<i32>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         removing_replicas: Option<Vec<i32>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        eligible_leader_replicas: Option<Vec<i32>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_known_elr: Option<Vec<i32>>,
     },
     /// A topic and all its partitions were deleted.
     RemoveTopic { topic_id: Uuid },

@@ -10,6 +10,10 @@ pub enum Fault {
     /// The node's process dies (its runtime and every task are dropped; what it wrote to
     /// its files stays, as after kill -9) and restarts after `down`.
     Crash { node: usize, down: Duration },
+    /// The node loses power: as `Crash`, and every log loses what was written after its
+    /// recovery point (the last fsync, per the flush settings) but a random part, and may
+    /// end in a torn write (the storage crate's crash model).
+    PowerLoss { node: usize, down: Duration },
     /// Crashes whichever node is the active controller then (the quorum's leader changes
     /// mid-operation).
     CrashActiveController { down: Duration },
@@ -72,8 +76,12 @@ pub fn schedule(seed: u64, nodes: usize, start: Duration, window: Duration) -> V
         }
         let node = rng.random_range(0..nodes);
         let other = (node + rng.random_range(1..nodes)) % nodes;
-        let fault = match rng.random_range(0..10) {
-            0 | 1 => Fault::Crash {
+        let fault = match rng.random_range(0..11) {
+            0 => Fault::Crash {
+                node,
+                down: secs(&mut rng, 1, 8),
+            },
+            1 | 10 => Fault::PowerLoss {
                 node,
                 down: secs(&mut rng, 1, 8),
             },

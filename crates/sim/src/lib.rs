@@ -173,7 +173,11 @@ enum Undo {
 }
 
 struct Harness {
+    /// The topic's partitions as the active controller last showed them.
+    partitions_seen: String,
     names: Vec<String>,
+    /// Decides what a power loss keeps (drawn from the seed).
+    rng: rand::rngs::StdRng,
     crashed: BTreeSet<usize>,
     undo: Vec<(Duration, Undo)>,
     shared: Shared,
@@ -187,6 +191,62 @@ impl Harness {
             .push(format!("{:>7} ms fault: {event}", at.as_millis()));
     }
 
+    /// Notes leader, ISR and ELR of every partition whenever the active controller's
+    /// image shows them changed (the minimal event log a failure prints).
+    fn note_partition_changes(&mut self, registry: &Registry, at: Duration) {
+        let brokers: Vec<Rc<Broker>> = registry
+            .borrow()
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        let Some(image) = brokers
+            .iter()
+            .find(|b| b.active_controller_id().is_some())
+            .map(|b| b.metadata_image())
+        else {
+            return;
+        };
+        let Some(topic) = image.topic_by_name(workload::TOPIC) else {
+            return;
+        };
+        let mut summary = String::new();
+        for (id, p) in &topic.partitions {
+            summary.push_str(&format!(
+                " p{id}: leader {} epoch {} isr {:?}",
+                p.leader, p.leader_epoch, p.isr
+            ));
+            let tp = moldau_storage::TopicPartition::new(workload::TOPIC, *id);
+            let ends: Vec<String> = registry
+                .borrow()
+                .iter()
+                .filter_map(|(i, b)| {
+                    let log = b.upgrade()?.partition_log(&tp)?;
+                    Some(format!(
+                        "n{}={}/{}",
+                        i + 1,
+                        log.log_end_offset(),
+                        log.high_watermark()
+                    ))
+                })
+                .collect();
+            summary.push_str(&format!(" [{}]", ends.join(" ")));
+            if !p.eligible_leader_replicas.is_empty() || !p.last_known_elr.is_empty() {
+                summary.push_str(&format!(
+                    " elr {:?} last known {:?}",
+                    p.eligible_leader_replicas, p.last_known_elr
+                ));
+            }
+            summary.push(';');
+        }
+        if summary != self.partitions_seen {
+            self.partitions_seen = summary.clone();
+            self.shared
+                .borrow_mut()
+                .events
+                .push(format!("{:>7} ms metadata:{summary}", at.as_millis()));
+        }
+    }
+
     fn apply(
         &mut self,
         sim: &mut turmoil::Sim<'_>,
@@ -196,7 +256,22 @@ impl Harness {
     ) {
         let n = &self.names;
         match fault {
-            Fault::Crash { node, down } => self.crash(sim, at, *node, *down),
+            Fault::Crash { node, down } => {
+                self.crash(sim, at, *node, *down);
+            }
+            Fault::PowerLoss { node, down } => {
+                let logs = registry
+                    .borrow()
+                    .get(node)
+                    .and_then(Weak::upgrade)
+                    .map(|b| b.logs())
+                    .unwrap_or_default();
+                if self.crash(sim, at, *node, *down) {
+                    let lost = power_loss(&logs, &mut self.rng);
+                    let name = &self.names[*node];
+                    self.note(at, format!("power loss on {name}: {lost}"));
+                }
+            }
             Fault::CrashActiveController { down } => {
                 let active = registry
                     .borrow()
@@ -204,7 +279,9 @@ impl Harness {
                     .filter_map(Weak::upgrade)
                     .find_map(|b| b.active_controller_id());
                 match active {
-                    Some(id) => self.crash(sim, at, (id - 1) as usize, *down),
+                    Some(id) => {
+                        self.crash(sim, at, (id - 1) as usize, *down);
+                    }
                     None => self.note(at, "no active controller to crash".into()),
                 }
             }
@@ -268,7 +345,14 @@ impl Harness {
         }
     }
 
-    fn crash(&mut self, sim: &mut turmoil::Sim<'_>, at: Duration, node: usize, down: Duration) {
+    /// `false`: not crashed (another node is down).
+    fn crash(
+        &mut self,
+        sim: &mut turmoil::Sim<'_>,
+        at: Duration,
+        node: usize,
+        down: Duration,
+    ) -> bool {
         // One node down at a time: the quorum and min.insync.replicas=2 stay reachable,
         // so every run also checks that the cluster recovers.
         if !self.crashed.is_empty() {
@@ -276,7 +360,7 @@ impl Harness {
                 at,
                 format!("skip crash of {}: a node is down", self.names[node]),
             );
-            return;
+            return false;
         }
         sim.crash(self.names[node].as_str());
         self.crashed.insert(node);
@@ -285,6 +369,7 @@ impl Harness {
             format!("crash {} for {} ms", self.names[node], down.as_millis()),
         );
         self.undo.push((at + down, Undo::Restart(node)));
+        true
     }
 
     fn undo_due(&mut self, sim: &mut turmoil::Sim<'_>, now: Duration, all: bool) {
@@ -390,12 +475,15 @@ fn run_on_this_thread(seed: u64, options: &Options) -> Result<Report, Failure> {
     let fault_count = schedule.len();
     schedule.reverse();
     let mut harness = Harness {
+        partitions_seen: String::new(),
+        rng: rand::SeedableRng::seed_from_u64(seed ^ 0xd15c),
         names: names.clone(),
         crashed: BTreeSet::new(),
         undo: Vec::new(),
         shared: shared.clone(),
     };
     let mut healed_at: Option<Duration> = None;
+    let mut sim_steps: u64 = 0;
     loop {
         let now = sim.elapsed();
         while schedule.last().is_some_and(|s| s.at <= now) {
@@ -414,6 +502,10 @@ fn run_on_this_thread(seed: u64, options: &Options) -> Result<Report, Failure> {
         if shared.borrow().done {
             break;
         }
+        if sim_steps.is_multiple_of(10) {
+            harness.note_partition_changes(&registry, now);
+        }
+        sim_steps += 1;
         match sim.step() {
             Ok(_) => {}
             Err(e) => return Err(fail(format!("simulation stopped: {e}"), &shared)),
@@ -461,4 +553,66 @@ fn fingerprint(observations: &Observations) -> u64 {
     }
     observations.read_back.hash(&mut hasher);
     hasher.finish()
+}
+
+/// Cuts each log as a power loss would: bytes after the recovery point survive only up to
+/// a random length, later segments lose everything, and half the time the cut ends in a
+/// torn write (zeros or junk). Returns a summary for the event log.
+fn power_loss(
+    logs: &[std::sync::Arc<moldau_storage::Log>],
+    rng: &mut rand::rngs::StdRng,
+) -> String {
+    use rand::Rng;
+    use std::io::Write;
+    let (mut cut_bytes, mut torn) = (0u64, 0usize);
+    for log in logs {
+        let Ok(durable) = log.offset_metadata(log.recovery_point()) else {
+            continue;
+        };
+        let Ok(entries) = std::fs::read_dir(log.dir()) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(base) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".log"))
+                .and_then(|n| n.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            let Ok(len) = entry.metadata().map(|m| m.len()) else {
+                continue;
+            };
+            let keep = match base.cmp(&durable.segment_base_offset) {
+                std::cmp::Ordering::Less => continue,
+                std::cmp::Ordering::Equal if len > durable.position => {
+                    rng.random_range(durable.position..=len)
+                }
+                std::cmp::Ordering::Equal => continue,
+                std::cmp::Ordering::Greater => 0,
+            };
+            let Ok(mut file) = std::fs::OpenOptions::new().write(true).open(&path) else {
+                continue;
+            };
+            if file.set_len(keep).is_err() {
+                continue;
+            }
+            cut_bytes += len - keep;
+            if keep < len && rng.random_bool(0.5) {
+                let tail_len = rng.random_range(1..=(len - keep).min(300)) as usize;
+                let tail: Vec<u8> = if rng.random_bool(0.5) {
+                    vec![0; tail_len]
+                } else {
+                    (0..tail_len).map(|_| rng.random()).collect()
+                };
+                use std::io::Seek;
+                if file.seek(std::io::SeekFrom::End(0)).is_ok() && file.write_all(&tail).is_ok() {
+                    torn += 1;
+                }
+            }
+        }
+    }
+    format!("{cut_bytes} unsynced bytes lost, {torn} torn tails")
 }

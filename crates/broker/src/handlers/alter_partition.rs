@@ -39,7 +39,7 @@ use moldau_storage::TopicPartition;
 
 use super::alter_partition_reassignments::{BuiltChange, ChangeBuilder, Election};
 use crate::api::RequestContext;
-use crate::broker_lifecycle::UncleanElection;
+use crate::broker_lifecycle::ElectionConfig;
 use crate::error::BrokerError;
 use crate::state::BrokerState;
 
@@ -126,7 +126,7 @@ pub(crate) fn decide(
     sender: i32,
     sender_epoch: i64,
     topics: &[(Uuid, Vec<IsrChange>)],
-    unclean: UncleanElection,
+    unclean: ElectionConfig,
 ) -> Result<Decision, ResponseError> {
     if image
         .brokers
@@ -150,12 +150,13 @@ pub(crate) fn decide(
             let current = decided
                 .get(&key)
                 .or_else(|| topic.partitions.get(&change.partition_id));
-            let election = if unclean.enabled(image, &topic.name) {
+            let election = if unclean.unclean_enabled(image, &topic.name) {
                 Election::Unclean
             } else {
                 Election::Online
             };
-            let answer = match decide_partition(image, sender, current, change, election) {
+            let min_isr = unclean.min_isr(image, &topic.name);
+            let answer = match decide_partition(image, sender, current, change, election, min_isr) {
                 Ok((_, Some(built))) => {
                     records.push(built.record(*topic_id, change.partition_id));
                     let new_leader = built.leader.filter(|leader| *leader != sender);
@@ -213,6 +214,7 @@ pub(crate) fn decide_partition(
     current: Option<&PartitionImage>,
     change: &IsrChange,
     election: Election,
+    min_isr: usize,
 ) -> Result<(PartitionImage, Option<BuiltChange>), ResponseError> {
     let partition = current.ok_or(ResponseError::UnknownTopicOrPartition)?;
     // The leader knows a newer state than this controller: it is not the active one
@@ -254,7 +256,7 @@ pub(crate) fn decide_partition(
     if ineligible {
         return Err(ResponseError::IneligibleReplica);
     }
-    let mut builder = ChangeBuilder::new(partition);
+    let mut builder = ChangeBuilder::new(partition, min_isr);
     builder.target_isr = new_isr;
     builder.election = election;
     let usable = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced);
@@ -274,7 +276,7 @@ async fn decide_and_write(
             leader_id: state.controller.leader_id(),
         });
     }
-    let unclean = UncleanElection::of(state);
+    let unclean = ElectionConfig::of(state);
     let outcomes = state
         .controller
         .write(|image| {
@@ -365,7 +367,8 @@ fn partition_answer(
 /// time): asks the active controller to make `new_isr` the ISR of `topic_id`-`partition_id`
 /// at the leader and partition epochs the leader knows. Decided and committed here when
 /// this node is the active controller; else AlterPartition at the highest version both
-/// serve (the members' broker epochs from this node's image). Retried while there is no
+/// serve (each member with the broker epoch it fetched with: the controller refuses a
+/// member that registered anew since, KIP-903). Retried while there is no
 /// active controller, it moves (NOT_CONTROLLER) or cannot be reached, for up to 10 s, then
 /// REQUEST_TIMED_OUT. The controller's refusal of the partition (or of the request) is the
 /// `Err`; `Ok` is the state it committed (or found already in place).
@@ -376,7 +379,7 @@ pub async fn alter_isr(
     partition_id: i32,
     leader_epoch: i32,
     partition_epoch: i32,
-    new_isr: Vec<i32>,
+    new_isr: Vec<(i32, i64)>,
 ) -> Result<IsrState, ResponseError> {
     let image = state.image();
     let broker_epoch = image
@@ -387,10 +390,7 @@ pub async fn alter_isr(
         partition_id,
         leader_epoch,
         partition_epoch,
-        new_isr: new_isr
-            .iter()
-            .map(|id| (*id, image.brokers.get(id).map_or(-1, |b| b.broker_epoch)))
-            .collect(),
+        new_isr,
         leader_recovery_state: 0,
     };
     drop(image);
@@ -420,7 +420,7 @@ pub async fn alter_isr(
         if Instant::now() >= deadline {
             tracing::warn!(
                 %tp,
-                ?new_isr,
+                new_isr = ?change.new_isr,
                 "ISR change not answered by the active controller within {ALTER_ISR_TIMEOUT:?}: {retry_reason}"
             );
             return Err(ResponseError::RequestTimedOut);
@@ -538,9 +538,10 @@ mod tests {
 
     const TOPIC: Uuid = Uuid::from_u128(7);
 
-    const CLEAN: UncleanElection = UncleanElection {
+    const CLEAN: ElectionConfig = ElectionConfig {
         node_id: 1,
-        static_default: false,
+        unclean_default: false,
+        min_isr_default: 1,
     };
 
     /// A v3 request's decision.
@@ -589,6 +590,8 @@ mod tests {
             leader: 1,
             leader_epoch: 4,
             partition_epoch: 6,
+            eligible_leader_replicas: Vec::new(),
+            last_known_elr: Vec::new(),
         });
         delta.apply()
     }
@@ -612,6 +615,8 @@ mod tests {
                     replicas: Some(moving.replicas),
                     adding_replicas: Some(moving.adding),
                     removing_replicas: Some(moving.removing),
+                    eligible_leader_replicas: None,
+                    last_known_elr: None,
                 },
             )
             .unwrap();
@@ -672,6 +677,8 @@ mod tests {
                 replicas: None,
                 adding_replicas: None,
                 removing_replicas: None,
+                eligible_leader_replicas: None,
+                last_known_elr: None,
             }]
         );
         // Replaying the record gives the state the answer announced.
@@ -868,6 +875,8 @@ mod tests {
                 replicas: Some(vec![1, 3, 4]),
                 adding_replicas: Some(vec![]),
                 removing_replicas: Some(vec![]),
+                eligible_leader_replicas: None,
+                last_known_elr: None,
             }]
         );
         assert_eq!(
@@ -901,6 +910,8 @@ mod tests {
                 replicas: Some(vec![3, 2]),
                 adding_replicas: Some(vec![]),
                 removing_replicas: Some(vec![]),
+                eligible_leader_replicas: None,
+                last_known_elr: None,
             }]
         );
         // v1 and older have no NEW_LEADER_ELECTED.

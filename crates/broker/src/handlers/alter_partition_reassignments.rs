@@ -47,7 +47,7 @@ use moldau_metadata::{MetadataImage, MetadataRecord, PartitionImage, Uuid};
 
 use super::{forward_to_controller, str_bytes, topic_name};
 use crate::api::RequestContext;
-use crate::broker_lifecycle::UncleanElection;
+use crate::broker_lifecycle::ElectionConfig;
 use crate::error::BrokerError;
 use crate::state::BrokerState;
 
@@ -65,10 +65,11 @@ pub(crate) enum Election {
     Unclean,
 }
 
-/// Kafka's `PartitionChangeBuilder` for the fields Moldau has (no ELR, directories or
-/// leader recovery state): the targets start as the partition's current state; `build`
-/// completes a reassignment the target ISR allows, elects a leader when the current one
-/// may not stay, and yields the record fields that differ.
+/// Kafka's `PartitionChangeBuilder` for the fields Moldau has (no directories or leader
+/// recovery state; ELR as Kafka 4.1 has it on by default, `last_known_elr` holding the
+/// last known leader): the targets start as the partition's current state; `build` completes a
+/// reassignment the target ISR allows, tracks the eligible leader replicas (KIP-966),
+/// elects a leader when the current one may not stay, and yields the fields that differ.
 pub(crate) struct ChangeBuilder<'a> {
     partition: &'a PartitionImage,
     pub target_isr: Vec<i32>,
@@ -76,6 +77,13 @@ pub(crate) struct ChangeBuilder<'a> {
     pub target_adding: Vec<i32>,
     pub target_removing: Vec<i32>,
     pub election: Election,
+    /// The topic's effective `min.insync.replicas`: below it, replicas leaving the ISR
+    /// become eligible leader replicas.
+    pub min_isr: usize,
+    /// A broker that restarted uncleanly (a new incarnation): it may have lost records
+    /// below the high watermark, so it may not become an eligible leader replica.
+    pub unclean_shutdown: Option<i32>,
+    target_elr: Vec<i32>,
 }
 
 /// The fields of one `PartitionChange` (`None`: unchanged) and the partition it leads to.
@@ -86,6 +94,8 @@ pub(crate) struct BuiltChange {
     pub replicas: Option<Vec<i32>>,
     pub adding_replicas: Option<Vec<i32>>,
     pub removing_replicas: Option<Vec<i32>>,
+    pub eligible_leader_replicas: Option<Vec<i32>>,
+    pub last_known_elr: Option<Vec<i32>>,
     pub next: PartitionImage,
 }
 
@@ -99,12 +109,14 @@ impl BuiltChange {
             replicas: self.replicas.clone(),
             adding_replicas: self.adding_replicas.clone(),
             removing_replicas: self.removing_replicas.clone(),
+            eligible_leader_replicas: self.eligible_leader_replicas.clone(),
+            last_known_elr: self.last_known_elr.clone(),
         }
     }
 }
 
 impl<'a> ChangeBuilder<'a> {
-    pub fn new(partition: &'a PartitionImage) -> Self {
+    pub fn new(partition: &'a PartitionImage, min_isr: usize) -> Self {
         ChangeBuilder {
             partition,
             target_isr: partition.isr.clone(),
@@ -112,6 +124,9 @@ impl<'a> ChangeBuilder<'a> {
             target_adding: partition.adding_replicas.clone(),
             target_removing: partition.removing_replicas.clone(),
             election: Election::Online,
+            min_isr,
+            unclean_shutdown: None,
+            target_elr: partition.eligible_leader_replicas.clone(),
         }
     }
 
@@ -143,16 +158,47 @@ impl<'a> ChangeBuilder<'a> {
         self.target_removing.clear();
     }
 
-    /// Kafka's `electAnyLeader`: the current leader while it is an in-sync usable replica,
-    /// else the first replica (in target order) that is, else (unclean) the first usable
-    /// replica; `(leader, unclean)`, -1 for none.
+    /// Kafka's `maybePopulateTargetElr`: at or above `min.insync.replicas` there are no
+    /// eligible leader replicas; below it, every replica that was in the ISR or the ELR
+    /// and is not in the target ISR is one (the high watermark could not advance since,
+    /// so it holds every committed record), except one that restarted uncleanly.
+    fn populate_target_elr(&mut self) {
+        if self.target_isr.len() >= self.min_isr {
+            self.target_elr.clear();
+            return;
+        }
+        let p = self.partition;
+        let candidate = |id: &i32| p.isr.contains(id) || p.eligible_leader_replicas.contains(id);
+        self.target_elr = self
+            .target_replicas
+            .iter()
+            .copied()
+            .filter(|id| candidate(id) && !self.target_isr.contains(id))
+            .filter(|id| Some(*id) != self.unclean_shutdown)
+            .collect();
+    }
+
+    /// Kafka's `electAnyLeader`: the current leader while it is a valid leader, else the
+    /// first replica (in target order) that is, else the last known leader when neither
+    /// ISR nor ELR has anyone (as before ELR, when every replica was offline), else
+    /// (unclean) the first usable replica; `(leader, unclean)`, -1 for none. Valid: usable
+    /// and in the target ISR, or, when the ISR is empty, an eligible leader replica.
     fn elect(&self, usable: &impl Fn(i32) -> bool) -> (i32, bool) {
-        let valid = |id: i32| self.target_isr.contains(&id) && usable(id);
+        let valid = |id: i32| {
+            (self.target_isr.contains(&id)
+                || (self.target_isr.is_empty() && self.target_elr.contains(&id)))
+                && usable(id)
+        };
         if self.partition.leader >= 0 && valid(self.partition.leader) {
             return (self.partition.leader, false);
         }
         if let Some(id) = self.target_replicas.iter().copied().find(|id| valid(*id)) {
             return (id, false);
+        }
+        if let [last_leader] = self.partition.last_known_elr[..] {
+            if self.target_isr.is_empty() && self.target_elr.is_empty() && usable(last_leader) {
+                return (last_leader, true);
+            }
         }
         if self.election == Election::Unclean {
             if let Some(id) = self.target_replicas.iter().copied().find(|id| usable(*id)) {
@@ -162,11 +208,29 @@ impl<'a> ChangeBuilder<'a> {
         (-1, false)
     }
 
+    /// Kafka's `maybeUpdateLastKnownLeader`: the leader of the moment the ISR first empties
+    /// is remembered (`last_known_elr`), and forgotten once the partition has a leader.
+    fn last_known_leader(&self, leader: Option<i32>, isr: Option<&[i32]>) -> Vec<i32> {
+        let p = self.partition;
+        if isr.is_some_and(|isr| isr.is_empty()) && p.last_known_elr[..] != [p.leader] {
+            return vec![p.leader];
+        }
+        let has_leader = match leader {
+            Some(leader) => leader >= 0,
+            None => p.leader != -1,
+        };
+        if has_leader {
+            return Vec::new();
+        }
+        p.last_known_elr.clone()
+    }
+
     /// The change, `None` when nothing would change. `usable`: may lead (registered,
     /// unfenced).
     pub fn build(mut self, usable: impl Fn(i32) -> bool) -> Option<BuiltChange> {
         let p = self.partition;
         self.complete_reassignment_if_possible();
+        self.populate_target_elr();
         let mut leader = None;
         let mut isr = None;
         let (elected, unclean) = self.elect(&usable);
@@ -174,6 +238,12 @@ impl<'a> ChangeBuilder<'a> {
             leader = Some(elected);
             if unclean {
                 isr = Some(vec![elected]);
+                // Kafka's maybeUpdateRecordElr: an unclean election ends the ELR.
+                self.target_elr.clear();
+            } else if !self.target_isr.contains(&elected) && self.target_elr.contains(&elected) {
+                // Elected from the ELR: it alone is in sync now.
+                self.target_isr = vec![elected];
+                self.target_elr.retain(|id| *id != elected);
             }
         }
         // Kafka's triggerLeaderEpochBumpForReplicaReassignmentIfNeeded: replicas that
@@ -186,7 +256,8 @@ impl<'a> ChangeBuilder<'a> {
         {
             leader = Some(p.leader);
         }
-        if isr.is_none() && !self.target_isr.is_empty() && self.target_isr != p.isr {
+        // With eligible leader replicas the ISR may become empty (its last member left).
+        if isr.is_none() && self.target_isr != p.isr {
             isr = Some(self.target_isr.clone());
         }
         let replicas = (!self.target_replicas.is_empty() && self.target_replicas != p.replicas)
@@ -194,20 +265,27 @@ impl<'a> ChangeBuilder<'a> {
         let removing =
             (self.target_removing != p.removing_replicas).then(|| self.target_removing.clone());
         let adding = (self.target_adding != p.adding_replicas).then(|| self.target_adding.clone());
+        let elr = (self.target_elr != p.eligible_leader_replicas).then(|| self.target_elr.clone());
+        let last_known = self.last_known_leader(leader, isr.as_deref());
+        let last_known_elr = (last_known != p.last_known_elr).then_some(last_known);
         if leader.is_none()
             && isr.is_none()
             && replicas.is_none()
             && adding.is_none()
             && removing.is_none()
+            && elr.is_none()
+            && last_known_elr.is_none()
         {
             return None;
         }
-        let next = p.merge(
+        let next = p.merge_with_elr(
             leader,
             isr.as_deref(),
             replicas.as_deref(),
             adding.as_deref(),
             removing.as_deref(),
+            elr.as_deref(),
+            last_known_elr.as_deref(),
         );
         Some(BuiltChange {
             leader,
@@ -215,6 +293,8 @@ impl<'a> ChangeBuilder<'a> {
             replicas,
             adding_replicas: adding,
             removing_replicas: removing,
+            eligible_leader_replicas: elr,
+            last_known_elr,
             next,
         })
     }
@@ -280,7 +360,7 @@ pub(crate) fn decide(
     image: &MetadataImage,
     targets: &Targets,
     allow_replication_factor_change: bool,
-    unclean: UncleanElection,
+    unclean: ElectionConfig,
 ) -> (Vec<MetadataRecord>, Vec<TopicAnswers>) {
     let usable = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced);
     let mut decided: HashMap<(Uuid, i32), PartitionImage> = HashMap::new();
@@ -314,7 +394,7 @@ pub(crate) fn decide(
                         if !allow_replication_factor_change {
                             check_replication_factor(current, target)?;
                         }
-                        start(current, target)
+                        start(current, target, unclean.min_isr(image, name))
                     }
                 };
                 if let Some(change) = builder.build(usable) {
@@ -355,20 +435,26 @@ fn whole_change(from: &PartitionImage, to: &PartitionImage) -> Option<BuiltChang
     let replicas = changed(&from.replicas, &to.replicas);
     let adding = changed(&from.adding_replicas, &to.adding_replicas);
     let removing = changed(&from.removing_replicas, &to.removing_replicas);
+    let elr = changed(&from.eligible_leader_replicas, &to.eligible_leader_replicas);
+    let last_known_elr = changed(&from.last_known_elr, &to.last_known_elr);
     if leader.is_none()
         && isr.is_none()
         && replicas.is_none()
         && adding.is_none()
         && removing.is_none()
+        && elr.is_none()
+        && last_known_elr.is_none()
     {
         return None;
     }
-    let next = from.merge(
+    let next = from.merge_with_elr(
         leader,
         isr.as_deref(),
         replicas.as_deref(),
         adding.as_deref(),
         removing.as_deref(),
+        elr.as_deref(),
+        last_known_elr.as_deref(),
     );
     Some(BuiltChange {
         leader,
@@ -376,6 +462,8 @@ fn whole_change(from: &PartitionImage, to: &PartitionImage) -> Option<BuiltChang
         replicas,
         adding_replicas: adding,
         removing_replicas: removing,
+        eligible_leader_replicas: elr,
+        last_known_elr,
         next,
     })
 }
@@ -429,9 +517,9 @@ fn check_replication_factor(current: &PartitionImage, target: &[i32]) -> Result<
 
 /// Kafka's `changePartitionReassignment`: the builder of the start (which may complete at
 /// once).
-fn start<'a>(current: &'a PartitionImage, target: &[i32]) -> ChangeBuilder<'a> {
+fn start<'a>(current: &'a PartitionImage, target: &[i32], min_isr: usize) -> ChangeBuilder<'a> {
     let moving = reassignment_replicas(&current.replicas, target);
-    let mut builder = ChangeBuilder::new(current);
+    let mut builder = ChangeBuilder::new(current, min_isr);
     builder.target_replicas = moving.replicas;
     builder.target_removing = moving.removing;
     builder.target_adding = moving.adding;
@@ -444,7 +532,7 @@ fn cancel<'a>(
     topic: &str,
     partition_id: i32,
     current: &'a PartitionImage,
-    unclean: UncleanElection,
+    unclean: ElectionConfig,
 ) -> Result<ChangeBuilder<'a>, Refusal> {
     if !current.is_reassigning() {
         return Err((
@@ -459,7 +547,7 @@ fn cancel<'a>(
         .copied()
         .filter(|id| !current.adding_replicas.contains(id))
         .collect();
-    let unclean_enabled = unclean.enabled(image, topic);
+    let unclean_enabled = unclean.unclean_enabled(image, topic);
     if isr.is_empty() {
         let Some(first) = replicas.first() else {
             return Err((
@@ -478,7 +566,7 @@ fn cancel<'a>(
         }
         isr.push(*first);
     }
-    let mut builder = ChangeBuilder::new(current);
+    let mut builder = ChangeBuilder::new(current, unclean.min_isr(image, topic));
     if unclean_enabled {
         builder.election = Election::Unclean;
     }
@@ -520,7 +608,7 @@ pub async fn handle(
         .collect();
     // v0 has no flag: changing the replication factor is allowed, as before KIP-860.
     let allow_change = ctx.api_version < 1 || request.allow_replication_factor_change;
-    let unclean = UncleanElection::of(state);
+    let unclean = ElectionConfig::of(state);
     let written = state
         .controller
         .write(|image| {
@@ -607,13 +695,15 @@ mod tests {
 
     const TOPIC: Uuid = Uuid::from_u128(9);
 
-    const CLEAN: UncleanElection = UncleanElection {
+    const CLEAN: ElectionConfig = ElectionConfig {
         node_id: 1,
-        static_default: false,
+        unclean_default: false,
+        min_isr_default: 1,
     };
-    const UNCLEAN: UncleanElection = UncleanElection {
+    const UNCLEAN: ElectionConfig = ElectionConfig {
         node_id: 1,
-        static_default: true,
+        unclean_default: true,
+        min_isr_default: 1,
     };
 
     /// Brokers 1-4 registered (`fenced` ones fenced); topic "t" of one partition on
@@ -652,6 +742,8 @@ mod tests {
             leader: isr[0],
             leader_epoch: 2,
             partition_epoch: 5,
+            eligible_leader_replicas: Vec::new(),
+            last_known_elr: Vec::new(),
         });
         delta.apply()
     }
@@ -671,7 +763,7 @@ mod tests {
     fn reassign(
         image: &MetadataImage,
         target: Option<&[i32]>,
-        unclean: UncleanElection,
+        unclean: ElectionConfig,
     ) -> (Vec<MetadataRecord>, Result<(), Refusal>) {
         let targets = vec![("t".to_string(), vec![(0, target.map(<[i32]>::to_vec))])];
         let (records, answers) = decide(image, &targets, true, unclean);
@@ -714,6 +806,8 @@ mod tests {
                 replicas: Some(vec![2, 3, 1]),
                 adding_replicas: Some(vec![2, 3]),
                 removing_replicas: Some(vec![1]),
+                eligible_leader_replicas: None,
+                last_known_elr: None,
             }]
         );
         let started = apply(&image, &records);
@@ -722,7 +816,7 @@ mod tests {
         assert!(p.is_reassigning());
 
         // 2 catches up: not complete yet (3 is missing).
-        let mut builder = ChangeBuilder::new(&p);
+        let mut builder = ChangeBuilder::new(&p, 1);
         builder.target_isr = vec![1, 2];
         let half = builder.build(|_| true).unwrap();
         assert_eq!(half.isr, Some(vec![1, 2]));
@@ -730,7 +824,7 @@ mod tests {
         assert!(half.next.is_reassigning());
 
         // 3 too: replicas become the target, 1 leaves the ISR and hands over to 2.
-        let mut builder = ChangeBuilder::new(&half.next);
+        let mut builder = ChangeBuilder::new(&half.next, 1);
         builder.target_isr = vec![1, 2, 3];
         let done = builder.build(|_| true).unwrap();
         assert_eq!(done.leader, Some(2));
@@ -829,7 +923,7 @@ mod tests {
         let (records, _) = reassign(&image, Some(&[3, 4]), CLEAN);
         let started = apply(&image, &records);
         let p = partition(&started);
-        let mut builder = ChangeBuilder::new(&p);
+        let mut builder = ChangeBuilder::new(&p, 1);
         builder.target_isr = vec![1, 2, 3];
         let caught_up = builder.build(|_| true).unwrap();
         let caught_up = apply(&started, &[caught_up.record(TOPIC, 0)]);

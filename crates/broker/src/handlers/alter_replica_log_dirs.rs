@@ -215,6 +215,8 @@ mod tests {
                     leader: node,
                     leader_epoch: 0,
                     partition_epoch: 0,
+                    eligible_leader_replicas: Vec::new(),
+                    last_known_elr: Vec::new(),
                 });
             }
         }

@@ -14,6 +14,8 @@ use std::time::Duration;
 use moldau_metadata::{BrokerEndpoint, MetadataRecord, Uuid};
 
 use crate::api::RequestContext;
+use crate::broker_lifecycle::{move_leadership, partition_changes, Departure, ElectionConfig};
+use crate::controller::MAX_RECORDS_PER_USER_OP;
 use crate::error::BrokerError;
 use crate::state::BrokerState;
 
@@ -102,7 +104,8 @@ pub async fn register(
             session,
         )
         .map_err(BrokerError::Refused)?;
-    let broker_epoch = state
+    let unclean = ElectionConfig::of(state);
+    let (broker_epoch, more_changes) = state
         .controller
         .write(|image| {
             let current = image.brokers.get(&registration.broker_id);
@@ -114,7 +117,7 @@ pub async fn register(
                     && b.listeners == registration.listeners
                     && b.rack == registration.rack
             }) {
-                return Ok::<_, BrokerError>((vec![], b.broker_epoch));
+                return Ok::<_, BrokerError>((vec![], (b.broker_epoch, false)));
             }
             let broker_epoch = image.offset + 1;
             // Not empty: checked when the registration arrived.
@@ -130,9 +133,27 @@ pub async fn register(
                 fenced: true,
                 incarnation_id: Some(registration.incarnation_id),
             };
-            Ok((vec![record], broker_epoch))
+            // A new incarnation may lack what its predecessor had (an unclean shutdown
+            // loses what was not flushed), and the predecessor may still be in ISRs (its
+            // session not expired yet, or a controller failover in between): it leaves
+            // every ISR and leadership in the same commit, and rejoins once caught up
+            // (Kafka's controller: handleBrokerUncleanShutdown on a new incarnation).
+            let mut records = vec![record];
+            records.extend(partition_changes(
+                image,
+                registration.broker_id,
+                Some(Departure::UncleanShutdown),
+                MAX_RECORDS_PER_USER_OP - 1,
+                unclean,
+            ));
+            let more = records.len() == MAX_RECORDS_PER_USER_OP;
+            Ok((records, (broker_epoch, more)))
         })
         .await?;
+    if more_changes {
+        // The rest, against the image where this broker is now fenced.
+        move_leadership(state, registration.broker_id).await?;
+    }
     // Every time, not only for a new registration: a retry after a lost answer, or a new
     // active controller, makes sure the broker is replicated to (nothing when it is).
     if !state.raft_transport.is_voter(registration.broker_id as u64) {

@@ -219,6 +219,8 @@ fn plan(image: &MetadataImage, growth: &Growth) -> Result<Vec<MetadataRecord>, R
             partition_epoch: 0,
             adding_replicas: vec![],
             removing_replicas: vec![],
+            eligible_leader_replicas: Vec::new(),
+            last_known_elr: Vec::new(),
         })
         .collect())
 }

@@ -356,6 +356,8 @@ fn plan_topic(
             partition_epoch: 0,
             adding_replicas: vec![],
             removing_replicas: vec![],
+            eligible_leader_replicas: Vec::new(),
+            last_known_elr: Vec::new(),
         });
     }
     Ok(PlannedTopic {

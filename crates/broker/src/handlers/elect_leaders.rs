@@ -43,7 +43,7 @@ use tokio::task::JoinHandle;
 
 use super::{forward_to_controller, str_bytes, topic_name};
 use crate::api::RequestContext;
-use crate::broker_lifecycle::UncleanElection;
+use crate::broker_lifecycle::ElectionConfig;
 use crate::controller::MAX_RECORDS_PER_USER_OP;
 use crate::error::BrokerError;
 use crate::state::BrokerState;
@@ -67,11 +67,14 @@ impl ElectionType {
     }
 }
 
-/// A partition's new leader, and its new ISR when that changes (an unclean election).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A partition's new leader, and its new ISR when that changes (an unclean election, or
+/// one from the eligible leader replicas), with the ELR fields that change with it.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct NewLeader {
     pub leader: i32,
     pub isr: Option<Vec<i32>>,
+    pub eligible_leader_replicas: Option<Vec<i32>>,
+    pub last_known_elr: Option<Vec<i32>>,
 }
 
 /// One partition's election (see the module doc), against its state `p` and which
@@ -81,8 +84,35 @@ pub fn elect(
     election: ElectionType,
     usable: impl Fn(i32) -> bool,
 ) -> Result<NewLeader, ResponseError> {
-    let in_sync = |id: i32| p.isr.contains(&id) && usable(id);
-    let clean = |leader| NewLeader { leader, isr: None };
+    // With an empty ISR, the eligible leader replicas are in sync (KIP-966).
+    let in_sync = |id: i32| {
+        (p.isr.contains(&id) || (p.isr.is_empty() && p.eligible_leader_replicas.contains(&id)))
+            && usable(id)
+    };
+    let clean = |leader| {
+        if p.isr.contains(&leader) {
+            NewLeader {
+                leader,
+                ..NewLeader::default()
+            }
+        } else {
+            // From the ELR: it alone is in sync now.
+            NewLeader {
+                leader,
+                isr: Some(vec![leader]),
+                eligible_leader_replicas: Some(
+                    p.eligible_leader_replicas
+                        .iter()
+                        .copied()
+                        .filter(|id| *id != leader)
+                        .collect(),
+                ),
+                last_known_elr: None,
+            }
+        }
+    };
+    // An unclean election ends the ELR (Kafka's maybeUpdateRecordElr).
+    let cleared = |field: &Vec<i32>| (!field.is_empty()).then(Vec::new);
     match election {
         ElectionType::Preferred => {
             let Some((&preferred, others)) = p.replicas.split_first() else {
@@ -119,6 +149,8 @@ pub fn elect(
                 .map(|id| NewLeader {
                     leader: id,
                     isr: Some(vec![id]),
+                    eligible_leader_replicas: cleared(&p.eligible_leader_replicas),
+                    last_known_elr: cleared(&p.last_known_elr),
                 })
                 .ok_or(ResponseError::EligibleLeadersNotAvailable)
         }
@@ -204,6 +236,8 @@ fn leader_change(topic_id: Uuid, partition_id: i32, new: NewLeader) -> MetadataR
         replicas: None,
         adding_replicas: None,
         removing_replicas: None,
+        eligible_leader_replicas: new.eligible_leader_replicas,
+        last_known_elr: new.last_known_elr,
     }
 }
 
@@ -443,7 +477,7 @@ fn rebalance_elections(image: &MetadataImage, percentage: i32) -> Vec<(Key, Deci
 /// The unclean elections the leader balancer runs (Kafka's
 /// `maybeTriggerUncleanLeaderElectionForLeaderlessPartitions`): leaderless partitions of
 /// topics where `unclean.leader.election.enable` holds, that some replica can now lead.
-fn unclean_elections(image: &MetadataImage, unclean: UncleanElection) -> Vec<(Key, Decision)> {
+fn unclean_elections(image: &MetadataImage, unclean: ElectionConfig) -> Vec<(Key, Decision)> {
     let usable = usable(image);
     let mut decisions = Vec::new();
     for topic in image.topics() {
@@ -451,7 +485,7 @@ fn unclean_elections(image: &MetadataImage, unclean: UncleanElection) -> Vec<(Ke
         let Some(first) = leaderless.next() else {
             continue;
         };
-        if !unclean.enabled(image, &topic.name) {
+        if !unclean.unclean_enabled(image, &topic.name) {
             continue;
         }
         for (partition_id, p) in std::iter::once(first).chain(leaderless) {
@@ -500,7 +534,7 @@ async fn balance(state: &BrokerState) {
     let config = &state.config;
     let interval = Duration::from_secs(config.leader_imbalance_check_interval_seconds);
     let percentage = config.leader_imbalance_per_broker_percentage;
-    let unclean = UncleanElection::of(state);
+    let unclean = ElectionConfig::of(state);
     let mut images = state.controller.quorum().subscribe();
     // None: an interval too long to ever come round.
     let mut next_check = tokio::time::Instant::now().checked_add(interval);
@@ -579,6 +613,8 @@ mod tests {
                 leader: *leader,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                eligible_leader_replicas: Vec::new(),
+                last_known_elr: Vec::new(),
             });
         }
         if let Some(value) = unclean {
@@ -609,7 +645,12 @@ mod tests {
     }
 
     fn clean(leader: i32) -> Result<NewLeader, ResponseError> {
-        Ok(NewLeader { leader, isr: None })
+        Ok(NewLeader {
+            leader,
+            isr: None,
+            eligible_leader_replicas: None,
+            last_known_elr: None,
+        })
     }
 
     #[test]
@@ -660,14 +701,18 @@ mod tests {
             elect(&leaderless, Unclean, up_but(&[3])),
             Ok(NewLeader {
                 leader: 1,
-                isr: Some(vec![1])
+                isr: Some(vec![1]),
+                eligible_leader_replicas: None,
+                last_known_elr: None,
             })
         );
         assert_eq!(
             elect(&leaderless, Unclean, up_but(&[1, 3])),
             Ok(NewLeader {
                 leader: 2,
-                isr: Some(vec![2])
+                isr: Some(vec![2]),
+                eligible_leader_replicas: None,
+                last_known_elr: None,
             })
         );
         assert_eq!(
@@ -829,9 +874,10 @@ mod tests {
 
     #[test]
     fn unclean_elections_run_only_where_the_topic_allows_them() {
-        let static_off = UncleanElection {
+        let static_off = ElectionConfig {
             node_id: 1,
-            static_default: false,
+            unclean_default: false,
+            min_isr_default: 1,
         };
         // p0: leaderless, its ISR member 3 fenced, 1 unfenced; p1 led.
         let partitions: &[Spec] = &[(0, &[3, 1], &[3], -1), (1, &[1, 2], &[1, 2], 1)];
@@ -839,9 +885,10 @@ mod tests {
         assert!(unclean_elections(&off, static_off).is_empty());
         let on = image_with(&[3], partitions, Some("true"));
         assert_eq!(codes(&unclean_elections(&on, static_off)), vec![(0, Ok(1))]);
-        let static_on = UncleanElection {
+        let static_on = ElectionConfig {
             node_id: 1,
-            static_default: true,
+            unclean_default: true,
+            min_isr_default: 1,
         };
         assert_eq!(codes(&unclean_elections(&off, static_on)).len(), 1);
         let topic_off = image_with(&[3], partitions, Some("false"));

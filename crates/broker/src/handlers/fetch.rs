@@ -232,10 +232,17 @@ fn resolve(
                         diverging_epoch =
                             diverging(&partition.log, last_fetched_epoch, p.fetch_offset);
                         if replica_id >= 0 && diverging_epoch.is_none() {
+                            // KIP-903: v15+ carries the follower's broker epoch.
+                            let broker_epoch = if ctx.api_version >= 15 {
+                                request.replica_state.replica_epoch
+                            } else {
+                                -1
+                            };
                             follower_fetched(
                                 state,
                                 &partition,
                                 replica_id,
+                                broker_epoch,
                                 p.fetch_offset,
                                 p.log_start_offset,
                             )?;
@@ -299,6 +306,7 @@ fn follower_fetched(
     state: &BrokerState,
     partition: &Partition,
     replica_id: i32,
+    broker_epoch: i64,
     fetch_offset: i64,
     log_start_offset: i64,
 ) -> Result<(), ResponseError> {
@@ -309,6 +317,7 @@ fn follower_fetched(
     state.replica_manager.update_follower_fetch(
         partition,
         replica_id,
+        broker_epoch,
         fetch_offset,
         log_start_offset,
     )

@@ -156,6 +156,8 @@ mod tests {
                     leader: 1,
                     leader_epoch: 0,
                     partition_epoch: 0,
+                    eligible_leader_replicas: Vec::new(),
+                    last_known_elr: Vec::new(),
                 });
             }
         }
