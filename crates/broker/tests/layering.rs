@@ -29,6 +29,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "moldau-coordinator",
         ],
     ),
+    // The simulation drives whole nodes; nothing depends on it.
+    (
+        "moldau-sim",
+        &["moldau-broker", "moldau-storage", "moldau-metadata"],
+    ),
 ];
 
 const BINARY_ONLY: &[&str] = &["anyhow", "clap"];

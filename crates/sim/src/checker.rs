@@ -7,6 +7,7 @@ use std::rc::Rc;
 use moldau_broker::Broker;
 use moldau_storage::{BatchHeader, TopicPartition};
 
+use crate::transactions::Outcome;
 use crate::workload::{Observations, TOPIC};
 
 /// `Err` names the first invariant broken.
@@ -16,6 +17,8 @@ pub fn check(
     partitions: i32,
 ) -> Result<(), String> {
     acknowledged_records_are_in_the_log(observations)?;
+    transactions_are_atomic(observations)?;
+    group_offsets_never_go_back(observations)?;
     replicas_agree(brokers, partitions)?;
     metadata_images_agree(brokers)
 }
@@ -71,6 +74,86 @@ fn acknowledged_records_are_in_the_log(observations: &Observations) -> Result<()
                     ))
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// `read_committed` shows each committed transaction whole, each aborted one not at all,
+/// each of unknown outcome whole or not at all, and no record twice.
+fn transactions_are_atomic(observations: &Observations) -> Result<(), String> {
+    let mut seen: HashMap<&str, (i32, i64)> = HashMap::new();
+    for (partition, records) in &observations.read_committed {
+        for (offset, value) in records {
+            if let Some((p, o)) = seen.insert(value.as_str(), (*partition, *offset)) {
+                return Err(format!(
+                    "read_committed shows {value} twice: p{p} at {o} and p{partition} at {offset}"
+                ));
+            }
+        }
+    }
+    let mut accounted = 0;
+    for txn in &observations.transactions {
+        let mut visible = 0;
+        let mut total = 0;
+        for (partition, values) in &txn.records {
+            for value in values {
+                total += 1;
+                match seen.get(value.as_str()) {
+                    Some((p, _)) if p == partition => visible += 1,
+                    Some((p, o)) => {
+                        return Err(format!("{value} of p{partition} is in p{p} at {o}"))
+                    }
+                    None => {}
+                }
+            }
+        }
+        accounted += visible;
+        let expected: &[usize] = match txn.outcome {
+            Outcome::Committed => &[total],
+            Outcome::Aborted => &[0],
+            Outcome::Unknown => &[0, total],
+        };
+        if !expected.contains(&visible) {
+            return Err(format!(
+                "transaction {} ({:?}): read_committed shows {visible} of its {total} records",
+                txn.id, txn.outcome
+            ));
+        }
+    }
+    if accounted != seen.len() {
+        return Err(format!(
+            "read_committed shows {} records no transaction wrote",
+            seen.len() - accounted
+        ));
+    }
+    Ok(())
+}
+
+/// Each OffsetFetch shows, for every partition, at least the largest commit acknowledged
+/// before it was sent, and never less than an earlier fetch showed.
+fn group_offsets_never_go_back(observations: &Observations) -> Result<(), String> {
+    let mut highest: HashMap<i32, i64> = HashMap::new();
+    if observations.offsets_seen.is_empty() {
+        return Err("the group's offsets were never fetched".into());
+    }
+    for (i, seen) in observations.offsets_seen.iter().enumerate() {
+        for (partition, acknowledged) in &seen.acknowledged_before {
+            let fetched = seen.fetched.get(partition).copied().unwrap_or(-1);
+            if fetched < *acknowledged {
+                return Err(format!(
+                    "OffsetFetch {i}: p{partition} at {fetched}, below the acknowledged commit {acknowledged}"
+                ));
+            }
+        }
+        for (partition, fetched) in &seen.fetched {
+            let before = highest.entry(*partition).or_insert(-1);
+            if fetched < before {
+                return Err(format!(
+                    "OffsetFetch {i}: p{partition} went back from {before} to {fetched}"
+                ));
+            }
+            *before = *fetched;
         }
     }
     Ok(())

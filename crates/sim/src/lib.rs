@@ -11,7 +11,10 @@
 pub mod checker;
 pub mod client;
 pub mod faults;
+pub mod offsets;
+pub mod reassign;
 pub mod seams;
+pub mod transactions;
 pub mod workload;
 
 use std::cell::RefCell;
@@ -35,12 +38,34 @@ pub struct Options {
     pub broker_only_nodes: usize,
     pub partitions: i32,
     pub batches: usize,
+    /// Transactions of the transactional client (each over both partitions of `sim-txn`).
+    pub transactions: usize,
+    /// Offset commits of the group-offsets client.
+    pub offset_commits: usize,
     /// Faults are drawn over this much simulated time, after the cluster has formed.
     pub fault_window: Duration,
     /// After healing, how long the cluster gets to bring every replica back in sync.
     pub settle: Duration,
     /// A run longer than this (simulated) is a liveness failure.
     pub limit: Duration,
+}
+
+impl Options {
+    /// The shape a seed runs: three combined nodes mostly, sometimes with a broker-only
+    /// node (an observer of the quorum, and somewhere to move replicas to), sometimes
+    /// five combined nodes (five voters).
+    pub fn for_seed(seed: u64) -> Options {
+        let (combined_nodes, broker_only_nodes) = match seed % 20 {
+            0..=9 => (3, 0),
+            10..=16 => (3, 1),
+            _ => (5, 0),
+        };
+        Options {
+            combined_nodes,
+            broker_only_nodes,
+            ..Options::default()
+        }
+    }
 }
 
 impl Default for Options {
@@ -50,6 +75,8 @@ impl Default for Options {
             broker_only_nodes: 0,
             partitions: 3,
             batches: 300,
+            transactions: 60,
+            offset_commits: 300,
             fault_window: Duration::from_secs(60),
             settle: Duration::from_secs(20),
             limit: Duration::from_secs(900),
@@ -461,17 +488,24 @@ fn run_on_this_thread(seed: u64, options: &Options) -> Result<Report, Failure> {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0xba7c);
             (0..64).map(|_| rng.random_range(1..=8)).collect()
         },
+        offset_commits: options.offset_commits,
+        // With a broker that holds no replica of a partition, one of its replicas moves.
+        reassign: node_count > 3,
+        spread_over: options.fault_window,
+        transaction_commits: {
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x7a7c);
+            (0..options.transactions)
+                .map(|_| rng.random_bool(0.7))
+                .collect()
+        },
     });
     sim.client("client", workload::run(spec, shared.clone(), heal.clone()));
 
     let fault_start = Duration::from_secs(5);
     let fault_end = fault_start + options.fault_window;
-    let mut schedule: Vec<Scheduled> = faults::schedule(
-        seed,
-        options.combined_nodes,
-        fault_start,
-        options.fault_window,
-    );
+    let mut schedule: Vec<Scheduled> =
+        faults::schedule(seed, node_count, fault_start, options.fault_window);
     let fault_count = schedule.len();
     schedule.reverse();
     let mut harness = Harness {
@@ -552,6 +586,11 @@ fn fingerprint(observations: &Observations) -> u64 {
         (a.partition, a.base_offset, &a.values).hash(&mut hasher);
     }
     observations.read_back.hash(&mut hasher);
+    observations.read_committed.hash(&mut hasher);
+    observations.offsets_seen.hash(&mut hasher);
+    for t in &observations.transactions {
+        (t.id, &t.records, t.outcome).hash(&mut hasher);
+    }
     hasher.finish()
 }
 

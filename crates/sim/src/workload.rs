@@ -46,6 +46,12 @@ pub struct Observations {
     /// and the high watermark they were read up to.
     pub read_back: BTreeMap<i32, (i64, Vec<(i64, String)>)>,
     pub events: Vec<String>,
+    /// The transactional client's transactions, and what `read_committed` showed of
+    /// `sim-txn` by partition.
+    pub transactions: Vec<crate::transactions::Transaction>,
+    pub read_committed: BTreeMap<i32, Vec<(i64, String)>>,
+    /// What each OffsetFetch of the group showed, in order.
+    pub offsets_seen: Vec<crate::offsets::OffsetsSeen>,
     pub producing_done: bool,
     pub done: bool,
 }
@@ -59,33 +65,110 @@ pub struct WorkloadSpec {
     pub max_records_per_batch: usize,
     /// Drawn from the seed: record counts per batch.
     pub batch_sizes: Vec<usize>,
+    /// Drawn from the seed: whether each transaction is meant to commit.
+    pub transaction_commits: Vec<bool>,
+    /// Offset commits of the group-offsets client.
+    pub offset_commits: usize,
+    /// Whether the admin moves a replica of every partition to another broker.
+    pub reassign: bool,
+    /// How long the clients spread their work over: the fault window, so that every
+    /// fault meets writes, transactions and commits in flight.
+    pub spread_over: Duration,
 }
 
-/// The client host's program: produce everything, then (once the harness has healed the
-/// cluster, `producing_done` tells it) read every partition back.
+impl WorkloadSpec {
+    /// The pause between two of `count` steps spread over `spread_over`.
+    pub(crate) fn pace(&self, count: usize) -> Duration {
+        self.spread_over / (count.max(1) as u32)
+    }
+}
+
+/// The client host's program: the idempotent producer and the transactional one side by
+/// side, then (once the harness has healed the cluster, `heal` tells it) every partition
+/// read back, `sim-txn` with `read_committed`.
 pub async fn run(
     spec: Rc<WorkloadSpec>,
     shared: Shared,
     heal: Rc<RefCell<bool>>,
 ) -> turmoil::Result {
     let mut admin = Admin::new(spec.bootstrap.clone());
-    admin.create_topic(spec.partitions, &shared).await;
-    let (producer_id, producer_epoch) = admin.init_producer_id(&shared).await;
+    let mut txn_admin = Admin::new(spec.bootstrap.clone());
+    let mut offsets_admin = Admin::new(spec.bootstrap.clone());
+    let transactions = async {
+        let pace = spec.pace(spec.transaction_commits.len());
+        crate::transactions::run(&mut txn_admin, &shared, &spec.transaction_commits, pace).await
+    };
+    let offsets = async {
+        let pace = spec.pace(spec.offset_commits);
+        let partitions = spec.partitions;
+        let commits = spec.offset_commits;
+        crate::offsets::run(&mut offsets_admin, &shared, partitions, commits, pace).await
+    };
+    let mut reassign_admin = Admin::new(spec.bootstrap.clone());
+    let reassignment = async {
+        if spec.reassign {
+            let start = Duration::from_secs(8);
+            crate::reassign::run(
+                &mut reassign_admin,
+                &shared,
+                start,
+                Duration::from_secs(120),
+            )
+            .await;
+        }
+    };
+    let ((), transactions, offsets, ()) = tokio::join!(
+        produce_all(&spec, &mut admin, &shared),
+        transactions,
+        offsets,
+        reassignment
+    );
+    shared.borrow_mut().transactions = transactions;
+    shared.borrow_mut().offsets_seen = offsets;
+    shared.borrow_mut().producing_done = true;
+    note(&shared, "producing done".to_string());
+    while !*heal.borrow() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for partition in 0..spec.partitions {
+        let read = admin.read_partition(partition).await;
+        shared.borrow_mut().read_back.insert(partition, read);
+    }
+    for partition in 0..2 {
+        let read = crate::transactions::read_committed(&mut admin, partition).await;
+        shared.borrow_mut().read_committed.insert(partition, read);
+    }
+    shared.borrow_mut().done = true;
+    Ok(())
+}
+
+/// The idempotent acks=all producer: every batch retried with its sequence until
+/// acknowledged (or given up on), each acknowledgement recorded.
+async fn produce_all(spec: &WorkloadSpec, admin: &mut Admin, shared: &Shared) {
+    admin.create_topic(TOPIC, spec.partitions, shared).await;
+    let (producer_id, producer_epoch) = admin.init_producer_id(shared).await;
     note(
-        &shared,
+        shared,
         format!("producer id {producer_id} epoch {producer_epoch}"),
     );
     let mut next_sequence: BTreeMap<i32, i32> = BTreeMap::new();
+    let pace = spec.pace(spec.batches);
     for batch in 0..spec.batches {
+        tokio::time::sleep(pace).await;
         let partition = (batch as i32) % spec.partitions;
-        let sequence = *next_sequence.entry(partition).or_insert(0);
+        let Some(&sequence) = next_sequence.get(&partition).or(Some(&0)) else {
+            continue;
+        };
+        if sequence == i32::MIN {
+            continue;
+        }
         let count =
             spec.batch_sizes[batch % spec.batch_sizes.len()].clamp(1, spec.max_records_per_batch);
         let values: Vec<String> = (0..count)
             .map(|i| format!("p{partition}-s{}", sequence + i as i32))
             .collect();
         let records = encode_batch(&values, producer_id, producer_epoch, sequence);
-        match admin.produce(partition, records, &shared).await {
+        match admin.produce(partition, records, shared).await {
             Some(base_offset) => {
                 shared.borrow_mut().acknowledged.push(Acknowledged {
                     partition,
@@ -102,25 +185,10 @@ pub async fn run(
                 next_sequence.insert(partition, i32::MIN);
             }
         }
-        if next_sequence.values().all(|s| *s == i32::MIN) {
-            break;
-        }
-        next_sequence.retain(|_, s| *s != i32::MIN);
     }
-    shared.borrow_mut().producing_done = true;
-    note(&shared, "producing done".to_string());
-    while !*heal.borrow() {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    for partition in 0..spec.partitions {
-        let read = admin.read_partition(partition).await;
-        shared.borrow_mut().read_back.insert(partition, read);
-    }
-    shared.borrow_mut().done = true;
-    Ok(())
 }
 
-fn note(shared: &Shared, event: String) {
+pub(crate) fn note(shared: &Shared, event: String) {
     let at = turmoil::sim_elapsed().unwrap_or_default().as_millis();
     shared
         .borrow_mut()
@@ -163,10 +231,11 @@ fn encode_batch(values: &[String], producer_id: i64, producer_epoch: i16, sequen
 }
 
 /// Bootstrap addresses, cached leaders, and one connection per node.
-struct Admin {
+pub(crate) struct Admin {
     bootstrap: Vec<String>,
     next_bootstrap: usize,
-    leaders: BTreeMap<i32, (i32, String)>,
+    /// Leader address by topic and partition.
+    leaders: BTreeMap<(String, i32), String>,
     connections: BTreeMap<String, KafkaConnection>,
 }
 
@@ -188,13 +257,13 @@ impl Admin {
         Ok(self.connections.get_mut(addr).expect("just inserted"))
     }
 
-    fn any_node(&mut self) -> String {
+    pub(crate) fn any_node(&mut self) -> String {
         self.next_bootstrap += 1;
         self.bootstrap[self.next_bootstrap % self.bootstrap.len()].clone()
     }
 
     /// Sends to `addr`; a failed connection is dropped so the next call reconnects.
-    async fn send<R: kafka_protocol::protocol::Request>(
+    pub(crate) async fn send<R: kafka_protocol::protocol::Request>(
         &mut self,
         addr: &str,
         request: &R,
@@ -210,11 +279,12 @@ impl Admin {
         result
     }
 
-    async fn create_topic(&mut self, partitions: i32, shared: &Shared) {
+    /// Creates `topic` (RF 3, `min.insync.replicas=2`), retrying until it exists.
+    pub(crate) async fn create_topic(&mut self, topic: &str, partitions: i32, shared: &Shared) {
         let request = CreateTopicsRequest::default()
             .with_timeout_ms(5_000)
             .with_topics(vec![CreatableTopic::default()
-                .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
                 .with_num_partitions(partitions)
                 .with_replication_factor(3)
                 .with_configs(vec![CreatableTopicConfig::default()
@@ -227,19 +297,19 @@ impl Admin {
                     let code = response.topics.first().map_or(-1, |t| t.error_code);
                     match ResponseError::try_from_code(code) {
                         None | Some(ResponseError::TopicAlreadyExists) => {
-                            note(shared, format!("topic created through {addr}"));
+                            note(shared, format!("topic {topic} created through {addr}"));
                             return;
                         }
-                        Some(e) => note(shared, format!("CreateTopics via {addr}: {e:?}")),
+                        Some(e) => note(shared, format!("CreateTopics {topic} via {addr}: {e:?}")),
                     }
                 }
-                Err(e) => note(shared, format!("CreateTopics via {addr}: {e}")),
+                Err(e) => note(shared, format!("CreateTopics {topic} via {addr}: {e}")),
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 
-    async fn init_producer_id(&mut self, shared: &Shared) -> (i64, i16) {
+    pub(crate) async fn init_producer_id(&mut self, shared: &Shared) -> (i64, i16) {
         let request = InitProducerIdRequest::default()
             .with_transactional_id(None)
             .with_transaction_timeout_ms(60_000)
@@ -264,9 +334,11 @@ impl Admin {
     }
 
     async fn refresh_leaders(&mut self) {
-        let request = MetadataRequest::default()
-            .with_topics(Some(vec![MetadataRequestTopic::default()
-                .with_name(Some(TopicName(StrBytes::from_static_str(TOPIC))))]));
+        let topics = [TOPIC, crate::transactions::TXN_TOPIC].map(|name| {
+            MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_static_str(name))))
+        });
+        let request = MetadataRequest::default().with_topics(Some(topics.to_vec()));
         let addr = self.any_node();
         let Ok(response) = self.send(&addr, &request, 9).await else {
             return;
@@ -278,17 +350,39 @@ impl Admin {
             .collect();
         self.leaders.clear();
         for topic in &response.topics {
+            let Some(name) = &topic.name else {
+                continue;
+            };
             for p in &topic.partitions {
                 if let Some(addr) = brokers.get(&p.leader_id) {
                     self.leaders
-                        .insert(p.partition_index, (p.leader_id.0, addr.clone()));
+                        .insert((name.to_string(), p.partition_index), addr.clone());
                 }
             }
         }
     }
 
-    /// Produces one batch with acks=all, retrying the same bytes (same sequence) until
-    /// acknowledged; `None` after a minute of simulated time without an answer.
+    /// The leader of `topic`-`partition`, from Metadata when not known (`None` after a
+    /// refresh that did not find it; the caller retries).
+    pub(crate) async fn leader(&mut self, topic: &str, partition: i32) -> Option<String> {
+        let key = (topic.to_string(), partition);
+        if let Some(addr) = self.leaders.get(&key) {
+            return Some(addr.clone());
+        }
+        self.refresh_leaders().await;
+        let found = self.leaders.get(&key).cloned();
+        if found.is_none() {
+            tokio::time::sleep(RETRY_BACKOFF).await;
+        }
+        found
+    }
+
+    pub(crate) fn forget_leader(&mut self, topic: &str, partition: i32) {
+        self.leaders.remove(&(topic.to_string(), partition));
+    }
+
+    /// Produces one batch of `sim-events` with acks=all, retrying the same bytes (same
+    /// sequence) until acknowledged; `None` after a minute of simulated time.
     async fn produce(&mut self, partition: i32, records: Bytes, shared: &Shared) -> Option<i64> {
         let request = ProduceRequest::default()
             .with_acks(-1)
@@ -298,16 +392,28 @@ impl Admin {
                 .with_partition_data(vec![PartitionProduceData::default()
                     .with_index(partition)
                     .with_records(Some(records))])]);
-        let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
+        self.produce_request(TOPIC, partition, &request, Duration::from_secs(60), shared)
+            .await
+    }
+
+    /// Sends `request` (one batch for `topic`-`partition`) to the partition's leader
+    /// until it is acknowledged (the base offset), following leader changes; `None` once
+    /// `timeout` of simulated time has passed without.
+    pub(crate) async fn produce_request(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        request: &ProduceRequest,
+        timeout: Duration,
+        shared: &Shared,
+    ) -> Option<i64> {
+        let give_up = tokio::time::Instant::now() + timeout;
         let mut last_error = String::new();
         while tokio::time::Instant::now() < give_up {
-            let Some((_, addr)) = self.leaders.get(&partition).cloned() else {
-                self.refresh_leaders().await;
-                tokio::time::sleep(RETRY_BACKOFF).await;
+            let Some(addr) = self.leader(topic, partition).await else {
                 continue;
             };
-            let answer = self.send(&addr, &request, 9).await;
-            let error = match answer {
+            let error = match self.send(&addr, request, 9).await {
                 Ok(response) => {
                     let p = response
                         .responses
@@ -322,24 +428,25 @@ impl Admin {
                 Err(e) => e.to_string(),
             };
             if error != last_error {
-                note(shared, format!("produce p{partition} via {addr}: {error}"));
+                note(
+                    shared,
+                    format!("produce {topic}-{partition} via {addr}: {error}"),
+                );
                 last_error = error;
             }
-            self.refresh_leaders().await;
+            self.forget_leader(topic, partition);
             tokio::time::sleep(RETRY_BACKOFF).await;
         }
-        note(shared, format!("produce p{partition}: gave up"));
+        note(shared, format!("produce {topic}-{partition}: gave up"));
         None
     }
 
     /// Every record of `partition` up to its leader's high watermark (read_uncommitted).
-    async fn read_partition(&mut self, partition: i32) -> (i64, Vec<(i64, String)>) {
+    pub(crate) async fn read_partition(&mut self, partition: i32) -> (i64, Vec<(i64, String)>) {
         let mut records = Vec::new();
         let mut offset = 0i64;
         loop {
-            let Some((_, addr)) = self.leaders.get(&partition).cloned() else {
-                self.refresh_leaders().await;
-                tokio::time::sleep(RETRY_BACKOFF).await;
+            let Some(addr) = self.leader(TOPIC, partition).await else {
                 continue;
             };
             let request = FetchRequest::default()
@@ -355,7 +462,7 @@ impl Admin {
                         .with_fetch_offset(offset)
                         .with_partition_max_bytes(1 << 20)])]);
             let Ok(response) = self.send(&addr, &request, 12).await else {
-                self.refresh_leaders().await;
+                self.forget_leader(TOPIC, partition);
                 tokio::time::sleep(RETRY_BACKOFF).await;
                 continue;
             };
@@ -367,7 +474,7 @@ impl Admin {
                 continue;
             };
             if data.error_code != 0 {
-                self.refresh_leaders().await;
+                self.forget_leader(TOPIC, partition);
                 tokio::time::sleep(RETRY_BACKOFF).await;
                 continue;
             }

@@ -47,7 +47,7 @@ fn main() {
     let base = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64);
-    let options = moldau_sim::Options::default();
+    let shape = moldau_sim::Options::for_seed;
     let (mut done, mut failures, mut simulated) = (0u64, Vec::new(), Duration::ZERO);
     loop {
         if runs.is_some_and(|r| done >= r) || deadline.is_some_and(|d| Instant::now() >= d) {
@@ -57,7 +57,7 @@ fn main() {
             base.wrapping_add(done.wrapping_mul(0x9e37_79b9_7f4a_7c15)) % 1_000_000_000_000
         });
         let run_started = Instant::now();
-        match moldau_sim::run(seed, &options) {
+        match moldau_sim::run(seed, &shape(seed)) {
             Ok(report) => {
                 simulated += report.simulated;
                 println!(
