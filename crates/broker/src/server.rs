@@ -264,6 +264,11 @@ impl Broker {
         self.state.image()
     }
 
+    /// This node's `node.id`.
+    pub fn node_id(&self) -> i32 {
+        self.state.node_id
+    }
+
     /// The metadata quorum's leader (the active controller) as this node knows it.
     pub fn active_controller_id(&self) -> Option<i32> {
         self.state.controller.leader_id()

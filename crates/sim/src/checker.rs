@@ -115,8 +115,14 @@ fn transactions_are_atomic(observations: &Observations) -> Result<(), String> {
             Outcome::Unknown => &[0, total],
         };
         if !expected.contains(&visible) {
+            let shown: Vec<String> = txn
+                .records
+                .values()
+                .flatten()
+                .filter_map(|v| seen.get(v.as_str()).map(|(p, o)| format!("{v}@p{p}:{o}")))
+                .collect();
             return Err(format!(
-                "transaction {} ({:?}): read_committed shows {visible} of its {total} records",
+                "transaction {} ({:?}): read_committed shows {visible} of its {total} records: {shown:?}",
                 txn.id, txn.outcome
             ));
         }
@@ -142,7 +148,8 @@ fn group_offsets_never_go_back(observations: &Observations) -> Result<(), String
             let fetched = seen.fetched.get(partition).copied().unwrap_or(-1);
             if fetched < *acknowledged {
                 return Err(format!(
-                    "OffsetFetch {i}: p{partition} at {fetched}, below the acknowledged commit {acknowledged}"
+                    "OffsetFetch {i} (answered by {} at {} ms): p{partition} at {fetched}, below the acknowledged commit {acknowledged}",
+                    seen.from, seen.at_ms
                 ));
             }
         }
@@ -150,7 +157,8 @@ fn group_offsets_never_go_back(observations: &Observations) -> Result<(), String
             let before = highest.entry(*partition).or_insert(-1);
             if fetched < before {
                 return Err(format!(
-                    "OffsetFetch {i}: p{partition} went back from {before} to {fetched}"
+                    "OffsetFetch {i} (answered by {} at {} ms): p{partition} went back from {before} to {fetched}",
+                    seen.from, seen.at_ms
                 ));
             }
             *before = *fetched;

@@ -28,6 +28,9 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct OffsetsSeen {
     pub fetched: BTreeMap<i32, i64>,
     pub acknowledged_before: BTreeMap<i32, i64>,
+    /// The coordinator that answered, and when (simulated ms).
+    pub from: String,
+    pub at_ms: u128,
 }
 
 /// Commits `commits` offsets (partition `i % partitions`, offset growing per partition),
@@ -75,6 +78,11 @@ pub(crate) async fn run(
         .await;
         if committed.is_some() {
             acknowledged.insert(partition, offset);
+            let by = coordinator.clone().unwrap_or_default();
+            note(
+                shared,
+                format!("offset commit p{partition}={offset} acknowledged by {by}"),
+            );
         }
         if let Some(offsets) =
             fetch(admin, &mut coordinator, shared, partitions, &acknowledged).await
@@ -131,6 +139,8 @@ async fn fetch(
     Some(OffsetsSeen {
         fetched,
         acknowledged_before: acknowledged.clone(),
+        from: coordinator.clone().unwrap_or_default(),
+        at_ms: turmoil::sim_elapsed().unwrap_or_default().as_millis(),
     })
 }
 

@@ -134,6 +134,14 @@ async fn init(admin: &mut Admin, producer: &mut Producer, shared: &Shared) {
                     );
                     return;
                 }
+                Some(ResponseError::ProducerFenced) => {
+                    // This producer was fenced (its transaction timed out and the
+                    // coordinator bumped the epoch): as a Java application closes a
+                    // fenced producer and makes a new one, start over without an epoch.
+                    producer.producer_id = -1;
+                    producer.producer_epoch = -1;
+                    "ProducerFenced; starting as a new producer".to_string()
+                }
                 Some(e) => format!("{e:?}"),
             },
             Err(e) => e.to_string(),
@@ -343,16 +351,15 @@ async fn end(
         let Some(coordinator) = coordinator(admin, producer).await else {
             continue;
         };
-        match admin.send(&coordinator, &request, 3).await {
-            Ok(r) => match ResponseError::try_from_code(r.error_code) {
+        if let Ok(r) = admin.send(&coordinator, &request, 3).await {
+            match ResponseError::try_from_code(r.error_code) {
                 None => return Some(()),
                 Some(e) if retriable(e) => {}
                 Some(e) => {
                     note(shared, format!("EndTxn: {e:?}"));
                     return None;
                 }
-            },
-            Err(_) => {}
+            }
         }
         producer.coordinator = None;
         tokio::time::sleep(RETRY_BACKOFF).await;

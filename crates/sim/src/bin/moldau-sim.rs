@@ -75,6 +75,11 @@ fn main() {
                 }
             }
             Err(failure) => {
+                if verbose {
+                    for event in &failure.events {
+                        println!("  {event}");
+                    }
+                }
                 println!("{failure}");
                 failures.push(seed);
             }
