@@ -139,26 +139,30 @@ fn transactions_are_atomic(observations: &Observations) -> Result<(), String> {
 /// Each OffsetFetch shows, for every partition, at least the largest commit acknowledged
 /// before it was sent, and never less than an earlier fetch showed.
 fn group_offsets_never_go_back(observations: &Observations) -> Result<(), String> {
-    let mut highest: HashMap<i32, i64> = HashMap::new();
-    if observations.offsets_seen.is_empty() {
-        return Err("the group's offsets were never fetched".into());
+    let mut highest: HashMap<(&str, i32), i64> = HashMap::new();
+    for group in ["sim-group", "sim-848"] {
+        if !observations.offsets_seen.iter().any(|s| s.group == group) {
+            return Err(format!("the offsets of {group} were never fetched"));
+        }
     }
     for (i, seen) in observations.offsets_seen.iter().enumerate() {
         for (partition, acknowledged) in &seen.acknowledged_before {
             let fetched = seen.fetched.get(partition).copied().unwrap_or(-1);
             if fetched < *acknowledged {
                 return Err(format!(
-                    "OffsetFetch {i} (answered by {} at {} ms): p{partition} at {fetched}, below the acknowledged commit {acknowledged}",
-                    seen.from, seen.at_ms
+                    "OffsetFetch {i} of {} (answered by {} at {} ms): p{partition} at {fetched}, below the acknowledged commit {acknowledged}",
+                    seen.group, seen.from, seen.at_ms
                 ));
             }
         }
         for (partition, fetched) in &seen.fetched {
-            let before = highest.entry(*partition).or_insert(-1);
+            let before = highest
+                .entry((seen.group.as_str(), *partition))
+                .or_insert(-1);
             if fetched < before {
                 return Err(format!(
-                    "OffsetFetch {i} (answered by {} at {} ms): p{partition} went back from {before} to {fetched}",
-                    seen.from, seen.at_ms
+                    "OffsetFetch {i} of {} (answered by {} at {} ms): p{partition} went back from {before} to {fetched}",
+                    seen.group, seen.from, seen.at_ms
                 ));
             }
             *before = *fetched;

@@ -11,6 +11,7 @@
 pub mod checker;
 pub mod client;
 pub mod faults;
+pub mod member;
 pub mod offsets;
 pub mod reassign;
 pub mod seams;
@@ -240,16 +241,7 @@ impl Harness {
     /// Notes leader, ISR and ELR of every partition whenever the active controller's
     /// image shows them changed (the minimal event log a failure prints).
     fn note_partition_changes(&mut self, registry: &Registry, at: Duration) {
-        let brokers: Vec<Rc<Broker>> = registry
-            .borrow()
-            .values()
-            .filter_map(Weak::upgrade)
-            .collect();
-        let Some(image) = brokers
-            .iter()
-            .find(|b| b.active_controller_id().is_some())
-            .map(|b| b.metadata_image())
-        else {
+        let Some(image) = active_image(registry) else {
             return;
         };
         let mut summary = String::new();
@@ -633,18 +625,22 @@ fn fingerprint(observations: &Observations) -> u64 {
     hasher.finish()
 }
 
-/// Whether the active controller's image has every replica of every partition in its ISR.
-fn every_replica_in_sync(registry: &Registry) -> bool {
+/// The metadata image of the node that is the active controller, if one is running.
+fn active_image(registry: &Registry) -> Option<std::sync::Arc<moldau_metadata::MetadataImage>> {
     let brokers: Vec<Rc<Broker>> = registry
         .borrow()
         .values()
         .filter_map(Weak::upgrade)
         .collect();
-    let Some(image) = brokers
+    brokers
         .iter()
         .find(|b| b.active_controller_id() == Some(b.node_id()))
         .map(|b| b.metadata_image())
-    else {
+}
+
+/// Whether the active controller's image has every replica of every partition in its ISR.
+fn every_replica_in_sync(registry: &Registry) -> bool {
+    let Some(image) = active_image(registry) else {
         return false;
     };
     image.topics().iter().all(|topic| {

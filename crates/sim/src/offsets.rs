@@ -10,9 +10,7 @@ use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
-use kafka_protocol::messages::{
-    FindCoordinatorRequest, GroupId, OffsetCommitRequest, OffsetFetchRequest, TopicName,
-};
+use kafka_protocol::messages::{GroupId, OffsetCommitRequest, OffsetFetchRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
@@ -26,6 +24,7 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 /// each partition when it was sent (it may show no less).
 #[derive(Clone, Debug, Hash)]
 pub struct OffsetsSeen {
+    pub group: String,
     pub fetched: BTreeMap<i32, i64>,
     pub acknowledged_before: BTreeMap<i32, i64>,
     /// The coordinator that answered, and when (simulated ms).
@@ -137,6 +136,7 @@ async fn fetch(
         .map(|p| (p.partition_index, p.committed_offset))
         .collect();
     Some(OffsetsSeen {
+        group: GROUP.to_string(),
         fetched,
         acknowledged_before: acknowledged.clone(),
         from: coordinator.clone().unwrap_or_default(),
@@ -165,23 +165,16 @@ async fn with_coordinator<R: kafka_protocol::protocol::Request>(
     while tokio::time::Instant::now() < give_up {
         let addr = match coordinator.clone() {
             Some(addr) => addr,
-            None => {
-                let request = FindCoordinatorRequest::default()
-                    .with_key(StrBytes::from_static_str(GROUP))
-                    .with_key_type(0);
-                let node = admin.any_node();
-                match admin.send(&node, &request, 3).await {
-                    Ok(r) if r.error_code == 0 => {
-                        let addr = format!("{}:{}", r.host, r.port);
-                        *coordinator = Some(addr.clone());
-                        addr
-                    }
-                    _ => {
-                        tokio::time::sleep(RETRY_BACKOFF).await;
-                        continue;
-                    }
+            None => match admin.find_coordinator(GROUP, 0).await {
+                Some(addr) => {
+                    *coordinator = Some(addr.clone());
+                    addr
                 }
-            }
+                None => {
+                    tokio::time::sleep(RETRY_BACKOFF).await;
+                    continue;
+                }
+            },
         };
         let error = match admin.send(&addr, request, version).await {
             Ok(response) => match errors(&response) {

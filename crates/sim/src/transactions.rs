@@ -6,21 +6,16 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, BrokerId, EndTxnRequest, FetchRequest, FindCoordinatorRequest,
-    InitProducerIdRequest, ProduceRequest, ProducerId, TopicName, TransactionalId,
+    AddPartitionsToTxnRequest, EndTxnRequest, InitProducerIdRequest, ProduceRequest, ProducerId,
+    TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use kafka_protocol::ResponseError;
 
-use crate::workload::{note, Admin, Shared};
+use crate::workload::{decode, encode_batch, note, value_of, Admin, Shared};
 
 pub const TXN_TOPIC: &str = "sim-txn";
 const TRANSACTIONAL_ID: &str = "sim-pipeline";
@@ -100,7 +95,7 @@ async fn init(admin: &mut Admin, producer: &mut Producer, shared: &Shared) {
     loop {
         let coordinator = match &producer.coordinator {
             Some(c) => c.clone(),
-            None => match find_coordinator(admin).await {
+            None => match admin.find_coordinator(TRANSACTIONAL_ID, 1).await {
                 Some(c) => {
                     producer.coordinator = Some(c.clone());
                     c
@@ -153,15 +148,6 @@ async fn init(admin: &mut Admin, producer: &mut Producer, shared: &Shared) {
         }
         tokio::time::sleep(RETRY_BACKOFF).await;
     }
-}
-
-async fn find_coordinator(admin: &mut Admin) -> Option<String> {
-    let request = FindCoordinatorRequest::default()
-        .with_key(StrBytes::from_static_str(TRANSACTIONAL_ID))
-        .with_key_type(1);
-    let addr = admin.any_node();
-    let response = admin.send(&addr, &request, 3).await.ok()?;
-    (response.error_code == 0).then(|| format!("{}:{}", response.host, response.port))
 }
 
 /// One transaction: add both partitions, write, end. Any step that keeps failing ends it:
@@ -258,7 +244,7 @@ async fn add_partitions(
 
 async fn coordinator(admin: &mut Admin, producer: &mut Producer) -> Option<String> {
     if producer.coordinator.is_none() {
-        producer.coordinator = find_coordinator(admin).await;
+        producer.coordinator = admin.find_coordinator(TRANSACTIONAL_ID, 1).await;
         if producer.coordinator.is_none() {
             tokio::time::sleep(RETRY_BACKOFF).await;
         }
@@ -274,7 +260,13 @@ async fn produce(
     shared: &Shared,
 ) -> bool {
     let sequence = *producer.sequences.get(&partition).unwrap_or(&0);
-    let batch = encode(values, producer, sequence);
+    let batch = encode_batch(
+        values,
+        producer.producer_id,
+        producer.producer_epoch,
+        sequence,
+        true,
+    );
     let request = ProduceRequest::default()
         .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str(
             TRANSACTIONAL_ID,
@@ -298,40 +290,6 @@ async fn produce(
         }
         None => false,
     }
-}
-
-fn encode(values: &[String], producer: &Producer, sequence: i32) -> Bytes {
-    let now_ms = moldau_storage::seams::now_ms();
-    let records: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, value)| Record {
-            transactional: true,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: producer.producer_id,
-            producer_epoch: producer.producer_epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: sequence + i as i32,
-            timestamp: now_ms,
-            key: None,
-            value: Some(Bytes::from(value.clone())),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("a batch of small records encodes");
-    buf.freeze()
 }
 
 /// EndTxn until answered; `None` when it never was (the outcome is then unknown).
@@ -377,48 +335,16 @@ pub(crate) async fn read_committed(admin: &mut Admin, partition: i32) -> Vec<(i6
     let mut aborting: HashSet<i64> = HashSet::new();
     let mut pending_aborts: Vec<(i64, i64)> = Vec::new();
     loop {
-        let Some(addr) = admin.leader(TXN_TOPIC, partition).await else {
+        let Some(data) = admin.fetch(TXN_TOPIC, partition, offset, 1).await else {
             continue;
         };
-        let request = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(0)
-            .with_min_bytes(1)
-            .with_max_bytes(1 << 20)
-            .with_isolation_level(1)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(TopicName(StrBytes::from_static_str(TXN_TOPIC)))
-                .with_partitions(vec![FetchPartition::default()
-                    .with_partition(partition)
-                    .with_current_leader_epoch(-1)
-                    .with_fetch_offset(offset)
-                    .with_partition_max_bytes(1 << 20)])]);
-        let Ok(response) = admin.send(&addr, &request, 12).await else {
-            admin.forget_leader(TXN_TOPIC, partition);
-            tokio::time::sleep(RETRY_BACKOFF).await;
-            continue;
-        };
-        let Some(data) = response
-            .responses
-            .first()
-            .and_then(|t| t.partitions.first())
-        else {
-            continue;
-        };
-        if data.error_code != 0 {
-            admin.forget_leader(TXN_TOPIC, partition);
-            tokio::time::sleep(RETRY_BACKOFF).await;
-            continue;
-        }
         let last_stable_offset = data.last_stable_offset;
         for aborted in data.aborted_transactions.iter().flatten() {
             if !pending_aborts.contains(&(aborted.producer_id.0, aborted.first_offset)) {
                 pending_aborts.push((aborted.producer_id.0, aborted.first_offset));
             }
         }
-        let mut bytes = data.records.clone().unwrap_or_default();
-        let sets = RecordBatchDecoder::decode_all(&mut bytes).unwrap_or_default();
-        for record in sets.into_iter().flat_map(|s| s.records) {
+        for record in decode(data.records) {
             if record.offset < offset || record.offset >= last_stable_offset {
                 continue;
             }
@@ -441,11 +367,7 @@ pub(crate) async fn read_committed(admin: &mut Admin, partition: i32) -> Vec<(i6
             if record.transactional && aborting.contains(&producer_id) {
                 continue;
             }
-            let value = record
-                .value
-                .map(|v| String::from_utf8_lossy(&v).into_owned())
-                .unwrap_or_default();
-            records.push((record.offset, value));
+            records.push((record.offset, value_of(&record)));
         }
         if offset >= last_stable_offset {
             return records;

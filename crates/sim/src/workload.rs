@@ -10,11 +10,12 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    BrokerId, CreateTopicsRequest, FetchRequest, InitProducerIdRequest, MetadataRequest,
-    ProduceRequest, TopicName,
+    BrokerId, CreateTopicsRequest, FetchRequest, FindCoordinatorRequest, InitProducerIdRequest,
+    MetadataRequest, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -104,6 +105,12 @@ pub async fn run(
         let commits = spec.offset_commits;
         crate::offsets::run(&mut offsets_admin, &shared, partitions, commits, pace).await
     };
+    let mut member_admin = Admin::new(spec.bootstrap.clone());
+    let member = async {
+        let steps = spec.offset_commits / 3;
+        let pace = spec.pace(steps);
+        crate::member::run(&mut member_admin, &shared, spec.partitions, steps, pace).await
+    };
     let mut reassign_admin = Admin::new(spec.bootstrap.clone());
     let reassignment = async {
         if spec.reassign {
@@ -117,12 +124,14 @@ pub async fn run(
             .await;
         }
     };
-    let ((), transactions, offsets, ()) = tokio::join!(
+    let ((), transactions, mut offsets, member_offsets, ()) = tokio::join!(
         produce_all(&spec, &mut admin, &shared),
         transactions,
         offsets,
+        member,
         reassignment
     );
+    offsets.extend(member_offsets);
     shared.borrow_mut().transactions = transactions;
     shared.borrow_mut().offsets_seen = offsets;
     shared.borrow_mut().producing_done = true;
@@ -167,7 +176,7 @@ async fn produce_all(spec: &WorkloadSpec, admin: &mut Admin, shared: &Shared) {
         let values: Vec<String> = (0..count)
             .map(|i| format!("p{partition}-s{}", sequence + i as i32))
             .collect();
-        let records = encode_batch(&values, producer_id, producer_epoch, sequence);
+        let records = encode_batch(&values, producer_id, producer_epoch, sequence, false);
         match admin.produce(partition, records, shared).await {
             Some(base_offset) => {
                 shared.borrow_mut().acknowledged.push(Acknowledged {
@@ -196,13 +205,20 @@ pub(crate) fn note(shared: &Shared, event: String) {
         .push(format!("{at:>7} ms client: {event}"));
 }
 
-fn encode_batch(values: &[String], producer_id: i64, producer_epoch: i16, sequence: i32) -> Bytes {
+/// One batch of `values` from a producer, starting at `sequence`.
+pub(crate) fn encode_batch(
+    values: &[String],
+    producer_id: i64,
+    producer_epoch: i16,
+    sequence: i32,
+    transactional: bool,
+) -> Bytes {
     let now_ms = moldau_storage::seams::now_ms();
     let records: Vec<Record> = values
         .iter()
         .enumerate()
         .map(|(i, value)| Record {
-            transactional: false,
+            transactional,
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
@@ -255,6 +271,17 @@ impl Admin {
             self.connections.insert(addr.to_string(), connection);
         }
         Ok(self.connections.get_mut(addr).expect("just inserted"))
+    }
+
+    /// The coordinator of `key` (`key_type` 0: a group, 1: a transactional id), asked of
+    /// any node; `None` when it did not say.
+    pub(crate) async fn find_coordinator(&mut self, key: &str, key_type: i8) -> Option<String> {
+        let request = FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_string(key.to_string()))
+            .with_key_type(key_type);
+        let addr = self.any_node();
+        let response = self.send(&addr, &request, 3).await.ok()?;
+        (response.error_code == 0).then(|| format!("{}:{}", response.host, response.port))
     }
 
     pub(crate) fn any_node(&mut self) -> String {
@@ -441,53 +468,57 @@ impl Admin {
         None
     }
 
+    /// One Fetch of `topic`-`partition` at `offset` from its leader (`isolation_level` 1:
+    /// read_committed); `None` after an error (the leader is looked up again).
+    pub(crate) async fn fetch(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        isolation_level: i8,
+    ) -> Option<PartitionData> {
+        let addr = self.leader(topic, partition).await?;
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_isolation_level(isolation_level)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(partition)
+                    .with_current_leader_epoch(-1)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(1 << 20)])]);
+        let data = match self.send(&addr, &request, 12).await {
+            Ok(response) => response
+                .responses
+                .into_iter()
+                .next()
+                .and_then(|t| t.partitions.into_iter().next())
+                .filter(|data| data.error_code == 0),
+            Err(_) => None,
+        };
+        if data.is_none() {
+            self.forget_leader(topic, partition);
+            tokio::time::sleep(RETRY_BACKOFF).await;
+        }
+        data
+    }
+
     /// Every record of `partition` up to its leader's high watermark (read_uncommitted).
     pub(crate) async fn read_partition(&mut self, partition: i32) -> (i64, Vec<(i64, String)>) {
         let mut records = Vec::new();
         let mut offset = 0i64;
         loop {
-            let Some(addr) = self.leader(TOPIC, partition).await else {
+            let Some(data) = self.fetch(TOPIC, partition, offset, 0).await else {
                 continue;
             };
-            let request = FetchRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_max_wait_ms(0)
-                .with_min_bytes(1)
-                .with_max_bytes(1 << 20)
-                .with_topics(vec![FetchTopic::default()
-                    .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
-                    .with_partitions(vec![FetchPartition::default()
-                        .with_partition(partition)
-                        .with_current_leader_epoch(-1)
-                        .with_fetch_offset(offset)
-                        .with_partition_max_bytes(1 << 20)])]);
-            let Ok(response) = self.send(&addr, &request, 12).await else {
-                self.forget_leader(TOPIC, partition);
-                tokio::time::sleep(RETRY_BACKOFF).await;
-                continue;
-            };
-            let Some(data) = response
-                .responses
-                .first()
-                .and_then(|t| t.partitions.first())
-            else {
-                continue;
-            };
-            if data.error_code != 0 {
-                self.forget_leader(TOPIC, partition);
-                tokio::time::sleep(RETRY_BACKOFF).await;
-                continue;
-            }
             let high_watermark = data.high_watermark;
-            let mut bytes = data.records.clone().unwrap_or_default();
-            let sets = RecordBatchDecoder::decode_all(&mut bytes).unwrap_or_default();
-            for record in sets.into_iter().flat_map(|s| s.records) {
+            for record in decode(data.records) {
                 if record.offset >= offset && record.offset < high_watermark {
-                    let value = record
-                        .value
-                        .map(|v| String::from_utf8_lossy(&v).into_owned())
-                        .unwrap_or_default();
-                    records.push((record.offset, value));
+                    records.push((record.offset, value_of(&record)));
                     offset = record.offset + 1;
                 }
             }
@@ -496,4 +527,20 @@ impl Admin {
             }
         }
     }
+}
+
+/// The records of a Fetch answer's batches.
+pub(crate) fn decode(records: Option<Bytes>) -> Vec<Record> {
+    let mut bytes = records.unwrap_or_default();
+    let sets = RecordBatchDecoder::decode_all(&mut bytes).unwrap_or_default();
+    sets.into_iter().flat_map(|s| s.records).collect()
+}
+
+/// A record's value as the clients wrote it (UTF-8).
+pub(crate) fn value_of(record: &Record) -> String {
+    record
+        .value
+        .as_ref()
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default()
 }
