@@ -65,9 +65,16 @@ pub struct GroupCoordinator {
     /// TxnOffsetCommit offsets held until their transaction's marker reaches the group's
     /// partition: (partition, producer id) -> offset commit records.
     pending_txn_offsets: Mutex<HashMap<(i32, i64), Vec<CoordinatorRecord>>>,
+    /// OffsetCommit records appended but not yet below the high watermark, by partition,
+    /// in log order with the log end offset the high watermark must reach: OffsetFetch
+    /// serves only replicated commits (a commit the ISR never got is lost with its leader).
+    pending_offsets: Mutex<HashMap<i32, Vec<PendingCommit>>>,
 }
 
 type Shard = Arc<Mutex<GroupShard>>;
+
+/// An appended OffsetCommit's records and the log end offset after them.
+type PendingCommit = (i64, Vec<CoordinatorRecord>);
 
 impl GroupCoordinator {
     pub fn new(config: &ServerConfig, replica_manager: Arc<ReplicaManager>) -> Self {
@@ -86,6 +93,7 @@ impl GroupCoordinator {
             timer_wake: Notify::new(),
             timer_task: Mutex::new(None),
             pending_txn_offsets: Mutex::new(HashMap::new()),
+            pending_offsets: Mutex::new(HashMap::new()),
         }
     }
 
@@ -132,6 +140,7 @@ impl GroupCoordinator {
                     self.shard_at(partition_id).is_some()
                 });
         for (partition_id, partition) in to_load {
+            self.pending_offsets.lock().remove(&partition_id);
             let mut shard = GroupShard::new(self.config.clone());
             let (count, pending) = replay_log(&partition.log, &mut shard, now_ms)?;
             shard.finish_load(now_ms);
@@ -170,6 +179,9 @@ impl GroupCoordinator {
         self.pending_txn_offsets
             .lock()
             .retain(|(partition_id, _), _| !lost.contains(partition_id));
+        self.pending_offsets
+            .lock()
+            .retain(|partition_id, _| !lost.contains(partition_id));
         self.parked
             .lock()
             .retain(|_, (partition_id, _)| !lost.contains(partition_id));
@@ -390,7 +402,23 @@ impl GroupCoordinator {
         let mut shard = shard.lock();
         let (records, mut response) = shard.commit_offsets(&info, request);
         match self.append(partition_id, &records) {
-            Ok(()) => shard.apply_written(&records, info.now_ms),
+            Ok(()) => {
+                // Visible once replicated (`apply_replicated_offsets`), as Kafka's pending
+                // offset commits.
+                let tp = TopicPartition::new(OFFSETS_TOPIC, partition_id);
+                let log_end = self
+                    .replica_manager
+                    .partition(&tp)
+                    .map_or(i64::MAX, |p| p.log.log_end_offset());
+                if !records.is_empty() {
+                    self.pending_offsets
+                        .lock()
+                        .entry(partition_id)
+                        .or_default()
+                        .push((log_end, records));
+                }
+                self.apply_replicated_offsets(partition_id, &mut shard);
+            }
             Err(error) => {
                 for p in response
                     .topics
@@ -404,6 +432,36 @@ impl GroupCoordinator {
             }
         }
         Ok(response)
+    }
+
+    /// Applies, in log order, the pending offset commits of `partition_id` that the high
+    /// watermark has passed. The caller holds the shard's lock.
+    fn apply_replicated_offsets(&self, partition_id: i32, shard: &mut GroupShard) {
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition_id);
+        let Some(partition) = self.replica_manager.partition(&tp) else {
+            return;
+        };
+        let high_watermark = partition.log.high_watermark();
+        let mut pending = self.pending_offsets.lock();
+        let Some(queue) = pending.get_mut(&partition_id) else {
+            return;
+        };
+        let due = queue
+            .iter()
+            .take_while(|(end, _)| *end <= high_watermark)
+            .count();
+        let now_ms = crate::now_ms();
+        for (_, records) in queue.drain(..due) {
+            shard.apply_written(&records, now_ms);
+        }
+    }
+
+    /// After an OffsetCommit's write reached the ISR: makes it (and earlier ones) visible.
+    pub fn offsets_replicated(&self, group_id: &str) {
+        if let Ok((partition_id, shard)) = self.shard_for(group_id) {
+            let mut shard = shard.lock();
+            self.apply_replicated_offsets(partition_id, &mut shard);
+        }
     }
 
     /// TxnOffsetCommit: validates the commit as OffsetCommit does (member, generation) and
@@ -497,8 +555,9 @@ impl GroupCoordinator {
         member: Option<(&str, i32)>,
         topics: Option<&[(String, Vec<i32>)]>,
     ) -> Result<Vec<(String, Vec<FetchedOffset>)>, ResponseError> {
-        let (_, shard) = self.shard_for(group_id)?;
-        let shard = shard.lock();
+        let (partition_id, shard) = self.shard_for(group_id)?;
+        let mut shard = shard.lock();
+        self.apply_replicated_offsets(partition_id, &mut shard);
         shard.fetch_offsets_as(group_id, member, topics)
     }
 

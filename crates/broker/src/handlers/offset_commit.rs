@@ -31,12 +31,15 @@ pub async fn handle(
         let partition_id = state
             .group_coordinator
             .partition_for_group(request.group_id.as_str());
-        if let Err(e) =
-            super::coordinator_write_replicated(state, OFFSETS_TOPIC, partition_id).await
-        {
-            for p in response.topics.iter_mut().flat_map(|t| &mut t.partitions) {
-                if p.error_code == 0 {
-                    p.error_code = e.code();
+        match super::coordinator_write_replicated(state, OFFSETS_TOPIC, partition_id).await {
+            Ok(()) => state
+                .group_coordinator
+                .offsets_replicated(request.group_id.as_str()),
+            Err(e) => {
+                for p in response.topics.iter_mut().flat_map(|t| &mut t.partitions) {
+                    if p.error_code == 0 {
+                        p.error_code = e.code();
+                    }
                 }
             }
         }
