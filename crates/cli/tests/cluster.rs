@@ -237,7 +237,15 @@ fn a_gracefully_stopped_broker_hands_over_before_it_exits() {
     let server = cluster.servers.remove(&stopping).unwrap();
     let started = Instant::now();
     assert!(server.terminate().success());
-    let leaders = partition_leaders(&addr, "handover");
+    // `addr` may have become a follower of the quorum meanwhile (a busy machine, an
+    // election): give its image a moment to apply the commit, far less than the 2 s
+    // session whose expiry would fence the broker anyway.
+    let handed_over = Instant::now() + Duration::from_millis(500);
+    let mut leaders = partition_leaders(&addr, "handover");
+    while leaders.contains(&stopping) && Instant::now() < handed_over {
+        std::thread::sleep(Duration::from_millis(20));
+        leaders = partition_leaders(&addr, "handover");
+    }
     assert!(!leaders.contains(&stopping), "{leaders:?}");
     assert_eq!(
         leaders.iter().filter(|l| **l == -1).count(),
