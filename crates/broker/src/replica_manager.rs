@@ -456,7 +456,7 @@ impl ReplicaManager {
             return Err(AppendError::Kafka(E::NotLeaderOrFollower));
         }
         if required_acks == -1 {
-            let min_isr = partition.log.config().min_insync_replicas;
+            let min_isr = partition.log.min_insync_replicas();
             if (partition.isr.len() as i32) < min_isr {
                 return Err(AppendError::Kafka(E::NotEnoughReplicas));
             }
@@ -503,7 +503,7 @@ impl ReplicaManager {
         use kafka_protocol::ResponseError as E;
         self.wait_while_leading(tp, leader_epoch, timeout, |partition| {
             (partition.log.high_watermark() >= required_offset).then(|| {
-                let min_isr = partition.log.config().min_insync_replicas;
+                let min_isr = partition.log.min_insync_replicas();
                 if (partition.isr.len() as i32) < min_isr {
                     Err(E::NotEnoughReplicasAfterAppend)
                 } else {
@@ -598,7 +598,7 @@ impl ReplicaManager {
         // KIP-966's strict min ISR: below `min.insync.replicas` the high watermark stays,
         // so the replicas that left the ISR meanwhile (the eligible leader replicas) hold
         // every committed record and may lead if the ISR empties.
-        if (partition.isr.len() as i32) < partition.log.config().min_insync_replicas {
+        if (partition.isr.len() as i32) < partition.log.min_insync_replicas() {
             return false;
         }
         let log_end_offset = partition.log.log_end_offset();

@@ -146,14 +146,11 @@ async fn heartbeat(admin: &mut Admin, member: &mut Member) -> Result<(), String>
     };
     match ResponseError::try_from_code(response.error_code) {
         None => {}
-        Some(ResponseError::FencedMemberEpoch | ResponseError::UnknownMemberId) => {
+        Some(e @ (ResponseError::FencedMemberEpoch | ResponseError::UnknownMemberId)) => {
             // Fenced: give the partitions up and join again.
             member.member_epoch = 0;
             member.owned.clear();
-            return Err(format!(
-                "{:?}; rejoining",
-                ResponseError::try_from_code(response.error_code)
-            ));
+            return Err(format!("{e:?}; rejoining"));
         }
         Some(e) => {
             member.coordinator = None;

@@ -205,6 +205,12 @@ impl Log {
         (*self.config_arc()).clone()
     }
 
+    /// `min.insync.replicas`, without copying the whole config (read on every high
+    /// watermark move).
+    pub fn min_insync_replicas(&self) -> i32 {
+        self.config_arc().min_insync_replicas
+    }
+
     pub(crate) fn config_arc(&self) -> Arc<LogConfig> {
         self.config
             .read()
