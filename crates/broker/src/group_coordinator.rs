@@ -14,7 +14,7 @@
 //! Locking: a shard's mutex is held for one operation plus its (synchronous) append, never
 //! across an await.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +28,7 @@ use kafka_protocol::messages::{
     SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::ResponseError;
+use moldau_coordinator::records::{decode_key, RecordKey};
 use moldau_coordinator::{
     partition_for, CoordinatorRecord, Effects, FetchedOffset, GroupConfig, GroupShard, ListedGroup,
     RequestInfo, TopicInfo, Topics, Waiter, OFFSETS_TOPIC,
@@ -75,6 +76,10 @@ type Shard = Arc<Mutex<GroupShard>>;
 
 /// An appended OffsetCommit's records and the log end offset after them.
 type PendingCommit = (i64, Vec<CoordinatorRecord>);
+
+/// OffsetFetch's answer for one group: by topic, each partition's committed offset and
+/// the error that stands in for it (UNSTABLE_OFFSET_COMMIT), if any.
+pub type FetchedTopics = Vec<(String, Vec<(FetchedOffset, Option<ResponseError>)>)>;
 
 impl GroupCoordinator {
     pub fn new(config: &ServerConfig, replica_manager: Arc<ReplicaManager>) -> Self {
@@ -474,7 +479,7 @@ impl GroupCoordinator {
     ) -> Result<OffsetCommitResponse, ResponseError> {
         let (partition_id, shard) = self.shard_for(request.group_id.as_str())?;
         let mut shard = shard.lock();
-        let (records, mut response) = shard.commit_offsets(&info, request);
+        let (records, mut response) = shard.txn_commit_offsets(&info, request);
         let producer_id = producer.0;
         // Written now as the producer's transactional batch (Kafka's layout), so that a
         // restart finds them; they count once the COMMIT marker follows.
@@ -501,15 +506,15 @@ impl GroupCoordinator {
     /// A COMMIT or ABORT marker of `producer_id` was written to a `__consumer_offsets`
     /// partition: a commit applies the offsets the transaction wrote, an abort drops them.
     pub fn complete_txn_offsets(&self, partition_id: i32, producer_id: i64, commit: bool) {
+        // Under the shard's lock (when loaded): a require_stable OffsetFetch sees the
+        // commit either pending or applied, never gone and not yet applied.
+        let shard = self.shard_at(partition_id);
+        let mut shard = shard.as_ref().map(|s| s.lock());
         let pending = self
             .pending_txn_offsets
             .lock()
             .remove(&(partition_id, producer_id));
-        let (Some(records), true) = (pending, commit) else {
-            return;
-        };
-        if let Some(shard) = self.shard_at(partition_id) {
-            let mut shard = shard.lock();
+        if let (Some(records), true, Some(shard)) = (pending, commit, shard.as_mut()) {
             shard.apply_written(&records, crate::now_ms());
         }
     }
@@ -549,16 +554,74 @@ impl GroupCoordinator {
     }
 
     /// Committed offsets; `member` (OffsetFetch v9+) is checked against KIP-848 groups.
+    /// With `require_stable` (KIP-447), a partition with a transactional commit waiting
+    /// for its marker is answered UNSTABLE_OFFSET_COMMIT and offset -1 (as Kafka's
+    /// `fetchOffsets` / `fetchAllOffsets`): the consumer retries rather than start from
+    /// an offset the open transaction is about to move.
     pub fn fetch_offsets(
         &self,
         group_id: &str,
         member: Option<(&str, i32)>,
         topics: Option<&[(String, Vec<i32>)]>,
-    ) -> Result<Vec<(String, Vec<FetchedOffset>)>, ResponseError> {
+        require_stable: bool,
+    ) -> Result<FetchedTopics, ResponseError> {
         let (partition_id, shard) = self.shard_for(group_id)?;
+        // Held while the pending commits are looked at: a marker completes them under
+        // this lock too, so an answer never pairs an old offset with "nothing pending".
         let mut shard = shard.lock();
         self.apply_replicated_offsets(partition_id, &mut shard);
-        shard.fetch_offsets_as(group_id, member, topics)
+        let fetched = shard.fetch_offsets_as(group_id, member, topics)?;
+        let unstable = if require_stable {
+            self.pending_txn_partitions(partition_id, group_id)
+        } else {
+            HashSet::new()
+        };
+        Ok(fetched
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let partitions = partitions
+                    .into_iter()
+                    .map(|o| {
+                        if unstable.contains(&(topic.clone(), o.partition)) {
+                            let unknown = FetchedOffset {
+                                partition: o.partition,
+                                offset: -1,
+                                leader_epoch: -1,
+                                metadata: String::new(),
+                            };
+                            (unknown, Some(ResponseError::UnstableOffsetCommit))
+                        } else {
+                            (o, None)
+                        }
+                    })
+                    .collect();
+                (topic, partitions)
+            })
+            .collect())
+    }
+
+    /// The (topic, partition)s of `group_id` with a transactional offset commit waiting
+    /// for its transaction's marker on `partition_id`.
+    fn pending_txn_partitions(&self, partition_id: i32, group_id: &str) -> HashSet<(String, i32)> {
+        let pending = self.pending_txn_offsets.lock();
+        let mut found = HashSet::new();
+        for record in pending
+            .iter()
+            .filter(|((p, _), _)| *p == partition_id)
+            .flat_map(|(_, records)| records)
+        {
+            if let Ok(RecordKey::OffsetCommit {
+                group,
+                topic,
+                partition,
+            }) = decode_key(&record.key)
+            {
+                if group == group_id {
+                    found.insert((topic, partition));
+                }
+            }
+        }
+        found
     }
 
     /// ConsumerGroupHeartbeat (KIP-848); topics are looked up in the current image.
@@ -745,4 +808,149 @@ fn replay_log(
         },
     )?;
     Ok((count, pending.into_inner()))
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::GroupId;
+    use kafka_protocol::protocol::StrBytes;
+    use moldau_metadata::{MetadataDelta, MetadataRecord};
+    use moldau_storage::{LogConfig, LogManager, LogManagerConfig};
+
+    use super::*;
+    use crate::controller::MetadataPublisher;
+
+    const GROUP: &str = "eos";
+
+    /// Node 1 leading the one partition of `__consumer_offsets` and of topic "in".
+    fn coordinator(dir: &std::path::Path) -> (Arc<LogManager>, GroupCoordinator) {
+        let overrides =
+            [("offsets.topic.num.partitions", "1")].map(|(k, v)| (k.to_string(), v.to_string()));
+        let (config, _) = ServerConfig::load(None, &overrides).expect("config");
+        let log_manager =
+            LogManager::open(LogManagerConfig::new(dir), LogConfig::default()).expect("open logs");
+        let replica_manager = Arc::new(ReplicaManager::new(
+            1,
+            log_manager.clone(),
+            LogConfig::default(),
+            config.replication.clone(),
+        ));
+        let mut records = vec![MetadataRecord::RegisterBroker {
+            broker_id: 1,
+            broker_epoch: 1,
+            host: "h".into(),
+            port: 1,
+            rack: None,
+            fenced: false,
+            incarnation_id: None,
+            listeners: vec![],
+        }];
+        for (i, name) in [OFFSETS_TOPIC, "in"].into_iter().enumerate() {
+            let topic_id = Uuid::from_u128(i as u128 + 1);
+            records.push(MetadataRecord::Topic {
+                name: name.into(),
+                topic_id,
+            });
+            records.push(MetadataRecord::Partition {
+                topic_id,
+                partition_id: 0,
+                replicas: vec![1],
+                isr: vec![1],
+                adding_replicas: vec![],
+                removing_replicas: vec![],
+                leader: 1,
+                leader_epoch: 0,
+                partition_epoch: 0,
+                eligible_leader_replicas: Vec::new(),
+                last_known_elr: Vec::new(),
+            });
+        }
+        let base = MetadataImage::empty();
+        let mut delta = MetadataDelta::new(&base);
+        for (offset, record) in records.iter().enumerate() {
+            delta.replay(offset as i64, record).expect("replay");
+        }
+        replica_manager.publish(&delta, &Arc::new(delta.current().clone()));
+        let coordinator = GroupCoordinator::new(&config, replica_manager);
+        coordinator.load_partitions().expect("load");
+        (log_manager, coordinator)
+    }
+
+    fn commit(offset: i64) -> OffsetCommitRequest {
+        OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str(GROUP)))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(crate::handlers::topic_name("in"))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(offset)
+                    .with_committed_leader_epoch(-1)])])
+    }
+
+    fn info() -> RequestInfo {
+        RequestInfo {
+            now_ms: crate::now_ms(),
+            api_version: 7,
+            client_id: "test".into(),
+            client_host: "/127.0.0.1".into(),
+        }
+    }
+
+    /// (offset, error code) of partition 0 of "in", asked for by name or as "all".
+    fn fetch(c: &GroupCoordinator, all: bool, require_stable: bool) -> (i64, i16) {
+        let named = [("in".to_string(), vec![0])];
+        let topics = (!all).then_some(&named[..]);
+        let fetched = c
+            .fetch_offsets(GROUP, None, topics, require_stable)
+            .expect("fetch");
+        let (offset, error) = fetched
+            .into_iter()
+            .find(|(t, _)| t == "in")
+            .and_then(|(_, ps)| ps.into_iter().find(|(o, _)| o.partition == 0))
+            .expect("partition 0 of in");
+        (offset.offset, error.map_or(0, |e| e.code()))
+    }
+
+    #[test]
+    fn a_pending_transactional_commit_is_unstable_until_its_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log_manager, c) = coordinator(dir.path());
+        let response = c.commit_offsets(info(), &commit(5)).expect("commit");
+        assert_eq!(response.topics[0].partitions[0].error_code, 0);
+        assert_eq!(fetch(&c, false, true), (5, 0));
+
+        let producer = (7, 0);
+        let response = c
+            .txn_commit_offsets(info(), producer, &commit(9))
+            .expect("txn commit");
+        assert_eq!(response.topics[0].partitions[0].error_code, 0);
+        let unstable = ResponseError::UnstableOffsetCommit.code();
+        for all in [false, true] {
+            assert_eq!(
+                fetch(&c, all, true),
+                (-1, unstable),
+                "all partitions: {all}"
+            );
+            assert_eq!(fetch(&c, all, false), (5, 0), "all partitions: {all}");
+        }
+
+        // The COMMIT marker reached the group's partition.
+        c.complete_txn_offsets(0, producer.0, true);
+        for all in [false, true] {
+            assert_eq!(fetch(&c, all, true), (9, 0));
+            assert_eq!(fetch(&c, all, false), (9, 0));
+        }
+
+        // An aborted transaction's offsets never count, and are stable once it ends.
+        c.txn_commit_offsets(info(), producer, &commit(12))
+            .expect("txn commit");
+        assert_eq!(fetch(&c, false, true), (-1, unstable));
+        c.complete_txn_offsets(0, producer.0, false);
+        assert_eq!(fetch(&c, false, true), (9, 0));
+        log_manager.shutdown().unwrap();
+    }
 }

@@ -43,6 +43,15 @@ pub use server::Broker;
 /// Wall-clock milliseconds since the epoch, as Kafka timestamps are (the clock seam).
 pub(crate) use moldau_storage::seams::now_ms;
 
+/// Waits out what a slow disk under `log_dir` adds to an append: nothing in production
+/// (the disk's own speed is in the write itself); the simulation's slow-disk fault.
+pub(crate) async fn slow_disk(log_dir: &std::path::Path) {
+    let delay = moldau_storage::seams::disk_delay(log_dir);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+}
+
 /// Runs blocking disk work off the async workers: on tokio's blocking pool, or inline
 /// under the simulation, which drives every host from one thread.
 pub(crate) async fn spawn_blocking<T: Send + 'static>(

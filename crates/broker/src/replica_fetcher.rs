@@ -232,6 +232,7 @@ async fn run_fetcher(
             continue;
         }
         let task_state = state.clone();
+        crate::slow_disk(&state.config.log_dir).await;
         let outcomes =
             crate::spawn_blocking(move || handle_response(&task_state, leader, &sent, response))
                 .await

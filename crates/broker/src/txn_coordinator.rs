@@ -39,6 +39,11 @@ struct LoadedShard {
     shard: Mutex<TxnShard>,
     /// The leader epoch of the partition at load: the coordinator epoch markers carry.
     coordinator_epoch: i32,
+    /// Where each transactional id's last state record ends in the partition (the next
+    /// offset), and where the log ended at load for ids not written since: markers go out
+    /// only once the high watermark has passed it in `coordinator_epoch`.
+    written_to: Mutex<HashMap<String, i64>>,
+    loaded_to: i64,
 }
 
 type Shard = Arc<LoadedShard>;
@@ -151,6 +156,8 @@ impl TxnCoordinator {
             let loaded = LoadedShard {
                 shard: Mutex::new(shard),
                 coordinator_epoch: partition.leader_epoch,
+                written_to: Mutex::new(HashMap::new()),
+                loaded_to: partition.log.log_end_offset(),
             };
             self.shards.write().insert(partition_id, Arc::new(loaded));
         }
@@ -236,6 +243,16 @@ impl TxnCoordinator {
         shard: &mut TxnShard,
         write: &TxnWrite,
     ) -> Result<(), ResponseError> {
+        self.write_at(partition_id, shard, write).map(drop)
+    }
+
+    /// [`Self::write`], returning the offset after the record.
+    fn write_at(
+        &self,
+        partition_id: i32,
+        shard: &mut TxnShard,
+        write: &TxnWrite,
+    ) -> Result<i64, ResponseError> {
         let record = write.record();
         let mut batch = internal_log::encode_batch([(record.key, record.value)], crate::now_ms())
             .map_err(|e| {
@@ -243,14 +260,55 @@ impl TxnCoordinator {
             ResponseError::UnknownServerError
         })?;
         let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, partition_id);
-        self.replica_manager
+        let info = self
+            .replica_manager
             .append_records(&tp, &mut batch, 1, AppendOrigin::Coordinator, None)
             .map_err(|e| {
                 tracing::warn!("cannot append to {TRANSACTION_STATE_TOPIC}-{partition_id}: {e:?}");
                 append_error_code(&e)
             })?;
         shard.apply(write);
+        Ok(info.last_offset + 1)
+    }
+
+    /// Appends a state change that ends a transaction (Prepare*), noting where it ends so
+    /// that its markers wait for it to be replicated.
+    fn write_ending(
+        &self,
+        partition_id: i32,
+        shard: &LoadedShard,
+        guard: &mut TxnShard,
+        write: &TxnWrite,
+    ) -> Result<(), ResponseError> {
+        let next_offset = self.write_at(partition_id, guard, write)?;
+        shard
+            .written_to
+            .lock()
+            .insert(write.transactional_id.clone(), next_offset);
         Ok(())
+    }
+
+    /// Where the high watermark must be before `transactional_id`'s markers go out, if it
+    /// is not there yet. Kafka sends markers only once the Prepare record is replicated: a
+    /// coordinator deposed before then must not have ended the transaction on any
+    /// partition, since its successor may not know the Prepare and abort instead.
+    fn unreplicated_end(
+        &self,
+        partition_id: i32,
+        shard: &LoadedShard,
+        transactional_id: &str,
+    ) -> Option<i64> {
+        let required = shard
+            .written_to
+            .lock()
+            .get(transactional_id)
+            .copied()
+            .unwrap_or(shard.loaded_to);
+        let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, partition_id);
+        let replicated = self.replica_manager.partition(&tp).is_some_and(|p| {
+            p.leader_epoch == shard.coordinator_epoch && p.log.high_watermark() >= required
+        });
+        (!replicated).then_some(required)
     }
 
     /// InitProducerId with a transactional id.
@@ -284,7 +342,7 @@ impl TxnCoordinator {
                 crate::now_ms(),
             )?;
             if let Some(write) = &outcome.write {
-                self.write(partition_id, &mut guard, write)?;
+                self.write_ending(partition_id, &shard, &mut guard, write)?;
             }
             outcome
         };
@@ -352,7 +410,7 @@ impl TxnCoordinator {
             else {
                 return Ok(());
             };
-            self.write(partition_id, &mut guard, &write)?;
+            self.write_ending(partition_id, &shard, &mut guard, &write)?;
             job
         };
         self.finish(state, partition_id, &shard, job);
@@ -364,6 +422,10 @@ impl TxnCoordinator {
     /// those led by other brokers go there by WriteTxnMarkers, from a task that completes
     /// the transaction once they all landed. Failed markers are retried by the timer.
     fn finish(&self, state: &BrokerState, partition_id: i32, shard: &Shard, job: MarkerJob) {
+        if let Some(required) = self.unreplicated_end(partition_id, shard, &job.transactional_id) {
+            self.finish_once_replicated(partition_id, shard, job, required);
+            return;
+        }
         if !self.inflight.lock().insert(job.transactional_id.clone()) {
             return;
         }
@@ -435,12 +497,57 @@ impl TxnCoordinator {
         }
     }
 
+    /// Finishes `job` once its Prepare record (ending before `required`) is replicated; if
+    /// that fails (leadership moved, the ISR is away) the timer tries again while this
+    /// node still coordinates the transaction.
+    fn finish_once_replicated(
+        &self,
+        partition_id: i32,
+        shard: &Shard,
+        job: MarkerJob,
+        required: i64,
+    ) {
+        let Some(task_state) = self.state.get().and_then(std::sync::Weak::upgrade) else {
+            return;
+        };
+        if !self.inflight.lock().insert(job.transactional_id.clone()) {
+            return;
+        }
+        let shard = shard.clone();
+        tokio::spawn(async move {
+            let tp = TopicPartition::new(TRANSACTION_STATE_TOPIC, partition_id);
+            let waited = task_state
+                .replica_manager
+                .wait_for_replication(
+                    &tp,
+                    shard.coordinator_epoch,
+                    required,
+                    MARKER_REPLICATION_TIMEOUT,
+                )
+                .await;
+            let coordinator = &task_state.txn_coordinator;
+            coordinator.inflight.lock().remove(&job.transactional_id);
+            match waited {
+                Ok(()) | Err(ResponseError::NotEnoughReplicasAfterAppend) => {
+                    coordinator.finish(&task_state, partition_id, &shard, job);
+                }
+                Err(e) => tracing::debug!(
+                    "prepare of {} not replicated ({e:?}); markers wait",
+                    job.transactional_id
+                ),
+            }
+        });
+    }
+
     /// Records a transaction complete once every partition has its marker.
     fn complete(&self, partition_id: i32, shard: &LoadedShard, job: &MarkerJob) {
         let mut guard = shard.shard.lock();
         if let Some(write) = guard.complete(job, crate::now_ms()) {
-            if let Err(e) = self.write(partition_id, &mut guard, &write) {
-                tracing::warn!("cannot complete {}: {e:?}", job.transactional_id);
+            match self.write(partition_id, &mut guard, &write) {
+                Ok(()) => {
+                    shard.written_to.lock().remove(&job.transactional_id);
+                }
+                Err(e) => tracing::warn!("cannot complete {}: {e:?}", job.transactional_id),
             }
         }
     }
@@ -466,7 +573,10 @@ impl TxnCoordinator {
                         "aborting transaction {} past its timeout",
                         write.transactional_id
                     );
-                    if self.write(partition_id, &mut guard, &write).is_ok() {
+                    if self
+                        .write_ending(partition_id, &shard, &mut guard, &write)
+                        .is_ok()
+                    {
                         jobs.push(job);
                     }
                 }

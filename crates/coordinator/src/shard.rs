@@ -687,8 +687,28 @@ impl GroupShard {
         info: &RequestInfo,
         request: &OffsetCommitRequest,
     ) -> (Vec<CoordinatorRecord>, OffsetCommitResponse) {
+        self.commit_offsets_as(info, request, false)
+    }
+
+    /// [`Self::commit_offsets`] for TxnOffsetCommit (as an OffsetCommit request), which
+    /// Kafka validates more loosely: its member fields are optional, and a classic
+    /// group's state is not enforced.
+    pub fn txn_commit_offsets(
+        &mut self,
+        info: &RequestInfo,
+        request: &OffsetCommitRequest,
+    ) -> (Vec<CoordinatorRecord>, OffsetCommitResponse) {
+        self.commit_offsets_as(info, request, true)
+    }
+
+    fn commit_offsets_as(
+        &mut self,
+        info: &RequestInfo,
+        request: &OffsetCommitRequest,
+        transactional: bool,
+    ) -> (Vec<CoordinatorRecord>, OffsetCommitResponse) {
         let group_id = request.group_id.0.to_string();
-        let error = self.validate_offset_commit(info, request);
+        let error = self.validate_offset_commit(info, request, transactional);
         let mut out = Vec::new();
         let expire_timestamp_ms =
             if (2..=4).contains(&info.api_version) && request.retention_time_ms != -1 {
@@ -746,22 +766,28 @@ impl GroupShard {
         &mut self,
         info: &RequestInfo,
         request: &OffsetCommitRequest,
+        transactional: bool,
     ) -> Result<(), ResponseError> {
         let group_id = request.group_id.0.to_string();
         if group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
         let generation = request.generation_id_or_member_epoch;
+        let member_id = request.member_id.to_string();
+        let instance = request.group_instance_id.as_ref().map(|i| i.to_string());
         if let Some(group) = self.consumer_groups.get(&group_id) {
-            let member_id = request.member_id.to_string();
             if generation < 0 && group.members.is_empty() {
+                return Ok(());
+            }
+            // TxnOffsetCommit's member fields are optional: checked only when given.
+            if transactional && generation < 0 && member_id.is_empty() && instance.is_none() {
                 return Ok(());
             }
             let member = group
                 .members
                 .get(&member_id)
                 .ok_or(ResponseError::UnknownMemberId)?;
-            if info.api_version < 9 {
+            if !transactional && info.api_version < 9 {
                 return Err(ResponseError::UnsupportedVersion);
             }
             if generation != member.member_epoch {
@@ -780,8 +806,6 @@ impl GroupShard {
             None if info.api_version >= 9 => return Err(ResponseError::GroupIdNotFound),
             None => return Err(ResponseError::IllegalGeneration),
         };
-        let member_id = request.member_id.to_string();
-        let instance = request.group_instance_id.as_ref().map(|i| i.to_string());
         if group.is(GroupState::Dead) {
             return Err(ResponseError::CoordinatorNotAvailable);
         }
@@ -793,10 +817,14 @@ impl GroupShard {
             if generation != group.generation_id {
                 return Err(ResponseError::IllegalGeneration);
             }
-        } else if !group.is(GroupState::Empty) {
+        } else if !transactional && !group.is(GroupState::Empty) {
+            // Without member id and generation, only an empty group takes commits; not so
+            // for TxnOffsetCommit, whose older versions carry neither.
             return Err(ResponseError::UnknownMemberId);
         }
-        if group.is(GroupState::CompletingRebalance) {
+        // A member that has its generation but not yet its assignment retries; Kafka does
+        // not enforce the group's state on transactional commits.
+        if !transactional && group.is(GroupState::CompletingRebalance) {
             return Err(ResponseError::RebalanceInProgress);
         }
         Ok(())

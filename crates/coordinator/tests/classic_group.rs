@@ -190,6 +190,19 @@ impl Sim {
         generation: i32,
         offsets: &[(&str, i32, i64)],
     ) -> Vec<i16> {
+        self.commit_as(group, member_id, generation, offsets, false)
+    }
+
+    /// An OffsetCommit, or with `transactional` a TxnOffsetCommit (as the broker hands it
+    /// to the shard, applied as if its transaction committed).
+    fn commit_as(
+        &mut self,
+        group: &str,
+        member_id: &str,
+        generation: i32,
+        offsets: &[(&str, i32, i64)],
+        transactional: bool,
+    ) -> Vec<i16> {
         let mut by_topic: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
         for (t, p, o) in offsets {
             by_topic.entry(t).or_default().push((*p, *o));
@@ -217,7 +230,11 @@ impl Sim {
                     .collect(),
             );
         let info = self.info(8);
-        let (records, response) = self.shard.commit_offsets(&info, &request);
+        let (records, response) = if transactional {
+            self.shard.txn_commit_offsets(&info, &request)
+        } else {
+            self.shard.commit_offsets(&info, &request)
+        };
         self.shard.apply_written(&records, self.now_ms);
         self.log.extend(records);
         response
@@ -464,6 +481,43 @@ fn inconsistent_protocols_are_refused() {
     assert_eq!(
         sim.joins[&w].error_code,
         ResponseError::InconsistentGroupProtocol.code()
+    );
+}
+
+#[test]
+fn transactional_commits_need_no_member_and_skip_the_group_state() {
+    let mut sim = Sim::new(Sim::config());
+    let w1 = sim.join_new("g", &["range"]);
+    let w2 = sim.join_new("g", &["range"]);
+    sim.advance(0);
+    let leader = sim.joins.remove(&w1).expect("join answered");
+    sim.joins.remove(&w2).expect("join answered");
+    let (member, gen) = (leader.member_id.to_string(), leader.generation_id);
+    assert_eq!(
+        sim.shard.group_state("g"),
+        Some(GroupState::CompletingRebalance)
+    );
+    // Joined, not yet synced: a consumer's commit waits for the assignment (Kafka's
+    // REBALANCE_IN_PROGRESS); a transactional one is taken, as Kafka takes it.
+    assert_eq!(
+        sim.commit("g", &member, gen, &[("t", 0, 3)]),
+        vec![ResponseError::RebalanceInProgress.code()]
+    );
+    assert_eq!(
+        sim.commit_as("g", &member, gen, &[("t", 0, 3)], true),
+        vec![0]
+    );
+    // sendOffsetsToTransaction(offsets, "g") names no member and no generation.
+    assert_eq!(sim.commit_as("g", "", -1, &[("t", 0, 4)], true), vec![0]);
+    assert_eq!(sim.offset("g", "t", 0), 4);
+    assert_eq!(
+        sim.commit("g", "", -1, &[("t", 0, 5)]),
+        vec![ResponseError::UnknownMemberId.code()]
+    );
+    // Given, the member fields are checked as for any commit.
+    assert_eq!(
+        sim.commit_as("g", &member, gen + 1, &[("t", 0, 6)], true),
+        vec![ResponseError::IllegalGeneration.code()]
     );
 }
 

@@ -18,6 +18,7 @@ pub fn check(
 ) -> Result<(), String> {
     acknowledged_records_are_in_the_log(observations)?;
     transactions_are_atomic(observations)?;
+    pipeline_is_exactly_once(observations)?;
     group_offsets_never_go_back(observations)?;
     replicas_agree(brokers, partitions)?;
     metadata_images_agree(brokers)
@@ -132,6 +133,53 @@ fn transactions_are_atomic(observations: &Observations) -> Result<(), String> {
             "read_committed shows {} records no transaction wrote",
             seen.len() - accounted
         ));
+    }
+    Ok(())
+}
+
+/// The pipeline finished, and `read_committed` shows of each partition of
+/// `sim-pipeline-out` exactly the transform of the input below the group's committed
+/// offset of that partition of `sim-events`, in order: nothing lost, repeated or extra.
+fn pipeline_is_exactly_once(observations: &Observations) -> Result<(), String> {
+    if let Some(failure) = &observations.pipeline_failure {
+        return Err(format!("pipeline: {failure}"));
+    }
+    for (partition, (end, input)) in &observations.read_back {
+        let committed = observations
+            .pipeline_committed
+            .get(partition)
+            .copied()
+            .unwrap_or(-1)
+            .max(0);
+        if committed != *end {
+            return Err(format!(
+                "pipeline p{partition}: committed offset {committed}, the input ends at {end}"
+            ));
+        }
+        let expected: Vec<String> = input
+            .iter()
+            .filter(|(offset, _)| *offset < committed)
+            .map(|(_, value)| crate::pipeline::transform(value))
+            .collect();
+        let output = observations
+            .pipeline_output
+            .get(partition)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let first_difference = (0..expected.len().max(output.len()))
+            .find(|&i| output.get(i).map(|(_, v)| v) != expected.get(i));
+        if let Some(i) = first_difference {
+            let shown = output
+                .get(i)
+                .map_or("nothing".to_string(), |(o, v)| format!("{v} at offset {o}"));
+            let wanted = expected.get(i).map_or("nothing", String::as_str);
+            return Err(format!(
+                "pipeline p{partition}: output record {i} is {shown}, expected {wanted} \
+                 ({} output records for {} input records)",
+                output.len(),
+                expected.len()
+            ));
+        }
     }
     Ok(())
 }

@@ -50,6 +50,28 @@ pub enum Fault {
     },
     /// The wall clock steps by `delta_ms` (negative: backwards).
     ClockJump { delta_ms: i64 },
+    /// Every write and sync under the node's log dir fails (EIO), half the writes torn;
+    /// after `restart_after` the node is restarted (kill -9) with a working disk, as an
+    /// operator would, and recovery truncates what was torn.
+    DiskFailure {
+        node: usize,
+        restart_after: Duration,
+    },
+    /// Now and then the link between `a` and `b` drops what is in flight (each simulated
+    /// millisecond with probability `fail_rate`); turmoil's TCP does not resend, so a
+    /// connection that lost a segment stalls until a timeout gives up on it.
+    LossyLink {
+        a: usize,
+        b: usize,
+        fail_rate: f64,
+        heal_after: Duration,
+    },
+    /// The node's appends (as leader and as follower) take up to `max` longer.
+    SlowDisk {
+        node: usize,
+        max: Duration,
+        restore_after: Duration,
+    },
 }
 
 /// A fault at a simulated time.
@@ -59,8 +81,55 @@ pub struct Scheduled {
     pub fault: Fault,
 }
 
-/// Draws a schedule for `nodes` nodes over `window` from `seed`.
+/// Draws a schedule for `nodes` nodes over `window` from `seed`: the process, network
+/// and clock faults, with the disk faults and lossy links (drawn from a stream of their
+/// own, so that adding them left every earlier seed's other faults as they were) merged in.
 pub fn schedule(seed: u64, nodes: usize, start: Duration, window: Duration) -> Vec<Scheduled> {
+    let mut faults = process_and_network(seed, nodes, start, window);
+    faults.extend(disk_and_loss(seed, nodes, start, window));
+    // Stable: a disk fault drawn for the same moment comes after the other.
+    faults.sort_by_key(|s| s.at);
+    faults
+}
+
+/// Disk faults and lossy links.
+fn disk_and_loss(seed: u64, nodes: usize, start: Duration, window: Duration) -> Vec<Scheduled> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0xd15c_0000_fa17);
+    let mut at = start;
+    let mut faults = Vec::new();
+    loop {
+        at += Duration::from_millis(rng.random_range(8_000..30_000));
+        if at >= start + window {
+            return faults;
+        }
+        let node = rng.random_range(0..nodes);
+        let fault = match rng.random_range(0..3) {
+            0 => Fault::DiskFailure {
+                node,
+                restart_after: Duration::from_millis(rng.random_range(500..6_000)),
+            },
+            1 => Fault::LossyLink {
+                a: node,
+                b: (node + rng.random_range(1..nodes)) % nodes,
+                fail_rate: rng.random_range(0.0002..0.005),
+                heal_after: Duration::from_millis(rng.random_range(2_000..15_000)),
+            },
+            _ => Fault::SlowDisk {
+                node,
+                max: Duration::from_millis(rng.random_range(20..1_500)),
+                restore_after: Duration::from_millis(rng.random_range(2_000..15_000)),
+            },
+        };
+        faults.push(Scheduled { at, fault });
+    }
+}
+
+fn process_and_network(
+    seed: u64,
+    nodes: usize,
+    start: Duration,
+    window: Duration,
+) -> Vec<Scheduled> {
     // Not the OS randomness stream: the schedule must not depend on how much randomness
     // the nodes consumed.
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5ca1_ab1e_fa17_0000);

@@ -13,6 +13,7 @@ pub mod client;
 pub mod faults;
 pub mod member;
 pub mod offsets;
+pub mod pipeline;
 pub mod reassign;
 pub mod seams;
 pub mod transactions;
@@ -43,6 +44,8 @@ pub struct Options {
     pub transactions: usize,
     /// Offset commits of the group-offsets client.
     pub offset_commits: usize,
+    /// Transactions of each consume-transform-produce member over the fault window.
+    pub pipeline_transactions: usize,
     /// Faults are drawn over this much simulated time, after the cluster has formed.
     pub fault_window: Duration,
     /// After healing, how long the cluster gets to bring every replica back in sync.
@@ -78,6 +81,7 @@ impl Options {
             batches: self.batches / 2,
             transactions: self.transactions / 2,
             offset_commits: self.offset_commits / 2,
+            pipeline_transactions: self.pipeline_transactions / 2,
             fault_window: self.fault_window / 2,
             ..self
         }
@@ -93,6 +97,7 @@ impl Default for Options {
             batches: 300,
             transactions: 60,
             offset_commits: 300,
+            pipeline_transactions: 60,
             fault_window: Duration::from_secs(60),
             settle: Duration::from_secs(20),
             limit: Duration::from_secs(900),
@@ -147,6 +152,7 @@ pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
         .spawn(move || {
             seams::seed_os_randomness(seed);
             seams::reset_clock();
+            seams::reset_disks(seed);
             run_on_this_thread(seed, &options)
         })
         .expect("spawn a simulation thread");
@@ -217,12 +223,18 @@ enum Undo {
     RepairOneWay(usize, usize),
     Release(usize),
     Latency,
+    Lossless(usize, usize),
+    /// Kill the node whose disk failed, and give it a working disk.
+    ReplaceDisk(usize),
+    RestoreDisk(usize),
 }
 
 struct Harness {
     /// The topic's partitions as the active controller last showed them.
     partitions_seen: String,
     names: Vec<String>,
+    /// Each node's log dir.
+    log_dirs: Vec<std::path::PathBuf>,
     /// Decides what a power loss keeps (drawn from the seed).
     rng: rand::rngs::StdRng,
     crashed: BTreeSet<usize>,
@@ -400,6 +412,57 @@ impl Harness {
                 seams::jump_clock(*delta_ms);
                 self.note(at, format!("wall clock steps {delta_ms} ms"));
             }
+            Fault::DiskFailure {
+                node,
+                restart_after,
+            } => {
+                // The node will be restarted: it counts as the one node down from now.
+                if !self.crashed.is_empty() {
+                    self.note(
+                        at,
+                        format!("skip disk failure of {}: a node is down", n[*node]),
+                    );
+                    return;
+                }
+                self.crashed.insert(*node);
+                seams::fail_disk(&self.log_dirs[*node]);
+                self.note(
+                    at,
+                    format!(
+                        "disk of {} fails (restart in {} ms)",
+                        n[*node],
+                        restart_after.as_millis()
+                    ),
+                );
+                self.undo
+                    .push((at + *restart_after, Undo::ReplaceDisk(*node)));
+            }
+            Fault::LossyLink {
+                a,
+                b,
+                fail_rate,
+                heal_after,
+            } => {
+                sim.set_link_fail_rate(n[*a].as_str(), n[*b].as_str(), *fail_rate);
+                self.note(
+                    at,
+                    format!("lossy link {} - {} ({fail_rate:.4} per ms)", n[*a], n[*b]),
+                );
+                self.undo.push((at + *heal_after, Undo::Lossless(*a, *b)));
+            }
+            Fault::SlowDisk {
+                node,
+                max,
+                restore_after,
+            } => {
+                seams::slow_down_disk(&self.log_dirs[*node], *max);
+                self.note(
+                    at,
+                    format!("disk of {} slow: up to {} ms", n[*node], max.as_millis()),
+                );
+                self.undo
+                    .push((at + *restore_after, Undo::RestoreDisk(*node)));
+            }
         }
     }
 
@@ -463,6 +526,21 @@ impl Harness {
                     sim.set_max_message_latency(Duration::from_millis(2));
                     self.note(now, "latency back to normal".into());
                 }
+                Undo::Lossless(a, b) => {
+                    sim.set_link_fail_rate(n[a].as_str(), n[b].as_str(), 0.0);
+                    self.note(now, format!("link {} - {} lossless", n[a], n[b]));
+                }
+                Undo::ReplaceDisk(node) => {
+                    sim.crash(n[node].as_str());
+                    seams::repair_disk(&self.log_dirs[node]);
+                    self.note(now, format!("kill {} and give it a working disk", n[node]));
+                    self.undo
+                        .push((now + Duration::from_secs(1), Undo::Restart(node)));
+                }
+                Undo::RestoreDisk(node) => {
+                    seams::repair_disk(&self.log_dirs[node]);
+                    self.note(now, format!("disk of {} back to normal", n[node]));
+                }
             }
         }
     }
@@ -520,6 +598,21 @@ fn run_on_this_thread(seed: u64, options: &Options) -> Result<Report, Failure> {
             (0..64).map(|_| rng.random_range(1..=8)).collect()
         },
         offset_commits: options.offset_commits,
+        pipeline_transactions: options.pipeline_transactions,
+        pipeline_fault: {
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x9c7f);
+            Some(pipeline::MemberFault {
+                member: rng.random_range(0..2),
+                at: options.fault_window.mul_f64(rng.random_range(0.2..0.8)),
+                down: Duration::from_millis(rng.random_range(12_000..25_000)),
+                kind: [
+                    pipeline::MemberFaultKind::PauseBeforeOffsets,
+                    pipeline::MemberFaultKind::PauseBeforeEnd,
+                    pipeline::MemberFaultKind::Crash,
+                ][rng.random_range(0..3)],
+            })
+        },
         // With a broker that holds no replica of a partition, one of its replicas moves.
         reassign: node_count > 3,
         spread_over: options.fault_window,
@@ -543,6 +636,7 @@ fn run_on_this_thread(seed: u64, options: &Options) -> Result<Report, Failure> {
         partitions_seen: String::new(),
         rng: rand::SeedableRng::seed_from_u64(seed ^ 0xd15c),
         names: names.clone(),
+        log_dirs: names.iter().map(|n| root.path().join(n)).collect(),
         crashed: BTreeSet::new(),
         undo: Vec::new(),
         shared: shared.clone(),
@@ -622,6 +716,9 @@ fn fingerprint(observations: &Observations) -> u64 {
     for t in &observations.transactions {
         (t.id, &t.records, t.outcome).hash(&mut hasher);
     }
+    observations.pipeline_committed.hash(&mut hasher);
+    observations.pipeline_output.hash(&mut hasher);
+    observations.pipeline_failure.hash(&mut hasher);
     hasher.finish()
 }
 

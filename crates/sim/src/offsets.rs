@@ -61,6 +61,7 @@ pub(crate) async fn run(
                     .with_committed_leader_epoch(-1)])]);
         let committed = with_coordinator(
             admin,
+            GROUP,
             &mut coordinator,
             shared,
             "OffsetCommit",
@@ -75,7 +76,7 @@ pub(crate) async fn run(
             8,
         )
         .await;
-        if committed.is_some() {
+        if committed.is_ok() {
             acknowledged.insert(partition, offset);
             let by = coordinator.clone().unwrap_or_default();
             note(
@@ -121,6 +122,7 @@ async fn fetch(
     };
     let response = with_coordinator(
         admin,
+        GROUP,
         coordinator,
         shared,
         "OffsetFetch",
@@ -128,7 +130,8 @@ async fn fetch(
         &request,
         7,
     )
-    .await?;
+    .await
+    .ok()?;
     let fetched = response
         .topics
         .iter()
@@ -144,28 +147,30 @@ async fn fetch(
     })
 }
 
-fn first_error(codes: impl Iterator<Item = i16>) -> Option<ResponseError> {
+pub(crate) fn first_error(codes: impl Iterator<Item = i16>) -> Option<ResponseError> {
     codes.filter_map(ResponseError::try_from_code).next()
 }
 
-/// Sends `request` to the group's coordinator until it is answered without error
+/// Sends `request` to the coordinator of `group` until it is answered without error
 /// (`errors` names the first one of an answer), finding the coordinator again after
-/// retriable errors; `None` past the step's time limit or on another error.
-async fn with_coordinator<R: kafka_protocol::protocol::Request>(
+/// retriable errors; `Err` past the step's time limit (`None`) or with another error.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn with_coordinator<R: kafka_protocol::protocol::Request>(
     admin: &mut Admin,
+    group: &str,
     coordinator: &mut Option<String>,
     shared: &Shared,
     what: &str,
     errors: impl Fn(&R::Response) -> Option<ResponseError>,
     request: &R,
     version: i16,
-) -> Option<R::Response> {
+) -> Result<R::Response, Option<ResponseError>> {
     let give_up = tokio::time::Instant::now() + STEP_TIMEOUT;
     let mut last_error = String::new();
     while tokio::time::Instant::now() < give_up {
         let addr = match coordinator.clone() {
             Some(addr) => addr,
-            None => match admin.find_coordinator(GROUP, 0).await {
+            None => match admin.find_coordinator(group, 0).await {
                 Some(addr) => {
                     *coordinator = Some(addr.clone());
                     addr
@@ -178,7 +183,7 @@ async fn with_coordinator<R: kafka_protocol::protocol::Request>(
         };
         let error = match admin.send(&addr, request, version).await {
             Ok(response) => match errors(&response) {
-                None => return Some(response),
+                None => return Ok(response),
                 Some(e) => {
                     let retriable = matches!(
                         e,
@@ -187,10 +192,13 @@ async fn with_coordinator<R: kafka_protocol::protocol::Request>(
                             | ResponseError::CoordinatorLoadInProgress
                             | ResponseError::RequestTimedOut
                             | ResponseError::UnknownTopicOrPartition
+                            // A require_stable fetch while a transaction holds a commit.
+                            | ResponseError::UnstableOffsetCommit
+                            | ResponseError::ConcurrentTransactions
                     );
                     if !retriable {
                         note(shared, format!("{what}: {e:?}"));
-                        return None;
+                        return Err(Some(e));
                     }
                     format!("{e:?}")
                 }
@@ -204,5 +212,5 @@ async fn with_coordinator<R: kafka_protocol::protocol::Request>(
         *coordinator = None;
         tokio::time::sleep(RETRY_BACKOFF).await;
     }
-    None
+    Err(None)
 }

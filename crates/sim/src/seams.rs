@@ -1,7 +1,8 @@
 //! The simulated side of Moldau's seams (ARCHITECTURE.md, "Simulation seams"): turmoil's
 //! network for the broker's listeners and connections, turmoil's clock (plus the
 //! schedule's clock jumps) for the wall clock, host tasks for the log manager's periodic
-//! work, and a seeded stream for the process's OS randomness.
+//! work, a seeded stream for the process's OS randomness, and failing or slow disks for
+//! the log's writes.
 
 use std::cell::RefCell;
 use std::io;
@@ -21,6 +22,8 @@ pub fn install() {
     let _ = moldau_storage::seams::install_simulation(moldau_storage::seams::Simulation {
         now_ms: simulated_now_ms,
         spawn_periodic,
+        disk_fault,
+        disk_delay,
     });
     let _ = moldau_broker::net::install(Arc::new(TurmoilNetwork));
 }
@@ -29,6 +32,82 @@ thread_local! {
     /// The wall clock's offset from turmoil's, moved by clock jumps (per run thread).
     static CLOCK_SKEW_MS: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
     static OS_RANDOM: RefCell<Option<StdRng>> = const { RefCell::new(None) };
+    /// The disk faults in force (per run thread): failing and slow log dirs.
+    static DISKS: RefCell<Disks> = RefCell::new(Disks::default());
+}
+
+#[derive(Default)]
+struct Disks {
+    /// Log dirs whose writes and syncs fail.
+    failing: Vec<std::path::PathBuf>,
+    /// Log dirs whose appends take up to this much longer.
+    slow: Vec<(std::path::PathBuf, Duration)>,
+    /// Decides torn-write lengths and delays (seeded per run).
+    rng: Option<StdRng>,
+}
+
+/// Clears the disk faults and seeds their draws for a run of `seed`.
+pub(crate) fn reset_disks(seed: u64) {
+    DISKS.with(|disks| {
+        *disks.borrow_mut() = Disks {
+            rng: Some(StdRng::seed_from_u64(seed ^ 0xd1_5c_fa_17)),
+            ..Disks::default()
+        }
+    });
+}
+
+/// From now on every write or sync under `dir` fails with EIO; half the writes are torn
+/// (a random prefix reaches the file first).
+pub fn fail_disk(dir: &std::path::Path) {
+    DISKS.with(|disks| disks.borrow_mut().failing.push(dir.to_path_buf()));
+}
+
+/// Appends under `dir` take up to `max` longer (drawn per append).
+pub fn slow_down_disk(dir: &std::path::Path, max: Duration) {
+    DISKS.with(|disks| disks.borrow_mut().slow.push((dir.to_path_buf(), max)));
+}
+
+/// The disk under `dir` works normally again.
+pub fn repair_disk(dir: &std::path::Path) {
+    DISKS.with(|disks| {
+        let mut disks = disks.borrow_mut();
+        disks.failing.retain(|d| d != dir);
+        disks.slow.retain(|(d, _)| d != dir);
+    });
+}
+
+fn disk_fault(path: &std::path::Path, bytes: usize) -> Option<moldau_storage::seams::DiskFault> {
+    use moldau_storage::seams::DiskFault;
+    DISKS.with(|disks| {
+        let mut disks = disks.borrow_mut();
+        if !disks.failing.iter().any(|dir| path.starts_with(dir)) {
+            return None;
+        }
+        let rng = disks.rng.as_mut()?;
+        if bytes > 0 && rand::Rng::random_bool(rng, 0.5) {
+            let written = rand::Rng::random_range(rng, 0..bytes);
+            return Some(DiskFault::Torn { written });
+        }
+        Some(DiskFault::Fail)
+    })
+}
+
+fn disk_delay(dir: &std::path::Path) -> Duration {
+    DISKS
+        .with(|disks| {
+            let mut disks = disks.borrow_mut();
+            let max = disks
+                .slow
+                .iter()
+                .find(|(slow, _)| dir.starts_with(slow))
+                .map(|(_, max)| *max)?;
+            let rng = disks.rng.as_mut()?;
+            Some(Duration::from_millis(rand::Rng::random_range(
+                rng,
+                0..=max.as_millis() as u64,
+            )))
+        })
+        .unwrap_or(Duration::ZERO)
 }
 
 /// A process-wide fallback for threads that were never seeded (none in a simulation run).

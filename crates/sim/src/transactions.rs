@@ -9,10 +9,10 @@ use std::time::Duration;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, EndTxnRequest, InitProducerIdRequest, ProduceRequest, ProducerId,
-    TopicName, TransactionalId,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest, GroupId,
+    InitProducerIdRequest, ProduceRequest, ProducerId, TopicName, TransactionalId,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::ResponseError;
 
 use crate::workload::{decode, encode_batch, note, value_of, Admin, Shared};
@@ -40,11 +40,34 @@ pub struct Transaction {
     pub outcome: Outcome,
 }
 
-struct Producer {
+/// A transactional producer: its id, its coordinator, and the next sequence of each
+/// partition it wrote in this epoch.
+pub(crate) struct Producer {
+    transactional_id: String,
+    /// How long the coordinator lets a transaction of this producer stay open.
+    transaction_timeout: Duration,
     coordinator: Option<String>,
-    producer_id: i64,
-    producer_epoch: i16,
-    sequences: BTreeMap<i32, i32>,
+    pub(crate) producer_id: i64,
+    pub(crate) producer_epoch: i16,
+    sequences: BTreeMap<(String, i32), i32>,
+}
+
+impl Producer {
+    /// A producer that has no id yet ([`init`] gets one).
+    pub(crate) fn new(transactional_id: &str, transaction_timeout: Duration) -> Producer {
+        Producer {
+            transactional_id: transactional_id.to_string(),
+            transaction_timeout,
+            coordinator: None,
+            producer_id: -1,
+            producer_epoch: -1,
+            sequences: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn transactional_id(&self) -> TransactionalId {
+        TransactionalId(StrBytes::from_string(self.transactional_id.clone()))
+    }
 }
 
 /// Runs `count` transactions; `commit[i]` says whether the i-th is meant to commit.
@@ -55,12 +78,7 @@ pub(crate) async fn run(
     pace: Duration,
 ) -> Vec<Transaction> {
     admin.create_topic(TXN_TOPIC, 2, shared).await;
-    let mut producer = Producer {
-        coordinator: None,
-        producer_id: -1,
-        producer_epoch: -1,
-        sequences: BTreeMap::new(),
-    };
+    let mut producer = Producer::new(TRANSACTIONAL_ID, Duration::from_secs(20));
     init(admin, &mut producer, shared).await;
     let mut done = Vec::new();
     for (id, &commit) in commit.iter().enumerate() {
@@ -89,13 +107,15 @@ pub(crate) async fn run(
     done
 }
 
-/// Finds the coordinator and gets a producer id and epoch, retrying until it works.
-async fn init(admin: &mut Admin, producer: &mut Producer, shared: &Shared) {
+/// Finds the coordinator and gets a producer id and epoch, retrying until it works. With
+/// an epoch already, the coordinator bumps it and ends (completes or aborts) whatever
+/// transaction that epoch left open.
+pub(crate) async fn init(admin: &mut Admin, producer: &mut Producer, shared: &Shared) {
     let mut last_error = String::new();
     loop {
         let coordinator = match &producer.coordinator {
             Some(c) => c.clone(),
-            None => match admin.find_coordinator(TRANSACTIONAL_ID, 1).await {
+            None => match admin.find_coordinator(&producer.transactional_id, 1).await {
                 Some(c) => {
                     producer.coordinator = Some(c.clone());
                     c
@@ -108,10 +128,8 @@ async fn init(admin: &mut Admin, producer: &mut Producer, shared: &Shared) {
         };
         // KIP-360: a producer that had an epoch asks with it, so the coordinator bumps it.
         let request = InitProducerIdRequest::default()
-            .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str(
-                TRANSACTIONAL_ID,
-            ))))
-            .with_transaction_timeout_ms(20_000)
+            .with_transactional_id(Some(producer.transactional_id()))
+            .with_transaction_timeout_ms(producer.transaction_timeout.as_millis() as i32)
             .with_producer_id(ProducerId(producer.producer_id))
             .with_producer_epoch(producer.producer_epoch);
         let error = match admin.send(&coordinator, &request, 4).await {
@@ -123,8 +141,8 @@ async fn init(admin: &mut Admin, producer: &mut Producer, shared: &Shared) {
                     note(
                         shared,
                         format!(
-                            "transactional producer id {} epoch {}",
-                            r.producer_id.0, r.producer_epoch
+                            "transactional producer {} id {} epoch {}",
+                            producer.transactional_id, r.producer_id.0, r.producer_epoch
                         ),
                     );
                     return;
@@ -160,10 +178,10 @@ async fn transaction(
     shared: &Shared,
 ) -> Outcome {
     let partitions: Vec<i32> = records.keys().copied().collect();
-    let mut written = add_partitions(admin, producer, &partitions, shared).await;
+    let mut written = add_partitions(admin, producer, TXN_TOPIC, &partitions, shared).await;
     if written {
         for (partition, values) in records {
-            if !produce(admin, producer, *partition, values, shared).await {
+            if !produce(admin, producer, TXN_TOPIC, *partition, values, shared).await {
                 written = false;
                 break;
             }
@@ -177,7 +195,8 @@ async fn transaction(
     }
 }
 
-fn retriable(error: ResponseError) -> bool {
+/// Errors after which the same request may succeed (at the same or another coordinator).
+pub(crate) fn retriable(error: ResponseError) -> bool {
     matches!(
         error,
         ResponseError::CoordinatorNotAvailable
@@ -192,129 +211,80 @@ fn retriable(error: ResponseError) -> bool {
     )
 }
 
-async fn add_partitions(
+/// AddPartitionsToTxn: `partitions` of `topic` join the producer's transaction.
+pub(crate) async fn add_partitions(
     admin: &mut Admin,
     producer: &mut Producer,
+    topic: &str,
     partitions: &[i32],
     shared: &Shared,
 ) -> bool {
     let request = AddPartitionsToTxnRequest::default()
-        .with_v3_and_below_transactional_id(TransactionalId(StrBytes::from_static_str(
-            TRANSACTIONAL_ID,
-        )))
+        .with_v3_and_below_transactional_id(producer.transactional_id())
         .with_v3_and_below_producer_id(ProducerId(producer.producer_id))
         .with_v3_and_below_producer_epoch(producer.producer_epoch)
         .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
-            .with_name(TopicName(StrBytes::from_static_str(TXN_TOPIC)))
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
             .with_partitions(partitions.to_vec())]);
-    let give_up = tokio::time::Instant::now() + STEP_TIMEOUT;
-    while tokio::time::Instant::now() < give_up {
-        let Some(coordinator) = coordinator(admin, producer).await else {
-            continue;
-        };
-        let error = match admin.send(&coordinator, &request, 3).await {
-            Ok(r) => {
-                let codes = r
-                    .results_by_topic_v3_and_below
+    let errors = |r: &kafka_protocol::messages::AddPartitionsToTxnResponse| {
+        r.results_by_topic_v3_and_below
+            .iter()
+            .flat_map(|t| {
+                t.results_by_partition
                     .iter()
-                    .flat_map(|t| {
-                        t.results_by_partition
-                            .iter()
-                            .map(|p| p.partition_error_code)
-                    })
-                    .chain(std::iter::once(r.error_code));
-                match codes.filter_map(ResponseError::try_from_code).next() {
-                    None => return true,
-                    Some(e) => Some(e),
-                }
-            }
-            Err(_) => None,
-        };
-        if let Some(e) = error {
-            if !retriable(e) {
-                note(shared, format!("AddPartitionsToTxn: {e:?}"));
-                return false;
-            }
-        }
-        producer.coordinator = None;
-        tokio::time::sleep(RETRY_BACKOFF).await;
-    }
-    false
+                    .map(|p| p.partition_error_code)
+            })
+            .chain(std::iter::once(r.error_code))
+            .filter_map(ResponseError::try_from_code)
+            .next()
+    };
+    let sent = to_coordinator(admin, producer, &request, 3, errors, shared);
+    sent.await.is_some()
 }
 
-async fn coordinator(admin: &mut Admin, producer: &mut Producer) -> Option<String> {
-    if producer.coordinator.is_none() {
-        producer.coordinator = admin.find_coordinator(TRANSACTIONAL_ID, 1).await;
-        if producer.coordinator.is_none() {
-            tokio::time::sleep(RETRY_BACKOFF).await;
-        }
-    }
-    producer.coordinator.clone()
-}
-
-async fn produce(
+/// AddOffsetsToTxn: the `__consumer_offsets` partition of `group` joins the producer's
+/// transaction (before its TxnOffsetCommit).
+pub(crate) async fn add_offsets(
     admin: &mut Admin,
     producer: &mut Producer,
-    partition: i32,
-    values: &[String],
+    group: &str,
     shared: &Shared,
 ) -> bool {
-    let sequence = *producer.sequences.get(&partition).unwrap_or(&0);
-    let batch = encode_batch(
-        values,
-        producer.producer_id,
-        producer.producer_epoch,
-        sequence,
-        true,
-    );
-    let request = ProduceRequest::default()
-        .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str(
-            TRANSACTIONAL_ID,
-        ))))
-        .with_acks(-1)
-        .with_timeout_ms(3_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_static_str(TXN_TOPIC)))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(batch))])]);
-    match admin
-        .produce_request(TXN_TOPIC, partition, &request, STEP_TIMEOUT, shared)
-        .await
-    {
-        Some(_) => {
-            producer
-                .sequences
-                .insert(partition, sequence + values.len() as i32);
-            true
-        }
-        None => false,
-    }
-}
-
-/// EndTxn until answered; `None` when it never was (the outcome is then unknown).
-async fn end(
-    admin: &mut Admin,
-    producer: &mut Producer,
-    commit: bool,
-    shared: &Shared,
-) -> Option<()> {
-    let request = EndTxnRequest::default()
-        .with_transactional_id(TransactionalId(StrBytes::from_static_str(TRANSACTIONAL_ID)))
+    let request = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(producer.transactional_id())
         .with_producer_id(ProducerId(producer.producer_id))
         .with_producer_epoch(producer.producer_epoch)
-        .with_committed(commit);
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())));
+    let errors = |r: &kafka_protocol::messages::AddOffsetsToTxnResponse| {
+        ResponseError::try_from_code(r.error_code)
+    };
+    let sent = to_coordinator(admin, producer, &request, 3, errors, shared);
+    sent.await.is_some()
+}
+
+/// Sends `request` to the producer's transaction coordinator until it is answered
+/// without error (`errors` names an answer's first), finding the coordinator again after
+/// retriable errors; `None` on another error or past the step's time limit.
+async fn to_coordinator<R: Request>(
+    admin: &mut Admin,
+    producer: &mut Producer,
+    request: &R,
+    version: i16,
+    errors: impl Fn(&R::Response) -> Option<ResponseError>,
+    shared: &Shared,
+) -> Option<()> {
     let give_up = tokio::time::Instant::now() + STEP_TIMEOUT;
     while tokio::time::Instant::now() < give_up {
         let Some(coordinator) = coordinator(admin, producer).await else {
             continue;
         };
-        if let Ok(r) = admin.send(&coordinator, &request, 3).await {
-            match ResponseError::try_from_code(r.error_code) {
+        if let Ok(r) = admin.send(&coordinator, request, version).await {
+            match errors(&r) {
                 None => return Some(()),
                 Some(e) if retriable(e) => {}
                 Some(e) => {
-                    note(shared, format!("EndTxn: {e:?}"));
+                    let id = &producer.transactional_id;
+                    note(shared, format!("{:?} of {id}: {e:?}", R::KEY));
                     return None;
                 }
             }
@@ -325,9 +295,83 @@ async fn end(
     None
 }
 
-/// Every record `read_committed` shows of `partition`, up to its last stable offset:
-/// records of aborted transactions and control records left out, as a consumer does.
-pub(crate) async fn read_committed(admin: &mut Admin, partition: i32) -> Vec<(i64, String)> {
+async fn coordinator(admin: &mut Admin, producer: &mut Producer) -> Option<String> {
+    if producer.coordinator.is_none() {
+        producer.coordinator = admin.find_coordinator(&producer.transactional_id, 1).await;
+        if producer.coordinator.is_none() {
+            tokio::time::sleep(RETRY_BACKOFF).await;
+        }
+    }
+    producer.coordinator.clone()
+}
+
+/// Produces `values` to `topic`-`partition` as one batch of the producer's transaction
+/// (the partition added first); `false` when it was not acknowledged.
+pub(crate) async fn produce(
+    admin: &mut Admin,
+    producer: &mut Producer,
+    topic: &str,
+    partition: i32,
+    values: &[String],
+    shared: &Shared,
+) -> bool {
+    let key = (topic.to_string(), partition);
+    let sequence = *producer.sequences.get(&key).unwrap_or(&0);
+    let batch = encode_batch(
+        values,
+        producer.producer_id,
+        producer.producer_epoch,
+        sequence,
+        true,
+    );
+    let request = ProduceRequest::default()
+        .with_transactional_id(Some(producer.transactional_id()))
+        .with_acks(-1)
+        .with_timeout_ms(3_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch))])]);
+    match admin
+        .produce_request(topic, partition, &request, STEP_TIMEOUT, shared)
+        .await
+    {
+        Some(_) => {
+            producer
+                .sequences
+                .insert(key, sequence + values.len() as i32);
+            true
+        }
+        None => false,
+    }
+}
+
+/// EndTxn until answered; `None` when it never was (the outcome is then unknown).
+pub(crate) async fn end(
+    admin: &mut Admin,
+    producer: &mut Producer,
+    commit: bool,
+    shared: &Shared,
+) -> Option<()> {
+    let request = EndTxnRequest::default()
+        .with_transactional_id(producer.transactional_id())
+        .with_producer_id(ProducerId(producer.producer_id))
+        .with_producer_epoch(producer.producer_epoch)
+        .with_committed(commit);
+    let errors =
+        |r: &kafka_protocol::messages::EndTxnResponse| ResponseError::try_from_code(r.error_code);
+    to_coordinator(admin, producer, &request, 3, errors, shared).await
+}
+
+/// Every record `read_committed` shows of `topic`-`partition`, up to its last stable
+/// offset: records of aborted transactions and control records left out, as a consumer
+/// does.
+pub(crate) async fn read_committed(
+    admin: &mut Admin,
+    topic: &str,
+    partition: i32,
+) -> Vec<(i64, String)> {
     let mut records = Vec::new();
     let mut offset = 0i64;
     // Producers whose current transaction is aborted, and the aborted transactions not
@@ -335,7 +379,7 @@ pub(crate) async fn read_committed(admin: &mut Admin, partition: i32) -> Vec<(i6
     let mut aborting: HashSet<i64> = HashSet::new();
     let mut pending_aborts: Vec<(i64, i64)> = Vec::new();
     loop {
-        let Some(data) = admin.fetch(TXN_TOPIC, partition, offset, 1).await else {
+        let Some(data) = admin.fetch(topic, partition, offset, 1).await else {
             continue;
         };
         let last_stable_offset = data.last_stable_offset;

@@ -53,6 +53,12 @@ pub struct Observations {
     pub read_committed: BTreeMap<i32, Vec<(i64, String)>>,
     /// What each OffsetFetch of the group showed, in order.
     pub offsets_seen: Vec<crate::offsets::OffsetsSeen>,
+    /// The pipeline group's committed offsets of `sim-events` once the pipeline stopped,
+    /// what `read_committed` showed of `sim-pipeline-out` by partition, and why the
+    /// pipeline gave up, if it did.
+    pub pipeline_committed: BTreeMap<i32, i64>,
+    pub pipeline_output: BTreeMap<i32, Vec<(i64, String)>>,
+    pub pipeline_failure: Option<String>,
     pub producing_done: bool,
     pub done: bool,
 }
@@ -70,6 +76,11 @@ pub struct WorkloadSpec {
     pub transaction_commits: Vec<bool>,
     /// Offset commits of the group-offsets client.
     pub offset_commits: usize,
+    /// Transactions each pipeline member runs over the fault window (more once the
+    /// producer is done, until the input is consumed).
+    pub pipeline_transactions: usize,
+    /// Drawn from the seed: the pipeline member that fails mid-transaction, and how.
+    pub pipeline_fault: Option<crate::pipeline::MemberFault>,
     /// Whether the admin moves a replica of every partition to another broker.
     pub reassign: bool,
     /// How long the clients spread their work over: the fault window, so that every
@@ -84,9 +95,10 @@ impl WorkloadSpec {
     }
 }
 
-/// The client host's program: the idempotent producer and the transactional one side by
-/// side, then (once the harness has healed the cluster, `heal` tells it) every partition
-/// read back, `sim-txn` with `read_committed`.
+/// The client host's program: the idempotent producer, the transactional one, the group
+/// clients and the pipeline side by side, then (once the harness has healed the cluster,
+/// `heal` tells it, and the pipeline has consumed its input) every partition read back,
+/// `sim-txn` and `sim-pipeline-out` with `read_committed`.
 pub async fn run(
     spec: Rc<WorkloadSpec>,
     shared: Shared,
@@ -124,18 +136,23 @@ pub async fn run(
             .await;
         }
     };
-    let ((), transactions, mut offsets, member_offsets, ()) = tokio::join!(
-        produce_all(&spec, &mut admin, &shared),
-        transactions,
-        offsets,
-        member,
-        reassignment
-    );
-    offsets.extend(member_offsets);
-    shared.borrow_mut().transactions = transactions;
-    shared.borrow_mut().offsets_seen = offsets;
-    shared.borrow_mut().producing_done = true;
-    note(&shared, "producing done".to_string());
+    let clients = async {
+        let ((), transactions, mut offsets, member_offsets, ()) = tokio::join!(
+            produce_all(&spec, &mut admin, &shared),
+            transactions,
+            offsets,
+            member,
+            reassignment
+        );
+        offsets.extend(member_offsets);
+        shared.borrow_mut().transactions = transactions;
+        shared.borrow_mut().offsets_seen = offsets;
+        shared.borrow_mut().producing_done = true;
+        note(&shared, "producing done".to_string());
+    };
+    // The pipeline outlives the other clients: it consumes the input to its end.
+    let ((), committed) = tokio::join!(clients, crate::pipeline::run(&spec, &shared, &heal));
+    shared.borrow_mut().pipeline_committed = committed;
     while !*heal.borrow() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -144,8 +161,14 @@ pub async fn run(
         shared.borrow_mut().read_back.insert(partition, read);
     }
     for partition in 0..2 {
-        let read = crate::transactions::read_committed(&mut admin, partition).await;
+        let topic = crate::transactions::TXN_TOPIC;
+        let read = crate::transactions::read_committed(&mut admin, topic, partition).await;
         shared.borrow_mut().read_committed.insert(partition, read);
+    }
+    for partition in 0..spec.partitions {
+        let topic = crate::pipeline::OUTPUT_TOPIC;
+        let read = crate::transactions::read_committed(&mut admin, topic, partition).await;
+        shared.borrow_mut().pipeline_output.insert(partition, read);
     }
     shared.borrow_mut().done = true;
     Ok(())
@@ -249,6 +272,8 @@ pub(crate) fn encode_batch(
 /// Bootstrap addresses, cached leaders, and one connection per node.
 pub(crate) struct Admin {
     bootstrap: Vec<String>,
+    /// How long a request may wait for its answer.
+    request_timeout: Duration,
     next_bootstrap: usize,
     /// Leader address by topic and partition.
     leaders: BTreeMap<(String, i32), String>,
@@ -256,9 +281,16 @@ pub(crate) struct Admin {
 }
 
 impl Admin {
-    fn new(bootstrap: Vec<String>) -> Self {
+    pub(crate) fn new(bootstrap: Vec<String>) -> Self {
+        Admin::with_timeout(bootstrap, REQUEST_TIMEOUT)
+    }
+
+    /// For requests the broker may hold longer than usual (JoinGroup waits for the
+    /// group's rebalance).
+    pub(crate) fn with_timeout(bootstrap: Vec<String>, request_timeout: Duration) -> Self {
         Admin {
             bootstrap,
+            request_timeout,
             next_bootstrap: 0,
             leaders: BTreeMap::new(),
             connections: BTreeMap::new(),
@@ -267,7 +299,7 @@ impl Admin {
 
     async fn connection(&mut self, addr: &str) -> Result<&mut KafkaConnection, ClientError> {
         if !self.connections.contains_key(addr) {
-            let connection = KafkaConnection::connect(addr, REQUEST_TIMEOUT).await?;
+            let connection = KafkaConnection::connect(addr, self.request_timeout).await?;
             self.connections.insert(addr.to_string(), connection);
         }
         Ok(self.connections.get_mut(addr).expect("just inserted"))
@@ -361,7 +393,12 @@ impl Admin {
     }
 
     async fn refresh_leaders(&mut self) {
-        let topics = [TOPIC, crate::transactions::TXN_TOPIC].map(|name| {
+        let topics = [
+            TOPIC,
+            crate::transactions::TXN_TOPIC,
+            crate::pipeline::OUTPUT_TOPIC,
+        ]
+        .map(|name| {
             MetadataRequestTopic::default()
                 .with_name(Some(TopicName(StrBytes::from_static_str(name))))
         });

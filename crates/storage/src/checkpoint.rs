@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 use crate::{TopicPartition, Uuid};
@@ -19,8 +19,8 @@ pub fn write_file_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     ));
     {
         let mut f = File::create(&tmp)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
+        crate::seams::write_all(&mut f, &tmp, contents)?;
+        crate::seams::sync_all(&f, &tmp)?;
     }
     fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
@@ -30,7 +30,7 @@ pub fn write_file_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
 }
 
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    crate::seams::sync_all(&File::open(dir)?, dir)
 }
 
 fn invalid(path: &Path, what: &str) -> io::Error {

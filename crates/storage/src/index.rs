@@ -216,8 +216,12 @@ impl<E: IndexEntry> SparseIndex<E> {
         let Entries::Resident(entries) = &mut *guard else {
             unreachable!("resident() loads entries")
         };
-        self.open_for_write()?
-            .write_all_at(&buf[..E::SIZE], (entries.len() * E::SIZE) as u64)?;
+        crate::seams::write_all_at(
+            &self.open_for_write()?,
+            &self.path,
+            &buf[..E::SIZE],
+            (entries.len() * E::SIZE) as u64,
+        )?;
         self.dirty.store(true, Ordering::Release);
         entries.push(entry);
         Ok(())
@@ -275,7 +279,7 @@ pub(crate) fn sync_if_dirty(path: &Path, dirty: &AtomicBool) -> io::Result<()> {
         return Ok(());
     }
     let result = match File::open(path) {
-        Ok(file) => file.sync_data(),
+        Ok(file) => crate::seams::sync_data(&file, path),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     };

@@ -3,9 +3,14 @@
 //! deterministic simulation (`crates/sim`) installs a [`Simulation`] once per process,
 //! before any node starts; from then on the wall clock is the simulated one and periodic
 //! background work runs as tasks of the simulated host that started it, so one seed
-//! decides every interleaving. The code paths are the same either way: only these
-//! functions look at the seam.
+//! decides every interleaving, and the simulation's disk faults (failed and torn writes,
+//! failed syncs, slow disks) reach the log's files here. The code paths are the same
+//! either way: only these functions look at the seam.
 
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -18,6 +23,19 @@ pub struct Simulation {
     pub now_ms: fn() -> i64,
     /// Starts `task` every `interval` on the calling host (instead of an OS thread).
     pub spawn_periodic: fn(name: &str, interval: Duration, task: PeriodicTask),
+    /// What the disk holding `path` does with a write of `bytes` bytes (0: a sync).
+    pub disk_fault: fn(path: &Path, bytes: usize) -> Option<DiskFault>,
+    /// How much longer than usual disk work under `dir` takes now (a slow disk).
+    pub disk_delay: fn(dir: &Path) -> Duration,
+}
+
+/// A write or sync the simulated disk does not carry out as asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskFault {
+    /// Fails with EIO before any byte reaches the file.
+    Fail,
+    /// The first `written` bytes reach the file, then the write fails (a torn write).
+    Torn { written: usize },
 }
 
 static SIMULATION: OnceLock<Simulation> = OnceLock::new();
@@ -41,6 +59,69 @@ pub fn now_ms() -> i64 {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64),
     }
+}
+
+fn injected(path: &Path, bytes: usize) -> Option<DiskFault> {
+    SIMULATION
+        .get()
+        .and_then(|simulation| (simulation.disk_fault)(path, bytes))
+}
+
+fn disk_error(path: &Path) -> io::Error {
+    io::Error::other(format!(
+        "input/output error (simulated) on {}",
+        path.display()
+    ))
+}
+
+/// Writes all of `buf` at `offset` of `file`, which lives at `path`: every data write of
+/// the log (segments, indexes, checkpoints) goes through here.
+pub(crate) fn write_all_at(file: &File, path: &Path, buf: &[u8], offset: u64) -> io::Result<()> {
+    match injected(path, buf.len()) {
+        None => file.write_all_at(buf, offset),
+        Some(DiskFault::Fail) => Err(disk_error(path)),
+        Some(DiskFault::Torn { written }) => {
+            file.write_all_at(&buf[..written.min(buf.len())], offset)?;
+            Err(disk_error(path))
+        }
+    }
+}
+
+/// Writes all of `buf` at the file's cursor (a new file being filled).
+pub(crate) fn write_all(file: &mut File, path: &Path, buf: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    match injected(path, buf.len()) {
+        None => file.write_all(buf),
+        Some(DiskFault::Fail) => Err(disk_error(path)),
+        Some(DiskFault::Torn { written }) => {
+            file.write_all(&buf[..written.min(buf.len())])?;
+            Err(disk_error(path))
+        }
+    }
+}
+
+/// fsync (data and metadata) of `file`, at `path`.
+pub(crate) fn sync_all(file: &File, path: &Path) -> io::Result<()> {
+    match injected(path, 0) {
+        None => file.sync_all(),
+        Some(_) => Err(disk_error(path)),
+    }
+}
+
+/// fdatasync of `file`, at `path`.
+pub(crate) fn sync_data(file: &File, path: &Path) -> io::Result<()> {
+    match injected(path, 0) {
+        None => file.sync_data(),
+        Some(_) => Err(disk_error(path)),
+    }
+}
+
+/// How much longer disk work under `dir` takes now: always zero in production, where the
+/// disk's own speed is what it is; the simulation's slow-disk fault sets it.
+pub fn disk_delay(dir: &Path) -> Duration {
+    SIMULATION
+        .get()
+        .map_or(Duration::ZERO, |simulation| (simulation.disk_delay)(dir))
 }
 
 /// Runs `task` every `interval` until it returns `false`: on its own OS thread named

@@ -336,7 +336,7 @@ impl LogSegment {
         index_interval_bytes: i32,
     ) -> io::Result<()> {
         let start = self.size_bytes();
-        if let Err(e) = self.log.write_all_at(records, start) {
+        if let Err(e) = crate::seams::write_all_at(&self.log, &self.dir, records, start) {
             // Drop a partial write so a clean reopen cannot mistake it for data.
             let _ = self.log.set_len(start);
             return Err(e);
@@ -712,7 +712,7 @@ impl LogSegment {
     }
 
     pub fn flush(&self) -> io::Result<()> {
-        self.log.sync_data()?;
+        crate::seams::sync_data(&self.log, &self.dir)?;
         self.offset_index.flush()?;
         self.txn_index.flush()?;
         self.time_index.flush()

@@ -159,10 +159,8 @@ impl TransactionIndex {
                 ));
             }
         }
-        OpenOptions::new()
-            .write(true)
-            .open(&self.path)?
-            .write_all_at(&txn.encode(), len)?;
+        let file = OpenOptions::new().write(true).open(&self.path)?;
+        crate::seams::write_all_at(&file, &self.path, &txn.encode(), len)?;
         self.dirty.store(true, Ordering::Release);
         self.len_bytes
             .store(len + ABORTED_TXN_BYTES as u64, Ordering::Release);

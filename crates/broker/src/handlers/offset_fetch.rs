@@ -1,7 +1,7 @@
 //! OffsetFetch: committed offsets (-1 where none), for one group (v0-v7) or several
 //! (v8+); a null topic list means every partition the group has committed.
-//! require_stable (v7+) would wait for pending transactional commits: there are none
-//! until transactions land (issue 5).
+//! require_stable (v7+, KIP-447): a partition with a TxnOffsetCommit still waiting for
+//! its transaction's marker is answered UNSTABLE_OFFSET_COMMIT (the consumer retries).
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -14,6 +14,7 @@ use moldau_coordinator::FetchedOffset;
 
 use super::{str_bytes, topic_name};
 use crate::api::RequestContext;
+use crate::group_coordinator::FetchedTopics;
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = OffsetFetchRequest::VERSIONS;
@@ -21,7 +22,7 @@ pub const VERSIONS: VersionRange = OffsetFetchRequest::VERSIONS;
 /// Groups per request: bounds one request's work.
 const MAX_GROUPS: usize = 10_000;
 
-type Fetched = Result<Vec<(String, Vec<FetchedOffset>)>, ResponseError>;
+type Fetched = Result<FetchedTopics, ResponseError>;
 
 pub fn handle(
     state: &BrokerState,
@@ -29,6 +30,8 @@ pub fn handle(
     request: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
     let coordinator = &state.group_coordinator;
+    // One flag for every group of the request (v8+), as Kafka.
+    let require_stable = request.require_stable;
     if ctx.api_version >= 8 {
         let groups = request
             .groups
@@ -46,8 +49,12 @@ pub fn handle(
                     (None, -1) => None,
                     (id, epoch) => Some((id.as_deref().unwrap_or(""), epoch)),
                 };
-                let fetched =
-                    coordinator.fetch_offsets(g.group_id.as_str(), member, topics.as_deref());
+                let fetched = coordinator.fetch_offsets(
+                    g.group_id.as_str(),
+                    member,
+                    topics.as_deref(),
+                    require_stable,
+                );
                 group_response(g.group_id.clone(), fetched)
             })
             .collect();
@@ -58,7 +65,12 @@ pub fn handle(
             .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
             .collect()
     });
-    let fetched = coordinator.fetch_offsets(request.group_id.as_str(), None, topics.as_deref());
+    let fetched = coordinator.fetch_offsets(
+        request.group_id.as_str(),
+        None,
+        topics.as_deref(),
+        require_stable,
+    );
     match fetched {
         Ok(topics) => OffsetFetchResponse::default().with_topics(
             topics
@@ -100,12 +112,15 @@ pub fn handle(
     }
 }
 
-fn partition_v0(o: FetchedOffset) -> OffsetFetchResponsePartition {
+fn partition_v0(
+    (o, error): (FetchedOffset, Option<ResponseError>),
+) -> OffsetFetchResponsePartition {
     OffsetFetchResponsePartition::default()
         .with_partition_index(o.partition)
         .with_committed_offset(o.offset)
         .with_committed_leader_epoch(o.leader_epoch)
         .with_metadata(Some(str_bytes(o.metadata)))
+        .with_error_code(error.map_or(0, |e| e.code()))
 }
 
 fn group_response(
@@ -123,12 +138,13 @@ fn group_response(
                         .with_partitions(
                             partitions
                                 .into_iter()
-                                .map(|o| {
+                                .map(|(o, error)| {
                                     OffsetFetchResponsePartitions::default()
                                         .with_partition_index(o.partition)
                                         .with_committed_offset(o.offset)
                                         .with_committed_leader_epoch(o.leader_epoch)
                                         .with_metadata(Some(str_bytes(o.metadata)))
+                                        .with_error_code(error.map_or(0, |e| e.code()))
                                 })
                                 .collect(),
                         )

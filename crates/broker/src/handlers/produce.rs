@@ -128,6 +128,7 @@ async fn produce_partition(
         );
     };
     let tp = TopicPartition::new(name.clone(), partition.index);
+    crate::slow_disk(&state.config.log_dir).await;
     let guard = match verify_transaction(state, ctx, transactional_id, &tp, &records).await {
         Ok(guard) => guard,
         Err(e) => return error(e, None),
