@@ -7,8 +7,8 @@
 //!   re-applies the log up to it, so a restarted node has its image before any election
 //!   (as a Kafka broker replays its metadata log at start). Clamped to the log on read.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use openraft::storage::LogFlushed;
@@ -108,16 +108,10 @@ pub(crate) fn read_committed_file(dir: &Path) -> Option<LogId> {
         .flatten()
 }
 
-/// Writes `bytes` to `dir/name` durably: temp file, fsync, rename, fsync of the directory.
+/// Writes `bytes` to `dir/name` durably: temp file, fsync, rename, fsync of the directory
+/// (the storage crate's checkpoint writer, so the disk seam covers these files too).
 pub(crate) fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, dir.join(name))?;
-    File::open(dir)?.sync_all()
+    moldau_storage::write_file_atomically(&dir.join(name), bytes)
 }
 
 pub(crate) fn write_logs_err(e: &io::Error) -> StorageError {

@@ -333,7 +333,13 @@ impl Worker<'_> {
                     continue;
                 }
             }
-            let assigned = self.membership.borrow().assigned.clone();
+            // The group membership this work belongs to: its offsets are committed under
+            // it even if the member has since been told it is gone (as a consumer's
+            // `groupMetadata()` of the poll), so that the coordinator fences a zombie.
+            let (assigned, member) = {
+                let m = self.membership.borrow();
+                (m.assigned.clone(), (m.generation, m.member_id.clone()))
+            };
             let from = match positions.take() {
                 Some(from) => from,
                 None => {
@@ -359,7 +365,10 @@ impl Worker<'_> {
                 continue;
             }
             self.doing("a transaction");
-            match self.transaction(admin, &mut producer, &chunk).await {
+            match self
+                .transaction(admin, &mut producer, &chunk, &member)
+                .await
+            {
                 Ok(()) => {
                     let mut next = from;
                     for (partition, (_, end)) in &chunk {
@@ -608,6 +617,7 @@ impl Worker<'_> {
         admin: &mut Admin,
         producer: &mut Producer,
         chunk: &Chunk,
+        member: &(i32, String),
     ) -> Result<(), String> {
         let shared = self.shared;
         let partitions: Vec<i32> = chunk.keys().copied().collect();
@@ -628,7 +638,7 @@ impl Worker<'_> {
         if !transactions::add_offsets(admin, producer, GROUP, shared).await {
             return Err("AddOffsetsToTxn failed".into());
         }
-        self.commit_offsets(admin, producer, chunk).await?;
+        self.commit_offsets(admin, producer, chunk, member).await?;
         let kinds = [MemberFaultKind::PauseBeforeEnd, MemberFaultKind::Crash];
         match self.fault_due(&kinds) {
             Some(fault) if fault.kind == MemberFaultKind::Crash => {
@@ -660,11 +670,10 @@ impl Worker<'_> {
         admin: &mut Admin,
         producer: &Producer,
         chunk: &Chunk,
+        (generation, member_id): &(i32, String),
     ) -> Result<(), String> {
-        let (mut coordinator, generation, member_id) = {
-            let m = self.membership.borrow();
-            (m.coordinator.clone(), m.generation, m.member_id.clone())
-        };
+        let (generation, member_id) = (*generation, member_id.clone());
+        let mut coordinator = self.membership.borrow().coordinator.clone();
         let request = TxnOffsetCommitRequest::default()
             .with_transactional_id(producer.transactional_id())
             .with_group_id(GroupId(StrBytes::from_static_str(GROUP)))

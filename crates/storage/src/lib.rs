@@ -55,6 +55,7 @@ pub mod txn_index;
 mod validator;
 
 pub use batch::BatchHeader;
+pub use checkpoint::write_file_atomically;
 pub use config::{
     CleanupPolicy, CompressionType, ConfigError, LogConfig, TimestampType, TopicConfigDef,
     TOPIC_CONFIGS, TOPIC_CONFIGS_WITHOUT_SERVER_DEFAULT,
