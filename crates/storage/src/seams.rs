@@ -74,30 +74,33 @@ fn disk_error(path: &Path) -> io::Error {
     ))
 }
 
-/// Writes all of `buf` at `offset` of `file`, which lives at `path`: every data write of
-/// the log (segments, indexes, checkpoints) goes through here.
-pub(crate) fn write_all_at(file: &File, path: &Path, buf: &[u8], offset: u64) -> io::Result<()> {
+/// Carries out `write` of `buf` to the file at `path`, as the simulated disk decides: in
+/// full, not at all, or torn (a prefix written, then an error).
+fn write_faulted(
+    path: &Path,
+    buf: &[u8],
+    write: impl FnOnce(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
     match injected(path, buf.len()) {
-        None => file.write_all_at(buf, offset),
+        None => write(buf),
         Some(DiskFault::Fail) => Err(disk_error(path)),
         Some(DiskFault::Torn { written }) => {
-            file.write_all_at(&buf[..written.min(buf.len())], offset)?;
+            write(&buf[..written.min(buf.len())])?;
             Err(disk_error(path))
         }
     }
 }
 
+/// Writes all of `buf` at `offset` of `file`, which lives at `path`: every data write of
+/// the log (segments, indexes, checkpoints) goes through here or [`write_all`].
+pub(crate) fn write_all_at(file: &File, path: &Path, buf: &[u8], offset: u64) -> io::Result<()> {
+    write_faulted(path, buf, |bytes| file.write_all_at(bytes, offset))
+}
+
 /// Writes all of `buf` at the file's cursor (a new file being filled).
 pub(crate) fn write_all(file: &mut File, path: &Path, buf: &[u8]) -> io::Result<()> {
     use std::io::Write;
-    match injected(path, buf.len()) {
-        None => file.write_all(buf),
-        Some(DiskFault::Fail) => Err(disk_error(path)),
-        Some(DiskFault::Torn { written }) => {
-            file.write_all(&buf[..written.min(buf.len())])?;
-            Err(disk_error(path))
-        }
-    }
+    write_faulted(path, buf, |bytes| file.write_all(bytes))
 }
 
 /// fsync (data and metadata) of `file`, at `path`.
