@@ -35,6 +35,9 @@ pub struct RequestContext {
     /// Came over a controller listener: from another node (a forwarded request) or a
     /// tool that talks to the controllers, as Kafka's ControllerApis serve them.
     pub controller_listener: bool,
+    /// Who sent it: the connection's authenticated principal (`User:ANONYMOUS` on
+    /// PLAINTEXT and on TLS without a client certificate).
+    pub principal: Arc<moldau_security::principal::KafkaPrincipal>,
 }
 
 /// Every API this broker serves, with the versions its handler supports.
@@ -44,6 +47,11 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
     (ApiKey::ListOffsets, handlers::list_offsets::VERSIONS),
     (ApiKey::Metadata, handlers::metadata::VERSIONS),
     (ApiKey::ApiVersions, handlers::api_versions::VERSIONS),
+    (ApiKey::SaslHandshake, handlers::sasl_handshake::VERSIONS),
+    (
+        ApiKey::SaslAuthenticate,
+        handlers::sasl_authenticate::VERSIONS,
+    ),
     (
         ApiKey::BrokerRegistration,
         handlers::broker_registration::VERSIONS,
@@ -254,6 +262,7 @@ pub async fn handle_frame(
     frame: Bytes,
     peer: SocketAddr,
     listener: &crate::network::ListenerKind,
+    session: &crate::network::Session,
 ) -> Outcome {
     let controller_listener = listener.controller;
     if frame.get(..2) == Some(&crate::raft_transport::RAFT_API_KEY.to_be_bytes()[..]) {
@@ -295,6 +304,7 @@ pub async fn handle_frame(
         peer,
         listener_name: listener.name.clone(),
         controller_listener,
+        principal: session.principal.clone(),
     };
     let response = match dispatch(state, &ctx, request).await {
         Ok(Some(response)) => response,
@@ -338,6 +348,10 @@ async fn dispatch(
     use handlers::*;
     Ok(Some(match request {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, r)),
+        RequestKind::SaslHandshake(r) => ResponseKind::SaslHandshake(sasl_handshake::handle(r)),
+        RequestKind::SaslAuthenticate(r) => {
+            ResponseKind::SaslAuthenticate(sasl_authenticate::handle(r))
+        }
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(state, ctx, r).await),
         RequestKind::DescribeQuorum(r) => {
             ResponseKind::DescribeQuorum(describe_quorum::handle(state, ctx, r).await)

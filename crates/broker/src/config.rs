@@ -6,6 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use moldau_security::tls::{SslConfig, SslProps};
 
 use moldau_storage::{LogConfig, TOPIC_CONFIGS};
 
@@ -48,6 +51,75 @@ impl From<moldau_storage::ConfigError> for ConfigError {
             reason: e.reason,
         }
     }
+}
+
+/// Kafka's security protocol of a listener (`listener.security.protocol.map`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    const ALL: [SecurityProtocol; 4] = [
+        SecurityProtocol::Plaintext,
+        SecurityProtocol::Ssl,
+        SecurityProtocol::SaslPlaintext,
+        SecurityProtocol::SaslSsl,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    /// Kafka's id of the protocol (BrokerRegistration's `security_protocol`).
+    pub fn id(self) -> i16 {
+        match self {
+            SecurityProtocol::Plaintext => 0,
+            SecurityProtocol::Ssl => 1,
+            SecurityProtocol::SaslPlaintext => 2,
+            SecurityProtocol::SaslSsl => 3,
+        }
+    }
+
+    fn parse(name: &str) -> Option<SecurityProtocol> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(name))
+    }
+
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    pub fn uses_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+}
+
+/// How connections of one listener (served, or opened to it) are secured.
+#[derive(Clone, Debug)]
+pub struct ListenerSecurity {
+    pub protocol: SecurityProtocol,
+    /// The listener's `ssl.*` settings, loaded (`listener.name.<name>.ssl.*` over `ssl.*`):
+    /// for SSL and SASL_SSL only.
+    pub ssl: Option<Arc<SslConfig>>,
+    /// The listener's SASL settings: for SASL_PLAINTEXT and SASL_SSL only.
+    pub sasl: Option<Arc<crate::sasl::SaslListenerConfig>>,
+    /// The mechanism this node authenticates with when it connects to this listener of its
+    /// peers (`sasl.mechanism.inter.broker.protocol` for the inter-broker listener,
+    /// `sasl.mechanism.controller.protocol` for the controller listener).
+    pub client_mechanism: Option<crate::sasl::SaslMechanism>,
 }
 
 /// A listener endpoint, `NAME://host:port`.
@@ -205,6 +277,9 @@ pub struct ServerConfig {
     /// replicates from, sends markers and forwarded requests to, and (as the active
     /// controller) reaches observers on.
     pub inter_broker_listener_name: String,
+    /// The security of every listener this node binds or connects to (bound listeners,
+    /// controller listeners, the inter-broker listener), by upper-case name.
+    pub listener_security: BTreeMap<String, ListenerSecurity>,
     pub log_dir: PathBuf,
     pub metadata_log_dir: PathBuf,
     pub num_partitions: i32,
@@ -606,8 +681,7 @@ impl ServerConfig {
                 ),
             ));
         }
-        reject_security_keys(&props)?;
-        check_listener_protocols(&props, &listeners, &advertised_listeners)?;
+        let protocols = check_listener_protocols(&props, &listeners, &advertised_listeners)?;
         let controller_quorum_voters = quorum_voters(
             get("controller.quorum.voters"),
             node_id,
@@ -649,12 +723,20 @@ impl ServerConfig {
         let connections = connection_config(&props, &listeners_for_validation)?;
         let inter_broker_listener_name =
             inter_broker_listener_name(&props, is_broker, &advertised_listeners)?;
+        let listener_security = listener_security(
+            &props,
+            &protocols,
+            &listeners,
+            &controller_listener_names,
+            is_broker.then_some(inter_broker_listener_name.as_str()),
+        )?;
         let config = ServerConfig {
             node_id,
             process_roles,
             listeners,
             advertised_listeners,
             inter_broker_listener_name,
+            listener_security,
             log_dir,
             metadata_log_dir,
             num_partitions: parse_opt(&props, "num.partitions", 1, 1, i32::MAX)?,
@@ -930,6 +1012,13 @@ impl ServerConfig {
             && !self.controller_quorum_bootstrap_servers.is_empty()
     }
 
+    /// The security protocol of listener `name` (PLAINTEXT if this node does not know it).
+    pub fn security_protocol(&self, name: &str) -> SecurityProtocol {
+        self.listener_security
+            .get(&name.to_ascii_uppercase())
+            .map_or(SecurityProtocol::Plaintext, |s| s.protocol)
+    }
+
     /// `process.roles` has `broker`: the node registers, hosts replicas, serves clients.
     pub fn is_broker(&self) -> bool {
         self.process_roles.iter().any(|r| r == BROKER_ROLE)
@@ -1023,75 +1112,137 @@ fn inter_broker_listener_name(
     Ok(name)
 }
 
-/// Kafka's security protocols; `listener.security.protocol.map` values must be one of them.
-const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
-
-/// The security key families of Kafka's broker config (`ssl.*`, `sasl.*`, authorizer,
-/// principal, re-authentication, delegation tokens, per-listener overrides of these). Until
-/// Moldau implements security, setting any of them is a startup error rather than a warning:
-/// an operator who asked for TLS or ACLs must not get a plaintext, open broker.
-fn is_security_key(key: &str) -> bool {
-    const PREFIXES: &[&str] = &["ssl.", "sasl.", "delegation.token."];
+/// Broker keys of Kafka's security model that Moldau does not act on yet (the authorizer,
+/// principal builders, delegation tokens, Kerberos, OAUTHBEARER, Java login and callback
+/// classes, and per-listener overrides of these): setting one is a startup error rather
+/// than a warning, so an operator who asked for ACLs never gets an open broker. `ssl.*`
+/// keys are read by [`listener_security`], the SASL keys Moldau serves by
+/// [`crate::sasl::SaslListenerConfig`].
+fn is_unsupported_security_key(key: &str) -> bool {
+    const PREFIXES: &[&str] = &["sasl.", "delegation.token."];
     const KEYS: &[&str] = &[
         "authorizer.class.name",
         "super.users",
         "allow.everyone.if.no.acl.found",
         "principal.builder.class",
-        "connections.max.reauth.ms",
-        "security.inter.broker.protocol",
         "security.providers",
     ];
+    if is_sasl_key(key).is_some() {
+        return false;
+    }
     if PREFIXES.iter().any(|p| key.starts_with(p)) || KEYS.contains(&key) {
         return true;
     }
-    // listener.name.<listener>.<setting>: ssl.*/sasl.* settings, and JAAS configs of one
-    // mechanism (listener.name.<l>.<mechanism>.sasl.jaas.config) and similar.
+    // listener.name.<listener>.<setting>: sasl.* settings, and settings of one mechanism
+    // (listener.name.<l>.<mechanism>.sasl.login.class and similar).
     key.strip_prefix("listener.name.")
         .and_then(|rest| rest.split_once('.'))
         .is_some_and(|(_, setting)| {
-            is_security_key(setting)
+            is_unsupported_security_key(setting)
                 || setting
                     .split_once('.')
                     .is_some_and(|(_, per_mechanism)| per_mechanism.starts_with("sasl."))
         })
 }
 
-/// Values of security keys that ask for nothing Moldau lacks: Kafka's "no authorizer",
-/// "no super users" and a PLAINTEXT inter-broker protocol.
+/// The SASL keys Moldau reads: `Some(None)` for a bare key, `Some(Some(listener))` for one
+/// of a listener (lower case).
+fn is_sasl_key(key: &str) -> Option<Option<&str>> {
+    const BARE: &[&str] = &[
+        "sasl.enabled.mechanisms",
+        "sasl.mechanism.inter.broker.protocol",
+        "sasl.mechanism.controller.protocol",
+        "sasl.server.max.receive.size",
+        "connections.max.reauth.ms",
+    ];
+    if BARE.contains(&key) {
+        return Some(None);
+    }
+    let (listener, setting) = key.strip_prefix("listener.name.")?.split_once('.')?;
+    if matches!(
+        setting,
+        "sasl.enabled.mechanisms" | "connections.max.reauth.ms"
+    ) {
+        return Some(Some(listener));
+    }
+    let (mechanism, per_mechanism) = setting.split_once('.')?;
+    let mechanism = crate::sasl::SaslMechanism::parse(&mechanism.to_ascii_uppercase());
+    (mechanism.is_some()
+        && matches!(
+            per_mechanism,
+            "sasl.jaas.config" | "connections.max.reauth.ms"
+        ))
+    .then_some(Some(listener))
+}
+
+/// Values that ask for nothing Moldau lacks: Kafka's "no authorizer" and "no super users".
 fn is_security_off(key: &str, value: &str) -> bool {
     match key {
         "authorizer.class.name" | "super.users" => value.trim().is_empty(),
-        "security.inter.broker.protocol" => value.trim().eq_ignore_ascii_case("PLAINTEXT"),
         _ => false,
     }
 }
 
-fn reject_security_keys(props: &BTreeMap<String, String>) -> Result<(), ConfigError> {
-    match props
+/// `ssl.*` keys, bare or per listener (`listener.name.<l>.ssl.*`): the listener (lower
+/// case) they belong to, `None` for a bare key.
+fn ssl_key_listener(key: &str) -> Option<Option<&str>> {
+    if key.starts_with("ssl.") {
+        return Some(None);
+    }
+    let (listener, setting) = key.strip_prefix("listener.name.")?.split_once('.')?;
+    setting.starts_with("ssl.").then_some(Some(listener))
+}
+
+/// Keys whose values are secrets: never printed in errors, logs or DescribeConfigs (Kafka's
+/// PASSWORD-typed configs, per listener too).
+pub fn is_sensitive_key(key: &str) -> bool {
+    const SENSITIVE: &[&str] = &[
+        "ssl.keystore.password",
+        "ssl.key.password",
+        "ssl.truststore.password",
+        "ssl.keystore.key",
+        "ssl.keystore.certificate.chain",
+        "ssl.truststore.certificates",
+        "sasl.jaas.config",
+        "sasl.oauthbearer.client.credentials.client.secret",
+    ];
+    SENSITIVE
         .iter()
-        .find(|(k, v)| is_security_key(k) && !is_security_off(k, v))
-    {
-        Some((key, value)) => Err(ConfigError::invalid(
-            key,
-            value,
-            "security (TLS, SASL, authorizers) is not yet supported; remove the key",
-        )),
-        None => Ok(()),
+        .any(|s| key == *s || key.ends_with(&format!(".{s}")))
+}
+
+fn shown_value(key: &str, value: &str) -> String {
+    if is_sensitive_key(key) {
+        "[hidden]".to_string()
+    } else {
+        value.to_string()
     }
 }
 
 /// Parses `listener.security.protocol.map` as Kafka does (`NAME:PROTOCOL,...`, names
-/// case-insensitive) and checks that every listener and controller listener maps to a
-/// known protocol, and to PLAINTEXT since nothing else is served yet.
+/// case-insensitive; unset, each protocol's own name) and checks that every listener and
+/// controller listener maps to a protocol. SASL is refused until Moldau serves it.
 fn check_listener_protocols(
     props: &BTreeMap<String, String>,
     listeners: &[Endpoint],
     advertised_listeners: &[Endpoint],
-) -> Result<(), ConfigError> {
+) -> Result<BTreeMap<String, SecurityProtocol>, ConfigError> {
     const MAP_KEY: &str = "listener.security.protocol.map";
     const CONTROLLER_KEY: &str = "controller.listener.names";
+    if let Some((key, value)) = props
+        .iter()
+        .find(|(k, v)| is_unsupported_security_key(k) && !is_security_off(k, v))
+    {
+        return Err(ConfigError::invalid(
+            key,
+            &shown_value(key, value),
+            "not supported (Moldau serves TLS and SASL PLAIN and SCRAM; authorizers, principal \
+             builders, Kerberos, OAUTHBEARER, delegation tokens and Java login or callback \
+             classes are not yet supported); remove the key",
+        ));
+    }
     let explicit_map = props.get(MAP_KEY).filter(|v| !v.trim().is_empty());
-    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    let mut map: BTreeMap<String, SecurityProtocol> = BTreeMap::new();
     match explicit_map {
         Some(value) => {
             for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -1102,17 +1253,18 @@ fn check_listener_protocols(
                     .ok_or_else(|| {
                         ConfigError::invalid(MAP_KEY, value, "expected NAME:PROTOCOL pairs")
                     })?;
-                let protocol = protocol.to_ascii_uppercase();
-                if !SECURITY_PROTOCOLS.contains(&protocol.as_str()) {
+                let Some(protocol) = SecurityProtocol::parse(protocol) else {
+                    let known: Vec<&str> = SecurityProtocol::ALL.iter().map(|p| p.name()).collect();
                     return Err(ConfigError::invalid(
                         MAP_KEY,
                         value,
                         format!(
-                            "unknown security protocol {protocol} (known: {})",
-                            SECURITY_PROTOCOLS.join(", ")
+                            "unknown security protocol {} (known: {})",
+                            protocol.to_ascii_uppercase(),
+                            known.join(", ")
                         ),
                     ));
-                }
+                };
                 if map.insert(name.to_ascii_uppercase(), protocol).is_some() {
                     return Err(ConfigError::invalid(
                         MAP_KEY,
@@ -1123,8 +1275,8 @@ fn check_listener_protocols(
             }
         }
         None => {
-            for protocol in SECURITY_PROTOCOLS {
-                map.insert(protocol.to_string(), protocol.to_string());
+            for protocol in SecurityProtocol::ALL {
+                map.insert(protocol.name().to_string(), protocol);
             }
         }
     }
@@ -1150,7 +1302,7 @@ fn check_listener_protocols(
                 format!("controller listener {name} is not in {MAP_KEY}"),
             ));
         }
-        map.insert(upper, "PLAINTEXT".to_string());
+        map.insert(upper, SecurityProtocol::Plaintext);
     }
     let endpoints = [
         ("listeners", listeners),
@@ -1160,7 +1312,7 @@ fn check_listener_protocols(
         for endpoint in endpoints {
             let name = endpoint.listener_name.to_ascii_uppercase();
             let value = props.get(key).map_or("", String::as_str);
-            match map.get(&name).map(String::as_str) {
+            match map.get(&name) {
                 None => {
                     return Err(ConfigError::invalid(
                         key,
@@ -1168,21 +1320,161 @@ fn check_listener_protocols(
                         format!("no security protocol defined for listener {name} in {MAP_KEY}"),
                     ))
                 }
-                Some("PLAINTEXT") => {}
-                Some(protocol) => {
-                    return Err(ConfigError::invalid(
-                        key,
-                        value,
-                        format!(
-                            "listener {name} uses {protocol}: security is not yet supported, \
-                             only PLAINTEXT listeners"
-                        ),
-                    ))
-                }
+                Some(_) => {}
             }
         }
     }
-    Ok(())
+    Ok(map)
+}
+
+/// The mechanism this node uses on a SASL listener of its peers (`key` is
+/// `sasl.mechanism.inter.broker.protocol` or `sasl.mechanism.controller.protocol`, Kafka's
+/// default GSSAPI): enabled on that listener, with this node's credentials in its JAAS
+/// entry.
+fn client_mechanism(
+    props: &BTreeMap<String, String>,
+    key: &str,
+    listener: &str,
+    sasl: &crate::sasl::SaslListenerConfig,
+) -> Result<crate::sasl::SaslMechanism, ConfigError> {
+    let value = props.get(key).map_or("GSSAPI", |v| v.trim());
+    let Some(mechanism) = crate::sasl::SaslMechanism::parse(value) else {
+        return Err(ConfigError::invalid(
+            key,
+            value,
+            format!(
+                "listener {listener} uses SASL: set {key} to PLAIN, SCRAM-SHA-256 or \
+                 SCRAM-SHA-512 (GSSAPI, Kafka's default, needs Kerberos)"
+            ),
+        ));
+    };
+    if !sasl.enabled_mechanisms.contains(&mechanism) {
+        return Err(ConfigError::invalid(
+            key,
+            value,
+            format!("{value} must be in sasl.enabled.mechanisms of listener {listener}"),
+        ));
+    }
+    if let Err(e) = sasl.client_credentials(mechanism) {
+        return Err(ConfigError::invalid(
+            key,
+            value,
+            format!("this node connects to listener {listener} with {value}: {e}"),
+        ));
+    }
+    Ok(mechanism)
+}
+
+/// The security of each listener this node binds (`listeners`) or connects to (the
+/// controller listeners, the inter-broker listener), with the `ssl.*` settings of those
+/// that use TLS loaded. An `ssl.*` key no such listener reads is an error (it would do
+/// nothing), as is a TLS listener this node binds without a key store.
+fn listener_security(
+    props: &BTreeMap<String, String>,
+    protocols: &BTreeMap<String, SecurityProtocol>,
+    listeners: &[Endpoint],
+    controller_listener_names: &[String],
+    inter_broker_listener_name: Option<&str>,
+) -> Result<BTreeMap<String, ListenerSecurity>, ConfigError> {
+    let mut used: Vec<String> = listeners
+        .iter()
+        .map(|e| e.listener_name.to_ascii_uppercase())
+        .chain(controller_listener_names.iter().cloned())
+        .chain(inter_broker_listener_name.map(str::to_string))
+        .collect();
+    used.sort();
+    used.dedup();
+    let invalid = |e: moldau_security::tls::SslConfigError| {
+        let value = props.get(&e.key).map_or("", String::as_str);
+        ConfigError::invalid(&e.key, &shown_value(&e.key, value), e.message)
+    };
+    let mut security = BTreeMap::new();
+    for name in &used {
+        let Some(&protocol) = protocols.get(name) else {
+            continue;
+        };
+        let sasl = if protocol.uses_sasl() {
+            Some(Arc::new(crate::sasl::SaslListenerConfig::load(
+                props, name,
+            )?))
+        } else {
+            None
+        };
+        let client_key = if Some(name.as_str()) == inter_broker_listener_name {
+            Some("sasl.mechanism.inter.broker.protocol")
+        } else if controller_listener_names.first() == Some(name) {
+            Some("sasl.mechanism.controller.protocol")
+        } else {
+            None
+        };
+        let client_mechanism = match (&sasl, client_key) {
+            (Some(sasl), Some(key)) => Some(client_mechanism(props, key, name, sasl)?),
+            _ => None,
+        };
+        let ssl = if protocol.uses_tls() {
+            let prefix = format!("listener.name.{}.", name.to_ascii_lowercase());
+            let ssl = SslConfig::load(&SslProps::new(props, prefix)).map_err(invalid)?;
+            let bound = listeners
+                .iter()
+                .any(|e| e.listener_name.eq_ignore_ascii_case(name));
+            if bound && ssl.key_store.is_none() {
+                return Err(ConfigError::invalid(
+                    "listeners",
+                    props.get("listeners").map_or("", String::as_str),
+                    format!(
+                        "listener {name} uses {}: set ssl.keystore.location (or \
+                         listener.name.{}.ssl.keystore.location, or ssl.keystore.key with \
+                         ssl.keystore.certificate.chain)",
+                        protocol.name(),
+                        name.to_ascii_lowercase()
+                    ),
+                ));
+            }
+            Some(Arc::new(ssl))
+        } else {
+            None
+        };
+        security.insert(
+            name.clone(),
+            ListenerSecurity {
+                protocol,
+                ssl,
+                sasl,
+                client_mechanism,
+            },
+        );
+    }
+    let tls_listeners: Vec<String> = security
+        .iter()
+        .filter(|(_, s)| s.protocol.uses_tls())
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
+    let sasl_listeners: Vec<String> = security
+        .iter()
+        .filter(|(_, s)| s.protocol.uses_sasl())
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
+    for (key, value) in props {
+        let (owner, listeners) = match (ssl_key_listener(key), is_sasl_key(key)) {
+            (Some(owner), _) => (owner, &tls_listeners),
+            (None, Some(owner)) => (owner, &sasl_listeners),
+            (None, None) => continue,
+        };
+        let unread = match owner {
+            None => listeners.is_empty(),
+            Some(listener) => !listeners.iter().any(|l| l == listener),
+        };
+        if unread {
+            return Err(ConfigError::invalid(
+                key,
+                &shown_value(key, value),
+                "no listener of this node reads it (ssl.* keys are for SSL and SASL_SSL \
+                 listeners, sasl.* keys for SASL_PLAINTEXT and SASL_SSL ones; check \
+                 listeners and listener.security.protocol.map)",
+            ));
+        }
+    }
+    Ok(security)
 }
 
 const BROKER_ROLE: &str = "broker";
@@ -1369,7 +1661,11 @@ fn check_process_roles(
 }
 
 fn is_known_key(key: &str) -> bool {
-    BROKER_KEYS.iter().any(|(k, _, _)| *k == key)
+    // ssl.* keys are checked by the TLS settings themselves (unknown ones are errors).
+    ssl_key_listener(key).is_some()
+        || is_sasl_key(key).is_some()
+        || key == "connection.failed.authentication.delay.ms"
+        || BROKER_KEYS.iter().any(|(k, _, _)| *k == key)
         || ACCEPTED_KEYS.contains(&key)
         || TOPIC_CONFIGS.iter().any(|d| d.broker_synonym == key)
 }
@@ -1816,18 +2112,15 @@ mod tests {
     #[test]
     fn security_keys_are_startup_errors_naming_the_key() {
         for (key, value) in [
-            ("ssl.keystore.location", "/etc/ks.jks"),
             ("sasl.enabled.mechanisms", "PLAIN"),
             (
                 "authorizer.class.name",
                 "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             ),
             ("super.users", "User:admin"),
-            ("security.inter.broker.protocol", "SSL"),
             ("principal.builder.class", "x.Builder"),
             ("connections.max.reauth.ms", "1000"),
             ("delegation.token.secret.key", "k"),
-            ("listener.name.internal.ssl.keystore.location", "/ks"),
             ("listener.name.sasl_plaintext.plain.sasl.jaas.config", "x"),
         ] {
             let err = load(&[(key, value)]).unwrap_err().to_string();
@@ -1843,18 +2136,68 @@ mod tests {
             ("security.inter.broker.protocol", "PLAINTEXT"),
         ])
         .unwrap();
-        assert!(!is_security_key("listener.name.plaintext.max.connections"));
+        assert!(!is_unsupported_security_key(
+            "listener.name.plaintext.max.connections"
+        ));
+        // The JAAS config is a secret: the error does not print it.
+        let err = load(&[("listener.name.x.plain.sasl.jaas.config", "pw=secret")])
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("secret") && err.contains("[hidden]"), "{err}");
     }
 
     #[test]
-    fn listener_protocols_must_be_plaintext() {
-        for listeners in ["SSL://127.0.0.1:9093", "SASL_SSL://127.0.0.1:9093"] {
-            let err = load(&[("listeners", listeners)]).unwrap_err().to_string();
-            assert!(
-                err.contains("listeners") && err.contains("not yet supported"),
-                "{err}"
-            );
+    fn ssl_keys_need_a_tls_listener_that_reads_them() {
+        // A TLS listener needs a key store; the error says which key.
+        let err = load(&[("listeners", "SSL://127.0.0.1:9093")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ssl.keystore.location"), "{err}");
+        // ssl.* keys with no TLS listener would do nothing: an error naming the key.
+        for key in [
+            "ssl.keystore.location",
+            "listener.name.internal.ssl.keystore.location",
+        ] {
+            let err = load(&[(key, "/ks")]).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains("no SSL"), "{key}: {err}");
         }
+        // A missing key store file names the key.
+        let err = load(&[
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093",
+            ),
+            ("listener.name.ssl.ssl.keystore.location", "/no/such.p12"),
+            ("listener.name.ssl.ssl.keystore.password", "secret"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("listener.name.ssl.ssl.keystore.location")
+                && err.contains("cannot read /no/such.p12"),
+            "{err}"
+        );
+        let err = load(&[
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093",
+            ),
+            ("ssl.bogus", "1"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ssl.bogus"), "{err}");
+    }
+
+    #[test]
+    fn sasl_listeners_are_refused_until_served() {
+        let err = load(&[("listeners", "SASL_SSL://127.0.0.1:9093")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("listeners") && err.contains("SASL is not yet supported"),
+            "{err}"
+        );
         let err = load(&[
             ("listeners", "INTERNAL://127.0.0.1:9093"),
             ("listener.security.protocol.map", "INTERNAL:SASL_PLAINTEXT"),

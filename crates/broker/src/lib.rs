@@ -27,6 +27,7 @@ mod raft_transport;
 mod replica_fetcher;
 mod replica_manager;
 mod replication_quota;
+mod sasl;
 mod server;
 mod state;
 mod supervisor;

@@ -113,3 +113,141 @@ impl Network for TokioTcp {
         })
     }
 }
+
+/// A connection's halves as one stream again, for a TLS session to run over.
+struct Joined {
+    reader: Box<dyn ReadHalf>,
+    writer: WriteHalf,
+}
+
+impl AsyncRead for Joined {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.reader).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Joined {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.writer).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.writer).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.writer).poll_shutdown(cx)
+    }
+}
+
+/// The reading half of a TLS connection. TCP's peek sees ciphertext, so peeking here
+/// decrypts one byte ahead and keeps it for the next read.
+struct TlsReader<S> {
+    inner: tokio::io::ReadHalf<S>,
+    peeked: Option<u8>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Send + Unpin> AsyncRead for TlsReader<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if buf.remaining() > 0 {
+            if let Some(byte) = self.peeked.take() {
+                buf.put_slice(&[byte]);
+                return Poll::Ready(Ok(()));
+            }
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static> ReadHalf for TlsReader<S> {
+    fn poll_peek(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<usize>> {
+        if self.peeked.is_none() {
+            let mut byte = [0u8; 1];
+            let mut one = ReadBuf::new(&mut byte);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut one) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) if one.filled().is_empty() => return Poll::Ready(Ok(0)),
+                Poll::Ready(Ok(())) => self.peeked = Some(byte[0]),
+            }
+        }
+        match self.peeked {
+            Some(byte) if buf.remaining() > 0 => {
+                buf.put_slice(&[byte]);
+                Poll::Ready(Ok(1))
+            }
+            _ => Poll::Ready(Ok(0)),
+        }
+    }
+}
+
+fn split_tls<S>(stream: S) -> Connection
+where
+    S: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static,
+{
+    let (reader, writer) = tokio::io::split(stream);
+    Connection {
+        reader: Box::new(TlsReader {
+            inner: reader,
+            peeked: None,
+        }),
+        writer: Box::new(writer),
+    }
+}
+
+/// The server side of a TLS handshake on an accepted connection: the secured connection
+/// and the client's certificate, if it sent one (verified by the acceptor's config).
+pub(crate) async fn tls_accept(
+    connection: Connection,
+    acceptor: &tokio_rustls::TlsAcceptor,
+) -> io::Result<(
+    Connection,
+    Option<tokio_rustls::rustls::pki_types::CertificateDer<'static>>,
+)> {
+    let joined = Joined {
+        reader: connection.reader,
+        writer: connection.writer,
+    };
+    let stream = acceptor.accept(joined).await?;
+    let certificate = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first().cloned());
+    Ok((split_tls(stream), certificate))
+}
+
+/// The client side: secures a connection to `host` (the name or address the server's
+/// certificate must carry, unless the config skips that check).
+pub(crate) async fn tls_connect(
+    connection: Connection,
+    config: Arc<tokio_rustls::rustls::ClientConfig>,
+    host: &str,
+) -> io::Result<Connection> {
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{host}: {e}")))?;
+    let joined = Joined {
+        reader: connection.reader,
+        writer: connection.writer,
+    };
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, joined)
+        .await?;
+    Ok(split_tls(stream))
+}

@@ -31,8 +31,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use moldau_security::principal::{distinguished_name, KafkaPrincipal, SslPrincipalMapper};
+
 use crate::api::{self, Outcome};
 use crate::config::ConnectionConfig;
+use crate::sasl::AuthStep;
 use crate::state::BrokerState;
 
 const SOCKET_BUFFER_BYTES: usize = 64 * 1024;
@@ -176,6 +179,60 @@ pub struct ListenerKind {
     pub name: Arc<str>,
     /// Named in `controller.listener.names`: it also carries the quorum's Raft RPCs.
     pub controller: bool,
+    /// SSL and SASL_SSL listeners: the TLS every connection starts with.
+    pub tls: Option<Arc<ListenerTls>>,
+    /// SASL_PLAINTEXT and SASL_SSL listeners: how clients authenticate.
+    pub sasl: Option<Arc<crate::sasl::SaslListenerConfig>>,
+}
+
+/// The TLS side of a listener: its acceptor, and the key store it serves, which a dynamic
+/// `ssl.keystore.*` update replaces for the next handshakes.
+pub struct ListenerTls {
+    acceptor: tokio_rustls::TlsAcceptor,
+    pub key_store: Arc<moldau_security::tls::KeyStoreResolver>,
+    /// `ssl.principal.mapping.rules`: a client certificate's subject to a user name.
+    principal_mapper: SslPrincipalMapper,
+}
+
+impl ListenerTls {
+    pub fn new(
+        ssl: &moldau_security::tls::SslConfig,
+        key_store: &moldau_security::tls::KeyStore,
+    ) -> Result<ListenerTls, moldau_security::tls::SslConfigError> {
+        let resolver = moldau_security::tls::KeyStoreResolver::new(key_store)?;
+        let config = ssl.server_config(resolver.clone())?;
+        let principal_mapper =
+            SslPrincipalMapper::parse(&ssl.principal_mapping_rules).map_err(|e| {
+                moldau_security::tls::SslConfigError {
+                    key: "ssl.principal.mapping.rules".into(),
+                    message: e.to_string(),
+                }
+            })?;
+        Ok(ListenerTls {
+            acceptor: tokio_rustls::TlsAcceptor::from(config),
+            key_store: resolver,
+            principal_mapper,
+        })
+    }
+
+    /// The principal of a TLS client: `User:ANONYMOUS` without a certificate, else its
+    /// subject (as Java prints a distinguished name) through the mapping rules.
+    fn principal(&self, certificate: Option<&[u8]>) -> Result<KafkaPrincipal, String> {
+        let Some(der) = certificate else {
+            return Ok(KafkaPrincipal::anonymous());
+        };
+        let name = distinguished_name(der).map_err(|e| e.to_string())?;
+        let mapped = self
+            .principal_mapper
+            .apply(&name)
+            .map_err(|e| e.to_string())?;
+        Ok(KafkaPrincipal::user(mapped))
+    }
+}
+
+/// Who is on the other end of a connection, once authenticated.
+pub struct Session {
+    pub principal: Arc<KafkaPrincipal>,
 }
 
 /// Accepts connections on one listener.
@@ -245,15 +302,57 @@ async fn serve_connection(
     kind: ListenerKind,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let idle = Duration::from_millis(limits.config.connections_max_idle_ms);
+    let mut session = Session {
+        principal: Arc::new(KafkaPrincipal::anonymous()),
+    };
+    let connection = match &kind.tls {
+        None => connection,
+        // The handshake counts as idle time: a client that never finishes it is closed
+        // like one that never sends a request.
+        Some(tls) => {
+            let handshake = tokio::select! {
+                done = tokio::time::timeout(idle, crate::net::tls_accept(connection, &tls.acceptor)) => done,
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            };
+            match handshake {
+                Ok(Ok((connection, certificate))) => match tls.principal(certificate.as_deref()) {
+                    Ok(principal) => {
+                        session.principal = Arc::new(principal);
+                        connection
+                    }
+                    Err(e) => {
+                        tracing::info!(%peer, listener = %kind.name, "closing connection: no principal for the client certificate: {e}");
+                        return;
+                    }
+                },
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, listener = %kind.name, "closing connection: TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%peer, listener = %kind.name, "closing connection: TLS handshake not finished within connections.max.idle.ms");
+                    return;
+                }
+            }
+        }
+    };
     let crate::net::Connection {
         reader: read_half,
         writer: write_half,
     } = connection;
     let mut reader = BufReader::with_capacity(SOCKET_BUFFER_BYTES, read_half);
     let mut writer = BufWriter::with_capacity(SOCKET_BUFFER_BYTES, write_half);
-    let max_frame_bytes = state.config.socket_request_max_bytes;
-    let idle = Duration::from_millis(limits.config.connections_max_idle_ms);
+    let mut authenticator = kind
+        .sasl
+        .clone()
+        .map(|config| crate::sasl::Authenticator::new(config, peer));
     loop {
+        // Until a SASL client authenticated, frames are bounded by sasl.server.max.receive.size.
+        let max_frame_bytes = match &authenticator {
+            Some(auth) => auth.max_frame_bytes(state.config.socket_request_max_bytes),
+            None => state.config.socket_request_max_bytes,
+        };
         // Idle time counts from the last complete request, not from the last byte.
         let deadline = Instant::now() + idle;
         let read = read_frame(
@@ -275,13 +374,40 @@ async fn serve_connection(
             }
             Err(Stop::Closed | Stop::Shutdown) => return,
         };
-        // A Produce is finished even if its client has gone: an acks=0 producer may send
-        // and close at once, and Kafka appends what it read.
-        let watch_client = frame.get(..2) != Some(&PRODUCE_API_KEY.to_be_bytes()[..]);
-        let handled = tokio::select! {
-            outcome = api::handle_frame(&state, frame.freeze(), peer, &kind) => outcome,
-            _ = crate::net::peer_closed(reader.get_mut().as_mut()), if watch_client => return,
-            _ = shutdown_with_grace(&mut shutdown) => return,
+        let frame = frame.freeze();
+        // On a SASL listener the authenticator takes what comes before authentication.
+        let mut close_after = None;
+        let taken = match authenticator.as_mut() {
+            Some(auth) if auth.takes(&frame) => Some(auth.handle(&state, frame.clone())),
+            _ => None,
+        };
+        let handled = match taken {
+            Some(AuthStep::Respond(response)) => {
+                if let Some(principal) = authenticator.as_ref().and_then(|a| a.principal()) {
+                    if *session.principal != *principal {
+                        session.principal = Arc::new(principal.clone());
+                    }
+                }
+                Outcome::Respond(response)
+            }
+            Some(AuthStep::RespondAndClose(response, delay)) => {
+                close_after = Some(delay);
+                Outcome::Respond(response)
+            }
+            Some(AuthStep::Close(reason)) => {
+                tracing::info!(%peer, listener = %kind.name, "closing connection: {reason}");
+                return;
+            }
+            Some(AuthStep::Serve) | None => {
+                // A Produce is finished even if its client has gone: an acks=0 producer
+                // may send and close at once, and Kafka appends what it read.
+                let watch_client = frame.get(..2) != Some(&PRODUCE_API_KEY.to_be_bytes()[..]);
+                tokio::select! {
+                    outcome = api::handle_frame(&state, frame, peer, &kind, &session) => outcome,
+                    _ = crate::net::peer_closed(reader.get_mut().as_mut()), if watch_client => return,
+                    _ = shutdown_with_grace(&mut shutdown) => return,
+                }
+            }
         };
         // The request's bytes (records are slices of the frame) are gone once it is handled.
         drop(permit);
@@ -313,6 +439,16 @@ async fn serve_connection(
             _ = shutdown_with_grace(&mut shutdown) => return,
         };
         if !matches!(sent, Ok(true)) {
+            return;
+        }
+        if let Some(delay) = close_after {
+            // A failed authentication: the answer is out; closing waits a little, so a
+            // client guessing passwords cannot try at full speed.
+            let _ = writer.flush().await;
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.wait_for(|stop| *stop) => {}
+            }
             return;
         }
     }

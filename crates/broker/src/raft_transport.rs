@@ -75,7 +75,10 @@ enum Answer<T> {
 /// This node's end of the quorum's network: calls out through the inter-broker client,
 /// answers what arrives on the controller listener.
 pub struct TcpControllerTransport {
+    /// To voters, on their controller listener.
     client: Arc<InterBrokerClient>,
+    /// To observers, on their inter-broker listener (secured as that listener is).
+    observer_client: Arc<InterBrokerClient>,
     node_id: NodeId,
     cluster_id: String,
     /// A peer that answered (or sent) INCONSISTENT_CLUSTER_ID: (its node id, its cluster id).
@@ -97,6 +100,7 @@ pub struct TcpControllerTransport {
 impl TcpControllerTransport {
     pub fn new(
         client: Arc<InterBrokerClient>,
+        observer_client: Arc<InterBrokerClient>,
         node_id: NodeId,
         cluster_id: String,
         voters: BTreeMap<NodeId, Node>,
@@ -105,6 +109,7 @@ impl TcpControllerTransport {
     ) -> Self {
         TcpControllerTransport {
             client,
+            observer_client,
             node_id,
             cluster_id,
             inter_broker_listener_name,
@@ -142,13 +147,18 @@ impl TcpControllerTransport {
         }
         // A controller of a dynamic quorum is at the controller listener its membership
         // entry names (a learner about to vote too); an observer where it registered now.
-        let addr = self
+        let controller_addr = self
             .voter_addr(target)
-            .or_else(|| node.controller.then(|| node.to_string()))
-            .or_else(|| self.broker_addr(target))
-            .unwrap_or_else(|| node.to_string());
-        let answer = self
-            .client
+            .or_else(|| node.controller.then(|| node.to_string()));
+        let (client, addr) = match controller_addr {
+            Some(addr) => (&self.client, addr),
+            None => match self.broker_addr(target) {
+                Some(addr) => (&self.observer_client, addr),
+                // A static voter's membership entry names its controller listener.
+                None => (&self.client, node.to_string()),
+            },
+        };
+        let answer = client
             .round_trip_raw(&addr, RAFT_API_KEY, RAFT_API_VERSION, &body, RPC_TIMEOUT)
             .await
             .map_err(|e| unreachable(e.to_string()))?;

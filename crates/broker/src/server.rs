@@ -17,7 +17,7 @@ use crate::config::{Endpoint, ServerConfig};
 use crate::controller::{Controller, QuorumRole, METADATA_TOPIC};
 use crate::error::BrokerError;
 use crate::handlers::broker_registration::BrokerRegistration;
-use crate::inter_broker::InterBrokerClient;
+use crate::inter_broker::{InterBrokerClient, PeerSecurity};
 use crate::meta_properties::InitialVoter;
 use crate::network::NetworkLimits;
 use crate::raft_transport::TcpControllerTransport;
@@ -118,8 +118,16 @@ impl Broker {
         let inter_broker = Arc::new(InterBrokerClient::new(
             config.node_id,
             config.socket_request_max_bytes as usize,
+            peer_security(&config, Some(&config.inter_broker_listener_name)),
         ));
+        let controller_client = Arc::new(InterBrokerClient::new(
+            config.node_id,
+            config.socket_request_max_bytes as usize,
+            peer_security(&config, config.controller_listener_names.first()),
+        ));
+        let listener_tls = listener_tls(&config)?;
         let raft_transport = Arc::new(TcpControllerTransport::new(
+            controller_client.clone(),
             inter_broker.clone(),
             config.node_id as NodeId,
             cluster_id.clone(),
@@ -163,6 +171,7 @@ impl Broker {
             replica_manager,
             raft_transport,
             inter_broker,
+            controller_client,
         ));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let limits = NetworkLimits::new(state.config.connections.clone());
@@ -181,6 +190,14 @@ impl Broker {
                     crate::network::ListenerKind {
                         name: endpoint.listener_name.to_ascii_uppercase().into(),
                         controller,
+                        tls: listener_tls
+                            .get(&endpoint.listener_name.to_ascii_uppercase())
+                            .cloned(),
+                        sasl: state
+                            .config
+                            .listener_security
+                            .get(&endpoint.listener_name.to_ascii_uppercase())
+                            .and_then(|s| s.sasl.clone()),
                     },
                     shutdown_rx.clone(),
                 )));
@@ -585,7 +602,6 @@ async fn register_remotely(
     use kafka_protocol::messages::broker_registration_request::Listener;
     use kafka_protocol::messages::{BrokerId, BrokerRegistrationRequest};
     use kafka_protocol::protocol::StrBytes;
-    const PLAINTEXT: i16 = 0;
     let request = BrokerRegistrationRequest::default()
         .with_broker_id(BrokerId(registration.broker_id))
         .with_cluster_id(StrBytes::from_string(state.cluster_id.clone()))
@@ -600,12 +616,12 @@ async fn register_remotely(
                         .with_name(StrBytes::from_string(l.name.clone()))
                         .with_host(StrBytes::from_string(l.host.clone()))
                         .with_port(l.port)
-                        .with_security_protocol(PLAINTEXT)
+                        .with_security_protocol(state.config.security_protocol(&l.name).id())
                 })
                 .collect(),
         );
     let response = match state
-        .inter_broker
+        .controller_client
         .send(addr, &request, 1, REGISTRATION_RPC_TIMEOUT)
         .await
     {
@@ -655,7 +671,6 @@ async fn register_controller(state: Arc<BrokerState>) {
         UpdateRaftVoterRequest,
     };
     use kafka_protocol::protocol::StrBytes;
-    const PLAINTEXT: i16 = 0;
     let Some(listener) = state.config.controller_endpoint().cloned() else {
         return;
     };
@@ -672,7 +687,9 @@ async fn register_controller(state: Arc<BrokerState>) {
             .with_name(name.clone())
             .with_host(host.clone())
             .with_port(listener.port)
-            .with_security_protocol(PLAINTEXT)]);
+            .with_security_protocol(
+                state.config.security_protocol(&listener.listener_name).id(),
+            )]);
     let update = UpdateRaftVoterRequest::default()
         .with_cluster_id(Some(StrBytes::from_string(state.cluster_id.clone())))
         .with_voter_id(state.node_id)
@@ -714,12 +731,12 @@ async fn register_controller(state: Arc<BrokerState>) {
             let outcome = match &recorded {
                 Some(node) if node.host == listener.host && node.port == listener.port => return,
                 Some(_) => state
-                    .inter_broker
+                    .controller_client
                     .send(addr, &update, 0, REGISTRATION_RPC_TIMEOUT)
                     .await
                     .map(|r| r.error_code),
                 None => state
-                    .inter_broker
+                    .controller_client
                     .send(addr, &registration, 0, REGISTRATION_RPC_TIMEOUT)
                     .await
                     .map(|r| r.error_code),
@@ -749,4 +766,63 @@ fn local_host_name() -> Option<String> {
     let uname = rustix::system::uname();
     let name = uname.nodename().to_str().ok()?.trim();
     (!name.is_empty()).then(|| name.to_string())
+}
+
+/// How this node's connections to `listener` (by name) are secured: TLS with the
+/// listener's trust store for SSL and SASL_SSL listeners, SASL with the listener's client
+/// mechanism and this node's credentials from its JAAS entry for SASL ones.
+fn peer_security(config: &ServerConfig, listener: Option<&String>) -> PeerSecurity {
+    let name = listener.map_or("", String::as_str);
+    let Some(security) = listener.and_then(|name| config.listener_security.get(name)) else {
+        return PeerSecurity::default();
+    };
+    let mut peer = PeerSecurity::default();
+    let mut unusable = |reason: String| peer_unusable(name, security.protocol.name(), reason);
+    if let Some(ssl) = &security.ssl {
+        match ssl.client_config() {
+            Ok(config) => peer.tls = Some(config),
+            Err(e) => {
+                peer.unusable = Some(unusable(e.to_string()));
+                return peer;
+            }
+        }
+    }
+    if let Some(sasl) = &security.sasl {
+        let Some(mechanism) = security.client_mechanism else {
+            peer.unusable = Some(unusable("no client mechanism for it".into()));
+            return peer;
+        };
+        match sasl.client_credentials(mechanism) {
+            Ok(credentials) => peer.sasl = Some((mechanism, credentials)),
+            Err(e) => peer.unusable = Some(unusable(e)),
+        }
+    }
+    peer
+}
+
+fn peer_unusable(listener: &str, protocol: &str, reason: String) -> String {
+    format!("listener {listener} uses {protocol}, and this node cannot connect to it: {reason}")
+}
+
+/// The TLS side of each listener this node binds that uses TLS.
+fn listener_tls(
+    config: &ServerConfig,
+) -> Result<BTreeMap<String, Arc<crate::network::ListenerTls>>, BrokerError> {
+    let mut out = BTreeMap::new();
+    for (name, security) in &config.listener_security {
+        let Some(ssl) = &security.ssl else { continue };
+        let Some(key_store) = &ssl.key_store else {
+            // Connected to, never bound here: only the client side is needed.
+            continue;
+        };
+        let tls = crate::network::ListenerTls::new(ssl, key_store).map_err(|e| {
+            BrokerError::Config(crate::config::ConfigError::InvalidValue {
+                key: e.key,
+                value: String::new(),
+                reason: format!("listener {name}: {}", e.message),
+            })
+        })?;
+        out.insert(name.clone(), Arc::new(tls));
+    }
+    Ok(out)
 }

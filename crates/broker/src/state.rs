@@ -39,8 +39,11 @@ pub struct BrokerState {
     pub txn_coordinator: Arc<TxnCoordinator>,
     /// Raft RPCs in and out (the controller listener's private API).
     pub raft_transport: Arc<TcpControllerTransport>,
-    /// Requests to other nodes (registration with the active controller).
+    /// Requests to other brokers, on their inter-broker listener.
     pub inter_broker: Arc<InterBrokerClient>,
+    /// Requests to controllers (registration, heartbeats, forwarded writes), on their
+    /// controller listener.
+    pub controller_client: Arc<InterBrokerClient>,
     /// Broker liveness as the active controller tracks it.
     pub broker_heartbeats: BrokerHeartbeats,
     /// The producer-id block this broker hands ids out of: [next, end).
@@ -59,6 +62,7 @@ impl BrokerState {
         replica_manager: Arc<ReplicaManager>,
         raft_transport: Arc<TcpControllerTransport>,
         inter_broker: Arc<InterBrokerClient>,
+        controller_client: Arc<InterBrokerClient>,
     ) -> Self {
         let group_coordinator = Arc::new(GroupCoordinator::new(&config, replica_manager.clone()));
         let txn_coordinator = Arc::new(TxnCoordinator::new(&config, replica_manager.clone()));
@@ -73,6 +77,7 @@ impl BrokerState {
             replica_manager,
             raft_transport,
             inter_broker,
+            controller_client,
             broker_heartbeats: BrokerHeartbeats::default(),
             producer_id_block: Mutex::new((0, 0)),
             clients_enabled: AtomicBool::new(false),
@@ -187,7 +192,7 @@ impl BrokerState {
             .raft_transport
             .voter_addr(voter as u64)
             .ok_or_else(|| format!("controller {voter} is not a configured voter"))?;
-        self.inter_broker
+        self.controller_client
             .send(&addr, request, version, timeout)
             .await
             .map_err(|e| e.to_string())

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::records::{BrokerEndpoint, MetadataRecord};
+use crate::records::{BrokerEndpoint, MetadataRecord, SecretBytes};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ConfigResourceType {
@@ -173,6 +173,19 @@ pub struct TopicImage {
     pub partitions: BTreeMap<i32, PartitionImage>,
 }
 
+/// A user's SCRAM credential for one mechanism (Kafka's `ScramCredentialData`): what a
+/// broker checks a SCRAM exchange against. `Debug` hides the bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScramCredentialData {
+    pub salt: SecretBytes,
+    pub stored_key: SecretBytes,
+    pub server_key: SecretBytes,
+    pub iterations: i32,
+}
+
+/// SCRAM credentials by user name, then by mechanism type code (Kafka's `ScramImage`).
+type ScramCredentials = BTreeMap<String, BTreeMap<i8, ScramCredentialData>>;
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MetadataImage {
     pub offset: i64,
@@ -182,6 +195,8 @@ pub struct MetadataImage {
     configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
     /// The first producer id not yet handed out in any block.
     pub next_producer_id: i64,
+    /// Shared between images until a SCRAM record changes it (a delta clones the image).
+    scram: Arc<ScramCredentials>,
 }
 
 impl MetadataImage {
@@ -223,10 +238,30 @@ impl MetadataImage {
         self.configs.get(resource)
     }
 
+    /// The SCRAM credential of `user` for the mechanism of Kafka type code `mechanism`
+    /// (1 SCRAM-SHA-256, 2 SCRAM-SHA-512): what a broker authenticates the user against.
+    pub fn scram_credential(&self, user: &str, mechanism: i8) -> Option<&ScramCredentialData> {
+        self.scram.get(user)?.get(&mechanism)
+    }
+
+    /// The SCRAM credentials of `user` by mechanism type code; `None` when it has none.
+    pub fn scram_credentials_of(&self, user: &str) -> Option<&BTreeMap<i8, ScramCredentialData>> {
+        self.scram.get(user)
+    }
+
+    /// Every user with a SCRAM credential, by name, each with its credentials by mechanism
+    /// type code.
+    pub fn scram_users(&self) -> impl Iterator<Item = (&str, &BTreeMap<i8, ScramCredentialData>)> {
+        self.scram
+            .iter()
+            .map(|(user, by_mechanism)| (user.as_str(), by_mechanism))
+    }
+
     /// Records that rebuild this image when replayed onto the empty image (a metadata
     /// snapshot's content, as Kafka's snapshots are the records of the image). Ordered
     /// deterministically: brokers, topics by name each followed by its partitions, configs,
-    /// then the producer-id high mark. `offset` is not a record: the snapshot carries it.
+    /// SCRAM credentials by user and mechanism, then the producer-id high mark. `offset` is
+    /// not a record: the snapshot carries it.
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut records = Vec::new();
         for broker in self.brokers.values() {
@@ -272,6 +307,18 @@ impl MetadataImage {
                 });
             }
         }
+        for (user, by_mechanism) in self.scram.iter() {
+            for (mechanism, credential) in by_mechanism {
+                records.push(MetadataRecord::UserScramCredential {
+                    name: user.clone(),
+                    mechanism: *mechanism,
+                    salt: credential.salt.clone(),
+                    stored_key: credential.stored_key.clone(),
+                    server_key: credential.server_key.clone(),
+                    iterations: credential.iterations,
+                });
+            }
+        }
         if self.next_producer_id > 0 {
             // Replay keeps the maximum, so the block's owner does not matter here.
             records.push(MetadataRecord::ProducerIds {
@@ -292,6 +339,8 @@ pub struct MetadataDelta {
     changed_configs: BTreeSet<ConfigResource>,
     /// A broker registered, or was fenced or unfenced.
     changed_brokers: bool,
+    /// Users whose SCRAM credentials were set or removed.
+    changed_scram_users: BTreeSet<String>,
 }
 
 /// A committed record that replay skipped: the image is unchanged by it (but for `offset`).
@@ -319,6 +368,12 @@ pub enum ReplayError {
         name: String,
         existing: String,
     },
+    #[error("record at offset {offset} removes the SCRAM credential of user {name:?} for mechanism {mechanism}, which does not exist")]
+    UnknownScramCredential {
+        offset: i64,
+        name: String,
+        mechanism: i8,
+    },
 }
 
 impl MetadataDelta {
@@ -329,13 +384,14 @@ impl MetadataDelta {
             deleted_topics: Vec::new(),
             changed_configs: BTreeSet::new(),
             changed_brokers: false,
+            changed_scram_users: BTreeSet::new(),
         }
     }
 
     /// The change from `old` to `new` as one delta, for an image that replaced another
     /// wholesale (a snapshot installed from the leader): topics of `new` that are not the
     /// same in `old` changed, topics of `old` whose id is gone deleted, every config
-    /// resource of either changed.
+    /// resource of either changed, users whose SCRAM credentials differ changed.
     pub fn between(old: &MetadataImage, new: &MetadataImage) -> Self {
         let changed_topics = new
             .topics_by_id
@@ -355,12 +411,20 @@ impl MetadataDelta {
             .chain(new.configs.keys())
             .cloned()
             .collect();
+        let changed_scram_users = old
+            .scram
+            .keys()
+            .chain(new.scram.keys())
+            .filter(|user| old.scram.get(*user) != new.scram.get(*user))
+            .cloned()
+            .collect();
         MetadataDelta {
             next: new.clone(),
             changed_topics,
             deleted_topics,
             changed_configs,
             changed_brokers: old.brokers != new.brokers,
+            changed_scram_users,
         }
     }
 
@@ -386,12 +450,20 @@ impl MetadataDelta {
         self.changed_configs.iter()
     }
 
+    /// Users whose SCRAM credentials were set or removed.
+    pub fn changed_scram_users(&self) -> impl Iterator<Item = &str> {
+        self.changed_scram_users.iter().map(String::as_str)
+    }
+
     /// Applies one committed record. Deterministic and total: a record that refers to
     /// something unknown is skipped with an error (as a Kafka broker's loader does), a
     /// repeated `Topic` record of the same id is a no-op, and a `Topic` record whose name
     /// is taken by another id supersedes that topic (the latest record wins, as in Kafka's
     /// by-name map). Logs are named by topic name, so the superseded topic's partitions
-    /// become the new topic's: it is dropped from the image, not deleted.
+    /// become the new topic's: it is dropped from the image, not deleted. A SCRAM
+    /// credential record replaces the user's credential for its mechanism (whatever the
+    /// type code: the controller writes only known ones); removing one that does not
+    /// exist is skipped.
     pub fn replay(&mut self, offset: i64, record: &MetadataRecord) -> Result<(), ReplayError> {
         let image = &mut self.next;
         image.offset = offset;
@@ -587,6 +659,45 @@ impl MetadataDelta {
                 next_producer_id, ..
             } => {
                 image.next_producer_id = image.next_producer_id.max(*next_producer_id);
+            }
+            MetadataRecord::UserScramCredential {
+                name,
+                mechanism,
+                salt,
+                stored_key,
+                server_key,
+                iterations,
+            } => {
+                Arc::make_mut(&mut image.scram)
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(
+                        *mechanism,
+                        ScramCredentialData {
+                            salt: salt.clone(),
+                            stored_key: stored_key.clone(),
+                            server_key: server_key.clone(),
+                            iterations: *iterations,
+                        },
+                    );
+                self.changed_scram_users.insert(name.clone());
+            }
+            MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
+                let unknown = || ReplayError::UnknownScramCredential {
+                    offset,
+                    name: name.clone(),
+                    mechanism: *mechanism,
+                };
+                if image.scram_credential(name, *mechanism).is_none() {
+                    return Err(unknown());
+                }
+                let scram = Arc::make_mut(&mut image.scram);
+                let by_mechanism = scram.get_mut(name).ok_or_else(unknown)?;
+                by_mechanism.remove(mechanism);
+                if by_mechanism.is_empty() {
+                    scram.remove(name);
+                }
+                self.changed_scram_users.insert(name.clone());
             }
         }
         Ok(())

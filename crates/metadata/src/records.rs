@@ -116,6 +116,77 @@ pub enum MetadataRecord {
         broker_epoch: i64,
         next_producer_id: i64,
     },
+    /// A user's SCRAM credential for one mechanism was set (created or replaced), as
+    /// Kafka's UserScramCredentialRecord: what a broker needs to authenticate the user,
+    /// never the password. `mechanism` is Kafka's type code (1 SCRAM-SHA-256,
+    /// 2 SCRAM-SHA-512); the bytes are written as base64.
+    UserScramCredential {
+        name: String,
+        mechanism: i8,
+        salt: SecretBytes,
+        stored_key: SecretBytes,
+        server_key: SecretBytes,
+        iterations: i32,
+    },
+    /// A user's SCRAM credential for one mechanism was deleted (Kafka's
+    /// RemoveUserScramCredentialRecord).
+    RemoveUserScramCredential { name: String, mechanism: i8 },
+}
+
+/// Bytes a record carries that are password equivalents (SCRAM salts and keys): kept out
+/// of `Debug` output (as Kafka's `ScramCredentialValue.toString`), written to JSON as
+/// standard base64 with padding.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretBytes(pub Vec<u8>);
+
+impl SecretBytes {
+    pub fn as_slice(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Vec<u8>> for SecretBytes {
+    fn from(bytes: Vec<u8>) -> Self {
+        SecretBytes(bytes)
+    }
+}
+
+impl From<&[u8]> for SecretBytes {
+    fn from(bytes: &[u8]) -> Self {
+        SecretBytes(bytes.to_vec())
+    }
+}
+
+impl std::ops::Deref for SecretBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[hidden]")
+    }
+}
+
+impl Serialize for SecretBytes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine as _;
+        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use base64::Engine as _;
+        let text = String::deserialize(deserializer)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map(SecretBytes)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +206,8 @@ impl MetadataRecord {
             MetadataRecord::RemoveTopic { .. } => "RemoveTopic",
             MetadataRecord::Config { .. } => "Config",
             MetadataRecord::ProducerIds { .. } => "ProducerIds",
+            MetadataRecord::UserScramCredential { .. } => "UserScramCredential",
+            MetadataRecord::RemoveUserScramCredential { .. } => "RemoveUserScramCredential",
         }
     }
 

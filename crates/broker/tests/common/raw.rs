@@ -32,6 +32,10 @@ impl RawConnection {
         RawConnection { stream }
     }
 
+    pub fn from_stream(stream: TcpStream) -> RawConnection {
+        RawConnection { stream }
+    }
+
     /// Writes raw bytes. The broker may already have closed the connection: a failed write
     /// is then expected, and the next `reply` reports `Closed`.
     pub async fn send(&mut self, bytes: &[u8]) {

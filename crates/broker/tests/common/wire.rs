@@ -24,6 +24,11 @@ impl WireClient {
         }
     }
 
+    /// The connection, to watch what the broker does next byte by byte.
+    pub fn into_raw(self) -> super::raw::RawConnection {
+        super::raw::RawConnection::from_stream(self.stream)
+    }
+
     /// Sends `request` as `api_key` v`version` and returns the decoded response.
     pub async fn call<Req: Encodable, Resp: Decodable>(
         &mut self,

@@ -1,0 +1,13 @@
+//! Kafka's security model, with no sockets: what a listener's `ssl.*` keys make of rustls,
+//! the SASL mechanisms' server side, how a connection's principal is named, and how ACLs
+//! decide. The broker wires these into its connections and handlers.
+
+pub mod acl;
+pub mod jaas;
+pub mod plain;
+pub mod principal;
+pub mod scram;
+pub mod tls;
+
+#[cfg(any(test, feature = "test-pki"))]
+pub mod test_pki;
