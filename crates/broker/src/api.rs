@@ -176,6 +176,14 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
         ApiKey::OffsetForLeaderEpoch,
         handlers::offset_for_leader_epoch::VERSIONS,
     ),
+    (
+        ApiKey::DescribeUserScramCredentials,
+        handlers::describe_user_scram_credentials::VERSIONS,
+    ),
+    (
+        ApiKey::AlterUserScramCredentials,
+        handlers::alter_user_scram_credentials::VERSIONS,
+    ),
 ];
 
 pub fn supported_versions(api_key: ApiKey) -> Option<VersionRange> {
@@ -491,6 +499,12 @@ async fn dispatch(
         RequestKind::ConsumerGroupDescribe(r) => {
             ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(state, ctx, r))
         }
+        RequestKind::DescribeUserScramCredentials(r) => ResponseKind::DescribeUserScramCredentials(
+            describe_user_scram_credentials::handle(state, ctx, r),
+        ),
+        RequestKind::AlterUserScramCredentials(r) => ResponseKind::AlterUserScramCredentials(
+            alter_user_scram_credentials::handle(state, ctx, r).await,
+        ),
         // Unreachable while SUPPORTED_APIS and this match list the same APIs.
         _ => return Err(format!("no handler for {:?}", ctx.header.request_api_key)),
     }))

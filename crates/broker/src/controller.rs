@@ -14,6 +14,16 @@
 //! publishes the new image. A storage failure of the Raft log stops the quorum on this
 //! node (openraft Fatal): writes fail from then on and the node restarts on what its log
 //! holds.
+//!
+//! Bootstrap records (`storage format --add-scram`, in the metadata log directory's
+//! `meta_properties::BOOTSTRAP_RECORDS_FILE`) are committed once, by the first write of
+//! the first active controller, as the first records of the log (Kafka's bootstrap
+//! metadata): a write whose leader image holds no record at all commits them before it
+//! decides. The image is exact there (openraft's read index covers every entry of earlier
+//! terms), except for this node's own bootstrap proposal of the current term whose outcome
+//! it does not know (a timeout): then an empty entry is committed first, which settles
+//! whether the proposal is in the log. So they are never committed twice, and a restarted
+//! node, whose log holds them, never commits them again.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -55,7 +65,17 @@ pub enum QuorumRole {
 
 pub struct Controller {
     quorum: MetadataQuorum,
-    write_lock: tokio::sync::Mutex<()>,
+    /// Serializes this node's writes, and guards what they know of the bootstrap records.
+    write_lock: tokio::sync::Mutex<WriteState>,
+    /// The records `storage format` left for the log's start (empty: none).
+    bootstrap: Vec<MetadataRecord>,
+}
+
+#[derive(Default)]
+struct WriteState {
+    /// This node proposed the bootstrap records and does not know whether they are in the
+    /// log (the proposal failed or timed out).
+    bootstrap_unsettled: bool,
 }
 
 impl Controller {
@@ -74,6 +94,11 @@ impl Controller {
         config: &QuorumConfig,
     ) -> Result<Controller, BrokerError> {
         let node_id = node_id as NodeId;
+        // The metadata log lives in `<metadata.log.dir>/__cluster_metadata-0`.
+        let bootstrap = match metadata_log.dir().parent() {
+            Some(dir) => crate::meta_properties::read_bootstrap_records(dir)?,
+            None => Vec::new(),
+        };
         let quorum = match role {
             QuorumRole::Observer => {
                 MetadataQuorum::start_observer_on_log(
@@ -112,7 +137,8 @@ impl Controller {
         .map_err(BrokerError::from)?;
         Ok(Controller {
             quorum,
-            write_lock: tokio::sync::Mutex::new(()),
+            write_lock: tokio::sync::Mutex::new(WriteState::default()),
+            bootstrap,
         })
     }
 
@@ -205,25 +231,60 @@ impl Controller {
     where
         E: From<BrokerError>,
     {
-        let _serialized = self.write_lock.lock().await;
-        let image = self
+        let mut serialized = self.write_lock.lock().await;
+        let mut image = self
             .quorum
             .leader_image()
             .await
             .map_err(BrokerError::from)?;
+        if image.offset < 0 && !self.bootstrap.is_empty() {
+            image = self.commit_bootstrap(&mut serialized).await?;
+        }
         let (records, out) = decide(&image)?;
         if records.len() > MAX_RECORDS_PER_USER_OP {
             return Err(BrokerError::TooManyRecords(records.len()).into());
         }
         if !records.is_empty() {
-            match tokio::time::timeout(WRITE_TIMEOUT, self.quorum.propose(records)).await {
-                Ok(result) => {
-                    result.map_err(BrokerError::from)?;
-                }
-                Err(_) => return Err(BrokerError::MetadataWriteTimeout.into()),
-            }
+            self.propose(records).await?;
         }
         Ok(out)
+    }
+
+    /// Commits the bootstrap records onto a log that holds no record yet (see the module
+    /// docs), and returns the image with them (or with whatever else made the log
+    /// non-empty).
+    async fn commit_bootstrap(
+        &self,
+        state: &mut WriteState,
+    ) -> Result<Arc<MetadataImage>, BrokerError> {
+        if state.bootstrap_unsettled {
+            // An entry of this term, committed: every entry before it in this leader's log,
+            // the unsettled proposal among them if it is there at all, is committed and
+            // applied with it.
+            self.propose(Vec::new()).await?;
+            state.bootstrap_unsettled = false;
+            let image = self.quorum.image();
+            if image.offset >= 0 {
+                return Ok(image);
+            }
+        }
+        state.bootstrap_unsettled = true;
+        let offset = self.propose(self.bootstrap.clone()).await?;
+        state.bootstrap_unsettled = false;
+        tracing::info!(
+            offset,
+            records = self.bootstrap.len(),
+            "committed the bootstrap records storage format left"
+        );
+        Ok(self.quorum.image())
+    }
+
+    /// Proposes one batch and waits (bounded) until it is committed and applied here.
+    async fn propose(&self, records: Vec<MetadataRecord>) -> Result<i64, BrokerError> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.quorum.propose(records)).await {
+            Ok(result) => result.map_err(BrokerError::from),
+            Err(_) => Err(BrokerError::MetadataWriteTimeout),
+        }
     }
 
     /// Stops this node's quorum member; the log stays for a restart.

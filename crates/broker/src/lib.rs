@@ -14,6 +14,7 @@ mod api;
 mod broker_lifecycle;
 mod controller;
 mod descriptors;
+mod dynamic_tls;
 mod group_coordinator;
 mod handlers;
 mod inter_broker;

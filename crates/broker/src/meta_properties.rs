@@ -6,9 +6,19 @@
 //! cluster id, so that a single node needs no setup step; directories that are formatted
 //! must agree with each other and with the configured `node.id`, or the node refuses to
 //! start with a message naming the directory and both values.
+//!
+//! Bootstrap records: what `storage format` puts in the metadata log before the cluster's
+//! first start (Kafka's `bootstrap.checkpoint`; here the SCRAM credentials of
+//! `--add-scram`) is written to [`BOOTSTRAP_RECORDS_FILE`] in the metadata log directory,
+//! before `meta.properties` (a crash in between leaves the directory unformatted, and a
+//! node that formats it itself removes the file). The active controller commits them,
+//! once, as the first records of an empty metadata log (`controller::Controller::write`);
+//! the file stays, and is ignored once the log holds any record.
 
 use std::path::{Path, PathBuf};
 
+use moldau_metadata::MetadataRecord;
+use moldau_security::scram::{self, ScramCredential, ScramMechanism};
 pub use moldau_storage::Uuid;
 
 use crate::config::ServerConfig;
@@ -46,6 +56,9 @@ pub enum MetaPropertiesError {
     /// KIP-853 rules for `storage format` of a dynamic quorum, in Kafka's words.
     #[error("{0}")]
     InitialControllers(String),
+    /// A `--add-scram` argument refused, in Kafka's words (its `ScramParser`).
+    #[error("{0}")]
+    AddScram(String),
     /// A node of a dynamic quorum starts only on formatted directories.
     #[error("a node of a dynamic quorum (controller.quorum.bootstrap.servers, no controller.quorum.voters) must be formatted first: moldau storage format (--standalone, --initial-controllers or --no-initial-controllers for a controller)")]
     DynamicQuorumUnformatted,
@@ -334,6 +347,19 @@ pub fn format(
     ignore_formatted: bool,
     initial: &InitialControllers,
 ) -> Result<Vec<(PathBuf, FormatOutcome)>, MetaPropertiesError> {
+    format_with_bootstrap(config, cluster_id, ignore_formatted, initial, &[])
+}
+
+/// [`format`], leaving `bootstrap` (e.g. the records of [`parse_add_scram`]) in the
+/// metadata log directory for the cluster's first active controller to commit. A metadata
+/// directory that is already formatted (and skipped) keeps what it has, as Kafka's.
+pub fn format_with_bootstrap(
+    config: &ServerConfig,
+    cluster_id: &str,
+    ignore_formatted: bool,
+    initial: &InitialControllers,
+    bootstrap: &[MetadataRecord],
+) -> Result<Vec<(PathBuf, FormatOutcome)>, MetaPropertiesError> {
     validate_cluster_id(cluster_id)?;
     check_initial_controllers(config, initial)?;
     let dirs = data_dirs(config);
@@ -352,10 +378,11 @@ pub fn format(
             continue;
         }
         let meta = MetaProperties::new_dir(cluster_id, config.node_id);
-        // The voters first: a directory without meta.properties is not formatted yet, so
-        // a crash in between leaves it to format again.
+        // The voters and bootstrap records first: a directory without meta.properties is
+        // not formatted yet, so a crash in between leaves it to format again.
         if dir == config.metadata_log_dir {
             write_initial_voters(config, &dir, &meta, initial)?;
+            write_bootstrap_records(&dir, bootstrap)?;
         }
         meta.write(&dir)?;
         outcomes.push((dir, FormatOutcome::Formatted));
@@ -487,9 +514,213 @@ pub fn ensure_formatted(config: &ServerConfig) -> Result<String, MetaPropertiesE
         None => random_uuid(),
     };
     for dir in unformatted {
+        if dir == config.metadata_log_dir {
+            // Left by a `storage format` that did not finish: not this node's to commit.
+            remove_bootstrap_records(&dir)?;
+        }
         MetaProperties::new_dir(&cluster_id, config.node_id).write(&dir)?;
     }
     Ok(cluster_id)
+}
+
+/// Where `storage format` leaves the records the cluster's metadata log starts with
+/// (Kafka's `bootstrap.checkpoint`), in the metadata log directory: a JSON array of
+/// [`MetadataRecord`]s.
+pub const BOOTSTRAP_RECORDS_FILE: &str = "bootstrap-records.json";
+
+/// The bootstrap records `storage format` wrote into `metadata_log_dir` (none without
+/// the file).
+pub fn read_bootstrap_records(
+    metadata_log_dir: &Path,
+) -> Result<Vec<MetadataRecord>, MetaPropertiesError> {
+    let path = metadata_log_dir.join(BOOTSTRAP_RECORDS_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| MetaPropertiesError::Unreadable {
+            path,
+            why: e.to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(MetaPropertiesError::Io { path, source }),
+    }
+}
+
+/// Writes the bootstrap records durably (temp file, fsync, rename, fsync of the dir), or
+/// removes a file an earlier, unfinished format left when there are none.
+fn write_bootstrap_records(
+    dir: &Path,
+    records: &[MetadataRecord],
+) -> Result<(), MetaPropertiesError> {
+    if records.is_empty() {
+        return remove_bootstrap_records(dir);
+    }
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| MetaPropertiesError::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let bytes = serde_json::to_vec(records).expect("metadata records serialize");
+    let tmp = dir.join(format!("{BOOTSTRAP_RECORDS_FILE}.tmp"));
+    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io(&tmp))?;
+    let path = dir.join(BOOTSTRAP_RECORDS_FILE);
+    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io(dir))
+}
+
+fn remove_bootstrap_records(dir: &Path) -> Result<(), MetaPropertiesError> {
+    let path = dir.join(BOOTSTRAP_RECORDS_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(MetaPropertiesError::Io { path, source }),
+    }
+}
+
+/// Kafka's default SCRAM iteration count for `--add-scram` (and its admin client).
+pub const DEFAULT_SCRAM_ITERATIONS: i32 = 4096;
+
+/// Parses `storage format --add-scram` arguments as Kafka's `ScramParser` does, into one
+/// `UserScramCredential` record each: `SCRAM-SHA-256=[name=alice,password=alice-secret]`,
+/// with optional `iterations=` (default 4096) and `salt=` (base64; default a random one),
+/// or `saltedpassword=` (base64, with `salt=`) instead of `password=`. Values may be quoted
+/// (`salt="N3E="`). Refusals carry Kafka's messages.
+pub fn parse_add_scram(arguments: &[String]) -> Result<Vec<MetadataRecord>, MetaPropertiesError> {
+    arguments
+        .iter()
+        .map(|argument| parse_add_scram_argument(argument).map_err(MetaPropertiesError::AddScram))
+        .collect()
+}
+
+fn parse_add_scram_argument(argument: &str) -> Result<MetadataRecord, String> {
+    let input = argument.trim();
+    let (mechanism_name, config) = input
+        .split_once('=')
+        .ok_or_else(|| format!("Failed to find equals sign in SCRAM argument '{input}'"))?;
+    let mechanism = ScramMechanism::from_mechanism_name(mechanism_name)
+        .ok_or_else(|| format!("The add-scram mechanism {mechanism_name} is not supported."))?;
+    let config = config
+        .strip_prefix('[')
+        .ok_or("Expected configuration string to start with [")?
+        .strip_suffix(']')
+        .ok_or("Expected configuration string to end with ]")?;
+    // Sorted by key, the last of a repeated key winning (Kafka's TreeMap).
+    let mut components = std::collections::BTreeMap::new();
+    for component in java_split_commas(config) {
+        let (key, value) = component
+            .split_once('=')
+            .ok_or_else(|| format!("No equals sign found in SCRAM component: {component}"))?;
+        let value = if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
+            &value[1..value.len() - 1]
+        } else {
+            value
+        };
+        components.insert(key, value);
+    }
+    let name = components
+        .remove("name")
+        .ok_or("You must supply 'name' to add-scram")?;
+    let salt = components
+        .remove("salt")
+        .map(|text| java_base64(text).ok_or_else(|| format!("Failed to decode given salt: {text}")))
+        .transpose()?;
+    let iterations = components
+        .remove("iterations")
+        .map(|text| {
+            text.parse::<i32>()
+                .map_err(|_| format!("Failed to parse iterations count: {text}"))
+        })
+        .transpose()?;
+    let password = components.remove("password");
+    let salted_password = match (password, components.remove("saltedpassword")) {
+        // Kafka ignores `saltedpassword` when `password` is given.
+        (Some(_), _) => None,
+        (None, None) => {
+            return Err("You must supply one of 'password' or 'saltedpassword' to add-scram".into())
+        }
+        (None, Some(_)) if salt.is_none() => {
+            return Err("You must supply 'salt' with 'saltedpassword' to add-scram".into())
+        }
+        (None, Some(text)) => Some(
+            java_base64(text)
+                .ok_or_else(|| format!("Failed to decode given saltedPassword: {text}"))?,
+        ),
+    };
+    if !components.is_empty() {
+        let unknown: Vec<&str> = components.keys().copied().collect();
+        return Err(format!(
+            "Unknown SCRAM configurations: {}",
+            unknown.join(", ")
+        ));
+    }
+    let salt = salt.unwrap_or_else(scram::random_salt);
+    let iterations = iterations.unwrap_or(DEFAULT_SCRAM_ITERATIONS);
+    // Kafka names the mechanism by its enum constant here (SCRAM_SHA_256).
+    let constant = mechanism.mechanism_name().replace('-', "_");
+    if iterations < mechanism.min_iterations() {
+        return Err(format!(
+            "The 'iterations' value must be >= {} for add-scram using {constant}",
+            mechanism.min_iterations()
+        ));
+    }
+    if iterations > mechanism.max_iterations() {
+        return Err(format!(
+            "The 'iterations' value must be <= {} for add-scram using {constant}",
+            mechanism.max_iterations()
+        ));
+    }
+    let salted_password = match (salted_password, password) {
+        (Some(salted), _) => salted,
+        (None, password) => scram::salted_password(
+            mechanism,
+            password.expect("a password when there is no salted password"),
+            &salt,
+            iterations,
+        ),
+    };
+    let credential =
+        ScramCredential::from_salted_password(mechanism, &salted_password, &salt, iterations);
+    Ok(MetadataRecord::UserScramCredential {
+        name: name.to_string(),
+        mechanism: mechanism.type_code(),
+        salt: credential.salt.into(),
+        stored_key: credential.stored_key.into(),
+        server_key: credential.server_key.into(),
+        iterations: credential.iterations,
+    })
+}
+
+/// Java's `String.split(",")`: trailing empty strings are dropped (all of them for a
+/// string of commas only), but the empty string splits into itself.
+fn java_split_commas(text: &str) -> Vec<&str> {
+    if text.is_empty() {
+        return vec![""];
+    }
+    let mut parts: Vec<&str> = text.split(',').collect();
+    while parts.last() == Some(&"") {
+        parts.pop();
+    }
+    parts
+}
+
+/// Java's basic `Base64.getDecoder()`: the standard alphabet, padding optional but whole
+/// when present, unused low bits of the last character ignored.
+fn java_base64(text: &str) -> Option<Vec<u8>> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    use base64::{alphabet, Engine};
+    const JAVA: GeneralPurpose = GeneralPurpose::new(
+        &alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    if text.contains('=') && text.len() % 4 != 0 {
+        return None;
+    }
+    JAVA.decode(text).ok()
 }
 
 #[cfg(test)]
@@ -602,5 +833,188 @@ mod tests {
             let err = MetaProperties::read(tmp.path()).unwrap_err().to_string();
             assert!(err.contains(why), "{err}");
         }
+    }
+
+    fn add_scram(argument: &str) -> Result<MetadataRecord, String> {
+        parse_add_scram(&[argument.to_string()])
+            .map(|mut records| records.remove(0))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn add_scram_refusals_are_kafkas() {
+        for (argument, message) in [
+            ("SCRAM-SHA-512", "Failed to find equals sign in SCRAM argument 'SCRAM-SHA-512'"),
+            (
+                "SCRAM-SHA-UNSUPPORTED=[name=a,password=b]",
+                "The add-scram mechanism SCRAM-SHA-UNSUPPORTED is not supported.",
+            ),
+            ("scram-sha-256=[name=a,password=b]", "The add-scram mechanism scram-sha-256 is not supported."),
+            ("SCRAM-SHA-256=name=a,password=b", "Expected configuration string to start with ["),
+            ("SCRAM-SHA-256=[name=a,password=b", "Expected configuration string to end with ]"),
+            ("SCRAM-SHA-256=[name]", "No equals sign found in SCRAM component: name"),
+            ("SCRAM-SHA-256=[]", "No equals sign found in SCRAM component: "),
+            ("SCRAM-SHA-256=[name=a,,password=b]", "No equals sign found in SCRAM component: "),
+            ("SCRAM-SHA-256=[password=mypass]", "You must supply 'name' to add-scram"),
+            ("SCRAM-SHA-256=[,,]", "You must supply 'name' to add-scram"),
+            (
+                "SCRAM-SHA-256=[name=bar]",
+                "You must supply one of 'password' or 'saltedpassword' to add-scram",
+            ),
+            (
+                "SCRAM-SHA-256=[name=alice,saltedpassword=\"mT0yyUUxnlJaC99HXgRTSYlbuqa4FSGtJCJfTMvjYCE=\"]",
+                "You must supply 'salt' with 'saltedpassword' to add-scram",
+            ),
+            (
+                "SCRAM-SHA-256=[name=bob,password=mypass,unknown=something,unknown2=somethingelse]",
+                "Unknown SCRAM configurations: unknown, unknown2",
+            ),
+            ("SCRAM-SHA-256=[name=a,password=b,salt=%%]", "Failed to decode given salt: %%"),
+            ("SCRAM-SHA-256=[name=a,password=b,salt=YQ=]", "Failed to decode given salt: YQ="),
+            (
+                "SCRAM-SHA-256=[name=a,salt=YWI=,saltedpassword=!]",
+                "Failed to decode given saltedPassword: !",
+            ),
+            (
+                "SCRAM-SHA-256=[name=a,password=b,iterations=lots]",
+                "Failed to parse iterations count: lots",
+            ),
+            (
+                "SCRAM-SHA-256=[name=a,password=b,iterations=4095]",
+                "The 'iterations' value must be >= 4096 for add-scram using SCRAM_SHA_256",
+            ),
+            (
+                "SCRAM-SHA-512=[name=a,password=b,iterations=16385]",
+                "The 'iterations' value must be <= 16384 for add-scram using SCRAM_SHA_512",
+            ),
+        ] {
+            assert_eq!(add_scram(argument).unwrap_err(), message, "{argument}");
+        }
+    }
+
+    #[test]
+    fn add_scram_makes_the_credentials_kafka_does() {
+        // Kafka's ScramParserTest values: salt "1lv4pdnw4fwq7notcxm0yy1k7q".
+        let salt = b"1lv4pdnw4fwq7notcxm0yy1k7q".to_vec();
+        let salted = [
+            -103i8, 61, 50, -55, 69, 49, -98, 82, 90, 11, -33, 71, 94, 4, 83, 73, -119, 91, -70,
+            -90, -72, 21, 33, -83, 36, 34, 95, 76, -53, -29, 96, 33,
+        ]
+        .map(|b| b as u8);
+        let expected =
+            ScramCredential::from_salted_password(ScramMechanism::Sha512, &salted, &salt, 4096);
+        let record = add_scram(
+            " SCRAM-SHA-512=[name=alice,salt=\"MWx2NHBkbnc0ZndxN25vdGN4bTB5eTFrN3E=\",\
+             saltedpassword=\"mT0yyUUxnlJaC99HXgRTSYlbuqa4FSGtJCJfTMvjYCE=\"] ",
+        )
+        .unwrap();
+        assert_eq!(
+            record,
+            MetadataRecord::UserScramCredential {
+                name: "alice".into(),
+                mechanism: 2,
+                salt: salt.clone().into(),
+                stored_key: expected.stored_key.into(),
+                server_key: expected.server_key.into(),
+                iterations: 4096,
+            }
+        );
+        // A password is salted with the given salt and iterations (a saltedpassword
+        // beside it is ignored, as Kafka does).
+        let record = add_scram(
+            "SCRAM-SHA-256=[name=bob,password=my pass,iterations=8192,\
+             salt=MWx2NHBkbnc0ZndxN25vdGN4bTB5eTFrN3E,saltedpassword=AAAA]",
+        )
+        .unwrap();
+        let expected =
+            ScramCredential::from_password(ScramMechanism::Sha256, "my pass", &salt, 8192);
+        let MetadataRecord::UserScramCredential {
+            name,
+            mechanism,
+            salt: record_salt,
+            stored_key,
+            iterations,
+            ..
+        } = record
+        else {
+            panic!("{record:?}");
+        };
+        assert_eq!((name.as_str(), mechanism, iterations), ("bob", 1, 8192));
+        assert_eq!(record_salt.as_slice(), &salt[..]);
+        assert_eq!(stored_key.as_slice(), &expected.stored_key[..]);
+        // Defaults: 4096 iterations and a random salt of Kafka's form.
+        let records = parse_add_scram(&[
+            "SCRAM-SHA-256=[name=alice,password=alice-secret]".into(),
+            "SCRAM-SHA-256=[name=alice,password=alice-secret]".into(),
+        ])
+        .unwrap();
+        let salts: Vec<Vec<u8>> = records
+            .iter()
+            .map(|r| match r {
+                MetadataRecord::UserScramCredential {
+                    salt, iterations, ..
+                } => {
+                    assert_eq!(*iterations, 4096);
+                    salt.to_vec()
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_ne!(salts[0], salts[1]);
+        assert!(salts[0].iter().all(u8::is_ascii_alphanumeric));
+    }
+
+    #[test]
+    fn format_leaves_bootstrap_records_in_the_metadata_dir_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (logs, meta) = (tmp.path().join("logs"), tmp.path().join("meta"));
+        let c = config(&logs, Some(&meta), 1);
+        let records =
+            parse_add_scram(&["SCRAM-SHA-256=[name=alice,password=alice-secret]".into()]).unwrap();
+        format_with_bootstrap(
+            &c,
+            &random_uuid(),
+            false,
+            &InitialControllers::None,
+            &records,
+        )
+        .unwrap();
+        assert_eq!(read_bootstrap_records(&meta).unwrap(), records);
+        assert!(read_bootstrap_records(&logs).unwrap().is_empty());
+        assert!(!meta.join(format!("{BOOTSTRAP_RECORDS_FILE}.tmp")).exists());
+        // A formatted directory that is skipped keeps what it has.
+        let other =
+            parse_add_scram(&["SCRAM-SHA-512=[name=bob,password=bob-secret]".into()]).unwrap();
+        format_with_bootstrap(&c, &random_uuid(), true, &InitialControllers::None, &other).unwrap();
+        assert_eq!(read_bootstrap_records(&meta).unwrap(), records);
+        // The file is in JSON, one record per element.
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(meta.join(BOOTSTRAP_RECORDS_FILE)).unwrap())
+                .unwrap();
+        assert_eq!(json[0]["type"], "UserScramCredential");
+        assert_eq!(json[0]["name"], "alice");
+    }
+
+    #[test]
+    fn bootstrap_records_of_an_unfinished_format_are_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let meta = tmp.path().join("meta");
+        let c = config(&meta, None, 1);
+        let records =
+            parse_add_scram(&["SCRAM-SHA-256=[name=alice,password=alice-secret]".into()]).unwrap();
+        // A format that stopped before meta.properties: the file, but no meta.properties.
+        write_bootstrap_records(&meta, &records).unwrap();
+        // Formatting again without --add-scram removes it...
+        format(&c, &random_uuid(), false, &InitialControllers::None).unwrap();
+        assert!(read_bootstrap_records(&meta).unwrap().is_empty());
+        // ...and so does a node that formats the directory itself.
+        let fresh = tmp.path().join("fresh");
+        write_bootstrap_records(&fresh, &records).unwrap();
+        ensure_formatted(&config(&fresh, None, 1)).unwrap();
+        assert!(!fresh.join(BOOTSTRAP_RECORDS_FILE).exists());
+        // A garbled file is named when read.
+        std::fs::write(meta.join(BOOTSTRAP_RECORDS_FILE), b"[{").unwrap();
+        let err = read_bootstrap_records(&meta).unwrap_err().to_string();
+        assert!(err.contains(BOOTSTRAP_RECORDS_FILE), "{err}");
     }
 }

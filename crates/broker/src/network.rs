@@ -185,11 +185,13 @@ pub struct ListenerKind {
     pub sasl: Option<Arc<crate::sasl::SaslListenerConfig>>,
 }
 
-/// The TLS side of a listener: its acceptor, and the key store it serves, which a dynamic
-/// `ssl.keystore.*` update replaces for the next handshakes.
+/// The TLS side of a listener: its acceptor, rebuilt when a dynamic `ssl.keystore.*` or
+/// `ssl.truststore.*` update changes the listener's settings (new handshakes use it,
+/// established connections keep theirs), and its principal mapping.
 pub struct ListenerTls {
-    acceptor: tokio_rustls::TlsAcceptor,
-    pub key_store: Arc<moldau_security::tls::KeyStoreResolver>,
+    acceptor: parking_lot::RwLock<tokio_rustls::TlsAcceptor>,
+    /// The settings the acceptor was built from.
+    current: parking_lot::RwLock<Arc<moldau_security::tls::SslConfig>>,
     /// `ssl.principal.mapping.rules`: a client certificate's subject to a user name.
     principal_mapper: SslPrincipalMapper,
 }
@@ -197,10 +199,8 @@ pub struct ListenerTls {
 impl ListenerTls {
     pub fn new(
         ssl: &moldau_security::tls::SslConfig,
-        key_store: &moldau_security::tls::KeyStore,
     ) -> Result<ListenerTls, moldau_security::tls::SslConfigError> {
-        let resolver = moldau_security::tls::KeyStoreResolver::new(key_store)?;
-        let config = ssl.server_config(resolver.clone())?;
+        let acceptor = Self::acceptor_for(ssl)?;
         let principal_mapper =
             SslPrincipalMapper::parse(&ssl.principal_mapping_rules).map_err(|e| {
                 moldau_security::tls::SslConfigError {
@@ -209,10 +209,41 @@ impl ListenerTls {
                 }
             })?;
         Ok(ListenerTls {
-            acceptor: tokio_rustls::TlsAcceptor::from(config),
-            key_store: resolver,
+            acceptor: parking_lot::RwLock::new(acceptor),
+            current: parking_lot::RwLock::new(Arc::new(ssl.clone())),
             principal_mapper,
         })
+    }
+
+    fn acceptor_for(
+        ssl: &moldau_security::tls::SslConfig,
+    ) -> Result<tokio_rustls::TlsAcceptor, moldau_security::tls::SslConfigError> {
+        let Some(key_store) = &ssl.key_store else {
+            return Err(moldau_security::tls::SslConfigError {
+                key: "ssl.keystore.location".into(),
+                message: "a TLS listener needs a key store".into(),
+            });
+        };
+        let resolver = moldau_security::tls::KeyStoreResolver::new(key_store)?;
+        Ok(tokio_rustls::TlsAcceptor::from(
+            ssl.server_config(resolver)?,
+        ))
+    }
+
+    /// Serves `ssl` from the next handshake on.
+    pub fn reconfigure(
+        &self,
+        ssl: moldau_security::tls::SslConfig,
+    ) -> Result<(), moldau_security::tls::SslConfigError> {
+        let acceptor = Self::acceptor_for(&ssl)?;
+        *self.acceptor.write() = acceptor;
+        *self.current.write() = Arc::new(ssl);
+        Ok(())
+    }
+
+    /// The settings served now.
+    pub fn current(&self) -> Arc<moldau_security::tls::SslConfig> {
+        self.current.read().clone()
     }
 
     /// The principal of a TLS client: `User:ANONYMOUS` without a certificate, else its
@@ -311,8 +342,9 @@ async fn serve_connection(
         // The handshake counts as idle time: a client that never finishes it is closed
         // like one that never sends a request.
         Some(tls) => {
+            let acceptor = tls.acceptor.read().clone();
             let handshake = tokio::select! {
-                done = tokio::time::timeout(idle, crate::net::tls_accept(connection, &tls.acceptor)) => done,
+                done = tokio::time::timeout(idle, crate::net::tls_accept(connection, &acceptor)) => done,
                 _ = shutdown.wait_for(|stop| *stop) => return,
             };
             match handshake {

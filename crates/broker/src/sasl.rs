@@ -536,9 +536,14 @@ fn scram_credential(
     user: &str,
     mechanism: ScramMechanism,
 ) -> Option<ScramCredential> {
-    // TEMP(scram-image): the image's credentials land with the SCRAM records.
-    let _ = (state, user, mechanism);
-    None::<ScramCredential>
+    let image = state.image();
+    let stored = image.scram_credential(user, mechanism.type_code())?;
+    Some(ScramCredential {
+        salt: stored.salt.to_vec(),
+        stored_key: stored.stored_key.to_vec(),
+        server_key: stored.server_key.to_vec(),
+        iterations: stored.iterations,
+    })
 }
 
 fn parse_header(body: &mut Bytes) -> Result<(RequestHeader, ApiKey), String> {

@@ -172,6 +172,7 @@ impl Broker {
             raft_transport,
             inter_broker,
             controller_client,
+            listener_tls.clone(),
         ));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let limits = NetworkLimits::new(state.config.connections.clone());
@@ -239,6 +240,8 @@ impl Broker {
         }
         log_manager.start_background_tasks();
         let reconcile_task = spawn_reconciler(state.clone());
+        // Not kept: it ends when the image's sender does, at shutdown.
+        let _ = crate::dynamic_tls::spawn_watcher(state.clone(), listener_tls.clone());
         let coordinator_loader_task = spawn_coordinator_loader(state.clone());
         if separate_metadata_dir {
             metadata_log_manager.start_background_tasks();
@@ -777,7 +780,7 @@ fn peer_security(config: &ServerConfig, listener: Option<&String>) -> PeerSecuri
         return PeerSecurity::default();
     };
     let mut peer = PeerSecurity::default();
-    let mut unusable = |reason: String| peer_unusable(name, security.protocol.name(), reason);
+    let unusable = |reason: String| peer_unusable(name, security.protocol.name(), reason);
     if let Some(ssl) = &security.ssl {
         match ssl.client_config() {
             Ok(config) => peer.tls = Some(config),
@@ -811,11 +814,11 @@ fn listener_tls(
     let mut out = BTreeMap::new();
     for (name, security) in &config.listener_security {
         let Some(ssl) = &security.ssl else { continue };
-        let Some(key_store) = &ssl.key_store else {
+        if ssl.key_store.is_none() {
             // Connected to, never bound here: only the client side is needed.
             continue;
-        };
-        let tls = crate::network::ListenerTls::new(ssl, key_store).map_err(|e| {
+        }
+        let tls = crate::network::ListenerTls::new(ssl).map_err(|e| {
             BrokerError::Config(crate::config::ConfigError::InvalidValue {
                 key: e.key,
                 value: String::new(),

@@ -1,5 +1,6 @@
 //! What every handler can reach: the config, the controller and the replica manager.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -44,6 +45,9 @@ pub struct BrokerState {
     /// Requests to controllers (registration, heartbeats, forwarded writes), on their
     /// controller listener.
     pub controller_client: Arc<InterBrokerClient>,
+    /// The TLS of each listener this node serves with TLS, by upper-case name (dynamic SSL
+    /// updates are checked against and applied to it).
+    pub tls_listeners: BTreeMap<String, Arc<crate::network::ListenerTls>>,
     /// Broker liveness as the active controller tracks it.
     pub broker_heartbeats: BrokerHeartbeats,
     /// The producer-id block this broker hands ids out of: [next, end).
@@ -63,6 +67,7 @@ impl BrokerState {
         raft_transport: Arc<TcpControllerTransport>,
         inter_broker: Arc<InterBrokerClient>,
         controller_client: Arc<InterBrokerClient>,
+        tls_listeners: BTreeMap<String, Arc<crate::network::ListenerTls>>,
     ) -> Self {
         let group_coordinator = Arc::new(GroupCoordinator::new(&config, replica_manager.clone()));
         let txn_coordinator = Arc::new(TxnCoordinator::new(&config, replica_manager.clone()));
@@ -78,6 +83,7 @@ impl BrokerState {
             raft_transport,
             inter_broker,
             controller_client,
+            tls_listeners,
             broker_heartbeats: BrokerHeartbeats::default(),
             producer_id_block: Mutex::new((0, 0)),
             clients_enabled: AtomicBool::new(false),

@@ -426,3 +426,135 @@ mod raw_sasl {
         broker.shutdown().await;
     }
 }
+
+mod dynamic_key_store {
+    use super::*;
+    use crate::common::wire::WireClient;
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::{
+        ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    async fn alter(
+        addr: &str,
+        ca_pem: &str,
+        broker: &str,
+        key: &str,
+        value: &str,
+    ) -> (i16, Option<String>) {
+        let mut client = WireClient::connect_tls(addr, ca_pem).await;
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(StrBytes::from_string(broker.to_string()))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(StrBytes::from_string(key.to_string()))
+                    .with_config_operation(0)
+                    .with_value(Some(StrBytes::from_string(value.to_string())))]),
+        ]);
+        let response: IncrementalAlterConfigsResponse = client
+            .call(ApiKey::IncrementalAlterConfigs, 1, &request)
+            .await;
+        let result = &response.responses[0];
+        (
+            result.error_code,
+            result.error_message.as_ref().map(|m| m.to_string()),
+        )
+    }
+
+    async fn reachable(config: &ClientConfig) -> bool {
+        let producer: FutureProducer = config
+            .clone()
+            .set("message.timeout.ms", "3000")
+            .create()
+            .unwrap();
+        producer
+            .send(
+                FutureRecord::to("dynamic").key("k").payload("x"),
+                Duration::from_secs(5),
+            )
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_store_set_per_listener_serves_new_handshakes_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let first_ca = TestPki::new();
+        let mut broker = tls_broker(dir.path(), &first_ca, &[]).await;
+        let addr = broker.bootstrap();
+
+        // The same subject and names, issued by another CA.
+        let second_dir = tempfile::tempdir().unwrap();
+        let second_ca = TestPki::named("Second CA");
+        let renewed = second_ca.write_leaf(
+            second_dir.path(),
+            "broker",
+            "broker",
+            &["localhost", "127.0.0.1"],
+        );
+        let second_trust = second_ca.write_ca(second_dir.path());
+        let second_client = tls_client(&broker, &second_trust);
+        assert!(!reachable(&second_client).await, "not trusted yet");
+
+        // Kafka's rules: per listener, per broker.
+        let location = renewed.key_store.display().to_string();
+        let (code, message) = alter(
+            &addr,
+            &first_ca.ca_pem,
+            "1",
+            "ssl.keystore.location",
+            &location,
+        )
+        .await;
+        assert_eq!(code, 42, "{message:?}");
+        assert!(message.unwrap().contains("listener prefix"));
+        let key = "listener.name.ssl.ssl.keystore.location";
+        let (code, message) = alter(&addr, &first_ca.ca_pem, "", key, &location).await;
+        assert_eq!(code, 42, "{message:?}");
+        assert!(message.unwrap().contains("broker id must be specified"));
+        // Another subject: refused (ssl.allow.dn.changes is false).
+        let other = second_ca.write_leaf(second_dir.path(), "other", "other", &["127.0.0.1"]);
+        let (code, message) = alter(
+            &addr,
+            &first_ca.ca_pem,
+            "1",
+            key,
+            &other.key_store.display().to_string(),
+        )
+        .await;
+        assert_eq!(code, 42);
+        assert!(message
+            .unwrap()
+            .contains("DistinguishedName does not match"));
+        // A file that does not exist: refused, naming it.
+        let (code, message) =
+            alter(&addr, &first_ca.ca_pem, "1", key, "/no/such/keystore.pem").await;
+        assert_eq!(code, 42);
+        assert!(message.unwrap().contains("/no/such/keystore.pem"));
+
+        let (code, message) = alter(&addr, &first_ca.ca_pem, "1", key, &location).await;
+        assert_eq!(code, 0, "{message:?}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !reachable(&second_client).await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "new key store not served"
+            );
+        }
+
+        broker.restart().await;
+        let second_client = tls_client(&broker, &second_trust);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !reachable(&second_client).await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the dynamic key store is not served after a restart"
+            );
+        }
+        broker.shutdown().await;
+    }
+}

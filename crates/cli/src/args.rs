@@ -1,5 +1,6 @@
 //! Argument types shared by several subcommands.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -22,8 +23,14 @@ pub struct ConnectArgs {
     pub request_timeout_ms: u64,
 
     /// Extra librdkafka client property (repeatable), e.g. -X security.protocol=SSL.
+    /// Wins over --command-config.
     #[arg(short = 'X', long = "client-property", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub client_properties: Vec<KeyValue>,
+
+    /// A Java client properties file, as Kafka's tools take it (security.protocol,
+    /// sasl.mechanism, sasl.jaas.config, ssl.truststore.*, ssl.keystore.*, ...).
+    #[arg(long, value_name = "FILE", value_parser = parse_command_config)]
+    pub command_config: Option<PathBuf>,
 }
 
 impl ConnectArgs {
@@ -63,6 +70,14 @@ pub fn parse_key_value(s: &str) -> Result<KeyValue, String> {
         }),
         _ => Err(format!("expected KEY=VALUE, got '{s}'")),
     }
+}
+
+/// A `--command-config` path; an empty one is refused here, a missing file when it is read.
+pub fn parse_command_config(s: &str) -> Result<PathBuf, String> {
+    if s.trim().is_empty() {
+        return Err("expected a properties file".to_string());
+    }
+    Ok(PathBuf::from(s))
 }
 
 /// Parses kafka-configs' `--add-config` syntax: `k1=v1,k2=[a,b],k3=v3`.

@@ -1145,4 +1145,167 @@ mod tests {
         assert!(image.brokers.is_empty());
         assert!(image.unfenced_broker_ids().is_empty());
     }
+
+    fn scram(name: &str, mechanism: i8, key: u8, iterations: i32) -> MetadataRecord {
+        MetadataRecord::UserScramCredential {
+            name: name.into(),
+            mechanism,
+            salt: vec![b's', key].into(),
+            stored_key: vec![key; 32].into(),
+            server_key: vec![key.wrapping_add(1); 32].into(),
+            iterations,
+        }
+    }
+
+    fn remove_scram(name: &str, mechanism: i8) -> MetadataRecord {
+        MetadataRecord::RemoveUserScramCredential {
+            name: name.into(),
+            mechanism,
+        }
+    }
+
+    #[test]
+    fn scram_credentials_are_set_replaced_and_looked_up_by_user_and_mechanism() {
+        let image = replay_all(
+            &MetadataImage::empty(),
+            &[
+                scram("alice", 1, 1, 4096),
+                scram("alice", 2, 2, 8192),
+                scram("bob", 1, 3, 4096),
+            ],
+        );
+        let alice = image.scram_credential("alice", 1).unwrap();
+        assert_eq!(alice.iterations, 4096);
+        assert_eq!(alice.stored_key.as_slice(), &[1; 32]);
+        assert_eq!(alice.server_key.as_slice(), &[2; 32]);
+        assert_eq!(alice.salt.as_slice(), b"s\x01");
+        assert_eq!(image.scram_credential("alice", 2).unwrap().iterations, 8192);
+        assert!(image.scram_credential("bob", 2).is_none());
+        assert!(image.scram_credential("carol", 1).is_none());
+        let users: Vec<(&str, Vec<i8>)> = image
+            .scram_users()
+            .map(|(user, by)| (user, by.keys().copied().collect()))
+            .collect();
+        assert_eq!(users, vec![("alice", vec![1, 2]), ("bob", vec![1])]);
+
+        // A second record for the same user and mechanism replaces the first.
+        let mut delta = MetadataDelta::new(&image);
+        delta.replay(3, &scram("alice", 1, 9, 10000)).unwrap();
+        assert_eq!(
+            delta.changed_scram_users().collect::<Vec<_>>(),
+            vec!["alice"]
+        );
+        let replaced = delta.apply();
+        let alice = replaced.scram_credential("alice", 1).unwrap();
+        assert_eq!(
+            (alice.iterations, alice.stored_key.as_slice()),
+            (10000, &[9u8; 32][..])
+        );
+        // The earlier image is untouched.
+        assert_eq!(image.scram_credential("alice", 1).unwrap().iterations, 4096);
+    }
+
+    #[test]
+    fn scram_credentials_are_removed_and_an_unknown_removal_is_skipped() {
+        let image = replay_all(
+            &MetadataImage::empty(),
+            &[scram("alice", 1, 1, 4096), scram("alice", 2, 2, 4096)],
+        );
+        let mut delta = MetadataDelta::new(&image);
+        delta.replay(2, &remove_scram("alice", 1)).unwrap();
+        assert!(delta.current().scram_credential("alice", 1).is_none());
+        assert!(delta.current().scram_credential("alice", 2).is_some());
+        // Removing it again, or one never set, changes nothing (and does not stop replay).
+        for (offset, record) in [(3, remove_scram("alice", 1)), (4, remove_scram("bob", 2))] {
+            let err = delta.replay(offset, &record).unwrap_err();
+            assert!(
+                matches!(err, ReplayError::UnknownScramCredential { offset: o, .. } if o == offset),
+                "{err}"
+            );
+        }
+        delta.replay(5, &remove_scram("alice", 2)).unwrap();
+        let after = delta.apply();
+        assert_eq!(after.offset, 5);
+        assert!(after.scram_credentials_of("alice").is_none());
+        assert_eq!(after.scram_users().count(), 0);
+        assert_eq!(after, {
+            let mut empty = MetadataImage::empty();
+            empty.offset = 5;
+            empty
+        });
+        // The image the delta started from still has both.
+        assert_eq!(image.scram_credentials_of("alice").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn scram_credentials_survive_a_snapshot() {
+        let (_, mut records) = topic_records("t", 1);
+        records.extend([
+            scram("bob", 2, 5, 8192),
+            scram("alice", 1, 1, 4096),
+            scram("alice", 2, 2, 4096),
+            remove_scram("alice", 2),
+        ]);
+        let image = replay_all(&MetadataImage::empty(), &records);
+        let snapshot = image.to_records();
+        let scram_records: Vec<_> = snapshot
+            .iter()
+            .filter(|r| matches!(r, MetadataRecord::UserScramCredential { .. }))
+            .collect();
+        assert_eq!(
+            scram_records,
+            vec![&scram("alice", 1, 1, 4096), &scram("bob", 2, 5, 8192)]
+        );
+        // Through JSON, as a snapshot is stored.
+        let decoded: Vec<MetadataRecord> = snapshot
+            .iter()
+            .map(|r| MetadataRecord::decode(&r.encode()).unwrap())
+            .collect();
+        let mut rebuilt = replay_all(&MetadataImage::empty(), &decoded);
+        rebuilt.offset = image.offset;
+        assert_eq!(rebuilt, image);
+        // A snapshot installed over another image reports the users whose credentials differ.
+        let older = replay_all(&MetadataImage::empty(), &[scram("alice", 1, 7, 4096)]);
+        let delta = MetadataDelta::between(&older, &rebuilt);
+        assert_eq!(
+            delta.changed_scram_users().collect::<Vec<_>>(),
+            vec!["alice", "bob"]
+        );
+    }
+
+    #[test]
+    fn scram_records_are_json_with_base64_bytes_and_hide_them_from_debug() {
+        let record = MetadataRecord::UserScramCredential {
+            name: "alice".into(),
+            mechanism: 2,
+            salt: b"salt".to_vec().into(),
+            stored_key: vec![0xff, 0x00, 0x10].into(),
+            server_key: Vec::new().into(),
+            iterations: 8192,
+        };
+        let json: serde_json::Value = serde_json::from_slice(&record.encode()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "type": "UserScramCredential",
+                "name": "alice",
+                "mechanism": 2,
+                "salt": "c2FsdA==",
+                "stored_key": "/wAQ",
+                "server_key": "",
+                "iterations": 8192,
+            })
+        );
+        assert_eq!(MetadataRecord::decode(&record.encode()).unwrap(), record);
+        let remove = remove_scram("alice", 2);
+        assert_eq!(MetadataRecord::decode(&remove.encode()).unwrap(), remove);
+        assert_eq!(remove.type_name(), "RemoveUserScramCredential");
+        let debug = format!("{record:?}");
+        assert!(
+            !debug.contains("255") && debug.contains("[hidden]"),
+            "{debug}"
+        );
+        let bad = br#"{"type":"UserScramCredential","name":"a","mechanism":1,"salt":"!!","stored_key":"","server_key":"","iterations":4096}"#;
+        assert!(MetadataRecord::decode(bad).is_err());
+    }
 }

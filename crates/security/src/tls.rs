@@ -97,6 +97,10 @@ pub struct SslConfig {
     pub endpoint_identification: bool,
     /// `ssl.principal.mapping.rules`, unparsed (the principal module parses it).
     pub principal_mapping_rules: String,
+    /// `ssl.allow.dn.changes` / `ssl.allow.san.changes`: a dynamic key store update may
+    /// change the certificate's subject / alternative names.
+    pub allow_dn_changes: bool,
+    pub allow_san_changes: bool,
 }
 
 /// Looks keys up as Kafka does for a listener: `<prefix><key>` first (`listener.name.x.`),
@@ -200,13 +204,18 @@ impl SslConfig {
                 }
             }
         }
-        for key in ["ssl.allow.dn.changes", "ssl.allow.san.changes"] {
-            if let Some((k, v)) = props.get_set(key) {
-                if !matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "false") {
-                    return Err(error(k, format!("{v} is not a boolean")));
-                }
+        let flag = |key: &str| -> Result<bool, SslConfigError> {
+            match props.get_set(key) {
+                None => Ok(false),
+                Some((k, v)) => match v.trim().to_ascii_lowercase().as_str() {
+                    "true" => Ok(true),
+                    "false" => Ok(false),
+                    _ => Err(error(k, format!("{v} is not a boolean"))),
+                },
             }
-        }
+        };
+        let allow_dn_changes = flag("ssl.allow.dn.changes")?;
+        let allow_san_changes = flag("ssl.allow.san.changes")?;
         if let Some((k, v)) = props.get_set("ssl.protocol") {
             if !matches!(v.trim(), "TLSv1.3" | "TLSv1.2" | "TLS") {
                 return Err(error(
@@ -251,6 +260,8 @@ impl SslConfig {
             cipher_suites,
             endpoint_identification,
             principal_mapping_rules,
+            allow_dn_changes,
+            allow_san_changes,
         })
     }
 
@@ -673,6 +684,25 @@ fn non_empty_trust(
         return Err(error(key, "the trust store holds no certificate"));
     }
     Ok(certs)
+}
+
+/// The subject alternative names of a certificate (as `DNS:name`, `IP:addr`, ...), for the
+/// dynamic key store update's check that they did not change (`ssl.allow.san.changes`).
+pub fn subject_alt_names(certificate_der: &[u8]) -> Result<Vec<String>, String> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(certificate_der).map_err(|e| e.to_string())?;
+    let mut names: Vec<String> = match cert.subject_alternative_name() {
+        Ok(Some(ext)) => ext
+            .value
+            .general_names
+            .iter()
+            .map(|name| format!("{name}"))
+            .collect(),
+        Ok(None) => Vec::new(),
+        Err(e) => return Err(e.to_string()),
+    };
+    names.sort();
+    Ok(names)
 }
 
 /// The server certificate of a listener; replacing it serves the next handshake.

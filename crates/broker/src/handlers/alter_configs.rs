@@ -356,6 +356,7 @@ fn preprocess(
                     Ops::Incremental(_) => BTreeMap::new(),
                 }
             };
+            crate::dynamic_tls::validate(state, &state.tls_listeners, &change.name, &to_check)?;
             topic_configs::validate_broker_configs(&to_check)?;
             Ok(resource)
         }

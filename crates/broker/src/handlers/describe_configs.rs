@@ -134,21 +134,24 @@ fn config_result(
             .synonyms
             .into_iter()
             .map(|s| {
+                let hidden = crate::config::is_sensitive_key(&s.name);
                 DescribeConfigsSynonym::default()
                     .with_name(str_bytes(s.name))
-                    .with_value(s.value.map(str_bytes))
+                    .with_value(s.value.filter(|_| !hidden).map(str_bytes))
                     .with_source(s.source as i8)
             })
             .collect()
     } else {
         Vec::new()
     };
+    // Secrets (passwords, inline keys, JAAS configs) are never sent: null and sensitive.
+    let sensitive = crate::config::is_sensitive_key(&entry.name);
     DescribeConfigsResourceResult::default()
         .with_name(str_bytes(entry.name))
-        .with_value(entry.value.map(str_bytes))
+        .with_value(entry.value.filter(|_| !sensitive).map(str_bytes))
         .with_read_only(entry.read_only)
         .with_config_source(entry.source as i8)
-        .with_is_sensitive(false)
+        .with_is_sensitive(sensitive)
         .with_synonyms(synonyms)
         .with_config_type(entry.config_type)
         .with_documentation(

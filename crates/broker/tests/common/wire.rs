@@ -8,8 +8,21 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use std::sync::Arc;
+
+#[allow(deprecated)] // ring: the provider the broker uses (see moldau-security's tls.rs)
+fn ring_provider() -> tokio_rustls::rustls::crypto::CryptoProvider {
+    tokio_rustls::rustls::crypto::ring::default_provider()
+}
+
+/// A plaintext or TLS connection.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for S {}
+
 pub struct WireClient {
-    stream: TcpStream,
+    tls: Option<Box<dyn Stream>>,
+    /// The plain TCP stream, kept for `into_raw` (plaintext connections only).
+    tcp: Option<TcpStream>,
     correlation_id: i32,
 }
 
@@ -19,14 +32,53 @@ impl WireClient {
             .await
             .expect("connect to broker");
         WireClient {
-            stream,
+            tls: None,
+            tcp: Some(stream),
             correlation_id: 0,
+        }
+    }
+
+    /// A TLS connection trusting the CA certificates of `ca_pem` (host name checked
+    /// against the address's host).
+    pub async fn connect_tls(bootstrap: &str, ca_pem: &str) -> WireClient {
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+        let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(cert.expect("CA PEM")).expect("CA certificate");
+        }
+        let config =
+            tokio_rustls::rustls::ClientConfig::builder_with_provider(Arc::new(ring_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("TLS versions")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        let tcp = TcpStream::connect(bootstrap)
+            .await
+            .expect("connect to broker");
+        let host = bootstrap.rsplit_once(':').expect("host:port").0.to_string();
+        let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from(host).expect("server name"), tcp)
+            .await
+            .expect("TLS handshake");
+        WireClient {
+            tls: Some(Box::new(stream)),
+            tcp: None,
+            correlation_id: 0,
+        }
+    }
+
+    fn io(&mut self) -> &mut (dyn Stream + '_) {
+        match (&mut self.tcp, &mut self.tls) {
+            (Some(tcp), _) => tcp,
+            (None, Some(tls)) => tls.as_mut(),
+            (None, None) => unreachable!("a client has a stream"),
         }
     }
 
     /// The connection, to watch what the broker does next byte by byte.
     pub fn into_raw(self) -> super::raw::RawConnection {
-        super::raw::RawConnection::from_stream(self.stream)
+        super::raw::RawConnection::from_stream(self.tcp.expect("a plaintext connection"))
     }
 
     /// Sends `request` as `api_key` v`version` and returns the decoded response.
@@ -50,11 +102,11 @@ impl WireClient {
         let mut frame = BytesMut::with_capacity(body.len() + 4);
         frame.put_i32(body.len() as i32);
         frame.extend_from_slice(&body);
-        self.stream.write_all(&frame).await.expect("send request");
+        self.io().write_all(&frame).await.expect("send request");
 
-        let len = self.stream.read_i32().await.expect("read response length");
+        let len = self.io().read_i32().await.expect("read response length");
         let mut response = vec![0u8; len as usize];
-        self.stream
+        self.io()
             .read_exact(&mut response)
             .await
             .expect("read response");
