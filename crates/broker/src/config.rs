@@ -280,6 +280,9 @@ pub struct ServerConfig {
     /// The security of every listener this node binds or connects to (bound listeners,
     /// controller listeners, the inter-broker listener), by upper-case name.
     pub listener_security: BTreeMap<String, ListenerSecurity>,
+    /// `authorizer.class.name=...StandardAuthorizer` with `super.users` and
+    /// `allow.everyone.if.no.acl.found`; `None`: no authorizer (everything allowed).
+    pub authorizer: Option<moldau_security::acl::AuthorizerSettings>,
     pub log_dir: PathBuf,
     pub metadata_log_dir: PathBuf,
     pub num_partitions: i32,
@@ -737,6 +740,7 @@ impl ServerConfig {
             advertised_listeners,
             inter_broker_listener_name,
             listener_security,
+            authorizer: authorizer_settings(&props)?,
             log_dir,
             metadata_log_dir,
             num_partitions: parse_opt(&props, "num.partitions", 1, 1, i32::MAX)?,
@@ -1120,13 +1124,7 @@ fn inter_broker_listener_name(
 /// [`crate::sasl::SaslListenerConfig`].
 fn is_unsupported_security_key(key: &str) -> bool {
     const PREFIXES: &[&str] = &["sasl.", "delegation.token."];
-    const KEYS: &[&str] = &[
-        "authorizer.class.name",
-        "super.users",
-        "allow.everyone.if.no.acl.found",
-        "principal.builder.class",
-        "security.providers",
-    ];
+    const KEYS: &[&str] = &["principal.builder.class", "security.providers"];
     if is_sasl_key(key).is_some() {
         return false;
     }
@@ -1175,12 +1173,64 @@ fn is_sasl_key(key: &str) -> Option<Option<&str>> {
     .then_some(Some(listener))
 }
 
-/// Values that ask for nothing Moldau lacks: Kafka's "no authorizer" and "no super users".
-fn is_security_off(key: &str, value: &str) -> bool {
-    match key {
-        "authorizer.class.name" | "super.users" => value.trim().is_empty(),
-        _ => false,
+/// Values that ask for nothing Moldau lacks (none left: every key above is refused).
+fn is_security_off(_key: &str, _value: &str) -> bool {
+    false
+}
+
+/// `authorizer.class.name` (StandardAuthorizer or empty), `super.users`,
+/// `allow.everyone.if.no.acl.found`: the authorizer's settings, or `None` without one. The
+/// last two without an authorizer would do nothing: an error naming them.
+fn authorizer_settings(
+    props: &BTreeMap<String, String>,
+) -> Result<Option<moldau_security::acl::AuthorizerSettings>, ConfigError> {
+    const CLASS: &str = "authorizer.class.name";
+    let class = props.get(CLASS).map(|v| v.trim()).unwrap_or("");
+    let super_users = props.get("super.users").map(String::as_str);
+    let allow_everyone = props
+        .get("allow.everyone.if.no.acl.found")
+        .map(String::as_str);
+    if class.is_empty() {
+        for (key, value) in [
+            ("super.users", super_users),
+            ("allow.everyone.if.no.acl.found", allow_everyone),
+        ] {
+            if let Some(value) = value.filter(|v| !v.trim().is_empty()) {
+                return Err(ConfigError::invalid(
+                    key,
+                    value,
+                    format!(
+                        "has no effect without an authorizer: set {CLASS}={}",
+                        crate::authorizer::STANDARD_AUTHORIZER
+                    ),
+                ));
+            }
+        }
+        return Ok(None);
     }
+    if class != crate::authorizer::STANDARD_AUTHORIZER {
+        return Err(ConfigError::invalid(
+            CLASS,
+            class,
+            format!(
+                "Moldau's authorizer is {} (kafka.security.authorizer.AclAuthorizer needs \
+                 ZooKeeper; custom classes cannot be loaded)",
+                crate::authorizer::STANDARD_AUTHORIZER
+            ),
+        ));
+    }
+    if let Some(value) = allow_everyone {
+        if !matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "false") {
+            return Err(ConfigError::invalid(
+                "allow.everyone.if.no.acl.found",
+                value,
+                "expected true or false",
+            ));
+        }
+    }
+    moldau_security::acl::AuthorizerSettings::from_configs(super_users, allow_everyone)
+        .map(Some)
+        .map_err(|e| ConfigError::invalid("super.users", super_users.unwrap_or(""), e.to_string()))
 }
 
 /// `ssl.*` keys, bare or per listener (`listener.name.<l>.ssl.*`): the listener (lower
@@ -1661,6 +1711,14 @@ fn check_process_roles(
 }
 
 fn is_known_key(key: &str) -> bool {
+    const AUTHORIZER_KEYS: &[&str] = &[
+        "authorizer.class.name",
+        "super.users",
+        "allow.everyone.if.no.acl.found",
+    ];
+    if AUTHORIZER_KEYS.contains(&key) {
+        return true;
+    }
     // ssl.* keys are checked by the TLS settings themselves (unknown ones are errors).
     ssl_key_listener(key).is_some()
         || is_sasl_key(key).is_some()
@@ -2112,16 +2170,14 @@ mod tests {
     #[test]
     fn security_keys_are_startup_errors_naming_the_key() {
         for (key, value) in [
-            ("sasl.enabled.mechanisms", "PLAIN"),
-            (
-                "authorizer.class.name",
-                "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-            ),
-            ("super.users", "User:admin"),
             ("principal.builder.class", "x.Builder"),
-            ("connections.max.reauth.ms", "1000"),
             ("delegation.token.secret.key", "k"),
-            ("listener.name.sasl_plaintext.plain.sasl.jaas.config", "x"),
+            ("sasl.kerberos.service.name", "kafka"),
+            ("sasl.login.class", "x.Login"),
+            (
+                "listener.name.sasl_plaintext.plain.sasl.login.class",
+                "x.Login",
+            ),
         ] {
             let err = load(&[(key, value)]).unwrap_err().to_string();
             assert!(
@@ -2129,13 +2185,26 @@ mod tests {
                 "{key}: {err}"
             );
         }
+        // SASL keys Moldau reads, with no SASL listener to read them.
+        for (key, value) in [
+            ("sasl.enabled.mechanisms", "PLAIN"),
+            ("connections.max.reauth.ms", "1000"),
+            ("listener.name.sasl_plaintext.plain.sasl.jaas.config", "x"),
+        ] {
+            let err = load(&[(key, value)]).unwrap_err().to_string();
+            assert!(
+                err.contains(key) && err.contains("no listener of this node reads it"),
+                "{key}: {err}"
+            );
+        }
         // Kafka's "off" values ask for nothing; connection limits per listener are not security.
-        load(&[
+        let (c, _) = load(&[
             ("authorizer.class.name", ""),
             ("super.users", ""),
             ("security.inter.broker.protocol", "PLAINTEXT"),
         ])
         .unwrap();
+        assert!(c.authorizer.is_none());
         assert!(!is_unsupported_security_key(
             "listener.name.plaintext.max.connections"
         ));
@@ -2144,6 +2213,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("secret") && err.contains("[hidden]"), "{err}");
+    }
+
+    #[test]
+    fn the_standard_authorizer_and_its_keys() {
+        let (c, _) = load(&[
+            (
+                "authorizer.class.name",
+                "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            ),
+            ("super.users", "User:admin;User:broker"),
+            ("allow.everyone.if.no.acl.found", "true"),
+        ])
+        .unwrap();
+        let settings = c.authorizer.unwrap();
+        assert_eq!(settings.super_users, vec!["User:admin", "User:broker"]);
+        assert!(settings.allow_everyone_if_no_acl_found);
+        for (pairs, key) in [
+            (
+                vec![(
+                    "authorizer.class.name",
+                    "kafka.security.authorizer.AclAuthorizer",
+                )],
+                "authorizer.class.name",
+            ),
+            (vec![("super.users", "User:admin")], "super.users"),
+            (
+                vec![
+                    (
+                        "authorizer.class.name",
+                        "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                    ),
+                    ("super.users", "admin"),
+                ],
+                "super.users",
+            ),
+        ] {
+            let err = load(&pairs).unwrap_err().to_string();
+            assert!(err.contains(key), "{pairs:?}: {err}");
+        }
     }
 
     #[test]

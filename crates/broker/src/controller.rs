@@ -488,4 +488,69 @@ mod tests {
         assert!(!node.replica_manager.has_pending_effects());
         node.close().await;
     }
+
+    fn credential(name: &str, mechanism: i8) -> MetadataRecord {
+        MetadataRecord::UserScramCredential {
+            name: name.into(),
+            mechanism,
+            salt: b"salt".to_vec().into(),
+            stored_key: vec![1; 32].into(),
+            server_key: vec![2; 32].into(),
+            iterations: 4096,
+        }
+    }
+
+    fn leave_bootstrap_records(dir: &std::path::Path, records: &[MetadataRecord]) {
+        let path = dir.join(crate::meta_properties::BOOTSTRAP_RECORDS_FILE);
+        std::fs::write(path, serde_json::to_vec(records).unwrap()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn bootstrap_records_are_committed_once_before_the_first_write() {
+        let dir = tempfile::tempdir().unwrap();
+        leave_bootstrap_records(dir.path(), &[credential("alice", 1), credential("bob", 2)]);
+        let node = open(dir.path()).await;
+        assert!(node.controller.image().scram_users().next().is_none());
+        // The first write decides against an image that has them.
+        let seen = node
+            .controller
+            .write(|image| {
+                let seen = image.scram_credential("alice", 1).is_some()
+                    && image.scram_credential("bob", 2).is_some();
+                Ok::<_, BrokerError>((topic("t", Uuid::new_v4(), 1), seen))
+            })
+            .await
+            .unwrap();
+        assert!(seen);
+        let first_offset = node.controller.image().offset;
+        // A removal sticks: the records are never committed again, not by a later write
+        // and not after a restart.
+        node.commit_unchecked(vec![MetadataRecord::RemoveUserScramCredential {
+            name: "alice".into(),
+            mechanism: 1,
+        }])
+        .await;
+        node.commit_unchecked(topic("u", Uuid::new_v4(), 1)).await;
+        node.close().await;
+        let node = open(dir.path()).await;
+        node.commit_unchecked(topic("v", Uuid::new_v4(), 1)).await;
+        let image = node.controller.image();
+        assert!(image.scram_credential("alice", 1).is_none());
+        assert!(image.scram_credential("bob", 2).is_some());
+        assert!(image.offset > first_offset);
+        node.close().await;
+    }
+
+    #[tokio::test]
+    async fn bootstrap_records_found_on_a_log_that_holds_records_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = open(dir.path()).await;
+        node.commit_unchecked(topic("t", Uuid::new_v4(), 1)).await;
+        node.close().await;
+        leave_bootstrap_records(dir.path(), &[credential("alice", 1)]);
+        let node = open(dir.path()).await;
+        node.commit_unchecked(topic("u", Uuid::new_v4(), 1)).await;
+        assert!(node.controller.image().scram_users().next().is_none());
+        node.close().await;
+    }
 }

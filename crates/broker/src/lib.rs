@@ -11,6 +11,7 @@ mod error;
 
 mod alter_partition_manager;
 mod api;
+mod authorizer;
 mod broker_lifecycle;
 mod controller;
 mod descriptors;

@@ -48,6 +48,8 @@ pub struct BrokerState {
     /// The TLS of each listener this node serves with TLS, by upper-case name (dynamic SSL
     /// updates are checked against and applied to it).
     pub tls_listeners: BTreeMap<String, Arc<crate::network::ListenerTls>>,
+    /// The StandardAuthorizer, when `authorizer.class.name` sets it.
+    pub authorizer: Option<crate::authorizer::Authorizer>,
     /// Broker liveness as the active controller tracks it.
     pub broker_heartbeats: BrokerHeartbeats,
     /// The producer-id block this broker hands ids out of: [next, end).
@@ -71,6 +73,10 @@ impl BrokerState {
     ) -> Self {
         let group_coordinator = Arc::new(GroupCoordinator::new(&config, replica_manager.clone()));
         let txn_coordinator = Arc::new(TxnCoordinator::new(&config, replica_manager.clone()));
+        let authorizer = config
+            .authorizer
+            .clone()
+            .map(crate::authorizer::Authorizer::new);
         BrokerState {
             node_id: config.node_id,
             config,
@@ -84,6 +90,7 @@ impl BrokerState {
             inter_broker,
             controller_client,
             tls_listeners,
+            authorizer,
             broker_heartbeats: BrokerHeartbeats::default(),
             producer_id_block: Mutex::new((0, 0)),
             clients_enabled: AtomicBool::new(false),

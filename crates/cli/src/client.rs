@@ -1,8 +1,11 @@
 //! Client plumbing on librdkafka: configuration, a quiet context, metadata and
 //! error messages that fit on one line.
 
+pub mod command_config;
+mod java_properties;
+
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
@@ -28,20 +31,39 @@ impl ClientContext for QuietContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::debug!(target: "librdkafka", "{error}: {reason}");
+        let code = error.rdkafka_error_code();
+        if matches!(
+            code,
+            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL)
+        ) {
+            *SECURITY_ERROR.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_string());
+        }
     }
+}
+
+/// The last TLS or SASL failure librdkafka reported: a request that then times out
+/// (librdkafka keeps retrying) is explained by it rather than by an unreachable broker.
+static SECURITY_ERROR: Mutex<Option<String>> = Mutex::new(None);
+
+fn security_error() -> Option<String> {
+    SECURITY_ERROR
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
 }
 
 impl ConsumerContext for QuietContext {}
 
-/// The configuration every client starts from; `-X` properties come last and win.
-pub fn base_config(conn: &ConnectArgs) -> ClientConfig {
+/// The configuration every client starts from; the `--command-config` file comes after
+/// the defaults, and `-X` properties come last and win.
+pub fn base_config(conn: &ConnectArgs) -> anyhow::Result<ClientConfig> {
     config_with_defaults(conn, &[])
 }
 
 /// Producers place keyed records as Kafka's Java client does (murmur2), so that
 /// records with one key land in one partition whichever tool wrote them; a record
 /// that cannot be delivered fails after the request timeout.
-pub fn producer_config(conn: &ConnectArgs) -> ClientConfig {
+pub fn producer_config(conn: &ConnectArgs) -> anyhow::Result<ClientConfig> {
     let timeout_ms = conn.request_timeout_ms.to_string();
     config_with_defaults(
         conn,
@@ -62,7 +84,11 @@ pub fn default_idempotence(config: &mut ClientConfig) {
     }
 }
 
-fn config_with_defaults(conn: &ConnectArgs, defaults: &[(&str, &str)]) -> ClientConfig {
+fn config_with_defaults(
+    conn: &ConnectArgs,
+    defaults: &[(&str, &str)],
+) -> anyhow::Result<ClientConfig> {
+    let properties = command_config::client_properties(conn)?;
     let mut config = ClientConfig::new();
     // librdkafka accepts socket timeouts up to 5 minutes.
     let socket_timeout_ms = conn.request_timeout_ms.min(300_000).to_string();
@@ -74,14 +100,14 @@ fn config_with_defaults(conn: &ConnectArgs, defaults: &[(&str, &str)]) -> Client
     for (key, value) in defaults {
         config.set(*key, *value);
     }
-    for kv in &conn.client_properties {
-        config.set(&kv.key, &kv.value);
+    for (key, value) in properties.iter() {
+        config.set(key, value);
     }
-    config
+    Ok(config)
 }
 
 pub fn admin_client(conn: &ConnectArgs) -> anyhow::Result<AdminClient<QuietContext>> {
-    AdminClient::from_config_and_context(&base_config(conn), QuietContext)
+    AdminClient::from_config_and_context(&base_config(conn)?, QuietContext)
         .map_err(|e| creation_error("admin client", e))
 }
 
@@ -97,7 +123,7 @@ pub fn plain_consumer(
     conn: &ConnectArgs,
     extra: &[crate::args::KeyValue],
 ) -> anyhow::Result<BaseConsumer<QuietContext>> {
-    let mut config = base_config(conn);
+    let mut config = base_config(conn)?;
     // librdkafka's assign() needs a group id; the group never joins or commits.
     config
         .set("group.id", "moldau-cli")
@@ -246,6 +272,17 @@ pub fn describe_kafka_error(e: &KafkaError, conn: &ConnectArgs) -> String {
 /// An error code in words, with a hint when the cluster was simply not reached.
 pub fn describe_code(code: RDKafkaErrorCode, conn: &ConnectArgs) -> String {
     let hint = match code {
+        RDKafkaErrorCode::OperationTimedOut
+        | RDKafkaErrorCode::MessageTimedOut
+        | RDKafkaErrorCode::RequestTimedOut
+        | RDKafkaErrorCode::AllBrokersDown
+        | RDKafkaErrorCode::BrokerTransportFailure
+        | RDKafkaErrorCode::Authentication
+        | RDKafkaErrorCode::SSL
+            if security_error().is_some() =>
+        {
+            format!(" ({})", security_error().unwrap_or_default())
+        }
         RDKafkaErrorCode::OperationTimedOut
         | RDKafkaErrorCode::MessageTimedOut
         | RDKafkaErrorCode::RequestTimedOut => format!(

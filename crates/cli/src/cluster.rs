@@ -272,6 +272,7 @@ fn local(args: LocalArgs) -> anyhow::Result<()> {
             let probe = crate::wire::ClientSettings {
                 client_id: "moldau-cluster-local".to_string(),
                 timeout: std::time::Duration::from_millis(500),
+                security: crate::wire::WireSecurity::default(),
             };
             for node in &nodes {
                 let addr = format!("127.0.0.1:{}", node.client_port);

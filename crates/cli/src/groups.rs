@@ -639,7 +639,7 @@ fn offsets_for_time(
 /// Commits the new offsets as a consumer outside the group (generation -1, no member id),
 /// which the coordinator accepts only while the group has no members; then reads them back.
 fn commit(conn: &ConnectArgs, group: &str, rows: &[ResetRow]) -> anyhow::Result<()> {
-    let mut config = base_config(conn);
+    let mut config = base_config(conn)?;
     config
         .set("group.id", group)
         .set("enable.auto.commit", "false")

@@ -26,6 +26,7 @@ mod server;
 mod storage;
 mod topics;
 mod transactions;
+mod users;
 mod wire;
 
 use std::io::IsTerminal;
@@ -82,6 +83,10 @@ enum Command {
     /// Move partitions between brokers, like kafka-reassign-partitions.
     #[command(subcommand)]
     Reassign(reassign::ReassignCommand),
+    /// Set, delete and describe users' SCRAM credentials, like kafka-configs
+    /// --entity-type users.
+    #[command(subcommand)]
+    Users(users::UsersCommand),
 }
 
 /// A failure with the exit code it should produce.
@@ -115,6 +120,7 @@ fn main() -> ExitCode {
         Command::LogDirs(cmd) => log_dirs::run(cmd),
         Command::Leaders(cmd) => leaders::run(cmd),
         Command::Reassign(cmd) => reassign::run(cmd),
+        Command::Users(cmd) => users::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

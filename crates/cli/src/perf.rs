@@ -188,7 +188,7 @@ struct Latency {
 
 fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     let conn = &args.conn;
-    let mut config = producer_config(conn);
+    let mut config = producer_config(conn)?;
     for kv in &args.producer_props {
         config.set(&kv.key, &kv.value);
     }

@@ -130,7 +130,7 @@ impl ProducerContext for DeliveryLog {
 
 pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let conn = &args.conn;
-    let mut config = producer_config(conn);
+    let mut config = producer_config(conn)?;
     config
         .set("acks", &args.acks)
         .set("compression.type", args.compression.as_str());

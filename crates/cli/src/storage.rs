@@ -1,5 +1,6 @@
 //! `moldau storage random-uuid|format|info`, like kafka-storage: prepare a node's data
-//! directories (`meta.properties`) before its first start, and show what they hold.
+//! directories (`meta.properties`, and the records `--add-scram` puts in the metadata log
+//! at the first start) before its first start, and show what they hold.
 
 use std::path::PathBuf;
 
@@ -56,6 +57,11 @@ pub struct FormatArgs {
     /// `moldau metadata-quorum add-controller`).
     #[arg(long, short = 'N', group = "initial")]
     no_initial_controllers: bool,
+    /// A SCRAM credential to add to the metadata log at the first start (repeatable), as
+    /// kafka-storage: 'SCRAM-SHA-256=[name=alice,password=alice-secret]' or
+    /// 'SCRAM-SHA-512=[name=alice,iterations=8192,salt="N3E=",saltedpassword="YCE="]'.
+    #[arg(long = "add-scram", short = 'S', value_name = "SCRAM_CREDENTIAL")]
+    add_scram: Vec<String>,
 }
 
 pub fn run(command: StorageCommand) -> Result<(), Failure> {
@@ -75,9 +81,17 @@ pub fn run(command: StorageCommand) -> Result<(), Failure> {
             } else {
                 InitialControllers::None
             };
-            let outcomes =
-                meta_properties::format(&config, &args.cluster_id, args.ignore_formatted, &initial)
-                    .map_err(|e| anyhow!(e))?;
+            // Checked (and salted) before any directory is written, as Kafka's formatter.
+            let bootstrap =
+                meta_properties::parse_add_scram(&args.add_scram).map_err(|e| anyhow!(e))?;
+            let outcomes = meta_properties::format_with_bootstrap(
+                &config,
+                &args.cluster_id,
+                args.ignore_formatted,
+                &initial,
+                &bootstrap,
+            )
+            .map_err(|e| anyhow!(e))?;
             for (dir, outcome) in outcomes {
                 match outcome {
                     FormatOutcome::Formatted => println!(

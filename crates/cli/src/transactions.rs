@@ -19,7 +19,9 @@ use serde::Serialize;
 
 use crate::args::{ConnectArgs, OutputArgs, OutputFormat};
 use crate::output::{print_json, print_table, table};
-use crate::wire::{check, retrying, ClientSettings, Cluster, CoordinatorType, WireError};
+use crate::wire::{
+    check, retrying, ClientSettings, Cluster, CoordinatorType, WireError, WireSecurity,
+};
 use crate::Failure;
 
 #[derive(Subcommand)]
@@ -168,22 +170,19 @@ where
     runtime.block_on(command(settings)).map_err(Failure::from)
 }
 
-/// These commands speak the protocol themselves: of librdkafka's properties only
-/// `client.id` means something to them.
+/// These commands speak the protocol themselves: of the client properties
+/// (`--command-config`, then `-X`) they take `client.id` and the security settings
+/// (`WireSecurity`), built once for the command.
 fn settings(conn: &ConnectArgs) -> anyhow::Result<ClientSettings> {
-    let mut client_id = "moldau-cli".to_string();
-    for kv in &conn.client_properties {
-        match kv.key.as_str() {
-            "client.id" => client_id = kv.value.clone(),
-            key => bail!(
-                "-X {key} is not supported by this command, which talks to the \
-                 brokers without librdkafka (PLAINTEXT only; -X client.id is honoured)"
-            ),
-        }
-    }
+    let properties = crate::client::command_config::client_properties(conn)?;
+    let security = WireSecurity::from_properties(&properties)?;
     Ok(ClientSettings {
-        client_id,
+        client_id: properties
+            .get("client.id")
+            .unwrap_or("moldau-cli")
+            .to_string(),
         timeout: conn.request_timeout(),
+        security,
     })
 }
 

@@ -7,7 +7,10 @@
 //! negotiates versions with ApiVersions, and finds brokers, partition leaders and
 //! coordinators. Every connect and every round trip is bounded by the request timeout,
 //! and retries of retriable errors by a deadline of the same length, so that nothing
-//! hangs. PLAINTEXT only: TLS and SASL are librdkafka's job in the other commands.
+//! hangs. Connections are TLS (rustls) and authenticate with SASL as the command's
+//! security settings say (`security`), right after ApiVersions.
+
+pub mod security;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -22,8 +25,11 @@ use kafka_protocol::protocol::{
     Decodable, Encodable, HeaderVersion, Message, Request, StrBytes, VersionRange,
 };
 use kafka_protocol::ResponseError;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+
+pub use security::WireSecurity;
 
 /// Larger answers are refused: the peer may not be a Kafka broker at all, and a length
 /// read from the wire must not decide how much we allocate.
@@ -36,6 +42,14 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 pub enum WireError {
     /// The broker could not be reached (refused, unresolvable, or no connection in time).
     Connect { addr: String, reason: String },
+    /// The TLS handshake failed (an untrusted certificate, a name mismatch, no TLS there).
+    Tls { addr: String, reason: String },
+    /// The broker refused the SASL authentication; `message` is its error message.
+    Authentication {
+        addr: String,
+        mechanism: &'static str,
+        message: String,
+    },
     /// No whole answer within the request timeout.
     Timeout {
         addr: String,
@@ -94,6 +108,17 @@ impl fmt::Display for WireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WireError::Connect { addr, reason } => write!(f, "cannot connect to {addr}: {reason}"),
+            WireError::Tls { addr, reason } => {
+                write!(f, "TLS handshake with {addr} failed: {reason}")
+            }
+            WireError::Authentication {
+                addr,
+                mechanism,
+                message,
+            } => write!(
+                f,
+                "SASL {mechanism} authentication with {addr} failed: {message}"
+            ),
             WireError::Timeout { addr, api, timeout } => write!(
                 f,
                 "no answer to {api:?} from {addr} within {} ms",
@@ -142,17 +167,22 @@ pub fn check(code: i16, message: Option<&StrBytes>) -> Result<(), WireError> {
     }
 }
 
-/// How a connection identifies itself and how long it waits.
+/// How a connection identifies itself, how long it waits and how it is secured.
 #[derive(Clone, Debug)]
 pub struct ClientSettings {
     pub client_id: String,
     pub timeout: Duration,
+    pub security: WireSecurity,
 }
+
+/// A plain or a TLS stream.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// One connection to one broker, with the API versions it supports.
 pub struct Connection {
     addr: String,
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     settings: ClientSettings,
     next_correlation_id: i32,
     /// The broker's supported versions by API key, from ApiVersions.
@@ -160,17 +190,34 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects and negotiates API versions.
+    /// Connects (with a TLS handshake on a TLS listener), negotiates API versions and
+    /// authenticates (on a SASL listener).
     pub async fn open(addr: &str, settings: &ClientSettings) -> Result<Connection, WireError> {
-        let connect = tokio::time::timeout(settings.timeout, TcpStream::connect(addr));
-        let stream = match connect.await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                return Err(WireError::Connect {
+        let connect = async {
+            let tcp = TcpStream::connect(addr)
+                .await
+                .map_err(|e| WireError::Connect {
                     addr: addr.to_string(),
                     reason: e.to_string(),
-                })
-            }
+                })?;
+            let _ = tcp.set_nodelay(true);
+            let Some(config) = &settings.security.tls else {
+                return Ok(Box::new(tcp) as Box<dyn Stream>);
+            };
+            let tls_error = |reason: String| WireError::Tls {
+                addr: addr.to_string(),
+                reason,
+            };
+            let name = server_name(addr).map_err(tls_error)?;
+            let connector = tokio_rustls::TlsConnector::from(config.clone());
+            let tls = connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| tls_error(e.to_string()))?;
+            Ok(Box::new(tls) as Box<dyn Stream>)
+        };
+        let stream = match tokio::time::timeout(settings.timeout, connect).await {
+            Ok(result) => result?,
             Err(_) => {
                 return Err(WireError::Connect {
                     addr: addr.to_string(),
@@ -178,7 +225,6 @@ impl Connection {
                 })
             }
         };
-        let _ = stream.set_nodelay(true);
         let mut connection = Connection {
             addr: addr.to_string(),
             stream,
@@ -187,6 +233,9 @@ impl Connection {
             versions: HashMap::new(),
         };
         connection.negotiate().await?;
+        if let Some(login) = &settings.security.sasl {
+            connection.authenticate(login).await?;
+        }
         Ok(connection)
     }
 
@@ -294,6 +343,7 @@ impl Connection {
         let stream = &mut self.stream;
         let exchange = async {
             stream.write_all(&frame).await?;
+            stream.flush().await?;
             let size = stream.read_i32().await?;
             let len = usize::try_from(size)
                 .ok()
@@ -363,6 +413,17 @@ impl Connection {
 fn api_key<R: Request>() -> ApiKey {
     // Every `Request` type of kafka-protocol has a known key.
     ApiKey::try_from(R::KEY).unwrap_or(ApiKey::ApiVersions)
+}
+
+/// The name a TLS server's certificate must carry: the host of `host:port` (an IP address
+/// or a DNS name; IPv6 in brackets).
+fn server_name(addr: &str) -> Result<ServerName<'static>, String> {
+    let host = addr
+        .rsplit_once(':')
+        .map_or(addr, |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    ServerName::try_from(host.to_string()).map_err(|e| format!("bad host name {host}: {e}"))
 }
 
 /// `host:port`, with brackets around an IPv6 host.
@@ -649,6 +710,7 @@ mod tests {
         ClientSettings {
             client_id: "wire-test".to_string(),
             timeout: Duration::from_millis(timeout_ms),
+            security: WireSecurity::default(),
         }
     }
 

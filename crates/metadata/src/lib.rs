@@ -13,7 +13,7 @@ pub use image::{
     BrokerImage, ConfigResource, ConfigResourceType, MetadataDelta, MetadataImage, PartitionImage,
     ReplayError, ScramCredentialData, TopicImage,
 };
-pub use records::{BrokerEndpoint, MetadataRecord, RecordCodecError, SecretBytes};
+pub use records::{AclEntry, BrokerEndpoint, MetadataRecord, RecordCodecError, SecretBytes};
 pub use uuid::Uuid;
 
 /// Producer ids are handed to brokers in blocks of this size (Kafka's ProducerIdsBlock size).

@@ -131,6 +131,29 @@ pub enum MetadataRecord {
     /// A user's SCRAM credential for one mechanism was deleted (Kafka's
     /// RemoveUserScramCredentialRecord).
     RemoveUserScramCredential { name: String, mechanism: i8 },
+    /// An ACL binding was created, as Kafka's AccessControlEntryRecord: codes are Kafka's
+    /// (resource type, pattern type, operation, permission type).
+    AccessControlEntry {
+        id: Uuid,
+        #[serde(flatten)]
+        entry: AclEntry,
+    },
+    /// An ACL binding was deleted (Kafka's RemoveAccessControlEntryRecord).
+    RemoveAccessControlEntry { id: Uuid },
+}
+
+/// One ACL binding, as stored: Kafka's wire codes and strings.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AclEntry {
+    pub resource_type: i8,
+    pub resource_name: String,
+    pub pattern_type: i8,
+    /// `User:alice`, `User:*`.
+    pub principal: String,
+    /// A client address or `*`.
+    pub host: String,
+    pub operation: i8,
+    pub permission_type: i8,
 }
 
 /// Bytes a record carries that are password equivalents (SCRAM salts and keys): kept out
@@ -208,6 +231,8 @@ impl MetadataRecord {
             MetadataRecord::ProducerIds { .. } => "ProducerIds",
             MetadataRecord::UserScramCredential { .. } => "UserScramCredential",
             MetadataRecord::RemoveUserScramCredential { .. } => "RemoveUserScramCredential",
+            MetadataRecord::AccessControlEntry { .. } => "AccessControlEntry",
+            MetadataRecord::RemoveAccessControlEntry { .. } => "RemoveAccessControlEntry",
         }
     }
 

@@ -4,6 +4,7 @@
 
 pub mod acl;
 pub mod jaas;
+pub mod oauthbearer;
 pub mod plain;
 pub mod principal;
 pub mod scram;

@@ -6,7 +6,10 @@ use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 use moldau_coordinator::OFFSETS_TOPIC;
 
+use moldau_security::acl::{AclOperation, ResourceType};
+
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = AddOffsetsToTxnRequest::VERSIONS;
@@ -16,10 +19,31 @@ pub async fn handle(
     ctx: &RequestContext,
     request: AddOffsetsToTxnRequest,
 ) -> AddOffsetsToTxnResponse {
+    // WRITE on the transactional id, then READ on the group, as Kafka.
+    let transactional_id = request.transactional_id.as_str();
+    if !authorizer::allowed(
+        state,
+        ctx,
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        transactional_id,
+    ) {
+        return AddOffsetsToTxnResponse::default()
+            .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+    }
+    if !authorizer::allowed(
+        state,
+        ctx,
+        AclOperation::Read,
+        ResourceType::Group,
+        &request.group_id,
+    ) {
+        return AddOffsetsToTxnResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let partition = state
         .group_coordinator
         .partition_for_group(request.group_id.as_str());
-    let transactional_id = request.transactional_id.as_str();
     let mut result = state.txn_coordinator.add_partitions(
         transactional_id,
         request.producer_id.0,

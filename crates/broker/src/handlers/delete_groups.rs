@@ -5,7 +5,10 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 
+use moldau_security::acl::{AclOperation, ResourceType};
+
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = DeleteGroupsRequest::VERSIONS;
@@ -15,7 +18,7 @@ const MAX_GROUPS: usize = 10_000;
 
 pub fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
     let results = request
@@ -23,7 +26,18 @@ pub fn handle(
         .into_iter()
         .take(MAX_GROUPS)
         .map(|group_id| {
-            let error = state.group_coordinator.delete_group(group_id.as_str());
+            // DELETE on each group, as Kafka.
+            let error = if authorizer::allowed(
+                state,
+                ctx,
+                AclOperation::Delete,
+                ResourceType::Group,
+                &group_id,
+            ) {
+                state.group_coordinator.delete_group(group_id.as_str())
+            } else {
+                Some(kafka_protocol::ResponseError::GroupAuthorizationFailed)
+            };
             DeletableGroupResult::default()
                 .with_group_id(group_id)
                 .with_error_code(error.map_or(0, |e| e.code()))

@@ -5,7 +5,10 @@ use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 
+use moldau_security::acl::{AclOperation, ResourceType};
+
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = EndTxnRequest::VERSIONS;
@@ -16,6 +19,19 @@ pub async fn handle(
     request: EndTxnRequest,
 ) -> EndTxnResponse {
     let transactional_id = request.transactional_id.as_str();
+    // WRITE on the transactional id, as Kafka.
+    if !authorizer::allowed(
+        state,
+        ctx,
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        transactional_id,
+    ) {
+        return EndTxnResponse::default()
+            .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
+            .with_producer_id((-1).into())
+            .with_producer_epoch(-1);
+    }
     let mut result = state.txn_coordinator.end_txn(
         state,
         transactional_id,

@@ -29,7 +29,10 @@ use moldau_storage::{LogOffsetMetadata, StorageError, TopicPartition, Uuid};
 use tokio::sync::watch;
 use tokio::time::{Duration, Instant};
 
+use moldau_security::acl::{AclOperation, ResourceType};
+
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::error::storage_error_code;
 use crate::replica_manager::Partition;
 use crate::state::BrokerState;
@@ -205,18 +208,30 @@ fn resolve(
     let image = state.image();
     let by_id = ctx.api_version >= 13;
     let mut wanted = Vec::new();
+    // As Kafka: a follower needs CLUSTER_ACTION on the cluster, a consumer READ on each
+    // topic; refused partitions are TOPIC_AUTHORIZATION_FAILED.
+    let follower_allowed =
+        replica_id >= 0 && authorizer::allowed_cluster(state, ctx, AclOperation::ClusterAction);
     for topic in &request.topics {
         let name = if by_id {
             image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
         } else {
             Some(topic.topic.to_string())
         };
+        let refused = name.as_deref().is_some_and(|name| {
+            if replica_id >= 0 {
+                !follower_allowed
+            } else {
+                !authorizer::allowed(state, ctx, AclOperation::Read, ResourceType::Topic, name)
+            }
+        });
         for p in &topic.partitions {
             let mut diverging_epoch = None;
             let mut preferred_read_replica = None;
             let mut leader_throttle = None;
             let partition = match &name {
                 None => Err(ResponseError::UnknownTopicId),
+                Some(_) if refused => Err(ResponseError::TopicAuthorizationFailed),
                 Some(name) => state
                     .replica_manager
                     .hosted_partition(&TopicPartition::new(name.clone(), p.partition))

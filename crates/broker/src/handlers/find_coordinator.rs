@@ -8,7 +8,10 @@ use kafka_protocol::protocol::{Message, StrBytes, VersionRange};
 use kafka_protocol::ResponseError;
 
 use super::{client_listener, str_bytes};
+use moldau_security::acl::{AclOperation, ResourceType};
+
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = FindCoordinatorRequest::VERSIONS;
@@ -35,19 +38,42 @@ pub async fn handle(
     };
     let mut coordinators = Vec::with_capacity(keys.len());
     for key in keys {
-        let found = find(state, request.key_type, &key)
-            .await
-            .and_then(|node_id| {
-                // The coordinator is the partition's leader, wherever it is, reached on
-                // the client's listener.
-                let image = state.image();
-                let (host, port) = image
-                    .brokers
-                    .get(&node_id)
-                    .and_then(|b| b.endpoint(client_listener(state, ctx)))
-                    .ok_or(ResponseError::CoordinatorNotAvailable)?;
-                Ok((node_id, host.to_string(), port))
-            });
+        // DESCRIBE on the group or transactional id, as Kafka (checked before the
+        // coordinator's topic may be created).
+        let refusal = match request.key_type {
+            KEY_TYPE_GROUP => (!authorizer::allowed(
+                state,
+                ctx,
+                AclOperation::Describe,
+                ResourceType::Group,
+                &key,
+            ))
+            .then_some(ResponseError::GroupAuthorizationFailed),
+            KEY_TYPE_TRANSACTION => (!authorizer::allowed(
+                state,
+                ctx,
+                AclOperation::Describe,
+                ResourceType::TransactionalId,
+                &key,
+            ))
+            .then_some(ResponseError::TransactionalIdAuthorizationFailed),
+            _ => None,
+        };
+        let found = match refusal {
+            Some(error) => Err(error),
+            None => find(state, request.key_type, &key).await,
+        };
+        let found = found.and_then(|node_id| {
+            // The coordinator is the partition's leader, wherever it is, reached on
+            // the client's listener.
+            let image = state.image();
+            let (host, port) = image
+                .brokers
+                .get(&node_id)
+                .and_then(|b| b.endpoint(client_listener(state, ctx)))
+                .ok_or(ResponseError::CoordinatorNotAvailable)?;
+            Ok((node_id, host.to_string(), port))
+        });
         let coordinator = match found {
             Ok((node_id, host, port)) => Coordinator::default()
                 .with_node_id(BrokerId(node_id))

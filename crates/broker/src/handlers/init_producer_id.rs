@@ -5,7 +5,10 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 
+use moldau_security::acl::{AclOperation, ResourceType};
+
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = InitProducerIdRequest::VERSIONS;
@@ -31,6 +34,31 @@ pub async fn handle(
         (id, epoch) if id >= 0 && epoch >= 0 => Some((id, epoch)),
         _ => return response.with_error_code(ResponseError::InvalidRequest.code()),
     };
+    // WRITE on the transactional id; an idempotent producer needs IDEMPOTENT_WRITE on the
+    // cluster or WRITE on some topic (KIP-679), as Kafka.
+    let refusal = match &request.transactional_id {
+        Some(id) => (!authorizer::allowed(
+            state,
+            ctx,
+            AclOperation::Write,
+            ResourceType::TransactionalId,
+            id,
+        ))
+        .then_some(ResponseError::TransactionalIdAuthorizationFailed),
+        None => {
+            (!authorizer::allowed_quietly(
+                state,
+                ctx,
+                AclOperation::IdempotentWrite,
+                ResourceType::Cluster,
+                authorizer::CLUSTER_NAME,
+            ) && !authorizer::allowed_any(state, ctx, AclOperation::Write, ResourceType::Topic))
+            .then_some(ResponseError::ClusterAuthorizationFailed)
+        }
+    };
+    if let Some(error) = refusal {
+        return response.with_error_code(error.code());
+    }
     if let Some(transactional_id) = &request.transactional_id {
         let transactional_id = transactional_id.as_str();
         let mut result = state

@@ -5,7 +5,11 @@
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 
+use kafka_protocol::ResponseError;
+use moldau_security::acl::{AclOperation, ResourceType};
+
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::group_coordinator::request_info;
 use crate::state::BrokerState;
 
@@ -16,6 +20,17 @@ pub async fn handle(
     ctx: &RequestContext,
     request: JoinGroupRequest,
 ) -> JoinGroupResponse {
+    if !authorizer::allowed(
+        state,
+        ctx,
+        AclOperation::Read,
+        ResourceType::Group,
+        &request.group_id,
+    ) {
+        return JoinGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+            .with_generation_id(-1);
+    }
     let mut response = state
         .group_coordinator
         .join_group(request_info(ctx), request)

@@ -4,7 +4,11 @@
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 
+use kafka_protocol::ResponseError;
+use moldau_security::acl::{AclOperation, ResourceType};
+
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::group_coordinator::request_info;
 use crate::state::BrokerState;
 
@@ -18,6 +22,16 @@ pub fn handle(
     ctx: &RequestContext,
     request: LeaveGroupRequest,
 ) -> LeaveGroupResponse {
+    if !authorizer::allowed(
+        state,
+        ctx,
+        AclOperation::Read,
+        ResourceType::Group,
+        &request.group_id,
+    ) {
+        return LeaveGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let members: Vec<(String, Option<String>)> = if ctx.api_version >= 3 {
         request
             .members

@@ -6,7 +6,10 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 
 use super::str_bytes;
+use moldau_security::acl::{AclOperation, ResourceType};
+
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = ListGroupsRequest::VERSIONS;
@@ -26,10 +29,28 @@ pub fn handle(
         .iter()
         .map(|s| s.to_lowercase())
         .collect();
+    // DESCRIBE on the cluster lists every group; otherwise the groups the principal may
+    // DESCRIBE, as Kafka.
+    let all = authorizer::allowed_quietly(
+        state,
+        ctx,
+        AclOperation::Describe,
+        ResourceType::Cluster,
+        authorizer::CLUSTER_NAME,
+    );
     let groups = state
         .group_coordinator
         .list_groups()
         .into_iter()
+        .filter(|g| {
+            all || authorizer::allowed_quietly(
+                state,
+                ctx,
+                AclOperation::Describe,
+                ResourceType::Group,
+                &g.group_id,
+            )
+        })
         .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
         .filter(|g| types.is_empty() || types.contains(&g.group_type.to_string()))
         .map(|g| {

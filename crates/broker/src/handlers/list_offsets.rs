@@ -7,7 +7,11 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 use moldau_storage::{StorageError, TimestampAndOffset, TopicPartition};
 
+use kafka_protocol::ResponseError;
+use moldau_security::acl::{AclOperation, ResourceType};
+
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::error::storage_error_code;
 use crate::replica_manager::Partition;
 use crate::state::BrokerState;
@@ -33,6 +37,14 @@ pub fn handle(
         .topics
         .iter()
         .map(|topic| {
+            // DESCRIBE on the topic, as Kafka.
+            let refused = !authorizer::allowed(
+                state,
+                ctx,
+                AclOperation::Describe,
+                ResourceType::Topic,
+                topic.name.as_str(),
+            );
             let partitions = topic
                 .partitions
                 .iter()
@@ -40,6 +52,9 @@ pub fn handle(
                     let tp = TopicPartition::new(topic.name.to_string(), p.partition_index);
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
+                    if refused {
+                        return error(response, ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let partition = match state.replica_manager.hosted_partition(&tp) {
                         Ok(partition) => partition,
                         Err(e) => return error(response, e.code()),

@@ -10,7 +10,10 @@ use moldau_metadata::{MetadataImage, TopicImage, Uuid};
 
 use super::create_topics::{self, NewTopic};
 use super::{client_listener, str_bytes, topic_name};
+use moldau_security::acl::{AclOperation, ResourceType};
+
 use crate::api::RequestContext;
+use crate::authorizer::{self, CLUSTER_NAME};
 use crate::state::BrokerState;
 use moldau_coordinator::OFFSETS_TOPIC;
 
@@ -18,9 +21,6 @@ pub const VERSIONS: VersionRange = MetadataRequest::VERSIONS;
 
 /// Kafka's "authorized operations not requested" marker.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
-/// With no authorizer every operation is allowed: READ, WRITE, CREATE, DELETE, ALTER,
-/// DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS (bits 3..=10) for topics.
-const TOPIC_OPERATIONS_ALL: i32 = 0b111_1111_1000;
 /// CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE,
 /// CREATE_TOKENS, DESCRIBE_TOKENS for the cluster.
 pub(crate) const CLUSTER_OPERATIONS_ALL: i32 = (1 << 5)
@@ -50,16 +50,64 @@ pub async fn handle(
     let listener = client_listener(state, ctx);
     let mut image = state.image();
     let mut topics = Vec::new();
+    let describe = |name: &str, log: bool| {
+        if log {
+            authorizer::allowed(
+                state,
+                ctx,
+                AclOperation::Describe,
+                ResourceType::Topic,
+                name,
+            )
+        } else {
+            authorizer::allowed_quietly(
+                state,
+                ctx,
+                AclOperation::Describe,
+                ResourceType::Topic,
+                name,
+            )
+        }
+    };
+    let topic_ops = |name: &str| {
+        if request.include_topic_authorized_operations {
+            authorizer::authorized_operations(state, ctx, ResourceType::Topic, name)
+        } else {
+            AUTHORIZED_OPERATIONS_OMITTED
+        }
+    };
     if all_topics {
+        // Topics the principal may not describe are left out, as if they did not exist.
         topics = image
             .topics()
             .iter()
-            .map(|t| topic_response(&image, listener, ctx.api_version, t, &request))
+            .filter(|t| describe(&t.name, false))
+            .map(|t| topic_response(&image, listener, ctx.api_version, t, topic_ops(&t.name)))
             .collect();
     } else {
         for requested in request.topics.iter().flatten() {
             if let Some(name) = &requested.name {
                 let name = name.to_string();
+                // Existence is not disclosed to a principal that may not describe it.
+                if !describe(&name, true) {
+                    topics.push(error_topic(
+                        Some(&name),
+                        Uuid::nil(),
+                        ResponseError::TopicAuthorizationFailed,
+                    ));
+                    continue;
+                }
+                if image.topic_by_name(&name).is_none()
+                    && allow_auto_create
+                    && !may_create(state, ctx, &name)
+                {
+                    topics.push(error_topic(
+                        Some(&name),
+                        Uuid::nil(),
+                        ResponseError::TopicAuthorizationFailed,
+                    ));
+                    continue;
+                }
                 if image.topic_by_name(&name).is_none() && allow_auto_create {
                     if let Some(error) = auto_create(state, &name).await {
                         topics.push(error_topic(Some(&name), Uuid::nil(), error));
@@ -68,9 +116,13 @@ pub async fn handle(
                     image = state.image();
                 }
                 topics.push(match image.topic_by_name(&name) {
-                    Some(topic) => {
-                        topic_response(&image, listener, ctx.api_version, topic, &request)
-                    }
+                    Some(topic) => topic_response(
+                        &image,
+                        listener,
+                        ctx.api_version,
+                        topic,
+                        topic_ops(&topic.name),
+                    ),
                     None => error_topic(
                         Some(&name),
                         Uuid::nil(),
@@ -82,9 +134,20 @@ pub async fn handle(
                 });
             } else {
                 topics.push(match image.topic_by_id(&requested.topic_id) {
-                    Some(topic) => {
-                        topic_response(&image, listener, ctx.api_version, topic, &request)
-                    }
+                    // Ids are not secret: an id the principal may not describe is
+                    // TOPIC_AUTHORIZATION_FAILED, without its name.
+                    Some(topic) if !describe(&topic.name, true) => error_topic(
+                        None,
+                        requested.topic_id,
+                        ResponseError::TopicAuthorizationFailed,
+                    ),
+                    Some(topic) => topic_response(
+                        &image,
+                        listener,
+                        ctx.api_version,
+                        topic,
+                        topic_ops(&topic.name),
+                    ),
                     None => error_topic(None, requested.topic_id, ResponseError::UnknownTopicId),
                 });
             }
@@ -95,12 +158,29 @@ pub async fn handle(
         .with_cluster_id(Some(str_bytes(state.cluster_id.clone())))
         .with_controller_id(BrokerId(state.controller_id(&image)))
         .with_topics(topics);
-    response.cluster_authorized_operations = if request.include_cluster_authorized_operations {
-        CLUSTER_OPERATIONS_ALL
-    } else {
-        AUTHORIZED_OPERATIONS_OMITTED
-    };
+    // v8-v10 carry the cluster's operations (later versions: DescribeCluster).
+    response.cluster_authorized_operations =
+        if request.include_cluster_authorized_operations && (8..=10).contains(&ctx.api_version) {
+            if authorizer::allowed_cluster(state, ctx, AclOperation::Describe) {
+                authorizer::authorized_operations(state, ctx, ResourceType::Cluster, CLUSTER_NAME)
+            } else {
+                0
+            }
+        } else {
+            AUTHORIZED_OPERATIONS_OMITTED
+        };
     response
+}
+
+/// Auto-creation needs CREATE on the cluster or on the topic.
+fn may_create(state: &BrokerState, ctx: &RequestContext, name: &str) -> bool {
+    authorizer::allowed_quietly(
+        state,
+        ctx,
+        AclOperation::Create,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) || authorizer::allowed(state, ctx, AclOperation::Create, ResourceType::Topic, name)
 }
 
 async fn auto_create(state: &BrokerState, name: &str) -> Option<ResponseError> {
@@ -156,7 +236,7 @@ fn topic_response(
     listener: &str,
     api_version: i16,
     topic: &TopicImage,
-    request: &MetadataRequest,
+    authorized_operations: i32,
 ) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
@@ -195,11 +275,7 @@ fn topic_response(
         .with_topic_id(topic.topic_id)
         .with_is_internal(is_internal(&topic.name))
         .with_partitions(partitions)
-        .with_topic_authorized_operations(if request.include_topic_authorized_operations {
-            TOPIC_OPERATIONS_ALL
-        } else {
-            AUTHORIZED_OPERATIONS_OMITTED
-        })
+        .with_topic_authorized_operations(authorized_operations)
 }
 
 fn error_topic(name: Option<&str>, topic_id: Uuid, error: ResponseError) -> MetadataResponseTopic {

@@ -12,7 +12,10 @@ use kafka_protocol::ResponseError;
 
 use moldau_coordinator::OFFSETS_TOPIC;
 
+use moldau_security::acl::{AclOperation, ResourceType};
+
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::group_coordinator::request_info;
 use crate::state::BrokerState;
 
@@ -23,7 +26,17 @@ pub async fn handle(
     ctx: &RequestContext,
     mut request: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
-    let unknown = take_unknown_partitions(state, &mut request);
+    // READ on the group, then on each topic, as Kafka.
+    if !authorizer::allowed(
+        state,
+        ctx,
+        AclOperation::Read,
+        ResourceType::Group,
+        &request.group_id,
+    ) {
+        return error_response(&request, ResponseError::GroupAuthorizationFailed);
+    }
+    let unknown = take_unanswerable_partitions(state, ctx, &mut request);
     let mut response = if request.topics.is_empty() {
         OffsetCommitResponse::default()
     } else {
@@ -45,11 +58,11 @@ pub async fn handle(
         }
         response
     };
-    for (name, partitions) in unknown {
+    for (name, partitions, error) in unknown {
         let partitions = partitions.into_iter().map(|partition_index| {
             OffsetCommitResponsePartition::default()
                 .with_partition_index(partition_index)
-                .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                .with_error_code(error.code())
         });
         match response.topics.iter_mut().find(|t| t.name == name) {
             Some(topic) => topic.partitions.extend(partitions),
@@ -66,13 +79,33 @@ pub async fn handle(
 /// Removes from the request the partitions the metadata image does not have, and returns
 /// them by topic (Kafka checks its metadata cache before the coordinator sees a commit, so
 /// no offset is stored for a topic that does not exist).
-pub(crate) fn take_unknown_partitions(
+/// Takes out of the request the partitions answered before the coordinator sees them:
+/// those of topics the principal may not READ (TOPIC_AUTHORIZATION_FAILED, checked first,
+/// so existence is not disclosed) and those that do not exist (UNKNOWN_TOPIC_OR_PARTITION).
+pub(crate) fn take_unanswerable_partitions(
     state: &BrokerState,
+    ctx: &RequestContext,
     request: &mut OffsetCommitRequest,
-) -> Vec<(TopicName, Vec<i32>)> {
+) -> Vec<(TopicName, Vec<i32>, ResponseError)> {
     let image = state.image();
     let mut unknown = Vec::new();
     for topic in &mut request.topics {
+        if !authorizer::allowed(
+            state,
+            ctx,
+            AclOperation::Read,
+            ResourceType::Topic,
+            &topic.name,
+        ) {
+            let indexes = topic.partitions.iter().map(|p| p.partition_index).collect();
+            topic.partitions.clear();
+            unknown.push((
+                topic.name.clone(),
+                indexes,
+                ResponseError::TopicAuthorizationFailed,
+            ));
+            continue;
+        }
         let known = image.topic_by_name(topic.name.as_str());
         let (kept, missing): (Vec<_>, Vec<_>) = std::mem::take(&mut topic.partitions)
             .into_iter()
@@ -80,7 +113,11 @@ pub(crate) fn take_unknown_partitions(
         topic.partitions = kept;
         if !missing.is_empty() {
             let indexes = missing.iter().map(|p| p.partition_index).collect();
-            unknown.push((topic.name.clone(), indexes));
+            unknown.push((
+                topic.name.clone(),
+                indexes,
+                ResponseError::UnknownTopicOrPartition,
+            ));
         }
     }
     request.topics.retain(|t| !t.partitions.is_empty());
@@ -97,27 +134,30 @@ fn commit(
         .commit_offsets(request_info(ctx), request)
     {
         Ok(response) => response,
-        Err(e) => {
-            // The whole request failed (e.g. NOT_COORDINATOR): every partition says so.
-            let topics = request
-                .topics
+        // The whole request failed (e.g. NOT_COORDINATOR): every partition says so.
+        Err(e) => error_response(request, e),
+    }
+}
+
+/// Every partition of the request answered with `error`.
+fn error_response(request: &OffsetCommitRequest, error: ResponseError) -> OffsetCommitResponse {
+    let topics = request
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
                 .iter()
-                .map(|t| {
-                    let partitions = t
-                        .partitions
-                        .iter()
-                        .map(|p| {
-                            OffsetCommitResponsePartition::default()
-                                .with_partition_index(p.partition_index)
-                                .with_error_code(e.code())
-                        })
-                        .collect();
-                    OffsetCommitResponseTopic::default()
-                        .with_name(t.name.clone())
-                        .with_partitions(partitions)
+                .map(|p| {
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(error.code())
                 })
                 .collect();
-            OffsetCommitResponse::default().with_topics(topics)
-        }
-    }
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
 }

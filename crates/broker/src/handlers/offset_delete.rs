@@ -8,19 +8,43 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 
 use super::topic_name;
+use kafka_protocol::ResponseError;
+use moldau_security::acl::{AclOperation, ResourceType};
+
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = OffsetDeleteRequest::VERSIONS;
 
 pub fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
+    // DELETE on the group, then READ on each topic, as Kafka.
+    if !authorizer::allowed(
+        state,
+        ctx,
+        AclOperation::Delete,
+        ResourceType::Group,
+        &request.group_id,
+    ) {
+        return OffsetDeleteResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
+    let refused: Vec<String> = request
+        .topics
+        .iter()
+        .map(|t| t.name.to_string())
+        .filter(|name| {
+            !authorizer::allowed(state, ctx, AclOperation::Read, ResourceType::Topic, name)
+        })
+        .collect();
     let topics: Vec<(String, Vec<i32>)> = request
         .topics
         .iter()
+        .filter(|t| !refused.contains(&t.name.to_string()))
         .map(|t| {
             let partitions = t.partitions.iter().map(|p| p.partition_index).collect();
             (t.name.to_string(), partitions)
@@ -33,6 +57,21 @@ pub fn handle(
         Ok(results) => OffsetDeleteResponse::default().with_topics(
             results
                 .into_iter()
+                .chain(
+                    request
+                        .topics
+                        .iter()
+                        .filter(|t| refused.contains(&t.name.to_string()))
+                        .map(|t| {
+                            let denied = Some(ResponseError::TopicAuthorizationFailed);
+                            let partitions = t
+                                .partitions
+                                .iter()
+                                .map(|p| (p.partition_index, denied))
+                                .collect();
+                            (t.name.to_string(), partitions)
+                        }),
+                )
                 .map(|(name, partitions)| {
                     OffsetDeleteResponseTopic::default()
                         .with_name(topic_name(&name))

@@ -13,7 +13,10 @@ use kafka_protocol::ResponseError;
 use moldau_coordinator::FetchedOffset;
 
 use super::{str_bytes, topic_name};
+use moldau_security::acl::{AclOperation, ResourceType};
+
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::group_coordinator::FetchedTopics;
 use crate::state::BrokerState;
 
@@ -49,12 +52,14 @@ pub fn handle(
                     (None, -1) => None,
                     (id, epoch) => Some((id.as_deref().unwrap_or(""), epoch)),
                 };
-                let fetched = coordinator.fetch_offsets(
-                    g.group_id.as_str(),
-                    member,
-                    topics.as_deref(),
-                    require_stable,
-                );
+                let fetched = authorized(state, ctx, g.group_id.as_str(), topics.is_some(), || {
+                    coordinator.fetch_offsets(
+                        g.group_id.as_str(),
+                        member,
+                        topics.as_deref(),
+                        require_stable,
+                    )
+                });
                 group_response(g.group_id.clone(), fetched)
             })
             .collect();
@@ -65,11 +70,19 @@ pub fn handle(
             .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
             .collect()
     });
-    let fetched = coordinator.fetch_offsets(
+    let fetched = authorized(
+        state,
+        ctx,
         request.group_id.as_str(),
-        None,
-        topics.as_deref(),
-        require_stable,
+        topics.is_some(),
+        || {
+            coordinator.fetch_offsets(
+                request.group_id.as_str(),
+                None,
+                topics.as_deref(),
+                require_stable,
+            )
+        },
     );
     match fetched {
         Ok(topics) => OffsetFetchResponse::default().with_topics(
@@ -110,6 +123,61 @@ pub fn handle(
             OffsetFetchResponse::default().with_topics(topics)
         }
     }
+}
+
+/// Kafka's checks around a fetch: DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED),
+/// then DESCRIBE on each topic: a topic the client named is answered
+/// TOPIC_AUTHORIZATION_FAILED, one it did not (all topics) is left out.
+fn authorized(
+    state: &BrokerState,
+    ctx: &RequestContext,
+    group_id: &str,
+    topics_named: bool,
+    fetch: impl FnOnce() -> Fetched,
+) -> Fetched {
+    if !authorizer::allowed(
+        state,
+        ctx,
+        AclOperation::Describe,
+        ResourceType::Group,
+        group_id,
+    ) {
+        return Err(ResponseError::GroupAuthorizationFailed);
+    }
+    let mut topics = fetch()?;
+    topics.retain_mut(|(name, partitions)| {
+        let allowed = if topics_named {
+            authorizer::allowed(
+                state,
+                ctx,
+                AclOperation::Describe,
+                ResourceType::Topic,
+                name,
+            )
+        } else {
+            authorizer::allowed_quietly(
+                state,
+                ctx,
+                AclOperation::Describe,
+                ResourceType::Topic,
+                name,
+            )
+        };
+        if allowed {
+            return true;
+        }
+        for (offset, error) in partitions.iter_mut() {
+            *offset = FetchedOffset {
+                partition: offset.partition,
+                offset: -1,
+                leader_epoch: -1,
+                metadata: String::new(),
+            };
+            *error = Some(ResponseError::TopicAuthorizationFailed);
+        }
+        topics_named
+    });
+    Ok(topics)
 }
 
 fn partition_v0(

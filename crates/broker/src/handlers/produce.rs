@@ -19,7 +19,10 @@ use kafka_protocol::ResponseError;
 use moldau_storage::{AppendOrigin, BatchHeader, StorageError, TopicPartition, VerificationGuard};
 
 use super::str_bytes;
+use moldau_security::acl::{AclOperation, ResourceType};
+
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::error::storage_error_code;
 use crate::replica_manager::AppendError;
 use crate::state::BrokerState;
@@ -41,6 +44,17 @@ pub async fn handle(
     let acks = request.acks;
     let transactional_id = request.transactional_id.as_ref().map(|id| id.as_str());
     let image = state.image();
+    // As Kafka: a transactional produce needs WRITE on its transactional id, or every
+    // partition is refused; then WRITE on each topic.
+    let id_refused = transactional_id.is_some_and(|id| {
+        !authorizer::allowed(
+            state,
+            ctx,
+            AclOperation::Write,
+            ResourceType::TransactionalId,
+            id,
+        )
+    });
     let mut responses = Vec::with_capacity(request.topic_data.len());
     // (topic index, partition index in it, what to wait for) of appends awaiting the ISR.
     let mut waits: Vec<(usize, usize, Replication)> = Vec::new();
@@ -52,7 +66,20 @@ pub async fn handle(
             Some(topic.name.to_string())
         };
         let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
+        let refusal = if id_refused {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        } else {
+            name.as_deref()
+                .filter(|n| {
+                    !authorizer::allowed(state, ctx, AclOperation::Write, ResourceType::Topic, n)
+                })
+                .map(|_| ResponseError::TopicAuthorizationFailed)
+        };
         for partition in topic.partition_data {
+            if let Some(error) = refusal {
+                partition_responses.push(error_response(partition.index, error.code(), None));
+                continue;
+            }
             let (response, wait) =
                 produce_partition(state, ctx, acks, transactional_id, &name, partition).await;
             if let Some(wait) = wait {

@@ -4,7 +4,11 @@
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 
+use kafka_protocol::ResponseError;
+use moldau_security::acl::{AclOperation, ResourceType};
+
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::group_coordinator::request_info;
 use crate::state::BrokerState;
 
@@ -16,6 +20,16 @@ pub async fn handle(
     request: SyncGroupRequest,
 ) -> SyncGroupResponse {
     let group_id = request.group_id.to_string();
+    if !authorizer::allowed(
+        state,
+        ctx,
+        AclOperation::Read,
+        ResourceType::Group,
+        &group_id,
+    ) {
+        return SyncGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let response = state
         .group_coordinator
         .sync_group(request_info(ctx), request)

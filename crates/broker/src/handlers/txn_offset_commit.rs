@@ -15,7 +15,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 
+use moldau_security::acl::{AclOperation, ResourceType};
+
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::group_coordinator::request_info;
 use crate::state::BrokerState;
 
@@ -57,7 +60,30 @@ pub async fn handle(
                 })
                 .collect(),
         );
-    let unknown = super::offset_commit::take_unknown_partitions(state, &mut commit);
+    // As Kafka: WRITE on the transactional id, READ on the group, then READ on each topic.
+    let refusal = if !authorizer::allowed(
+        state,
+        ctx,
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        &request.transactional_id,
+    ) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !authorizer::allowed(
+        state,
+        ctx,
+        AclOperation::Read,
+        ResourceType::Group,
+        &request.group_id,
+    ) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    if let Some(error) = refusal {
+        return TxnOffsetCommitResponse::default().with_topics(error_topics(&commit, error));
+    }
+    let unknown = super::offset_commit::take_unanswerable_partitions(state, ctx, &mut commit);
     let mut info = request_info(ctx);
     info.api_version = OFFSET_COMMIT_EQUIVALENT_VERSION;
     let result = if commit.topics.is_empty() {
@@ -108,12 +134,12 @@ pub async fn handle(
             }
         }
     }
-    // As Kafka: a topic that does not exist is answered before the coordinator sees it.
-    for (name, partitions) in unknown {
+    // As Kafka: a topic refused or unknown is answered before the coordinator sees it.
+    for (name, partitions, error) in unknown {
         let partitions = partitions.into_iter().map(|partition_index| {
             TxnOffsetCommitResponsePartition::default()
                 .with_partition_index(partition_index)
-                .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                .with_error_code(error.code())
         });
         match topics.iter_mut().find(|t| t.name == name) {
             Some(topic) => topic.partitions.extend(partitions),
