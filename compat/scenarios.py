@@ -2736,3 +2736,10 @@ def dynamic_quorum_java(ctx: Ctx):
     check(lines == ["ok", "voters [2, 3]"], f"removeRaftVoter(1): {lines}")
     out = C.java_admin_create(survivors, "after-removal", 2)
     check("partitions 2" in out, f"create after the removal: {out}")
+
+
+# =========================================================================== security (issue 11)
+
+import security_scenarios  # noqa: E402
+
+security_scenarios.register(scenario)

@@ -263,6 +263,9 @@ const BROKER_KEYS: &[(&str, &str, &str)] = &[
     ("max.connection.creation.rate", "2147483647", "int"),
     ("connections.max.idle.ms", "600000", "long"),
     ("queued.max.request.bytes", "-1", "long"),
+    // Client quotas (`quota_manager`): the samples their rates are measured over.
+    ("quota.window.num", "11", "int"),
+    ("quota.window.size.seconds", "1", "int"),
 ];
 
 #[derive(Clone, Debug)]
@@ -352,6 +355,10 @@ pub struct ServerConfig {
     /// `leader.imbalance.per.broker.percentage`: a broker's partitions are rebalanced once
     /// more than this share of those it is the preferred leader of are led elsewhere.
     pub leader_imbalance_per_broker_percentage: i32,
+    /// `quota.window.num` and `quota.window.size.seconds`: client quotas' rates are
+    /// measured over this many samples of this many seconds (Kafka's 11 of 1 s).
+    pub quota_window_num: u32,
+    pub quota_window_size_seconds: u32,
 }
 
 /// How followers fetch from leaders and when a leader drops a follower from the ISR.
@@ -938,6 +945,14 @@ impl ServerConfig {
                 i32::MIN,
                 i32::MAX,
             )?,
+            quota_window_num: parse_opt(&props, "quota.window.num", 11, 1, i32::MAX as u32)?,
+            quota_window_size_seconds: parse_opt(
+                &props,
+                "quota.window.size.seconds",
+                1,
+                1,
+                i32::MAX as u32,
+            )?,
             static_configs: props,
         };
         Ok((config, warnings))
@@ -1153,24 +1168,28 @@ fn is_sasl_key(key: &str) -> Option<Option<&str>> {
         "sasl.server.max.receive.size",
         "connections.max.reauth.ms",
     ];
-    if BARE.contains(&key) {
+    use moldau_security::oauthbearer::{SASL_SERVER_CALLBACK_HANDLER_CLASS, SERVER_CONFIG_KEYS};
+    // OAUTHBEARER's validation settings (the handler class only per mechanism).
+    let oauth = |k: &str| SERVER_CONFIG_KEYS.contains(&k) && k != SASL_SERVER_CALLBACK_HANDLER_CLASS;
+    if BARE.contains(&key) || oauth(key) {
         return Some(None);
     }
     let (listener, setting) = key.strip_prefix("listener.name.")?.split_once('.')?;
     if matches!(
         setting,
         "sasl.enabled.mechanisms" | "connections.max.reauth.ms"
-    ) {
+    ) || oauth(setting)
+    {
         return Some(Some(listener));
     }
     let (mechanism, per_mechanism) = setting.split_once('.')?;
     let mechanism = crate::sasl::SaslMechanism::parse(&mechanism.to_ascii_uppercase());
-    (mechanism.is_some()
-        && matches!(
-            per_mechanism,
-            "sasl.jaas.config" | "connections.max.reauth.ms"
-        ))
-    .then_some(Some(listener))
+    let per_mechanism_ok = matches!(
+        per_mechanism,
+        "sasl.jaas.config" | "connections.max.reauth.ms"
+    ) || (mechanism == Some(crate::sasl::SaslMechanism::OAuthBearer)
+        && SERVER_CONFIG_KEYS.contains(&per_mechanism));
+    (mechanism.is_some() && per_mechanism_ok).then_some(Some(listener))
 }
 
 /// Values that ask for nothing Moldau lacks (none left: every key above is refused).
@@ -1398,6 +1417,14 @@ fn client_mechanism(
             ),
         ));
     };
+    if mechanism == crate::sasl::SaslMechanism::OAuthBearer {
+        return Err(ConfigError::invalid(
+            key,
+            value,
+            "OAUTHBEARER is not supported between nodes (no token endpoint client): use PLAIN \
+             or SCRAM",
+        ));
+    }
     if !sasl.enabled_mechanisms.contains(&mechanism) {
         return Err(ConfigError::invalid(
             key,

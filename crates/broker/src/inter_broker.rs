@@ -286,6 +286,10 @@ impl InterBrokerClient {
             }
         };
         match mechanism {
+            // Refused by the config (a node has no token endpoint to fetch tokens from).
+            SaslMechanism::OAuthBearer => Err(failed(
+                "OAUTHBEARER is not supported between nodes: use PLAIN or SCRAM".into(),
+            )),
             SaslMechanism::Plain => {
                 let token = plain::client_token(&credentials.username, &credentials.password);
                 let answer: SaslAuthenticateResponse = self

@@ -26,6 +26,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use moldau_security::jaas::{parse_jaas_config, JaasEntry, LoginCredentials};
+use moldau_security::oauthbearer::{OAuthBearerError, OAuthBearerServer, OAuthBearerValidator};
 use moldau_security::plain::PlainUsers;
 use moldau_security::principal::KafkaPrincipal;
 use moldau_security::scram::{SaslError, ScramCredential, ScramMechanism, ScramServer};
@@ -42,6 +43,7 @@ const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
 pub enum SaslMechanism {
     Plain,
     Scram(ScramMechanism),
+    OAuthBearer,
 }
 
 impl SaslMechanism {
@@ -49,12 +51,15 @@ impl SaslMechanism {
         match self {
             SaslMechanism::Plain => "PLAIN",
             SaslMechanism::Scram(m) => m.mechanism_name(),
+            SaslMechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 
     pub fn parse(name: &str) -> Option<SaslMechanism> {
-        if name == "PLAIN" {
-            return Some(SaslMechanism::Plain);
+        match name {
+            "PLAIN" => return Some(SaslMechanism::Plain),
+            "OAUTHBEARER" => return Some(SaslMechanism::OAuthBearer),
+            _ => {}
         }
         ScramMechanism::from_mechanism_name(name).map(SaslMechanism::Scram)
     }
@@ -63,6 +68,7 @@ impl SaslMechanism {
         match self {
             SaslMechanism::Plain => moldau_security::jaas::PLAIN_LOGIN_MODULE,
             SaslMechanism::Scram(_) => moldau_security::jaas::SCRAM_LOGIN_MODULE,
+            SaslMechanism::OAuthBearer => moldau_security::jaas::OAUTHBEARER_LOGIN_MODULE,
         }
     }
 }
@@ -74,6 +80,8 @@ pub struct SaslListenerConfig {
     pub enabled_mechanisms: Vec<SaslMechanism>,
     /// PLAIN's users (`user_<name>` options of the listener's PLAIN JAAS entry).
     pub plain_users: Option<Arc<PlainUsers>>,
+    /// OAUTHBEARER's token validator (JWKS, or the unsecured development mode).
+    pub oauthbearer: Option<Arc<OAuthBearerValidator>>,
     /// The listener's JAAS entry per mechanism: this node's own credentials when it
     /// connects to that listener of its peers.
     pub jaas: BTreeMap<SaslMechanism, JaasEntry>,
@@ -135,6 +143,7 @@ impl SaslListenerConfig {
         let mut jaas = BTreeMap::new();
         let mut connections_max_reauth_ms = BTreeMap::new();
         let mut plain_users = None;
+        let mut oauthbearer = None;
         for &mechanism in &enabled_mechanisms {
             let mechanism_prefix = format!("{prefix}{}.", mechanism.name().to_ascii_lowercase());
             let jaas_key = format!("{mechanism_prefix}sasl.jaas.config");
@@ -171,6 +180,15 @@ impl SaslListenerConfig {
                         reason: e.to_string(),
                     })?;
                 plain_users = Some(Arc::new(users));
+            }
+            if mechanism == SaslMechanism::OAuthBearer {
+                oauthbearer = Some(oauthbearer_validator(
+                    props,
+                    name,
+                    &prefix,
+                    &mechanism_prefix,
+                    jaas.get(&mechanism),
+                )?);
             }
             let reauth_key = format!("{mechanism_prefix}connections.max.reauth.ms");
             let (key, value) = match props.get(&reauth_key) {
@@ -214,6 +232,7 @@ impl SaslListenerConfig {
         Ok(SaslListenerConfig {
             enabled_mechanisms,
             plain_users,
+            oauthbearer,
             jaas,
             connections_max_reauth_ms,
             max_receive_size: max_receive_size.min(i32::MAX as i64) as usize,
@@ -252,6 +271,7 @@ pub enum AuthStep {
 enum Exchange {
     Plain,
     Scram(ScramServer),
+    OAuthBearer(OAuthBearerServer),
 }
 
 enum Phase {
@@ -386,6 +406,12 @@ impl Authenticator {
                 let exchange = match mechanism {
                     SaslMechanism::Plain => Exchange::Plain,
                     SaslMechanism::Scram(m) => Exchange::Scram(ScramServer::new(m)),
+                    SaslMechanism::OAuthBearer => match &self.config.oauthbearer {
+                        Some(validator) => {
+                            Exchange::OAuthBearer(OAuthBearerServer::new(validator.clone()))
+                        }
+                        None => return AuthStep::Close("OAUTHBEARER has no validator".into()),
+                    },
                 };
                 self.phase = Phase::Authenticate {
                     mechanism,
@@ -427,13 +453,15 @@ impl Authenticator {
         } else {
             (None, 0, frame)
         };
-        let result: Result<(Vec<u8>, Option<String>), SaslError> = match &mut exchange {
+        let mut token_lifetime: Option<Box<dyn Fn(i64, i64) -> Option<i64>>> = None;
+        let result: Result<(Vec<u8>, Option<String>), Failure> = match &mut exchange {
             Exchange::Plain => {
                 let users = self.config.plain_users.as_deref();
                 match users {
                     Some(users) => moldau_security::plain::authenticate(users, &token)
-                        .map(|user| (Vec::new(), Some(user))),
-                    None => Err(SaslError::InvalidUsernameOrPassword),
+                        .map(|user| (Vec::new(), Some(user)))
+                        .map_err(Failure::Sasl),
+                    None => Err(Failure::Sasl(SaslError::InvalidUsernameOrPassword)),
                 }
             }
             Exchange::Scram(server) => match server.state() {
@@ -444,10 +472,30 @@ impl Authenticator {
                             scram_credential(state, user, mechanism)
                         })
                         .map(|first| (first, None))
+                        .map_err(Failure::Sasl)
                 }
                 _ => server
                     .handle_client_final(&token)
-                    .map(|(last, user)| (last, Some(user))),
+                    .map(|(last, user)| (last, Some(user)))
+                    .map_err(Failure::Sasl),
+            },
+            Exchange::OAuthBearer(server) => match server.evaluate_response(&token) {
+                Ok(challenge) if server.is_complete() => {
+                    let user = server.principal_name().map(str::to_string);
+                    let expiration = server.credential_expiration_ms();
+                    token_lifetime = Some(Box::new(move |end_ms, reauth_ms| {
+                        // KIP-368: the session ends with the token or the reauth bound.
+                        let left = expiration.map(|exp| exp - end_ms);
+                        match (left, reauth_ms > 0) {
+                            (Some(left), true) => Some(left.min(reauth_ms).max(0)),
+                            (None, true) => Some(reauth_ms),
+                            _ => None,
+                        }
+                    }));
+                    Ok((challenge, user))
+                }
+                Ok(challenge) => Ok((challenge, None)),
+                Err(e) => Err(Failure::OAuthBearer(e)),
             },
         };
         match result {
@@ -471,10 +519,18 @@ impl Authenticator {
                         .unwrap_or(0);
                     // Kafka gives a session lifetime only to clients that can re-authenticate
                     // (SaslAuthenticate v1 and later).
-                    let expires = (reauth_ms > 0 && version >= 1)
-                        .then(|| Instant::now() + Duration::from_millis(reauth_ms));
-                    if expires.is_some() {
-                        lifetime_ms = reauth_ms as i64;
+                    let session_ms = match &token_lifetime {
+                        Some(lifetime) => lifetime(
+                            moldau_security::oauthbearer::now_ms(),
+                            reauth_ms.min(i64::MAX as u64) as i64,
+                        ),
+                        None => (reauth_ms > 0).then_some(reauth_ms as i64),
+                    }
+                    .filter(|_| version >= 1);
+                    let expires = session_ms
+                        .map(|ms| Instant::now() + Duration::from_millis(ms.max(0) as u64));
+                    if let Some(ms) = session_ms {
+                        lifetime_ms = ms;
                     }
                     tracing::debug!(peer = %self.peer, %principal, mechanism = mechanism.name(), "authenticated");
                     self.authenticated = Some((principal, mechanism));
@@ -528,6 +584,98 @@ impl Authenticator {
             Duration::from_millis(self.config.failed_authentication_delay_ms),
         )
     }
+}
+
+/// A failed step of any mechanism.
+enum Failure {
+    Sasl(SaslError),
+    OAuthBearer(OAuthBearerError),
+}
+
+impl Failure {
+    fn is_illegal_state(&self) -> bool {
+        match self {
+            Failure::Sasl(e) => e.is_illegal_state(),
+            Failure::OAuthBearer(e) => e.is_illegal_state(),
+        }
+    }
+
+    fn error_message(&self, reauthentication: bool) -> String {
+        match self {
+            Failure::Sasl(e) => e.error_message(reauthentication),
+            Failure::OAuthBearer(e) => e.error_message(reauthentication),
+        }
+    }
+
+    /// The detailed cause, for the log only.
+    fn reason(&self) -> Option<String> {
+        match self {
+            Failure::Sasl(e) => e.reason().map(|r| r.to_string()),
+            Failure::OAuthBearer(e) => Some(e.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Sasl(e) => e.fmt(f),
+            Failure::OAuthBearer(e) => e.fmt(f),
+        }
+    }
+}
+
+/// A listener's OAUTHBEARER validator. Settings are looked up as
+/// `listener.name.<l>.oauthbearer.<key>`, then `listener.name.<l>.<key>`, then `<key>`.
+/// Kafka validates unsigned tokens when nothing else is configured; Moldau does only when
+/// the operator names the unsecured handler explicitly (fail closed).
+fn oauthbearer_validator(
+    props: &BTreeMap<String, String>,
+    listener: &str,
+    listener_prefix: &str,
+    mechanism_prefix: &str,
+    jaas: Option<&JaasEntry>,
+) -> Result<Arc<OAuthBearerValidator>, ConfigError> {
+    use moldau_security::oauthbearer as ob;
+    let get = |key: &str| -> Option<String> {
+        props
+            .get(&format!("{mechanism_prefix}{key}"))
+            .or_else(|| props.get(&format!("{listener_prefix}{key}")))
+            .or_else(|| props.get(key))
+            .cloned()
+    };
+    let handler_key = format!("{mechanism_prefix}{}", ob::SASL_SERVER_CALLBACK_HANDLER_CLASS);
+    let handler = get(ob::SASL_SERVER_CALLBACK_HANDLER_CLASS);
+    let jwks = get(ob::SASL_OAUTHBEARER_JWKS_ENDPOINT_URL);
+    if handler.is_none() && jwks.is_none() {
+        return Err(ConfigError::InvalidValue {
+            key: handler_key,
+            value: String::new(),
+            reason: format!(
+                "listener {listener} enables OAUTHBEARER with no way to verify tokens: set \
+                 sasl.oauthbearer.jwks.endpoint.url (KIP-768), or, for development only, name \
+                 {} to accept unsigned tokens",
+                ob::UNSECURED_VALIDATOR_CALLBACK_HANDLER
+            ),
+        });
+    }
+    let settings = ob::OAuthBearerSettings::from_props(get, jaas).map_err(|e| {
+        ConfigError::InvalidValue {
+            key: e.key.clone(),
+            value: String::new(),
+            reason: format!("listener {listener}: {}", e.message),
+        }
+    })?;
+    if settings.is_unsecured() {
+        tracing::warn!(listener, "OAUTHBEARER accepts unsigned tokens (the unsecured validator): for development only");
+    }
+    ob::OAuthBearerValidator::new(&settings)
+        .map(Arc::new)
+        .map_err(|e| ConfigError::InvalidValue {
+            key: e.key.clone(),
+            value: String::new(),
+            reason: format!("listener {listener}: {}", e.message),
+        })
 }
 
 /// The credential of `user` for `mechanism` in the metadata image.

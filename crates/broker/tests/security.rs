@@ -558,3 +558,142 @@ mod dynamic_key_store {
         broker.shutdown().await;
     }
 }
+
+mod oauthbearer {
+    use super::*;
+    use moldau_security::oauthbearer::TestJwtSigner;
+    use rdkafka::client::{ClientContext, OAuthToken};
+    use rdkafka::producer::FutureProducer;
+
+    /// A client context that hands librdkafka a JWT signed by the test's key.
+    struct SignedTokens {
+        token: String,
+        expires_ms: i64,
+    }
+
+    impl ClientContext for SignedTokens {
+        const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+        fn generate_oauth_token(
+            &self,
+            _config: Option<&str>,
+        ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+            Ok(OAuthToken {
+                token: self.token.clone(),
+                principal_name: "alice".into(),
+                lifetime_ms: self.expires_ms,
+            })
+        }
+    }
+
+    fn now_s() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    async fn send_with(config: &ClientConfig, token: String, topic: &str) -> bool {
+        let context = SignedTokens {
+            token,
+            expires_ms: (now_s() + 600) * 1000,
+        };
+        let producer: FutureProducer<SignedTokens> = config
+            .clone()
+            .set("security.protocol", "sasl_plaintext")
+            .set("sasl.mechanism", "OAUTHBEARER")
+            .set("message.timeout.ms", "5000")
+            .create_with_context(context)
+            .unwrap();
+        producer
+            .send(
+                FutureRecord::to(topic).key("k").payload("v"),
+                Duration::from_secs(8),
+            )
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tokens_signed_by_a_key_of_the_jwks_authenticate_and_others_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = TestJwtSigner::es256("key-1");
+        let jwks = dir.path().join("jwks.json");
+        std::fs::write(&jwks, TestJwtSigner::jwks(&[&signer])).unwrap();
+        let url = format!("file://{}", jwks.display());
+        let broker = TestBroker::start_with(&[
+            ("listeners", "SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0"),
+            ("inter.broker.listener.name", "PLAINTEXT"),
+            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            ("sasl.oauthbearer.jwks.endpoint.url", url.as_str()),
+            ("sasl.oauthbearer.expected.audience", "moldau"),
+            ("sasl.oauthbearer.expected.issuer", "https://idp.example"),
+        ])
+        .await;
+        let config = broker.client_config();
+        let claims = |sub: &str, aud: &str, exp: i64| {
+            serde_json::json!({
+                "sub": sub, "aud": aud, "iss": "https://idp.example",
+                "iat": now_s(), "exp": exp, "scope": "kafka",
+            })
+        };
+        let good = signer.sign(&claims("alice", "moldau", now_s() + 600));
+        assert!(send_with(&config, good, "oauth").await, "a valid token");
+
+        let stranger = TestJwtSigner::es256("key-1");
+        let forged = stranger.sign(&claims("alice", "moldau", now_s() + 600));
+        assert!(!send_with(&config, forged, "oauth").await, "a token of another key");
+        let expired = signer.sign(&claims("alice", "moldau", now_s() - 3600));
+        assert!(!send_with(&config, expired, "oauth").await, "an expired token");
+        let wrong_audience = signer.sign(&claims("alice", "elsewhere", now_s() + 600));
+        assert!(!send_with(&config, wrong_audience, "oauth").await, "another audience");
+        broker.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unsigned_tokens_need_the_unsecured_handler_named() {
+        // Kafka's default accepts unsigned tokens; Moldau refuses to start without a
+        // JWKS or the unsecured handler named (fail closed).
+        let err = moldau_broker::ServerConfig::load(
+            None,
+            &[
+                (
+                    "listeners".to_string(),
+                    "SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0".to_string(),
+                ),
+                ("sasl.enabled.mechanisms".to_string(), "OAUTHBEARER".to_string()),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("sasl.server.callback.handler.class"), "{err}");
+
+        let broker = TestBroker::start_with(&[
+            ("listeners", "SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0"),
+            ("inter.broker.listener.name", "PLAINTEXT"),
+            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            (
+                "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class",
+                "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler",
+            ),
+        ])
+        .await;
+        // librdkafka's built-in unsecured token (sasl.oauthbearer.config=principal=...).
+        let producer: FutureProducer = broker
+            .client_config()
+            .set("security.protocol", "sasl_plaintext")
+            .set("sasl.mechanism", "OAUTHBEARER")
+            .set("enable.sasl.oauthbearer.unsecure.jwt", "true")
+            .set("sasl.oauthbearer.config", "principal=alice")
+            .create()
+            .unwrap();
+        producer
+            .send(
+                FutureRecord::to("unsecured").key("k").payload("v"),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("an unsecured token is accepted in the unsecured mode");
+        broker.shutdown().await;
+    }
+}

@@ -84,7 +84,7 @@ pub const DEFAULT_SUB_CLAIM_NAME: &str = "sub";
 /// Kafka's secured server callback handler (KIP-768).
 pub const VALIDATOR_CALLBACK_HANDLER: &str =
     "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
-/// Its name before Kafka 3.4 (still accepted by Kafka, deprecated).
+/// Its older name (deprecated since Kafka 3.4), accepted for old configurations.
 pub const DEPRECATED_VALIDATOR_CALLBACK_HANDLER: &str =
     "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerValidatorCallbackHandler";
 /// Kafka's unsecured server callback handler (its default for OAUTHBEARER).
@@ -518,7 +518,7 @@ pub enum OAuthBearerValidation {
     /// Unsigned tokens, believed as they are (development only).
     Unsecured(UnsecuredValidatorOptions),
     /// Signed tokens checked against a JWKS.
-    Secured(SecuredValidatorSettings),
+    Secured(Box<SecuredValidatorSettings>),
 }
 
 /// A listener's OAUTHBEARER server settings.
@@ -761,6 +761,11 @@ fn jwks_tls(entry: Option<&JaasEntry>) -> Result<Option<SslConfig>, OAuthBearerC
     Ok(Some(config))
 }
 
+fn is_https(url: &str) -> bool {
+    url.get(..6)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https:"))
+}
+
 impl OAuthBearerSettings {
     /// Reads a listener's OAUTHBEARER server settings. `get` answers a broker key (the
     /// broker resolves `listener.name.<listener>.oauthbearer.` prefixes); `jaas` is the
@@ -888,17 +893,11 @@ impl OAuthBearerSettings {
             Some(v) => Ok(v.trim().to_string()),
         };
         let jwks_tls = match &jwks_endpoint {
-            JwksEndpoint::Http(url)
-                if url
-                    .get(..6)
-                    .is_some_and(|s| s.eq_ignore_ascii_case("https:")) =>
-            {
-                jwks_tls(jaas)?
-            }
+            JwksEndpoint::Http(url) if is_https(url) => jwks_tls(jaas)?,
             _ => None,
         };
         Ok(OAuthBearerSettings {
-            validation: OAuthBearerValidation::Secured(SecuredValidatorSettings {
+            validation: OAuthBearerValidation::Secured(Box::new(SecuredValidatorSettings {
                 jwks_endpoint,
                 jwks_refresh_ms,
                 jwks_retry_backoff_ms,
@@ -915,7 +914,7 @@ impl OAuthBearerSettings {
                     DEFAULT_SUB_CLAIM_NAME,
                 )?,
                 jwks_tls,
-            }),
+            })),
         })
     }
 
@@ -1371,7 +1370,12 @@ fn millis(ms: i64) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
-fn http_agent(tls: Option<&SslConfig>) -> Result<ureq::Agent, OAuthBearerConfigError> {
+/// The HTTP client of a JWKS endpoint. From an `https:` URL, a redirect to `http:` is
+/// refused (keys must not come over plain text).
+fn http_agent(
+    tls: Option<&SslConfig>,
+    https_only: bool,
+) -> Result<ureq::Agent, OAuthBearerConfigError> {
     use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig, TlsProvider};
     let mut builder = TlsConfig::builder().provider(TlsProvider::Rustls);
     builder = match tls.and_then(|t| t.trust_store.as_ref()) {
@@ -1420,6 +1424,7 @@ fn http_agent(tls: Option<&SslConfig>) -> Result<ureq::Agent, OAuthBearerConfigE
     let config = ureq::Agent::config_builder()
         .tls_config(builder.build())
         .proxy(None)
+        .https_only(https_only)
         .timeout_connect(Some(JWKS_HTTP_CONNECT_TIMEOUT))
         .timeout_global(Some(JWKS_HTTP_TIMEOUT))
         .build();
@@ -1474,33 +1479,30 @@ impl JwksShared {
     }
 
     /// Kafka's `Retry`: fetches until it works, waiting `backoff * 2^(attempt-1)` between
-    /// attempts, for at most `retry_backoff_max`; the first error is reported.
+    /// attempts, for at most `retry_backoff_max` (at least one attempt); the last error is
+    /// reported.
     fn fetch_with_retry(&self, force: bool) -> Result<Option<Vec<Jwk>>, String> {
         let end = Instant::now() + self.retry_backoff_max;
         let mut attempt: u32 = 0;
-        let mut first_error: Option<String> = None;
-        while Instant::now() <= end {
+        loop {
             attempt += 1;
-            match self.fetch(force) {
+            let error = match self.fetch(force) {
                 Ok(keys) => return Ok(keys),
-                Err(e) => {
-                    tracing::warn!(
-                        "OAuth JWKS fetch attempt {attempt} of {} failed: {e}",
-                        self.location
-                    );
-                    first_error.get_or_insert(e);
-                }
-            }
+                Err(e) => e,
+            };
+            tracing::warn!(
+                "OAuth JWKS fetch attempt {attempt} of {} failed: {error}",
+                self.location
+            );
             let factor = 1u32.checked_shl(attempt - 1).unwrap_or(u32::MAX);
             let wait = self
                 .retry_backoff
                 .saturating_mul(factor)
                 .min(end.saturating_duration_since(Instant::now()));
             if wait.is_zero() || !self.sleep(wait) {
-                break;
+                return Err(error);
             }
         }
-        Err(first_error.unwrap_or_else(|| "no attempt was made".to_string()))
     }
 
     /// Waits, unless the validator is dropped meanwhile (then false).
@@ -1701,7 +1703,7 @@ impl SecuredValidator {
             JwksEndpoint::Http(url) => (
                 JwksSource::Http {
                     url: url.clone(),
-                    agent: http_agent(settings.jwks_tls.as_ref())?,
+                    agent: http_agent(settings.jwks_tls.as_ref(), is_https(url))?,
                 },
                 url.clone(),
             ),
@@ -1750,7 +1752,7 @@ impl SecuredValidator {
     /// `ClaimValidationUtils`.
     fn validate(&self, token: &str, now_ms: i64) -> Result<OAuthBearerToken, TokenValidationError> {
         let token = token.trim();
-        let (claims, _) = self.verify(token).map_err(|e| {
+        let claims = self.verify(token).map_err(|e| {
             TokenValidationError::invalid(format!("Could not validate the access token: {e}"))
         })?;
         let problems = self.claim_problems(&claims, now_ms);
@@ -1766,7 +1768,7 @@ impl SecuredValidator {
 
     /// The compact serialization's structure, its header, the signature (with a key of the
     /// JWKS) and the claims object.
-    fn verify(&self, token: &str) -> Result<(Map<String, Value>, Map<String, Value>), String> {
+    fn verify(&self, token: &str) -> Result<Map<String, Value>, String> {
         if token.is_empty() {
             return Err(
                 "Empty JWT provided; expected three sections (header, payload, and signature)"
@@ -1833,7 +1835,7 @@ impl SecuredValidator {
         if !verified {
             return Err(format!("JWS signature is invalid (header {header_json})"));
         }
-        Ok((claims, header))
+        Ok(claims)
     }
 
     fn claim_problems(&self, claims: &Map<String, Value>, now_ms: i64) -> ClaimProblems {
@@ -2515,11 +2517,28 @@ mod tests {
         path
     }
 
+    /// A test's JWKS file, removed (with its directory) when dropped.
+    struct JwksFile(PathBuf);
+
+    impl AsRef<Path> for JwksFile {
+        fn as_ref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for JwksFile {
+        fn drop(&mut self) {
+            if let Some(dir) = self.0.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+
     /// A secured validator over a JWKS file holding these keys, with extra broker keys.
     fn secured(
         signers: &[&TestJwtSigner],
         extra: &[(&str, &str)],
-    ) -> (Arc<OAuthBearerValidator>, PathBuf) {
+    ) -> (Arc<OAuthBearerValidator>, JwksFile) {
         let dir = temp_dir();
         let path = write_jwks(&dir, &TestJwtSigner::jwks(signers));
         let url = format!("file://{}", path.display());
@@ -2529,7 +2548,7 @@ mod tests {
         assert!(!settings.is_unsecured());
         (
             Arc::new(OAuthBearerValidator::new(&settings).unwrap()),
-            path,
+            JwksFile(path),
         )
     }
 
@@ -2841,7 +2860,13 @@ mod tests {
     fn jwks_file_is_read_again_when_it_changes() {
         let old = TestJwtSigner::es256("old");
         let new = TestJwtSigner::es256("new");
-        let (v, path) = secured(&[&old], &[]);
+        let (v, path) = secured(
+            &[&old],
+            &[
+                (SASL_OAUTHBEARER_JWKS_ENDPOINT_RETRY_BACKOFF_MS, "10"),
+                (SASL_OAUTHBEARER_JWKS_ENDPOINT_RETRY_BACKOFF_MAX_MS, "50"),
+            ],
+        );
         assert!(v.validate(&new.sign(&claims()), NOW_MS).is_err());
         std::fs::write(&path, TestJwtSigner::jwks(&[&new])).unwrap();
         v.refresh_jwks().unwrap();
@@ -2859,7 +2884,10 @@ mod tests {
         let new = TestJwtSigner::es256("new");
         let (v, path) = secured(
             &[&old],
-            &[(SASL_OAUTHBEARER_JWKS_ENDPOINT_RETRY_BACKOFF_MAX_MS, "0")],
+            &[
+                (SASL_OAUTHBEARER_JWKS_ENDPOINT_RETRY_BACKOFF_MS, "0"),
+                (SASL_OAUTHBEARER_JWKS_ENDPOINT_RETRY_BACKOFF_MAX_MS, "0"),
+            ],
         );
         std::fs::write(&path, TestJwtSigner::jwks(&[&old, &new])).unwrap();
         let token = new.sign(&claims());
@@ -3198,6 +3226,7 @@ mod tests {
         .unwrap();
         let e = OAuthBearerValidator::new(&s).unwrap_err();
         assert!(e.message.contains("keys member"), "{e}");
+        drop(JwksFile(path));
         // The JAAS entry must be OAuthBearerLoginModule's.
         let mut entry = jaas(&[]);
         entry.login_module = crate::jaas::PLAIN_LOGIN_MODULE.to_string();
@@ -3765,9 +3794,11 @@ mod tests {
 
         #[test]
         fn arbitrary_tokens_never_panic(token in "[-_~+/.a-zA-Z0-9=]{0,80}") {
+            static SECURED: OnceLock<Arc<OAuthBearerValidator>> = OnceLock::new();
+            let v = SECURED
+                .get_or_init(|| secured(&[&TestJwtSigner::es256("k1")], &[]).0)
+                .clone();
             let _ = unsecured(&[]).validate(&token, NOW_MS);
-            let signer = TestJwtSigner::es256("k1");
-            let (v, _) = secured(&[&signer], &[]);
             let _ = v.validate(&token, NOW_MS);
             let mut server = OAuthBearerServer::new(v);
             if let Ok(bytes) = ClientInitialResponse::new(&token, "", BTreeMap::new()).map(|r| r.to_bytes()) {

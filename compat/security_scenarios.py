@@ -1,0 +1,243 @@
+"""Security scenarios (issue 11): the four real clients over SSL, mutual TLS, SASL_PLAINTEXT
+and SASL_SSL with PLAIN and SCRAM, against one broker whose key and trust stores are made
+by the JDK's keytool (PKCS12, as Kafka operators make them) and whose SCRAM users are
+created with the clients' own admin APIs.
+
+Registered into scenarios.SCENARIOS by scenarios.py.
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+from harness import clients as C
+from harness.broker import Broker, free_port
+from harness.util import CheckFailed, check, compare, gen_records, now_ms
+
+STORE_PASSWORD = "compat-pass"
+PLAIN_JAAS = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+              'user_alice="alice-secret" user_bob="bob-secret";')
+
+
+def _keytool(workdir: Path, *args: str) -> None:
+    cp = subprocess.run(["keytool", *args], cwd=str(workdir), stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT, timeout=60)
+    if cp.returncode != 0:
+        raise CheckFailed(f"keytool {' '.join(args[:2])} failed: {cp.stdout.decode(errors='replace')[-500:]}")
+
+
+class Pki:
+    """A CA, the broker's key store and trust store, and a client key store, by keytool."""
+
+    def __init__(self, workdir: Path):
+        self.dir = workdir / "pki"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        d, pw = self.dir, STORE_PASSWORD
+        _keytool(d, "-genkeypair", "-alias", "ca", "-keyalg", "RSA", "-keysize", "2048", "-dname", "CN=Compat CA",
+                 "-ext", "bc:c", "-validity", "3", "-keystore", "ca.p12", "-storetype", "PKCS12", "-storepass", pw)
+        _keytool(d, "-exportcert", "-alias", "ca", "-keystore", "ca.p12", "-storepass", pw, "-rfc", "-file", "ca.pem")
+        _keytool(d, "-importcert", "-alias", "ca", "-file", "ca.pem", "-keystore", "truststore.p12",
+                 "-storetype", "PKCS12", "-storepass", pw, "-noprompt")
+        self.ca_pem = d / "ca.pem"
+        self.truststore = d / "truststore.p12"
+        self.broker_store = self._leaf("broker", "CN=broker,OU=compat,O=Moldau", "ip:127.0.0.1,dns:localhost")
+        self.alice_store = self._leaf("alice", "CN=alice,OU=clients,O=Moldau", None)
+        # PEM copies of alice's certificate and key for clients that want files (kafka-python).
+        self.alice_crt = d / "alice.crt"
+        self.alice_key = d / "alice.key"
+        for out, flags in ((self.alice_crt, ["-nokeys"]), (self.alice_key, ["-nocerts", "-nodes"])):
+            cp = subprocess.run(["openssl", "pkcs12", "-in", str(self.alice_store), "-passin", f"pass:{pw}",
+                                 "-out", str(out), *flags], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                timeout=60)
+            check(cp.returncode == 0, f"openssl pkcs12: {cp.stdout.decode(errors='replace')[-300:]}")
+
+    def _leaf(self, name: str, dname: str, san) -> Path:
+        d, pw = self.dir, STORE_PASSWORD
+        store = f"{name}.p12"
+        ext = ["-ext", f"SAN={san}"] if san else []
+        _keytool(d, "-genkeypair", "-alias", name, "-keyalg", "RSA", "-keysize", "2048", "-dname", dname,
+                 "-validity", "3", "-keystore", store, "-storetype", "PKCS12", "-storepass", pw, *ext)
+        _keytool(d, "-certreq", "-alias", name, "-keystore", store, "-storepass", pw, "-file", f"{name}.csr")
+        _keytool(d, "-gencert", "-alias", "ca", "-keystore", "ca.p12", "-storepass", pw, "-infile", f"{name}.csr",
+                 "-outfile", f"{name}.signed", "-rfc", "-validity", "3", *ext)
+        _keytool(d, "-importcert", "-alias", "ca", "-file", "ca.pem", "-keystore", store, "-storepass", pw,
+                 "-noprompt")
+        _keytool(d, "-importcert", "-alias", name, "-file", f"{name}.signed", "-keystore", store,
+                 "-storepass", pw, "-noprompt")
+        return d / store
+
+
+class SecureBroker:
+    """One broker with PLAINTEXT (readiness, admin), SSL (server-authenticated), MTLS (an
+    SSL listener requiring client certificates), SASL_PLAINTEXT and SASL_SSL listeners."""
+
+    def __init__(self, ctx, pki: Pki):
+        self.ports = {name: free_port() for name in ("SSL", "MTLS", "SASL_PLAINTEXT", "SASL_SSL")}
+        self.pki = pki
+        broker = Broker(ctx.workdir / f"node{len(ctx.brokers)}")
+        listeners = ",".join([f"PLAINTEXT://127.0.0.1:{broker.port}"]
+                             + [f"{n}://127.0.0.1:{p}" for n, p in self.ports.items()])
+        broker.extra.update({
+            "listeners": listeners,
+            "advertised.listeners": listeners,
+            "listener.security.protocol.map":
+                "PLAINTEXT:PLAINTEXT,SSL:SSL,MTLS:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(pki.broker_store),
+            "ssl.keystore.password": STORE_PASSWORD,
+            "ssl.key.password": STORE_PASSWORD,
+            # Kafka's default type (JKS) reading a PKCS12 file, as Java does.
+            "ssl.truststore.location": str(pki.truststore),
+            "ssl.truststore.password": STORE_PASSWORD,
+            "listener.name.mtls.ssl.client.auth": "required",
+            "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config": PLAIN_JAAS,
+            "listener.name.sasl_ssl.plain.sasl.jaas.config": PLAIN_JAAS,
+        })
+        ctx.brokers.append(broker)
+        self.broker = broker.start()
+
+    def addr(self, listener: str) -> str:
+        return f"127.0.0.1:{self.ports[listener]}"
+
+
+def _configs(pki: Pki, mode: str, user: str = "alice", password: str = "alice-secret"
+             ) -> Tuple[str, dict, dict, dict, List[str]]:
+    """(listener, confluent conf, kafka-python conf, Java conf, kcat -X args) for a mode."""
+    ca, trust = str(pki.ca_pem), str(pki.truststore)
+    java_trust = {"ssl.truststore.location": trust, "ssl.truststore.password": STORE_PASSWORD,
+                  "ssl.truststore.type": "PKCS12"}
+    if mode == "ssl":
+        return ("SSL", {"security.protocol": "SSL", "ssl.ca.location": ca},
+                {"security_protocol": "SSL", "ssl_cafile": ca},
+                {"security.protocol": "SSL", **java_trust},
+                ["security.protocol=SSL", f"ssl.ca.location={ca}"])
+    if mode == "mtls":
+        store = str(pki.alice_store)
+        return ("MTLS", {"security.protocol": "SSL", "ssl.ca.location": ca, "ssl.keystore.location": store,
+                         "ssl.keystore.password": STORE_PASSWORD},
+                {"security_protocol": "SSL", "ssl_cafile": ca, "ssl_certfile": str(pki.alice_crt),
+                 "ssl_keyfile": str(pki.alice_key)},
+                {"security.protocol": "SSL", **java_trust, "ssl.keystore.location": store,
+                 "ssl.keystore.password": STORE_PASSWORD, "ssl.keystore.type": "PKCS12",
+                 "ssl.key.password": STORE_PASSWORD},
+                ["security.protocol=SSL", f"ssl.ca.location={ca}", f"ssl.certificate.location={pki.alice_crt}",
+                 f"ssl.key.location={pki.alice_key}"])
+    protocol, mechanism = {"sasl-plain": ("SASL_PLAINTEXT", "PLAIN"),
+                           "sasl-scram256": ("SASL_PLAINTEXT", "SCRAM-SHA-256"),
+                           "sasl-ssl-scram512": ("SASL_SSL", "SCRAM-SHA-512"),
+                           "sasl-ssl-plain": ("SASL_SSL", "PLAIN")}[mode]
+    module = ("org.apache.kafka.common.security.plain.PlainLoginModule" if mechanism == "PLAIN"
+              else "org.apache.kafka.common.security.scram.ScramLoginModule")
+    jaas = f'{module} required username="{user}" password="{password}";'
+    ck = {"security.protocol": protocol, "sasl.mechanism": mechanism, "sasl.username": user,
+          "sasl.password": password}
+    kp = {"security_protocol": protocol, "sasl_mechanism": mechanism, "sasl_plain_username": user,
+          "sasl_plain_password": password}
+    java = {"security.protocol": protocol, "sasl.mechanism": mechanism, "sasl.jaas.config": jaas}
+    kcat = [f"security.protocol={protocol}", f"sasl.mechanisms={mechanism}", f"sasl.username={user}",
+            f"sasl.password={password}"]
+    if protocol == "SASL_SSL":
+        ck["ssl.ca.location"] = ca
+        kp["ssl_cafile"] = ca
+        java.update(java_trust)
+        kcat.append(f"ssl.ca.location={ca}")
+    return protocol, ck, kp, java, kcat
+
+
+def _create_scram_users(ctx, bootstrap: str) -> None:
+    """SCRAM credentials through the clients' admin APIs: confluent-kafka sets alice's,
+    the Java admin client describes them."""
+    from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
+                                       UserScramCredentialUpsertion)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    # One request per mechanism: Kafka refuses a user named twice in one request
+    # (DUPLICATE_RESOURCE), whatever the mechanisms.
+    for m in (ScramMechanism.SCRAM_SHA_256, ScramMechanism.SCRAM_SHA_512):
+        upsert = UserScramCredentialUpsertion("alice", ScramCredentialInfo(m, 8192), b"alice-secret")
+        for user, fut in admin.alter_user_scram_credentials([upsert]).items():
+            fut.result(timeout=30)
+    described = admin.describe_user_scram_credentials(["alice"])
+    desc = described["alice"].result(timeout=30) if isinstance(described, dict) else described.result(timeout=30)["alice"]
+    mechanisms = sorted(str(i.mechanism) for i in desc.scram_credential_infos)
+    iterations = sorted(i.iterations for i in desc.scram_credential_infos)
+    ctx.log(f"SCRAM credentials of alice: {mechanisms} {iterations}")
+    check(len(mechanisms) == 2 and iterations == [8192, 8192], f"describe after alter: {mechanisms} {iterations}")
+
+
+def _round_trip(ctx, sb: SecureBroker, client: str, mode: str) -> None:
+    listener, ck, kp, java, kcat = _configs(sb.pki, mode)
+    bs = sb.addr(listener)
+    topic = f"sec-{mode}-{client}".replace("_", "-")
+    base = now_ms() - 60_000
+    if client == "kcat":
+        recs = [r for r in gen_records(topic, 12, base, f"{mode}-{client}", with_specials=False, headers=False)]
+        extra = [a for kv in kcat for a in ("-X", kv)]
+        C.kcat_produce(bs, topic, recs, extra=extra)
+        got = C.kcat_consume(bs, topic, extra=extra, count=len(recs))
+        check(sorted(r.value for r in got) == sorted(r.value for r in recs),
+              f"kcat over {mode}: read {len(got)} of {len(recs)} records")
+        return
+    recs = gen_records(topic, 20, base, f"{mode}-{client}")
+    if client == "confluent":
+        sent = C.ck_produce(bs, recs, conf=ck)
+        got = C.ck_consume(bs, topic, conf=ck)
+    elif client == "kafka-python":
+        sent = C.kp_produce(bs, recs, conf=kp)
+        got = C.kp_consume(bs, topic, conf=kp)
+    else:
+        sent = C.java_produce(bs, recs, conf=java)
+        got = C.java_consume(bs, [topic], conf=java)[topic]
+    problems = compare(sent, got, f"{client} over {mode}")
+    check(not problems, "\n".join(problems))
+
+
+def _refused(ctx, sb: SecureBroker, mode: str, **wrong) -> None:
+    """A client with wrong credentials (or none) gets no records in."""
+    listener, ck, _, java, _ = _configs(sb.pki, mode, **wrong)
+    if mode == "mtls":
+        ck = {k: v for k, v in ck.items() if not k.startswith("ssl.keystore")}
+        java = {k: v for k, v in java.items() if not k.startswith("ssl.keystore") and k != "ssl.key.password"}
+    bs = sb.addr(listener)
+    recs = gen_records(f"refused-{mode}", 3, now_ms(), "refused", with_specials=False)
+    try:
+        C.ck_produce(bs, recs, conf={**ck, "message.timeout.ms": 5000}, timeout=15)
+    except CheckFailed as e:
+        ctx.log(f"confluent-kafka refused over {mode}: {str(e)[:160]}")
+    else:
+        raise CheckFailed(f"confluent-kafka produced over {mode} with {wrong or 'no certificate'}")
+    lines = C.java_produce_lines(bs, recs, {**java, "delivery.timeout.ms": "8000", "request.timeout.ms": "5000",
+                                            "max.block.ms": "8000"}, timeout=60)
+    check(lines and all(ln.startswith("err") for ln in lines), f"Java producer over {mode} with bad credentials: {lines[:3]}")
+    auth_errors = [ln for ln in lines if "Authentication" in ln or "SSL" in ln or "Timeout" in ln]
+    ctx.log(f"Java refused over {mode}: {lines[0][:200]}")
+    check(auth_errors, f"Java producer over {mode}: unexpected errors {lines[:3]}")
+
+
+def register(scenario):
+    @scenario
+    def security_tls(ctx):
+        """SSL and mutual TLS with keytool-made PKCS12 stores: confluent-kafka, kafka-python, Java, kcat produce and consume; a client without a certificate is refused by the mTLS listener"""
+        pki = Pki(ctx.workdir)
+        sb = SecureBroker(ctx, pki)
+        for mode in ("ssl", "mtls"):
+            for client in ("confluent", "kafka-python", "java", "kcat"):
+                _round_trip(ctx, sb, client, mode)
+                ctx.log(f"{client} over {mode}: produced and consumed")
+        _refused(ctx, sb, "mtls")
+
+    @scenario
+    def security_sasl(ctx):
+        """SASL PLAIN and SCRAM-SHA-256/512 over SASL_PLAINTEXT and SASL_SSL with all four clients (SCRAM users made with confluent-kafka's admin API); wrong passwords are refused"""
+        pki = Pki(ctx.workdir)
+        sb = SecureBroker(ctx, pki)
+        _create_scram_users(ctx, sb.broker.bootstrap)
+        for mode in ("sasl-plain", "sasl-scram256", "sasl-ssl-scram512", "sasl-ssl-plain"):
+            for client in ("confluent", "kafka-python", "java", "kcat"):
+                _round_trip(ctx, sb, client, mode)
+                ctx.log(f"{client} over {mode}: produced and consumed")
+        _refused(ctx, sb, "sasl-plain", password="wrong")
+        _refused(ctx, sb, "sasl-ssl-scram512", password="wrong")
+        _refused(ctx, sb, "sasl-scram256", user="mallory")
