@@ -190,7 +190,7 @@ async fn garbage_and_plaintext_on_a_tls_listener_are_closed_and_others_keep_work
 
 const PLAIN_JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
     username=\"admin\" password=\"admin-secret\" user_admin=\"admin-secret\" \
-    user_alice=\"alice-secret\";";
+    user_alice=\"alice-secret\" user_bob=\"bob-secret\";";
 
 /// A broker whose only listener is SASL_PLAINTEXT with PLAIN.
 async fn sasl_plain_broker(extra: &[(&str, &str)]) -> TestBroker {
@@ -403,6 +403,85 @@ mod raw_sasl {
             5,
         )
         .await;
+        broker.shutdown().await;
+    }
+
+    async fn authenticate(client: &mut WireClient, user: &str, password: &str) -> SaslAuthenticateResponse {
+        assert_eq!(handshake(client, "PLAIN").await.error_code, 0);
+        client
+            .call(
+                ApiKey::SaslAuthenticate,
+                2,
+                &SaslAuthenticateRequest::default().with_auth_bytes(plain_token(user, password)),
+            )
+            .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sessions_end_after_connections_max_reauth_ms_unless_renewed_as_the_same_principal() {
+        let broker = sasl_plain_broker(&[("connections.max.reauth.ms", "1500")]).await;
+        let addr = broker.bootstrap();
+        let metadata = || MetadataRequest::default();
+
+        // KIP-368: the session lifetime is announced; a request after it closes the connection.
+        let mut client = WireClient::connect(&addr).await;
+        let answer = authenticate(&mut client, "alice", "alice-secret").await;
+        assert_eq!(answer.error_code, 0);
+        assert_eq!(answer.session_lifetime_ms, 1500);
+        tokio::time::sleep(Duration::from_millis(1800)).await;
+        let mut raw = client.into_raw();
+        let mut body = crate::common::raw::raw_header(3, 1, 9, false);
+        body.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+        raw.send_frame(&body).await;
+        raw.expect_closed("a request after the session ended").await;
+
+        // Re-authenticating in time, as the same user, keeps the connection serving.
+        let mut client = WireClient::connect(&addr).await;
+        assert_eq!(authenticate(&mut client, "alice", "alice-secret").await.error_code, 0);
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            let again = authenticate(&mut client, "alice", "alice-secret").await;
+            assert_eq!(again.error_code, 0);
+            let _: kafka_protocol::messages::MetadataResponse =
+                client.call(ApiKey::Metadata, 12, &metadata()).await;
+        }
+        // SaslAuthenticate v2 by hand (compact bytes: length + 1, no tagged fields), so a
+        // closed connection can be observed.
+        let authenticate_frame = |user: &str, password: &str| {
+            let mut body = crate::common::raw::raw_header(36, 2, 99, true);
+            let token = plain_token(user, password);
+            body.extend_from_slice(&[(token.len() + 1) as u8]);
+            body.extend_from_slice(&token);
+            body.extend_from_slice(&[0]);
+            body
+        };
+        // The frame is well formed: as the same user it is answered ...
+        assert_eq!(handshake(&mut client, "PLAIN").await.error_code, 0);
+        let mut raw = client.into_raw();
+        raw.send_frame(&authenticate_frame("alice", "alice-secret")).await;
+        raw.expect_frame("re-authentication as the same principal").await;
+        // ... as someone else the connection is closed.
+        let mut client = WireClient::connect(&addr).await;
+        assert_eq!(authenticate(&mut client, "alice", "alice-secret").await.error_code, 0);
+        assert_eq!(handshake(&mut client, "PLAIN").await.error_code, 0);
+        let mut raw = client.into_raw();
+        raw.send_frame(&authenticate_frame("bob", "bob-secret")).await;
+        raw.expect_closed("re-authentication as another principal").await;
+
+        // A real client (librdkafka) re-authenticates by itself and keeps producing.
+        let producer: FutureProducer = sasl_client(&broker, "PLAIN", "alice", "alice-secret")
+            .create()
+            .unwrap();
+        for i in 0..12 {
+            producer
+                .send(
+                    FutureRecord::to("reauth").key("k").payload(&format!("v{i}")),
+                    Duration::from_secs(10),
+                )
+                .await
+                .expect("produce across re-authentications");
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
         broker.shutdown().await;
     }
 
