@@ -8,6 +8,8 @@ use std::process::Command;
 const ALLOWED: &[(&str, &[&str])] = &[
     ("moldau-storage", &[]),
     ("moldau-metadata", &[]),
+    // Kafka's security model without sockets: depends on no other workspace crate.
+    ("moldau-security", &[]),
     ("moldau-controller", &["moldau-storage", "moldau-metadata"]),
     ("moldau-coordinator", &["moldau-metadata"]),
     (
@@ -17,6 +19,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "moldau-metadata",
             "moldau-controller",
             "moldau-coordinator",
+            "moldau-security",
         ],
     ),
     (
@@ -27,6 +30,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "moldau-metadata",
             "moldau-controller",
             "moldau-coordinator",
+            "moldau-security",
         ],
     ),
     // The simulation drives whole nodes; nothing depends on it.
