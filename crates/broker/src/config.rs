@@ -1170,7 +1170,8 @@ fn is_sasl_key(key: &str) -> Option<Option<&str>> {
     ];
     use moldau_security::oauthbearer::{SASL_SERVER_CALLBACK_HANDLER_CLASS, SERVER_CONFIG_KEYS};
     // OAUTHBEARER's validation settings (the handler class only per mechanism).
-    let oauth = |k: &str| SERVER_CONFIG_KEYS.contains(&k) && k != SASL_SERVER_CALLBACK_HANDLER_CLASS;
+    let oauth =
+        |k: &str| SERVER_CONFIG_KEYS.contains(&k) && k != SASL_SERVER_CALLBACK_HANDLER_CLASS;
     if BARE.contains(&key) || oauth(key) {
         return Some(None);
     }
@@ -2284,9 +2285,12 @@ mod tests {
     #[test]
     fn ssl_keys_need_a_tls_listener_that_reads_them() {
         // A TLS listener needs a key store; the error says which key.
-        let err = load(&[("listeners", "SSL://127.0.0.1:9093")])
-            .unwrap_err()
-            .to_string();
+        let err = load(&[
+            ("listeners", "SSL://127.0.0.1:9093"),
+            ("inter.broker.listener.name", "SSL"),
+        ])
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("ssl.keystore.location"), "{err}");
         // ssl.* keys with no TLS listener would do nothing: an error naming the key.
         for key in [
@@ -2294,7 +2298,10 @@ mod tests {
             "listener.name.internal.ssl.keystore.location",
         ] {
             let err = load(&[(key, "/ks")]).unwrap_err().to_string();
-            assert!(err.contains(key) && err.contains("no SSL"), "{key}: {err}");
+            assert!(
+                err.contains(key) && err.contains("no listener of this node reads it"),
+                "{key}: {err}"
+            );
         }
         // A missing key store file names the key.
         let err = load(&[
@@ -2325,21 +2332,61 @@ mod tests {
     }
 
     #[test]
-    fn sasl_listeners_are_refused_until_served() {
-        let err = load(&[("listeners", "SASL_SSL://127.0.0.1:9093")])
+    fn sasl_listeners_need_mechanisms_users_and_a_client_mechanism() {
+        let sasl = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = vec![
+                (
+                    "listeners",
+                    "PLAINTEXT://127.0.0.1:9092,SASL_PLAINTEXT://127.0.0.1:9093",
+                ),
+            ];
+            pairs.extend_from_slice(extra);
+            load(&pairs)
+        };
+        // Kafka's default mechanism, GSSAPI, needs Kerberos.
+        let err = sasl(&[]).unwrap_err().to_string();
+        assert!(err.contains("sasl.enabled.mechanisms") && err.contains("GSSAPI"), "{err}");
+        // PLAIN's users come from the listener's JAAS config.
+        let err = sasl(&[("sasl.enabled.mechanisms", "PLAIN")])
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("listeners") && err.contains("SASL is not yet supported"),
+            err.contains("listener.name.sasl_plaintext.plain.sasl.jaas.config"),
             "{err}"
         );
-        let err = load(&[
-            ("listeners", "INTERNAL://127.0.0.1:9093"),
-            ("listener.security.protocol.map", "INTERNAL:SASL_PLAINTEXT"),
+        let jaas = "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                    username=\"n\" password=\"p\" user_n=\"p\";";
+        let (c, _) = sasl(&[
+            ("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-512"),
+            ("listener.name.sasl_plaintext.plain.sasl.jaas.config", jaas),
         ])
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("SASL_PLAINTEXT"), "{err}");
+        .unwrap();
+        let security = &c.listener_security["SASL_PLAINTEXT"];
+        assert_eq!(security.protocol, SecurityProtocol::SaslPlaintext);
+        assert_eq!(security.sasl.as_ref().unwrap().enabled_mechanisms.len(), 2);
+        // As the inter-broker listener it needs this node's mechanism and credentials.
+        let inter = [
+            ("sasl.enabled.mechanisms", "PLAIN"),
+            ("listener.name.sasl_plaintext.plain.sasl.jaas.config", jaas),
+            ("inter.broker.listener.name", "SASL_PLAINTEXT"),
+        ];
+        let err = sasl(&inter).unwrap_err().to_string();
+        assert!(err.contains("sasl.mechanism.inter.broker.protocol"), "{err}");
+        let mut with_mechanism = inter.to_vec();
+        with_mechanism.push(("sasl.mechanism.inter.broker.protocol", "PLAIN"));
+        let (c, _) = sasl(&with_mechanism).unwrap();
+        assert_eq!(
+            c.listener_security["SASL_PLAINTEXT"].client_mechanism,
+            Some(crate::sasl::SaslMechanism::Plain)
+        );
+        let mut oauth = inter.to_vec();
+        oauth.push(("sasl.mechanism.inter.broker.protocol", "OAUTHBEARER"));
+        let err = sasl(&oauth).unwrap_err().to_string();
+        assert!(err.contains("OAUTHBEARER"), "{err}");
+    }
+
+    #[test]
+    fn listener_names_map_to_protocols() {
         let (c, _) = load(&[
             ("listeners", "internal://127.0.0.1:9093"),
             ("listener.security.protocol.map", "INTERNAL:PLAINTEXT"),
