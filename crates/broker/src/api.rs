@@ -38,6 +38,8 @@ pub struct RequestContext {
     /// Who sent it: the connection's authenticated principal (`User:ANONYMOUS` on
     /// PLAINTEXT and on TLS without a client certificate).
     pub principal: Arc<moldau_security::principal::KafkaPrincipal>,
+    /// Throttles the handler found (client quotas' controller mutation quota).
+    pub quota: crate::quota_manager::RequestQuota,
 }
 
 /// Every API this broker serves, with the versions its handler supports.
@@ -184,6 +186,17 @@ pub const SUPPORTED_APIS: &[(ApiKey, VersionRange)] = &[
         ApiKey::AlterUserScramCredentials,
         handlers::alter_user_scram_credentials::VERSIONS,
     ),
+    (ApiKey::DescribeAcls, handlers::describe_acls::VERSIONS),
+    (ApiKey::CreateAcls, handlers::create_acls::VERSIONS),
+    (ApiKey::DeleteAcls, handlers::delete_acls::VERSIONS),
+    (
+        ApiKey::DescribeClientQuotas,
+        handlers::describe_client_quotas::VERSIONS,
+    ),
+    (
+        ApiKey::AlterClientQuotas,
+        handlers::alter_client_quotas::VERSIONS,
+    ),
 ];
 
 pub fn supported_versions(api_key: ApiKey) -> Option<VersionRange> {
@@ -287,6 +300,7 @@ pub async fn handle_frame(
         // A broker-only node listens early for the metadata log's replication only.
         return Outcome::Close("not serving clients yet: the broker is starting".into());
     }
+    let request_bytes = frame.len();
     let (header, api_key, api_version, request) = match decode_request(frame) {
         Ok(DecodedRequest::Request {
             header,
@@ -313,8 +327,19 @@ pub async fn handle_frame(
         listener_name: listener.name.clone(),
         controller_listener,
         principal: session.principal.clone(),
+        quota: Default::default(),
     };
-    let response = match dispatch(state, &ctx, request).await {
+    // Client quotas: costs recorded after the handler, `throttle_time_ms` set, the
+    // connection muted while throttled (KIP-219).
+    let (dispatched, mute_until) =
+        crate::quota_manager::enforce(state, &ctx, request_bytes, request, |request| {
+            dispatch(state, &ctx, request)
+        })
+        .await;
+    if let Some(until) = mute_until {
+        session.mute.mute_until(until);
+    }
+    let response = match dispatched {
         Ok(Some(response)) => response,
         Ok(None) => return Outcome::NoResponse,
         Err(reason) => return Outcome::Close(reason),
@@ -505,6 +530,21 @@ async fn dispatch(
         RequestKind::AlterUserScramCredentials(r) => ResponseKind::AlterUserScramCredentials(
             alter_user_scram_credentials::handle(state, ctx, r).await,
         ),
+        RequestKind::DescribeAcls(r) => {
+            ResponseKind::DescribeAcls(describe_acls::handle(state, ctx, r)?)
+        }
+        RequestKind::CreateAcls(r) => {
+            ResponseKind::CreateAcls(create_acls::handle(state, ctx, r).await?)
+        }
+        RequestKind::DeleteAcls(r) => {
+            ResponseKind::DeleteAcls(delete_acls::handle(state, ctx, r).await?)
+        }
+        RequestKind::DescribeClientQuotas(r) => {
+            ResponseKind::DescribeClientQuotas(describe_client_quotas::handle(state, ctx, r))
+        }
+        RequestKind::AlterClientQuotas(r) => {
+            ResponseKind::AlterClientQuotas(alter_client_quotas::handle(state, ctx, r).await)
+        }
         // Unreachable while SUPPORTED_APIS and this match list the same APIs.
         _ => return Err(format!("no handler for {:?}", ctx.header.request_api_key)),
     }))

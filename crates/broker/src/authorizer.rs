@@ -32,8 +32,13 @@ pub const CLUSTER_NAME: &str = "kafka-cluster";
 /// The authorizer of a node: its settings and the ACL index of the last image seen.
 pub struct Authorizer {
     settings: AuthorizerSettings,
-    /// The image's ACL map the index was built from (compared by pointer) and the index.
-    index: RwLock<(Arc<BTreeMap<Uuid, AclEntry>>, Arc<AclAuthorizer>)>,
+    index: RwLock<Built>,
+}
+
+/// An index and the image's ACL map it was built from (compared by pointer).
+struct Built {
+    acls: Arc<BTreeMap<Uuid, AclEntry>>,
+    index: Arc<AclAuthorizer>,
 }
 
 impl Authorizer {
@@ -41,7 +46,10 @@ impl Authorizer {
         let index = Arc::new(AclAuthorizer::new(Vec::new(), settings.clone()));
         Authorizer {
             settings,
-            index: RwLock::new((Arc::new(BTreeMap::new()), index)),
+            index: RwLock::new(Built {
+                acls: Arc::new(BTreeMap::new()),
+                index,
+            }),
         }
     }
 
@@ -49,13 +57,16 @@ impl Authorizer {
     fn index(&self, image: &MetadataImage) -> Arc<AclAuthorizer> {
         {
             let current = self.index.read();
-            if Arc::ptr_eq(&current.0, image.acls()) || *current.0 == **image.acls() {
-                return current.1.clone();
+            if Arc::ptr_eq(&current.acls, image.acls()) || *current.acls == **image.acls() {
+                return current.index.clone();
             }
         }
         let bindings: Vec<AclBinding> = image.acls().values().map(binding).collect();
         let index = Arc::new(AclAuthorizer::new(bindings, self.settings.clone()));
-        *self.index.write() = (image.acls().clone(), index.clone());
+        *self.index.write() = Built {
+            acls: image.acls().clone(),
+            index: index.clone(),
+        };
         index
     }
 }

@@ -1382,15 +1382,12 @@ fn check_listener_protocols(
         for endpoint in endpoints {
             let name = endpoint.listener_name.to_ascii_uppercase();
             let value = props.get(key).map_or("", String::as_str);
-            match map.get(&name) {
-                None => {
-                    return Err(ConfigError::invalid(
-                        key,
-                        value,
-                        format!("no security protocol defined for listener {name} in {MAP_KEY}"),
-                    ))
-                }
-                Some(_) => {}
+            if !map.contains_key(&name) {
+                return Err(ConfigError::invalid(
+                    key,
+                    value,
+                    format!("no security protocol defined for listener {name} in {MAP_KEY}"),
+                ));
             }
         }
     }
@@ -2334,18 +2331,19 @@ mod tests {
     #[test]
     fn sasl_listeners_need_mechanisms_users_and_a_client_mechanism() {
         let sasl = |extra: &[(&'static str, &'static str)]| {
-            let mut pairs = vec![
-                (
-                    "listeners",
-                    "PLAINTEXT://127.0.0.1:9092,SASL_PLAINTEXT://127.0.0.1:9093",
-                ),
-            ];
+            let mut pairs = vec![(
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9092,SASL_PLAINTEXT://127.0.0.1:9093",
+            )];
             pairs.extend_from_slice(extra);
             load(&pairs)
         };
         // Kafka's default mechanism, GSSAPI, needs Kerberos.
         let err = sasl(&[]).unwrap_err().to_string();
-        assert!(err.contains("sasl.enabled.mechanisms") && err.contains("GSSAPI"), "{err}");
+        assert!(
+            err.contains("sasl.enabled.mechanisms") && err.contains("GSSAPI"),
+            "{err}"
+        );
         // PLAIN's users come from the listener's JAAS config.
         let err = sasl(&[("sasl.enabled.mechanisms", "PLAIN")])
             .unwrap_err()
@@ -2371,7 +2369,10 @@ mod tests {
             ("inter.broker.listener.name", "SASL_PLAINTEXT"),
         ];
         let err = sasl(&inter).unwrap_err().to_string();
-        assert!(err.contains("sasl.mechanism.inter.broker.protocol"), "{err}");
+        assert!(
+            err.contains("sasl.mechanism.inter.broker.protocol"),
+            "{err}"
+        );
         let mut with_mechanism = inter.to_vec();
         with_mechanism.push(("sasl.mechanism.inter.broker.protocol", "PLAIN"));
         let (c, _) = sasl(&with_mechanism).unwrap();

@@ -25,6 +25,7 @@ pub mod meta_properties;
 pub mod net;
 mod network;
 pub mod placement;
+mod quota_manager;
 mod raft_transport;
 mod replica_fetcher;
 mod replica_manager;

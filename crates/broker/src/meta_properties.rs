@@ -717,7 +717,7 @@ fn java_base64(text: &str) -> Option<Vec<u8>> {
             .with_decode_allow_trailing_bits(true)
             .with_decode_padding_mode(DecodePaddingMode::Indifferent),
     );
-    if text.contains('=') && text.len() % 4 != 0 {
+    if text.contains('=') && !text.len().is_multiple_of(4) {
         return None;
     }
     JAVA.decode(text).ok()

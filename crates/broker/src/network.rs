@@ -264,6 +264,8 @@ impl ListenerTls {
 /// Who is on the other end of a connection, once authenticated.
 pub struct Session {
     pub principal: Arc<KafkaPrincipal>,
+    /// Client quotas (KIP-219): a throttled answer mutes the connection for a while.
+    pub mute: crate::quota_manager::ConnectionMute,
 }
 
 /// Accepts connections on one listener.
@@ -336,6 +338,7 @@ async fn serve_connection(
     let idle = Duration::from_millis(limits.config.connections_max_idle_ms);
     let mut session = Session {
         principal: Arc::new(KafkaPrincipal::anonymous()),
+        mute: Default::default(),
     };
     let connection = match &kind.tls {
         None => connection,
@@ -472,6 +475,21 @@ async fn serve_connection(
         };
         if !matches!(sent, Ok(true)) {
             return;
+        }
+        // Client quotas (KIP-219): a throttled client's answer is out at once; its
+        // connection is then not read until the throttle time has passed.
+        if let Some(until) = session.mute.take() {
+            let flushed = tokio::select! {
+                flushed = tokio::time::timeout(idle, writer.flush()) => matches!(flushed, Ok(Ok(()))),
+                _ = shutdown.wait_for(|stop| *stop) => false,
+            };
+            if !flushed {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
         }
         if let Some(delay) = close_after {
             // A failed authentication: the answer is out; closing waits a little, so a

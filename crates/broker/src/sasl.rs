@@ -280,7 +280,7 @@ enum Phase {
     /// A mechanism was chosen; tokens come in SaslAuthenticate (v1 handshake) or bare (v0).
     Authenticate {
         mechanism: SaslMechanism,
-        exchange: Exchange,
+        exchange: Box<Exchange>,
         headers: bool,
     },
     /// Authenticated; `expires` is the end of the session (re-authentication).
@@ -415,7 +415,7 @@ impl Authenticator {
                 };
                 self.phase = Phase::Authenticate {
                     mechanism,
-                    exchange,
+                    exchange: Box::new(exchange),
                     headers: version >= 1,
                 };
                 AuthStep::Respond(encode(ApiKey::SaslHandshake, &header, &response))
@@ -431,7 +431,7 @@ impl Authenticator {
         state: &BrokerState,
         frame: Bytes,
         mechanism: SaslMechanism,
-        mut exchange: Exchange,
+        mut exchange: Box<Exchange>,
         headers: bool,
     ) -> AuthStep {
         let (header, version, token) = if headers {
@@ -453,8 +453,9 @@ impl Authenticator {
         } else {
             (None, 0, frame)
         };
-        let mut token_lifetime: Option<Box<dyn Fn(i64, i64) -> Option<i64>>> = None;
-        let result: Result<(Vec<u8>, Option<String>), Failure> = match &mut exchange {
+        // OAUTHBEARER: the token's expiry (ms since the epoch), which bounds the session.
+        let mut token_expiration: Option<Option<i64>> = None;
+        let result: Result<(Vec<u8>, Option<String>), Failure> = match exchange.as_mut() {
             Exchange::Plain => {
                 let users = self.config.plain_users.as_deref();
                 match users {
@@ -482,16 +483,7 @@ impl Authenticator {
             Exchange::OAuthBearer(server) => match server.evaluate_response(&token) {
                 Ok(challenge) if server.is_complete() => {
                     let user = server.principal_name().map(str::to_string);
-                    let expiration = server.credential_expiration_ms();
-                    token_lifetime = Some(Box::new(move |end_ms, reauth_ms| {
-                        // KIP-368: the session ends with the token or the reauth bound.
-                        let left = expiration.map(|exp| exp - end_ms);
-                        match (left, reauth_ms > 0) {
-                            (Some(left), true) => Some(left.min(reauth_ms).max(0)),
-                            (None, true) => Some(reauth_ms),
-                            _ => None,
-                        }
-                    }));
+                    token_expiration = Some(server.credential_expiration_ms());
                     Ok((challenge, user))
                 }
                 Ok(challenge) => Ok((challenge, None)),
@@ -519,12 +511,15 @@ impl Authenticator {
                         .unwrap_or(0);
                     // Kafka gives a session lifetime only to clients that can re-authenticate
                     // (SaslAuthenticate v1 and later).
-                    let session_ms = match &token_lifetime {
-                        Some(lifetime) => lifetime(
-                            moldau_security::oauthbearer::now_ms(),
-                            reauth_ms.min(i64::MAX as u64) as i64,
-                        ),
-                        None => (reauth_ms > 0).then_some(reauth_ms as i64),
+                    // KIP-368: the session ends with the reauth bound, or with the token
+                    // when it expires sooner.
+                    let reauth_ms = reauth_ms.min(i64::MAX as u64) as i64;
+                    let session_ms = match token_expiration {
+                        Some(Some(expires_ms)) if reauth_ms > 0 => {
+                            let left = expires_ms - moldau_security::oauthbearer::now_ms();
+                            Some(left.min(reauth_ms).max(0))
+                        }
+                        _ => (reauth_ms > 0).then_some(reauth_ms),
                     }
                     .filter(|_| version >= 1);
                     let expires = session_ms
@@ -644,7 +639,10 @@ fn oauthbearer_validator(
             .or_else(|| props.get(key))
             .cloned()
     };
-    let handler_key = format!("{mechanism_prefix}{}", ob::SASL_SERVER_CALLBACK_HANDLER_CLASS);
+    let handler_key = format!(
+        "{mechanism_prefix}{}",
+        ob::SASL_SERVER_CALLBACK_HANDLER_CLASS
+    );
     let handler = get(ob::SASL_SERVER_CALLBACK_HANDLER_CLASS);
     let jwks = get(ob::SASL_OAUTHBEARER_JWKS_ENDPOINT_URL);
     if handler.is_none() && jwks.is_none() {
@@ -659,15 +657,17 @@ fn oauthbearer_validator(
             ),
         });
     }
-    let settings = ob::OAuthBearerSettings::from_props(get, jaas).map_err(|e| {
-        ConfigError::InvalidValue {
+    let settings =
+        ob::OAuthBearerSettings::from_props(get, jaas).map_err(|e| ConfigError::InvalidValue {
             key: e.key.clone(),
             value: String::new(),
             reason: format!("listener {listener}: {}", e.message),
-        }
-    })?;
+        })?;
     if settings.is_unsecured() {
-        tracing::warn!(listener, "OAUTHBEARER accepts unsigned tokens (the unsecured validator): for development only");
+        tracing::warn!(
+            listener,
+            "OAUTHBEARER accepts unsigned tokens (the unsecured validator): for development only"
+        );
     }
     ob::OAuthBearerValidator::new(&settings)
         .map(Arc::new)

@@ -169,9 +169,11 @@ impl Broker {
             advertised_listeners,
             controller,
             replica_manager,
-            raft_transport,
-            inter_broker,
-            controller_client,
+            crate::state::NodeClients {
+                raft_transport,
+                inter_broker,
+                controller_client,
+            },
             listener_tls.clone(),
         ));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -241,7 +243,10 @@ impl Broker {
         log_manager.start_background_tasks();
         let reconcile_task = spawn_reconciler(state.clone());
         // Not kept: it ends when the image's sender does, at shutdown.
-        let _ = crate::dynamic_tls::spawn_watcher(state.clone(), listener_tls.clone());
+        drop(crate::dynamic_tls::spawn_watcher(
+            state.clone(),
+            listener_tls.clone(),
+        ));
         let coordinator_loader_task = spawn_coordinator_loader(state.clone());
         if separate_metadata_dir {
             metadata_log_manager.start_background_tasks();

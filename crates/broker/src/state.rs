@@ -52,11 +52,20 @@ pub struct BrokerState {
     pub authorizer: Option<crate::authorizer::Authorizer>,
     /// Broker liveness as the active controller tracks it.
     pub broker_heartbeats: BrokerHeartbeats,
+    /// Client quotas' sensors (produce, fetch, request time, controller mutations).
+    pub quota_manager: crate::quota_manager::QuotaManager,
     /// The producer-id block this broker hands ids out of: [next, end).
     producer_id_block: Mutex<(i64, i64)>,
     /// Client requests are served (the node has started). Until then a broker listener
     /// carries only the metadata log's replication to an observer.
     clients_enabled: AtomicBool,
+}
+
+/// How this node reaches the others: Raft RPCs, brokers, controllers.
+pub struct NodeClients {
+    pub raft_transport: Arc<TcpControllerTransport>,
+    pub inter_broker: Arc<InterBrokerClient>,
+    pub controller_client: Arc<InterBrokerClient>,
 }
 
 impl BrokerState {
@@ -66,17 +75,21 @@ impl BrokerState {
         advertised_listeners: Vec<Endpoint>,
         controller: Controller,
         replica_manager: Arc<ReplicaManager>,
-        raft_transport: Arc<TcpControllerTransport>,
-        inter_broker: Arc<InterBrokerClient>,
-        controller_client: Arc<InterBrokerClient>,
+        clients: NodeClients,
         tls_listeners: BTreeMap<String, Arc<crate::network::ListenerTls>>,
     ) -> Self {
+        let NodeClients {
+            raft_transport,
+            inter_broker,
+            controller_client,
+        } = clients;
         let group_coordinator = Arc::new(GroupCoordinator::new(&config, replica_manager.clone()));
         let txn_coordinator = Arc::new(TxnCoordinator::new(&config, replica_manager.clone()));
         let authorizer = config
             .authorizer
             .clone()
             .map(crate::authorizer::Authorizer::new);
+        let quota_manager = crate::quota_manager::QuotaManager::new(&config);
         BrokerState {
             node_id: config.node_id,
             config,
@@ -92,6 +105,7 @@ impl BrokerState {
             tls_listeners,
             authorizer,
             broker_heartbeats: BrokerHeartbeats::default(),
+            quota_manager,
             producer_id_block: Mutex::new((0, 0)),
             clients_enabled: AtomicBool::new(false),
         }

@@ -14,7 +14,9 @@ use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 use moldau_controller::Node;
 
-use super::{forward_unless_controller, str_bytes};
+use moldau_security::acl::AclOperation;
+
+use super::{authz, forward_unless_controller, str_bytes};
 use crate::api::RequestContext;
 use crate::error::BrokerError;
 use crate::state::BrokerState;
@@ -29,6 +31,14 @@ pub async fn handle(
     ctx: &RequestContext,
     request: AddRaftVoterRequest,
 ) -> AddRaftVoterResponse {
+    // Kafka's controller asks ALTER on the cluster first.
+    if authz::authorize_cluster_unless_forwarded(state, ctx, AclOperation::Alter).is_err() {
+        return AddRaftVoterResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(str_bytes(authz::default_message(
+                ResponseError::ClusterAuthorizationFailed,
+            ))));
+    }
     if let Some(response) = forward_unless_controller(state, ctx, &request).await {
         return response;
     }

@@ -9,8 +9,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 use moldau_metadata::{MetadataRecord, PRODUCER_ID_BLOCK_SIZE};
+use moldau_security::acl::AclOperation;
 
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::error::BrokerError;
 use crate::state::BrokerState;
 
@@ -18,9 +20,14 @@ pub const VERSIONS: VersionRange = AllocateProducerIdsRequest::VERSIONS;
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: AllocateProducerIdsRequest,
 ) -> AllocateProducerIdsResponse {
+    // Kafka's controller asks CLUSTER_ACTION on the cluster first (the error code alone).
+    if !authorizer::allowed_cluster(state, ctx, AclOperation::ClusterAction) {
+        return AllocateProducerIdsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     match allocate(state, request.broker_id.0, Some(request.broker_epoch)).await {
         Ok(start) => AllocateProducerIdsResponse::default()
             .with_producer_id_start(ProducerId(start))

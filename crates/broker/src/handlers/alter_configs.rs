@@ -8,6 +8,11 @@
 //! (INVALID_CONFIG naming the key). Broker configs live on the broker's id ("1") or on ""
 //! (the cluster default) and may only set the `log.*` topic defaults (see
 //! [`crate::topic_configs::validate_broker_configs`]).
+//!
+//! Authorization (Kafka's `ControllerApis.authorizeAlterResource`, after the broker-side
+//! checks): ALTER_CONFIGS on the topic, the group, or the cluster for broker resources;
+//! an IncrementalAlterConfigs BROKER_LOGGER change needs it on the cluster before anything
+//! else (CLUSTER_AUTHORIZATION_FAILED without a message, as Kafka's preprocessing).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -16,10 +21,12 @@ use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use kafka_protocol::protocol::{Message, StrBytes, VersionRange};
 use kafka_protocol::ResponseError;
 use moldau_metadata::{ConfigResource, ConfigResourceType, MetadataImage, MetadataRecord};
+use moldau_security::acl::{AclOperation, ResourceType};
 
 use super::create_topics::validate_topic_name;
-use super::{forward_to_controller, str_bytes};
+use super::{authz, forward_to_controller, str_bytes};
 use crate::api::RequestContext;
+use crate::authorizer::{self, CLUSTER_NAME};
 use crate::error::BrokerError;
 use crate::state::BrokerState;
 use crate::topic_configs::{
@@ -119,9 +126,28 @@ where
         return None;
     }
     let image = state.image();
+    // Kafka's controller authorizes each resource after the broker's checks; here, where
+    // the client's principal is known.
+    // (A resource named twice is refused for that by the controller, unauthorized or not.)
+    let mut seen: HashMap<(i8, &str), usize> = HashMap::new();
+    for change in changes {
+        *seen
+            .entry((change.resource_type, &change.name))
+            .or_default() += 1;
+    }
     let mut outcomes: Vec<Option<Result<(), ConfigRefusal>>> = changes
         .iter()
-        .map(|change| preprocess(state, &image, change, true).err().map(Err))
+        .map(|change| {
+            preprocess(state, ctx, &image, change, true)
+                .and_then(|_| {
+                    if seen[&(change.resource_type, change.name.as_str())] > 1 {
+                        return Ok(());
+                    }
+                    authorize_alter(state, ctx, change)
+                })
+                .err()
+                .map(Err)
+        })
         .collect();
     let passed: Vec<usize> = (0..changes.len())
         .filter(|i| outcomes[*i].is_none())
@@ -153,6 +179,8 @@ where
 pub(super) fn response_error(outcome: Result<(), ConfigRefusal>) -> (i16, Option<StrBytes>) {
     match outcome {
         Ok(()) => (0, None),
+        // An empty message is Kafka's null (e.g. an unauthorized BROKER_LOGGER change).
+        Err((code, message)) if message.is_empty() => (code.code(), None),
         Err((code, message)) => (code.code(), Some(str_bytes(message))),
     }
 }
@@ -230,7 +258,14 @@ pub(super) async fn alter(
             outcomes[index] = Some(Err(invalid("Each resource must appear at most once.")));
             continue;
         }
-        match preprocess(state, &image, change, !ctx.controller_listener) {
+        let checked =
+            preprocess(state, ctx, &image, change, !ctx.controller_listener).and_then(|resource| {
+                if authz::must_check(state, ctx) {
+                    authorize_alter(state, ctx, change)?;
+                }
+                Ok(resource)
+            });
+        match checked {
             Ok(resource) => accepted.push(Accepted {
                 index,
                 resource,
@@ -283,10 +318,44 @@ fn invalid(message: &str) -> ConfigRefusal {
     (ResponseError::InvalidRequest, message.to_string())
 }
 
+/// Kafka's `authorizeAlterResource`: ALTER_CONFIGS on the resource (the cluster for broker
+/// resources), else the matching authorization error with its default message. Types
+/// Kafka does not authorize are refused for what they are.
+fn authorize_alter(
+    state: &BrokerState,
+    ctx: &RequestContext,
+    change: &ResourceChange,
+) -> Result<(), ConfigRefusal> {
+    let (resource, name, error) = match change.resource_type {
+        RESOURCE_BROKER | RESOURCE_CLIENT_METRICS => (
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+            ResponseError::ClusterAuthorizationFailed,
+        ),
+        RESOURCE_TOPIC => (
+            ResourceType::Topic,
+            change.name.as_str(),
+            ResponseError::TopicAuthorizationFailed,
+        ),
+        RESOURCE_GROUP => (
+            ResourceType::Group,
+            change.name.as_str(),
+            ResponseError::GroupAuthorizationFailed,
+        ),
+        _ => return Ok(()),
+    };
+    if authorizer::allowed(state, ctx, AclOperation::AlterConfigs, resource, name) {
+        Ok(())
+    } else {
+        Err((error, authz::default_message(error)))
+    }
+}
+
 /// Kafka's broker-side checks (`ConfigAdminManager.preprocess`); `check_broker_id`: a
 /// broker resource must name this broker (or "", every broker).
 fn preprocess(
     state: &BrokerState,
+    ctx: &RequestContext,
     image: &MetadataImage,
     change: &ResourceChange,
     check_broker_id: bool,
@@ -359,6 +428,21 @@ fn preprocess(
             crate::dynamic_tls::validate(state, &state.tls_listeners, &change.name, &to_check)?;
             topic_configs::validate_broker_configs(&to_check)?;
             Ok(resource)
+        }
+        // Kafka authorizes a log level change here, before anything else about it
+        // (CLUSTER_AUTHORIZATION_FAILED without a message).
+        RESOURCE_BROKER_LOGGER
+            if incremental
+                && authz::must_check(state, ctx)
+                && !authorizer::allowed(
+                    state,
+                    ctx,
+                    AclOperation::AlterConfigs,
+                    ResourceType::Cluster,
+                    CLUSTER_NAME,
+                ) =>
+        {
+            Err((ResponseError::ClusterAuthorizationFailed, String::new()))
         }
         RESOURCE_BROKER_LOGGER if incremental => Err(invalid(
             "Changing BROKER_LOGGER configs is not supported: set log levels with RUST_LOG",

@@ -35,10 +35,12 @@ use kafka_protocol::messages::{AlterPartitionRequest, AlterPartitionResponse, Br
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 use moldau_metadata::{MetadataImage, MetadataRecord, PartitionImage, Uuid};
+use moldau_security::acl::AclOperation;
 use moldau_storage::TopicPartition;
 
 use super::alter_partition_reassignments::{BuiltChange, ChangeBuilder, Election};
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::broker_lifecycle::ElectionConfig;
 use crate::error::BrokerError;
 use crate::state::BrokerState;
@@ -307,6 +309,11 @@ pub async fn handle(
     ctx: &RequestContext,
     request: AlterPartitionRequest,
 ) -> AlterPartitionResponse {
+    // Kafka's controller asks CLUSTER_ACTION on the cluster first (the error code alone).
+    if !authorizer::allowed_cluster(state, ctx, AclOperation::ClusterAction) {
+        return AlterPartitionResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     let topics: Vec<(Uuid, Vec<IsrChange>)> = request
         .topics
         .iter()

@@ -44,8 +44,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 use moldau_metadata::{MetadataImage, MetadataRecord, PartitionImage, Uuid};
+use moldau_security::acl::AclOperation;
 
-use super::{forward_to_controller, str_bytes, topic_name};
+use super::{authz, forward_to_controller, str_bytes, topic_name};
 use crate::api::RequestContext;
 use crate::broker_lifecycle::ElectionConfig;
 use crate::error::BrokerError;
@@ -582,6 +583,15 @@ pub async fn handle(
     ctx: &RequestContext,
     request: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
+    // Kafka's controller asks ALTER on the cluster first.
+    if let Err(message) = authz::authorize_cluster_unless_forwarded(state, ctx, AclOperation::Alter)
+    {
+        return top_level_error(
+            &request,
+            ResponseError::ClusterAuthorizationFailed,
+            Some(message),
+        );
+    }
     if !state.controller.quorum().is_leader() {
         if let Some(response) = forward_to_controller(state, ctx.api_version, &request).await {
             return response;

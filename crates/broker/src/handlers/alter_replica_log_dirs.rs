@@ -11,6 +11,7 @@
 //! kept as REPLICA_NOT_AVAILABLE for this API), UNKNOWN_TOPIC_OR_PARTITION for one that
 //! does not exist; else NONE. A partition named more than once gets one answer, for the
 //! last path naming it (Kafka reads the request into a map from partition to path).
+//! Without ALTER on the cluster every partition is CLUSTER_AUTHORIZATION_FAILED.
 
 use std::path::Path;
 
@@ -21,9 +22,11 @@ use kafka_protocol::messages::{AlterReplicaLogDirsRequest, AlterReplicaLogDirsRe
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 use moldau_metadata::MetadataImage;
+use moldau_security::acl::AclOperation;
 use moldau_storage::TopicPartition;
 
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::replica_manager::ReplicaManager;
 use crate::state::BrokerState;
 
@@ -35,9 +38,13 @@ const MAX_DIR_NAME_CHARS: usize = 255;
 
 pub fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: AlterReplicaLogDirsRequest,
 ) -> AlterReplicaLogDirsResponse {
+    // Kafka: ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED for every partition.
+    if !authorizer::allowed_cluster(state, ctx, AclOperation::Alter) {
+        return AlterReplicaLogDirsResponse::default().with_results(denied(request));
+    }
     let log_dir = state.replica_manager.log_manager().log_dir();
     let log_dir = std::path::absolute(log_dir).unwrap_or_else(|_| log_dir.to_path_buf());
     AlterReplicaLogDirsResponse::default().with_results(alter(
@@ -45,6 +52,32 @@ pub fn handle(
         &log_dir,
         request,
     ))
+}
+
+/// Kafka's `getErrorResponse` for a refused request: each directory's topics in request
+/// order, every partition CLUSTER_AUTHORIZATION_FAILED.
+fn denied(request: AlterReplicaLogDirsRequest) -> Vec<AlterReplicaLogDirTopicResult> {
+    let code = ResponseError::ClusterAuthorizationFailed.code();
+    request
+        .dirs
+        .into_iter()
+        .flat_map(|dir| dir.topics)
+        .map(|topic| {
+            AlterReplicaLogDirTopicResult::default()
+                .with_topic_name(topic.name)
+                .with_partitions(
+                    topic
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            AlterReplicaLogDirPartitionResult::default()
+                                .with_partition_index(*p)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect()
 }
 
 /// Every partition's answer, topics by name and partitions by index.

@@ -20,9 +20,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Message, StrBytes, VersionRange};
 use kafka_protocol::ResponseError;
 use moldau_metadata::{MetadataImage, MetadataRecord};
+use moldau_security::acl::AclOperation;
 use moldau_security::scram::{ScramCredential, ScramMechanism};
 
-use super::str_bytes;
+use super::{authz, str_bytes};
 use crate::api::RequestContext;
 use crate::error::BrokerError;
 use crate::state::BrokerState;
@@ -38,11 +39,19 @@ pub async fn handle(
     ctx: &RequestContext,
     request: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
+    // Kafka's controller asks ALTER on the cluster first
+    // (ControllerApis.handleAlterUserScramCredentials).
+    if let Err(message) = authz::authorize_cluster_unless_forwarded(state, ctx, AclOperation::Alter)
+    {
+        return error_response(
+            &request,
+            ResponseError::ClusterAuthorizationFailed,
+            &message,
+        );
+    }
     if let Some(response) = super::forward_unless_controller(state, ctx, &request).await {
         return response;
     }
-    // Kafka's controller authorizes ALTER on the CLUSTER resource here
-    // (ControllerApis.handleAlterUserScramCredentials).
     let outcome = state
         .controller
         .write(|image| Ok::<_, BrokerError>(decide(image, &request)))

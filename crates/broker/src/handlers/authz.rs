@@ -9,24 +9,12 @@
 //! a request that came over a controller listener from a principal allowed CLUSTER_ACTION
 //! (a node: the same principal Kafka trusts to speak for others in an Envelope).
 
+use kafka_protocol::ResponseError;
 use moldau_security::acl::{AclOperation, ResourceType};
 
 use crate::api::RequestContext;
-use crate::authorizer::{self, CLUSTER_NAME};
+use crate::authorizer::{self, allowed_quietly, CLUSTER_NAME};
 use crate::state::BrokerState;
-
-/// Kafka's `authorize(..., logIfDenied = false)`: the decision, without a denial in the
-/// authorizer log (Kafka's quiet checks, e.g. CREATE on the cluster before CREATE on each
-/// topic).
-pub(crate) fn allowed_quietly(
-    state: &BrokerState,
-    ctx: &RequestContext,
-    operation: AclOperation,
-    resource_type: ResourceType,
-    name: &str,
-) -> bool {
-    authorizer::authorized_operations(state, ctx, resource_type, name, &[operation]) != 0
-}
 
 /// A request a node sent on a client's behalf: it came over a controller listener from a
 /// principal allowed CLUSTER_ACTION (see the module docs), and was authorized where the
@@ -58,31 +46,31 @@ pub(crate) fn not_authorized_message(state: &BrokerState, ctx: &RequestContext) 
 }
 
 /// Kafka's `authorizeClusterOperation`: `operation` on the cluster, else the error message
-/// of its ClusterAuthorizationException. A request a node forwarded passes (checked where
-/// the client sent it).
+/// of its ClusterAuthorizationException.
 pub(crate) fn authorize_cluster(
     state: &BrokerState,
     ctx: &RequestContext,
     operation: AclOperation,
 ) -> Result<(), String> {
-    if state.authorizer.is_none()
-        || forwarded_by_node(state, ctx)
-        || authorizer::allowed_cluster(state, ctx, operation)
-    {
+    if authorizer::allowed_cluster(state, ctx, operation) {
         Ok(())
     } else {
         Err(not_authorized_message(state, ctx))
     }
 }
 
-/// `operation` on the cluster for an API only nodes send (BrokerRegistration, heartbeats,
-/// AlterPartition, ...): no forwarding shortcut, the sender's own principal must have it.
-pub(crate) fn node_allowed(
+/// [`authorize_cluster`] for a request nodes forward: one a node forwarded passes (it was
+/// checked where the client sent it).
+pub(crate) fn authorize_cluster_unless_forwarded(
     state: &BrokerState,
     ctx: &RequestContext,
     operation: AclOperation,
-) -> bool {
-    authorizer::allowed_cluster(state, ctx, operation)
+) -> Result<(), String> {
+    if must_check(state, ctx) {
+        authorize_cluster(state, ctx, operation)
+    } else {
+        Ok(())
+    }
 }
 
 /// Whether a forwarded request's checks still have to be made here: not when a node
@@ -91,24 +79,17 @@ pub(crate) fn must_check(state: &BrokerState, ctx: &RequestContext) -> bool {
     state.authorizer.is_some() && !forwarded_by_node(state, ctx)
 }
 
-/// `operation` on one resource, unless a node forwarded the request.
-pub(crate) fn allowed(
-    state: &BrokerState,
-    ctx: &RequestContext,
-    operation: AclOperation,
-    resource_type: ResourceType,
-    name: &str,
-) -> bool {
-    !must_check(state, ctx) || authorizer::allowed(state, ctx, operation, resource_type, name)
-}
-
-/// Quietly, unless a node forwarded the request.
-pub(crate) fn allowed_quietly_unless_forwarded(
-    state: &BrokerState,
-    ctx: &RequestContext,
-    operation: AclOperation,
-    resource_type: ResourceType,
-    name: &str,
-) -> bool {
-    !must_check(state, ctx) || allowed_quietly(state, ctx, operation, resource_type, name)
+/// Kafka's default message of an authorization error (`Errors.message()`), which its
+/// `new ApiError(error)` carries.
+pub(crate) fn default_message(error: ResponseError) -> String {
+    match error {
+        ResponseError::TopicAuthorizationFailed => "Topic authorization failed.",
+        ResponseError::GroupAuthorizationFailed => "Group authorization failed.",
+        ResponseError::ClusterAuthorizationFailed => "Cluster authorization failed.",
+        ResponseError::TransactionalIdAuthorizationFailed => {
+            "Transactional Id authorization failed."
+        }
+        _ => return error.to_string(),
+    }
+    .to_string()
 }

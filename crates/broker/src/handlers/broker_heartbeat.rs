@@ -4,8 +4,10 @@
 
 use kafka_protocol::messages::{BrokerHeartbeatRequest, BrokerHeartbeatResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
+use moldau_security::acl::AclOperation;
 
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::broker_lifecycle::{handle_heartbeat, Heartbeat};
 use crate::state::BrokerState;
 
@@ -13,9 +15,14 @@ pub const VERSIONS: VersionRange = BrokerHeartbeatRequest::VERSIONS;
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: BrokerHeartbeatRequest,
 ) -> BrokerHeartbeatResponse {
+    // Kafka's controller asks CLUSTER_ACTION on the cluster first (the error code alone).
+    if !authorizer::allowed_cluster(state, ctx, AclOperation::ClusterAction) {
+        return BrokerHeartbeatResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::ClusterAuthorizationFailed.code());
+    }
     let heartbeat = Heartbeat {
         broker_id: request.broker_id.0,
         broker_epoch: request.broker_epoch,

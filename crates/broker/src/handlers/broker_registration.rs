@@ -12,8 +12,10 @@ use kafka_protocol::ResponseError;
 use std::time::Duration;
 
 use moldau_metadata::{BrokerEndpoint, MetadataRecord, Uuid};
+use moldau_security::acl::AclOperation;
 
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::broker_lifecycle::{move_leadership, partition_changes, Departure, ElectionConfig};
 use crate::controller::MAX_RECORDS_PER_USER_OP;
 use crate::error::BrokerError;
@@ -23,7 +25,7 @@ pub const VERSIONS: VersionRange = BrokerRegistrationRequest::VERSIONS;
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: BrokerRegistrationRequest,
 ) -> BrokerRegistrationResponse {
     let refuse = |error: ResponseError| {
@@ -31,6 +33,10 @@ pub async fn handle(
             .with_error_code(error.code())
             .with_broker_epoch(-1)
     };
+    // Kafka's controller asks CLUSTER_ACTION on the cluster first.
+    if !authorizer::allowed_cluster(state, ctx, AclOperation::ClusterAction) {
+        return refuse(ResponseError::ClusterAuthorizationFailed);
+    }
     if request.cluster_id.as_str() != state.cluster_id {
         tracing::warn!(
             broker_id = request.broker_id.0,

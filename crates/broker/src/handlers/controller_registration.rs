@@ -9,16 +9,18 @@ use kafka_protocol::messages::{ControllerRegistrationRequest, ControllerRegistra
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 use moldau_controller::{Node, NodeId};
+use moldau_security::acl::AclOperation;
 
-use super::str_bytes;
+use super::{authz, str_bytes};
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = ControllerRegistrationRequest::VERSIONS;
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: ControllerRegistrationRequest,
 ) -> ControllerRegistrationResponse {
     let refuse = |error: ResponseError, message: String| {
@@ -26,6 +28,11 @@ pub async fn handle(
             .with_error_code(error.code())
             .with_error_message(Some(str_bytes(message)))
     };
+    // Kafka's controller asks CLUSTER_ACTION on the cluster first.
+    if !authorizer::allowed_cluster(state, ctx, AclOperation::ClusterAction) {
+        let error = ResponseError::ClusterAuthorizationFailed;
+        return refuse(error, authz::default_message(error));
+    }
     if !state.controller.quorum().is_leader() {
         return refuse(
             ResponseError::NotController,

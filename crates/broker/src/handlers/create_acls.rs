@@ -52,7 +52,8 @@ pub async fn handle(
         )
         .map_err(|e| e.to_string())?;
     }
-    if let Err(message) = authz::authorize_cluster(state, ctx, AclOperation::Alter) {
+    if let Err(message) = authz::authorize_cluster_unless_forwarded(state, ctx, AclOperation::Alter)
+    {
         return Ok(error_response(
             &request,
             ResponseError::ClusterAuthorizationFailed,

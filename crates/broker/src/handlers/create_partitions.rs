@@ -1,6 +1,8 @@
 //! CreatePartitions: grow a topic to a new partition count, with placed or explicitly
 //! assigned replicas; one Partition record per new partition, all topics committed together.
 //! Shrinking (or keeping the count) is INVALID_PARTITIONS, as in Kafka.
+//! Authorization: ALTER on each topic named once, else TOPIC_AUTHORIZATION_FAILED without a
+//! message (Kafka's `ControllerApis.createPartitions`), after the other results.
 
 use std::collections::BTreeMap;
 
@@ -9,9 +11,11 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 use moldau_metadata::{MetadataImage, MetadataRecord};
+use moldau_security::acl::{AclOperation, ResourceType};
 
-use super::{str_bytes, topic_name};
+use super::{authz, str_bytes, topic_name};
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::controller::MAX_RECORDS_PER_USER_OP;
 use crate::descriptors::DescriptorBudget;
 use crate::error::BrokerError;
@@ -32,11 +36,52 @@ struct Growth {
 pub async fn handle(
     state: &BrokerState,
     ctx: &RequestContext,
-    request: CreatePartitionsRequest,
+    mut request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
-    if let Some(response) = super::forward_unless_controller(state, ctx, &request).await {
-        return response;
+    // Kafka's controller authorizes first (here, where the client's principal is known):
+    // ALTER on each topic named once, else TOPIC_AUTHORIZATION_FAILED without a message.
+    let mut denied = Vec::new();
+    if authz::must_check(state, ctx) {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for topic in &request.topics {
+            *counts.entry(topic.name.to_string()).or_default() += 1;
+        }
+        request.topics.retain(|t| {
+            let name = t.name.as_str();
+            if counts[name] > 1
+                || authorizer::allowed(state, ctx, AclOperation::Alter, ResourceType::Topic, name)
+            {
+                return true;
+            }
+            denied.push(
+                CreatePartitionsTopicResult::default()
+                    .with_name(t.name.clone())
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+            );
+            false
+        });
     }
+    let mut response = if request.topics.is_empty() {
+        CreatePartitionsResponse::default()
+    } else if let Some(response) = super::forward_unless_controller(state, ctx, &request).await {
+        response
+    } else {
+        // KIP-599: strict from v3, as Kafka's controller.
+        let quota = state
+            .quota_manager
+            .controller_mutation(&state.image(), ctx, 3);
+        create_partitions(state, &request, &quota).await
+    };
+    response.results.extend(denied);
+    response
+}
+
+/// Grows the topics of a request on the active controller.
+async fn create_partitions(
+    state: &BrokerState,
+    request: &CreatePartitionsRequest,
+    quota: &crate::quota_manager::ControllerMutationQuota<'_>,
+) -> CreatePartitionsResponse {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for topic in &request.topics {
         *counts.entry(topic.name.to_string()).or_default() += 1;
@@ -85,6 +130,10 @@ pub async fn handle(
                         Some(Err(why)) => Err((ResponseError::PolicyViolation, why)),
                         _ => Ok(new_records),
                     }
+                });
+                let planned = planned.and_then(|new_records| {
+                    quota.apply(new_records.len() as u32)?;
+                    Ok(new_records)
                 });
                 match planned {
                     Ok(new_records) => {

@@ -1,7 +1,13 @@
 //! CreateTopics: validate, place partitions, write Topic + Partition records.
 //! Also serves auto-creation from Metadata (same validation and placement).
+//!
+//! Authorization (Kafka's `ControllerApis.createTopics`, made where the client's request
+//! arrives, see `handlers::authz`): CREATE on the cluster, else on each topic
+//! (TOPIC_AUTHORIZATION_FAILED "Authorization failed.", after the other results); a created
+//! topic's configs, partition count and replication factor are returned only with
+//! DESCRIBE_CONFIGS on it (else `topic_config_error_code` TOPIC_AUTHORIZATION_FAILED).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
@@ -12,9 +18,11 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 use moldau_metadata::{ConfigResourceType, MetadataImage, MetadataRecord, Uuid};
+use moldau_security::acl::{AclOperation, ResourceType};
 
-use super::{str_bytes, topic_name};
+use super::{authz, str_bytes, topic_name};
 use crate::api::RequestContext;
+use crate::authorizer::{self, CLUSTER_NAME};
 use crate::controller::METADATA_TOPIC;
 use crate::descriptors::DescriptorBudget;
 use crate::error::BrokerError;
@@ -57,14 +65,115 @@ pub struct PlannedTopic {
 pub async fn handle(
     state: &BrokerState,
     ctx: &RequestContext,
-    request: CreateTopicsRequest,
+    mut request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
-    if let Some(response) = super::forward_unless_controller(state, ctx, &request).await {
+    // Kafka's controller authorizes first (here, where the client's principal is known)
+    // and creates only the topics the principal may create.
+    let access = Access::of(state, ctx, &request);
+    request
+        .topics
+        .retain(|t| !access.unauthorized.iter().any(|u| u == t.name.as_str()));
+    let mut response = if request.topics.is_empty() {
+        CreateTopicsResponse::default()
+    } else if let Some(response) = super::forward_unless_controller(state, ctx, &request).await {
         if !request.validate_only {
             await_created_topics(state, &response).await;
         }
-        return response;
+        response
+    } else {
+        // KIP-599: strict from v6, as Kafka's controller.
+        let quota = state
+            .quota_manager
+            .controller_mutation(&state.image(), ctx, 6);
+        create(state, request, &quota).await
+    };
+    access.apply(&mut response);
+    response
+}
+
+/// What the principal may do with the topics of a CreateTopics, as Kafka's
+/// `ControllerApis.createTopics` decides it: CREATE on the cluster (a quiet check), else
+/// CREATE on each topic; its configs are returned only with DESCRIBE_CONFIGS on the topic
+/// (a quiet check). Topics named twice and the metadata topic are refused for what they
+/// are, without a check.
+struct Access {
+    unauthorized: Vec<String>,
+    undescribable: BTreeSet<String>,
+}
+
+impl Access {
+    fn of(state: &BrokerState, ctx: &RequestContext, request: &CreateTopicsRequest) -> Access {
+        let mut access = Access {
+            unauthorized: Vec::new(),
+            undescribable: BTreeSet::new(),
+        };
+        if !authz::must_check(state, ctx) {
+            return access;
+        }
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for topic in &request.topics {
+            *counts.entry(topic.name.as_str()).or_default() += 1;
+        }
+        let names: Vec<&str> = request
+            .topics
+            .iter()
+            .map(|t| t.name.as_str())
+            .filter(|name| counts[name] == 1 && *name != METADATA_TOPIC)
+            .collect();
+        let cluster_create = authorizer::allowed_quietly(
+            state,
+            ctx,
+            AclOperation::Create,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        );
+        for name in names {
+            if !cluster_create
+                && !authorizer::allowed(state, ctx, AclOperation::Create, ResourceType::Topic, name)
+            {
+                access.unauthorized.push(name.to_string());
+            }
+            if !authorizer::allowed_quietly(
+                state,
+                ctx,
+                AclOperation::DescribeConfigs,
+                ResourceType::Topic,
+                name,
+            ) {
+                access.undescribable.insert(name.to_string());
+            }
+        }
+        access
     }
+
+    /// The refusals, after the other topics' results (as Kafka appends them), and no
+    /// configs for the topics the principal may not describe.
+    fn apply(self, response: &mut CreateTopicsResponse) {
+        for result in &mut response.topics {
+            if result.error_code == 0 && self.undescribable.contains(result.name.as_str()) {
+                result.configs = Some(Vec::new());
+                result.num_partitions = -1;
+                result.replication_factor = -1;
+                result.topic_config_error_code = ResponseError::TopicAuthorizationFailed.code();
+            }
+        }
+        response
+            .topics
+            .extend(self.unauthorized.into_iter().map(|name| {
+                CreatableTopicResult::default()
+                    .with_name(topic_name(&name))
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(str_bytes("Authorization failed.")))
+            }));
+    }
+}
+
+/// Creates the topics of a request on the active controller.
+async fn create(
+    state: &BrokerState,
+    request: CreateTopicsRequest,
+    quota: &crate::quota_manager::ControllerMutationQuota<'_>,
+) -> CreateTopicsResponse {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for topic in &request.topics {
         *counts.entry(topic.name.to_string()).or_default() += 1;
@@ -114,8 +223,14 @@ pub async fn handle(
                     new_topic.name
                 ),
             ))
+        } else if let Err(refusal) = quota.admit() {
+            Err(refusal)
         } else {
-            create_topic(state, &new_topic, request.validate_only).await
+            let created = create_topic(state, &new_topic, request.validate_only).await;
+            if let Ok(planned) = &created {
+                quota.record(planned.num_partitions.max(0) as u32);
+            }
+            created
         };
         match outcome {
             Ok(planned) => {

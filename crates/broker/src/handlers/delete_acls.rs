@@ -13,7 +13,9 @@
 use std::collections::BTreeSet;
 
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
-use kafka_protocol::messages::delete_acls_response::{DeleteAclsFilterResult, DeleteAclsMatchingAcl};
+use kafka_protocol::messages::delete_acls_response::{
+    DeleteAclsFilterResult, DeleteAclsMatchingAcl,
+};
 use kafka_protocol::messages::{DeleteAclsRequest, DeleteAclsResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
@@ -51,7 +53,8 @@ pub async fn handle(
             request.filters
         ));
     }
-    if let Err(message) = authz::authorize_cluster(state, ctx, AclOperation::Alter) {
+    if let Err(message) = authz::authorize_cluster_unless_forwarded(state, ctx, AclOperation::Alter)
+    {
         return Ok(error_response(
             &request,
             ResponseError::ClusterAuthorizationFailed,
@@ -151,7 +154,10 @@ fn decide(
             }
             for id in ids {
                 if removed.insert(id) {
-                    tracing::info!("deleting ACL {id}: {}", crate::authorizer::binding(&image.acls()[&id]));
+                    tracing::info!(
+                        "deleting ACL {id}: {}",
+                        crate::authorizer::binding(&image.acls()[&id])
+                    );
                 }
             }
             DeleteAclsFilterResult::default()
@@ -195,7 +201,11 @@ mod tests {
 
     #[test]
     fn each_filter_lists_its_matches_and_a_binding_is_removed_once() {
-        let image = image(&[("a", "User:alice", 3), ("a", "User:bob", 3), ("b", "User:alice", 4)]);
+        let image = image(&[
+            ("a", "User:alice", 3),
+            ("a", "User:bob", 3),
+            ("b", "User:alice", 4),
+        ]);
         let alice = AclBindingFilter {
             principal: Some("User:alice".into()),
             ..AclBindingFilter::ANY

@@ -6,19 +6,24 @@
 //! until every follower on a live broker has moved its log start there too (Kafka's
 //! DelayedDeleteRecords, bounded by the request's `timeout_ms`: REQUEST_TIMED_OUT past
 //! it), and carries that low watermark.
+//! Without DELETE on the topic: TOPIC_AUTHORIZATION_FAILED, before the partition is looked
+//! up.
 
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
+use moldau_security::acl::{AclOperation, ResourceType};
 use moldau_storage::TopicPartition;
 
 use super::metadata::is_internal;
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = DeleteRecordsRequest::VERSIONS;
@@ -33,10 +38,18 @@ const MAX_TIMEOUT_MS: i32 = 300_000;
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
     let image = state.image();
+    // Kafka: DELETE on the topic, checked before the partition is looked up.
+    let mut authorized: HashMap<&str, bool> = HashMap::new();
+    for topic in &request.topics {
+        let name = topic.name.as_str();
+        authorized.entry(name).or_insert_with(|| {
+            authorizer::allowed(state, ctx, AclOperation::Delete, ResourceType::Topic, name)
+        });
+    }
     let timeout = Duration::from_millis(request.timeout_ms.clamp(0, MAX_TIMEOUT_MS) as u64);
     let mut topics = Vec::with_capacity(request.topics.len());
     // Deleted here: each partition then waits for its followers (Kafka's
@@ -48,7 +61,9 @@ pub async fn handle(
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for (partition_index, p) in topic.partitions.iter().enumerate() {
             let exists = known.is_some_and(|t| t.partitions.contains_key(&p.partition_index));
-            let outcome = if !exists {
+            let outcome = if !authorized[name] {
+                Err(ResponseError::TopicAuthorizationFailed)
+            } else if !exists {
                 Err(ResponseError::UnknownTopicOrPartition)
             } else {
                 delete_before(state, name, p.partition_index, p.offset)

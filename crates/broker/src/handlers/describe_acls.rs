@@ -55,7 +55,10 @@ pub fn handle(
         return Ok(refuse(ResponseError::ClusterAuthorizationFailed, message));
     }
     if state.authorizer.is_none() {
-        return Ok(refuse(ResponseError::SecurityDisabled, NO_AUTHORIZER.into()));
+        return Ok(refuse(
+            ResponseError::SecurityDisabled,
+            NO_AUTHORIZER.into(),
+        ));
     }
     let filter = AclBindingFilter {
         resource_type: ResourceType::from_code(request.resource_type_filter),
@@ -69,10 +72,14 @@ pub fn handle(
     Ok(DescribeAclsResponse::default().with_resources(resources(&state.image(), &filter)))
 }
 
+/// A resource pattern: type, name, pattern type (codes).
+type Pattern = (i8, String, i8);
+/// An entry: principal, host, operation, permission type (codes).
+type Entry = (String, String, i8, i8);
+
 /// The matching bindings, one entry per resource pattern.
 fn resources(image: &MetadataImage, filter: &AclBindingFilter) -> Vec<DescribeAclsResource> {
-    let mut by_pattern: BTreeMap<(i8, String, i8), BTreeSet<(String, String, i8, i8)>> =
-        BTreeMap::new();
+    let mut by_pattern: BTreeMap<Pattern, BTreeSet<Entry>> = BTreeMap::new();
     for binding in image.acls().values().map(crate::authorizer::binding) {
         if !filter.matches(&binding) {
             continue;

@@ -5,15 +5,20 @@
 //! endpoints and the active controller (-1 while none is known). A request for the other
 //! type is MISMATCHED_ENDPOINT_TYPE, an unknown type UNSUPPORTED_ENDPOINT_TYPE, and both
 //! are INVALID_REQUEST in v0.
+//! `cluster_authorized_operations` (when asked) is what the principal may do on the
+//! cluster, 0 without DESCRIBE on it; on a controller listener the request needs ALTER on
+//! the cluster first (Kafka's controllers), else CLUSTER_AUTHORIZATION_FAILED.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 
-use super::metadata::CLUSTER_OPERATIONS_ALL;
-use super::{client_listener, str_bytes};
+use moldau_security::acl::{AclOperation, ResourceType};
+
+use super::{authz, client_listener, str_bytes};
 use crate::api::RequestContext;
+use crate::authorizer::{self, CLUSTER_NAME};
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = DescribeClusterRequest::VERSIONS;
@@ -36,6 +41,14 @@ pub fn handle(
             .with_error_code(error.code())
             .with_error_message(Some(str_bytes(message)))
     };
+    // Kafka's controllers ask ALTER on the cluster first ("unlike on the broker").
+    if ctx.controller_listener {
+        if let Err(message) = authz::authorize_cluster(state, ctx, AclOperation::Alter) {
+            return DescribeClusterResponse::default()
+                .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                .with_error_message(Some(str_bytes(message)));
+        }
+    }
     let (served, served_name) = if ctx.controller_listener {
         (ENDPOINT_CONTROLLER, "CONTROLLER")
     } else {
@@ -65,7 +78,7 @@ pub fn handle(
         }
     }
     if ctx.controller_listener {
-        return with_operations(describe_controllers(state), &request);
+        return with_operations(state, ctx, describe_controllers(state), &request);
     }
     let image = state.image();
     let listener = client_listener(state, ctx);
@@ -93,7 +106,7 @@ pub fn handle(
         .with_cluster_id(str_bytes(state.cluster_id.clone()))
         .with_controller_id(BrokerId(controller_id))
         .with_brokers(brokers);
-    with_operations(response, &request)
+    with_operations(state, ctx, response, &request)
 }
 
 /// The controllers (the voters, at their controller listener's address) and the active
@@ -127,12 +140,21 @@ fn describe_controllers(state: &BrokerState) -> DescribeClusterResponse {
         .with_brokers(controllers)
 }
 
+/// Kafka's `computeDescribeClusterResponse`: when asked, the operations the principal may
+/// do on the cluster, none without DESCRIBE on it (which is all the request needs).
 fn with_operations(
+    state: &BrokerState,
+    ctx: &RequestContext,
     mut response: DescribeClusterResponse,
     request: &DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     if request.include_cluster_authorized_operations {
-        response.cluster_authorized_operations = CLUSTER_OPERATIONS_ALL;
+        response.cluster_authorized_operations =
+            if authorizer::allowed_cluster(state, ctx, AclOperation::Describe) {
+                authorizer::authorized_operations(state, ctx, ResourceType::Cluster, CLUSTER_NAME)
+            } else {
+                0
+            };
     }
     response
 }

@@ -1,6 +1,9 @@
 //! DescribeConfigs: a topic's configs (overrides, then broker-level synonyms), this broker's
 //! configs (by its id) or the dynamic cluster defaults (by ""), with sources, synonyms,
 //! types and documentation as Kafka reports them. See [`crate::topic_configs`].
+//! Authorization (Kafka's `ConfigHelper`): DESCRIBE_CONFIGS on the topic, the group, or the
+//! cluster for broker, broker-logger and client-metrics resources; the refused resources
+//! come last with TOPIC_ / GROUP_ / CLUSTER_AUTHORIZATION_FAILED and Kafka's message.
 
 use std::collections::BTreeMap;
 
@@ -11,13 +14,16 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::{Message, StrBytes, VersionRange};
 use kafka_protocol::ResponseError;
 use moldau_metadata::{ConfigResource, ConfigResourceType, MetadataImage};
+use moldau_security::acl::{AclOperation, ResourceType};
 
 use super::create_topics::validate_topic_name;
-use super::str_bytes;
+use super::{authz, str_bytes};
 use crate::api::RequestContext;
+use crate::authorizer::{self, CLUSTER_NAME};
 use crate::state::BrokerState;
 use crate::topic_configs::{
-    self, BrokerConfigs, ConfigEntry, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC,
+    self, BrokerConfigs, ConfigEntry, RESOURCE_BROKER, RESOURCE_BROKER_LOGGER,
+    RESOURCE_CLIENT_METRICS, RESOURCE_GROUP, RESOURCE_TOPIC,
 };
 
 pub const VERSIONS: VersionRange = DescribeConfigsRequest::VERSIONS;
@@ -31,9 +37,31 @@ pub fn handle(
 ) -> DescribeConfigsResponse {
     let image = state.image();
     let include_documentation = request.include_documentation && ctx.api_version >= 3;
-    let results = request
+    // Kafka's `ConfigHelper`: DESCRIBE_CONFIGS on the resource (the cluster for broker
+    // resources); the refused resources come after the others, without configs.
+    let (authorized, refused): (Vec<_>, Vec<_>) = request
         .resources
         .iter()
+        .map(|resource| {
+            (
+                resource,
+                authorize(state, ctx, resource.resource_type, &resource.resource_name),
+            )
+        })
+        .partition(|(_, refusal)| refusal.is_none());
+    let refused = refused.into_iter().filter_map(|(resource, refusal)| {
+        let error = refusal?;
+        Some(
+            DescribeConfigsResult::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone())
+                .with_error_code(error.code())
+                .with_error_message(Some(str_bytes(authz::default_message(error)))),
+        )
+    });
+    let results = authorized
+        .into_iter()
+        .map(|(resource, _)| resource)
         .map(|resource| {
             let mut result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
@@ -60,8 +88,39 @@ pub fn handle(
             }
             result
         })
+        .chain(refused)
         .collect();
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// The error of a resource the principal may not describe (`None`: it may, or the type is
+/// not one Kafka authorizes, which is refused for that).
+fn authorize(
+    state: &BrokerState,
+    ctx: &RequestContext,
+    resource_type: i8,
+    name: &str,
+) -> Option<ResponseError> {
+    let (resource, name, error) = match resource_type {
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER | RESOURCE_CLIENT_METRICS => (
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+            ResponseError::ClusterAuthorizationFailed,
+        ),
+        RESOURCE_TOPIC => (
+            ResourceType::Topic,
+            name,
+            ResponseError::TopicAuthorizationFailed,
+        ),
+        RESOURCE_GROUP => (
+            ResourceType::Group,
+            name,
+            ResponseError::GroupAuthorizationFailed,
+        ),
+        _ => return None,
+    };
+    (!authorizer::allowed(state, ctx, AclOperation::DescribeConfigs, resource, name))
+        .then_some(error)
 }
 
 fn describe(

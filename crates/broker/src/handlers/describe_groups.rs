@@ -15,7 +15,6 @@ pub const VERSIONS: VersionRange = DescribeGroupsRequest::VERSIONS;
 
 /// Groups per request: bounds one request's work.
 const MAX_GROUPS: usize = 10_000;
-/// With no authorizer: READ, DELETE and DESCRIBE on a group.
 
 pub fn handle(
     state: &BrokerState,

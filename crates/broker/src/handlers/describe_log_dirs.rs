@@ -1,5 +1,6 @@
 //! DescribeLogDirs: the one log directory, its partitions (size, offset lag, never a future
 //! replica) and, from v4, the total and usable bytes of its file system.
+//! Without DESCRIBE on the cluster: no directories and CLUSTER_AUTHORIZATION_FAILED.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -10,19 +11,27 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
+use moldau_security::acl::AclOperation;
 use moldau_storage::TopicPartition;
 
 use super::{str_bytes, topic_name};
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = DescribeLogDirsRequest::VERSIONS;
 
 pub fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {
+    // Kafka: DESCRIBE on the cluster, else no directories and CLUSTER_AUTHORIZATION_FAILED
+    // (the top-level error of v3 and later).
+    if !authorizer::allowed_cluster(state, ctx, AclOperation::Describe) {
+        return DescribeLogDirsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     let wanted: Option<BTreeSet<TopicPartition>> = request.topics.as_ref().map(|topics| {
         topics
             .iter()

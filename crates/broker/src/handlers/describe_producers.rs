@@ -1,6 +1,8 @@
 //! DescribeProducers: the active producers of partitions this node leads (id, epoch, last
 //! sequence and timestamp, coordinator epoch, open transaction's first offset), as
 //! `kafka-transactions describe-producers` shows.
+//! A topic needs a valid name, then READ on it (TOPIC_AUTHORIZATION_FAILED with Kafka's
+//! message on each of its partitions).
 
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
@@ -8,9 +10,13 @@ use kafka_protocol::messages::describe_producers_response::{
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
+use moldau_security::acl::{AclOperation, ResourceType};
 use moldau_storage::TopicPartition;
 
+use super::create_topics::validate_topic_name;
+use super::{authz, str_bytes};
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = DescribeProducersRequest::VERSIONS;
@@ -20,7 +26,7 @@ const MAX_PARTITIONS: usize = 10_000;
 
 pub fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: DescribeProducersRequest,
 ) -> DescribeProducersResponse {
     let mut budget = MAX_PARTITIONS;
@@ -30,9 +36,26 @@ pub fn handle(
         .map(|topic| {
             let take = topic.partition_indexes.len().min(budget);
             budget -= take;
+            // Kafka's topic checks, in its order: a valid name, then READ on the topic
+            // (each partition answered with the error and its message).
+            let name = topic.name.as_str();
+            let refusal = validate_topic_name(name).err().or_else(|| {
+                let allowed =
+                    authorizer::allowed(state, ctx, AclOperation::Read, ResourceType::Topic, name);
+                (!allowed).then(|| {
+                    let error = ResponseError::TopicAuthorizationFailed;
+                    (error, authz::default_message(error))
+                })
+            });
             let partitions = topic.partition_indexes[..take]
                 .iter()
                 .map(|p| {
+                    if let Some((error, message)) = &refusal {
+                        return PartitionResponse::default()
+                            .with_partition_index(*p)
+                            .with_error_code(error.code())
+                            .with_error_message(Some(str_bytes(message.clone())));
+                    }
                     let tp = TopicPartition::new(topic.name.to_string(), *p);
                     describe(state, &tp).unwrap_or_else(|e| {
                         PartitionResponse::default()

@@ -11,7 +11,9 @@ use kafka_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumRe
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 
-use super::{forward_to_controller, str_bytes, topic_name};
+use moldau_security::acl::AclOperation;
+
+use super::{authz, forward_to_controller, str_bytes, topic_name};
 use crate::api::RequestContext;
 use crate::controller::METADATA_TOPIC;
 use crate::state::BrokerState;
@@ -23,6 +25,13 @@ pub async fn handle(
     ctx: &RequestContext,
     request: DescribeQuorumRequest,
 ) -> DescribeQuorumResponse {
+    // Kafka's controller asks DESCRIBE on the cluster first (a top-level error).
+    if authz::authorize_cluster_unless_forwarded(state, ctx, AclOperation::Describe).is_err() {
+        let error = ResponseError::ClusterAuthorizationFailed;
+        return DescribeQuorumResponse::default()
+            .with_error_code(error.code())
+            .with_error_message(Some(str_bytes(authz::default_message(error))));
+    }
     let asks_for_metadata_partition = request.topics.len() == 1
         && request.topics[0].topic_name.as_str() == METADATA_TOPIC
         && request.topics[0].partitions.len() == 1

@@ -1,13 +1,17 @@
 //! DescribeTransactions: the coordinator's view of each transactional id (state, producer
 //! id and epoch, timeout, start time, partitions), as `kafka-transactions describe` shows.
+//! An id needs DESCRIBE on it (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED and nothing else);
+//! only the partitions of topics the principal may DESCRIBE are shown.
 
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
 use kafka_protocol::messages::{DescribeTransactionsRequest, DescribeTransactionsResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
+use moldau_security::acl::{AclOperation, ResourceType};
 
 use super::{str_bytes, topic_name};
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = DescribeTransactionsRequest::VERSIONS;
@@ -17,7 +21,7 @@ const MAX_IDS: usize = 10_000;
 
 pub fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
     let states = request
@@ -25,6 +29,20 @@ pub fn handle(
         .into_iter()
         .take(MAX_IDS)
         .map(|id| {
+            // Kafka: DESCRIBE on the transactional id, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+            // and nothing else about it.
+            let may_describe = authorizer::allowed(
+                state,
+                ctx,
+                AclOperation::Describe,
+                ResourceType::TransactionalId,
+                id.as_str(),
+            );
+            if !may_describe {
+                return TransactionState::default()
+                    .with_transactional_id(id)
+                    .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+            }
             let described = TransactionState::default()
                 .with_transactional_id(id.clone())
                 .with_producer_id((-1).into())
@@ -37,9 +55,19 @@ pub fn handle(
                 }
                 Err(e) => return described.with_error_code(e.code()),
             };
+            // Only the partitions of topics the principal may DESCRIBE, as Kafka.
             let topics = metadata
                 .topics()
                 .into_iter()
+                .filter(|(topic, _)| {
+                    authorizer::allowed(
+                        state,
+                        ctx,
+                        AclOperation::Describe,
+                        ResourceType::Topic,
+                        topic,
+                    )
+                })
                 .map(|(topic, partitions)| {
                     TopicData::default()
                         .with_topic(topic_name(topic))

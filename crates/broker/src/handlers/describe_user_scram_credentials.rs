@@ -16,9 +16,11 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 use moldau_metadata::MetadataImage;
+use moldau_security::acl::AclOperation;
 
 use super::str_bytes;
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = DescribeUserScramCredentialsRequest::VERSIONS;
@@ -29,10 +31,28 @@ const USER_NOT_FOUND: &str = "Attempt to describe a user credential that does no
 
 pub fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
-    // Kafka authorizes DESCRIBE on the CLUSTER resource here (CLUSTER_AUTHORIZATION_FAILED).
+    // Kafka: DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED (no message) at
+    // the top and for each user asked for (its `getErrorResponse` names none of them).
+    if !authorizer::allowed_cluster(state, ctx, AclOperation::Describe) {
+        let code = ResponseError::ClusterAuthorizationFailed.code();
+        let results = request
+            .users
+            .iter()
+            .flatten()
+            .map(|_| {
+                DescribeUserScramCredentialsResult::default()
+                    .with_error_code(code)
+                    .with_error_message(None)
+            })
+            .collect();
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(code)
+            .with_error_message(None)
+            .with_results(results);
+    }
     let users: Option<Vec<String>> = request
         .users
         .map(|users| users.iter().map(|u| u.name.to_string()).collect());

@@ -39,9 +39,10 @@ use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 use moldau_metadata::{MetadataImage, MetadataRecord, PartitionImage, Uuid};
+use moldau_security::acl::AclOperation;
 use tokio::task::JoinHandle;
 
-use super::{forward_to_controller, str_bytes, topic_name};
+use super::{authz, forward_to_controller, str_bytes, topic_name};
 use crate::api::RequestContext;
 use crate::broker_lifecycle::ElectionConfig;
 use crate::controller::MAX_RECORDS_PER_USER_OP;
@@ -404,6 +405,16 @@ pub async fn handle(
                 .map(|t| (t.topic.to_string(), t.partitions.clone()))
                 .collect()
         });
+    // Kafka's controller asks ALTER on the cluster first.
+    if let Err(message) = authz::authorize_cluster_unless_forwarded(state, ctx, AclOperation::Alter)
+    {
+        return error_response(
+            targets.as_deref(),
+            ctx.api_version,
+            ResponseError::ClusterAuthorizationFailed,
+            message,
+        );
+    }
     // As Kafka's controller: null is every partition, an empty list nothing at all.
     if targets.as_ref().is_some_and(|t| t.is_empty()) {
         return ElectLeadersResponse::default();

@@ -18,8 +18,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 use moldau_metadata::{MetadataImage, TopicImage};
+use moldau_security::acl::AclOperation;
 
-use super::{forward_to_controller, str_bytes, topic_name};
+use super::{authz, forward_to_controller, str_bytes, topic_name};
 use crate::api::RequestContext;
 use crate::state::BrokerState;
 
@@ -76,6 +77,26 @@ pub async fn handle(
     ctx: &RequestContext,
     request: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
+    // Kafka's controller asks DESCRIBE on the cluster first; its error answer echoes the
+    // partitions asked for.
+    if let Err(message) =
+        authz::authorize_cluster_unless_forwarded(state, ctx, AclOperation::Describe)
+    {
+        let topics = request.topics.iter().flatten().map(|t| {
+            OngoingTopicReassignment::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partition_indexes
+                        .iter()
+                        .map(|p| OngoingPartitionReassignment::default().with_partition_index(*p))
+                        .collect(),
+                )
+        });
+        return ListPartitionReassignmentsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+            .with_error_message(Some(str_bytes(message)))
+            .with_topics(topics.collect());
+    }
     let quorum = state.controller.quorum();
     if !quorum.is_leader() {
         if let Some(response) = forward_to_controller(state, ctx.api_version, &request).await {

@@ -1,6 +1,7 @@
 //! ListTransactions: the transactional ids this node coordinates, filtered by state,
 //! producer id, (v1+) how long the current transaction has run and (v2+) a transactional
 //! id pattern.
+//! Only the ids the principal may DESCRIBE are listed.
 
 use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{
@@ -8,9 +9,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Message, VersionRange};
 use moldau_coordinator::txn::{transactional_id_pattern, TxnState};
+use moldau_security::acl::{AclOperation, ResourceType};
 
 use super::str_bytes;
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = ListTransactionsRequest::VERSIONS;
@@ -28,7 +31,7 @@ const STATES: [TxnState; 8] = [
 
 pub fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: ListTransactionsRequest,
 ) -> ListTransactionsResponse {
     let mut wanted_states = Vec::new();
@@ -73,6 +76,16 @@ pub fn handle(
                 || (m.state == TxnState::Ongoing && now_ms - m.start_ms > request.duration_filter)
         })
         .filter(|(id, _)| pattern.as_ref().is_none_or(|p| p.is_match(id)))
+        // Only the ids the principal may DESCRIBE, as Kafka.
+        .filter(|(id, _)| {
+            authorizer::allowed(
+                state,
+                ctx,
+                AclOperation::Describe,
+                ResourceType::TransactionalId,
+                id,
+            )
+        })
         .map(|(id, m)| {
             TransactionState::default()
                 .with_transactional_id(TransactionalId(str_bytes(id)))

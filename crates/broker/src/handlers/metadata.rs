@@ -21,18 +21,6 @@ pub const VERSIONS: VersionRange = MetadataRequest::VERSIONS;
 
 /// Kafka's "authorized operations not requested" marker.
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
-/// CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE,
-/// CREATE_TOKENS, DESCRIBE_TOKENS for the cluster.
-pub(crate) const CLUSTER_OPERATIONS_ALL: i32 = (1 << 5)
-    | (1 << 7)
-    | (1 << 8)
-    | (1 << 9)
-    | (1 << 10)
-    | (1 << 11)
-    | (1 << 12)
-    | (1 << 13)
-    | (1 << 14);
-
 pub async fn handle(
     state: &BrokerState,
     ctx: &RequestContext,

@@ -2,6 +2,8 @@
 //! one, from the log's leader-epoch cache; consumers use it to detect truncation (KIP-320)
 //! and followers to find where to truncate. An epoch the cache cannot answer gives
 //! UNDEFINED_EPOCH (-1) and UNDEFINED_EPOCH_OFFSET (-1) without an error, as in Kafka.
+//! Authorization (KIP-320): CLUSTER_ACTION on the cluster (a follower), else DESCRIBE on
+//! each topic (a consumer); a refused topic's partitions get TOPIC_AUTHORIZATION_FAILED.
 
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
@@ -9,10 +11,12 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
+use moldau_security::acl::{AclOperation, ResourceType};
 use moldau_storage::TopicPartition;
 
 use super::check_leader_epoch;
 use crate::api::RequestContext;
+use crate::authorizer::{self, CLUSTER_NAME};
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = OffsetForLeaderEpochRequest::VERSIONS;
@@ -22,14 +26,48 @@ const UNDEFINED_EPOCH_OFFSET: i64 = -1;
 
 pub fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let image = state.image();
+    // Kafka (KIP-320): CLUSTER_ACTION on the cluster (a follower; a quiet check) covers
+    // every topic, else DESCRIBE on each topic (a consumer); a refused topic's partitions
+    // get TOPIC_AUTHORIZATION_FAILED.
+    let cluster_action = authorizer::allowed_quietly(
+        state,
+        ctx,
+        AclOperation::ClusterAction,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    );
     let topics = request
         .topics
         .iter()
         .map(|topic| {
+            if !cluster_action
+                && !authorizer::allowed(
+                    state,
+                    ctx,
+                    AclOperation::Describe,
+                    ResourceType::Topic,
+                    topic.topic.as_str(),
+                )
+            {
+                let code = ResponseError::TopicAuthorizationFailed.code();
+                return OffsetForLeaderTopicResult::default()
+                    .with_topic(topic.topic.clone())
+                    .with_partitions(
+                        topic
+                            .partitions
+                            .iter()
+                            .map(|p| {
+                                EpochEndOffset::default()
+                                    .with_partition(p.partition)
+                                    .with_error_code(code)
+                            })
+                            .collect(),
+                    );
+            }
             let partitions = topic
                 .partitions
                 .iter()

@@ -7,7 +7,10 @@ use kafka_protocol::messages::{RemoveRaftVoterRequest, RemoveRaftVoterResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 
 use super::add_raft_voter::{check_cluster, check_dynamic, raft_error};
-use super::{forward_unless_controller, str_bytes};
+use kafka_protocol::ResponseError;
+use moldau_security::acl::AclOperation;
+
+use super::{authz, forward_unless_controller, str_bytes};
 use crate::api::RequestContext;
 use crate::state::BrokerState;
 
@@ -18,6 +21,13 @@ pub async fn handle(
     ctx: &RequestContext,
     request: RemoveRaftVoterRequest,
 ) -> RemoveRaftVoterResponse {
+    // Kafka's controller asks ALTER on the cluster first.
+    if authz::authorize_cluster_unless_forwarded(state, ctx, AclOperation::Alter).is_err() {
+        let error = ResponseError::ClusterAuthorizationFailed;
+        return RemoveRaftVoterResponse::default()
+            .with_error_code(error.code())
+            .with_error_message(Some(str_bytes(authz::default_message(error))));
+    }
     if let Some(response) = forward_unless_controller(state, ctx, &request).await {
         return response;
     }

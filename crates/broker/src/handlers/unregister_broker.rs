@@ -7,7 +7,9 @@ use kafka_protocol::messages::{UnregisterBrokerRequest, UnregisterBrokerResponse
 use kafka_protocol::protocol::{Message, VersionRange};
 use kafka_protocol::ResponseError;
 
-use super::{forward_to_controller, str_bytes};
+use moldau_security::acl::AclOperation;
+
+use super::{authz, forward_to_controller, str_bytes};
 use crate::api::RequestContext;
 use crate::state::BrokerState;
 
@@ -18,6 +20,11 @@ pub async fn handle(
     ctx: &RequestContext,
     request: UnregisterBrokerRequest,
 ) -> UnregisterBrokerResponse {
+    // Kafka's controller asks ALTER on the cluster first (the error code alone).
+    if authz::authorize_cluster_unless_forwarded(state, ctx, AclOperation::Alter).is_err() {
+        return UnregisterBrokerResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     if !state.controller.quorum().is_leader() {
         if let Some(response) = forward_to_controller(state, ctx.api_version, &request).await {
             return response;

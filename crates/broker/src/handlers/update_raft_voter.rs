@@ -8,18 +8,25 @@
 use kafka_protocol::messages::{UpdateRaftVoterRequest, UpdateRaftVoterResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
 use moldau_controller::Node;
+use moldau_security::acl::AclOperation;
 
 use super::add_raft_voter::{check_cluster, check_dynamic, controller_endpoint, raft_error};
 use crate::api::RequestContext;
+use crate::authorizer;
 use crate::state::BrokerState;
 
 pub const VERSIONS: VersionRange = UpdateRaftVoterRequest::VERSIONS;
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: UpdateRaftVoterRequest,
 ) -> UpdateRaftVoterResponse {
+    // Kafka: CLUSTER_ACTION on the cluster, else the error code alone.
+    if !authorizer::allowed_cluster(state, ctx, AclOperation::ClusterAction) {
+        return UpdateRaftVoterResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::ClusterAuthorizationFailed.code());
+    }
     let outcome = async {
         check_dynamic(state)?;
         check_cluster(state, request.cluster_id.as_deref())?;

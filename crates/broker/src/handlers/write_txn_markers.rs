@@ -1,6 +1,8 @@
 //! WriteTxnMarkers: a transaction coordinator asks this leader to close a producer's
 //! transaction on its partitions with COMMIT or ABORT markers. The local coordinator takes
 //! the same path ([`crate::txn_coordinator::write_marker`]) without a request.
+//! Needs ALTER or CLUSTER_ACTION on the cluster (else every partition is
+//! CLUSTER_AUTHORIZATION_FAILED), as Kafka.
 
 use futures_util::future::join_all;
 use kafka_protocol::messages::write_txn_markers_response::{
@@ -8,9 +10,12 @@ use kafka_protocol::messages::write_txn_markers_response::{
 };
 use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 use kafka_protocol::protocol::{Message, VersionRange};
+use kafka_protocol::ResponseError;
+use moldau_security::acl::{AclOperation, ResourceType};
 use moldau_storage::TopicPartition;
 
 use crate::api::RequestContext;
+use crate::authorizer::{self, CLUSTER_NAME};
 use crate::state::BrokerState;
 use crate::txn_coordinator::{marker_replicated, write_marker};
 
@@ -21,9 +26,21 @@ const MAX_MARKERS: usize = 10_000;
 
 pub async fn handle(
     state: &BrokerState,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: WriteTxnMarkersRequest,
 ) -> WriteTxnMarkersResponse {
+    // Kafka: ALTER on the cluster (a quiet check), else CLUSTER_ACTION; refused, every
+    // partition gets CLUSTER_AUTHORIZATION_FAILED.
+    if !authorizer::allowed_quietly(
+        state,
+        ctx,
+        AclOperation::Alter,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) && !authorizer::allowed_cluster(state, ctx, AclOperation::ClusterAction)
+    {
+        return denied(&request);
+    }
     let mut results = Vec::new();
     // (marker, topic, partition) positions of written markers, and where they went.
     let mut written = Vec::new();
@@ -78,4 +95,38 @@ pub async fn handle(
         }
     }
     WriteTxnMarkersResponse::default().with_markers(results)
+}
+
+/// Kafka's `getErrorResponse`: every partition of every marker refused.
+fn denied(request: &WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
+    let code = ResponseError::ClusterAuthorizationFailed.code();
+    let markers = request
+        .markers
+        .iter()
+        .map(|marker| {
+            let topics = marker
+                .topics
+                .iter()
+                .map(|topic| {
+                    WritableTxnMarkerTopicResult::default()
+                        .with_name(topic.name.clone())
+                        .with_partitions(
+                            topic
+                                .partition_indexes
+                                .iter()
+                                .map(|p| {
+                                    WritableTxnMarkerPartitionResult::default()
+                                        .with_partition_index(*p)
+                                        .with_error_code(code)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            WritableTxnMarkerResult::default()
+                .with_producer_id(marker.producer_id)
+                .with_topics(topics)
+        })
+        .collect();
+    WriteTxnMarkersResponse::default().with_markers(markers)
 }
