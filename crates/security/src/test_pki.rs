@@ -3,6 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+/// Subject attribute types for [`TestPki::leaf_with_subject`].
+pub use rcgen::DnType;
+
 /// A certificate authority of a test.
 pub struct TestPki {
     /// The CA certificate, PEM: what clients and brokers trust.
