@@ -406,7 +406,11 @@ mod raw_sasl {
         broker.shutdown().await;
     }
 
-    async fn authenticate(client: &mut WireClient, user: &str, password: &str) -> SaslAuthenticateResponse {
+    async fn authenticate(
+        client: &mut WireClient,
+        user: &str,
+        password: &str,
+    ) -> SaslAuthenticateResponse {
         assert_eq!(handshake(client, "PLAIN").await.error_code, 0);
         client
             .call(
@@ -437,7 +441,12 @@ mod raw_sasl {
 
         // Re-authenticating in time, as the same user, keeps the connection serving.
         let mut client = WireClient::connect(&addr).await;
-        assert_eq!(authenticate(&mut client, "alice", "alice-secret").await.error_code, 0);
+        assert_eq!(
+            authenticate(&mut client, "alice", "alice-secret")
+                .await
+                .error_code,
+            0
+        );
         for _ in 0..3 {
             tokio::time::sleep(Duration::from_millis(800)).await;
             let again = authenticate(&mut client, "alice", "alice-secret").await;
@@ -458,15 +467,24 @@ mod raw_sasl {
         // The frame is well formed: as the same user it is answered ...
         assert_eq!(handshake(&mut client, "PLAIN").await.error_code, 0);
         let mut raw = client.into_raw();
-        raw.send_frame(&authenticate_frame("alice", "alice-secret")).await;
-        raw.expect_frame("re-authentication as the same principal").await;
+        raw.send_frame(&authenticate_frame("alice", "alice-secret"))
+            .await;
+        raw.expect_frame("re-authentication as the same principal")
+            .await;
         // ... as someone else the connection is closed.
         let mut client = WireClient::connect(&addr).await;
-        assert_eq!(authenticate(&mut client, "alice", "alice-secret").await.error_code, 0);
+        assert_eq!(
+            authenticate(&mut client, "alice", "alice-secret")
+                .await
+                .error_code,
+            0
+        );
         assert_eq!(handshake(&mut client, "PLAIN").await.error_code, 0);
         let mut raw = client.into_raw();
-        raw.send_frame(&authenticate_frame("bob", "bob-secret")).await;
-        raw.expect_closed("re-authentication as another principal").await;
+        raw.send_frame(&authenticate_frame("bob", "bob-secret"))
+            .await;
+        raw.expect_closed("re-authentication as another principal")
+            .await;
 
         // A real client (librdkafka) re-authenticates by itself and keeps producing.
         let producer: FutureProducer = sasl_client(&broker, "PLAIN", "alice", "alice-secret")
@@ -475,7 +493,9 @@ mod raw_sasl {
         for i in 0..12 {
             producer
                 .send(
-                    FutureRecord::to("reauth").key("k").payload(&format!("v{i}")),
+                    FutureRecord::to("reauth")
+                        .key("k")
+                        .payload(&format!("v{i}")),
                     Duration::from_secs(10),
                 )
                 .await
@@ -701,7 +721,10 @@ mod oauthbearer {
         std::fs::write(&jwks, TestJwtSigner::jwks(&[&signer])).unwrap();
         let url = format!("file://{}", jwks.display());
         let broker = TestBroker::start_with(&[
-            ("listeners", "SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0"),
+            (
+                "listeners",
+                "SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0",
+            ),
             ("inter.broker.listener.name", "PLAINTEXT"),
             ("sasl.enabled.mechanisms", "OAUTHBEARER"),
             ("sasl.oauthbearer.jwks.endpoint.url", url.as_str()),
@@ -721,11 +744,20 @@ mod oauthbearer {
 
         let stranger = TestJwtSigner::es256("key-1");
         let forged = stranger.sign(&claims("alice", "moldau", now_s() + 600));
-        assert!(!send_with(&config, forged, "oauth").await, "a token of another key");
+        assert!(
+            !send_with(&config, forged, "oauth").await,
+            "a token of another key"
+        );
         let expired = signer.sign(&claims("alice", "moldau", now_s() - 3600));
-        assert!(!send_with(&config, expired, "oauth").await, "an expired token");
+        assert!(
+            !send_with(&config, expired, "oauth").await,
+            "an expired token"
+        );
         let wrong_audience = signer.sign(&claims("alice", "elsewhere", now_s() + 600));
-        assert!(!send_with(&config, wrong_audience, "oauth").await, "another audience");
+        assert!(
+            !send_with(&config, wrong_audience, "oauth").await,
+            "another audience"
+        );
         broker.shutdown().await;
     }
 
@@ -740,7 +772,10 @@ mod oauthbearer {
                     "listeners".to_string(),
                     "SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0".to_string(),
                 ),
-                ("sasl.enabled.mechanisms".to_string(), "OAUTHBEARER".to_string()),
+                (
+                    "sasl.enabled.mechanisms".to_string(),
+                    "OAUTHBEARER".to_string(),
+                ),
             ],
         )
         .unwrap_err()

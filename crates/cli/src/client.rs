@@ -5,7 +5,7 @@ pub mod command_config;
 mod java_properties;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
@@ -17,6 +17,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
 
 use crate::args::ConnectArgs;
+use crate::wire::{ClientSettings, Connection, WireError, WireSecurity};
+use command_config::SecurityProtocol;
 
 /// Routes librdkafka's own logs and errors to `tracing` at debug level, so that a
 /// refused connection is not printed as a screenful of retries: the command reports
@@ -31,24 +33,51 @@ impl ClientContext for QuietContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::debug!(target: "librdkafka", "{error}: {reason}");
-        let code = error.rdkafka_error_code();
-        if matches!(
-            code,
-            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL)
-        ) {
-            *SECURITY_ERROR.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_string());
-        }
     }
 }
 
-/// The last TLS or SASL failure librdkafka reported: a request that then times out
-/// (librdkafka keeps retrying) is explained by it rather than by an unreachable broker.
-static SECURITY_ERROR: Mutex<Option<String>> = Mutex::new(None);
-
-fn security_error() -> Option<String> {
-    SECURITY_ERROR
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
+/// Why a secured cluster does not answer although it is up. librdkafka reports a failed
+/// TLS handshake or SASL authentication to the caller only as a transport failure or a
+/// timeout (the details go to its event queue, which nobody polls during a metadata or
+/// admin request), so the protocol client tries the first bootstrap server with the same
+/// settings and tells what went wrong. Asked once per command.
+fn security_diagnosis(conn: &ConnectArgs) -> Option<String> {
+    static DIAGNOSIS: OnceLock<Option<String>> = OnceLock::new();
+    DIAGNOSIS
+        .get_or_init(|| {
+            let properties = command_config::client_properties(conn).ok()?;
+            if SecurityProtocol::of(&properties).ok()? == SecurityProtocol::Plaintext {
+                return None;
+            }
+            let settings = ClientSettings {
+                client_id: properties
+                    .get("client.id")
+                    .unwrap_or("moldau-cli")
+                    .to_string(),
+                timeout: conn.request_timeout().min(Duration::from_secs(5)),
+                security: WireSecurity::resolve(&properties).ok()?,
+            };
+            let addr = conn
+                .bootstrap_server
+                .split(',')
+                .map(str::trim)
+                .find(|a| !a.is_empty())?
+                .to_string();
+            // A thread of its own: the caller may be inside a runtime already.
+            let probe = move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                match runtime.block_on(Connection::open(&addr, &settings)) {
+                    Err(e @ (WireError::Tls { .. } | WireError::Authentication { .. })) => {
+                        Some(e.to_string())
+                    }
+                    _ => None,
+                }
+            };
+            std::thread::spawn(probe).join().ok().flatten()
+        })
         .clone()
 }
 
@@ -279,9 +308,9 @@ pub fn describe_code(code: RDKafkaErrorCode, conn: &ConnectArgs) -> String {
         | RDKafkaErrorCode::BrokerTransportFailure
         | RDKafkaErrorCode::Authentication
         | RDKafkaErrorCode::SSL
-            if security_error().is_some() =>
+            if security_diagnosis(conn).is_some() =>
         {
-            format!(" ({})", security_error().unwrap_or_default())
+            format!(" ({})", security_diagnosis(conn).unwrap_or_default())
         }
         RDKafkaErrorCode::OperationTimedOut
         | RDKafkaErrorCode::MessageTimedOut

@@ -8,6 +8,7 @@
 #[macro_use]
 mod output;
 
+mod acls;
 mod args;
 mod client;
 mod cluster;
@@ -21,6 +22,7 @@ mod log_dirs;
 mod metadata_quorum;
 mod perf;
 mod produce;
+mod quotas;
 mod reassign;
 mod server;
 mod storage;
@@ -87,6 +89,13 @@ enum Command {
     /// --entity-type users.
     #[command(subcommand)]
     Users(users::UsersCommand),
+    /// Add, list and remove ACLs, like kafka-acls.
+    #[command(subcommand)]
+    Acls(acls::AclsCommand),
+    /// Set, delete and describe client quotas, like kafka-configs --entity-type
+    /// users|clients|ips with quota configs.
+    #[command(subcommand)]
+    Quotas(quotas::QuotasCommand),
 }
 
 /// A failure with the exit code it should produce.
@@ -121,6 +130,8 @@ fn main() -> ExitCode {
         Command::Leaders(cmd) => leaders::run(cmd),
         Command::Reassign(cmd) => reassign::run(cmd),
         Command::Users(cmd) => users::run(cmd),
+        Command::Acls(cmd) => acls::run(cmd),
+        Command::Quotas(cmd) => quotas::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::records::{AclEntry, BrokerEndpoint, MetadataRecord, SecretBytes};
+use crate::records::{AclEntry, BrokerEndpoint, MetadataRecord, QuotaEntityComponent, SecretBytes};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ConfigResourceType {
@@ -186,6 +186,14 @@ pub struct ScramCredentialData {
 /// SCRAM credentials by user name, then by mechanism type code (Kafka's `ScramImage`).
 type ScramCredentials = BTreeMap<String, BTreeMap<i8, ScramCredentialData>>;
 
+/// A client quota entity (Kafka's `ClientQuotaEntity`): entity type (`user`, `client-id`,
+/// `ip`) to name, `None` being the default entity of the type.
+pub type ClientQuotaEntity = BTreeMap<String, Option<String>>;
+
+/// Client quotas by entity, then by quota key (Kafka's `ClientQuotasImage`). An entity
+/// with no quota left is not in the map.
+pub type ClientQuotas = BTreeMap<ClientQuotaEntity, BTreeMap<String, f64>>;
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MetadataImage {
     pub offset: i64,
@@ -200,6 +208,9 @@ pub struct MetadataImage {
     /// ACL bindings by id; shared until an ACL record changes them (so a consumer can tell
     /// a change by pointer).
     acls: Arc<BTreeMap<Uuid, AclEntry>>,
+    /// Client quotas; shared until a ClientQuota record changes them (a consumer tells a
+    /// change by pointer, as with `acls`).
+    client_quotas: Arc<ClientQuotas>,
 }
 
 impl MetadataImage {
@@ -241,6 +252,18 @@ impl MetadataImage {
         &self.acls
     }
 
+    /// Every client quota, by entity (Kafka's `ClientQuotasImage`). The `Arc` is the same
+    /// from image to image until a ClientQuota record changes the quotas, so a reader can
+    /// notice a change by `Arc::ptr_eq`.
+    pub fn client_quotas(&self) -> &Arc<ClientQuotas> {
+        &self.client_quotas
+    }
+
+    /// The quotas set on one entity, by key; `None` when it has none.
+    pub fn client_quotas_of(&self, entity: &ClientQuotaEntity) -> Option<&BTreeMap<String, f64>> {
+        self.client_quotas.get(entity)
+    }
+
     /// Dynamic configs set on a resource (topic overrides, or broker dynamic configs).
     pub fn configs(&self, resource: &ConfigResource) -> Option<&BTreeMap<String, String>> {
         self.configs.get(resource)
@@ -268,8 +291,8 @@ impl MetadataImage {
     /// Records that rebuild this image when replayed onto the empty image (a metadata
     /// snapshot's content, as Kafka's snapshots are the records of the image). Ordered
     /// deterministically: brokers, topics by name each followed by its partitions, configs,
-    /// SCRAM credentials by user and mechanism, then the producer-id high mark. `offset` is
-    /// not a record: the snapshot carries it.
+    /// SCRAM credentials by user and mechanism, ACLs, client quotas by entity and key, then
+    /// the producer-id high mark. `offset` is not a record: the snapshot carries it.
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut records = Vec::new();
         for broker in self.brokers.values() {
@@ -333,6 +356,22 @@ impl MetadataImage {
                 entry: entry.clone(),
             });
         }
+        for (entity, quotas) in self.client_quotas.iter() {
+            for (key, value) in quotas {
+                records.push(MetadataRecord::ClientQuota {
+                    entity: entity
+                        .iter()
+                        .map(|(entity_type, entity_name)| QuotaEntityComponent {
+                            entity_type: entity_type.clone(),
+                            entity_name: entity_name.clone(),
+                        })
+                        .collect(),
+                    key: key.clone(),
+                    value: *value,
+                    remove: false,
+                });
+            }
+        }
         if self.next_producer_id > 0 {
             // Replay keeps the maximum, so the block's owner does not matter here.
             records.push(MetadataRecord::ProducerIds {
@@ -342,6 +381,42 @@ impl MetadataImage {
             });
         }
         records
+    }
+}
+
+/// Kafka's `ClientQuotaControlManager.replay`: a component type named twice keeps its
+/// last name; removing a quota the entity does not have changes nothing (never an error);
+/// an entity whose last quota goes is dropped. The shared map is copied only on a change.
+fn replay_client_quota(
+    image: &mut MetadataImage,
+    components: &[QuotaEntityComponent],
+    key: &str,
+    value: f64,
+    remove: bool,
+) {
+    let entity: ClientQuotaEntity = components
+        .iter()
+        .map(|c| (c.entity_type.clone(), c.entity_name.clone()))
+        .collect();
+    if remove {
+        let Some(quotas) = image.client_quotas.get(&entity) else {
+            return;
+        };
+        if !quotas.contains_key(key) {
+            return;
+        }
+        let all = Arc::make_mut(&mut image.client_quotas);
+        if let Some(quotas) = all.get_mut(&entity) {
+            quotas.remove(key);
+            if quotas.is_empty() {
+                all.remove(&entity);
+            }
+        }
+    } else {
+        Arc::make_mut(&mut image.client_quotas)
+            .entry(entity)
+            .or_default()
+            .insert(key.to_string(), value);
     }
 }
 
@@ -708,6 +783,12 @@ impl MetadataDelta {
                 }
                 Arc::make_mut(&mut image.acls).remove(id);
             }
+            MetadataRecord::ClientQuota {
+                entity,
+                key,
+                value,
+                remove,
+            } => replay_client_quota(image, entity, key, *value, *remove),
             MetadataRecord::RemoveUserScramCredential { name, mechanism } => {
                 let unknown = || ReplayError::UnknownScramCredential {
                     offset,
@@ -1397,5 +1478,178 @@ mod acl_tests {
         assert!(matches!(err, ReplayError::UnknownAcl { offset: 11, .. }));
         let image = delta.apply();
         assert_eq!(image.acls().keys().copied().collect::<Vec<_>>(), vec![b]);
+    }
+}
+
+#[cfg(test)]
+mod client_quota_tests {
+    use super::*;
+
+    fn component(entity_type: &str, name: Option<&str>) -> QuotaEntityComponent {
+        QuotaEntityComponent {
+            entity_type: entity_type.into(),
+            entity_name: name.map(str::to_string),
+        }
+    }
+
+    fn quota(entity: &[(&str, Option<&str>)], key: &str, value: f64) -> MetadataRecord {
+        MetadataRecord::ClientQuota {
+            entity: entity.iter().map(|(t, n)| component(t, *n)).collect(),
+            key: key.into(),
+            value,
+            remove: false,
+        }
+    }
+
+    fn remove(entity: &[(&str, Option<&str>)], key: &str) -> MetadataRecord {
+        MetadataRecord::ClientQuota {
+            entity: entity.iter().map(|(t, n)| component(t, *n)).collect(),
+            key: key.into(),
+            value: 0.0,
+            remove: true,
+        }
+    }
+
+    fn entity(components: &[(&str, Option<&str>)]) -> ClientQuotaEntity {
+        components
+            .iter()
+            .map(|(t, n)| (t.to_string(), n.map(str::to_string)))
+            .collect()
+    }
+
+    fn replay(image: &MetadataImage, records: &[MetadataRecord]) -> MetadataImage {
+        let mut delta = MetadataDelta::new(image);
+        for (i, record) in records.iter().enumerate() {
+            delta.replay(image.offset + 1 + i as i64, record).unwrap();
+        }
+        delta.apply()
+    }
+
+    #[test]
+    fn quotas_are_set_replaced_and_removed_per_entity_and_key() {
+        let alice_app = [("user", Some("alice")), ("client-id", Some("app"))];
+        let default_user = [("user", None)];
+        let image = replay(
+            &MetadataImage::empty(),
+            &[
+                quota(&alice_app, "producer_byte_rate", 1024.0),
+                quota(&alice_app, "consumer_byte_rate", 2048.0),
+                quota(&default_user, "request_percentage", 50.0),
+                // The component order of a record does not matter.
+                quota(
+                    &[("client-id", Some("app")), ("user", Some("alice"))],
+                    "producer_byte_rate",
+                    4096.0,
+                ),
+            ],
+        );
+        let of_alice = image.client_quotas_of(&entity(&alice_app)).unwrap();
+        assert_eq!(of_alice.get("producer_byte_rate"), Some(&4096.0));
+        assert_eq!(of_alice.get("consumer_byte_rate"), Some(&2048.0));
+        assert_eq!(
+            image.client_quotas_of(&entity(&default_user)),
+            Some(&BTreeMap::from([("request_percentage".to_string(), 50.0)]))
+        );
+        // The default user is not the user named "" nor any named user.
+        assert!(image
+            .client_quotas_of(&entity(&[("user", Some(""))]))
+            .is_none());
+        assert!(image
+            .client_quotas_of(&entity(&[("user", Some("alice"))]))
+            .is_none());
+
+        // Removing a key the entity lacks, or of an unknown entity, changes nothing and is
+        // no replay error; removing the last key drops the entity.
+        let after = replay(
+            &image,
+            &[
+                remove(&alice_app, "request_percentage"),
+                remove(&[("ip", Some("10.0.0.1"))], "connection_creation_rate"),
+                remove(&default_user, "request_percentage"),
+                remove(&alice_app, "producer_byte_rate"),
+            ],
+        );
+        assert_eq!(after.client_quotas().len(), 1);
+        assert_eq!(
+            after.client_quotas_of(&entity(&alice_app)),
+            Some(&BTreeMap::from([(
+                "consumer_byte_rate".to_string(),
+                2048.0
+            )]))
+        );
+        // The earlier image is untouched.
+        assert_eq!(image.client_quotas().len(), 2);
+    }
+
+    #[test]
+    fn quotas_are_shared_between_images_until_a_quota_record_changes_them() {
+        let image = replay(
+            &MetadataImage::empty(),
+            &[quota(&[("client-id", None)], "producer_byte_rate", 10.0)],
+        );
+        let (topic_id, name) = (Uuid::from_u128(9), "t".to_string());
+        let next = replay(&image, &[MetadataRecord::Topic { name, topic_id }]);
+        assert!(Arc::ptr_eq(image.client_quotas(), next.client_quotas()));
+        // A removal of nothing does not copy the map either.
+        let same = replay(&next, &[remove(&[("user", None)], "producer_byte_rate")]);
+        assert!(Arc::ptr_eq(image.client_quotas(), same.client_quotas()));
+        let changed = replay(
+            &next,
+            &[quota(&[("client-id", None)], "producer_byte_rate", 20.0)],
+        );
+        assert!(!Arc::ptr_eq(image.client_quotas(), changed.client_quotas()));
+    }
+
+    #[test]
+    fn quotas_survive_a_snapshot_and_round_trip_as_json() {
+        let records = [
+            quota(&[("ip", None)], "connection_creation_rate", 5.0),
+            quota(
+                &[("user", Some("bob")), ("client-id", None)],
+                "consumer_byte_rate",
+                1.5e6,
+            ),
+            quota(&[("client-id", Some("c"))], "controller_mutation_rate", 0.5),
+        ];
+        for record in &records {
+            assert_eq!(&MetadataRecord::decode(&record.encode()).unwrap(), record);
+        }
+        let json: serde_json::Value = serde_json::from_slice(&records[1].encode()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "type": "ClientQuota",
+                "entity": [
+                    {"entity_type": "user", "entity_name": "bob"},
+                    {"entity_type": "client-id", "entity_name": null},
+                ],
+                "key": "consumer_byte_rate",
+                "value": 1.5e6,
+                "remove": false,
+            })
+        );
+        // `remove` may be left out (false).
+        let short = br#"{"type":"ClientQuota","entity":[{"entity_type":"user","entity_name":null}],"key":"request_percentage","value":10.0}"#;
+        assert!(matches!(
+            MetadataRecord::decode(short).unwrap(),
+            MetadataRecord::ClientQuota { remove: false, .. }
+        ));
+
+        let image = replay(&MetadataImage::empty(), &records);
+        let snapshot: Vec<MetadataRecord> = image
+            .to_records()
+            .iter()
+            .map(|r| MetadataRecord::decode(&r.encode()).unwrap())
+            .collect();
+        assert_eq!(
+            snapshot
+                .iter()
+                .filter(|r| matches!(r, MetadataRecord::ClientQuota { .. }))
+                .count(),
+            3
+        );
+        let mut rebuilt = replay(&MetadataImage::empty(), &snapshot);
+        rebuilt.offset = image.offset;
+        assert_eq!(rebuilt, image);
     }
 }

@@ -140,6 +140,28 @@ pub enum MetadataRecord {
     },
     /// An ACL binding was deleted (Kafka's RemoveAccessControlEntryRecord).
     RemoveAccessControlEntry { id: Uuid },
+    /// A client quota of an entity was set, or removed (`remove`: `value` is then
+    /// ignored), as Kafka's ClientQuotaRecord. The entity is a list of (type, name)
+    /// components: `user`, `client-id` or `ip`, a `None` name being the default entity of
+    /// the type; `key` is the quota (`producer_byte_rate`, `consumer_byte_rate`,
+    /// `request_percentage`, `controller_mutation_rate`, `connection_creation_rate`).
+    /// `value` is always finite (JSON has no NaN or infinity; the controller refuses them).
+    ClientQuota {
+        entity: Vec<QuotaEntityComponent>,
+        key: String,
+        value: f64,
+        #[serde(default)]
+        remove: bool,
+    },
+}
+
+/// One component of a client quota entity (Kafka's ClientQuotaRecord `EntityData`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct QuotaEntityComponent {
+    /// `user`, `client-id` or `ip`.
+    pub entity_type: String,
+    /// The user, client id or IP; `None` for the default entity of the type.
+    pub entity_name: Option<String>,
 }
 
 /// One ACL binding, as stored: Kafka's wire codes and strings.
@@ -233,6 +255,7 @@ impl MetadataRecord {
             MetadataRecord::RemoveUserScramCredential { .. } => "RemoveUserScramCredential",
             MetadataRecord::AccessControlEntry { .. } => "AccessControlEntry",
             MetadataRecord::RemoveAccessControlEntry { .. } => "RemoveAccessControlEntry",
+            MetadataRecord::ClientQuota { .. } => "ClientQuota",
         }
     }
 

@@ -124,3 +124,38 @@ impl WireClient {
         decoded
     }
 }
+
+impl WireClient {
+    /// A plaintext connection authenticated with SASL PLAIN (SaslHandshake v1, then
+    /// SaslAuthenticate v2 with the token `\0user\0password`), for a SASL_PLAINTEXT
+    /// listener. Panics when the broker refuses the credentials.
+    pub async fn connect_sasl_plain(bootstrap: &str, user: &str, password: &str) -> WireClient {
+        use kafka_protocol::messages::{
+            SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+            SaslHandshakeResponse,
+        };
+        let mut client = WireClient::connect(bootstrap).await;
+        let handshake: SaslHandshakeResponse = client
+            .call(
+                ApiKey::SaslHandshake,
+                1,
+                &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+            )
+            .await;
+        assert_eq!(handshake.error_code, 0, "SASL handshake: {handshake:?}");
+        let token = bytes::Bytes::from(format!("\0{user}\0{password}").into_bytes());
+        let authenticated: SaslAuthenticateResponse = client
+            .call(
+                ApiKey::SaslAuthenticate,
+                2,
+                &SaslAuthenticateRequest::default().with_auth_bytes(token),
+            )
+            .await;
+        assert_eq!(
+            authenticated.error_code, 0,
+            "SASL PLAIN as {user}: {:?}",
+            authenticated.error_message
+        );
+        client
+    }
+}

@@ -121,6 +121,11 @@ impl WireSecurity {
                 WIRE_PROPERTIES.join(", ")
             );
         }
+        WireSecurity::resolve(properties)
+    }
+
+    /// The settings, whatever else `-X` says (for diagnosing librdkafka's failures).
+    pub fn resolve(properties: &ClientProperties) -> anyhow::Result<WireSecurity> {
         let protocol = SecurityProtocol::of(properties)?;
         let tls = if protocol.tls() {
             Some(tls_config(properties)?)
