@@ -2743,3 +2743,4 @@ def dynamic_quorum_java(ctx: Ctx):
 import security_scenarios  # noqa: E402
 
 security_scenarios.register(scenario)
+security_scenarios.register_acls(scenario)
