@@ -9,7 +9,10 @@
 #
 # One node of a multi-node cluster: set KAFKA_NODE_ID, KAFKA_CONTROLLER_PORT, KAFKA_VOTERS
 # (`id@host:port,...`) and KAFKA_CLUSTER_ID (one `kafka_cluster_id` for all nodes) before
-# kafka_start; without them the broker is a cluster of one.
+# kafka_start; without them the broker is a cluster of one. KAFKA_LISTENERS (e.g.
+# `PLAINTEXT://127.0.0.1:P1,SSL://127.0.0.1:P2`, the first being PORT) replaces the one
+# PLAINTEXT listener, KAFKA_EXTRA_PROPERTIES (lines) is appended to server.properties and
+# KAFKA_FORMAT_ARGS (e.g. `--add-scram ...`) goes to the storage format.
 #
 # or run alone: `bench/kafka.sh start DIR PORT` (prints the pid and stays up) and
 # `bench/kafka.sh stop DIR` (stops the JVM started in DIR). `bench/kafka.sh fetch` only
@@ -79,11 +82,11 @@ kafka_start() {
 process.roles=broker,controller
 node.id=$node
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=${KAFKA_LISTENERS:-PLAINTEXT://127.0.0.1:$port},CONTROLLER://127.0.0.1:$cport
+advertised.listeners=${KAFKA_LISTENERS:-PLAINTEXT://127.0.0.1:$port}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,SASL_PLAINTEXT:SASL_PLAINTEXT
 log.dirs=$dir/data
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -92,6 +95,7 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+${KAFKA_EXTRA_PROPERTIES:-}
 EOF
     cat >"$dir/log4j2.yaml" <<EOF
 Configuration:
@@ -110,7 +114,8 @@ EOF
     # Static voters (controller.quorum.voters): format without --standalone, which is only
     # for a dynamic quorum (controller.quorum.bootstrap.servers).
     cluster=${KAFKA_CLUSTER_ID:-$("${jvm[@]}" kafka.tools.StorageTool random-uuid 2>>"$dir/kafka.out")} || return 1
-    "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster" -c "$dir/server.properties" \
+    # shellcheck disable=SC2086
+    "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster" -c "$dir/server.properties" ${KAFKA_FORMAT_ARGS:-} \
       >>"$dir/kafka.out" 2>&1 || { echo "kafka.sh: format failed:" >&2; tail -5 "$dir/kafka.out" >&2; return 1; }
   fi
   "$@" "${jvm[@]}" kafka.Kafka "$dir/server.properties" >>"$dir/kafka.out" 2>&1 &
