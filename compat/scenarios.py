@@ -2744,3 +2744,4 @@ import security_scenarios  # noqa: E402
 
 security_scenarios.register(scenario)
 security_scenarios.register_acls(scenario)
+security_scenarios.register_oauth(scenario)

@@ -344,3 +344,122 @@ def register_acls(scenario):
         # With no WRITE on any topic left, the idempotent producer's InitProducerId is refused
         # first (IDEMPOTENT_WRITE on the cluster or WRITE on some topic, KIP-679), as on Kafka.
         check(all("ClusterAuthorizationException" in ln for ln in lines), f"after delete_acls: {lines[:2]}")
+
+
+def _b64url(data: bytes) -> str:
+    import base64
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class JwtIssuer:
+    """An RSA key made by openssl, its JWKS file, and RS256 tokens signed with it (the
+    signature by `openssl dgst`): what an identity provider hands Kafka clients."""
+
+    def __init__(self, workdir: Path, name: str, kid: str):
+        self.dir = workdir / "jwt"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.key = self.dir / f"{name}.key"
+        self.kid = kid
+        subprocess.run(["openssl", "genrsa", "-out", str(self.key), "2048"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        modulus = subprocess.run(["openssl", "rsa", "-in", str(self.key), "-noout", "-modulus"], check=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=60).stdout
+        n = bytes.fromhex(modulus.decode().strip().split("=", 1)[1])
+        self.jwk = {"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig", "n": _b64url(n), "e": "AQAB"}
+
+    def write_jwks(self, *issuers: "JwtIssuer") -> Path:
+        import json
+        path = self.dir / "jwks.json"
+        path.write_text(json.dumps({"keys": [i.jwk for i in (self, *issuers)]}))
+        return path
+
+    def token(self, sub: str, lifetime_s: int = 3600, **claims) -> str:
+        import json
+        import time as _time
+        now = int(_time.time())
+        header = {"alg": "RS256", "typ": "JWT", "kid": self.kid}
+        payload = {"sub": sub, "iat": now, "exp": now + lifetime_s, "iss": "compat-idp", "aud": "moldau",
+                   "scope": "kafka", **claims}
+        signing_input = (_b64url(json.dumps(header).encode()) + "." + _b64url(json.dumps(payload).encode()))
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(self.key)], input=signing_input.encode(),
+                             check=True, stdout=subprocess.PIPE, timeout=60).stdout
+        return signing_input + "." + _b64url(sig)
+
+
+def register_oauth(scenario):
+    @scenario
+    def security_oauthbearer(ctx):
+        """OAUTHBEARER (KIP-768): RS256 tokens verified against a JWKS file; confluent-kafka (oauth_cb), kafka-python (token provider) and the Java client (a file token endpoint) produce and consume; a token of another key and an expired one are refused"""
+        import time as _time
+        idp = JwtIssuer(ctx.workdir, "idp", "idp-key-1")
+        stranger = JwtIssuer(ctx.workdir, "stranger", "idp-key-1")
+        jwks = idp.write_jwks()
+        broker = Broker(ctx.workdir / f"node{len(ctx.brokers)}")
+        sasl_port = free_port()
+        listeners = f"PLAINTEXT://127.0.0.1:{broker.port},SASL_PLAINTEXT://127.0.0.1:{sasl_port}"
+        broker.extra.update({
+            "listeners": listeners,
+            "advertised.listeners": listeners,
+            "sasl.enabled.mechanisms": "OAUTHBEARER",
+            "sasl.oauthbearer.jwks.endpoint.url": f"file://{jwks}",
+            "sasl.oauthbearer.expected.audience": "moldau",
+            "sasl.oauthbearer.expected.issuer": "compat-idp",
+            # Kafka wants the login module named for the listener's mechanism.
+            "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config":
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
+        })
+        ctx.brokers.append(broker)
+        broker.start()
+        bs = f"127.0.0.1:{sasl_port}"
+
+        def ck_conf(token: str) -> dict:
+            return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "OAUTHBEARER",
+                    "oauth_cb": lambda _config: (token, _time.time() + 3600)}
+
+        good = idp.token("alice")
+        recs = gen_records("oauth-ck", 10, now_ms() - 1000, "oauth-ck")
+        sent = C.ck_produce(bs, recs, conf=ck_conf(good))
+        got = C.ck_consume(bs, "oauth-ck", conf=ck_conf(good))
+        check(not compare(sent, got, "confluent-kafka over OAUTHBEARER"), "confluent-kafka round trip")
+        ctx.log("confluent-kafka: produced and consumed with a signed token")
+
+        from kafka.net.sasl.oauth import AbstractTokenProvider
+
+        class Provider(AbstractTokenProvider):
+            def __init__(self, value):
+                self.value = value
+
+            def token(self):
+                return self.value
+
+        kp = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "OAUTHBEARER",
+              "sasl_oauth_token_provider": Provider(good)}
+        recs = gen_records("oauth-kp", 10, now_ms() - 1000, "oauth-kp")
+        sent = C.kp_produce(bs, recs, conf=kp)
+        got = C.kp_consume(bs, "oauth-kp", conf=kp)
+        check(not compare(sent, got, "kafka-python over OAUTHBEARER"), "kafka-python round trip")
+        ctx.log("kafka-python: produced and consumed with a signed token")
+
+        token_file = ctx.workdir / "jwt" / "alice.token"
+        token_file.write_text(good)
+        java = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "OAUTHBEARER",
+                "sasl.login.callback.handler.class":
+                    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler",
+                "sasl.oauthbearer.token.endpoint.url": f"file://{token_file}",
+                "sasl.jaas.config":
+                    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"}
+        recs = gen_records("oauth-java", 10, now_ms() - 1000, "oauth-java")
+        sent = C.java_produce(bs, recs, conf=java)
+        got = C.java_consume(bs, ["oauth-java"], conf=java)["oauth-java"]
+        check(not compare(sent, got, "Java over OAUTHBEARER"), "Java round trip")
+        ctx.log("Java: produced and consumed with a token from a file token endpoint")
+
+        for label, token in (("another key", stranger.token("alice")),
+                             ("expired", idp.token("alice", lifetime_s=-600))):
+            try:
+                C.ck_produce(bs, gen_records("oauth-refused", 2, now_ms(), "x", with_specials=False),
+                             conf={**ck_conf(token), "message.timeout.ms": 5000}, timeout=15)
+            except CheckFailed:
+                ctx.log(f"confluent-kafka refused with a token of {label}")
+            else:
+                raise CheckFailed(f"a token of {label} was accepted")

@@ -169,3 +169,14 @@ fn init_logging(default_level: &str) {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
+
+#[cfg(test)]
+mod tests {
+    /// clap checks the whole command tree (unique argument names across flattened groups,
+    /// ...) only when a command is built: every subcommand, at once.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

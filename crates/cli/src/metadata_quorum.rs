@@ -27,12 +27,11 @@ pub enum MetadataQuorumCommand {
     RemoveController(RemoveControllerArgs),
 }
 
+/// The controller to add is described by `--command-config` (the shared connection
+/// flag): as with kafka-metadata-quorum, the controller's own server config, which also
+/// serves as the client config of the request.
 #[derive(Args)]
 pub struct AddControllerArgs {
-    /// The server config of the controller to add, as kafka-metadata-quorum's
-    /// --command-config.
-    #[arg(long, value_name = "FILE")]
-    command_config: std::path::PathBuf,
     /// Ask the controllers directly (their controller listeners, comma separated).
     #[arg(long, value_name = "HOST:PORT")]
     bootstrap_controller: Option<String>,
@@ -146,12 +145,17 @@ async fn to_active_controller(
 async fn add_controller(args: AddControllerArgs, settings: ClientSettings) -> anyhow::Result<()> {
     use kafka_protocol::messages::add_raft_voter_request::Listener;
     use kafka_protocol::messages::AddRaftVoterRequest;
-    let (config, _) = moldau_broker::ServerConfig::load(Some(&args.command_config), &[])
-        .map_err(|e| anyhow!("{}: {e}", args.command_config.display()))?;
+    let Some(command_config) = args.conn.command_config.clone() else {
+        return Err(anyhow!(
+            "add-controller needs --command-config: the server config of the controller to add"
+        ));
+    };
+    let (config, _) = moldau_broker::ServerConfig::load(Some(&command_config), &[])
+        .map_err(|e| anyhow!("{}: {e}", command_config.display()))?;
     if !config.is_controller() {
         return Err(anyhow!(
             "{}: process.roles has no controller role",
-            args.command_config.display()
+            command_config.display()
         ));
     }
     let listener = config
