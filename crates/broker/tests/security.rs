@@ -506,6 +506,38 @@ mod raw_sasl {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_v0_handshake_takes_bare_tokens() {
+        // SaslHandshake v0 (clients before KIP-152): the tokens follow as size-prefixed
+        // frames without Kafka headers.
+        let broker = sasl_plain_broker(&[]).await;
+        let addr = broker.bootstrap();
+        let metadata_v1 = || {
+            let mut body = crate::common::raw::raw_header(3, 1, 9, false);
+            body.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+            body
+        };
+        let v0_handshake =
+            || SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
+        let mut client = WireClient::connect(&addr).await;
+        let answer: SaslHandshakeResponse =
+            client.call(ApiKey::SaslHandshake, 0, &v0_handshake()).await;
+        assert_eq!(answer.error_code, 0);
+        let mut raw = client.into_raw();
+        raw.send_frame(&plain_token("alice", "alice-secret")).await;
+        let token = raw.expect_frame("PLAIN's empty server token").await;
+        assert!(token.is_empty(), "{token:?}");
+        raw.send_frame(&metadata_v1()).await;
+        raw.expect_frame("Metadata once authenticated").await;
+        // A wrong password: the connection is closed (v0 has no error response).
+        let mut client = WireClient::connect(&addr).await;
+        let _: SaslHandshakeResponse = client.call(ApiKey::SaslHandshake, 0, &v0_handshake()).await;
+        let mut raw = client.into_raw();
+        raw.send_frame(&plain_token("alice", "wrong")).await;
+        raw.expect_closed("a wrong password in a bare token").await;
+        broker.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_authentication_is_answered_then_closed() {
         let broker = sasl_plain_broker(&[]).await;
         let addr = broker.bootstrap();
