@@ -124,7 +124,7 @@ impl SaslListenerConfig {
                     value: mechanisms_value.to_string(),
                     reason: format!(
                         "listener {name}: SASL mechanism {item} is not supported (PLAIN, \
-                         SCRAM-SHA-256 and SCRAM-SHA-512 are; GSSAPI, Kafka's default, needs \
+                         SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER are; GSSAPI, Kafka's default, needs \
                          Kerberos)"
                     ),
                 });

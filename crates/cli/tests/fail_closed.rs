@@ -20,7 +20,7 @@ fn security_settings_stop_the_server_naming_the_key() {
         ),
         (
             "listener.security.protocol.map=PLAINTEXT:SASL_PLAINTEXT".to_string(),
-            "listeners",
+            "sasl.enabled.mechanisms",
         ),
         (
             "ssl.keystore.location=/etc/kafka/ks.jks".to_string(),
