@@ -1,0 +1,10 @@
+//! Kafka Connect, in Rust: Connect's schema-and-struct data model ([`data`]), the records
+//! connectors and transforms pass around ([`record`]), converters between records and
+//! Kafka's bytes ([`convert`]) and Kafka's single message transforms and predicates
+//! ([`transforms`]), with Kafka's class names and options. No I/O here: the worker, its
+//! REST API and the built-in connectors build on these.
+
+pub mod convert;
+pub mod data;
+pub mod record;
+pub mod transforms;
