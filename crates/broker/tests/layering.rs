@@ -33,6 +33,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "moldau-security",
         ],
     ),
+    // The Connect runtime: a Kafka client application; its data model, converters and
+    // transforms depend on no other workspace crate.
+    ("moldau-connect", &[]),
     // The simulation drives whole nodes; nothing depends on it.
     (
         "moldau-sim",
