@@ -327,27 +327,39 @@ impl SchemaBuilder {
 
     /// A default value, checked against the schema as Kafka does.
     pub fn default_value(mut self, value: Value) -> Result<SchemaBuilder, DataError> {
-        self.schema.validate(&value).map_err(|e| {
-            data_error(format!("Invalid default value: {}", e.0))
-        })?;
+        self.schema
+            .validate(&value)
+            .map_err(|e| data_error(format!("Invalid default value: {}", e.0)))?;
         self.schema.default = Some(value);
         Ok(self)
     }
 
     /// Adds a struct field; a name used twice is an error, as in Kafka.
-    pub fn field(mut self, name: impl Into<String>, schema: SchemaRef) -> Result<SchemaBuilder, DataError> {
+    pub fn field(
+        mut self,
+        name: impl Into<String>,
+        schema: SchemaRef,
+    ) -> Result<SchemaBuilder, DataError> {
         let name = name.into();
         if self.schema.schema_type != Type::Struct {
-            return Err(data_error("Cannot create fields on type ".to_string() + &self.schema.schema_type.to_string()));
+            return Err(data_error(
+                "Cannot create fields on type ".to_string() + &self.schema.schema_type.to_string(),
+            ));
         }
         if name.is_empty() {
             return Err(data_error("fieldName cannot be null."));
         }
         if self.schema.field(&name).is_some() {
-            return Err(data_error(format!("Cannot create field because of field name duplication {name}")));
+            return Err(data_error(format!(
+                "Cannot create field because of field name duplication {name}"
+            )));
         }
         let index = self.schema.fields.len();
-        self.schema.fields.push(Field { name, index, schema });
+        self.schema.fields.push(Field {
+            name,
+            index,
+            schema,
+        });
         Ok(self)
     }
 
@@ -451,7 +463,9 @@ impl Struct {
     /// An empty struct of `schema` (every field null until put).
     pub fn new(schema: SchemaRef) -> Result<Struct, DataError> {
         if schema.schema_type != Type::Struct {
-            return Err(data_error("Not a struct schema: ".to_string() + &schema.schema_type.to_string()));
+            return Err(data_error(
+                "Not a struct schema: ".to_string() + &schema.schema_type.to_string(),
+            ));
         }
         let values = vec![Value::Null; schema.fields.len()];
         Ok(Struct { schema, values })
@@ -541,10 +555,19 @@ mod tests {
         s.validate().unwrap();
         schema.validate(&Value::Struct(s.clone())).unwrap();
         let err = s.put("id", Value::String("7".into())).unwrap_err();
-        assert!(err.0.contains("INT64") && err.0.contains("java.lang.String"), "{err}");
+        assert!(
+            err.0.contains("INT64") && err.0.contains("java.lang.String"),
+            "{err}"
+        );
         assert!(s.put("missing", Value::Null).is_err());
-        assert!(s.put("balance", Value::Bytes(vec![1])).is_err(), "a Decimal wants a decimal");
-        assert_eq!(schema.field("balance").unwrap().schema.decimal_scale(), Ok(2));
+        assert!(
+            s.put("balance", Value::Bytes(vec![1])).is_err(),
+            "a Decimal wants a decimal"
+        );
+        assert_eq!(
+            schema.field("balance").unwrap().schema.decimal_scale(),
+            Ok(2)
+        );
         // A null field falls back to the default.
         let with_default = SchemaBuilder::struct_builder()
             .field(
@@ -569,7 +592,9 @@ mod tests {
             .unwrap()
             .field("a", Schema::primitive(Type::Int8, false))
             .is_err());
-        assert!(SchemaBuilder::new(Type::Int32).field("a", Schema::primitive(Type::Int8, false)).is_err());
+        assert!(SchemaBuilder::new(Type::Int32)
+            .field("a", Schema::primitive(Type::Int8, false))
+            .is_err());
         assert!(SchemaBuilder::new(Type::Int32)
             .default_value(Value::String("x".into()))
             .is_err());
@@ -580,7 +605,8 @@ mod tests {
     #[test]
     fn arrays_and_maps_check_their_elements() {
         let ints = SchemaBuilder::array(Schema::primitive(Type::Int32, false)).build();
-        ints.validate(&Value::Array(vec![Value::Int32(1), Value::Int32(2)])).unwrap();
+        ints.validate(&Value::Array(vec![Value::Int32(1), Value::Int32(2)]))
+            .unwrap();
         assert!(ints.validate(&Value::Array(vec![Value::Int64(1)])).is_err());
         let map = SchemaBuilder::map(
             Schema::primitive(Type::String, false),
@@ -589,6 +615,8 @@ mod tests {
         .build();
         map.validate(&Value::Map(vec![(Value::String("a".into()), Value::Null)]))
             .unwrap();
-        assert!(map.validate(&Value::Map(vec![(Value::Int8(1), Value::Null)])).is_err());
+        assert!(map
+            .validate(&Value::Map(vec![(Value::Int8(1), Value::Null)]))
+            .is_err());
     }
 }

@@ -30,7 +30,11 @@ pub struct ConnectRecord {
 
 impl ConnectRecord {
     /// A record with a value only.
-    pub fn new(topic: impl Into<String>, value_schema: Option<SchemaRef>, value: Value) -> ConnectRecord {
+    pub fn new(
+        topic: impl Into<String>,
+        value_schema: Option<SchemaRef>,
+        value: Value,
+    ) -> ConnectRecord {
         ConnectRecord {
             topic: topic.into(),
             partition: None,
