@@ -29,6 +29,11 @@ pub use simple::{
     BooleanConverter, ByteArrayConverter, NumberConverter, NumberKind, StringConverter,
 };
 
+/// Java's text of numbers, for the transforms (`Cast` to string).
+pub(crate) use json_node::{big_decimal_string, java_double, java_float};
+/// Proleptic Gregorian day arithmetic, for the transforms' date formats.
+pub(crate) use simple::days_from_civil;
+
 /// A configuration: option name to value.
 pub type Props = BTreeMap<String, String>;
 

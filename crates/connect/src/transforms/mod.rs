@@ -12,13 +12,16 @@
 //! (Kafka's `ConfigException`), a record a transform cannot handle a
 //! [`TransformError::Data`] (Kafka's `DataException`). No record makes a transform panic.
 
+mod cast;
 mod chain;
 mod debezium;
 mod fields;
+mod flatten;
 mod headers;
 mod predicates;
 mod routing;
 mod timefmt;
+mod timestamp;
 mod util;
 
 use std::collections::BTreeMap;
@@ -130,6 +133,18 @@ fn transformations() -> Vec<(String, TransformCtor)> {
         }),
         (k("SetSchemaMetadata$Value"), |p| {
             boxed(fields::SetSchemaMetadata::new(Value, p))
+        }),
+        (k("Flatten$Key"), |p| boxed(flatten::Flatten::new(Key, p))),
+        (k("Flatten$Value"), |p| {
+            boxed(flatten::Flatten::new(Value, p))
+        }),
+        (k("Cast$Key"), |p| boxed(cast::Cast::new(Key, p))),
+        (k("Cast$Value"), |p| boxed(cast::Cast::new(Value, p))),
+        (k("TimestampConverter$Key"), |p| {
+            boxed(timestamp::TimestampConverter::new(Key, p))
+        }),
+        (k("TimestampConverter$Value"), |p| {
+            boxed(timestamp::TimestampConverter::new(Value, p))
         }),
         (k("RegexRouter"), |p| boxed(routing::RegexRouter::new(p))),
         (k("TimestampRouter"), |p| {

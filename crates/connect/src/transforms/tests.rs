@@ -640,6 +640,36 @@ fn no_transform_panics_on_odd_records() {
         ConnectRecord::new("t", Some(person_schema()), Value::Null),
         ConnectRecord::new("t", Some(person_schema()), s("x")),
     ];
+    let nested = SchemaBuilder::struct_builder()
+        .field("id", Schema::primitive(Type::Int64, true))
+        .unwrap()
+        .field("p", person_schema())
+        .unwrap()
+        .build();
+    let mut odd = odd.to_vec();
+    odd.extend([
+        ConnectRecord::new(
+            "t",
+            Some(nested.clone()),
+            Value::Struct(Struct::new(nested).unwrap()),
+        ),
+        ConnectRecord::new("t", None, map(&[("id", Value::Decimal(5))])),
+        ConnectRecord::new("t", None, map(&[("id", s("2020-13-45"))])),
+        ConnectRecord::new("t", None, map(&[("id", map(&[("x", person())]))])),
+        ConnectRecord::new("t", None, Value::Timestamp(i64::MIN)),
+        ConnectRecord::new("t", None, Value::Int64(i64::MAX)),
+        ConnectRecord::new("t", None, Value::Map(vec![(Value::Int8(1), Value::Null)])),
+        ConnectRecord::new(
+            "t",
+            Some(SchemaBuilder::timestamp().build()),
+            Value::Timestamp(i64::MAX),
+        ),
+        ConnectRecord::new(
+            "t",
+            Some(SchemaBuilder::decimal(-40).build()),
+            Value::Decimal(i128::MIN),
+        ),
+    ]);
     let configs: Vec<(String, Props)> = known_transformations()
         .into_iter()
         .map(|c| {
@@ -654,6 +684,9 @@ fn no_transform_panics_on_odd_records() {
                 ("replacement", "x"),
                 ("header", "h"),
                 ("value.literal", "v"),
+                ("spec", "id:string"),
+                ("target.type", "string"),
+                ("format", "yyyy-MM-dd"),
             ]);
             (c, p)
         })
@@ -664,4 +697,574 @@ fn no_transform_panics_on_odd_records() {
             let _ = t.apply(r.clone());
         }
     }
+}
+
+fn ts_schema() -> SchemaRef {
+    SchemaBuilder::struct_builder()
+        .name("Event")
+        .field("id", Schema::primitive(Type::Int32, false))
+        .unwrap()
+        .field("at", SchemaBuilder::timestamp().optional().build())
+        .unwrap()
+        .build()
+}
+
+fn event(at: Value) -> ConnectRecord {
+    let v = Struct::new(ts_schema())
+        .unwrap()
+        .with("id", Value::Int32(1))
+        .unwrap()
+        .with("at", at)
+        .unwrap();
+    ConnectRecord::new("events", Some(ts_schema()), Value::Struct(v))
+}
+
+#[test]
+fn flatten_with_schema() {
+    let address = SchemaBuilder::struct_builder()
+        .field("city", Schema::primitive(Type::String, false))
+        .unwrap()
+        .field(
+            "zip",
+            SchemaBuilder::new(Type::String)
+                .default_value(s("00000"))
+                .unwrap()
+                .build(),
+        )
+        .unwrap()
+        .optional()
+        .build();
+    let schema = SchemaBuilder::struct_builder()
+        .name("Customer")
+        .field("id", Schema::primitive(Type::Int64, false))
+        .unwrap()
+        .field("home", address.clone())
+        .unwrap()
+        .field(
+            "tags",
+            SchemaBuilder::array(Schema::primitive(Type::String, false)).build(),
+        )
+        .unwrap()
+        .build();
+    let home = Struct::new(address)
+        .unwrap()
+        .with("city", s("Prague"))
+        .unwrap();
+    let value = Struct::new(schema.clone())
+        .unwrap()
+        .with("id", Value::Int64(1))
+        .unwrap()
+        .with("home", Value::Struct(home))
+        .unwrap()
+        .with("tags", Value::Array(vec![s("a")]))
+        .unwrap();
+    let t = make("Flatten$Value", &[("delimiter", "_")]);
+    let r = apply(
+        t.as_ref(),
+        ConnectRecord::new("c", Some(schema.clone()), Value::Struct(value.clone())),
+    );
+    let out = r.value_schema.clone().unwrap();
+    let names: Vec<_> = out.fields.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["id", "home_city", "home_zip", "tags"]);
+    assert_eq!(out.name.as_deref(), Some("Customer"));
+    // Under an optional parent every field becomes optional; defaults are kept.
+    let city = &out.field("home_city").unwrap().schema;
+    assert!(city.optional);
+    let zip = &out.field("home_zip").unwrap().schema;
+    assert_eq!(zip.default, Some(s("00000")));
+    assert!(!out.field("id").unwrap().schema.optional);
+    assert_eq!(
+        out.field("tags")
+            .unwrap()
+            .schema
+            .value_schema
+            .as_ref()
+            .unwrap()
+            .schema_type,
+        Type::String
+    );
+    assert_eq!(r.value.get("home_city"), Some(&s("Prague")));
+    assert_eq!(r.value.get("home_zip"), Some(&s("00000")));
+    assert_eq!(r.value.get("tags"), Some(&Value::Array(vec![s("a")])));
+    // A null nested struct leaves its fields null.
+    let mut no_home = value.clone();
+    no_home.put("home", Value::Null).unwrap();
+    let r = apply(
+        t.as_ref(),
+        ConnectRecord::new("c", Some(schema.clone()), Value::Struct(no_home)),
+    );
+    match &r.value {
+        Value::Struct(v) => assert_eq!(v.get_without_default("home_city"), Some(&Value::Null)),
+        other => panic!("{other:?}"),
+    }
+    // Key variant, default delimiter.
+    let k = make("Flatten$Key", &[]);
+    let mut rec = ConnectRecord::new("c", None, Value::Null);
+    rec.key_schema = Some(schema);
+    rec.key = Value::Struct(value);
+    assert_eq!(
+        apply(k.as_ref(), rec).key.get("home.city"),
+        Some(&s("Prague"))
+    );
+    // Maps are not flattened with a schema.
+    let with_map = SchemaBuilder::struct_builder()
+        .field(
+            "m",
+            SchemaBuilder::map(
+                Schema::primitive(Type::String, false),
+                Schema::primitive(Type::String, false),
+            )
+            .build(),
+        )
+        .unwrap()
+        .build();
+    let v = Struct::new(with_map.clone())
+        .unwrap()
+        .with("m", Value::Map(vec![]))
+        .unwrap();
+    assert_eq!(
+        k.apply({
+            let mut r = ConnectRecord::new("c", None, Value::Null);
+            r.key_schema = Some(with_map);
+            r.key = Value::Struct(v);
+            r
+        })
+        .unwrap_err()
+        .to_string(),
+        "Flatten transformation does not support MAP for record with schemas (for field m)."
+    );
+    assert_eq!(
+        t.apply(ConnectRecord::new("c", Some(person_schema()), s("x")))
+            .unwrap_err()
+            .to_string(),
+        "Only Struct objects supported for [flattening], found: java.lang.String"
+    );
+    // Tombstones pass untouched.
+    let tomb = ConnectRecord::new("c", Some(person_schema()), Value::Null);
+    assert_eq!(apply(t.as_ref(), tomb.clone()), tomb);
+}
+
+#[test]
+fn flatten_without_schema() {
+    let t = make("Flatten$Value", &[]);
+    let v = map(&[
+        ("a", Value::Int8(1)),
+        (
+            "b",
+            map(&[("c", s("x")), ("d", map(&[("e", Value::Null)]))]),
+        ),
+        ("f", Value::Array(vec![map(&[("g", Value::Int8(2))])])),
+    ]);
+    let r = apply(t.as_ref(), ConnectRecord::new("t", None, v));
+    assert_eq!(
+        r.value,
+        map(&[
+            ("a", Value::Int8(1)),
+            ("b.c", s("x")),
+            ("b.d.e", Value::Null),
+            ("f", Value::Array(vec![map(&[("g", Value::Int8(2))])])),
+        ])
+    );
+    let e = t
+        .apply(ConnectRecord::new("t", None, map(&[("a", person())])))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "Flatten transformation does not support class org.apache.kafka.connect.data.Struct for record without schemas (for field a).");
+    assert_eq!(
+        t.apply(ConnectRecord::new("t", None, Value::Int8(1)))
+            .unwrap_err()
+            .to_string(),
+        "Only Map objects supported in absence of schema for [flattening], found: java.lang.Byte"
+    );
+}
+
+#[test]
+fn cast_config_errors() {
+    assert_eq!(
+        err("Cast$Value", &[]),
+        "Missing required configuration \"spec\" which has no default value."
+    );
+    assert_eq!(
+        err("Cast$Value", &[("spec", " ")]),
+        "Must specify at least one field to cast."
+    );
+    assert_eq!(
+        err("Cast$Value", &[("spec", "a:int8,b:bytes")]),
+        "Cast transformation does not support casting to BYTES; supported types are [INT8, INT16, INT32, INT64, FLOAT32, FLOAT64, BOOLEAN, STRING]"
+    );
+    assert_eq!(
+        err("Cast$Value", &[("spec", "a:nope")]),
+        "Invalid type found in casting spec: nope"
+    );
+    assert_eq!(
+        err("Cast$Key", &[("spec", "a:b:c")]),
+        "Invalid value [a:b:c] for configuration renames: Invalid rename mapping: a:b:c"
+    );
+    assert_eq!(
+        err("Cast$Key", &[("spec", "int8,a:int16")]),
+        "Cast transformations that specify a type to cast the entire value to may only specify a single cast in their spec"
+    );
+    assert!(err(
+        "Cast$Key",
+        &[("spec", "int8"), ("replace.null.with.default", "x")]
+    )
+    .contains("replace.null.with.default"));
+}
+
+#[test]
+fn cast_with_schema() {
+    let dec = SchemaBuilder::decimal(2).build();
+    let schema = SchemaBuilder::struct_builder()
+        .name("Row")
+        .field("i", Schema::primitive(Type::Int32, false))
+        .unwrap()
+        .field(
+            "f",
+            SchemaBuilder::new(Type::Float64)
+                .optional()
+                .default_value(Value::Float64(2.5))
+                .unwrap()
+                .build(),
+        )
+        .unwrap()
+        .field("d", dec)
+        .unwrap()
+        .field("b", Schema::primitive(Type::Bytes, false))
+        .unwrap()
+        .field("ts", SchemaBuilder::timestamp().build())
+        .unwrap()
+        .field("day", SchemaBuilder::date().build())
+        .unwrap()
+        .field("keep", Schema::primitive(Type::String, true))
+        .unwrap()
+        .build();
+    let value = Struct::new(schema.clone())
+        .unwrap()
+        .with("i", Value::Int32(300))
+        .unwrap()
+        .with("d", Value::Decimal(-12_345))
+        .unwrap()
+        .with("b", Value::Bytes(b"hi".to_vec()))
+        .unwrap()
+        .with("ts", Value::Timestamp(86_400_123))
+        .unwrap()
+        .with("day", Value::Date(2))
+        .unwrap()
+        .with("keep", s("k"))
+        .unwrap();
+    let rec = ConnectRecord::new("t", Some(schema.clone()), Value::Struct(value));
+    let t = make(
+        "Cast$Value",
+        &[(
+            "spec",
+            "i:int8, f:string, d:int64, b:string, ts:string, day:int32",
+        )],
+    );
+    let r = apply(t.as_ref(), rec.clone());
+    let out = r.value_schema.clone().unwrap();
+    assert_eq!(out.name.as_deref(), Some("Row"));
+    assert_eq!(out.field("i").unwrap().schema.schema_type, Type::Int8);
+    let f = &out.field("f").unwrap().schema;
+    assert!(f.optional);
+    assert_eq!(f.default, Some(s("2.5")), "the default is cast too");
+    assert_eq!(out.field("day").unwrap().schema.name, None);
+    assert_eq!(r.value.get("i"), Some(&Value::Int8(44)));
+    assert_eq!(r.value.get("f"), Some(&s("2.5")));
+    assert_eq!(r.value.get("d"), Some(&Value::Int64(-123)));
+    assert_eq!(r.value.get("b"), Some(&s("aGk=")));
+    assert_eq!(r.value.get("ts"), Some(&s("1970-01-02T00:00:00.123Z")));
+    assert_eq!(r.value.get("day"), Some(&Value::Int32(2)));
+    assert_eq!(r.value.get("keep"), Some(&s("k")));
+    // replace.null.with.default=false keeps the null.
+    let t = make(
+        "Cast$Value",
+        &[("spec", "f:string"), ("replace.null.with.default", "false")],
+    );
+    match apply(t.as_ref(), rec.clone()).value {
+        Value::Struct(v) => assert_eq!(v.get_without_default("f"), Some(&Value::Null)),
+        other => panic!("{other:?}"),
+    }
+    // Decimal to float and boolean; bytes only to string.
+    let t = make("Cast$Value", &[("spec", "d:float64")]);
+    assert_eq!(
+        apply(t.as_ref(), rec.clone()).value.get("d"),
+        Some(&Value::Float64(-123.45))
+    );
+    let t = make("Cast$Value", &[("spec", "b:int32")]);
+    assert_eq!(
+        t.apply(rec.clone()).unwrap_err().to_string(),
+        "Unexpected type in Cast transformation: class [B"
+    );
+    // Whole value.
+    let t = make("Cast$Value", &[("spec", "float32")]);
+    let r = apply(
+        t.as_ref(),
+        ConnectRecord::new(
+            "t",
+            Some(Schema::primitive(Type::String, true)),
+            s(" 1.5e1f"),
+        ),
+    );
+    assert_eq!(r.value, Value::Float32(15.0));
+    let out = r.value_schema.unwrap();
+    assert!(out.optional && out.schema_type == Type::Float32);
+    assert_eq!(
+        t.apply(rec).unwrap_err().to_string(),
+        "Cast transformation does not support casting from STRUCT; supported types are [INT8, INT16, INT32, INT64, FLOAT32, FLOAT64, BOOLEAN, STRING, BYTES]"
+    );
+    let t = make("Cast$Value", &[("spec", "int8")]);
+    assert_eq!(
+        t.apply(ConnectRecord::new(
+            "t",
+            Some(Schema::primitive(Type::String, false)),
+            s("300")
+        ))
+        .unwrap_err()
+        .to_string(),
+        "Value (300) was out of range for requested data type"
+    );
+    // A field cast on a non-struct schema.
+    let t = make("Cast$Value", &[("spec", "a:int8")]);
+    assert!(t
+        .apply(ConnectRecord::new(
+            "t",
+            Some(Schema::primitive(Type::Int32, false)),
+            Value::Int32(1)
+        ))
+        .is_err());
+}
+
+#[test]
+fn cast_without_schema() {
+    let t = make(
+        "Cast$Value",
+        &[("spec", "a:boolean,b:int16,c:float64,z:int8")],
+    );
+    let v = map(&[
+        ("a", s("TRUE")),
+        ("b", Value::Float64(-7.9)),
+        ("c", Value::Boolean(true)),
+        ("x", Value::Int8(1)),
+    ]);
+    let r = apply(t.as_ref(), ConnectRecord::new("t", None, v));
+    assert_eq!(
+        r.value,
+        map(&[
+            ("a", Value::Boolean(true)),
+            ("b", Value::Int16(-7)),
+            ("c", Value::Float64(1.0)),
+            ("x", Value::Int8(1)),
+            ("z", Value::Null),
+        ])
+    );
+    let whole = make("Cast$Key", &[("spec", "string")]);
+    let mut rec = ConnectRecord::new("t", None, Value::Null);
+    rec.key = Value::Float64(1e10);
+    assert_eq!(apply(whole.as_ref(), rec).key, s("1.0E10"));
+    let e = t
+        .apply(ConnectRecord::new(
+            "t",
+            None,
+            map(&[("a", Value::Decimal(1))]),
+        ))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "Cast transformation was passed a value of type class java.math.BigDecimal which is not supported by Connect's data API");
+    let e = t
+        .apply(ConnectRecord::new("t", None, map(&[("a", map(&[]))])))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("Cast transformation does not support casting from MAP"),
+        "{e}"
+    );
+    let tomb = ConnectRecord::new("t", None, Value::Null);
+    assert_eq!(apply(t.as_ref(), tomb.clone()), tomb);
+}
+
+#[test]
+fn timestamp_converter_config_errors() {
+    assert_eq!(
+        err("TimestampConverter$Value", &[]),
+        "Missing required configuration \"target.type\" which has no default value."
+    );
+    assert_eq!(
+        err("TimestampConverter$Value", &[("target.type", "date")]),
+        "Invalid value date for configuration target.type: String must be one of: string, unix, Date, Time, Timestamp"
+    );
+    assert_eq!(
+        err("TimestampConverter$Value", &[("target.type", "string")]),
+        "TimestampConverter requires format option to be specified when using string timestamps"
+    );
+    assert!(err(
+        "TimestampConverter$Value",
+        &[("target.type", "string"), ("format", "yyyy-ww")]
+    )
+    .starts_with(
+        "TimestampConverter requires a SimpleDateFormat-compatible pattern for string timestamps: yyyy-ww"
+    ));
+    assert_eq!(
+        err(
+            "TimestampConverter$Value",
+            &[("target.type", "unix"), ("unix.precision", "days")]
+        ),
+        "Invalid value days for configuration unix.precision: String must be one of: nanoseconds, microseconds, milliseconds, seconds"
+    );
+}
+
+#[test]
+fn timestamp_converter_with_schema() {
+    let ms = 1_700_000_000_123;
+    let t = make(
+        "TimestampConverter$Value",
+        &[
+            ("field", "at"),
+            ("target.type", "string"),
+            ("format", "yyyy-MM-dd HH:mm:ss.SSS"),
+        ],
+    );
+    let r = apply(t.as_ref(), event(Value::Timestamp(ms)));
+    let out = r.value_schema.clone().unwrap();
+    assert_eq!(out.name.as_deref(), Some("Event"));
+    let at = &out.field("at").unwrap().schema;
+    assert!(at.optional && at.schema_type == Type::String && at.name.is_none());
+    assert_eq!(r.value.get("at"), Some(&s("2023-11-14 22:13:20.123")));
+    assert_eq!(r.value.get("id"), Some(&Value::Int32(1)));
+    // Null stays null.
+    assert_eq!(
+        apply(t.as_ref(), event(Value::Null)).value.get("at"),
+        Some(&Value::Null)
+    );
+    // Back from the string, to a Date and a Time.
+    let back = make(
+        "TimestampConverter$Value",
+        &[
+            ("field", "at"),
+            ("target.type", "Date"),
+            ("format", "yyyy-MM-dd HH:mm:ss.SSS"),
+        ],
+    );
+    let r = apply(back.as_ref(), r);
+    assert_eq!(r.value.get("at"), Some(&Value::Date(19_675)));
+    assert_eq!(
+        r.value_schema
+            .unwrap()
+            .field("at")
+            .unwrap()
+            .schema
+            .name
+            .as_deref(),
+        Some(crate::data::DATE)
+    );
+    let time = make(
+        "TimestampConverter$Value",
+        &[("field", "at"), ("target.type", "Time")],
+    );
+    assert_eq!(
+        apply(time.as_ref(), event(Value::Timestamp(ms)))
+            .value
+            .get("at"),
+        Some(&Value::Time(80_000_123))
+    );
+    // Whole value: unix (int64 schema) to Timestamp, in seconds.
+    let whole = make(
+        "TimestampConverter$Value",
+        &[("target.type", "Timestamp"), ("unix.precision", "seconds")],
+    );
+    let r = apply(
+        whole.as_ref(),
+        ConnectRecord::new(
+            "t",
+            Some(Schema::primitive(Type::Int64, false)),
+            Value::Int64(1_700_000_000),
+        ),
+    );
+    assert_eq!(r.value, Value::Timestamp(1_700_000_000_000));
+    assert_eq!(
+        r.value_schema.unwrap().name.as_deref(),
+        Some(crate::data::TIMESTAMP)
+    );
+    let e = whole
+        .apply(ConnectRecord::new(
+            "t",
+            Some(Schema::primitive(Type::Int32, false)),
+            Value::Int32(1),
+        ))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "Schema Schema{INT32} does not correspond to a known timestamp type format"
+    );
+    let bad = make(
+        "TimestampConverter$Value",
+        &[("field", "at"), ("target.type", "unix"), ("format", "yyyy")],
+    );
+    let string_schema = SchemaBuilder::struct_builder()
+        .field("at", Schema::primitive(Type::String, false))
+        .unwrap()
+        .build();
+    let v = Struct::new(string_schema.clone())
+        .unwrap()
+        .with("at", s("nope"))
+        .unwrap();
+    assert_eq!(
+        bad.apply(ConnectRecord::new(
+            "t",
+            Some(string_schema),
+            Value::Struct(v)
+        ))
+        .unwrap_err()
+        .to_string(),
+        "Could not parse timestamp: value (nope) does not match pattern (yyyy)"
+    );
+}
+
+#[test]
+fn timestamp_converter_without_schema() {
+    let t = make(
+        "TimestampConverter$Value",
+        &[
+            ("field", "at"),
+            ("target.type", "unix"),
+            ("unix.precision", "microseconds"),
+            ("format", "yyyy-MM-dd'T'HH:mm:ssXXX"),
+        ],
+    );
+    let r = apply(
+        t.as_ref(),
+        ConnectRecord::new("t", None, map(&[("at", s("1970-01-01T01:00:01+01:00"))])),
+    );
+    assert_eq!(r.value, map(&[("at", Value::Int64(1_000_000))]));
+    let r = apply(
+        t.as_ref(),
+        ConnectRecord::new("t", None, map(&[("at", Value::Timestamp(5))])),
+    );
+    assert_eq!(r.value, map(&[("at", Value::Int64(5000))]));
+    let r = apply(t.as_ref(), ConnectRecord::new("t", None, map(&[])));
+    assert_eq!(r.value, map(&[("at", Value::Null)]));
+    assert_eq!(
+        t.apply(ConnectRecord::new(
+            "t",
+            None,
+            map(&[("at", Value::Int32(5))])
+        ))
+        .unwrap_err()
+        .to_string(),
+        "TimestampConverter does not support class java.lang.Integer objects as timestamps"
+    );
+    // Whole key, nanoseconds in, string out.
+    let k = make(
+        "TimestampConverter$Key",
+        &[
+            ("target.type", "string"),
+            ("unix.precision", "nanoseconds"),
+            ("format", "dd MMM yyyy"),
+        ],
+    );
+    let mut rec = ConnectRecord::new("t", None, Value::Null);
+    rec.key = Value::Int64(86_400_000_000_000);
+    assert_eq!(apply(k.as_ref(), rec).key, s("02 Jan 1970"));
+    let tomb = apply(k.as_ref(), ConnectRecord::new("t", None, Value::Null));
+    assert_eq!(tomb.key, Value::Null);
 }

@@ -219,3 +219,37 @@ pub(crate) fn field_value(s: &Struct, name: &str, replace_null_with_default: boo
     };
     v.cloned().unwrap_or(Value::Null)
 }
+
+/// Kafka's two-argument `SchemaUtil.copySchemaBasics(source, builder)`: name, version, doc
+/// and parameters only (not optionality nor the default).
+pub(crate) fn copy_basics_onto(source: &Schema, mut builder: SchemaBuilder) -> SchemaBuilder {
+    if let Some(name) = &source.name {
+        builder = builder.name(name.clone());
+    }
+    if let Some(version) = source.version {
+        builder = builder.version(version);
+    }
+    if let Some(doc) = &source.doc {
+        builder = builder.doc(doc.clone());
+    }
+    for (k, v) in &source.parameters {
+        builder = builder.parameter(k.clone(), v.clone());
+    }
+    builder
+}
+
+/// Kafka's one-argument `SchemaUtil.copySchemaBasics(source)`: a builder of the same type
+/// (an array keeps its element schema, a map its key and value schemas) with the basics.
+pub(crate) fn copy_basics(source: &Schema) -> SchemaBuilder {
+    let builder = match (source.schema_type, &source.key_schema, &source.value_schema) {
+        (crate::data::Type::Array, _, Some(v)) => SchemaBuilder::array(v.clone()),
+        (crate::data::Type::Map, Some(k), Some(v)) => SchemaBuilder::map(k.clone(), v.clone()),
+        (t, _, _) => SchemaBuilder::new(t),
+    };
+    copy_basics_onto(source, builder)
+}
+
+/// Java's `getClass()` in messages: `class java.lang.Integer`.
+pub(crate) fn java_class(value: &Value) -> String {
+    format!("class {}", value.kind())
+}
