@@ -4,7 +4,9 @@
 //! ([`transforms`]), with Kafka's class names and options. No I/O here: the worker, its
 //! REST API and the built-in connectors build on these.
 
+pub mod config;
 pub mod convert;
 pub mod data;
 pub mod record;
+pub mod storage;
 pub mod transforms;
