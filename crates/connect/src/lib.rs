@@ -7,6 +7,8 @@
 pub mod config;
 pub mod convert;
 pub mod data;
+pub mod errors;
 pub mod record;
+pub mod rest;
 pub mod storage;
 pub mod transforms;
