@@ -132,6 +132,23 @@ pub fn allowed_quietly(
     allowed
 }
 
+/// [`allowed`] when `log_denial`, else [`allowed_quietly`]: a resource the client named is
+/// logged when refused, one a listing leaves out is not.
+pub fn allowed_logging_if(
+    log_denial: bool,
+    state: &BrokerState,
+    ctx: &RequestContext,
+    operation: AclOperation,
+    resource_type: ResourceType,
+    resource_name: &str,
+) -> bool {
+    if log_denial {
+        allowed(state, ctx, operation, resource_type, resource_name)
+    } else {
+        allowed_quietly(state, ctx, operation, resource_type, resource_name)
+    }
+}
+
 /// `operation` on the cluster resource.
 pub fn allowed_cluster(state: &BrokerState, ctx: &RequestContext, operation: AclOperation) -> bool {
     allowed(state, ctx, operation, ResourceType::Cluster, CLUSTER_NAME)
@@ -164,7 +181,7 @@ pub fn authorized_operations(
     resource_type: ResourceType,
     resource_name: &str,
 ) -> i32 {
-    let operations = supported_operations(resource_type);
+    let operations = resource_type.supported_operations();
     let host = java_host_address(ctx.peer.ip());
     let index = state.authorizer.as_ref().map(|a| a.index(&state.image()));
     operations
@@ -175,37 +192,6 @@ pub fn authorized_operations(
             })
         })
         .fold(0i32, |bits, op| bits | (1 << op.code()))
-}
-
-/// Kafka's operations per resource type (`AclEntry.supportedOperations`).
-pub fn supported_operations(resource_type: ResourceType) -> &'static [AclOperation] {
-    use AclOperation::*;
-    match resource_type {
-        ResourceType::Topic => &[
-            Read,
-            Write,
-            Create,
-            Describe,
-            Delete,
-            Alter,
-            DescribeConfigs,
-            AlterConfigs,
-        ],
-        ResourceType::Group => &[Read, Describe, Delete, DescribeConfigs, AlterConfigs],
-        ResourceType::Cluster => &[
-            Create,
-            ClusterAction,
-            DescribeConfigs,
-            AlterConfigs,
-            IdempotentWrite,
-            Alter,
-            Describe,
-        ],
-        ResourceType::TransactionalId => &[Describe, Write],
-        ResourceType::DelegationToken => &[Describe],
-        ResourceType::User => &[CreateTokens, DescribeTokens],
-        _ => &[],
-    }
 }
 
 fn log_decision(

@@ -338,7 +338,7 @@ fn pattern_acls(
     }
     // kafka-acls' `validateOperation`.
     for (pattern, set) in &acls {
-        let valid = supported_operations(pattern.resource_type);
+        let valid = pattern.resource_type.supported_operations();
         if set
             .iter()
             .any(|e| e.operation != All && !valid.contains(&e.operation))
@@ -356,37 +356,6 @@ fn pattern_acls(
         }
     }
     Ok(acls)
-}
-
-/// Kafka's operations per resource type (`AclEntry.supportedOperations`).
-fn supported_operations(resource_type: ResourceType) -> &'static [AclOperation] {
-    use AclOperation::*;
-    match resource_type {
-        ResourceType::Topic => &[
-            Read,
-            Write,
-            Create,
-            Describe,
-            Delete,
-            Alter,
-            DescribeConfigs,
-            AlterConfigs,
-        ],
-        ResourceType::Group => &[Read, Describe, Delete, DescribeConfigs, AlterConfigs],
-        ResourceType::Cluster => &[
-            Create,
-            ClusterAction,
-            DescribeConfigs,
-            AlterConfigs,
-            IdempotentWrite,
-            Alter,
-            Describe,
-        ],
-        ResourceType::TransactionalId => &[Describe, Write],
-        ResourceType::DelegationToken => &[Describe],
-        ResourceType::User => &[CreateTokens, DescribeTokens],
-        _ => &[],
-    }
 }
 
 fn parse_operation(name: &str) -> anyhow::Result<AclOperation> {

@@ -252,6 +252,40 @@ acl_enum! {
 }
 lenient_from_name!(AclPermissionType);
 
+impl ResourceType {
+    /// Kafka's operations per resource type (`AclEntry.supportedOperations`): what
+    /// `authorized_operations` fields report and what `kafka-acls` lists.
+    pub fn supported_operations(self) -> &'static [AclOperation] {
+        use AclOperation::*;
+        match self {
+            ResourceType::Topic => &[
+                Read,
+                Write,
+                Create,
+                Describe,
+                Delete,
+                Alter,
+                DescribeConfigs,
+                AlterConfigs,
+            ],
+            ResourceType::Group => &[Read, Describe, Delete, DescribeConfigs, AlterConfigs],
+            ResourceType::Cluster => &[
+                Create,
+                ClusterAction,
+                DescribeConfigs,
+                AlterConfigs,
+                IdempotentWrite,
+                Alter,
+                Describe,
+            ],
+            ResourceType::TransactionalId => &[Describe, Write],
+            ResourceType::DelegationToken => &[Describe],
+            ResourceType::User => &[CreateTokens, DescribeTokens],
+            _ => &[],
+        }
+    }
+}
+
 /// An ACL: a resource pattern and an access control entry. `principal` is the
 /// `type:name` string as stored (Kafka keeps it unparsed too).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

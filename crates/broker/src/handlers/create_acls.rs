@@ -34,7 +34,23 @@ use crate::state::BrokerState;
 pub const VERSIONS: VersionRange = CreateAclsRequest::VERSIONS;
 
 /// Kafka's SecurityDisabledException message for CreateAcls and DeleteAcls.
-pub(crate) const NO_AUTHORIZER: &str = "No Authorizer is configured.";
+const NO_AUTHORIZER: &str = "No Authorizer is configured.";
+
+/// CreateAcls and DeleteAcls alike: ALTER on the cluster (CLUSTER_AUTHORIZATION_FAILED),
+/// then an authorizer to write for (SECURITY_DISABLED), as Kafka checks them.
+pub(crate) fn acl_write_refusal(
+    state: &BrokerState,
+    ctx: &RequestContext,
+) -> Option<(ResponseError, String)> {
+    if let Err(message) = authz::authorize_cluster_unless_forwarded(state, ctx, AclOperation::Alter)
+    {
+        return Some((ResponseError::ClusterAuthorizationFailed, message));
+    }
+    if state.authorizer.is_none() {
+        return Some((ResponseError::SecurityDisabled, NO_AUTHORIZER.into()));
+    }
+    None
+}
 
 /// `Err`: the request does not decode in Kafka (a creation with an UNKNOWN code): close
 /// the connection.
@@ -52,20 +68,8 @@ pub async fn handle(
         )
         .map_err(|e| e.to_string())?;
     }
-    if let Err(message) = authz::authorize_cluster_unless_forwarded(state, ctx, AclOperation::Alter)
-    {
-        return Ok(error_response(
-            &request,
-            ResponseError::ClusterAuthorizationFailed,
-            Some(message),
-        ));
-    }
-    if state.authorizer.is_none() {
-        return Ok(error_response(
-            &request,
-            ResponseError::SecurityDisabled,
-            Some(NO_AUTHORIZER.into()),
-        ));
+    if let Some((error, message)) = acl_write_refusal(state, ctx) {
+        return Ok(error_response(&request, error, Some(message)));
     }
     if let Some(response) = super::forward_unless_controller(state, ctx, &request).await {
         return Ok(response);

@@ -24,8 +24,8 @@ use moldau_security::acl::{
     AclBindingFilter, AclOperation, AclPermissionType, PatternType, ResourceType,
 };
 
-use super::create_acls::NO_AUTHORIZER;
-use super::{authz, str_bytes};
+use super::create_acls::acl_write_refusal;
+use super::str_bytes;
 use crate::api::RequestContext;
 use crate::controller::MAX_RECORDS_PER_USER_OP;
 use crate::error::BrokerError;
@@ -53,20 +53,8 @@ pub async fn handle(
             request.filters
         ));
     }
-    if let Err(message) = authz::authorize_cluster_unless_forwarded(state, ctx, AclOperation::Alter)
-    {
-        return Ok(error_response(
-            &request,
-            ResponseError::ClusterAuthorizationFailed,
-            Some(message),
-        ));
-    }
-    if state.authorizer.is_none() {
-        return Ok(error_response(
-            &request,
-            ResponseError::SecurityDisabled,
-            Some(NO_AUTHORIZER.into()),
-        ));
+    if let Some((error, message)) = acl_write_refusal(state, ctx) {
+        return Ok(error_response(&request, error, Some(message)));
     }
     if let Some(response) = super::forward_unless_controller(state, ctx, &request).await {
         return Ok(response);

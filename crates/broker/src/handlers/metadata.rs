@@ -39,23 +39,14 @@ pub async fn handle(
     let mut image = state.image();
     let mut topics = Vec::new();
     let describe = |name: &str, log: bool| {
-        if log {
-            authorizer::allowed(
-                state,
-                ctx,
-                AclOperation::Describe,
-                ResourceType::Topic,
-                name,
-            )
-        } else {
-            authorizer::allowed_quietly(
-                state,
-                ctx,
-                AclOperation::Describe,
-                ResourceType::Topic,
-                name,
-            )
-        }
+        authorizer::allowed_logging_if(
+            log,
+            state,
+            ctx,
+            AclOperation::Describe,
+            ResourceType::Topic,
+            name,
+        )
     };
     let topic_ops = |name: &str| {
         if request.include_topic_authorized_operations {

@@ -146,23 +146,14 @@ fn authorized(
     }
     let mut topics = fetch()?;
     topics.retain_mut(|(name, partitions)| {
-        let allowed = if topics_named {
-            authorizer::allowed(
-                state,
-                ctx,
-                AclOperation::Describe,
-                ResourceType::Topic,
-                name,
-            )
-        } else {
-            authorizer::allowed_quietly(
-                state,
-                ctx,
-                AclOperation::Describe,
-                ResourceType::Topic,
-                name,
-            )
-        };
+        let allowed = authorizer::allowed_logging_if(
+            topics_named,
+            state,
+            ctx,
+            AclOperation::Describe,
+            ResourceType::Topic,
+            name,
+        );
         if allowed {
             return true;
         }
