@@ -550,7 +550,7 @@ async fn dispatch(
     }))
 }
 
-fn encode_kind(
+pub(crate) fn encode_kind(
     correlation_id: i32,
     api_key: ApiKey,
     api_version: i16,

@@ -56,8 +56,10 @@ impl Authorizer {
     /// The index for `image`'s ACLs, rebuilt when they changed.
     fn index(&self, image: &MetadataImage) -> Arc<AclAuthorizer> {
         {
+            // Images share the ACL map until an ACL record changes it: one pointer
+            // comparison per check, one rebuild per change.
             let current = self.index.read();
-            if Arc::ptr_eq(&current.acls, image.acls()) || *current.acls == **image.acls() {
+            if Arc::ptr_eq(&current.acls, image.acls()) {
                 return current.index.clone();
             }
         }
@@ -202,6 +204,15 @@ fn log_decision(
     resource_name: &str,
     allowed: bool,
 ) {
+    // Checked first: the strings are built only for a line that is written.
+    let enabled = if allowed {
+        tracing::enabled!(target: "kafka.authorizer.logger", tracing::Level::DEBUG)
+    } else {
+        tracing::enabled!(target: "kafka.authorizer.logger", tracing::Level::INFO)
+    };
+    if !enabled {
+        return;
+    }
     let api = kafka_protocol::messages::ApiKey::try_from(ctx.header.request_api_key)
         .map(|k| format!("{k:?}"))
         .unwrap_or_else(|_| ctx.header.request_api_key.to_string());

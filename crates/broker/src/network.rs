@@ -189,9 +189,11 @@ pub struct ListenerKind {
 /// `ssl.truststore.*` update changes the listener's settings (new handshakes use it,
 /// established connections keep theirs), and its principal mapping.
 pub struct ListenerTls {
-    acceptor: parking_lot::RwLock<tokio_rustls::TlsAcceptor>,
-    /// The settings the acceptor was built from.
-    current: parking_lot::RwLock<Arc<moldau_security::tls::SslConfig>>,
+    /// The acceptor and the settings it was built from, swapped together.
+    served: parking_lot::RwLock<(
+        tokio_rustls::TlsAcceptor,
+        Arc<moldau_security::tls::SslConfig>,
+    )>,
     /// `ssl.principal.mapping.rules`: a client certificate's subject to a user name.
     principal_mapper: SslPrincipalMapper,
 }
@@ -209,8 +211,7 @@ impl ListenerTls {
                 }
             })?;
         Ok(ListenerTls {
-            acceptor: parking_lot::RwLock::new(acceptor),
-            current: parking_lot::RwLock::new(Arc::new(ssl.clone())),
+            served: parking_lot::RwLock::new((acceptor, Arc::new(ssl.clone()))),
             principal_mapper,
         })
     }
@@ -236,14 +237,13 @@ impl ListenerTls {
         ssl: moldau_security::tls::SslConfig,
     ) -> Result<(), moldau_security::tls::SslConfigError> {
         let acceptor = Self::acceptor_for(&ssl)?;
-        *self.acceptor.write() = acceptor;
-        *self.current.write() = Arc::new(ssl);
+        *self.served.write() = (acceptor, Arc::new(ssl));
         Ok(())
     }
 
     /// The settings served now.
     pub fn current(&self) -> Arc<moldau_security::tls::SslConfig> {
-        self.current.read().clone()
+        self.served.read().1.clone()
     }
 
     /// The principal of a TLS client: `User:ANONYMOUS` without a certificate, else its
@@ -345,7 +345,7 @@ async fn serve_connection(
         // The handshake counts as idle time: a client that never finishes it is closed
         // like one that never sends a request.
         Some(tls) => {
-            let acceptor = tls.acceptor.read().clone();
+            let acceptor = tls.served.read().0.clone();
             let handshake = tokio::select! {
                 done = tokio::time::timeout(idle, crate::net::tls_accept(connection, &acceptor)) => done,
                 _ = shutdown.wait_for(|stop| *stop) => return,

@@ -21,10 +21,10 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
-    SaslHandshakeRequest, SaslHandshakeResponse,
+    ApiKey, RequestHeader, RequestKind, ResponseKind, SaslAuthenticateResponse,
+    SaslHandshakeResponse,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use moldau_security::jaas::{parse_jaas_config, JaasEntry, LoginCredentials};
 use moldau_security::oauthbearer::{OAuthBearerError, OAuthBearerServer, OAuthBearerValidator};
 use moldau_security::plain::PlainUsers;
@@ -32,6 +32,7 @@ use moldau_security::principal::KafkaPrincipal;
 use moldau_security::scram::{SaslError, ScramCredential, ScramMechanism, ScramServer};
 use tokio::time::Instant;
 
+use crate::api::DecodedRequest;
 use crate::config::ConfigError;
 use crate::state::BrokerState;
 
@@ -360,22 +361,18 @@ impl Authenticator {
     }
 
     fn handshake(&mut self, frame: Bytes) -> AuthStep {
-        let mut body = frame.clone();
-        let (header, api_key) = match parse_header(&mut body) {
-            Ok(parsed) => parsed,
-            Err(reason) => return AuthStep::Close(reason),
-        };
-        match api_key {
-            ApiKey::ApiVersions if !self.reauthenticating() => {
+        match peek_api_key(&frame) {
+            Ok(ApiKey::ApiVersions) if !self.reauthenticating() => {
                 self.phase = Phase::Handshake;
                 AuthStep::Serve
             }
-            ApiKey::SaslHandshake => {
-                let version = header.request_api_version;
-                let request = match SaslHandshakeRequest::decode(&mut body, version) {
-                    Ok(r) => r,
-                    Err(e) => return AuthStep::Close(format!("malformed SaslHandshake: {e}")),
+            Ok(ApiKey::SaslHandshake) => {
+                let (header, request) = match decode(frame) {
+                    Ok((header, RequestKind::SaslHandshake(request))) => (header, request),
+                    Ok(_) => return AuthStep::Close("not a SaslHandshake".into()),
+                    Err(reason) => return AuthStep::Close(reason),
                 };
+                let version = header.request_api_version;
                 let enabled: Vec<StrBytes> = self
                     .config
                     .enabled_mechanisms
@@ -389,7 +386,7 @@ impl Authenticator {
                         .with_error_code(UNSUPPORTED_SASL_MECHANISM)
                         .with_mechanisms(enabled);
                     tracing::info!(peer = %self.peer, "failed authentication: unsupported SASL mechanism {}", request.mechanism.as_str());
-                    return self.fail(encode(ApiKey::SaslHandshake, &header, &response));
+                    return self.fail(encode(&header, ResponseKind::SaslHandshake(response)));
                 };
                 if let Some((_, first)) = &self.authenticated {
                     if *first != mechanism {
@@ -418,11 +415,12 @@ impl Authenticator {
                     exchange: Box::new(exchange),
                     headers: version >= 1,
                 };
-                AuthStep::Respond(encode(ApiKey::SaslHandshake, &header, &response))
+                encode(&header, ResponseKind::SaslHandshake(response))
             }
-            other => AuthStep::Close(format!(
+            Ok(other) => AuthStep::Close(format!(
                 "Unexpected Kafka request of type {other:?} during SASL handshake."
             )),
+            Err(reason) => AuthStep::Close(reason),
         }
     }
 
@@ -435,20 +433,22 @@ impl Authenticator {
         headers: bool,
     ) -> AuthStep {
         let (header, version, token) = if headers {
-            let mut body = frame;
-            let (header, api_key) = match parse_header(&mut body) {
-                Ok(parsed) => parsed,
+            match peek_api_key(&frame) {
+                Ok(ApiKey::SaslAuthenticate) => {}
+                Ok(api_key) => {
+                    return AuthStep::Close(format!(
+                        "Unexpected Kafka request of type {api_key:?} during SASL authentication."
+                    ))
+                }
                 Err(reason) => return AuthStep::Close(reason),
-            };
-            if api_key != ApiKey::SaslAuthenticate {
-                return AuthStep::Close(format!(
-                    "Unexpected Kafka request of type {api_key:?} during SASL authentication."
-                ));
             }
-            let version = header.request_api_version;
-            match SaslAuthenticateRequest::decode(&mut body, version) {
-                Ok(request) => (Some(header), version, request.auth_bytes),
-                Err(e) => return AuthStep::Close(format!("malformed SaslAuthenticate: {e}")),
+            match decode(frame) {
+                Ok((header, RequestKind::SaslAuthenticate(request))) => {
+                    let version = header.request_api_version;
+                    (Some(header), version, request.auth_bytes)
+                }
+                Ok(_) => return AuthStep::Close("not a SaslAuthenticate".into()),
+                Err(reason) => return AuthStep::Close(reason),
             }
         } else {
             (None, 0, frame)
@@ -542,7 +542,7 @@ impl Authenticator {
                         let response = SaslAuthenticateResponse::default()
                             .with_auth_bytes(Bytes::from(response_token))
                             .with_session_lifetime_ms(lifetime_ms);
-                        AuthStep::Respond(encode(ApiKey::SaslAuthenticate, &header, &response))
+                        encode(&header, ResponseKind::SaslAuthenticate(response))
                     }
                     // v0: bare size-prefixed tokens (an empty one included, as Kafka).
                     None => AuthStep::Respond(BytesMut::from(&response_token[..])),
@@ -565,7 +565,7 @@ impl Authenticator {
                         let response = SaslAuthenticateResponse::default()
                             .with_error_code(SASL_AUTHENTICATION_FAILED)
                             .with_error_message(Some(StrBytes::from_string(message)));
-                        self.fail(encode(ApiKey::SaslAuthenticate, &header, &response))
+                        self.fail(encode(&header, ResponseKind::SaslAuthenticate(response)))
                     }
                     None => AuthStep::Close(message),
                 }
@@ -573,11 +573,15 @@ impl Authenticator {
         }
     }
 
-    fn fail(&mut self, response: BytesMut) -> AuthStep {
-        AuthStep::RespondAndClose(
-            response,
-            Duration::from_millis(self.config.failed_authentication_delay_ms),
-        )
+    /// A refusal's answer, then the close after `connection.failed.authentication.delay.ms`.
+    fn fail(&mut self, answer: AuthStep) -> AuthStep {
+        match answer {
+            AuthStep::Respond(response) => AuthStep::RespondAndClose(
+                response,
+                Duration::from_millis(self.config.failed_authentication_delay_ms),
+            ),
+            other => other,
+        }
     }
 }
 
@@ -694,32 +698,41 @@ fn scram_credential(
     })
 }
 
-fn parse_header(body: &mut Bytes) -> Result<(RequestHeader, ApiKey), String> {
-    if body.len() < 4 {
-        return Err("request without a header during SASL authentication".into());
-    }
-    let api_key_raw = i16::from_be_bytes([body[0], body[1]]);
-    let api_version = i16::from_be_bytes([body[2], body[3]]);
-    let api_key = ApiKey::try_from(api_key_raw)
-        .map_err(|_| format!("unknown api key {api_key_raw} during SASL authentication"))?;
-    if matches!(api_key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate) {
-        let supported = crate::api::supported_versions(api_key)
-            .is_some_and(|range| api_version >= range.min && api_version <= range.max);
-        if !supported {
-            return Err(format!("{api_key:?} v{api_version} is not supported"));
-        }
-    }
-    let header = RequestHeader::decode(body, api_key.request_header_version(api_version))
-        .map_err(|e| format!("bad request header: {e}"))?;
-    Ok((header, api_key))
+/// The api key of a frame, read before anything else is parsed: as Kafka, a request the
+/// authenticator does not take is refused without decoding its body.
+fn peek_api_key(frame: &[u8]) -> Result<ApiKey, String> {
+    let raw = match frame {
+        [a, b, ..] => i16::from_be_bytes([*a, *b]),
+        _ => return Err("request without a header during SASL authentication".into()),
+    };
+    ApiKey::try_from(raw).map_err(|_| format!("unknown api key {raw} during SASL authentication"))
 }
 
-fn encode<R: Encodable>(api_key: ApiKey, header: &RequestHeader, response: &R) -> BytesMut {
-    let version = header.request_api_version;
-    let mut out = BytesMut::new();
-    let response_header = ResponseHeader::default().with_correlation_id(header.correlation_id);
-    // Encoding a response the broker built cannot fail for supported versions.
-    let _ = response_header.encode(&mut out, api_key.response_header_version(version));
-    let _ = response.encode(&mut out, version);
-    out
+/// Header and body by the broker's one request decoder (version checks and decode bounds
+/// included).
+fn decode(frame: Bytes) -> Result<(RequestHeader, RequestKind), String> {
+    match crate::api::decode_request(frame)? {
+        DecodedRequest::Request { header, body, .. } => Ok((header, body)),
+        DecodedRequest::UnsupportedApiVersions { .. } => {
+            Err("ApiVersions during SASL authentication".into())
+        }
+    }
+}
+
+/// A response frame body, by the broker's one response encoder.
+fn encode(header: &RequestHeader, response: ResponseKind) -> AuthStep {
+    let api_key = match &response {
+        ResponseKind::SaslHandshake(_) => ApiKey::SaslHandshake,
+        _ => ApiKey::SaslAuthenticate,
+    };
+    match crate::api::encode_kind(
+        header.correlation_id,
+        api_key,
+        header.request_api_version,
+        &response,
+    ) {
+        crate::api::Outcome::Respond(bytes) => AuthStep::Respond(bytes),
+        crate::api::Outcome::Close(reason) => AuthStep::Close(reason),
+        crate::api::Outcome::NoResponse => AuthStep::Close("no response".into()),
+    }
 }

@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::secured::secured_broker;
 use common::wire::WireClient;
 use common::TestBroker;
 use kafka_protocol::messages::create_acls_request::AclCreation;
@@ -15,11 +16,6 @@ use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use uuid::Uuid;
-
-const PLAIN_JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
-    username=\"admin\" password=\"admin-secret\" user_admin=\"admin-secret\" \
-    user_alice=\"alice-secret\";";
-const AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
 
 // Kafka's codes: resource types, pattern types, operations, permissions.
 const TOPIC: i8 = 2;
@@ -45,22 +41,6 @@ const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 const SECURITY_DISABLED: i16 = 54;
-
-async fn secured_broker() -> TestBroker {
-    TestBroker::start_with(&[
-        ("listeners", "SASL_PLAINTEXT://127.0.0.1:0"),
-        ("inter.broker.listener.name", "SASL_PLAINTEXT"),
-        ("sasl.enabled.mechanisms", "PLAIN"),
-        ("sasl.mechanism.inter.broker.protocol", "PLAIN"),
-        (
-            "listener.name.sasl_plaintext.plain.sasl.jaas.config",
-            PLAIN_JAAS,
-        ),
-        ("authorizer.class.name", AUTHORIZER),
-        ("super.users", "User:admin"),
-    ])
-    .await
-}
 
 async fn admin(broker: &TestBroker) -> WireClient {
     WireClient::connect_sasl_plain(&broker.bootstrap(), "admin", "admin-secret").await

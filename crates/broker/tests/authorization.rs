@@ -9,6 +9,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::secured::{secured_broker, AUTHORIZER, PLAIN_JAAS};
 use common::wire::WireClient;
 use common::{poll_messages, TestBroker};
 use kafka_protocol::messages::create_acls_request::AclCreation;
@@ -20,11 +21,6 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::Message;
-
-const PLAIN_JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
-    username=\"admin\" password=\"admin-secret\" user_admin=\"admin-secret\" \
-    user_alice=\"alice-secret\";";
-const AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
 
 const TOPIC: i8 = 2;
 const GROUP: i8 = 3;
@@ -44,22 +40,6 @@ const TXN_DENIED: i16 = 53;
 
 fn s(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_string())
-}
-
-async fn secured_broker() -> TestBroker {
-    TestBroker::start_with(&[
-        ("listeners", "SASL_PLAINTEXT://127.0.0.1:0"),
-        ("inter.broker.listener.name", "SASL_PLAINTEXT"),
-        ("sasl.enabled.mechanisms", "PLAIN"),
-        ("sasl.mechanism.inter.broker.protocol", "PLAIN"),
-        (
-            "listener.name.sasl_plaintext.plain.sasl.jaas.config",
-            PLAIN_JAAS,
-        ),
-        ("authorizer.class.name", AUTHORIZER),
-        ("super.users", "User:admin"),
-    ])
-    .await
 }
 
 fn acl(rt: i8, name: &str, pt: i8, principal: &str, op: i8, permission: i8) -> AclCreation {

@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::secured::PLAIN_JAAS;
+
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -328,10 +330,6 @@ async fn quotas_are_altered_described_refused_and_survive_a_restart() {
     );
     broker.shutdown().await;
 }
-
-const PLAIN_JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
-    username=\"admin\" password=\"admin-secret\" user_admin=\"admin-secret\" \
-    user_alice=\"alice-secret\";";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_principals_allowed_cluster_configs_see_and_change_quotas() {

@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
+use common::secured::{sasl_plain_broker, PLAIN_JAAS};
 use common::{poll_messages, TestBroker};
 use moldau_security::test_pki::TestPki;
 use rdkafka::config::ClientConfig;
@@ -186,26 +187,6 @@ async fn garbage_and_plaintext_on_a_tls_listener_are_closed_and_others_keep_work
     }
     round_trip(&tls_client(&broker, &ca), "after-garbage-2", 5).await;
     broker.shutdown().await;
-}
-
-const PLAIN_JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
-    username=\"admin\" password=\"admin-secret\" user_admin=\"admin-secret\" \
-    user_alice=\"alice-secret\" user_bob=\"bob-secret\";";
-
-/// A broker whose only listener is SASL_PLAINTEXT with PLAIN.
-async fn sasl_plain_broker(extra: &[(&str, &str)]) -> TestBroker {
-    let mut overrides = vec![
-        ("listeners", "SASL_PLAINTEXT://127.0.0.1:0"),
-        ("inter.broker.listener.name", "SASL_PLAINTEXT"),
-        ("sasl.enabled.mechanisms", "PLAIN"),
-        ("sasl.mechanism.inter.broker.protocol", "PLAIN"),
-        (
-            "listener.name.sasl_plaintext.plain.sasl.jaas.config",
-            PLAIN_JAAS,
-        ),
-    ];
-    overrides.extend_from_slice(extra);
-    TestBroker::start_with(&overrides).await
 }
 
 fn sasl_client(broker: &TestBroker, mechanism: &str, user: &str, password: &str) -> ClientConfig {
