@@ -44,7 +44,8 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(key: &str, value: impl std::fmt::Display, message: impl Into<String>) -> Self {
+    /// Kafka's `new ConfigException(name, value, message)`.
+    pub fn invalid(key: &str, value: impl std::fmt::Display, message: impl Into<String>) -> Self {
         ConfigError::Invalid {
             key: key.to_string(),
             value: value.to_string(),
@@ -66,6 +67,9 @@ pub enum ConfigType {
     Long,
     List,
     Class,
+    /// A secret: validated as a string, shown as `[hidden]`.
+    Password,
+    Double,
 }
 
 impl ConfigType {
@@ -79,6 +83,8 @@ impl ConfigType {
             ConfigType::Long => "LONG",
             ConfigType::List => "LIST",
             ConfigType::Class => "CLASS",
+            ConfigType::Password => "PASSWORD",
+            ConfigType::Double => "DOUBLE",
         }
     }
 }
@@ -89,6 +95,8 @@ enum Parsed {
     Str(String),
     Num(i64),
     List(Vec<String>),
+    Password(String),
+    Double(f64),
 }
 
 impl Parsed {
@@ -99,19 +107,23 @@ impl Parsed {
             Parsed::Str(s) => s.clone(),
             Parsed::Num(n) => n.to_string(),
             Parsed::List(l) => l.join(","),
+            Parsed::Password(_) => "[hidden]".to_string(),
+            Parsed::Double(d) => format!("{d:?}"),
         }
     }
 }
 
+/// A key's default (Kafka's `ConfigDef.NO_DEFAULT_VALUE`, `null`, or a value).
 #[derive(Clone, Copy, Debug)]
-enum DefaultValue {
+pub enum DefaultValue {
     Required,
     Null,
     Value(&'static str),
 }
 
+/// A key's validator (Kafka's `ConfigDef.Validator`s the runtime and its connectors use).
 #[derive(Clone, Copy, Debug)]
-enum Validator {
+pub enum Validator {
     None,
     AtLeast(i64),
     Between(i64, i64),
@@ -129,11 +141,15 @@ enum Validator {
     Converter,
     /// A header converter class.
     HeaderConverter,
+    /// A connector's own check of a present string value: the error's reason.
+    Custom(fn(&str) -> Result<(), String>),
 }
 
+/// One key of a `ConfigDef`: the runtime's keys and each connector's own.
 #[derive(Clone, Copy, Debug)]
-struct Key {
+pub struct Key {
     name: &'static str,
+    documentation: &'static str,
     ty: ConfigType,
     default: DefaultValue,
     validator: Validator,
@@ -144,7 +160,8 @@ struct Key {
     display: &'static str,
 }
 
-const fn key(
+/// A key with low importance and no group (set them with [`Key::meta`]).
+pub const fn key(
     name: &'static str,
     ty: ConfigType,
     default: DefaultValue,
@@ -152,6 +169,7 @@ const fn key(
 ) -> Key {
     Key {
         name,
+        documentation: "",
         ty,
         default,
         validator,
@@ -164,7 +182,19 @@ const fn key(
 }
 
 impl Key {
-    const fn meta(
+    /// The key's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// With documentation, as `GET .../config/validate` shows it.
+    pub const fn doc(mut self, documentation: &'static str) -> Key {
+        self.documentation = documentation;
+        self
+    }
+
+    /// With importance (`HIGH`, `MEDIUM`, `LOW`), group, order in it, width and display name.
+    pub const fn meta(
         mut self,
         importance: &'static str,
         group: &'static str,
@@ -209,6 +239,8 @@ fn parse_type(key: &Key, raw: &str) -> Result<Parsed, ConfigError> {
         ConfigType::Short => Parsed::Num(trimmed.parse::<i16>().map_err(|_| nan())? as i64),
         ConfigType::Long => Parsed::Num(trimmed.parse::<i64>().map_err(|_| nan())?),
         ConfigType::List => Parsed::List(parse_list(trimmed)),
+        ConfigType::Password => Parsed::Password(raw.to_string()),
+        ConfigType::Double => Parsed::Double(trimmed.parse::<f64>().map_err(|_| nan())?),
         ConfigType::Class => {
             let known = match key.validator {
                 Validator::Converter => CONVERTER_CLASSES.contains(&trimmed),
@@ -376,6 +408,12 @@ fn ensure_valid(key: &Key, value: Option<&Parsed>) -> Result<(), ConfigError> {
             },
             _ => Ok(()),
         },
+        Validator::Custom(check) => match value {
+            Some(Parsed::Str(s)) => {
+                check(s).map_err(|reason| ConfigError::invalid(name, s, reason))
+            }
+            _ => Ok(()),
+        },
         Validator::None | Validator::Converter | Validator::HeaderConverter => Ok(()),
     }
 }
@@ -429,6 +467,48 @@ fn validate_key(key: &Key, props: &Props) -> Validated {
         errors.push(e.to_string());
     }
     Validated { value, errors }
+}
+
+/// A connector's own configuration, parsed by its keys (Kafka's `AbstractConfig`).
+#[derive(Clone, Debug)]
+pub struct ParsedConfig(BTreeMap<&'static str, Parsed>);
+
+/// Parses `props` by `keys` as Kafka's `AbstractConfig` constructor: the first error.
+pub fn parse_config(keys: &[Key], props: &Props) -> Result<ParsedConfig, ConfigError> {
+    parse_all(keys, props).map(ParsedConfig)
+}
+
+impl ParsedConfig {
+    /// A `STRING` or `CLASS` value (`None` when null).
+    pub fn string(&self, k: &str) -> Option<String> {
+        Parsed2(&self.0).string(k)
+    }
+    /// A `PASSWORD` value.
+    pub fn password(&self, k: &str) -> Option<String> {
+        match self.0.get(k) {
+            Some(Parsed::Password(s)) => Some(s.clone()),
+            _ => None,
+        }
+    }
+    /// An `INT`, `SHORT` or `LONG` value (`None` when null).
+    pub fn num(&self, k: &str) -> Option<i64> {
+        Parsed2(&self.0).opt_num(k)
+    }
+    /// A `DOUBLE` value.
+    pub fn double(&self, k: &str) -> Option<f64> {
+        match self.0.get(k) {
+            Some(Parsed::Double(d)) => Some(*d),
+            _ => None,
+        }
+    }
+    /// A `BOOLEAN` value (`false` when null).
+    pub fn boolean(&self, k: &str) -> bool {
+        Parsed2(&self.0).boolean(k)
+    }
+    /// A `LIST` value (empty when null).
+    pub fn list(&self, k: &str) -> Vec<String> {
+        Parsed2(&self.0).list(k)
+    }
 }
 
 struct Parsed2<'a>(&'a BTreeMap<&'static str, Parsed>);
@@ -1347,7 +1427,7 @@ fn key_info(k: &Key) -> ConfigKeyInfo {
             _ => None,
         },
         importance: k.importance.to_string(),
-        documentation: String::new(),
+        documentation: k.documentation.to_string(),
         group: k.group.map(str::to_string),
         order: k.order,
         width: k.width.to_string(),
@@ -1402,7 +1482,27 @@ pub fn validate_connector_config(
     ty: ConnectorType,
     policy: OverridePolicy,
 ) -> ConfigInfos {
-    let keys = connector_keys(ty);
+    validate_plugin_config(props, ty, policy, &[], &[])
+}
+
+/// [`validate_connector_config`] with the connector's own keys (Kafka merges the
+/// connector's `ConfigDef` after the runtime's) and the errors of the connector's own
+/// `validate` (key, message), such as an unreachable database.
+pub fn validate_plugin_config(
+    props: &Props,
+    ty: ConnectorType,
+    policy: OverridePolicy,
+    plugin_keys: &[Key],
+    plugin_errors: &[(String, String)],
+) -> ConfigInfos {
+    let mut keys = connector_keys(ty);
+    keys.extend(
+        plugin_keys
+            .iter()
+            .filter(|p| !keys.iter().any(|k| k.name == p.name))
+            .copied()
+            .collect::<Vec<_>>(),
+    );
     let mut validated: Vec<(Key, Validated)> =
         keys.iter().map(|k| (*k, validate_key(k, props))).collect();
     // Extra errors on keys, defined or not (name -> (value, errors)).
@@ -1414,6 +1514,9 @@ pub fn validate_connector_config(
             .1
             .push(message);
     };
+    for (name, message) in plugin_errors {
+        add(name, props.get(name), message.clone());
+    }
 
     if ty == ConnectorType::Sink {
         sink_checks(props, &mut add);

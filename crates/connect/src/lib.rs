@@ -5,6 +5,7 @@
 //! REST API and the built-in connectors build on these.
 
 pub mod config;
+pub mod connector;
 pub mod convert;
 pub mod data;
 pub mod errors;

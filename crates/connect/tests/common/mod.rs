@@ -1,0 +1,107 @@
+//! What Connect's tests run against: an in-process Moldau broker on a free 127.0.0.1 port,
+//! and real database servers (MariaDB, PostgreSQL) started in the test's own temporary
+//! directory (`databases.rs`).
+#![allow(dead_code)]
+
+pub mod databases;
+
+use std::time::Duration;
+
+use moldau_broker::{Broker, ServerConfig};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::Message;
+
+/// Logs on the test's output when `RUST_LOG` is set.
+pub fn init_tracing() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// A single-node broker in this process, in a fresh temporary directory.
+pub struct TestBroker {
+    broker: Option<Broker>,
+    _temp: tempfile::TempDir,
+}
+
+impl TestBroker {
+    pub async fn start() -> TestBroker {
+        init_tracing();
+        let temp = tempfile::tempdir().expect("tempdir");
+        let overrides = vec![
+            ("listeners".to_string(), "PLAINTEXT://127.0.0.1:0".to_string()),
+            ("log.dirs".to_string(), temp.path().display().to_string()),
+        ];
+        let (config, _warnings) = ServerConfig::load(None, &overrides).expect("test config");
+        let broker = Broker::start(config).await.expect("broker starts");
+        TestBroker {
+            broker: Some(broker),
+            _temp: temp,
+        }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        self.broker
+            .as_ref()
+            .expect("running")
+            .bound_addr()
+            .to_string()
+    }
+
+    pub fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", self.bootstrap());
+        c
+    }
+
+    pub async fn create_topic(&self, name: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> =
+            self.client_config().create().expect("admin");
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let results = admin
+            .create_topics([&topic], &AdminOptions::new())
+            .await
+            .expect("create topics");
+        for r in results {
+            r.expect("topic created");
+        }
+    }
+
+    /// Every record of a topic from the beginning as (key, value), read until `count`
+    /// have arrived or `timeout` passed.
+    pub fn read_topic(
+        &self,
+        topic: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> {
+        let consumer: BaseConsumer = self
+            .client_config()
+            .set("group.id", format!("test-reader-{}", uuid::Uuid::new_v4()))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        let deadline = std::time::Instant::now() + timeout;
+        let mut out = Vec::new();
+        while out.len() < count && std::time::Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                out.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec)));
+            }
+        }
+        out
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(b) = self.broker.take() {
+            let _ = b.shutdown().await;
+        }
+    }
+}
