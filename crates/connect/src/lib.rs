@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod connector;
+pub mod connectors;
 pub mod convert;
 pub mod data;
 pub mod errors;

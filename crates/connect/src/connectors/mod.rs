@@ -1,0 +1,3 @@
+//! The built-in connectors.
+
+pub mod debezium;
