@@ -26,6 +26,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "moldau",
         &[
             "moldau-broker",
+            "moldau-connect",
             "moldau-storage",
             "moldau-metadata",
             "moldau-controller",

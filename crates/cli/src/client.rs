@@ -2,7 +2,7 @@
 //! error messages that fit on one line.
 
 pub mod command_config;
-mod java_properties;
+pub mod java_properties;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};

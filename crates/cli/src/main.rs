@@ -13,6 +13,7 @@ mod args;
 mod client;
 mod cluster;
 mod configs;
+mod connect;
 mod consume;
 mod group_admin;
 mod groups;
@@ -48,6 +49,9 @@ struct Cli {
 enum Command {
     /// Start a broker node (combined broker and controller roles).
     Server(server::ServerArgs),
+    /// Run a Kafka Connect worker (standalone or distributed) with built-in connectors.
+    #[command(subcommand)]
+    Connect(connect::ConnectCommand),
     /// Create, list, describe, alter and delete topics.
     #[command(subcommand)]
     Topics(topics::TopicsCommand),
@@ -112,10 +116,11 @@ impl From<anyhow::Error> for Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let is_server = matches!(cli.command, Command::Server(_));
+    let is_server = matches!(cli.command, Command::Server(_) | Command::Connect(_));
     init_logging(if is_server { "info" } else { "warn" });
     let result = match cli.command {
         Command::Server(args) => server::run(args),
+        Command::Connect(cmd) => connect::run(cmd),
         Command::Topics(cmd) => topics::run(cmd).map_err(Failure::from),
         Command::Produce(args) => produce::run(args).map_err(Failure::from),
         Command::Consume(args) => consume::run(args).map_err(Failure::from),

@@ -142,7 +142,7 @@ pub struct TaskContext {
 
 /// Kafka's `Connector`: configures the work and splits it into task configurations.
 #[async_trait]
-pub trait Connector: Send {
+pub trait Connector: Send + Sync {
     /// Errors beyond the keys' own checks, as (key, message): Kafka's `Connector.validate`
     /// (for example: the database is unreachable with these settings). Runs on the REST
     /// request's behalf, so it must finish within a few seconds.

@@ -12,5 +12,8 @@ pub mod data;
 pub mod errors;
 pub mod record;
 pub mod rest;
+pub mod rest_server;
+pub mod runtime;
 pub mod storage;
 pub mod transforms;
+pub mod worker;

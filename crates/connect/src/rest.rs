@@ -236,6 +236,10 @@ pub struct ConnectorState {
     pub worker_id: String,
     #[serde(default, alias = "msg", skip_serializing_if = "is_none_or_empty")]
     pub trace: Option<String>,
+    /// Not in Kafka: a warning the connector raised (e.g. the database is about to drop
+    /// the log it reads); absent when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 impl ConnectorState {
@@ -244,6 +248,7 @@ impl ConnectorState {
             state: state.name().to_string(),
             worker_id: worker_id.into(),
             trace,
+            warning: None,
         }
     }
 }
@@ -256,6 +261,16 @@ pub struct TaskState {
     pub worker_id: String,
     #[serde(default, alias = "msg", skip_serializing_if = "is_none_or_empty")]
     pub trace: Option<String>,
+    /// Not in Kafka: a warning the task raised; absent when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+    /// Not in Kafka: automatic restarts so far (`errors.restart.enable`); absent when
+    /// automatic restarts are off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<u64>,
+    /// Not in Kafka: the trace of the last failure, kept after an automatic restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 impl TaskState {
@@ -265,6 +280,9 @@ impl TaskState {
             state: state.name().to_string(),
             worker_id: worker_id.into(),
             trace,
+            warning: None,
+            restarts: None,
+            last_error: None,
         }
     }
 }
@@ -637,12 +655,14 @@ pub fn connector_name_error(name: &str) -> Option<String> {
 
 /// Kafka's `Plugins.connectorClass`: resolves `connector.class` (a class name, its simple
 /// name, or its simple name without the `Connector` suffix) among the known connector
-/// classes. Kafka answers an unknown or ambiguous class with a plain `ConnectException`,
-/// so with status 500.
+/// classes. Kafka answers an unknown or ambiguous class with a plain `ConnectException`
+/// (500); Moldau answers 400, naming the class and the classes it has: the request is what
+/// is wrong.
 pub fn resolve_connector_class<'a>(
     class_or_alias: &str,
     known: &[&'a str],
 ) -> Result<&'a str, ErrorMessage> {
+    let class_or_alias = class_or_alias.trim();
     if let Some(exact) = known.iter().find(|k| **k == class_or_alias) {
         return Ok(exact);
     }
@@ -656,27 +676,21 @@ pub fn resolve_connector_class<'a>(
         .collect();
     match matches.as_slice() {
         [one] => Ok(one),
-        [] => Err(ErrorMessage::new(
-            500,
-            format!(
-                "Failed to find any class that implements Connector and which name matches \
-                 {class_or_alias}, available connectors are: {}",
-                known.join(", ")
-            ),
-        )),
-        _ => Err(ErrorMessage::new(
-            500,
-            format!(
-                "More than one connector matches alias {class_or_alias}. Please use full \
-                 package and class name instead. Classes found: {}",
-                known.join(", ")
-            ),
-        )),
+        [] => Err(ErrorMessage::bad_request(format!(
+            "Failed to find any class that implements Connector and which name matches \
+             {class_or_alias}, available connectors are: {}",
+            known.join(", ")
+        ))),
+        _ => Err(ErrorMessage::bad_request(format!(
+            "More than one connector matches alias {class_or_alias}. Please use full \
+             package and class name instead. Classes found: {}",
+            matches.join(", ")
+        ))),
     }
 }
 
 /// The checks Kafka's herder makes on a connector config before writing it, in Kafka's
-/// order: a `connector.class` is present (400), it names a known connector (500), and the
+/// order: a `connector.class` is present (400), it names a known connector (400), and the
 /// `name` is valid (400). Connector-specific validation is the caller's.
 pub fn validate_connector_config(
     config: &Props,
@@ -1715,7 +1729,7 @@ mod tests {
         assert_eq!(
             msg(validate_create(&create(Some("a"), &[("connector.class", "Nope")]), KNOWN, none)),
             (
-                500,
+                400,
                 format!("Failed to find any class that implements Connector and which name matches Nope, available connectors are: {FILE_SINK}, {FILE_SOURCE}")
             )
         );
@@ -1760,7 +1774,7 @@ mod tests {
         assert_eq!(
             msg(resolve_connector_class("X", &dup)),
             (
-                500,
+                400,
                 "More than one connector matches alias X. Please use full package and class name instead. Classes found: a.XConnector, b.XConnector".into()
             )
         );

@@ -1,3 +1,4 @@
 //! The built-in connectors.
 
 pub mod debezium;
+pub mod file;

@@ -1,0 +1,95 @@
+//! `moldau connect`: a Kafka Connect worker in this binary (`moldau_connect`), started as
+//! Kafka's `connect-standalone` and `connect-distributed` scripts start theirs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context as _};
+use clap::Subcommand;
+use moldau_connect::config::Props;
+use moldau_connect::runtime;
+use moldau_connect::worker::Plugins;
+
+use crate::client::{java_properties, ShutdownSignals};
+use crate::Failure;
+
+#[derive(Subcommand)]
+pub enum ConnectCommand {
+    /// Run a standalone worker (like connect-standalone): its connectors from
+    /// CONNECTOR files (.properties, or .json as for the REST API), source offsets in
+    /// offset.storage.file.filename, the REST API on `listeners` (default http://:8083).
+    Standalone {
+        /// The worker's properties (Kafka Connect's keys: bootstrap.servers, converters...).
+        #[arg(value_name = "WORKER.properties")]
+        worker: PathBuf,
+        /// Connector configurations to create at start.
+        #[arg(value_name = "CONNECTOR")]
+        connectors: Vec<PathBuf>,
+    },
+    /// Run a distributed worker (like connect-distributed): configs, offsets and statuses
+    /// in Kafka topics, work shared with the other workers of the same group.id.
+    Distributed {
+        #[arg(value_name = "WORKER.properties")]
+        worker: PathBuf,
+    },
+}
+
+fn usage(error: anyhow::Error) -> Failure {
+    Failure { code: 2, error }
+}
+
+fn read_properties(path: &Path) -> Result<Props, Failure> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read {}", path.display()))
+        .map_err(usage)?;
+    java_properties::parse(&java_properties::decode(&bytes))
+        .map_err(|e| usage(anyhow!("{} line {}: {}", path.display(), e.line, e.message)))
+}
+
+fn read_connector(path: &Path) -> Result<(String, Props), Failure> {
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let result = if is_json {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))
+            .map_err(usage)?;
+        runtime::connector_from_json(&text)
+    } else {
+        runtime::connector_name(read_properties(path)?)
+    };
+    result.map_err(|e| usage(anyhow!("connector file {}: {e}", path.display())))
+}
+
+pub fn run(cmd: ConnectCommand) -> Result<(), Failure> {
+    let (worker, connectors) = match cmd {
+        ConnectCommand::Standalone { worker, connectors } => (worker, connectors),
+        ConnectCommand::Distributed { .. } => {
+            return Err(usage(anyhow!(
+                "distributed mode is not available yet in this build; run `moldau connect \
+                 standalone`"
+            )))
+        }
+    };
+    let worker_props = read_properties(&worker)?;
+    let connectors = connectors
+        .iter()
+        .map(|p| read_connector(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("moldau-connect")
+        .build()
+        .context("cannot start async runtime")?;
+    rt.block_on(async move {
+        let mut signals = ShutdownSignals::new().context("cannot listen for SIGINT/SIGTERM")?;
+        let running = runtime::start_standalone(worker_props, connectors, Plugins::default(), None)
+            .await
+            .map_err(|e| usage(anyhow!("{e}")))?;
+        tracing::info!("Kafka Connect started; REST API on {}", running.rest_url());
+        signals.recv().await;
+        tracing::info!("Kafka Connect stopping");
+        running.shutdown().await;
+        tracing::info!("Kafka Connect stopped");
+        Ok(())
+    })
+}

@@ -1,0 +1,341 @@
+//! The REST API's HTTP server (hyper): each request is routed by [`rest::route`], run on
+//! the [`Herder`], and answered with Kafka Connect's JSON and status codes; every error is
+//! Connect's `{"error_code":..,"message":..}`.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+use crate::config::Props;
+use crate::rest::{
+    self, apply_config_patch, check_and_put_connector_name, check_validate_plugin, ConfigPatch,
+    ConnectorExpansions, ConnectorOffsets, CreateConnectorRequest, ErrorMessage,
+    ExpandedConnectors, Expansion, LoggerLevel, LoggerLevels, LoggerScope, Route, ServerInfo,
+    WorkerStatus,
+};
+use crate::storage::TargetState;
+use crate::worker::Herder;
+
+/// The largest request body accepted (connector configs are small; this bounds a client).
+pub const MAX_REQUEST_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Log levels the REST API reads and sets (`/admin/loggers`), provided by the binary.
+pub trait LoggerControl: Send + Sync {
+    fn levels(&self) -> LoggerLevels;
+    /// Sets a logger's level; returns the loggers whose level changed.
+    fn set_level(&self, logger: &str, level: &str) -> Result<Vec<String>, String>;
+}
+
+/// What the server serves.
+pub struct RestServer {
+    pub herder: Arc<Herder>,
+    pub loggers: Option<Arc<dyn LoggerControl>>,
+    pub kafka_cluster_id: Option<String>,
+}
+
+type Answer = Response<Full<Bytes>>;
+
+fn json_answer(status: u16, body: &impl Serialize) -> Answer {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn empty(status: u16) -> Answer {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::NO_CONTENT);
+    r
+}
+
+fn error(e: ErrorMessage) -> Answer {
+    json_answer(e.status(), &e)
+}
+
+/// Binds the listener (`host:port`; port 0 picks one) and serves until the task is
+/// dropped. Returns the bound address.
+pub async fn serve(
+    server: Arc<RestServer>,
+    addr: &str,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let handle = tokio::spawn(async move {
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("REST accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let server = server.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let server = server.clone();
+                    async move { Ok::<_, Infallible>(handle(&server, req).await) }
+                });
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(std::time::Duration::from_secs(30))
+                    .serve_connection(TokioIo::new(stream), svc);
+                if let Err(e) = conn.await {
+                    tracing::debug!("REST connection: {e}");
+                }
+            });
+        }
+    });
+    Ok((bound, handle))
+}
+
+async fn body_bytes(req: Request<Incoming>) -> Result<Bytes, ErrorMessage> {
+    Limited::new(req.into_body(), MAX_REQUEST_BODY_BYTES)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| {
+            ErrorMessage::new(
+                413,
+                format!(
+                    "Request body larger than {MAX_REQUEST_BODY_BYTES} bytes or unreadable: {e}"
+                ),
+            )
+        })
+}
+
+/// Parses a JSON body as Kafka's Jackson does; a malformed body answers 500 with the
+/// parser's message, as Kafka's `ConnectExceptionMapper` does for a Jackson exception.
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ErrorMessage> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ErrorMessage::new(500, format!("Cannot deserialize request body: {e}")))
+}
+
+async fn handle(server: &RestServer, req: Request<Incoming>) -> Answer {
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let route = match rest::route(&method, &path, &query) {
+        Ok(r) => r,
+        Err(e) => return error(e),
+    };
+    let body = match body_bytes(req).await {
+        Ok(b) => b,
+        Err(e) => return error(e),
+    };
+    match run(server, route, &body).await {
+        Ok(a) => a,
+        Err(e) => error(e),
+    }
+}
+
+async fn run(server: &RestServer, route: Route, body: &[u8]) -> Result<Answer, ErrorMessage> {
+    let h = &server.herder;
+    Ok(match route {
+        Route::ServerInfo => json_answer(
+            200,
+            &ServerInfo {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                commit: "moldau".into(),
+                kafka_cluster_id: server.kafka_cluster_id.clone(),
+            },
+        ),
+        Route::Health => json_answer(200, &WorkerStatus::healthy()),
+        Route::ListConnectors { expand: None } => json_answer(200, &h.connector_names().await),
+        Route::ListConnectors {
+            expand: Some(order),
+        } => {
+            let mut out = Vec::new();
+            for name in h.connector_names().await {
+                let status = if order.contains(&Expansion::Status) {
+                    h.status(&name).await.ok()
+                } else {
+                    None
+                };
+                let info = if order.contains(&Expansion::Info) {
+                    h.connector_info(&name).await.ok()
+                } else {
+                    None
+                };
+                out.push((
+                    name,
+                    ConnectorExpansions {
+                        status,
+                        info,
+                        order: order.clone(),
+                    },
+                ));
+            }
+            json_answer(200, &ExpandedConnectors(out))
+        }
+        Route::CreateConnector => {
+            let request: CreateConnectorRequest = parse_json(body)?;
+            let known = h.context().plugins.classes();
+            let exists: std::collections::BTreeSet<String> =
+                h.connector_names().await.into_iter().collect();
+            let new = rest::validate_create(&request, &known, |n| exists.contains(n))?;
+            let (_, info) = h
+                .put_connector(&new.name, new.config, false, new.initial_state)
+                .await?;
+            json_answer(201, &info)
+        }
+        Route::GetConnector { name } => json_answer(200, &h.connector_info(&name).await?),
+        Route::DeleteConnector { name } => {
+            h.delete_connector(&name).await?;
+            empty(204)
+        }
+        Route::GetConnectorConfig { name } => {
+            json_answer(200, &rest::JavaOrder(&h.connector_config(&name).await?))
+        }
+        Route::PutConnectorConfig { name } => {
+            let config: Props = parse_json(body)?;
+            let config = rest::validate_put_config(&name, config, &h.context().plugins.classes())?;
+            let (created, info) = h.put_connector(&name, config, true, None).await?;
+            json_answer(rest::put_config_status(!created), &info)
+        }
+        Route::PatchConnectorConfig { name } => {
+            let patch: ConfigPatch = parse_json(body)?;
+            let current = h.connector_config(&name).await.ok();
+            let config = apply_config_patch(
+                &name,
+                current.as_ref(),
+                &patch,
+                &h.context().plugins.classes(),
+            )?;
+            let (_, info) = h.put_connector(&name, config, true, None).await?;
+            json_answer(200, &info)
+        }
+        Route::ConnectorStatus { name } => json_answer(200, &h.status(&name).await?),
+        Route::ConnectorTopics { name } => {
+            let topics = h.active_topics(&name).await?;
+            let info = rest::ActiveTopicsInfo {
+                connector: name,
+                topics,
+            };
+            json_answer(200, &info.response())
+        }
+        Route::ResetConnectorTopics { name } => {
+            h.reset_active_topics(&name).await?;
+            empty(202)
+        }
+        Route::RestartConnector(req) => match h.restart(&req).await? {
+            Some(status) => json_answer(req.success_status(), &status),
+            None => empty(req.success_status()),
+        },
+        Route::StopConnector { name } => {
+            h.set_target_state(&name, TargetState::Stopped).await?;
+            empty(204)
+        }
+        Route::PauseConnector { name } => {
+            h.set_target_state(&name, TargetState::Paused).await?;
+            empty(202)
+        }
+        Route::ResumeConnector { name } => {
+            h.set_target_state(&name, TargetState::Started).await?;
+            empty(202)
+        }
+        Route::TaskConfigs { name } => json_answer(200, &h.task_configs(&name).await?),
+        Route::TasksConfig { name } => {
+            let tasks = h.task_configs(&name).await?;
+            let map: BTreeMap<String, rest::JavaOrder<'_>> = tasks
+                .iter()
+                .map(|t| (t.id.to_string(), rest::JavaOrder(&t.config)))
+                .collect();
+            json_answer(200, &map)
+        }
+        Route::TaskStatus { id } => json_answer(200, &h.task_status(&id).await?),
+        Route::RestartTask { id } => {
+            h.restart_task(&id).await?;
+            empty(204)
+        }
+        Route::GetOffsets { name } => json_answer(200, &h.offsets(&name).await?),
+        Route::AlterOffsets { name } => {
+            let offsets: ConnectorOffsets = parse_json(body)?;
+            json_answer(200, &h.modify_offsets(&name, Some(offsets)).await?)
+        }
+        Route::ResetOffsets { name } => json_answer(200, &h.modify_offsets(&name, None).await?),
+        Route::ListPlugins { connectors_only } => json_answer(
+            200,
+            &rest::list_plugins(&h.context().plugins.infos(), connectors_only),
+        ),
+        Route::PluginConfig { plugin } => {
+            let keys = h.plugin_config(&plugin)?;
+            let json: Vec<serde_json::Value> = keys
+                .iter()
+                .map(|k| {
+                    serde_json::json!({
+                        "name": k.name,
+                        "type": k.type_name,
+                        "required": k.required,
+                        "default_value": k.default_value,
+                        "importance": k.importance,
+                        "documentation": k.documentation,
+                        "group": k.group,
+                        "order_in_group": k.order,
+                        "width": k.width,
+                        "display_name": k.display_name,
+                        "dependents": k.dependents,
+                    })
+                })
+                .collect();
+            json_answer(200, &json)
+        }
+        Route::ValidateConfig { plugin } => {
+            let mut config: Props = parse_json(body)?;
+            check_validate_plugin(&plugin, &config)?;
+            // The URL names the plugin when the body does not.
+            config
+                .entry(rest::CONNECTOR_CLASS_CONFIG.to_string())
+                .or_insert(plugin);
+            if let Some(name) = config.get(rest::NAME_CONFIG).cloned() {
+                let _ = check_and_put_connector_name(&name, &mut config);
+            }
+            json_answer(200, &h.validate(&config).await?.to_json())
+        }
+        Route::ListLoggers => {
+            let levels = match &server.loggers {
+                Some(l) => l.levels(),
+                None => LoggerLevels::new(),
+            };
+            json_answer(200, &levels)
+        }
+        Route::GetLogger { logger } => {
+            let levels = server
+                .loggers
+                .as_ref()
+                .map(|l| l.levels())
+                .unwrap_or_default();
+            let level: &LoggerLevel = levels
+                .get(&logger)
+                .ok_or_else(|| rest::logger_not_found(&logger))?;
+            json_answer(200, level)
+        }
+        Route::SetLogger { logger, scope } => {
+            let request: BTreeMap<String, Option<String>> = parse_json(body)?;
+            let level = rest::validate_logger_level(&request)?;
+            let control = server.loggers.as_ref().ok_or_else(|| {
+                ErrorMessage::new(500, "Log levels cannot be changed on this worker")
+            })?;
+            let changed = control
+                .set_level(&logger, &level)
+                .map_err(ErrorMessage::bad_request)?;
+            match scope {
+                LoggerScope::Worker => json_answer(200, &changed),
+                LoggerScope::Cluster => empty(204),
+            }
+        }
+    })
+}

@@ -1,0 +1,201 @@
+//! Starting a worker: Kafka's `ConnectStandalone` (and, later, `ConnectDistributed`):
+//! worker properties in, REST listener up, connectors from files created.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::config::{Props, WorkerConfig, WorkerMode};
+use crate::rest::{CreateConnectorRequest, ErrorMessage};
+use crate::rest_server::{serve, LoggerControl, RestServer};
+use crate::worker::{FileOffsetStore, Herder, Plugins, WorkerContext, WorkerError};
+
+/// A failure to start a worker, naming the key or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Worker(#[from] WorkerError),
+    #[error("Failed to create connector {name}: {}", .error.message)]
+    Connector { name: String, error: ErrorMessage },
+    #[error("REST listener {listener}: {error}")]
+    Listener {
+        listener: String,
+        error: std::io::Error,
+    },
+}
+
+/// A running worker.
+pub struct RunningWorker {
+    pub herder: Arc<Herder>,
+    pub rest_addr: SocketAddr,
+    rest_task: tokio::task::JoinHandle<()>,
+    supervisor: tokio::task::JoinHandle<()>,
+}
+
+impl RunningWorker {
+    /// The REST API's base URL (`http://127.0.0.1:8083`).
+    pub fn rest_url(&self) -> String {
+        format!("http://{}", self.rest_addr)
+    }
+
+    /// Stops every connector and task (each within `task.shutdown.graceful.timeout.ms`)
+    /// and the REST listener.
+    pub async fn shutdown(self) {
+        self.rest_task.abort();
+        self.herder.shutdown().await;
+        self.supervisor.abort();
+    }
+}
+
+/// Parses a `listeners` URL (`http://host:port`, empty host = every interface) into a
+/// bind address. Only `http` is served; anything else is refused, naming it (fail closed).
+pub fn listener_bind_address(listener: &str) -> Result<String, StartError> {
+    let bad = |m: &str| {
+        StartError::Config(format!(
+            "Invalid value {listener} for configuration listeners: {m}"
+        ))
+    };
+    let rest = listener.strip_prefix("http://").ok_or_else(|| {
+        if listener.starts_with("https://") {
+            bad("https listeners are not supported by Moldau Connect yet; use http")
+        } else {
+            bad("expected http://host:port")
+        }
+    })?;
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| bad("expected http://host:port"))?;
+    let port: u16 = port.parse().map_err(|_| bad("the port is not a number"))?;
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    Ok(format!("{host}:{port}"))
+}
+
+/// The librdkafka properties every client of the worker starts from. Client security
+/// keys are refused until the worker translates them (fail closed).
+pub fn worker_kafka_props(config: &WorkerConfig) -> Result<Props, StartError> {
+    let mut p = Props::new();
+    p.insert(
+        "bootstrap.servers".into(),
+        config.bootstrap_servers.join(","),
+    );
+    for (k, v) in &config.originals {
+        let security = k == "security.protocol" || k.starts_with("sasl.") || k.starts_with("ssl.");
+        if security {
+            if k == "security.protocol" && v.trim().eq_ignore_ascii_case("PLAINTEXT") {
+                continue;
+            }
+            return Err(StartError::Config(format!(
+                "{k}: client security settings are not supported by Moldau Connect yet \
+                 (only PLAINTEXT)"
+            )));
+        }
+    }
+    Ok(p)
+}
+
+/// A connector given as JSON (a `.json` connector file, KIP-980): Kafka's create request
+/// (`{"name":..,"config":{..}}`) or a bare config object. The name must be there.
+pub fn connector_from_json(text: &str) -> Result<(String, Props), String> {
+    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let config: Props = if json.get("config").is_some() {
+        let req: CreateConnectorRequest =
+            serde_json::from_value(json).map_err(|e| e.to_string())?;
+        let mut config = req.config.unwrap_or_default();
+        if let Some(name) = req.name {
+            config.insert("name".into(), name);
+        }
+        config
+    } else {
+        serde_json::from_value(json)
+            .map_err(|e| format!("expected an object of string values: {e}"))?
+    };
+    connector_name(config)
+}
+
+/// The connector's `name` with its config (a config without a name is an error).
+pub fn connector_name(config: Props) -> Result<(String, Props), String> {
+    let name = config
+        .get("name")
+        .cloned()
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| "the connector config has no name".to_string())?;
+    Ok((name, config))
+}
+
+/// Starts a standalone worker: offsets in `offset.storage.file.filename`, the connectors of
+/// the given configs created (and a bad one an error naming it).
+pub async fn start_standalone(
+    worker_props: Props,
+    connectors: Vec<(String, Props)>,
+    plugins: Plugins,
+    loggers: Option<Arc<dyn LoggerControl>>,
+) -> Result<RunningWorker, StartError> {
+    let config = WorkerConfig::parse(&worker_props, WorkerMode::Standalone)
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    for k in &config.unknown_keys {
+        tracing::warn!("The configuration '{k}' was supplied but isn't a known config.");
+    }
+    let kafka_props = worker_kafka_props(&config)?;
+    let offsets_file = config
+        .offset_storage_file_filename
+        .clone()
+        .ok_or_else(|| StartError::Config("Missing required configuration \"offset.storage.file.filename\" which has no default value.".into()))?;
+    let offsets = Arc::new(FileOffsetStore::open(&offsets_file)?);
+    let listener = config
+        .listeners
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "http://:8083".into());
+    let bind = listener_bind_address(&listener)?;
+    let listen = tokio::net::TcpListener::bind(&bind)
+        .await
+        .map_err(|error| StartError::Listener {
+            listener: listener.clone(),
+            error,
+        })?;
+    let rest_addr = listen.local_addr().map_err(|error| StartError::Listener {
+        listener: listener.clone(),
+        error,
+    })?;
+    drop(listen);
+    let host = config
+        .rest_advertised_host_name
+        .clone()
+        .unwrap_or_else(|| rest_addr.ip().to_string());
+    let port = config
+        .rest_advertised_port
+        .map(|p| p as u16)
+        .unwrap_or(rest_addr.port());
+    let ctx = Arc::new(WorkerContext {
+        config,
+        worker_id: format!("{host}:{port}"),
+        kafka_props,
+        offsets,
+        plugins,
+    });
+    let herder = Herder::new(ctx, worker_props);
+    let supervisor = herder.spawn_supervisor();
+    let server = Arc::new(RestServer {
+        herder: herder.clone(),
+        loggers,
+        kafka_cluster_id: None,
+    });
+    let (rest_addr, rest_task) = serve(server, &rest_addr.to_string())
+        .await
+        .map_err(|error| StartError::Listener { listener, error })?;
+    for (name, config) in connectors {
+        if let Err(error) = herder.put_connector(&name, config, false, None).await {
+            herder.shutdown().await;
+            rest_task.abort();
+            return Err(StartError::Connector { name, error });
+        }
+    }
+    Ok(RunningWorker {
+        herder,
+        rest_addr,
+        rest_task,
+        supervisor,
+    })
+}

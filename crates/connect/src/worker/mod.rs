@@ -1,0 +1,178 @@
+//! The Connect worker: runs connectors and their tasks with real Kafka clients (rdkafka).
+//!
+//! * [`plugins`]: the built-in connector classes and what `GET /connector-plugins` lists.
+//! * [`offsets`]: source offset stores (standalone file; the distributed offsets topic).
+//! * `source` / `sink`: the task loops, Kafka's `WorkerSourceTask` and `WorkerSinkTask`:
+//!   converters, transforms, error handling (retry, tolerance, log, dead letter queue),
+//!   producing and consuming, offset commits that never get ahead of what is stored.
+//! * [`herder`]: the connectors of this worker and the operations of the REST API.
+
+pub mod herder;
+pub mod offsets;
+pub mod plugins;
+mod sink;
+mod sink_offsets;
+mod source;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::config::{ConnectorConfig, ConverterConfig, Props, WorkerConfig};
+use crate::connector::{ConnectError, StatusReporter};
+use crate::convert::{converter_for_class, header_converter_for_class, Converter, HeaderConverter};
+use crate::errors::ErrorInfo;
+use crate::rest::ConnectorTaskId;
+use crate::storage::State;
+
+pub use herder::Herder;
+pub use offsets::{FileOffsetStore, MemoryOffsetStore, OffsetStore};
+pub use plugins::Plugins;
+
+/// A worker failure outside a connector's own code.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WorkerError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Kafka(String),
+    #[error("{0}")]
+    Offsets(String),
+}
+
+/// What every connector and task of this worker shares.
+pub struct WorkerContext {
+    pub config: WorkerConfig,
+    /// This worker's id in statuses: its REST `host:port`.
+    pub worker_id: String,
+    /// librdkafka properties every client of this worker starts from (`bootstrap.servers`
+    /// and the worker's client security settings).
+    pub kafka_props: Props,
+    pub offsets: Arc<dyn OffsetStore>,
+    pub plugins: Plugins,
+}
+
+impl WorkerContext {
+    /// A producer's properties: the worker's, its `producer.*` keys, then the connector's
+    /// `producer.override.*`; with Connect's safe defaults (all replicas acknowledge,
+    /// idempotent, never give up on a record).
+    pub fn producer_props(&self, overrides: &Props) -> Props {
+        let mut p = self.kafka_props.clone();
+        p.insert("acks".into(), "all".into());
+        p.insert("enable.idempotence".into(), "true".into());
+        p.insert("message.timeout.ms".into(), "0".into());
+        p.extend(self.config.producer.clone());
+        p.extend(overrides.clone());
+        p
+    }
+
+    /// A sink consumer's properties: group `connect-<name>`, from the earliest offset, no
+    /// automatic commits (the worker commits after the task flushed).
+    pub fn consumer_props(&self, connector: &str, overrides: &Props) -> Props {
+        let mut p = self.kafka_props.clone();
+        p.insert("group.id".into(), format!("connect-{connector}"));
+        p.insert("auto.offset.reset".into(), "earliest".into());
+        p.insert("enable.auto.commit".into(), "false".into());
+        p.insert("enable.auto.offset.store".into(), "false".into());
+        p.extend(self.config.consumer.clone());
+        p.extend(overrides.clone());
+        // Offsets are committed by the worker only after the task flushed.
+        p.insert("enable.auto.commit".into(), "false".into());
+        p
+    }
+
+    /// The connector's converters, or the worker's.
+    pub fn converters(
+        &self,
+        c: &ConnectorConfig,
+    ) -> Result<
+        (
+            Box<dyn Converter>,
+            Box<dyn Converter>,
+            Box<dyn HeaderConverter>,
+        ),
+        WorkerError,
+    > {
+        let pick = |o: &Option<ConverterConfig>, w: &ConverterConfig| {
+            o.clone().unwrap_or_else(|| w.clone())
+        };
+        let k = pick(&c.key_converter, &self.config.key_converter);
+        let v = pick(&c.value_converter, &self.config.value_converter);
+        let h = pick(&c.header_converter, &self.config.header_converter);
+        let err = |e: crate::convert::ConvertError| WorkerError::Config(e.to_string());
+        Ok((
+            converter_for_class(&k.class, &k.props, true).map_err(err)?,
+            converter_for_class(&v.class, &v.props, false).map_err(err)?,
+            header_converter_for_class(&h.class, &h.props).map_err(err)?,
+        ))
+    }
+}
+
+/// Builds an rdkafka client from properties (a bad key is an error naming it).
+pub fn client_config(props: &Props) -> rdkafka::ClientConfig {
+    let mut c = rdkafka::ClientConfig::new();
+    for (k, v) in props {
+        c.set(k, v);
+    }
+    c
+}
+
+/// A connector's or task's status as this worker knows it.
+#[derive(Clone, Debug)]
+pub struct StatusCell {
+    inner: Arc<Mutex<StatusValue>>,
+    pub reporter: StatusReporter,
+}
+
+#[derive(Clone, Debug)]
+pub struct StatusValue {
+    pub state: State,
+    pub trace: Option<String>,
+}
+
+impl StatusCell {
+    pub fn new(state: State) -> StatusCell {
+        StatusCell {
+            inner: Arc::new(Mutex::new(StatusValue { state, trace: None })),
+            reporter: StatusReporter::default(),
+        }
+    }
+
+    pub fn set(&self, state: State) {
+        let mut s = self.inner.lock();
+        s.state = state;
+        if state != State::Failed {
+            s.trace = None;
+        }
+    }
+
+    pub fn fail(&self, trace: String) {
+        let mut s = self.inner.lock();
+        s.state = State::Failed;
+        s.trace = Some(trace);
+    }
+
+    pub fn get(&self) -> StatusValue {
+        self.inner.lock().clone()
+    }
+}
+
+/// The trace shown in `/status` for a failure: what failed (Kafka's `ConnectException`)
+/// caused by the connector's error, as Java prints them.
+pub fn trace_of(context: &str, e: &ConnectError) -> String {
+    ErrorInfo::new("org.apache.kafka.connect.errors.ConnectException", context)
+        .with_cause(ErrorInfo::new(e.class_name(), e.to_string()))
+        .stack_trace()
+}
+
+/// A running task's identity and what it was started with.
+#[derive(Clone)]
+pub struct TaskSpec {
+    pub id: ConnectorTaskId,
+    pub connector: ConnectorConfig,
+    pub task_props: Props,
+    pub plugin: crate::connector::Plugin,
+    /// Topics the task produced to or consumed from (`GET /connectors/{name}/topics`).
+    pub active_topics: Arc<Mutex<BTreeSet<String>>>,
+}

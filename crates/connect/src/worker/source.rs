@@ -1,0 +1,529 @@
+//! Kafka's `WorkerSourceTask`: poll the task, transform and convert each record, produce
+//! it, and store a source offset only once Kafka acknowledged its record and every record
+//! polled before it; then tell the task (`commit`).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::config::ConnectorConfig;
+use crate::connector::{ConnectError, SourceRecord, SourceTask, TaskContext};
+use crate::convert::{Converter, HeaderConverter};
+use crate::errors::{
+    log_message, source_dlq_record, Attempt, Decision, DlqRecord, ErrorHandler, ErrorInfo,
+    ErrorPolicy, FailedSourceRecord, LoggedRecord, RawHeader, SplitMix64, Stage, TaskId,
+};
+use crate::storage::{OffsetMap, State, TargetState};
+use crate::transforms::TransformationChain;
+
+use super::offsets::{partition_id, OffsetSnapshot};
+use super::{client_config, trace_of, StatusCell, TaskSpec, WorkerContext};
+
+/// A produced record whose source offset waits for its acknowledgement.
+struct Pending {
+    partition_id: String,
+    partition: OffsetMap,
+    offset: OffsetMap,
+    /// `None`: nothing to wait for (filtered out, or tolerated).
+    delivery: Option<DeliveryFuture>,
+    /// For the dead letter queue and the log if the produce fails.
+    failed: Option<FailedSourceRecord>,
+}
+
+struct Converters {
+    key: Box<dyn Converter>,
+    value: Box<dyn Converter>,
+    header: Box<dyn HeaderConverter>,
+}
+
+struct Runner {
+    ctx: Arc<WorkerContext>,
+    spec: TaskSpec,
+    task_id: TaskId,
+    producer: FutureProducer,
+    converters: Converters,
+    chain: TransformationChain,
+    handler: ErrorHandler<SplitMix64>,
+    outstanding: VecDeque<Pending>,
+    /// Offsets of acknowledged records not yet stored, by partition.
+    committable: BTreeMap<String, (OffsetMap, OffsetMap)>,
+    status: StatusCell,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Runs a source task until the target state says stop (or it fails); the status cell
+/// shows where it is.
+pub(super) async fn run(
+    ctx: Arc<WorkerContext>,
+    spec: TaskSpec,
+    status: StatusCell,
+    mut control: watch::Receiver<TargetState>,
+) {
+    let Some(new_task) = spec.plugin.new_source_task else {
+        status.fail(trace_of(
+            "not a source connector",
+            &ConnectError::Fatal(spec.plugin.class.into()),
+        ));
+        return;
+    };
+    let mut runner = match Runner::new(ctx.clone(), spec.clone(), status.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            status.fail(trace_of("Failed to start task", &e));
+            return;
+        }
+    };
+    let mut task = new_task();
+    let task_ctx = TaskContext {
+        connector: spec.id.connector.clone(),
+        task: spec.id.task,
+        kafka_client_props: ctx.kafka_props.clone(),
+        status: status.reporter.clone(),
+        offsets: Arc::new(OffsetSnapshot::of(&ctx.offsets, &spec.id.connector)),
+    };
+    if let Err(e) = task.start(&spec.task_props, task_ctx).await {
+        status.fail(trace_of("Failed to start task", &e));
+        return;
+    }
+    status.set(State::Running);
+    let flush_interval = Duration::from_millis(ctx.config.offset_flush_interval_ms.max(1) as u64);
+    let mut next_flush = Instant::now() + flush_interval;
+    let outcome: Result<(), ConnectError> = async {
+        loop {
+            let target = *control.borrow_and_update();
+            match target {
+                TargetState::Stopped => return Ok(()),
+                TargetState::Paused => {
+                    runner.flush(task.as_mut()).await?;
+                    status.set(State::Paused);
+                    if control.changed().await.is_err() {
+                        return Ok(());
+                    }
+                    if *control.borrow() == TargetState::Started {
+                        status.set(State::Running);
+                    }
+                    continue;
+                }
+                TargetState::Started => {}
+            }
+            match task.poll().await {
+                Ok(records) => {
+                    for r in records {
+                        runner.send(r).await?;
+                    }
+                }
+                Err(e) if e.is_retriable() => {
+                    tracing::warn!(task = %runner.task_id, "poll failed, retrying: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e),
+            }
+            runner.advance().await?;
+            if Instant::now() >= next_flush {
+                runner.flush(task.as_mut()).await?;
+                next_flush = Instant::now() + flush_interval;
+            }
+        }
+    }
+    .await;
+    match outcome {
+        Ok(()) => {
+            if let Err(e) = runner.flush(task.as_mut()).await {
+                tracing::error!(task = %runner.task_id, "final offset flush failed: {e}");
+            }
+            task.stop().await;
+        }
+        Err(e) => {
+            tracing::error!(task = %runner.task_id, "task failed: {e}");
+            // Offsets of what Kafka already has are still worth keeping.
+            let _ = runner.flush_acknowledged(task.as_mut()).await;
+            task.stop().await;
+            status.fail(trace_of(
+                &format!(
+                    "Task {} threw an uncaught and unrecoverable exception",
+                    runner.task_id
+                ),
+                &e,
+            ));
+        }
+    }
+}
+
+impl Runner {
+    fn new(
+        ctx: Arc<WorkerContext>,
+        spec: TaskSpec,
+        status: StatusCell,
+    ) -> Result<Runner, ConnectError> {
+        let c: &ConnectorConfig = &spec.connector;
+        let (key, value, header) = ctx
+            .converters(c)
+            .map_err(|e| ConnectError::Config(e.to_string()))?;
+        let chain = TransformationChain::from_connector_config(&c.originals)
+            .map_err(|e| ConnectError::Config(e.to_string()))?;
+        let producer: FutureProducer = client_config(&ctx.producer_props(&c.producer_overrides))
+            .create()
+            .map_err(|e| ConnectError::Config(format!("Failed to create producer: {e}")))?;
+        let seed = now_ms() as u64 ^ (spec.id.task as u64).wrapping_mul(0x9E37_79B9);
+        Ok(Runner {
+            task_id: TaskId {
+                connector: spec.id.connector.clone(),
+                task: spec.id.task,
+            },
+            handler: ErrorHandler::new(ErrorPolicy::from_connector_config(c), SplitMix64(seed)),
+            ctx,
+            spec,
+            producer,
+            converters: Converters { key, value, header },
+            chain,
+            outstanding: VecDeque::new(),
+            committable: BTreeMap::new(),
+            status,
+        })
+    }
+
+    /// Transforms, converts and produces one record (or reports it, as the error policy
+    /// says); its offset joins the queue either way.
+    async fn send(&mut self, source: SourceRecord) -> Result<(), ConnectError> {
+        let pending = |delivery, failed| Pending {
+            partition_id: partition_id(&source.source_partition),
+            partition: source.source_partition.clone(),
+            offset: source.source_offset.clone(),
+            delivery,
+            failed,
+        };
+        let mut attempt = self.handler.begin();
+        let described = format!("{:?}", source.record);
+        attempt.start(Stage::Transformation, "TransformationChain", now_ms());
+        let record = match self.chain.apply(source.record.clone()) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                self.outstanding.push_back(pending(None, None));
+                return Ok(());
+            }
+            Err(e) => {
+                let info = ErrorInfo::new(
+                    "org.apache.kafka.connect.errors.DataException",
+                    e.to_string(),
+                );
+                let failed = failed_record(&source, None, None);
+                self.tolerate_or_fail(
+                    &mut attempt,
+                    Stage::Transformation,
+                    "TransformationChain",
+                    info,
+                    &failed,
+                    &described,
+                )
+                .await?;
+                self.outstanding.push_back(pending(None, None));
+                return Ok(());
+            }
+        };
+        let topic = record.topic.clone();
+        let conv = &self.converters;
+        let key = conv
+            .key
+            .from_connect_data(&topic, record.key_schema.as_ref(), &record.key)
+            .map_err(|e| (Stage::KeyConverter, e.to_string()));
+        let value = key.and_then(|k| {
+            conv.value
+                .from_connect_data(&topic, record.value_schema.as_ref(), &record.value)
+                .map(|v| (k, v))
+                .map_err(|e| (Stage::ValueConverter, e.to_string()))
+        });
+        let converted = value.and_then(|(k, v)| {
+            let mut headers = Vec::new();
+            for h in &record.headers {
+                let bytes = conv
+                    .header
+                    .from_connect_header(&topic, &h.key, h.schema.as_ref(), &h.value)
+                    .map_err(|e| (Stage::HeaderConverter, e.to_string()))?;
+                headers.push(RawHeader {
+                    key: h.key.clone(),
+                    value: bytes,
+                });
+            }
+            Ok((k, v, headers))
+        });
+        let (key, value, headers) = match converted {
+            Ok(c) => c,
+            Err((stage, message)) => {
+                let info = ErrorInfo::new("org.apache.kafka.connect.errors.DataException", message);
+                let failed = failed_record(&source, None, None);
+                self.tolerate_or_fail(&mut attempt, stage, "Converter", info, &failed, &described)
+                    .await?;
+                self.outstanding.push_back(pending(None, None));
+                return Ok(());
+            }
+        };
+        self.spec.active_topics.lock().insert(topic.clone());
+        let failed = failed_record(&source, key.clone(), value.clone());
+        let delivery = self
+            .produce(
+                &topic,
+                record.partition,
+                record.timestamp,
+                key,
+                value,
+                &headers,
+            )
+            .await;
+        self.outstanding
+            .push_back(pending(Some(delivery), Some(failed)));
+        Ok(())
+    }
+
+    /// Enqueues a record, waiting while the producer's queue is full.
+    async fn produce(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        timestamp: Option<i64>,
+        key: Option<Vec<u8>>,
+        value: Option<Vec<u8>>,
+        headers: &[RawHeader],
+    ) -> DeliveryFuture {
+        loop {
+            let mut kafka_headers = OwnedHeaders::new();
+            for h in headers {
+                kafka_headers = kafka_headers.insert(KafkaHeader {
+                    key: &h.key,
+                    value: h.value.as_deref(),
+                });
+            }
+            let mut fr: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(topic).headers(kafka_headers);
+            if let Some(k) = &key {
+                fr = fr.key(k.as_slice());
+            }
+            if let Some(v) = &value {
+                fr = fr.payload(v.as_slice());
+            }
+            if let Some(p) = partition {
+                fr = fr.partition(p);
+            }
+            if let Some(t) = timestamp {
+                fr = fr.timestamp(t);
+            }
+            match self.producer.send_result(fr) {
+                Ok(d) => return d,
+                Err((e, _)) => {
+                    // Queue full: wait for deliveries to drain (Kafka's producer blocks).
+                    tracing::debug!(task = %self.task_id, "producer queue: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+
+    /// The error policy's decision on a failed record: reported (log, dead letter queue)
+    /// and skipped, or the task fails.
+    async fn tolerate_or_fail(
+        &mut self,
+        attempt: &mut Attempt,
+        stage: Stage,
+        class: &str,
+        error: ErrorInfo,
+        failed: &FailedSourceRecord,
+        described: &str,
+    ) -> Result<(), ConnectError> {
+        let message = error.to_string();
+        let decision = self
+            .handler
+            .on_failure(attempt, stage, class, error, false, now_ms());
+        self.report(attempt, failed, described).await;
+        match decision {
+            Decision::Tolerate | Decision::Retry { .. } => Ok(()),
+            Decision::Fail(reason) => Err(ConnectError::Fatal(format!(
+                "{}: {message}",
+                reason.message()
+            ))),
+        }
+    }
+
+    async fn report(&self, attempt: &Attempt, failed: &FailedSourceRecord, described: &str) {
+        let policy = self.handler.policy();
+        if let Some(line) = log_message(
+            policy,
+            &self.task_id,
+            attempt,
+            LoggedRecord::Source(described),
+        ) {
+            tracing::error!("{line}");
+        }
+        if let Some(dlq) = source_dlq_record(policy, &self.task_id, failed, attempt) {
+            self.produce_dlq(dlq).await;
+        }
+    }
+
+    async fn produce_dlq(&self, dlq: DlqRecord) {
+        let delivery = self
+            .produce(
+                &dlq.topic,
+                None,
+                dlq.timestamp,
+                dlq.key,
+                dlq.value,
+                &dlq.headers,
+            )
+            .await;
+        if let Ok(Err((e, _))) = delivery.await {
+            tracing::error!(task = %self.task_id, "could not write to the dead letter queue {}: {e}", dlq.topic);
+        }
+    }
+
+    /// Moves acknowledged records from the queue's front into the committable offsets.
+    async fn advance(&mut self) -> Result<(), ConnectError> {
+        while let Some(front) = self.outstanding.front_mut() {
+            if let Some(d) = &mut front.delivery {
+                match d.now_or_never() {
+                    None => break,
+                    Some(Ok(Ok(_))) => {}
+                    Some(Ok(Err((e, _)))) => {
+                        let failed = front.failed.take();
+                        self.on_produce_failure(e.to_string(), failed).await?;
+                    }
+                    Some(Err(_)) => {
+                        return Err(ConnectError::Fatal("the producer was closed".into()))
+                    }
+                }
+            }
+            let done = self.outstanding.pop_front().expect("front exists");
+            self.committable
+                .insert(done.partition_id, (done.partition, done.offset));
+        }
+        Ok(())
+    }
+
+    async fn on_produce_failure(
+        &mut self,
+        error: String,
+        failed: Option<FailedSourceRecord>,
+    ) -> Result<(), ConnectError> {
+        let mut attempt = self.handler.begin();
+        let info = ErrorInfo::new("org.apache.kafka.common.KafkaException", error.clone());
+        let decision =
+            self.handler
+                .execute_failed(&mut attempt, Stage::KafkaProduce, "KafkaProducer", info);
+        if let Some(f) = &failed {
+            self.report(&attempt, f, &format!("{f:?}")).await;
+        }
+        match decision {
+            Decision::Fail(_) => Err(ConnectError::Fatal(format!(
+                "Unrecoverable exception from producer send callback: {error}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits (bounded by `offset.flush.timeout.ms`) for outstanding records, then stores
+    /// the offsets of the acknowledged ones.
+    async fn flush(&mut self, task: &mut dyn SourceTask) -> Result<(), ConnectError> {
+        let timeout = Duration::from_millis(self.ctx.config.offset_flush_timeout_ms.max(1) as u64);
+        let deadline = Instant::now() + timeout;
+        while !self.outstanding.is_empty() && Instant::now() < deadline {
+            self.advance().await?;
+            if self.outstanding.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if !self.outstanding.is_empty() {
+            tracing::error!(
+                task = %self.task_id,
+                "Failed to flush, timed out while waiting for producer to flush outstanding {} messages",
+                self.outstanding.len()
+            );
+        }
+        self.flush_acknowledged(task).await
+    }
+
+    async fn flush_acknowledged(&mut self, task: &mut dyn SourceTask) -> Result<(), ConnectError> {
+        if self.committable.is_empty() {
+            return Ok(());
+        }
+        let entries: Vec<(OffsetMap, Option<OffsetMap>)> = self
+            .committable
+            .values()
+            .map(|(p, o)| (p.clone(), Some(o.clone())))
+            .collect();
+        match self
+            .ctx
+            .offsets
+            .write(&self.spec.id.connector, entries)
+            .await
+        {
+            Ok(()) => {
+                self.committable.clear();
+                if let Err(e) = task.commit().await {
+                    tracing::warn!(task = %self.task_id, "commit failed: {e}");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Kept for the next flush; the records are in Kafka already.
+                tracing::error!(task = %self.task_id, "Failed to commit offsets: {e}");
+                let _ = &self.status;
+                Ok(())
+            }
+        }
+    }
+}
+
+fn failed_record(
+    source: &SourceRecord,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+) -> FailedSourceRecord {
+    FailedSourceRecord {
+        topic: source.record.topic.clone(),
+        source_partition: offset_json(&source.source_partition),
+        source_offset: offset_json(&source.source_offset),
+        timestamp: source.record.timestamp,
+        key,
+        value,
+        headers: Vec::new(),
+    }
+}
+
+/// A source partition or offset as compact JSON (the DLQ's context headers).
+fn offset_json(map: &OffsetMap) -> serde_json::Value {
+    use crate::data::Value;
+    let mut o = serde_json::Map::new();
+    for (k, v) in map {
+        let j = match v {
+            Value::Null => serde_json::Value::Null,
+            Value::Boolean(b) => (*b).into(),
+            Value::Int8(n) => (*n).into(),
+            Value::Int16(n) => (*n).into(),
+            Value::Int32(n) => (*n).into(),
+            Value::Int64(n) => (*n).into(),
+            Value::Float32(f) => (*f as f64).into(),
+            Value::Float64(f) => (*f).into(),
+            Value::String(s) => s.clone().into(),
+            other => format!("{other:?}").into(),
+        };
+        o.insert(k.clone(), j);
+    }
+    serde_json::Value::Object(o)
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        // Records still queued are not acknowledged; their offsets were not stored.
+        let _ = self.producer.flush(Duration::from_millis(0));
+    }
+}
