@@ -83,17 +83,7 @@ impl WorkerContext {
     }
 
     /// The connector's converters, or the worker's.
-    pub fn converters(
-        &self,
-        c: &ConnectorConfig,
-    ) -> Result<
-        (
-            Box<dyn Converter>,
-            Box<dyn Converter>,
-            Box<dyn HeaderConverter>,
-        ),
-        WorkerError,
-    > {
+    pub fn converters(&self, c: &ConnectorConfig) -> Result<Converters, WorkerError> {
         let pick = |o: &Option<ConverterConfig>, w: &ConverterConfig| {
             o.clone().unwrap_or_else(|| w.clone())
         };
@@ -101,12 +91,19 @@ impl WorkerContext {
         let v = pick(&c.value_converter, &self.config.value_converter);
         let h = pick(&c.header_converter, &self.config.header_converter);
         let err = |e: crate::convert::ConvertError| WorkerError::Config(e.to_string());
-        Ok((
-            converter_for_class(&k.class, &k.props, true).map_err(err)?,
-            converter_for_class(&v.class, &v.props, false).map_err(err)?,
-            header_converter_for_class(&h.class, &h.props).map_err(err)?,
-        ))
+        Ok(Converters {
+            key: converter_for_class(&k.class, &k.props, true).map_err(err)?,
+            value: converter_for_class(&v.class, &v.props, false).map_err(err)?,
+            header: header_converter_for_class(&h.class, &h.props).map_err(err)?,
+        })
     }
+}
+
+/// A task's converters.
+pub struct Converters {
+    pub key: Box<dyn Converter>,
+    pub value: Box<dyn Converter>,
+    pub header: Box<dyn HeaderConverter>,
 }
 
 /// Builds an rdkafka client from properties (a bad key is an error naming it).

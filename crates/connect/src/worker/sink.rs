@@ -16,7 +16,6 @@ use tokio::time::Instant;
 
 use crate::connector::NoOffsets;
 use crate::connector::{ConnectError, SinkTask, TaskContext};
-use crate::convert::{Converter, HeaderConverter};
 use crate::errors::{
     log_message, sink_dlq_record, ConsumedRecord, Decision, ErrorHandler, ErrorInfo, ErrorPolicy,
     LoggedRecord, RawHeader, SplitMix64, Stage, TaskId, TimestampType,
@@ -25,7 +24,7 @@ use crate::record::{ConnectRecord, Header};
 use crate::storage::{State, TargetState};
 use crate::transforms::TransformationChain;
 
-use super::{client_config, trace_of, StatusCell, TaskSpec, WorkerContext};
+use super::{client_config, trace_of, Converters, StatusCell, TaskSpec, WorkerContext};
 
 /// Kafka's `consumer.max.poll.records` default: the most records given to one `put`.
 const MAX_BATCH_RECORDS: usize = 500;
@@ -42,9 +41,7 @@ struct Runner {
     spec: TaskSpec,
     task_id: TaskId,
     consumer: Arc<StreamConsumer>,
-    key: Box<dyn Converter>,
-    value: Box<dyn Converter>,
-    header: Box<dyn HeaderConverter>,
+    converters: Converters,
     chain: TransformationChain,
     handler: ErrorHandler<SplitMix64>,
     /// For the dead letter queue, made when first needed.
@@ -158,7 +155,7 @@ pub(super) async fn run(
 impl Runner {
     fn new(ctx: Arc<WorkerContext>, spec: TaskSpec) -> Result<Runner, ConnectError> {
         let c = &spec.connector;
-        let (key, value, header) = ctx
+        let converters = ctx
             .converters(c)
             .map_err(|e| ConnectError::Config(e.to_string()))?;
         let chain = TransformationChain::from_connector_config(&c.originals)
@@ -197,9 +194,7 @@ impl Runner {
             ctx,
             spec,
             consumer: Arc::new(consumer),
-            key,
-            value,
-            header,
+            converters,
             chain,
             dlq_producer: None,
             consumed: BTreeMap::new(),
@@ -280,14 +275,18 @@ impl Runner {
         let mut failure: Option<String> = None;
         let mut result: Option<ConnectRecord> = None;
         let converted = (|| {
-            let (key_schema, key) = self.key.to_connect_data(topic, m.key())?;
+            let (key_schema, key) = self.converters.key.to_connect_data(topic, m.key())?;
             stage = Stage::ValueConverter;
-            let (value_schema, value) = self.value.to_connect_data(topic, m.payload())?;
+            let (value_schema, value) =
+                self.converters.value.to_connect_data(topic, m.payload())?;
             stage = Stage::HeaderConverter;
             let mut headers = Vec::new();
             if let Some(hs) = m.headers() {
                 for h in hs.iter() {
-                    let (schema, value) = self.header.to_connect_header(topic, h.key, h.value)?;
+                    let (schema, value) = self
+                        .converters
+                        .header
+                        .to_connect_header(topic, h.key, h.value)?;
                     headers.push(Header {
                         key: h.key.to_string(),
                         schema,

@@ -14,7 +14,6 @@ use tokio::time::Instant;
 
 use crate::config::ConnectorConfig;
 use crate::connector::{ConnectError, SourceRecord, SourceTask, TaskContext};
-use crate::convert::{Converter, HeaderConverter};
 use crate::errors::{
     log_message, source_dlq_record, Attempt, Decision, DlqRecord, ErrorHandler, ErrorInfo,
     ErrorPolicy, FailedSourceRecord, LoggedRecord, RawHeader, SplitMix64, Stage, TaskId,
@@ -23,7 +22,7 @@ use crate::storage::{OffsetMap, State, TargetState};
 use crate::transforms::TransformationChain;
 
 use super::offsets::{partition_id, OffsetSnapshot};
-use super::{client_config, trace_of, StatusCell, TaskSpec, WorkerContext};
+use super::{client_config, trace_of, Converters, StatusCell, TaskSpec, WorkerContext};
 
 /// A produced record whose source offset waits for its acknowledgement.
 struct Pending {
@@ -34,12 +33,6 @@ struct Pending {
     delivery: Option<DeliveryFuture>,
     /// For the dead letter queue and the log if the produce fails.
     failed: Option<FailedSourceRecord>,
-}
-
-struct Converters {
-    key: Box<dyn Converter>,
-    value: Box<dyn Converter>,
-    header: Box<dyn HeaderConverter>,
 }
 
 struct Runner {
@@ -168,7 +161,7 @@ impl Runner {
         status: StatusCell,
     ) -> Result<Runner, ConnectError> {
         let c: &ConnectorConfig = &spec.connector;
-        let (key, value, header) = ctx
+        let converters = ctx
             .converters(c)
             .map_err(|e| ConnectError::Config(e.to_string()))?;
         let chain = TransformationChain::from_connector_config(&c.originals)
@@ -186,7 +179,7 @@ impl Runner {
             ctx,
             spec,
             producer,
-            converters: Converters { key, value, header },
+            converters,
             chain,
             outstanding: VecDeque::new(),
             committable: BTreeMap::new(),

@@ -44,7 +44,10 @@ fn wait_for_port(port: u16, child: &mut Child, log: &Path, what: &str) {
                 std::fs::read_to_string(log).unwrap_or_default()
             );
         }
-        assert!(Instant::now() < deadline, "{what} did not listen within 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen within 60 s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -188,7 +191,11 @@ impl Postgres {
     /// With extra server settings (`("max_slot_wal_keep_size", "64MB")`).
     pub fn start_with(settings: &[(&str, &str)]) -> Option<Postgres> {
         let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect())
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.path().join("bin"))
+                    .collect()
+            })
             .unwrap_or_default();
         versions.retain(|p| p.join("postgres").exists());
         versions.sort();
@@ -198,7 +205,11 @@ impl Postgres {
         let dir = tempfile::tempdir().expect("tempdir");
         // PostgreSQL refuses to run as root: then it runs as the package's `postgres` user
         // (set in the child itself, so a kill reaches the server).
-        let user = if is_root() { Some(postgres_user()) } else { None };
+        let user = if is_root() {
+            Some(postgres_user())
+        } else {
+            None
+        };
         let as_user = |program: PathBuf| {
             let mut c = Command::new(program);
             if let Some((uid, gid)) = user {
@@ -262,7 +273,10 @@ impl Postgres {
 
     /// A libpq/tokio-postgres connection string for a database.
     pub fn conn_str(&self, database: &str) -> String {
-        format!("host=127.0.0.1 port={} user=postgres dbname={database}", self.port)
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname={database}",
+            self.port
+        )
     }
 
     /// `postgresql://postgres@127.0.0.1:PORT/DATABASE`.
@@ -273,7 +287,15 @@ impl Postgres {
     /// Runs SQL with `psql` in a database.
     pub fn sql(&self, database: &str, sql: &str) -> String {
         let out = Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-At", "-v", "ON_ERROR_STOP=1"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+            ])
             .arg("-p")
             .arg(self.port.to_string())
             .arg("-d")

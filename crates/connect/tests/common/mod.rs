@@ -24,6 +24,9 @@ pub fn init_tracing() {
     }
 }
 
+/// A record's key and value bytes.
+pub type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// A single-node broker in this process, in a fresh temporary directory.
 pub struct TestBroker {
     broker: Option<Broker>,
@@ -35,7 +38,10 @@ impl TestBroker {
         init_tracing();
         let temp = tempfile::tempdir().expect("tempdir");
         let overrides = vec![
-            ("listeners".to_string(), "PLAINTEXT://127.0.0.1:0".to_string()),
+            (
+                "listeners".to_string(),
+                "PLAINTEXT://127.0.0.1:0".to_string(),
+            ),
             ("log.dirs".to_string(), temp.path().display().to_string()),
         ];
         let (config, _warnings) = ServerConfig::load(None, &overrides).expect("test config");
@@ -73,23 +79,40 @@ impl TestBroker {
         }
     }
 
-    /// Every record of a topic from the beginning as (key, value), read until `count`
-    /// have arrived or `timeout` passed.
+    /// Every record of a topic from the beginning as (key, value), read (by assignment,
+    /// without a group) until `count` have arrived or `timeout` passed.
     pub fn read_topic(
         &self,
         topic: &str,
         count: usize,
         timeout: Duration,
-    ) -> Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> {
+    ) -> Vec<KeyValue> {
         let consumer: BaseConsumer = self
             .client_config()
-            .set("group.id", format!("test-reader-{}", uuid::Uuid::new_v4()))
-            .set("auto.offset.reset", "earliest")
+            .set("group.id", "unused")
             .set("enable.auto.commit", "false")
             .create()
             .expect("consumer");
-        consumer.subscribe(&[topic]).expect("subscribe");
         let deadline = std::time::Instant::now() + timeout;
+        let partitions = loop {
+            let metadata = consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(5))
+                .expect("metadata");
+            let n = metadata
+                .topics()
+                .first()
+                .map_or(0, |t| t.partitions().len());
+            if n > 0 || std::time::Instant::now() >= deadline {
+                break n;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p as i32, rdkafka::Offset::Beginning)
+                .expect("partition");
+        }
+        consumer.assign(&tpl).expect("assign");
         let mut out = Vec::new();
         while out.len() < count && std::time::Instant::now() < deadline {
             if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
