@@ -9,6 +9,7 @@ pub mod connector;
 pub mod connectors;
 pub mod convert;
 pub mod data;
+pub mod distributed;
 pub mod errors;
 pub mod record;
 pub mod rest;

@@ -81,12 +81,7 @@ impl TestBroker {
 
     /// Every record of a topic from the beginning as (key, value), read (by assignment,
     /// without a group) until `count` have arrived or `timeout` passed.
-    pub fn read_topic(
-        &self,
-        topic: &str,
-        count: usize,
-        timeout: Duration,
-    ) -> Vec<KeyValue> {
+    pub fn read_topic(&self, topic: &str, count: usize, timeout: Duration) -> Vec<KeyValue> {
         let consumer: BaseConsumer = self
             .client_config()
             .set("group.id", "unused")
