@@ -2745,3 +2745,9 @@ import security_scenarios  # noqa: E402
 security_scenarios.register(scenario)
 security_scenarios.register_acls(scenario)
 security_scenarios.register_oauth(scenario)
+
+# =========================================================================== Kafka Connect
+
+import connect_scenarios  # noqa: E402
+
+connect_scenarios.register(scenario)

@@ -4,6 +4,12 @@
 //!
 //! * [`protocol`]: the group protocol's metadata and assignments, Kafka's bytes.
 //! * [`assignor`]: the leader's incremental cooperative assignment.
+//! * [`config_state`]: the connector configs the config topic holds.
+//! * [`kafka_log`]: an internal topic read by every worker; [`offsets`]: source offsets
+//!   in the offsets topic.
 
 pub mod assignor;
+pub mod config_state;
+pub mod kafka_log;
+pub mod offsets;
 pub mod protocol;

@@ -592,18 +592,25 @@ impl Herder {
             .get(name)
             .ok_or_else(|| ErrorMessage::connector_not_found(name))?;
         match e.plugin.connector_type {
-            ConnectorType::Source => Ok(ConnectorOffsets {
-                offsets: self
-                    .ctx
+            ConnectorType::Source => {
+                self.ctx
                     .offsets
-                    .connector_offsets(name)
-                    .into_iter()
-                    .map(|(p, o)| ConnectorOffset {
-                        partition: offset_map_to_json(&p),
-                        offset: Some(offset_map_to_json(&o)),
-                    })
-                    .collect(),
-            }),
+                    .refresh()
+                    .await
+                    .map_err(|err| ErrorMessage::new(500, err.to_string()))?;
+                Ok(ConnectorOffsets {
+                    offsets: self
+                        .ctx
+                        .offsets
+                        .connector_offsets(name)
+                        .into_iter()
+                        .map(|(p, o)| ConnectorOffset {
+                            partition: offset_map_to_json(&p),
+                            offset: Some(offset_map_to_json(&o)),
+                        })
+                        .collect(),
+                })
+            }
             ConnectorType::Sink => {
                 let topics = e.active_topics.lock().iter().cloned().collect::<Vec<_>>();
                 super::sink_offsets::read(&self.ctx, &e.parsed, &topics).await

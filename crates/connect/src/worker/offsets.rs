@@ -30,16 +30,21 @@ pub trait OffsetStore: Send + Sync {
         connector: &str,
         entries: Vec<(OffsetMap, Option<OffsetMap>)>,
     ) -> Result<(), WorkerError>;
+
+    /// Catches up with writes of other workers (a shared store); before a task starts.
+    async fn refresh(&self) -> Result<(), WorkerError> {
+        Ok(())
+    }
 }
 
 /// The offsets as key bytes → value bytes, with decoding for readers.
 #[derive(Default)]
-struct OffsetTable {
-    entries: BTreeMap<Vec<u8>, Vec<u8>>,
+pub(crate) struct OffsetTable {
+    pub(crate) entries: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 impl OffsetTable {
-    fn connector_offsets(&self, connector: &str) -> Vec<(OffsetMap, OffsetMap)> {
+    pub(crate) fn connector_offsets(&self, connector: &str) -> Vec<(OffsetMap, OffsetMap)> {
         self.entries
             .iter()
             .filter_map(|(k, v)| {
@@ -53,7 +58,7 @@ impl OffsetTable {
             .collect()
     }
 
-    fn apply(
+    pub(crate) fn apply(
         &mut self,
         connector: &str,
         entries: &[(OffsetMap, Option<OffsetMap>)],

@@ -79,6 +79,14 @@ pub(super) async fn run(
         }
     };
     let mut task = new_task();
+    // Offsets other workers wrote (a task moved here) are read before resuming.
+    if let Err(e) = ctx.offsets.refresh().await {
+        status.fail(trace_of(
+            "Failed to read source offsets",
+            &ConnectError::Retriable(e.to_string()),
+        ));
+        return;
+    }
     let task_ctx = TaskContext {
         connector: spec.id.connector.clone(),
         task: spec.id.task,
