@@ -2,3 +2,5 @@
 
 pub mod debezium;
 pub mod file;
+pub mod http_sink;
+pub mod jdbc;

@@ -193,7 +193,7 @@ mod tests {
         for (i, r) in records.into_iter().take(n - 1).enumerate() {
             s.apply(r, 10 + i as i64);
         }
-        assert!(s.tasks.get("c").is_none(), "not committed yet");
+        assert!(!s.tasks.contains_key("c"), "not committed yet");
         s.apply(
             ConfigRecord::TasksCommit {
                 connector: "c".into(),

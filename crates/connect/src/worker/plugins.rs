@@ -16,6 +16,8 @@ impl Default for Plugins {
         Plugins(vec![
             connectors::file::SOURCE_PLUGIN,
             connectors::file::SINK_PLUGIN,
+            connectors::jdbc::PLUGIN,
+            connectors::http_sink::PLUGIN,
         ])
     }
 }
