@@ -22,11 +22,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "moldau-security",
         ],
     ),
+    // Moldau's own Kafka protocol client (the requests librdkafka lacks): SASL and TLS
+    // settings from moldau-security, nothing of the server.
+    ("moldau-wire", &["moldau-security"]),
     (
         "moldau",
         &[
             "moldau-broker",
             "moldau-connect",
+            "moldau-wire",
             "moldau-storage",
             "moldau-metadata",
             "moldau-controller",
@@ -34,9 +38,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "moldau-security",
         ],
     ),
-    // The Connect runtime: a Kafka client application; its data model, converters and
+    // The Connect runtime: a Kafka client application (librdkafka, and moldau-wire for the
+    // group protocol with protocol type `connect`); its data model, converters and
     // transforms depend on no other workspace crate.
-    ("moldau-connect", &[]),
+    ("moldau-connect", &["moldau-wire"]),
     // The simulation drives whole nodes; nothing depends on it.
     (
         "moldau-sim",

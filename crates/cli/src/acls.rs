@@ -25,12 +25,12 @@ use kafka_protocol::messages::{CreateAclsRequest, DeleteAclsRequest, DescribeAcl
 use kafka_protocol::protocol::StrBytes;
 use moldau_security::acl::{AclOperation, AclPermissionType, PatternType, ResourceType};
 use moldau_security::principal::KafkaPrincipal;
+use moldau_wire::{check, ClientSettings};
 use serde::Serialize;
 
 use crate::args::{ConnectArgs, OutputArgs, OutputFormat};
 use crate::output::print_json;
 use crate::transactions::{connect, explain, run_wire};
-use crate::wire::{check, ClientSettings};
 use crate::Failure;
 
 /// The one name of the cluster resource.

@@ -3,12 +3,14 @@
 
 pub mod command_config;
 pub mod java_properties;
+pub mod wire_settings;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
+use moldau_wire::{ClientSettings, Connection, WireError, WireSecurity};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, FromClientConfigAndContext, RDKafkaLogLevel};
@@ -17,7 +19,6 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
 
 use crate::args::ConnectArgs;
-use crate::wire::{ClientSettings, Connection, WireError, WireSecurity};
 use command_config::SecurityProtocol;
 
 /// Routes librdkafka's own logs and errors to `tracing` at debug level, so that a
@@ -55,7 +56,7 @@ fn security_diagnosis(conn: &ConnectArgs) -> Option<String> {
                     .unwrap_or("moldau-cli")
                     .to_string(),
                 timeout: conn.request_timeout().min(Duration::from_secs(5)),
-                security: WireSecurity::resolve(&properties).ok()?,
+                security: WireSecurity::from_librdkafka(&*properties).ok()?,
             };
             let addr = conn
                 .bootstrap_server

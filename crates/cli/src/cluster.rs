@@ -10,12 +10,12 @@
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use kafka_protocol::messages::DescribeClusterRequest;
+use moldau_wire::check;
 use serde::Serialize;
 
 use crate::args::{ConnectArgs, OutputArgs, OutputFormat};
 use crate::output::{print_json, print_table, table};
 use crate::transactions::{connect, explain, run_wire};
-use crate::wire::check;
 use crate::Failure;
 
 #[derive(Subcommand)]
@@ -91,7 +91,7 @@ pub fn run(cmd: ClusterCommand) -> Result<(), Failure> {
     run_wire(&conn, |settings| describe(args, settings))
 }
 
-async fn describe(args: DescribeArgs, settings: crate::wire::ClientSettings) -> anyhow::Result<()> {
+async fn describe(args: DescribeArgs, settings: moldau_wire::ClientSettings) -> anyhow::Result<()> {
     let conn = &args.conn;
     let mut cluster = connect(conn, settings).await?;
     let connection = cluster.bootstrap();
@@ -142,7 +142,7 @@ async fn describe(args: DescribeArgs, settings: crate::wire::ClientSettings) -> 
 
 async fn unregister(
     args: UnregisterArgs,
-    settings: crate::wire::ClientSettings,
+    settings: moldau_wire::ClientSettings,
 ) -> anyhow::Result<()> {
     use kafka_protocol::messages::{BrokerId, UnregisterBrokerRequest};
     let conn = &args.conn;
@@ -269,14 +269,14 @@ fn local(args: LocalArgs) -> anyhow::Result<()> {
         // Ready once every node answers ApiVersions: a node's port accepts connections
         // before it serves (it waits for the quorum and its registration first).
         let ready = async {
-            let probe = crate::wire::ClientSettings {
+            let probe = moldau_wire::ClientSettings {
                 client_id: "moldau-cluster-local".to_string(),
                 timeout: std::time::Duration::from_millis(500),
-                security: crate::wire::WireSecurity::default(),
+                security: moldau_wire::WireSecurity::default(),
             };
             for node in &nodes {
                 let addr = format!("127.0.0.1:{}", node.client_port);
-                while crate::wire::Connection::open(&addr, &probe).await.is_err() {
+                while moldau_wire::Connection::open(&addr, &probe).await.is_err() {
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             }

@@ -61,14 +61,9 @@ fn read_connector(path: &Path) -> Result<(String, Props), Failure> {
 }
 
 pub fn run(cmd: ConnectCommand) -> Result<(), Failure> {
-    let (worker, connectors) = match cmd {
-        ConnectCommand::Standalone { worker, connectors } => (worker, connectors),
-        ConnectCommand::Distributed { .. } => {
-            return Err(usage(anyhow!(
-                "distributed mode is not available yet in this build; run `moldau connect \
-                 standalone`"
-            )))
-        }
+    let (worker, connectors, distributed) = match cmd {
+        ConnectCommand::Standalone { worker, connectors } => (worker, connectors, false),
+        ConnectCommand::Distributed { worker } => (worker, Vec::new(), true),
     };
     let worker_props = read_properties(&worker)?;
     let connectors = connectors
@@ -82,9 +77,12 @@ pub fn run(cmd: ConnectCommand) -> Result<(), Failure> {
         .context("cannot start async runtime")?;
     rt.block_on(async move {
         let mut signals = ShutdownSignals::new().context("cannot listen for SIGINT/SIGTERM")?;
-        let running = runtime::start_standalone(worker_props, connectors, Plugins::default(), None)
-            .await
-            .map_err(|e| usage(anyhow!("{e}")))?;
+        let started = if distributed {
+            runtime::start_distributed(worker_props, Plugins::default(), None).await
+        } else {
+            runtime::start_standalone(worker_props, connectors, Plugins::default(), None).await
+        };
+        let running = started.map_err(|e| usage(anyhow!("{e}")))?;
         tracing::info!("Kafka Connect started; REST API on {}", running.rest_url());
         signals.recv().await;
         tracing::info!("Kafka Connect stopping");

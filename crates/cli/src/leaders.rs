@@ -14,12 +14,12 @@ use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
 use kafka_protocol::protocol::{Message, StrBytes};
 use kafka_protocol::ResponseError;
+use moldau_wire::{check, retrying, ClientSettings, WireError};
 use serde::Serialize;
 
 use crate::args::{ConnectArgs, OutputArgs, OutputFormat};
 use crate::output::print_json;
 use crate::transactions::{connect, explain, run_wire};
-use crate::wire::{check, retrying, ClientSettings, WireError};
 use crate::Failure;
 
 #[derive(Subcommand)]

@@ -5,12 +5,12 @@ use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::DescribeLogDirsRequest;
+use moldau_wire::check;
 use serde::Serialize;
 
 use crate::args::{ConnectArgs, OutputArgs, OutputFormat};
 use crate::output::{print_json, print_table, table};
 use crate::transactions::{connect, explain, run_wire};
-use crate::wire::check;
 use crate::Failure;
 
 #[derive(Subcommand)]
@@ -70,7 +70,7 @@ pub fn run(cmd: LogDirsCommand) -> Result<(), Failure> {
     run_wire(&conn, |settings| describe(args, settings))
 }
 
-async fn describe(args: DescribeArgs, settings: crate::wire::ClientSettings) -> anyhow::Result<()> {
+async fn describe(args: DescribeArgs, settings: moldau_wire::ClientSettings) -> anyhow::Result<()> {
     let conn = &args.conn;
     let mut cluster = connect(conn, settings).await?;
     let mut ids: Vec<i32> = cluster.brokers().map(|b| b.node_id).collect();

@@ -1,6 +1,6 @@
 //! The `moldau` binary: the broker (`moldau server`) and the command-line tools
 //! that talk to any Kafka-compatible cluster through librdkafka (and, for the admin
-//! requests librdkafka lacks, through the small protocol client in `wire`).
+//! requests librdkafka lacks, through the small protocol client `moldau_wire`).
 //!
 //! Every failure ends as one line on stderr and a non-zero exit code: 2 for bad
 //! usage or configuration (clap's convention), 1 for everything else.
@@ -30,7 +30,6 @@ mod storage;
 mod topics;
 mod transactions;
 mod users;
-mod wire;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

@@ -22,12 +22,12 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use moldau_wire::{check, retrying, Cluster, WireError};
 use serde::Serialize;
 
 use crate::args::{ConnectArgs, OutputArgs, OutputFormat};
 use crate::output::{print_json, print_table, table};
 use crate::transactions::{connect, explain, run_wire};
-use crate::wire::{check, retrying, Cluster, WireError};
 use crate::Failure;
 
 const USER: &str = "user";

@@ -21,7 +21,7 @@
 //!   return to their original replicas) and clears the throttles.
 //! - `list`: every reassignment in progress.
 //!
-//! The requests go through `wire` (librdkafka has no API for reassignments): any broker
+//! The requests go through `moldau_wire` (librdkafka has no API for reassignments): any broker
 //! forwards them to the active controller. Broker-level throttles are set on each broker
 //! itself, as Kafka's Admin does.
 
@@ -47,11 +47,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use moldau_wire::{check, retrying, ClientSettings, Cluster, WireError};
 use serde::{Deserialize, Serialize};
 
 use crate::args::ConnectArgs;
 use crate::transactions::{connect, explain, run_wire};
-use crate::wire::{check, retrying, ClientSettings, Cluster, WireError};
 use crate::Failure;
 
 #[derive(Subcommand)]
@@ -703,7 +703,7 @@ async fn alter_reassignments(
 /// Sets (`Some`) or deletes (`None`) configs of one resource through IncrementalAlterConfigs
 /// on `connection`.
 async fn alter_configs(
-    connection: &mut crate::wire::Connection,
+    connection: &mut moldau_wire::Connection,
     resource_type: i8,
     name: &str,
     configs: &[(&str, Option<String>)],

@@ -1,6 +1,6 @@
 //! `moldau transactions list|describe|describe-producers|abort`, like kafka-transactions:
 //! find and end hanging transactions. librdkafka has no API for these requests, so they
-//! go over [`crate::wire`].
+//! go over [`moldau_wire`].
 
 use anyhow::{anyhow, bail};
 use clap::{ArgGroup, Args, Subcommand};
@@ -15,13 +15,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use moldau_wire::{check, retrying, ClientSettings, Cluster, CoordinatorType, WireError};
 use serde::Serialize;
 
 use crate::args::{ConnectArgs, OutputArgs, OutputFormat};
 use crate::output::{print_json, print_table, table};
-use crate::wire::{
-    check, retrying, ClientSettings, Cluster, CoordinatorType, WireError, WireSecurity,
-};
 use crate::Failure;
 
 #[derive(Subcommand)]
@@ -158,7 +156,7 @@ pub fn run(cmd: TransactionsCommand) -> Result<(), Failure> {
     })
 }
 
-/// Runs a command that speaks the protocol itself (`wire`): its client settings from
+/// Runs a command that speaks the protocol itself (`moldau_wire`): its client settings from
 /// `conn` (exit code 2 when they are invalid), then `command` on a runtime.
 pub(crate) fn run_wire<F, Fut>(conn: &ConnectArgs, command: F) -> Result<(), Failure>
 where
@@ -175,7 +173,7 @@ where
 /// (`WireSecurity`), built once for the command.
 fn settings(conn: &ConnectArgs) -> anyhow::Result<ClientSettings> {
     let properties = crate::client::command_config::client_properties(conn)?;
-    let security = WireSecurity::from_properties(&properties)?;
+    let security = crate::client::wire_settings::wire_security(&properties)?;
     Ok(ClientSettings {
         client_id: properties
             .get("client.id")

@@ -22,12 +22,12 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use moldau_security::scram::{self, ScramMechanism};
+use moldau_wire::{check, retrying, ClientSettings, WireError};
 use serde::Serialize;
 
 use crate::args::{ConnectArgs, OutputArgs, OutputFormat};
 use crate::output::{print_json, print_table, table};
 use crate::transactions::{connect, explain, run_wire};
-use crate::wire::{check, retrying, ClientSettings, WireError};
 use crate::Failure;
 
 /// kafka-configs' default iteration count for a SCRAM credential.

@@ -25,7 +25,7 @@ use crate::rest::{
     WorkerStatus,
 };
 use crate::storage::TargetState;
-use crate::worker::Herder;
+use crate::worker::HerderApi;
 
 /// The largest request body accepted (connector configs are small; this bounds a client).
 pub const MAX_REQUEST_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -39,7 +39,7 @@ pub trait LoggerControl: Send + Sync {
 
 /// What the server serves.
 pub struct RestServer {
-    pub herder: Arc<Herder>,
+    pub herder: Arc<dyn HerderApi>,
     pub loggers: Option<Arc<dyn LoggerControl>>,
     pub kafka_cluster_id: Option<String>,
 }
@@ -124,10 +124,32 @@ fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ErrorMe
         .map_err(|e| ErrorMessage::new(500, format!("Cannot deserialize request body: {e}")))
 }
 
+/// Marks a request one worker forwarded to another (a second hop is refused).
+const FORWARDED_HEADER: &str = "x-moldau-connect-forwarded";
+
+/// Whether a route changes the cluster's configs (a distributed follower forwards it to
+/// the leader).
+fn is_write(route: &Route) -> bool {
+    matches!(
+        route,
+        Route::CreateConnector
+            | Route::DeleteConnector { .. }
+            | Route::PutConnectorConfig { .. }
+            | Route::PatchConnectorConfig { .. }
+            | Route::RestartConnector(_)
+            | Route::StopConnector { .. }
+            | Route::PauseConnector { .. }
+            | Route::ResumeConnector { .. }
+            | Route::AlterOffsets { .. }
+            | Route::ResetOffsets { .. }
+    )
+}
+
 async fn handle(server: &RestServer, req: Request<Incoming>) -> Answer {
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
+    let forwarded = req.headers().contains_key(FORWARDED_HEADER);
     let route = match rest::route(&method, &path, &query) {
         Ok(r) => r,
         Err(e) => return error(e),
@@ -136,9 +158,79 @@ async fn handle(server: &RestServer, req: Request<Incoming>) -> Answer {
         Ok(b) => b,
         Err(e) => return error(e),
     };
+    let path_and_query = if query.is_empty() {
+        path.clone()
+    } else {
+        format!("{path}?{query}")
+    };
+    if is_write(&route) {
+        if let Some(leader) = server.herder.leader_url() {
+            if forwarded {
+                return error(ErrorMessage::conflicting_operation());
+            }
+            return forward(&leader, &method, &path_and_query, &body).await;
+        }
+    }
+    let task_owner = match &route {
+        Route::RestartTask { id } if !forwarded => server
+            .herder
+            .task_status(id)
+            .await
+            .ok()
+            .map(|t| t.worker_id),
+        _ => None,
+    };
     match run(server, route, &body).await {
         Ok(a) => a,
+        // A task another worker runs is restarted there.
+        Err(e) if e.error_code == 409 && task_owner.as_deref().is_some_and(|w| !w.is_empty()) => {
+            let owner = format!("http://{}", task_owner.unwrap_or_default());
+            forward(&owner, &method, &path_and_query, &body).await
+        }
         Err(e) => error(e),
+    }
+}
+
+/// Sends a request on to another worker and relays its answer.
+async fn forward(base_url: &str, method: &str, path_and_query: &str, body: &[u8]) -> Answer {
+    let url = format!("{}{}", base_url.trim_end_matches('/'), path_and_query);
+    let method = method.to_string();
+    let body = body.to_vec();
+    let result = tokio::task::spawn_blocking(move || -> Result<(u16, Vec<u8>), String> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(90)))
+            .build()
+            .into();
+        let request = hyper::http::Request::builder()
+            .method(method.as_str())
+            .uri(&url)
+            .header("Content-Type", "application/json")
+            .header(FORWARDED_HEADER, "1")
+            .body(body)
+            .map_err(|e| e.to_string())?;
+        let response = agent.run(request).map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .read_to_vec()
+            .map_err(|e| e.to_string())?;
+        Ok((status, bytes))
+    })
+    .await;
+    match result {
+        Ok(Ok((status, bytes))) => {
+            let mut r = Response::new(Full::new(Bytes::from(bytes)));
+            *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+        Ok(Err(e)) => error(ErrorMessage::new(
+            500,
+            format!("Error trying to forward REST request: {e}"),
+        )),
+        Err(e) => error(ErrorMessage::new(500, e.to_string())),
     }
 }
 
@@ -150,16 +242,19 @@ async fn run(server: &RestServer, route: Route, body: &[u8]) -> Result<Answer, E
             &ServerInfo {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 commit: "moldau".into(),
-                kafka_cluster_id: server.kafka_cluster_id.clone(),
+                kafka_cluster_id: server
+                    .kafka_cluster_id
+                    .clone()
+                    .or_else(|| h.kafka_cluster_id()),
             },
         ),
         Route::Health => json_answer(200, &WorkerStatus::healthy()),
-        Route::ListConnectors { expand: None } => json_answer(200, &h.connector_names().await),
+        Route::ListConnectors { expand: None } => json_answer(200, &h.connector_names().await?),
         Route::ListConnectors {
             expand: Some(order),
         } => {
             let mut out = Vec::new();
-            for name in h.connector_names().await {
+            for name in h.connector_names().await? {
                 let status = if order.contains(&Expansion::Status) {
                     h.status(&name).await.ok()
                 } else {
@@ -185,7 +280,7 @@ async fn run(server: &RestServer, route: Route, body: &[u8]) -> Result<Answer, E
             let request: CreateConnectorRequest = parse_json(body)?;
             let known = h.context().plugins.classes();
             let exists: std::collections::BTreeSet<String> =
-                h.connector_names().await.into_iter().collect();
+                h.connector_names().await?.into_iter().collect();
             let new = rest::validate_create(&request, &known, |n| exists.contains(n))?;
             let (_, info) = h
                 .put_connector(&new.name, new.config, false, new.initial_state)

@@ -5,9 +5,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::config::{Props, WorkerConfig, WorkerMode};
+use crate::distributed::herder::DistributedHerder;
+use crate::distributed::kafka_log::KafkaLog;
+use crate::distributed::member::GroupMember;
+use crate::distributed::offsets::KafkaOffsetStore;
 use crate::rest::{CreateConnectorRequest, ErrorMessage};
 use crate::rest_server::{serve, LoggerControl, RestServer};
-use crate::worker::{FileOffsetStore, Herder, Plugins, WorkerContext, WorkerError};
+use crate::worker::{FileOffsetStore, Herder, HerderApi, Plugins, WorkerContext, WorkerError};
 
 /// A failure to start a worker, naming the key or file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +31,11 @@ pub enum StartError {
 
 /// A running worker.
 pub struct RunningWorker {
-    pub herder: Arc<Herder>,
+    pub herder: Arc<dyn HerderApi>,
+    /// The distributed herder, to stop it (leave the group) on shutdown.
+    distributed: Option<Arc<DistributedHerder>>,
+    /// The standalone herder.
+    standalone: Option<Arc<Herder>>,
     pub rest_addr: SocketAddr,
     rest_task: tokio::task::JoinHandle<()>,
     supervisor: tokio::task::JoinHandle<()>,
@@ -43,7 +51,21 @@ impl RunningWorker {
     /// and the REST listener.
     pub async fn shutdown(self) {
         self.rest_task.abort();
-        self.herder.shutdown().await;
+        if let Some(h) = &self.standalone {
+            h.shutdown().await;
+        }
+        if let Some(h) = &self.distributed {
+            h.shutdown().await;
+            // The loop leaves the group when it sees the stop.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.supervisor).await;
+        } else {
+            self.supervisor.abort();
+        }
+    }
+
+    /// Kills the worker without a goodbye (tests: a crashed worker).
+    pub fn abort(self) {
+        self.rest_task.abort();
         self.supervisor.abort();
     }
 }
@@ -193,7 +215,115 @@ pub async fn start_standalone(
         }
     }
     Ok(RunningWorker {
-        herder,
+        herder: herder.clone(),
+        distributed: None,
+        standalone: Some(herder),
+        rest_addr,
+        rest_task,
+        supervisor,
+    })
+}
+
+/// Binds the REST listener of `config.listeners` (port 0 picks one) and returns the bound
+/// listener with the worker id (`host:port`, advertised settings first).
+async fn bind_rest(config: &WorkerConfig) -> Result<(tokio::net::TcpListener, String), StartError> {
+    let listener = config
+        .listeners
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "http://:8083".into());
+    let bind = listener_bind_address(&listener)?;
+    let listen = tokio::net::TcpListener::bind(&bind)
+        .await
+        .map_err(|error| StartError::Listener {
+            listener: listener.clone(),
+            error,
+        })?;
+    let addr = listen
+        .local_addr()
+        .map_err(|error| StartError::Listener { listener, error })?;
+    let host = config.rest_advertised_host_name.clone().unwrap_or_else(|| {
+        if addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            addr.ip().to_string()
+        }
+    });
+    let port = config
+        .rest_advertised_port
+        .map(|p| p as u16)
+        .unwrap_or(addr.port());
+    Ok((listen, format!("{host}:{port}")))
+}
+
+/// Starts a distributed worker: joins the group `group.id` with the other workers of it;
+/// configs, offsets and statuses in their topics.
+pub async fn start_distributed(
+    worker_props: Props,
+    plugins: Plugins,
+    loggers: Option<Arc<dyn LoggerControl>>,
+) -> Result<RunningWorker, StartError> {
+    let config = WorkerConfig::parse(&worker_props, WorkerMode::Distributed)
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    for k in &config.unknown_keys {
+        tracing::warn!("The configuration '{k}' was supplied but isn't a known config.");
+    }
+    let settings = config
+        .distributed
+        .clone()
+        .ok_or_else(|| StartError::Config("not a distributed worker configuration".into()))?;
+    let kafka_props = worker_kafka_props(&config)?;
+    let offsets_log = KafkaLog::open(&kafka_props, &settings.offset_storage).await?;
+    let offsets = Arc::new(KafkaOffsetStore::open(offsets_log).await?);
+    let (listen, worker_id) = bind_rest(&config).await?;
+    let rest_addr = listen.local_addr().map_err(|error| StartError::Listener {
+        listener: worker_id.clone(),
+        error,
+    })?;
+    drop(listen);
+    let bootstrap = config.bootstrap_servers.join(",");
+    let ctx = Arc::new(WorkerContext {
+        config,
+        worker_id: worker_id.clone(),
+        kafka_props,
+        offsets,
+        plugins,
+    });
+    let herder = DistributedHerder::open(ctx, worker_props, format!("http://{worker_id}/")).await?;
+    let member = GroupMember::connect(
+        &bootstrap,
+        moldau_wire::ClientSettings {
+            client_id: format!("connect-{worker_id}"),
+            timeout: std::time::Duration::from_secs(30),
+            security: moldau_wire::WireSecurity {
+                tls: None,
+                sasl: None,
+            },
+        },
+        &settings.group_id,
+        settings.session_timeout_ms,
+        settings.rebalance_timeout_ms,
+    )
+    .await
+    .map_err(|e| {
+        StartError::Config(format!("cannot reach the Kafka cluster ({bootstrap}): {e}"))
+    })?;
+    let supervisor = tokio::spawn(herder.clone().run(member));
+    let server = Arc::new(RestServer {
+        herder: herder.clone(),
+        loggers,
+        kafka_cluster_id: None,
+    });
+    let (rest_addr, rest_task) = serve(server, &rest_addr.to_string())
+        .await
+        .map_err(|error| StartError::Listener {
+            listener: worker_id,
+            error,
+        })?;
+    Ok(RunningWorker {
+        herder: herder.clone(),
+        distributed: Some(herder),
+        standalone: None,
         rest_addr,
         rest_task,
         supervisor,

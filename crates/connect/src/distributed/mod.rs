@@ -10,6 +10,8 @@
 
 pub mod assignor;
 pub mod config_state;
+pub mod herder;
 pub mod kafka_log;
+pub mod member;
 pub mod offsets;
 pub mod protocol;

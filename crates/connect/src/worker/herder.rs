@@ -30,13 +30,83 @@ use super::{sink, source, trace_of, StatusCell, TaskSpec, WorkerContext};
 /// The longest a connector's own `validate` may take on a REST request's behalf.
 const VALIDATE_TIMEOUT: Duration = Duration::from_secs(10);
 
-struct TaskHandle {
-    id: ConnectorTaskId,
-    config: Props,
-    status: StatusCell,
-    control: watch::Sender<TargetState>,
-    join: Option<JoinHandle<()>>,
-    restarts: Option<RestartTracker>,
+pub(crate) struct TaskHandle {
+    pub(crate) id: ConnectorTaskId,
+    pub(crate) config: Props,
+    pub(crate) status: StatusCell,
+    pub(crate) control: watch::Sender<TargetState>,
+    pub(crate) join: Option<JoinHandle<()>>,
+    pub(crate) restarts: Option<RestartTracker>,
+}
+
+impl TaskHandle {
+    /// A task not started yet.
+    pub(crate) fn new(
+        id: ConnectorTaskId,
+        config: Props,
+        target: TargetState,
+        restart_policy: &RestartPolicy,
+    ) -> TaskHandle {
+        TaskHandle {
+            id,
+            config,
+            status: StatusCell::new(State::Unassigned),
+            control: watch::channel(target).0,
+            join: None,
+            restarts: restart_policy
+                .enable
+                .then(|| RestartTracker::new(restart_policy.clone(), now_ms())),
+        }
+    }
+
+    /// Whether it failed and finished and its automatic restart is due now (the tracker
+    /// learns of the failure on the first call after it).
+    pub(crate) fn automatic_restart_due(&mut self, now: i64) -> bool {
+        let Some(tracker) = self.restarts.as_mut() else {
+            return false;
+        };
+        let st = self.status.get();
+        if st.state != State::Failed || !self.join.as_ref().is_none_or(|j| j.is_finished()) {
+            return false;
+        }
+        if matches!(tracker.state(), RestartState::Running { .. }) {
+            if let Some(at_ms) = tracker.on_failure(st.trace.unwrap_or_default(), now) {
+                tracing::warn!(task = %self.id, "task failed; automatic restart in {} ms", at_ms - now);
+            }
+        }
+        if tracker.due(now) {
+            tracker.on_restarted(now);
+            tracing::info!(task = %self.id, "restarting failed task (errors.restart.enable)");
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The task's status for `/status`, with this worker's id.
+    pub(crate) fn state(&self, worker_id: &str) -> TaskState {
+        let s = self.status.get();
+        let mut ts = TaskState::new(self.id.task, s.state, worker_id, s.trace);
+        ts.warning = self.status.reporter.warning();
+        if let Some(r) = &self.restarts {
+            ts.restarts = Some(r.restart_count());
+            ts.last_error = r.last_error().map(str::to_string);
+        }
+        ts
+    }
+
+    /// Stops it (if running) and starts it again with the same config.
+    pub(crate) async fn restart(
+        &mut self,
+        ctx: &Arc<WorkerContext>,
+        spec: TaskSpec,
+        target: TargetState,
+    ) {
+        stop_task(self, ctx).await;
+        self.status = StatusCell::new(State::Restarting);
+        self.control = watch::channel(target).0;
+        start_task(ctx, self, spec, target);
+    }
 }
 
 struct ConnectorEntry {
@@ -59,14 +129,14 @@ pub struct Herder {
     connectors: tokio::sync::Mutex<BTreeMap<String, ConnectorEntry>>,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
 
-fn rest_type(t: ConnectorType) -> rest::ConnectorType {
+pub(crate) fn rest_type(t: ConnectorType) -> rest::ConnectorType {
     match t {
         ConnectorType::Source => rest::ConnectorType::Source,
         ConnectorType::Sink => rest::ConnectorType::Sink,
@@ -112,26 +182,10 @@ impl Herder {
                 self.reconfigure(entry).await;
             }
             for i in 0..entry.tasks.len() {
-                let t = &mut entry.tasks[i];
-                let Some(tracker) = t.restarts.as_mut() else {
-                    continue;
-                };
-                let st = t.status.get();
-                if st.state != State::Failed || !t.join.as_ref().is_none_or(|j| j.is_finished()) {
-                    continue;
-                }
-                if matches!(tracker.state(), RestartState::Running { .. }) {
-                    if let Some(at_ms) = tracker.on_failure(st.trace.unwrap_or_default(), now) {
-                        tracing::warn!(task = %t.id, "task failed; automatic restart in {} ms", at_ms - now);
-                    }
-                }
-                if tracker.due(now) {
-                    tracker.on_restarted(now);
-                    tracing::info!(task = %t.id, "restarting failed task (errors.restart.enable)");
+                if entry.tasks[i].automatic_restart_due(now) {
                     let spec = self.task_spec(entry, i);
                     let target = entry.target;
-                    self.restart_task_handle(&mut entry.tasks[i], spec, target)
-                        .await;
+                    entry.tasks[i].restart(&self.ctx, spec, target).await;
                 }
             }
         }
@@ -296,21 +350,13 @@ impl Herder {
             entry.status.set(State::Stopped);
             return;
         }
-        let mut connector = (entry.plugin.new_connector)();
-        let ctx = ConnectorContext {
-            name: entry.parsed.name.clone(),
-            kafka_client_props: self.ctx.kafka_props.clone(),
-            status: entry.status.reporter.clone(),
-            offsets: Arc::new(OffsetSnapshot::of(&self.ctx.offsets, &entry.parsed.name)),
-        };
-        if let Err(e) = connector.start(&entry.config, ctx).await {
-            tracing::error!(connector = %entry.parsed.name, "connector failed to start: {e}");
-            entry.status.fail(trace_of(
-                &format!("Failed to start connector {}", entry.parsed.name),
-                &e,
-            ));
-            return;
-        }
+        let connector =
+            match start_connector_instance(&self.ctx, &entry.plugin, &entry.config, &entry.status)
+                .await
+            {
+                Ok(c) => c,
+                Err(()) => return,
+            };
         entry.instance = Some(connector);
         entry.status.set(match entry.target {
             TargetState::Paused => State::Paused,
@@ -359,27 +405,15 @@ impl Herder {
         }
         stop_tasks(&mut entry.tasks, &self.ctx).await;
         for (i, config) in configs.into_iter().enumerate() {
-            entry.tasks.push(TaskHandle {
-                id: ConnectorTaskId::new(entry.parsed.name.clone(), i as i32),
+            entry.tasks.push(TaskHandle::new(
+                ConnectorTaskId::new(entry.parsed.name.clone(), i as i32),
                 config,
-                status: StatusCell::new(State::Unassigned),
-                control: watch::channel(entry.target).0,
-                join: None,
-                restarts: entry
-                    .restart_policy
-                    .enable
-                    .then(|| RestartTracker::new(entry.restart_policy.clone(), now_ms())),
-            });
+                entry.target,
+                &entry.restart_policy,
+            ));
             let spec = self.task_spec(entry, i);
             start_task(&self.ctx, &mut entry.tasks[i], spec, entry.target);
         }
-    }
-
-    async fn restart_task_handle(&self, t: &mut TaskHandle, spec: TaskSpec, target: TargetState) {
-        stop_task(t, &self.ctx).await;
-        t.status = StatusCell::new(State::Restarting);
-        t.control = watch::channel(target).0;
-        start_task(&self.ctx, t, spec, target);
     }
 
     pub async fn delete_connector(&self, name: &str) -> Result<(), ErrorMessage> {
@@ -409,16 +443,7 @@ impl Herder {
             tasks: e
                 .tasks
                 .iter()
-                .map(|t| {
-                    let s = t.status.get();
-                    let mut ts = TaskState::new(t.id.task, s.state, &self.ctx.worker_id, s.trace);
-                    ts.warning = t.status.reporter.warning();
-                    if let Some(r) = &t.restarts {
-                        ts.restarts = Some(r.restart_count());
-                        ts.last_error = r.last_error().map(str::to_string);
-                    }
-                    ts
-                })
+                .map(|t| t.state(&self.ctx.worker_id))
                 .collect(),
             connector_type: rest_type(e.plugin.connector_type),
         }
@@ -515,32 +540,21 @@ impl Herder {
         }
         let answer = self.status_of(entry);
         if restart_connector {
-            let mut connector = (entry.plugin.new_connector)();
-            let ctx = ConnectorContext {
-                name: entry.parsed.name.clone(),
-                kafka_client_props: self.ctx.kafka_props.clone(),
-                status: entry.status.reporter.clone(),
-                offsets: Arc::new(OffsetSnapshot::of(&self.ctx.offsets, &entry.parsed.name)),
-            };
-            match connector.start(&entry.config, ctx).await {
-                Ok(()) => {
-                    entry.instance = Some(connector);
-                    entry.status.set(match entry.target {
-                        TargetState::Paused => State::Paused,
-                        _ => State::Running,
-                    });
-                }
-                Err(e) => entry.status.fail(trace_of(
-                    &format!("Failed to start connector {}", entry.parsed.name),
-                    &e,
-                )),
+            if let Ok(connector) =
+                start_connector_instance(&self.ctx, &entry.plugin, &entry.config, &entry.status)
+                    .await
+            {
+                entry.instance = Some(connector);
+                entry.status.set(match entry.target {
+                    TargetState::Paused => State::Paused,
+                    _ => State::Running,
+                });
             }
         }
         for i in tasks {
             let spec = self.task_spec(entry, i);
             let target = entry.target;
-            self.restart_task_handle(&mut entry.tasks[i], spec, target)
-                .await;
+            entry.tasks[i].restart(&self.ctx, spec, target).await;
         }
         Ok((!req.force_restart_connector_only()).then_some(answer))
     }
@@ -560,8 +574,7 @@ impl Herder {
         }
         let spec = self.task_spec(entry, i);
         let target = entry.target;
-        self.restart_task_handle(&mut entry.tasks[i], spec, target)
-            .await;
+        entry.tasks[i].restart(&self.ctx, spec, target).await;
         Ok(())
     }
 
@@ -694,6 +707,34 @@ impl Herder {
     }
 }
 
+/// Makes and starts a connector instance; a failure is logged and shown in its status.
+pub(crate) async fn start_connector_instance(
+    ctx: &Arc<WorkerContext>,
+    plugin: &Plugin,
+    config: &Props,
+    status: &StatusCell,
+) -> Result<Box<dyn Connector>, ()> {
+    let name = config.get(rest::NAME_CONFIG).cloned().unwrap_or_default();
+    let mut connector = (plugin.new_connector)();
+    if let Err(e) = ctx.offsets.refresh().await {
+        tracing::warn!(connector = %name, "could not read source offsets: {e}");
+    }
+    let connector_ctx = ConnectorContext {
+        name: name.clone(),
+        kafka_client_props: ctx.kafka_props.clone(),
+        status: status.reporter.clone(),
+        offsets: Arc::new(OffsetSnapshot::of(&ctx.offsets, &name)),
+    };
+    match connector.start(config, connector_ctx).await {
+        Ok(()) => Ok(connector),
+        Err(e) => {
+            tracing::error!(connector = %name, "connector failed to start: {e}");
+            status.fail(trace_of(&format!("Failed to start connector {name}"), &e));
+            Err(())
+        }
+    }
+}
+
 fn info_of(e: &ConnectorEntry) -> ConnectorInfo {
     ConnectorInfo {
         name: e.parsed.name.clone(),
@@ -703,7 +744,12 @@ fn info_of(e: &ConnectorEntry) -> ConnectorInfo {
     }
 }
 
-fn start_task(ctx: &Arc<WorkerContext>, t: &mut TaskHandle, spec: TaskSpec, target: TargetState) {
+pub(crate) fn start_task(
+    ctx: &Arc<WorkerContext>,
+    t: &mut TaskHandle,
+    spec: TaskSpec,
+    target: TargetState,
+) {
     let status = t.status.clone();
     let control = t.control.subscribe();
     let ctx = ctx.clone();
@@ -717,7 +763,7 @@ fn start_task(ctx: &Arc<WorkerContext>, t: &mut TaskHandle, spec: TaskSpec, targ
 }
 
 /// Tells a task to stop and waits up to `task.shutdown.graceful.timeout.ms`, then aborts it.
-async fn stop_task(t: &mut TaskHandle, ctx: &WorkerContext) {
+pub(crate) async fn stop_task(t: &mut TaskHandle, ctx: &WorkerContext) {
     let _ = t.control.send(TargetState::Stopped);
     if let Some(mut join) = t.join.take() {
         let grace =
@@ -795,4 +841,75 @@ pub fn json_to_offset_map(
             Ok((k.clone(), value))
         })
         .collect()
+}
+
+#[async_trait::async_trait]
+impl super::api::HerderApi for Herder {
+    fn context(&self) -> &Arc<WorkerContext> {
+        Herder::context(self)
+    }
+    async fn connector_names(&self) -> Result<Vec<String>, ErrorMessage> {
+        Ok(Herder::connector_names(self).await)
+    }
+    async fn connector_config(&self, name: &str) -> Result<Props, ErrorMessage> {
+        Herder::connector_config(self, name).await
+    }
+    async fn connector_info(&self, name: &str) -> Result<ConnectorInfo, ErrorMessage> {
+        Herder::connector_info(self, name).await
+    }
+    async fn put_connector(
+        &self,
+        name: &str,
+        config: Props,
+        allow_replace: bool,
+        initial_state: Option<TargetState>,
+    ) -> Result<(bool, ConnectorInfo), ErrorMessage> {
+        Herder::put_connector(self, name, config, allow_replace, initial_state).await
+    }
+    async fn delete_connector(&self, name: &str) -> Result<(), ErrorMessage> {
+        Herder::delete_connector(self, name).await
+    }
+    async fn status(&self, name: &str) -> Result<ConnectorStateInfo, ErrorMessage> {
+        Herder::status(self, name).await
+    }
+    async fn task_status(&self, id: &ConnectorTaskId) -> Result<TaskState, ErrorMessage> {
+        Herder::task_status(self, id).await
+    }
+    async fn task_configs(&self, name: &str) -> Result<Vec<TaskInfo>, ErrorMessage> {
+        Herder::task_configs(self, name).await
+    }
+    async fn set_target_state(&self, name: &str, target: TargetState) -> Result<(), ErrorMessage> {
+        Herder::set_target_state(self, name, target).await
+    }
+    async fn restart(
+        &self,
+        req: &RestartRequest,
+    ) -> Result<Option<ConnectorStateInfo>, ErrorMessage> {
+        Herder::restart(self, req).await
+    }
+    async fn restart_task(&self, id: &ConnectorTaskId) -> Result<(), ErrorMessage> {
+        Herder::restart_task(self, id).await
+    }
+    async fn active_topics(&self, name: &str) -> Result<Vec<String>, ErrorMessage> {
+        Herder::active_topics(self, name).await
+    }
+    async fn reset_active_topics(&self, name: &str) -> Result<(), ErrorMessage> {
+        Herder::reset_active_topics(self, name).await
+    }
+    async fn offsets(&self, name: &str) -> Result<ConnectorOffsets, ErrorMessage> {
+        Herder::offsets(self, name).await
+    }
+    async fn modify_offsets(
+        &self,
+        name: &str,
+        body: Option<ConnectorOffsets>,
+    ) -> Result<Message, ErrorMessage> {
+        Herder::modify_offsets(self, name, body).await
+    }
+    async fn validate(&self, config: &Props) -> Result<ConfigInfos, ErrorMessage> {
+        Herder::validate(self, config).await
+    }
+    fn plugin_config(&self, plugin: &str) -> Result<Vec<ConfigKeyInfo>, ErrorMessage> {
+        Herder::plugin_config(self, plugin)
+    }
 }

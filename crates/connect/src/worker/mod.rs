@@ -7,11 +7,12 @@
 //!   producing and consuming, offset commits that never get ahead of what is stored.
 //! * [`herder`]: the connectors of this worker and the operations of the REST API.
 
+pub mod api;
 pub mod herder;
 pub mod offsets;
 pub mod plugins;
 mod sink;
-mod sink_offsets;
+pub(crate) mod sink_offsets;
 mod source;
 
 use std::collections::BTreeSet;
@@ -26,6 +27,7 @@ use crate::errors::ErrorInfo;
 use crate::rest::ConnectorTaskId;
 use crate::storage::State;
 
+pub use api::HerderApi;
 pub use herder::Herder;
 pub use offsets::{FileOffsetStore, MemoryOffsetStore, OffsetStore};
 pub use plugins::Plugins;

@@ -1,14 +1,13 @@
-//! TLS and SASL for the protocol client: the settings, made from the command's client
-//! properties (`--command-config` translated to librdkafka's names, then `-X`), and the
-//! SASL exchange a connection starts with (SaslHandshake v1, then SaslAuthenticate
-//! tokens for PLAIN or SCRAM, as Kafka's Java client).
+//! TLS and SASL for the protocol client: the settings ([`WireSecurity`]), made from client
+//! properties with librdkafka's names ([`WireSecurity::from_librdkafka`]), and the SASL
+//! exchange a connection starts with (SaslHandshake v1, then SaslAuthenticate tokens for
+//! PLAIN or SCRAM, as Kafka's Java client).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail};
 use kafka_protocol::messages::{
     SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
@@ -22,28 +21,51 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::CertificateDer;
 
 use super::{Connection, WireError};
-use crate::client::command_config::{ClientProperties, SecurityProtocol};
 
-/// The `-X` properties these commands honour (librdkafka's names); any other `-X` is
-/// refused, as it would change nothing here.
-pub const WIRE_PROPERTIES: &[&str] = &[
-    "client.id",
-    "security.protocol",
-    "sasl.mechanism",
-    "sasl.mechanisms",
-    "sasl.username",
-    "sasl.password",
-    "ssl.ca.location",
-    "ssl.ca.pem",
-    "ssl.certificate.location",
-    "ssl.certificate.pem",
-    "ssl.key.location",
-    "ssl.key.pem",
-    "ssl.key.password",
-    "ssl.keystore.location",
-    "ssl.keystore.password",
-    "ssl.endpoint.identification.algorithm",
-];
+/// Client properties that make no [`WireSecurity`]: the message names the property and
+/// what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    fn new(message: impl Into<String>) -> ConfigError {
+        ConfigError(message.into())
+    }
+}
+
+/// A [`ConfigError`] from a format string.
+macro_rules! config_error {
+    ($($arg:tt)*) => {
+        ConfigError::new(format!($($arg)*))
+    };
+}
+
+/// Returns a [`ConfigError`] from a format string.
+macro_rules! bail {
+    ($($arg:tt)*) => {
+        return Err(config_error!($($arg)*))
+    };
+}
+
+/// Client properties with librdkafka's names (`security.protocol`, `sasl.*`, `ssl.*`), as
+/// the callers hold them.
+pub trait Properties {
+    /// The value of `key`, if set.
+    fn get(&self, key: &str) -> Option<&str>;
+}
+
+impl Properties for BTreeMap<String, String> {
+    fn get(&self, key: &str) -> Option<&str> {
+        BTreeMap::get(self, key).map(String::as_str)
+    }
+}
+
+impl Properties for HashMap<String, String> {
+    fn get(&self, key: &str) -> Option<&str> {
+        HashMap::get(self, key).map(String::as_str)
+    }
+}
 
 /// Where OpenSSL-based tools look for the system's CA certificates, when no trust store is
 /// given (librdkafka's default; Java's is its own `cacerts`).
@@ -106,33 +128,33 @@ impl fmt::Debug for WireSecurity {
 }
 
 impl WireSecurity {
-    /// From the command's client properties (librdkafka's names). `-X` properties these
-    /// commands cannot honour are refused; the command config's other keys are not
-    /// theirs to judge (librdkafka's commands use them).
-    pub fn from_properties(properties: &ClientProperties) -> anyhow::Result<WireSecurity> {
-        if let Some(key) = properties
-            .cli_keys()
-            .iter()
-            .find(|k| !WIRE_PROPERTIES.contains(&k.as_str()))
-        {
-            bail!(
-                "-X {key} is not supported by this command, which talks to the brokers \
-                 without librdkafka (it honours --command-config and -X {})",
-                WIRE_PROPERTIES.join(", ")
-            );
-        }
-        WireSecurity::resolve(properties)
-    }
-
-    /// The settings, whatever else `-X` says (for diagnosing librdkafka's failures).
-    pub fn resolve(properties: &ClientProperties) -> anyhow::Result<WireSecurity> {
-        let protocol = SecurityProtocol::of(properties)?;
-        let tls = if protocol.tls() {
+    /// From client properties with librdkafka's names: `security.protocol` (PLAINTEXT when
+    /// unset) says whether TLS and SASL are used. TLS from `ssl.*`: the trust store from
+    /// `ssl.ca.pem` or `ssl.ca.location` (the system's CA bundle when neither is set), a
+    /// client certificate from `ssl.certificate.*` and `ssl.key.*` (PEM) or
+    /// `ssl.keystore.*` (PKCS12). SASL from `sasl.mechanism` (or `sasl.mechanisms`),
+    /// `sasl.username` and `sasl.password`. Other keys are not looked at.
+    pub fn from_librdkafka<P: Properties + ?Sized>(
+        properties: &P,
+    ) -> Result<WireSecurity, ConfigError> {
+        let (tls, sasl) = match properties.get("security.protocol") {
+            None => (false, false),
+            Some(v) => match v.trim().to_ascii_uppercase().as_str() {
+                "PLAINTEXT" => (false, false),
+                "SSL" => (true, false),
+                "SASL_PLAINTEXT" => (false, true),
+                "SASL_SSL" => (true, true),
+                _ => bail!(
+                    "security.protocol: {v} is not PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+                ),
+            },
+        };
+        let tls = if tls {
             Some(tls_config(properties)?)
         } else {
             None
         };
-        let sasl = if protocol.sasl() {
+        let sasl = if sasl {
             Some(sasl_login(properties)?)
         } else {
             None
@@ -141,7 +163,7 @@ impl WireSecurity {
     }
 }
 
-fn sasl_login(properties: &ClientProperties) -> anyhow::Result<SaslLogin> {
+fn sasl_login<P: Properties + ?Sized>(properties: &P) -> Result<SaslLogin, ConfigError> {
     let name = properties
         .get("sasl.mechanism")
         .or_else(|| properties.get("sasl.mechanisms"))
@@ -179,7 +201,9 @@ fn sasl_login(properties: &ClientProperties) -> anyhow::Result<SaslLogin> {
 /// `ssl.ca.location` (a PEM file or a directory of them; the system's CA bundle when
 /// neither is set), the key store from `ssl.certificate.*` and `ssl.key.*` (PEM) or
 /// `ssl.keystore.*` (PKCS12).
-fn tls_config(properties: &ClientProperties) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+fn tls_config<P: Properties + ?Sized>(
+    properties: &P,
+) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
     let get = |key: &str| properties.get(key).filter(|v| !v.trim().is_empty());
     if properties
         .get("enable.ssl.certificate.verification")
@@ -193,7 +217,7 @@ fn tls_config(properties: &ClientProperties) -> anyhow::Result<Arc<rustls::Clien
         java.insert(key.to_string(), value);
     };
     let read = |key: &str, path: &str| {
-        std::fs::read_to_string(path).map_err(|e| anyhow!("{key}: cannot read {path}: {e}"))
+        std::fs::read_to_string(path).map_err(|e| config_error!("{key}: cannot read {path}: {e}"))
     };
     let chain = match (get("ssl.certificate.pem"), get("ssl.certificate.location")) {
         (Some(pem), _) => Some(pem.to_string()),
@@ -235,19 +259,20 @@ fn tls_config(properties: &ClientProperties) -> anyhow::Result<Arc<rustls::Clien
         };
         put("ssl.endpoint.identification.algorithm", java_value.into());
     }
-    let mut config = SslConfig::load(&SslProps::new(&java, "")).map_err(|e| anyhow!("{e}"))?;
+    let mut config =
+        SslConfig::load(&SslProps::new(&java, "")).map_err(|e| config_error!("{e}"))?;
     config.trust_store = Some(match (get("ssl.ca.pem"), get("ssl.ca.location")) {
         (Some(pem), _) => pem_certificates("ssl.ca.pem", pem.as_bytes())?,
         (None, Some(location)) => ca_location(location)?,
         (None, None) => system_ca()?,
     });
-    config.client_config().map_err(|e| anyhow!("{e}"))
+    config.client_config().map_err(|e| config_error!("{e}"))
 }
 
-fn pem_certificates(key: &str, pem: &[u8]) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+fn pem_certificates(key: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow!("{key}: bad PEM certificate: {e}"))?;
+        .map_err(|e| config_error!("{key}: bad PEM certificate: {e}"))?;
     if certs.is_empty() {
         bail!("{key}: no certificate");
     }
@@ -255,16 +280,17 @@ fn pem_certificates(key: &str, pem: &[u8]) -> anyhow::Result<Vec<CertificateDer<
 }
 
 /// `ssl.ca.location`: a PEM file, or a directory whose files are PEM certificates.
-fn ca_location(location: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+fn ca_location(location: &str) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
     let key = "ssl.ca.location";
     let path = Path::new(location);
     if !path.is_dir() {
-        let pem = std::fs::read(path).map_err(|e| anyhow!("{key}: cannot read {location}: {e}"))?;
+        let pem =
+            std::fs::read(path).map_err(|e| config_error!("{key}: cannot read {location}: {e}"))?;
         return pem_certificates(key, &pem);
     }
     let mut certs = Vec::new();
     let entries =
-        std::fs::read_dir(path).map_err(|e| anyhow!("{key}: cannot read {location}: {e}"))?;
+        std::fs::read_dir(path).map_err(|e| config_error!("{key}: cannot read {location}: {e}"))?;
     for entry in entries.flatten() {
         if let Ok(pem) = std::fs::read(entry.path()) {
             certs.extend(
@@ -283,7 +309,7 @@ fn ca_location(location: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
 
 /// The system's CA bundle (`$SSL_CERT_FILE`, else the usual places), the certificates
 /// rustls can take as trust anchors.
-fn system_ca() -> anyhow::Result<Vec<CertificateDer<'static>>> {
+fn system_ca() -> Result<Vec<CertificateDer<'static>>, ConfigError> {
     let from_env = std::env::var("SSL_CERT_FILE").ok();
     let candidates = from_env
         .iter()
@@ -392,28 +418,33 @@ mod tests {
     use super::*;
     use moldau_security::test_pki::TestPki;
 
+    fn props(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
+        entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     #[test]
     fn plaintext_needs_nothing() {
-        let security =
-            WireSecurity::from_properties(&ClientProperties::from_cli(&[("client.id", "x")]))
-                .unwrap();
+        let security = WireSecurity::from_librdkafka(&props(&[("client.id", "x")])).unwrap();
         assert!(security.tls.is_none() && security.sasl.is_none());
     }
 
     #[test]
-    fn other_cli_properties_are_refused() {
-        let e = WireSecurity::from_properties(&ClientProperties::from_cli(&[("acks", "all")]))
+    fn an_unknown_security_protocol_is_refused() {
+        let e = WireSecurity::from_librdkafka(&props(&[("security.protocol", "TLS")]))
             .unwrap_err()
             .to_string();
-        assert!(
-            e.starts_with("-X acks is not supported by this command"),
-            "{e}"
+        assert_eq!(
+            e,
+            "security.protocol: TLS is not PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
         );
     }
 
     #[test]
     fn sasl_settings() {
-        let login = WireSecurity::from_properties(&ClientProperties::from_cli(&[
+        let login = WireSecurity::from_librdkafka(&props(&[
             ("security.protocol", "SASL_PLAINTEXT"),
             ("sasl.mechanisms", "SCRAM-SHA-256"),
             ("sasl.username", "alice"),
@@ -427,19 +458,16 @@ mod tests {
             SaslMechanism::Scram(ScramMechanism::Sha256)
         );
         assert!(!format!("{login:?}").contains("secret"));
-        let e = WireSecurity::from_properties(&ClientProperties::from_cli(&[
+        let e = WireSecurity::from_librdkafka(&props(&[
             ("security.protocol", "sasl_plaintext"),
             ("sasl.mechanism", "PLAIN"),
         ]))
         .unwrap_err()
         .to_string();
         assert!(e.contains("needs a user name and a password"), "{e}");
-        let e = WireSecurity::from_properties(&ClientProperties::from_cli(&[(
-            "security.protocol",
-            "SASL_PLAINTEXT",
-        )]))
-        .unwrap_err()
-        .to_string();
+        let e = WireSecurity::from_librdkafka(&props(&[("security.protocol", "SASL_PLAINTEXT")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("sasl.mechanism: GSSAPI"), "{e}");
     }
 
@@ -449,7 +477,7 @@ mod tests {
         let pki = TestPki::new();
         let ca = pki.write_ca(dir.path());
         let client = pki.write_leaf(dir.path(), "client", "client", &[]);
-        let security = WireSecurity::from_properties(&ClientProperties::from_cli(&[
+        let security = WireSecurity::from_librdkafka(&props(&[
             ("security.protocol", "SSL"),
             ("ssl.ca.location", ca.to_str().unwrap()),
             ("ssl.certificate.location", client.chain.to_str().unwrap()),
@@ -459,12 +487,12 @@ mod tests {
         let tls = security.tls.unwrap();
         assert!(tls.client_auth_cert_resolver.has_certs());
         // A directory of certificates works too.
-        WireSecurity::from_properties(&ClientProperties::from_cli(&[
+        WireSecurity::from_librdkafka(&props(&[
             ("security.protocol", "SSL"),
             ("ssl.ca.location", dir.path().to_str().unwrap()),
         ]))
         .unwrap();
-        let e = WireSecurity::from_properties(&ClientProperties::from_cli(&[
+        let e = WireSecurity::from_librdkafka(&props(&[
             ("security.protocol", "SSL"),
             ("ssl.ca.location", ca.to_str().unwrap()),
             ("ssl.key.location", client.key.to_str().unwrap()),

@@ -1,20 +1,26 @@
-//! A small Kafka protocol client for the admin requests librdkafka has no API for
-//! (ListTransactions, DescribeTransactions, DescribeProducers, WriteTxnMarkers,
-//! AlterPartitionReassignments, ListPartitionReassignments).
+//! Moldau's own small Kafka protocol client, for the requests librdkafka has no API for:
+//! the admin requests of the `moldau` tools (ListTransactions, DescribeTransactions,
+//! DescribeProducers, WriteTxnMarkers, AlterPartitionReassignments,
+//! ListPartitionReassignments, ...) and, for the Connect runtime, Kafka's group protocol
+//! with protocol type `connect` (JoinGroup, SyncGroup, Heartbeat).
 //!
-//! Requests and responses are encoded and decoded by the `kafka-protocol` crate; this
-//! module only frames them (4-byte length prefix, request and response headers),
-//! negotiates versions with ApiVersions, and finds brokers, partition leaders and
-//! coordinators. Every connect and every round trip is bounded by the request timeout,
-//! and retries of retriable errors by a deadline of the same length, so that nothing
-//! hangs. Connections are TLS (rustls) and authenticate with SASL as the command's
-//! security settings say (`security`), right after ApiVersions.
+//! Requests and responses are `kafka-protocol`'s messages, encoded and decoded by that
+//! crate, never hand-written codecs; this crate only frames them (4-byte length prefix,
+//! request and response headers), negotiates versions with ApiVersions, and finds brokers,
+//! partition leaders and coordinators ([`Connection`], [`Cluster`]). Every connect and
+//! every round trip is bounded by the request timeout, and retries of retriable errors by
+//! a deadline of the same length ([`retrying`]), so that nothing hangs. Connections are
+//! TLS (rustls) and authenticate with SASL PLAIN or SCRAM as [`WireSecurity`] says, right
+//! after ApiVersions ([`security`]).
+//!
+//! Errors are [`WireError`] (a request that got no usable answer) and
+//! [`security::ConfigError`] (client properties that make no [`WireSecurity`]).
 
 pub mod security;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
@@ -27,9 +33,10 @@ use kafka_protocol::protocol::{
 use kafka_protocol::ResponseError;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_rustls::rustls::pki_types::ServerName;
 
-pub use security::WireSecurity;
+pub use security::{ConfigError, Properties, SaslLogin, SaslMechanism, WireSecurity};
 
 /// Larger answers are refused: the peer may not be a Kafka broker at all, and a length
 /// read from the wire must not decide how much we allocate.
@@ -446,6 +453,8 @@ pub struct Broker {
 /// commands find through librdkafka).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CoordinatorType {
+    /// A group (the Connect runtime's workers; consumers find theirs through librdkafka).
+    Group = 0,
     Transaction = 1,
 }
 
