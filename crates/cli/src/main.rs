@@ -154,24 +154,43 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr so that command output on stdout stays clean for scripts.
-fn init_logging(default_level: &str) {
+/// Changes the log filter at run time (`moldau connect`'s `/admin/loggers`).
+pub type LogReload =
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+/// Set once logging is up.
+pub static LOG_RELOAD: std::sync::OnceLock<LogReload> = std::sync::OnceLock::new();
+
+/// The filter from `RUST_LOG` or the default level; openraft narrates every vote and
+/// append at INFO: its warnings are what an operator needs, unless RUST_LOG asks for
+/// openraft by name.
+pub fn log_filter(default_level: &str) -> tracing_subscriber::EnvFilter {
     use tracing_subscriber::EnvFilter;
     let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    // openraft narrates every vote and append at INFO: its warnings are what an operator
-    // needs, unless RUST_LOG asks for openraft by name.
     let asked_for_openraft = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("openraft"));
     if !asked_for_openraft {
         if let Ok(directive) = "openraft=warn".parse() {
             filter = filter.add_directive(directive);
         }
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+    filter
+}
+
+/// Logs go to stderr so that command output on stdout stays clean for scripts.
+fn init_logging(default_level: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(log_filter(default_level));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .init();
+    let _ = LOG_RELOAD.set(handle);
 }
 
 #[cfg(test)]

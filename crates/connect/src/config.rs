@@ -193,6 +193,12 @@ impl Key {
         self
     }
 
+    /// With importance (`HIGH`, `MEDIUM`, `LOW`) only.
+    pub const fn importance(mut self, importance: &'static str) -> Key {
+        self.importance = importance;
+        self
+    }
+
     /// With importance (`HIGH`, `MEDIUM`, `LOW`), group, order in it, width and display name.
     pub const fn meta(
         mut self,
@@ -1204,6 +1210,9 @@ pub enum ToleranceType {
 const COMMON: &str = "Common";
 const ERRORS: &str = "Error Handling";
 
+/// The version every built-in plugin reports (KIP-891's `*.plugin.version` keys).
+pub const PLUGIN_VERSION: &str = env!("CARGO_PKG_VERSION");
+
 const CONNECTOR_KEYS: &[Key] = &[
     key("name", T::String, D::Required, V::NonEmptyNoControl).meta(
         "HIGH",
@@ -1219,52 +1228,80 @@ const CONNECTOR_KEYS: &[Key] = &[
         "LONG",
         "Connector class",
     ),
+    key(
+        "connector.plugin.version",
+        T::String,
+        D::Value(PLUGIN_VERSION),
+        V::None,
+    )
+    .meta("MEDIUM", COMMON, 3, "MEDIUM", "Connector version"),
     key("tasks.max", T::Int, D::Value("1"), V::AtLeast(1)).meta(
         "HIGH",
         COMMON,
-        3,
+        4,
         "SHORT",
         "Tasks max",
     ),
     key("tasks.max.enforce", T::Boolean, D::Value("true"), V::None).meta(
         "LOW",
         COMMON,
-        4,
+        5,
         "SHORT",
         "Enforce tasks max",
     ),
     key("key.converter", T::Class, D::Null, V::Converter).meta(
         "LOW",
         COMMON,
-        5,
+        6,
         "SHORT",
         "Key converter class",
     ),
+    key(
+        "key.converter.plugin.version",
+        T::String,
+        D::Value(PLUGIN_VERSION),
+        V::None,
+    )
+    .meta("LOW", COMMON, 7, "SHORT", "Key converter version"),
     key("value.converter", T::Class, D::Null, V::Converter).meta(
         "LOW",
         COMMON,
-        6,
+        8,
         "SHORT",
         "Value converter class",
     ),
+    key(
+        "value.converter.plugin.version",
+        T::String,
+        D::Value(PLUGIN_VERSION),
+        V::None,
+    )
+    .meta("LOW", COMMON, 9, "SHORT", "Value converter version"),
     key("header.converter", T::Class, D::Null, V::HeaderConverter).meta(
         "LOW",
         COMMON,
-        7,
+        10,
         "SHORT",
         "Header converter class",
     ),
+    key(
+        "header.converter.plugin.version",
+        T::String,
+        D::Value(PLUGIN_VERSION),
+        V::None,
+    )
+    .meta("LOW", COMMON, 11, "SHORT", "Header converter version"),
     key("transforms", T::List, D::Value(""), V::UniqueAliases).meta(
         "LOW",
         "Transforms",
-        8,
+        12,
         "LONG",
         "Transforms",
     ),
     key("predicates", T::List, D::Value(""), V::UniqueAliases).meta(
         "LOW",
         "Predicates",
-        9,
+        13,
         "LONG",
         "Predicates",
     ),
@@ -1274,7 +1311,7 @@ const CONNECTOR_KEYS: &[Key] = &[
         D::Value("restart"),
         V::In(&["none", "restart"]),
     )
-    .meta("LOW", COMMON, 10, "MEDIUM", "Reload Action"),
+    .meta("LOW", COMMON, 14, "MEDIUM", "Reload Action"),
     key("errors.retry.timeout", T::Long, D::Value("0"), V::None).meta(
         "MEDIUM",
         ERRORS,
@@ -1433,6 +1470,24 @@ fn key_info(k: &Key) -> ConfigKeyInfo {
         width: k.width.to_string(),
         display_name: k.display.to_string(),
         dependents: Vec::new(),
+    }
+}
+
+/// Kafka's recommenders: the installed converters for the converter keys, this plugin
+/// version for the `*.plugin.version` keys.
+fn recommended_values(name: &str) -> Vec<String> {
+    match name {
+        "key.converter" | "value.converter" | "header.converter" => {
+            let mut classes: Vec<String> =
+                CONVERTER_CLASSES.iter().map(|c| c.to_string()).collect();
+            if name == "header.converter" {
+                classes.push(SIMPLE_HEADER_CONVERTER.to_string());
+            }
+            classes.sort();
+            classes
+        }
+        n if n.ends_with(".plugin.version") => vec![PLUGIN_VERSION.to_string()],
+        _ => Vec::new(),
     }
 }
 
@@ -1617,13 +1672,11 @@ pub fn validate_plugin_config(
             v.errors.extend(errors.iter().cloned());
         }
         error_count += v.errors.len();
+        let mut value = value_info(k.name, v.value.as_ref().map(Parsed::text), v.errors.clone());
+        value.recommended_values = recommended_values(k.name);
         configs.push(ConfigInfo {
             definition: Some(key_info(k)),
-            value: Some(value_info(
-                k.name,
-                v.value.as_ref().map(Parsed::text),
-                v.errors.clone(),
-            )),
+            value: Some(value),
         });
     }
     configs.extend(override_infos);

@@ -212,6 +212,8 @@ pub trait SinkTask: Send {
 pub struct Plugin {
     /// The class name users write in `connector.class` (Kafka's, Debezium's, Confluent's).
     pub class: &'static str,
+    /// The task class Kafka names in task configs (`task.class`).
+    pub task_class: &'static str,
     pub connector_type: ConnectorType,
     pub version: &'static str,
     /// The connector's own keys (beyond the runtime's common keys).

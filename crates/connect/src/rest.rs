@@ -236,6 +236,9 @@ pub struct ConnectorState {
     pub worker_id: String,
     #[serde(default, alias = "msg", skip_serializing_if = "is_none_or_empty")]
     pub trace: Option<String>,
+    /// The connector plugin's version (KIP-891, Kafka 4.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// Not in Kafka: a warning the connector raised (e.g. the database is about to drop
     /// the log it reads); absent when there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -248,6 +251,7 @@ impl ConnectorState {
             state: state.name().to_string(),
             worker_id: worker_id.into(),
             trace,
+            version: None,
             warning: None,
         }
     }
@@ -261,6 +265,9 @@ pub struct TaskState {
     pub worker_id: String,
     #[serde(default, alias = "msg", skip_serializing_if = "is_none_or_empty")]
     pub trace: Option<String>,
+    /// The task's plugin version (KIP-891, Kafka 4.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// Not in Kafka: a warning the task raised; absent when there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
@@ -280,6 +287,7 @@ impl TaskState {
             state: state.name().to_string(),
             worker_id: worker_id.into(),
             trace,
+            version: None,
             warning: None,
             restarts: None,
             last_error: None,

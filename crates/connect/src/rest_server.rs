@@ -379,7 +379,7 @@ async fn run(server: &RestServer, route: Route, body: &[u8]) -> Result<Answer, E
                         "importance": k.importance,
                         "documentation": k.documentation,
                         "group": k.group,
-                        "order_in_group": k.order,
+                        "order": k.order,
                         "width": k.width,
                         "display_name": k.display_name,
                         "dependents": k.dependents,

@@ -117,6 +117,29 @@ pub fn worker_kafka_props(config: &WorkerConfig) -> Result<Props, StartError> {
     Ok(p)
 }
 
+/// The Kafka cluster's id (Kafka's worker looks it up before it starts, and `GET /` shows
+/// it); an unreachable cluster is a start error.
+async fn kafka_cluster_id(kafka_props: &Props) -> Result<String, StartError> {
+    let props = kafka_props.clone();
+    let bootstrap = props.get("bootstrap.servers").cloned().unwrap_or_default();
+    tokio::task::spawn_blocking(move || {
+        let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+            crate::worker::client_config(&props)
+                .create()
+                .map_err(|e| StartError::Config(format!("Kafka client: {e}")))?;
+        admin
+            .inner()
+            .fetch_cluster_id(std::time::Duration::from_secs(30))
+            .ok_or_else(|| {
+                StartError::Config(format!(
+                    "cannot reach the Kafka cluster at bootstrap.servers={bootstrap} (no cluster id within 30 s)"
+                ))
+            })
+    })
+    .await
+    .map_err(|e| StartError::Config(e.to_string()))?
+}
+
 /// A connector given as JSON (a `.json` connector file, KIP-980): Kafka's create request
 /// (`{"name":..,"config":{..}}`) or a bare config object. The name must be there.
 pub fn connector_from_json(text: &str) -> Result<(String, Props), String> {
@@ -160,6 +183,7 @@ pub async fn start_standalone(
         tracing::warn!("The configuration '{k}' was supplied but isn't a known config.");
     }
     let kafka_props = worker_kafka_props(&config)?;
+    let cluster_id = kafka_cluster_id(&kafka_props).await?;
     let offsets_file = config
         .offset_storage_file_filename
         .clone()
@@ -202,7 +226,7 @@ pub async fn start_standalone(
     let server = Arc::new(RestServer {
         herder: herder.clone(),
         loggers,
-        kafka_cluster_id: None,
+        kafka_cluster_id: Some(cluster_id),
     });
     let (rest_addr, rest_task) = serve(server, &rest_addr.to_string())
         .await
@@ -273,6 +297,7 @@ pub async fn start_distributed(
         .clone()
         .ok_or_else(|| StartError::Config("not a distributed worker configuration".into()))?;
     let kafka_props = worker_kafka_props(&config)?;
+    let cluster_id = kafka_cluster_id(&kafka_props).await?;
     let offsets_log = KafkaLog::open(&kafka_props, &settings.offset_storage).await?;
     let offsets = Arc::new(KafkaOffsetStore::open(offsets_log).await?);
     let (listen, worker_id) = bind_rest(&config).await?;
@@ -312,7 +337,7 @@ pub async fn start_distributed(
     let server = Arc::new(RestServer {
         herder: herder.clone(),
         loggers,
-        kafka_cluster_id: None,
+        kafka_cluster_id: Some(cluster_id),
     });
     let (rest_addr, rest_task) = serve(server, &rest_addr.to_string())
         .await

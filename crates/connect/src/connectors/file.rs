@@ -41,9 +41,11 @@ fn non_blank(s: &str) -> Result<(), String> {
 
 const SOURCE_KEYS: &[Key] = &[
     key(FILE, ConfigType::String, DefaultValue::Null, Validator::None)
-        .doc("Source filename. If not specified, the standard input will be used"),
+        .doc("Source filename. If not specified, the standard input will be used")
+        .importance("HIGH"),
     key(TOPIC, ConfigType::String, DefaultValue::Required, Validator::Custom(non_blank))
-        .doc("The topic to publish data to"),
+        .doc("The topic to publish data to")
+        .importance("HIGH"),
     key(BATCH_SIZE, ConfigType::Int, DefaultValue::Value("2000"), Validator::None)
         .doc("The maximum number of records the source task can read from the file each time it is polled"),
 ];
@@ -58,6 +60,7 @@ const SINK_KEYS: &[Key] = &[key(
 
 pub const SOURCE_PLUGIN: Plugin = Plugin {
     class: SOURCE_CLASS,
+    task_class: "org.apache.kafka.connect.file.FileStreamSourceTask",
     connector_type: ConnectorType::Source,
     version: VERSION,
     config_keys: SOURCE_KEYS,
@@ -73,6 +76,7 @@ pub const SOURCE_PLUGIN: Plugin = Plugin {
 
 pub const SINK_PLUGIN: Plugin = Plugin {
     class: SINK_CLASS,
+    task_class: "org.apache.kafka.connect.file.FileStreamSinkTask",
     connector_type: ConnectorType::Sink,
     version: VERSION,
     config_keys: SINK_KEYS,

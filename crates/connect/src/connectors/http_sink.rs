@@ -175,6 +175,7 @@ fn new_task() -> Box<dyn SinkTask> {
 
 pub const PLUGIN: Plugin = Plugin {
     class: CLASS,
+    task_class: "io.confluent.connect.http.sink.HttpSinkTask",
     connector_type: ConnectorType::Sink,
     version: env!("CARGO_PKG_VERSION"),
     config_keys: KEYS,

@@ -4,3 +4,4 @@ pub mod debezium;
 pub mod file;
 pub mod http_sink;
 pub mod jdbc;
+pub mod postgres;

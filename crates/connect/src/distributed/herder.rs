@@ -676,7 +676,7 @@ impl DistributedHerder {
                             let configs: Vec<Props> = configs
                                 .into_iter()
                                 .map(|mut p| {
-                                    p.insert("task.class".into(), c.plugin.class.to_string());
+                                    p.insert("task.class".into(), c.plugin.task_class.to_string());
                                     p
                                 })
                                 .collect();
@@ -1037,21 +1037,35 @@ impl HerderApi for DistributedHerder {
             )
             .map(|p| rest_type(p.connector_type))
             .unwrap_or(rest::ConnectorType::Unknown);
-        let connector = match inner.statuses.get(&status_key_connector(name)) {
+        let version = self
+            .ctx
+            .plugins
+            .find(
+                config
+                    .get(rest::CONNECTOR_CLASS_CONFIG)
+                    .map(String::as_str)
+                    .unwrap_or(""),
+            )
+            .map(|p| p.version.to_string())
+            .unwrap_or_default();
+        let mut connector = match inner.statuses.get(&status_key_connector(name)) {
             Some(s) => ConnectorState::new(s.state, &s.worker_id, s.trace.clone()),
             None => ConnectorState::new(State::Unassigned, "", None),
         };
+        connector.version = Some(version.clone());
         let n = inner.config.tasks.get(name).map_or(0, Vec::len) as i32;
         let tasks = (0..n)
             .map(|t| {
                 let id = ConnectorTaskId::new(name, t);
                 if let Some(local) = inner.tasks.get(&id) {
-                    return local.handle.state(&self.ctx.worker_id);
+                    return local.handle.state(&self.ctx.worker_id, &version);
                 }
-                match inner.statuses.get(&status_key_task(&id)) {
+                let mut state = match inner.statuses.get(&status_key_task(&id)) {
                     Some(s) => TaskState::new(t, s.state, &s.worker_id, s.trace.clone()),
                     None => TaskState::new(t, State::Unassigned, "", None),
-                }
+                };
+                state.version = Some(version.clone());
+                state
             })
             .collect();
         Ok(ConnectorStateInfo {

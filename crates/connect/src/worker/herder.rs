@@ -84,9 +84,10 @@ impl TaskHandle {
     }
 
     /// The task's status for `/status`, with this worker's id.
-    pub(crate) fn state(&self, worker_id: &str) -> TaskState {
+    pub(crate) fn state(&self, worker_id: &str, version: &str) -> TaskState {
         let s = self.status.get();
         let mut ts = TaskState::new(self.id.task, s.state, worker_id, s.trace);
+        ts.version = Some(version.to_string());
         ts.warning = self.status.reporter.warning();
         if let Some(r) = &self.restarts {
             ts.restarts = Some(r.restart_count());
@@ -226,14 +227,13 @@ impl Herder {
                     ),
                 )]
             });
-        let mut infos = validate_plugin_config(
+        let infos = validate_plugin_config(
             config,
             plugin.connector_type,
             self.ctx.config.connector_client_config_override_policy,
             plugin.config_keys,
             &plugin_errors,
         );
-        infos.name = plugin.class.to_string();
         Ok(infos)
     }
 
@@ -253,11 +253,11 @@ impl Herder {
             p.config_keys,
             &[],
         );
+        // Kafka lists the runtime's keys and then the connector's own.
         Ok(infos
             .configs
             .into_iter()
             .filter_map(|c| c.definition)
-            .filter(|d| p.config_keys.iter().any(|k| k.name() == d.name))
             .collect())
     }
 
@@ -395,7 +395,7 @@ impl Herder {
         let configs: Vec<Props> = configs
             .into_iter()
             .map(|mut c| {
-                c.insert("task.class".into(), entry.plugin.class.to_string());
+                c.insert("task.class".into(), entry.plugin.task_class.to_string());
                 c
             })
             .collect();
@@ -437,13 +437,14 @@ impl Herder {
         let cs = e.status.get();
         let mut connector = ConnectorState::new(cs.state, &self.ctx.worker_id, cs.trace);
         connector.warning = e.status.reporter.warning();
+        connector.version = Some(e.plugin.version.to_string());
         ConnectorStateInfo {
             name: e.parsed.name.clone(),
             connector,
             tasks: e
                 .tasks
                 .iter()
-                .map(|t| t.state(&self.ctx.worker_id))
+                .map(|t| t.state(&self.ctx.worker_id, e.plugin.version))
                 .collect(),
             connector_type: rest_type(e.plugin.connector_type),
         }
@@ -519,8 +520,12 @@ impl Herder {
             .get_mut(&req.connector)
             .ok_or_else(|| ErrorMessage::connector_not_found(&req.connector))?;
         if entry.target == TargetState::Stopped {
-            // Kafka restarts nothing of a stopped connector.
-            return Ok((!req.force_restart_connector_only()).then(|| self.status_of(entry)));
+            // Kafka answers as if the connector restarts, then it stays stopped.
+            let mut answer = self.status_of(entry);
+            if req.should_restart_connector(State::Stopped) {
+                answer.connector.state = State::Restarting.name().into();
+            }
+            return Ok((!req.force_restart_connector_only()).then_some(answer));
         }
         let restart_connector = req.should_restart_connector(entry.status.get().state);
         let tasks: Vec<usize> = (0..entry.tasks.len())

@@ -18,6 +18,7 @@ impl Default for Plugins {
             connectors::file::SINK_PLUGIN,
             connectors::jdbc::PLUGIN,
             connectors::http_sink::PLUGIN,
+            connectors::postgres::PLUGIN,
         ])
     }
 }

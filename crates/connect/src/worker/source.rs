@@ -452,6 +452,9 @@ impl Runner {
         self.flush_acknowledged(task).await
     }
 
+    /// Stores the offsets of acknowledged records; the task hears `commit` only when every
+    /// record it returned is acknowledged and stored (a CDC task then lets its database
+    /// free the log up to there, so nothing unacknowledged may be behind that point).
     async fn flush_acknowledged(&mut self, task: &mut dyn SourceTask) -> Result<(), ConnectError> {
         if self.committable.is_empty() {
             return Ok(());
@@ -469,6 +472,9 @@ impl Runner {
         {
             Ok(()) => {
                 self.committable.clear();
+                if !self.outstanding.is_empty() {
+                    return Ok(());
+                }
                 if let Err(e) = task.commit().await {
                     tracing::warn!(task = %self.task_id, "commit failed: {e}");
                 }

@@ -263,6 +263,23 @@ impl Postgres {
             .spawn()
             .expect("postgres starts");
         wait_for_port(port, &mut child, &log, "postgres");
+        // Listening is not ready: it answers "the database system is starting up" first.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = Command::new(bin.join("pg_isready"))
+                .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres"])
+                .arg("-p")
+                .arg(port.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ready {
+                break;
+            }
+            assert!(Instant::now() < deadline, "postgres not ready within 60 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Some(Postgres {
             port,
             child,

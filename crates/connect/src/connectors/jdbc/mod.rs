@@ -54,6 +54,7 @@ fn new_task() -> Box<dyn SinkTask> {
 
 pub const PLUGIN: Plugin = Plugin {
     class: CLASS,
+    task_class: "io.confluent.connect.jdbc.sink.JdbcSinkTask",
     connector_type: ConnectorType::Sink,
     version: env!("CARGO_PKG_VERSION"),
     config_keys: KEYS,
