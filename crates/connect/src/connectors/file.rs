@@ -56,7 +56,8 @@ const SINK_KEYS: &[Key] = &[key(
     DefaultValue::Null,
     Validator::None,
 )
-.doc("Destination filename. If not specified, the standard output will be used")];
+.doc("Destination filename. If not specified, the standard output will be used")
+.importance("HIGH")];
 
 pub const SOURCE_PLUGIN: Plugin = Plugin {
     class: SOURCE_CLASS,

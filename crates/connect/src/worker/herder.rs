@@ -227,13 +227,29 @@ impl Herder {
                     ),
                 )]
             });
-        let infos = validate_plugin_config(
+        let mut infos = validate_plugin_config(
             config,
             plugin.connector_type,
             self.ctx.config.connector_client_config_override_policy,
             plugin.config_keys,
             &plugin_errors,
         );
+        // The worker's converters are the defaults of a connector's (Kafka 4.1).
+        let w = &self.ctx.config;
+        for (key, class) in [
+            ("key.converter", &w.key_converter.class),
+            ("value.converter", &w.value_converter.class),
+            ("header.converter", &w.header_converter.class),
+        ] {
+            for c in infos.configs.iter_mut() {
+                if let Some(d) = c.definition.as_mut().filter(|d| d.name == key) {
+                    d.default_value = Some(class.clone());
+                    if let Some(v) = c.value.as_mut().filter(|v| v.value.is_none()) {
+                        v.value = Some(class.clone());
+                    }
+                }
+            }
+        }
         Ok(infos)
     }
 
@@ -253,12 +269,21 @@ impl Herder {
             p.config_keys,
             &[],
         );
-        // Kafka lists the runtime's keys and then the connector's own.
-        Ok(infos
+        // Kafka lists the connector's own keys, then the runtime's.
+        let (mut own, common): (Vec<ConfigKeyInfo>, Vec<ConfigKeyInfo>) = infos
             .configs
             .into_iter()
             .filter_map(|c| c.definition)
-            .collect())
+            .partition(|d| p.config_keys.iter().any(|k| k.name() == d.name));
+        own.extend(common);
+        // Without a connector config, the converters' versions have no default (Kafka 4.1).
+        for d in own
+            .iter_mut()
+            .filter(|d| d.name.ends_with("converter.plugin.version"))
+        {
+            d.default_value = None;
+        }
+        Ok(own)
     }
 
     // -----------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ impl Default for Plugins {
             connectors::jdbc::PLUGIN,
             connectors::http_sink::PLUGIN,
             connectors::postgres::PLUGIN,
+            connectors::mysql::PLUGIN,
+            connectors::mysql::MARIADB_PLUGIN,
         ])
     }
 }

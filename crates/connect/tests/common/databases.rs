@@ -84,9 +84,14 @@ impl MariaDb {
         };
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
+        // Each server its own temporary directory: a starting server removes `#sql*` files
+        // in its tmpdir, which would be another server's install in a shared /tmp.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).expect("tmpdir");
         let out = Command::new("mariadb-install-db")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg("--auth-root-authentication-method=normal")
             .arg("--skip-test-db")
             .args(is_root().then_some("--user=root"))
@@ -110,6 +115,7 @@ impl MariaDb {
             .arg(format!("--log-bin={}", d.join("binlog").display()))
             .arg("--binlog-format=ROW")
             .arg("--server-id=1")
+            .arg(format!("--tmpdir={}", d.join("tmp").display()))
             .arg(format!("--log-error={}", log.display()))
             .arg("--innodb-buffer-pool-size=64M")
             .args(is_root().then_some("--user=root"))
