@@ -7,6 +7,8 @@
 //! unreachable database) get Connect's answers and create nothing.
 
 mod common;
+// The same database servers as Connect's own tests (each test binary uses part of it).
+#[allow(dead_code)]
 #[path = "../../connect/tests/common/databases.rs"]
 mod databases;
 
