@@ -232,3 +232,64 @@ fn distributed_workers_share_tasks_and_take_over_from_a_killed_one() {
     });
     assert!(got.len() >= 120);
 }
+
+#[test]
+fn an_exactly_once_source_delivers_each_line_once_across_a_killed_worker() {
+    let broker = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let eos = [("exactly.once.source.support", "enabled")];
+    let mut worker = spawn_worker(dir.path(), 1, &broker, &eos);
+    let input = dir.path().join("in.txt");
+    let lines_written: Vec<String> = (0..20_000).map(|i| format!("line-{i:05}")).collect();
+    std::fs::write(&input, lines_written.join("\n") + "\n").unwrap();
+    let config = json!({"name": "src", "config": {
+        "connector.class": "FileStreamSource",
+        "file": input.display().to_string(),
+        "topic": "eos-lines",
+        "batch.size": "100",
+        "exactly.once.support": "required",
+    }});
+    wait_for("the connector created", &[&worker], || {
+        let (status, _) = call(
+            "POST",
+            &format!("{}/connectors", worker.url()),
+            Some(config.clone()),
+        )?;
+        (status == 201).then_some(())
+    });
+    // Killed mid-stream (SIGKILL), as soon as some transactions are committed.
+    wait_for("some lines delivered", &[&worker], || {
+        let out = broker.run(&[
+            "consume",
+            "--topic",
+            "eos-lines",
+            "--from-beginning",
+            "--max-messages",
+            "500",
+            "--timeout-ms",
+            "2000",
+        ]);
+        (out.stdout.lines().count() >= 500).then_some(())
+    });
+    worker.child.kill().unwrap();
+    worker.child.wait().unwrap();
+    drop(worker);
+    // The same worker again: the connector is in the config topic, the offsets of what was
+    // committed in the offsets topic; an open transaction was aborted by the new producer.
+    let worker = spawn_worker(dir.path(), 1, &broker, &eos);
+    let got = wait_for("every line committed", &[&worker], || {
+        let values = broker.consume_values("eos-lines", 20_000);
+        (values.len() >= 20_000).then_some(values)
+    });
+    assert_eq!(
+        got, lines_written,
+        "each line once, in order, for a read_committed consumer"
+    );
+    let (_, status) = call(
+        "GET",
+        &format!("{}/connectors/src/status", worker.url()),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
+}

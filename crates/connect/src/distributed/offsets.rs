@@ -53,6 +53,16 @@ impl OffsetStore for KafkaOffsetStore {
         self.table.lock().apply(connector, &entries)
     }
 
+    fn note_committed(&self, connector: &str, entries: &[(OffsetMap, Option<OffsetMap>)]) {
+        if let Err(e) = self.table.lock().apply(connector, entries) {
+            tracing::warn!("offsets of {connector}: {e}");
+        }
+    }
+
+    fn topic(&self) -> Option<(String, i32)> {
+        Some((self.log.topic().to_string(), self.log.partitions()))
+    }
+
     async fn refresh(&self) -> Result<(), WorkerError> {
         let _reading = self.reading.lock().await;
         let records = self.log.read_to_end().await?;

@@ -35,6 +35,15 @@ pub trait OffsetStore: Send + Sync {
     async fn refresh(&self) -> Result<(), WorkerError> {
         Ok(())
     }
+
+    /// Offsets a task wrote to the store's topic itself, in its own transaction
+    /// (exactly-once sources), now committed: applied to what this store shows.
+    fn note_committed(&self, _connector: &str, _entries: &[(OffsetMap, Option<OffsetMap>)]) {}
+
+    /// The offsets topic and its partition count, when the store is one (distributed).
+    fn topic(&self) -> Option<(String, i32)> {
+        None
+    }
 }
 
 /// The offsets as key bytes → value bytes, with decoding for readers.

@@ -47,7 +47,24 @@ struct Runner {
     /// Offsets of acknowledged records not yet stored, by partition.
     committable: BTreeMap<String, (OffsetMap, OffsetMap)>,
     status: StatusCell,
+    /// Exactly-once delivery (KIP-618), on a distributed worker with
+    /// `exactly.once.source.support=enabled`.
+    eos: Option<Eos>,
 }
+
+/// KIP-618: each batch of records and its source offsets go to Kafka in one transaction
+/// of the task's transactional producer (`<group.id>-<connector>-<task>`; a restarted
+/// task's `InitProducerId` fences the one it replaces).
+struct Eos {
+    /// `transaction.boundary=interval`: commit every this long; `None`: every poll.
+    interval: Option<Duration>,
+    next_commit: Instant,
+    in_transaction: bool,
+    offsets_topic: String,
+    offsets_partitions: i32,
+}
+
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -78,6 +95,13 @@ pub(super) async fn run(
             return;
         }
     };
+    if let Err(e) = runner.init_transactions().await {
+        status.fail(trace_of(
+            "Failed to initialize the task's transactional producer",
+            &e,
+        ));
+        return;
+    }
     let mut task = new_task();
     // Offsets other workers wrote (a task moved here) are read before resuming.
     if let Err(e) = ctx.offsets.refresh().await {
@@ -132,7 +156,11 @@ pub(super) async fn run(
                 Err(e) => return Err(e),
             }
             runner.advance().await?;
-            if Instant::now() >= next_flush {
+            if runner.eos.is_some() {
+                if runner.transaction_due() {
+                    runner.commit_transaction(task.as_mut()).await?;
+                }
+            } else if Instant::now() >= next_flush {
                 runner.flush(task.as_mut()).await?;
                 next_flush = Instant::now() + flush_interval;
             }
@@ -148,8 +176,12 @@ pub(super) async fn run(
         }
         Err(e) => {
             tracing::error!(task = %runner.task_id, "task failed: {e}");
-            // Offsets of what Kafka already has are still worth keeping.
-            let _ = runner.flush_acknowledged(task.as_mut()).await;
+            if runner.eos.is_some() {
+                runner.abort_transaction().await;
+            } else {
+                // Offsets of what Kafka already has are still worth keeping.
+                let _ = runner.flush_acknowledged(task.as_mut()).await;
+            }
             task.stop().await;
             status.fail(trace_of(
                 &format!(
@@ -174,7 +206,30 @@ impl Runner {
             .map_err(|e| ConnectError::Config(e.to_string()))?;
         let chain = TransformationChain::from_connector_config(&c.originals)
             .map_err(|e| ConnectError::Config(e.to_string()))?;
-        let producer: FutureProducer = client_config(&ctx.producer_props(&c.producer_overrides))
+        let eos = exactly_once(&ctx, &spec)?;
+        let mut producer_props = ctx.producer_props(&c.producer_overrides);
+        if eos.is_some() {
+            let group = ctx
+                .config
+                .distributed
+                .as_ref()
+                .map(|d| d.group_id.clone())
+                .unwrap_or_default();
+            producer_props.insert(
+                "transactional.id".into(),
+                format!("{group}-{}-{}", spec.id.connector, spec.id.task),
+            );
+            // A transactional producer bounds each record by the transaction's timeout.
+            producer_props.insert(
+                "transaction.timeout.ms".into(),
+                TRANSACTION_TIMEOUT.as_millis().to_string(),
+            );
+            producer_props.insert(
+                "message.timeout.ms".into(),
+                TRANSACTION_TIMEOUT.as_millis().to_string(),
+            );
+        }
+        let producer: FutureProducer = client_config(&producer_props)
             .create()
             .map_err(|e| ConnectError::Config(format!("Failed to create producer: {e}")))?;
         let seed = now_ms() as u64 ^ (spec.id.task as u64).wrapping_mul(0x9E37_79B9);
@@ -192,12 +247,14 @@ impl Runner {
             outstanding: VecDeque::new(),
             committable: BTreeMap::new(),
             status,
+            eos,
         })
     }
 
     /// Transforms, converts and produces one record (or reports it, as the error policy
     /// says); its offset joins the queue either way.
     async fn send(&mut self, source: SourceRecord) -> Result<(), ConnectError> {
+        self.begin_transaction()?;
         let pending = |delivery, failed| Pending {
             partition_id: partition_id(&source.source_partition),
             partition: source.source_partition.clone(),
@@ -433,6 +490,9 @@ impl Runner {
     /// Waits (bounded by `offset.flush.timeout.ms`) for outstanding records, then stores
     /// the offsets of the acknowledged ones.
     async fn flush(&mut self, task: &mut dyn SourceTask) -> Result<(), ConnectError> {
+        if self.eos.is_some() {
+            return self.commit_transaction(task).await;
+        }
         let timeout = Duration::from_millis(self.ctx.config.offset_flush_timeout_ms.max(1) as u64);
         let deadline = Instant::now() + timeout;
         while !self.outstanding.is_empty() && Instant::now() < deadline {
@@ -450,6 +510,129 @@ impl Runner {
             );
         }
         self.flush_acknowledged(task).await
+    }
+
+    async fn init_transactions(&self) -> Result<(), ConnectError> {
+        if self.eos.is_none() {
+            return Ok(());
+        }
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || producer.init_transactions(TRANSACTION_TIMEOUT))
+            .await
+            .map_err(|e| ConnectError::Fatal(e.to_string()))?
+            .map_err(|e| ConnectError::Fatal(format!("InitProducerId: {e}")))
+    }
+
+    fn begin_transaction(&mut self) -> Result<(), ConnectError> {
+        let Some(eos) = self.eos.as_mut() else {
+            return Ok(());
+        };
+        if !eos.in_transaction {
+            self.producer
+                .begin_transaction()
+                .map_err(|e| ConnectError::Fatal(format!("begin transaction: {e}")))?;
+            eos.in_transaction = true;
+            if let Some(i) = eos.interval {
+                eos.next_commit = Instant::now() + i;
+            }
+        }
+        Ok(())
+    }
+
+    fn transaction_due(&self) -> bool {
+        match &self.eos {
+            Some(e) if e.in_transaction => e.interval.is_none() || Instant::now() >= e.next_commit,
+            _ => false,
+        }
+    }
+
+    /// Writes the offsets of every record of the open transaction into it and commits; then
+    /// the offsets are the store's and the task hears `commit`. A failed commit is aborted
+    /// and fails the task (its records were never visible to read_committed consumers).
+    async fn commit_transaction(&mut self, task: &mut dyn SourceTask) -> Result<(), ConnectError> {
+        let Some(eos) = self.eos.as_ref() else {
+            return Ok(());
+        };
+        if !eos.in_transaction {
+            return Ok(());
+        }
+        let (topic, partitions) = (eos.offsets_topic.clone(), eos.offsets_partitions);
+        let mut latest: BTreeMap<String, (OffsetMap, OffsetMap)> =
+            std::mem::take(&mut self.committable);
+        for p in &self.outstanding {
+            latest.insert(
+                p.partition_id.clone(),
+                (p.partition.clone(), p.offset.clone()),
+            );
+        }
+        let bad = |e: crate::storage::StorageError| ConnectError::Fatal(e.to_string());
+        let mut deliveries = Vec::new();
+        for (partition, offset) in latest.values() {
+            let key =
+                crate::storage::OffsetKey::new(self.spec.id.connector.clone(), partition.clone());
+            let key_bytes = key.encode().map_err(bad)?;
+            let value = crate::storage::encode_offset_value(Some(offset)).map_err(bad)?;
+            let p = key.topic_partition(partitions).map_err(bad)?;
+            deliveries.push(
+                self.produce(&topic, Some(p), None, Some(key_bytes), value, &[])
+                    .await,
+            );
+        }
+        let producer = self.producer.clone();
+        let committed =
+            tokio::task::spawn_blocking(move || producer.commit_transaction(TRANSACTION_TIMEOUT))
+                .await
+                .map_err(|e| ConnectError::Fatal(e.to_string()))?;
+        if let Err(e) = committed {
+            self.abort_transaction().await;
+            return Err(ConnectError::Fatal(format!(
+                "Failed to commit the transaction: {e}"
+            )));
+        }
+        // Committed: every record of it is in Kafka.
+        while let Some(front) = self.outstanding.pop_front() {
+            if let Some(d) = front.delivery {
+                if let Ok(Err((e, _))) = d.await {
+                    return Err(ConnectError::Fatal(format!(
+                        "a record of a committed transaction failed: {e}"
+                    )));
+                }
+            }
+        }
+        for d in deliveries {
+            let _ = d.await;
+        }
+        let entries: Vec<(OffsetMap, Option<OffsetMap>)> =
+            latest.into_values().map(|(p, o)| (p, Some(o))).collect();
+        self.ctx
+            .offsets
+            .note_committed(&self.spec.id.connector, &entries);
+        if let Some(eos) = self.eos.as_mut() {
+            eos.in_transaction = false;
+        }
+        if let Err(e) = task.commit().await {
+            tracing::warn!(task = %self.task_id, "commit failed: {e}");
+        }
+        Ok(())
+    }
+
+    async fn abort_transaction(&mut self) {
+        let open = self.eos.as_ref().is_some_and(|e| e.in_transaction);
+        if !open {
+            return;
+        }
+        let producer = self.producer.clone();
+        let aborted =
+            tokio::task::spawn_blocking(move || producer.abort_transaction(TRANSACTION_TIMEOUT))
+                .await;
+        if !matches!(aborted, Ok(Ok(()))) {
+            tracing::warn!(task = %self.task_id, "aborting the transaction failed: {aborted:?}");
+        }
+        self.outstanding.clear();
+        self.committable.clear();
+        if let Some(eos) = self.eos.as_mut() {
+            eos.in_transaction = false;
+        }
     }
 
     /// Stores the offsets of acknowledged records; the task hears `commit` only when every
@@ -488,6 +671,59 @@ impl Runner {
             }
         }
     }
+}
+
+/// Whether (and how) this task delivers exactly once: the worker's
+/// `exactly.once.source.support`, the connector's `exactly.once.support` and
+/// `transaction.boundary`.
+fn exactly_once(ctx: &WorkerContext, spec: &TaskSpec) -> Result<Option<Eos>, ConnectError> {
+    let originals = &spec.connector.originals;
+    let enabled = ctx.config.distributed.as_ref().is_some_and(|d| {
+        d.exactly_once_source_support == crate::config::ExactlyOnceSourceSupport::Enabled
+    });
+    let required = originals
+        .get("exactly.once.support")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("required"));
+    if !enabled {
+        if required {
+            return Err(ConnectError::Config(
+                "exactly.once.support=required, but exactly-once source support is not enabled on \
+                 this worker (exactly.once.source.support=enabled, distributed mode)"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let interval = match originals
+        .get("transaction.boundary")
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("poll") => None,
+        Some("interval") => {
+            let ms = originals
+                .get("transaction.boundary.interval.ms")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(ctx.config.offset_flush_interval_ms.max(1) as u64);
+            Some(Duration::from_millis(ms))
+        }
+        Some(other) => {
+            return Err(ConnectError::Config(format!(
+                "transaction.boundary={other} is not supported by Moldau's built-in connectors \
+                 (poll or interval)"
+            )))
+        }
+    };
+    let (offsets_topic, offsets_partitions) = ctx.offsets.topic().ok_or_else(|| {
+        ConnectError::Config("exactly-once delivery needs the offsets topic".into())
+    })?;
+    Ok(Some(Eos {
+        interval,
+        next_commit: Instant::now(),
+        in_transaction: false,
+        offsets_topic,
+        offsets_partitions,
+    }))
 }
 
 fn failed_record(
