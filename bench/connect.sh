@@ -20,6 +20,7 @@
 #   FLUSH_MS=1000 bench/connect.sh         (the defaults; FLUSH_MS is the worker's
 #                                           offset.flush.interval.ms)
 #   MOLDAU_BIN=path/to/moldau bench/connect.sh      (another build, no cargo)
+#   PERF_DIR=/some/dir bench/connect.sh  (perf record -g of the worker per phase, there)
 # Needs mariadb-server (mariadbd, mariadb-install-db, mariadb client), postgresql
 # (initdb, postgres, psql), python3 and curl.
 set -euo pipefail

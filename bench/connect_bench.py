@@ -199,6 +199,30 @@ def cpu_since(before, seconds):
     return ", ".join(f"{k} {100.0 * (after[k] - before[k]) / HZ / seconds:.0f} %" for k in A.pids)
 
 
+class Profile:
+    """With PERF_DIR set: `perf record -g` of the worker during a phase, into
+    PERF_DIR/<phase>.data (for `perf report`); otherwise nothing."""
+
+    def __init__(self, phase):
+        self.phase = phase
+        self.p = None
+
+    def __enter__(self):
+        d = os.environ.get("PERF_DIR")
+        if d:
+            self.p = subprocess.Popen(
+                ["perf", "record", "-F", "499", "-g", "-p", str(A.pids["worker"]), "-o",
+                 os.path.join(d, f"{self.phase}.data")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc):
+        if self.p:
+            self.p.send_signal(2)
+            self.p.wait()
+
+
 # ---------------------------------------------------------------------------- phases
 
 
@@ -324,7 +348,6 @@ def phase_stream(k):
     done_at = {}
 
     def watch():
-        last = base
         while True:
             off = k.latest(ROWS_TOPIC)
             if off > base and "first" not in done_at:
@@ -334,7 +357,6 @@ def phase_stream(k):
                 return
             if now() > t0 + DEADLINE_S:
                 return
-            last = off
             time.sleep(0.005)
 
     before = cpu_snapshot()
@@ -356,23 +378,42 @@ def pg_count(table):
     return int(out) if out else 0
 
 
-def pg_xacts():
-    return int(psql("SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'"))
-
-
 def phase_sink(k):
     total_rows = k.latest(ROWS_TOPIC)
-    xacts0 = pg_xacts()
     before = cpu_snapshot()
     t0 = now()
     create(sink_config("rows-sink", ROWS_TOPIC, "bench_rows"))
-    first = wait_until("the first row in PostgreSQL", lambda: pg_count("bench_rows") > 0 and now(), 0.05)
-    done = wait_until("every row in PostgreSQL", lambda: pg_count("bench_rows") >= total_rows and now(), 0.1)
+    # The sink creates the table before its first batch; then max(id) (the primary key
+    # index, cheap) is polled on one session: the topic holds ids 1..N in order, and each
+    # batch commits at once, so every change of max(id) is one committed batch.
+    wait_until("the table in PostgreSQL",
+               lambda: psql("SELECT to_regclass('bench_rows') IS NOT NULL") == "t", 0.02)
+    session = psql_session()
+    steps = []  # (time, max id) at each change
+    high = 0
+    end = now() + DEADLINE_S
+    while high < total_rows:
+        v = int(session.ask("SELECT coalesce(max(id), 0) FROM bench_rows;"))
+        if v != high:
+            steps.append((now(), v))
+            high = v
+        if now() > end:
+            raise TimeoutError("the sink did not write every row")
+        time.sleep(0.005)
+    session.close()
+    done = steps[-1][0]
     total = done - t0
     cpu = cpu_since(before, total)
-    xacts = pg_xacts() - xacts0
+    count = pg_count("bench_rows")
+    if count != total_rows:
+        raise RuntimeError(f"PostgreSQL has {count} rows, the topic {total_rows}")
+    first = steps[0][0]
+    gaps = sorted((b[0] - a[0]) * 1000 for a, b in zip(steps, steps[1:]))
+    sizes = sorted(b[1] - a[1] for a, b in zip(steps, steps[1:]))
     return {"rows": total_rows, "total_s": total, "first_s": first - t0, "rate": total_rows / total,
-            "rate_from_first": total_rows / (done - first), "cpu": cpu, "xacts": xacts}
+            "rate_from_first": (total_rows - steps[0][1]) / max(1e-9, done - first), "cpu": cpu,
+            "commits": len(steps), "batch_rows_p50": percentile(sizes, 50),
+            "batch_ms_p50": percentile(gaps, 50), "batch_ms_p99": percentile(gaps, 99)}
 
 
 def percentile(sorted_values, p):
@@ -478,11 +519,14 @@ def main():
     t = now()
     setup_mysql()
     print(f"pre-filled {SNAPSHOT_ROWS} rows in {now() - t:.1f} s", file=sys.stderr)
-    snap = phase_snapshot(k)
+    with Profile("snapshot"):
+        snap = phase_snapshot(k)
     print(f"snapshot: {snap}", file=sys.stderr)
-    stream = phase_stream(k)
+    with Profile("stream"):
+        stream = phase_stream(k)
     print(f"streaming: {stream}", file=sys.stderr)
-    sink = phase_sink(k)
+    with Profile("sink"):
+        sink = phase_sink(k)
     print(f"sink: {sink}", file=sys.stderr)
     lat = phase_latency()
     print(f"latency: {lat}", file=sys.stderr)
@@ -494,7 +538,9 @@ def main():
     print(f"| MySQL binlog -> topic ({stream['txn']} rows/txn; MariaDB took {stream['insert_s']:.2f} s) | "
           f"{stream['rows']} | {stream['total_s']:.2f} | {stream['rate']:.0f} | "
           f"(first record after {stream['first_s'] * 1000:.0f} ms) | {stream['cpu']} |")
-    print(f"| topic -> PostgreSQL (JDBC upsert; {sink['xacts']} PostgreSQL commits) | {sink['rows']} | "
+    print(f"| topic -> PostgreSQL (JDBC upsert; {sink['commits']} commits seen, median "
+          f"{sink['batch_rows_p50']:.0f} rows, {sink['batch_ms_p50']:.0f} ms apart, p99 "
+          f"{sink['batch_ms_p99']:.0f} ms) | {sink['rows']} | "
           f"{sink['total_s']:.2f} | {sink['rate']:.0f} | {sink['rate_from_first']:.0f} "
           f"(first row after {sink['first_s']:.2f} s) | {sink['cpu']} |")
     print()

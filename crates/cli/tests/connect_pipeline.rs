@@ -13,36 +13,15 @@ mod common;
 mod databases;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{free_port, Server, BIN};
+use common::connect::{call, Worker};
+use common::{free_port, Server};
 use databases::{MariaDb, Postgres};
 use serde_json::{json, Value};
 
 const DEADLINE: Duration = Duration::from_secs(90);
-
-struct Worker {
-    child: Child,
-    port: u16,
-    log: std::path::PathBuf,
-}
-
-impl Worker {
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A standalone worker with these connector files; offsets in `dir`.
 fn start_worker(dir: &Path, broker: &Server, connector_files: &[&Path]) -> Worker {
@@ -62,53 +41,7 @@ fn start_worker(dir: &Path, broker: &Server, connector_files: &[&Path]) -> Worke
         ),
     )
     .unwrap();
-    let log = dir.join(format!("worker-{port}.log"));
-    let file = std::fs::File::create(&log).unwrap();
-    let child = Command::new(BIN)
-        .args(["connect", "standalone"])
-        .arg(&props)
-        .args(connector_files)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .expect("spawn moldau connect");
-    let w = Worker { child, port, log };
-    let deadline = Instant::now() + DEADLINE;
-    while call("GET", &format!("{}/", w.url()), None).is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "worker did not serve REST:\n{}",
-            w.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    w
-}
-
-fn call(method: &str, url: &str, body: Option<Value>) -> Option<(u16, Value)> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into();
-    let response = match (method, body) {
-        ("GET", _) => agent.get(url).call(),
-        ("POST", Some(b)) => agent
-            .post(url)
-            .header("Content-Type", "application/json")
-            .send(b.to_string()),
-        ("PUT", Some(b)) => agent
-            .put(url)
-            .header("Content-Type", "application/json")
-            .send(b.to_string()),
-        (m, _) => panic!("method {m}"),
-    }
-    .ok()?;
-    let status = response.status().as_u16();
-    let text = response.into_body().read_to_string().unwrap_or_default();
-    Some((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    Worker::spawn("standalone", &props, connector_files, port)
 }
 
 fn wait_for(what: &str, logs: &dyn Fn() -> String, mut ok: impl FnMut() -> bool) {

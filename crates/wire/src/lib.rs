@@ -651,7 +651,8 @@ impl Cluster {
     }
 }
 
-async fn find_coordinator_once(
+/// One FindCoordinator on `connection` (no retries).
+pub async fn find_coordinator_once(
     connection: &mut Connection,
     key_type: CoordinatorType,
     key: &str,

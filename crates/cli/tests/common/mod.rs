@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod cluster;
+pub mod connect;
 pub mod proxy;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_moldau");

@@ -19,18 +19,16 @@ use rdkafka::Message;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::config::{
-    ConfigInfos, ConfigKeyInfo, ConnectorConfig, ConnectorType, DistributedSettings, Props,
-};
+use crate::config::{ConfigInfos, ConfigKeyInfo, ConnectorConfig, DistributedSettings, Props};
 use crate::connector::{Connector, Plugin};
 use crate::errors::RestartPolicy;
 use crate::rest::{
-    self, ConnectorInfo, ConnectorOffset, ConnectorOffsets, ConnectorState, ConnectorStateInfo,
-    ConnectorTaskId, ErrorMessage, Message as RestMessage, RestartRequest, TaskInfo, TaskState,
+    self, ConnectorInfo, ConnectorOffsets, ConnectorState, ConnectorStateInfo, ConnectorTaskId,
+    ErrorMessage, Message as RestMessage, RestartRequest, TaskInfo, TaskState,
 };
-use crate::storage::{ConfigRecord, OffsetMap, State, Status, StatusRecord, TargetState};
+use crate::storage::{ConfigRecord, State, Status, StatusRecord, TargetState};
 use crate::worker::herder::{
-    json_to_offset_map, now_ms, offset_map_to_json, rest_type, start_connector_instance,
+    modify_connector_offsets, now_ms, read_connector_offsets, rest_type, start_connector_instance,
     start_task, stop_task, Herder, TaskHandle,
 };
 use crate::worker::{HerderApi, StatusCell, TaskSpec, WorkerContext};
@@ -917,6 +915,23 @@ impl DistributedHerder {
         })
     }
 
+    /// A stored connector config's plugin and parsed form.
+    fn parse_config(&self, config: &Props) -> Result<(Plugin, ConnectorConfig), ErrorMessage> {
+        let plugin = self.ctx.plugins.find(
+            config
+                .get(rest::CONNECTOR_CLASS_CONFIG)
+                .map(String::as_str)
+                .unwrap_or(""),
+        )?;
+        let parsed = ConnectorConfig::parse(
+            config,
+            plugin.connector_type,
+            self.ctx.config.connector_client_config_override_policy,
+        )
+        .map_err(|e| ErrorMessage::bad_request(e.to_string()))?;
+        Ok((plugin, parsed))
+    }
+
     /// Stops everything this worker runs and leaves the group.
     pub async fn shutdown(&self) {
         self.stopping
@@ -1210,7 +1225,7 @@ impl HerderApi for DistributedHerder {
     }
 
     async fn offsets(&self, name: &str) -> Result<ConnectorOffsets, ErrorMessage> {
-        let (config, ty) = {
+        let (parsed, topics) = {
             let inner = self.inner.lock().await;
             let config = inner
                 .config
@@ -1218,44 +1233,14 @@ impl HerderApi for DistributedHerder {
                 .get(name)
                 .cloned()
                 .ok_or_else(|| ErrorMessage::connector_not_found(name))?;
-            let plugin = self.ctx.plugins.find(
-                config
-                    .get(rest::CONNECTOR_CLASS_CONFIG)
-                    .map(String::as_str)
-                    .unwrap_or(""),
-            )?;
-            (config, plugin.connector_type)
+            let topics: Vec<String> = inner
+                .connectors
+                .get(name)
+                .map(|c| c.active_topics.lock().iter().cloned().collect())
+                .unwrap_or_default();
+            (self.parse_config(&config)?.1, topics)
         };
-        match ty {
-            ConnectorType::Source => {
-                self.ctx
-                    .offsets
-                    .refresh()
-                    .await
-                    .map_err(|e| ErrorMessage::new(500, e.to_string()))?;
-                Ok(ConnectorOffsets {
-                    offsets: self
-                        .ctx
-                        .offsets
-                        .connector_offsets(name)
-                        .into_iter()
-                        .map(|(p, o)| ConnectorOffset {
-                            partition: offset_map_to_json(&p),
-                            offset: Some(offset_map_to_json(&o)),
-                        })
-                        .collect(),
-                })
-            }
-            ConnectorType::Sink => {
-                let parsed = ConnectorConfig::parse(
-                    &config,
-                    ty,
-                    self.ctx.config.connector_client_config_override_policy,
-                )
-                .map_err(|e| ErrorMessage::bad_request(e.to_string()))?;
-                crate::worker::sink_offsets::read(&self.ctx, &parsed, &[]).await
-            }
-        }
+        read_connector_offsets(&self.ctx, &parsed, &topics).await
     }
 
     async fn modify_offsets(
@@ -1285,72 +1270,8 @@ impl HerderApi for DistributedHerder {
             )
         };
         rest::check_offsets_modifiable(name, target, tasks)?;
-        let plugin = self.ctx.plugins.find(
-            config
-                .get(rest::CONNECTOR_CLASS_CONFIG)
-                .map(String::as_str)
-                .unwrap_or(""),
-        )?;
-        let reset = body.is_none();
-        let entries: Vec<(OffsetMap, Option<OffsetMap>)> = match (&body, plugin.connector_type) {
-            (Some(b), _) => {
-                rest::validate_alter_offsets(b)?;
-                b.offsets
-                    .iter()
-                    .map(|o| {
-                        Ok((
-                            json_to_offset_map(&o.partition)?,
-                            o.offset.as_ref().map(json_to_offset_map).transpose()?,
-                        ))
-                    })
-                    .collect::<Result<_, ErrorMessage>>()?
-            }
-            (None, ConnectorType::Source) => {
-                let _ = self.ctx.offsets.refresh().await;
-                self.ctx
-                    .offsets
-                    .connector_offsets(name)
-                    .into_iter()
-                    .map(|(p, _)| (p, None))
-                    .collect()
-            }
-            (None, ConnectorType::Sink) => Vec::new(),
-        };
-        let connector = (plugin.new_connector)();
-        match connector.alter_offsets(&config, &entries) {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(ErrorMessage::bad_request(format!(
-                    "Connector {name} does not support {} offsets",
-                    if reset { "resetting" } else { "altering" }
-                )))
-            }
-            Err(e) => return Err(ErrorMessage::bad_request(e.to_string())),
-        }
-        match plugin.connector_type {
-            ConnectorType::Source => self
-                .ctx
-                .offsets
-                .write(name, entries)
-                .await
-                .map_err(|e| ErrorMessage::new(500, e.to_string()))?,
-            ConnectorType::Sink => {
-                let parsed = ConnectorConfig::parse(
-                    &config,
-                    ConnectorType::Sink,
-                    self.ctx.config.connector_client_config_override_policy,
-                )
-                .map_err(|e| ErrorMessage::bad_request(e.to_string()))?;
-                crate::worker::sink_offsets::write(&self.ctx, &parsed, body.as_ref()).await?
-            }
-        }
-        Ok(RestMessage {
-            message: if reset {
-                "The offsets for this connector have been reset successfully".into()
-            } else {
-                "The offsets for this connector have been altered successfully".into()
-            },
-        })
+        let (plugin, parsed) = self.parse_config(&config)?;
+        modify_connector_offsets(&self.ctx, &plugin, &config, &parsed, body).await
     }
 
     async fn validate(&self, config: &Props) -> Result<ConfigInfos, ErrorMessage> {

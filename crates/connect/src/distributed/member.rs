@@ -8,12 +8,13 @@ use std::time::Duration;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
-    SyncGroupRequest,
+    GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
-use moldau_wire::{check, ClientSettings, Cluster, CoordinatorType, WireError};
+use moldau_wire::{
+    check, find_coordinator_once, ClientSettings, Cluster, CoordinatorType, WireError,
+};
 
 use super::protocol::{decode_metadata, Compatibility, WorkerState};
 
@@ -133,32 +134,11 @@ impl GroupMember {
         }
     }
 
-    /// The group's coordinator (FindCoordinator on the bootstrap connection).
+    /// The group's coordinator (FindCoordinator on the bootstrap connection; the joining
+    /// loop retries).
     async fn find_coordinator(&mut self) -> Result<i32, WireError> {
-        let key = StrBytes::from_string(self.group_id.clone());
-        let connection = self.cluster.bootstrap();
-        let version = connection.version::<FindCoordinatorRequest>()?;
-        let request = if version >= 4 {
-            FindCoordinatorRequest::default()
-                .with_key_type(CoordinatorType::Group as i8)
-                .with_coordinator_keys(vec![key])
-        } else {
-            FindCoordinatorRequest::default()
-                .with_key_type(CoordinatorType::Group as i8)
-                .with_key(key)
-        };
-        let response = connection.send(&request).await?;
-        if version >= 4 {
-            let c = response.coordinators.first().ok_or(WireError::Kafka {
-                error: ResponseError::CoordinatorNotAvailable,
-                message: None,
-            })?;
-            check(c.error_code, c.error_message.as_ref())?;
-            Ok(c.node_id.0)
-        } else {
-            check(response.error_code, response.error_message.as_ref())?;
-            Ok(response.node_id.0)
-        }
+        let group_id = self.group_id.clone();
+        find_coordinator_once(self.cluster.bootstrap(), CoordinatorType::Group, &group_id).await
     }
 
     /// Joins (or rejoins) the group with the worker's metadata for each protocol it offers.

@@ -24,6 +24,7 @@ use crate::rest::{
 };
 use crate::storage::{OffsetMap, State, TargetState};
 
+pub(crate) use super::now_ms;
 use super::offsets::OffsetSnapshot;
 use super::{sink, source, trace_of, StatusCell, TaskSpec, WorkerContext};
 
@@ -128,13 +129,6 @@ pub struct Herder {
     /// Worker properties, for defaults of the automatic restart keys.
     worker_props: Props,
     connectors: tokio::sync::Mutex<BTreeMap<String, ConnectorEntry>>,
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 pub(crate) fn rest_type(t: ConnectorType) -> rest::ConnectorType {
@@ -630,39 +624,19 @@ impl Herder {
     // Offsets (KIP-875)
 
     pub async fn offsets(&self, name: &str) -> Result<ConnectorOffsets, ErrorMessage> {
-        let c = self.connectors.lock().await;
-        let e = c
-            .get(name)
-            .ok_or_else(|| ErrorMessage::connector_not_found(name))?;
-        match e.plugin.connector_type {
-            ConnectorType::Source => {
-                self.ctx
-                    .offsets
-                    .refresh()
-                    .await
-                    .map_err(|err| ErrorMessage::new(500, err.to_string()))?;
-                Ok(ConnectorOffsets {
-                    offsets: self
-                        .ctx
-                        .offsets
-                        .connector_offsets(name)
-                        .into_iter()
-                        .map(|(p, o)| ConnectorOffset {
-                            partition: offset_map_to_json(&p),
-                            offset: Some(offset_map_to_json(&o)),
-                        })
-                        .collect(),
-                })
-            }
-            ConnectorType::Sink => {
-                let topics = e.active_topics.lock().iter().cloned().collect::<Vec<_>>();
-                super::sink_offsets::read(&self.ctx, &e.parsed, &topics).await
-            }
-        }
+        let (parsed, topics) = {
+            let c = self.connectors.lock().await;
+            let e = c
+                .get(name)
+                .ok_or_else(|| ErrorMessage::connector_not_found(name))?;
+            let topics: Vec<String> = e.active_topics.lock().iter().cloned().collect();
+            (e.parsed.clone(), topics)
+        };
+        read_connector_offsets(&self.ctx, &parsed, &topics).await
     }
 
-    /// `PATCH` (`reset` false, with offsets) and `DELETE` (`reset` true) of a connector's
-    /// offsets; the connector must be stopped.
+    /// `PATCH` (with offsets) and `DELETE` (`None`: a reset) of a connector's offsets; the
+    /// connector must be stopped.
     pub async fn modify_offsets(
         &self,
         name: &str,
@@ -673,58 +647,7 @@ impl Herder {
             .get(name)
             .ok_or_else(|| ErrorMessage::connector_not_found(name))?;
         rest::check_offsets_modifiable(name, e.target, e.tasks.len())?;
-        let reset = body.is_none();
-        let entries: Vec<(OffsetMap, Option<OffsetMap>)> = match (&body, e.plugin.connector_type) {
-            (Some(b), _) => {
-                rest::validate_alter_offsets(b)?;
-                b.offsets
-                    .iter()
-                    .map(|o| {
-                        Ok((
-                            json_to_offset_map(&o.partition)?,
-                            o.offset.as_ref().map(json_to_offset_map).transpose()?,
-                        ))
-                    })
-                    .collect::<Result<_, ErrorMessage>>()?
-            }
-            (None, ConnectorType::Source) => self
-                .ctx
-                .offsets
-                .connector_offsets(name)
-                .into_iter()
-                .map(|(p, _)| (p, None))
-                .collect(),
-            (None, ConnectorType::Sink) => Vec::new(),
-        };
-        let connector = (e.plugin.new_connector)();
-        match connector.alter_offsets(&e.config, &entries) {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(ErrorMessage::bad_request(format!(
-                    "Connector {name} does not support {} offsets",
-                    if reset { "resetting" } else { "altering" }
-                )))
-            }
-            Err(err) => return Err(ErrorMessage::bad_request(err.to_string())),
-        }
-        match e.plugin.connector_type {
-            ConnectorType::Source => self
-                .ctx
-                .offsets
-                .write(name, entries)
-                .await
-                .map_err(|err| ErrorMessage::new(500, err.to_string()))?,
-            ConnectorType::Sink => {
-                super::sink_offsets::write(&self.ctx, &e.parsed, body.as_ref()).await?
-            }
-        }
-        Ok(Message {
-            message: if reset {
-                "The offsets for this connector have been reset successfully".into()
-            } else {
-                "The offsets for this connector have been altered successfully".into()
-            },
-        })
+        modify_connector_offsets(&self.ctx, &e.plugin, &e.config, &e.parsed, body).await
     }
 
     /// Stops every connector and task (worker shutdown), waiting up to
@@ -735,6 +658,97 @@ impl Herder {
             stop_connector(&mut e, &self.ctx).await;
         }
     }
+}
+
+/// `GET /connectors/{name}/offsets`: a source's from the offset store, a sink's from its
+/// consumer group.
+pub(crate) async fn read_connector_offsets(
+    ctx: &WorkerContext,
+    parsed: &ConnectorConfig,
+    active_topics: &[String],
+) -> Result<ConnectorOffsets, ErrorMessage> {
+    match parsed.connector_type {
+        ConnectorType::Source => {
+            ctx.offsets
+                .refresh()
+                .await
+                .map_err(|err| ErrorMessage::new(500, err.to_string()))?;
+            Ok(ConnectorOffsets {
+                offsets: ctx
+                    .offsets
+                    .connector_offsets(&parsed.name)
+                    .into_iter()
+                    .map(|(p, o)| ConnectorOffset {
+                        partition: offset_map_to_json(&p),
+                        offset: Some(offset_map_to_json(&o)),
+                    })
+                    .collect(),
+            })
+        }
+        ConnectorType::Sink => super::sink_offsets::read(ctx, parsed, active_topics).await,
+    }
+}
+
+/// Alters (`body`) or resets (`None`) a stopped connector's offsets, if the connector
+/// accepts them (KIP-875).
+pub(crate) async fn modify_connector_offsets(
+    ctx: &WorkerContext,
+    plugin: &Plugin,
+    config: &Props,
+    parsed: &ConnectorConfig,
+    body: Option<ConnectorOffsets>,
+) -> Result<Message, ErrorMessage> {
+    let name = &parsed.name;
+    let reset = body.is_none();
+    let entries: Vec<(OffsetMap, Option<OffsetMap>)> = match (&body, plugin.connector_type) {
+        (Some(b), _) => {
+            rest::validate_alter_offsets(b)?;
+            b.offsets
+                .iter()
+                .map(|o| {
+                    Ok((
+                        json_to_offset_map(&o.partition)?,
+                        o.offset.as_ref().map(json_to_offset_map).transpose()?,
+                    ))
+                })
+                .collect::<Result<_, ErrorMessage>>()?
+        }
+        (None, ConnectorType::Source) => {
+            let _ = ctx.offsets.refresh().await;
+            ctx.offsets
+                .connector_offsets(name)
+                .into_iter()
+                .map(|(p, _)| (p, None))
+                .collect()
+        }
+        (None, ConnectorType::Sink) => Vec::new(),
+    };
+    let connector = (plugin.new_connector)();
+    match connector.alter_offsets(config, &entries) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(ErrorMessage::bad_request(format!(
+                "Connector {name} does not support {} offsets",
+                if reset { "resetting" } else { "altering" }
+            )))
+        }
+        Err(err) => return Err(ErrorMessage::bad_request(err.to_string())),
+    }
+    match plugin.connector_type {
+        ConnectorType::Source => ctx
+            .offsets
+            .write(name, entries)
+            .await
+            .map_err(|err| ErrorMessage::new(500, err.to_string()))?,
+        ConnectorType::Sink => super::sink_offsets::write(ctx, parsed, body.as_ref()).await?,
+    }
+    Ok(Message {
+        message: if reset {
+            "The offsets for this connector have been reset successfully".into()
+        } else {
+            "The offsets for this connector have been altered successfully".into()
+        },
+    })
 }
 
 /// Makes and starts a connector instance; a failure is logged and shown in its status.

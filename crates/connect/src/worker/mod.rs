@@ -108,6 +108,14 @@ pub struct Converters {
     pub header: Box<dyn HeaderConverter>,
 }
 
+/// Wall-clock milliseconds since the epoch (statuses, retry and restart clocks).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// Builds an rdkafka client from properties (a bad key is an error naming it).
 pub fn client_config(props: &Props) -> rdkafka::ClientConfig {
     let mut c = rdkafka::ClientConfig::new();

@@ -24,17 +24,10 @@ use crate::record::{ConnectRecord, Header};
 use crate::storage::{State, TargetState};
 use crate::transforms::TransformationChain;
 
-use super::{client_config, trace_of, Converters, StatusCell, TaskSpec, WorkerContext};
+use super::{client_config, now_ms, trace_of, Converters, StatusCell, TaskSpec, WorkerContext};
 
 /// Kafka's `consumer.max.poll.records` default: the most records given to one `put`.
 const MAX_BATCH_RECORDS: usize = 500;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 struct Runner {
     ctx: Arc<WorkerContext>,

@@ -22,7 +22,7 @@ use crate::storage::{OffsetMap, State, TargetState};
 use crate::transforms::TransformationChain;
 
 use super::offsets::{partition_id, OffsetSnapshot};
-use super::{client_config, trace_of, Converters, StatusCell, TaskSpec, WorkerContext};
+use super::{client_config, now_ms, trace_of, Converters, StatusCell, TaskSpec, WorkerContext};
 
 /// A produced record whose source offset waits for its acknowledgement.
 struct Pending {
@@ -65,13 +65,6 @@ struct Eos {
 }
 
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// Runs a source task until the target state says stop (or it fails); the status cell
 /// shows where it is.
@@ -744,24 +737,7 @@ fn failed_record(
 
 /// A source partition or offset as compact JSON (the DLQ's context headers).
 fn offset_json(map: &OffsetMap) -> serde_json::Value {
-    use crate::data::Value;
-    let mut o = serde_json::Map::new();
-    for (k, v) in map {
-        let j = match v {
-            Value::Null => serde_json::Value::Null,
-            Value::Boolean(b) => (*b).into(),
-            Value::Int8(n) => (*n).into(),
-            Value::Int16(n) => (*n).into(),
-            Value::Int32(n) => (*n).into(),
-            Value::Int64(n) => (*n).into(),
-            Value::Float32(f) => (*f as f64).into(),
-            Value::Float64(f) => (*f).into(),
-            Value::String(s) => s.clone().into(),
-            other => format!("{other:?}").into(),
-        };
-        o.insert(k.clone(), j);
-    }
-    serde_json::Value::Object(o)
+    serde_json::Value::Object(super::herder::offset_map_to_json(map))
 }
 
 impl Drop for Runner {
