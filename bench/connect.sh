@@ -19,6 +19,7 @@
 #   SNAPSHOT_ROWS=100000 STREAM_ROWS=200000 TXN_ROWS=1000 LAT_SAMPLES=500 LAT_INTERVAL_MS=20 \
 #   FLUSH_MS=1000 bench/connect.sh         (the defaults; FLUSH_MS is the worker's
 #                                           offset.flush.interval.ms)
+#   WORKER_PROPS="producer.linger.ms=0" bench/connect.sh   (extra worker properties)
 #   MOLDAU_BIN=path/to/moldau bench/connect.sh      (another build, no cargo)
 #   PERF_DIR=/some/dir bench/connect.sh  (perf record -g of the worker per phase, there)
 # Needs mariadb-server (mariadbd, mariadb-install-db, mariadb client), postgresql
@@ -43,8 +44,11 @@ dir=$(mktemp -d)
 chmod 711 "$dir"
 mysqld_pid= pg_pid= broker_pid= worker_pid=
 cleanup() {
-  for p in $worker_pid $broker_pid $mysqld_pid $pg_pid; do kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  exec 2>/dev/null # no "Killed" notices
+  for p in $worker_pid $broker_pid $mysqld_pid; do kill -9 "$p" || true; done
+  # SIGQUIT: PostgreSQL's immediate shutdown, which takes its backends with it.
+  [ -z "$pg_pid" ] || kill -QUIT "$pg_pid" || true
+  wait || true
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -100,14 +104,18 @@ offset.storage.file.filename=$dir/worker/connect.offsets
 offset.flush.interval.ms=$FLUSH_MS
 listeners=http://127.0.0.1:$rest_port
 PROPS
+# Extra worker properties, space separated (e.g. WORKER_PROPS="producer.linger.ms=0").
+for kv in ${WORKER_PROPS:-}; do echo "$kv" >>"$dir/worker/worker.properties"; done
 RUST_LOG=info "$bin" connect standalone "$dir/worker/worker.properties" >"$dir/worker/worker.log" 2>&1 &
 worker_pid=$!
 for _ in $(seq 600); do curl -sf "http://127.0.0.1:$rest_port/" >/dev/null && break; sleep 0.1; done
 
-echo "moldau $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $("$mysqld" --version | sed 's/.*Ver //; s/ for.*//'),"\
-  "$("$pg_bin/postgres" --version), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "moldau $bin (built $(date -u -r "$bin" '+%F %H:%M UTC'); repository at $(git rev-parse --short HEAD 2>/dev/null || echo '?')),"\
+  "$("$mysqld" --version | sed 's/.*Ver //; s/ for.*//'), $("$pg_bin/postgres" --version),"\
+  "$(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "sizes: SNAPSHOT_ROWS=$SNAPSHOT_ROWS STREAM_ROWS=$STREAM_ROWS TXN_ROWS=$TXN_ROWS" \
-  "LAT_SAMPLES=$LAT_SAMPLES LAT_INTERVAL_MS=$LAT_INTERVAL_MS offset.flush.interval.ms=$FLUSH_MS"
+  "LAT_SAMPLES=$LAT_SAMPLES LAT_INTERVAL_MS=$LAT_INTERVAL_MS offset.flush.interval.ms=$FLUSH_MS" \
+  "${WORKER_PROPS:+WORKER_PROPS=\"$WORKER_PROPS\"}"
 echo
 status=0
 python3 bench/connect_bench.py --mysql-port "$mysql_port" --pg-port "$pg_port" --pg-bin "$pg_bin" \

@@ -525,6 +525,12 @@ def main():
     with Profile("stream"):
         stream = phase_stream(k)
     print(f"streaming: {stream}", file=sys.stderr)
+    last = k.latest(ROWS_TOPIC) - 1
+    out = subprocess.run([A.moldau, "consume", "--bootstrap-server", A.broker, "--topic", ROWS_TOPIC,
+                          "--partition", "0", "--offset", str(last), "--max-messages", "1",
+                          "--format", "json"], capture_output=True, text=True, timeout=60)
+    rec = json.loads(out.stdout.splitlines()[0])
+    record_bytes = (len((rec.get("key") or "").encode()), len((rec.get("value") or "").encode()))
     with Profile("sink"):
         sink = phase_sink(k)
     print(f"sink: {sink}", file=sys.stderr)
@@ -543,6 +549,9 @@ def main():
           f"{sink['batch_ms_p99']:.0f} ms) | {sink['rows']} | "
           f"{sink['total_s']:.2f} | {sink['rate']:.0f} | {sink['rate_from_first']:.0f} "
           f"(first row after {sink['first_s']:.2f} s) | {sink['cpu']} |")
+    print()
+    print(f"One change event in the topic (JsonConverter, schemas.enable=true): key "
+          f"{record_bytes[0]} B, value {record_bytes[1]} B")
     print()
     print(f"End-to-end latency, MariaDB commit acknowledged -> row visible in PostgreSQL: "
           f"{lat['samples']} rows, one every {lat['interval_ms']:g} ms (commit p50 "

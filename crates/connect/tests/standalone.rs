@@ -574,3 +574,94 @@ async fn a_failed_task_shows_its_trace_and_restarts_by_itself_when_asked_to() {
     w.shutdown().await;
     broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_source_records_failing_transformation_go_to_the_dead_letter_queue() {
+    let broker = TestBroker::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    append(&input, "1\nnot-a-number\n3\n");
+    let w = start(&broker, dir.path()).await;
+    let mut config = source_config("numbers", &input, "ints");
+    let c = config["config"].as_object_mut().unwrap();
+    c.insert("transforms".into(), json!("toint"));
+    c.insert(
+        "transforms.toint.type".into(),
+        json!("org.apache.kafka.connect.transforms.Cast$Value"),
+    );
+    c.insert("transforms.toint.spec".into(), json!("int32"));
+    c.insert("errors.tolerance".into(), json!("all"));
+    c.insert(
+        "errors.deadletterqueue.topic.name".into(),
+        json!("source-dlq"),
+    );
+    c.insert(
+        "errors.deadletterqueue.context.headers.enable".into(),
+        json!("true"),
+    );
+    assert_eq!(
+        call("POST", format!("{}/connectors", w.rest_url()), Some(config))
+            .await
+            .0,
+        201
+    );
+
+    let good = broker.read_topic("ints", 2, DEADLINE);
+    let values: Vec<Option<Vec<u8>>> = good.into_iter().map(|(_, v)| v).collect();
+    assert_eq!(values, vec![Some(b"1".to_vec()), Some(b"3".to_vec())]);
+
+    let consumer: rdkafka::consumer::BaseConsumer = broker
+        .client_config()
+        .set("group.id", "source-dlq-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    use rdkafka::consumer::Consumer;
+    consumer.subscribe(&["source-dlq"]).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let m = loop {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing in the source dead letter queue"
+        );
+    };
+    assert_eq!(
+        m.payload(),
+        Some(&b"not-a-number"[..]),
+        "the record as the task returned it"
+    );
+    let headers = m.headers().expect("context headers");
+    let header = |k: &str| {
+        headers
+            .iter()
+            .find(|h| h.key == k)
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    assert_eq!(header("__connect.errors.topic").as_deref(), Some("ints"));
+    assert_eq!(
+        header("__connect.errors.stage").as_deref(),
+        Some("TRANSFORMATION")
+    );
+    assert_eq!(
+        header("__connect.errors.connector.name").as_deref(),
+        Some("numbers")
+    );
+    let partition = header("__connect.errors.partition").unwrap();
+    assert!(
+        partition.starts_with('{') && partition.contains("in.txt"),
+        "{partition}"
+    );
+    let offset: Value = serde_json::from_str(&header("__connect.errors.offset").unwrap()).unwrap();
+    assert_eq!(
+        offset,
+        json!({"position": 15}),
+        "the failed line's source offset"
+    );
+    assert_eq!(task_state(&w, "numbers").await.as_deref(), Some("RUNNING"));
+    w.shutdown().await;
+    broker.shutdown().await;
+}

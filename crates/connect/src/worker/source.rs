@@ -269,7 +269,7 @@ impl Runner {
                     "org.apache.kafka.connect.errors.DataException",
                     e.to_string(),
                 );
-                let failed = failed_record(&source, None, None);
+                let failed = self.rendered_failure(&source);
                 self.tolerate_or_fail(
                     &mut attempt,
                     Stage::Transformation,
@@ -313,7 +313,7 @@ impl Runner {
             Ok(c) => c,
             Err((stage, message)) => {
                 let info = ErrorInfo::new("org.apache.kafka.connect.errors.DataException", message);
-                let failed = failed_record(&source, None, None);
+                let failed = self.rendered_failure(&source);
                 self.tolerate_or_fail(&mut attempt, stage, "Converter", info, &failed, &described)
                     .await?;
                 self.outstanding.push_back(pending(None, None));
@@ -335,6 +335,25 @@ impl Runner {
         self.outstanding
             .push_back(pending(Some(delivery), Some(failed)));
         Ok(())
+    }
+
+    /// A failed record for the dead letter queue: the record as the task returned it,
+    /// converted with the connector's converters where they can (else without key/value).
+    fn rendered_failure(&self, source: &SourceRecord) -> FailedSourceRecord {
+        let r = &source.record;
+        let key = self
+            .converters
+            .key
+            .from_connect_data(&r.topic, r.key_schema.as_ref(), &r.key)
+            .ok()
+            .flatten();
+        let value = self
+            .converters
+            .value
+            .from_connect_data(&r.topic, r.value_schema.as_ref(), &r.value)
+            .ok()
+            .flatten();
+        failed_record(source, key, value)
     }
 
     /// Enqueues a record, waiting while the producer's queue is full.
