@@ -39,9 +39,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     // The Connect runtime: a Kafka client application (librdkafka, and moldau-wire for the
-    // group protocol with protocol type `connect`); its data model, converters and
-    // transforms depend on no other workspace crate.
-    ("moldau-connect", &["moldau-wire"]),
+    // group protocol with protocol type `connect`; moldau-security for its client security
+    // settings and its https REST listener); its data model, converters and transforms
+    // depend on no other workspace crate.
+    ("moldau-connect", &["moldau-wire", "moldau-security"]),
     // The simulation drives whole nodes; nothing depends on it.
     (
         "moldau-sim",

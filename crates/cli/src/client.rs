@@ -47,7 +47,7 @@ fn security_diagnosis(conn: &ConnectArgs) -> Option<String> {
     DIAGNOSIS
         .get_or_init(|| {
             let properties = command_config::client_properties(conn).ok()?;
-            if SecurityProtocol::of(&properties).ok()? == SecurityProtocol::Plaintext {
+            if command_config::security_protocol(&properties).ok()? == SecurityProtocol::Plaintext {
                 return None;
             }
             let settings = ClientSettings {

@@ -15,6 +15,7 @@ pub mod record;
 pub mod rest;
 pub mod rest_server;
 pub mod runtime;
+pub mod security;
 pub mod storage;
 pub mod transforms;
 pub mod worker;

@@ -42,6 +42,12 @@ pub struct RestServer {
     pub herder: Arc<dyn HerderApi>,
     pub loggers: Option<Arc<dyn LoggerControl>>,
     pub kafka_cluster_id: Option<String>,
+    /// `http` or `https`: how this worker and the others of its cluster are reached (the
+    /// URL of a task's worker, which the statuses name by `host:port`).
+    pub scheme: &'static str,
+    /// The client of the requests to other workers (`crate::security::forwarding_agent`:
+    /// https with the worker's trust and key stores).
+    pub forward_agent: ureq::Agent,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -66,11 +72,15 @@ fn error(e: ErrorMessage) -> Answer {
 }
 
 /// Binds the listener (`host:port`; port 0 picks one) and serves until the task is
-/// dropped. Returns the bound address.
+/// dropped, over TLS when `tls` is given (an https listener: a connection that does not
+/// complete the handshake within 30 s, or speaks plain http, is closed). Returns the bound
+/// address.
 pub async fn serve(
     server: Arc<RestServer>,
     addr: &str,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let handle = tokio::spawn(async move {
@@ -84,22 +94,45 @@ pub async fn serve(
                 }
             };
             let server = server.clone();
+            let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let svc = service_fn(move |req| {
-                    let server = server.clone();
-                    async move { Ok::<_, Infallible>(handle(&server, req).await) }
-                });
-                let conn = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(std::time::Duration::from_secs(30))
-                    .serve_connection(TokioIo::new(stream), svc);
-                if let Err(e) = conn.await {
-                    tracing::debug!("REST connection: {e}");
+                match acceptor {
+                    None => serve_connection(server, stream).await,
+                    Some(acceptor) => {
+                        let handshake = tokio::time::timeout(
+                            std::time::Duration::from_secs(30),
+                            acceptor.accept(stream),
+                        )
+                        .await;
+                        match handshake {
+                            Ok(Ok(tls)) => serve_connection(server, tls).await,
+                            Ok(Err(e)) => tracing::debug!("REST TLS handshake: {e}"),
+                            Err(_) => tracing::debug!("REST TLS handshake: timed out"),
+                        }
+                    }
                 }
             });
         }
     });
     Ok((bound, handle))
+}
+
+/// Serves one connection's HTTP/1.1 requests.
+async fn serve_connection<S>(server: Arc<RestServer>, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| {
+        let server = server.clone();
+        async move { Ok::<_, Infallible>(handle(&server, req).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_secs(30))
+        .serve_connection(TokioIo::new(stream), svc);
+    if let Err(e) = conn.await {
+        tracing::debug!("REST connection: {e}");
+    }
 }
 
 async fn body_bytes(req: Request<Incoming>) -> Result<Bytes, ErrorMessage> {
@@ -168,7 +201,7 @@ async fn handle(server: &RestServer, req: Request<Incoming>) -> Answer {
             if forwarded {
                 return error(ErrorMessage::conflicting_operation());
             }
-            return forward(&leader, &method, &path_and_query, &body).await;
+            return forward(server, &leader, &method, &path_and_query, &body).await;
         }
     }
     let task_owner = match &route {
@@ -184,24 +217,26 @@ async fn handle(server: &RestServer, req: Request<Incoming>) -> Answer {
         Ok(a) => a,
         // A task another worker runs is restarted there.
         Err(e) if e.error_code == 409 && task_owner.as_deref().is_some_and(|w| !w.is_empty()) => {
-            let owner = format!("http://{}", task_owner.unwrap_or_default());
-            forward(&owner, &method, &path_and_query, &body).await
+            let owner = format!("{}://{}", server.scheme, task_owner.unwrap_or_default());
+            forward(server, &owner, &method, &path_and_query, &body).await
         }
         Err(e) => error(e),
     }
 }
 
 /// Sends a request on to another worker and relays its answer.
-async fn forward(base_url: &str, method: &str, path_and_query: &str, body: &[u8]) -> Answer {
+async fn forward(
+    server: &RestServer,
+    base_url: &str,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+) -> Answer {
     let url = format!("{}{}", base_url.trim_end_matches('/'), path_and_query);
     let method = method.to_string();
     let body = body.to_vec();
+    let agent = server.forward_agent.clone();
     let result = tokio::task::spawn_blocking(move || -> Result<(u16, Vec<u8>), String> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(std::time::Duration::from_secs(90)))
-            .build()
-            .into();
         let request = hyper::http::Request::builder()
             .method(method.as_str())
             .uri(&url)

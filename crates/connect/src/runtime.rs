@@ -11,6 +11,7 @@ use crate::distributed::member::GroupMember;
 use crate::distributed::offsets::KafkaOffsetStore;
 use crate::rest::{CreateConnectorRequest, ErrorMessage};
 use crate::rest_server::{serve, LoggerControl, RestServer};
+use crate::security::{client_security, forwarding_agent, rest_tls, top_level, RestTls};
 use crate::worker::{FileOffsetStore, Herder, HerderApi, Plugins, WorkerContext, WorkerError};
 
 /// A failure to start a worker, naming the key or file at fault.
@@ -37,14 +38,17 @@ pub struct RunningWorker {
     /// The standalone herder.
     standalone: Option<Arc<Herder>>,
     pub rest_addr: SocketAddr,
+    /// `http` or `https`: the REST listener's scheme.
+    pub rest_scheme: &'static str,
     rest_task: tokio::task::JoinHandle<()>,
     supervisor: tokio::task::JoinHandle<()>,
 }
 
 impl RunningWorker {
-    /// The REST API's base URL (`http://127.0.0.1:8083`).
+    /// The REST API's base URL (`http://127.0.0.1:8083`, `https://...` for an https
+    /// listener).
     pub fn rest_url(&self) -> String {
-        format!("http://{}", self.rest_addr)
+        format!("{}://{}", self.rest_scheme, self.rest_addr)
     }
 
     /// Stops every connector and task (each within `task.shutdown.graceful.timeout.ms`)
@@ -70,71 +74,156 @@ impl RunningWorker {
     }
 }
 
-/// Parses a `listeners` URL (`http://host:port`, empty host = every interface) into a
-/// bind address. Only `http` is served; anything else is refused, naming it (fail closed).
+/// Parses a `listeners` URL (`http://host:port` or `https://host:port`, empty host = every
+/// interface) into a bind address. Anything else is refused, naming it (fail closed).
 pub fn listener_bind_address(listener: &str) -> Result<String, StartError> {
+    listener_scheme_and_address(listener).map(|(_, address)| address)
+}
+
+/// The scheme (`http`, `https`) and bind address of a `listeners` URL.
+pub fn listener_scheme_and_address(listener: &str) -> Result<(&'static str, String), StartError> {
     let bad = |m: &str| {
         StartError::Config(format!(
             "Invalid value {listener} for configuration listeners: {m}"
         ))
     };
-    let rest = listener.strip_prefix("http://").ok_or_else(|| {
-        if listener.starts_with("https://") {
-            bad("https listeners are not supported by Moldau Connect yet; use http")
-        } else {
-            bad("expected http://host:port")
-        }
-    })?;
+    let lower = listener.to_ascii_lowercase();
+    let (scheme, rest) = if lower.starts_with("http://") {
+        ("http", &listener["http://".len()..])
+    } else if lower.starts_with("https://") {
+        ("https", &listener["https://".len()..])
+    } else {
+        return Err(bad("expected http://host:port or https://host:port"));
+    };
     let rest = rest.trim_end_matches('/');
     let (host, port) = rest
         .rsplit_once(':')
-        .ok_or_else(|| bad("expected http://host:port"))?;
+        .ok_or_else(|| bad("expected http://host:port or https://host:port"))?;
     let port: u16 = port.parse().map_err(|_| bad("the port is not a number"))?;
     let host = if host.is_empty() { "0.0.0.0" } else { host };
-    Ok(format!("{host}:{port}"))
+    Ok((scheme, format!("{host}:{port}")))
 }
 
-/// The librdkafka properties every client of the worker starts from. Client security
-/// keys are refused until the worker translates them (fail closed).
+/// The REST listener of `config.listeners`: its URL, scheme and bind address, and its TLS
+/// for https (also the client's of the requests between workers). Moldau serves one
+/// listener: a second one is refused, as is `rest.advertised.listener` naming a scheme
+/// the listener does not serve.
+pub fn rest_listener(
+    config: &WorkerConfig,
+) -> Result<(String, &'static str, String, Option<RestTls>), StartError> {
+    let listener = config
+        .listeners
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "http://:8083".into());
+    if let Some(second) = config.listeners.get(1) {
+        return Err(StartError::Config(format!(
+            "Invalid value {} for configuration listeners: Moldau Connect serves one REST \
+             listener; {second} would not be served",
+            config.listeners.join(",")
+        )));
+    }
+    let (scheme, bind) = listener_scheme_and_address(&listener)?;
+    if let Some(advertised) = &config.rest_advertised_listener {
+        if !advertised.trim().eq_ignore_ascii_case(scheme) {
+            return Err(StartError::Config(format!(
+                "rest.advertised.listener: {advertised} is not served (the REST listener is \
+                 {listener})"
+            )));
+        }
+    }
+    let tls = if scheme == "https" {
+        Some(rest_tls(&config.originals).map_err(StartError::Config)?)
+    } else {
+        None
+    };
+    Ok((listener, scheme, bind, tls))
+}
+
+/// The librdkafka properties every client of the worker starts from: `bootstrap.servers`
+/// and the worker's client security (its top-level `security.protocol`, `sasl.*`, `ssl.*`,
+/// translated; `crate::security`). The `producer.`, `consumer.` and `admin.` security keys
+/// are checked here too, so that what a connector's clients would refuse fails the start.
 pub fn worker_kafka_props(config: &WorkerConfig) -> Result<Props, StartError> {
     let mut p = Props::new();
     p.insert(
         "bootstrap.servers".into(),
         config.bootstrap_servers.join(","),
     );
-    for (k, v) in &config.originals {
-        let security = k == "security.protocol" || k.starts_with("sasl.") || k.starts_with("ssl.");
-        if security {
-            if k == "security.protocol" && v.trim().eq_ignore_ascii_case("PLAINTEXT") {
-                continue;
-            }
-            return Err(StartError::Config(format!(
-                "{k}: client security settings are not supported by Moldau Connect yet \
-                 (only PLAINTEXT)"
-            )));
+    let top = top_level(&config.originals);
+    p.extend(client_security(&[("", &top)], "the worker's clients").map_err(StartError::Config)?);
+    for (prefix, props, client) in [
+        ("producer.", &config.producer, "the worker's producers"),
+        ("consumer.", &config.consumer, "the worker's consumers"),
+        ("admin.", &config.admin, "the worker's admin clients"),
+    ] {
+        if props.keys().any(|k| crate::security::is_security_key(k)) {
+            client_security(&[("", &top), (prefix, props)], client).map_err(StartError::Config)?;
         }
     }
     Ok(p)
 }
 
+/// A client context that keeps the last authentication or TLS failure librdkafka reports
+/// (and logs every error, as the default context does).
+#[derive(Default)]
+struct SecurityErrors {
+    last: parking_lot::Mutex<Option<String>>,
+}
+
+impl rdkafka::ClientContext for SecurityErrors {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        use rdkafka::types::RDKafkaErrorCode;
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL)
+        ) {
+            *self.last.lock() = Some(reason.to_string());
+        }
+        tracing::error!("librdkafka: {error}: {reason}");
+    }
+}
+
+impl rdkafka::producer::ProducerContext for SecurityErrors {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: ()) {}
+}
+
 /// The Kafka cluster's id (Kafka's worker looks it up before it starts, and `GET /` shows
-/// it); an unreachable cluster is a start error.
+/// it); an unreachable cluster is a start error, and a refused authentication or TLS
+/// handshake one at once, with librdkafka's reason.
 async fn kafka_cluster_id(kafka_props: &Props) -> Result<String, StartError> {
     let props = kafka_props.clone();
     let bootstrap = props.get("bootstrap.servers").cloned().unwrap_or_default();
     tokio::task::spawn_blocking(move || {
-        let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        use rdkafka::producer::Producer as _;
+        // A producer that sends nothing: polling it serves librdkafka's error events.
+        let client: rdkafka::producer::BaseProducer<SecurityErrors> =
             crate::worker::client_config(&props)
-                .create()
+                .create_with_context(SecurityErrors::default())
                 .map_err(|e| StartError::Config(format!("Kafka client: {e}")))?;
-        admin
-            .inner()
-            .fetch_cluster_id(std::time::Duration::from_secs(30))
-            .ok_or_else(|| {
-                StartError::Config(format!(
-                    "cannot reach the Kafka cluster at bootstrap.servers={bootstrap} (no cluster id within 30 s)"
-                ))
-            })
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(id) = client
+                .client()
+                .fetch_cluster_id(std::time::Duration::from_millis(500))
+            {
+                return Ok(id);
+            }
+            client.poll(std::time::Duration::ZERO);
+            if let Some(reason) = client.context().last.lock().clone() {
+                return Err(StartError::Config(format!(
+                    "cannot connect to the Kafka cluster at bootstrap.servers={bootstrap}: \
+                     {reason}"
+                )));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(StartError::Config(format!(
+                    "cannot reach the Kafka cluster at bootstrap.servers={bootstrap} (no \
+                     cluster id within 30 s)"
+                )));
+            }
+        }
     })
     .await
     .map_err(|e| StartError::Config(e.to_string()))?
@@ -183,18 +272,13 @@ pub async fn start_standalone(
         tracing::warn!("The configuration '{k}' was supplied but isn't a known config.");
     }
     let kafka_props = worker_kafka_props(&config)?;
+    let (listener, rest_scheme, bind, tls) = rest_listener(&config)?;
     let cluster_id = kafka_cluster_id(&kafka_props).await?;
     let offsets_file = config
         .offset_storage_file_filename
         .clone()
         .ok_or_else(|| StartError::Config("Missing required configuration \"offset.storage.file.filename\" which has no default value.".into()))?;
     let offsets = Arc::new(FileOffsetStore::open(&offsets_file)?);
-    let listener = config
-        .listeners
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "http://:8083".into());
-    let bind = listener_bind_address(&listener)?;
     let listen = tokio::net::TcpListener::bind(&bind)
         .await
         .map_err(|error| StartError::Listener {
@@ -227,8 +311,10 @@ pub async fn start_standalone(
         herder: herder.clone(),
         loggers,
         kafka_cluster_id: Some(cluster_id),
+        scheme: rest_scheme,
+        forward_agent: forwarding_agent(tls.as_ref()),
     });
-    let (rest_addr, rest_task) = serve(server, &rest_addr.to_string())
+    let (rest_addr, rest_task) = serve(server, &rest_addr.to_string(), tls.map(|t| t.server))
         .await
         .map_err(|error| StartError::Listener { listener, error })?;
     for (name, config) in connectors {
@@ -243,6 +329,7 @@ pub async fn start_standalone(
         distributed: None,
         standalone: Some(herder),
         rest_addr,
+        rest_scheme,
         rest_task,
         supervisor,
     })
@@ -250,19 +337,18 @@ pub async fn start_standalone(
 
 /// Binds the REST listener of `config.listeners` (port 0 picks one) and returns the bound
 /// listener with the worker id (`host:port`, advertised settings first).
-async fn bind_rest(config: &WorkerConfig) -> Result<(tokio::net::TcpListener, String), StartError> {
-    let listener = config
-        .listeners
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "http://:8083".into());
-    let bind = listener_bind_address(&listener)?;
-    let listen = tokio::net::TcpListener::bind(&bind)
-        .await
-        .map_err(|error| StartError::Listener {
-            listener: listener.clone(),
-            error,
-        })?;
+async fn bind_rest(
+    config: &WorkerConfig,
+    listener: String,
+    bind: &str,
+) -> Result<(tokio::net::TcpListener, String), StartError> {
+    let listen =
+        tokio::net::TcpListener::bind(bind)
+            .await
+            .map_err(|error| StartError::Listener {
+                listener: listener.clone(),
+                error,
+            })?;
     let addr = listen
         .local_addr()
         .map_err(|error| StartError::Listener { listener, error })?;
@@ -297,10 +383,23 @@ pub async fn start_distributed(
         .clone()
         .ok_or_else(|| StartError::Config("not a distributed worker configuration".into()))?;
     let kafka_props = worker_kafka_props(&config)?;
+    // The group membership (moldau-wire) connects as the worker's librdkafka clients do.
+    let wire_security = moldau_wire::WireSecurity::from_librdkafka(&kafka_props).map_err(|e| {
+        StartError::Config(format!(
+            "{e} (the distributed worker's group membership, through moldau-wire)"
+        ))
+    })?;
+    let (listener, rest_scheme, bind, tls) = rest_listener(&config)?;
+    if let Some(key) = tls.as_ref().and_then(|t| t.no_hostname_check.clone()) {
+        return Err(StartError::Config(format!(
+            "{key}: an empty value (no host name check) is not supported for the requests \
+             between workers; give the workers certificates for their advertised host names"
+        )));
+    }
     let cluster_id = kafka_cluster_id(&kafka_props).await?;
     let offsets_log = KafkaLog::open(&kafka_props, &settings.offset_storage).await?;
     let offsets = Arc::new(KafkaOffsetStore::open(offsets_log).await?);
-    let (listen, worker_id) = bind_rest(&config).await?;
+    let (listen, worker_id) = bind_rest(&config, listener, &bind).await?;
     let rest_addr = listen.local_addr().map_err(|error| StartError::Listener {
         listener: worker_id.clone(),
         error,
@@ -314,16 +413,14 @@ pub async fn start_distributed(
         offsets,
         plugins,
     });
-    let herder = DistributedHerder::open(ctx, worker_props, format!("http://{worker_id}/")).await?;
+    let herder =
+        DistributedHerder::open(ctx, worker_props, format!("{rest_scheme}://{worker_id}/")).await?;
     let member = GroupMember::connect(
         &bootstrap,
         moldau_wire::ClientSettings {
             client_id: format!("connect-{worker_id}"),
             timeout: std::time::Duration::from_secs(30),
-            security: moldau_wire::WireSecurity {
-                tls: None,
-                sasl: None,
-            },
+            security: wire_security,
         },
         &settings.group_id,
         settings.session_timeout_ms,
@@ -338,8 +435,10 @@ pub async fn start_distributed(
         herder: herder.clone(),
         loggers,
         kafka_cluster_id: Some(cluster_id),
+        scheme: rest_scheme,
+        forward_agent: forwarding_agent(tls.as_ref()),
     });
-    let (rest_addr, rest_task) = serve(server, &rest_addr.to_string())
+    let (rest_addr, rest_task) = serve(server, &rest_addr.to_string(), tls.map(|t| t.server))
         .await
         .map_err(|error| StartError::Listener {
             listener: worker_id,
@@ -350,6 +449,7 @@ pub async fn start_distributed(
         distributed: Some(herder),
         standalone: None,
         rest_addr,
+        rest_scheme,
         rest_task,
         supervisor,
     })

@@ -25,6 +25,7 @@ use crate::connector::{ConnectError, StatusReporter};
 use crate::convert::{converter_for_class, header_converter_for_class, Converter, HeaderConverter};
 use crate::errors::ErrorInfo;
 use crate::rest::ConnectorTaskId;
+use crate::security::{client_security, non_security, top_level, without_security};
 use crate::storage::State;
 
 pub use api::HerderApi;
@@ -58,30 +59,68 @@ pub struct WorkerContext {
 impl WorkerContext {
     /// A producer's properties: the worker's, its `producer.*` keys, then the connector's
     /// `producer.override.*`; with Connect's safe defaults (all replicas acknowledge,
-    /// idempotent, never give up on a record).
-    pub fn producer_props(&self, overrides: &Props) -> Props {
-        let mut p = self.kafka_props.clone();
+    /// idempotent, never give up on a record). Security keys of each layer are
+    /// translated together (`crate::security`); one the translation refuses is an error
+    /// naming it.
+    pub fn producer_props(&self, overrides: &Props) -> Result<Props, WorkerError> {
+        let mut p = without_security(&self.kafka_props);
         p.insert("acks".into(), "all".into());
         p.insert("enable.idempotence".into(), "true".into());
         p.insert("message.timeout.ms".into(), "0".into());
-        p.extend(self.config.producer.clone());
-        p.extend(overrides.clone());
-        p
+        p.extend(non_security(&self.config.producer));
+        p.extend(non_security(overrides));
+        p.extend(self.client_security(
+            ("producer.", &self.config.producer),
+            ("producer.override.", overrides),
+            "the connector's producer",
+        )?);
+        Ok(p)
     }
 
     /// A sink consumer's properties: group `connect-<name>`, from the earliest offset, no
     /// automatic commits (the worker commits after the task flushed).
-    pub fn consumer_props(&self, connector: &str, overrides: &Props) -> Props {
-        let mut p = self.kafka_props.clone();
+    pub fn consumer_props(&self, connector: &str, overrides: &Props) -> Result<Props, WorkerError> {
+        let mut p = without_security(&self.kafka_props);
         p.insert("group.id".into(), format!("connect-{connector}"));
         p.insert("auto.offset.reset".into(), "earliest".into());
         p.insert("enable.auto.commit".into(), "false".into());
         p.insert("enable.auto.offset.store".into(), "false".into());
-        p.extend(self.config.consumer.clone());
-        p.extend(overrides.clone());
+        p.extend(non_security(&self.config.consumer));
+        p.extend(non_security(overrides));
         // Offsets are committed by the worker only after the task flushed.
         p.insert("enable.auto.commit".into(), "false".into());
-        p
+        p.extend(self.client_security(
+            ("consumer.", &self.config.consumer),
+            ("consumer.override.", overrides),
+            "the connector's consumer",
+        )?);
+        Ok(p)
+    }
+
+    /// A connector's admin client's properties: the worker's, its `admin.*` keys, then the
+    /// connector's `admin.override.*`.
+    pub fn admin_props(&self, overrides: &Props) -> Result<Props, WorkerError> {
+        let mut p = without_security(&self.kafka_props);
+        p.extend(non_security(&self.config.admin));
+        p.extend(non_security(overrides));
+        p.extend(self.client_security(
+            ("admin.", &self.config.admin),
+            ("admin.override.", overrides),
+            "the connector's admin client",
+        )?);
+        Ok(p)
+    }
+
+    /// The translated security of one client: the worker's top-level keys, the worker's
+    /// prefixed ones, the connector's overrides.
+    fn client_security(
+        &self,
+        worker: (&str, &Props),
+        connector: (&str, &Props),
+        client: &str,
+    ) -> Result<Props, WorkerError> {
+        let top = top_level(&self.config.originals);
+        client_security(&[("", &top), worker, connector], client).map_err(WorkerError::Config)
     }
 
     /// The connector's converters, or the worker's.

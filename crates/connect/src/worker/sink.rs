@@ -153,10 +153,12 @@ impl Runner {
             .map_err(|e| ConnectError::Config(e.to_string()))?;
         let chain = TransformationChain::from_connector_config(&c.originals)
             .map_err(|e| ConnectError::Config(e.to_string()))?;
-        let consumer: StreamConsumer =
-            client_config(&ctx.consumer_props(&c.name, &c.consumer_overrides))
-                .create()
-                .map_err(|e| ConnectError::Config(format!("Failed to create consumer: {e}")))?;
+        let props = ctx
+            .consumer_props(&c.name, &c.consumer_overrides)
+            .map_err(|e| ConnectError::Config(e.to_string()))?;
+        let consumer: StreamConsumer = client_config(&props)
+            .create()
+            .map_err(|e| ConnectError::Config(format!("Failed to create consumer: {e}")))?;
         let sink = c
             .sink
             .as_ref()
@@ -348,10 +350,13 @@ impl Runner {
     async fn produce_dlq(&mut self, dlq: crate::errors::DlqRecord) -> Result<(), ConnectError> {
         if self.dlq_producer.is_none() {
             let c = &self.spec.connector;
-            let producer: FutureProducer =
-                client_config(&self.ctx.producer_props(&c.producer_overrides))
-                    .create()
-                    .map_err(|e| ConnectError::Fatal(format!("dead letter queue producer: {e}")))?;
+            let props = self
+                .ctx
+                .producer_props(&c.producer_overrides)
+                .map_err(|e| ConnectError::Fatal(format!("dead letter queue producer: {e}")))?;
+            let producer: FutureProducer = client_config(&props)
+                .create()
+                .map_err(|e| ConnectError::Fatal(format!("dead letter queue producer: {e}")))?;
             self.dlq_producer = Some(producer);
         }
         let producer = self.dlq_producer.as_ref().expect("made above");

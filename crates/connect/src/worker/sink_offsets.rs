@@ -20,7 +20,9 @@ fn group_consumer(
     ctx: &WorkerContext,
     c: &ConnectorConfig,
 ) -> Result<(BaseConsumer, String), ErrorMessage> {
-    let props = ctx.consumer_props(&c.name, &c.consumer_overrides);
+    let props = ctx
+        .consumer_props(&c.name, &c.consumer_overrides)
+        .map_err(|e| ErrorMessage::new(400, e.to_string()))?;
     let group = props.get("group.id").cloned().unwrap_or_default();
     let consumer: BaseConsumer = client_config(&props)
         .create()
@@ -98,7 +100,9 @@ pub async fn write(
     let (consumer, group) = group_consumer(ctx, c)?;
     let Some(body) = body else {
         let admin: AdminClient<DefaultClientContext> =
-            client_config(&ctx.kafka_props).create().map_err(internal)?;
+            client_config(&ctx.admin_props(&c.admin_overrides).map_err(internal)?)
+                .create()
+                .map_err(internal)?;
         let results = admin
             .delete_groups(
                 &[group.as_str()],

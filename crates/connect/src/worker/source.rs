@@ -200,7 +200,9 @@ impl Runner {
         let chain = TransformationChain::from_connector_config(&c.originals)
             .map_err(|e| ConnectError::Config(e.to_string()))?;
         let eos = exactly_once(&ctx, &spec)?;
-        let mut producer_props = ctx.producer_props(&c.producer_overrides);
+        let mut producer_props = ctx
+            .producer_props(&c.producer_overrides)
+            .map_err(|e| ConnectError::Config(e.to_string()))?;
         if eos.is_some() {
             let group = ctx
                 .config

@@ -35,15 +35,19 @@ pub struct TestBroker {
 
 impl TestBroker {
     pub async fn start() -> TestBroker {
+        TestBroker::start_with(&[("listeners", "PLAINTEXT://127.0.0.1:0")]).await
+    }
+
+    /// A broker with these server properties (`listeners` among them), in a fresh
+    /// temporary directory.
+    pub async fn start_with(properties: &[(&str, &str)]) -> TestBroker {
         init_tracing();
         let temp = tempfile::tempdir().expect("tempdir");
-        let overrides = vec![
-            (
-                "listeners".to_string(),
-                "PLAINTEXT://127.0.0.1:0".to_string(),
-            ),
-            ("log.dirs".to_string(), temp.path().display().to_string()),
-        ];
+        let mut overrides: Vec<(String, String)> = properties
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        overrides.push(("log.dirs".to_string(), temp.path().display().to_string()));
         let (config, _warnings) = ServerConfig::load(None, &overrides).expect("test config");
         let broker = Broker::start(config).await.expect("broker starts");
         TestBroker {
