@@ -258,7 +258,8 @@ impl Runner {
             failed,
         };
         let mut attempt = self.handler.begin();
-        let described = format!("{:?}", source.record);
+        // Rendered only for a failure (formatting every record costs the worker dearly).
+        let described = || format!("{:?}", source.record);
         attempt.start(Stage::Transformation, "TransformationChain", now_ms());
         let record = match self.chain.apply(source.record.clone()) {
             Ok(Some(r)) => r,
@@ -278,7 +279,7 @@ impl Runner {
                     "TransformationChain",
                     info,
                     &failed,
-                    &described,
+                    &described(),
                 )
                 .await?;
                 self.outstanding.push_back(pending(None, None));
@@ -316,14 +317,24 @@ impl Runner {
             Err((stage, message)) => {
                 let info = ErrorInfo::new("org.apache.kafka.connect.errors.DataException", message);
                 let failed = self.rendered_failure(&source);
-                self.tolerate_or_fail(&mut attempt, stage, "Converter", info, &failed, &described)
-                    .await?;
+                self.tolerate_or_fail(
+                    &mut attempt,
+                    stage,
+                    "Converter",
+                    info,
+                    &failed,
+                    &described(),
+                )
+                .await?;
                 self.outstanding.push_back(pending(None, None));
                 return Ok(());
             }
         };
         self.spec.active_topics.lock().insert(topic.clone());
-        let failed = failed_record(&source, key.clone(), value.clone());
+        // Kept for a failed produce only when it is reported somewhere.
+        let policy = self.handler.policy();
+        let failed = (policy.dlq.is_some() || policy.log_enable)
+            .then(|| failed_record(&source, key.clone(), value.clone()));
         let delivery = self
             .produce(
                 &topic,
@@ -334,8 +345,7 @@ impl Runner {
                 &headers,
             )
             .await;
-        self.outstanding
-            .push_back(pending(Some(delivery), Some(failed)));
+        self.outstanding.push_back(pending(Some(delivery), failed));
         Ok(())
     }
 

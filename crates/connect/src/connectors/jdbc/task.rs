@@ -1,5 +1,6 @@
-//! The sink task: buffers records up to `batch.size`, makes sure their tables exist with
-//! their columns (`auto.create`, `auto.evolve`), and writes each batch in one transaction.
+//! The sink task: writes the records of each `put` in `batch.size` chunks, making sure
+//! their tables exist with their columns (`auto.create`, `auto.evolve`), each chunk in one
+//! transaction.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -368,14 +369,16 @@ impl SinkTask for JdbcSinkTask {
         Ok(())
     }
 
+    /// Writes every record given, in `batch.size` chunks, before returning (as Confluent's
+    /// sink writes each `put`): a row is in the database as soon as the worker consumed it,
+    /// not at the worker's next offset flush.
     async fn put(&mut self, records: Vec<ConnectRecord>) -> Result<(), ConnectError> {
-        let added = records.len();
         self.buffer.extend(records);
-        if let Err(e) = self.write_buffer(false).await {
-            // The worker gives these records again after a retriable error: drop the ones
-            // still buffered (earlier puts' records stay; a failed batch rolled back).
-            let keep = self.buffer.len() - added.min(self.buffer.len());
-            self.buffer.truncate(keep);
+        if let Err(e) = self.write_buffer(true).await {
+            // The worker gives these records again after a retriable error; chunks already
+            // written are written again (idempotent in upsert mode), the failed one was
+            // rolled back.
+            self.buffer.clear();
             return Err(e);
         }
         Ok(())
