@@ -290,9 +290,9 @@ impl GroupMember {
         if self.member_id.is_empty() {
             return;
         }
+        // v3+ names the leaving members in `members` (the top-level member id is v0-2 only).
         let request = LeaveGroupRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(self.group_id.clone())))
-            .with_member_id(StrBytes::from_string(self.member_id.clone()))
             .with_members(vec![
                 kafka_protocol::messages::leave_group_request::MemberIdentity::default()
                     .with_member_id(StrBytes::from_string(self.member_id.clone())),
