@@ -279,28 +279,15 @@ pub async fn start_standalone(
         .clone()
         .ok_or_else(|| StartError::Config("Missing required configuration \"offset.storage.file.filename\" which has no default value.".into()))?;
     let offsets = Arc::new(FileOffsetStore::open(&offsets_file)?);
-    let listen = tokio::net::TcpListener::bind(&bind)
-        .await
-        .map_err(|error| StartError::Listener {
-            listener: listener.clone(),
-            error,
-        })?;
+    let (listen, worker_id) = bind_rest(&config, listener.clone(), &bind).await?;
     let rest_addr = listen.local_addr().map_err(|error| StartError::Listener {
         listener: listener.clone(),
         error,
     })?;
     drop(listen);
-    let host = config
-        .rest_advertised_host_name
-        .clone()
-        .unwrap_or_else(|| rest_addr.ip().to_string());
-    let port = config
-        .rest_advertised_port
-        .map(|p| p as u16)
-        .unwrap_or(rest_addr.port());
     let ctx = Arc::new(WorkerContext {
         config,
-        worker_id: format!("{host}:{port}"),
+        worker_id,
         kafka_props,
         offsets,
         plugins,
@@ -352,9 +339,14 @@ async fn bind_rest(
     let addr = listen
         .local_addr()
         .map_err(|error| StartError::Listener { listener, error })?;
+    // Bound to every interface: the machine's name, as Kafka advertises its host then.
     let host = config.rest_advertised_host_name.clone().unwrap_or_else(|| {
         if addr.ip().is_unspecified() {
-            "127.0.0.1".to_string()
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "127.0.0.1".to_string())
         } else {
             addr.ip().to_string()
         }
