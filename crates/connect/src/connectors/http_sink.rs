@@ -581,7 +581,7 @@ impl SinkTask for HttpSinkTask {
         self.json = Some(JsonConverter {
             schemas_enabled: false,
             decimal_format: DecimalFormat::Numeric,
-            replace_null_with_default: true,
+            ..JsonConverter::default()
         });
         self.config = Some(config);
         Ok(())

@@ -20,13 +20,15 @@ pub enum DecimalFormat {
 }
 
 /// Kafka's `org.apache.kafka.connect.json.JsonConverter` with its options `schemas.enable`
-/// (default true), `schemas.cache.size` (accepted; nothing is cached), `decimal.format`
-/// (`BASE64` default, or `NUMERIC`, any case) and `replace.null.with.default` (default true).
+/// (default true), `schemas.cache.size` (how many schemas' JSON is kept, on the writing
+/// side), `decimal.format` (`BASE64` default, or `NUMERIC`, any case) and
+/// `replace.null.with.default` (default true).
 #[derive(Clone, Debug)]
 pub struct JsonConverter {
     pub schemas_enabled: bool,
     pub decimal_format: DecimalFormat,
     pub replace_null_with_default: bool,
+    pub schema_cache: SchemaCache,
 }
 
 impl Default for JsonConverter {
@@ -35,7 +37,53 @@ impl Default for JsonConverter {
             schemas_enabled: true,
             decimal_format: DecimalFormat::Base64,
             replace_null_with_default: true,
+            schema_cache: SchemaCache::new(1000),
         }
+    }
+}
+
+/// The JSON of schemas written recently (Kafka's `fromConnectSchemaCache`): records of one
+/// table share one schema, whose JSON is most of a change event's bytes. Keyed by the
+/// schema's allocation, which the entry keeps alive (so the key cannot be reused).
+#[derive(Debug)]
+pub struct SchemaCache {
+    capacity: usize,
+    entries: parking_lot::Mutex<std::collections::HashMap<usize, (SchemaRef, std::sync::Arc<str>)>>,
+}
+
+impl SchemaCache {
+    pub fn new(capacity: usize) -> SchemaCache {
+        SchemaCache {
+            capacity,
+            entries: parking_lot::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn get_or_insert(
+        &self,
+        schema: &SchemaRef,
+        make: impl FnOnce() -> Result<String, ConvertError>,
+    ) -> Result<std::sync::Arc<str>, ConvertError> {
+        let key = std::sync::Arc::as_ptr(schema) as usize;
+        if let Some((_, json)) = self.entries.lock().get(&key) {
+            return Ok(json.clone());
+        }
+        let json: std::sync::Arc<str> = make()?.into();
+        if self.capacity > 0 {
+            let mut entries = self.entries.lock();
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+            entries.insert(key, (schema.clone(), json.clone()));
+        }
+        Ok(json)
+    }
+}
+
+impl Clone for SchemaCache {
+    /// A clone starts empty (a cache is per converter instance).
+    fn clone(&self) -> Self {
+        SchemaCache::new(self.capacity)
     }
 }
 
@@ -119,7 +167,7 @@ impl JsonConverter {
     /// Configures a converter from its options.
     pub fn configure(props: &Props, _kind: ConverterType) -> Result<JsonConverter, ConvertError> {
         let schemas_enabled = bool_prop(props, "schemas.enable", true)?;
-        int_prop(props, "schemas.cache.size", 1000)?;
+        let cache_size = int_prop(props, "schemas.cache.size", 1000)?;
         let decimal_format = match props.get("decimal.format") {
             None => DecimalFormat::Base64,
             Some(v) => match v.to_ascii_uppercase().as_str() {
@@ -139,6 +187,7 @@ impl JsonConverter {
             schemas_enabled,
             decimal_format,
             replace_null_with_default,
+            schema_cache: SchemaCache::new(cache_size.max(0) as usize),
         })
     }
 
@@ -651,19 +700,24 @@ impl Converter for JsonConverter {
             return Ok(None);
         }
         let payload = self.convert_to_json(schema.map(|s| &**s), value)?;
-        let node = if self.schemas_enabled {
-            let schema_node = match schema {
-                Some(s) => self.as_json_schema(s)?,
-                None => JsonNode::Null,
-            };
-            JsonNode::Object(vec![
-                ("schema".into(), schema_node),
-                ("payload".into(), payload),
-            ])
-        } else {
-            payload
+        if !self.schemas_enabled {
+            return Ok(Some(payload.to_json_string().into_bytes()));
+        }
+        // `{"schema":<schema>,"payload":<payload>}`, the schema's JSON from the cache.
+        let schema_json = match schema {
+            Some(s) => self
+                .schema_cache
+                .get_or_insert(s, || Ok(self.as_json_schema(s)?.to_json_string()))?,
+            None => "null".into(),
         };
-        Ok(Some(node.to_json_string().into_bytes()))
+        let payload = payload.to_json_string();
+        let mut out = String::with_capacity(schema_json.len() + payload.len() + 24);
+        out.push_str("{\"schema\":");
+        out.push_str(&schema_json);
+        out.push_str(",\"payload\":");
+        out.push_str(&payload);
+        out.push('}');
+        Ok(Some(out.into_bytes()))
     }
 
     fn to_connect_data(
@@ -707,6 +761,54 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         JsonConverter::configure(&props, ConverterType::Value).unwrap()
+    }
+
+    #[test]
+    fn a_cached_schema_writes_the_same_bytes() {
+        use crate::data::{SchemaBuilder, Struct};
+        let schema = SchemaBuilder::struct_builder()
+            .name("t.Value")
+            .field("id", Schema::primitive(Type::Int32, false))
+            .unwrap()
+            .field("note", Schema::primitive(Type::String, true))
+            .unwrap()
+            .build();
+        let value = |id: i32| {
+            Value::Struct(
+                Struct::new(schema.clone())
+                    .unwrap()
+                    .with("id", Value::Int32(id))
+                    .unwrap(),
+            )
+        };
+        let cached = converter(&[]);
+        let uncached = converter(&[("schemas.cache.size", "0")]);
+        for id in [1, 2, 3] {
+            let a = cached
+                .from_connect_data("t", Some(&schema), &value(id))
+                .unwrap();
+            let b = uncached
+                .from_connect_data("t", Some(&schema), &value(id))
+                .unwrap();
+            assert_eq!(a, b);
+        }
+        assert_eq!(
+            String::from_utf8(
+                cached
+                    .from_connect_data("t", Some(&schema), &value(7))
+                    .unwrap()
+                    .unwrap()
+            )
+            .unwrap(),
+            r#"{"schema":{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"},{"type":"string","optional":true,"field":"note"}],"optional":false,"name":"t.Value"},"payload":{"id":7,"note":null}}"#
+        );
+        // A schemaless value with schemas on: a null schema.
+        assert_eq!(
+            cached
+                .from_connect_data("t", None, &Value::Int64(5))
+                .unwrap(),
+            Some(br#"{"schema":null,"payload":5}"#.to_vec())
+        );
     }
 
     fn to_json(c: &JsonConverter, schema: Option<&SchemaRef>, value: &Value) -> String {
