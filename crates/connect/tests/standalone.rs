@@ -16,7 +16,8 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{json, Value};
 
-const DEADLINE: Duration = Duration::from_secs(30);
+// Generous: the whole workspace's tests share two cores with these brokers and workers.
+const DEADLINE: Duration = Duration::from_secs(90);
 
 fn worker_props(broker: &TestBroker, dir: &Path) -> Props {
     [
