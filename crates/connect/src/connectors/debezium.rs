@@ -2,7 +2,56 @@
 //! look like Debezium's to whoever reads them (ExtractNewRecordState, sinks, consumers):
 //! the change-event envelope, its key, the transaction block, heartbeats and topic names.
 
+use regex::Regex;
+
+use crate::connector::ConnectError;
 use crate::data::{DataError, Schema, SchemaBuilder, SchemaRef, Struct, Type, Value};
+
+/// Debezium's `*.include.list` / `*.exclude.list` of one kind of name (database, schema,
+/// table, column): regular expressions matching the whole name; an include list, when
+/// given, decides alone, else the exclude list.
+#[derive(Clone, Debug, Default)]
+pub struct NameFilter {
+    include: Vec<Regex>,
+    exclude: Vec<Regex>,
+}
+
+impl NameFilter {
+    /// From the two keys' values (name, patterns); `case_insensitive` as MySQL's names.
+    pub fn new(
+        include: (&str, &[String]),
+        exclude: (&str, &[String]),
+        case_insensitive: bool,
+    ) -> Result<NameFilter, ConnectError> {
+        let flags = if case_insensitive { "(?i)" } else { "" };
+        let compile = |(key, patterns): (&str, &[String])| -> Result<Vec<Regex>, ConnectError> {
+            patterns
+                .iter()
+                .map(|p| p.trim())
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    Regex::new(&format!("{flags}^(?:{p})$")).map_err(|e| {
+                        ConnectError::Config(format!(
+                            "Invalid value {p} for configuration {key}: {e}"
+                        ))
+                    })
+                })
+                .collect()
+        };
+        Ok(NameFilter {
+            include: compile(include)?,
+            exclude: compile(exclude)?,
+        })
+    }
+
+    /// Whether a name is captured.
+    pub fn matches(&self, name: &str) -> bool {
+        if !self.include.is_empty() {
+            return self.include.iter().any(|r| r.is_match(name));
+        }
+        !self.exclude.iter().any(|r| r.is_match(name))
+    }
+}
 
 /// Debezium's `Envelope.Operation` codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -320,48 +320,36 @@ impl DistributedHerder {
     /// Writes the statuses of what this worker runs that changed.
     async fn write_statuses(&self, inner: &mut Inner) {
         let generation = self.view.lock().generation;
-        let mut changed: Vec<(String, StatusRecord, (State, Option<String>))> = Vec::new();
+        let status = |s: &crate::worker::StatusValue| {
+            Some(Status {
+                state: s.state,
+                trace: s.trace.clone(),
+                worker_id: self.ctx.worker_id.clone(),
+                generation,
+            })
+        };
+        let mut current: Vec<(String, StatusRecord, (State, Option<String>))> = Vec::new();
         for (name, c) in &inner.connectors {
             let s = c.status.get();
-            let key = status_key_connector(name);
-            let now = (s.state, s.trace.clone());
-            if inner.written.get(&key) != Some(&now) {
-                changed.push((
-                    key,
-                    StatusRecord::Connector {
-                        connector: name.clone(),
-                        status: Some(Status {
-                            state: s.state,
-                            trace: s.trace,
-                            worker_id: self.ctx.worker_id.clone(),
-                            generation,
-                        }),
-                    },
-                    now,
-                ));
-            }
+            let record = StatusRecord::Connector {
+                connector: name.clone(),
+                status: status(&s),
+            };
+            current.push((status_key_connector(name), record, (s.state, s.trace)));
         }
         for (id, t) in &inner.tasks {
             let s = t.handle.status.get();
-            let key = status_key_task(id);
-            let now = (s.state, s.trace.clone());
-            if inner.written.get(&key) != Some(&now) {
-                changed.push((
-                    key,
-                    StatusRecord::Task {
-                        connector: id.connector.clone(),
-                        task: id.task,
-                        status: Some(Status {
-                            state: s.state,
-                            trace: s.trace,
-                            worker_id: self.ctx.worker_id.clone(),
-                            generation,
-                        }),
-                    },
-                    now,
-                ));
-            }
+            let record = StatusRecord::Task {
+                connector: id.connector.clone(),
+                task: id.task,
+                status: status(&s),
+            };
+            current.push((status_key_task(id), record, (s.state, s.trace)));
         }
+        let changed: Vec<_> = current
+            .into_iter()
+            .filter(|(key, _, now)| inner.written.get(key) != Some(now))
+            .collect();
         for (key, record, now) in changed {
             self.write_status(record).await;
             inner.written.insert(key, now);
@@ -745,7 +733,7 @@ impl DistributedHerder {
                 let policy = RestartPolicy::from_props(&self.worker_props, &connector_config)
                     .unwrap_or_default();
                 let mut handle = TaskHandle::new(id.clone(), config, target, &policy);
-                start_task(&self.ctx, &mut handle, spec, target);
+                start_task(&self.ctx, &mut handle, spec);
                 inner.tasks.insert(id.clone(), LocalTask { handle, target });
                 continue;
             }
@@ -1089,18 +1077,6 @@ impl HerderApi for DistributedHerder {
             tasks,
             connector_type: ty,
         })
-    }
-
-    async fn task_status(&self, id: &ConnectorTaskId) -> Result<TaskState, ErrorMessage> {
-        let status = self
-            .status(&id.connector)
-            .await
-            .map_err(|_| ErrorMessage::no_task_status(id))?;
-        status
-            .tasks
-            .into_iter()
-            .find(|t| t.id == id.task)
-            .ok_or_else(|| ErrorMessage::no_task_status(id))
     }
 
     async fn task_configs(&self, name: &str) -> Result<Vec<TaskInfo>, ErrorMessage> {

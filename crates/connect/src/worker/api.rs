@@ -31,7 +31,18 @@ pub trait HerderApi: Send + Sync {
     ) -> Result<(bool, ConnectorInfo), ErrorMessage>;
     async fn delete_connector(&self, name: &str) -> Result<(), ErrorMessage>;
     async fn status(&self, name: &str) -> Result<ConnectorStateInfo, ErrorMessage>;
-    async fn task_status(&self, id: &ConnectorTaskId) -> Result<TaskState, ErrorMessage>;
+    /// A task's part of its connector's status.
+    async fn task_status(&self, id: &ConnectorTaskId) -> Result<TaskState, ErrorMessage> {
+        let status = self
+            .status(&id.connector)
+            .await
+            .map_err(|_| ErrorMessage::no_task_status(id))?;
+        status
+            .tasks
+            .into_iter()
+            .find(|t| t.id == id.task)
+            .ok_or_else(|| ErrorMessage::no_task_status(id))
+    }
     async fn task_configs(&self, name: &str) -> Result<Vec<TaskInfo>, ErrorMessage>;
     async fn set_target_state(&self, name: &str, target: TargetState) -> Result<(), ErrorMessage>;
     async fn restart(

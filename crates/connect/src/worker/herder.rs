@@ -107,7 +107,7 @@ impl TaskHandle {
         stop_task(self, ctx).await;
         self.status = StatusCell::new(State::Restarting);
         self.control = watch::channel(target).0;
-        start_task(ctx, self, spec, target);
+        start_task(ctx, self, spec);
     }
 }
 
@@ -431,7 +431,7 @@ impl Herder {
                 &entry.restart_policy,
             ));
             let spec = self.task_spec(entry, i);
-            start_task(&self.ctx, &mut entry.tasks[i], spec, entry.target);
+            start_task(&self.ctx, &mut entry.tasks[i], spec);
         }
     }
 
@@ -467,18 +467,6 @@ impl Herder {
                 .collect(),
             connector_type: rest_type(e.plugin.connector_type),
         }
-    }
-
-    pub async fn task_status(&self, id: &ConnectorTaskId) -> Result<TaskState, ErrorMessage> {
-        let status = self
-            .status(&id.connector)
-            .await
-            .map_err(|_| ErrorMessage::no_task_status(id))?;
-        status
-            .tasks
-            .into_iter()
-            .find(|t| t.id == id.task)
-            .ok_or_else(|| ErrorMessage::no_task_status(id))
     }
 
     pub async fn task_configs(&self, name: &str) -> Result<Vec<TaskInfo>, ErrorMessage> {
@@ -788,16 +776,10 @@ fn info_of(e: &ConnectorEntry) -> ConnectorInfo {
     }
 }
 
-pub(crate) fn start_task(
-    ctx: &Arc<WorkerContext>,
-    t: &mut TaskHandle,
-    spec: TaskSpec,
-    target: TargetState,
-) {
+pub(crate) fn start_task(ctx: &Arc<WorkerContext>, t: &mut TaskHandle, spec: TaskSpec) {
     let status = t.status.clone();
     let control = t.control.subscribe();
     let ctx = ctx.clone();
-    let _ = target;
     t.join = Some(tokio::spawn(async move {
         match spec.plugin.connector_type {
             ConnectorType::Source => source::run(ctx, spec, status, control).await,
@@ -915,9 +897,6 @@ impl super::api::HerderApi for Herder {
     }
     async fn status(&self, name: &str) -> Result<ConnectorStateInfo, ErrorMessage> {
         Herder::status(self, name).await
-    }
-    async fn task_status(&self, id: &ConnectorTaskId) -> Result<TaskState, ErrorMessage> {
-        Herder::task_status(self, id).await
     }
     async fn task_configs(&self, name: &str) -> Result<Vec<TaskInfo>, ErrorMessage> {
         Herder::task_configs(self, name).await

@@ -222,3 +222,13 @@ pub struct TaskSpec {
     /// Topics the task produced to or consumed from (`GET /connectors/{name}/topics`).
     pub active_topics: Arc<Mutex<BTreeSet<String>>>,
 }
+
+impl TaskSpec {
+    /// Notes a topic the task used (allocating only the first time: this is per record).
+    pub fn note_topic(&self, topic: &str) {
+        let mut topics = self.active_topics.lock();
+        if !topics.contains(topic) {
+            topics.insert(topic.to_string());
+        }
+    }
+}

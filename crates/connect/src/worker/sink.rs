@@ -229,7 +229,7 @@ impl Runner {
         let mut positions = Vec::with_capacity(batch.len());
         for m in &batch {
             positions.push(((m.topic().to_string(), m.partition()), m.offset() + 1));
-            self.spec.active_topics.lock().insert(m.topic().to_string());
+            self.spec.note_topic(m.topic());
             if let Some(r) = self.convert(m).await? {
                 records.push(r);
             }

@@ -46,7 +46,6 @@ struct Runner {
     outstanding: VecDeque<Pending>,
     /// Offsets of acknowledged records not yet stored, by partition.
     committable: BTreeMap<String, (OffsetMap, OffsetMap)>,
-    status: StatusCell,
     /// Exactly-once delivery (KIP-618), on a distributed worker with
     /// `exactly.once.source.support=enabled`.
     eos: Option<Eos>,
@@ -81,7 +80,7 @@ pub(super) async fn run(
         ));
         return;
     };
-    let mut runner = match Runner::new(ctx.clone(), spec.clone(), status.clone()) {
+    let mut runner = match Runner::new(ctx.clone(), spec.clone()) {
         Ok(r) => r,
         Err(e) => {
             status.fail(trace_of("Failed to start task", &e));
@@ -188,11 +187,7 @@ pub(super) async fn run(
 }
 
 impl Runner {
-    fn new(
-        ctx: Arc<WorkerContext>,
-        spec: TaskSpec,
-        status: StatusCell,
-    ) -> Result<Runner, ConnectError> {
+    fn new(ctx: Arc<WorkerContext>, spec: TaskSpec) -> Result<Runner, ConnectError> {
         let c: &ConnectorConfig = &spec.connector;
         let converters = ctx
             .converters(c)
@@ -241,7 +236,6 @@ impl Runner {
             chain,
             outstanding: VecDeque::new(),
             committable: BTreeMap::new(),
-            status,
             eos,
         })
     }
@@ -330,7 +324,7 @@ impl Runner {
                 return Ok(());
             }
         };
-        self.spec.active_topics.lock().insert(topic.clone());
+        self.spec.note_topic(&topic);
         // Kept for a failed produce only when it is reported somewhere.
         let policy = self.handler.policy();
         let failed = (policy.dlq.is_some() || policy.log_enable)
@@ -690,7 +684,6 @@ impl Runner {
             Err(e) => {
                 // Kept for the next flush; the records are in Kafka already.
                 tracing::error!(task = %self.task_id, "Failed to commit offsets: {e}");
-                let _ = &self.status;
                 Ok(())
             }
         }

@@ -6,12 +6,11 @@
 
 use std::time::Duration;
 
-use regex::Regex;
-
 use crate::config::{
     key, parse_config, ConfigType as T, DefaultValue as D, Key, Props, Validator as V,
 };
 use crate::connector::ConnectError;
+use crate::connectors::debezium::NameFilter;
 
 pub const SNAPSHOT_MODES: &[&str] = &[
     "initial",
@@ -219,57 +218,25 @@ pub struct ValueModes {
 /// Which databases, tables and columns are captured.
 #[derive(Clone, Debug, Default)]
 pub struct Filters {
-    db_include: Vec<Regex>,
-    db_exclude: Vec<Regex>,
-    table_include: Vec<Regex>,
-    table_exclude: Vec<Regex>,
-    column_include: Vec<Regex>,
-    column_exclude: Vec<Regex>,
+    databases: NameFilter,
+    tables: NameFilter,
+    columns: NameFilter,
 }
 
 /// MySQL's own databases, never captured (Debezium's `table.ignore.builtin`).
 const BUILTIN_DATABASES: &[&str] = &["mysql", "information_schema", "performance_schema", "sys"];
 
-fn regexes(key: &str, items: &[String]) -> Result<Vec<Regex>, ConnectError> {
-    items
-        .iter()
-        .map(|p| {
-            // Debezium matches the whole identifier, case-insensitively.
-            Regex::new(&format!("(?i)^(?:{p})$")).map_err(|e| {
-                ConnectError::Config(format!("Invalid value {p} for configuration {key}: {e}"))
-            })
-        })
-        .collect()
-}
-
 impl Filters {
     pub fn database(&self, db: &str) -> bool {
-        if BUILTIN_DATABASES.iter().any(|b| b.eq_ignore_ascii_case(db)) {
-            return false;
-        }
-        if !self.db_include.is_empty() {
-            return self.db_include.iter().any(|r| r.is_match(db));
-        }
-        !self.db_exclude.iter().any(|r| r.is_match(db))
+        !BUILTIN_DATABASES.iter().any(|b| b.eq_ignore_ascii_case(db)) && self.databases.matches(db)
     }
 
     pub fn table(&self, db: &str, table: &str) -> bool {
-        if !self.database(db) {
-            return false;
-        }
-        let id = format!("{db}.{table}");
-        if !self.table_include.is_empty() {
-            return self.table_include.iter().any(|r| r.is_match(&id));
-        }
-        !self.table_exclude.iter().any(|r| r.is_match(&id))
+        self.database(db) && self.tables.matches(&format!("{db}.{table}"))
     }
 
     pub fn column(&self, db: &str, table: &str, column: &str) -> bool {
-        let id = format!("{db}.{table}.{column}");
-        if !self.column_include.is_empty() {
-            return self.column_include.iter().any(|r| r.is_match(&id));
-        }
-        !self.column_exclude.iter().any(|r| r.is_match(&id))
+        self.columns.matches(&format!("{db}.{table}.{column}"))
     }
 }
 
@@ -309,13 +276,18 @@ impl MySqlConfig {
         }
         let s = |k: &str| c.string(k).unwrap_or_default();
         let lower = |k: &str| s(k).to_ascii_lowercase();
+        // Debezium matches MySQL's names case-insensitively.
+        let filter = |kind: &str| {
+            let (inc, exc) = (
+                format!("{kind}.include.list"),
+                format!("{kind}.exclude.list"),
+            );
+            NameFilter::new((&inc, &c.list(&inc)), (&exc, &c.list(&exc)), true)
+        };
         let filters = Filters {
-            db_include: regexes("database.include.list", &c.list("database.include.list"))?,
-            db_exclude: regexes("database.exclude.list", &c.list("database.exclude.list"))?,
-            table_include: regexes("table.include.list", &c.list("table.include.list"))?,
-            table_exclude: regexes("table.exclude.list", &c.list("table.exclude.list"))?,
-            column_include: regexes("column.include.list", &c.list("column.include.list"))?,
-            column_exclude: regexes("column.exclude.list", &c.list("column.exclude.list"))?,
+            databases: filter("database")?,
+            tables: filter("table")?,
+            columns: filter("column")?,
         };
         let snapshot_mode = match lower("snapshot.mode").as_str() {
             "when_needed" => SnapshotMode::WhenNeeded,

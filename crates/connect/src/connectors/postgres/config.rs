@@ -7,6 +7,7 @@ use crate::config::{
     key, parse_config, ConfigType as T, DefaultValue as D, Key, Props, Validator as V,
 };
 use crate::connector::ConnectError;
+use crate::connectors::debezium::NameFilter;
 
 fn plugin_name(v: &str) -> Result<(), String> {
     match v {
@@ -38,6 +39,20 @@ fn regex_list(v: &str) -> Result<(), String> {
         Regex::new(p).map_err(|e| format!("invalid regular expression {p:?}: {e}"))?;
     }
     Ok(())
+}
+
+/// `<kind>.include.list` and `<kind>.exclude.list` (comma separated patterns).
+fn name_filter(c: &crate::config::ParsedConfig, kind: &str) -> Result<NameFilter, ConnectError> {
+    let list = |key: &str| -> Vec<String> {
+        c.string(key)
+            .map(|v| v.split(',').map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let (inc, exc) = (
+        format!("{kind}.include.list"),
+        format!("{kind}.exclude.list"),
+    );
+    NameFilter::new((&inc, &list(&inc)), (&exc, &list(&exc)), false)
 }
 
 fn skipped_operations(v: &str) -> Result<(), String> {
@@ -164,40 +179,6 @@ pub enum PublicationMode {
     Filtered,
 }
 
-/// Include/exclude lists of full-match regular expressions.
-#[derive(Clone, Debug, Default)]
-pub struct Filter {
-    include: Vec<Regex>,
-    exclude: Vec<Regex>,
-}
-
-impl Filter {
-    fn new(include: Option<String>, exclude: Option<String>) -> Result<Filter, ConnectError> {
-        let compile = |v: Option<String>| -> Result<Vec<Regex>, ConnectError> {
-            v.unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(|p| {
-                    Regex::new(&format!("^(?:{p})$")).map_err(|e| {
-                        ConnectError::Config(format!("invalid regular expression {p:?}: {e}"))
-                    })
-                })
-                .collect()
-        };
-        Ok(Filter {
-            include: compile(include)?,
-            exclude: compile(exclude)?,
-        })
-    }
-
-    /// Whether a name is captured: matched by an include (when any) and by no exclude.
-    pub fn matches(&self, name: &str) -> bool {
-        (self.include.is_empty() || self.include.iter().any(|r| r.is_match(name)))
-            && !self.exclude.iter().any(|r| r.is_match(name))
-    }
-}
-
 /// The parsed configuration.
 #[derive(Clone, Debug)]
 pub struct PgConfig {
@@ -210,9 +191,9 @@ pub struct PgConfig {
     pub slot_name: String,
     pub publication_name: String,
     pub publication_mode: PublicationMode,
-    pub schemas: Filter,
-    pub tables: Filter,
-    pub columns: Filter,
+    pub schemas: NameFilter,
+    pub tables: NameFilter,
+    pub columns: NameFilter,
     pub snapshot_mode: SnapshotMode,
     pub snapshot_fetch_size: usize,
     pub tombstones_on_delete: bool,
@@ -284,18 +265,9 @@ impl PgConfig {
                 "filtered" => PublicationMode::Filtered,
                 _ => PublicationMode::AllTables,
             },
-            schemas: Filter::new(
-                c.string("schema.include.list"),
-                c.string("schema.exclude.list"),
-            )?,
-            tables: Filter::new(
-                c.string("table.include.list"),
-                c.string("table.exclude.list"),
-            )?,
-            columns: Filter::new(
-                c.string("column.include.list"),
-                c.string("column.exclude.list"),
-            )?,
+            schemas: name_filter(&c, "schema")?,
+            tables: name_filter(&c, "table")?,
+            columns: name_filter(&c, "column")?,
             snapshot_mode: match s("snapshot.mode").as_str() {
                 "never" | "no_data" => SnapshotMode::NoData,
                 "initial_only" => SnapshotMode::InitialOnly,
